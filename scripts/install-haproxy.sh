@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Installs the HAProxy versions vezasock is tested against, and the tools the tests use.
+#
+#   2.6  Debian bookworm's own package (apt-get install haproxy)       -> /usr/sbin/haproxy
+#   3.0  Debian trixie's .deb + its libraries, made standalone          -> $CACHE/3.0/usr/sbin/haproxy
+#   3.2  Debian sid's .deb + its libraries, made standalone             -> $CACHE/3.2/usr/sbin/haproxy
+#
+# "Standalone": every .deb is extracted into one folder and the binary's ELF interpreter and
+# DT_RPATH point into it (patchelf --force-rpath, so transitive libraries resolve there too and
+# master-worker re-exec keeps working). Nothing of the system's apt state is touched for 3.0/3.2:
+# apt runs with a private sources list and lists dir.
+#
+# Idempotent: an existing, working build in the cache is kept (FORCE=1 rebuilds it). The cache
+# defaults to ~/.cache/vezasock/haproxy (VEZASOCK_HAPROXY_CACHE overrides it).
+# Prints, last, the env lines the tests read (VEZASOCK_HAPROXY_2_6=… etc.).
+set -euo pipefail
+
+CACHE=${VEZASOCK_HAPROXY_CACHE:-$HOME/.cache/vezasock/haproxy}
+MIRROR=${VEZASOCK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# Libraries haproxy 3.0.11 / 3.2.26 link against (dpkg -I haproxy_*.deb), plus the loader.
+LIBS="libc6 libcrypt1 libjemalloc2 liblua5.4-0 libopentracing-c-wrapper0t64 libopentracing1
+      libpcre2-8-0 libssl3t64 libstdc++6 libgcc-s1 zlib1g libzstd1 libsystemd0 libcap2
+      liblz4-1 liblzma5 libgcrypt20 libgpg-error0"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+log() { printf 'install-haproxy: %s\n' "$*" >&2; }
+
+# --- 2.6 and the tools ------------------------------------------------------------------------
+need=""
+for p in haproxy socat patchelf; do command -v "$p" >/dev/null 2>&1 || need="$need $p"; done
+[ -e /usr/sbin/haproxy ] || need="$need haproxy"
+if [ -n "$need" ]; then
+  log "apt-get install$need"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy socat patchelf >/dev/null
+fi
+# The packaged service would hold ports and sockets the tests don't want; tests start their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet haproxy 2>/dev/null; then
+  $SUDO systemctl stop haproxy || true
+fi
+
+# --- 3.0 and 3.2 from newer suites --------------------------------------------------------------
+works() { # $1 = root; true when the standalone binary runs with only its own libraries
+  local bin=$1/usr/sbin/haproxy L=$1/usr/lib/x86_64-linux-gnu
+  [ -x "$bin" ] || return 1
+  "$bin" -v >/dev/null 2>&1 || return 1
+  ! "$L/ld-linux-x86-64.so.2" --list "$bin" 2>&1 | grep -v "$1" | grep -q '=>'
+}
+
+build() { # $1 = label (3.0), $2 = suite (trixie)
+  local label=$1 suite=$2 root=$CACHE/$1
+  if [ -z "${FORCE:-}" ] && works "$root"; then
+    log "$label: cached at $root ($("$root/usr/sbin/haproxy" -v | head -1))"
+    return
+  fi
+  local work; work=$(mktemp -d)
+  mkdir -p "$work/lists/partial" "$work/debs"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $suite main" >"$work/sources.list"
+  local apt=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=-
+             -o "Dir::State::Lists=$work/lists" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  log "$label: apt-get update ($suite)"
+  apt-get "${apt[@]}" update -qq >/dev/null
+  log "$label: downloading haproxy and its libraries from $suite"
+  (cd "$work/debs" && apt-get "${apt[@]}" download -qq haproxy $LIBS >/dev/null)
+  rm -rf "$root.new" && mkdir -p "$root.new"
+  for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$root.new"; done
+  # The loader lives in /usr/lib64 on some layouts; keep one copy where the rpath points.
+  local L=$root/usr/lib/x86_64-linux-gnu
+  if [ ! -e "$root.new/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" ]; then
+    cp -L "$root.new"/usr/lib64/ld-linux-x86-64.so.2 "$root.new/usr/lib/x86_64-linux-gnu/" 2>/dev/null ||
+      cp -L "$root.new"/lib64/ld-linux-x86-64.so.2 "$root.new/usr/lib/x86_64-linux-gnu/"
+  fi
+  # Paths are patched to the final location, then the folder is moved there in one rename, so a
+  # half-built tree is never where tests look.
+  patchelf --set-interpreter "$L/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$L" \
+    "$root.new/usr/sbin/haproxy"
+  rm -rf "$root.old"; [ -e "$root" ] && mv "$root" "$root.old"
+  mv "$root.new" "$root"; rm -rf "$root.old" "$work"
+  if ! works "$root"; then
+    log "$label: the extracted binary does not run standalone:"
+    "$L/ld-linux-x86-64.so.2" --list "$root/usr/sbin/haproxy" >&2 || true
+    exit 1
+  fi
+  log "$label: $("$root/usr/sbin/haproxy" -v | head -1)"
+}
+
+mkdir -p "$CACHE"
+build 3.0 trixie
+build 3.2 sid
+
+echo "VEZASOCK_HAPROXY_2_6=/usr/sbin/haproxy"
+echo "VEZASOCK_HAPROXY_3_0=$CACHE/3.0/usr/sbin/haproxy"
+echo "VEZASOCK_HAPROXY_3_2=$CACHE/3.2/usr/sbin/haproxy"

@@ -1,0 +1,51 @@
+//! The `vezasock` command line: clap commands over the library, human output by default and
+//! JSON behind `--json`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Drives a shared HAProxy edge for blue/green deploys over the runtime API.
+#[derive(Debug, Parser)]
+#[command(name = "vezasock", version, about)]
+pub struct Cli {
+    /// More logging: -v for info, -vv for debug (RUST_LOG overrides both).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the version (placeholder until the real commands land).
+    Version,
+}
+
+/// Logging through `tracing`: quiet (warnings) by default, `-v` / `-vv`, `RUST_LOG` wins.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "vezasock=info",
+        _ => "vezasock=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match cli.command {
+        Command::Version => {
+            println!("vezasock {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! vezasock: drives a shared HAProxy edge for blue/green deploys over the runtime API.
+//!
+//! Data flows one way, and the modules follow it:
+//! `topology` (what the edge is) → `render` (haproxy.cfg, maps, shape) → `plan` (what to change)
+//! → `runtime` (the HAProxy runtime API client) → `state` (files, lock, journal, history)
+//! → `cli` (the `vezasock` commands). A module never reaches back up the chain.
+
+pub mod cli;
+pub mod runtime;

@@ -1,0 +1,1 @@
+//! Framing: one reply per command, per framing mode.

@@ -1,0 +1,1 @@
+//! Typed, validated runtime API commands.

@@ -1,0 +1,1 @@
+//! Where to reach HAProxy: unix socket, TCP socket, master socket.

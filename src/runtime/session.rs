@@ -1,0 +1,1 @@
+//! A persistent session and pipelined batches.
