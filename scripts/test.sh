@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (README, second command; .ci/run calls exactly this).
+# On a fresh Debian machine: installs HAProxy 2.6 / 3.0 / 3.2 and the tools the tests use
+# (scripts/install-haproxy.sh, cached between runs), then checks formatting and lints and runs
+# the whole suite: unit, corpus, property, fault-injection and real-HAProxy integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The install script prints VEZASOCK_HAPROXY_<v>=<path> lines last; export them.
+while IFS= read -r line; do
+  case "$line" in VEZASOCK_HAPROXY_*=*) export "${line?}" ;; esac
+done < <(scripts/install-haproxy.sh)
+
+# CI must not pass by skipping a version.
+export VEZASOCK_REQUIRE_ALL_VERSIONS=1
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked -- --test-threads 2
