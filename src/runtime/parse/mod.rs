@@ -28,3 +28,9 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+pub mod kind;
+pub mod outcome;
+
+pub use kind::{for_command_line, parse, Parsed, ReplyKind};
+pub use outcome::{classify, Outcome};

@@ -1,0 +1,154 @@
+//! Which reply a raw command line expects, and the one entry point that parses any of them.
+//!
+//! `vezasock exec` sends lines typed by an operator; [`for_command_line`] tells which parser
+//! fits the reply, and [`parse`] turns the body into a [`Parsed`] value that prints as JSON.
+
+use serde::Serialize;
+
+use super::ParseError;
+
+/// The shape of reply a command produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// `show info`.
+    Info,
+    /// `show stat` (CSV form).
+    Stat,
+    /// `show servers state`.
+    ServersState,
+    /// `show backend`.
+    Backends,
+    /// `show map` with no argument: the list of maps.
+    MapList,
+    /// `show map <file|#id>` / `show map @<ver> <file>`.
+    MapEntries,
+    /// `get map <file> <value>`.
+    GetMap,
+    /// `prepare map <file>`.
+    PrepareMap,
+    /// `get weight <backend>/<server>`.
+    Weight,
+    /// `show servers conn`.
+    ServersConn,
+    /// Master `show proc`.
+    Proc,
+    /// Master `reload`.
+    Reload,
+    /// `show cli level`.
+    CliLevel,
+    /// A command whose success is an empty answer (`set …`, `add map`, …).
+    Empty,
+    /// Anything else: kept as text.
+    Text,
+}
+
+/// What reply a raw command line expects. A master routing prefix (`@1 `, `@!1234 `,
+/// `@@1 `, `@master `) is skipped first.
+pub fn for_command_line(line: &str) -> ReplyKind {
+    let mut words = line
+        .split([' ', '\t', '\r', '\n'])
+        .filter(|w| !w.is_empty());
+    let mut first = words.next();
+    if let Some(word) = first {
+        if word.starts_with('@') {
+            first = words.next();
+            // A bare `@1` only switches the master's target: no output at all.
+            if first.is_none() {
+                return ReplyKind::Empty;
+            }
+        }
+    }
+    let Some(first) = first else {
+        return ReplyKind::Text;
+    };
+    let rest: Vec<&str> = words.collect();
+    let second = rest.first().copied();
+    match (first, second) {
+        ("show", Some("info")) if rest.len() == 1 => ReplyKind::Info,
+        ("show", Some("stat")) => {
+            if rest.iter().any(|w| matches!(*w, "typed" | "json" | "desc")) {
+                ReplyKind::Text
+            } else {
+                ReplyKind::Stat
+            }
+        }
+        ("show", Some("servers")) => match rest.get(1).copied() {
+            Some("state") => ReplyKind::ServersState,
+            Some("conn") => ReplyKind::ServersConn,
+            _ => ReplyKind::Text,
+        },
+        ("show", Some("backend")) if rest.len() == 1 => ReplyKind::Backends,
+        ("show", Some("map")) if rest.len() == 1 => ReplyKind::MapList,
+        ("show", Some("map")) => ReplyKind::MapEntries,
+        ("show", Some("proc")) if rest.len() == 1 => ReplyKind::Proc,
+        ("show", Some("cli")) if rest.get(1).copied() == Some("level") => ReplyKind::CliLevel,
+        ("get", Some("map")) => ReplyKind::GetMap,
+        ("get", Some("weight")) => ReplyKind::Weight,
+        ("prepare", Some("map")) => ReplyKind::PrepareMap,
+        ("reload", _) | ("hard-reload", _) => ReplyKind::Reload,
+        ("set", _) | ("enable", _) | ("disable", _) => ReplyKind::Empty,
+        ("add" | "del" | "clear" | "commit", Some("map" | "acl")) => ReplyKind::Empty,
+        _ => ReplyKind::Text,
+    }
+}
+
+/// A parsed reply, one variant per typed value; prints as `{"kind": …, "value": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Parsed {
+    /// Any other reply, final newline(s) removed.
+    Text(String),
+    /// An empty success.
+    Empty,
+}
+
+/// Parses a reply body as the given kind.
+pub fn parse(kind: ReplyKind, body: &[u8]) -> Result<Parsed, ParseError> {
+    match kind {
+        ReplyKind::Empty => {
+            if body.iter().all(|&b| b == b'\n') {
+                Ok(Parsed::Empty)
+            } else {
+                Err(ParseError {
+                    what: "empty reply",
+                    offset: 0,
+                    message: "expected an empty answer".into(),
+                })
+            }
+        }
+        _ => Ok(Parsed::Text(text_of(body))),
+    }
+}
+
+/// The body as text with the final framing newline(s) removed.
+fn text_of(body: &[u8]) -> String {
+    let end = body.iter().rposition(|&b| b != b'\n').map_or(0, |i| i + 1);
+    String::from_utf8_lossy(body.get(..end).unwrap_or_default()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_lines() {
+        assert_eq!(for_command_line("show info"), ReplyKind::Info);
+        assert_eq!(for_command_line("show info typed"), ReplyKind::Text);
+        assert_eq!(for_command_line("show stat be 4 -1"), ReplyKind::Stat);
+        assert_eq!(for_command_line("show stat typed"), ReplyKind::Text);
+        assert_eq!(
+            for_command_line("@1 show servers state"),
+            ReplyKind::ServersState
+        );
+        assert_eq!(for_command_line("@!1234 get weight b/s"), ReplyKind::Weight);
+        assert_eq!(for_command_line("show proc"), ReplyKind::Proc);
+        assert_eq!(for_command_line("reload"), ReplyKind::Reload);
+        assert_eq!(for_command_line("set map f k v"), ReplyKind::Empty);
+        assert_eq!(for_command_line("commit map @2 f"), ReplyKind::Empty);
+        assert_eq!(for_command_line("prepare map f"), ReplyKind::PrepareMap);
+        assert_eq!(for_command_line("show map"), ReplyKind::MapList);
+        assert_eq!(for_command_line("show map #4"), ReplyKind::MapEntries);
+        assert_eq!(for_command_line("frobnicate"), ReplyKind::Text);
+    }
+}
