@@ -5,6 +5,17 @@
 
 use serde::Serialize;
 
+use super::backends::parse_backends;
+use super::cli_level::{parse_cli_level, CliLevel};
+use super::info::{parse_info, Info};
+use super::map::{
+    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, GetMap, MapEntry, MapRef,
+};
+use super::master::{parse_proc, parse_reload, ProcList, Reload};
+use super::servers_conn::{parse_servers_conn, ServersConn};
+use super::servers_state::{parse_servers_state, ServersState};
+use super::stat::{parse_stat, StatTable};
+use super::weight::{parse_weight, Weight};
 use super::ParseError;
 
 /// The shape of reply a command produces.
@@ -97,6 +108,34 @@ pub fn for_command_line(line: &str) -> ReplyKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Parsed {
+    /// `show info`.
+    Info(Info),
+    /// `show stat`.
+    Stat(StatTable),
+    /// `show servers state`.
+    ServersState(ServersState),
+    /// `show backend`.
+    Backends(Vec<String>),
+    /// `show map`.
+    MapList(Vec<MapRef>),
+    /// `show map <file>`.
+    MapEntries(Vec<MapEntry>),
+    /// `get map`.
+    GetMap(GetMap),
+    /// `prepare map`: the new version.
+    PrepareMap(u32),
+    /// `get weight`.
+    Weight(Weight),
+    /// `show servers conn`.
+    ServersConn(ServersConn),
+    /// Master `show proc`.
+    Proc(ProcList),
+    /// Master `reload` on HAProxy ≥ 2.7.
+    Reload(Reload),
+    /// Master `reload` on 2.6: no report; confirm through `show proc`.
+    ReloadUnconfirmed,
+    /// `show cli level`.
+    CliLevel(CliLevel),
     /// Any other reply, final newline(s) removed.
     Text(String),
     /// An empty success.
@@ -117,7 +156,23 @@ pub fn parse(kind: ReplyKind, body: &[u8]) -> Result<Parsed, ParseError> {
                 })
             }
         }
-        _ => Ok(Parsed::Text(text_of(body))),
+        ReplyKind::Info => parse_info(body).map(Parsed::Info),
+        ReplyKind::Stat => parse_stat(body).map(Parsed::Stat),
+        ReplyKind::ServersState => parse_servers_state(body).map(Parsed::ServersState),
+        ReplyKind::Backends => parse_backends(body).map(Parsed::Backends),
+        ReplyKind::MapList => parse_map_list(body).map(Parsed::MapList),
+        ReplyKind::MapEntries => parse_map_entries(body).map(Parsed::MapEntries),
+        ReplyKind::GetMap => parse_get_map(body).map(Parsed::GetMap),
+        ReplyKind::PrepareMap => parse_prepare_map(body).map(Parsed::PrepareMap),
+        ReplyKind::Weight => parse_weight(body).map(Parsed::Weight),
+        ReplyKind::ServersConn => parse_servers_conn(body).map(Parsed::ServersConn),
+        ReplyKind::Proc => parse_proc(body).map(Parsed::Proc),
+        ReplyKind::Reload => Ok(match parse_reload(body)? {
+            Some(reload) => Parsed::Reload(reload),
+            None => Parsed::ReloadUnconfirmed,
+        }),
+        ReplyKind::CliLevel => parse_cli_level(body).map(Parsed::CliLevel),
+        ReplyKind::Text => Ok(Parsed::Text(text_of(body))),
     }
 }
 

@@ -29,8 +29,87 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+pub mod backends;
+pub mod cli_level;
+pub mod info;
 pub mod kind;
+pub mod map;
+pub mod master;
 pub mod outcome;
+pub mod servers_conn;
+pub mod servers_state;
+pub mod stat;
+pub mod weight;
 
 pub use kind::{for_command_line, parse, Parsed, ReplyKind};
 pub use outcome::{classify, Outcome};
+
+impl ParseError {
+    /// A parse error for reply `what` at byte `offset`.
+    pub(crate) fn new(what: &'static str, offset: usize, message: impl Into<String>) -> Self {
+        ParseError {
+            what,
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+/// One line of a reply: its text without the `\n`, and where it starts in the body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line<'a> {
+    pub offset: usize,
+    pub text: &'a [u8],
+}
+
+impl<'a> Line<'a> {
+    /// The line as UTF-8, or a parse error pointing at it.
+    pub(crate) fn str(&self, what: &'static str) -> Result<&'a str, ParseError> {
+        std::str::from_utf8(self.text)
+            .map_err(|e| ParseError::new(what, self.offset + e.valid_up_to(), "invalid UTF-8"))
+    }
+}
+
+/// Splits a dump into its lines. Every line ends in `\n`; the empty line that closes a dump
+/// (`…\n\n`) is framing and is dropped, so a body may end in `\n\n` or, when the codec
+/// already removed it, in `\n`. A body that stops inside a line is truncated: an error.
+pub(crate) fn lines<'a>(what: &'static str, body: &'a [u8]) -> Result<Vec<Line<'a>>, ParseError> {
+    let mut content = body;
+    if content.is_empty() {
+        return Ok(Vec::new());
+    }
+    if content.last() != Some(&b'\n') {
+        return Err(ParseError::new(
+            what,
+            body.len(),
+            "reply does not end with a newline",
+        ));
+    }
+    if content.ends_with(b"\n\n") || content == b"\n" {
+        content = content.get(..content.len() - 1).unwrap_or_default();
+    }
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for text in content.split(|&b| b == b'\n') {
+        if offset >= content.len() {
+            break;
+        }
+        out.push(Line { offset, text });
+        offset += text.len() + 1;
+    }
+    Ok(out)
+}
+
+/// Rejects a line that is empty in the middle of a dump (the dump ended early or two replies
+/// were glued together).
+pub(crate) fn non_empty(what: &'static str, line: &Line<'_>) -> Result<(), ParseError> {
+    if line.text.is_empty() {
+        Err(ParseError::new(
+            what,
+            line.offset,
+            "unexpected empty line inside the reply",
+        ))
+    } else {
+        Ok(())
+    }
+}
