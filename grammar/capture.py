@@ -128,9 +128,8 @@ CASES = [
     case(
         "show-info-typed",
         "show info typed\n",
-        "info",
         modes=("oneshot",),
-        note="typed format: <idx>.<Name>.<proc>:<tags>:<type>:<value>",
+        note="typed format <idx>.<Name>.<proc>:<tags>:<type>:<value>, not the `info` parser's",
     ),
     case("show-stat", "show stat\n", "stat"),
     case("show-stat-filtered", "show stat be_staging_api 4 -1\n", "stat"),
@@ -843,8 +842,6 @@ def classify(reply: bytes, mode: str) -> str:
         return "error"
     if text.startswith("New version created:"):
         return "info"
-    if text.startswith("Success=0"):
-        return "error"
     return "data"
 
 
@@ -860,6 +857,10 @@ def quirks(reply: bytes, mode: str) -> list[str]:
                    else "reply does not end with \\n")
     if b"\r" in reply:
         out.append("reply holds \\r")
+    if re.match(rb"\[6\]: Unknown command", reply):
+        out.append("unknown command is tagged [6] (info), not [3]")
+    if reply.startswith(b"Success=0"):
+        out.append("Success=0: the reload failed, the old worker keeps serving")
     return out
 
 
