@@ -15,14 +15,16 @@ pub enum Outcome {
     Empty,
     /// Data (a dump, `get weight`, …), with the final framing newline(s) removed.
     Output(String),
-    /// A message with severity 4 to 7 (`[6]: New version created: 3`).
+    /// A message with severity 4 to 7 (`[6]: New version created: 3`) that is not a known
+    /// error text.
     Info {
         /// Syslog severity: 4 warning, 5 notice, 6 info, 7 debug.
         severity: u8,
         /// The message, prefix and final newline(s) removed.
         text: String,
     },
-    /// HAProxy refused the command: severity 0 to 3, or a known error text with no prefix.
+    /// HAProxy refused the command: severity 0 to 3, or a known error text (with no prefix,
+    /// or at info level as HAProxy sends `Unknown command`).
     Error {
         /// Syslog severity (3 = err) when severity-output was on; `None` for a plain text.
         severity: Option<u8>,
@@ -39,6 +41,9 @@ impl Outcome {
 }
 
 /// Error texts HAProxy answers without any prefix when severity-output is off.
+///
+/// A message at info level (`[6]: `) that starts with one of these is an error too: HAProxy
+/// sends `Unknown command…` at severity 6 although the command did not run.
 ///
 /// Source: `research/runtime-protocol.md` §5 (error strings, identical on 2.6 and 3.0 unless
 /// noted), §1 (the one-`\n` exceptions) and §13 (3.2 wording). A reply is an error when its
@@ -96,7 +101,8 @@ pub fn classify(body: &[u8]) -> Outcome {
     }
     if let Some((severity, rest)) = severity_prefix(body) {
         let text = text_of(rest);
-        return if severity <= 3 {
+        // HAProxy tags `Unknown command…` as info ([6]), yet the command did not run.
+        return if severity <= 3 || is_known_error(rest) {
             Outcome::Error {
                 severity: Some(severity),
                 text,
