@@ -1,6 +1,10 @@
 //! The `vezasock` command line: clap commands over the library, human output by default and
 //! JSON behind `--json`.
 
+pub mod check;
+pub mod plan;
+pub mod render;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,12 @@ pub struct Cli {
 pub enum Command {
     /// Show the version (placeholder until the real commands land).
     Version,
+    /// Render haproxy.cfg (stdout) or the config, maps and shape summary (--out DIR).
+    Render(render::RenderArgs),
+    /// Render the candidate into a temp dir and run `haproxy -c` on it.
+    Check(check::CheckArgs),
+    /// Show what an apply would do: nothing, runtime map edits, or a reload and why.
+    Plan(plan::PlanArgs),
 }
 
 /// Logging through `tracing`: quiet (warnings) by default, `-v` / `-vv`, `RUST_LOG` wins.
@@ -47,5 +57,8 @@ pub fn main() -> ExitCode {
             println!("vezasock {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Render(args) => render::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Plan(args) => plan::run(&args),
     }
 }

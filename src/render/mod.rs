@@ -1,0 +1,457 @@
+//! Renders the edge: `haproxy.cfg`, `hosts.map` and `active-color.map` from a [`Topology`] and
+//! the current active colors, plus the config's shape fingerprint and summary.
+//!
+//! Mechanism (DESIGN.md §2), chosen so a flip is one map edit and never a reload:
+//! - the frontend reads `host → env` from `hosts.map` and `env → color` from
+//!   `active-color.map` (missing → blue) into `txn.env` / `txn.color`;
+//! - there is ONE BACKEND PER ENV × COMPONENT × COLOR (`be_<env>_<component>_<color>`) holding
+//!   only that color's servers, picked by a dynamic `use_backend`. One `set map
+//!   active-color.map staging green` flips every component of staging at the same instant, and
+//!   a DOWN live color answers 503 (the seed's behaviour) instead of silently falling back to
+//!   the old color, as `use-server` would. With `failover = "cross-color"` the other color's
+//!   servers are added as `backup` servers that `track` their own-color twin, so each server is
+//!   health-checked once and the backup is UP exactly when its twin is;
+//! - a dynamic `use_backend` name that matches no backend (an env without that component)
+//!   ends the rule list and HAProxy applies `default_backend` (`default_503`); checked on 2.6,
+//!   3.0 and 3.2 by the integration tests;
+//! - externals and ACME use plain host / path ACLs: they are shape, outside the deploy pipeline.
+//!
+//! Injection: the topology is validated first; then the template formatter refuses any
+//! interpolated value holding a control character, whitespace, `#`, a quote or a backslash, so
+//! even a validation bug cannot add a line or a directive to the config.
+
+pub mod maps;
+pub mod shape;
+pub mod write;
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::topology::{
+    Color, Failover, Servers, Topology, ACME_BACKEND, DEFAULT_BACKEND, FRONTEND,
+};
+pub use shape::{ShapeSummary, FINGERPRINT_PREFIX};
+
+const CONFIG_TEMPLATE: &str = include_str!("../../templates/haproxy.cfg.j2");
+const HOSTS_TEMPLATE: &str = include_str!("../../templates/hosts.map.j2");
+const COLORS_TEMPLATE: &str = include_str!("../../templates/active-color.map.j2");
+
+/// Everything `render` produces for one edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rendered {
+    /// `haproxy.cfg`, first line `# vezasock-shape: <hex>`.
+    pub config: String,
+    /// `hosts.map` text.
+    pub hosts_map: String,
+    /// `active-color.map` text.
+    pub active_color_map: String,
+    /// The hosts map as values: host → env.
+    pub hosts: BTreeMap<String, String>,
+    /// The active color map as values: env → color (colored envs only).
+    pub colors: BTreeMap<String, Color>,
+    /// sha256 of the config's shape (hex).
+    pub fingerprint: String,
+    /// The shape in parts, for `plan` to explain a difference in words.
+    pub summary: ShapeSummary,
+}
+
+/// Rendering failed: a template bug, or a value the formatter refused.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render {template}: {message}")]
+pub struct RenderError {
+    pub template: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ServerView {
+    name: String,
+    address: String,
+    /// Extra server keywords, each a separate validated word.
+    backup: bool,
+    track: Option<String>,
+    cookie: bool,
+    /// Health-checked (not for the ACME client, which runs only during renewals).
+    check: bool,
+}
+
+#[derive(Serialize)]
+struct BackendView {
+    name: String,
+    /// Comment words: what topology item this backend comes from.
+    origin: Vec<String>,
+    cookie: Option<String>,
+    check: Option<String>,
+    http_no_delay: bool,
+    /// 503 placeholder (no server).
+    placeholder: bool,
+    servers: Vec<ServerView>,
+}
+
+#[derive(Serialize)]
+struct ComponentView {
+    name: String,
+    paths: Vec<PathView>,
+}
+
+#[derive(Serialize)]
+struct PathView {
+    /// Matched exactly (`/api`), when the rule is not a directory prefix.
+    exact: Option<String>,
+    /// Matched as a prefix (`/api/`).
+    prefix: String,
+}
+
+#[derive(Serialize)]
+struct ExternalView {
+    name: String,
+    backend: String,
+    hosts: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Context {
+    edge: String,
+    frontend: &'static str,
+    default_backend: &'static str,
+    acme_backend: &'static str,
+    admin_socket: String,
+    operator_socket: String,
+    server_state_file: String,
+    hosts_map: String,
+    active_color_map: String,
+    http_bind: String,
+    https_bind: String,
+    tls: Option<TlsView>,
+    acme_path: Option<String>,
+    timeouts: crate::topology::Timeouts,
+    failover: &'static str,
+    externals: Vec<ExternalView>,
+    /// Components with paths first, the catch-all last.
+    components: Vec<ComponentView>,
+    colorless_envs: Vec<String>,
+    colored_envs: bool,
+    backends: Vec<BackendView>,
+}
+
+#[derive(Serialize)]
+struct TlsView {
+    certs_dir: String,
+    redirect: bool,
+}
+
+#[derive(Serialize)]
+struct MapLine {
+    key: String,
+    value: String,
+}
+
+/// Characters no interpolated value may hold: they could end a word, start a comment, or add
+/// a line.
+fn refuse_unsafe(value: &str) -> Result<(), minijinja::Error> {
+    match value
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || matches!(c, '#' | '"' | '\'' | '\\'))
+    {
+        Some(c) => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("refusing to write {value:?} into the config: it contains {c:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Every `{{ … }}` goes through here: the last line of defence against injection.
+    env.set_formatter(|out, _state, value: &Value| {
+        if value.is_none() || value.is_undefined() {
+            return Err(minijinja::Error::new(
+                ErrorKind::UndefinedError,
+                "refusing to write an empty value into the config",
+            ));
+        }
+        let text = value.to_string();
+        refuse_unsafe(&text)?;
+        out.write_str(&text)
+            .map_err(|e| minijinja::Error::new(ErrorKind::WriteFailure, e.to_string()))
+    });
+    env
+}
+
+fn run(template: &str, name: &str, ctx: impl Serialize) -> Result<String, RenderError> {
+    let env = environment();
+    env.render_str(template, ctx).map_err(|e| RenderError {
+        template: name.to_string(),
+        message: format!("{e:#}"),
+    })
+}
+
+fn path_text(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Renders the edge with the given active colors (envs not listed are blue).
+pub fn render(topo: &Topology, colors: &BTreeMap<String, Color>) -> Result<Rendered, RenderError> {
+    let ctx = context(topo);
+    let body = run(CONFIG_TEMPLATE, "haproxy.cfg.j2", &ctx)?;
+    let fingerprint = shape::fingerprint(&body);
+    let config = format!("{FINGERPRINT_PREFIX}{fingerprint}\n{body}");
+    let summary = ShapeSummary::from_config(&config);
+
+    let mut hosts = BTreeMap::new();
+    let mut host_lines = Vec::new();
+    for env in &topo.envs {
+        for h in &env.hosts {
+            hosts.insert(h.clone(), env.name.clone());
+            host_lines.push(MapLine {
+                key: h.clone(),
+                value: env.name.clone(),
+            });
+        }
+    }
+    let mut active = BTreeMap::new();
+    let mut color_lines = Vec::new();
+    for env in topo.envs.iter().filter(|e| e.colored) {
+        let color = colors.get(&env.name).copied().unwrap_or(Color::Blue);
+        active.insert(env.name.clone(), color);
+        color_lines.push(MapLine {
+            key: env.name.clone(),
+            value: color.to_string(),
+        });
+    }
+    let hosts_map = run(
+        HOSTS_TEMPLATE,
+        "hosts.map.j2",
+        minijinja::context! { lines => host_lines },
+    )?;
+    let active_color_map = run(
+        COLORS_TEMPLATE,
+        "active-color.map.j2",
+        minijinja::context! { lines => color_lines },
+    )?;
+    Ok(Rendered {
+        config,
+        hosts_map,
+        active_color_map,
+        hosts,
+        colors: active,
+        fingerprint,
+        summary,
+    })
+}
+
+fn context(topo: &Topology) -> Context {
+    let mut components: Vec<ComponentView> = topo
+        .components
+        .iter()
+        .map(|c| ComponentView {
+            name: c.name.clone(),
+            paths: c
+                .paths
+                .iter()
+                .map(|p| {
+                    // `/api` matches `/api` and `/api/…`, never `/apiary`.
+                    if p.ends_with('/') {
+                        PathView {
+                            exact: None,
+                            prefix: p.clone(),
+                        }
+                    } else {
+                        PathView {
+                            exact: Some(p.clone()),
+                            prefix: format!("{p}/"),
+                        }
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    // The catch-all (no paths) must be the last use_backend rule.
+    components.sort_by_key(|c| c.paths.is_empty());
+
+    let mut backends = Vec::new();
+    for env in &topo.envs {
+        for ec in &env.components {
+            let Some(kind) = topo.component(&ec.name) else {
+                continue;
+            };
+            let base = |name: String, origin: Vec<String>, servers: Vec<ServerView>| BackendView {
+                name,
+                origin,
+                cookie: Some(env.cookie.clone()),
+                check: kind.check.clone(),
+                http_no_delay: kind.http_no_delay,
+                placeholder: false,
+                servers,
+            };
+            match &ec.servers {
+                Servers::Colored { .. } => {
+                    for color in Color::ALL {
+                        let mut servers: Vec<ServerView> = ec
+                            .servers
+                            .of(color)
+                            .iter()
+                            .map(|s| ServerView {
+                                name: s.name.clone(),
+                                address: s.address.to_string(),
+                                backup: false,
+                                track: None,
+                                cookie: true,
+                                check: true,
+                            })
+                            .collect();
+                        if topo.failover == Failover::CrossColor {
+                            let twin = env.backend_name(&ec.name, color.other());
+                            // Backups track their twin (one health check per server) and carry
+                            // no cookie, so a sticky session never pins to the other color.
+                            servers.extend(ec.servers.of(color.other()).iter().map(|s| {
+                                ServerView {
+                                    name: s.name.clone(),
+                                    address: s.address.to_string(),
+                                    backup: true,
+                                    track: Some(format!("{twin}/{}", s.name)),
+                                    cookie: false,
+                                    check: true,
+                                }
+                            }));
+                        }
+                        let origin = vec![
+                            format!("env={}", env.name),
+                            format!("component={}", ec.name),
+                            format!("color={color}"),
+                        ];
+                        backends.push(base(env.backend_name(&ec.name, color), origin, servers));
+                    }
+                }
+                Servers::Pool(pool) => {
+                    let servers = pool
+                        .iter()
+                        .map(|s| ServerView {
+                            name: s.name.clone(),
+                            address: s.address.to_string(),
+                            backup: false,
+                            track: None,
+                            cookie: true,
+                            check: true,
+                        })
+                        .collect();
+                    let origin = vec![
+                        format!("env={}", env.name),
+                        format!("component={}", ec.name),
+                    ];
+                    backends.push(base(
+                        env.backend_name(&ec.name, Color::Blue),
+                        origin,
+                        servers,
+                    ));
+                }
+            }
+        }
+    }
+    for x in &topo.externals {
+        backends.push(BackendView {
+            name: x.backend_name(),
+            origin: vec![format!("external={}", x.name)],
+            cookie: None,
+            check: x.check.clone(),
+            http_no_delay: false,
+            placeholder: x.servers.is_empty(),
+            servers: x
+                .servers
+                .iter()
+                .map(|s| ServerView {
+                    name: s.name.clone(),
+                    address: s.address.to_string(),
+                    backup: false,
+                    track: None,
+                    cookie: false,
+                    check: true,
+                })
+                .collect(),
+        });
+    }
+    if let Some(acme) = &topo.acme {
+        backends.push(BackendView {
+            name: ACME_BACKEND.to_string(),
+            origin: vec!["acme".to_string()],
+            cookie: None,
+            check: None,
+            http_no_delay: false,
+            placeholder: false,
+            servers: vec![ServerView {
+                name: acme.server.name.clone(),
+                address: acme.server.address.to_string(),
+                backup: false,
+                track: None,
+                cookie: false,
+                check: false,
+            }],
+        });
+    }
+
+    Context {
+        edge: topo.name.clone(),
+        frontend: FRONTEND,
+        default_backend: DEFAULT_BACKEND,
+        acme_backend: ACME_BACKEND,
+        admin_socket: path_text(&topo.paths.admin_socket),
+        operator_socket: path_text(&topo.paths.operator_socket),
+        server_state_file: path_text(&topo.paths.server_state_file),
+        hosts_map: path_text(&topo.paths.hosts_map()),
+        active_color_map: path_text(&topo.paths.active_color_map()),
+        http_bind: topo.listen.http.clone(),
+        https_bind: topo.listen.https.clone(),
+        tls: topo.tls.as_ref().map(|t| TlsView {
+            certs_dir: path_text(&t.certs_dir),
+            redirect: t.redirect,
+        }),
+        acme_path: topo.acme.as_ref().map(|a| a.path.clone()),
+        timeouts: topo.timeouts.clone(),
+        failover: topo.failover.as_str(),
+        externals: topo
+            .externals
+            .iter()
+            .map(|x| ExternalView {
+                name: x.name.clone(),
+                backend: x.backend_name(),
+                hosts: x.hosts.clone(),
+            })
+            .collect(),
+        components,
+        colorless_envs: topo
+            .envs
+            .iter()
+            .filter(|e| !e.colored)
+            .map(|e| e.name.clone())
+            .collect(),
+        colored_envs: topo.envs.iter().any(|e| e.colored),
+        backends,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatter_refuses_newlines_and_config_syntax() {
+        for bad in ["a\nb", "a b", "a#b", "a\"b", "a'b", "a\\b", "a\rb", "a\tb"] {
+            let out = run("x {{ v }}", "t", minijinja::context! { v => bad });
+            assert!(out.is_err(), "{bad:?} was rendered");
+        }
+        assert_eq!(
+            run("x {{ v }}", "t", minijinja::context! { v => "ok" })
+                .ok()
+                .as_deref(),
+            Some("x ok")
+        );
+        assert!(run("x {{ nope }}", "t", minijinja::context! {}).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! The shape of a rendered config: everything the runtime API cannot change.
+//!
+//! Colors and env hosts live in map files, so the rendered `haproxy.cfg` holds only shape.
+//! Its fingerprint is the sha256 of its lines with comments, blank lines and surrounding
+//! whitespace left out; the rendered config carries it on its first line
+//! (`# vezasock-shape: <hex>`), so a live config says its own shape.
+//!
+//! [`ShapeSummary`] is the same config cut into parts (sections, binds, servers with
+//! addresses, options). It is written next to the live config at apply time, so `plan` can
+//! say what differs in words rather than only "the hash changed".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The first line of a rendered config is this prefix and the hex fingerprint.
+pub const FINGERPRINT_PREFIX: &str = "# vezasock-shape: ";
+
+/// The lines that make the shape: trimmed, without blanks and comments (the fingerprint line
+/// is a comment too).
+fn shape_lines(config: &str) -> impl Iterator<Item = &str> {
+    config
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// sha256 (hex) of a config's shape lines, each ended by `\n`.
+pub fn fingerprint(config: &str) -> String {
+    let mut h = Sha256::new();
+    for line in shape_lines(config) {
+        h.update(line.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint a config declares on its first line, if it has one.
+pub fn declared_fingerprint(config: &str) -> Option<String> {
+    let first = config.lines().next()?;
+    let hex = first.strip_prefix(FINGERPRINT_PREFIX)?.trim();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+/// Where the shape summary of a live config is kept: `<config>.shape.json`.
+pub fn summary_path(config: &Path) -> PathBuf {
+    let mut name = config
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".shape.json");
+    config.with_file_name(name)
+}
+
+/// A frontend's binds and rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrontendShape {
+    /// `bind` arguments, e.g. `:443 ssl crt /etc/haproxy/certs`.
+    pub binds: Vec<String>,
+    /// Every other line, in order.
+    pub rules: Vec<String>,
+}
+
+/// One server line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerShape {
+    pub address: String,
+    /// The words after the address (`check cookie blue_1 …`).
+    pub options: String,
+}
+
+/// A backend's servers and other lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendShape {
+    pub servers: BTreeMap<String, ServerShape>,
+    pub options: Vec<String>,
+}
+
+/// A config cut into the parts a reload would change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShapeSummary {
+    pub fingerprint: String,
+    pub tls: bool,
+    pub global: Vec<String>,
+    pub defaults: Vec<String>,
+    pub frontends: BTreeMap<String, FrontendShape>,
+    pub backends: BTreeMap<String, BackendShape>,
+}
+
+enum Section {
+    None,
+    Global,
+    Defaults,
+    Frontend(String),
+    Backend(String),
+}
+
+impl ShapeSummary {
+    /// Cuts a config (rendered or live) into its parts. Never fails: unknown lines are kept
+    /// under the section they sit in.
+    pub fn from_config(config: &str) -> ShapeSummary {
+        let mut s = ShapeSummary {
+            fingerprint: fingerprint(config),
+            ..ShapeSummary::default()
+        };
+        let mut section = Section::None;
+        for line in shape_lines(config) {
+            let mut words = line.splitn(2, char::is_whitespace);
+            let keyword = words.next().unwrap_or("");
+            let rest = words.next().unwrap_or("").trim();
+            match keyword {
+                "global" => section = Section::Global,
+                "defaults" => section = Section::Defaults,
+                "frontend" | "listen" => {
+                    s.frontends.entry(rest.to_string()).or_default();
+                    section = Section::Frontend(rest.to_string());
+                }
+                "backend" => {
+                    s.backends.entry(rest.to_string()).or_default();
+                    section = Section::Backend(rest.to_string());
+                }
+                _ => match &section {
+                    Section::None | Section::Global => s.global.push(line.to_string()),
+                    Section::Defaults => s.defaults.push(line.to_string()),
+                    Section::Frontend(name) => {
+                        let f = s.frontends.entry(name.clone()).or_default();
+                        if keyword == "bind" {
+                            if rest.split_whitespace().any(|w| w == "ssl") {
+                                s.tls = true;
+                            }
+                            f.binds.push(rest.to_string());
+                        } else {
+                            f.rules.push(line.to_string());
+                        }
+                    }
+                    Section::Backend(name) => {
+                        let b = s.backends.entry(name.clone()).or_default();
+                        if keyword == "server" {
+                            let mut w = rest.splitn(3, char::is_whitespace);
+                            let server = w.next().unwrap_or("").to_string();
+                            let address = w.next().unwrap_or("").to_string();
+                            let options = w.next().unwrap_or("").trim().to_string();
+                            b.servers.insert(server, ServerShape { address, options });
+                        } else {
+                            b.options.push(line.to_string());
+                        }
+                    }
+                },
+            }
+        }
+        s
+    }
+
+    /// What changes from `live` to `self`, in words, one line per difference.
+    pub fn diff(&self, live: &ShapeSummary) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.tls != live.tls {
+            out.push(if self.tls {
+                "TLS turned on".into()
+            } else {
+                "TLS turned off".into()
+            });
+        }
+        lines_diff(&mut out, "global", &self.global, &live.global);
+        lines_diff(&mut out, "defaults", &self.defaults, &live.defaults);
+        for (name, f) in &self.frontends {
+            match live.frontends.get(name) {
+                None => out.push(format!("frontend {name} added")),
+                Some(l) => {
+                    for b in f.binds.iter().filter(|b| !l.binds.contains(b)) {
+                        out.push(format!("frontend {name}: bind {b} added"));
+                    }
+                    for b in l.binds.iter().filter(|b| !f.binds.contains(b)) {
+                        out.push(format!("frontend {name}: bind {b} removed"));
+                    }
+                    lines_diff(&mut out, &format!("frontend {name}"), &f.rules, &l.rules);
+                }
+            }
+        }
+        for name in live
+            .frontends
+            .keys()
+            .filter(|n| !self.frontends.contains_key(*n))
+        {
+            out.push(format!("frontend {name} removed"));
+        }
+        for (name, b) in &self.backends {
+            let Some(l) = live.backends.get(name) else {
+                out.push(format!("backend {name} added"));
+                continue;
+            };
+            for (srv, s) in &b.servers {
+                match l.servers.get(srv) {
+                    None => out.push(format!("server {name}/{srv} added at {}", s.address)),
+                    Some(ls) => {
+                        if ls.address != s.address {
+                            out.push(format!(
+                                "server {name}/{srv} moved from {} to {}",
+                                ls.address, s.address
+                            ));
+                        }
+                        if ls.options != s.options {
+                            out.push(format!(
+                                "server {name}/{srv} options changed from `{}` to `{}`",
+                                ls.options, s.options
+                            ));
+                        }
+                    }
+                }
+            }
+            for srv in l.servers.keys().filter(|k| !b.servers.contains_key(*k)) {
+                out.push(format!("server {name}/{srv} removed"));
+            }
+            lines_diff(&mut out, &format!("backend {name}"), &b.options, &l.options);
+        }
+        for name in live
+            .backends
+            .keys()
+            .filter(|n| !self.backends.contains_key(*n))
+        {
+            out.push(format!("backend {name} removed"));
+        }
+        if out.is_empty() && self.fingerprint != live.fingerprint {
+            out.push("the config's lines were reordered".to_string());
+        }
+        out
+    }
+}
+
+fn lines_diff(out: &mut Vec<String>, section: &str, desired: &[String], live: &[String]) {
+    let mut changed = false;
+    for l in desired.iter().filter(|l| !live.contains(l)) {
+        out.push(format!("{section}: `{l}` added"));
+        changed = true;
+    }
+    for l in live.iter().filter(|l| !desired.contains(l)) {
+        out.push(format!("{section}: `{l}` removed"));
+        changed = true;
+    }
+    if !changed && desired != live {
+        out.push(format!("{section}: rule order changed"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = "# vezasock-shape: x\nglobal\n    master-worker\nfrontend fe\n    bind :80\n    \
+                       default_backend b\nbackend b\n    balance roundrobin\n    server s1 10.0.0.1:80 check\n";
+
+    #[test]
+    fn fingerprint_ignores_comments_blanks_and_indent() {
+        let other = "# another comment\n\nglobal\nmaster-worker\n# x\nfrontend fe\nbind :80\ndefault_backend b\n\
+                     backend b\nbalance roundrobin\nserver s1 10.0.0.1:80 check\n";
+        assert_eq!(fingerprint(CFG), fingerprint(other));
+        assert_ne!(
+            fingerprint(CFG),
+            fingerprint(&CFG.replace("10.0.0.1", "10.0.0.2"))
+        );
+    }
+
+    #[test]
+    fn declared_fingerprint_needs_64_hex() {
+        let hex = "a".repeat(64);
+        assert_eq!(
+            declared_fingerprint(&format!("{FINGERPRINT_PREFIX}{hex}\nglobal\n")),
+            Some(hex)
+        );
+        assert_eq!(declared_fingerprint(CFG), None);
+        assert_eq!(declared_fingerprint(""), None);
+    }
+
+    #[test]
+    fn diff_in_words() {
+        let live = ShapeSummary::from_config(CFG);
+        let moved = ShapeSummary::from_config(
+            &(CFG.replace("10.0.0.1", "10.0.0.2") + "backend c\n    server s 1.2.3.4:5\n")
+                .replace("bind :80", "bind :80\n    bind :443 ssl crt /c"),
+        );
+        let d = moved.diff(&live);
+        assert!(
+            d.contains(&"server b/s1 moved from 10.0.0.1:80 to 10.0.0.2:80".to_string()),
+            "{d:?}"
+        );
+        assert!(d.contains(&"backend c added".to_string()), "{d:?}");
+        assert!(d.contains(&"TLS turned on".to_string()), "{d:?}");
+        assert!(
+            d.contains(&"frontend fe: bind :443 ssl crt /c added".to_string()),
+            "{d:?}"
+        );
+        assert!(live.diff(&live).is_empty());
+        assert!(live.diff(&moved).contains(&"backend c removed".to_string()));
+    }
+
+    #[test]
+    fn summary_path_is_next_to_config() {
+        assert_eq!(
+            summary_path(Path::new("/etc/haproxy/haproxy.cfg")),
+            PathBuf::from("/etc/haproxy/haproxy.cfg.shape.json")
+        );
+    }
+}
