@@ -440,15 +440,15 @@ def read_to_eof(s: socket.socket, deadline: float) -> tuple[bytes, bool]:
 
 
 def read_until(s: socket.socket, buf: bytearray, start: int, done, deadline: float,
-               quiet: float = 0.1, stall: float = 1.0) -> bool:
-    """Read into buf until done(buf[start:]) holds and `quiet` passes with no
-    more data (so a late extra byte is still recorded), or until the reply
-    looks finished (done) but a count was not reached and `stall` passes.
-    Returns False on EOF."""
+               quiet: float = 0.1, stall: float = 1.0) -> str:
+    """Read into buf until the reply is complete. done(buf[start:]) says
+    "done" (complete: wait `quiet` more so a late extra byte is still
+    recorded), "maybe" (ends in a prompt but fewer than expected: give it
+    `stall`) or "no". Returns "ok", "eof" or "timeout"."""
     while True:
         now = time.monotonic()
         if now >= deadline:
-            return True
+            return "timeout"
         seg = bytes(buf[start:])
         state = done(seg)
         wait = deadline - now
@@ -461,12 +461,12 @@ def read_until(s: socket.socket, buf: bytearray, start: int, done, deadline: flo
             chunk = s.recv(65536)
         except socket.timeout:
             if state in ("done", "maybe"):
-                return True
+                return "ok"
             continue
         except ConnectionResetError:
-            return False
+            return "eof"
         if not chunk:
-            return False
+            return "eof"
         buf += chunk
 
 
@@ -748,9 +748,12 @@ class Lab:
             for data, done in steps:
                 start = len(buf)
                 s.sendall(data.encode())
-                if not read_until(s, buf, start, done, time.monotonic() + PROMPT_DEADLINE):
+                got = read_until(s, buf, start, done, time.monotonic() + PROMPT_DEADLINE)
+                if got == "eof":
                     problem = f"connection closed after {data[:40]!r}"
                     return bytes(buf), commands, problem
+                if got == "timeout":
+                    problem = f"no prompt within {PROMPT_DEADLINE:g} s after {data[:40]!r}"
             s.sendall(b"quit\n")
             rest, eof = read_to_eof(s, time.monotonic() + ONESHOT_DEADLINE)
             buf += rest
@@ -774,8 +777,11 @@ class Lab:
                 except (BrokenPipeError, ConnectionResetError):
                     problem = f"write of {line!r} failed: the master had closed"
                     return bytes(buf), commands, problem
-                if not read_until(s, buf, start, master_prompt_done,
-                                  time.monotonic() + PROMPT_DEADLINE, quiet=0.15):
+                got = read_until(s, buf, start, master_prompt_done,
+                                 time.monotonic() + PROMPT_DEADLINE, quiet=0.15)
+                if got == "timeout":
+                    problem = f"no master prompt within {PROMPT_DEADLINE:g} s after {line!r}"
+                if got == "eof":
                     rest, _ = read_to_eof(s, time.monotonic() + 0.5)
                     buf += rest
                     problem = f"master closed the connection after {line!r}"
