@@ -253,18 +253,29 @@ impl RawLine {
 
     /// How many commands the line holds (unescaped `;` separate them, as HAProxy splits).
     pub fn command_count(&self) -> usize {
-        let mut count = 1;
-        let mut bytes = self.0.bytes();
-        while let Some(b) = bytes.next() {
-            match b {
-                b'\\' => {
-                    bytes.next();
+        self.commands().len()
+    }
+
+    /// The `;`-separated commands of the line, as HAProxy splits them (a backslash makes the
+    /// next byte literal, so `\;` does not split).
+    pub fn commands(&self) -> Vec<&str> {
+        let bytes = self.0.as_bytes();
+        let mut parts = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes.get(i) {
+                Some(b'\\') => i += 2,
+                Some(b';') => {
+                    parts.push(self.0.get(start..i).unwrap_or_default());
+                    i += 1;
+                    start = i;
                 }
-                b';' => count += 1,
-                _ => {}
+                _ => i += 1,
             }
         }
-        count
+        parts.push(self.0.get(start.min(bytes.len())..).unwrap_or_default());
+        parts
     }
 }
 

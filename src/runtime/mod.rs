@@ -17,6 +17,7 @@ pub mod codec;
 pub mod command;
 pub mod endpoint;
 pub mod error;
+pub mod master;
 pub mod parse;
 pub mod session;
 
