@@ -52,9 +52,8 @@ async fn reply_cut_in_the_middle_then_close_is_closed() {
                     }
                     seen.extend_from_slice(&buf[..n]);
                     let text = String::from_utf8_lossy(&seen).to_string();
-                    if text.ends_with("prompt\n") {
-                        let _ = stream.write_all(b"\n> ").await;
-                    } else if text.ends_with("set severity-output number\n") {
+                    if text.ends_with("prompt\n") || text.ends_with("set severity-output number\n")
+                    {
                         let _ = stream.write_all(b"\n> ").await;
                     } else if text.ends_with("show info\n") {
                         let mut out = support::SHOW_INFO.to_vec();
@@ -345,9 +344,11 @@ async fn refused_reply_57_of_100_is_reported_and_the_session_stays_usable() {
                     body(b"\n")
                 };
             }
-            line.starts_with("get weight")
-                .then(|| body(b"100 (initial 100)\n\n"))
-                .unwrap_or(Answer::Default)
+            if line.starts_with("get weight") {
+                body(b"100 (initial 100)\n\n")
+            } else {
+                Answer::Default
+            }
         });
         let mut session = Session::connect(&unix(&server), SHORT).await.unwrap();
         let commands: Vec<Command> = (0..100)
@@ -426,9 +427,11 @@ async fn idle_close_reconnects_before_sending_and_never_resends_a_write() {
             if line.starts_with("get weight") && conn == 0 {
                 return Answer::HangUp;
             }
-            line.starts_with("get weight")
-                .then(|| body(b"7 (initial 100)\n\n"))
-                .unwrap_or(Answer::Default)
+            if line.starts_with("get weight") {
+                body(b"7 (initial 100)\n\n")
+            } else {
+                Answer::Default
+            }
         });
         let mut session = Session::connect(&unix(&server), SHORT).await.unwrap();
         let weight = session.get_weight("be_app1", "blue").await.unwrap();
