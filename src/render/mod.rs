@@ -318,7 +318,8 @@ fn context(topo: &Topology) -> Context {
                                     backup: true,
                                     track: Some(format!("{twin}/{}", s.name)),
                                     cookie: false,
-                                    check: true,
+                                    // HAProxy refuses `check` and `track` on one server.
+                                    check: false,
                                 }
                             }));
                         }

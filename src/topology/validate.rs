@@ -373,8 +373,9 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
     let mut seen_paths: BTreeMap<String, String> = BTreeMap::new();
     let mut catch_all: Option<String> = None;
     for (i, rc) in raw.components.iter().enumerate() {
-        let span = rc.span();
         let rc = rc.get_ref();
+        // Table-level errors point at the item's name line.
+        let span = rc.name.span();
         let Some(name) = c.check(&rc.name, format!("component[{i}].name"), |s| {
             env_or_component_name(s)
         }) else {
@@ -454,8 +455,9 @@ fn envs(
         return out;
     }
     for (i, re) in raw.envs.iter().enumerate() {
-        let span = re.span();
         let re = re.get_ref();
+        // Table-level errors point at the item's name line.
+        let span = re.name.span();
         let Some(name) = c.check(&re.name, format!("env[{i}].name"), |s| {
             env_or_component_name(s)
         }) else {
@@ -516,6 +518,9 @@ fn envs(
         let mut env_components: Vec<EnvComponent> = Vec::new();
         for (j, rc) in re.components.iter().enumerate().take(MAX_ITEMS) {
             let field = format!("{f}.components[{j}]");
+            if declared_but_invalid(raw, rc.get_ref(), components) {
+                continue; // already reported where it is declared
+            }
             let Some(comp) = c.check(rc, field.clone(), |s| {
                 components
                     .iter()
@@ -555,6 +560,9 @@ fn envs(
             }
         }
         for (key, rs) in &re.servers {
+            if declared_but_invalid(raw, key, components) {
+                continue;
+            }
             if !re.components.iter().any(|k| k.get_ref() == key) {
                 let msg = if components.iter().any(|k| &k.name == key) {
                     format!("component {key:?} is not in this env's components list")
@@ -576,6 +584,15 @@ fn envs(
         }
     }
     out
+}
+
+/// A component declared in the file but refused: its error is already reported, so uses of its
+/// name are not reported again.
+fn declared_but_invalid(raw: &RawTopology, name: &str, components: &[Component]) -> bool {
+    raw.components
+        .iter()
+        .any(|k| k.get_ref().name.get_ref() == name)
+        && !components.iter().any(|k| k.name == name)
 }
 
 fn unknown_component(name: &str, components: &[Component]) -> String {
@@ -712,8 +729,9 @@ fn externals(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<External> {
         return out;
     }
     for (i, rx) in raw.externals.iter().enumerate() {
-        let span = rx.span();
         let rx = rx.get_ref();
+        // Table-level errors point at the item's name line.
+        let span = rx.name.span();
         let Some(name) = c.check(&rx.name, format!("external[{i}].name"), |s| {
             identifier(s, 32)?;
             if s == "acme" {
@@ -868,13 +886,14 @@ fn first_bad(s: &str, ok: impl Fn(char) -> bool) -> Result<(), String> {
 /// Env and component names: they become parts of backend names (`be_<env>_<component>_<color>`)
 /// and map values, so `_` (the separator) and anything outside `a-z0-9-` is refused.
 fn env_or_component_name(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 24 {
-        return Err("must be 1 to 24 characters of a-z, 0-9 and '-'".into());
-    }
+    // Bad characters first: "contains a newline" says more than "too long".
     first_bad(s, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
     })
     .map_err(|m| format!("{m}; use a-z, 0-9 and '-' (it becomes part of backend names)"))?;
+    if s.is_empty() || s.len() > 24 {
+        return Err("must be 1 to 24 characters of a-z, 0-9 and '-'".into());
+    }
     if s.starts_with('-') || s.ends_with('-') {
         return Err("must not start or end with '-'".into());
     }
@@ -883,15 +902,15 @@ fn env_or_component_name(s: &str) -> Result<String, String> {
 
 /// An HAProxy identifier: `[A-Za-z0-9_.-]`, starting with a letter or digit.
 fn identifier(s: &str, max: usize) -> Result<(), String> {
+    first_bad(s, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    })
+    .map_err(|m| format!("{m}; an HAProxy name may only hold A-Z, a-z, 0-9, '_', '.', '-'"))?;
     if s.is_empty() || s.len() > max {
         return Err(format!(
             "must be 1 to {max} characters of A-Z, a-z, 0-9, '_', '.', '-'"
         ));
     }
-    first_bad(s, |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
-    })
-    .map_err(|m| format!("{m}; an HAProxy name may only hold A-Z, a-z, 0-9, '_', '.', '-'"))?;
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err("must start with a letter or a digit".into());
     }
@@ -900,13 +919,13 @@ fn identifier(s: &str, max: usize) -> Result<(), String> {
 
 /// A container prefix: one DNS label.
 fn container_prefix(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 40 {
-        return Err("must be 1 to 40 characters of a-z, 0-9 and '-'".into());
-    }
     first_bad(s, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
     })
     .map_err(|m| format!("{m}; a container prefix is part of a DNS name (a-z, 0-9, '-')"))?;
+    if s.is_empty() || s.len() > 40 {
+        return Err("must be 1 to 40 characters of a-z, 0-9 and '-'".into());
+    }
     if s.starts_with('-') || s.ends_with('-') {
         return Err("must not start or end with '-'".into());
     }
@@ -986,13 +1005,14 @@ fn bind(s: &str) -> Result<String, String> {
 
 /// A cookie name: an RFC 6265 token (visible ASCII without separators).
 fn cookie_name(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > 64 {
-        return Err("a cookie name must be 1 to 64 characters".into());
-    }
     first_bad(s, |c| {
         c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c)
     })
-    .map_err(|m| format!("{m}; a cookie name is an RFC 6265 token"))
+    .map_err(|m| format!("{m}; a cookie name is an RFC 6265 token"))?;
+    if s.is_empty() || s.len() > 64 {
+        return Err("a cookie name must be 1 to 64 characters".into());
+    }
+    Ok(())
 }
 
 /// A path rule or check path: starts with `/`, URL path characters only.

@@ -1,0 +1,391 @@
+//! Rendering: the default edge passes `haproxy -c` on every installed HAProxy (2.6, 3.0, 3.2),
+//! a golden file pins it, the shape fingerprint ignores what the runtime owns, the templates
+//! refuse injected values even past validation, and the planner explains real renders.
+//!
+//! `VEZASOCK_BLESS=1 cargo test --test render` rewrites the golden files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vezasock::cli::check::haproxy_check;
+use vezasock::plan::{plan, LiveView, Plan, RuntimeStep};
+use vezasock::render::{self, shape, write, Rendered, ShapeSummary};
+use vezasock::topology::{Address, Color, Failover, Servers, Tls, Topology};
+
+/// The HAProxy binaries of common.md, overridable by environment variables.
+fn versions() -> Vec<(&'static str, PathBuf)> {
+    [
+        ("2.6", "VEZASOCK_HAPROXY_2_6", "/usr/sbin/haproxy"),
+        (
+            "3.0",
+            "VEZASOCK_HAPROXY_3_0",
+            "/root/.cache/vezasock/haproxy/3.0/usr/sbin/haproxy",
+        ),
+        (
+            "3.2",
+            "VEZASOCK_HAPROXY_3_2",
+            "/root/.cache/vezasock/haproxy/3.2/usr/sbin/haproxy",
+        ),
+    ]
+    .into_iter()
+    .map(|(label, var, default)| {
+        (
+            label,
+            PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.to_string())),
+        )
+    })
+    .collect()
+}
+
+fn default_topology() -> Topology {
+    Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn no_colors() -> BTreeMap<String, Color> {
+    BTreeMap::new()
+}
+
+fn render_ok(t: &Topology, colors: &BTreeMap<String, Color>) -> Rendered {
+    render::render(t, colors).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A self-signed certificate in `<dir>/certs`, made by openssl.
+fn make_certs(dir: &Path) -> PathBuf {
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=veza.fr",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(status.success(), "openssl failed");
+    let pem = [std::fs::read(&cert), std::fs::read(&key)]
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+        .concat();
+    std::fs::write(certs.join("veza.fr.pem"), pem).unwrap_or_else(|e| panic!("{e}"));
+    certs
+}
+
+/// Runs `haproxy -c` on `topo` (paths moved under a temp dir, TLS on a self-signed cert when
+/// the topology has TLS) with every installed version; returns the versions that ran.
+fn check_everywhere(topo: &Topology, what: &str) -> Vec<&'static str> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut t = topo.clone();
+    t.paths = t.paths.under(dir.path());
+    if let Some(tls) = &mut t.tls {
+        *tls = Tls {
+            certs_dir: make_certs(dir.path()),
+            redirect: tls.redirect,
+        };
+    }
+    let rendered = render_ok(&t, &no_colors());
+    write::write_rendered(&rendered, &t.paths.maps_dir).unwrap_or_else(|e| panic!("{e}"));
+    let config = t.paths.maps_dir.join("haproxy.cfg");
+    let mut ran = Vec::new();
+    for (label, bin) in versions() {
+        if !bin.exists() {
+            eprintln!(
+                "{what}: HAProxy {label} not found at {}, skipped",
+                bin.display()
+            );
+            continue;
+        }
+        let outcome = haproxy_check(&bin, &config).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(
+            outcome.valid,
+            "{what}: HAProxy {label} refused the config:\n{}\n{}",
+            outcome.output, rendered.config
+        );
+        assert!(
+            !outcome.output.contains("[ALERT]"),
+            "{what} on {label}:\n{}",
+            outcome.output
+        );
+        ran.push(label);
+    }
+    eprintln!("{what}: haproxy -c passed on {ran:?}");
+    assert!(
+        !ran.is_empty(),
+        "no HAProxy binary found: nothing was checked"
+    );
+    ran
+}
+
+#[test]
+fn default_passes_haproxy_check_on_every_version() {
+    check_everywhere(&default_topology(), "default (TLS on)");
+}
+
+#[test]
+fn default_without_tls_passes_haproxy_check() {
+    let mut t = default_topology();
+    t.tls = None;
+    let r = render_ok(&t, &no_colors());
+    assert!(
+        !r.config.contains("ssl"),
+        "no TLS bind or redirect without TLS"
+    );
+    assert!(!r.config.contains("redirect"));
+    check_everywhere(&t, "default (TLS off)");
+}
+
+#[test]
+fn cross_color_pools_and_local_servers_pass_haproxy_check() {
+    let text =
+        Topology::embedded_default().map(|_| vezasock::topology::EMBEDDED_DEFAULT.to_string());
+    let text = text
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("failover = \"none\"", "failover = \"cross-color\"")
+        + r#"
+[[env]]
+name = "lab"
+colors = false
+hosts = ["lab.veza.fr"]
+components = ["api", "web"]
+[env.servers]
+api = { pool = ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"] }
+"#;
+    let t = Topology::from_toml(&text, "cross.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.failover, Failover::CrossColor);
+    let (local, _) = t
+        .with_local_servers(21000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = render_ok(&local, &no_colors());
+    assert!(
+        r.config
+            .contains("backup track be_staging_api_green/green_1"),
+        "{}",
+        r.config
+    );
+    assert!(r
+        .config
+        .contains("use_backend be_%[var(txn.env)]_api if env_pool path_api"));
+    assert!(r.config.contains("server srv_3 127.0.0.1:"));
+    check_everywhere(&local, "cross-color + pools + local servers");
+}
+
+#[test]
+fn golden_default() {
+    let r = render_ok(&default_topology(), &no_colors());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let files = [
+        ("veza.haproxy.cfg", &r.config),
+        ("veza.hosts.map", &r.hosts_map),
+        ("veza.active-color.map", &r.active_color_map),
+    ];
+    let bless = std::env::var("VEZASOCK_BLESS").is_ok_and(|v| v == "1");
+    for (name, text) in files {
+        let path = dir.join(name);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("blessed {}", path.display());
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with VEZASOCK_BLESS=1 to create it)",
+                path.display()
+            )
+        });
+        assert!(
+            want == *text,
+            "{name} differs from the golden file; review the diff and run VEZASOCK_BLESS=1 cargo test --test render\n--- rendered:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn fingerprint_is_declared_and_ignores_comments() {
+    let r = render_ok(&default_topology(), &no_colors());
+    assert_eq!(
+        shape::declared_fingerprint(&r.config).as_deref(),
+        Some(r.fingerprint.as_str())
+    );
+    assert_eq!(shape::fingerprint(&r.config), r.fingerprint);
+    let commented = r
+        .config
+        .replace(
+            "\nbackend default_503",
+            "\n# a note\n\n   backend default_503  ",
+        )
+        .replace("# Rendered by vezasock", "# Edited by hand");
+    assert_ne!(commented, r.config);
+    assert_eq!(shape::fingerprint(&commented), r.fingerprint);
+}
+
+#[test]
+fn fingerprint_ignores_map_contents() {
+    let t = default_topology();
+    let blue = render_ok(&t, &no_colors());
+    let colors = BTreeMap::from([("staging".to_string(), Color::Green)]);
+    let green = render_ok(&t, &colors);
+    assert_eq!(
+        green.config, blue.config,
+        "colors live in the map, not the config"
+    );
+    assert_eq!(green.fingerprint, blue.fingerprint);
+    assert_ne!(green.active_color_map, blue.active_color_map);
+    assert!(green.active_color_map.contains("staging green\n"));
+
+    let mut more_hosts = t.clone();
+    more_hosts.envs[0].hosts.push("preview.veza.fr".to_string());
+    let r = render_ok(&more_hosts, &no_colors());
+    assert_eq!(
+        r.fingerprint, blue.fingerprint,
+        "env hosts live in the map, not the config"
+    );
+    assert!(r.hosts_map.contains("preview.veza.fr staging\n"));
+}
+
+#[test]
+fn fingerprint_changes_on_server_move() {
+    let t = default_topology();
+    let before = render_ok(&t, &no_colors());
+    let mut moved = t.clone();
+    if let Servers::Colored { blue, .. } = &mut moved.envs[0].components[0].servers {
+        blue[0].address = Address {
+            host: "10.1.2.3".into(),
+            port: 8080,
+        };
+    }
+    let after = render_ok(&moved, &no_colors());
+    assert_ne!(after.fingerprint, before.fingerprint);
+    let diff = after.summary.diff(&before.summary);
+    assert_eq!(
+        diff,
+        ["server be_staging_api_blue/blue_1 moved from veza-staging-api-blue.lxd:8080 to 10.1.2.3:8080"]
+    );
+}
+
+#[test]
+fn templates_refuse_injection_past_validation() {
+    // The model's fields are public: a bug or a careless caller could put anything there.
+    // The template formatter must still refuse to write it.
+    let t = default_topology();
+    let cases: Vec<(&str, Box<dyn Fn(&mut Topology)>)> = vec![
+        (
+            "env host",
+            Box::new(|t| t.envs[0].hosts.push("a.fr\nlisten evil".into())),
+        ),
+        (
+            "cookie",
+            Box::new(|t| t.envs[0].cookie = "sid insert\n    server x 1.2.3.4:1".into()),
+        ),
+        (
+            "path rule",
+            Box::new(|t| t.components[0].paths.push("/api #".into())),
+        ),
+        (
+            "external host",
+            Box::new(|t| t.externals[0].hosts.push("x.fr if TRUE".into())),
+        ),
+        (
+            "server address",
+            Box::new(|t| {
+                t.externals[0].servers[0].address.host = "10.0.0.1:80 backup\nbackend x".into();
+            }),
+        ),
+        (
+            "component name",
+            Box::new(|t| t.components[0].name = "api\"".into()),
+        ),
+        (
+            "maps dir",
+            Box::new(|t| t.paths.maps_dir = "/etc/haproxy/maps\\x".into()),
+        ),
+    ];
+    for (what, break_it) in cases {
+        let mut bad = t.clone();
+        break_it(&mut bad);
+        // Keep env components in step with a renamed component kind.
+        if what == "component name" {
+            for e in &mut bad.envs {
+                e.components[0].name = bad.components[0].name.clone();
+            }
+        }
+        match render::render(&bad, &no_colors()) {
+            Ok(r) => panic!("{what}: the template wrote an unsafe value:\n{}", r.config),
+            Err(e) => assert!(e.to_string().contains("refusing to write"), "{what}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn summary_round_trips_through_json() {
+    let r = render_ok(&default_topology(), &no_colors());
+    let json = serde_json::to_string(&r.summary).unwrap_or_else(|e| panic!("{e}"));
+    let back: ShapeSummary = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, r.summary);
+    assert!(back.tls);
+    assert_eq!(back.backends.len(), 12 + 2 + 2);
+    assert_eq!(
+        back.backends["be_prod_web_green"].servers["green_1"].address,
+        "veza-web-green.lxd:3000"
+    );
+}
+
+#[test]
+fn plan_on_real_renders() {
+    let t = default_topology();
+    let live_r = render_ok(&t, &BTreeMap::from([("prod".to_string(), Color::Green)]));
+    let live = LiveView {
+        fingerprint: shape::declared_fingerprint(&live_r.config),
+        summary: Some(live_r.summary.clone()),
+        hosts: live_r.hosts.clone(),
+        colors: live_r.colors.clone(),
+    };
+    // Re-rendering with the live colors is a no-op.
+    assert_eq!(plan(&render_ok(&t, &live_r.colors), &live), Plan::Nothing);
+
+    // A new public host for an env: a runtime edit.
+    let mut more = t.clone();
+    more.envs[1].hosts.push("app.veza.fr".into());
+    assert_eq!(
+        plan(&render_ok(&more, &live_r.colors), &live),
+        Plan::Runtime {
+            steps: vec![RuntimeStep::AddHost {
+                host: "app.veza.fr".into(),
+                env: "prod".into()
+            }]
+        }
+    );
+
+    // A new component in an env: a reload, and the reasons name the new backends.
+    let mut fewer = t.clone();
+    fewer.envs[0].components.retain(|c| c.name != "stream");
+    let fewer_r = render_ok(&fewer, &live_r.colors);
+    let fewer_live = LiveView {
+        fingerprint: Some(fewer_r.fingerprint.clone()),
+        summary: Some(fewer_r.summary.clone()),
+        ..live.clone()
+    };
+    let Plan::Reload { reasons } = plan(&render_ok(&t, &live_r.colors), &fewer_live) else {
+        panic!("adding a component must reload");
+    };
+    assert!(
+        reasons.contains(&"backend be_staging_stream_blue added".to_string()),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"backend be_staging_stream_green added".to_string()),
+        "{reasons:?}"
+    );
+}
