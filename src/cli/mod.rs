@@ -2,6 +2,8 @@
 //! JSON behind `--json`.
 
 pub mod check;
+pub mod exec;
+pub mod exit;
 pub mod plan;
 pub mod render;
 
@@ -25,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Show the version (placeholder until the real commands land).
     Version,
+    /// Send one runtime API command (or a `;`-joined line) and print HAProxy's reply.
+    Exec(exec::ExecArgs),
     /// Render haproxy.cfg (stdout) or the config, maps and shape summary (--out DIR).
     Render(render::RenderArgs),
     /// Render the candidate into a temp dir and run `haproxy -c` on it.
@@ -57,6 +61,7 @@ pub fn main() -> ExitCode {
             println!("vezasock {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Exec(args) => exec::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run(&args),

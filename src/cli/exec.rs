@@ -1,0 +1,214 @@
+//! `vezasock exec`: the operator's better `socat`. Sends one runtime command (or a `;`-joined
+//! line), prints HAProxy's reply, and exits non-zero with HAProxy's message on stderr when
+//! HAProxy reports an error. `--json` prints the parsed reply.
+//!
+//! A single command goes over a one-shot connection (what socat does, minus the fork). A
+//! `;`-joined line is split on its unescaped `;` and sent as a pipelined batch on one
+//! interactive session, so each reply is framed, matched to its command and checked on its
+//! own: a one-shot `;` chain would return the replies glued together.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::exit::Exit;
+use crate::runtime::command::Command;
+use crate::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
+use crate::runtime::parse::kind::Parsed;
+use crate::runtime::session::{one_shot_unchecked, Reply, Session, Timeouts};
+use crate::runtime::Error;
+
+/// Replies larger than this are refused (a full `show stat` of 10,000 servers is ~5 MB).
+const MAX_REPLY: usize = 256 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Worker stats socket: a unix path, `unix:PATH`, `tcp:HOST:PORT` or `HOST:PORT`.
+    #[arg(
+        long,
+        env = "VEZASOCK_SOCKET",
+        conflicts_with = "master",
+        default_value = "/run/haproxy/admin.sock"
+    )]
+    pub socket: String,
+
+    /// Master CLI socket instead (worker commands are routed to `--target`).
+    #[arg(long, env = "VEZASOCK_MASTER_SOCKET")]
+    pub master: Option<String>,
+
+    /// Worker to route to through the master: `1` (current, `@1`), `!PID`, or `master`.
+    #[arg(long, requires = "master")]
+    pub target: Option<String>,
+
+    /// Print the parsed reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for the connection and for each reply.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+
+    /// The runtime command, e.g. `show servers state` or `set map F k v; show map F`.
+    #[arg(required = true, num_args = 1.., last = true)]
+    pub command: Vec<String>,
+}
+
+/// One command's result, as `--json` prints it.
+#[derive(Debug, Serialize)]
+struct JsonReply {
+    command: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<Parsed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn run(args: &ExecArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vezasock exec: cannot start the async runtime: {e}");
+            return Exit::Unreachable.into();
+        }
+    };
+    runtime.block_on(exec(args)).into()
+}
+
+fn endpoint(args: &ExecArgs) -> Result<Endpoint, Error> {
+    let Some(master) = &args.master else {
+        return Ok(match args.socket.parse::<Socket>()? {
+            Socket::Unix(path) => Endpoint::Unix(path),
+            Socket::Tcp(addr) => Endpoint::Tcp(addr),
+        });
+    };
+    let socket = if master.starts_with('/') {
+        Socket::Unix(PathBuf::from(master))
+    } else {
+        master.parse::<Socket>()?
+    };
+    let target = match &args.target {
+        None => None,
+        Some(t) => Some(parse_target(t)?),
+    };
+    Ok(Endpoint::Master { socket, target })
+}
+
+fn parse_target(text: &str) -> Result<WorkerTarget, Error> {
+    let spelled = if text.starts_with('@') {
+        text.to_string()
+    } else {
+        format!("@{text}")
+    };
+    spelled.parse::<WorkerTarget>()
+}
+
+async fn exec(args: &ExecArgs) -> Exit {
+    let line = args.command.join(" ");
+    let timeouts = Timeouts {
+        connect: Duration::from_secs_f64(args.timeout.max(0.001)),
+        reply: Duration::from_secs_f64(args.timeout.max(0.001)),
+    };
+    let prepared = endpoint(args).and_then(|e| Command::raw(&line).map(|c| (e, c)));
+    let (endpoint, command) = match prepared {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("vezasock exec: {e}");
+            return Exit::of_runtime(&e);
+        }
+    };
+    let parts: Vec<String> = match &command {
+        Command::Raw(raw) => raw
+            .commands()
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        _ => vec![line.clone()],
+    };
+    let replies = if parts.len() <= 1 {
+        one_shot_unchecked(&endpoint, &command, timeouts, MAX_REPLY)
+            .await
+            .map(|r| vec![r])
+    } else {
+        batch(&endpoint, &parts, timeouts).await
+    };
+    match replies {
+        Ok(replies) => print(&replies, args.json),
+        Err(e) => {
+            eprintln!("vezasock exec: {e}");
+            Exit::of_runtime(&e)
+        }
+    }
+}
+
+async fn batch(
+    endpoint: &Endpoint,
+    parts: &[String],
+    timeouts: Timeouts,
+) -> Result<Vec<Reply>, Error> {
+    let commands = parts
+        .iter()
+        .map(|p| Command::raw(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut session = Session::connect(endpoint, timeouts).await?;
+    session.batch_all(&commands).await
+}
+
+/// Prints every reply (stdout) and every refusal (stderr); the exit code is the first failure.
+fn print(replies: &[Reply], json: bool) -> Exit {
+    let mut exit = Exit::Ok;
+    let mut json_out = Vec::new();
+    for (i, reply) in replies.iter().enumerate() {
+        let index = (replies.len() > 1).then_some(i + 1);
+        let refusal = reply.refusal(index);
+        if let Some(error) = &refusal {
+            eprintln!("vezasock exec: {error}");
+            if exit == Exit::Ok {
+                exit = Exit::Refused;
+            }
+        }
+        if json {
+            let (parsed, error) = match (&refusal, reply.parse()) {
+                (Some(e), _) => (None, Some(e.to_string())),
+                (None, Ok(p)) => (Some(p), None),
+                (None, Err(e)) => {
+                    if exit == Exit::Ok {
+                        exit = Exit::Unreachable;
+                    }
+                    (None, Some(e.to_string()))
+                }
+            };
+            json_out.push(JsonReply {
+                command: reply.command.clone(),
+                ok: error.is_none(),
+                reply: parsed,
+                error,
+            });
+        } else if refusal.is_none() {
+            // HAProxy's bytes as they came, so scripts that used socat see the same output.
+            print!("{}", String::from_utf8_lossy(&reply.body));
+        }
+    }
+    if json {
+        let value = if json_out.len() == 1 {
+            serde_json::to_string_pretty(&json_out[0])
+        } else {
+            serde_json::to_string_pretty(&json_out)
+        };
+        match value {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("vezasock exec: cannot encode JSON: {e}");
+                return Exit::Unreachable;
+            }
+        }
+    }
+    exit
+}

@@ -1,0 +1,46 @@
+//! The exit codes of every `vezasock` command, in one place (documented in the README).
+//!
+//! CI scripts branch on these, so they never change meaning:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done (or nothing to do) |
+//! | 1 | refused: HAProxy answered with an error, or a safety gate said no (target color not healthy, rollback impossible) |
+//! | 2 | bad input: arguments, topology file, unknown env or color (clap's own usage errors are 2 too) |
+//! | 3 | HAProxy unreachable: connect failure, timeout, dropped connection, unreadable reply |
+//! | 4 | the edge is locked by another vezasock (with `--no-wait`, or the wait ran out) |
+//! | 5 | applied but not verified: the read-back disagrees, or a reload failed and was rescued |
+//! | 6 | `status`: drift between runtime, map file and state file, or an interrupted operation |
+
+use std::process::ExitCode;
+
+use crate::runtime::Error;
+
+/// A command's outcome as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Refused = 1,
+    BadInput = 2,
+    Unreachable = 3,
+    Locked = 4,
+    NotVerified = 5,
+    Drift = 6,
+}
+
+impl Exit {
+    /// Which exit a runtime client error maps to.
+    pub fn of_runtime(error: &Error) -> Exit {
+        match error {
+            Error::Refused { .. } => Exit::Refused,
+            Error::InvalidArgument { .. } => Exit::BadInput,
+            _ => Exit::Unreachable,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
