@@ -525,3 +525,32 @@ async fn connection_closed_while_idle_is_reopened_before_a_write_is_sent() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn bad_master_target_is_refused_even_when_2_6_hangs_up() {
+    bounded(async {
+        // 2.6 interactive: the error line, no prompt, then the master closes.
+        let server = FakeServer::master(|line, _| {
+            if line.starts_with("@!99 ") {
+                return Answer::RawThenHangUp(
+                    b"Can't find the target PID matching the prefix '@!99'\n".to_vec(),
+                );
+            }
+            Answer::Default
+        });
+        let endpoint: Endpoint = format!("master:{}@!99", server.path.display())
+            .parse()
+            .unwrap();
+        let err = Session::connect(&endpoint, SHORT).await.unwrap_err();
+        match &err {
+            Error::Refused { message, .. } => {
+                assert!(
+                    message.starts_with("Can't find the target PID"),
+                    "{message}"
+                )
+            }
+            other => panic!("got {other:?}"),
+        }
+    })
+    .await;
+}

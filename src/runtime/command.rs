@@ -15,9 +15,10 @@
 //!   whitespace at all, since `show map` prints `<ref> <key> <value>` and a key with a space
 //!   would make that line ambiguous (research §9), nor start with `#` (a `#0x…` entry
 //!   reference for `set map`/`del map`, and a comment in a map file);
-//! - no argument may start or end with `<<`: a line ending in `<<` (2.6) or whose last word
-//!   starts with `<<` (3.x custom payload marker) switches the CLI to payload mode, and the
-//!   connection would wait for payload lines;
+//! - no argument may start or end with `<<`: it would switch the CLI to payload mode and the
+//!   connection would wait for payload lines for ever. Checked on real binaries: 2.6 does it
+//!   for any line *ending* in `<<`, even `set map F k a<<` or an escaped `a\<<`; 3.0 and 3.2
+//!   for a last word *starting* with `<<` (`<<x`, the custom end marker form);
 //! - every line, `\n` included, stays below [`MAX_LINE`] bytes: 3.2 refuses a longer line
 //!   entirely and 2.6 hangs on a command that does not fit `tune.bufsize`. The per-argument
 //!   bounds below guarantee this for every typed command.

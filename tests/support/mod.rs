@@ -25,6 +25,8 @@ pub enum Answer {
     HangUp,
     /// Answer, then close (like 3.0 closing an idle session after `stats timeout`).
     BodyThenHangUp(Vec<u8>),
+    /// Send these bytes with no prompt, then close (2.6's master after a bad `@` target).
+    RawThenHangUp(Vec<u8>),
 }
 
 /// Shorthand for `Answer::Body`.
@@ -131,6 +133,10 @@ impl FakeServer {
                                 body.extend_from_slice(prompt.as_bytes());
                             }
                             let _ = write.write_all(&body).await;
+                            return;
+                        }
+                        Answer::RawThenHangUp(bytes) => {
+                            let _ = write.write_all(&bytes).await;
                             return;
                         }
                     };
