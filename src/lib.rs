@@ -9,4 +9,5 @@ pub mod cli;
 pub mod plan;
 pub mod render;
 pub mod runtime;
+pub mod state;
 pub mod topology;

@@ -1,0 +1,401 @@
+//! The journal: an append-only record of every change vezasock makes to an edge, one JSON object
+//! per line in `<state_dir>/journal.jsonl`.
+//!
+//! An operation (a switch, a drain, …) has one `op_id` and writes one entry per phase it reaches:
+//! `intent` → `disk-written` → `runtime-applied` → `verified` → `done`, or `failed` /
+//! `rolled-back`. An operation whose last phase is not one of those three ends was interrupted
+//! (a crash, a kill -9); [`StateDir::last_open_operation`] finds it so that `status` can say
+//! "switch staging blue→green interrupted after disk-written" and `apply` can repair it. The
+//! repairing command closes the old operation by appending a terminal phase with its `op_id`.
+//!
+//! ```text
+//! {"ts":"2024-05-01T12:34:56Z","who":"ci","pid":4242,"op_id":"18c9…-4242-0","env":"staging",
+//!  "action":"switch","phase":"intent","before":"blue","after":"green","detail":null}
+//! ```
+//! (one line in the file.)
+//!
+//! Each append is one `write` on an `O_APPEND` descriptor followed by an fsync. A writer killed
+//! in the middle can leave a last line without its `\n`: the reader skips it and reports it
+//! instead of failing, and the next append first ends that torn line so that it cannot glue
+//! itself to the new entry. Any line that is not a journal entry is skipped and reported the
+//! same way: the journal is an audit trail, and one bad line must not hide the others.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::{read_optional, sync_dir};
+use super::{time, Error, StateDir};
+
+/// The journal file, in the state dir.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Switch,
+    Rollback,
+    Drain,
+    Maint,
+    Ready,
+    Apply,
+    Reload,
+}
+
+impl Action {
+    /// The word written in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Switch => "switch",
+            Action::Rollback => "rollback",
+            Action::Drain => "drain",
+            Action::Maint => "maint",
+            Action::Ready => "ready",
+            Action::Apply => "apply",
+            Action::Reload => "reload",
+        }
+    }
+}
+
+/// How far an operation got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// About to change something; nothing changed yet.
+    Intent,
+    /// The files on disk (map, state) hold the new value.
+    DiskWritten,
+    /// HAProxy's runtime accepted the change.
+    RuntimeApplied,
+    /// The read-back matched the intent.
+    Verified,
+    /// Finished; state and history recorded.
+    Done,
+    /// Gave up; the detail says why and what was left.
+    Failed,
+    /// Undone after a failure: disk and runtime are as before.
+    RolledBack,
+}
+
+impl Phase {
+    /// The word written in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Intent => "intent",
+            Phase::DiskWritten => "disk-written",
+            Phase::RuntimeApplied => "runtime-applied",
+            Phase::Verified => "verified",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+            Phase::RolledBack => "rolled-back",
+        }
+    }
+
+    /// True for the phases that end an operation (`done`, `failed`, `rolled-back`).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Done | Phase::Failed | Phase::RolledBack)
+    }
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// When (RFC 3339 UTC).
+    pub ts: String,
+    pub who: String,
+    pub pid: u32,
+    pub op_id: String,
+    /// The env changed; `None` for edge-wide operations (apply, reload, a non-env backend).
+    #[serde(default)]
+    pub env: Option<String>,
+    pub action: Action,
+    pub phase: Phase,
+    /// The value before (a color, a server state, a shape fingerprint).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// The value after.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Free text: the servers touched, an error message, …
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// An operation in progress: the fields shared by all its journal entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub op_id: String,
+    pub who: String,
+    pub env: Option<String>,
+    pub action: Action,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Makes op ids unique between operations started in the same nanosecond by one process.
+static OP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Operation {
+    /// A new operation with a fresh `op_id` (`<nanoseconds, hex>-<pid>-<n>`).
+    pub fn new(
+        action: Action,
+        env: Option<&str>,
+        before: Option<&str>,
+        after: Option<&str>,
+        who: &str,
+    ) -> Operation {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Operation {
+            op_id: format!(
+                "{nanos:x}-{}-{}",
+                std::process::id(),
+                OP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ),
+            who: who.to_string(),
+            env: env.map(str::to_string),
+            action,
+            before: before.map(str::to_string),
+            after: after.map(str::to_string),
+        }
+    }
+
+    /// The journal entry for reaching `phase`, stamped now by this process.
+    pub fn entry(&self, phase: Phase, detail: Option<&str>) -> JournalEntry {
+        JournalEntry {
+            ts: time::now_rfc3339(),
+            who: self.who.clone(),
+            pid: std::process::id(),
+            op_id: self.op_id.clone(),
+            env: self.env.clone(),
+            action: self.action,
+            phase,
+            before: self.before.clone(),
+            after: self.after.clone(),
+            detail: detail.map(str::to_string),
+        }
+    }
+}
+
+/// A journal line that was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedLine {
+    /// 1-based line number.
+    pub line: usize,
+    pub text: String,
+    /// True for a last line without its `\n` (a writer killed mid-append).
+    pub torn: bool,
+    pub why: String,
+}
+
+/// What the journal holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalRead {
+    /// The readable entries, oldest first.
+    pub entries: Vec<JournalEntry>,
+    /// Lines that were skipped, for the caller to report.
+    pub skipped: Vec<SkippedLine>,
+}
+
+/// An operation that never reached `done`, `failed` or `rolled-back`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenOperation {
+    pub op_id: String,
+    pub action: Action,
+    pub env: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub who: String,
+    pub pid: u32,
+    /// When its first entry was written.
+    pub started: String,
+    /// The last phase it reached.
+    pub last_phase: Phase,
+    /// When its last entry was written.
+    pub last_ts: String,
+    /// The detail of its last entry.
+    pub last_detail: Option<String>,
+}
+
+impl std::fmt::Display for OpenOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.action.as_str())?;
+        if let Some(env) = &self.env {
+            write!(f, " {env}")?;
+        }
+        match (&self.before, &self.after) {
+            (Some(b), Some(a)) => write!(f, " {b}→{a}")?,
+            (None, Some(a)) => write!(f, " →{a}")?,
+            (Some(b), None) => write!(f, " {b}→?")?,
+            (None, None) => {}
+        }
+        write!(
+            f,
+            " interrupted after {} (op {}, pid {}, by {}, started {})",
+            self.last_phase.as_str(),
+            self.op_id,
+            self.pid,
+            self.who,
+            self.started
+        )
+    }
+}
+
+impl StateDir {
+    /// Appends one entry: one line, one `write` with `O_APPEND`, then fsync.
+    pub fn journal_append(&self, entry: &JournalEntry) -> Result<(), Error> {
+        let path = self.journal_file();
+        self.ensure()?;
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| Error::io("open the journal", &path, e))?;
+
+        let mut line = Vec::new();
+        // End a torn last line first, so the new entry starts on a line of its own.
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("read the metadata of", &path, e))?
+            .len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.read_exact_at(&mut last, len - 1)
+                .map_err(|e| Error::io("read the end of", &path, e))?;
+            if last[0] != b'\n' {
+                line.push(b'\n');
+            }
+        }
+        serde_json::to_writer(&mut line, entry).map_err(|e| Error::BadJson {
+            path: path.clone(),
+            source: e,
+        })?;
+        line.push(b'\n');
+
+        file.write_all(&line)
+            .map_err(|e| Error::io("append to the journal", &path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fsync the journal", &path, e))?;
+        if !existed {
+            sync_dir(self.path())?;
+        }
+        Ok(())
+    }
+
+    /// Appends the entry of `op` reaching `phase`, and returns it.
+    pub fn journal_record(
+        &self,
+        op: &Operation,
+        phase: Phase,
+        detail: Option<&str>,
+    ) -> Result<JournalEntry, Error> {
+        let entry = op.entry(phase, detail);
+        self.journal_append(&entry)?;
+        Ok(entry)
+    }
+
+    /// Reads the whole journal (empty when it does not exist). Never fails on the content: bad
+    /// lines come back in [`JournalRead::skipped`].
+    pub fn journal_read(&self) -> Result<JournalRead, Error> {
+        let path = self.journal_file();
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(JournalRead::default());
+        };
+        Ok(parse_journal(&bytes))
+    }
+
+    /// Every operation (of any env) that has not ended, oldest first.
+    pub fn open_operations(&self) -> Result<Vec<OpenOperation>, Error> {
+        Ok(open_operations(&self.journal_read()?.entries))
+    }
+
+    /// The most recent operation on `env` that has not ended, if any.
+    pub fn last_open_operation(&self, env: &str) -> Result<Option<OpenOperation>, Error> {
+        Ok(self
+            .open_operations()?
+            .into_iter()
+            .rev()
+            .find(|op| op.env.as_deref() == Some(env)))
+    }
+}
+
+/// Parses journal bytes; never fails (bad lines are skipped and reported).
+pub fn parse_journal(bytes: &[u8]) -> JournalRead {
+    let mut read = JournalRead::default();
+    let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // `split` yields an empty piece after a final `\n`; anything else there is a torn line.
+    let tail = pieces.pop().unwrap_or(&[]);
+    for (i, piece) in pieces.iter().enumerate() {
+        if piece.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        match serde_json::from_slice::<JournalEntry>(piece) {
+            Ok(entry) => read.entries.push(entry),
+            Err(e) => read.skipped.push(SkippedLine {
+                line: i + 1,
+                text: String::from_utf8_lossy(piece).into_owned(),
+                torn: false,
+                why: format!("not a journal entry ({e}); a torn write from a crashed writer?"),
+            }),
+        }
+    }
+    if !tail.is_empty() {
+        read.skipped.push(SkippedLine {
+            line: pieces.len() + 1,
+            text: String::from_utf8_lossy(tail).into_owned(),
+            torn: true,
+            why: "last line without a newline: a writer was interrupted mid-append".to_string(),
+        });
+    }
+    read
+}
+
+/// The operations among `entries` whose last phase is not terminal, in the order they started.
+pub fn open_operations(entries: &[JournalEntry]) -> Vec<OpenOperation> {
+    let mut ops: Vec<OpenOperation> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for e in entries {
+        match index.get(e.op_id.as_str()).and_then(|&i| ops.get_mut(i)) {
+            Some(op) => {
+                op.last_phase = e.phase;
+                op.last_ts = e.ts.clone();
+                op.last_detail = e.detail.clone();
+                // A repairing process may know the values better than the interrupted one.
+                if e.before.is_some() {
+                    op.before = e.before.clone();
+                }
+                if e.after.is_some() {
+                    op.after = e.after.clone();
+                }
+            }
+            None => {
+                index.insert(e.op_id.as_str(), ops.len());
+                ops.push(OpenOperation {
+                    op_id: e.op_id.clone(),
+                    action: e.action,
+                    env: e.env.clone(),
+                    before: e.before.clone(),
+                    after: e.after.clone(),
+                    who: e.who.clone(),
+                    pid: e.pid,
+                    started: e.ts.clone(),
+                    last_phase: e.phase,
+                    last_ts: e.ts.clone(),
+                    last_detail: e.detail.clone(),
+                });
+            }
+        }
+    }
+    ops.retain(|op| !op.last_phase.is_terminal());
+    ops
+}
