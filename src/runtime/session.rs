@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{timeout_at, Instant};
-use tokio_util::codec::Decoder;
+use tokio_util::codec::{Decoder, Encoder};
 
 use super::codec::{CodecError, Frame, Framing, ReplyCodec, DEFAULT_MAX_REPLY};
 use super::command::{AdminState, Command, StatFilter, Weight as WeightChange};
@@ -400,10 +400,12 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-/// Appends `line` and its `\n` to `out`.
-fn push_line(out: &mut BytesMut, line: &str) {
-    out.extend_from_slice(line.as_bytes());
-    out.extend_from_slice(b"\n");
+/// Appends `line` and its `\n` to `out` through the codec's encoder, which refuses a line
+/// holding a line break (validation already did; this is the last gate before the socket).
+fn push_line(out: &mut BytesMut, line: &str, endpoint: &str) -> Result<(), Error> {
+    ReplyCodec::new(Framing::OneShot)
+        .encode(line, out)
+        .map_err(|e| codec_error(endpoint, e))
 }
 
 /// The line actually written for `command` on `endpoint`: worker commands through the master
@@ -479,7 +481,7 @@ pub(crate) async fn one_shot_unchecked(
     let name = endpoint.to_string();
     let mut stream = connect(endpoint, &timeouts).await?;
     let mut out = BytesMut::with_capacity(line.len() + 1);
-    push_line(&mut out, &line);
+    push_line(&mut out, &line, &name)?;
     let deadline = Instant::now() + timeouts.reply;
     let io_error = |source| Error::Io {
         endpoint: name.clone(),
@@ -557,7 +559,7 @@ impl Connection {
         let write = async {
             let mut chunk = BytesMut::with_capacity(WRITE_CHUNK + 16 * 1024);
             for (i, line) in lines.iter().enumerate() {
-                push_line(&mut chunk, line);
+                push_line(&mut chunk, line, endpoint)?;
                 if chunk.len() >= WRITE_CHUNK || i + 1 == lines.len() {
                     match tokio::time::timeout(wait, writer.write_all(&chunk)).await {
                         Ok(Ok(())) => chunk.clear(),
