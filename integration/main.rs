@@ -3,8 +3,10 @@
 //! prints which versions ran; `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns a missing one into a failure.
 
 mod backend;
+mod edge;
 mod haproxy;
 mod lab;
+mod runtime_client;
 
 use haproxy::raw_one_shot;
 

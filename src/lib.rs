@@ -6,6 +6,7 @@
 //! → `cli` (the `vezasock` commands). A module never reaches back up the chain.
 
 pub mod cli;
+pub mod demo;
 pub mod plan;
 pub mod render;
 pub mod runtime;

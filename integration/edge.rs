@@ -1,0 +1,46 @@
+//! The local edge (`vezasock::demo::LocalEdge`): the embedded veza topology rendered for
+//! loopback, started on every HAProxy version, answering by Host header and path.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vezasock::demo::http::get;
+use vezasock::demo::LocalEdge;
+use vezasock::topology::Topology;
+
+use crate::haproxy;
+
+pub fn start(v: &haproxy::Haproxy, dir: &std::path::Path) -> LocalEdge {
+    let topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded default: {e}"));
+    LocalEdge::start(&topo, &v.bin, dir, &BTreeMap::new()).unwrap_or_else(|e| panic!("{}: {e}", v.label))
+}
+
+#[test]
+fn the_embedded_edge_routes_by_host_and_path_on_every_version() {
+    for v in haproxy::versions() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = start(&v, dir.path());
+        let t = Duration::from_secs(5);
+        let cases = [
+            ("staging.veza.fr", "/", "staging web blue"),
+            ("staging.veza.fr", "/api/users", "staging api blue"),
+            ("veza.fr", "/stream/x", "prod stream blue"),
+            ("www.veza.fr", "/api", "prod api blue"),
+        ];
+        for (host, path, want) in cases {
+            // Health checks take a moment to mark servers UP after start.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = get(edge.http, host, path, t).unwrap_or_else(|e| panic!("{}: {host}{path}: {e}", v.label));
+                if got.status == 200 {
+                    assert_eq!(got.body, want, "{}: {host}{path}", v.label);
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{}: {host}{path} gave {got:?}\n{}", v.label, edge.log());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let other = get(edge.http, "unknown.example", "/", t).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(other.status, 503, "{}: unknown host", v.label);
+    }
+}

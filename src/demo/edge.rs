@@ -1,0 +1,262 @@
+//! A complete local edge on loopback: the topology rendered with every server moved to a
+//! 127.0.0.1 port, one [`Backend`] per server answering with its env, component and color,
+//! and a master-worker HAProxy started from the rendered files in a private directory.
+//! `vezasock demo`, the integration tests and the benchmarks all drive this same edge.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::backend::Backend;
+use crate::render::{render, write::write_rendered};
+use crate::topology::{Color, LocalServer, Topology};
+
+/// Why a local edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalEdgeError {
+    #[error("no free block of {0} loopback ports found")]
+    NoPorts(usize),
+    #[error("{0}")]
+    Topology(String),
+    #[error("cannot render the edge: {0}")]
+    Render(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("HAProxy did not start: {0}")]
+    Start(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LocalEdgeError {
+    let what = what.into();
+    move |source| LocalEdgeError::Io { what, source }
+}
+
+/// A running local edge. Dropping it kills HAProxy (master and workers) and the backends.
+pub struct LocalEdge {
+    /// The topology as rendered: servers on loopback, paths inside `dir`.
+    pub topology: Topology,
+    /// Where HTTP requests go (the frontend's plain-HTTP bind).
+    pub http: SocketAddr,
+    /// The servers that were moved to loopback, with their ports.
+    pub servers: Vec<LocalServer>,
+    /// Every file and socket of this edge lives here.
+    pub dir: PathBuf,
+    backends: Vec<Backend>,
+    child: Option<Child>,
+}
+
+impl LocalEdge {
+    /// Renders `base` for loopback into `dir` (created if needed) and starts it with the
+    /// HAProxy binary `haproxy`. Every env starts blue unless `colors` says otherwise.
+    pub fn start(
+        base: &Topology,
+        haproxy: &Path,
+        dir: &Path,
+        colors: &BTreeMap<String, Color>,
+    ) -> Result<LocalEdge, LocalEdgeError> {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let server_count = count_servers(base);
+        let base_port =
+            free_port_block(server_count + 1).ok_or(LocalEdgeError::NoPorts(server_count + 1))?;
+        let (mut topology, servers) = base
+            .with_local_servers(base_port + 1)
+            .map_err(LocalEdgeError::Topology)?;
+        topology.listen.http = format!("127.0.0.1:{base_port}");
+        // TLS needs certificates; the local edge is plain HTTP on loopback.
+        topology.tls = None;
+        topology.paths = topology.paths.under(dir);
+        topology.paths.haproxy = haproxy.to_path_buf();
+
+        let mut backends = Vec::with_capacity(servers.len());
+        for s in &servers {
+            let label = label(&topology, s);
+            backends.push(
+                Backend::start(&label, s.port)
+                    .map_err(io_err(format!("start backend {label} on port {}", s.port)))?,
+            );
+        }
+        let rendered =
+            render(&topology, colors).map_err(|e| LocalEdgeError::Render(e.to_string()))?;
+        std::fs::create_dir_all(&topology.paths.state_dir)
+            .map_err(io_err("create the state dir"))?;
+        let config_dir = topology.paths.config.parent().unwrap_or(dir).to_path_buf();
+        write_rendered(&rendered, &config_dir).map_err(io_err("write the rendered edge"))?;
+        if topology.paths.maps_dir != config_dir {
+            // The maps live in their own dir; write_rendered put them beside the config.
+            std::fs::create_dir_all(&topology.paths.maps_dir)
+                .map_err(io_err("create the maps dir"))?;
+            for name in [
+                crate::topology::HOSTS_MAP,
+                crate::topology::ACTIVE_COLOR_MAP,
+            ] {
+                std::fs::rename(config_dir.join(name), topology.paths.maps_dir.join(name))
+                    .map_err(io_err(format!("move {name}")))?;
+            }
+        }
+        let http = SocketAddr::from(([127, 0, 0, 1], base_port));
+        let mut edge = LocalEdge {
+            topology,
+            http,
+            servers,
+            dir: dir.to_path_buf(),
+            backends,
+            child: None,
+        };
+        edge.start_haproxy()?;
+        Ok(edge)
+    }
+
+    /// Starts HAProxy from the files on disk (also used to restart it).
+    pub fn start_haproxy(&mut self) -> Result<(), LocalEdgeError> {
+        let paths = &self.topology.paths;
+        let log = std::fs::File::create(self.dir.join("haproxy.log"))
+            .map_err(io_err("create haproxy.log"))?;
+        let log2 = log.try_clone().map_err(io_err("open haproxy.log"))?;
+        let child = Command::new(&paths.haproxy)
+            .arg("-W")
+            .arg("-S")
+            .arg(format!("{},level,admin", paths.master_socket.display()))
+            .arg("-f")
+            .arg(&paths.config)
+            .arg("-p")
+            .arg(&paths.pid_file)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Its own process group, so stopping kills the master and every worker together.
+            .process_group(0)
+            .spawn()
+            .map_err(io_err(format!("start {}", paths.haproxy.display())))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(LocalEdgeError::Start(format!(
+                        "exited with {status}:\n{}",
+                        self.log()
+                    )));
+                }
+            }
+            if UnixStream::connect(&self.topology.paths.admin_socket).is_ok()
+                && UnixStream::connect(&self.topology.paths.master_socket).is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(LocalEdgeError::Start(format!(
+                    "no admin socket after 10 s:\n{}",
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills HAProxy (master and workers, SIGKILL): what a crash or a host reboot does.
+    pub fn kill_haproxy(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(format!("-{}", child.id()))
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A full restart: kill, then start again from the files on disk.
+    pub fn restart_haproxy(&mut self) -> Result<(), LocalEdgeError> {
+        self.kill_haproxy();
+        self.start_haproxy()
+    }
+
+    /// The master process's PID, while it runs.
+    pub fn master_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// HAProxy's own output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
+    }
+
+    /// Stops the backend serving `backend`/`server` (its health check will go DOWN), or starts
+    /// it again on the same port. Returns false when no such server exists.
+    pub fn set_backend_running(&mut self, backend: &str, server: &str, running: bool) -> bool {
+        let Some(s) = self
+            .servers
+            .iter()
+            .find(|s| s.backend == backend && s.server == server)
+            .cloned()
+        else {
+            return false;
+        };
+        let label = label(&self.topology, &s);
+        self.backends.retain(|b| b.addr.port() != s.port);
+        if running {
+            match Backend::start(&label, s.port) {
+                Ok(b) => self.backends.push(b),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Drop for LocalEdge {
+    fn drop(&mut self) {
+        self.kill_haproxy();
+    }
+}
+
+/// What a backend answers: `<env> <component> <color>` for env servers, else the backend name.
+pub fn label(topology: &Topology, server: &LocalServer) -> String {
+    for env in &topology.envs {
+        for comp in &env.components {
+            for color in Color::ALL {
+                if env.backend_name(&comp.name, color) == server.backend {
+                    return match server.color {
+                        Some(c) => format!("{} {} {}", env.name, comp.name, c.as_str()),
+                        None => format!("{} {} {}", env.name, comp.name, server.server),
+                    };
+                }
+            }
+        }
+    }
+    server.backend.clone()
+}
+
+fn count_servers(topology: &Topology) -> usize {
+    topology
+        .with_local_servers(1)
+        .map(|(_, s)| s.len())
+        .unwrap_or(0)
+}
+
+/// The first port of `n` consecutive free loopback ports (checked by binding each).
+fn free_port_block(n: usize) -> Option<u16> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let seed = std::process::id() as usize ^ nanos;
+    for attempt in 0..50usize {
+        let base = 20_000 + (seed.wrapping_mul(7919).wrapping_add(attempt * 1_237) % 30_000);
+        let all_free = (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok());
+        if all_free {
+            return Some(base as u16);
+        }
+    }
+    None
+}

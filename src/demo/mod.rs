@@ -1,0 +1,8 @@
+//! `vezasock demo` and the local edge it runs: real HAProxy, the embedded topology pointed at
+//! loopback backends that answer with their env, component and color.
+
+pub mod backend;
+pub mod edge;
+pub mod http;
+
+pub use edge::{LocalEdge, LocalEdgeError};
