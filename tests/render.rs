@@ -275,12 +275,15 @@ fn fingerprint_changes_on_server_move() {
     );
 }
 
+/// Puts an unsafe value somewhere in a topology.
+type Breaker = Box<dyn Fn(&mut Topology)>;
+
 #[test]
 fn templates_refuse_injection_past_validation() {
     // The model's fields are public: a bug or a careless caller could put anything there.
     // The template formatter must still refuse to write it.
     let t = default_topology();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Topology)>)> = vec![
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "env host",
             Box::new(|t| t.envs[0].hosts.push("a.fr\nlisten evil".into())),
@@ -387,5 +390,157 @@ fn plan_on_real_renders() {
     assert!(
         reasons.contains(&"backend be_staging_stream_green added".to_string()),
         "{reasons:?}"
+    );
+}
+
+// ---- the commands, black-box ----
+
+struct Cli {
+    dir: tempfile::TempDir,
+    topology: PathBuf,
+}
+
+impl Cli {
+    /// A topology file (the default with TLS on a temp cert) and a live dir under a temp dir.
+    fn new() -> Cli {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let certs = make_certs(dir.path());
+        let text = vezasock::topology::EMBEDDED_DEFAULT
+            .replace("/etc/haproxy/certs", &certs.display().to_string());
+        let topology = dir.path().join("veza.toml");
+        std::fs::write(&topology, text).unwrap_or_else(|e| panic!("{e}"));
+        Cli { dir, topology }
+    }
+
+    fn live(&self) -> PathBuf {
+        self.dir.path().join("live")
+    }
+
+    fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.topology).unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains(from), "no {from:?} in the topology");
+        std::fs::write(&self.topology, text.replacen(from, to, 1))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Runs vezasock with the topology and the live paths in the environment.
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .args(args)
+            .env("VEZASOCK_CONFIG", &self.topology)
+            .env("VEZASOCK_HAPROXY_CONFIG", self.live().join("haproxy.cfg"))
+            .env("VEZASOCK_MAPS_DIR", self.live())
+            .env("VEZASOCK_HAPROXY", &versions()[0].1)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (out.status.success(), text(out.stdout), text(out.stderr))
+    }
+}
+
+#[test]
+fn cli_render_then_plan() {
+    let cli = Cli::new();
+    let (ok, out, err) = cli.run(&["render"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with(shape::FINGERPRINT_PREFIX), "{out}");
+
+    // No live config yet: a reload.
+    let (ok, out, err) = cli.run(&["plan"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Reload needed"), "{out}");
+
+    let live = cli.live();
+    let (ok, _, err) = cli.run(&[
+        "render",
+        "--out",
+        &live.display().to_string(),
+        "--color",
+        "staging=green",
+    ]);
+    assert!(ok, "{err}");
+    let colors = std::fs::read_to_string(live.join("active-color.map")).unwrap_or_default();
+    assert!(
+        colors.contains("staging green\n") && colors.contains("prod blue\n"),
+        "{colors}"
+    );
+    assert!(live.join("haproxy.cfg.shape.json").exists());
+
+    // Live matches; the live colors are kept, never reset to blue.
+    let (ok, out, err) = cli.run(&["plan"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "Nothing to do: the live edge matches the topology."
+    );
+    let (_, json, _) = cli.run(&["plan", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["plan"], "nothing", "{json}");
+
+    // A new env host is a runtime edit.
+    cli.edit(
+        "hosts = [\"veza.fr\", \"www.veza.fr\"]",
+        "hosts = [\"veza.fr\", \"www.veza.fr\", \"app.veza.fr\"]",
+    );
+    let (_, out, _) = cli.run(&["plan"]);
+    assert!(
+        out.contains("Runtime changes, no reload (1 map edit(s)):"),
+        "{out}"
+    );
+    assert!(out.contains("add host app.veza.fr to env prod"), "{out}");
+
+    // A moved server is a reload, explained.
+    cli.edit("10.0.20.105:3000", "10.0.20.106:3000");
+    let (_, out, _) = cli.run(&["plan"]);
+    assert!(out.starts_with("Reload needed"), "{out}");
+    assert!(
+        out.contains(
+            "server forgejo_backend/srv_1 moved from 10.0.20.105:3000 to 10.0.20.106:3000"
+        ),
+        "{out}"
+    );
+    let (_, json, _) = cli.run(&["plan", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["plan"], "reload", "{json}");
+    assert!(
+        v["reasons"].as_array().is_some_and(|r| r.len() >= 2),
+        "{json}"
+    );
+    assert_ne!(v["desired_fingerprint"], v["live_fingerprint"]);
+}
+
+#[test]
+fn cli_reports_bad_topology_with_file_line_and_field() {
+    let cli = Cli::new();
+    cli.edit("\"staging.veza.fr\"", "\"staging.veza.fr\\nlisten x\"");
+    let (ok, out, err) = cli.run(&["render"]);
+    assert!(!ok);
+    assert!(out.is_empty(), "nothing rendered: {out}");
+    let file = cli.topology.display().to_string();
+    assert!(err.contains(&format!("{file}:")), "{err}");
+    assert!(
+        err.contains("env.staging.hosts[0]: contains a newline"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_check_passes_and_maps_haproxy_errors_to_the_topology() {
+    let cli = Cli::new();
+    let (ok, out, err) = cli.run(&["check"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("the candidate config is valid"), "{out}");
+    // A certs dir that does not exist passes validation but not haproxy -c.
+    cli.edit("certs_dir = \"", "certs_dir = \"/nonexistent");
+    let (ok, out, _) = cli.run(&["check"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("[ALERT]"), "{out}");
+    assert!(out.contains("at rendered line"), "{out}");
+    assert!(out.contains("in frontend fe_edge"), "{out}");
+    assert!(
+        out.contains("HAProxy refused the candidate config"),
+        "{out}"
     );
 }
