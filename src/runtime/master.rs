@@ -182,7 +182,9 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ReloadRep
     }
 }
 
-/// The message of a failed 2.6 reload: HAProxy's startup log when the master keeps it.
+/// The message of a failed 2.6 reload. 2.6's master CLI has no `show startup-logs` (checked:
+/// "Unknown command"), so HAProxy's ALERT lines cannot be read from it; newer masters that
+/// keep them are asked, and otherwise the message says where to look.
 async fn failure_message(endpoint: &Endpoint, timeouts: Timeouts, failed: u32) -> String {
     let mut message = format!(
         "reload failed ([failed: {failed}] in show proc); the previous worker keeps serving"
@@ -193,8 +195,13 @@ async fn failure_message(endpoint: &Endpoint, timeouts: Timeouts, failed: u32) -
             if reply.refusal(None).is_none() && !reply.text().is_empty() {
                 message.push_str(":\n");
                 message.push_str(&reply.text());
+                return message;
             }
         }
     }
+    message.push_str(
+        ". This HAProxy's master CLI does not report why: run `haproxy -c -f <config>` \
+         or read the master's log for the ALERT lines",
+    );
     message
 }
