@@ -38,7 +38,7 @@ defaults
     timeout server 30s
 
 frontend fe_main
-    bind 127.0.0.1:0
+    bind 127.0.0.1:{port}
     http-request set-var(txn.color) str(staging),map({dir}/active-color.map,blue)
     default_backend be_app
 
@@ -103,9 +103,10 @@ fn main() {
     println!("| HAProxy | (a) one-shot | (b) round trips | (c) pipelined batch, checked | (d) raw floor | (c)/(d) | socat per call |");
     println!("|---|---|---|---|---|---|---|");
     for v in haproxy::versions() {
+        let config = CONFIG.replace("{port}", &haproxy::free_port().to_string());
         let fx = haproxy::Fixture::start_with_files(
             &v,
-            CONFIG,
+            &config,
             &[("active-color.map", "staging blue\n")],
         );
         let map = fx.path("active-color.map").display().to_string();
