@@ -154,6 +154,24 @@ impl ShapeSummary {
         s
     }
 
+    /// Servers present in both whose address changes from `live` to `self`, as
+    /// `(backend, server)`. Their lines must be dropped from the server-state file before a
+    /// reload, or the saved address wins over the new config (HAProxy issues #1412, #2103).
+    pub fn moved_servers(&self, live: &ShapeSummary) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, b) in &self.backends {
+            let Some(l) = live.backends.get(name) else {
+                continue;
+            };
+            for (srv, s) in &b.servers {
+                if l.servers.get(srv).is_some_and(|ls| ls.address != s.address) {
+                    out.push((name.clone(), srv.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// What changes from `live` to `self`, in words, one line per difference.
     pub fn diff(&self, live: &ShapeSummary) -> Vec<String> {
         let mut out = Vec::new();
@@ -293,6 +311,11 @@ mod tests {
             "{d:?}"
         );
         assert!(live.diff(&live).is_empty());
+        assert_eq!(
+            moved.moved_servers(&live),
+            [("b".to_string(), "s1".to_string())]
+        );
+        assert!(live.moved_servers(&live).is_empty());
         assert!(live.diff(&moved).contains(&"backend c removed".to_string()));
     }
 
