@@ -168,7 +168,7 @@ impl LocalEdge {
     pub fn kill_haproxy(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
-                .arg("-KILL")
+                .args(["-s", "KILL", "--"]) // procps 4.0.2 reads `-KILL -1234` as kill(-1)
                 .arg(format!("-{}", child.id()))
                 .status();
             let _ = child.kill();
