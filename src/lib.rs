@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod edge;
 pub mod plan;
 pub mod render;
 pub mod runtime;

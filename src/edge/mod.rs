@@ -1,0 +1,93 @@
+//! What vezasock does to a live edge: flips, rollbacks, server drains, status, apply and the
+//! reload path. Each operation combines the layers below it (topology → render → plan →
+//! runtime → state) and is called by one `cli` command.
+//!
+//! [`Edge`] is the context they share: the topology (with its runtime paths), the edge's
+//! state dir, and the runtime client settings.
+
+use std::time::Duration;
+
+use crate::runtime::endpoint::{Endpoint, Socket};
+use crate::runtime::session::{Session, Timeouts};
+use crate::state::StateDir;
+use crate::topology::{Env, Topology};
+
+/// One edge: its topology, its state dir and how to reach its HAProxy.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub topology: Topology,
+    pub state: StateDir,
+    pub timeouts: Timeouts,
+}
+
+/// Why an edge operation stopped. The CLI maps each kind to a documented exit code
+/// (`cli::exit`).
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The request itself is wrong: unknown env, component, server, bad color, bad duration.
+    #[error("{0}")]
+    BadInput(String),
+    /// A safety rule said no (target color not healthy, rollback impossible, color in maint).
+    #[error("{0}")]
+    Refused(String),
+    /// Talking to HAProxy failed, or HAProxy refused a command.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::Error),
+    /// vezasock's files: lock held, unreadable state, disk errors.
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+    /// The change was applied but the read-back disagrees, or a reload failed and was rescued.
+    #[error("{0}")]
+    NotVerified(String),
+}
+
+impl Edge {
+    /// An edge whose state lives in the topology's `state_dir`.
+    pub fn new(topology: Topology) -> Edge {
+        let state = StateDir::single(topology.paths.state_dir.clone());
+        Edge { topology, state, timeouts: Timeouts { connect: Duration::from_secs(2), reply: Duration::from_secs(10) } }
+    }
+
+    /// The admin stats socket: flips and server state changes.
+    pub fn admin(&self) -> Endpoint {
+        Endpoint::Unix(self.topology.paths.admin_socket.clone())
+    }
+
+    /// The operator stats socket: read-only status.
+    pub fn operator(&self) -> Endpoint {
+        Endpoint::Unix(self.topology.paths.operator_socket.clone())
+    }
+
+    /// The master CLI (current worker targeted by default).
+    pub fn master(&self) -> Endpoint {
+        Endpoint::Master { socket: Socket::Unix(self.topology.paths.master_socket.clone()), target: None }
+    }
+
+    /// A session on the admin socket.
+    pub async fn admin_session(&self) -> Result<Session, EdgeError> {
+        Ok(Session::connect(&self.admin(), self.timeouts).await?)
+    }
+
+    /// A session on the operator socket.
+    pub async fn operator_session(&self) -> Result<Session, EdgeError> {
+        Ok(Session::connect(&self.operator(), self.timeouts).await?)
+    }
+
+    /// The env named `name`, or a clear error listing the envs there are.
+    pub fn env(&self, name: &str) -> Result<&Env, EdgeError> {
+        self.topology.env(name).ok_or_else(|| {
+            let known: Vec<&str> = self.topology.envs.iter().map(|e| e.name.as_str()).collect();
+            EdgeError::BadInput(format!("no env {name:?} on edge {}; envs: {}", self.topology.name, known.join(", ")))
+        })
+    }
+}
+
+/// Crash-test hook: when `VEZASOCK_CRASH_AT` names this step, the process kills itself with
+/// SIGKILL on the spot (no destructor, no flush), exactly like `kill -9` at that instant. The
+/// integration tests use it to prove that every step of a flip is crash-safe. Unset in normal
+/// use; the variable is read only at the named steps.
+pub fn crash_point(step: &str) {
+    if std::env::var("VEZASOCK_CRASH_AT").is_ok_and(|at| at == step) {
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
+}
