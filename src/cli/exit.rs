@@ -37,6 +37,20 @@ impl Exit {
             _ => Exit::Unreachable,
         }
     }
+
+    /// Which exit an edge operation error maps to (a state file error other than the lock is
+    /// a refusal: nothing was done that the operator did not see).
+    pub fn of_edge(error: &crate::edge::EdgeError) -> Exit {
+        use crate::edge::EdgeError;
+        match error {
+            EdgeError::BadInput(_) => Exit::BadInput,
+            EdgeError::Refused(_) => Exit::Refused,
+            EdgeError::Runtime(e) => Exit::of_runtime(e),
+            EdgeError::State(e) if e.is_locked() => Exit::Locked,
+            EdgeError::State(_) => Exit::Refused,
+            EdgeError::NotVerified(_) => Exit::NotVerified,
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
