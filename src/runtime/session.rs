@@ -470,6 +470,10 @@ pub async fn one_shot_with_limit(
 }
 
 /// One-shot exchange without checking the outcome (the caller reports errors itself).
+///
+/// An idempotent command whose connection dropped is tried again: once on a stats socket;
+/// through the master until the connect deadline, since the 2.6 master re-executes itself
+/// (at startup and on every reload) and meanwhile refuses or resets connections.
 pub(crate) async fn one_shot_unchecked(
     endpoint: &Endpoint,
     command: &Command,
@@ -477,6 +481,36 @@ pub(crate) async fn one_shot_unchecked(
     max_reply: usize,
 ) -> Result<Reply, Error> {
     command.validate()?;
+    let deadline = Instant::now() + timeouts.connect;
+    let mut retried = false;
+    // Bounded by the deadline (master) or one retry (stats socket), 10 ms apart.
+    loop {
+        match one_shot_once(endpoint, command, timeouts, max_reply).await {
+            Err(error)
+                if error.is_connection_dropped()
+                    && command.is_idempotent()
+                    && (endpoint.is_master() || !retried)
+                    && Instant::now() + RETRY_PAUSE < deadline =>
+            {
+                tracing::debug!(%endpoint, %error, "connection dropped; trying again");
+                retried = true;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Pause before connecting again after a dropped connection.
+const RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// One connection, one line, the reply to EOF.
+async fn one_shot_once(
+    endpoint: &Endpoint,
+    command: &Command,
+    timeouts: Timeouts,
+    max_reply: usize,
+) -> Result<Reply, Error> {
     let line = wire_line(endpoint, command)?;
     let name = endpoint.to_string();
     let mut stream = connect(endpoint, &timeouts).await?;
@@ -669,8 +703,29 @@ impl Session {
         self.open().await
     }
 
-    /// Opens the connection and runs the handshake.
+    /// Opens the connection and runs the handshake. Through the master, a handshake whose
+    /// connection dropped is tried again until the connect deadline (the 2.6 master resets
+    /// connections while it re-executes, at startup and on reloads).
     async fn open(&mut self) -> Result<(), Error> {
+        let deadline = Instant::now() + self.timeouts.connect;
+        // Bounded by the connect deadline, 10 ms apart.
+        loop {
+            match self.open_once().await {
+                Err(error)
+                    if error.is_connection_dropped()
+                        && self.endpoint.is_master()
+                        && Instant::now() + RETRY_PAUSE < deadline =>
+                {
+                    tracing::debug!(endpoint = %self.name, %error, "handshake dropped; trying again");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One connection attempt and handshake.
+    async fn open_once(&mut self) -> Result<(), Error> {
         self.conn = None;
         let stream = connect(&self.endpoint, &self.timeouts).await?;
         let framing = if self.endpoint.is_master() {
