@@ -1224,14 +1224,23 @@ fn master_routing_reload_and_reconnect() {
                 Ok(Parsed::Info(info)) => {
                     assert_eq!(info.pid(), Some(worker), "{label}: @!old reached")
                 }
-                other => {
-                    eprintln!("{label}: @!{worker} after the reload (old worker gone?): {other:?}")
-                }
+                other => panic!("{label}: @!{worker} (old worker) after the reload: {other:?}"),
             }
-            // The kept session may still talk to the old worker; after reconnect() it talks
-            // to the new one.
-            let before = kept.show_info().await.map(|i| i.pid());
-            eprintln!("{label}: kept session after the reload answered from {before:?} (old {worker}, new {new_worker})");
+            assert!(
+                report.old_workers.contains(&worker),
+                "{label}: the pinned worker is an old worker: {report:?}"
+            );
+            // The kept session still talks to the old worker (its connection pins it); after
+            // reconnect() it talks to the new one.
+            let before = kept
+                .show_info()
+                .await
+                .must(&format!("{label}: kept session"));
+            assert_eq!(
+                before.pid(),
+                Some(worker),
+                "{label}: kept session before reconnect"
+            );
             kept.reconnect().await.must(&format!("{label}: reconnect"));
             let info = kept
                 .show_info()
