@@ -544,3 +544,346 @@ fn cli_check_passes_and_maps_haproxy_errors_to_the_topology() {
         "{out}"
     );
 }
+
+// ---- the mechanism on a real HAProxy: routing, flip, missing backend, failover ----
+
+mod live {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::unix::net::UnixStream;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Small HTTP servers on loopback answering `<backend>/<server>` to every request.
+    pub struct Backends {
+        stop: Arc<AtomicBool>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+    }
+
+    impl Backends {
+        pub fn start(named: Vec<(String, TcpListener)>) -> Backends {
+            let stop = Arc::new(AtomicBool::new(false));
+            let threads = named
+                .into_iter()
+                .map(|(name, listener)| {
+                    let stop = stop.clone();
+                    std::thread::spawn(move || serve(&name, &listener, &stop))
+                })
+                .collect();
+            Backends { stop, threads }
+        }
+    }
+
+    impl Drop for Backends {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn serve(name: &str, listener: &TcpListener, stop: &AtomicBool) {
+        let _ = listener.set_nonblocking(true);
+        // Bounded: a test never runs this long.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 65536 {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                        name.len()
+                    );
+                    let _ = s.write_all(reply.as_bytes());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// An HAProxy process (foreground, no master) killed on drop.
+    pub struct Haproxy {
+        child: Child,
+        pub admin: PathBuf,
+    }
+
+    impl Haproxy {
+        pub fn start(bin: &Path, config: &Path, admin: PathBuf) -> Haproxy {
+            let child = Command::new(bin)
+                .arg("-db")
+                .arg("-f")
+                .arg(config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+            let h = Haproxy { child, admin };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !h.admin.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "HAProxy did not create its admin socket"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            h
+        }
+
+        /// One command on the admin socket; returns the reply.
+        pub fn cli(&self, command: &str) -> String {
+            let mut s = UnixStream::connect(&self.admin).unwrap_or_else(|e| panic!("{e}"));
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            s.write_all(format!("{command}\n").as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        }
+    }
+
+    impl Drop for Haproxy {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// GET `path` with `Host: host`; returns (status, body).
+    pub fn get(port: u16, host: &str, path: &str) -> (u16, String) {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            return (0, String::new());
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, String::new());
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Retries `get` until the body is `want` (health checks settle after a start or a state
+    /// change), for at most 10 s; returns the last answer.
+    pub fn get_until(port: u16, host: &str, path: &str, want: &str) -> (u16, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = get(port, host, path);
+            if got.1 == want || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A free loopback port (bound then released).
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Every server of `topo` on a fresh loopback listener that answers `<backend>/<server>`.
+fn on_loopback(topo: &Topology) -> (Topology, live::Backends) {
+    let (mut t, moved) = topo.with_local_servers(1).unwrap_or_else(|e| panic!("{e}"));
+    let mut listeners = Vec::new();
+    let mut ports = std::collections::HashMap::new();
+    for m in &moved {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = l
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        ports.insert(m.port, port);
+        listeners.push((format!("{}/{}", m.backend, m.server), l));
+    }
+    // with_local_servers numbered the servers from 1; swap in the real listener ports.
+    let fix = |s: &mut vezasock::topology::Server| {
+        if let Some(p) = ports.get(&s.address.port) {
+            s.address.port = *p;
+        }
+    };
+    for env in &mut t.envs {
+        for c in &mut env.components {
+            match &mut c.servers {
+                Servers::Colored { blue, green } => {
+                    blue.iter_mut().chain(green.iter_mut()).for_each(fix)
+                }
+                Servers::Pool(p) => p.iter_mut().for_each(fix),
+            }
+        }
+    }
+    for x in &mut t.externals {
+        x.servers.iter_mut().for_each(fix);
+    }
+    if let Some(a) = &mut t.acme {
+        fix(&mut a.server);
+    }
+    (t, live::Backends::start(listeners))
+}
+
+fn run_edge(bin: &Path, label: &str, failover: Failover) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut t = default_topology();
+    t.tls = None;
+    t.failover = failover;
+    // prod without its stream component: a dynamic use_backend that names no backend.
+    t.envs[1].components.retain(|c| c.name != "stream");
+    let (mut t, _backends) = on_loopback(&t);
+    let port = live::free_port();
+    t.listen.http = format!("127.0.0.1:{port}");
+    t.paths = t.paths.under(dir.path());
+    let r = render_ok(&t, &no_colors());
+    write::write_rendered(&r, &t.paths.maps_dir).unwrap_or_else(|e| panic!("{e}"));
+    let h = live::Haproxy::start(
+        bin,
+        &t.paths.maps_dir.join("haproxy.cfg"),
+        t.paths.admin_socket.clone(),
+    );
+    let get = |host: &str, path: &str| live::get(port, host, path);
+    let ok = |body: &str| (200u16, body.to_string());
+
+    let first = live::get_until(
+        port,
+        "staging.veza.fr",
+        "/api/x",
+        "be_staging_api_blue/blue_1",
+    );
+    assert_eq!(first, ok("be_staging_api_blue/blue_1"), "{label}");
+    assert_eq!(
+        get("STAGING.veza.fr:80", "/api"),
+        ok("be_staging_api_blue/blue_1"),
+        "{label}: host lowercased, port dropped"
+    );
+    assert_eq!(
+        get("staging.veza.fr", "/apiary"),
+        ok("be_staging_web_blue/blue_1"),
+        "{label}: /api is a segment prefix"
+    );
+    assert_eq!(
+        get("staging.veza.fr", "/hls/a.m3u8"),
+        ok("be_staging_stream_blue/blue_1"),
+        "{label}"
+    );
+    assert_eq!(
+        get("www.veza.fr", "/"),
+        ok("be_prod_web_blue/blue_1"),
+        "{label}"
+    );
+    assert_eq!(
+        get("veza.fr", "/stream/x").0,
+        503,
+        "{label}: no such backend -> default_503"
+    );
+    assert_eq!(
+        get("forgejo.talas.group", "/"),
+        ok("forgejo_backend/srv_1"),
+        "{label}"
+    );
+    assert_eq!(get("talas.fr", "/").0, 503, "{label}: vitrine placeholder");
+    assert_eq!(get("unknown.example", "/").0, 503, "{label}");
+    assert_eq!(
+        get("veza.fr", "/.well-known/acme-challenge/t"),
+        ok("acme_backend/srv_1"),
+        "{label}"
+    );
+
+    // One map edit flips every component of staging, and only staging.
+    let map = t.paths.active_color_map();
+    let reply = h.cli(&format!("set map {} staging green", map.display()));
+    assert!(reply.trim().is_empty(), "{label}: set map said {reply:?}");
+    assert_eq!(
+        get("staging.veza.fr", "/api/x"),
+        ok("be_staging_api_green/green_1"),
+        "{label}"
+    );
+    assert_eq!(
+        get("staging.veza.fr", "/"),
+        ok("be_staging_web_green/green_1"),
+        "{label}"
+    );
+    assert_eq!(
+        get("staging.veza.fr", "/stream/s"),
+        ok("be_staging_stream_green/green_1"),
+        "{label}"
+    );
+    assert_eq!(
+        get("veza.fr", "/"),
+        ok("be_prod_web_blue/blue_1"),
+        "{label}: prod untouched"
+    );
+
+    // The live color goes down.
+    let reply = h.cli("disable server be_staging_api_green/green_1");
+    assert!(
+        reply.trim().is_empty(),
+        "{label}: disable server said {reply:?}"
+    );
+    match failover {
+        Failover::None => {
+            let got = get("staging.veza.fr", "/api/x");
+            assert_eq!(
+                got.0, 503,
+                "{label}: failover none must answer 503, got {got:?}"
+            );
+        }
+        Failover::CrossColor => {
+            // The backup is the blue container itself: it answers with its own name.
+            let got = live::get_until(
+                port,
+                "staging.veza.fr",
+                "/api/x",
+                "be_staging_api_blue/blue_1",
+            );
+            assert_eq!(
+                got,
+                ok("be_staging_api_blue/blue_1"),
+                "{label}: the blue backup serves"
+            );
+        }
+    }
+}
+
+#[test]
+fn routing_flip_and_failover_on_real_haproxy() {
+    let mut ran = Vec::new();
+    for (label, bin) in versions() {
+        if !bin.exists() {
+            eprintln!("HAProxy {label} not found at {}, skipped", bin.display());
+            continue;
+        }
+        run_edge(&bin, &format!("{label} failover=none"), Failover::None);
+        run_edge(
+            &bin,
+            &format!("{label} failover=cross-color"),
+            Failover::CrossColor,
+        );
+        ran.push(label);
+    }
+    eprintln!("routing, flip and failover checked on {ran:?}");
+    assert!(
+        !ran.is_empty(),
+        "no HAProxy binary found: nothing was checked"
+    );
+}
