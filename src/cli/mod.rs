@@ -6,6 +6,7 @@ pub mod exec;
 pub mod exit;
 pub mod plan;
 pub mod render;
+pub mod servers;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show what an apply would do: nothing, runtime map edits, or a reload and why.
     Plan(plan::PlanArgs),
+    /// Put servers in DRAIN (no new sessions); with --wait, wait for their sessions to end.
+    Drain(servers::DrainArgs),
+    /// Put servers in maintenance (out of rotation); --kill-sessions ends their sessions.
+    Maint(servers::MaintArgs),
+    /// Put servers back in rotation (READY).
+    Ready(servers::ReadyArgs),
 }
 
 /// Logging through `tracing`: quiet (warnings) by default, `-v` / `-vv`, `RUST_LOG` wins.
@@ -65,5 +72,8 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Drain(args) => servers::run_drain(&args),
+        Command::Maint(args) => servers::run_maint(&args),
+        Command::Ready(args) => servers::run_ready(&args),
     }
 }

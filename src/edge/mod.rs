@@ -5,6 +5,8 @@
 //! [`Edge`] is the context they share: the topology (with its runtime paths), the edge's
 //! state dir, and the runtime client settings.
 
+pub mod servers;
+
 use std::time::Duration;
 
 use crate::runtime::endpoint::{Endpoint, Socket};

@@ -1,0 +1,438 @@
+//! `vezasock drain`, `vezasock maint` and `vezasock ready`: the operator's server tools.
+//!
+//! ```text
+//! vezasock drain ENV [COLOR] [--component C] [--server S] [--wait DURATION] [--then maint|kill|leave]
+//! vezasock maint ENV [COLOR] [--component C] [--server S] [--kill-sessions]
+//! vezasock ready ENV [COLOR] [--component C] [--server S]
+//! ... or --backend B [--server S] instead of ENV (e.g. --backend forgejo_backend)
+//! ```
+//!
+//! Every change is written through to disk before the command returns (`edge::servers`).
+//! Exit codes (`cli::exit`): 0 done; 1 HAProxy refused, or `drain --wait` ran out of time with
+//! servers still busy (they stay in drain); 2 bad selection (nothing changed); 3 HAProxy
+//! unreachable; 4 the edge is locked.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::exit::Exit;
+use super::render::TopologyArgs;
+use crate::edge::servers::{self, Busy, ChangeReport, Selection, ServerRef, Then};
+use crate::edge::{Edge, EdgeError};
+use crate::state::{AdminDecision, Wait};
+use crate::topology::Color;
+
+/// Which servers: an env (narrowed by color, component, server) or a backend by name.
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// The env (staging, prod, …). Not with --backend.
+    #[arg(required_unless_present = "backend", conflicts_with = "backend")]
+    pub env: Option<String>,
+    /// Only this color (blue or green); default both.
+    #[arg(value_parser = parse_color)]
+    pub color: Option<Color>,
+    /// Only this component of the env (api, stream, web, …).
+    #[arg(long, conflicts_with = "backend")]
+    pub component: Option<String>,
+    /// Only the server of this name (e.g. blue_1, srv_1).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Any backend by name instead of an env, e.g. forgejo_backend.
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+/// The per-edge lock flags, the same as `switch`.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// Fail at once (exit 4) when another vezasock holds the edge lock, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the edge lock (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+/// What `drain --wait` does once drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThenArg {
+    /// Put the servers in maintenance.
+    Maint,
+    /// `shutdown sessions server`, and maintenance.
+    Kill,
+    /// Leave them in drain.
+    Leave,
+}
+
+/// Arguments of `vezasock drain`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Wait up to DURATION for the servers' current sessions to reach zero (a DOWN server
+    /// counts as drained). Past the deadline: exit 1, the servers stay in drain.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// Once drained: maint, kill (shutdown sessions + maint) or leave (stay in drain).
+    #[arg(long, value_enum, default_value = "leave", requires = "wait")]
+    pub then: ThenArg,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// Arguments of `vezasock maint`.
+#[derive(Debug, Clone, Args)]
+pub struct MaintArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Also end the servers' current sessions (`shutdown sessions server`).
+    #[arg(long)]
+    pub kill_sessions: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// Arguments of `vezasock ready`.
+#[derive(Debug, Clone, Args)]
+pub struct ReadyArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+fn parse_color(s: &str) -> Result<Color, String> {
+    Color::parse(s).ok_or_else(|| format!("{s:?} is not a color: use blue or green"))
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&seconds) {
+        return Err(format!("{s:?} is out of range (0 to 7 days)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl SelectArgs {
+    fn selection(&self) -> Selection {
+        match (&self.backend, &self.env) {
+            (Some(backend), _) => Selection::Backend {
+                backend: backend.clone(),
+                server: self.server.clone(),
+            },
+            (None, env) => Selection::Env {
+                env: env.clone().unwrap_or_default(),
+                color: self.color,
+                component: self.component.clone(),
+                server: self.server.clone(),
+            },
+        }
+    }
+}
+
+impl LockArgs {
+    fn wait(&self) -> Wait {
+        if self.no_wait {
+            Wait::No
+        } else {
+            Wait::up_to(self.lock_timeout)
+        }
+    }
+}
+
+/// Loads the edge and resolves the selection; errors are printed and become the exit code.
+fn prepare(
+    name: &str,
+    topology: &TopologyArgs,
+    select: &SelectArgs,
+) -> Result<(Edge, Selection, Vec<ServerRef>), Exit> {
+    let topo = topology.load().map_err(|e| {
+        eprintln!("vezasock {name}: {e}");
+        Exit::BadInput
+    })?;
+    if select.backend.is_some() && select.color.is_some() {
+        eprintln!("vezasock {name}: a color goes with an env, not with --backend");
+        return Err(Exit::BadInput);
+    }
+    let edge = Edge::new(topo);
+    let selection = select.selection();
+    let servers = servers::resolve(&edge, &selection).map_err(|e| fail(name, &e))?;
+    Ok((edge, selection, servers))
+}
+
+fn fail(name: &str, error: &EdgeError) -> Exit {
+    eprintln!("vezasock {name}: {error}");
+    Exit::of_edge(error)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("vezasock: cannot start the async runtime: {e}");
+            Exit::Unreachable
+        })
+}
+
+fn print_json<T: Serialize>(value: &T) -> Exit {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("vezasock: cannot encode JSON: {e}");
+            Exit::Unreachable
+        }
+    }
+}
+
+fn print_change(report: &ChangeReport) {
+    for s in &report.servers {
+        println!(
+            "{}/{}: {} -> {}{}",
+            s.backend,
+            s.server,
+            s.before,
+            s.after,
+            if s.sessions_killed {
+                " (sessions shut down)"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "written through: {} and {}",
+        report.admin_file.display(),
+        report.server_state_file.display()
+    );
+}
+
+/// Runs `vezasock maint`.
+pub fn run_maint(args: &MaintArgs) -> ExitCode {
+    set_state(
+        "maint",
+        &args.select,
+        &args.lock,
+        &args.topology,
+        AdminDecision::Maint,
+        args.kill_sessions,
+        args.json,
+    )
+    .into()
+}
+
+/// Runs `vezasock ready`.
+pub fn run_ready(args: &ReadyArgs) -> ExitCode {
+    set_state(
+        "ready",
+        &args.select,
+        &args.lock,
+        &args.topology,
+        AdminDecision::Ready,
+        false,
+        args.json,
+    )
+    .into()
+}
+
+fn set_state(
+    name: &str,
+    select: &SelectArgs,
+    lock: &LockArgs,
+    topology: &TopologyArgs,
+    decision: AdminDecision,
+    kill_sessions: bool,
+    json: bool,
+) -> Exit {
+    let (edge, selection, list) = match prepare(name, topology, select) {
+        Ok(p) => p,
+        Err(exit) => return exit,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let result = rt.block_on(servers::set_state(
+        &edge,
+        &selection,
+        &list,
+        decision,
+        kill_sessions,
+        lock.wait(),
+    ));
+    match result {
+        Ok(report) if json => print_json(&report),
+        Ok(report) => {
+            print_change(&report);
+            Exit::Ok
+        }
+        Err(e) => fail(name, &e),
+    }
+}
+
+/// Runs `vezasock drain`.
+pub fn run_drain(args: &DrainArgs) -> ExitCode {
+    drain(args).into()
+}
+
+fn drain(args: &DrainArgs) -> Exit {
+    let (edge, selection, list) = match prepare("drain", &args.topology, &args.select) {
+        Ok(p) => p,
+        Err(exit) => return exit,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(exit) => return exit,
+    };
+    let then = match args.then {
+        ThenArg::Maint => Then::Maint,
+        ThenArg::Kill => Then::Kill,
+        ThenArg::Leave => Then::Leave,
+    };
+    let live = std::io::stderr().is_terminal();
+    let mut countdown = Countdown {
+        live,
+        drawn: false,
+        last: None,
+    };
+    let result = rt.block_on(servers::drain(
+        &edge,
+        &selection,
+        &list,
+        args.wait,
+        then,
+        args.lock.wait(),
+        &mut |busy, left| countdown.draw(busy, left),
+    ));
+    countdown.finish();
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return fail("drain", &e),
+    };
+    let drained = report.wait.as_ref().is_none_or(|w| w.drained);
+    let exit = if drained { Exit::Ok } else { Exit::Refused };
+    if args.json {
+        let printed = print_json(&report);
+        return if printed == Exit::Ok { exit } else { printed };
+    }
+    print_change(&report.drain);
+    if let Some(wait) = &report.wait {
+        if wait.drained {
+            println!("drained after {:.1}s", wait.waited_ms as f64 / 1000.0);
+        } else {
+            eprintln!(
+                "vezasock drain: still busy after {:.1}s (left in drain): {}",
+                wait.waited_ms as f64 / 1000.0,
+                busy_list(&wait.busy)
+            );
+        }
+    }
+    if let Some(then) = &report.then {
+        print_change(then);
+    }
+    exit
+}
+
+fn busy_list(busy: &[Busy]) -> String {
+    busy.iter()
+        .map(|b| {
+            format!(
+                "{}/{} ({} sessions, {})",
+                b.backend, b.server, b.sessions, b.status
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The live countdown line on a terminal: `draining: 3 sessions on 2 servers, 41s left`,
+/// redrawn in place at most every 200 ms.
+struct Countdown {
+    live: bool,
+    drawn: bool,
+    last: Option<Instant>,
+}
+
+impl Countdown {
+    fn draw(&mut self, busy: &[Busy], left: Duration) {
+        if !self.live
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let sessions: u64 = busy.iter().map(|b| b.sessions).sum();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2Kdraining: {sessions} session(s) on {} server(s), {}s left",
+            busy.len(),
+            left.as_secs()
+        );
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("9999999h").is_err());
+    }
+}

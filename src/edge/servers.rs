@@ -1,0 +1,661 @@
+//! The operator's server tools: `drain`, `maint` and `ready` on a selection of servers (a
+//! whole env, one color, one component, one server, or any backend by name), every change
+//! written through to disk so that a reload or a full restart keeps it (DESIGN.md §3).
+//!
+//! A selection resolves, from the topology alone, to a list of `backend/server` pairs
+//! ([`resolve`]); an unknown env, color, component, server or backend is
+//! [`EdgeError::BadInput`] listing the valid names, before anything is touched.
+//!
+//! **Order of one change** (under the per-edge lock, on one admin session):
+//! 1. `show servers state`: every selected server must exist in the running HAProxy (a
+//!    topology ahead of the running config is refused, nothing changed), and its admin state
+//!    is the journal's "before";
+//! 2. journal `intent`;
+//! 3. one pipelined batch: `set server B/S state X` for each server (for `maint
+//!    --kill-sessions`, followed by `shutdown sessions server B/S`: maint first, so that no new
+//!    session can land between the two), every reply checked;
+//! 4. journal `runtime-applied`;
+//! 5. write-through: the decisions of the servers HAProxy accepted go to
+//!    `server-admin.json` ([`StateDir::set_server_admin`]), then `show servers state` is dumped
+//!    into HAProxy's server-state file, the one the rendered config loads at start and reload
+//!    (`server-state-file` + `load-server-state-from-file global`);
+//! 6. journal `disk-written`, then `done` (or `failed`, naming the servers HAProxy refused).
+//!
+//! The decisions file is written before the dump because it is vezasock's own record of what
+//! the operator asked for: if the process dies between the two, `status`/`apply` still know the
+//! intended state, and the open journal operation says the dump is missing. A partial refusal
+//! (some servers accepted, some not) still writes through what *was* applied, so disk never
+//! lags behind the runtime.
+//!
+//! **Drain and wait.** [`drain`] with a deadline polls `show stat` (one pipelined batch per
+//! poll, one `show stat <backend> 4 -1` per backend) until every selected server has no current
+//! session (`scur` = 0) or is DOWN (a dead server's sessions are not coming back), then runs
+//! the `then` action. When the deadline passes first, the servers stay in drain and the report
+//! names the busy ones. The lock is held for the whole command, wait included: a switch
+//! started meanwhile waits for it (bounded by its own lock timeout) rather than flipping
+//! under a half-finished drain.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::{Edge, EdgeError};
+use crate::runtime::command::{AdminState, Command, StatFilter};
+use crate::runtime::parse::servers_state::{AdminState as AdminBits, ServersState};
+use crate::runtime::parse::Parsed;
+use crate::runtime::session::Session;
+use crate::state::journal::{Action, Operation, Phase};
+use crate::state::server_states::save_server_state_file;
+use crate::state::{AdminDecision, EdgeLock, Holder, Wait};
+use crate::topology::{Color, Servers, Topology, ACME_BACKEND};
+
+/// Pause between two `show stat` polls while waiting for a drain.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Which servers an operator means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Servers of an env: every component and color unless narrowed.
+    Env {
+        env: String,
+        color: Option<Color>,
+        component: Option<String>,
+        server: Option<String>,
+    },
+    /// Servers of any backend by name (an external site such as `forgejo_backend`, or an env
+    /// component backend such as `be_staging_api_blue`).
+    Backend {
+        backend: String,
+        server: Option<String>,
+    },
+}
+
+impl Selection {
+    /// The env this selection is about, for the journal (`None` for a backend by name).
+    pub fn env(&self) -> Option<&str> {
+        match self {
+            Selection::Env { env, .. } => Some(env),
+            Selection::Backend { .. } => None,
+        }
+    }
+}
+
+/// One selected server.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ServerRef {
+    pub backend: String,
+    pub server: String,
+}
+
+impl std::fmt::Display for ServerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.backend, self.server)
+    }
+}
+
+/// What `drain --wait` does once the servers are drained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Then {
+    /// Put them in maintenance.
+    Maint,
+    /// `shutdown sessions server` and maintenance.
+    Kill,
+    /// Stay in drain.
+    Leave,
+}
+
+/// One server's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerChange {
+    pub backend: String,
+    pub server: String,
+    /// Admin state before, as HAProxy showed it: `ready`, `drain` or `maint`.
+    pub before: String,
+    /// The state asked for.
+    pub after: AdminDecision,
+    /// `shutdown sessions server` was sent too.
+    pub sessions_killed: bool,
+}
+
+/// What one `drain` / `maint` / `ready` change did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeReport {
+    pub action: AdminDecision,
+    pub servers: Vec<ServerChange>,
+    /// Where the decisions were recorded.
+    pub admin_file: PathBuf,
+    /// Where `show servers state` was dumped.
+    pub server_state_file: PathBuf,
+    /// The journal operation id.
+    pub op_id: String,
+}
+
+/// A server that still had sessions when the wait ended (or at the last poll).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Busy {
+    pub backend: String,
+    pub server: String,
+    /// Current sessions (`scur`).
+    pub sessions: u64,
+    /// `show stat` status (`DRAIN`, `UP`, …).
+    pub status: String,
+}
+
+/// How a drain wait ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitReport {
+    /// True when every server reached zero sessions (or was DOWN) before the deadline.
+    pub drained: bool,
+    pub waited_ms: u64,
+    /// The servers still busy at the end (empty when drained).
+    pub busy: Vec<Busy>,
+}
+
+/// What `drain` did: the drain itself, the wait, and the `then` action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    pub drain: ChangeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<ChangeReport>,
+}
+
+/// Every backend that has servers, with them: env components, externals, ACME.
+fn all_backends(topology: &Topology) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for env in &topology.envs {
+        for comp in &env.components {
+            match &comp.servers {
+                Servers::Colored { .. } => {
+                    for color in Color::ALL {
+                        let names = comp.servers.of(color).iter().map(|s| s.name.clone());
+                        out.push((env.backend_name(&comp.name, color), names.collect()));
+                    }
+                }
+                Servers::Pool(pool) => {
+                    let names = pool.iter().map(|s| s.name.clone()).collect();
+                    out.push((env.backend_name(&comp.name, Color::Blue), names));
+                }
+            }
+        }
+    }
+    for ext in &topology.externals {
+        let names = ext.servers.iter().map(|s| s.name.clone()).collect();
+        out.push((ext.backend_name(), names));
+    }
+    if let Some(acme) = &topology.acme {
+        out.push((ACME_BACKEND.to_string(), vec![acme.server.name.clone()]));
+    }
+    out
+}
+
+/// Keeps the servers named `server` (all when `None`); none left is a clear error.
+fn narrow(
+    found: Vec<ServerRef>,
+    server: Option<&str>,
+    scope: &str,
+) -> Result<Vec<ServerRef>, EdgeError> {
+    let Some(name) = server else {
+        return Ok(found);
+    };
+    let known: BTreeSet<&str> = found.iter().map(|s| s.server.as_str()).collect();
+    if !known.contains(name) {
+        let list: Vec<&str> = known.into_iter().collect();
+        return Err(EdgeError::BadInput(format!(
+            "no server {name:?} in {scope}; servers: {}",
+            list.join(", ")
+        )));
+    }
+    Ok(found.into_iter().filter(|s| s.server == name).collect())
+}
+
+/// The `backend/server` pairs a selection means, from the topology alone.
+pub fn resolve(edge: &Edge, selection: &Selection) -> Result<Vec<ServerRef>, EdgeError> {
+    let found = match selection {
+        Selection::Env {
+            env,
+            color,
+            component,
+            server,
+        } => {
+            let env = edge.env(env)?;
+            if color.is_some() && !env.colored {
+                return Err(EdgeError::BadInput(format!(
+                    "env {} has no colors (its components are plain pools): drop the color",
+                    env.name
+                )));
+            }
+            if let Some(name) = component {
+                if !env.components.iter().any(|c| &c.name == name) {
+                    let known: Vec<&str> = env.components.iter().map(|c| c.name.as_str()).collect();
+                    return Err(EdgeError::BadInput(format!(
+                        "no component {name:?} in env {}; components: {}",
+                        env.name,
+                        known.join(", ")
+                    )));
+                }
+            }
+            let mut found = Vec::new();
+            for comp in &env.components {
+                if component.as_ref().is_some_and(|c| *c != comp.name) {
+                    continue;
+                }
+                let groups: Vec<(String, Vec<String>)> = match &comp.servers {
+                    Servers::Colored { .. } => Color::ALL
+                        .into_iter()
+                        .filter(|c| color.iter().all(|want| want == c))
+                        .map(|c| {
+                            let names = comp.servers.of(c).iter().map(|s| s.name.clone());
+                            (env.backend_name(&comp.name, c), names.collect())
+                        })
+                        .collect(),
+                    Servers::Pool(pool) => vec![(
+                        env.backend_name(&comp.name, Color::Blue),
+                        pool.iter().map(|s| s.name.clone()).collect(),
+                    )],
+                };
+                for (backend, names) in groups {
+                    for name in names {
+                        found.push(ServerRef {
+                            backend: backend.clone(),
+                            server: name,
+                        });
+                    }
+                }
+            }
+            let mut scope = format!("env {}", env.name);
+            if let Some(c) = color {
+                scope.push_str(&format!(" color {c}"));
+            }
+            if let Some(c) = component {
+                scope.push_str(&format!(" component {c}"));
+            }
+            narrow(found, server.as_deref(), &scope)?
+        }
+        Selection::Backend { backend, server } => {
+            let all = all_backends(&edge.topology);
+            let Some((_, names)) = all.iter().find(|(name, _)| name == backend) else {
+                let known: Vec<&str> = all
+                    .iter()
+                    .filter(|(_, s)| !s.is_empty())
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                return Err(EdgeError::BadInput(format!(
+                    "no backend {backend:?} with servers on edge {}; backends: {}",
+                    edge.topology.name,
+                    known.join(", ")
+                )));
+            };
+            if names.is_empty() {
+                return Err(EdgeError::BadInput(format!(
+                    "backend {backend} has no servers (a placeholder): nothing to change"
+                )));
+            }
+            let found = names
+                .iter()
+                .map(|n| ServerRef {
+                    backend: backend.clone(),
+                    server: n.clone(),
+                })
+                .collect();
+            narrow(found, server.as_deref(), &format!("backend {backend}"))?
+        }
+    };
+    if found.is_empty() {
+        return Err(EdgeError::BadInput(
+            "the selection holds no server".to_string(),
+        ));
+    }
+    Ok(found)
+}
+
+/// `ready`, `drain` or `maint` from the `srv_admin_state` bits (maint wins over drain).
+fn admin_word(bits: AdminBits) -> &'static str {
+    if bits.is_maint() {
+        "maint"
+    } else if bits.is_drain() {
+        "drain"
+    } else {
+        "ready"
+    }
+}
+
+fn runtime_state(decision: AdminDecision) -> AdminState {
+    match decision {
+        AdminDecision::Ready => AdminState::Ready,
+        AdminDecision::Drain => AdminState::Drain,
+        AdminDecision::Maint => AdminState::Maint,
+    }
+}
+
+fn journal_action(decision: AdminDecision) -> Action {
+    match decision {
+        AdminDecision::Ready => Action::Ready,
+        AdminDecision::Drain => Action::Drain,
+        AdminDecision::Maint => Action::Maint,
+    }
+}
+
+/// Takes the per-edge lock (blocking: this runs before any HAProxy traffic).
+fn lock(edge: &Edge, wait: Wait) -> Result<EdgeLock, EdgeError> {
+    Ok(EdgeLock::acquire(&edge.state, wait, Holder::current())?)
+}
+
+/// `maint` or `ready` (or a plain `drain` with no wait) on `servers`, under the lock, written
+/// through to disk. `kill_sessions` adds `shutdown sessions server` after the state change.
+pub async fn set_state(
+    edge: &Edge,
+    selection: &Selection,
+    servers: &[ServerRef],
+    decision: AdminDecision,
+    kill_sessions: bool,
+    wait: Wait,
+) -> Result<ChangeReport, EdgeError> {
+    let _lock = lock(edge, wait)?;
+    let mut session = edge.admin_session().await?;
+    apply_locked(
+        edge,
+        &mut session,
+        selection.env(),
+        servers,
+        decision,
+        kill_sessions,
+    )
+    .await
+}
+
+/// `drain`, then with `deadline` the wait for sessions to reach zero and the `then` action.
+/// `progress` is called after each poll with the busy servers and the time left (the CLI
+/// draws its countdown from it).
+pub async fn drain(
+    edge: &Edge,
+    selection: &Selection,
+    servers: &[ServerRef],
+    deadline: Option<Duration>,
+    then: Then,
+    wait: Wait,
+    progress: &mut dyn FnMut(&[Busy], Duration),
+) -> Result<DrainReport, EdgeError> {
+    let _lock = lock(edge, wait)?;
+    let mut session = edge.admin_session().await?;
+    let env = selection.env();
+    let drain = apply_locked(
+        edge,
+        &mut session,
+        env,
+        servers,
+        AdminDecision::Drain,
+        false,
+    )
+    .await?;
+    let Some(limit) = deadline else {
+        return Ok(DrainReport {
+            drain,
+            wait: None,
+            then: None,
+        });
+    };
+    let waited = wait_drained(&mut session, servers, limit, progress).await?;
+    let then = match (waited.drained, then) {
+        (false, _) | (true, Then::Leave) => None,
+        (true, Then::Maint) => Some(
+            apply_locked(
+                edge,
+                &mut session,
+                env,
+                servers,
+                AdminDecision::Maint,
+                false,
+            )
+            .await?,
+        ),
+        (true, Then::Kill) => {
+            Some(apply_locked(edge, &mut session, env, servers, AdminDecision::Maint, true).await?)
+        }
+    };
+    Ok(DrainReport {
+        drain,
+        wait: Some(waited),
+        then,
+    })
+}
+
+/// The busy servers among `servers`, from one pipelined `show stat` batch.
+pub async fn busy_servers(
+    session: &mut Session,
+    servers: &[ServerRef],
+) -> Result<Vec<Busy>, EdgeError> {
+    let backends: BTreeSet<&str> = servers.iter().map(|s| s.backend.as_str()).collect();
+    let mut commands = Vec::with_capacity(backends.len());
+    for backend in &backends {
+        commands.push(Command::ShowStat {
+            filter: Some(StatFilter::servers_of(backend)?),
+        });
+    }
+    let replies = session.batch(&commands).await?;
+    let mut busy = Vec::new();
+    for reply in &replies {
+        let Parsed::Stat(table) = reply.parse()? else {
+            return Err(EdgeError::NotVerified(format!(
+                "`{}` did not answer a stat table",
+                reply.command
+            )));
+        };
+        for row in table.iter() {
+            let (Some(px), Some(sv)) = (row.pxname(), row.svname()) else {
+                continue;
+            };
+            if !servers.iter().any(|s| s.backend == px && s.server == sv) {
+                continue;
+            }
+            let status = row.status().unwrap_or_default();
+            let sessions = row.scur().unwrap_or(0);
+            // A DOWN server's sessions die with it: waiting for them would only burn the deadline.
+            if sessions > 0 && !status.starts_with("DOWN") {
+                busy.push(Busy {
+                    backend: px.to_string(),
+                    server: sv.to_string(),
+                    sessions,
+                    status: status.to_string(),
+                });
+            }
+        }
+    }
+    Ok(busy)
+}
+
+/// Polls until no selected server is busy or `limit` has passed (bounded in time; the number
+/// of polls is at most `limit / POLL + 1`).
+async fn wait_drained(
+    session: &mut Session,
+    servers: &[ServerRef],
+    limit: Duration,
+    progress: &mut dyn FnMut(&[Busy], Duration),
+) -> Result<WaitReport, EdgeError> {
+    let start = Instant::now();
+    let deadline = start + limit;
+    loop {
+        let busy = busy_servers(session, servers).await?;
+        let now = Instant::now();
+        progress(&busy, deadline.saturating_duration_since(now));
+        let done = busy.is_empty();
+        if done || now >= deadline {
+            return Ok(WaitReport {
+                drained: done,
+                waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                busy,
+            });
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(now))).await;
+    }
+}
+
+/// The change itself (steps 1–6 of the module doc); the caller holds the lock.
+async fn apply_locked(
+    edge: &Edge,
+    session: &mut Session,
+    env: Option<&str>,
+    servers: &[ServerRef],
+    decision: AdminDecision,
+    kill_sessions: bool,
+) -> Result<ChangeReport, EdgeError> {
+    let state = session.show_servers_state(None).await?;
+    let before = before_states(&state, servers)?;
+    let who = Holder::current().user;
+    let listed: Vec<String> = servers.iter().map(ToString::to_string).collect();
+    let before_text: Vec<String> = servers
+        .iter()
+        .zip(&before)
+        .map(|(s, b)| format!("{s}={b}"))
+        .collect();
+    let op = Operation::new(
+        journal_action(decision),
+        env,
+        Some(&before_text.join(",")),
+        Some(decision.as_str()),
+        &who,
+    );
+    let detail = format!(
+        "{}{}",
+        listed.join(","),
+        if kill_sessions {
+            " (+ shutdown sessions)"
+        } else {
+            ""
+        }
+    );
+    edge.state
+        .journal_record(&op, Phase::Intent, Some(&detail))?;
+
+    let mut commands = Vec::with_capacity(servers.len() * 2);
+    for s in servers {
+        commands.push(Command::set_server_state(
+            &s.backend,
+            &s.server,
+            runtime_state(decision),
+        )?);
+        if kill_sessions {
+            commands.push(Command::shutdown_sessions_server(&s.backend, &s.server)?);
+        }
+    }
+    let replies = match session.batch_all(&commands).await {
+        Ok(replies) => replies,
+        Err(e) => {
+            // The batch may have been partly applied: record what HAProxy shows now.
+            let why = format!("runtime batch failed: {e}");
+            let _ = edge.state.journal_record(&op, Phase::Failed, Some(&why));
+            return Err(e.into());
+        }
+    };
+    let per_server = if kill_sessions { 2 } else { 1 };
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    let mut changes = Vec::new();
+    for (i, (s, before)) in servers.iter().zip(&before).enumerate() {
+        let state_reply = replies.get(i * per_server);
+        match state_reply.and_then(|r| r.refusal(Some(i * per_server + 1))) {
+            None if state_reply.is_some() => accepted.push(s),
+            Some(e) => refused.push(e.to_string()),
+            None => refused.push(format!("{s}: no reply")),
+        }
+        if kill_sessions {
+            if let Some(e) = replies
+                .get(i * per_server + 1)
+                .and_then(|r| r.refusal(None))
+            {
+                refused.push(e.to_string());
+            }
+        }
+        changes.push(ServerChange {
+            backend: s.backend.clone(),
+            server: s.server.clone(),
+            before: before.to_string(),
+            after: decision,
+            sessions_killed: kill_sessions,
+        });
+    }
+    edge.state.journal_record(
+        &op,
+        Phase::RuntimeApplied,
+        Some(&format!("{} of {} accepted", accepted.len(), servers.len())),
+    )?;
+
+    // Write-through, even after a partial refusal: disk follows what the runtime now holds.
+    let decided: Vec<(&str, &str, AdminDecision)> = accepted
+        .iter()
+        .map(|s| (s.backend.as_str(), s.server.as_str(), decision))
+        .collect();
+    let written = write_through(edge, session, &decided).await;
+    if let Err(e) = written {
+        let _ = edge.state.journal_record(
+            &op,
+            Phase::Failed,
+            Some(&format!("write-through failed: {e}")),
+        );
+        return Err(e);
+    }
+    edge.state.journal_record(&op, Phase::DiskWritten, None)?;
+    if !refused.is_empty() {
+        let why = refused.join("; ");
+        edge.state.journal_record(&op, Phase::Failed, Some(&why))?;
+        return Err(EdgeError::Runtime(crate::runtime::Error::Refused {
+            command: format!("set server … state {}", decision.as_str()),
+            index: None,
+            message: format!(
+                "{why} (the {} accepted change(s) were written through)",
+                accepted.len()
+            ),
+        }));
+    }
+    edge.state.journal_record(&op, Phase::Done, None)?;
+    Ok(ChangeReport {
+        action: decision,
+        servers: changes,
+        admin_file: edge.state.server_admin_file(),
+        server_state_file: edge.topology.paths.server_state_file.clone(),
+        op_id: op.op_id,
+    })
+}
+
+/// Each selected server's admin state; a server the running HAProxy does not have is refused
+/// before anything changes.
+fn before_states(
+    state: &ServersState,
+    servers: &[ServerRef],
+) -> Result<Vec<&'static str>, EdgeError> {
+    let mut missing = Vec::new();
+    let mut before = Vec::with_capacity(servers.len());
+    for s in servers {
+        match state.find(&s.backend, &s.server) {
+            Some(row) => before.push(admin_word(row.admin)),
+            None => missing.push(s.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(EdgeError::Refused(format!(
+            "not in the running HAProxy: {} (its config is older than the topology; run `vezasock apply` first). Nothing was changed",
+            missing.join(", ")
+        )));
+    }
+    Ok(before)
+}
+
+/// Records the decisions, then dumps `show servers state` into the server-state file.
+async fn write_through(
+    edge: &Edge,
+    session: &mut Session,
+    decided: &[(&str, &str, AdminDecision)],
+) -> Result<(), EdgeError> {
+    if !decided.is_empty() {
+        edge.state.set_server_admin(decided)?;
+    }
+    let reply = session.send(&Command::show_servers_state(None)?).await?;
+    let text = String::from_utf8_lossy(&reply.body);
+    save_server_state_file(&edge.topology.paths.server_state_file, &text)?;
+    Ok(())
+}
