@@ -116,7 +116,7 @@ impl EdgeLock {
                         _ => {
                             return Err(Error::Locked {
                                 lock: lock_path,
-                                holder: read_holder(state),
+                                holder: read_holder(state).map(Box::new),
                                 waited: match wait {
                                     Wait::No => None,
                                     Wait::Until(_) => Some(started.elapsed()),

@@ -128,11 +128,12 @@ pub enum Error {
     },
 
     /// Another process holds the per-edge lock.
-    #[error("{}", locked_message(lock, holder.as_ref(), *waited))]
+    #[error("{}", locked_message(lock, holder.as_deref(), *waited))]
     Locked {
         lock: PathBuf,
         /// Who holds it, as written in the holder file (`None`: not written yet, or unreadable).
-        holder: Option<Holder>,
+        /// Boxed to keep `Error` small.
+        holder: Option<Box<Holder>>,
         /// How long this caller waited before giving up (`None`: it did not wait).
         waited: Option<Duration>,
     },
