@@ -3,6 +3,8 @@
 
 pub mod backend;
 pub mod edge;
+pub mod find;
 pub mod http;
+pub mod load;
 
 pub use edge::{LocalEdge, LocalEdgeError};
