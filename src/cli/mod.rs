@@ -1,6 +1,7 @@
 //! The `vezasock` command line: clap commands over the library, human output by default and
 //! JSON behind `--json`.
 
+pub mod apply;
 pub mod check;
 pub mod exec;
 pub mod exit;
@@ -36,6 +37,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show what an apply would do: nothing, runtime map edits, or a reload and why.
     Plan(plan::PlanArgs),
+    /// Bring the edge to the topology: nothing, runtime map edits, or a checked, verified reload.
+    Apply(apply::ApplyArgs),
     /// Put servers in DRAIN (no new sessions); with --wait, wait for their sessions to end.
     Drain(servers::DrainArgs),
     /// Put servers in maintenance (out of rotation); --kill-sessions ends their sessions.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Render(args) => render::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Apply(args) => apply::run(&args),
         Command::Drain(args) => servers::run_drain(&args),
         Command::Maint(args) => servers::run_maint(&args),
         Command::Ready(args) => servers::run_ready(&args),

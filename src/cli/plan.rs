@@ -2,16 +2,13 @@
 //! Reads the live config, its shape summary and the live map files ([`read_live`]), then asks
 //! the pure planner.
 
-use std::io::ErrorKind;
 use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
 
 use super::render::{load_and_render, TopologyArgs};
-use crate::plan::{plan, LiveView, Plan};
-use crate::render::{maps, shape, ShapeSummary};
-use crate::topology::Paths;
+use crate::plan::{plan, Plan};
 
 /// Arguments of `vezasock plan`.
 #[derive(Debug, Clone, Args)]
@@ -23,45 +20,8 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// Reads a file that may not exist yet.
-fn read_optional(path: &std::path::Path) -> Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
-/// What is live on disk: the config's declared fingerprint, its shape summary and the maps.
-/// Missing files read as empty; unreadable or malformed ones are errors.
-pub fn read_live(paths: &Paths) -> Result<LiveView, String> {
-    let fingerprint = read_optional(&paths.config)?.and_then(|c| shape::declared_fingerprint(&c));
-    let summary_path = shape::summary_path(&paths.config);
-    let summary = match read_optional(&summary_path)? {
-        Some(text) => Some(
-            serde_json::from_str::<ShapeSummary>(&text)
-                .map_err(|e| format!("{}: not a shape summary: {e}", summary_path.display()))?,
-        ),
-        None => None,
-    };
-    let hosts = match read_optional(&paths.hosts_map())? {
-        Some(t) => {
-            maps::parse_map(&t).map_err(|e| format!("{}: {e}", paths.hosts_map().display()))?
-        }
-        None => Default::default(),
-    };
-    let colors = match read_optional(&paths.active_color_map())? {
-        Some(t) => maps::parse_colors(&t)
-            .map_err(|e| format!("{}: {e}", paths.active_color_map().display()))?,
-        None => Default::default(),
-    };
-    Ok(LiveView {
-        fingerprint,
-        summary,
-        hosts,
-        colors,
-    })
-}
+/// What is live on disk (moved into the library: `apply` reads it too).
+pub use crate::edge::apply::read_live;
 
 #[derive(Serialize)]
 struct PlanReport<'a> {

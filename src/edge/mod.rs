@@ -7,6 +7,9 @@
 
 pub mod servers;
 
+pub mod apply;
+pub mod reload;
+
 use std::time::Duration;
 
 use crate::runtime::endpoint::{Endpoint, Socket};

@@ -20,6 +20,7 @@
 //! interpolated value holding a control character, whitespace, `#`, a quote or a backslash, so
 //! even a validation bug cannot add a line or a directive to the config.
 
+pub mod check;
 pub mod maps;
 pub mod shape;
 pub mod write;

@@ -1,0 +1,337 @@
+//! `apply`: bring the edge to the desired state — the topology with the recorded active
+//! colors — by the cheapest safe path (DESIGN.md §2):
+//!
+//! - nothing differs (files and runtime maps) → nothing is written, nothing reloaded;
+//! - same shape, other map entries (a host, a color) → the map files are rewritten atomically,
+//!   then each changed runtime map is replaced in one transaction (`prepare map`, `add map
+//!   @<ver>` per entry, `commit map`) and read back: no reload;
+//! - the shape changed → the reload path ([`super::reload`]).
+//!
+//! Desired colors: the state file of each env (`active-color-<env>`, written last by a
+//! completed switch); for an env without one, the live map file's color (an edge flipped by
+//! other tooling is never flipped back by an apply), else blue.
+//!
+//! Under the per-edge lock; every phase is journalled (action `apply`).
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::reload::{self, ReloadOutcome};
+use super::{Edge, EdgeError};
+use crate::plan::{plan, LiveView, Plan};
+use crate::render::{maps, render, shape, Rendered, ShapeSummary};
+use crate::runtime::command::Command;
+use crate::runtime::session::Session;
+use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::{Action, EdgeLock, Holder, Operation, Phase, Wait};
+use crate::topology::{Color, Paths};
+
+/// How to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Only say what would be done (no lock, nothing written).
+    pub dry_run: bool,
+    /// What to do when another vezasock holds the edge's lock.
+    pub wait: Wait,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub desired_fingerprint: String,
+    pub live_fingerprint: Option<String>,
+    /// What the files on disk called for.
+    pub plan: Plan,
+    pub dry_run: bool,
+    /// Files rewritten (runtime path; the reload path reports its own swap).
+    pub files_written: Vec<PathBuf>,
+    /// Runtime map replacements, one line each (also when only the runtime disagreed).
+    pub runtime_changes: Vec<String>,
+    /// The reload, when the shape changed.
+    pub reload: Option<ReloadOutcome>,
+}
+
+impl ApplyReport {
+    /// True when the edge was not touched at all.
+    pub fn untouched(&self) -> bool {
+        self.files_written.is_empty() && self.runtime_changes.is_empty() && self.reload.is_none()
+    }
+}
+
+/// Reads a file that may not exist yet.
+fn read_text(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// What is live on disk: the config's declared fingerprint, its shape summary and the maps.
+/// Missing files read as empty; unreadable or malformed ones are errors.
+pub fn read_live(paths: &Paths) -> Result<LiveView, String> {
+    let fingerprint = read_text(&paths.config)?.and_then(|c| shape::declared_fingerprint(&c));
+    let summary_path = shape::summary_path(&paths.config);
+    let summary = match read_text(&summary_path)? {
+        Some(text) => Some(
+            serde_json::from_str::<ShapeSummary>(&text)
+                .map_err(|e| format!("{}: not a shape summary: {e}", summary_path.display()))?,
+        ),
+        None => None,
+    };
+    let hosts = match read_text(&paths.hosts_map())? {
+        Some(t) => {
+            maps::parse_map(&t).map_err(|e| format!("{}: {e}", paths.hosts_map().display()))?
+        }
+        None => Default::default(),
+    };
+    let colors = match read_text(&paths.active_color_map())? {
+        Some(t) => maps::parse_colors(&t)
+            .map_err(|e| format!("{}: {e}", paths.active_color_map().display()))?,
+        None => Default::default(),
+    };
+    Ok(LiveView {
+        fingerprint,
+        summary,
+        hosts,
+        colors,
+    })
+}
+
+/// The desired active colors (see the module doc).
+pub fn desired_colors(edge: &Edge, live: &LiveView) -> Result<BTreeMap<String, Color>, EdgeError> {
+    let mut colors = BTreeMap::new();
+    for env in edge.topology.envs.iter().filter(|e| e.colored) {
+        let color = match edge.state.recorded_color(&env.name)? {
+            Some(c) => c,
+            None => live.colors.get(&env.name).copied().unwrap_or(Color::Blue),
+        };
+        colors.insert(env.name.clone(), color);
+    }
+    Ok(colors)
+}
+
+/// Renders the desired edge and plans against the live files.
+pub fn desired_plan(edge: &Edge) -> Result<(Rendered, LiveView, Plan), EdgeError> {
+    let live = read_live(&edge.topology.paths).map_err(EdgeError::Refused)?;
+    let colors = desired_colors(edge, &live)?;
+    let rendered =
+        render(&edge.topology, &colors).map_err(|e| EdgeError::BadInput(e.to_string()))?;
+    let p = plan(&rendered, &live);
+    Ok((rendered, live, p))
+}
+
+/// Applies the topology to the edge (see the module doc).
+pub async fn apply(edge: &Edge, options: ApplyOptions) -> Result<ApplyReport, EdgeError> {
+    if options.dry_run {
+        let (rendered, live, p) = desired_plan(edge)?;
+        return Ok(ApplyReport {
+            desired_fingerprint: rendered.fingerprint,
+            live_fingerprint: live.fingerprint,
+            plan: p,
+            dry_run: true,
+            files_written: Vec::new(),
+            runtime_changes: Vec::new(),
+            reload: None,
+        });
+    }
+    let lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
+    // Read under the lock: a switch that just finished is seen.
+    let (rendered, live, p) = desired_plan(edge)?;
+    let mut report = ApplyReport {
+        desired_fingerprint: rendered.fingerprint.clone(),
+        live_fingerprint: live.fingerprint.clone(),
+        plan: p.clone(),
+        dry_run: false,
+        files_written: Vec::new(),
+        runtime_changes: Vec::new(),
+        reload: None,
+    };
+    match &p {
+        Plan::Nothing => {
+            // The files match; the runtime may still lag (a switch killed before its runtime
+            // step). Replace only the maps that differ; nothing is written when none does.
+            let mut session = edge.admin_session().await?;
+            let changes = sync_runtime_maps(&mut session, edge, &rendered).await?;
+            if !changes.is_empty() {
+                let op = operation(&live, &rendered);
+                edge.state.journal_record(
+                    &op,
+                    Phase::Intent,
+                    Some("runtime maps differ from the map files"),
+                )?;
+                edge.state
+                    .journal_record(&op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
+                edge.state.journal_record(&op, Phase::Done, None)?;
+            }
+            report.runtime_changes = changes;
+        }
+        Plan::Runtime { steps } => {
+            let op = operation(&live, &rendered);
+            let detail: Vec<String> = steps.iter().map(ToString::to_string).collect();
+            edge.state
+                .journal_record(&op, Phase::Intent, Some(&detail.join("; ")))?;
+            let (written, old) = match write_maps(edge, &rendered) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = edge
+                        .state
+                        .journal_record(&op, Phase::Failed, Some(&e.to_string()));
+                    return Err(e);
+                }
+            };
+            edge.state.journal_record(&op, Phase::DiskWritten, None)?;
+            let applied = match edge.admin_session().await {
+                Ok(mut session) => sync_runtime_maps(&mut session, edge, &rendered).await,
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(changes) => {
+                    edge.state
+                        .journal_record(&op, Phase::Verified, Some(&changes.join("; ")))?;
+                    edge.state.journal_record(&op, Phase::Done, None)?;
+                    report.runtime_changes = changes;
+                    report.files_written = written;
+                }
+                Err(e) => {
+                    // A refused runtime edit leaves the runtime as it was (the transaction
+                    // was not committed): put the files back so disk and runtime agree.
+                    for (path, bytes) in &old {
+                        let _ = match bytes {
+                            Some(b) => write_atomic(path, b).map_err(|e| e.to_string()),
+                            None => std::fs::remove_file(path).map_err(|e| e.to_string()),
+                        };
+                    }
+                    let _ = edge.state.journal_record(
+                        &op,
+                        Phase::RolledBack,
+                        Some(&format!("map files restored: {e}")),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        Plan::Reload { reasons } => {
+            let op = operation(&live, &rendered);
+            edge.state
+                .journal_record(&op, Phase::Intent, Some(&reasons.join("; ")))?;
+            match reload::reload(edge, &rendered).await {
+                Ok(outcome) => {
+                    edge.state.journal_record(&op, Phase::Done, None)?;
+                    report.reload = Some(outcome);
+                }
+                Err(e) => {
+                    let phase = match &e {
+                        EdgeError::NotVerified(_) => Phase::RolledBack,
+                        _ => Phase::Failed,
+                    };
+                    let _ = edge.state.journal_record(&op, phase, Some(&e.to_string()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // REPAIR CALL SITE: `edge::repair::repair(edge)` (helper "switch") belongs here, to close
+    // interrupted switches and make the runtime colors match the recorded ones. It has not
+    // landed yet; until it does, the map transactions above already bring both maps (colors
+    // included) to the recorded state, but open journal operations stay open.
+    drop(lock);
+    Ok(report)
+}
+
+/// The journal operation of one apply: shape fingerprints before and after.
+fn operation(live: &LiveView, rendered: &Rendered) -> Operation {
+    Operation::new(
+        Action::Apply,
+        None,
+        live.fingerprint.as_deref(),
+        Some(&rendered.fingerprint),
+        &Holder::current().user,
+    )
+}
+
+/// Rewrites the map files whose content differs. Returns the paths written and every map
+/// file's previous bytes (to restore on failure).
+#[allow(clippy::type_complexity)]
+fn write_maps(
+    edge: &Edge,
+    rendered: &Rendered,
+) -> Result<(Vec<PathBuf>, Vec<(PathBuf, Option<Vec<u8>>)>), EdgeError> {
+    let paths = &edge.topology.paths;
+    let mut written = Vec::new();
+    let mut old = Vec::new();
+    for (path, text) in [
+        (paths.hosts_map(), &rendered.hosts_map),
+        (paths.active_color_map(), &rendered.active_color_map),
+    ] {
+        let bytes = read_optional(&path)?;
+        if bytes.as_deref() != Some(text.as_bytes()) {
+            write_atomic(&path, text.as_bytes())?;
+            written.push(path.clone());
+        }
+        old.push((path, bytes));
+    }
+    Ok((written, old))
+}
+
+/// Makes both runtime maps hold exactly the rendered entries: a map that differs is replaced
+/// in one transaction and read back. Returns one line per replaced map.
+async fn sync_runtime_maps(
+    session: &mut Session,
+    edge: &Edge,
+    rendered: &Rendered,
+) -> Result<Vec<String>, EdgeError> {
+    let paths = &edge.topology.paths;
+    let colors: BTreeMap<String, String> = rendered
+        .colors
+        .iter()
+        .map(|(e, c)| (e.clone(), c.to_string()))
+        .collect();
+    let mut changes = Vec::new();
+    for (path, desired) in [
+        (paths.hosts_map(), &rendered.hosts),
+        (paths.active_color_map(), &colors),
+    ] {
+        let map = path.to_string_lossy().into_owned();
+        let live = session.show_map(&map, None).await?;
+        let mut live_pairs: Vec<(String, String)> =
+            live.into_iter().map(|e| (e.key, e.value)).collect();
+        live_pairs.sort();
+        let desired_pairs: Vec<(String, String)> = desired
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if live_pairs == desired_pairs {
+            continue;
+        }
+        // prepare / add @ver / commit: the map switches to the new entries at one instant.
+        let version = session.prepare_map(&map).await?;
+        let mut adds = Vec::with_capacity(desired.len());
+        for (k, v) in desired {
+            adds.push(Command::add_map(&map, Some(version), k, v)?);
+        }
+        session.batch(&adds).await?;
+        session.commit_map(&map, version).await?;
+        let mut after: Vec<(String, String)> = session
+            .show_map(&map, None)
+            .await?
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect();
+        after.sort();
+        if after != desired_pairs {
+            return Err(EdgeError::NotVerified(format!(
+                "{map}: after commit map @{version} the runtime holds {after:?}, expected {desired_pairs:?}"
+            )));
+        }
+        changes.push(format!(
+            "{map}: runtime entries replaced ({} → {}) with prepare/commit map @{version}",
+            live_pairs.len(),
+            desired_pairs.len()
+        ));
+    }
+    Ok(changes)
+}
