@@ -60,10 +60,14 @@ impl LoadReport {
     }
 }
 
+/// One client's counts and its first failures.
+type ClientResult = (Counts, Vec<String>);
+
 /// A running load; [`Load::stop`] ends it and returns the report.
 pub struct Load {
     stop: Arc<AtomicBool>,
-    clients: Vec<(bool, JoinHandle<(Counts, Vec<String>)>)>,
+    /// (is keep-alive, thread)
+    clients: Vec<(bool, JoinHandle<ClientResult>)>,
 }
 
 impl Load {
