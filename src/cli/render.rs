@@ -88,7 +88,8 @@ pub struct RenderArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
     /// Write haproxy.cfg, haproxy.cfg.shape.json, hosts.map and active-color.map into DIR
-    /// (each atomically) instead of printing the config.
+    /// (each atomically) instead of printing the config. The config reads its maps from the
+    /// topology's maps dir: add `--maps-dir DIR` to make that DIR too.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Active color of an env, e.g. `--color staging=green` (repeatable). Default: the live
