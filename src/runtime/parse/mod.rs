@@ -3,6 +3,11 @@
 //! No I/O here. Every parser takes the *body* of one reply (the codec has already removed the
 //! prompt) and never panics, whatever the bytes. The grammar each one follows is in
 //! `grammar/README.md`; the tests run them over the corpus recorded from real HAProxy.
+//!
+//! Use: [`classify`] a body first (empty success, data, info, or HAProxy's refusal), then
+//! [`parse`] data with the [`ReplyKind`] its command expects ([`for_command_line`] for raw
+//! lines), or call a module's parser directly. A dump may end in `\n\n` as received or in
+//! `\n` if the final empty line was already removed; a body cut inside a line is an error.
 
 use std::fmt;
 
