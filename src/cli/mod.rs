@@ -5,9 +5,13 @@ pub mod apply;
 pub mod check;
 pub mod exec;
 pub mod exit;
+pub mod history;
 pub mod plan;
 pub mod render;
+pub mod rollback;
 pub mod servers;
+pub mod status;
+pub mod switch;
 
 use std::process::ExitCode;
 
@@ -45,6 +49,14 @@ pub enum Command {
     Maint(servers::MaintArgs),
     /// Put servers back in rotation (READY).
     Ready(servers::ReadyArgs),
+    /// Flip an env to a color over the runtime API (no reload): gated, journalled, verified.
+    Switch(switch::SwitchArgs),
+    /// Switch an env back to the previous deploy's color (or the one with --to SHA).
+    Rollback(rollback::RollbackArgs),
+    /// The last deploys of an env, newest first.
+    History(history::HistoryArgs),
+    /// The edge as runtime, map files and state files see it (read-only; exit 6 on drift).
+    Status(status::StatusArgs),
 }
 
 /// Logging through `tracing`: quiet (warnings) by default, `-v` / `-vv`, `RUST_LOG` wins.
@@ -79,5 +91,9 @@ pub fn main() -> ExitCode {
         Command::Drain(args) => servers::run_drain(&args),
         Command::Maint(args) => servers::run_maint(&args),
         Command::Ready(args) => servers::run_ready(&args),
+        Command::Switch(args) => switch::run(&args),
+        Command::Rollback(args) => rollback::run(&args),
+        Command::History(args) => history::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

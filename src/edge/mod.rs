@@ -6,6 +6,10 @@
 //! state dir, and the runtime client settings.
 
 pub mod servers;
+pub mod repair;
+pub mod rollback;
+pub mod status;
+pub mod switch;
 
 pub mod apply;
 pub mod reload;

@@ -1,0 +1,64 @@
+//! `vezasock rollback ENV [--to SHA]`: back to the previous deploy's color (or the deploy with
+//! that sha), through the same gated switch. Refused, with "a redeploy is needed", when that
+//! color no longer runs the old deploy or its servers are not UP.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::render::TopologyArgs;
+use super::servers::{parse_duration, LockArgs};
+use super::switch::{finish, load_edge, lock_wait, runtime, step_line};
+use crate::edge::rollback::rollback;
+use crate::edge::switch::SwitchRequest;
+
+/// Arguments of `vezasock rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The env to roll back.
+    pub env: String,
+    /// Roll back to the deploy with this sha (or a prefix of at least 4 characters) instead of
+    /// the previous one.
+    #[arg(long, value_name = "SHA")]
+    pub to: Option<String>,
+    /// Wait up to DURATION for the old color's servers to be UP.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_healthy: Option<Duration>,
+    /// Read and check only; print the steps without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// Runs `vezasock rollback`.
+pub fn run(args: &RollbackArgs) -> ExitCode {
+    let rt = match runtime("rollback") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let edge = match load_edge("rollback", &args.topology) {
+        Ok(edge) => edge,
+        Err(code) => return code,
+    };
+    // The color is filled in from the history by `rollback`.
+    let mut req = SwitchRequest::new(&args.env, "");
+    req.wait_healthy = args.wait_healthy;
+    req.dry_run = args.dry_run;
+    req.lock_wait = lock_wait(&args.lock);
+    let json = args.json;
+    let mut steps = Vec::new();
+    let result = rt.block_on(rollback(&edge, req, args.to.as_deref(), &mut |step| {
+        if !json {
+            println!("{}", step_line(step));
+        }
+        steps.push(step.clone());
+    }));
+    finish("rollback", json, result, &steps)
+}

@@ -1,0 +1,159 @@
+//! `vezasock status [ENV]`: the edge as the runtime, the map file and the state files see it,
+//! read through the operator (read-only) socket. Exit 0 when all is consistent, 6 on drift or
+//! an interrupted operation, 3 when HAProxy is unreachable.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::exit::Exit;
+use super::render::TopologyArgs;
+use super::switch::{load_edge, print_json, runtime};
+use crate::edge::status::{status, BackendStatus, StatusReport};
+
+/// Arguments of `vezasock status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this env (externals and edge-wide operations are then left out).
+    pub env: Option<String>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// Runs `vezasock status`.
+pub fn run(args: &StatusArgs) -> ExitCode {
+    let rt = match runtime("status") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let edge = match load_edge("status", &args.topology) {
+        Ok(edge) => edge,
+        Err(code) => return code,
+    };
+    let report = match rt.block_on(status(&edge, args.env.as_deref())) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("vezasock status: {e}");
+            return Exit::of_edge(&e).into();
+        }
+    };
+    if args.json {
+        print_json(&report);
+    } else {
+        print_human(&report);
+    }
+    if report.has_problems() {
+        Exit::Drift.into()
+    } else {
+        Exit::Ok.into()
+    }
+}
+
+fn print_human(r: &StatusReport) {
+    let h = &r.haproxy;
+    let mut line = format!("edge {}: HAProxy {}", r.edge, h.version);
+    if let Some(pid) = h.worker_pid {
+        line.push_str(&format!(", worker pid {pid}"));
+    }
+    if let Some(up) = h.uptime_s {
+        line.push_str(&format!(
+            ", up {}h{:02}m{:02}s",
+            up / 3600,
+            up / 60 % 60,
+            up % 60
+        ));
+    }
+    match (&h.master, &h.master_error) {
+        (Some(m), _) => line.push_str(&format!(
+            ", master pid {} ({} reload(s){}, up {})",
+            m.pid,
+            m.reloads,
+            m.failed_reloads
+                .filter(|n| *n > 0)
+                .map(|n| format!(", {n} FAILED"))
+                .unwrap_or_default(),
+            m.uptime
+        )),
+        (None, Some(e)) => line.push_str(&format!(", master not reachable ({e})")),
+        (None, None) => {}
+    }
+    println!("{line}");
+    println!(
+        "FAILOVER {}: {}",
+        r.failover.to_uppercase(),
+        r.failover_meaning
+    );
+    for p in &r.problems {
+        println!("!!! {p}");
+    }
+    for env in &r.envs {
+        println!();
+        match (&env.sides, env.live) {
+            (Some(s), Some(live)) => {
+                let mark = if env.drift { "   <<< DRIFT" } else { "" };
+                println!("{}: live {live}  [{}]{mark}", env.name, s.describe());
+            }
+            _ => println!("{}: no colors (plain pools)", env.name),
+        }
+        if let Some(last) = &env.last_switch {
+            println!(
+                "  last switch: {} {} at {} by {}",
+                last.color,
+                last.sha.as_deref().unwrap_or("-"),
+                last.when.as_deref().unwrap_or("-"),
+                last.who.as_deref().unwrap_or("-")
+            );
+        }
+        for op in &env.interrupted {
+            println!("  INTERRUPTED: {op}; run `vezasock apply` or switch again");
+        }
+        for comp in &env.components {
+            for b in &comp.backends {
+                print_backend(&comp.name, b);
+            }
+        }
+    }
+    if !r.externals.is_empty() {
+        println!();
+        println!("externals:");
+        for b in &r.externals {
+            print_backend("", b);
+        }
+    }
+}
+
+fn print_backend(component: &str, b: &BackendStatus) {
+    let color = b.color.map(|c| c.as_str()).unwrap_or("");
+    let live = if b.live && b.color.is_some() {
+        "*"
+    } else {
+        " "
+    };
+    if b.servers.is_empty() {
+        println!(
+            "  {component:<8} {color:<5}{live} {:<28} (no server: placeholder)",
+            b.backend
+        );
+    }
+    for s in &b.servers {
+        let recorded = match (s.recorded, s.admin_drift) {
+            (Some(rec), true) => format!(" (recorded {rec}: DRIFT)"),
+            _ => String::new(),
+        };
+        println!(
+            "  {component:<8} {color:<5}{live} {:<28} {:<10} {:<6}{recorded} op {:<8} {:<10} check {:<8} sessions {:<4} weight {}{}",
+            b.backend,
+            s.server,
+            s.admin,
+            s.op,
+            s.status,
+            if s.check.is_empty() { "-" } else { &s.check },
+            s.sessions,
+            s.weight,
+            if s.backup { " (backup)" } else { "" }
+        );
+    }
+}

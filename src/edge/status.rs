@@ -1,0 +1,401 @@
+//! `vezasock status [ENV]`: what the edge is doing, read through the OPERATOR socket (read-only),
+//! so it can run anywhere an operator can read.
+//!
+//! Per env: the active color as the runtime, the map file and the state file see it, with a
+//! loud DRIFT when they disagree and any interrupted journal operation; the last switch; per
+//! component and color, every server's admin state (and the one recorded on disk), operational
+//! state, check, sessions and weight. External backends too. The failover policy. HAProxy's
+//! version, worker pid, uptime and reloads (master `show proc`, when the master socket answers).
+//!
+//! It stays fast on a big edge: one pipelined batch (`show info`, `show stat`, `show servers
+//! state`, `show map`) on one session, plus one master `show proc`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::switch::{map_file_colors, map_ref, runtime_color, Sides};
+use super::{Edge, EdgeError};
+use crate::runtime::command::Command;
+use crate::runtime::parse::info::Info;
+use crate::runtime::parse::map::MapEntry;
+use crate::runtime::parse::servers_state::{OpState, ServersState};
+use crate::runtime::parse::stat::StatTable;
+use crate::runtime::parse::Parsed;
+use crate::runtime::session::Timeouts;
+use crate::state::{AdminDecision, HistoryEntry, OpenOperation};
+use crate::topology::{Color, Failover};
+
+/// The whole status of the edge.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub edge: String,
+    /// `none` or `cross-color`.
+    pub failover: &'static str,
+    /// What the policy means, in words.
+    pub failover_meaning: String,
+    pub haproxy: HaproxyStatus,
+    pub envs: Vec<EnvStatus>,
+    pub externals: Vec<BackendStatus>,
+    /// Interrupted operations not tied to one env (apply, reload, a backend by name).
+    pub open_operations: Vec<OpenOperation>,
+    /// Every drift and interruption, one line each (empty: all consistent).
+    pub problems: Vec<String>,
+}
+
+impl StatusReport {
+    /// True when there is drift or an interrupted operation (exit 6).
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+}
+
+/// HAProxy itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct HaproxyStatus {
+    pub version: String,
+    pub worker_pid: Option<u32>,
+    pub uptime_s: Option<u64>,
+    pub master: Option<MasterStatus>,
+    /// Why the master was not asked (socket missing, permission denied, …).
+    pub master_error: Option<String>,
+}
+
+/// From master `show proc`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MasterStatus {
+    pub pid: u32,
+    pub reloads: u32,
+    pub failed_reloads: Option<u32>,
+    pub uptime: String,
+    pub workers: Vec<u32>,
+    pub old_workers: Vec<u32>,
+}
+
+/// One env.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvStatus {
+    pub name: String,
+    pub colored: bool,
+    /// The active color on each side (colored envs).
+    pub sides: Option<Sides>,
+    /// The color live for new requests (the runtime's; blue when the entry is missing).
+    pub live: Option<Color>,
+    pub drift: bool,
+    pub interrupted: Vec<OpenOperation>,
+    pub last_switch: Option<HistoryEntry>,
+    pub components: Vec<ComponentStatus>,
+}
+
+/// One component of an env.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    pub name: String,
+    pub backends: Vec<BackendStatus>,
+}
+
+/// One backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendStatus {
+    pub backend: String,
+    pub color: Option<Color>,
+    /// Serves the env's new requests now.
+    pub live: bool,
+    pub servers: Vec<ServerStatus>,
+}
+
+/// One server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    pub server: String,
+    /// `ready`, `drain` or `maint`, as HAProxy has it.
+    pub admin: String,
+    /// The admin state recorded on disk (`server-admin.json`), if any.
+    pub recorded: Option<AdminDecision>,
+    /// The recorded state is not the runtime's (a restart would change it).
+    pub admin_drift: bool,
+    /// `up`, `down`, `starting`, `stopping`.
+    pub op: String,
+    /// `show stat` status (`UP`, `DOWN`, `DRAIN`, `MAINT`, `UP 1/2`, `no check`).
+    pub status: String,
+    /// Last check (`L7OK`, `L4CON`, …).
+    pub check: String,
+    pub sessions: u64,
+    pub weight: u64,
+    /// A cross-color backup server (tracks its own-color twin).
+    pub backup: bool,
+}
+
+/// Reads the status of the edge (all envs, or only `only_env`).
+pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport, EdgeError> {
+    if let Some(name) = only_env {
+        edge.env(name)?;
+    }
+    let map = map_ref(edge);
+    let mut session = edge.operator_session().await?;
+    let replies = session
+        .batch(&[
+            Command::ShowInfo,
+            Command::ShowStat { filter: None },
+            Command::show_servers_state(None)?,
+            Command::show_map(&map, None)?,
+        ])
+        .await?;
+    let mut info: Option<Info> = None;
+    let mut stat: Option<StatTable> = None;
+    let mut states = ServersState { rows: Vec::new() };
+    let mut entries: Vec<MapEntry> = Vec::new();
+    for reply in &replies {
+        match reply.parse()? {
+            Parsed::Info(i) => info = Some(i),
+            Parsed::Stat(t) => stat = Some(t),
+            Parsed::ServersState(s) => states = s,
+            Parsed::MapEntries(e) => entries = e,
+            _ => {}
+        }
+    }
+    let stat =
+        stat.ok_or_else(|| EdgeError::NotVerified("`show stat` answered nothing".to_string()))?;
+
+    let (master, master_error) = match crate::runtime::master::show_proc(
+        &edge.master(),
+        Timeouts {
+            connect: Duration::from_millis(500),
+            reply: Duration::from_secs(2),
+        },
+    )
+    .await
+    {
+        Ok(list) => (
+            Some(MasterStatus {
+                pid: list.master.pid,
+                reloads: list.master.reloads,
+                failed_reloads: list.master.failed_reloads,
+                uptime: list.master.uptime.clone(),
+                workers: list.workers.iter().map(|p| p.pid).collect(),
+                old_workers: list.old_workers.iter().map(|p| p.pid).collect(),
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let haproxy = HaproxyStatus {
+        version: session.version().to_string(),
+        worker_pid: info.as_ref().and_then(Info::pid),
+        uptime_s: info.as_ref().and_then(Info::uptime_sec),
+        master,
+        master_error,
+    };
+
+    let recorded = edge.state.server_admin()?;
+    let servers_of = |backend: &str, color: Option<Color>, live: bool| -> BackendStatus {
+        let mut servers = Vec::new();
+        for row in stat.iter() {
+            if row.pxname() != Some(backend) {
+                continue;
+            }
+            let Some(name) = row.svname() else { continue };
+            if name == "FRONTEND" || name == "BACKEND" {
+                continue;
+            }
+            let st = states.find(backend, name);
+            let admin = match st {
+                Some(s) if s.admin.is_maint() => "maint",
+                Some(s) if s.admin.is_drain() => "drain",
+                Some(_) => "ready",
+                None => "?",
+            };
+            let rec = recorded.get(&format!("{backend}/{name}")).copied();
+            let op = match st.map(|s| s.op) {
+                Some(OpState::Running) => "up".to_string(),
+                Some(OpState::Stopped) => "down".to_string(),
+                Some(OpState::Starting) => "starting".to_string(),
+                Some(OpState::Stopping) => "stopping".to_string(),
+                Some(OpState::Unknown(n)) => format!("state {n}"),
+                None => "?".to_string(),
+            };
+            servers.push(ServerStatus {
+                server: name.to_string(),
+                admin: admin.to_string(),
+                recorded: rec,
+                admin_drift: rec.is_some_and(|r| r.as_str() != admin),
+                op,
+                status: row.status().unwrap_or("").to_string(),
+                check: row
+                    .check_status()
+                    .unwrap_or("")
+                    .trim_start_matches("* ")
+                    .to_string(),
+                sessions: row.scur().unwrap_or(0),
+                weight: row.weight().unwrap_or(0),
+                backup: row.get("bck") == Some("1"),
+            });
+        }
+        BackendStatus {
+            backend: backend.to_string(),
+            color,
+            live,
+            servers,
+        }
+    };
+
+    let mut problems = Vec::new();
+    let open = edge.state.open_operations()?;
+    let mut envs = Vec::new();
+    let file = map_file_colors(edge);
+    for env in &edge.topology.envs {
+        if only_env.is_some_and(|n| n != env.name) {
+            continue;
+        }
+        let mut sides = None;
+        let mut live = None;
+        let mut drift = false;
+        if env.colored {
+            let file_color = match &file {
+                Ok(f) => f.as_ref().and_then(|f| f.get(&env.name).copied()),
+                Err(e) => {
+                    problems.push(format!("{}: {e}", env.name));
+                    None
+                }
+            };
+            let s = Sides {
+                runtime: runtime_color(&entries, &env.name)?,
+                map_file: file_color,
+                state_file: edge.state.recorded_color(&env.name)?,
+            };
+            live = Some(s.effective().0);
+            drift = s.drift();
+            if drift {
+                problems.push(format!("DRIFT {}: {}", env.name, explain(&s)));
+            }
+            sides = Some(s);
+        }
+        let interrupted: Vec<OpenOperation> = open
+            .iter()
+            .filter(|o| o.env.as_deref() == Some(env.name.as_str()))
+            .cloned()
+            .collect();
+        for op in &interrupted {
+            problems.push(format!(
+                "INTERRUPTED {op}; run `vezasock apply` or switch again"
+            ));
+        }
+        let mut components = Vec::new();
+        for comp in &env.components {
+            let backends = if env.colored {
+                Color::ALL
+                    .iter()
+                    .map(|c| {
+                        servers_of(
+                            &env.backend_name(&comp.name, *c),
+                            Some(*c),
+                            live == Some(*c),
+                        )
+                    })
+                    .collect()
+            } else {
+                vec![servers_of(
+                    &env.backend_name(&comp.name, Color::Blue),
+                    None,
+                    true,
+                )]
+            };
+            for b in &backends {
+                for s in b.servers.iter().filter(|s| s.admin_drift) {
+                    problems.push(format!(
+                        "DRIFT {}/{}: HAProxy has it {} but {} was recorded",
+                        b.backend,
+                        s.server,
+                        s.admin,
+                        s.recorded.map_or("-", AdminDecision::as_str)
+                    ));
+                }
+            }
+            components.push(ComponentStatus {
+                name: comp.name.clone(),
+                backends,
+            });
+        }
+        envs.push(EnvStatus {
+            name: env.name.clone(),
+            colored: env.colored,
+            sides,
+            live,
+            drift,
+            interrupted,
+            last_switch: edge.state.history(&env.name)?.into_iter().next(),
+            components,
+        });
+    }
+    let mut externals = Vec::new();
+    if only_env.is_none() {
+        for ext in &edge.topology.externals {
+            let b = servers_of(&ext.backend_name(), None, true);
+            for s in b.servers.iter().filter(|s| s.admin_drift) {
+                problems.push(format!(
+                    "DRIFT {}/{}: HAProxy has it {} but {} was recorded",
+                    b.backend,
+                    s.server,
+                    s.admin,
+                    s.recorded.map_or("-", AdminDecision::as_str)
+                ));
+            }
+            externals.push(b);
+        }
+    }
+    let open_operations: Vec<OpenOperation> =
+        open.into_iter().filter(|o| o.env.is_none()).collect();
+    if only_env.is_none() {
+        for op in &open_operations {
+            problems.push(format!("INTERRUPTED {op}; run `vezasock apply`"));
+        }
+    }
+    let failover_meaning = match edge.topology.failover {
+        Failover::None => "when every server of an env's live color is down, that env answers 503: the other color never serves silently",
+        Failover::CrossColor => "when every server of an env's live color is down, the OTHER color serves as backup (possibly older code)",
+    }
+    .to_string();
+    Ok(StatusReport {
+        edge: edge.topology.name.clone(),
+        failover: edge.topology.failover.as_str(),
+        failover_meaning,
+        haproxy,
+        envs,
+        externals,
+        open_operations,
+        problems,
+    })
+}
+
+/// Which side is ahead: `runtime and map file say green, state file says blue (the last
+/// verified switch): an interrupted switch to green`.
+fn explain(s: &Sides) -> String {
+    let (r, m, f) = s.effective();
+    let mut by: BTreeMap<Color, Vec<&str>> = BTreeMap::new();
+    by.entry(r).or_default().push("runtime");
+    by.entry(m).or_default().push("map file");
+    by.entry(f).or_default().push("state file");
+    let said: Vec<String> = by
+        .iter()
+        .map(|(c, who)| {
+            format!(
+                "{} say{} {c}",
+                who.join(" and "),
+                if who.len() == 1 { "s" } else { "" }
+            )
+        })
+        .collect();
+    let ahead = if r != f && m != f {
+        format!("; runtime and map file are ahead of the last verified switch ({f}): an interrupted switch to {r}")
+    } else if m != f && r == f {
+        format!("; only the map file is ahead ({m}): an interrupted switch, never applied to the runtime")
+    } else if r != f && m == f {
+        format!(
+            "; only the runtime differs ({r}): changed behind vezasock's back, or a failed restore"
+        )
+    } else {
+        String::new()
+    };
+    format!("{}{ahead}", said.join(", "))
+}
