@@ -6,6 +6,7 @@ mod backend;
 mod edge;
 mod haproxy;
 mod lab;
+mod reload;
 mod runtime_client;
 
 use haproxy::raw_one_shot;

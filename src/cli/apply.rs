@@ -107,6 +107,14 @@ fn print_human(report: &ApplyReport) {
     if report.dry_run {
         return;
     }
+    if let Some(repair) = &report.repair {
+        for f in &repair.fixed {
+            println!("repaired: {f}");
+        }
+        for id in &repair.closed {
+            println!("repaired: closed interrupted operation {id}");
+        }
+    }
     for f in &report.files_written {
         println!("wrote {}", f.display());
     }

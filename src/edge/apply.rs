@@ -8,8 +8,8 @@
 //! - the shape changed → the reload path ([`super::reload`]).
 //!
 //! Desired colors: the state file of each env (`active-color-<env>`, written last by a
-//! completed switch); for an env without one, the live map file's color (an edge flipped by
-//! other tooling is never flipped back by an apply), else blue.
+//! completed switch; missing = blue). Before planning, `repair` (under the same lock) closes
+//! interrupted switches and brings the color map file and runtime back to those colors.
 //!
 //! Under the per-edge lock; every phase is journalled (action `apply`).
 
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::reload::{self, ReloadOutcome};
+use super::repair::{repair_locked, RepairReport};
 use super::{Edge, EdgeError};
 use crate::plan::{plan, LiveView, Plan};
 use crate::render::{maps, render, shape, Rendered, ShapeSummary};
@@ -52,12 +53,17 @@ pub struct ApplyReport {
     pub runtime_changes: Vec<String>,
     /// The reload, when the shape changed.
     pub reload: Option<ReloadOutcome>,
+    /// What the crash repair fixed first (interrupted switches, color drift).
+    pub repair: Option<RepairReport>,
 }
 
 impl ApplyReport {
     /// True when the edge was not touched at all.
     pub fn untouched(&self) -> bool {
-        self.files_written.is_empty() && self.runtime_changes.is_empty() && self.reload.is_none()
+        self.files_written.is_empty()
+            && self.runtime_changes.is_empty()
+            && self.reload.is_none()
+            && self.repair.as_ref().map_or(true, RepairReport::is_clean)
     }
 }
 
@@ -101,15 +107,12 @@ pub fn read_live(paths: &Paths) -> Result<LiveView, String> {
     })
 }
 
-/// The desired active colors (see the module doc).
-pub fn desired_colors(edge: &Edge, live: &LiveView) -> Result<BTreeMap<String, Color>, EdgeError> {
+/// The desired active colors: the recorded color of each colored env (missing state file =
+/// blue), the same rule `repair` uses, so the two never pull in different directions.
+pub fn desired_colors(edge: &Edge) -> Result<BTreeMap<String, Color>, EdgeError> {
     let mut colors = BTreeMap::new();
     for env in edge.topology.envs.iter().filter(|e| e.colored) {
-        let color = match edge.state.recorded_color(&env.name)? {
-            Some(c) => c,
-            None => live.colors.get(&env.name).copied().unwrap_or(Color::Blue),
-        };
-        colors.insert(env.name.clone(), color);
+        colors.insert(env.name.clone(), edge.state.active_color(&env.name)?);
     }
     Ok(colors)
 }
@@ -117,7 +120,7 @@ pub fn desired_colors(edge: &Edge, live: &LiveView) -> Result<BTreeMap<String, C
 /// Renders the desired edge and plans against the live files.
 pub fn desired_plan(edge: &Edge) -> Result<(Rendered, LiveView, Plan), EdgeError> {
     let live = read_live(&edge.topology.paths).map_err(EdgeError::Refused)?;
-    let colors = desired_colors(edge, &live)?;
+    let colors = desired_colors(edge)?;
     let rendered =
         render(&edge.topology, &colors).map_err(|e| EdgeError::BadInput(e.to_string()))?;
     let p = plan(&rendered, &live);
@@ -136,10 +139,14 @@ pub async fn apply(edge: &Edge, options: ApplyOptions) -> Result<ApplyReport, Ed
             files_written: Vec::new(),
             runtime_changes: Vec::new(),
             reload: None,
+            repair: None,
         });
     }
     let lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
-    // Read under the lock: a switch that just finished is seen.
+    // First the crash repair (helper "switch"): an interrupted switch is rolled back to the
+    // recorded color in the map file and the runtime, and its journal operation closed.
+    let repaired = repair_locked(edge, &lock).await?;
+    // Read under the lock and after the repair: a switch that just finished is seen.
     let (rendered, live, p) = desired_plan(edge)?;
     let mut report = ApplyReport {
         desired_fingerprint: rendered.fingerprint.clone(),
@@ -149,6 +156,7 @@ pub async fn apply(edge: &Edge, options: ApplyOptions) -> Result<ApplyReport, Ed
         files_written: Vec::new(),
         runtime_changes: Vec::new(),
         reload: None,
+        repair: Some(repaired),
     };
     match &p {
         Plan::Nothing => {
@@ -234,10 +242,6 @@ pub async fn apply(edge: &Edge, options: ApplyOptions) -> Result<ApplyReport, Ed
             }
         }
     }
-    // REPAIR CALL SITE: `edge::repair::repair(edge)` (helper "switch") belongs here, to close
-    // interrupted switches and make the runtime colors match the recorded ones. It has not
-    // landed yet; until it does, the map transactions above already bring both maps (colors
-    // included) to the recorded state, but open journal operations stay open.
     drop(lock);
     Ok(report)
 }

@@ -4,7 +4,8 @@
 //!    save the dump into HAProxy's server-state file and drop the rows of servers whose
 //!    address changes (saved addresses win over the new config: HAProxy #1412, #2103);
 //! 2. write the candidate beside the live config and run `haproxy -c` on it: nothing live is
-//!    touched unless it passes;
+//!    touched unless it passes (the check runs before the server-state file of step 1 is
+//!    written, so a refused candidate changes no file at all);
 //! 3. back up the live config, summary and maps (`<file>.vezasock-backup`), then rename the
 //!    candidate files into place (temp, fsync, rename, fsync dir);
 //! 4. reload: master CLI `reload` (≥ 2.7 `Success=1`; 2.6 confirmed through `show proc`), or
@@ -150,6 +151,10 @@ async fn prepare_and_swap(
     let paths = &edge.topology.paths;
     let before = read_before(edge).await?;
 
+    // 2 before 1: haproxy -c on the exact bytes that would be installed, first: a refused candidate
+    // leaves every file as it was, the server-state file included.
+    check_candidate(edge, candidate)?;
+
     // 1. The server states survive the reload through the server-state file.
     let live_summary = ShapeSummary::from_config(live_config.unwrap_or(""));
     let moved = candidate.summary.moved_servers(&live_summary);
@@ -159,9 +164,6 @@ async fn prepare_and_swap(
         .map(|(b, s)| (b.as_str(), s.as_str()))
         .collect();
     drop_servers_from_state_file(&paths.server_state_file, &moved_refs).map_err(state_err)?;
-
-    // 2. haproxy -c on the exact bytes that would be installed.
-    check_candidate(edge, candidate)?;
 
     // 3. Back up, then swap. The config goes last: until it is renamed, the live config is
     // the old one whatever else happened.
