@@ -8,6 +8,7 @@ mod haproxy;
 mod lab;
 mod reload;
 mod runtime_client;
+mod servers;
 
 use haproxy::raw_one_shot;
 

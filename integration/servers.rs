@@ -1,0 +1,528 @@
+//! `vezasock drain / maint / ready` against a real local edge, on every HAProxy version: the
+//! binary is run with the LocalEdge's paths, and the effect is checked three ways: HAProxy's
+//! `show servers state`, HTTP answers through the edge, and the files on disk. The last part
+//! flips a color, drains and maints, then reloads and fully restarts HAProxy and checks that the
+//! colors and the server states survive both.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command as Process;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vezasock::demo::http::get;
+use vezasock::demo::LocalEdge;
+use vezasock::runtime::endpoint::Endpoint;
+use vezasock::runtime::master;
+use vezasock::runtime::parse::servers_state::AdminState;
+use vezasock::runtime::session::{Session, Timeouts};
+use vezasock::topology::ACTIVE_COLOR_MAP;
+
+use crate::{edge, haproxy};
+
+const T: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    reply: Duration::from_secs(10),
+};
+
+/// One run of the binary: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
+    let p = &edge.topology.paths;
+    let output = Process::new(env!("CARGO_BIN_EXE_vezasock"))
+        .args(args)
+        .env_remove("VEZASOCK_CONFIG")
+        .env("VEZASOCK_HAPROXY_CONFIG", &p.config)
+        .env("VEZASOCK_MAPS_DIR", &p.maps_dir)
+        .env("VEZASOCK_ADMIN_SOCKET", &p.admin_socket)
+        .env("VEZASOCK_OPERATOR_SOCKET", &p.operator_socket)
+        .env("VEZASOCK_MASTER_SOCKET", &p.master_socket)
+        .env("VEZASOCK_SERVER_STATE_FILE", &p.server_state_file)
+        .env("VEZASOCK_STATE_DIR", &p.state_dir)
+        .env("VEZASOCK_HAPROXY", &p.haproxy)
+        .env("VEZASOCK_PID_FILE", &p.pid_file)
+        .output()
+        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio: {e}"))
+}
+
+/// The admin bits of `backend/server` as the running HAProxy shows them.
+fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminState {
+    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
+    rt().block_on(async {
+        let mut s = Session::connect(&endpoint, T)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let state = s
+            .show_servers_state(None)
+            .await
+            .unwrap_or_else(|e| panic!("show servers state: {e}"));
+        state
+            .find(backend, server)
+            .unwrap_or_else(|| panic!("no {backend}/{server}"))
+            .admin
+    })
+}
+
+/// Raw runtime commands on the admin socket, every reply checked.
+fn runtime(edge: &LocalEdge, lines: &[&str]) {
+    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
+    rt().block_on(async {
+        let mut s = Session::connect(&endpoint, T)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        for line in lines {
+            let command = vezasock::runtime::command::Command::raw(line)
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+            s.send(&command)
+                .await
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    })
+}
+
+/// `scur` of one server.
+fn sessions(edge: &LocalEdge, backend: &str, server: &str) -> u64 {
+    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
+    rt().block_on(async {
+        let mut s = Session::connect(&endpoint, T)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let table = s
+            .show_stat(None)
+            .await
+            .unwrap_or_else(|e| panic!("show stat: {e}"));
+        let scur = table
+            .iter()
+            .find(|r| r.pxname() == Some(backend) && r.svname() == Some(server))
+            .and_then(|r| r.scur());
+        scur.unwrap_or_else(|| panic!("no scur for {backend}/{server}"))
+    })
+}
+
+/// A GET answered 200 with `want`, retried while health checks settle (bounded).
+fn expect_body(edge: &LocalEdge, host: &str, path: &str, want: &str, label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let got = get(edge.http, host, path, Duration::from_secs(5));
+        if let Ok(a) = &got {
+            if a.status == 200 && a.body == want {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{label}: {host}{path} gave {got:?}, want {want:?}\n{}",
+            edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn expect_status(edge: &LocalEdge, host: &str, path: &str, want: u16, label: &str) {
+    let got = get(edge.http, host, path, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert_eq!(got.status, want, "{label}: {host}{path} gave {got:?}");
+}
+
+/// A streaming GET (`?stream=N`, 100 ms per chunk) read to its end in a thread: returns the
+/// bytes received and how long it took.
+fn open_stream(http: SocketAddr, host: &str, chunks: u32) -> JoinHandle<(String, Duration)> {
+    let host = host.to_string();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut s = TcpStream::connect(http).unwrap_or_else(|e| panic!("connect: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let req = format!(
+            "GET /stream/x?stream={chunks} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes())
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        (String::from_utf8_lossy(&buf).into_owned(), start.elapsed())
+    })
+}
+
+/// Waits until `backend/server` has at least one current session (bounded).
+fn wait_busy(edge: &LocalEdge, backend: &str, server: &str, label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sessions(edge, backend, server) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{label}: {backend}/{server} never got a session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn journal_actions(edge: &LocalEdge) -> String {
+    read(&edge.topology.paths.state_dir.join("journal.jsonl"))
+}
+
+#[test]
+fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart() {
+    for v in haproxy::versions() {
+        let started = Instant::now();
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut edge = edge::start(&v, dir.path());
+        let l = v.label;
+        let paths = edge.topology.paths.clone();
+        expect_body(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
+
+        // --- maint then ready on one server ---
+        let r = vezasock(
+            &edge,
+            &[
+                "maint",
+                "staging",
+                "blue",
+                "--component",
+                "api",
+                "--server",
+                "blue_1",
+            ],
+        );
+        assert_eq!(r.code, 0, "{l}: maint: {}{}", r.out, r.err);
+        assert!(
+            r.out.contains("be_staging_api_blue/blue_1: ready -> maint"),
+            "{l}: {}",
+            r.out
+        );
+        assert!(
+            admin(&edge, "be_staging_api_blue", "blue_1").has(AdminState::FORCED_MAINT),
+            "{l}"
+        );
+        expect_status(&edge, "staging.veza.fr", "/api/x", 503, l);
+        assert!(
+            read(&paths.state_dir.join("server-admin.json"))
+                .contains("\"be_staging_api_blue/blue_1\": \"maint\""),
+            "{l}"
+        );
+        let dump = read(&paths.server_state_file);
+        let row = dump
+            .lines()
+            .find(|x| x.contains(" be_staging_api_blue ") && x.contains(" blue_1 "))
+            .unwrap_or_else(|| panic!("{l}: no row in {dump}"));
+        // Column 7 is srv_admin_state: forced maint (1).
+        assert_eq!(row.split_whitespace().nth(6), Some("1"), "{l}: {row}");
+        let r = vezasock(
+            &edge,
+            &[
+                "ready",
+                "staging",
+                "blue",
+                "--component",
+                "api",
+                "--server",
+                "blue_1",
+                "--json",
+            ],
+        );
+        assert_eq!(r.code, 0, "{l}: ready: {}{}", r.out, r.err);
+        let json: serde_json::Value =
+            serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("{l}: {e}: {}", r.out));
+        assert_eq!(json["servers"][0]["before"], "maint", "{l}: {json}");
+        assert_eq!(json["servers"][0]["after"], "ready", "{l}: {json}");
+        assert_eq!(admin(&edge, "be_staging_api_blue", "blue_1").0, 0, "{l}");
+        expect_body(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
+        let journal = journal_actions(&edge);
+        assert!(
+            journal.contains("\"action\":\"maint\"") && journal.contains("\"action\":\"ready\""),
+            "{l}: {journal}"
+        );
+
+        // --- drain --wait: a too-short deadline fails and leaves the server in drain; a long
+        // one waits for the open streaming response to end, then maint ---
+        let stream = open_stream(edge.http, "staging.veza.fr", 15);
+        wait_busy(&edge, "be_staging_stream_blue", "blue_1", l);
+        let r = vezasock(
+            &edge,
+            &[
+                "drain",
+                "staging",
+                "blue",
+                "--component",
+                "stream",
+                "--wait",
+                "300ms",
+                "--then",
+                "maint",
+            ],
+        );
+        assert_eq!(r.code, 1, "{l}: short drain: {}{}", r.out, r.err);
+        assert!(
+            r.err.contains("be_staging_stream_blue/blue_1"),
+            "{l}: {}",
+            r.err
+        );
+        let bits = admin(&edge, "be_staging_stream_blue", "blue_1");
+        assert!(bits.is_drain() && !bits.is_maint(), "{l}: {bits:?}");
+        let t0 = Instant::now();
+        let r = vezasock(
+            &edge,
+            &[
+                "drain",
+                "staging",
+                "blue",
+                "--component",
+                "stream",
+                "--wait",
+                "10s",
+                "--then",
+                "maint",
+                "--json",
+            ],
+        );
+        let took = t0.elapsed();
+        assert_eq!(r.code, 0, "{l}: drain: {}{}", r.out, r.err);
+        let json: serde_json::Value =
+            serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("{l}: {e}: {}", r.out));
+        assert_eq!(json["wait"]["drained"], true, "{l}: {json}");
+        assert_eq!(json["then"]["action"], "maint", "{l}: {json}");
+        let (body, _) = stream
+            .join()
+            .unwrap_or_else(|_| panic!("{l}: stream thread"));
+        assert_eq!(
+            body.matches("staging stream blue").count(),
+            15,
+            "{l}: the drained stream was cut: {body}"
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(9),
+            "{l}: drain took {took:?}"
+        );
+        assert!(
+            admin(&edge, "be_staging_stream_blue", "blue_1").has(AdminState::FORCED_MAINT),
+            "{l}"
+        );
+        let r = vezasock(
+            &edge,
+            &["ready", "staging", "blue", "--component", "stream"],
+        );
+        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+
+        // --- a DOWN server counts as drained, and maint --kill-sessions ends its stream ---
+        let stream = open_stream(edge.http, "veza.fr", 100);
+        wait_busy(&edge, "be_prod_stream_blue", "blue_1", l);
+        runtime(
+            &edge,
+            &[
+                "disable health be_prod_stream_blue/blue_1",
+                "set server be_prod_stream_blue/blue_1 health down",
+            ],
+        );
+        let t0 = Instant::now();
+        let r = vezasock(
+            &edge,
+            &[
+                "drain",
+                "prod",
+                "blue",
+                "--component",
+                "stream",
+                "--wait",
+                "8s",
+            ],
+        );
+        assert_eq!(r.code, 0, "{l}: drain of a DOWN server: {}{}", r.out, r.err);
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "{l}: waited {:?} for a DOWN server",
+            t0.elapsed()
+        );
+        assert!(
+            sessions(&edge, "be_prod_stream_blue", "blue_1") > 0,
+            "{l}: the stream should still be open"
+        );
+        let r = vezasock(
+            &edge,
+            &[
+                "maint",
+                "prod",
+                "blue",
+                "--component",
+                "stream",
+                "--kill-sessions",
+            ],
+        );
+        assert_eq!(r.code, 0, "{l}: maint --kill-sessions: {}{}", r.out, r.err);
+        let (body, took) = stream
+            .join()
+            .unwrap_or_else(|_| panic!("{l}: stream thread"));
+        assert!(
+            took < Duration::from_secs(8),
+            "{l}: the stream was not ended ({took:?})"
+        );
+        assert!(
+            body.matches("prod stream blue").count() < 100,
+            "{l}: the stream ran to its end"
+        );
+        runtime(&edge, &["enable health be_prod_stream_blue/blue_1"]);
+        let r = vezasock(&edge, &["ready", "prod", "blue", "--component", "stream"]);
+        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+
+        // --- any backend by name ---
+        let r = vezasock(&edge, &["maint", "--backend", "forgejo_backend"]);
+        assert_eq!(r.code, 0, "{l}: maint forgejo: {}{}", r.out, r.err);
+        assert!(admin(&edge, "forgejo_backend", "srv_1").is_maint(), "{l}");
+        expect_status(&edge, "forgejo.talas.group", "/", 503, l);
+        let r = vezasock(
+            &edge,
+            &["ready", "--backend", "forgejo_backend", "--server", "srv_1"],
+        );
+        assert_eq!(r.code, 0, "{l}: ready forgejo: {}{}", r.out, r.err);
+        expect_body(&edge, "forgejo.talas.group", "/", "forgejo_backend", l);
+
+        // --- bad selections: exit 2 with the valid names, nothing changed ---
+        let admin_before = read(&paths.state_dir.join("server-admin.json"));
+        let journal_before = journal_actions(&edge);
+        let state_before = read(&paths.server_state_file);
+        for (args, names) in [
+            (vec!["maint", "nope"], "staging, prod"),
+            (
+                vec!["drain", "staging", "--component", "db"],
+                "api, stream, web",
+            ),
+            (
+                vec!["maint", "staging", "blue", "--server", "blue_9"],
+                "blue_1",
+            ),
+            (
+                vec!["ready", "--backend", "nope_backend"],
+                "forgejo_backend",
+            ),
+            (
+                vec!["maint", "--backend", "forgejo_backend", "--server", "srv_2"],
+                "srv_1",
+            ),
+            (vec!["maint", "staging", "purple"], "blue or green"),
+        ] {
+            let r = vezasock(&edge, &args);
+            assert_eq!(r.code, 2, "{l}: {args:?}: {}{}", r.out, r.err);
+            assert!(
+                r.err.contains(names),
+                "{l}: {args:?} should list {names:?}: {}",
+                r.err
+            );
+        }
+        assert_eq!(
+            read(&paths.state_dir.join("server-admin.json")),
+            admin_before,
+            "{l}"
+        );
+        assert_eq!(journal_actions(&edge), journal_before, "{l}");
+        assert_eq!(read(&paths.server_state_file), state_before, "{l}");
+
+        // --- flip staging to green, drain prod api blue, maint staging web blue; then a reload
+        // and a full restart keep the colors and the server states ---
+        let map = paths.maps_dir.join(ACTIVE_COLOR_MAP);
+        let text = read(&map);
+        let flipped: String = if text
+            .lines()
+            .any(|x| x.split_whitespace().next() == Some("staging"))
+        {
+            text.lines()
+                .map(|x| {
+                    if x.split_whitespace().next() == Some("staging") {
+                        "staging green".to_string()
+                    } else {
+                        x.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        } else {
+            format!("{text}staging green\n")
+        };
+        std::fs::write(&map, flipped).unwrap_or_else(|e| panic!("{e}"));
+        let map_ref = map.display().to_string();
+        let flip = format!("set map {map_ref} staging green");
+        let add = format!("add map {map_ref} staging green");
+        let has_entry = text
+            .lines()
+            .any(|x| x.split_whitespace().next() == Some("staging"));
+        runtime(
+            &edge,
+            &[if has_entry {
+                flip.as_str()
+            } else {
+                add.as_str()
+            }],
+        );
+        expect_body(&edge, "staging.veza.fr", "/", "staging web green", l);
+        let r = vezasock(&edge, &["drain", "prod", "blue", "--component", "api"]);
+        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+        let r = vezasock(&edge, &["maint", "staging", "blue", "--component", "web"]);
+        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+
+        let check = |edge: &LocalEdge, when: &str| {
+            let drain = admin(edge, "be_prod_api_blue", "blue_1");
+            assert!(
+                drain.has(AdminState::FORCED_DRAIN) && !drain.is_maint(),
+                "{l} after {when}: prod api blue {drain:?}"
+            );
+            assert!(
+                admin(edge, "be_staging_web_blue", "blue_1").has(AdminState::FORCED_MAINT),
+                "{l} after {when}: staging web blue"
+            );
+            assert_eq!(
+                admin(edge, "be_staging_api_green", "green_1").0,
+                0,
+                "{l} after {when}"
+            );
+            expect_body(
+                edge,
+                "staging.veza.fr",
+                "/",
+                "staging web green",
+                &format!("{l} after {when}"),
+            );
+            expect_body(
+                edge,
+                "veza.fr",
+                "/",
+                "prod web blue",
+                &format!("{l} after {when}"),
+            );
+        };
+        check(&edge, "the changes");
+        let master = Endpoint::Master {
+            socket: vezasock::runtime::endpoint::Socket::Unix(paths.master_socket.clone()),
+            target: None,
+        };
+        rt().block_on(master::reload(&master, T))
+            .unwrap_or_else(|e| panic!("{l}: reload: {e}\n{}", edge.log()));
+        check(&edge, "a reload");
+        edge.restart_haproxy()
+            .unwrap_or_else(|e| panic!("{l}: restart: {e}"));
+        check(&edge, "a full restart");
+        eprintln!(
+            "servers: {} passed in {:.1}s",
+            v.version_line,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
