@@ -659,3 +659,110 @@ async fn write_through(
     save_server_state_file(&edge.topology.paths.server_state_file, &text)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge() -> Edge {
+        match Topology::embedded_default() {
+            Ok(topo) => Edge::new(topo),
+            Err(e) => panic!("embedded default: {e}"),
+        }
+    }
+
+    fn names(found: &[ServerRef]) -> Vec<String> {
+        found.iter().map(ToString::to_string).collect()
+    }
+
+    fn env(
+        env: &str,
+        color: Option<Color>,
+        component: Option<&str>,
+        server: Option<&str>,
+    ) -> Selection {
+        Selection::Env {
+            env: env.to_string(),
+            color,
+            component: component.map(str::to_string),
+            server: server.map(str::to_string),
+        }
+    }
+
+    fn bad(selection: Selection) -> String {
+        match resolve(&edge(), &selection) {
+            Err(EdgeError::BadInput(message)) => message,
+            other => panic!("{selection:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_env_selection_narrows_by_color_component_and_server() {
+        let edge = edge();
+        let all = resolve(&edge, &env("staging", None, None, None)).unwrap_or_default();
+        assert_eq!(all.len(), 6, "{all:?}");
+        let blue_api = resolve(&edge, &env("staging", Some(Color::Blue), Some("api"), None));
+        assert_eq!(
+            names(&blue_api.unwrap_or_default()),
+            ["be_staging_api_blue/blue_1"]
+        );
+        let green = resolve(
+            &edge,
+            &env("prod", Some(Color::Green), None, Some("green_1")),
+        );
+        assert_eq!(
+            names(&green.unwrap_or_default()),
+            [
+                "be_prod_api_green/green_1",
+                "be_prod_stream_green/green_1",
+                "be_prod_web_green/green_1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_backend_selection_takes_any_backend_with_servers() {
+        let edge = edge();
+        let forgejo = Selection::Backend {
+            backend: "forgejo_backend".to_string(),
+            server: None,
+        };
+        assert_eq!(
+            names(&resolve(&edge, &forgejo).unwrap_or_default()),
+            ["forgejo_backend/srv_1"]
+        );
+        let env_backend = Selection::Backend {
+            backend: "be_prod_web_blue".to_string(),
+            server: Some("blue_1".to_string()),
+        };
+        assert_eq!(
+            names(&resolve(&edge, &env_backend).unwrap_or_default()),
+            ["be_prod_web_blue/blue_1"]
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_bad_input_listing_the_valid_ones() {
+        assert!(bad(env("nope", None, None, None)).contains("staging, prod"));
+        assert!(bad(env("staging", None, Some("db"), None)).contains("api, stream, web"));
+        assert!(bad(env("staging", Some(Color::Blue), None, Some("green_1"))).contains("blue_1"));
+        let message = bad(Selection::Backend {
+            backend: "nope".to_string(),
+            server: None,
+        });
+        assert!(
+            message.contains("forgejo_backend") && !message.contains("talas_vitrine_backend"),
+            "{message}"
+        );
+        let placeholder = bad(Selection::Backend {
+            backend: "talas_vitrine_backend".to_string(),
+            server: None,
+        });
+        assert!(placeholder.contains("no servers"), "{placeholder}");
+        let server = bad(Selection::Backend {
+            backend: "forgejo_backend".to_string(),
+            server: Some("srv_2".to_string()),
+        });
+        assert!(server.contains("srv_1"), "{server}");
+    }
+}
