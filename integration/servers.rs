@@ -395,6 +395,39 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
         assert_eq!(r.code, 0, "{l}: ready forgejo: {}{}", r.out, r.err);
         expect_body(&edge, "forgejo.talas.group", "/", "forgejo_backend", l);
 
+        // --- the edge lock: --no-wait fails at once (exit 4) naming the holder ---
+        {
+            let state = vezasock::state::StateDir::single(paths.state_dir.clone());
+            let mut holder = vezasock::state::Holder::current();
+            holder.command = "test holder".to_string();
+            let held =
+                vezasock::state::EdgeLock::acquire(&state, vezasock::state::Wait::No, holder)
+                    .unwrap_or_else(|e| panic!("{l}: lock: {e}"));
+            let r = vezasock(
+                &edge,
+                &["maint", "--backend", "forgejo_backend", "--no-wait"],
+            );
+            assert_eq!(r.code, 4, "{l}: locked: {}{}", r.out, r.err);
+            assert!(r.err.contains("test holder"), "{l}: {}", r.err);
+            let r = vezasock(
+                &edge,
+                &[
+                    "maint",
+                    "--backend",
+                    "forgejo_backend",
+                    "--lock-timeout",
+                    "200ms",
+                ],
+            );
+            assert_eq!(r.code, 4, "{l}: locked: {}{}", r.out, r.err);
+            drop(held);
+            assert_eq!(
+                admin(&edge, "forgejo_backend", "srv_1").0,
+                0,
+                "{l}: changed while locked"
+            );
+        }
+
         // --- bad selections: exit 2 with the valid names, nothing changed ---
         let admin_before = read(&paths.state_dir.join("server-admin.json"));
         let journal_before = journal_actions(&edge);
