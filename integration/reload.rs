@@ -23,7 +23,7 @@ use vezasock::runtime::master;
 use vezasock::runtime::parse::master::ProcList;
 use vezasock::runtime::session::Session;
 use vezasock::state::Wait;
-use vezasock::topology::{Address, Color, External, Server, Servers, Topology};
+use vezasock::topology::{Address, Color, External, ReloadMethod, Server, Servers, Topology};
 
 use crate::haproxy::{self, raw_one_shot};
 
@@ -559,6 +559,146 @@ fn no_request_fails_during_reloads_under_load() {
             v.label,
             result.sent(),
             result
+        );
+    }
+}
+
+#[test]
+fn the_signal_method_reloads_and_confirms_through_show_proc() {
+    for v in haproxy::versions() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = start(&v, dir.path());
+        admin(&edge, "set server be_staging_api_green/green_1 state maint");
+        let before = runtime_of(&edge);
+        let reloads = show_proc(&edge).master.reloads;
+        let (mut topo, _backends) = grown(&edge);
+        topo.paths.reload_method = ReloadMethod::Signal;
+        let report =
+            run_apply(&topo).unwrap_or_else(|e| panic!("{}: {e}\n{}", v.label, edge.log()));
+        let reload = report
+            .reload
+            .unwrap_or_else(|| panic!("{}: no reload", v.label));
+        assert_eq!(reload.method, "signal", "{}", v.label);
+        assert!(
+            !reload.report.reported,
+            "{}: confirmed through show proc",
+            v.label
+        );
+        assert_eq!(show_proc(&edge).master.reloads, reloads + 1, "{}", v.label);
+        assert_eq!(runtime_of(&edge).states, before.states, "{}", v.label);
+        wait_answer(&edge, "docs.veza.fr", "/", "docs", v.label);
+    }
+}
+
+/// The `vezasock apply` binary: flags reach the library, `--dry-run --json` says what `plan`
+/// says, and a held lock with `--no-wait` is exit 4 before anything is read.
+#[test]
+fn the_apply_command_plans_and_respects_the_lock() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .arg("apply")
+            .args([
+                "--haproxy-config",
+                &d.join("haproxy.cfg").display().to_string(),
+            ])
+            .args(["--maps-dir", &d.join("maps").display().to_string()])
+            .args(["--state-dir", &d.join("state").display().to_string()])
+            .args([
+                "--admin-socket",
+                &d.join("admin.sock").display().to_string(),
+            ])
+            .args([
+                "--master-socket",
+                &d.join("master.sock").display().to_string(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("run vezasock: {e}"))
+    };
+    let out = run(&["--dry-run", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(json["plan"]["plan"], "reload", "{json}");
+    assert_eq!(json["dry_run"], true, "{json}");
+    assert!(!d.join("haproxy.cfg").exists(), "a dry run writes nothing");
+
+    let state = vezasock::state::StateDir::single(d.join("state"));
+    let _held =
+        vezasock::state::EdgeLock::acquire(&state, Wait::No, vezasock::state::Holder::current())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["--no-wait"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(Exit::Locked as i32), "{stderr}");
+    assert!(stderr.contains("locked"), "{stderr}");
+}
+
+/// HAProxy #1412 / #2103: a server's saved address in the server-state file wins over the new
+/// config. The reload path drops the moved server's row, so the new address takes effect, and
+/// sets its drain again over the runtime API.
+#[test]
+fn a_moved_server_takes_its_new_address_and_keeps_its_drain() {
+    for v in haproxy::versions() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = start(&v, dir.path());
+        admin(&edge, "set server be_prod_web_blue/blue_1 state drain");
+        let new_port = free_port();
+        let _moved =
+            Backend::start("prod web blue moved", new_port).unwrap_or_else(|e| panic!("{e}"));
+        let mut topo = edge.topology.clone();
+        let prod = topo
+            .envs
+            .iter_mut()
+            .find(|e| e.name == "prod")
+            .unwrap_or_else(|| panic!("no prod"));
+        let web = prod
+            .components
+            .iter_mut()
+            .find(|c| c.name == "web")
+            .unwrap_or_else(|| panic!("no web"));
+        match &mut web.servers {
+            Servers::Colored { blue, .. } => blue[0].address.port = new_port,
+            Servers::Pool(_) => panic!("prod web is colored"),
+        }
+        let report =
+            run_apply(&topo).unwrap_or_else(|e| panic!("{}: {e}\n{}", v.label, edge.log()));
+        let reload = report
+            .reload
+            .unwrap_or_else(|| panic!("{}: no reload", v.label));
+        assert_eq!(
+            reload.moved_servers,
+            vec!["be_prod_web_blue/blue_1".to_string()],
+            "{}",
+            v.label
+        );
+        let state = admin(&edge, "show servers state be_prod_web_blue");
+        let row = state
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some("blue_1"))
+            .unwrap_or_else(|| panic!("{}: {state}", v.label));
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            fields.get(18).copied(),
+            Some(new_port.to_string().as_str()),
+            "{}: new port: {row}",
+            v.label
+        );
+        assert_eq!(
+            runtime_of(&edge)
+                .states
+                .get("be_prod_web_blue/blue_1")
+                .copied(),
+            Some("drain"),
+            "{}",
+            v.label
         );
     }
 }

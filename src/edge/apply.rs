@@ -63,7 +63,7 @@ impl ApplyReport {
         self.files_written.is_empty()
             && self.runtime_changes.is_empty()
             && self.reload.is_none()
-            && self.repair.as_ref().map_or(true, RepairReport::is_clean)
+            && self.repair.as_ref().is_none_or(RepairReport::is_clean)
     }
 }
 

@@ -19,6 +19,14 @@
 //!    one, never a broken one.
 //!
 //! Every phase is journalled (action `reload`).
+//!
+//! Keep-alive clients across a reload: on soft-stop the old worker used to close idle
+//! keep-alive connections, and a client sending its next request at that instant got a closed
+//! connection (seen on 2.6, 3.0 and 3.2 by `integration/reload.rs`). The rendered config sets
+//! `option idle-close-on-response` in `defaults`: the old worker answers that request with
+//! `Connection: close` instead. The price: an old worker lives until its idle clients send
+//! once more or time out (`timeout http-request`/`client`), which is what HAProxy does for
+//! busy connections anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
