@@ -3,12 +3,16 @@
 //! prints which versions ran; `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns a missing one into a failure.
 
 mod backend;
+mod crash;
+mod demo;
 mod edge;
 mod haproxy;
 mod lab;
 mod reload;
 mod runtime_client;
 mod servers;
+mod status;
+mod switch;
 
 use haproxy::raw_one_shot;
 

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod demo;
 pub mod exec;
 pub mod exit;
 pub mod history;
@@ -35,6 +36,8 @@ pub enum Command {
     Version,
     /// Send one runtime API command (or a `;`-joined line) and print HAProxy's reply.
     Exec(exec::ExecArgs),
+    /// Run a real local edge on loopback, flip it under load, and show that nothing failed.
+    Demo(demo::DemoArgs),
     /// Render haproxy.cfg (stdout) or the config, maps and shape summary (--out DIR).
     Render(render::RenderArgs),
     /// Render the candidate into a temp dir and run `haproxy -c` on it.
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Exec(args) => exec::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run(&args),

@@ -6,5 +6,6 @@ pub mod edge;
 pub mod find;
 pub mod http;
 pub mod load;
+pub mod run;
 
 pub use edge::{LocalEdge, LocalEdgeError};
