@@ -31,7 +31,10 @@
 //! poll, one `show stat <backend> 4 -1` per backend) until every selected server has no current
 //! session (`scur` = 0) or is DOWN (a dead server's sessions are not coming back), then runs
 //! the `then` action. When the deadline passes first, the servers stay in drain and the report
-//! names the busy ones. The lock is held for the whole command, wait included: a switch
+//! names the busy ones. `scur` counts streams, i.e. requests in flight: an idle keep-alive
+//! client connection between two requests counts 0 (checked on 2.6 and 3.2), which is right
+//! for a drain, since its next request is balanced away from a draining server (unless a
+//! sticky cookie pins it there, which drain allows by design). The lock is held for the whole command, wait included: a switch
 //! started meanwhile waits for it (bounded by its own lock timeout) rather than flipping
 //! under a half-finished drain.
 
