@@ -33,9 +33,33 @@ struct Run {
 }
 
 fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
+    run_with_paths(
+        edge,
+        Process::new(env!("CARGO_BIN_EXE_vezasock")).args(args),
+    )
+}
+
+/// The binary on a pseudo-terminal (util-linux `script`), so its stderr is a tty and the live
+/// countdown is drawn; stdout and stderr both come back in `out`. `None` without `script`.
+fn vezasock_on_tty(edge: &LocalEdge, args: &[&str]) -> Option<Run> {
+    let script = std::path::Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("SKIP the countdown check: no /usr/bin/script");
+        return None;
+    }
+    let line = std::iter::once(env!("CARGO_BIN_EXE_vezasock"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(run_with_paths(
+        edge,
+        Process::new(script).args(["-qec", &line, "/dev/null"]),
+    ))
+}
+
+fn run_with_paths(edge: &LocalEdge, command: &mut Process) -> Run {
     let p = &edge.topology.paths;
-    let output = Process::new(env!("CARGO_BIN_EXE_vezasock"))
-        .args(args)
+    let output = command
         .env_remove("VEZASOCK_CONFIG")
         .env("VEZASOCK_HAPROXY_CONFIG", &p.config)
         .env("VEZASOCK_MAPS_DIR", &p.maps_dir)
@@ -277,6 +301,24 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
             "{l}: {}",
             r.err
         );
+        // Again on a terminal: the live countdown shows the busy session.
+        let short = [
+            "drain",
+            "staging",
+            "blue",
+            "--component",
+            "stream",
+            "--wait",
+            "300ms",
+        ];
+        if let Some(r) = vezasock_on_tty(&edge, &short) {
+            assert_eq!(r.code, 1, "{l}: short drain on a tty: {}{}", r.out, r.err);
+            assert!(
+                r.out.contains("draining: 1 session(s) on 1 server(s)"),
+                "{l}: no countdown: {:?}",
+                r.out
+            );
+        }
         let bits = admin(&edge, "be_staging_stream_blue", "blue_1");
         assert!(bits.is_drain() && !bits.is_maint(), "{l}: {bits:?}");
         let t0 = Instant::now();
