@@ -16,4 +16,5 @@ export VEZASOCK_REQUIRE_ALL_VERSIONS=1
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked -- --test-threads 2
+# Default targets: lib, bins, tests and doc tests; benchmarks are not tests (they run in `cargo bench`).
+cargo test --locked -- --test-threads 2
