@@ -2,7 +2,6 @@
 //! [`haproxy::Fixture`] and killed on drop. Each test runs once per installed version and
 //! prints which versions ran; `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns a missing one into a failure.
 
-mod backend;
 mod crash;
 mod demo;
 mod edge;
@@ -22,7 +21,11 @@ fn every_version_starts_and_answers_on_its_sockets() {
         let lab = lab::Lab::start(&v);
         let info = raw_one_shot(&lab.fixture.admin_sock(), "show info\n")
             .unwrap_or_else(|e| panic!("{}: {e}", v.label));
-        assert!(info.contains(&format!("Version: {}", v.label)), "{}: {info}", v.label);
+        assert!(
+            info.contains(&format!("Version: {}", v.label)),
+            "{}: {info}",
+            v.label
+        );
         eprintln!("ran against {}", v.version_line);
     }
 }

@@ -1,0 +1,226 @@
+//! Kill -9 of `vezasock switch` at each step of the flip (`VEZASOCK_CRASH_AT`), on every HAProxy
+//! version: afterwards `status` reports exactly what is inconsistent (exit 6, or 0 when the
+//! kill came before anything was written), `repair` or a new `switch` puts it right, and no
+//! file is ever torn.
+
+use std::path::Path;
+
+use vezasock::edge::repair::repair;
+use vezasock::render::maps::parse_colors;
+use vezasock::state::Phase;
+use vezasock::topology::Color;
+
+use crate::haproxy;
+use crate::switch::{
+    file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir, vezasock, vezasock_env,
+};
+
+/// No temp-file leftovers in `dir`, and every file we own parses.
+fn no_torn_files(local: &vezasock::demo::LocalEdge, label: &str) {
+    let paths = &local.topology.paths;
+    for dir in [&paths.state_dir, &paths.maps_dir] {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{label}: {e}"))
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains("vezasock-tmp")),
+            "{label}: leftovers in {}: {names:?}",
+            dir.display()
+        );
+    }
+    let text = std::fs::read_to_string(paths.active_color_map())
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    parse_colors(&text).unwrap_or_else(|e| panic!("{label}: map file torn: {e}"));
+    let state = state_dir(local);
+    for env in ["staging", "prod"] {
+        state
+            .recorded_color(env)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        state
+            .history(env)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+    }
+    let journal = state
+        .journal_read()
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert!(
+        journal.skipped.is_empty(),
+        "{label}: torn journal lines: {:?}",
+        journal.skipped
+    );
+    if Path::new(&state.server_admin_file()).exists() {
+        state
+            .server_admin()
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+    }
+}
+
+#[test]
+fn a_kill_at_every_step_is_reported_by_status_and_repaired() {
+    for v in haproxy::versions() {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let local = healthy_edge(&v, dir.path());
+        let lib = lib_edge(&local);
+        let state = state_dir(&local);
+        // Start from a recorded blue, so every side names a color.
+        let run = vezasock(&local, &["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let run = vezasock(&local, &["switch", "staging", "blue"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+
+        let steps = [
+            "after-lock",
+            "after-journal",
+            "after-disk",
+            "after-runtime",
+            "after-readback",
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            let live = state
+                .active_color("staging")
+                .unwrap_or_else(|e| panic!("{e}"));
+            let target = live.other();
+            let history_before = state.history("staging").unwrap_or_default();
+            let run = vezasock_env(
+                &local,
+                &["switch", "staging", target.as_str()],
+                &[("VEZASOCK_CRASH_AT", step)],
+            );
+            assert_eq!(run.code, None, "{label} {step}: not killed: {run:?}");
+            no_torn_files(&local, &format!("{label} {step}"));
+            // The state file never moved: it is written only after a verified flip.
+            assert_eq!(
+                state.active_color("staging").ok(),
+                Some(live),
+                "{label} {step}"
+            );
+            assert_eq!(
+                state.history("staging").unwrap_or_default(),
+                history_before,
+                "{label} {step}"
+            );
+
+            let (disk, runtime) = (
+                file_color(&local, "staging"),
+                runtime_color(&local, "staging"),
+            );
+            let expect_disk = if i >= 2 { target } else { live };
+            let expect_runtime = if i >= 3 { target } else { live };
+            assert_eq!(
+                (disk, runtime),
+                (Some(expect_disk), Some(expect_runtime)),
+                "{label} {step}"
+            );
+
+            let status = vezasock(&local, &["status", "--json"]);
+            let json: serde_json::Value = serde_json::from_str(status.out.trim())
+                .unwrap_or_else(|e| panic!("{label} {step}: {e}: {status:?}"));
+            let env = json["envs"]
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e["name"] == "staging"))
+                .cloned()
+                .unwrap_or_default();
+            if *step == "after-lock" {
+                // Killed before writing anything: consistent, and the lock died with it.
+                assert_eq!(status.code, Some(0), "{label} {step}: {status:?}");
+                assert_eq!(env["drift"], false, "{label}");
+            } else {
+                assert_eq!(status.code, Some(6), "{label} {step}: {status:?}");
+                let op = &env["interrupted"][0];
+                let phase = match i {
+                    1 => "intent",
+                    2 => "disk-written",
+                    3 => "runtime-applied",
+                    _ => "verified",
+                };
+                assert_eq!(op["last_phase"], phase, "{label} {step}: {env}");
+                assert_eq!(op["after"], target.as_str(), "{label} {step}: {env}");
+                assert_eq!(env["drift"], i >= 2, "{label} {step}: {env}");
+                assert_eq!(
+                    env["sides"]["runtime"],
+                    expect_runtime.as_str(),
+                    "{label} {step}"
+                );
+                assert_eq!(
+                    env["sides"]["map_file"],
+                    expect_disk.as_str(),
+                    "{label} {step}"
+                );
+                assert_eq!(env["sides"]["state_file"], live.as_str(), "{label} {step}");
+                let human = vezasock(&local, &["status", "staging"]);
+                assert_eq!(human.code, Some(6), "{label} {step}");
+                assert!(
+                    human.out.contains(&format!("interrupted after {phase}")),
+                    "{label} {step}: {}",
+                    human.out
+                );
+                if i >= 2 {
+                    assert!(
+                        human.out.contains("DRIFT staging"),
+                        "{label} {step}: {}",
+                        human.out
+                    );
+                }
+            }
+
+            // Repair alternately by `repair` (back to the recorded color) and by switching again.
+            if i % 2 == 0 {
+                let report = rt()
+                    .block_on(repair(&lib))
+                    .unwrap_or_else(|e| panic!("{label} {step}: {e}"));
+                let expect_fixed = *step != "after-lock";
+                assert_eq!(
+                    !report.is_clean(),
+                    expect_fixed,
+                    "{label} {step}: {report:?}"
+                );
+                assert_eq!(
+                    runtime_color(&local, "staging"),
+                    Some(live),
+                    "{label} {step}"
+                );
+                assert_eq!(file_color(&local, "staging"), Some(live), "{label} {step}");
+            } else {
+                let run = vezasock(&local, &["switch", "staging", target.as_str()]);
+                assert_eq!(run.code, Some(0), "{label} {step}: {run:?}");
+                assert_eq!(
+                    runtime_color(&local, "staging"),
+                    Some(target),
+                    "{label} {step}"
+                );
+                assert_eq!(
+                    state.active_color("staging").ok(),
+                    Some(target),
+                    "{label} {step}"
+                );
+            }
+            let status = vezasock(&local, &["status"]);
+            assert_eq!(
+                status.code,
+                Some(0),
+                "{label} {step}: still inconsistent after repair: {status:?}"
+            );
+            assert!(
+                state.open_operations().unwrap_or_default().is_empty(),
+                "{label} {step}"
+            );
+            no_torn_files(&local, &format!("{label} {step} repaired"));
+        }
+        // Every interrupted operation was closed by a terminal phase, never left open.
+        let journal = state.journal_read().unwrap_or_else(|e| panic!("{e}"));
+        let closed = journal
+            .entries
+            .iter()
+            .filter(|e| e.phase == Phase::RolledBack)
+            .count();
+        assert!(closed >= 2, "{label}: {closed} rolled-back entries");
+        assert_eq!(
+            runtime_color(&local, "prod"),
+            Some(Color::Blue),
+            "{label}: prod touched"
+        );
+    }
+}

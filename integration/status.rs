@@ -1,0 +1,226 @@
+//! `vezasock status` through the operator socket, and the switch error paths, on every HAProxy
+//! version: a consistent edge (exit 0, every env, component, color and external), drift made
+//! behind vezasock's back (exit 6, which side differs), permission denied on the socket, a map
+//! HAProxy did not load, and HAProxy unreachable (exit 3), each leaving files and runtime as
+//! they were.
+
+use std::time::Duration;
+
+use vezasock::topology::Color;
+
+use crate::haproxy;
+use crate::switch::{admin_set_map, file_color, healthy_edge, runtime_color, state_dir, vezasock};
+
+#[test]
+fn status_shows_every_env_color_and_server_and_flags_drift() {
+    for v in haproxy::versions() {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let local = healthy_edge(&v, dir.path());
+        let run = vezasock(&local, &["switch", "staging", "green", "--sha", "abc1234"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+
+        let run = vezasock(&local, &["status", "--json"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let json: serde_json::Value = serde_json::from_str(run.out.trim())
+            .unwrap_or_else(|e| panic!("{label}: {e}: {run:?}"));
+        assert!(
+            json["haproxy"]["version"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(label)),
+            "{label}: {json}"
+        );
+        assert!(
+            json["haproxy"]["worker_pid"].as_u64().is_some(),
+            "{label}: {json}"
+        );
+        assert_eq!(
+            json["haproxy"]["master"]["pid"].as_u64(),
+            local.master_pid().map(u64::from),
+            "{label}: {json}"
+        );
+        assert_eq!(json["failover"], "none", "{label}");
+        let envs = json["envs"].as_array().cloned().unwrap_or_default();
+        assert_eq!(envs.len(), 2, "{label}");
+        let staging = &envs[0];
+        assert_eq!(staging["name"], "staging", "{label}");
+        assert_eq!(staging["live"], "green", "{label}");
+        assert_eq!(staging["last_switch"]["sha"], "abc1234", "{label}");
+        assert_eq!(envs[1]["live"], "blue", "{label}");
+        let comps = staging["components"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(comps.len(), 3, "{label}");
+        for comp in &comps {
+            let backends = comp["backends"].as_array().cloned().unwrap_or_default();
+            assert_eq!(backends.len(), 2, "{label}: {comp}");
+            for b in &backends {
+                let live = b["color"] == "green";
+                assert_eq!(b["live"], live, "{label}: {b}");
+                let s = &b["servers"][0];
+                assert_eq!(
+                    (s["admin"].as_str(), s["op"].as_str()),
+                    (Some("ready"), Some("up")),
+                    "{label}: {b}"
+                );
+                assert!(
+                    s["check"].as_str().is_some_and(|c| c.starts_with("L7")),
+                    "{label}: {b}"
+                );
+            }
+        }
+        let externals = json["externals"].as_array().cloned().unwrap_or_default();
+        assert_eq!(externals.len(), 2, "{label}: {json}");
+        let run = vezasock(&local, &["status"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.out.contains("FAILOVER NONE") && run.out.contains("staging: live green"),
+            "{label}: {}",
+            run.out
+        );
+
+        // Drift behind vezasock's back: the runtime says blue, disk and state say green.
+        admin_set_map(&local, "staging", Color::Blue);
+        let run = vezasock(&local, &["status", "staging"]);
+        assert_eq!(run.code, Some(6), "{label}: {run:?}");
+        assert!(
+            run.out.contains("DRIFT staging") && run.out.contains("only the runtime differs"),
+            "{label}: {}",
+            run.out
+        );
+        // The next switch to green repairs it (the runtime is behind the recorded color).
+        let run = vezasock(&local, &["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.out.contains("DRIFT"),
+            "{label}: the switch reports the drift it found: {}",
+            run.out
+        );
+        let run = vezasock(&local, &["status"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    }
+}
+
+#[test]
+fn error_paths_exit_non_zero_with_a_clear_message_and_change_nothing() {
+    for v in haproxy::versions() {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut local = healthy_edge(&v, dir.path());
+        let state = state_dir(&local);
+        let paths = local.topology.paths.clone();
+        // Permission denied: the admin flag points at the operator socket. Checked on 2.6, 3.0
+        // and 3.2: `show map`, `show servers state` AND `set map` are all allowed at level
+        // operator, so the flip itself goes through; the admin-only `set server … state drain`
+        // of --drain-old is what HAProxy refuses. The flip was verified and recorded before the
+        // drain, so the edge is consistent (no open operation, no drift) and the exit is 1.
+        let op_sock = paths.operator_socket.display().to_string();
+        let run = vezasock(
+            &local,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--drain-old",
+                "--drain-timeout",
+                "1s",
+                "--admin-socket",
+                &op_sock,
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(
+            run.err.contains("Permission denied"),
+            "{label}: {}",
+            run.err
+        );
+        assert_eq!(
+            runtime_color(&local, "staging"),
+            Some(Color::Green),
+            "{label}"
+        );
+        assert_eq!(
+            state.recorded_color("staging").ok().flatten(),
+            Some(Color::Green),
+            "{label}"
+        );
+        let status = vezasock(&local, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+        // Back to blue for the checks below.
+        let run = vezasock(&local, &["switch", "staging", "blue"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let map_before = std::fs::read(paths.active_color_map()).unwrap_or_default();
+        let history_len = state.history("staging").unwrap_or_default().len();
+        let unchanged = |what: &str| {
+            assert_eq!(
+                std::fs::read(paths.active_color_map()).unwrap_or_default(),
+                map_before,
+                "{label} {what}: map file"
+            );
+            assert_eq!(
+                state.recorded_color("staging").ok().flatten(),
+                Some(Color::Blue),
+                "{label} {what}: state file"
+            );
+            assert_eq!(
+                state.history("staging").unwrap_or_default().len(),
+                history_len,
+                "{label} {what}: history"
+            );
+            assert!(
+                state.open_operations().unwrap_or_default().is_empty(),
+                "{label} {what}: open op"
+            );
+        };
+
+        // A map HAProxy did not load: refused before anything is written.
+        let other = dir.path().join("other-maps");
+        std::fs::create_dir_all(&other).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy(paths.active_color_map(), other.join("active-color.map"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let other_before = std::fs::read(other.join("active-color.map")).unwrap_or_default();
+        let run = vezasock(
+            &local,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--maps-dir",
+                &other.display().to_string(),
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(
+            run.err.contains("Unknown map identifier"),
+            "{label}: {}",
+            run.err
+        );
+        assert_eq!(
+            std::fs::read(other.join("active-color.map")).unwrap_or_default(),
+            other_before,
+            "{label}"
+        );
+        unchanged("unknown map");
+
+        // HAProxy unreachable: exit 3 for switch and status, nothing written.
+        local.kill_haproxy();
+        let started = std::time::Instant::now();
+        let run = vezasock(&local, &["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(3), "{label}: {run:?}");
+        assert!(
+            run.err.contains(&paths.admin_socket.display().to_string()),
+            "{label}: {}",
+            run.err
+        );
+        let run = vezasock(&local, &["status"]);
+        assert_eq!(run.code, Some(3), "{label}: {run:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{label}: unreachable took {:?}",
+            started.elapsed()
+        );
+        unchanged("unreachable");
+        assert_eq!(file_color(&local, "staging"), Some(Color::Blue), "{label}");
+    }
+}
