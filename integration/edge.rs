@@ -12,7 +12,8 @@ use crate::haproxy;
 
 pub fn start(v: &haproxy::Haproxy, dir: &std::path::Path) -> LocalEdge {
     let topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded default: {e}"));
-    LocalEdge::start(&topo, &v.bin, dir, &BTreeMap::new()).unwrap_or_else(|e| panic!("{}: {e}", v.label))
+    LocalEdge::start(&topo, &v.bin, dir, &BTreeMap::new())
+        .unwrap_or_else(|e| panic!("{}: {e}", v.label))
 }
 
 #[test]
@@ -31,12 +32,18 @@ fn the_embedded_edge_routes_by_host_and_path_on_every_version() {
             // Health checks take a moment to mark servers UP after start.
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
-                let got = get(edge.http, host, path, t).unwrap_or_else(|e| panic!("{}: {host}{path}: {e}", v.label));
+                let got = get(edge.http, host, path, t)
+                    .unwrap_or_else(|e| panic!("{}: {host}{path}: {e}", v.label));
                 if got.status == 200 {
                     assert_eq!(got.body, want, "{}: {host}{path}", v.label);
                     break;
                 }
-                assert!(std::time::Instant::now() < deadline, "{}: {host}{path} gave {got:?}\n{}", v.label, edge.log());
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: {host}{path} gave {got:?}\n{}",
+                    v.label,
+                    edge.log()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }

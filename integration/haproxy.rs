@@ -55,9 +55,11 @@ pub fn versions() -> Vec<Haproxy> {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .and_then(|s| s.lines().next().map(str::to_string));
         match version_line {
-            Some(line) if line.contains(&format!("version {label}.")) => {
-                found.push(Haproxy { label, bin, version_line: line })
-            }
+            Some(line) if line.contains(&format!("version {label}.")) => found.push(Haproxy {
+                label,
+                bin,
+                version_line: line,
+            }),
             other => {
                 let why = match other {
                     Some(line) => format!("{} reports {line:?}", bin.display()),
@@ -88,14 +90,8 @@ pub struct Fixture {
 
 impl Fixture {
     /// Starts `haproxy -W -S <dir>/master.sock,level,admin -f <dir>/haproxy.cfg` with the given
-    /// config, in which `{dir}` is replaced by the temp dir. Waits until `admin.sock` (which the
-    /// config must declare as `{dir}/admin.sock`) answers.
-    pub fn start(haproxy: &Haproxy, config: &str) -> Fixture {
-        Self::start_with_files(haproxy, config, &[])
-    }
-
-    /// Like [`Fixture::start`], also writing extra files (maps, certs) first; their contents get
-    /// the same `{dir}` substitution.
+    /// config and extra files (maps, certs), in all of which `{dir}` is replaced by the temp dir.
+    /// Waits until `admin.sock` (which the config must declare as `{dir}/admin.sock`) answers.
     pub fn start_with_files(haproxy: &Haproxy, config: &str, files: &[(&str, &str)]) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("vezasock-it-")
@@ -125,7 +121,11 @@ impl Fixture {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", haproxy.bin.display()));
-        let mut fixture = Fixture { haproxy: haproxy.clone(), dir, child };
+        let mut fixture = Fixture {
+            haproxy: haproxy.clone(),
+            dir,
+            child,
+        };
         fixture.wait_ready();
         fixture
     }
@@ -151,12 +151,21 @@ impl Fixture {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("HAProxy {} exited ({status}) at start:\n{}", self.haproxy.label, self.log());
+                panic!(
+                    "HAProxy {} exited ({status}) at start:\n{}",
+                    self.haproxy.label,
+                    self.log()
+                );
             }
             if raw_one_shot(&self.admin_sock(), "show info\n").is_ok_and(|r| r.contains("Pid:")) {
                 return;
             }
-            assert!(Instant::now() < deadline, "HAProxy {} not ready after 10 s:\n{}", self.haproxy.label, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "HAProxy {} not ready after 10 s:\n{}",
+                self.haproxy.label,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

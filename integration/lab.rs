@@ -2,21 +2,22 @@
 //! map, two backends with a blue and a green server each (prod's green is DOWN on purpose),
 //! an admin socket, an operator socket and the master socket.
 
-use crate::backend::Backend;
 use crate::haproxy::{free_port, Fixture, Haproxy};
+use vezasock::demo::backend::Backend;
 
 pub struct Lab {
     pub fixture: Fixture,
     pub http_port: u16,
-    pub backends: Vec<Backend>,
+    /// Held so the backends live as long as the lab.
+    _backends: Vec<Backend>,
 }
 
 impl Lab {
     pub fn start(haproxy: &Haproxy) -> Lab {
         let backends = vec![
-            Backend::start("staging api blue"),
-            Backend::start("staging api green"),
-            Backend::start("prod web blue"),
+            start_backend("staging api blue"),
+            start_backend("staging api green"),
+            start_backend("prod web blue"),
         ];
         let down_port = free_port();
         let http_port = free_port();
@@ -49,20 +50,27 @@ backend be_prod_web
     server blue {b2} check inter 500ms
     server green 127.0.0.1:{down_port} check inter 500ms
 "#,
-            b0 = backends[0].addr(),
-            b1 = backends[1].addr(),
-            b2 = backends[2].addr(),
+            b0 = backends[0].addr,
+            b1 = backends[1].addr,
+            b2 = backends[2].addr,
         );
         let fixture = Fixture::start_with_files(
             haproxy,
             &config,
             &[
-                ("hosts.map", "staging.example.test staging\nprod.example.test prod\n"),
+                (
+                    "hosts.map",
+                    "staging.example.test staging\nprod.example.test prod\n",
+                ),
                 ("active-color.map", "staging blue\nprod green\n"),
                 ("scratch.map", "a 1\nb 2\n"),
             ],
         );
-        Lab { fixture, http_port, backends }
+        Lab {
+            fixture,
+            http_port,
+            _backends: backends,
+        }
     }
 
     pub fn map(&self, name: &str) -> String {
@@ -112,4 +120,8 @@ impl Lab {
             body: body.to_string(),
         })
     }
+}
+
+fn start_backend(name: &str) -> Backend {
+    Backend::start(name, 0).unwrap_or_else(|e| panic!("backend {name}: {e}"))
 }

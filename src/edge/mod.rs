@@ -5,9 +5,9 @@
 //! [`Edge`] is the context they share: the topology (with its runtime paths), the edge's
 //! state dir, and the runtime client settings.
 
-pub mod servers;
 pub mod repair;
 pub mod rollback;
+pub mod servers;
 pub mod status;
 pub mod switch;
 
@@ -54,7 +54,14 @@ impl Edge {
     /// An edge whose state lives in the topology's `state_dir`.
     pub fn new(topology: Topology) -> Edge {
         let state = StateDir::single(topology.paths.state_dir.clone());
-        Edge { topology, state, timeouts: Timeouts { connect: Duration::from_secs(2), reply: Duration::from_secs(10) } }
+        Edge {
+            topology,
+            state,
+            timeouts: Timeouts {
+                connect: Duration::from_secs(2),
+                reply: Duration::from_secs(10),
+            },
+        }
     }
 
     /// The admin stats socket: flips and server state changes.
@@ -69,7 +76,10 @@ impl Edge {
 
     /// The master CLI (current worker targeted by default).
     pub fn master(&self) -> Endpoint {
-        Endpoint::Master { socket: Socket::Unix(self.topology.paths.master_socket.clone()), target: None }
+        Endpoint::Master {
+            socket: Socket::Unix(self.topology.paths.master_socket.clone()),
+            target: None,
+        }
     }
 
     /// A session on the admin socket.
@@ -86,7 +96,11 @@ impl Edge {
     pub fn env(&self, name: &str) -> Result<&Env, EdgeError> {
         self.topology.env(name).ok_or_else(|| {
             let known: Vec<&str> = self.topology.envs.iter().map(|e| e.name.as_str()).collect();
-            EdgeError::BadInput(format!("no env {name:?} on edge {}; envs: {}", self.topology.name, known.join(", ")))
+            EdgeError::BadInput(format!(
+                "no env {name:?} on edge {}; envs: {}",
+                self.topology.name,
+                known.join(", ")
+            ))
         })
     }
 }
@@ -97,6 +111,7 @@ impl Edge {
 /// use; the variable is read only at the named steps.
 pub fn crash_point(step: &str) {
     if std::env::var("VEZASOCK_CRASH_AT").is_ok_and(|at| at == step) {
-        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }
