@@ -82,9 +82,8 @@ pub async fn repair_locked(edge: &Edge, _lock: &EdgeLock) -> Result<RepairReport
         .colors
         .iter()
         .filter(|(env, color)| {
-            file.as_ref().map_or(true, |f| {
-                f.get(*env).copied().unwrap_or(Color::Blue) != **color
-            })
+            file.as_ref()
+                .is_none_or(|f| f.get(*env).copied().unwrap_or(Color::Blue) != **color)
         })
         .map(|(env, color)| format!("{env} → {color}"))
         .collect();
