@@ -88,36 +88,14 @@ pub struct HttpReply {
 }
 
 impl Lab {
-    /// A tiny HTTP/1.1 client over a std `TcpStream`, independent of the code under test:
-    /// `GET /` with `Host: <host>` and `Connection: close` through the frontend, read to EOF.
-    /// Deadlines: 2 s to connect, 5 s per read; the reply is bounded to 64 KiB.
+    /// `GET /` with `Host: <host>` through the frontend on a new connection (the demo's HTTP
+    /// client: 5 s deadlines, bounded body, trailing newline trimmed).
     pub fn http_get(&self, host: &str) -> std::io::Result<HttpReply> {
-        use std::io::{Error, ErrorKind, Read, Write};
-        use std::net::{SocketAddr, TcpStream};
-        use std::time::Duration;
-
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.http_port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes())?;
-        let mut raw = Vec::new();
-        stream.take(64 * 1024).read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let bad = |why: &str| Error::new(ErrorKind::InvalidData, format!("{why}: {text:?}"));
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| bad("no end of head"))?;
-        let status = head
-            .strip_prefix("HTTP/1.1 ")
-            .or_else(|| head.strip_prefix("HTTP/1.0 "))
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| bad("no status line"))?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.http_port));
+        let answer = vezasock::demo::http::get(addr, host, "/", std::time::Duration::from_secs(5))?;
         Ok(HttpReply {
-            status,
-            body: body.to_string(),
+            status: answer.status,
+            body: answer.body,
         })
     }
 }
