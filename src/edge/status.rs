@@ -399,3 +399,24 @@ fn explain(s: &Sides) -> String {
     };
     format!("{}{ahead}", said.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_which_side_is_ahead() {
+        let s = |runtime, map_file, state_file| Sides {
+            runtime,
+            map_file,
+            state_file,
+        };
+        let (b, g) = (Some(Color::Blue), Some(Color::Green));
+        assert!(explain(&s(g, g, b)).contains("an interrupted switch to green"));
+        assert!(explain(&s(b, g, b)).contains("only the map file is ahead"));
+        assert!(explain(&s(g, b, b)).contains("only the runtime differs"));
+        // Missing entries and files read as blue, as HAProxy and the seed do.
+        assert!(!s(None, b, None).drift());
+        assert!(s(None, g, None).drift());
+    }
+}
