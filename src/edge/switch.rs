@@ -238,7 +238,18 @@ pub struct GateServer {
     pub problem: Option<String>,
     /// Set when the problem is maintenance (never waited for).
     pub maint: bool,
+    /// Set when the only problem is a health check running right now: HAProxy resets the
+    /// result to "unknown" at the start of every check, so an UP server shows no result for
+    /// the duration of each check. The gate waits briefly for it (see [`CHECK_GRACE`]).
+    pub in_progress: bool,
 }
+
+/// How long the gate waits for checks that are running right now, even without
+/// `--wait-healthy` (seen on 2.6 under load: an UP server with result "unknown" mid-check).
+pub const CHECK_GRACE: Duration = Duration::from_secs(3);
+
+/// `CHK_ST_INPROGRESS` in `srv_check_state`: a check is running.
+const CHECK_IN_PROGRESS: u32 = 0x1;
 
 /// The `(backend, server)` pairs of `color` in `env`, per component.
 pub(crate) fn color_servers(env: &Env, color: Color) -> Vec<(String, String)> {
@@ -266,6 +277,7 @@ pub(crate) fn judge(env: &Env, color: Color, states: &ServersState) -> Vec<GateS
     color_servers(env, color)
         .into_iter()
         .map(|(backend, server)| {
+            let mut in_progress = false;
             let (problem, maint) = match states.find(&backend, &server) {
                 None => (
                     Some("not in `show servers state` (a config without this server?)".to_string()),
@@ -285,13 +297,16 @@ pub(crate) fn judge(env: &Env, color: Color, states: &ServersState) -> Vec<GateS
                 }
                 // CHK_RES_PASSED (3) or CHK_RES_CONDPASS (4): a server that has not been
                 // checked yet is not known to be healthy.
-                Some(row) if !matches!(row.check_result, 3 | 4) => (
-                    Some(format!(
-                        "its health check has not passed yet (result {})",
-                        row.check_result_name().unwrap_or("?")
-                    )),
-                    false,
-                ),
+                Some(row) if !matches!(row.check_result, 3 | 4) => {
+                    in_progress = row.check_result == 0 && row.check_state & CHECK_IN_PROGRESS != 0;
+                    (
+                        Some(format!(
+                            "its health check has not passed yet (result {})",
+                            row.check_result_name().unwrap_or("?")
+                        )),
+                        false,
+                    )
+                }
                 Some(_) => (None, false),
             };
             GateServer {
@@ -299,6 +314,7 @@ pub(crate) fn judge(env: &Env, color: Color, states: &ServersState) -> Vec<GateS
                 server,
                 problem,
                 maint,
+                in_progress,
             }
         })
         .collect()
@@ -481,7 +497,8 @@ pub async fn switch(
 
     // 3. Gate.
     let mut judged = judge(env, target, &observed.states);
-    let deadline = req.wait_healthy.map(|d| Instant::now() + d);
+    let gate_start = Instant::now();
+    let deadline = req.wait_healthy.map(|d| gate_start + d);
     let mut polls = 0u32;
     loop {
         let bad: Vec<&GateServer> = judged.iter().filter(|g| g.problem.is_some()).collect();
@@ -489,7 +506,10 @@ pub async fn switch(
             break;
         }
         let maint = bad.iter().any(|g| g.maint);
-        let waiting = !req.dry_run && !maint && deadline.is_some_and(|d| Instant::now() + POLL < d);
+        let checking =
+            bad.iter().all(|g| g.in_progress) && Instant::now() + POLL < gate_start + CHECK_GRACE;
+        let waiting = !maint
+            && (checking || (!req.dry_run && deadline.is_some_and(|d| Instant::now() + POLL < d)));
         if !waiting {
             let list: Vec<String> = bad
                 .iter()
@@ -673,7 +693,11 @@ pub async fn switch(
             env.name
         ));
     }
-    for g in judge(env, target, &back.states) {
+    // A check running right now is no sign of trouble: the server is still UP.
+    for g in judge(env, target, &back.states)
+        .into_iter()
+        .filter(|g| !g.in_progress)
+    {
         if let Some(p) = g.problem {
             problems.push(format!("{}/{} {p}", g.backend, g.server));
         }
