@@ -1,0 +1,1144 @@
+//! Side-by-side flip benchmark (not a test): three ways to flip the staging env of a real local
+//! edge (the embedded veza topology on loopback backends, `demo::LocalEdge`), measured in one
+//! run on the same machine and the same HAProxy version:
+//!
+//! - **vezasock**: the `vezasock switch staging <color>` binary, with the edge's paths in the
+//!   environment (the same way CI calls it); also the in-process `edge::switch::switch` call;
+//! - **reload flip** (what the seed pipeline did on every deploy): re-render config and maps with
+//!   the new color, `haproxy -c -f candidate`, atomic rename into place, reload through the
+//!   master CLI. Run twice: with the config as rendered (it has `option idle-close-on-response`)
+//!   and with that line removed (the seed's config did not have it);
+//! - **socat**: one `socat` process doing `set map <active-color.map> staging <color>` on the
+//!   admin socket, with no check and no disk write.
+//!
+//! Measured, per HAProxy version:
+//! 1. flip latency: command start → first response of the new color seen by a poller on a
+//!    keep-alive connection (and the command's own wall time);
+//! 2. failed requests during 50 flips under a load of keep-alive and new-connection clients;
+//! 3. HAProxy processes and the sum of their RSS after 100 flips while 10 long streaming
+//!    responses (`?stream=600`) stay open.
+//!
+//! Prints a markdown report (stdout; progress on stderr) and writes `flip-latency.svg` into
+//! `$VEZASOCK_BENCH_OUT` (default `docs/bench/`). Run: `cargo bench --bench flip`.
+//! Knobs: `VEZASOCK_BENCH_VERSIONS=3.2` (comma list; default every version found),
+//! `VEZASOCK_BENCH_FLIPS` (latency flips, default 30), `VEZASOCK_BENCH_LOAD_FLIPS` (50),
+//! `VEZASOCK_BENCH_PROC_FLIPS` (100).
+
+#[path = "../integration/haproxy.rs"]
+#[allow(dead_code)]
+mod haproxy;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vezasock::demo::http::Conn;
+use vezasock::demo::load::{Load, LoadReport, LoadSpec};
+use vezasock::demo::LocalEdge;
+use vezasock::edge::switch::{switch, SwitchRequest};
+use vezasock::edge::Edge;
+use vezasock::render::check::haproxy_check;
+use vezasock::render::write::write_atomic;
+use vezasock::render::{self};
+use vezasock::runtime::master;
+use vezasock::runtime::parse::servers_state::OpState;
+use vezasock::topology::{Color, Topology};
+
+const HOST: &str = "staging.veza.fr";
+/// The line the seed's config did not have (see the template's comment on it).
+const IDLE_CLOSE: &str = "option idle-close-on-response";
+/// Bound on waiting for the new color after one flip.
+const SEE_LIMIT: Duration = Duration::from_secs(15);
+
+/// One way to flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// `vezasock switch` (the binary).
+    Vezasock,
+    /// `edge::switch::switch`, in process.
+    Library,
+    /// Re-render, `haproxy -c`, rename, master-CLI reload; config as rendered.
+    Reload,
+    /// The same, with `option idle-close-on-response` removed (the seed's config).
+    ReloadSeed,
+    /// One `socat` call doing `set map`, no checks.
+    Socat,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Vezasock => "vezasock switch (binary)",
+            Method::Library => "vezasock library call",
+            Method::Reload => "reload flip (config as rendered)",
+            Method::ReloadSeed => "reload flip (seed config: no idle-close-on-response)",
+            Method::Socat => "socat set map (no checks)",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Method::Vezasock => "vezasock",
+            Method::Library => "library",
+            Method::Reload => "reload",
+            Method::ReloadSeed => "reload (seed cfg)",
+            Method::Socat => "socat",
+        }
+    }
+}
+
+const ALL: [Method; 5] = [
+    Method::Vezasock,
+    Method::Library,
+    Method::Reload,
+    Method::ReloadSeed,
+    Method::Socat,
+];
+/// Process counts: the library call is the same runtime path as the binary.
+const PROC_METHODS: [Method; 4] = [
+    Method::Vezasock,
+    Method::Reload,
+    Method::ReloadSeed,
+    Method::Socat,
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+// ------------------------------------------------------------------------------------------
+// The edge under test.
+
+/// A fresh local edge and everything needed to flip it each way.
+struct Bench {
+    local: LocalEdge,
+    edge: Edge,
+    rt: tokio::runtime::Runtime,
+    /// The live staging color, as the last flip left it.
+    color: Color,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn start(h: &haproxy::Haproxy) -> Result<Bench, String> {
+        let topology = Topology::embedded_default().map_err(|e| e.to_string())?;
+        let dir = tempfile::Builder::new()
+            .prefix("vezasock-bench-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let local = LocalEdge::start(&topology, &h.bin, dir.path(), &BTreeMap::new())
+            .map_err(|e| format!("local edge: {e}"))?;
+        let edge = Edge::new(local.topology.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio: {e}"))?;
+        let bench = Bench {
+            local,
+            edge,
+            rt,
+            color: Color::Blue,
+            _dir: dir,
+        };
+        bench.wait_healthy(Duration::from_secs(30))?;
+        Ok(bench)
+    }
+
+    /// Every server running with its health check passed (the switch gate's rule).
+    fn wait_healthy(&self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        self.rt.block_on(async {
+            loop {
+                let mut down = Vec::new();
+                match self.edge.admin_session().await {
+                    Ok(mut s) => match s.show_servers_state(None).await {
+                        Ok(state) => {
+                            for r in &state.rows {
+                                if r.op != OpState::Running
+                                    || (r.check_state & 0x02 != 0
+                                        && !matches!(r.check_result, 3 | 4))
+                                {
+                                    down.push(format!("{}/{}", r.be_name, r.srv_name));
+                                }
+                            }
+                        }
+                        Err(e) => down.push(e.to_string()),
+                    },
+                    Err(e) => down.push(e.to_string()),
+                }
+                if down.is_empty() {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("not healthy after {limit:?}: {}", down.join(", ")));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    /// Flips staging to `to` with `method`; returns when the method's command has returned.
+    fn flip(&mut self, method: Method, to: Color) -> Result<(), String> {
+        match method {
+            Method::Vezasock => self.flip_binary(to),
+            Method::Library => self.flip_library(to),
+            Method::Reload => self.flip_reload(to, false),
+            Method::ReloadSeed => self.flip_reload(to, true),
+            Method::Socat => self.flip_socat(to),
+        }?;
+        self.color = to;
+        Ok(())
+    }
+
+    fn flip_binary(&self, to: Color) -> Result<(), String> {
+        let p = &self.edge.topology.paths;
+        let out = Process::new(env!("CARGO_BIN_EXE_vezasock"))
+            .args(["switch", "staging", to.as_str()])
+            .env_remove("VEZASOCK_CONFIG")
+            .env_remove("VEZASOCK_CRASH_AT")
+            .env("VEZASOCK_HAPROXY_CONFIG", &p.config)
+            .env("VEZASOCK_MAPS_DIR", &p.maps_dir)
+            .env("VEZASOCK_ADMIN_SOCKET", &p.admin_socket)
+            .env("VEZASOCK_OPERATOR_SOCKET", &p.operator_socket)
+            .env("VEZASOCK_MASTER_SOCKET", &p.master_socket)
+            .env("VEZASOCK_SERVER_STATE_FILE", &p.server_state_file)
+            .env("VEZASOCK_STATE_DIR", &p.state_dir)
+            .env("VEZASOCK_HAPROXY", &p.haproxy)
+            .env("VEZASOCK_PID_FILE", &p.pid_file)
+            .env("VEZASOCK_WHO", "bench")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run vezasock: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "vezasock switch staging {to} exited {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    fn flip_library(&self, to: Color) -> Result<(), String> {
+        let mut req = SwitchRequest::new("staging", to.as_str());
+        req.who = "bench".to_string();
+        self.rt
+            .block_on(switch(&self.edge, &req, &mut |_| {}))
+            .map(|_| ())
+            .map_err(|e| format!("library switch: {e}"))
+    }
+
+    /// What the seed pipeline did: render everything, check the candidate, rename, reload.
+    fn flip_reload(&self, to: Color, seed_config: bool) -> Result<(), String> {
+        let colors = BTreeMap::from([
+            ("staging".to_string(), to),
+            ("prod".to_string(), Color::Blue),
+        ]);
+        let rendered =
+            render::render(&self.edge.topology, &colors).map_err(|e| format!("render: {e}"))?;
+        let config = if seed_config {
+            without_idle_close(&rendered.config)?
+        } else {
+            rendered.config.clone()
+        };
+        let p = &self.edge.topology.paths;
+        write_atomic(&p.hosts_map(), rendered.hosts_map.as_bytes())
+            .map_err(|e| format!("write hosts.map: {e}"))?;
+        write_atomic(&p.active_color_map(), rendered.active_color_map.as_bytes())
+            .map_err(|e| format!("write active-color.map: {e}"))?;
+        let candidate = p.config.with_extension("cfg.candidate");
+        write_atomic(&candidate, config.as_bytes())
+            .map_err(|e| format!("write the candidate: {e}"))?;
+        let check = haproxy_check(&p.haproxy, &candidate)?;
+        if !check.valid {
+            return Err(format!(
+                "haproxy -c refused the candidate: {}",
+                check.output
+            ));
+        }
+        std::fs::rename(&candidate, &p.config).map_err(|e| format!("rename: {e}"))?;
+        self.rt
+            .block_on(master::reload(&self.edge.master(), self.edge.timeouts))
+            .map(|_| ())
+            .map_err(|e| format!("reload: {e}"))
+    }
+
+    fn flip_socat(&self, to: Color) -> Result<(), String> {
+        let p = &self.edge.topology.paths;
+        let line = format!(
+            "set map {} staging {}\n",
+            p.active_color_map().display(),
+            to.as_str()
+        );
+        let mut child = Process::new("socat")
+            .arg("stdio")
+            .arg(format!("unix-connect:{}", p.admin_socket.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("run socat: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(line.as_bytes())
+                .map_err(|e| format!("socat stdin: {e}"))?;
+        }
+        let status = child.wait().map_err(|e| format!("socat: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("socat exited {status}"))
+        }
+    }
+
+    /// The seed-config variant starts from the seed's config: one reload onto it, unmeasured.
+    fn prepare(&mut self, method: Method) -> Result<(), String> {
+        if method == Method::ReloadSeed {
+            self.flip_reload(self.color, true)?;
+            self.wait_healthy(Duration::from_secs(30))?;
+        }
+        Ok(())
+    }
+}
+
+fn without_idle_close(config: &str) -> Result<String, String> {
+    if !config.lines().any(|l| l.trim() == IDLE_CLOSE) {
+        return Err(format!(
+            "the rendered config has no `{IDLE_CLOSE}` line to remove"
+        ));
+    }
+    let mut out = String::with_capacity(config.len());
+    for line in config.lines().filter(|l| l.trim() != IDLE_CLOSE) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------------------------------
+// 1. Flip latency.
+
+/// A thread that, when asked, hammers `staging.veza.fr/` on one keep-alive connection until
+/// the answer names the wanted color, and reports when it first did.
+struct Poller {
+    ask: mpsc::Sender<(Color, Instant)>,
+    seen: mpsc::Receiver<Option<Duration>>,
+    handle: JoinHandle<()>,
+}
+
+impl Poller {
+    fn start(addr: SocketAddr) -> Poller {
+        let (ask, asks) = mpsc::channel::<(Color, Instant)>();
+        let (tell, seen) = mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            let mut conn = Conn::new(addr, Duration::from_secs(2));
+            while let Ok((color, start)) = asks.recv() {
+                let want = format!("staging web {}", color.as_str());
+                let deadline = start + SEE_LIMIT;
+                let result = loop {
+                    if Instant::now() > deadline {
+                        break None;
+                    }
+                    match conn.get(HOST, "/") {
+                        Ok(a) if a.status == 200 && a.body == want => break Some(start.elapsed()),
+                        Ok(_) => {}
+                        // A reload may close the connection; reconnect without spinning.
+                        Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                    }
+                };
+                if tell.send(result).is_err() {
+                    return;
+                }
+            }
+        });
+        Poller { ask, seen, handle }
+    }
+
+    fn stop(self) {
+        drop(self.ask);
+        let _ = self.handle.join();
+    }
+}
+
+/// Latency samples of one method, milliseconds.
+#[derive(Debug, Clone, Default)]
+struct Latency {
+    /// Start → first answer of the new color.
+    seen: Vec<f64>,
+    /// Start → the command returned.
+    command: Vec<f64>,
+}
+
+fn measure_latency(b: &mut Bench, method: Method, flips: usize) -> Result<Latency, String> {
+    b.prepare(method)?;
+    let poller = Poller::start(b.local.http);
+    let mut out = Latency::default();
+    let result = (|| {
+        for _ in 0..flips {
+            let to = b.color.other();
+            let start = Instant::now();
+            poller
+                .ask
+                .send((to, start))
+                .map_err(|_| "the poller stopped".to_string())?;
+            b.flip(method, to)?;
+            let command = start.elapsed();
+            let seen = poller
+                .seen
+                .recv_timeout(SEE_LIMIT + Duration::from_secs(5))
+                .map_err(|_| "the poller did not answer".to_string())?
+                .ok_or_else(|| format!("{to} never answered within {SEE_LIMIT:?}"))?;
+            out.seen.push(ms(seen));
+            out.command.push(ms(command));
+        }
+        Ok::<(), String>(())
+    })();
+    poller.stop();
+    result.map(|()| out)
+}
+
+// ------------------------------------------------------------------------------------------
+// 2. Failed requests under load.
+
+fn measure_load(b: &mut Bench, method: Method, flips: usize) -> Result<LoadReport, String> {
+    b.prepare(method)?;
+    let spec = LoadSpec {
+        edge: b.local.http,
+        targets: vec![
+            (HOST.to_string(), "/api/bench".to_string()),
+            (HOST.to_string(), "/stream/bench".to_string()),
+            (HOST.to_string(), "/".to_string()),
+        ],
+        keepalive_clients: 4,
+        new_connection_clients: 4,
+        max_duration: Duration::from_secs(120),
+        max_requests_per_client: 2_000_000,
+        pause: Duration::from_millis(1),
+        timeout: Duration::from_secs(5),
+    };
+    let load = Load::start(&spec);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut result = Ok(());
+    for _ in 0..flips {
+        let to = b.color.other();
+        if let Err(e) = b.flip(method, to) {
+            result = Err(e);
+            break;
+        }
+        // Give the load time to cross each flip.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let report = load.stop();
+    result.map(|()| report)
+}
+
+// ------------------------------------------------------------------------------------------
+// 3. Processes and memory after many flips with long requests in flight.
+
+/// Long streaming responses held open during the flips.
+struct Streams {
+    stop: Arc<AtomicBool>,
+    readers: Vec<JoinHandle<bool>>,
+}
+
+impl Streams {
+    /// Opens `n` `?stream=600` requests (60 s of chunks) and waits for each response head.
+    fn open(addr: SocketAddr, n: usize) -> Result<Streams, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for i in 0..n {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                .map_err(|e| format!("stream {i}: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .map_err(|e| e.to_string())?;
+            let req = format!("GET /stream/bench{i}?stream=600 HTTP/1.1\r\nhost: {HOST}\r\n\r\n");
+            s.write_all(req.as_bytes())
+                .map_err(|e| format!("stream {i}: {e}"))?;
+            let mut head = [0u8; 12];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut got = 0;
+            while got < head.len() {
+                match s.read(&mut head[got..]) {
+                    Ok(0) => return Err(format!("stream {i} closed before answering")),
+                    Ok(k) => got += k,
+                    Err(_) if Instant::now() < deadline => {}
+                    Err(e) => return Err(format!("stream {i}: {e}")),
+                }
+            }
+            if &head[..] != b"HTTP/1.1 200" {
+                return Err(format!(
+                    "stream {i} answered {:?}",
+                    String::from_utf8_lossy(&head)
+                ));
+            }
+            let stop = stop.clone();
+            // Reads until told to stop; true when the stream was still open then.
+            readers.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match s.read(&mut buf) {
+                        Ok(0) => return false,
+                        Ok(_) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return false,
+                    }
+                }
+                true
+            }));
+        }
+        Ok(Streams { stop, readers })
+    }
+
+    /// Stops reading; returns how many streams were still open.
+    fn close(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.readers
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .filter(|alive| *alive)
+            .count()
+    }
+}
+
+/// HAProxy processes of one edge (its process group) and their summed RSS.
+#[derive(Debug, Clone, Default)]
+struct Procs {
+    count: usize,
+    rss_kb: u64,
+}
+
+/// Every process whose process group is `pgrp` (/proc/<pid>/stat field 5).
+fn procs_in_group(pgrp: u32) -> Procs {
+    let mut out = Procs::default();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may hold spaces or parentheses: fields start after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let group = rest
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse::<u32>().ok());
+        if group != Some(pgrp) {
+            continue;
+        }
+        out.count += 1;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        out.rss_kb += rss;
+    }
+    out
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProcResult {
+    before: Procs,
+    after: Procs,
+    streams_open: usize,
+    streams_alive: usize,
+    flips: usize,
+}
+
+fn measure_procs(b: &mut Bench, method: Method, flips: usize) -> Result<ProcResult, String> {
+    b.prepare(method)?;
+    let pgrp = b
+        .local
+        .master_pid()
+        .ok_or_else(|| "HAProxy is not running".to_string())?;
+    let n_streams = 10;
+    let streams = Streams::open(b.local.http, n_streams)?;
+    let before = procs_in_group(pgrp);
+    let mut result = Ok(());
+    let deadline = Instant::now() + Duration::from_secs(50);
+    let mut done = 0;
+    for _ in 0..flips {
+        // The streams last 60 s: every flip must happen while they are open.
+        if Instant::now() > deadline {
+            result = Err(format!("only {done} flips within 50 s"));
+            break;
+        }
+        let to = b.color.other();
+        if let Err(e) = b.flip(method, to) {
+            result = Err(e);
+            break;
+        }
+        done += 1;
+    }
+    // Let old workers without connections finish their soft stop.
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = procs_in_group(pgrp);
+    let alive = streams.close();
+    result.map(|()| ProcResult {
+        before,
+        after,
+        streams_open: n_streams,
+        streams_alive: alive,
+        flips: done,
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Report.
+
+/// Nearest-rank percentile of sorted samples.
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(xs: &[f64]) -> Vec<f64> {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn p50(xs: &[f64]) -> f64 {
+    pct(&sorted(xs), 0.5)
+}
+
+#[derive(Default)]
+struct VersionResult {
+    label: String,
+    version_line: String,
+    latency: BTreeMap<&'static str, Result<Latency, String>>,
+    load: BTreeMap<&'static str, Result<LoadReport, String>>,
+    procs: BTreeMap<&'static str, Result<ProcResult, String>>,
+}
+
+fn run_version(
+    h: &haproxy::Haproxy,
+    flips: usize,
+    load_flips: usize,
+    proc_flips: usize,
+) -> VersionResult {
+    let mut r = VersionResult {
+        label: h.label.to_string(),
+        version_line: h.version_line.clone(),
+        ..VersionResult::default()
+    };
+    for m in ALL {
+        eprintln!(
+            "[{}] {}: latency ({flips} flips), then load ({load_flips} flips)",
+            h.label,
+            m.name()
+        );
+        match Bench::start(h) {
+            Ok(mut b) => {
+                let lat = measure_latency(&mut b, m, flips);
+                r.latency.insert(m.short(), lat);
+                // A fresh edge for the load, so the latency phase leaves nothing behind.
+                drop(b);
+                let load = Bench::start(h).and_then(|mut b| measure_load(&mut b, m, load_flips));
+                r.load.insert(m.short(), load);
+            }
+            Err(e) => {
+                r.latency.insert(m.short(), Err(e.clone()));
+                r.load.insert(m.short(), Err(e));
+            }
+        }
+    }
+    for m in PROC_METHODS {
+        eprintln!(
+            "[{}] {}: processes after {proc_flips} flips with 10 streams open",
+            h.label,
+            m.name()
+        );
+        let res = Bench::start(h).and_then(|mut b| measure_procs(&mut b, m, proc_flips));
+        r.procs.insert(m.short(), res);
+    }
+    r
+}
+
+fn cell_ms(x: f64) -> String {
+    if x.is_nan() {
+        "–".to_string()
+    } else if x < 10.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || b <= 0.0 {
+        "–".to_string()
+    } else {
+        format!("{:.1}×", a / b)
+    }
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### HAProxy {} (`{}`)\n", r.label, r.version_line);
+
+    let _ = writeln!(s, "**1. Flip latency**, ms, {flips} flips per method alternating blue/green. *Seen*: command start → first answer of the new color on a keep-alive connection polling `staging.veza.fr/`. *Command*: command start → the command returned.\n");
+    let _ = writeln!(
+        s,
+        "| method | seen p50 | p90 | p99 | max | command p50 | command p99 |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for m in ALL {
+        match r.latency.get(m.short()) {
+            Some(Ok(l)) => {
+                let seen = sorted(&l.seen);
+                let cmd = sorted(&l.command);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    m.name(),
+                    cell_ms(pct(&seen, 0.5)),
+                    cell_ms(pct(&seen, 0.9)),
+                    cell_ms(pct(&seen, 0.99)),
+                    cell_ms(seen.last().copied().unwrap_or(f64::NAN)),
+                    cell_ms(pct(&cmd, 0.5)),
+                    cell_ms(pct(&cmd, 0.99)),
+                );
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "| {} | error: {} | | | | | |", m.name(), one_line(e));
+            }
+            None => {}
+        }
+    }
+
+    let _ = writeln!(s, "\n**2. Failed requests during {load_flips} flips under load** (4 keep-alive + 4 new-connection clients, 1 ms pause, 100 ms between flips).\n");
+    let _ = writeln!(s, "| method | keep-alive sent | keep-alive failed | new-conn sent | new-conn failed | first failure |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for m in ALL {
+        match r.load.get(m.short()) {
+            Some(Ok(l)) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    m.name(),
+                    l.keepalive.sent,
+                    l.keepalive.failed,
+                    l.new_connection.sent,
+                    l.new_connection.failed,
+                    l.failures.first().map(|f| one_line(f)).unwrap_or_default()
+                );
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "| {} | error: {} | | | | |", m.name(), one_line(e));
+            }
+            None => {}
+        }
+    }
+
+    let _ = writeln!(s, "\n**3. HAProxy processes after {proc_flips} flips** with 10 `?stream=600` responses open (processes in the edge's process group; RSS summed over them, shared pages counted in each).\n");
+    let _ = writeln!(s, "| method | flips | processes before | processes after | RSS before MB | RSS after MB | streams still open |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for m in PROC_METHODS {
+        match r.procs.get(m.short()) {
+            Some(Ok(p)) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {:.1} | {:.1} | {}/{} |",
+                    m.name(),
+                    p.flips,
+                    p.before.count,
+                    p.after.count,
+                    p.before.rss_kb as f64 / 1024.0,
+                    p.after.rss_kb as f64 / 1024.0,
+                    p.streams_alive,
+                    p.streams_open
+                );
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "| {} | error: {} | | | | | |", m.name(), one_line(e));
+            }
+            None => {}
+        }
+    }
+
+    // Ratios and goals.
+    let lat = |m: Method| match r.latency.get(m.short()) {
+        Some(Ok(l)) => (p50(&l.seen), p50(&l.command)),
+        _ => (f64::NAN, f64::NAN),
+    };
+    let (v_seen, v_cmd) = lat(Method::Vezasock);
+    let _ = writeln!(s, "\n**vezasock switch (binary) vs each alternative** (p50 of the alternative ÷ p50 of vezasock; higher = vezasock faster).\n");
+    let _ = writeln!(s, "| alternative | seen-latency ratio | command-time ratio | failed requests (alt / vezasock) | processes after (alt / vezasock) | RSS after (alt / vezasock) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let v_load = r
+        .load
+        .get(Method::Vezasock.short())
+        .and_then(|l| l.as_ref().ok());
+    let v_proc = r
+        .procs
+        .get(Method::Vezasock.short())
+        .and_then(|p| p.as_ref().ok());
+    for m in [
+        Method::Library,
+        Method::Reload,
+        Method::ReloadSeed,
+        Method::Socat,
+    ] {
+        let (a_seen, a_cmd) = lat(m);
+        let fails = match (r.load.get(m.short()).and_then(|l| l.as_ref().ok()), v_load) {
+            (Some(a), Some(v)) => format!("{} / {}", a.failed(), v.failed()),
+            _ => "–".to_string(),
+        };
+        let (procs, rss) = match (r.procs.get(m.short()).and_then(|p| p.as_ref().ok()), v_proc) {
+            (Some(a), Some(v)) => (
+                format!("{} / {}", a.after.count, v.after.count),
+                ratio(a.after.rss_kb as f64, v.after.rss_kb as f64),
+            ),
+            _ => ("–".to_string(), "–".to_string()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            m.name(),
+            ratio(a_seen, v_seen),
+            ratio(a_cmd, v_cmd),
+            fails,
+            procs,
+            rss
+        );
+    }
+
+    let (r_seen, _) = lat(Method::Reload);
+    let (_, s_cmd) = lat(Method::Socat);
+    let speedup = r_seen / v_cmd;
+    let _ = writeln!(s, "\n**Goals** (HAProxy {}):\n", r.label);
+    let _ = writeln!(
+        s,
+        "- {} vezasock's whole switch (command p50 {} ms: lock, read, gate, write-through, flip, read-back, record) ≥ 30× faster than the reload flip (new color seen at p50 {} ms): {}",
+        pass(speedup >= 30.0),
+        cell_ms(v_cmd),
+        cell_ms(r_seen),
+        if speedup.is_nan() { "–".to_string() } else { format!("{speedup:.1}×") }
+    );
+    let _ = writeln!(
+        s,
+        "- {} vezasock's whole switch no slower than one bare socat call (command p50 {} ms vs {} ms)",
+        pass(v_cmd <= s_cmd),
+        cell_ms(v_cmd),
+        cell_ms(s_cmd)
+    );
+    let reload_fails: u64 = [Method::Reload, Method::ReloadSeed]
+        .iter()
+        .filter_map(|m| r.load.get(m.short()).and_then(|l| l.as_ref().ok()))
+        .map(LoadReport::failed)
+        .sum();
+    match v_load {
+        Some(v) => {
+            let _ = writeln!(
+                s,
+                "- {} zero failed requests for vezasock ({} of {}) where the reload flips had {} (both variants together){}",
+                pass(v.failed() == 0),
+                v.failed(),
+                v.sent(),
+                reload_fails,
+                if reload_fails == 0 { "; note: the reload flips failed none in this run" } else { "" }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "- MISS zero failed requests: the vezasock load run did not complete"
+            );
+        }
+    }
+    match v_proc {
+        Some(v) => {
+            // Master + one worker.
+            let _ = writeln!(
+                s,
+                "- {} still one HAProxy worker after {} vezasock flips with long requests in flight ({} processes: master + {} worker(s))",
+                pass(v.after.count == 2),
+                v.flips,
+                v.after.count,
+                v.after.count.saturating_sub(1)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "- MISS one worker after the flips: the vezasock run did not complete"
+            );
+        }
+    }
+    s
+}
+
+fn one_line(s: &str) -> String {
+    let line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = line.replace('|', "\\|");
+    if line.chars().count() > 160 {
+        let cut: String = line.chars().take(160).collect();
+        format!("{cut}…")
+    } else {
+        line
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The chart.
+
+/// A strip plot per version × method of the "seen" latency, log scale, with the p50 marked.
+fn svg(results: &[VersionResult]) -> String {
+    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
+    for r in results {
+        for m in ALL {
+            if let Some(Ok(l)) = r.latency.get(m.short()) {
+                rows.push((format!("{} · {}", r.label, m.short()), l.seen.clone()));
+            }
+        }
+    }
+    let all: Vec<f64> = rows
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|x| *x > 0.0)
+        .collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(0.0, f64::max);
+    let (lo_dec, hi_dec) = if all.is_empty() {
+        (-1, 3)
+    } else {
+        (lo.log10().floor() as i32, hi.log10().ceil() as i32)
+    };
+    let hi_dec = hi_dec.max(lo_dec + 1);
+    let (left, right, top, row_h) = (230.0, 30.0, 50.0, 26.0);
+    let plot_w = 620.0;
+    let width = left + plot_w + right;
+    let height = top + row_h * rows.len() as f64 + 50.0;
+    let x = |v: f64| {
+        let t = (v.max(1e-6).log10() - lo_dec as f64) / (hi_dec - lo_dec) as f64;
+        left + t.clamp(0.0, 1.0) * plot_w
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="22" font-size="14" font-weight="bold">Flip latency: command start → first answer of the new color (ms, log scale)</text>"#
+    );
+    let _ = writeln!(s, r##"<text x="{left}" y="38" fill="#555">each dot one flip; the bar is the median</text>"##);
+    let bottom = top + row_h * rows.len() as f64;
+    for d in lo_dec..=hi_dec {
+        for k in 1..10 {
+            let v = 10f64.powi(d) * k as f64;
+            if v > 10f64.powi(hi_dec) {
+                break;
+            }
+            let xx = x(v);
+            let (stroke, w) = if k == 1 { ("#bbb", 1.0) } else { ("#eee", 0.5) };
+            let _ = writeln!(
+                s,
+                r#"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{bottom}" stroke="{stroke}" stroke-width="{w}"/>"#
+            );
+            if k == 1 {
+                let label = if d < 0 {
+                    format!("{v}")
+                } else {
+                    format!("{v:.0}")
+                };
+                let _ = writeln!(s, r##"<text x="{xx:.1}" y="{:.1}" text-anchor="middle" fill="#333">{label}</text>"##, bottom + 16.0);
+            }
+        }
+    }
+    let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#333">milliseconds</text>"##, left + plot_w / 2.0, bottom + 34.0);
+    for (i, (label, values)) in rows.iter().enumerate() {
+        let cy = top + row_h * i as f64 + row_h / 2.0;
+        let color = if label.contains("vezasock") || label.contains("library") {
+            "#1f77b4"
+        } else if label.contains("socat") {
+            "#7f7f7f"
+        } else {
+            "#d62728"
+        };
+        if i % 2 == 0 {
+            let _ = writeln!(
+                s,
+                r##"<rect x="{left}" y="{:.1}" width="{plot_w}" height="{row_h}" fill="#f7f7f7" fill-opacity="0.6"/>"##,
+                cy - row_h / 2.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left - 8.0,
+            cy + 4.0,
+            xml(label)
+        );
+        for (j, v) in values.iter().enumerate() {
+            // A small vertical jitter so equal values stay visible.
+            let dy = ((j * 7) % 11) as f64 - 5.0;
+            let _ = writeln!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{color}" fill-opacity="0.55"/>"##,
+                x(*v),
+                cy + dy
+            );
+        }
+        let med = p50(values);
+        if !med.is_nan() {
+            let xx = x(med);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{xx:.1}" y1="{:.1}" x2="{xx:.1}" y2="{:.1}" stroke="black" stroke-width="2"/>"##,
+                cy - 10.0,
+                cy + 10.0
+            );
+        }
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+// ------------------------------------------------------------------------------------------
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    format!("{cores} cores ({cpu}), Linux {}", kernel.trim())
+}
+
+fn today() -> String {
+    Process::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn out_dir() -> PathBuf {
+    std::env::var_os("VEZASOCK_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bench"))
+}
+
+fn main() {
+    let flips = env_usize("VEZASOCK_BENCH_FLIPS", 30);
+    let load_flips = env_usize("VEZASOCK_BENCH_LOAD_FLIPS", 50);
+    let proc_flips = env_usize("VEZASOCK_BENCH_PROC_FLIPS", 100);
+    let wanted: Option<Vec<String>> = std::env::var("VEZASOCK_BENCH_VERSIONS").ok().map(|s| {
+        s.split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
+    });
+    let versions: Vec<haproxy::Haproxy> = haproxy::versions()
+        .into_iter()
+        .filter(|v| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|x| x == v.label))
+        })
+        .collect();
+    if Process::new("socat").arg("-V").output().is_err() {
+        eprintln!(
+            "socat is not installed: the socat rows will show the error (apt-get install socat)"
+        );
+    }
+
+    let mut results = Vec::new();
+    for h in &versions {
+        results.push(run_version(h, flips, load_flips, proc_flips));
+    }
+
+    println!("## Flip: vezasock switch vs a reload flip vs one socat call\n");
+    println!(
+        "Run {} on {}; HAProxy {}. Command: `cargo bench --bench flip`.\n",
+        today(),
+        machine(),
+        if versions.is_empty() {
+            "none found (run scripts/install-haproxy.sh)".to_string()
+        } else {
+            versions
+                .iter()
+                .map(|v| v.label)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!("Every method runs on a fresh local edge (the embedded veza topology, loopback backends, master-worker HAProxy). The reload flip re-renders config and maps, runs `haproxy -c` on the candidate, renames it into place and reloads through the master CLI, waiting for the new worker, as the seed pipeline did on every deploy.\n");
+    for r in &results {
+        println!("{}", report_version(r, flips, load_flips, proc_flips));
+    }
+
+    let dir = out_dir();
+    let path = dir.join("flip-latency.svg");
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, svg(&results))) {
+        Ok(()) => println!(
+            "Chart: `{}`.",
+            path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(&path)
+                .display()
+        ),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}
