@@ -45,7 +45,7 @@ impl Exit {
         match error {
             EdgeError::BadInput(_) => Exit::BadInput,
             EdgeError::Refused(_) => Exit::Refused,
-            EdgeError::Runtime(e) => Exit::of_runtime(e),
+            EdgeError::Runtime(e) | EdgeError::Interrupted { source: e, .. } => Exit::of_runtime(e),
             EdgeError::State(e) if e.is_locked() => Exit::Locked,
             EdgeError::State(_) => Exit::Refused,
             EdgeError::NotVerified(_) => Exit::NotVerified,

@@ -45,6 +45,13 @@ pub enum EdgeError {
     /// vezasock's files: lock held, unreadable state, disk errors.
     #[error(transparent)]
     State(#[from] crate::state::Error),
+    /// The connection dropped in the middle of a change; `detail` says what vezasock found
+    /// and did afterwards (e.g. "map file restored; the runtime was put back to blue").
+    #[error("{source}; {detail}")]
+    Interrupted {
+        source: crate::runtime::Error,
+        detail: String,
+    },
     /// The change was applied but the read-back disagrees, or a reload failed and was rescued.
     #[error("{0}")]
     NotVerified(String),

@@ -349,6 +349,52 @@ async fn observe(
     Ok(Observed { entries, states })
 }
 
+/// After the connection dropped during the flip: on a new connection, find out whether
+/// HAProxy applied it and, if so, set the env back to the color it had. Returns what happened,
+/// in words, for the error and the journal.
+async fn put_back_runtime(
+    edge: &Edge,
+    map: &str,
+    env: &str,
+    before: Option<Color>,
+    target: Color,
+) -> String {
+    let attempt = async {
+        let mut session = edge.admin_session().await?;
+        let reply = session.send(&Command::show_map(map, None)?).await?;
+        let entries = match reply.parse()? {
+            Parsed::MapEntries(e) => e,
+            _ => return Err(unexpected(&reply)),
+        };
+        let now = runtime_color(&entries, env)?;
+        if now != Some(target) || now == before {
+            return Ok(format!(
+                "HAProxy did not apply it (the runtime still says {})",
+                color_word(now)
+            ));
+        }
+        let undo = match before {
+            Some(color) => Command::set_map(map, env, color.as_str())?,
+            None => Command::del_map(map, env)?,
+        };
+        session.send(&undo).await?.check()?;
+        Ok(format!(
+            "HAProxy had applied it; the runtime was put back to {}",
+            color_word(before)
+        ))
+    };
+    match attempt.await {
+        Ok(words) => words,
+        Err(why) => format!(
+            "the runtime may or may not have applied it (checking again failed: {why}): run `vezasock status`"
+        ),
+    }
+}
+
+fn color_word(color: Option<Color>) -> &'static str {
+    color.map_or("no entry", Color::as_str)
+}
+
 fn unexpected(reply: &Reply) -> EdgeError {
     EdgeError::NotVerified(format!(
         "`{}` answered something unexpected: {:?}",
@@ -644,18 +690,22 @@ pub async fn switch(
             Some(bytes) => write_atomic(&map_path, bytes).map_err(|e| e.to_string()),
             None => std::fs::remove_file(&map_path).map_err(|e| e.to_string()),
         };
-        let unknown = !e.is_refused();
+        // A refusal changed nothing. A dropped connection may or may not have applied the
+        // change: look on a new connection and put the runtime back, so the edge is as it was.
+        let runtime = if e.is_refused() {
+            String::new()
+        } else {
+            format!(
+                "; {}",
+                put_back_runtime(edge, &map, &env.name, sides.runtime, target).await
+            )
+        };
         let detail = format!(
-            "{e}; map file {}{}",
+            "{e}; map file {}{runtime}",
             match &restored {
                 Ok(()) => "restored".to_string(),
                 Err(why) => format!("NOT restored ({why})"),
             },
-            if unknown {
-                "; the runtime may or may not have applied it: run `vezasock status`"
-            } else {
-                ""
-            }
         );
         let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
         if let Err(why) = restored {
@@ -664,7 +714,13 @@ pub async fn switch(
                 map_path.display()
             )));
         }
-        return Err(e.into());
+        if e.is_refused() {
+            return Err(e.into());
+        }
+        return Err(EdgeError::Interrupted {
+            source: e,
+            detail: format!("map file restored{runtime}"),
+        });
     }
     edge.state
         .journal_record(&op, Phase::RuntimeApplied, None)?;
