@@ -58,18 +58,9 @@ fn vezasock_on_tty(edge: &LocalEdge, args: &[&str]) -> Option<Run> {
 }
 
 fn run_with_paths(edge: &LocalEdge, command: &mut Process) -> Run {
-    let p = &edge.topology.paths;
     let output = command
         .env_remove("VEZASOCK_CONFIG")
-        .env("VEZASOCK_HAPROXY_CONFIG", &p.config)
-        .env("VEZASOCK_MAPS_DIR", &p.maps_dir)
-        .env("VEZASOCK_ADMIN_SOCKET", &p.admin_socket)
-        .env("VEZASOCK_OPERATOR_SOCKET", &p.operator_socket)
-        .env("VEZASOCK_MASTER_SOCKET", &p.master_socket)
-        .env("VEZASOCK_SERVER_STATE_FILE", &p.server_state_file)
-        .env("VEZASOCK_STATE_DIR", &p.state_dir)
-        .env("VEZASOCK_HAPROXY", &p.haproxy)
-        .env("VEZASOCK_PID_FILE", &p.pid_file)
+        .envs(edge.cli_env())
         .output()
         .unwrap_or_else(|e| panic!("run vezasock: {e}"));
     Run {

@@ -41,20 +41,11 @@ pub struct Run {
 
 /// Runs `vezasock ARGS` with the local edge's paths in the environment (`extra` env vars too).
 pub fn vezasock_env(edge: &LocalEdge, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let p = &edge.topology.paths;
     let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
     cmd.args(args)
         .env_remove("VEZASOCK_CONFIG")
         .env_remove("VEZASOCK_CRASH_AT")
-        .env("VEZASOCK_HAPROXY_CONFIG", &p.config)
-        .env("VEZASOCK_MAPS_DIR", &p.maps_dir)
-        .env("VEZASOCK_ADMIN_SOCKET", &p.admin_socket)
-        .env("VEZASOCK_OPERATOR_SOCKET", &p.operator_socket)
-        .env("VEZASOCK_MASTER_SOCKET", &p.master_socket)
-        .env("VEZASOCK_SERVER_STATE_FILE", &p.server_state_file)
-        .env("VEZASOCK_STATE_DIR", &p.state_dir)
-        .env("VEZASOCK_HAPROXY", &p.haproxy)
-        .env("VEZASOCK_PID_FILE", &p.pid_file)
+        .envs(edge.cli_env())
         .env("VEZASOCK_WHO", "it-test");
     for (k, v) in extra {
         cmd.env(k, v);

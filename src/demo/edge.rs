@@ -187,6 +187,27 @@ impl LocalEdge {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The environment that points the `vezasock` binary at this edge: every path variable
+    /// the CLI reads (`cli::render::TopologyArgs`), each set to this edge's path. The topology
+    /// file (`VEZASOCK_CONFIG`) and the reload method are left to the caller.
+    pub fn cli_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let p = &self.topology.paths;
+        [
+            ("VEZASOCK_HAPROXY_CONFIG", &p.config),
+            ("VEZASOCK_MAPS_DIR", &p.maps_dir),
+            ("VEZASOCK_ADMIN_SOCKET", &p.admin_socket),
+            ("VEZASOCK_OPERATOR_SOCKET", &p.operator_socket),
+            ("VEZASOCK_MASTER_SOCKET", &p.master_socket),
+            ("VEZASOCK_SERVER_STATE_FILE", &p.server_state_file),
+            ("VEZASOCK_STATE_DIR", &p.state_dir),
+            ("VEZASOCK_HAPROXY", &p.haproxy),
+            ("VEZASOCK_PID_FILE", &p.pid_file),
+        ]
+        .into_iter()
+        .map(|(name, path)| (name, path.clone().into_os_string()))
+        .collect()
+    }
+
     /// HAProxy's own output so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
@@ -259,4 +280,65 @@ fn free_port_block(n: usize) -> Option<u16> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path variable `TopologyArgs` reads is set, and each one lands on the edge's own
+    /// path (checked by giving the values to the CLI parser as the matching flags).
+    #[test]
+    fn cli_env_points_every_cli_path_at_the_edge() {
+        use clap::{Args, FromArgMatches};
+        let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+        let edge = LocalEdge {
+            topology: Topology {
+                paths: base.paths.under(Path::new("/tmp/edge")),
+                ..base.clone()
+            },
+            http: SocketAddr::from(([127, 0, 0, 1], 1)),
+            servers: Vec::new(),
+            dir: PathBuf::from("/tmp/edge"),
+            backends: Vec::new(),
+            child: None,
+        };
+        let command = crate::cli::render::TopologyArgs::augment_args(clap::Command::new("t"));
+        let env = edge.cli_env();
+        let mut read: Vec<String> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .filter(|e| e != "VEZASOCK_CONFIG" && e != "VEZASOCK_RELOAD_METHOD")
+            .collect();
+        read.sort();
+        let mut set: Vec<String> = env.iter().map(|(k, _)| k.to_string()).collect();
+        set.sort();
+        assert_eq!(set, read);
+
+        let mut argv = vec![std::ffi::OsString::from("t")];
+        for (name, value) in &env {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == *name))
+                .unwrap_or_else(|| panic!("no flag reads {name}"));
+            let long = arg
+                .get_long()
+                .unwrap_or_else(|| panic!("{name}: no long flag"));
+            argv.push(format!("--{long}").into());
+            argv.push(value.clone());
+        }
+        let matches = command
+            .clone()
+            .try_get_matches_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let args = crate::cli::render::TopologyArgs::from_arg_matches(&matches)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut loaded = base;
+        loaded
+            .override_paths(&args.overrides())
+            .unwrap_or_else(|e| panic!("{e}"));
+        loaded.paths.reload_method = edge.topology.paths.reload_method;
+        assert_eq!(loaded.paths, edge.topology.paths);
+    }
 }
