@@ -6,11 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use vezasock::cli::exit::Exit;
 use vezasock::demo::backend::Backend;
-use vezasock::demo::http::get;
 use vezasock::demo::load::{Load, LoadSpec};
 use vezasock::demo::LocalEdge;
 use vezasock::edge::apply::{apply, ApplyOptions, ApplyReport};
@@ -25,6 +24,7 @@ use vezasock::runtime::session::Session;
 use vezasock::state::Wait;
 use vezasock::topology::{Address, Color, External, ReloadMethod, Server, Servers, Topology};
 
+use crate::edge::{self, wait_answer};
 use crate::haproxy::{self, raw_one_shot};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -35,31 +35,10 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn start(v: &haproxy::Haproxy, dir: &Path) -> LocalEdge {
-    let topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded default: {e}"));
-    let edge = LocalEdge::start(&topo, &v.bin, dir, &BTreeMap::new())
-        .unwrap_or_else(|e| panic!("{}: {e}", v.label));
+    let edge = edge::start(v, dir);
     wait_answer(&edge, "staging.veza.fr", "/", "staging web blue", v.label);
     wait_answer(&edge, "veza.fr", "/api/x", "prod api blue", v.label);
     edge
-}
-
-/// Polls until `host path` answers 200 with `want` (health checks take a moment).
-fn wait_answer(edge: &LocalEdge, host: &str, path: &str, want: &str, label: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got = get(edge.http, host, path, Duration::from_secs(5));
-        if let Ok(a) = &got {
-            if a.status == 200 && a.body == want {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{label}: {host}{path} gave {got:?}, want {want:?}\n{}",
-            edge.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn options() -> ApplyOptions {

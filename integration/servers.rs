@@ -18,7 +18,8 @@ use vezasock::runtime::parse::servers_state::AdminState;
 use vezasock::runtime::session::{Session, Timeouts};
 use vezasock::topology::ACTIVE_COLOR_MAP;
 
-use crate::{edge, haproxy};
+use crate::edge::{self, wait_answer};
+use crate::haproxy;
 
 const T: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
@@ -131,25 +132,6 @@ fn sessions(edge: &LocalEdge, backend: &str, server: &str) -> u64 {
     })
 }
 
-/// A GET answered 200 with `want`, retried while health checks settle (bounded).
-fn expect_body(edge: &LocalEdge, host: &str, path: &str, want: &str, label: &str) {
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        let got = get(edge.http, host, path, Duration::from_secs(5));
-        if let Ok(a) = &got {
-            if a.status == 200 && a.body == want {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{label}: {host}{path} gave {got:?}, want {want:?}\n{}",
-            edge.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn expect_status(edge: &LocalEdge, host: &str, path: &str, want: u16, label: &str) {
     let got = get(edge.http, host, path, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -204,7 +186,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
         let mut edge = edge::start(&v, dir.path());
         let l = v.label;
         let paths = edge.topology.paths.clone();
-        expect_body(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
+        wait_answer(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
 
         // --- maint then ready on one server ---
         let r = vezasock(
@@ -261,7 +243,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
         assert_eq!(json["servers"][0]["before"], "maint", "{l}: {json}");
         assert_eq!(json["servers"][0]["after"], "ready", "{l}: {json}");
         assert_eq!(admin(&edge, "be_staging_api_blue", "blue_1").0, 0, "{l}");
-        expect_body(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
+        wait_answer(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
         let journal = journal_actions(&edge);
         assert!(
             journal.contains("\"action\":\"maint\"") && journal.contains("\"action\":\"ready\""),
@@ -426,7 +408,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
             &["ready", "--backend", "forgejo_backend", "--server", "srv_1"],
         );
         assert_eq!(r.code, 0, "{l}: ready forgejo: {}{}", r.out, r.err);
-        expect_body(&edge, "forgejo.talas.group", "/", "forgejo_backend", l);
+        wait_answer(&edge, "forgejo.talas.group", "/", "forgejo_backend", l);
 
         // --- the edge lock: --no-wait fails at once (exit 4) naming the holder ---
         {
@@ -538,7 +520,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 add.as_str()
             }],
         );
-        expect_body(&edge, "staging.veza.fr", "/", "staging web green", l);
+        wait_answer(&edge, "staging.veza.fr", "/", "staging web green", l);
         let r = vezasock(&edge, &["drain", "prod", "blue", "--component", "api"]);
         assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
         let r = vezasock(&edge, &["maint", "staging", "blue", "--component", "web"]);
@@ -559,14 +541,14 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 0,
                 "{l} after {when}"
             );
-            expect_body(
+            wait_answer(
                 edge,
                 "staging.veza.fr",
                 "/",
                 "staging web green",
                 &format!("{l} after {when}"),
             );
-            expect_body(
+            wait_answer(
                 edge,
                 "veza.fr",
                 "/",
