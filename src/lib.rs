@@ -4,10 +4,12 @@
 //! `topology` (what the edge is) → `render` (haproxy.cfg, maps, shape) → `plan` (what to change)
 //! → `runtime` (the HAProxy runtime API client) → `state` (files, lock, journal, history)
 //! → `cli` (the `vezasock` commands). A module never reaches back up the chain.
+//! `files` (crash-safe file writes) sits outside the chain: render and state both use it.
 
 pub mod cli;
 pub mod demo;
 pub mod edge;
+pub mod files;
 pub mod plan;
 pub mod render;
 pub mod runtime;

@@ -1,39 +1,18 @@
-//! Writing rendered files so a reader never sees half a file: temp file in the same dir,
-//! fsync, rename over the target, fsync the dir (a crash leaves the old file or the new one).
+//! Writing rendered files so a reader never sees half a file (the crash-safe writes of
+//! [`crate::files`], with plain `io::Error`s as render's callers expect).
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use super::shape::summary_path;
 use super::Rendered;
 use crate::topology::{ACTIVE_COLOR_MAP, HOSTS_MAP};
 
-/// Replaces `path` with `bytes` atomically.
+/// Replaces `path` with `bytes` atomically and durably ([`crate::files::write_atomic`]); the
+/// error is the underlying I/O error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // Best effort: the temp file is ours and useless now.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::files::write_atomic(path, bytes).map_err(|e| e.source)
 }
 
 /// Writes `haproxy.cfg`, `haproxy.cfg.shape.json`, `hosts.map` and `active-color.map` into

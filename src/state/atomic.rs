@@ -1,65 +1,28 @@
-//! Atomic file replacement: a reader (HAProxy loading a map, a playbook reading
-//! `active-color-<env>`, vezasock itself) sees the old content or the new one, never a torn file,
-//! even when the writer is killed with SIGKILL or the machine loses power.
-//!
-//! [`write_atomic`]: write a temp file in the same directory (a rename is only atomic within one
-//! file system), fsync it (so the rename cannot reach the disk before the data), rename it over
-//! the target, fsync the directory (so the rename itself is durable).
-//!
-//! A writer killed before the rename leaves its temp file behind
-//! (`.<name>.vezasock-tmp.<pid>.<n>`). Readers never see it (they open the target by name), and
-//! the next write of the same target removes leftovers whose process is gone.
+//! State's file helpers: atomic replacement (the crash-safe writes of [`crate::files`], with
+//! their errors as state [`Error`]s) and reads where a missing file is not an error.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::ErrorKind;
+use std::path::Path;
 
 use super::Error;
+use crate::files;
 
-/// Makes temp names unique between threads of one process (the pid separates processes).
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+pub use crate::files::leftovers;
+pub(crate) use crate::files::process_alive;
 
-/// Replaces `path` with `bytes` atomically and durably. A file that already exists keeps its
-/// permission bits (HAProxy must still be able to read a map file after vezasock rewrites it).
+/// Replaces `path` with `bytes` atomically and durably, keeping an existing file's permission
+/// bits ([`files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = parent_dir(path);
-    let name = file_name(path)?;
-    remove_dead_leftovers(&dir, &name);
-
-    let tmp = dir.join(format!(
-        "{}{}.{}",
-        temp_prefix(&name),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write_then_rename(path, &tmp, bytes);
-    if result.is_err() {
-        // Best effort: the error that matters is the one already in `result`.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
-    sync_dir(&dir)
+    files::write_atomic(path, bytes).map_err(from_files)
 }
 
-fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(|e| Error::io("create the temp file", tmp, e))?;
-    match std::fs::metadata(path) {
-        Ok(meta) => file
-            .set_permissions(meta.permissions())
-            .map_err(|e| Error::io("set the permissions of", tmp, e))?,
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("read the metadata of", path, e)),
-    }
-    file.write_all(bytes)
-        .map_err(|e| Error::io("write", tmp, e))?;
-    file.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
-    drop(file);
-    std::fs::rename(tmp, path).map_err(|e| Error::io("rename the temp file over", path, e))
+/// Fsyncs a directory, making a rename or a file creation in it durable.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    files::sync_dir(dir).map_err(from_files)
+}
+
+fn from_files(e: files::Error) -> Error {
+    Error::io(e.action, &e.path, e.source)
 }
 
 /// Reads a whole file; `Ok(None)` when it does not exist.
@@ -83,89 +46,4 @@ pub fn read_optional_string(path: &Path) -> Result<Option<String>, Error> {
             )
         }),
     }
-}
-
-/// Fsyncs a directory, making a rename or a file creation in it durable.
-pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync the directory", dir, e))
-}
-
-/// The temp files a killed writer left behind for `path` (for `status` and tests).
-pub fn leftovers(path: &Path) -> Vec<PathBuf> {
-    let dir = parent_dir(path);
-    let Ok(name) = file_name(path) else {
-        return Vec::new();
-    };
-    let prefix = temp_prefix(&name);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    found
-}
-
-/// Removes the temp files of `name` whose writer process no longer exists. Best effort: a file
-/// that cannot be removed is only clutter, never read.
-fn remove_dead_leftovers(dir: &Path, name: &str) {
-    let prefix = temp_prefix(name);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.filter_map(|e| e.ok()) {
-        let file_name = entry.file_name();
-        let file_name = file_name.to_string_lossy();
-        let Some(rest) = file_name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let pid = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
-        if let Some(pid) = pid {
-            if !process_alive(pid) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-}
-
-/// True when a process with this pid exists (signal 0; EPERM still means it exists).
-pub(crate) fn process_alive(pid: i32) -> bool {
-    if pid == std::process::id() as i32 {
-        return true;
-    }
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-        return false;
-    };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e != rustix::io::Errno::SRCH,
-    }
-}
-
-fn temp_prefix(name: &str) -> String {
-    format!(".{name}.vezasock-tmp.")
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn file_name(path: &Path) -> Result<String, Error> {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            Error::io(
-                "write",
-                path,
-                std::io::Error::new(ErrorKind::InvalidInput, "the path has no file name"),
-            )
-        })
 }
