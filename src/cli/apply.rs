@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::exit::Exit;
+use super::plan::print_plan;
 use super::render::TopologyArgs;
+use super::switch::load_edge;
 use crate::edge::apply::{apply, ApplyOptions, ApplyReport};
-use crate::edge::Edge;
 use crate::plan::Plan;
 use crate::state::Wait;
 
@@ -35,14 +36,10 @@ pub struct ApplyArgs {
 
 /// Runs `vezasock apply`.
 pub fn run(args: &ApplyArgs) -> ExitCode {
-    let topology = match args.topology.load() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("vezasock apply: {e}");
-            return Exit::BadInput.into();
-        }
+    let edge = match load_edge("apply", &args.topology) {
+        Ok(edge) => edge,
+        Err(exit) => return exit.into(),
     };
-    let edge = Edge::new(topology);
     let options = ApplyOptions {
         dry_run: args.dry_run,
         wait: if args.no_wait {
@@ -89,21 +86,7 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
 }
 
 fn print_human(report: &ApplyReport) {
-    match &report.plan {
-        Plan::Nothing => println!("Nothing to do: the live edge matches the topology."),
-        Plan::Runtime { steps } => {
-            println!("Runtime changes, no reload ({} map edit(s)):", steps.len());
-            for s in steps {
-                println!("  - {s}");
-            }
-        }
-        Plan::Reload { reasons } => {
-            println!("Reload needed: the edge's shape changed.");
-            for r in reasons {
-                println!("  - {r}");
-            }
-        }
-    }
+    print_plan(&report.plan);
     if report.dry_run {
         return;
     }

@@ -26,7 +26,7 @@ pub struct HistoryArgs {
 pub fn run(args: &HistoryArgs) -> ExitCode {
     let edge = match load_edge("history", &args.topology) {
         Ok(edge) => edge,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     let entries = match history(&edge, &args.env) {
         Ok(entries) => entries,

@@ -58,7 +58,13 @@ pub fn run(args: &PlanArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    match &p {
+    print_plan(&p);
+    ExitCode::SUCCESS
+}
+
+/// A plan for humans (also what `apply` prints first).
+pub(super) fn print_plan(plan: &Plan) {
+    match plan {
         Plan::Nothing => println!("Nothing to do: the live edge matches the topology."),
         Plan::Runtime { steps } => {
             println!("Runtime changes, no reload ({} map edit(s)):", steps.len());
@@ -73,5 +79,4 @@ pub fn run(args: &PlanArgs) -> ExitCode {
             }
         }
     }
-    ExitCode::SUCCESS
 }

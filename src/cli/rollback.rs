@@ -41,11 +41,11 @@ pub struct RollbackArgs {
 pub fn run(args: &RollbackArgs) -> ExitCode {
     let rt = match runtime("rollback") {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     let edge = match load_edge("rollback", &args.topology) {
         Ok(edge) => edge,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     // The color is filled in from the history by `rollback`.
     let mut req = SwitchRequest::new(&args.env, "");

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::exit::Exit;
 use super::render::TopologyArgs;
+use super::switch::{load_edge, runtime};
 use crate::edge::servers::{self, Busy, ChangeReport, Selection, ServerRef, Then};
 use crate::edge::{Edge, EdgeError};
 use crate::state::{AdminDecision, Wait};
@@ -180,15 +181,11 @@ fn prepare(
     topology: &TopologyArgs,
     select: &SelectArgs,
 ) -> Result<(Edge, Selection, Vec<ServerRef>), Exit> {
-    let topo = topology.load().map_err(|e| {
-        eprintln!("vezasock {name}: {e}");
-        Exit::BadInput
-    })?;
+    let edge = load_edge(name, topology)?;
     if select.backend.is_some() && select.color.is_some() {
         eprintln!("vezasock {name}: a color goes with an env, not with --backend");
         return Err(Exit::BadInput);
     }
-    let edge = Edge::new(topo);
     let selection = select.selection();
     let servers = servers::resolve(&edge, &selection).map_err(|e| fail(name, &e))?;
     Ok((edge, selection, servers))
@@ -197,16 +194,6 @@ fn prepare(
 fn fail(name: &str, error: &EdgeError) -> Exit {
     eprintln!("vezasock {name}: {error}");
     Exit::of_edge(error)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("vezasock: cannot start the async runtime: {e}");
-            Exit::Unreachable
-        })
 }
 
 fn print_json<T: Serialize>(value: &T) -> Exit {
@@ -285,7 +272,7 @@ fn set_state(
         Ok(p) => p,
         Err(exit) => return exit,
     };
-    let rt = match runtime() {
+    let rt = match runtime(name) {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };
@@ -317,7 +304,7 @@ fn drain(args: &DrainArgs) -> Exit {
         Ok(p) => p,
         Err(exit) => return exit,
     };
-    let rt = match runtime() {
+    let rt = match runtime("drain") {
         Ok(rt) => rt,
         Err(exit) => return exit,
     };

@@ -27,11 +27,11 @@ pub struct StatusArgs {
 pub fn run(args: &StatusArgs) -> ExitCode {
     let rt = match runtime("status") {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     let edge = match load_edge("status", &args.topology) {
         Ok(edge) => edge,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     let report = match rt.block_on(status(&edge, args.env.as_deref())) {
         Ok(report) => report,

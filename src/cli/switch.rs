@@ -1,6 +1,6 @@
 //! `vezasock switch ENV COLOR`: the flip CI calls at the end of a deploy. Human output is one
 //! line per step with its duration, then the total; `--json` prints one object. Also holds the
-//! small helpers the switch-family commands share (runtime, edge loading, error output).
+//! small helpers the edge commands share (runtime, edge loading, error output).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,22 +45,22 @@ pub struct SwitchArgs {
     pub topology: TopologyArgs,
 }
 
-/// A single-threaded async runtime for one command.
-pub(crate) fn runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+/// A single-threaded async runtime for one command; failing to start one is exit 3.
+pub(crate) fn runtime(command: &str) -> Result<tokio::runtime::Runtime, Exit> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| {
             eprintln!("vezasock {command}: cannot start the async runtime: {e}");
-            Exit::Unreachable.into()
+            Exit::Unreachable
         })
 }
 
 /// The edge from the topology flags; a bad topology is exit 2.
-pub(crate) fn load_edge(command: &str, args: &TopologyArgs) -> Result<Edge, ExitCode> {
+pub(crate) fn load_edge(command: &str, args: &TopologyArgs) -> Result<Edge, Exit> {
     args.load().map(Edge::new).map_err(|e| {
         eprintln!("vezasock {command}: {e}");
-        Exit::BadInput.into()
+        Exit::BadInput
     })
 }
 
@@ -175,11 +175,11 @@ pub(crate) fn finish(
 pub fn run(args: &SwitchArgs) -> ExitCode {
     let rt = match runtime("switch") {
         Ok(rt) => rt,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     let edge = match load_edge("switch", &args.topology) {
         Ok(edge) => edge,
-        Err(code) => return code,
+        Err(exit) => return exit.into(),
     };
     let mut req = SwitchRequest::new(&args.env, &args.color);
     req.sha = args.sha.clone();
