@@ -6,6 +6,7 @@ mod crash;
 mod demo;
 mod edge;
 mod haproxy;
+mod install;
 mod lab;
 mod reload;
 mod runtime_client;

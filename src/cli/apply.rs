@@ -1,5 +1,7 @@
 //! `vezasock apply`: bring the edge to the topology with the recorded colors — nothing, a few
 //! runtime map edits, or a checked, verified reload with automatic rescue (`edge::apply`).
+//! On a host where HAProxy is not running and no config exists yet, it installs the checked
+//! files instead and prints the command that starts HAProxy (`edge::install`).
 //! `--dry-run` prints what `plan` prints.
 
 use std::process::ExitCode;
@@ -11,7 +13,8 @@ use super::exit::Exit;
 use super::plan::print_plan;
 use super::render::TopologyArgs;
 use super::switch::load_edge;
-use crate::edge::apply::{apply, ApplyOptions, ApplyReport};
+use crate::edge::apply::{ApplyOptions, ApplyReport};
+use crate::edge::install::{apply_or_install, ApplyOutcome, InstallReport};
 use crate::plan::Plan;
 use crate::state::Wait;
 
@@ -58,10 +61,10 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
             return Exit::Refused.into();
         }
     };
-    match runtime.block_on(apply(&edge, options)) {
-        Ok(report) => {
+    match runtime.block_on(apply_or_install(&edge, options)) {
+        Ok(outcome) => {
             if args.json {
-                match serde_json::to_string_pretty(&report) {
+                match serde_json::to_string_pretty(&outcome) {
                     Ok(j) => println!("{j}"),
                     Err(e) => {
                         eprintln!("vezasock apply: {e}");
@@ -69,7 +72,10 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
                     }
                 }
             } else {
-                print_human(&report);
+                match &outcome {
+                    ApplyOutcome::Applied(report) => print_human(report),
+                    ApplyOutcome::Installed(report) => print_install(report),
+                }
             }
             Exit::Ok.into()
         }
@@ -83,6 +89,32 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
             Exit::of_edge(&e).into()
         }
     }
+}
+
+fn print_install(report: &InstallReport) {
+    println!("installed: {}", report.reason);
+    for d in &report.dirs_created {
+        println!("created {}", d.display());
+    }
+    for f in &report.files_written {
+        println!("wrote {}", f.display());
+    }
+    let colors: Vec<String> = report
+        .colors
+        .iter()
+        .map(|(env, color)| format!("{env}={color}"))
+        .collect();
+    println!(
+        "`haproxy -c` passed; shape {}, active colors {}",
+        report.desired_fingerprint,
+        colors.join(" ")
+    );
+    println!("HAProxy was not started. Start it with:");
+    println!("  {}", report.start);
+    println!(
+        "or, when the haproxy unit runs this config with the same master socket: {}",
+        report.start_with_systemd
+    );
 }
 
 fn print_human(report: &ApplyReport) {

@@ -87,9 +87,11 @@ impl TopologyArgs {
 pub struct RenderArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
-    /// Write haproxy.cfg, haproxy.cfg.shape.json, hosts.map and active-color.map into DIR
-    /// (each atomically) instead of printing the config. The config reads its maps from the
-    /// topology's maps dir: add `--maps-dir DIR` to make that DIR too.
+    /// Write a preview bundle into DIR instead of printing the config: haproxy.cfg,
+    /// haproxy.cfg.shape.json, hosts.map and active-color.map side by side (each atomically).
+    /// The config still reads its maps from the topology's maps dir, so the bundle is for
+    /// review, not for starting HAProxy: `vezasock apply` installs the edge (on a new host it
+    /// writes the checked config and maps in place and prints the start command).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Active color of an env, e.g. `--color staging=green` (repeatable). Default: the live

@@ -12,6 +12,7 @@ pub mod status;
 pub mod switch;
 
 pub mod apply;
+pub mod install;
 pub mod reload;
 
 use std::time::Duration;

@@ -1,0 +1,503 @@
+//! First install on every HAProxy version (2.6, 3.0, 3.2): on a fresh dir where HAProxy is not
+//! running, `vezasock apply` writes the checked config, summary and maps, starts nothing, and
+//! prints the command that starts HAProxy; that command brings up an edge that `status`
+//! accepts and that routes staging to blue; a second apply does nothing; with a live config
+//! but HAProxy down, apply is exit 3 and says how to start it; a candidate that `haproxy -c`
+//! refuses installs nothing.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vezasock::cli::exit::Exit;
+use vezasock::demo::backend::Backend;
+use vezasock::demo::edge::label;
+use vezasock::demo::http::get;
+use vezasock::render::render;
+use vezasock::render::shape::summary_path;
+use vezasock::topology::{Servers, Tls, Topology};
+
+use crate::haproxy;
+
+/// A local edge that is NOT started: the topology (servers on loopback, files under `dir`),
+/// its topology file, and the backends answering for its servers.
+struct Fresh {
+    topology: Topology,
+    file: PathBuf,
+    http: SocketAddr,
+    _backends: Vec<Backend>,
+}
+
+/// The first of `n` consecutive free loopback ports.
+fn free_port_block(n: usize) -> u16 {
+    let seed = std::process::id() as usize;
+    for attempt in 0..50usize {
+        let base = 20_000 + (seed.wrapping_mul(7919).wrapping_add(attempt * 1_237) % 30_000);
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
+            return base as u16;
+        }
+    }
+    panic!("no block of {n} free loopback ports")
+}
+
+/// The steps of `LocalEdge::start`, without starting HAProxy.
+fn fresh(v: &haproxy::Haproxy, dir: &Path) -> Fresh {
+    let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    let count = base
+        .with_local_servers(1)
+        .map(|(_, s)| s.len())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port_block(count + 1);
+    let (mut topology, servers) = base
+        .with_local_servers(port + 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    topology.listen.http = format!("127.0.0.1:{port}");
+    topology.tls = None;
+    topology.paths = topology.paths.under(dir);
+    topology.paths.haproxy = v.bin.clone();
+    let backends = servers
+        .iter()
+        .map(|s| {
+            Backend::start(&label(&topology, s), s.port)
+                .unwrap_or_else(|e| panic!("backend on {}: {e}", s.port))
+        })
+        .collect();
+    let file = dir.join("topology.toml");
+    std::fs::write(&file, to_toml(&topology)).unwrap_or_else(|e| panic!("{e}"));
+    // The file must say exactly this topology, or the test would install something else.
+    let loaded = Topology::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded, topology, "{}", to_toml(&topology));
+    Fresh {
+        topology,
+        file,
+        http: SocketAddr::from(([127, 0, 0, 1], port)),
+        _backends: backends,
+    }
+}
+
+fn quoted(items: &[String]) -> String {
+    let q: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", q.join(", "))
+}
+
+/// The topology as a TOML file (what an operator would write for this edge). Covers what the
+/// embedded edge uses; `fresh` checks the file loads back to the same topology.
+fn to_toml(t: &Topology) -> String {
+    let mut out = format!(
+        "name = {:?}\ncontainer_domain = {:?}\nfailover = {:?}\n\n[listen]\nhttp = {:?}\nhttps = {:?}\n\n",
+        t.name,
+        t.container_domain,
+        t.failover.as_str(),
+        t.listen.http,
+        t.listen.https
+    );
+    if let Some(tls) = &t.tls {
+        out.push_str(&format!(
+            "[tls]\ncerts_dir = {:?}\nredirect = {}\n\n",
+            tls.certs_dir.display().to_string(),
+            tls.redirect
+        ));
+    }
+    if let Some(acme) = &t.acme {
+        out.push_str(&format!(
+            "[acme]\npath = {:?}\nserver = \"{}\"\n\n",
+            acme.path, acme.server.address
+        ));
+    }
+    let to = &t.timeouts;
+    out.push_str(&format!(
+        "[timeouts]\nconnect = {:?}\nclient = {:?}\nserver = {:?}\ntunnel = {:?}\nhttp_request = {:?}\ncheck = {:?}\n\n",
+        to.connect, to.client, to.server, to.tunnel, to.http_request, to.check
+    ));
+    let p = &t.paths;
+    out.push_str("[paths]\n");
+    for (key, path) in [
+        ("config", &p.config),
+        ("maps_dir", &p.maps_dir),
+        ("admin_socket", &p.admin_socket),
+        ("operator_socket", &p.operator_socket),
+        ("master_socket", &p.master_socket),
+        ("server_state_file", &p.server_state_file),
+        ("state_dir", &p.state_dir),
+        ("haproxy", &p.haproxy),
+        ("pid_file", &p.pid_file),
+    ] {
+        out.push_str(&format!("{key} = {:?}\n", path.display().to_string()));
+    }
+    out.push_str(&format!("reload_method = \"{}\"\n\n", p.reload_method));
+    for c in &t.components {
+        out.push_str(&format!(
+            "[[component]]\nname = {:?}\npaths = {}\nport = {}\nhttp_no_delay = {}\n",
+            c.name,
+            quoted(&c.paths),
+            c.port,
+            c.http_no_delay
+        ));
+        if let Some(check) = &c.check {
+            out.push_str(&format!("check = {check:?}\n"));
+        }
+        out.push('\n');
+    }
+    for e in &t.envs {
+        let cookie = e
+            .cookie
+            .strip_suffix(&format!("_{}", e.name))
+            .unwrap_or(&e.cookie);
+        let names: Vec<String> = e.components.iter().map(|c| c.name.clone()).collect();
+        out.push_str(&format!(
+            "[[env]]\nname = {:?}\nprefix = {:?}\nhosts = {}\ncookie = {cookie:?}\ncolors = {}\ncomponents = {}\n",
+            e.name,
+            e.prefix,
+            quoted(&e.hosts),
+            e.colored,
+            quoted(&names)
+        ));
+        out.push_str("[env.servers]\n");
+        let addrs = |s: &[vezasock::topology::Server]| -> Vec<String> {
+            s.iter().map(|s| s.address.to_string()).collect()
+        };
+        for c in &e.components {
+            let value = match &c.servers {
+                Servers::Colored { blue, green } => format!(
+                    "{{ blue = {}, green = {} }}",
+                    quoted(&addrs(blue)),
+                    quoted(&addrs(green))
+                ),
+                Servers::Pool(pool) => format!("{{ pool = {} }}", quoted(&addrs(pool))),
+            };
+            out.push_str(&format!("{} = {value}\n", c.name));
+        }
+        out.push('\n');
+    }
+    for x in &t.externals {
+        let servers: Vec<String> = x.servers.iter().map(|s| s.address.to_string()).collect();
+        out.push_str(&format!(
+            "[[external]]\nname = {:?}\nhosts = {}\nservers = {}\n",
+            x.name,
+            quoted(&x.hosts),
+            quoted(&servers)
+        ));
+        if let Some(check) = &x.check {
+            out.push_str(&format!("check = {check:?}\n"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One run of the binary.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+/// `vezasock ARGS --config <file>`, with no path variable from the caller's environment.
+fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
+    cmd.args(args).arg("--config").arg(&fresh.file);
+    for var in [
+        "VEZASOCK_CONFIG",
+        "VEZASOCK_HAPROXY_CONFIG",
+        "VEZASOCK_MAPS_DIR",
+        "VEZASOCK_ADMIN_SOCKET",
+        "VEZASOCK_OPERATOR_SOCKET",
+        "VEZASOCK_MASTER_SOCKET",
+        "VEZASOCK_SERVER_STATE_FILE",
+        "VEZASOCK_STATE_DIR",
+        "VEZASOCK_HAPROXY",
+        "VEZASOCK_PID_FILE",
+        "VEZASOCK_RELOAD_METHOD",
+        "VEZASOCK_CRASH_AT",
+    ] {
+        cmd.env_remove(var);
+    }
+    let output = cmd
+        .env("VEZASOCK_WHO", "it-install")
+        .output()
+        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: output.status.code(),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// HAProxy started with the command apply printed; the whole process group is killed on drop.
+struct Started {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Started {
+    fn start(args: &[String], dir: &Path) -> Started {
+        let log = dir.join("haproxy.log");
+        let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let (program, rest) = args
+            .split_first()
+            .unwrap_or_else(|| panic!("empty start command"));
+        let child = Command::new(program)
+            .args(rest)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Own process group: drop kills the master and every worker together.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
+        Started { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the group now (HAProxy down, files left in place).
+    fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--"]) // procps 4.0.2 reads `-KILL -1234` as kill(-1)
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls until `host path` answers 200 with `want`, for at most 15 s.
+fn wait_answer(http: SocketAddr, host: &str, path: &str, want: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = get(http, host, path, Duration::from_secs(5));
+        if got
+            .as_ref()
+            .is_ok_and(|a| a.status == 200 && a.body == want)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {host}{path} gave {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Names of the files under `dir`, recursively (relative), sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            out.push(rel.display().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn apply_installs_a_new_edge_and_prints_how_to_start_it() {
+    for v in haproxy::versions() {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = fresh(&v, dir.path());
+        let paths = fresh.topology.paths.clone();
+
+        let run = vezasock(&fresh, &["apply", "--json"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&run.out).unwrap_or_else(|e| panic!("{label}: {e}: {run:?}"));
+        assert_eq!(json["installed"], true, "{label}: {json}");
+
+        // The files are the render with the recorded colors (none: blue), in place.
+        let want = render(&fresh.topology, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{label}: {}: {e}", p.display()))
+        };
+        assert_eq!(read(&paths.config), want.config, "{label}");
+        assert_eq!(read(&paths.hosts_map()), want.hosts_map, "{label}");
+        assert_eq!(
+            read(&paths.active_color_map()),
+            want.active_color_map,
+            "{label}"
+        );
+        assert!(summary_path(&paths.config).is_file(), "{label}");
+        assert_eq!(json["desired_fingerprint"], want.fingerprint, "{label}");
+        assert!(paths.state_dir.is_dir(), "{label}: state dir");
+        let journal = read(&paths.state_dir.join("journal.jsonl"));
+        let last = journal.lines().last().unwrap_or("");
+        assert!(
+            last.contains("\"action\":\"apply\"") && last.contains("\"phase\":\"done\""),
+            "{label}: {journal}"
+        );
+        // Not started.
+        assert!(
+            !paths.admin_socket.exists() && !paths.master_socket.exists(),
+            "{label}: HAProxy was started"
+        );
+        assert!(
+            get(
+                fresh.http,
+                "staging.veza.fr",
+                "/",
+                Duration::from_millis(500)
+            )
+            .is_err(),
+            "{label}: something answers on the edge port"
+        );
+
+        let command: Vec<String> = json["start_command"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}: {json}"))
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        assert_eq!(
+            command[1..],
+            [
+                "-W".to_string(),
+                "-S".to_string(),
+                format!("{},level,admin", paths.master_socket.display()),
+                "-f".to_string(),
+                paths.config.display().to_string(),
+                "-p".to_string(),
+                paths.pid_file.display().to_string(),
+            ],
+            "{label}"
+        );
+        assert_eq!(json["start"], command.join(" "), "{label}");
+
+        let mut haproxy = Started::start(&command, dir.path());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&paths.admin_socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{label}: no admin socket after 10 s:\n{}",
+                haproxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wait_answer(
+            fresh.http,
+            "staging.veza.fr",
+            "/",
+            "staging web blue",
+            label,
+        );
+        wait_answer(fresh.http, "veza.fr", "/api/x", "prod api blue", label);
+
+        let status = vezasock(&fresh, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+
+        // Now HAProxy runs: the usual apply, and nothing to do.
+        let again = vezasock(&fresh, &["apply", "--json"]);
+        assert_eq!(again.code, Some(0), "{label}: {again:?}");
+        let again: serde_json::Value =
+            serde_json::from_str(&again.out).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(again["plan"]["plan"], "nothing", "{label}: {again}");
+        assert!(
+            again.get("installed").is_none()
+                && again["files_written"].as_array().is_some_and(Vec::is_empty)
+                && again["runtime_changes"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+                && again["reload"].is_null(),
+            "{label}: {again}"
+        );
+        assert_eq!(read(&paths.config), want.config, "{label}");
+
+        // HAProxy down with a live config: no install over it, exit 3, and how to start it.
+        haproxy.kill();
+        let down = vezasock(&fresh, &["apply"]);
+        assert_eq!(
+            down.code,
+            Some(Exit::Unreachable as i32),
+            "{label}: {down:?}"
+        );
+        assert!(
+            down.err.contains("HAProxy is not running")
+                && down
+                    .err
+                    .contains(&json["start"].as_str().unwrap_or("?").to_string()),
+            "{label}: {down:?}"
+        );
+        assert_eq!(read(&paths.config), want.config, "{label}");
+        eprintln!("{label}: installed, started with `{}`", command.join(" "));
+    }
+}
+
+#[test]
+fn a_candidate_haproxy_refuses_installs_nothing() {
+    for v in haproxy::versions() {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut fresh = fresh(&v, dir.path());
+        // A valid topology HAProxy refuses: TLS whose certificates are not there yet (the
+        // likeliest first-install failure).
+        fresh.topology.tls = Some(Tls {
+            certs_dir: dir.path().join("certs"),
+            redirect: false,
+        });
+        fresh.topology.listen.https = format!("127.0.0.1:{}", haproxy::free_port());
+        std::fs::write(&fresh.file, to_toml(&fresh.topology)).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = Topology::load(&fresh.file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded, fresh.topology, "{label}");
+        let before = tree(dir.path());
+
+        let run = vezasock(&fresh, &["apply"]);
+        assert_eq!(run.code, Some(Exit::Refused as i32), "{label}: {run:?}");
+        assert!(
+            run.err.contains("HAProxy refused the candidate")
+                && run.err.contains("nothing was installed")
+                && run.err.contains("SSL certificate")
+                && run.err.contains("at rendered line"),
+            "{label}: {run:?}"
+        );
+        let paths = &fresh.topology.paths;
+        assert!(!paths.config.exists(), "{label}: config written");
+        assert!(!paths.maps_dir.exists(), "{label}: maps dir left behind");
+        // Only vezasock's own state dir (lock, journal) is new: no edge file, no leftover.
+        let after: Vec<String> = tree(dir.path())
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        assert!(
+            after.iter().all(|f| f.starts_with("state")),
+            "{label}: {after:?}"
+        );
+        let journal = std::fs::read_to_string(paths.state_dir.join("journal.jsonl"))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(
+            journal
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("\"phase\":\"failed\"")),
+            "{label}: {journal}"
+        );
+        eprintln!(
+            "{label}: refused candidate, nothing installed: {}",
+            run.err.lines().find(|l| l.contains("ALERT")).unwrap_or("")
+        );
+    }
+}
