@@ -195,6 +195,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 "maint",
                 "staging",
                 "blue",
+                "--force",
                 "--component",
                 "api",
                 "--server",
@@ -260,6 +261,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 "drain",
                 "staging",
                 "blue",
+                "--force",
                 "--component",
                 "stream",
                 "--wait",
@@ -279,6 +281,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
             "drain",
             "staging",
             "blue",
+            "--force",
             "--component",
             "stream",
             "--wait",
@@ -301,6 +304,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 "drain",
                 "staging",
                 "blue",
+                "--force",
                 "--component",
                 "stream",
                 "--wait",
@@ -355,6 +359,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 "drain",
                 "prod",
                 "blue",
+                "--force",
                 "--component",
                 "stream",
                 "--wait",
@@ -377,6 +382,7 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
                 "maint",
                 "prod",
                 "blue",
+                "--force",
                 "--component",
                 "stream",
                 "--kill-sessions",
@@ -521,7 +527,10 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
             }],
         );
         wait_answer(&edge, "staging.veza.fr", "/", "staging web green", l);
-        let r = vezasock(&edge, &["drain", "prod", "blue", "--component", "api"]);
+        let r = vezasock(
+            &edge,
+            &["drain", "prod", "blue", "--force", "--component", "api"],
+        );
         assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
         let r = vezasock(&edge, &["maint", "staging", "blue", "--component", "web"]);
         assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
@@ -571,6 +580,72 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
             "servers: {} passed in {:.1}s",
             v.version_line,
             started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The live-color guard: `drain` / `maint` refuse to take every server of an env's live
+/// color out of rotation (its requests would get 503) unless `--force`; the same change on
+/// the color the env has just left goes through.
+#[test]
+fn taking_the_live_color_out_of_rotation_needs_force() {
+    for v in haproxy::versions() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = edge::start(&v, dir.path());
+        let l = v.label;
+        wait_answer(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
+        let journal_before = journal_actions(&edge);
+
+        for args in [
+            vec!["maint", "staging", "blue", "--component", "api"],
+            vec!["drain", "staging", "--component", "web"],
+        ] {
+            let r = vezasock(&edge, &args);
+            assert_eq!(r.code, 1, "{l}: {args:?}: {}{}", r.out, r.err);
+            assert!(
+                r.err.contains("live color") && r.err.contains("--force"),
+                "{l}: {}",
+                r.err
+            );
+        }
+        assert!(
+            admin(&edge, "be_staging_api_blue", "blue_1").0 == 0,
+            "{l}: changed anyway"
+        );
+        assert!(
+            admin(&edge, "be_staging_web_blue", "blue_1").0 == 0,
+            "{l}: changed anyway"
+        );
+        assert_eq!(
+            journal_actions(&edge),
+            journal_before,
+            "{l}: journalled a refused change"
+        );
+        wait_answer(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
+
+        // After the flip, blue is not live any more: no --force needed.
+        let r = vezasock(
+            &edge,
+            &["switch", "staging", "green", "--wait-healthy", "15s"],
+        );
+        assert_eq!(r.code, 0, "{l}: switch: {}{}", r.out, r.err);
+        let r = vezasock(&edge, &["maint", "staging", "blue", "--component", "api"]);
+        assert_eq!(r.code, 0, "{l}: maint of the old color: {}{}", r.out, r.err);
+        assert!(
+            admin(&edge, "be_staging_api_blue", "blue_1").is_maint(),
+            "{l}"
+        );
+        // The green one is live now, and guarded.
+        let r = vezasock(&edge, &["maint", "staging", "green", "--component", "api"]);
+        assert_eq!(r.code, 1, "{l}: {}{}", r.out, r.err);
+        let r = vezasock(
+            &edge,
+            &["maint", "staging", "green", "--component", "api", "--force"],
+        );
+        assert_eq!(r.code, 0, "{l}: --force: {}{}", r.out, r.err);
+        assert!(
+            admin(&edge, "be_staging_api_green", "green_1").is_maint(),
+            "{l}"
         );
     }
 }

@@ -83,6 +83,10 @@ pub struct DrainArgs {
     pub then: ThenArg,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Allow taking every server of an env's live color out of rotation (its requests then
+    /// get 503); without it such a change is refused.
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +104,10 @@ pub struct MaintArgs {
     pub kill_sessions: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Allow taking every server of an env's live color out of rotation (its requests then
+    /// get 503); without it such a change is refused.
+    #[arg(long)]
+    pub force: bool,
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -240,6 +248,7 @@ pub fn run_maint(args: &MaintArgs) -> ExitCode {
         &args.topology,
         AdminDecision::Maint,
         args.kill_sessions,
+        args.force,
         args.json,
     )
     .into()
@@ -254,6 +263,7 @@ pub fn run_ready(args: &ReadyArgs) -> ExitCode {
         &args.topology,
         AdminDecision::Ready,
         false,
+        false,
         args.json,
     )
     .into()
@@ -266,6 +276,7 @@ fn set_state(
     topology: &TopologyArgs,
     decision: AdminDecision,
     kill_sessions: bool,
+    force: bool,
     json: bool,
 ) -> Exit {
     let (edge, selection, list) = match prepare(name, topology, select) {
@@ -282,6 +293,7 @@ fn set_state(
         &list,
         decision,
         kill_sessions,
+        force,
         lock.wait(),
     ));
     match result {
@@ -325,6 +337,7 @@ fn drain(args: &DrainArgs) -> Exit {
         &list,
         args.wait,
         then,
+        args.force,
         args.lock.wait(),
         &mut |busy, left| countdown.draw(busy, left),
     ));

@@ -197,6 +197,8 @@ pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSu
                 &servers,
                 None,
                 Then::Leave,
+                // The color each env just left is not live: the guard has nothing to say.
+                false,
                 Wait::up_to(Duration::from_secs(30)),
                 &mut |_, _| {},
             )

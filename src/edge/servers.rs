@@ -27,6 +27,13 @@
 //! (some servers accepted, some not) still writes through what *was* applied, so disk never
 //! lags behind the runtime.
 //!
+//! **The live-color guard.** `drain` and `maint` refuse (exit 1, nothing changed) when they
+//! would leave a component of an env with no server in rotation on the color that env's
+//! traffic goes to now (the runtime `active-color.map`): every new request there would get a
+//! 503. The operator flips the env first, or passes `force` (`--force`) when that is really
+//! what the emergency needs. Externals (Forgejo, …) are not guarded: taking their one server
+//! out is the ordinary way to put them in maintenance.
+//!
 //! **Drain and wait.** [`drain`] with a deadline polls `show stat` (one pipelined batch per
 //! poll, one `show stat <backend> 4 -1` per backend) until every selected server has no current
 //! session (`scur` = 0) or is DOWN (a dead server's sessions are not coming back), then runs
@@ -357,10 +364,14 @@ pub async fn set_state(
     servers: &[ServerRef],
     decision: AdminDecision,
     kill_sessions: bool,
+    force: bool,
     wait: Wait,
 ) -> Result<ChangeReport, EdgeError> {
     let _lock = lock(edge, wait)?;
     let mut session = edge.admin_session().await?;
+    if !force && decision != AdminDecision::Ready {
+        guard_live(edge, &mut session, servers).await?;
+    }
     apply_locked(
         edge,
         &mut session,
@@ -381,11 +392,15 @@ pub async fn drain(
     servers: &[ServerRef],
     deadline: Option<Duration>,
     then: Then,
+    force: bool,
     wait: Wait,
     progress: &mut dyn FnMut(&[Busy], Duration),
 ) -> Result<DrainReport, EdgeError> {
     let _lock = lock(edge, wait)?;
     let mut session = edge.admin_session().await?;
+    if !force {
+        guard_live(edge, &mut session, servers).await?;
+    }
     let env = selection.env();
     let drain = apply_locked(
         edge,
@@ -499,6 +514,60 @@ async fn wait_drained(
 }
 
 /// The change itself (steps 1–6 of the module doc); the caller holds the lock.
+/// The live-color guard (module doc): refuses when taking `servers` out of rotation would leave
+/// a component of an env with no server in rotation on its live color.
+async fn guard_live(
+    edge: &Edge,
+    session: &mut Session,
+    servers: &[ServerRef],
+) -> Result<(), EdgeError> {
+    let selected: BTreeSet<(&str, &str)> = servers
+        .iter()
+        .map(|s| (s.backend.as_str(), s.server.as_str()))
+        .collect();
+    let colors = session
+        .show_map(&super::switch::map_ref(edge), None)
+        .await?;
+    let state = session.show_servers_state(None).await?;
+    let mut emptied = Vec::new();
+    for env in &edge.topology.envs {
+        // An env missing from the map is routed to blue (the map lookup's default).
+        let live = if env.colored {
+            super::switch::runtime_color(&colors, &env.name)?.unwrap_or(Color::Blue)
+        } else {
+            Color::Blue
+        };
+        for comp in &env.components {
+            let backend = env.backend_name(&comp.name, live);
+            let rows: Vec<_> = state.rows.iter().filter(|r| r.be_name == backend).collect();
+            let touched = rows
+                .iter()
+                .any(|r| selected.contains(&(r.be_name.as_str(), r.srv_name.as_str())));
+            // Backups (cross-color failover) count: they do serve when the others are out.
+            let in_rotation = rows
+                .iter()
+                .filter(|r| !selected.contains(&(r.be_name.as_str(), r.srv_name.as_str())))
+                .filter(|r| !r.admin.is_maint() && !r.admin.is_drain())
+                .count();
+            if touched && in_rotation == 0 {
+                emptied.push(format!(
+                    "{} {} ({backend}, live {live})",
+                    env.name, comp.name
+                ));
+            }
+        }
+    }
+    if emptied.is_empty() {
+        return Ok(());
+    }
+    Err(EdgeError::Refused(format!(
+        "refusing: this takes every server of the live color out of rotation for {}; new requests \
+         there would get 503. Flip the env to its other color first (`vezasock switch ENV COLOR`), \
+         or pass --force if that is what you want; nothing was changed",
+        emptied.join(", ")
+    )))
+}
+
 async fn apply_locked(
     edge: &Edge,
     session: &mut Session,

@@ -835,6 +835,8 @@ pub async fn switch(
             &servers,
             Some(req.drain_timeout),
             Then::Leave,
+            // The old color is no longer live: the live-color guard has nothing to say.
+            false,
             wait,
             &mut |_, _| {},
         )
