@@ -247,8 +247,7 @@ pub fn run_maint(args: &MaintArgs) -> ExitCode {
         &args.lock,
         &args.topology,
         AdminDecision::Maint,
-        args.kill_sessions,
-        args.force,
+        (args.kill_sessions, args.force),
         args.json,
     )
     .into()
@@ -262,8 +261,7 @@ pub fn run_ready(args: &ReadyArgs) -> ExitCode {
         &args.lock,
         &args.topology,
         AdminDecision::Ready,
-        false,
-        false,
+        (false, false),
         args.json,
     )
     .into()
@@ -275,8 +273,7 @@ fn set_state(
     lock: &LockArgs,
     topology: &TopologyArgs,
     decision: AdminDecision,
-    kill_sessions: bool,
-    force: bool,
+    (kill_sessions, force): (bool, bool),
     json: bool,
 ) -> Exit {
     let (edge, selection, list) = match prepare(name, topology, select) {
@@ -335,9 +332,11 @@ fn drain(args: &DrainArgs) -> Exit {
         &edge,
         &selection,
         &list,
-        args.wait,
-        then,
-        args.force,
+        servers::DrainHow {
+            deadline: args.wait,
+            then,
+            force: args.force,
+        },
         args.lock.wait(),
         &mut |busy, left| countdown.draw(busy, left),
     ));

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::edge::LocalEdge;
 use super::find::find_haproxy;
 use super::load::{Load, LoadReport, LoadSpec};
-use crate::edge::servers::{drain, resolve, Selection, Then};
+use crate::edge::servers::{drain, resolve, DrainHow, Selection, Then};
 use crate::edge::switch::{switch, SwitchRequest};
 use crate::edge::{Edge, EdgeError};
 use crate::runtime::master::show_proc;
@@ -195,10 +195,12 @@ pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSu
                 &edge,
                 &selection,
                 &servers,
-                None,
-                Then::Leave,
-                // The color each env just left is not live: the guard has nothing to say.
-                false,
+                DrainHow {
+                    deadline: None,
+                    then: Then::Leave,
+                    // The color each env just left is not live: the guard has nothing to say.
+                    force: false,
+                },
                 Wait::up_to(Duration::from_secs(30)),
                 &mut |_, _| {},
             )

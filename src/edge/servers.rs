@@ -106,6 +106,15 @@ impl std::fmt::Display for ServerRef {
     }
 }
 
+/// How to drain: wait up to `deadline` (none: return at once), then do `then`; `force` skips
+/// the live-color guard.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainHow {
+    pub deadline: Option<Duration>,
+    pub then: Then,
+    pub force: bool,
+}
+
 /// What `drain --wait` does once the servers are drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -390,12 +399,15 @@ pub async fn drain(
     edge: &Edge,
     selection: &Selection,
     servers: &[ServerRef],
-    deadline: Option<Duration>,
-    then: Then,
-    force: bool,
+    how: DrainHow,
     wait: Wait,
     progress: &mut dyn FnMut(&[Busy], Duration),
 ) -> Result<DrainReport, EdgeError> {
+    let DrainHow {
+        deadline,
+        then,
+        force,
+    } = how;
     let _lock = lock(edge, wait)?;
     let mut session = edge.admin_session().await?;
     if !force {

@@ -833,10 +833,12 @@ pub async fn switch(
             edge,
             &selection,
             &servers,
-            Some(req.drain_timeout),
-            Then::Leave,
-            // The old color is no longer live: the live-color guard has nothing to say.
-            false,
+            servers::DrainHow {
+                deadline: Some(req.drain_timeout),
+                then: Then::Leave,
+                // The old color is no longer live: the live-color guard has nothing to say.
+                force: false,
+            },
             wait,
             &mut |_, _| {},
         )
