@@ -101,13 +101,10 @@ const ALL: [Method; 5] = [
     Method::ReloadSeed,
     Method::Socat,
 ];
-/// Process counts: the library call is the same runtime path as the binary.
-const PROC_METHODS: [Method; 4] = [
-    Method::Vezasock,
-    Method::Reload,
-    Method::ReloadSeed,
-    Method::Socat,
-];
+/// Process counts: the library call is the same runtime path as the binary, and the seed-config
+/// reload leaves the same processes as the rendered-config one (both reload).
+const PROC_METHODS: [Method; 3] = [Method::Vezasock, Method::Reload, Method::Socat];
+const ARRIVALS: [Arrival; 2] = [Arrival::Before, Arrival::EveryFlip];
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -131,6 +128,8 @@ struct Bench {
     rt: tokio::runtime::Runtime,
     /// The live staging color, as the last flip left it.
     color: Color,
+    /// Where the last flip's time went (library steps, reload phases), milliseconds.
+    phases: Vec<(String, f64)>,
     _dir: tempfile::TempDir,
 }
 
@@ -153,6 +152,7 @@ impl Bench {
             edge,
             rt,
             color: Color::Blue,
+            phases: Vec::new(),
             _dir: dir,
         };
         bench.wait_healthy(Duration::from_secs(30))?;
@@ -194,6 +194,7 @@ impl Bench {
 
     /// Flips staging to `to` with `method`; returns when the method's command has returned.
     fn flip(&mut self, method: Method, to: Color) -> Result<(), String> {
+        self.phases.clear();
         match method {
             Method::Vezasock => self.flip_binary(to),
             Method::Library => self.flip_library(to),
@@ -235,17 +236,29 @@ impl Bench {
         }
     }
 
-    fn flip_library(&self, to: Color) -> Result<(), String> {
+    fn flip_library(&mut self, to: Color) -> Result<(), String> {
         let mut req = SwitchRequest::new("staging", to.as_str());
         req.who = "bench".to_string();
-        self.rt
+        let report = self
+            .rt
             .block_on(switch(&self.edge, &req, &mut |_| {}))
-            .map(|_| ())
-            .map_err(|e| format!("library switch: {e}"))
+            .map_err(|e| format!("library switch: {e}"))?;
+        self.phases = report
+            .steps
+            .iter()
+            .map(|s| (s.name.to_string(), s.ms))
+            .collect();
+        Ok(())
     }
 
     /// What the seed pipeline did: render everything, check the candidate, rename, reload.
-    fn flip_reload(&self, to: Color, seed_config: bool) -> Result<(), String> {
+    fn flip_reload(&mut self, to: Color, seed_config: bool) -> Result<(), String> {
+        let mut phase = Instant::now();
+        let mut phases = Vec::new();
+        let mut done = |name: &str| {
+            phases.push((name.to_string(), ms(phase.elapsed())));
+            phase = Instant::now();
+        };
         let colors = BTreeMap::from([
             ("staging".to_string(), to),
             ("prod".to_string(), Color::Blue),
@@ -257,6 +270,7 @@ impl Bench {
         } else {
             rendered.config.clone()
         };
+        done("render");
         let p = &self.edge.topology.paths;
         write_atomic(&p.hosts_map(), rendered.hosts_map.as_bytes())
             .map_err(|e| format!("write hosts.map: {e}"))?;
@@ -265,6 +279,7 @@ impl Bench {
         let candidate = p.config.with_extension("cfg.candidate");
         write_atomic(&candidate, config.as_bytes())
             .map_err(|e| format!("write the candidate: {e}"))?;
+        done("write maps + candidate");
         let check = haproxy_check(&p.haproxy, &candidate)?;
         if !check.valid {
             return Err(format!(
@@ -272,11 +287,15 @@ impl Bench {
                 check.output
             ));
         }
+        done("haproxy -c");
         std::fs::rename(&candidate, &p.config).map_err(|e| format!("rename: {e}"))?;
+        done("rename");
         self.rt
             .block_on(master::reload(&self.edge.master(), self.edge.timeouts))
-            .map(|_| ())
-            .map_err(|e| format!("reload: {e}"))
+            .map_err(|e| format!("reload: {e}"))?;
+        done("master CLI reload, confirmed");
+        self.phases = phases;
+        Ok(())
     }
 
     fn flip_socat(&self, to: Color) -> Result<(), String> {
@@ -383,6 +402,17 @@ struct Latency {
     seen: Vec<f64>,
     /// Start → the command returned.
     command: Vec<f64>,
+    /// Named parts of the time (phases of each flip, fixed costs), milliseconds per sample.
+    parts: Vec<(String, Vec<f64>)>,
+}
+
+impl Latency {
+    fn add_part(&mut self, name: &str, value: f64) {
+        match self.parts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(value),
+            None => self.parts.push((name.to_string(), vec![value])),
+        }
+    }
 }
 
 fn measure_latency(b: &mut Bench, method: Method, flips: usize) -> Result<Latency, String> {
@@ -406,6 +436,34 @@ fn measure_latency(b: &mut Bench, method: Method, flips: usize) -> Result<Latenc
                 .ok_or_else(|| format!("{to} never answered within {SEE_LIMIT:?}"))?;
             out.seen.push(ms(seen));
             out.command.push(ms(command));
+            for (name, v) in &b.phases {
+                out.add_part(name, *v);
+            }
+        }
+        if method == Method::Vezasock {
+            // The binary's fixed costs: a process that only starts and exits, and a switch
+            // to the color already live (topology, lock, connect, read; no disk write).
+            for _ in 0..flips {
+                let start = Instant::now();
+                let status = Process::new(env!("CARGO_BIN_EXE_vezasock"))
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .status()
+                    .map_err(|e| format!("vezasock --version: {e}"))?;
+                if !status.success() {
+                    return Err(format!("vezasock --version exited {status}"));
+                }
+                out.add_part(
+                    "`vezasock --version` (process start and exit)",
+                    ms(start.elapsed()),
+                );
+                let start = Instant::now();
+                b.flip_binary(b.color)?;
+                out.add_part(
+                    "`vezasock switch` to the live color (no-op: topology, lock, connect, read)",
+                    ms(start.elapsed()),
+                );
+            }
         }
         Ok::<(), String>(())
     })();
@@ -461,9 +519,23 @@ struct Streams {
 impl Streams {
     /// Opens `n` `?stream=600` requests (60 s of chunks) and waits for each response head.
     fn open(addr: SocketAddr, n: usize) -> Result<Streams, String> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut readers = Vec::new();
-        for i in 0..n {
+        let mut streams = Streams {
+            stop: Arc::new(AtomicBool::new(false)),
+            readers: Vec::new(),
+        };
+        for _ in 0..n {
+            if let Err(e) = streams.add(addr) {
+                streams.close();
+                return Err(e);
+            }
+        }
+        Ok(streams)
+    }
+
+    /// Opens one more stream.
+    fn add(&mut self, addr: SocketAddr) -> Result<(), String> {
+        let i = self.readers.len();
+        {
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 .map_err(|e| format!("stream {i}: {e}"))?;
             s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -488,9 +560,9 @@ impl Streams {
                     String::from_utf8_lossy(&head)
                 ));
             }
-            let stop = stop.clone();
+            let stop = self.stop.clone();
             // Reads until told to stop; true when the stream was still open then.
-            readers.push(std::thread::spawn(move || {
+            self.readers.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 let deadline = Instant::now() + Duration::from_secs(120);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -508,7 +580,7 @@ impl Streams {
                 true
             }));
         }
-        Ok(Streams { stop, readers })
+        Ok(())
     }
 
     /// Stops reading; returns how many streams were still open.
@@ -579,14 +651,37 @@ struct ProcResult {
     flips: usize,
 }
 
-fn measure_procs(b: &mut Bench, method: Method, flips: usize) -> Result<ProcResult, String> {
+/// How the long requests arrive while flipping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Arrival {
+    /// 10 streams opened before the first flip.
+    Before,
+    /// One new stream after every flip (as users keep arriving during deploys).
+    EveryFlip,
+}
+
+impl Arrival {
+    fn describe(self) -> &'static str {
+        match self {
+            Arrival::Before => "10 streams opened before the flips",
+            Arrival::EveryFlip => "one new stream after every flip",
+        }
+    }
+}
+
+fn measure_procs(
+    b: &mut Bench,
+    method: Method,
+    flips: usize,
+    arrival: Arrival,
+) -> Result<ProcResult, String> {
     b.prepare(method)?;
     let pgrp = b
         .local
         .master_pid()
         .ok_or_else(|| "HAProxy is not running".to_string())?;
-    let n_streams = 10;
-    let streams = Streams::open(b.local.http, n_streams)?;
+    let n_streams = if arrival == Arrival::Before { 10 } else { 0 };
+    let mut streams = Streams::open(b.local.http, n_streams)?;
     let before = procs_in_group(pgrp);
     let mut result = Ok(());
     let deadline = Instant::now() + Duration::from_secs(50);
@@ -603,15 +698,22 @@ fn measure_procs(b: &mut Bench, method: Method, flips: usize) -> Result<ProcResu
             break;
         }
         done += 1;
+        if arrival == Arrival::EveryFlip {
+            if let Err(e) = streams.add(b.local.http) {
+                result = Err(e);
+                break;
+            }
+        }
     }
     // Let old workers without connections finish their soft stop.
     std::thread::sleep(Duration::from_millis(1000));
     let after = procs_in_group(pgrp);
+    let opened = streams.readers.len();
     let alive = streams.close();
     result.map(|()| ProcResult {
         before,
         after,
-        streams_open: n_streams,
+        streams_open: opened,
         streams_alive: alive,
         flips: done,
     })
@@ -645,7 +747,7 @@ struct VersionResult {
     version_line: String,
     latency: BTreeMap<&'static str, Result<Latency, String>>,
     load: BTreeMap<&'static str, Result<LoadReport, String>>,
-    procs: BTreeMap<&'static str, Result<ProcResult, String>>,
+    procs: BTreeMap<(Arrival, &'static str), Result<ProcResult, String>>,
 }
 
 fn run_version(
@@ -680,14 +782,17 @@ fn run_version(
             }
         }
     }
-    for m in PROC_METHODS {
-        eprintln!(
-            "[{}] {}: processes after {proc_flips} flips with 10 streams open",
-            h.label,
-            m.name()
-        );
-        let res = Bench::start(h).and_then(|mut b| measure_procs(&mut b, m, proc_flips));
-        r.procs.insert(m.short(), res);
+    for a in ARRIVALS {
+        for m in PROC_METHODS {
+            eprintln!(
+                "[{}] {}: processes after {proc_flips} flips, {}",
+                h.label,
+                m.name(),
+                a.describe()
+            );
+            let res = Bench::start(h).and_then(|mut b| measure_procs(&mut b, m, proc_flips, a));
+            r.procs.insert((a, m.short()), res);
+        }
     }
     r
 }
@@ -776,15 +881,19 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         }
     }
 
-    let _ = writeln!(s, "\n**3. HAProxy processes after {proc_flips} flips** with 10 `?stream=600` responses open (processes in the edge's process group; RSS summed over them, shared pages counted in each).\n");
-    let _ = writeln!(s, "| method | flips | processes before | processes after | RSS before MB | RSS after MB | streams still open |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for m in PROC_METHODS {
-        match r.procs.get(m.short()) {
+    let _ = writeln!(s, "\n**3. HAProxy processes after {proc_flips} flips** with long `?stream=600` responses (60 s each) in flight: processes in the edge's process group 1 s after the last flip, RSS summed over them (shared pages counted in each). Two arrivals: 10 streams opened before the flips (they all sit on the first worker), and one new stream after every flip (each reload's worker then keeps one). The seed-config reload is left out: it reloads the same way.\n");
+    let _ = writeln!(s, "| long requests | method | flips | processes before | processes after | RSS before MB | RSS after MB | streams still open |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for (a, m) in ARRIVALS
+        .iter()
+        .flat_map(|a| PROC_METHODS.iter().map(move |m| (*a, *m)))
+    {
+        match r.procs.get(&(a, m.short())) {
             Some(Ok(p)) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {:.1} | {:.1} | {}/{} |",
+                    "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {}/{} |",
+                    a.describe(),
                     m.name(),
                     p.flips,
                     p.before.count,
@@ -796,9 +905,35 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
                 );
             }
             Some(Err(e)) => {
-                let _ = writeln!(s, "| {} | error: {} | | | | | |", m.name(), one_line(e));
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | error: {} | | | | | |",
+                    a.describe(),
+                    m.name(),
+                    one_line(e)
+                );
             }
             None => {}
+        }
+    }
+
+    // Where the time goes.
+    let _ = writeln!(s, "\n**Where the time goes** (p50 per flip of the latency runs, ms): the library's own step timings, the reload flip's phases, and the binary's fixed costs.\n");
+    let _ = writeln!(s, "| method | part | p50 | p90 |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for m in ALL {
+        if let Some(Ok(l)) = r.latency.get(m.short()) {
+            for (name, values) in &l.parts {
+                let v = sorted(values);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    m.short(),
+                    name,
+                    cell_ms(pct(&v, 0.5)),
+                    cell_ms(pct(&v, 0.9))
+                );
+            }
         }
     }
 
@@ -809,16 +944,16 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
     };
     let (v_seen, v_cmd) = lat(Method::Vezasock);
     let _ = writeln!(s, "\n**vezasock switch (binary) vs each alternative** (p50 of the alternative ÷ p50 of vezasock; higher = vezasock faster).\n");
-    let _ = writeln!(s, "| alternative | seen-latency ratio | command-time ratio | failed requests (alt / vezasock) | processes after (alt / vezasock) | RSS after (alt / vezasock) |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| alternative | seen-latency ratio | command-time ratio | failed requests (alt / vezasock) | processes after, streams before (alt / vezasock) | processes after, a stream per flip (alt / vezasock) | RSS after, a stream per flip (alt / vezasock) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let v_load = r
         .load
         .get(Method::Vezasock.short())
         .and_then(|l| l.as_ref().ok());
-    let v_proc = r
-        .procs
-        .get(Method::Vezasock.short())
-        .and_then(|p| p.as_ref().ok());
+    let proc_of =
+        |a: Arrival, m: Method| r.procs.get(&(a, m.short())).and_then(|p| p.as_ref().ok());
+    let v_before = proc_of(Arrival::Before, Method::Vezasock);
+    let v_every = proc_of(Arrival::EveryFlip, Method::Vezasock);
     for m in [
         Method::Library,
         Method::Reload,
@@ -830,7 +965,11 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
             (Some(a), Some(v)) => format!("{} / {}", a.failed(), v.failed()),
             _ => "–".to_string(),
         };
-        let (procs, rss) = match (r.procs.get(m.short()).and_then(|p| p.as_ref().ok()), v_proc) {
+        let procs_before = match (proc_of(Arrival::Before, m), v_before) {
+            (Some(a), Some(v)) => format!("{} / {}", a.after.count, v.after.count),
+            _ => "–".to_string(),
+        };
+        let (procs_every, rss) = match (proc_of(Arrival::EveryFlip, m), v_every) {
             (Some(a), Some(v)) => (
                 format!("{} / {}", a.after.count, v.after.count),
                 ratio(a.after.rss_kb as f64, v.after.rss_kb as f64),
@@ -839,12 +978,13 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             m.name(),
             ratio(a_seen, v_seen),
             ratio(a_cmd, v_cmd),
             fails,
-            procs,
+            procs_before,
+            procs_every,
             rss
         );
     }
@@ -892,22 +1032,31 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
             );
         }
     }
-    match v_proc {
-        Some(v) => {
-            // Master + one worker.
+    match (v_before, v_every) {
+        (Some(b), Some(e)) => {
+            // Master + one worker, in both arrivals.
+            let reload = proc_of(Arrival::EveryFlip, Method::Reload)
+                .map(|p| {
+                    format!(
+                        "; the reload flip left {} processes, {:.0} MB",
+                        p.after.count,
+                        p.after.rss_kb as f64 / 1024.0
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "- {} still one HAProxy worker after {} vezasock flips with long requests in flight ({} processes: master + {} worker(s))",
-                pass(v.after.count == 2),
-                v.flips,
-                v.after.count,
-                v.after.count.saturating_sub(1)
+                "- {} still one HAProxy worker after {} vezasock flips with long requests in flight ({} processes with the streams opened before, {} with a new stream per flip: master + worker){reload}",
+                pass(b.after.count == 2 && e.after.count == 2),
+                e.flips.min(b.flips),
+                b.after.count,
+                e.after.count,
             );
         }
-        None => {
+        _ => {
             let _ = writeln!(
                 s,
-                "- MISS one worker after the flips: the vezasock run did not complete"
+                "- MISS one worker after the flips: a vezasock run did not complete"
             );
         }
     }
@@ -969,7 +1118,10 @@ fn svg(results: &[VersionResult]) -> String {
         s,
         r#"<text x="{left}" y="22" font-size="14" font-weight="bold">Flip latency: command start → first answer of the new color (ms, log scale)</text>"#
     );
-    let _ = writeln!(s, r##"<text x="{left}" y="38" fill="#555">each dot one flip; the bar is the median</text>"##);
+    let _ = writeln!(
+        s,
+        r##"<text x="{left}" y="38" fill="#555">each dot one flip; the bar is the median</text>"##
+    );
     let bottom = top + row_h * rows.len() as f64;
     for d in lo_dec..=hi_dec {
         for k in 1..10 {
@@ -989,11 +1141,20 @@ fn svg(results: &[VersionResult]) -> String {
                 } else {
                     format!("{v:.0}")
                 };
-                let _ = writeln!(s, r##"<text x="{xx:.1}" y="{:.1}" text-anchor="middle" fill="#333">{label}</text>"##, bottom + 16.0);
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{xx:.1}" y="{:.1}" text-anchor="middle" fill="#333">{label}</text>"##,
+                    bottom + 16.0
+                );
             }
         }
     }
-    let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#333">milliseconds</text>"##, left + plot_w / 2.0, bottom + 34.0);
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#333">milliseconds</text>"##,
+        left + plot_w / 2.0,
+        bottom + 34.0
+    );
     for (i, (label, values)) in rows.iter().enumerate() {
         let cy = top + row_h * i as f64 + row_h / 2.0;
         let color = if label.contains("vezasock") || label.contains("library") {

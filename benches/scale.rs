@@ -276,6 +276,11 @@ struct StatusParts {
     show_proc: f64,
     /// Per-env state files: recorded color + history, for every env.
     files: f64,
+    /// `show stat` alone (round trip and read), then parsed.
+    stat_alone: f64,
+    stat_parse: f64,
+    /// `show servers state` alone (round trip and read).
+    states_alone: f64,
 }
 
 async fn status_parts(edge: &Edge) -> Result<StatusParts, String> {
@@ -310,6 +315,23 @@ async fn status_parts(edge: &Edge) -> Result<StatusParts, String> {
         edge.state.history(&env.name).map_err(|e| e.to_string())?;
     }
     p.files = ms(start.elapsed());
+    let start = Instant::now();
+    let stat = session
+        .batch(&commands[1..2])
+        .await
+        .map_err(|e| e.to_string())?;
+    p.stat_alone = ms(start.elapsed());
+    let start = Instant::now();
+    for r in &stat {
+        r.parse().map_err(|e| e.to_string())?;
+    }
+    p.stat_parse = ms(start.elapsed());
+    let start = Instant::now();
+    session
+        .batch(&commands[2..3])
+        .await
+        .map_err(|e| e.to_string())?;
+    p.states_alone = ms(start.elapsed());
     Ok(p)
 }
 
@@ -363,6 +385,7 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
     };
     let (mut sl, mut sb, mut wl, mut wb) = (vec![], vec![], vec![], vec![]);
     let (mut batch, mut parse, mut proc_, mut files) = (vec![], vec![], vec![], vec![]);
+    let (mut stat_alone, mut stat_parse, mut states_alone) = (vec![], vec![], vec![]);
     let mut bin_error = None;
     let mut steps = Vec::new();
     for i in 0..reps {
@@ -379,6 +402,9 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
         parse.push(parts.parse);
         proc_.push(parts.show_proc);
         files.push(parts.files);
+        stat_alone.push(parts.stat_alone);
+        stat_parse.push(parts.stat_parse);
+        states_alone.push(parts.states_alone);
 
         // Alternate colors so every switch is a real flip (env e0000: library, e0001: binary).
         let to = if i % 2 == 0 {
@@ -435,6 +461,9 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
             parse: median(parse),
             show_proc: median(proc_),
             files: median(files),
+            stat_alone: median(stat_alone),
+            stat_parse: median(stat_parse),
+            states_alone: median(states_alone),
         },
         render: render_ms,
         config_kb: rendered.config.len() / 1024,
@@ -538,8 +567,8 @@ fn main() {
             }
         }
         println!("\nWhere the time goes (medians, ms): the library `status` split into the operator batch (show info, show stat, show servers state, show map; round trip and read), parsing its replies, master `show proc`, and reading the per-env state files (color + history); *rest* is the status minus those, i.e. assembling the report. *render* is one full `render::render` of the edge, which the switch's `journal+disk` step runs to write `active-color.map`. Switch steps are the library's own timings of its last run.\n");
-        println!("| envs | status | batch | parse | show proc | state files | rest | render | switch steps |");
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("| envs | status | batch | parse | show proc | state files | rest | `show stat` alone / its parse | `show servers state` alone | render | switch steps |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &rows {
             let p = &r.parts;
             let rest = r.status_lib - p.batch - p.parse - p.show_proc - p.files;
@@ -549,7 +578,7 @@ fn main() {
                 .map(|(n, ms)| format!("{n} {ms:.2}"))
                 .collect();
             println!(
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} / {:.2} | {:.2} | {:.2} | {} |",
                 r.envs,
                 r.status_lib,
                 p.batch,
@@ -557,6 +586,9 @@ fn main() {
                 p.show_proc,
                 p.files,
                 rest,
+                p.stat_alone,
+                p.stat_parse,
+                p.states_alone,
                 r.render,
                 steps.join(", ")
             );
