@@ -44,6 +44,17 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Replaces `path` with `bytes` atomically and durably. A file that already exists keeps its
 /// permission bits (HAProxy must still be able to read a map file after vezasock rewrites it).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace(path, bytes, true)
+}
+
+/// Like [`write_atomic`] (readers see the old file or the new one, never a part), without the
+/// fsyncs: for files that only inform (the lock holder), where a power cut losing the last
+/// write costs nothing and a flip should not pay two fsyncs for it.
+pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     let dir = parent_dir(path);
     let name = file_name(path)?;
     remove_dead_leftovers(&dir, &name);
@@ -54,16 +65,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_then_rename(path, &tmp, bytes);
+    let result = write_then_rename(path, &tmp, bytes, durable);
     if result.is_err() {
         // Best effort: the error that matters is the one already in `result`.
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    sync_dir(&dir)
+    if durable {
+        sync_dir(&dir)?;
+    }
+    Ok(())
 }
 
-fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), Error> {
+fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -78,7 +92,9 @@ fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), Error>
     }
     file.write_all(bytes)
         .map_err(|e| Error::io("write", tmp, e))?;
-    file.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
+    if durable {
+        file.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
+    }
     drop(file);
     std::fs::rename(tmp, path).map_err(|e| Error::io("rename the temp file over", path, e))
 }

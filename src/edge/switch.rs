@@ -45,6 +45,9 @@ use crate::topology::{Color, Env};
 /// How often the gate and the drain poll HAProxy while waiting.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How often the gate looks again while the only problem is a health check in progress.
+const CHECK_POLL: Duration = Duration::from_millis(5);
+
 /// What to switch, and how.
 #[derive(Debug, Clone)]
 pub struct SwitchRequest {
@@ -220,12 +223,9 @@ pub(crate) fn write_map_file(
     edge: &Edge,
     colors: &BTreeMap<String, Color>,
 ) -> Result<(), EdgeError> {
-    let rendered = render::render(&edge.topology, colors)
+    let text = render::render_active_color_map(&edge.topology, colors)
         .map_err(|e| EdgeError::BadInput(format!("cannot render active-color.map: {e}")))?;
-    write_atomic(
-        &edge.topology.paths.active_color_map(),
-        rendered.active_color_map.as_bytes(),
-    )?;
+    write_atomic(&edge.topology.paths.active_color_map(), text.as_bytes())?;
     Ok(())
 }
 
@@ -552,8 +552,8 @@ pub async fn switch(
             break;
         }
         let maint = bad.iter().any(|g| g.maint);
-        let checking =
-            bad.iter().all(|g| g.in_progress) && Instant::now() + POLL < gate_start + CHECK_GRACE;
+        let checking = bad.iter().all(|g| g.in_progress)
+            && Instant::now() + CHECK_POLL < gate_start + CHECK_GRACE;
         let waiting = !maint
             && (checking || (!req.dry_run && deadline.is_some_and(|d| Instant::now() + POLL < d)));
         if !waiting {
@@ -588,7 +588,9 @@ pub async fn switch(
                 list.join(", ")
             )));
         }
-        tokio::time::sleep(POLL).await;
+        // A check in progress ends within its own timeout, usually milliseconds: look again
+        // soon rather than adding a whole poll period to the flip.
+        tokio::time::sleep(if checking { CHECK_POLL } else { POLL }).await;
         polls += 1;
         let again = observe(&mut session, &map, &backends).await?;
         judged = judge(env, target, &again.states);

@@ -198,6 +198,41 @@ fn path_text(p: &std::path::Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The active colors of the colored envs (missing: blue), as values and as map lines.
+fn color_lines(
+    topo: &Topology,
+    colors: &BTreeMap<String, Color>,
+) -> (BTreeMap<String, Color>, Vec<MapLine>) {
+    let mut active = BTreeMap::new();
+    let mut lines = Vec::new();
+    for env in topo.envs.iter().filter(|e| e.colored) {
+        let color = colors.get(&env.name).copied().unwrap_or(Color::Blue);
+        active.insert(env.name.clone(), color);
+        lines.push(MapLine {
+            key: env.name.clone(),
+            value: color.to_string(),
+        });
+    }
+    (active, lines)
+}
+
+fn run_colors(lines: Vec<MapLine>) -> Result<String, RenderError> {
+    run(
+        COLORS_TEMPLATE,
+        "active-color.map.j2",
+        minijinja::context! { lines => lines },
+    )
+}
+
+/// Only `active-color.map`, byte for byte what [`render`] writes: a flip rewrites this one file
+/// and must not pay for rendering the whole config (tens of ms on a 500-env edge).
+pub fn render_active_color_map(
+    topo: &Topology,
+    colors: &BTreeMap<String, Color>,
+) -> Result<String, RenderError> {
+    run_colors(color_lines(topo, colors).1)
+}
+
 /// Renders the edge with the given active colors (envs not listed are blue).
 pub fn render(topo: &Topology, colors: &BTreeMap<String, Color>) -> Result<Rendered, RenderError> {
     let ctx = context(topo);
@@ -217,26 +252,13 @@ pub fn render(topo: &Topology, colors: &BTreeMap<String, Color>) -> Result<Rende
             });
         }
     }
-    let mut active = BTreeMap::new();
-    let mut color_lines = Vec::new();
-    for env in topo.envs.iter().filter(|e| e.colored) {
-        let color = colors.get(&env.name).copied().unwrap_or(Color::Blue);
-        active.insert(env.name.clone(), color);
-        color_lines.push(MapLine {
-            key: env.name.clone(),
-            value: color.to_string(),
-        });
-    }
+    let (active, color_lines) = color_lines(topo, colors);
     let hosts_map = run(
         HOSTS_TEMPLATE,
         "hosts.map.j2",
         minijinja::context! { lines => host_lines },
     )?;
-    let active_color_map = run(
-        COLORS_TEMPLATE,
-        "active-color.map.j2",
-        minijinja::context! { lines => color_lines },
-    )?;
+    let active_color_map = run_colors(color_lines)?;
     Ok(Rendered {
         config,
         hosts_map,

@@ -16,6 +16,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     files::write_atomic(path, bytes).map_err(from_files)
 }
 
+/// [`files::write_atomic_volatile`] (atomic, not durable), with the state module's error.
+pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    files::write_atomic_volatile(path, bytes).map_err(from_files)
+}
+
 /// Fsyncs a directory, making a rename or a file creation in it durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     files::sync_dir(dir).map_err(from_files)

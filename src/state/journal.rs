@@ -250,7 +250,14 @@ impl std::fmt::Display for OpenOperation {
 }
 
 impl StateDir {
-    /// Appends one entry: one line, one `write` with `O_APPEND`, then fsync.
+    /// Appends one entry: one line, one `write` with `O_APPEND`, then fsync when the entry
+    /// opens or ends an operation.
+    ///
+    /// The phases in between (`disk-written`, `runtime-applied`, `verified`) are not fsynced:
+    /// a process crash (`kill -9`) cannot lose them (they are in the page cache the moment
+    /// `write` returns), and after a power cut the durable `intent` still marks the operation
+    /// as interrupted, while `status` compares the three sides (runtime, map file, state file)
+    /// to say which one is ahead. Three fewer fsyncs per flip.
     pub fn journal_append(&self, entry: &JournalEntry) -> Result<(), Error> {
         let path = self.journal_file();
         self.ensure()?;
@@ -284,8 +291,10 @@ impl StateDir {
 
         file.write_all(&line)
             .map_err(|e| Error::io("append to the journal", &path, e))?;
-        file.sync_data()
-            .map_err(|e| Error::io("fsync the journal", &path, e))?;
+        if entry.phase == Phase::Intent || entry.phase.is_terminal() {
+            file.sync_data()
+                .map_err(|e| Error::io("fsync the journal", &path, e))?;
+        }
         if !existed {
             sync_dir(self.path())?;
         }

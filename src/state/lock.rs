@@ -20,7 +20,7 @@ use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
-use super::atomic::{process_alive, read_optional, write_atomic};
+use super::atomic::{process_alive, read_optional, write_atomic_volatile};
 use super::{time, Error, StateDir};
 
 /// The lock file, in the state dir.
@@ -135,8 +135,9 @@ impl EdgeLock {
             path: holder_file.clone(),
             source: e,
         })?;
-        // On failure `file` is dropped here, which releases the lock.
-        write_atomic(&holder_file, &json)?;
+        // On failure `file` is dropped here, which releases the lock. The holder file only
+        // names who holds the lock (the flock is the lock), so it is not worth two fsyncs.
+        write_atomic_volatile(&holder_file, &json)?;
         Ok(EdgeLock {
             _file: file,
             holder_file,
