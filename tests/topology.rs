@@ -594,3 +594,56 @@ fn local_servers_move_everything_to_loopback() {
         "ports past 65535 are refused"
     );
 }
+
+/// BASE's components and external with `n` envs `e0`, `e1`, … (one host each).
+fn with_envs(n: usize) -> String {
+    let head = BASE.split("[[env]]").next().unwrap_or(BASE);
+    let mut text = head.to_string();
+    for i in 0..n {
+        text.push_str(&format!(
+            "[[env]]\nname = \"e{i}\"\nhosts = [\"e{i}.veza.fr\"]\ncomponents = [\"api\", \"web\"]\n\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn five_hundred_envs_load() {
+    // The scale goal: 500 envs (here × 2 components × 2 colors).
+    let t = load(&with_envs(500)).unwrap_or_else(|e| panic!("500 envs refused: {e}"));
+    assert_eq!(t.envs.len(), 500);
+}
+
+#[test]
+fn too_many_envs_is_one_clear_error() {
+    // The bound still exists: an absurd file is refused with its count and the limit.
+    let errors = match load(&with_envs(2_001)) {
+        Ok(_) => panic!("accepted 2,001 envs"),
+        Err(e) => e.errors().to_vec(),
+    };
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].field, "env");
+    assert!(
+        errors[0]
+            .message
+            .contains("has 2001 entries; at most 2000 are allowed"),
+        "{}",
+        errors[0]
+    );
+    // Other lists keep their smaller bound.
+    let hosts: Vec<String> = (0..257).map(|i| format!("\"h{i}.veza.fr\"")).collect();
+    let text = edit(
+        "hosts = [\"staging.veza.fr\"]",
+        &format!("hosts = [{}]", hosts.join(", ")),
+    );
+    let errors = match load(&text) {
+        Ok(_) => panic!("accepted 257 hosts in one env"),
+        Err(e) => e.errors().to_vec(),
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("at most 256 are allowed")),
+        "{errors:#?}"
+    );
+}

@@ -10,7 +10,7 @@
 //! It stays fast on a big edge: one pipelined batch (`show info`, `show stat`, `show servers
 //! state`, `show map`) on one session, plus one master `show proc`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,8 +20,8 @@ use super::{Edge, EdgeError};
 use crate::runtime::command::Command;
 use crate::runtime::parse::info::Info;
 use crate::runtime::parse::map::MapEntry;
-use crate::runtime::parse::servers_state::{OpState, ServersState};
-use crate::runtime::parse::stat::StatTable;
+use crate::runtime::parse::servers_state::{OpState, ServerStateRow, ServersState};
+use crate::runtime::parse::stat::{StatRowView, StatTable};
 use crate::runtime::parse::Parsed;
 use crate::runtime::session::Timeouts;
 use crate::state::{AdminDecision, HistoryEntry, OpenOperation};
@@ -189,17 +189,18 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
     };
 
     let recorded = edge.state.server_admin()?;
+    // Index both dumps once, so the report costs one pass over them, not one per backend
+    // (3,000 servers made the per-backend scans quadratic: 700 ms at 500 envs).
+    let rows_by_backend = stat_rows_by_backend(&stat);
+    let state_of = states_by_server(&states);
     let servers_of = |backend: &str, color: Option<Color>, live: bool| -> BackendStatus {
         let mut servers = Vec::new();
-        for row in stat.iter() {
-            if row.pxname() != Some(backend) {
-                continue;
-            }
+        for row in rows_by_backend.get(backend).into_iter().flatten() {
             let Some(name) = row.svname() else { continue };
             if name == "FRONTEND" || name == "BACKEND" {
                 continue;
             }
-            let st = states.find(backend, name);
+            let st = state_of.get(&(backend, name)).copied();
             let admin = match st {
                 Some(s) if s.admin.is_maint() => "maint",
                 Some(s) if s.admin.is_drain() => "drain",
@@ -366,6 +367,28 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         open_operations,
         problems,
     })
+}
+
+/// The `show stat` rows of each backend (by `pxname`), in dump order.
+fn stat_rows_by_backend(stat: &StatTable) -> HashMap<&str, Vec<StatRowView<'_>>> {
+    let mut by: HashMap<&str, Vec<StatRowView<'_>>> = HashMap::new();
+    for row in stat.iter() {
+        if let Some(backend) = row.pxname() {
+            by.entry(backend).or_default().push(row);
+        }
+    }
+    by
+}
+
+/// The `show servers state` row of each `backend/server`; the first one wins, as
+/// [`ServersState::find`] has it.
+fn states_by_server(states: &ServersState) -> HashMap<(&str, &str), &ServerStateRow> {
+    let mut by = HashMap::with_capacity(states.rows.len());
+    for row in &states.rows {
+        by.entry((row.be_name.as_str(), row.srv_name.as_str()))
+            .or_insert(row);
+    }
+    by
 }
 
 /// Which side is ahead: `runtime and map file say green, state file says blue (the last

@@ -21,9 +21,13 @@ use super::{
     ReloadMethod, Server, Servers, Timeouts, Tls, Topology, ACME_BACKEND, DEFAULT_BACKEND,
 };
 
-/// Most envs, components, externals, hosts or servers one list may hold (keeps the rendered
+/// Most components, externals, hosts, paths or servers one list may hold (keeps the rendered
 /// config and every loop over it bounded).
 const MAX_ITEMS: usize = 256;
+
+/// Most envs one edge may hold: the scale goal is 500 envs × 3 components, with room to grow;
+/// still a bound, so an absurd file is refused instead of rendering a config of millions of lines.
+const MAX_ENVS: usize = 2_000;
 
 /// One problem in a topology file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,14 +134,22 @@ impl<'a> Checker<'a> {
 
     /// Checks a list length against [`MAX_ITEMS`].
     fn bounded<T>(&mut self, items: &[T], span: Option<Range<usize>>, field: &str) -> bool {
-        if items.len() > MAX_ITEMS {
+        self.bounded_to(items, MAX_ITEMS, span, field)
+    }
+
+    /// Checks a list length against `max`.
+    fn bounded_to<T>(
+        &mut self,
+        items: &[T],
+        max: usize,
+        span: Option<Range<usize>>,
+        field: &str,
+    ) -> bool {
+        if items.len() > max {
             self.err(
                 span,
                 field,
-                format!(
-                    "has {} entries; at most {MAX_ITEMS} are allowed",
-                    items.len()
-                ),
+                format!("has {} entries; at most {max} are allowed", items.len()),
             );
             return false;
         }
@@ -451,7 +463,7 @@ fn envs(
     domain: &str,
 ) -> Vec<Env> {
     let mut out: Vec<Env> = Vec::new();
-    if !c.bounded(&raw.envs, None, "env") {
+    if !c.bounded_to(&raw.envs, MAX_ENVS, None, "env") {
         return out;
     }
     for (i, re) in raw.envs.iter().enumerate() {
