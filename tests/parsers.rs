@@ -519,6 +519,9 @@ fn get_map() {
         b"type=str found=yes\n\n",
         b"type=str, found=yes, key=\"open\n\n",
         b"type=str, found=yes\n\ntype=str, found=no\n\n",
+        // Found by `cargo fuzz run map`: two `found` fields that disagree.
+        b"type=str, found=no, key=z, found=yes, idx=tree\n\n",
+        b"type=str, found=yes, key=\"a\", key=\"b\"\n\n",
     ] {
         assert!(
             parse_get_map(bad).is_err(),

@@ -216,6 +216,18 @@ pub fn parse_get_map(body: &[u8]) -> Result<GetMap, ParseError> {
             })?,
         };
     }
+    // `type=` comes twice in real replies; these must not: a reply that says both `found=no`
+    // and `found=yes` is not HAProxy's, and guessing which one counts would be worse than
+    // refusing it.
+    for name in ["found", "key", "value"] {
+        if fields.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(ParseError::new(
+                WHAT,
+                line.offset,
+                format!("field `{name}` appears more than once"),
+            ));
+        }
+    }
     let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let found = match field("found").as_deref() {
         Some("yes") => true,
