@@ -3,7 +3,9 @@
 //! Data flows one way, and the modules follow it:
 //! `topology` (what the edge is) → `render` (haproxy.cfg, maps, shape) → `plan` (what to change)
 //! → `runtime` (the HAProxy runtime API client) → `state` (files, lock, journal, history)
-//! → `cli` (the `vezasock` commands). A module never reaches back up the chain.
+//! → `edge` (switch, drain, status, apply, reload on a live edge) → `cli` (the `vezasock`
+//! commands) and `demo` (the same operations on a local edge). A module never reaches back up
+//! the chain.
 //! `files` (crash-safe file writes) sits outside the chain: render and state both use it.
 
 pub mod cli;
