@@ -4,6 +4,8 @@
 
 use std::process::ExitCode;
 
+use std::fmt::Write as _;
+
 use clap::Args;
 
 use super::exit::Exit;
@@ -43,7 +45,7 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     if args.json {
         print_json(&report);
     } else {
-        print_human(&report);
+        print!("{}", human(&report));
     }
     if report.has_problems() {
         Exit::Drift.into()
@@ -52,7 +54,10 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     }
 }
 
-fn print_human(r: &StatusReport) {
+/// The human report as one string: printed with one write, not one per line (3,000
+/// servers would be 3,000 writes to a pipe).
+fn human(r: &StatusReport) -> String {
+    let mut out = String::new();
     let h = &r.haproxy;
     let mut line = format!("edge {}: HAProxy {}", r.edge, h.version);
     if let Some(pid) = h.worker_pid {
@@ -80,26 +85,30 @@ fn print_human(r: &StatusReport) {
         (None, Some(e)) => line.push_str(&format!(", master not reachable ({e})")),
         (None, None) => {}
     }
-    println!("{line}");
-    println!(
+    let _ = writeln!(out, "{line}");
+    let _ = writeln!(
+        out,
         "FAILOVER {}: {}",
         r.failover.to_uppercase(),
         r.failover_meaning
     );
     for p in &r.problems {
-        println!("!!! {p}");
+        let _ = writeln!(out, "!!! {p}");
     }
     for env in &r.envs {
-        println!();
+        let _ = writeln!(out);
         match (&env.sides, env.live) {
             (Some(s), Some(live)) => {
                 let mark = if env.drift { "   <<< DRIFT" } else { "" };
-                println!("{}: live {live}  [{}]{mark}", env.name, s.describe());
+                let _ = writeln!(out, "{}: live {live}  [{}]{mark}", env.name, s.describe());
             }
-            _ => println!("{}: no colors (plain pools)", env.name),
+            _ => {
+                let _ = writeln!(out, "{}: no colors (plain pools)", env.name);
+            }
         }
         if let Some(last) = &env.last_switch {
-            println!(
+            let _ = writeln!(
+                out,
                 "  last switch: {} {} at {} by {}",
                 last.color,
                 last.sha.as_deref().unwrap_or("-"),
@@ -108,24 +117,28 @@ fn print_human(r: &StatusReport) {
             );
         }
         for op in &env.interrupted {
-            println!("  INTERRUPTED: {op}; run `vezasock apply` or switch again");
+            let _ = writeln!(
+                out,
+                "  INTERRUPTED: {op}; run `vezasock apply` or switch again"
+            );
         }
         for comp in &env.components {
             for b in &comp.backends {
-                print_backend(&comp.name, b);
+                write_backend(&mut out, &comp.name, b);
             }
         }
     }
     if !r.externals.is_empty() {
-        println!();
-        println!("externals:");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "externals:");
         for b in &r.externals {
-            print_backend("", b);
+            write_backend(&mut out, "", b);
         }
     }
+    out
 }
 
-fn print_backend(component: &str, b: &BackendStatus) {
+fn write_backend(out: &mut String, component: &str, b: &BackendStatus) {
     let color = b.color.map(|c| c.as_str()).unwrap_or("");
     let live = if b.live && b.color.is_some() {
         "*"
@@ -133,7 +146,8 @@ fn print_backend(component: &str, b: &BackendStatus) {
         " "
     };
     if b.servers.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "  {component:<8} {color:<5}{live} {:<28} (no server: placeholder)",
             b.backend
         );
@@ -143,7 +157,7 @@ fn print_backend(component: &str, b: &BackendStatus) {
             (Some(rec), true) => format!(" (recorded {rec}: DRIFT)"),
             _ => String::new(),
         };
-        println!(
+        let _ = writeln!(out,
             "  {component:<8} {color:<5}{live} {:<28} {:<10} {:<6}{recorded} op {:<8} {:<10} check {:<8} sessions {:<4} weight {}{}",
             b.backend,
             s.server,
