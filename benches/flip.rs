@@ -1257,20 +1257,7 @@ fn main() {
     let flips = env_usize("VEZASOCK_BENCH_FLIPS", 30);
     let load_flips = env_usize("VEZASOCK_BENCH_LOAD_FLIPS", 50);
     let proc_flips = env_usize("VEZASOCK_BENCH_PROC_FLIPS", 100);
-    let wanted: Option<Vec<String>> = std::env::var("VEZASOCK_BENCH_VERSIONS").ok().map(|s| {
-        s.split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect()
-    });
-    let versions: Vec<haproxy::Haproxy> = haproxy::versions()
-        .into_iter()
-        .filter(|v| {
-            wanted
-                .as_ref()
-                .is_none_or(|w| w.iter().any(|x| x == v.label))
-        })
-        .collect();
+    let versions = haproxy::versions_for_bench();
     if Process::new("socat").arg("-V").output().is_err() {
         eprintln!(
             "socat is not installed: the socat rows will show the error (apt-get install socat)"

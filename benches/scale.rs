@@ -523,20 +523,7 @@ fn main() {
         .and_then(|s| s.trim().parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(5);
-    let wanted: Option<Vec<String>> = std::env::var("VEZASOCK_BENCH_VERSIONS").ok().map(|s| {
-        s.split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect()
-    });
-    let versions: Vec<haproxy::Haproxy> = haproxy::versions()
-        .into_iter()
-        .filter(|v| {
-            wanted
-                .as_ref()
-                .is_none_or(|w| w.iter().any(|x| x == v.label))
-        })
-        .collect();
+    let versions = haproxy::versions_for_bench();
 
     println!("## Scale: status and switch on synthetic edges\n");
     println!("Envs × 3 components × blue/green, every server on one shared loopback backend, health checks every 2 s (the template's `inter`; about servers/2 checks a second run during the timings). Median of {reps} runs, milliseconds. Command: `cargo bench --bench scale`.\n");

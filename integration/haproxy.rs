@@ -73,6 +73,26 @@ pub fn versions() -> Vec<Haproxy> {
     found
 }
 
+/// [`versions`], narrowed to the labels listed in `VEZASOCK_BENCH_VERSIONS` (e.g. `3.2` or
+/// `2.6,3.2`) when it is set: how the benchmarks, which include this file, run one version.
+#[allow(dead_code)] // used by benches/flip.rs and benches/scale.rs only
+pub fn versions_for_bench() -> Vec<Haproxy> {
+    let wanted: Option<Vec<String>> = std::env::var("VEZASOCK_BENCH_VERSIONS").ok().map(|s| {
+        s.split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
+    });
+    versions()
+        .into_iter()
+        .filter(|v| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|x| x == v.label))
+        })
+        .collect()
+}
+
 /// A free loopback TCP port (bound then released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

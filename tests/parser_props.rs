@@ -10,24 +10,6 @@ use vezasock::runtime::parse::servers_state::{
 };
 use vezasock::runtime::parse::stat::parse_stat;
 
-const KINDS: [ReplyKind; 15] = [
-    ReplyKind::Info,
-    ReplyKind::Stat,
-    ReplyKind::ServersState,
-    ReplyKind::Backends,
-    ReplyKind::MapList,
-    ReplyKind::MapEntries,
-    ReplyKind::GetMap,
-    ReplyKind::PrepareMap,
-    ReplyKind::Weight,
-    ReplyKind::ServersConn,
-    ReplyKind::Proc,
-    ReplyKind::Reload,
-    ReplyKind::CliLevel,
-    ReplyKind::Empty,
-    ReplyKind::Text,
-];
-
 /// A CSV field as HAProxy would hold it: empty, plain, or with commas, quotes, spaces.
 fn csv_field() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -159,7 +141,7 @@ proptest! {
     #[test]
     fn classify_and_parsers_never_panic(body in prop::collection::vec(any::<u8>(), 0..300)) {
         let _ = classify(&body);
-        for kind in KINDS {
+        for kind in ReplyKind::ALL {
             let _ = parse(kind, &body);
         }
     }
@@ -175,7 +157,7 @@ proptest! {
     ) {
         let body = format!("{prefix}{rest}");
         let _ = classify(body.as_bytes());
-        for kind in KINDS {
+        for kind in ReplyKind::ALL {
             let _ = parse(kind, body.as_bytes());
         }
     }

@@ -5,27 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use vezasock::runtime::parse::kind::{parse, ReplyKind};
 use vezasock::runtime::parse::outcome::classify;
 
-const KINDS: [ReplyKind; 15] = [
-    ReplyKind::Info,
-    ReplyKind::Stat,
-    ReplyKind::ServersState,
-    ReplyKind::Backends,
-    ReplyKind::MapList,
-    ReplyKind::MapEntries,
-    ReplyKind::GetMap,
-    ReplyKind::PrepareMap,
-    ReplyKind::Weight,
-    ReplyKind::ServersConn,
-    ReplyKind::Proc,
-    ReplyKind::Reload,
-    ReplyKind::CliLevel,
-    ReplyKind::Empty,
-    ReplyKind::Text,
-];
-
 fuzz_target!(|data: &[u8]| {
     let _ = classify(data);
-    for kind in KINDS {
+    for kind in ReplyKind::ALL {
         if let Ok(parsed) = parse(kind, data) {
             // Whatever parsed must also print as JSON (what `vezasock exec --json` does).
             let _ = serde_json::to_string(&parsed);

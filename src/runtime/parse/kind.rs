@@ -54,6 +54,27 @@ pub enum ReplyKind {
     Text,
 }
 
+impl ReplyKind {
+    /// Every kind, for tests and fuzzing that must try each parser.
+    pub const ALL: [ReplyKind; 15] = [
+        ReplyKind::Info,
+        ReplyKind::Stat,
+        ReplyKind::ServersState,
+        ReplyKind::Backends,
+        ReplyKind::MapList,
+        ReplyKind::MapEntries,
+        ReplyKind::GetMap,
+        ReplyKind::PrepareMap,
+        ReplyKind::Weight,
+        ReplyKind::ServersConn,
+        ReplyKind::Proc,
+        ReplyKind::Reload,
+        ReplyKind::CliLevel,
+        ReplyKind::Empty,
+        ReplyKind::Text,
+    ];
+}
+
 /// What reply a raw command line expects. A master routing prefix (`@1 `, `@!1234 `,
 /// `@@1 `, `@master `) is skipped first.
 pub fn for_command_line(line: &str) -> ReplyKind {
