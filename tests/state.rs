@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vezasock::state::atomic::{leftovers, read_optional, read_optional_string, write_atomic};
 use vezasock::state::colors::HISTORY_LEN;
-use vezasock::state::journal::parse_journal;
+use vezasock::state::journal::{open_operations_in, parse_journal, ROTATE_BYTES};
 use vezasock::state::server_states::{
     drop_server_lines, drop_servers_from_state_file, save_server_state_file,
 };
@@ -765,6 +765,147 @@ fn concurrent_appends_each_stay_one_whole_line() {
     let read = StateDir::single(&root).journal_read().unwrap();
     assert!(read.skipped.is_empty(), "{:?}", read.skipped.first());
     assert_eq!(read.entries.len(), 100);
+}
+
+fn journal_archives(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("journal.") && name != "journal.jsonl" && name.ends_with(".jsonl")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Appends whole switches (intent … done) until the journal has passed `ROTATE_BYTES` once.
+fn fill_journal_past_the_rotation_size(state: &StateDir) -> usize {
+    let mut written = 0;
+    loop {
+        let op = Operation::new(
+            Action::Switch,
+            Some("prod"),
+            Some("blue"),
+            Some("green"),
+            "ci",
+        );
+        for phase in [Phase::Intent, Phase::DiskWritten, Phase::Done] {
+            state.journal_record(&op, phase, None).unwrap();
+            written += 1;
+        }
+        if !journal_archives(state.path()).is_empty() {
+            return written;
+        }
+        assert!(written < 10_000, "the journal never rotated");
+    }
+}
+
+#[test]
+fn a_full_journal_is_moved_aside_whole_once_no_operation_is_open() {
+    let dir = temp();
+    let state = StateDir::single(dir.path());
+    let written = fill_journal_past_the_rotation_size(&state);
+    let archives = journal_archives(state.path());
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    let archived = parse_journal(&std::fs::read(&archives[0]).unwrap());
+    assert!(archived.skipped.is_empty());
+    // Every line is in the archive, none in a new journal yet: nothing lost, nothing doubled.
+    assert_eq!(archived.entries.len(), written);
+    assert!(std::fs::metadata(&archives[0]).unwrap().len() > ROTATE_BYTES);
+    assert!(!state.journal_file().exists());
+    // The next operation starts a new, short journal.
+    let op = Operation::new(Action::Ready, Some("prod"), None, None, "ops");
+    state.journal_record(&op, Phase::Intent, None).unwrap();
+    assert_eq!(state.journal_read().unwrap().entries.len(), 1);
+    assert_eq!(state.open_operations().unwrap().len(), 1);
+}
+
+#[test]
+fn a_full_journal_with_an_interrupted_operation_stays_where_status_reads_it() {
+    let dir = temp();
+    let state = StateDir::single(dir.path());
+    let crashed = Operation::new(
+        Action::Switch,
+        Some("staging"),
+        Some("blue"),
+        Some("green"),
+        "ci",
+    );
+    state.journal_record(&crashed, Phase::Intent, None).unwrap();
+    state
+        .journal_record(&crashed, Phase::DiskWritten, None)
+        .unwrap();
+    // Many operations end while the crashed one is open: the journal grows, and is not moved.
+    for _ in 0..2 * (ROTATE_BYTES as usize / 600) {
+        let op = Operation::new(
+            Action::Switch,
+            Some("prod"),
+            Some("blue"),
+            Some("green"),
+            "ci",
+        );
+        for phase in [Phase::Intent, Phase::DiskWritten, Phase::Done] {
+            state.journal_record(&op, phase, None).unwrap();
+        }
+    }
+    assert!(journal_archives(state.path()).is_empty());
+    assert!(std::fs::metadata(state.journal_file()).unwrap().len() > ROTATE_BYTES);
+    let open = state
+        .last_open_operation("staging")
+        .unwrap()
+        .expect("still open");
+    assert_eq!(open.op_id, crashed.op_id);
+    // Once repaired, the next end of an operation moves the whole journal aside.
+    state
+        .journal_record(&crashed, Phase::Done, Some("repaired"))
+        .unwrap();
+    assert_eq!(journal_archives(state.path()).len(), 1);
+    assert!(state.open_operations().unwrap().is_empty());
+}
+
+#[test]
+fn open_operations_read_from_bytes_match_the_full_parse() {
+    // Finished, interrupted, repaired, garbage, blank and torn lines, escaped strings.
+    let dir = temp();
+    let state = StateDir::single(dir.path());
+    let a = Operation::new(
+        Action::Switch,
+        Some("staging"),
+        Some("blue"),
+        Some("green"),
+        "c\"i\"",
+    );
+    let b = Operation::new(
+        Action::Drain,
+        Some("prod"),
+        Some("ready"),
+        Some("drain"),
+        "bob",
+    );
+    let c = Operation::new(Action::Apply, None, None, None, "ops");
+    state
+        .journal_record(&a, Phase::Intent, Some("tab\there \u{e9}"))
+        .unwrap();
+    state.journal_record(&b, Phase::Intent, None).unwrap();
+    state.journal_record(&c, Phase::Intent, None).unwrap();
+    state.journal_record(&a, Phase::Done, None).unwrap();
+    state
+        .journal_record(&c, Phase::RuntimeApplied, Some("x"))
+        .unwrap();
+    let mut bytes = std::fs::read(state.journal_file()).unwrap();
+    bytes.extend_from_slice(b"\nnot json\n{\"op_id\":\"zz\",\"phase\":\"intent\"}\n   \n");
+    bytes.extend_from_slice(br#"{"ts":"2024-05-01T12:34:56Z","who":"ci","pid":7,"op_"#);
+    let full = vezasock::state::journal::open_operations(&parse_journal(&bytes).entries);
+    let fast = open_operations_in(&bytes);
+    assert_eq!(fast, full);
+    let ids: Vec<&str> = fast.iter().map(|op| op.op_id.as_str()).collect();
+    assert_eq!(ids, [b.op_id.as_str(), c.op_id.as_str()]);
+    assert_eq!(fast[1].last_phase, Phase::RuntimeApplied);
+    assert_eq!(fast[1].last_detail.as_deref(), Some("x"));
+    assert!(open_operations_in(b"").is_empty());
+    assert!(open_operations_in(b"\xff\n{").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

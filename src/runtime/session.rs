@@ -761,22 +761,26 @@ impl Session {
             codec: ReplyCodec::with_max_reply(framing, self.max_reply),
         };
         let wait = self.timeouts.reply;
+        let master = self.endpoint.is_master();
+        // A stats socket gets the whole handshake in one write (prompt, severity, version):
+        // HAProxy answers the lines in order, and one round trip instead of three is most
+        // of the cost of a short-lived CLI call. The master is asked one line at a time.
+        let mut lines = vec!["prompt".to_string()];
+        if !master {
+            lines.push(wire_line(&self.endpoint, &Command::SetSeverityOutput)?);
+            lines.push(wire_line(&self.endpoint, &Command::ShowInfo)?);
+        }
+        let frames = vec![1; lines.len()];
+        let mut bodies = conn.exchange(&self.name, &lines, &frames, wait).await?;
         // `prompt`: the worker answers `\n> `, the master `master> `.
-        let prompt = conn
-            .exchange(&self.name, &["prompt".to_string()], &[1], wait)
-            .await?;
-        let expected: &[u8] = if self.endpoint.is_master() {
-            b""
-        } else {
-            b"\n"
-        };
-        if prompt.first().map(|b| &b[..]) != Some(expected) {
+        let expected: &[u8] = if master { b"" } else { b"\n" };
+        if bodies.first().map(|b| &b[..]) != Some(expected) {
             return Err(Error::Protocol {
                 endpoint: self.name.clone(),
                 message: format!(
                     "`prompt` was answered with {:?}, not a prompt: is this an HAProxy {}?",
-                    String::from_utf8_lossy(prompt.first().map(|b| &b[..]).unwrap_or_default()),
-                    if self.endpoint.is_master() {
+                    String::from_utf8_lossy(bodies.first().map(|b| &b[..]).unwrap_or_default()),
+                    if master {
                         "master socket"
                     } else {
                         "stats socket"
@@ -785,28 +789,37 @@ impl Session {
             });
         }
         self.conn = Some(conn);
-        if !self.endpoint.is_master() {
-            let reply = self.exchange_one(&Command::SetSeverityOutput).await?;
-            if reply.outcome != Outcome::Empty {
+        let raw = if master {
+            if self.endpoint.target() == Some(super::endpoint::WorkerTarget::Master) {
+                let reply = self.exchange_one(&Command::ShowProc).await?;
+                match reply.parse()? {
+                    Parsed::Proc(list) => list.master.version,
+                    _ => String::new(),
+                }
+            } else {
+                let reply = self.exchange_one(&Command::ShowInfo).await?;
+                match reply.parse()? {
+                    Parsed::Info(info) => info.version().unwrap_or_default().to_string(),
+                    _ => String::new(),
+                }
+            }
+        } else {
+            let info = Reply::new(&Command::ShowInfo, bodies.pop().unwrap_or_default());
+            let severity = Reply::new(
+                &Command::SetSeverityOutput,
+                bodies.pop().unwrap_or_default(),
+            );
+            if severity.outcome != Outcome::Empty {
                 self.conn = None;
                 return Err(Error::Protocol {
                     endpoint: self.name.clone(),
                     message: format!(
                         "`set severity-output number` was answered with {:?}",
-                        reply.text()
+                        severity.text()
                     ),
                 });
             }
-        }
-        let raw = if self.endpoint.target() == Some(super::endpoint::WorkerTarget::Master) {
-            let reply = self.exchange_one(&Command::ShowProc).await?;
-            match reply.parse()? {
-                Parsed::Proc(list) => list.master.version,
-                _ => String::new(),
-            }
-        } else {
-            let reply = self.exchange_one(&Command::ShowInfo).await?;
-            match reply.parse()? {
+            match info.parse()? {
                 Parsed::Info(info) => info.version().unwrap_or_default().to_string(),
                 _ => String::new(),
             }

@@ -20,7 +20,8 @@
 //! itself to the new entry. Any line that is not a journal entry is skipped and reported the
 //! same way: the journal is an audit trail, and one bad line must not hide the others.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -298,7 +299,40 @@ impl StateDir {
         if !existed {
             sync_dir(self.path())?;
         }
+        if entry.phase.is_terminal() && len + line.len() as u64 > ROTATE_BYTES {
+            drop(file);
+            self.journal_rotate()?;
+        }
         Ok(())
+    }
+
+    /// Moves a big journal aside (`journal.<UTC time>.jsonl`, kept, never deleted by
+    /// vezasock) so that every command reads a short one, but only when no operation is open
+    /// in it: an interrupted operation stays where `status` and `apply` look for it.
+    ///
+    /// A rename, not a copy: a writer that still holds the old file appends to the archive
+    /// instead of losing its line. Writers hold the edge lock anyway.
+    fn journal_rotate(&self) -> Result<(), Error> {
+        let path = self.journal_file();
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(());
+        };
+        if !open_operations_in(&bytes).is_empty() {
+            return Ok(());
+        }
+        let stamp: String = time::now_rfc3339()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let mut archive = self.path().join(format!("journal.{stamp}.jsonl"));
+        let mut n = 1;
+        while archive.exists() {
+            archive = self.path().join(format!("journal.{stamp}.{n}.jsonl"));
+            n += 1;
+        }
+        std::fs::rename(&path, &archive)
+            .map_err(|e| Error::io("move the full journal aside to", &archive, e))?;
+        sync_dir(self.path())
     }
 
     /// Appends the entry of `op` reaching `phase`, and returns it.
@@ -325,7 +359,10 @@ impl StateDir {
 
     /// Every operation (of any env) that has not ended, oldest first.
     pub fn open_operations(&self) -> Result<Vec<OpenOperation>, Error> {
-        Ok(open_operations(&self.journal_read()?.entries))
+        let path = self.journal_file();
+        Ok(read_optional(&path)?
+            .map(|bytes| open_operations_in(&bytes))
+            .unwrap_or_default())
     }
 
     /// The most recent operation on `env` that has not ended, if any.
@@ -338,20 +375,105 @@ impl StateDir {
     }
 }
 
-/// Parses journal bytes; never fails (bad lines are skipped and reported).
-pub fn parse_journal(bytes: &[u8]) -> JournalRead {
-    let mut read = JournalRead::default();
+/// The size above which the journal is moved aside after an operation ends (about 80 flips):
+/// every flip and `status` reads the whole live journal, so it must stay short.
+pub const ROTATE_BYTES: u64 = 64 * 1024;
+
+/// A journal line as read, borrowing its strings from the file's bytes: the same fields and
+/// rules as [`JournalEntry`], without an allocation per field.
+#[derive(Deserialize)]
+struct RawEntry<'a> {
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow)]
+    who: Cow<'a, str>,
+    pid: u32,
+    #[serde(borrow)]
+    op_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    env: Option<Cow<'a, str>>,
+    action: Action,
+    phase: Phase,
+    #[serde(default, borrow)]
+    before: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    after: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    detail: Option<Cow<'a, str>>,
+}
+
+impl RawEntry<'_> {
+    fn to_owned_entry(&self) -> JournalEntry {
+        let own = |v: &Option<Cow<str>>| v.as_deref().map(str::to_string);
+        JournalEntry {
+            ts: self.ts.to_string(),
+            who: self.who.to_string(),
+            pid: self.pid,
+            op_id: self.op_id.to_string(),
+            env: own(&self.env),
+            action: self.action,
+            phase: self.phase,
+            before: own(&self.before),
+            after: own(&self.after),
+            detail: own(&self.detail),
+        }
+    }
+}
+
+/// The complete lines of `bytes`, numbered from 1, and the torn tail (a last line without its
+/// `\n`). Blank lines are left out.
+fn journal_lines(bytes: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
     let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // `split` yields an empty piece after a final `\n`; anything else there is a torn line.
     let tail = pieces.pop().unwrap_or(&[]);
-    for (i, piece) in pieces.iter().enumerate() {
-        if piece.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        match serde_json::from_slice::<JournalEntry>(piece) {
+    let lines = pieces
+        .into_iter()
+        .enumerate()
+        .filter(|(_, piece)| !piece.iter().all(|b| b.is_ascii_whitespace()))
+        .map(|(i, piece)| (i + 1, piece))
+        .collect();
+    (lines, tail)
+}
+
+/// The operations in journal `bytes` that have not ended (what [`open_operations`] finds in
+/// [`parse_journal`]'s entries), reading each line once without copying its fields: the
+/// journal is read on every flip and every `status`.
+pub fn open_operations_in(bytes: &[u8]) -> Vec<OpenOperation> {
+    let (lines, _) = journal_lines(bytes);
+    let raw: Vec<RawEntry> = lines
+        .iter()
+        .filter_map(|(_, line)| serde_json::from_slice::<RawEntry>(line).ok())
+        .collect();
+    let mut last: HashMap<&str, Phase> = HashMap::new();
+    for e in &raw {
+        last.insert(&e.op_id, e.phase);
+    }
+    if last.values().all(|phase| phase.is_terminal()) {
+        return Vec::new();
+    }
+    let open: HashSet<&str> = last
+        .into_iter()
+        .filter(|(_, phase)| !phase.is_terminal())
+        .map(|(id, _)| id)
+        .collect();
+    let entries: Vec<JournalEntry> = raw
+        .iter()
+        .filter(|e| open.contains(e.op_id.as_ref()))
+        .map(RawEntry::to_owned_entry)
+        .collect();
+    open_operations(&entries)
+}
+
+/// Parses journal bytes; never fails (bad lines are skipped and reported).
+pub fn parse_journal(bytes: &[u8]) -> JournalRead {
+    let mut read = JournalRead::default();
+    let (lines, tail) = journal_lines(bytes);
+    let line_count = bytes.iter().filter(|b| **b == b'\n').count();
+    for (number, piece) in lines {
+        match serde_json::from_slice::<RawEntry>(piece).map(|e| e.to_owned_entry()) {
             Ok(entry) => read.entries.push(entry),
             Err(e) => read.skipped.push(SkippedLine {
-                line: i + 1,
+                line: number,
                 text: String::from_utf8_lossy(piece).into_owned(),
                 torn: false,
                 why: format!("not a journal entry ({e}); a torn write from a crashed writer?"),
@@ -360,7 +482,7 @@ pub fn parse_journal(bytes: &[u8]) -> JournalRead {
     }
     if !tail.is_empty() {
         read.skipped.push(SkippedLine {
-            line: pieces.len() + 1,
+            line: line_count + 1,
             text: String::from_utf8_lossy(tail).into_owned(),
             torn: true,
             why: "last line without a newline: a writer was interrupted mid-append".to_string(),
