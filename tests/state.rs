@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vezasock::state::atomic::{leftovers, read_optional, read_optional_string, write_atomic};
 use vezasock::state::colors::HISTORY_LEN;
-use vezasock::state::journal::{open_operations_in, parse_journal, ROTATE_BYTES};
+use vezasock::state::journal::{
+    open_operations_in, parse_journal, JOURNAL_ARCHIVE_FILE, JOURNAL_ROTATING_FILE, ROTATE_BYTES,
+};
 use vezasock::state::server_states::{
     drop_server_lines, drop_servers_from_state_file, save_server_state_file,
 };
@@ -767,21 +769,16 @@ fn concurrent_appends_each_stay_one_whole_line() {
     assert_eq!(read.entries.len(), 100);
 }
 
-fn journal_archives(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            name.starts_with("journal.") && name != "journal.jsonl" && name.ends_with(".jsonl")
-        })
-        .collect();
-    found.sort();
-    found
+fn archive_entries(state: &StateDir) -> usize {
+    match read_optional(&state.path().join(JOURNAL_ARCHIVE_FILE)).unwrap() {
+        None => 0,
+        Some(bytes) => parse_journal(&bytes).entries.len(),
+    }
 }
 
-/// Appends whole switches (intent … done) until the journal has passed `ROTATE_BYTES` once.
-fn fill_journal_past_the_rotation_size(state: &StateDir) -> usize {
+/// Appends whole switches (intent, disk-written, done) until the archive has grown.
+fn fill_journal_until_it_rotates(state: &StateDir) -> usize {
+    let before = archive_entries(state);
     let mut written = 0;
     loop {
         let op = Operation::new(
@@ -795,7 +792,7 @@ fn fill_journal_past_the_rotation_size(state: &StateDir) -> usize {
             state.journal_record(&op, phase, None).unwrap();
             written += 1;
         }
-        if !journal_archives(state.path()).is_empty() {
+        if archive_entries(state) > before {
             return written;
         }
         assert!(written < 10_000, "the journal never rotated");
@@ -803,27 +800,31 @@ fn fill_journal_past_the_rotation_size(state: &StateDir) -> usize {
 }
 
 #[test]
-fn a_full_journal_is_moved_aside_whole_once_no_operation_is_open() {
+fn a_long_journal_moves_to_the_archive_whole_once_no_operation_is_open() {
     let dir = temp();
     let state = StateDir::single(dir.path());
-    let written = fill_journal_past_the_rotation_size(&state);
-    let archives = journal_archives(state.path());
-    assert_eq!(archives.len(), 1, "{archives:?}");
-    let archived = parse_journal(&std::fs::read(&archives[0]).unwrap());
-    assert!(archived.skipped.is_empty());
-    // Every line is in the archive, none in a new journal yet: nothing lost, nothing doubled.
-    assert_eq!(archived.entries.len(), written);
-    assert!(std::fs::metadata(&archives[0]).unwrap().len() > ROTATE_BYTES);
+    let first = fill_journal_until_it_rotates(&state);
+    // Every line is in the archive, none left in the live journal: nothing lost or doubled.
+    assert_eq!(archive_entries(&state), first);
+    let archive = state.path().join(JOURNAL_ARCHIVE_FILE);
+    assert!(std::fs::metadata(&archive).unwrap().len() > ROTATE_BYTES);
+    assert!(parse_journal(&std::fs::read(&archive).unwrap())
+        .skipped
+        .is_empty());
     assert!(!state.journal_file().exists());
-    // The next operation starts a new, short journal.
+    assert!(!state.path().join(JOURNAL_ROTATING_FILE).exists());
+    // The next operation starts a short journal; the next rotation appends after the first.
     let op = Operation::new(Action::Ready, Some("prod"), None, None, "ops");
     state.journal_record(&op, Phase::Intent, None).unwrap();
     assert_eq!(state.journal_read().unwrap().entries.len(), 1);
     assert_eq!(state.open_operations().unwrap().len(), 1);
+    state.journal_record(&op, Phase::Done, None).unwrap();
+    let second = fill_journal_until_it_rotates(&state);
+    assert_eq!(archive_entries(&state), first + 2 + second);
 }
 
 #[test]
-fn a_full_journal_with_an_interrupted_operation_stays_where_status_reads_it() {
+fn a_long_journal_with_an_interrupted_operation_stays_where_status_reads_it() {
     let dir = temp();
     let state = StateDir::single(dir.path());
     let crashed = Operation::new(
@@ -837,7 +838,7 @@ fn a_full_journal_with_an_interrupted_operation_stays_where_status_reads_it() {
     state
         .journal_record(&crashed, Phase::DiskWritten, None)
         .unwrap();
-    // Many operations end while the crashed one is open: the journal grows, and is not moved.
+    // Many operations end while the crashed one is open: the journal grows and stays.
     for _ in 0..2 * (ROTATE_BYTES as usize / 600) {
         let op = Operation::new(
             Action::Switch,
@@ -850,19 +851,46 @@ fn a_full_journal_with_an_interrupted_operation_stays_where_status_reads_it() {
             state.journal_record(&op, phase, None).unwrap();
         }
     }
-    assert!(journal_archives(state.path()).is_empty());
+    assert_eq!(archive_entries(&state), 0);
     assert!(std::fs::metadata(state.journal_file()).unwrap().len() > ROTATE_BYTES);
     let open = state
         .last_open_operation("staging")
         .unwrap()
         .expect("still open");
     assert_eq!(open.op_id, crashed.op_id);
-    // Once repaired, the next end of an operation moves the whole journal aside.
+    // Once repaired, the next end of an operation moves the whole journal.
+    let lines = state.journal_read().unwrap().entries.len();
     state
         .journal_record(&crashed, Phase::Done, Some("repaired"))
         .unwrap();
-    assert_eq!(journal_archives(state.path()).len(), 1);
+    assert_eq!(archive_entries(&state), lines + 1);
     assert!(state.open_operations().unwrap().is_empty());
+}
+
+#[test]
+fn a_rotation_cut_short_is_finished_by_the_next_without_doubling_lines() {
+    let dir = temp();
+    let state = StateDir::single(dir.path());
+    let rotating = state.path().join(JOURNAL_ROTATING_FILE);
+    let archive = state.path().join(JOURNAL_ARCHIVE_FILE);
+    let first = fill_journal_until_it_rotates(&state);
+    // Killed after appending to the archive, before removing the rotating file: the same
+    // bytes are in both.
+    let archived = std::fs::read(&archive).unwrap();
+    std::fs::write(&rotating, &archived).unwrap();
+    let second = fill_journal_until_it_rotates(&state);
+    assert_eq!(archive_entries(&state), first + second);
+    assert!(!rotating.exists());
+    // Killed right after the rename (a torn last line too): the lines are appended once.
+    let op = Operation::new(Action::Maint, Some("prod"), None, None, "ops");
+    let mut bytes = serde_json::to_vec(&op.entry(Phase::Done, None)).unwrap();
+    bytes.extend_from_slice(b"\n{\"ts\":\"torn");
+    std::fs::write(&rotating, &bytes).unwrap();
+    let third = fill_journal_until_it_rotates(&state);
+    let read = parse_journal(&std::fs::read(&archive).unwrap());
+    assert_eq!(read.entries.len(), first + second + 1 + third);
+    assert_eq!(read.skipped.len(), 1, "only the torn line");
+    assert!(!rotating.exists());
 }
 
 #[test]

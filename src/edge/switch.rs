@@ -182,7 +182,12 @@ impl Sides {
 
 /// The color of `env` in `show map` entries (the first entry wins, as in HAProxy's lookup).
 pub(crate) fn runtime_color(entries: &[MapEntry], env: &str) -> Result<Option<Color>, EdgeError> {
-    match entries.iter().find(|e| e.key == env) {
+    entry_color(env, entries.iter().find(|e| e.key == env))
+}
+
+/// The color of `env`'s runtime map entry (the first one with its key, as HAProxy matches).
+pub(crate) fn entry_color(env: &str, entry: Option<&MapEntry>) -> Result<Option<Color>, EdgeError> {
+    match entry {
         None => Ok(None),
         Some(e) => Color::parse(&e.value).map(Some).ok_or_else(|| {
             EdgeError::NotVerified(format!(

@@ -355,6 +355,16 @@ impl StatFilter {
             server_id: -1,
         })
     }
+
+    /// Every server of every backend, and no frontend or backend row: `show stat -1 4 -1`.
+    /// On a big edge this is about half of the full dump's bytes and of HAProxy's time.
+    pub fn all_servers() -> StatFilter {
+        StatFilter {
+            proxy: Name("-1".to_string()),
+            types: 4,
+            server_id: -1,
+        }
+    }
 }
 
 /// A runtime API command.

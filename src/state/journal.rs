@@ -28,6 +28,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::atomic::{read_optional, sync_dir};
@@ -306,13 +307,17 @@ impl StateDir {
         Ok(())
     }
 
-    /// Moves a big journal aside (`journal.<UTC time>.jsonl`, kept, never deleted by
-    /// vezasock) so that every command reads a short one, but only when no operation is open
-    /// in it: an interrupted operation stays where `status` and `apply` look for it.
+    /// Moves a long journal's lines to `journal.archive.jsonl` (append-only, never pruned by
+    /// vezasock) so that every command reads a short live journal, but only when no operation
+    /// is open in it: an interrupted operation stays where `status` and `apply` look for it.
+    /// The caller holds the edge lock (every journal writer does).
     ///
-    /// A rename, not a copy: a writer that still holds the old file appends to the archive
-    /// instead of losing its line. Writers hold the edge lock anyway.
+    /// Crash-safe in two steps: the full journal is first renamed to `journal.rotating.jsonl`
+    /// (the live journal is then empty, nothing is ever in both), then its bytes are appended
+    /// to the archive and it is removed. A rotation cut short is finished by the next one,
+    /// without appending the same lines twice.
     fn journal_rotate(&self) -> Result<(), Error> {
+        self.journal_finish_rotation()?;
         let path = self.journal_file();
         let Some(bytes) = read_optional(&path)? else {
             return Ok(());
@@ -320,18 +325,49 @@ impl StateDir {
         if !open_operations_in(&bytes).is_empty() {
             return Ok(());
         }
-        let stamp: String = time::now_rfc3339()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        let mut archive = self.path().join(format!("journal.{stamp}.jsonl"));
-        let mut n = 1;
-        while archive.exists() {
-            archive = self.path().join(format!("journal.{stamp}.{n}.jsonl"));
-            n += 1;
+        let rotating = self.path().join(JOURNAL_ROTATING_FILE);
+        std::fs::rename(&path, &rotating)
+            .map_err(|e| Error::io("move the full journal to", &rotating, e))?;
+        sync_dir(self.path())?;
+        self.journal_finish_rotation()
+    }
+
+    /// Appends `journal.rotating.jsonl` to the archive (unless a cut-short run already did)
+    /// and removes it.
+    fn journal_finish_rotation(&self) -> Result<(), Error> {
+        let rotating = self.path().join(JOURNAL_ROTATING_FILE);
+        let Some(mut bytes) = read_optional(&rotating)? else {
+            return Ok(());
+        };
+        if bytes.last().is_some_and(|b| *b != b'\n') {
+            bytes.push(b'\n'); // a torn last line must not glue to the next rotation's first
         }
-        std::fs::rename(&path, &archive)
-            .map_err(|e| Error::io("move the full journal aside to", &archive, e))?;
+        let archive_path = self.path().join(JOURNAL_ARCHIVE_FILE);
+        let mut archive = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&archive_path)
+            .map_err(|e| Error::io("open the journal archive", &archive_path, e))?;
+        let len = archive
+            .metadata()
+            .map_err(|e| Error::io("read the metadata of", &archive_path, e))?
+            .len();
+        let mut tail = vec![0u8; bytes.len()];
+        let already = len >= bytes.len() as u64
+            && archive
+                .read_exact_at(&mut tail, len - bytes.len() as u64)
+                .is_ok()
+            && tail == bytes;
+        if !already {
+            archive
+                .write_all(&bytes)
+                .map_err(|e| Error::io("append to the journal archive", &archive_path, e))?;
+            archive
+                .sync_data()
+                .map_err(|e| Error::io("fsync the journal archive", &archive_path, e))?;
+        }
+        std::fs::remove_file(&rotating).map_err(|e| Error::io("remove", &rotating, e))?;
         sync_dir(self.path())
     }
 
@@ -375,9 +411,15 @@ impl StateDir {
     }
 }
 
-/// The size above which the journal is moved aside after an operation ends (about 80 flips):
-/// every flip and `status` reads the whole live journal, so it must stay short.
-pub const ROTATE_BYTES: u64 = 64 * 1024;
+/// The size above which the journal's lines move to the archive after an operation ends
+/// (about 20 flips): every flip and `status` reads the whole live journal, so it stays short.
+pub const ROTATE_BYTES: u64 = 16 * 1024;
+
+/// Where [`ROTATE_BYTES`] of journal go: append-only, in the state dir.
+pub const JOURNAL_ARCHIVE_FILE: &str = "journal.archive.jsonl";
+
+/// A journal being moved to the archive (see `journal_rotate`).
+pub const JOURNAL_ROTATING_FILE: &str = "journal.rotating.jsonl";
 
 /// A journal line as read, borrowing its strings from the file's bytes: the same fields and
 /// rules as [`JournalEntry`], without an allocation per field.
@@ -420,6 +462,35 @@ impl RawEntry<'_> {
     }
 }
 
+/// The fields that say whether an operation ended. The other required fields must be there
+/// (so that this accepts the lines [`RawEntry`] accepts) but are skipped, not read.
+#[derive(Deserialize)]
+struct PhaseOnly<'a> {
+    #[allow(dead_code)]
+    ts: IgnoredAny,
+    #[allow(dead_code)]
+    who: IgnoredAny,
+    #[allow(dead_code)]
+    pid: u32,
+    #[serde(borrow)]
+    op_id: Cow<'a, str>,
+    #[allow(dead_code)]
+    action: Action,
+    phase: Phase,
+}
+
+/// True when every operation in `lines` reached a terminal phase (unreadable lines are left
+/// out, as [`parse_journal`] leaves them out).
+fn nothing_open(lines: &[(usize, &[u8])]) -> bool {
+    let mut last: HashMap<Cow<str>, Phase> = HashMap::new();
+    for (_, line) in lines {
+        if let Ok(e) = serde_json::from_slice::<PhaseOnly>(line) {
+            last.insert(e.op_id, e.phase);
+        }
+    }
+    last.values().all(|phase| phase.is_terminal())
+}
+
 /// The complete lines of `bytes`, numbered from 1, and the torn tail (a last line without its
 /// `\n`). Blank lines are left out.
 fn journal_lines(bytes: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
@@ -440,6 +511,10 @@ fn journal_lines(bytes: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
 /// journal is read on every flip and every `status`.
 pub fn open_operations_in(bytes: &[u8]) -> Vec<OpenOperation> {
     let (lines, _) = journal_lines(bytes);
+    // Almost always every operation has ended: find that out reading only ids and phases.
+    if nothing_open(&lines) {
+        return Vec::new();
+    }
     let raw: Vec<RawEntry> = lines
         .iter()
         .filter_map(|(_, line)| serde_json::from_slice::<RawEntry>(line).ok())

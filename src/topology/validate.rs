@@ -6,8 +6,8 @@
 //! directive. All errors of a file are collected, one per bad value, so the operator fixes them
 //! in one pass.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -97,12 +97,7 @@ impl<'a> Checker<'a> {
         (Some(line), column)
     }
 
-    fn err(
-        &mut self,
-        span: Option<Range<usize>>,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) {
+    fn err(&mut self, span: Option<Range<usize>>, field: impl Display, message: impl Into<String>) {
         let (line, column) = match &span {
             Some(s) => self.position(s),
             None => (None, None),
@@ -111,7 +106,7 @@ impl<'a> Checker<'a> {
             file: self.file.to_string(),
             line,
             column,
-            field: field.into(),
+            field: field.to_string(),
             message: message.into(),
         });
     }
@@ -120,7 +115,7 @@ impl<'a> Checker<'a> {
     fn check<T>(
         &mut self,
         value: &SStr,
-        field: impl Into<String>,
+        field: impl Display,
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
         match f(value.get_ref()) {
@@ -133,7 +128,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks a list length against [`MAX_ITEMS`].
-    fn bounded<T>(&mut self, items: &[T], span: Option<Range<usize>>, field: &str) -> bool {
+    fn bounded<T>(&mut self, items: &[T], span: Option<Range<usize>>, field: impl Display) -> bool {
         self.bounded_to(items, MAX_ITEMS, span, field)
     }
 
@@ -143,7 +138,7 @@ impl<'a> Checker<'a> {
         items: &[T],
         max: usize,
         span: Option<Range<usize>>,
-        field: &str,
+        field: impl Display,
     ) -> bool {
         if items.len() > max {
             self.err(
@@ -388,7 +383,7 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
         let rc = rc.get_ref();
         // Table-level errors point at the item's name line.
         let span = rc.name.span();
-        let Some(name) = c.check(&rc.name, format!("component[{i}].name"), |s| {
+        let Some(name) = c.check(&rc.name, format_args!("component[{i}].name"), |s| {
             env_or_component_name(s)
         }) else {
             continue;
@@ -413,7 +408,7 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
                 0
             }
         };
-        c.bounded(&rc.paths, Some(span.clone()), &format!("{f}.paths"));
+        c.bounded(&rc.paths, Some(span.clone()), format_args!("{f}.paths"));
         let mut paths = Vec::new();
         for (j, p) in rc.paths.iter().enumerate().take(MAX_ITEMS) {
             let field = format!("{f}.paths[{j}]");
@@ -440,7 +435,7 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
             catch_all = Some(name.clone());
         }
         let check = rc.check.as_ref().and_then(|p| {
-            c.check(p, format!("{f}.check"), |s| {
+            c.check(p, format_args!("{f}.check"), |s| {
                 path_rule(s).map(|_| s.to_string())
             })
         });
@@ -466,17 +461,18 @@ fn envs(
     if !c.bounded_to(&raw.envs, MAX_ENVS, None, "env") {
         return out;
     }
+    let mut seen: HashSet<String> = HashSet::new();
     for (i, re) in raw.envs.iter().enumerate() {
         let re = re.get_ref();
         // Table-level errors point at the item's name line.
         let span = re.name.span();
-        let Some(name) = c.check(&re.name, format!("env[{i}].name"), |s| {
+        let Some(name) = c.check(&re.name, format_args!("env[{i}].name"), |s| {
             env_or_component_name(s)
         }) else {
             continue;
         };
         let f = format!("env.{name}");
-        if out.iter().any(|o| o.name == name) {
+        if !seen.insert(name.clone()) {
             c.err(
                 Some(re.name.span()),
                 format!("{f}.name"),
@@ -485,7 +481,7 @@ fn envs(
             continue;
         }
         let prefix = match &re.prefix {
-            Some(p) => c.check(p, format!("{f}.prefix"), container_prefix),
+            Some(p) => c.check(p, format_args!("{f}.prefix"), container_prefix),
             None => Some(name.clone()),
         };
         if re.hosts.is_empty() {
@@ -495,16 +491,16 @@ fn envs(
                 "an env needs at least one public host",
             );
         }
-        c.bounded(&re.hosts, Some(span.clone()), &format!("{f}.hosts"));
+        c.bounded(&re.hosts, Some(span.clone()), format_args!("{f}.hosts"));
         let hosts: Vec<String> = re
             .hosts
             .iter()
             .enumerate()
             .take(MAX_ITEMS)
-            .filter_map(|(j, h)| c.check(h, format!("{f}.hosts[{j}]"), host_name))
+            .filter_map(|(j, h)| c.check(h, format_args!("{f}.hosts[{j}]"), host_name))
             .collect();
         let cookie = match &re.cookie {
-            Some(k) => c.check(k, format!("{f}.cookie"), |s| {
+            Some(k) => c.check(k, format_args!("{f}.cookie"), |s| {
                 let full = format!("{s}_{name}");
                 cookie_name(&full).map(|_| full)
             }),
@@ -529,11 +525,10 @@ fn envs(
         }
         let mut env_components: Vec<EnvComponent> = Vec::new();
         for (j, rc) in re.components.iter().enumerate().take(MAX_ITEMS) {
-            let field = format!("{f}.components[{j}]");
             if declared_but_invalid(raw, rc.get_ref(), components) {
                 continue; // already reported where it is declared
             }
-            let Some(comp) = c.check(rc, field.clone(), |s| {
+            let Some(comp) = c.check(rc, format_args!("{f}.components[{j}]"), |s| {
                 components
                     .iter()
                     .find(|k| k.name == s)
@@ -545,12 +540,13 @@ fn envs(
             if env_components.iter().any(|e| e.name == comp.name) {
                 c.err(
                     Some(rc.span()),
-                    field,
+                    format_args!("{f}.components[{j}]"),
                     format!("component {:?} is listed twice", comp.name),
                 );
                 continue;
             }
-            let sf = format!("{f}.servers.{}", comp.name);
+            // The field name is only formatted when there is an error to report.
+            let sf = format_args!("{f}.servers.{}", comp.name);
             let servers = match (re.servers.get(&comp.name), &prefix) {
                 (Some(rs), _) => explicit_servers(c, rs, &sf, colored),
                 (None, Some(prefix)) => Some(default_servers(
@@ -618,37 +614,40 @@ fn unknown_component(name: &str, components: &[Component]) -> String {
 fn explicit_servers(
     c: &mut Checker<'_>,
     rs: &Spanned<RawServers>,
-    f: &str,
+    f: &dyn Display,
     colored: bool,
 ) -> Option<Servers> {
     let span = rs.span();
     let r = rs.get_ref();
-    let list =
-        |c: &mut Checker<'_>, items: &[SStr], field: &str, prefix: &str| -> Option<Vec<Server>> {
-            if items.is_empty() {
-                c.err(
-                    Some(span.clone()),
-                    field,
-                    "needs at least one server address",
-                );
-                return None;
+    let list = |c: &mut Checker<'_>,
+                items: &[SStr],
+                field: &dyn Display,
+                prefix: &str|
+     -> Option<Vec<Server>> {
+        if items.is_empty() {
+            c.err(
+                Some(span.clone()),
+                field,
+                "needs at least one server address",
+            );
+            return None;
+        }
+        if !c.bounded(items, Some(span.clone()), field) {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (k, a) in items.iter().enumerate() {
+            match c.check(a, format_args!("{field}[{k}]"), address) {
+                Some(address) => out.push(Server {
+                    name: format!("{prefix}_{}", k + 1),
+                    address,
+                }),
+                None => ok = false,
             }
-            if !c.bounded(items, Some(span.clone()), field) {
-                return None;
-            }
-            let mut out = Vec::new();
-            let mut ok = true;
-            for (k, a) in items.iter().enumerate() {
-                match c.check(a, format!("{field}[{k}]"), address) {
-                    Some(address) => out.push(Server {
-                        name: format!("{prefix}_{}", k + 1),
-                        address,
-                    }),
-                    None => ok = false,
-                }
-            }
-            ok.then_some(out)
-        };
+        }
+        ok.then_some(out)
+    };
     if colored {
         if r.pool.is_some() {
             c.err(Some(span), format!("{f}.pool"), "this env has colors: give `blue` and `green`, not `pool` (or set `colors = false` on the env)");
@@ -656,8 +655,8 @@ fn explicit_servers(
         }
         match (&r.blue, &r.green) {
             (Some(b), Some(g)) => {
-                let blue = list(c, b, &format!("{f}.blue"), "blue");
-                let green = list(c, g, &format!("{f}.green"), "green");
+                let blue = list(c, b, &format_args!("{f}.blue"), "blue");
+                let green = list(c, g, &format_args!("{f}.green"), "green");
                 Some(Servers::Colored {
                     blue: blue?,
                     green: green?,
@@ -678,7 +677,7 @@ fn explicit_servers(
             return None;
         }
         match &r.pool {
-            Some(p) => list(c, p, &format!("{f}.pool"), "srv").map(Servers::Pool),
+            Some(p) => list(c, p, &format_args!("{f}.pool"), "srv").map(Servers::Pool),
             None => {
                 c.err(Some(span), format!("{f}.pool"), "give a `pool` server list");
                 None
@@ -690,7 +689,7 @@ fn explicit_servers(
 fn default_servers(
     c: &mut Checker<'_>,
     span: Range<usize>,
-    f: &str,
+    f: &dyn Display,
     prefix: &str,
     comp: &Component,
     domain: &str,
@@ -744,7 +743,7 @@ fn externals(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<External> {
         let rx = rx.get_ref();
         // Table-level errors point at the item's name line.
         let span = rx.name.span();
-        let Some(name) = c.check(&rx.name, format!("external[{i}].name"), |s| {
+        let Some(name) = c.check(&rx.name, format_args!("external[{i}].name"), |s| {
             identifier(s, 32)?;
             if s == "acme" {
                 return Err("\"acme\" is reserved for the ACME challenge backend".into());
@@ -769,14 +768,14 @@ fn externals(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<External> {
                 "an external site needs at least one public host",
             );
         }
-        c.bounded(&rx.hosts, Some(span.clone()), &format!("{f}.hosts"));
-        c.bounded(&rx.servers, Some(span.clone()), &format!("{f}.servers"));
+        c.bounded(&rx.hosts, Some(span.clone()), format_args!("{f}.hosts"));
+        c.bounded(&rx.servers, Some(span.clone()), format_args!("{f}.servers"));
         let hosts = rx
             .hosts
             .iter()
             .enumerate()
             .take(MAX_ITEMS)
-            .filter_map(|(j, h)| c.check(h, format!("{f}.hosts[{j}]"), host_name))
+            .filter_map(|(j, h)| c.check(h, format_args!("{f}.hosts[{j}]"), host_name))
             .collect();
         let servers = rx
             .servers
@@ -784,7 +783,7 @@ fn externals(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<External> {
             .enumerate()
             .take(MAX_ITEMS)
             .filter_map(|(j, a)| {
-                c.check(a, format!("{f}.servers[{j}]"), address)
+                c.check(a, format_args!("{f}.servers[{j}]"), address)
                     .map(|address| Server {
                         name: format!("srv_{}", j + 1),
                         address,
@@ -792,7 +791,7 @@ fn externals(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<External> {
             })
             .collect();
         let check = rx.check.as_ref().and_then(|p| {
-            c.check(p, format!("{f}.check"), |s| {
+            c.check(p, format_args!("{f}.check"), |s| {
                 path_rule(s).map(|_| s.to_string())
             })
         });
@@ -808,61 +807,56 @@ fn externals(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<External> {
 
 /// A public host may belong to one env or external only (the hosts map has one value per key).
 fn hosts_unique(c: &mut Checker<'_>, raw: &RawTopology) {
-    let mut owners: BTreeMap<String, String> = BTreeMap::new();
-    let mut visit = |c: &mut Checker<'_>, owner: String, hosts: &[SStr], field: String| {
+    // Owner and field names are formatted only for an error: this runs over every host.
+    let mut owners: HashMap<String, (&str, &str)> = HashMap::new();
+    let items = raw
+        .envs
+        .iter()
+        .map(|e| ("env", e.get_ref().name.get_ref(), &e.get_ref().hosts))
+        .chain(
+            raw.externals
+                .iter()
+                .map(|x| ("external", x.get_ref().name.get_ref(), &x.get_ref().hosts)),
+        );
+    for (kind, name, hosts) in items {
         for (j, h) in hosts.iter().enumerate().take(MAX_ITEMS) {
             let Ok(host) = host_name(h.get_ref()) else {
                 continue;
             };
-            if let Some(prev) = owners.insert(host.clone(), owner.clone()) {
+            if let Some((prev_kind, prev_name)) = owners.insert(host.clone(), (kind, name)) {
                 c.err(
                     Some(h.span()),
-                    format!("{field}[{j}]"),
-                    format!("host {host:?} is already used by {prev}"),
+                    format_args!("{kind}.{name}.hosts[{j}]"),
+                    format!("host {host:?} is already used by {prev_kind} {prev_name:?}"),
                 );
             }
         }
-    };
-    for e in &raw.envs {
-        let e = e.get_ref();
-        let n = e.name.get_ref();
-        visit(c, format!("env {n:?}"), &e.hosts, format!("env.{n}.hosts"));
-    }
-    for x in &raw.externals {
-        let x = x.get_ref();
-        let n = x.name.get_ref();
-        visit(
-            c,
-            format!("external {n:?}"),
-            &x.hosts,
-            format!("external.{n}.hosts"),
-        );
     }
 }
 
 /// Safety net: two items must never render the same backend name.
 fn backends_unique(c: &mut Checker<'_>, t: &Topology) {
-    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
     seen.insert(DEFAULT_BACKEND.to_string());
     seen.insert(ACME_BACKEND.to_string());
-    let mut names = Vec::new();
+    let mut names: Vec<(&str, &str, String)> = Vec::new();
     for e in &t.envs {
         for k in &e.components {
             for color in Color::ALL {
                 if e.colored || color == Color::Blue {
-                    names.push((format!("env.{}", e.name), e.backend_name(&k.name, color)));
+                    names.push(("env", &e.name, e.backend_name(&k.name, color)));
                 }
             }
         }
     }
     for x in &t.externals {
-        names.push((format!("external.{}", x.name), x.backend_name()));
+        names.push(("external", &x.name, x.backend_name()));
     }
-    for (field, name) in names {
+    for (kind, item, name) in names {
         if !seen.insert(name.clone()) {
             c.err(
                 None,
-                field,
+                format_args!("{kind}.{item}"),
                 format!(
                     "renders backend {name:?}, which another item already uses; rename one of them"
                 ),
