@@ -253,13 +253,14 @@ impl std::fmt::Display for OpenOperation {
 
 impl StateDir {
     /// Appends one entry: one line, one `write` with `O_APPEND`, then fsync when the entry
-    /// opens or ends an operation.
+    /// ends an operation (`done`, `failed`, `rolled-back`): one fsync per operation.
     ///
-    /// The phases in between (`disk-written`, `runtime-applied`, `verified`) are not fsynced:
-    /// a process crash (`kill -9`) cannot lose them (they are in the page cache the moment
-    /// `write` returns), and after a power cut the durable `intent` still marks the operation
-    /// as interrupted, while `status` compares the three sides (runtime, map file, state file)
-    /// to say which one is ahead. Three fewer fsyncs per flip.
+    /// The other phases are not fsynced. A process crash (`kill -9`) cannot lose them: they are
+    /// in the page cache the moment `write` returns. A power cut can lose the last operation's
+    /// lines, but not what they describe: the map file (what HAProxy loads on restart) and the
+    /// state files are fsynced as they are written, and `status` compares the three sides
+    /// (runtime, map file, state file) to say which one is ahead whether or not the journal
+    /// still explains why. The fsync at the end makes all of the operation's lines durable.
     pub fn journal_append(&self, entry: &JournalEntry) -> Result<(), Error> {
         let path = self.journal_file();
         self.ensure()?;
@@ -293,7 +294,7 @@ impl StateDir {
 
         file.write_all(&line)
             .map_err(|e| Error::io("append to the journal", &path, e))?;
-        if entry.phase == Phase::Intent || entry.phase.is_terminal() {
+        if entry.phase.is_terminal() {
             file.sync_data()
                 .map_err(|e| Error::io("fsync the journal", &path, e))?;
         }
