@@ -17,6 +17,7 @@ use crate::edge::apply::{ApplyOptions, ApplyReport};
 use crate::edge::install::{apply_or_install, ApplyOutcome, InstallReport};
 use crate::plan::Plan;
 use crate::state::Wait;
+use crate::topology::Color;
 
 /// Arguments of `vezasock apply`.
 #[derive(Debug, Clone, Args)]
@@ -99,15 +100,10 @@ fn print_install(report: &InstallReport) {
     for f in &report.files_written {
         println!("wrote {}", f.display());
     }
-    let colors: Vec<String> = report
-        .colors
-        .iter()
-        .map(|(env, color)| format!("{env}={color}"))
-        .collect();
     println!(
         "`haproxy -c` passed; shape {}, active colors {}",
         report.desired_fingerprint,
-        colors.join(" ")
+        colors_line(&report.colors)
     );
     println!("HAProxy was not started. Start it with:");
     println!("  {}", report.start);
@@ -164,5 +160,48 @@ fn print_human(report: &ApplyReport) {
         println!("(the edge already held these values)");
     } else if report.untouched() {
         println!("The edge was not touched.");
+    }
+}
+
+/// `staging=blue prod=green` on a small edge; counts per color on a big one (one line per env
+/// would bury the start command under it; `vezasock status` lists them all).
+fn colors_line<'a>(colors: impl IntoIterator<Item = (&'a String, &'a Color)>) -> String {
+    const LISTED: usize = 12;
+    let colors: Vec<(&String, &Color)> = colors.into_iter().collect();
+    if colors.len() <= LISTED {
+        let each: Vec<String> = colors.iter().map(|(e, c)| format!("{e}={c}")).collect();
+        return each.join(" ");
+    }
+    let counts: Vec<String> = Color::ALL
+        .iter()
+        .map(|c| (c, colors.iter().filter(|(_, k)| *k == c).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| format!("{n} envs {c}"))
+        .collect();
+    format!("{} (`vezasock status` lists them)", counts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn colors_are_listed_on_a_small_edge_and_counted_on_a_big_one() {
+        let small: BTreeMap<String, Color> = [("prod", Color::Green), ("staging", Color::Blue)]
+            .into_iter()
+            .map(|(e, c)| (e.to_string(), c))
+            .collect();
+        assert_eq!(colors_line(&small), "prod=green staging=blue");
+        let big: BTreeMap<String, Color> = (0..500)
+            .map(|i| {
+                let c = if i < 3 { Color::Green } else { Color::Blue };
+                (format!("e{i:04}"), c)
+            })
+            .collect();
+        assert_eq!(
+            colors_line(&big),
+            "497 envs blue, 3 envs green (`vezasock status` lists them)"
+        );
     }
 }

@@ -32,7 +32,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the version (placeholder until the real commands land).
+    /// Show vezasock's version (as `--version`; `status` shows HAProxy's).
     Version,
     /// Send one runtime API command (or a `;`-joined line) and print HAProxy's reply.
     Exec(exec::ExecArgs),
