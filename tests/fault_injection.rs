@@ -42,7 +42,7 @@ async fn reply_cut_in_the_middle_then_close_is_closed() {
         let server = FakeServer::start(Arc::new(|mut stream, _| {
             Box::pin(async move {
                 let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
+                let mut pending = Vec::new();
                 loop {
                     let Ok(n) = stream.read(&mut buf).await else {
                         return;
@@ -50,18 +50,26 @@ async fn reply_cut_in_the_middle_then_close_is_closed() {
                     if n == 0 {
                         return;
                     }
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen).to_string();
-                    if text.ends_with("prompt\n") || text.ends_with("set severity-output number\n")
-                    {
-                        let _ = stream.write_all(b"\n> ").await;
-                    } else if text.ends_with("show info\n") {
-                        let mut out = support::SHOW_INFO.to_vec();
-                        out.extend_from_slice(b"> ");
-                        let _ = stream.write_all(&out).await;
-                    } else if text.ends_with("get weight be_app1/blue\n") {
-                        let _ = stream.write_all(b"100 (ini").await;
-                        return;
+                    pending.extend_from_slice(&buf[..n]);
+                    // Like HAProxy, answer every complete line in order (the client pipelines
+                    // its handshake).
+                    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        match &line[..] {
+                            b"prompt\n" | b"set severity-output number\n" => {
+                                let _ = stream.write_all(b"\n> ").await;
+                            }
+                            b"show info\n" => {
+                                let mut out = support::SHOW_INFO.to_vec();
+                                out.extend_from_slice(b"> ");
+                                let _ = stream.write_all(&out).await;
+                            }
+                            b"get weight be_app1/blue\n" => {
+                                let _ = stream.write_all(b"100 (ini").await;
+                                return;
+                            }
+                            _ => {}
+                        }
                     }
                 }
             })

@@ -128,7 +128,7 @@ fn answer(
     if line == "show info" {
         return Answer::Body(SHOW_INFO.to_vec());
     }
-    if line == "show stat" {
+    if line == "show stat -1 4 -1" {
         return Answer::Body(show_stat(rows).into_bytes());
     }
     if line == "show servers state" {
@@ -210,7 +210,7 @@ fn servers_state(rows: &[FakeServerRow], only: Option<&str>) -> String {
     out
 }
 
-/// `show stat`: the recorded 3.0 header and one UP row per server (recorded row shape).
+/// `show stat -1 4 -1` (server rows): the recorded 3.0 header and one UP row per server.
 fn show_stat(rows: &[FakeServerRow]) -> String {
     const CORPUS: &str = include_str!("../grammar/corpus/3.0/show-stat-filtered.oneshot-sev");
     let mut lines = CORPUS.lines();
