@@ -288,7 +288,10 @@ async fn status_parts(edge: &Edge) -> Result<StatusParts, String> {
     let map = edge.topology.paths.active_color_map().display().to_string();
     let commands = [
         Command::ShowInfo,
-        Command::ShowStat { filter: None },
+        // What `status` asks for: server rows only.
+        Command::ShowStat {
+            filter: Some(vezasock::runtime::command::StatFilter::all_servers()),
+        },
         Command::show_servers_state(None).map_err(|e| e.to_string())?,
         Command::show_map(&map, None).map_err(|e| e.to_string())?,
     ];
@@ -343,6 +346,8 @@ struct SizeResult {
     settle_s: f64,
     status_lib: f64,
     status_bin: Result<f64, String>,
+    /// `vezasock status e0002 --json`: one env of the edge.
+    status_one_bin: Result<f64, String>,
     switch_lib: f64,
     switch_bin: Result<f64, String>,
     /// The library's own step timings of the last switch (name, ms).
@@ -384,6 +389,7 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
             .map(|e| format!("the binary refuses the topology file: {e}"))
     };
     let (mut sl, mut sb, mut wl, mut wb) = (vec![], vec![], vec![], vec![]);
+    let mut sob = vec![];
     let (mut batch, mut parse, mut proc_, mut files) = (vec![], vec![], vec![], vec![]);
     let (mut stat_alone, mut stat_parse, mut states_alone) = (vec![], vec![], vec![]);
     let mut bin_error = None;
@@ -435,6 +441,12 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
             }
         }
         if bin_error.is_none() {
+            match binary(&["status", "e0002", "--json"], &toml_path) {
+                Ok((took, _)) => sob.push(ms(took)),
+                Err(e) => bin_error = Some(refused().unwrap_or(e)),
+            }
+        }
+        if bin_error.is_none() {
             match binary(&["switch", "e0001", to.as_str()], &toml_path) {
                 Ok((took, _)) => wb.push(ms(took)),
                 Err(e) => bin_error = Some(refused().unwrap_or(e)),
@@ -449,6 +461,10 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
         status_bin: match &bin_error {
             Some(e) if sb.is_empty() => Err(e.clone()),
             _ => Ok(median(sb)),
+        },
+        status_one_bin: match &bin_error {
+            Some(e) if sob.is_empty() => Err(e.clone()),
+            _ => Ok(median(sob)),
         },
         switch_lib: median(wl),
         switch_bin: match &bin_error {
@@ -530,30 +546,31 @@ fn main() {
     println!("Every edge is written as a topology file and loaded the way the binary loads it (the file limit is 2,000 envs); should a file be refused, the edge is built in code for the library calls and the table says the binary refused it.\n");
     for h in &versions {
         println!("### HAProxy {} (`{}`)\n", h.label, h.version_line);
-        println!("| envs | servers | config KB | checks settled s | status, library | status, binary | switch, library | switch, binary |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("| envs | servers | config KB | checks settled s | status, library | status, binary | status of one env, binary | switch, library | switch, binary |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         let mut rows = Vec::new();
         for &n in &sizes {
             eprintln!("[{}] {n} envs", h.label);
             match run_size(h, n, reps) {
                 Ok(r) => {
                     println!(
-                        "| {} | {} | {} | {:.1} | {:.2} | {} | {:.2} | {} |",
+                        "| {} | {} | {} | {:.1} | {:.2} | {} | {} | {:.2} | {} |",
                         r.envs,
                         r.servers,
                         r.config_kb,
                         r.settle_s,
                         r.status_lib,
                         cell(&r.status_bin),
+                        cell(&r.status_one_bin),
                         r.switch_lib,
                         cell(&r.switch_bin),
                     );
                     rows.push(r);
                 }
-                Err(e) => println!("| {n} | {} | | | error: {} | | | |", n * 6, one_line(&e)),
+                Err(e) => println!("| {n} | {} | | | error: {} | | | | |", n * 6, one_line(&e)),
             }
         }
-        println!("\nWhere the time goes (medians, ms): the library `status` split into the operator batch (show info, show stat, show servers state, show map; round trip and read), parsing its replies, master `show proc`, and reading the per-env state files (color + history); *rest* is the status minus those, i.e. assembling the report. *render* is one full `render::render` of the edge, which the switch's `journal+disk` step runs to write `active-color.map`. Switch steps are the library's own timings of its last run.\n");
+        println!("\nWhere the time goes (medians, ms): the library `status` split into the operator batch (show info, `show stat -1 4 -1` (server rows), show servers state, show map; round trip and read), parsing its replies, master `show proc`, and reading the per-env state files (color + history); *rest* is the status minus those, i.e. assembling the report. *render* is one full `render::render` of the edge, which the switch's `journal+disk` step runs to write `active-color.map`. Switch steps are the library's own timings of its last run.\n");
         println!("| envs | status | batch | parse | show proc | state files | rest | `show stat` alone / its parse | `show servers state` alone | render | switch steps |");
         println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &rows {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use vezasock::topology::Color;
 
 use crate::haproxy;
-use crate::switch::{admin_set_map, file_color, healthy_edge, runtime_color, state_dir, vezasock};
+use crate::switch::{
+    admin_set_map, file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir, vezasock,
+};
 
 #[test]
 fn status_shows_every_env_color_and_server_and_flags_drift() {
@@ -99,6 +101,62 @@ fn status_shows_every_env_color_and_server_and_flags_drift() {
         );
         let run = vezasock(&local, &["status"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    }
+}
+
+/// Every server of an env's report: backend, server, admin and operational state, check.
+fn servers_of(env: &vezasock::edge::status::EnvStatus) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for comp in &env.components {
+        for b in &comp.backends {
+            for s in &b.servers {
+                out.push((
+                    b.backend.clone(),
+                    s.server.clone(),
+                    s.admin.clone(),
+                    s.op.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn status_of_one_env_matches_the_whole_edge_and_survives_an_env_not_applied_yet() {
+    for v in haproxy::versions() {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let local = healthy_edge(&v, dir.path());
+        let mut edge = lib_edge(&local);
+        let (whole, one) = rt().block_on(async {
+            let whole = vezasock::edge::status::status(&edge, None).await;
+            let one = vezasock::edge::status::status(&edge, Some("prod")).await;
+            (whole, one)
+        });
+        let whole = whole.unwrap_or_else(|e| panic!("{label}: {e}"));
+        let one = one.unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(one.envs.len(), 1, "{label}");
+        let prod = whole
+            .envs
+            .iter()
+            .find(|e| e.name == "prod")
+            .unwrap_or_else(|| panic!("{label}: no prod"));
+        let servers = servers_of(&one.envs[0]);
+        assert_eq!(servers.len(), 6, "{label}: {servers:?}");
+        assert_eq!(servers, servers_of(prod), "{label}");
+        assert!(one.externals.is_empty(), "{label}");
+
+        // An env the running config does not have yet (a shape change not applied): HAProxy
+        // refuses its backends by name, and status reads the whole edge instead of failing.
+        let mut preview = edge.topology.envs[0].clone();
+        preview.name = "preview".to_string();
+        edge.topology.envs.push(preview);
+        let report = rt()
+            .block_on(vezasock::edge::status::status(&edge, Some("preview")))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(report.envs.len(), 1, "{label}");
+        assert!(servers_of(&report.envs[0]).is_empty(), "{label}");
     }
 }
 
