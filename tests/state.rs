@@ -697,17 +697,7 @@ fn last_open_operation_finds_an_interrupted_switch() {
         state.journal_record(&done, phase, None).unwrap();
     }
     // The interrupted one: killed after writing the map file.
-    let crashed = Operation::new(
-        Action::Switch,
-        Some("staging"),
-        Some("blue"),
-        Some("green"),
-        "ci",
-    );
-    state.journal_record(&crashed, Phase::Intent, None).unwrap();
-    state
-        .journal_record(&crashed, Phase::DiskWritten, None)
-        .unwrap();
+    let crashed = record_an_interrupted_switch(&state, "staging");
     // A later, finished operation on another env does not hide it.
     let prod = Operation::new(
         Action::Switch,
@@ -776,22 +766,31 @@ fn archive_entries(state: &StateDir) -> usize {
     }
 }
 
+/// Journals a switch of `env` blue→green killed after writing the map file (intent,
+/// disk-written, no end).
+fn record_an_interrupted_switch(state: &StateDir, env: &str) -> Operation {
+    let op = Operation::new(Action::Switch, Some(env), Some("blue"), Some("green"), "ci");
+    state.journal_record(&op, Phase::Intent, None).unwrap();
+    state.journal_record(&op, Phase::DiskWritten, None).unwrap();
+    op
+}
+
+/// Journals a switch of `env` from intent to done; returns the number of lines written.
+fn record_a_finished_switch(state: &StateDir, env: &str) -> usize {
+    let op = Operation::new(Action::Switch, Some(env), Some("blue"), Some("green"), "ci");
+    let phases = [Phase::Intent, Phase::DiskWritten, Phase::Done];
+    for phase in phases {
+        state.journal_record(&op, phase, None).unwrap();
+    }
+    phases.len()
+}
+
 /// Appends whole switches (intent, disk-written, done) until the archive has grown.
 fn fill_journal_until_it_rotates(state: &StateDir) -> usize {
     let before = archive_entries(state);
     let mut written = 0;
     loop {
-        let op = Operation::new(
-            Action::Switch,
-            Some("prod"),
-            Some("blue"),
-            Some("green"),
-            "ci",
-        );
-        for phase in [Phase::Intent, Phase::DiskWritten, Phase::Done] {
-            state.journal_record(&op, phase, None).unwrap();
-            written += 1;
-        }
+        written += record_a_finished_switch(state, "prod");
         if archive_entries(state) > before {
             return written;
         }
@@ -827,29 +826,10 @@ fn a_long_journal_moves_to_the_archive_whole_once_no_operation_is_open() {
 fn a_long_journal_with_an_interrupted_operation_stays_where_status_reads_it() {
     let dir = temp();
     let state = StateDir::single(dir.path());
-    let crashed = Operation::new(
-        Action::Switch,
-        Some("staging"),
-        Some("blue"),
-        Some("green"),
-        "ci",
-    );
-    state.journal_record(&crashed, Phase::Intent, None).unwrap();
-    state
-        .journal_record(&crashed, Phase::DiskWritten, None)
-        .unwrap();
+    let crashed = record_an_interrupted_switch(&state, "staging");
     // Many operations end while the crashed one is open: the journal grows and stays.
     for _ in 0..2 * (ROTATE_BYTES as usize / 600) {
-        let op = Operation::new(
-            Action::Switch,
-            Some("prod"),
-            Some("blue"),
-            Some("green"),
-            "ci",
-        );
-        for phase in [Phase::Intent, Phase::DiskWritten, Phase::Done] {
-            state.journal_record(&op, phase, None).unwrap();
-        }
+        record_a_finished_switch(&state, "prod");
     }
     assert_eq!(archive_entries(&state), 0);
     assert!(std::fs::metadata(state.journal_file()).unwrap().len() > ROTATE_BYTES);
