@@ -19,7 +19,8 @@ use crate::plan::Plan;
 use crate::state::Wait;
 use crate::topology::Color;
 
-/// Arguments of `vezasock apply`.
+// Arguments of `vezasock apply` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]

@@ -16,7 +16,8 @@ pub use crate::render::check::{explain, haproxy_check, CheckOutcome};
 use crate::render::{self, write::write_atomic};
 use crate::topology::{PathOverrides, ACTIVE_COLOR_MAP, HOSTS_MAP};
 
-/// Arguments of `vezasock check`.
+// Arguments of `vezasock check` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     #[command(flatten)]

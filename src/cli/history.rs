@@ -10,7 +10,8 @@ use super::render::TopologyArgs;
 use super::switch::{load_edge, print_json};
 use crate::edge::rollback::history;
 
-/// Arguments of `vezasock history`.
+// Arguments of `vezasock history` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
     /// The env.

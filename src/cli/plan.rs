@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::render::{load_and_render, TopologyArgs};
 use crate::plan::{plan, Plan};
 
-/// Arguments of `vezasock plan`.
+// Arguments of `vezasock plan` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
     #[command(flatten)]

@@ -11,7 +11,8 @@ use clap::Args;
 use crate::render::{self, maps, Rendered};
 use crate::topology::{Color, LoadError, PathOverrides, ReloadMethod, Topology};
 
-/// Where the topology comes from, and overrides of its runtime paths.
+// Where the topology comes from, and overrides of its runtime paths (a plain comment: see
+// `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Default, Args)]
 pub struct TopologyArgs {
     /// Topology file (TOML). Without it, the embedded "veza" edge.
@@ -82,7 +83,8 @@ impl TopologyArgs {
     }
 }
 
-/// Arguments of `vezasock render`.
+// Arguments of `vezasock render` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     #[command(flatten)]

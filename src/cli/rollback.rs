@@ -13,7 +13,8 @@ use super::switch::{finish, load_edge, lock_wait, runtime, step_line};
 use crate::edge::rollback::rollback;
 use crate::edge::switch::SwitchRequest;
 
-/// Arguments of `vezasock rollback`.
+// Arguments of `vezasock rollback` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
     /// The env to roll back.

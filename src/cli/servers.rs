@@ -27,7 +27,8 @@ use crate::edge::{Edge, EdgeError};
 use crate::state::{AdminDecision, Wait};
 use crate::topology::Color;
 
-/// Which servers: an env (narrowed by color, component, server) or a backend by name.
+// Which servers: an env (narrowed by color, component, server) or a backend by name (a plain
+// comment: see `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
     /// The env (staging, prod, …). Not with --backend.
@@ -47,7 +48,7 @@ pub struct SelectArgs {
     pub backend: Option<String>,
 }
 
-/// The per-edge lock flags, the same as `switch`.
+// The per-edge lock flags, the same as `switch` (a plain comment: see `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Args)]
 pub struct LockArgs {
     /// Fail at once (exit 4) when another vezasock holds the edge lock, instead of waiting.
@@ -69,7 +70,8 @@ pub enum ThenArg {
     Leave,
 }
 
-/// Arguments of `vezasock drain`.
+// Arguments of `vezasock drain` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct DrainArgs {
     #[command(flatten)]
@@ -94,7 +96,8 @@ pub struct DrainArgs {
     pub topology: TopologyArgs,
 }
 
-/// Arguments of `vezasock maint`.
+// Arguments of `vezasock maint` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct MaintArgs {
     #[command(flatten)]
@@ -115,7 +118,8 @@ pub struct MaintArgs {
     pub topology: TopologyArgs,
 }
 
-/// Arguments of `vezasock ready`.
+// Arguments of `vezasock ready` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct ReadyArgs {
     #[command(flatten)]

@@ -13,7 +13,8 @@ use super::render::TopologyArgs;
 use super::switch::{load_edge, print_json, runtime};
 use crate::edge::status::{status, BackendStatus, StatusReport};
 
-/// Arguments of `vezasock status`.
+// Arguments of `vezasock status` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// Only this env (externals and edge-wide operations are then left out).

@@ -14,7 +14,8 @@ use super::servers::{parse_duration, LockArgs};
 use crate::edge::switch::{switch, LockWait, Step, SwitchReport, SwitchRequest};
 use crate::edge::{Edge, EdgeError};
 
-/// Arguments of `vezasock switch`.
+// Arguments of `vezasock switch` (a plain comment: a doc comment would replace the subcommand's
+// about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct SwitchArgs {
     /// The env to flip (e.g. staging).
