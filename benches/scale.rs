@@ -123,12 +123,7 @@ impl Running {
     }
 
     fn kill(&mut self) {
-        let _ = Process::new("kill")
-            .args(["-s", "KILL", "--"]) // procps 4.0.2 reads `-KILL -1234` as kill(-1)
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        vezasock::demo::edge::kill_group(&mut self.child);
     }
 }
 

@@ -199,12 +199,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         // The whole group: master, current and old workers.
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--"]) // procps 4.0.2 reads `-KILL -1234` as kill(-1)
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        vezasock::demo::edge::kill_group(&mut self.child);
     }
 }
 

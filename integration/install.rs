@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use vezasock::cli::exit::Exit;
 use vezasock::demo::backend::Backend;
-use vezasock::demo::edge::label;
+use vezasock::demo::edge::{kill_group, label};
 use vezasock::demo::http::get;
 use vezasock::render::render;
 use vezasock::render::shape::summary_path;
@@ -261,12 +261,7 @@ impl Started {
 
     /// Kills the group now (HAProxy down, files left in place).
     fn kill(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-s", "KILL", "--"]) // procps 4.0.2 reads `-KILL -1234` as kill(-1)
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::backend::Backend;
+use crate::edge::install::start_command;
 use crate::render::{render, write::write_rendered};
 use crate::topology::{Color, LocalServer, Topology};
 
@@ -38,6 +39,20 @@ pub enum LocalEdgeError {
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LocalEdgeError {
     let what = what.into();
     move |source| LocalEdgeError::Io { what, source }
+}
+
+/// SIGKILLs the process group that `child` leads (spawned with `process_group(0)`: an HAProxy
+/// master and every worker, old ones included), then reaps `child`. Best effort: a group that is
+/// already gone is not an error.
+pub fn kill_group(child: &mut Child) {
+    if let Some(group) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A running local edge. Dropping it kills HAProxy (master and workers) and the backends.
@@ -121,14 +136,10 @@ impl LocalEdge {
         let log = std::fs::File::create(self.dir.join("haproxy.log"))
             .map_err(io_err("create haproxy.log"))?;
         let log2 = log.try_clone().map_err(io_err("open haproxy.log"))?;
-        let child = Command::new(&paths.haproxy)
-            .arg("-W")
-            .arg("-S")
-            .arg(format!("{},level,admin", paths.master_socket.display()))
-            .arg("-f")
-            .arg(&paths.config)
-            .arg("-p")
-            .arg(&paths.pid_file)
+        // The command `vezasock apply` tells operators to start a first install with.
+        let command = start_command(paths);
+        let child = Command::new(&command[0])
+            .args(&command[1..])
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log)
@@ -167,12 +178,7 @@ impl LocalEdge {
     /// Kills HAProxy (master and workers, SIGKILL): what a crash or a host reboot does.
     pub fn kill_haproxy(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--"]) // procps 4.0.2 reads `-KILL -1234` as kill(-1)
-                .arg(format!("-{}", child.id()))
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 
