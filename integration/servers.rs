@@ -15,16 +15,11 @@ use vezasock::demo::LocalEdge;
 use vezasock::runtime::endpoint::Endpoint;
 use vezasock::runtime::master;
 use vezasock::runtime::parse::servers_state::AdminState;
-use vezasock::runtime::session::{Session, Timeouts};
 use vezasock::topology::ACTIVE_COLOR_MAP;
 
 use crate::edge::{self, wait_answer};
 use crate::haproxy;
-
-const T: Timeouts = Timeouts {
-    connect: Duration::from_secs(5),
-    reply: Duration::from_secs(10),
-};
+use crate::switch::{admin_session, rt, T};
 
 /// One run of the binary: exit code, stdout, stderr.
 struct Run {
@@ -71,20 +66,10 @@ fn run_with_paths(edge: &LocalEdge, command: &mut Process) -> Run {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("tokio: {e}"))
-}
-
 /// The admin bits of `backend/server` as the running HAProxy shows them.
 fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminState {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         let state = s
             .show_servers_state(None)
             .await
@@ -98,11 +83,8 @@ fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminState {
 
 /// Raw runtime commands on the admin socket, every reply checked.
 fn runtime(edge: &LocalEdge, lines: &[&str]) {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         for line in lines {
             let command = vezasock::runtime::command::Command::raw(line)
                 .unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -115,11 +97,8 @@ fn runtime(edge: &LocalEdge, lines: &[&str]) {
 
 /// `scur` of one server.
 fn sessions(edge: &LocalEdge, backend: &str, server: &str) -> u64 {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         let table = s
             .show_stat(None)
             .await

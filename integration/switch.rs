@@ -69,6 +69,14 @@ pub fn rt() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("tokio: {e}"))
 }
 
+/// A session on the edge's admin socket; `label` names the caller if the connect fails.
+pub async fn admin_session(edge: &LocalEdge, label: &str) -> Session {
+    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
+    Session::connect(&endpoint, T)
+        .await
+        .unwrap_or_else(|e| panic!("{label}: connect: {e}"))
+}
+
 /// The library's view of the local edge (same paths the binary gets).
 pub fn lib_edge(local: &LocalEdge) -> Edge {
     Edge::new(local.topology.clone())
@@ -76,12 +84,9 @@ pub fn lib_edge(local: &LocalEdge) -> Edge {
 
 /// Waits until every env server is running with a passed health check (the gate's rule).
 pub fn wait_healthy(edge: &LocalEdge, label: &str) {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("{label}: connect: {e}"));
+        let mut s = admin_session(edge, label).await;
         loop {
             let state = s
                 .show_servers_state(None)
@@ -108,12 +113,9 @@ pub fn wait_healthy(edge: &LocalEdge, label: &str) {
 
 /// Waits until `backend/server` has operational state `running` (or not).
 pub fn wait_running(edge: &LocalEdge, backend: &str, server: &str, running: bool, label: &str) {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("{label}: connect: {e}"));
+        let mut s = admin_session(edge, label).await;
         loop {
             let state = s
                 .show_servers_state(Some(backend))
@@ -136,12 +138,9 @@ pub fn wait_running(edge: &LocalEdge, backend: &str, server: &str, running: bool
 
 /// The env's color in the running HAProxy's active-color map (`None`: no entry).
 pub fn runtime_color(edge: &LocalEdge, env: &str) -> Option<Color> {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     let map = edge.topology.paths.active_color_map().display().to_string();
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         let entries = s
             .show_map(&map, None)
             .await
@@ -155,12 +154,9 @@ pub fn runtime_color(edge: &LocalEdge, env: &str) -> Option<Color> {
 
 /// Sets a map entry or a server state behind vezasock's back.
 pub fn admin_set_map(edge: &LocalEdge, env: &str, color: Color) {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     let map = edge.topology.paths.active_color_map().display().to_string();
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         s.set_map(&map, env, color.as_str())
             .await
             .unwrap_or_else(|e| panic!("set map: {e}"));
@@ -168,11 +164,8 @@ pub fn admin_set_map(edge: &LocalEdge, env: &str, color: Color) {
 }
 
 pub fn admin_set_server(edge: &LocalEdge, backend: &str, server: &str, state: SetState) {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         s.set_server_state(backend, server, state)
             .await
             .unwrap_or_else(|e| panic!("set server: {e}"));
@@ -195,11 +188,8 @@ pub fn state_dir(edge: &LocalEdge) -> StateDir {
 
 /// The worker pid from `show info`.
 pub fn worker_pid(edge: &LocalEdge) -> u32 {
-    let endpoint = Endpoint::Unix(edge.topology.paths.admin_socket.clone());
     rt().block_on(async {
-        let mut s = Session::connect(&endpoint, T)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let mut s = admin_session(edge, "admin socket").await;
         s.show_info()
             .await
             .ok()
