@@ -482,7 +482,7 @@ struct PhaseOnly<'a> {
 
 /// True when every operation in `lines` reached a terminal phase (unreadable lines are left
 /// out, as [`parse_journal`] leaves them out).
-fn nothing_open(lines: &[(usize, &[u8])]) -> bool {
+fn nothing_open(lines: &[Numbered<'_>]) -> bool {
     let mut last: HashMap<Cow<str>, Phase> = HashMap::new();
     for (_, line) in lines {
         if let Ok(e) = serde_json::from_slice::<PhaseOnly>(line) {
@@ -492,12 +492,15 @@ fn nothing_open(lines: &[(usize, &[u8])]) -> bool {
     last.values().all(|phase| phase.is_terminal())
 }
 
-/// The complete lines of `bytes`, numbered from 1, and the torn tail (a last line without its
-/// `\n`). Blank lines are left out.
-fn journal_lines(bytes: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
+/// A journal line and its number (from 1).
+type Numbered<'a> = (usize, &'a [u8]);
+
+/// The complete lines of `bytes` and the torn tail (a last line without its `\n`, empty when
+/// there is none), each with its number. Blank lines are left out.
+fn journal_lines(bytes: &[u8]) -> (Vec<Numbered<'_>>, Numbered<'_>) {
     let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // `split` yields an empty piece after a final `\n`; anything else there is a torn line.
-    let tail = pieces.pop().unwrap_or(&[]);
+    let tail = (pieces.len(), pieces.pop().unwrap_or(&[]));
     let lines = pieces
         .into_iter()
         .enumerate()
@@ -543,8 +546,7 @@ pub fn open_operations_in(bytes: &[u8]) -> Vec<OpenOperation> {
 /// Parses journal bytes; never fails (bad lines are skipped and reported).
 pub fn parse_journal(bytes: &[u8]) -> JournalRead {
     let mut read = JournalRead::default();
-    let (lines, tail) = journal_lines(bytes);
-    let line_count = bytes.iter().filter(|b| **b == b'\n').count();
+    let (lines, (tail_number, tail)) = journal_lines(bytes);
     for (number, piece) in lines {
         match serde_json::from_slice::<RawEntry>(piece).map(|e| e.to_owned_entry()) {
             Ok(entry) => read.entries.push(entry),
@@ -558,7 +560,7 @@ pub fn parse_journal(bytes: &[u8]) -> JournalRead {
     }
     if !tail.is_empty() {
         read.skipped.push(SkippedLine {
-            line: line_count + 1,
+            line: tail_number,
             text: String::from_utf8_lossy(tail).into_owned(),
             torn: true,
             why: "last line without a newline: a writer was interrupted mid-append".to_string(),
