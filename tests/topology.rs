@@ -647,3 +647,30 @@ fn too_many_envs_is_one_clear_error() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn an_env_lists_one_backend_per_component_and_color() {
+    let topo = Topology::embedded_default().unwrap();
+    let staging = topo.env("staging").unwrap().clone();
+    let names: Vec<String> = staging.backends().collect();
+    assert_eq!(
+        names,
+        [
+            "be_staging_api_blue",
+            "be_staging_api_green",
+            "be_staging_stream_blue",
+            "be_staging_stream_green",
+            "be_staging_web_blue",
+            "be_staging_web_green",
+        ]
+    );
+    let plain = vezasock::topology::Env {
+        colored: false,
+        ..staging
+    };
+    let names: Vec<String> = plain.backends().collect();
+    assert_eq!(
+        names,
+        ["be_staging_api", "be_staging_stream", "be_staging_web"]
+    );
+}

@@ -138,16 +138,11 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         Some(name) => {
             let env = edge.env(name)?;
             let mut commands = vec![Command::ShowInfo, Command::show_map(&map, None)?];
-            for comp in &env.components {
-                for color in Color::ALL {
-                    if env.colored || color == Color::Blue {
-                        let backend = env.backend_name(&comp.name, color);
-                        commands.push(Command::ShowStat {
-                            filter: Some(StatFilter::servers_of(&backend)?),
-                        });
-                        commands.push(Command::show_servers_state(Some(&backend))?);
-                    }
-                }
+            for backend in env.backends() {
+                commands.push(Command::ShowStat {
+                    filter: Some(StatFilter::servers_of(&backend)?),
+                });
+                commands.push(Command::show_servers_state(Some(&backend))?);
             }
             match session.batch(&commands).await {
                 Err(e) if e.is_refused() => session.batch(&whole_edge(&map)?).await?,

@@ -200,6 +200,21 @@ impl Env {
             format!("be_{}_{}", self.name, component)
         }
     }
+
+    /// Every backend this env renders: one per component and color, one per component for a
+    /// colorless env.
+    pub fn backends(&self) -> impl Iterator<Item = String> + '_ {
+        let colors: &[Color] = if self.colored {
+            &Color::ALL
+        } else {
+            &[Color::Blue]
+        };
+        self.components.iter().flat_map(move |comp| {
+            colors
+                .iter()
+                .map(move |color| self.backend_name(&comp.name, *color))
+        })
+    }
 }
 
 /// A site outside the deploy pipeline (Forgejo, the Talas vitrine).

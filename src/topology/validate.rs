@@ -841,13 +841,7 @@ fn backends_unique(c: &mut Checker<'_>, t: &Topology) {
     seen.insert(ACME_BACKEND.to_string());
     let mut names: Vec<(&str, &str, String)> = Vec::new();
     for e in &t.envs {
-        for k in &e.components {
-            for color in Color::ALL {
-                if e.colored || color == Color::Blue {
-                    names.push(("env", &e.name, e.backend_name(&k.name, color)));
-                }
-            }
-        }
+        names.extend(e.backends().map(|b| ("env", e.name.as_str(), b)));
     }
     for x in &t.externals {
         names.push(("external", &x.name, x.backend_name()));
