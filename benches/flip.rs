@@ -999,7 +999,7 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         pass(speedup >= 30.0),
         cell_ms(v_cmd),
         cell_ms(r_seen),
-        if speedup.is_nan() { "–".to_string() } else { format!("{speedup:.1}×") }
+        ratio(r_seen, v_cmd)
     );
     // Flip latency as the issue defines it: command start → first answer of the new color,
     // for both (the binary's record step then runs after traffic has already flipped).
@@ -1010,7 +1010,7 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         pass(seen_speedup >= 30.0),
         cell_ms(v_seen),
         cell_ms(r_seen),
-        if seen_speedup.is_nan() { "–".to_string() } else { format!("{seen_speedup:.1}×") }
+        ratio(r_seen, v_seen)
     );
     let (s_seen, _) = lat(Method::Socat);
     let _ = writeln!(
@@ -1029,7 +1029,7 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         "- {} the same whole switch as a library call (command p50 {} ms, no process start) ≥ 30× faster than the reload flip: {}",
         pass(lib_speedup >= 30.0),
         cell_ms(l_cmd),
-        if lib_speedup.is_nan() { "–".to_string() } else { format!("{lib_speedup:.1}×") }
+        ratio(r_seen, l_cmd)
     );
     let _ = writeln!(
         s,
