@@ -7,6 +7,7 @@ pub mod demo;
 pub mod exec;
 pub mod exit;
 pub mod history;
+pub mod output;
 pub mod plan;
 pub mod render;
 pub mod rollback;

@@ -78,6 +78,19 @@ impl Color {
     }
 }
 
+/// The one message for a word that is not a color (CLI arguments, files, map values).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a color: use blue or green")]
+pub struct NotAColor(pub String);
+
+impl std::str::FromStr for Color {
+    type Err = NotAColor;
+
+    fn from_str(word: &str) -> Result<Color, NotAColor> {
+        Color::parse(word).ok_or_else(|| NotAColor(word.to_string()))
+    }
+}
+
 impl fmt::Display for Color {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
