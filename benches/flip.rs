@@ -237,7 +237,7 @@ impl Bench {
     }
 
     fn flip_library(&mut self, to: Color) -> Result<(), String> {
-        let mut req = SwitchRequest::new("staging", to.as_str());
+        let mut req = SwitchRequest::new("staging", to);
         req.who = "bench".to_string();
         let report = self
             .rt

@@ -413,7 +413,7 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
         } else {
             Color::Blue
         };
-        let mut req = SwitchRequest::new("e0000", to.as_str());
+        let mut req = SwitchRequest::new("e0000", to);
         req.who = "bench".to_string();
         let start = Instant::now();
         let done = rt

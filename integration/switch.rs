@@ -329,7 +329,7 @@ fn fifty_flips_under_load_fail_no_request_reload_nothing_and_flip_every_componen
                     run.out
                 );
             } else {
-                let req = SwitchRequest::new("staging", color.as_str());
+                let req = SwitchRequest::new("staging", color);
                 let report = runtime
                     .block_on(switch(&lib, &req, &mut |_| {}))
                     .unwrap_or_else(|e| panic!("{label}: flip {i}: {e}"));

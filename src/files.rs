@@ -9,7 +9,7 @@
 //!
 //! A writer killed before the rename leaves its temp file behind
 //! (`.<name>.vezasock-tmp.<pid>.<n>`). Readers never see it (they open the target by name), and
-//! the next write of the same target removes leftovers whose process is gone.
+//! the next write in the same directory removes leftovers whose process is gone.
 //!
 //! Errors say what was being done to which path; each caller maps them to its own error type.
 
@@ -57,7 +57,7 @@ pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     let dir = parent_dir(path);
     let name = file_name(path)?;
-    remove_dead_leftovers(&dir, &name);
+    remove_dead_leftovers(&dir);
 
     let tmp = dir.join(format!(
         "{}{}.{}",
@@ -125,19 +125,25 @@ pub fn leftovers(path: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Removes the temp files of `name` whose writer process no longer exists. Best effort: a file
-/// that cannot be removed is only clutter, never read.
-fn remove_dead_leftovers(dir: &Path, name: &str) {
-    let prefix = temp_prefix(name);
+/// Removes every temp file in `dir` (of any target) whose writer process no longer exists: a
+/// writer killed mid-write may have been writing a file that nobody writes again soon (the
+/// history of another env, `server-admin.json`). Best effort: a file that cannot be removed is
+/// only clutter, never read. `apply` calls it on the maps and state dirs; every atomic write
+/// calls it on its own dir.
+pub fn remove_dead_leftovers(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.filter_map(|e| e.ok()) {
         let file_name = entry.file_name();
         let file_name = file_name.to_string_lossy();
-        let Some(rest) = file_name.strip_prefix(&prefix) else {
+        if !file_name.starts_with('.') {
+            continue;
+        }
+        let Some(at) = file_name.rfind(TEMP_MARK) else {
             continue;
         };
+        let rest = &file_name[at + TEMP_MARK.len()..];
         let pid = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
         if let Some(pid) = pid {
             if !process_alive(pid) {
@@ -161,8 +167,11 @@ pub(crate) fn process_alive(pid: i32) -> bool {
     }
 }
 
+/// What marks a temp file: `.<name>.vezasock-tmp.<pid>.<n>`.
+const TEMP_MARK: &str = ".vezasock-tmp.";
+
 fn temp_prefix(name: &str) -> String {
-    format!(".{name}.vezasock-tmp.")
+    format!(".{name}{TEMP_MARK}")
 }
 
 fn parent_dir(path: &Path) -> PathBuf {

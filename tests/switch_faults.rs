@@ -437,7 +437,7 @@ async fn control_the_fake_accepts_a_flip_and_the_files_change() {
     bounded(async {
         let (t, fake) = setup(Fault::Accept);
         let before = snapshot(t.dir.path());
-        let req = SwitchRequest::new("staging", "green");
+        let req = SwitchRequest::new("staging", Color::Green);
         let report = switch(&t.edge, &req, &mut |_| {})
             .await
             .unwrap_or_else(|e| panic!("switch: {e}"));
@@ -467,7 +467,7 @@ async fn refused_set_map_leaves_the_edge_as_it_was() {
         let history_before = t.edge.state.history("staging").ok();
         let before = snapshot(t.dir.path());
 
-        let req = SwitchRequest::new("staging", "green");
+        let req = SwitchRequest::new("staging", Color::Green);
         let err = switch(&t.edge, &req, &mut |_| {})
             .await
             .err()
@@ -524,7 +524,7 @@ async fn refused_add_map_when_the_runtime_has_no_entry_leaves_the_edge_as_it_was
     bounded(async {
         let (t, fake) = setup_with_runtime(Fault::Refuse(UNKNOWN_MAP), &[("prod", "green")]);
         let before = snapshot(t.dir.path());
-        let req = SwitchRequest::new("staging", "green");
+        let req = SwitchRequest::new("staging", Color::Green);
         let err = switch(&t.edge, &req, &mut |_| {})
             .await
             .err()
@@ -640,7 +640,7 @@ async fn connection_dropped_after_haproxy_applied_set_map_is_put_back() {
         let (t, fake) = setup(Fault::ApplyThenHangUp);
         let before = snapshot(t.dir.path());
 
-        let req = SwitchRequest::new("staging", "green");
+        let req = SwitchRequest::new("staging", Color::Green);
         let err = switch(&t.edge, &req, &mut |_| {})
             .await
             .err()

@@ -48,7 +48,7 @@ impl Exit {
             EdgeError::Runtime(e) | EdgeError::Interrupted { source: e, .. } => Exit::of_runtime(e),
             EdgeError::State(e) if e.is_locked() => Exit::Locked,
             EdgeError::State(_) => Exit::Refused,
-            EdgeError::NotVerified(_) => Exit::NotVerified,
+            EdgeError::NotVerified(_) | EdgeError::Unfinished(_) => Exit::NotVerified,
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn run(args: &RollbackArgs) -> ExitCode {
         Err(exit) => return exit.into(),
     };
     // The color is filled in from the history by `rollback`.
-    let mut req = SwitchRequest::new(&args.env, "");
+    let mut req = SwitchRequest::new(&args.env, crate::topology::Color::Blue);
     req.wait_healthy = args.wait_healthy;
     req.dry_run = args.dry_run;
     req.lock_wait = lock_wait(&args.lock);

@@ -13,6 +13,7 @@ use super::render::TopologyArgs;
 use super::servers::{parse_duration, LockArgs};
 use crate::edge::switch::{switch, LockWait, Step, SwitchReport, SwitchRequest};
 use crate::edge::{Edge, EdgeError};
+use crate::topology::Color;
 
 // Arguments of `vezasock switch` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
@@ -21,7 +22,7 @@ pub struct SwitchArgs {
     /// The env to flip (e.g. staging).
     pub env: String,
     /// The color to make live: blue or green.
-    pub color: String,
+    pub color: Color,
     /// The deployed commit, recorded in the history.
     #[arg(long)]
     pub sha: Option<String>,
@@ -182,7 +183,7 @@ pub fn run(args: &SwitchArgs) -> ExitCode {
         Ok(edge) => edge,
         Err(exit) => return exit.into(),
     };
-    let mut req = SwitchRequest::new(&args.env, &args.color);
+    let mut req = SwitchRequest::new(&args.env, args.color);
     req.sha = args.sha.clone();
     req.wait_healthy = args.wait_healthy;
     req.drain_old = args.drain_old;

@@ -159,7 +159,7 @@ pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSu
             break;
         };
         let to = colors.get(env).copied().unwrap_or(Color::Blue).other();
-        let mut req = SwitchRequest::new(env, to.as_str());
+        let mut req = SwitchRequest::new(env, to);
         req.sha = Some(format!("demo{i}"));
         req.who = "vezasock-demo".to_string();
         let report = switch(&edge, &req, &mut |_| {}).await?;

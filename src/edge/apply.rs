@@ -253,7 +253,7 @@ fn operation(live: &LiveView, rendered: &Rendered) -> Operation {
         None,
         live.fingerprint.as_deref(),
         Some(&rendered.fingerprint),
-        &Holder::current().user,
+        &crate::state::who(),
     )
 }
 

@@ -176,7 +176,7 @@ fn install_locked(
         None,
         None,
         Some(&rendered.fingerprint),
-        &Holder::current().user,
+        &crate::state::who(),
     );
     edge.state
         .journal_record(&op, Phase::Intent, Some(&format!("install: {reason}")))?;

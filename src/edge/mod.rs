@@ -5,6 +5,9 @@
 //! [`Edge`] is the context they share: the topology (with its runtime paths), the edge's
 //! state dir, and the runtime client settings.
 
+pub mod active_color;
+pub mod flip;
+pub mod gate;
 pub mod repair;
 pub mod rollback;
 pub mod servers;
@@ -56,6 +59,10 @@ pub enum EdgeError {
     /// The change was applied but the read-back disagrees, or a reload failed and was rescued.
     #[error("{0}")]
     NotVerified(String),
+    /// A flip stopped after traffic may have moved: what is live, what is recorded, and the
+    /// command that finishes it.
+    #[error("{0}")]
+    Unfinished(Box<flip::Unfinished>),
 }
 
 impl Edge {

@@ -47,7 +47,7 @@ use crate::runtime::parse::Parsed;
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, read_optional_string, write_atomic};
 use crate::state::server_states::{drop_servers_from_state_file, save_server_state_file};
-use crate::state::{Action, Holder, Operation, Phase};
+use crate::state::{Action, Operation, Phase};
 use crate::topology::ReloadMethod;
 
 /// How long the new worker has to answer on the admin socket after a reload.
@@ -120,7 +120,7 @@ pub async fn reload(edge: &Edge, candidate: &Rendered) -> Result<ReloadOutcome, 
         None,
         live_fingerprint.as_deref(),
         Some(&candidate.fingerprint),
-        &Holder::current().user,
+        &crate::state::who(),
     );
     edge.state
         .journal_record(

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::switch::{map_file_colors, map_ref, recorded_colors, runtime_color, write_map_file};
+use super::active_color::{
+    map_file_colors, map_ref, recorded_colors, runtime_color, write_map_file,
+};
 use super::{Edge, EdgeError};
 use crate::runtime::command::Command;
 use crate::runtime::parse::Parsed;
@@ -55,7 +57,7 @@ pub async fn repair(edge: &Edge) -> Result<RepairReport, EdgeError> {
 /// Repairs with the edge lock already held by the caller (e.g. `apply`, which holds it for its
 /// whole run: taking it again from the same process would wait on itself).
 pub async fn repair_locked(edge: &Edge, _lock: &EdgeLock) -> Result<RepairReport, EdgeError> {
-    let who = super::switch::who();
+    let who = crate::state::who();
     let mut report = RepairReport {
         colors: recorded_colors(edge)?,
         ..RepairReport::default()

@@ -87,7 +87,7 @@ pub async fn rollback(
 ) -> Result<SwitchReport, EdgeError> {
     let entries = history(edge, &req.env)?;
     let target = rollback_target(&entries, to_sha)?;
-    req.color = target.color.to_string();
+    req.color = target.color;
     req.sha = target.sha.clone();
     req.action = Action::Rollback;
     switch(edge, &req, on_step).await.map_err(|e| match e {

@@ -538,14 +538,14 @@ async fn guard_live(
         .map(|s| (s.backend.as_str(), s.server.as_str()))
         .collect();
     let colors = session
-        .show_map(&super::switch::map_ref(edge), None)
+        .show_map(&super::active_color::map_ref(edge), None)
         .await?;
     let state = session.show_servers_state(None).await?;
     let mut emptied = Vec::new();
     for env in &edge.topology.envs {
         // An env missing from the map is routed to blue (the map lookup's default).
         let live = if env.colored {
-            super::switch::runtime_color(&colors, &env.name)?.unwrap_or(Color::Blue)
+            super::active_color::runtime_color(&colors, &env.name)?.unwrap_or(Color::Blue)
         } else {
             Color::Blue
         };
@@ -590,7 +590,7 @@ async fn apply_locked(
 ) -> Result<ChangeReport, EdgeError> {
     let state = session.show_servers_state(None).await?;
     let before = before_states(&state, servers)?;
-    let who = Holder::current().user;
+    let who = crate::state::who();
     let listed: Vec<String> = servers.iter().map(ToString::to_string).collect();
     let before_text: Vec<String> = servers
         .iter()
@@ -730,6 +730,12 @@ fn before_states(
 }
 
 /// Records the decisions, then dumps `show servers state` into the server-state file.
+/// Dumps `show servers state` into the server-state file the config loads, so that a reload
+/// keeps the runtime's server states (the flip calls it after readying drained servers).
+pub(crate) async fn save_server_state(edge: &Edge, session: &mut Session) -> Result<(), EdgeError> {
+    write_through(edge, session, &[]).await
+}
+
 async fn write_through(
     edge: &Edge,
     session: &mut Session,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::switch::{entry_color, map_file_colors, map_ref, Sides};
+use super::active_color::{entry_color, map_file_colors, map_ref, Sides};
 use super::{Edge, EdgeError};
 use crate::runtime::command::{Command, StatFilter};
 use crate::runtime::parse::info::Info;
@@ -281,7 +281,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
                 map_file: file_color,
                 state_file: edge.state.recorded_color(&env.name)?,
             };
-            live = Some(s.effective().0);
+            live = Some(s.effective().runtime);
             drift = s.drift();
             if drift {
                 problems.push(format!("DRIFT {}: {}", env.name, explain(&s)));
@@ -423,11 +423,12 @@ fn states_by_server(states: &ServersState) -> HashMap<(&str, &str), &ServerState
 /// Which side is ahead: `runtime and map file say green, state file says blue (the last
 /// verified switch): an interrupted switch to green`.
 fn explain(s: &Sides) -> String {
-    let (r, m, f) = s.effective();
+    let e = s.effective();
+    let (r, m, f) = (e.runtime, e.map_file, e.state_file);
     let mut by: BTreeMap<Color, Vec<&str>> = BTreeMap::new();
-    by.entry(r).or_default().push("runtime");
-    by.entry(m).or_default().push("map file");
-    by.entry(f).or_default().push("state file");
+    by.entry(e.runtime).or_default().push("runtime");
+    by.entry(e.map_file).or_default().push("map file");
+    by.entry(e.state_file).or_default().push("state file");
     let said: Vec<String> = by
         .iter()
         .map(|(c, who)| {

@@ -128,15 +128,9 @@ impl StateDir {
     }
 
     /// Records a deploy of `env` to `color`: a history line first, then the color file, each
-    /// written atomically. `sha` `None` is written `-`.
-    ///
-    /// Why this order: a crash between the two writes leaves the history one line ahead of the
-    /// color file, which is visible (the newest history color differs from the color file) and
-    /// repaired by writing the color file alone ([`StateDir::write_active_color`]). The other
-    /// order would leave the live color without its history line, and a rollback ("the previous
-    /// entry") would then skip one deploy.
-    ///
-    /// The caller holds the edge lock, so two switches cannot lose each other's line.
+    /// written atomically. `sha` `None` is written `-`. Reads the history first; a flip that
+    /// read it already (and refused a corrupt one before anything changed) calls
+    /// [`StateDir::record_entry`].
     pub fn record_switch(
         &self,
         env: &str,
@@ -145,6 +139,69 @@ impl StateDir {
         who: &str,
         when: SystemTime,
     ) -> Result<(), Error> {
+        let entry = HistoryEntry::now(color, sha, who, when)?;
+        let history = self.history(env)?;
+        self.record_entry(env, &history, entry, || {})
+    }
+
+    /// Records `entry` on top of `history` (the env's history as read under the edge lock):
+    /// the history file, then `between()` (a crash point in tests), then the color file.
+    ///
+    /// Why this order: a crash between the two writes leaves the history one line ahead of the
+    /// color file, which is visible (the newest history color differs from the color file) and
+    /// undone by `apply`'s repair ([`StateDir::drop_newest_history`]). The other order would
+    /// leave the live color without its history line, and a rollback ("the previous entry")
+    /// would then skip one deploy.
+    ///
+    /// The caller holds the edge lock, so two switches cannot lose each other's line.
+    pub fn record_entry(
+        &self,
+        env: &str,
+        history: &[HistoryEntry],
+        entry: HistoryEntry,
+        between: impl FnOnce(),
+    ) -> Result<(), Error> {
+        let color = entry.color;
+        let mut entries = Vec::with_capacity(HISTORY_LEN);
+        entries.push(entry);
+        entries.extend(history.iter().take(HISTORY_LEN - 1).cloned());
+        self.write_history(env, &entries)?;
+        between();
+        self.write_active_color(env, color)
+    }
+
+    /// Removes the newest history line of `env` (repair, after undoing a flip whose history
+    /// line was written but whose color file was not). Returns the line removed.
+    pub fn drop_newest_history(&self, env: &str) -> Result<Option<HistoryEntry>, Error> {
+        let mut entries = self.history(env)?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let newest = entries.remove(0);
+        self.write_history(env, &entries)?;
+        Ok(Some(newest))
+    }
+
+    fn write_history(&self, env: &str, entries: &[HistoryEntry]) -> Result<(), Error> {
+        let mut text = String::new();
+        for e in entries.iter().take(HISTORY_LEN) {
+            text.push_str(&e.to_line());
+            text.push('\n');
+        }
+        self.ensure()?;
+        write_atomic(&self.history_file(env)?, text.as_bytes())
+    }
+}
+
+impl HistoryEntry {
+    /// A new deploy line, stamped `when`. A sha is one word; `who` (the rest of the line) has
+    /// no control character.
+    pub fn now(
+        color: Color,
+        sha: Option<&str>,
+        who: &str,
+        when: SystemTime,
+    ) -> Result<HistoryEntry, Error> {
         let sha = match sha {
             None => None,
             Some(s) => {
@@ -166,23 +223,11 @@ impl StateDir {
             });
         }
         let who = who.trim();
-        let entry = HistoryEntry {
+        Ok(HistoryEntry {
             color,
             sha,
             when: Some(time::rfc3339_utc(when)),
             who: (!who.is_empty()).then(|| who.to_string()),
-        };
-
-        let mut entries = self.history(env)?;
-        entries.insert(0, entry);
-        entries.truncate(HISTORY_LEN);
-        let mut text = String::new();
-        for e in &entries {
-            text.push_str(&e.to_line());
-            text.push('\n');
-        }
-        self.ensure()?;
-        write_atomic(&self.history_file(env)?, text.as_bytes())?;
-        self.write_active_color(env, color)
+        })
     }
 }

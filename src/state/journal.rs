@@ -14,10 +14,11 @@
 //! ```
 //! (one line in the file.)
 //!
-//! Each append is one `write` on an `O_APPEND` descriptor followed by an fsync. A writer killed
-//! in the middle can leave a last line without its `\n`: the reader skips it and reports it
-//! instead of failing, and the next append first ends that torn line so that it cannot glue
-//! itself to the new entry. Any line that is not a journal entry is skipped and reported the
+//! Each append is one `write` on an `O_APPEND` descriptor (fsynced when it ends an operation).
+//! A write that fails or comes up short (a full disk) is cut back to the last whole line, so
+//! vezasock itself never leaves half a line. A torn last line can still come from outside (a
+//! power cut, a hand edit): the reader skips it and reports it instead of failing, and the next
+//! append first ends it so that it cannot glue itself to the new entry. Any line that is not a journal entry is skipped and reported the
 //! same way: the journal is an audit trail, and one bad line must not hide the others.
 
 use std::borrow::Cow;
@@ -170,6 +171,23 @@ impl Operation {
         }
     }
 
+    /// A new flip of `env` (a switch or a rollback) from one color to another.
+    pub fn flip(
+        action: Action,
+        env: &str,
+        from: crate::topology::Color,
+        to: crate::topology::Color,
+        who: &str,
+    ) -> Operation {
+        Operation::new(
+            action,
+            Some(env),
+            Some(from.as_str()),
+            Some(to.as_str()),
+            who,
+        )
+    }
+
     /// The journal entry for reaching `phase`, stamped now by this process.
     pub fn entry(&self, phase: Phase, detail: Option<&str>) -> JournalEntry {
         JournalEntry {
@@ -292,8 +310,12 @@ impl StateDir {
         })?;
         line.push(b'\n');
 
-        file.write_all(&line)
-            .map_err(|e| Error::io("append to the journal", &path, e))?;
+        if let Err(e) = file.write_all(&line) {
+            // A short write (a full disk) must not leave half a line: cut back to where the
+            // journal ended, so every line in it (and later in the archive) is whole.
+            let _ = file.set_len(len);
+            return Err(Error::io("append to the journal", &path, e));
+        }
         if entry.phase.is_terminal() {
             file.sync_data()
                 .map_err(|e| Error::io("fsync the journal", &path, e))?;
@@ -361,9 +383,12 @@ impl StateDir {
                 .is_ok()
             && tail == bytes;
         if !already {
-            archive
-                .write_all(&bytes)
-                .map_err(|e| Error::io("append to the journal archive", &archive_path, e))?;
+            if let Err(e) = archive.write_all(&bytes) {
+                // Cut a short append back: the archive only ever holds whole lines, and the
+                // rotating file is still there for the next rotation to finish.
+                let _ = archive.set_len(len);
+                return Err(Error::io("append to the journal archive", &archive_path, e));
+            }
             archive
                 .sync_data()
                 .map_err(|e| Error::io("fsync the journal archive", &archive_path, e))?;

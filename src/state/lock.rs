@@ -64,7 +64,7 @@ impl Holder {
     pub fn current() -> Holder {
         Holder {
             pid: std::process::id(),
-            user: current_user(),
+            user: super::who(),
             host: current_host(),
             command: current_command(),
             since: time::now_rfc3339(),
@@ -169,17 +169,6 @@ pub fn read_holder(state: &StateDir) -> Option<Holder> {
         return None;
     }
     Some(holder)
-}
-
-fn current_user() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(user) = std::env::var(var) {
-            if !user.is_empty() {
-                return user;
-            }
-        }
-    }
-    format!("uid {}", rustix::process::getuid().as_raw())
 }
 
 fn current_host() -> String {

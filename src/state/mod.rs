@@ -26,6 +26,7 @@ pub mod journal;
 pub mod lock;
 pub mod server_states;
 pub mod time;
+pub mod who;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub use colors::HistoryEntry;
 pub use journal::{Action, JournalEntry, JournalRead, OpenOperation, Operation, Phase};
 pub use lock::{EdgeLock, Holder, Wait};
 pub use server_states::AdminDecision;
+pub use who::who;
 
 /// The edge name used when there is only one edge (today's case).
 pub const DEFAULT_EDGE: &str = "default";

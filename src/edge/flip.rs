@@ -1,0 +1,770 @@
+//! The flip of one env to a color, as explicit phases (DESIGN.md §3). [`super::switch`] runs
+//! them in order; rollback reuses the switch; the coming multi-edge coordinator runs the
+//! *prepare* half (lock, read, gate, intent, disk) on every edge before the *commit* half
+//! (runtime, verify, record) on any.
+//!
+//! | phase | reads / writes | a failure here |
+//! |---|---|---|
+//! | lock | `vezasock.lock` | nothing changed (exit 4) |
+//! | read | runtime map + target servers, map file, state file, **history**, journal | nothing changed: a corrupt file is refused before traffic moves |
+//! | gate | target servers (polled) | nothing changed (exit 1) |
+//! | intent | journal line | nothing changed |
+//! | disk | map file (+ `server-admin.json` when drained servers are readied) | disk put back, nothing changed |
+//! | runtime | `set server … state ready` for drained target servers, then one `set map` | HAProxy refused: disk put back (exit 1); transport failed or unexpected reply: the runtime is re-read and put back (exit 3), or exit 5 when that cannot be confirmed |
+//! | verify | `show map` + target servers | exit 5: live, not verified |
+//! | record | history, state file, server-state file, journal `done` | exit 5: live and verified, not recorded |
+//! | drain-old | old color's servers | exit 5: flip recorded, drain unfinished |
+//!
+//! From the runtime phase on, traffic may have moved: a failure there is never reported as
+//! "nothing changed" unless the edge was put back and the put-back confirmed. Exit 5 names what
+//! is live, what is recorded, and the one command that finishes the flip.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::active_color::{map_file_colors, map_ref, runtime_color, write_map_file, Sides};
+use super::gate::{self, color_backends, Decision, GateServer};
+use super::switch::{LockWait, SwitchRequest};
+use super::{crash_point, Edge, EdgeError};
+use crate::runtime::command::{AdminState as SetState, Command};
+use crate::runtime::parse::map::MapEntry;
+use crate::runtime::parse::outcome::Outcome;
+use crate::runtime::parse::servers_state::ServersState;
+use crate::runtime::parse::Parsed;
+use crate::runtime::session::{Reply, Session};
+use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::{
+    AdminDecision, EdgeLock, HistoryEntry, Holder, OpenOperation, Operation, Phase, Wait,
+};
+use crate::topology::{Color, Env};
+
+/// The phases of a flip, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlipPhase {
+    Lock,
+    Read,
+    Gate,
+    Intent,
+    Disk,
+    Runtime,
+    Verify,
+    Record,
+    DrainOld,
+}
+
+impl FlipPhase {
+    /// The word used in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlipPhase::Lock => "lock",
+            FlipPhase::Read => "read",
+            FlipPhase::Gate => "gate",
+            FlipPhase::Intent => "intent",
+            FlipPhase::Disk => "disk",
+            FlipPhase::Runtime => "runtime",
+            FlipPhase::Verify => "verify",
+            FlipPhase::Record => "record",
+            FlipPhase::DrainOld => "drain-old",
+        }
+    }
+}
+
+/// A flip that stopped after traffic may have moved, with what the edge holds now (exit 5).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unfinished {
+    /// The phase that failed.
+    pub phase: FlipPhase,
+    pub env: String,
+    /// What the runtime serves, as far as vezasock knows (`None`: could not be read).
+    pub live: Option<Color>,
+    /// What the state file records.
+    pub recorded: Color,
+    /// What failed.
+    pub why: String,
+    /// The one command that finishes it.
+    pub finish: String,
+}
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let live = self
+            .live
+            .map_or("unknown (could not be read)", Color::as_str);
+        write!(
+            f,
+            "{} failed in the {} phase, after traffic may have moved: {}; live: {live}, recorded: {}; \
+             `{}` finishes it",
+            self.env,
+            self.phase.as_str(),
+            self.why,
+            self.recorded,
+            self.finish
+        )?;
+        if self.phase < FlipPhase::DrainOld {
+            write!(
+                f,
+                ", `vezasock apply` puts {} back on {}",
+                self.env, self.recorded
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One step of the flip, as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// `lock`, `read`, `gate`, `journal+disk`, `runtime`, `read-back`, `record`, `drain-old`.
+    pub name: &'static str,
+    /// Milliseconds.
+    pub ms: f64,
+    pub detail: String,
+}
+
+/// Step timing and reporting.
+pub(crate) struct Steps<'a> {
+    pub started: Instant,
+    last: Instant,
+    pub steps: Vec<Step>,
+    on_step: &'a mut dyn FnMut(&Step),
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(on_step: &'a mut dyn FnMut(&Step)) -> Steps<'a> {
+        let now = Instant::now();
+        Steps {
+            started: now,
+            last: now,
+            steps: Vec::new(),
+            on_step,
+        }
+    }
+
+    pub fn done(&mut self, name: &'static str, detail: String) {
+        let now = Instant::now();
+        let step = Step {
+            name,
+            ms: ms(now - self.last),
+            detail,
+        };
+        self.last = now;
+        (self.on_step)(&step);
+        self.steps.push(step);
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// What the read phase found: every input the later phases need, validated.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub sides: Sides,
+    /// The live color (runtime; a missing entry is blue).
+    pub from: Color,
+    /// The map file's colors (empty: no file).
+    pub file_colors: BTreeMap<String, Color>,
+    /// The env's history, already parsed (a corrupt one is refused in the read phase).
+    pub history: Vec<HistoryEntry>,
+    /// The env's interrupted operations.
+    pub open: Vec<OpenOperation>,
+    /// Disagreements found (drift, interrupted operations), for the report.
+    pub drift: Vec<String>,
+    states: ServersState,
+}
+
+/// One flip in progress: the phases are its methods, called in order.
+pub struct Flip<'e> {
+    pub edge: &'e Edge,
+    pub env: &'e Env,
+    pub target: Color,
+    req: &'e SwitchRequest,
+    map: String,
+    backends: Vec<String>,
+    session: Session,
+    lock: Option<EdgeLock>,
+    /// Set by [`Flip::gate`]: target servers in DRAIN to put back to READY before the flip.
+    drained: Vec<(String, String)>,
+    /// Set by [`Flip::intent`].
+    op: Option<Operation>,
+    /// What [`Flip::disk`] replaced, to put back.
+    old_map: Option<Vec<u8>>,
+    old_admin: Option<Option<Vec<u8>>>,
+    /// The `show map` entry existed before (`set map`), or not (`add map`).
+    had_entry: bool,
+}
+
+impl<'e> Flip<'e> {
+    /// Lock phase: takes the per-edge lock (not for a dry run: it changes nothing) and opens
+    /// the admin session.
+    pub async fn lock(
+        edge: &'e Edge,
+        env: &'e Env,
+        req: &'e SwitchRequest,
+    ) -> Result<Flip<'e>, EdgeError> {
+        let lock = if req.dry_run {
+            None
+        } else {
+            let wait = match req.lock_wait {
+                LockWait::No => Wait::No,
+                LockWait::UpTo(d) => Wait::up_to(d),
+            };
+            let lock = EdgeLock::acquire(&edge.state, wait, Holder::current())?;
+            crash_point("after-lock");
+            Some(lock)
+        };
+        let session = edge.admin_session().await?;
+        Ok(Flip {
+            edge,
+            env,
+            target: req.color,
+            req,
+            map: map_ref(edge),
+            backends: color_backends(env, req.color),
+            session,
+            lock,
+            drained: Vec::new(),
+            op: None,
+            old_map: None,
+            old_admin: None,
+            had_entry: false,
+        })
+    }
+
+    /// Read phase: the runtime (map + target servers, one batch) and every file the later
+    /// phases read or rewrite, validated now so that a corrupt file is refused before anything
+    /// changes.
+    pub async fn read(&mut self) -> Result<Read, EdgeError> {
+        let observed = observe(&mut self.session, &self.map, &self.backends).await?;
+        let env = &self.env.name;
+        let file_colors = map_file_colors(self.edge)?.unwrap_or_default();
+        let history = self.edge.state.history(env)?;
+        // Rewritten when the gate finds drained target servers: refuse a corrupt one now.
+        self.edge.state.server_admin()?;
+        let sides = Sides {
+            runtime: runtime_color(&observed.entries, env)?,
+            map_file: file_colors.get(env).copied(),
+            state_file: self.edge.state.recorded_color(env)?,
+        };
+        self.had_entry = sides.runtime.is_some();
+        let open: Vec<OpenOperation> = self
+            .edge
+            .state
+            .open_operations()?
+            .into_iter()
+            .filter(|op| op.env.as_deref() == Some(env.as_str()))
+            .collect();
+        let mut drift = Vec::new();
+        if sides.drift() {
+            drift.push(format!("DRIFT on {env}: {}", sides.describe()));
+        }
+        drift.extend(open.iter().map(ToString::to_string));
+        Ok(Read {
+            from: sides.effective().runtime,
+            sides,
+            file_colors,
+            history,
+            open,
+            drift,
+            states: observed.states,
+        })
+    }
+
+    /// True when every side already names the target and nothing is open: nothing to do.
+    pub fn is_noop(&self, read: &Read) -> bool {
+        read.sides.effective().all(self.target) && read.open.is_empty()
+    }
+
+    /// Gate phase: every server of the target color UP and checked, waiting as [`gate`]
+    /// decides. Returns the servers judged, for the report.
+    pub async fn gate(&mut self, read: &Read) -> Result<(Vec<GateServer>, u32), EdgeError> {
+        let started = Instant::now();
+        let wait_healthy = if self.req.dry_run {
+            None
+        } else {
+            self.req.wait_healthy
+        };
+        let mut judged = gate::judge(self.env, self.target, &read.states);
+        let mut polls = 0u32;
+        loop {
+            match gate::decide(
+                &self.env.name,
+                self.target,
+                &judged,
+                started,
+                Instant::now(),
+                wait_healthy,
+            ) {
+                Decision::Pass { drained } => {
+                    self.drained = drained;
+                    return Ok((judged, polls));
+                }
+                Decision::Refuse(why) => return Err(EdgeError::Refused(why)),
+                Decision::Wait(poll) => {
+                    tokio::time::sleep(poll).await;
+                    polls += 1;
+                    let again = observe(&mut self.session, &self.map, &self.backends).await?;
+                    judged = gate::judge(self.env, self.target, &again.states);
+                }
+            }
+        }
+    }
+
+    /// The request this flip runs.
+    pub fn req(&self) -> &SwitchRequest {
+        self.req
+    }
+
+    /// The target servers the flip puts back to READY first (set by the gate).
+    pub fn drained(&self) -> &[(String, String)] {
+        &self.drained
+    }
+
+    /// Intent phase: the journal line that says what is about to happen.
+    pub fn intent(&mut self, read: &Read) -> Result<(), EdgeError> {
+        let op = Operation::flip(
+            self.req.action,
+            &self.env.name,
+            read.from,
+            self.target,
+            &self.req.who,
+        );
+        let detail = self.intent_detail();
+        self.edge
+            .state
+            .journal_record(&op, Phase::Intent, detail.as_deref())?;
+        self.op = Some(op);
+        crash_point("after-journal");
+        Ok(())
+    }
+
+    /// The intent's detail: the sha, and the servers readied first.
+    fn intent_detail(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(sha) = &self.req.sha {
+            parts.push(sha.clone());
+        }
+        if !self.drained.is_empty() {
+            parts.push(format!("ready first: {}", server_list(&self.drained)));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Disk phase: the map file (and the readied servers' admin states), atomically. A failure
+    /// puts back what was written.
+    pub fn disk(&mut self, read: &Read) -> Result<(), EdgeError> {
+        let map_path = self.edge.topology.paths.active_color_map();
+        self.old_map = read_optional(&map_path)?;
+        if !self.drained.is_empty() {
+            self.old_admin = Some(read_optional(&self.edge.state.server_admin_file())?);
+        }
+        let mut colors = read.file_colors.clone();
+        colors.insert(self.env.name.clone(), self.target);
+        let written = write_map_file(self.edge, &colors).and_then(|()| {
+            let ready: Vec<(&str, &str, AdminDecision)> = self
+                .drained
+                .iter()
+                .map(|(b, s)| (b.as_str(), s.as_str(), AdminDecision::Ready))
+                .collect();
+            if !ready.is_empty() {
+                self.edge.state.set_server_admin(&ready)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            let restored = self.restore_disk();
+            self.journal(Phase::Failed, &format!("disk not written: {e}; {restored}"));
+            return Err(e);
+        }
+        self.journal_strict(Phase::DiskWritten, None)?;
+        crash_point("after-disk");
+        Ok(())
+    }
+
+    /// Runtime phase: READY for the drained target servers, then one `set map` (`add map`
+    /// when the entry is missing), pipelined in that order so that no request reaches a
+    /// drained server's color. Every reply is checked.
+    pub async fn runtime(&mut self) -> Result<String, EdgeError> {
+        let mut commands = Vec::with_capacity(self.drained.len() + 1);
+        for (backend, server) in &self.drained {
+            commands.push(Command::set_server_state(backend, server, SetState::Ready)?);
+        }
+        let env = &self.env.name;
+        let change = if self.had_entry {
+            Command::set_map(&self.map, env, self.target.as_str())?
+        } else {
+            Command::add_map(&self.map, None, env, self.target.as_str())?
+        };
+        let line = change.line();
+        commands.push(change);
+        let failure = match self.session.batch_all(&commands).await {
+            Ok(replies) => match first_problem(&replies) {
+                None => None,
+                Some(Problem::Refused(e)) => Some((e, true)),
+                Some(Problem::Unexpected(e)) => Some((e, false)),
+            },
+            Err(e) => Some((EdgeError::Runtime(e), false)),
+        };
+        if let Some((error, refused)) = failure {
+            return Err(self.put_back(error, refused).await);
+        }
+        self.journal_strict(Phase::RuntimeApplied, None)
+            .map_err(|e| self.unfinished(FlipPhase::Runtime, Some(self.target), e))?;
+        crash_point("after-runtime");
+        Ok(line)
+    }
+
+    /// After a failed runtime phase: the disk goes back; the runtime is re-read on a new
+    /// connection and put back when HAProxy had applied anything. `refused`: HAProxy said no
+    /// to the map change, so it applied nothing of it.
+    async fn put_back(&mut self, error: EdgeError, refused: bool) -> EdgeError {
+        let disk = self.restore_disk();
+        let runtime = if refused && self.drained.is_empty() {
+            Ok("the runtime was not changed".to_string())
+        } else {
+            self.put_back_runtime().await
+        };
+        let (words, confirmed) = match &runtime {
+            Ok(words) => (words.clone(), true),
+            Err(why) => (why.clone(), false),
+        };
+        let disk_ok = disk.starts_with("disk put back");
+        self.journal(Phase::Failed, &format!("{error}; {disk}; {words}"));
+        if confirmed && disk_ok {
+            return match error {
+                // HAProxy said no and nothing is left changed: a plain refusal.
+                e if refused => e,
+                EdgeError::Runtime(source) => EdgeError::Interrupted {
+                    source,
+                    detail: format!("{disk}; {words}"),
+                },
+                other => EdgeError::Interrupted {
+                    source: crate::runtime::Error::Protocol {
+                        endpoint: self.edge.admin().to_string(),
+                        message: other.to_string(),
+                    },
+                    detail: format!("{disk}; {words}"),
+                },
+            };
+        }
+        let live = if confirmed {
+            Some(self.recorded())
+        } else {
+            None
+        };
+        self.unfinished(
+            FlipPhase::Runtime,
+            live,
+            EdgeError::NotVerified(format!("{error}; {disk}; {words}")),
+        )
+    }
+
+    /// Re-reads the runtime and undoes what the failed runtime phase applied.
+    async fn put_back_runtime(&mut self) -> Result<String, String> {
+        let attempt = async {
+            let mut session = self.edge.admin_session().await?;
+            let observed = observe(&mut session, &self.map, &self.backends).await?;
+            let now = runtime_color(&observed.entries, &self.env.name)?;
+            let mut undo = Vec::new();
+            let from = self.color_before();
+            let applied = now == Some(self.target) && now != self.had_entry.then_some(from);
+            if applied {
+                undo.push(if self.had_entry {
+                    Command::set_map(&self.map, &self.env.name, from.as_str())?
+                } else {
+                    Command::del_map(&self.map, &self.env.name)?
+                });
+            }
+            let readied: Vec<&(String, String)> = self
+                .drained
+                .iter()
+                .filter(|(b, s)| {
+                    observed
+                        .states
+                        .find(b, s)
+                        .is_some_and(|r| !r.admin.is_drain())
+                })
+                .collect();
+            for (backend, server) in &readied {
+                undo.push(Command::set_server_state(backend, server, SetState::Drain)?);
+            }
+            if !undo.is_empty() {
+                session.batch(&undo).await?;
+            }
+            Ok::<String, EdgeError>(match (applied, readied.is_empty()) {
+                (false, true) => format!(
+                    "HAProxy did not apply it (the runtime still says {})",
+                    super::active_color::color_word(now)
+                ),
+                (true, _) => format!("HAProxy had applied it; the runtime was put back to {from}"),
+                (false, false) => format!(
+                    "the map was not changed; {} put back to DRAIN",
+                    server_list(&self.drained)
+                ),
+            })
+        };
+        attempt.await.map_err(|why| {
+            format!("the runtime may or may not have applied it (checking again failed: {why})")
+        })
+    }
+
+    /// Verify phase: `show map` says the target, and the target servers are still UP.
+    pub async fn verify(&mut self) -> Result<(), EdgeError> {
+        let back = match observe(&mut self.session, &self.map, &self.backends).await {
+            Ok(back) => back,
+            Err(e) => {
+                self.journal(Phase::Failed, &format!("read-back failed: {e}"));
+                return Err(self.unfinished(FlipPhase::Verify, Some(self.target), e));
+            }
+        };
+        let live = runtime_color(&back.entries, &self.env.name).ok().flatten();
+        let mut problems = Vec::new();
+        if live != Some(self.target) {
+            problems.push(format!(
+                "the runtime map says {:?} for {}",
+                live.map(Color::as_str),
+                self.env.name
+            ));
+        }
+        // A check running right now is no sign of trouble: the server is still UP.
+        for g in gate::judge(self.env, self.target, &back.states) {
+            if !matches!(g.verdict, gate::Verdict::Ready | gate::Verdict::Checking) {
+                problems.push(format!("{}/{} {:?}", g.backend, g.server, g.verdict));
+            }
+        }
+        if !problems.is_empty() {
+            let detail = format!("read-back disagrees: {}", problems.join(", "));
+            self.journal(Phase::Failed, &detail);
+            return Err(self.unfinished(FlipPhase::Verify, live, EdgeError::NotVerified(detail)));
+        }
+        self.journal_strict(Phase::Verified, None)
+            .map_err(|e| self.unfinished(FlipPhase::Verify, Some(self.target), e))?;
+        crash_point("after-readback");
+        Ok(())
+    }
+
+    /// Record phase: the history line, then the state file (last, so that it only ever names
+    /// a verified color), the server-state file when servers were readied, and the journal.
+    pub async fn record(&mut self, read: &Read) -> Result<(), EdgeError> {
+        let recorded = self.record_files(read).await;
+        if let Err(e) = recorded {
+            self.journal(Phase::Failed, &format!("not recorded: {e}"));
+            return Err(self.unfinished(FlipPhase::Record, Some(self.target), e));
+        }
+        Ok(())
+    }
+
+    async fn record_files(&mut self, read: &Read) -> Result<(), EdgeError> {
+        let env = &self.env.name;
+        self.edge.state.record_entry(
+            env,
+            &read.history,
+            HistoryEntry::now(
+                self.target,
+                self.req.sha.as_deref(),
+                &self.req.who,
+                SystemTime::now(),
+            )?,
+            || crash_point("after-history"),
+        )?;
+        if !self.drained.is_empty() {
+            super::servers::save_server_state(self.edge, &mut self.session).await?;
+        }
+        let Some(op) = &self.op else {
+            return Ok(());
+        };
+        for old in &read.open {
+            let superseded = Operation {
+                op_id: old.op_id.clone(),
+                who: self.req.who.clone(),
+                env: old.env.clone(),
+                action: old.action,
+                before: old.before.clone(),
+                after: old.after.clone(),
+            };
+            self.edge.state.journal_record(
+                &superseded,
+                Phase::Failed,
+                Some(&format!(
+                    "interrupted; superseded by op {} which left {env} on {}",
+                    op.op_id, self.target
+                )),
+            )?;
+        }
+        self.edge
+            .state
+            .journal_record(op, Phase::Done, self.req.sha.as_deref())?;
+        Ok(())
+    }
+
+    /// Releases the edge lock (the drain-old phase takes it again through the servers module).
+    pub fn unlock(&mut self) {
+        self.lock = None;
+    }
+
+    /// The color the state file records (what `apply` puts back).
+    fn recorded(&self) -> Color {
+        self.edge
+            .state
+            .recorded_color(&self.env.name)
+            .ok()
+            .flatten()
+            .unwrap_or(Color::Blue)
+    }
+
+    /// The live color before the flip, as journalled in the intent.
+    fn color_before(&self) -> Color {
+        self.op
+            .as_ref()
+            .and_then(|op| op.before.as_deref())
+            .and_then(Color::parse)
+            .unwrap_or(Color::Blue)
+    }
+
+    /// The exit-5 error for a failure in `phase`, after traffic may have moved.
+    pub fn unfinished(&self, phase: FlipPhase, live: Option<Color>, error: EdgeError) -> EdgeError {
+        let finish = match phase {
+            FlipPhase::DrainOld => {
+                format!("vezasock drain {} {}", self.env.name, self.color_before())
+            }
+            _ => format!("vezasock switch {} {}", self.env.name, self.target),
+        };
+        EdgeError::Unfinished(Box::new(Unfinished {
+            phase,
+            env: self.env.name.clone(),
+            live,
+            recorded: self.recorded(),
+            why: error.to_string(),
+            finish,
+        }))
+    }
+
+    /// Puts the map file and `server-admin.json` back as they were before the disk phase.
+    fn restore_disk(&self) -> String {
+        let map_path = self.edge.topology.paths.active_color_map();
+        let mut failed = Vec::new();
+        if let Err(e) = put_file_back(&map_path, self.old_map.as_deref()) {
+            failed.push(e);
+        }
+        if let Some(old) = &self.old_admin {
+            if let Err(e) = put_file_back(&self.edge.state.server_admin_file(), old.as_deref()) {
+                failed.push(e);
+            }
+        }
+        if failed.is_empty() {
+            "disk put back (map file restored)".to_string()
+        } else {
+            format!("the disk was NOT put back: {}", failed.join("; "))
+        }
+    }
+
+    /// A journal line whose failure must not hide the error being reported: it is tried,
+    /// and a failure to write it is said on stderr (the journal cuts a failed line back).
+    fn journal(&self, phase: Phase, detail: &str) {
+        if let Some(op) = &self.op {
+            if let Err(e) = self.edge.state.journal_record(op, phase, Some(detail)) {
+                tracing::warn!(%e, "journal line not written");
+                eprintln!(
+                    "vezasock: warning: the journal line `{}` was not written: {e}",
+                    phase.as_str()
+                );
+            }
+        }
+    }
+
+    /// A journal line the flip cannot go on without.
+    fn journal_strict(&self, phase: Phase, detail: Option<&str>) -> Result<(), EdgeError> {
+        if let Some(op) = &self.op {
+            self.edge.state.journal_record(op, phase, detail)?;
+        }
+        Ok(())
+    }
+}
+
+fn put_file_back(path: &std::path::Path, old: Option<&[u8]>) -> Result<(), String> {
+    match old {
+        Some(bytes) => write_atomic(path, bytes).map_err(|e| e.to_string()),
+        None => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+        },
+    }
+}
+
+/// `be/s, be/s`.
+fn server_list(servers: &[(String, String)]) -> String {
+    servers
+        .iter()
+        .map(|(b, s)| format!("{b}/{s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What went wrong in a batch of changes.
+enum Problem {
+    /// HAProxy answered with an error: it did not apply that command.
+    Refused(EdgeError),
+    /// Something that is neither success nor a known error: the outcome is not known.
+    Unexpected(EdgeError),
+}
+
+/// The first reply that is not the empty success of a change.
+fn first_problem(replies: &[Reply]) -> Option<Problem> {
+    for (i, reply) in replies.iter().enumerate() {
+        match &reply.outcome {
+            Outcome::Empty | Outcome::Info { .. } => {}
+            Outcome::Error { .. } => {
+                return reply
+                    .refusal(Some(i + 1))
+                    .map(|e| Problem::Refused(EdgeError::Runtime(e)))
+            }
+            Outcome::Output(text) => {
+                return Some(Problem::Unexpected(EdgeError::NotVerified(format!(
+                    "`{}` answered something unexpected: {text:?}",
+                    reply.command
+                ))))
+            }
+        }
+    }
+    None
+}
+
+/// What one pipelined read returned.
+pub(crate) struct Observed {
+    pub entries: Vec<MapEntry>,
+    pub states: ServersState,
+}
+
+/// `show map <file>` plus `show servers state <backend>` for each given backend, one batch.
+pub(crate) async fn observe(
+    session: &mut Session,
+    map: &str,
+    backends: &[String],
+) -> Result<Observed, EdgeError> {
+    let mut commands = vec![Command::show_map(map, None)?];
+    for b in backends {
+        commands.push(Command::show_servers_state(Some(b))?);
+    }
+    let replies = session.batch(&commands).await?;
+    let mut entries = Vec::new();
+    let mut states = ServersState { rows: Vec::new() };
+    for reply in &replies {
+        match reply.parse()? {
+            Parsed::MapEntries(e) => entries = e,
+            Parsed::ServersState(s) => states.rows.extend(s.rows),
+            _ => {
+                return Err(EdgeError::NotVerified(format!(
+                    "`{}` answered something unexpected: {:?}",
+                    reply.command,
+                    reply.text()
+                )))
+            }
+        }
+    }
+    Ok(Observed { entries, states })
+}
