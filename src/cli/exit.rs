@@ -49,6 +49,7 @@ impl Exit {
             EdgeError::State(e) if e.is_locked() => Exit::Locked,
             EdgeError::State(_) => Exit::Refused,
             EdgeError::NotVerified(_) | EdgeError::Unfinished(_) => Exit::NotVerified,
+            EdgeError::DrainOld { source, .. } => Exit::of_edge(source),
         }
     }
 }

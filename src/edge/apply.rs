@@ -143,8 +143,15 @@ pub async fn apply(edge: &Edge, options: ApplyOptions) -> Result<ApplyReport, Ed
         });
     }
     let lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
-    // First the crash repair (helper "switch"): an interrupted switch is rolled back to the
-    // recorded color in the map file and the runtime, and its journal operation closed.
+    // Temp files of writers that were killed (their pid is gone) are clutter: remove them.
+    for dir in [
+        &edge.topology.paths.maps_dir,
+        &edge.topology.paths.state_dir,
+    ] {
+        crate::files::remove_dead_leftovers(dir);
+    }
+    // First the crash repair: an interrupted switch is rolled back to the recorded color in
+    // the map file and the runtime (and the history), and its journal operation closed.
     let repaired = repair_locked(edge, &lock).await?;
     // Read under the lock and after the repair: a switch that just finished is seen.
     let (rendered, live, p) = desired_plan(edge)?;

@@ -13,7 +13,7 @@
 //! | runtime | `set server … state ready` for drained target servers, then one `set map` | HAProxy refused: disk put back (exit 1); transport failed or unexpected reply: the runtime is re-read and put back (exit 3), or exit 5 when that cannot be confirmed |
 //! | verify | `show map` + target servers | exit 5: live, not verified |
 //! | record | history, state file, server-state file, journal `done` | exit 5: live and verified, not recorded |
-//! | drain-old | old color's servers | exit 5: flip recorded, drain unfinished |
+//! | drain-old | old color's servers | the flip is complete and recorded: the drain's own exit code, with the command that finishes the drain |
 //!
 //! From the runtime phase on, traffic may have moved: a failure there is never reported as
 //! "nothing changed" unless the edge was put back and the put-back confirmed. Exit 5 names what
@@ -103,14 +103,11 @@ impl std::fmt::Display for Unfinished {
             self.recorded,
             self.finish
         )?;
-        if self.phase < FlipPhase::DrainOld {
-            write!(
-                f,
-                ", `vezasock apply` puts {} back on {}",
-                self.env, self.recorded
-            )?;
-        }
-        Ok(())
+        write!(
+            f,
+            ", `vezasock apply` puts {} back on {}",
+            self.env, self.recorded
+        )
     }
 }
 
@@ -627,12 +624,7 @@ impl<'e> Flip<'e> {
 
     /// The exit-5 error for a failure in `phase`, after traffic may have moved.
     pub fn unfinished(&self, phase: FlipPhase, live: Option<Color>, error: EdgeError) -> EdgeError {
-        let finish = match phase {
-            FlipPhase::DrainOld => {
-                format!("vezasock drain {} {}", self.env.name, self.color_before())
-            }
-            _ => format!("vezasock switch {} {}", self.env.name, self.target),
-        };
+        let finish = format!("vezasock switch {} {}", self.env.name, self.target);
         EdgeError::Unfinished(Box::new(Unfinished {
             phase,
             env: self.env.name.clone(),

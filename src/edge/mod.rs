@@ -63,6 +63,14 @@ pub enum EdgeError {
     /// command that finishes it.
     #[error("{0}")]
     Unfinished(Box<flip::Unfinished>),
+    /// `--drain-old` failed after a flip that is complete and recorded: the drain's own error
+    /// (and exit code), with what the flip did and the command that finishes the drain.
+    #[error("{done}; but draining the old color failed: {source}; `{finish}` finishes it")]
+    DrainOld {
+        done: String,
+        finish: String,
+        source: Box<EdgeError>,
+    },
 }
 
 impl Edge {

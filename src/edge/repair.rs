@@ -9,9 +9,11 @@
 //! to the recorded color is always safe; rolling it forward would trust a flip nobody checked.
 //! A later `switch` to the interrupted target simply runs again, gate and read-back included.
 //!
-//! Known limit: a crash between the history line and the state file of one `record_switch`
-//! (two atomic writes, no crash point between them) leaves the history one line ahead; the
-//! state file still wins, and the next switch adds its own line.
+//! How a repair shows in the history: a flip killed between its history line and its state
+//! file left the history one line ahead of the state file; repair undoes the flip and removes
+//! that line, so the history's newest line is the recorded deploy again (the journal keeps the
+//! undone flip: its operation is closed as `rolled-back`). Repair adds no line of its own: the
+//! history lists deploys, and a repair deploys nothing.
 
 use std::collections::BTreeMap;
 
@@ -157,6 +159,31 @@ pub async fn repair_locked(edge: &Edge, _lock: &EdgeLock) -> Result<RepairReport
         }
     }
 
+    // A flip killed between its history line and its state file left the history one line
+    // ahead; it was just undone, so its line goes too: the history's newest line names the
+    // recorded deploy again, and `rollback` goes back one deploy from there.
+    for env in open
+        .iter()
+        .filter(|o| is_flip(o))
+        .filter_map(|o| o.env.as_deref().zip(o.after.as_deref()))
+    {
+        let (env, after) = env;
+        let Some(recorded) = report.colors.get(env).copied() else {
+            continue;
+        };
+        let history = edge.state.history(env)?;
+        let ahead = history
+            .first()
+            .is_some_and(|h| h.color != recorded && h.color.as_str() == after);
+        if ahead {
+            if let Some(line) = edge.state.drop_newest_history(env)? {
+                report.fixed.push(format!(
+                    "history {env}: removed `{}` (a flip to {after} that was undone)",
+                    line.to_line()
+                ));
+            }
+        }
+    }
     for old in open.iter().filter(|o| is_flip(o)) {
         let closing = Operation {
             op_id: old.op_id.clone(),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::flip::{ms, Flip, FlipPhase, Read, Steps};
+use super::flip::{ms, Flip, Read, Steps};
 use super::gate::GateServer;
 use super::servers::{self, Selection, Then};
 use super::{Edge, EdgeError};
@@ -304,7 +304,14 @@ async fn drain_old(
         .await
     }
     .await
-    .map_err(|e| flip.unfinished(FlipPhase::DrainOld, Some(flip.target), e))?;
+    .map_err(|e| EdgeError::DrainOld {
+        done: format!(
+            "{} switched {old} → {} (verified and recorded)",
+            flip.env.name, flip.target
+        ),
+        finish: format!("vezasock drain {} {old}", flip.env.name),
+        source: Box::new(e),
+    })?;
     let left: u64 = drained
         .wait
         .as_ref()
