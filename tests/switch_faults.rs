@@ -51,6 +51,12 @@ enum Fault {
     HangUp,
     /// Applies it, then closes the connection before answering.
     ApplyThenHangUp,
+    /// Answers a text that is neither the empty success nor an HAProxy error, after applying
+    /// it (`true`) or not.
+    Unexpected(bool),
+    /// Applies it and answers success; from then on every `show map` loses its connection,
+    /// so the read-back cannot happen.
+    ReadBackLost,
 }
 
 /// The fake HAProxy's runtime: its copy of `active-color.map` and the flip's fault.
@@ -96,13 +102,16 @@ fn start_fake(topo: &Topology, runtime: &[(&str, &str)], fault: Fault) -> FakeHa
             .collect(),
     ));
     let map = state.clone();
-    // A dropped connection hits the first flip only: a real HAProxy behaves normally on the
-    // next connection, which is where vezasock looks to find out what happened. A refusal is
-    // HAProxy's answer every time.
+    // A dropped connection (or an odd reply) hits the first flip only: a real HAProxy behaves
+    // normally on the next connection, which is where vezasock looks to find out what
+    // happened. A refusal is HAProxy's answer every time.
     let faulted = std::sync::atomic::AtomicBool::new(false);
     let server = FakeServer::haproxy(move |line, _| {
         let is_flip = line.starts_with("set map ") || line.starts_with("add map ");
-        let transport = matches!(fault, Fault::HangUp | Fault::ApplyThenHangUp);
+        let transport = matches!(
+            fault,
+            Fault::HangUp | Fault::ApplyThenHangUp | Fault::Unexpected(_)
+        );
         let fault =
             if transport && is_flip && faulted.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 Fault::Accept
@@ -147,6 +156,9 @@ fn answer(
         let Ok(entries) = map.lock() else {
             return Answer::HangUp;
         };
+        if fault == Fault::ReadBackLost && entries.get("staging").is_some_and(|c| c == "green") {
+            return Answer::HangUp;
+        }
         let mut out = String::new();
         for (i, (env, color)) in entries.iter().enumerate() {
             out.push_str(&format!("0x7fdde9a294{:02x} {env} {color}\n", i * 0x70));
@@ -183,6 +195,16 @@ fn answer(
             Fault::ApplyThenHangUp => {
                 apply();
                 Answer::HangUp
+            }
+            Fault::Unexpected(applied) => {
+                if applied {
+                    apply();
+                }
+                Answer::Body(b"Done, probably.\n\n".to_vec())
+            }
+            Fault::ReadBackLost => {
+                apply();
+                Answer::Body(b"\n".to_vec())
             }
         };
     }
@@ -688,6 +710,135 @@ async fn connection_dropped_on_set_map_tells_the_operator_what_happened() {
             err.contains("the runtime was put back to blue"),
             "stderr: {err}"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_corrupt_history_is_refused_before_anything_changes() {
+    bounded(async {
+        let (t, fake) = setup(Fault::Accept);
+        let history = t.edge.state.history_file("staging").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&history, b"purple 1234 - ci\n").unwrap_or_else(|e| panic!("{e}"));
+        let before = snapshot(t.dir.path());
+
+        let (code, out, err) = vezasock(&t.edge, &["switch", "staging", "green"]).await;
+        assert_eq!(code, Some(1), "stdout: {out}\nstderr: {err}");
+        assert!(err.contains("history"), "stderr: {err}");
+        assert!(
+            !fake.lines().iter().any(|l| l.starts_with("set map ")),
+            "the flip was sent: {:?}",
+            fake.lines()
+        );
+        assert_eq!(fake.runtime_color("staging").as_deref(), Some("blue"));
+        assert_unchanged(&before, t.dir.path(), "after a refused corrupt history");
+        // Nothing was journalled for staging after the recorded deploy.
+        let journal = t.edge.state.journal_read().unwrap_or_else(|e| panic!("{e}"));
+        assert!(journal.entries.is_empty(), "{:?}", journal.entries);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unexpected_reply_that_was_applied_is_found_and_put_back() {
+    bounded(async {
+        let (t, fake) = setup(Fault::Unexpected(true));
+        let before = snapshot(t.dir.path());
+        let (code, out, err) = vezasock(&t.edge, &["switch", "staging", "green"]).await;
+        // Not "refused, nothing changed" on HAProxy's word: vezasock looked, undid it, and
+        // says so (3: an unreadable reply).
+        assert_eq!(code, Some(3), "stdout: {out}\nstderr: {err}");
+        assert!(err.contains("unexpected"), "stderr: {err}");
+        assert!(
+            err.contains("HAProxy had applied it; the runtime was put back to blue"),
+            "stderr: {err}"
+        );
+        assert_eq!(fake.runtime_color("staging").as_deref(), Some("blue"));
+        assert_unchanged(&before, t.dir.path(), "after an unexpected reply");
+        assert_status_clean(&t.edge, "after an unexpected reply").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unexpected_reply_that_was_not_applied_is_found_and_reported() {
+    bounded(async {
+        let (t, fake) = setup(Fault::Unexpected(false));
+        let before = snapshot(t.dir.path());
+        let (code, out, err) = vezasock(&t.edge, &["switch", "staging", "green"]).await;
+        assert_eq!(code, Some(3), "stdout: {out}\nstderr: {err}");
+        assert!(err.contains("HAProxy did not apply it"), "stderr: {err}");
+        assert_eq!(fake.runtime_color("staging").as_deref(), Some("blue"));
+        assert_unchanged(&before, t.dir.path(), "after an unexpected reply");
+        let op = last_operation(&t.edge, "staging");
+        assert_eq!(phases(&op).last(), Some(&Phase::Failed));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lost_read_back_after_the_flip_exits_5_saying_what_is_live() {
+    bounded(async {
+        let (t, fake) = setup(Fault::ReadBackLost);
+        let (code, out, err) = vezasock(&t.edge, &["switch", "staging", "green"]).await;
+        assert_eq!(code, Some(5), "stdout: {out}\nstderr: {err}");
+        assert!(err.contains("verify phase"), "stderr: {err}");
+        assert!(err.contains("recorded: blue"), "stderr: {err}");
+        assert!(
+            err.contains("`vezasock switch staging green` finishes it"),
+            "stderr: {err}"
+        );
+        // The flip is live; the state file still names the verified color.
+        assert_eq!(fake.runtime_color("staging").as_deref(), Some("green"));
+        assert_eq!(
+            t.edge.state.recorded_color("staging").ok().flatten(),
+            Some(Color::Blue)
+        );
+        let op = last_operation(&t.edge, "staging");
+        assert_eq!(
+            phases(&op),
+            [
+                Phase::Intent,
+                Phase::DiskWritten,
+                Phase::RuntimeApplied,
+                Phase::Failed
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn temp_files_of_a_dead_writer_are_removed_by_the_next_switch() {
+    bounded(async {
+        let (t, _fake) = setup(Fault::Accept);
+        // A pid that existed and is gone: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+        let dead = child.id();
+        child.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+        let state_dir = &t.edge.topology.paths.state_dir;
+        let maps_dir = &t.edge.topology.paths.maps_dir;
+        let litter = [
+            state_dir.join(format!(".active-color-prod.history.vezasock-tmp.{dead}.0")),
+            state_dir.join(format!(".server-admin.json.vezasock-tmp.{dead}.3")),
+            maps_dir.join(format!(".hosts.map.vezasock-tmp.{dead}.1")),
+        ];
+        // One of a live writer (this test process) must stay.
+        let alive = state_dir.join(format!(
+            ".active-color-prod.vezasock-tmp.{}.9",
+            std::process::id()
+        ));
+        for path in litter.iter().chain([&alive]) {
+            std::fs::write(path, b"half").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (code, out, err) = vezasock(&t.edge, &["switch", "staging", "green"]).await;
+        assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+        for path in &litter {
+            assert!(!path.exists(), "{} left behind", path.display());
+        }
+        assert!(alive.exists(), "a live writer's temp file was removed");
     })
     .await;
 }
