@@ -224,3 +224,90 @@ fn a_kill_at_every_step_is_reported_by_status_and_repaired() {
         );
     }
 }
+
+/// One test case per HAProxy version for `$body(&Haproxy)`: a failure on one version does not
+/// hide the others. A version that is not installed is skipped, saying so (a failure under
+/// `VEZASOCK_REQUIRE_ALL_VERSIONS=1`).
+macro_rules! per_version {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            fn run(label: &str) {
+                match crate::haproxy::versions()
+                    .into_iter()
+                    .find(|v| v.label == label)
+                {
+                    Some(v) => super::$body(&v),
+                    None => eprintln!("SKIP {}: HAProxy {label} not installed", stringify!($name)),
+                }
+            }
+            #[test]
+            fn v2_6() {
+                run("2.6")
+            }
+            #[test]
+            fn v3_0() {
+                run("3.0")
+            }
+            #[test]
+            fn v3_2() {
+                run("3.2")
+            }
+        }
+    };
+}
+pub(crate) use per_version;
+
+per_version!(
+    a_kill_inside_the_record_step_then_repair_then_rollback_goes_back_one_deploy,
+    kill_inside_record_then_rollback
+);
+
+/// Killed between the history line and the state file: repair (what `apply` runs first) puts
+/// the env back on the recorded color and removes the undone flip's history line, so the next
+/// `rollback` goes back one deploy from the recorded one, as the operator expects.
+fn kill_inside_record_then_rollback(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let local = healthy_edge(v, dir.path());
+    let lib = lib_edge(&local);
+    let state = state_dir(&local);
+    for (color, sha) in [("green", "aaaa1111"), ("blue", "bbbb2222")] {
+        let run = vezasock(&local, &["switch", "staging", color, "--sha", sha]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    }
+    let run = vezasock_env(
+        &local,
+        &["switch", "staging", "green", "--sha", "cccc3333"],
+        &[("VEZASOCK_CRASH_AT", "after-history")],
+    );
+    assert_eq!(run.code, None, "{label}: not killed: {run:?}");
+    no_torn_files(&local, label);
+    // The history is one line ahead of the state file, and status says so.
+    let history = state.history("staging").unwrap_or_default();
+    assert_eq!(history[0].sha.as_deref(), Some("cccc3333"), "{label}");
+    assert_eq!(state.active_color("staging").ok(), Some(Color::Blue));
+    assert_eq!(vezasock(&local, &["status"]).code, Some(6), "{label}");
+
+    let report = rt()
+        .block_on(repair(&lib))
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert!(
+        report.fixed.iter().any(|f| f.contains("history staging")),
+        "{label}: {report:?}"
+    );
+    // History, state file and runtime agree on the recorded deploy.
+    let history = state.history("staging").unwrap_or_default();
+    assert_eq!(history[0].sha.as_deref(), Some("bbbb2222"), "{label}");
+    assert_eq!(history[0].color, Color::Blue, "{label}");
+    assert_eq!(runtime_color(&local, "staging"), Some(Color::Blue));
+    assert_eq!(vezasock(&local, &["status"]).code, Some(0), "{label}");
+
+    // "Back one deploy" from bbbb2222 is aaaa1111 on green.
+    let run = vezasock(&local, &["rollback", "staging"]);
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    assert_eq!(runtime_color(&local, "staging"), Some(Color::Green));
+    let history = state.history("staging").unwrap_or_default();
+    assert_eq!(history[0].sha.as_deref(), Some("aaaa1111"), "{label}");
+    assert_eq!(state.active_color("staging").ok(), Some(Color::Green));
+    no_torn_files(&local, label);
+}

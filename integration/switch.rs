@@ -707,3 +707,131 @@ fn racing_switches_are_serialised_and_lose_no_history_line() {
         assert!(open.is_none(), "{label}: an operation was left open");
     }
 }
+
+crate::crash::per_version!(
+    switch_drain_old_then_rollback_is_instant_and_fails_no_request,
+    drain_old_then_rollback
+);
+
+/// The README's CI line leaves the old color in DRAIN; the instant rollback must still work:
+/// the flip puts the drained (alive, checked) servers back to READY first, then flips, with
+/// no failed request under load and no `--wait-healthy`.
+fn drain_old_then_rollback(v: &haproxy::Haproxy) {
+    use vezasock::demo::load::{Load, LoadSpec};
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let local = healthy_edge(v, dir.path());
+    let run = vezasock(&local, &["switch", "staging", "green", "--sha", "aaaa1111"]);
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    let load = Load::start(&LoadSpec {
+        edge: local.http,
+        targets: TARGETS
+            .iter()
+            .map(|(h, p)| (h.to_string(), p.to_string()))
+            .collect(),
+        keepalive_clients: 2,
+        new_connection_clients: 2,
+        max_duration: Duration::from_secs(20),
+        max_requests_per_client: 20_000,
+        pause: Duration::from_millis(1),
+        timeout: Duration::from_secs(5),
+    });
+    let run = vezasock(
+        &local,
+        &[
+            "switch",
+            "staging",
+            "blue",
+            "--sha",
+            "bbbb2222",
+            "--drain-old",
+            "--drain-timeout",
+            "2s",
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    assert!(
+        admin_state(&local, "be_staging_api_green", "green_1").is_drain(),
+        "{label}: the old color is not in DRAIN"
+    );
+    let started = Instant::now();
+    let run = vezasock(&local, &["rollback", "staging", "--json"]);
+    let took = started.elapsed();
+    let report = load.stop();
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    assert!(
+        run.out.contains("DRAIN, put back to READY"),
+        "{label}: {}",
+        run.out
+    );
+    assert_eq!(
+        runtime_color(&local, "staging"),
+        Some(Color::Green),
+        "{label}"
+    );
+    for backend in [
+        "be_staging_api_green",
+        "be_staging_stream_green",
+        "be_staging_web_green",
+    ] {
+        let admin = admin_state(&local, backend, "green_1");
+        assert!(!admin.is_drain(), "{label}: {backend} still in DRAIN");
+    }
+    // Written through: a reload would keep them READY.
+    let recorded = state_dir(&local)
+        .server_admin()
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert_eq!(
+        recorded
+            .get("be_staging_api_green/green_1")
+            .map(|d| d.as_str()),
+        Some("ready"),
+        "{label}: {recorded:?}"
+    );
+    assert!(report.sent() > 0, "{label}: no load sent");
+    assert_eq!(report.failed(), 0, "{label}: {:?}", report.failures);
+    // Instant: no waiting for a health check or a drain (generous bound for a slow machine).
+    assert!(
+        took < Duration::from_secs(5),
+        "{label}: rollback took {took:?}"
+    );
+}
+
+crate::crash::per_version!(
+    switch_right_after_an_haproxy_start_waits_for_the_first_checks_by_itself,
+    switch_after_start
+);
+
+/// Right after HAProxy starts, no server has a check result yet: the switch waits for the
+/// first checks (bounded) without being asked to, instead of refusing.
+fn switch_after_start(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let local = edge::start(v, dir.path());
+    let run = vezasock(&local, &["switch", "staging", "green"]);
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    assert_eq!(
+        runtime_color(&local, "staging"),
+        Some(Color::Green),
+        "{label}"
+    );
+}
+
+/// The admin bits of `backend/server` as the running HAProxy shows them.
+pub fn admin_state(
+    edge: &LocalEdge,
+    backend: &str,
+    server: &str,
+) -> vezasock::runtime::parse::servers_state::AdminState {
+    rt().block_on(async {
+        let mut s = admin_session(edge, "admin socket").await;
+        let state = s
+            .show_servers_state(None)
+            .await
+            .unwrap_or_else(|e| panic!("show servers state: {e}"));
+        state
+            .find(backend, server)
+            .unwrap_or_else(|| panic!("no {backend}/{server}"))
+            .admin
+    })
+}

@@ -718,7 +718,11 @@ async fn connection_dropped_on_set_map_tells_the_operator_what_happened() {
 async fn a_corrupt_history_is_refused_before_anything_changes() {
     bounded(async {
         let (t, fake) = setup(Fault::Accept);
-        let history = t.edge.state.history_file("staging").unwrap_or_else(|e| panic!("{e}"));
+        let history = t
+            .edge
+            .state
+            .history_file("staging")
+            .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&history, b"purple 1234 - ci\n").unwrap_or_else(|e| panic!("{e}"));
         let before = snapshot(t.dir.path());
 
@@ -733,7 +737,11 @@ async fn a_corrupt_history_is_refused_before_anything_changes() {
         assert_eq!(fake.runtime_color("staging").as_deref(), Some("blue"));
         assert_unchanged(&before, t.dir.path(), "after a refused corrupt history");
         // Nothing was journalled for staging after the recorded deploy.
-        let journal = t.edge.state.journal_read().unwrap_or_else(|e| panic!("{e}"));
+        let journal = t
+            .edge
+            .state
+            .journal_read()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(journal.entries.is_empty(), "{:?}", journal.entries);
     })
     .await;
