@@ -9,7 +9,7 @@
 //! | 2 | bad input: arguments, topology file, unknown env or color (clap's own usage errors are 2 too) |
 //! | 3 | HAProxy unreachable: connect failure, timeout, dropped connection, unreadable reply |
 //! | 4 | the edge is locked by another vezasock (with `--no-wait`, or the wait ran out) |
-//! | 5 | applied but not verified: the read-back disagrees, or a reload failed and was rescued |
+//! | 5 | applied but not verified or not recorded: a flip stopped after traffic may have moved (what is live, what is recorded, the command that finishes it), or a reload failed and was rescued |
 //! | 6 | `status`: drift between runtime, map file and state file, or an interrupted operation |
 
 use std::process::ExitCode;
