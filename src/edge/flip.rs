@@ -26,7 +26,6 @@ use serde::Serialize;
 
 use super::active_color::{map_file_colors, map_ref, runtime_color, write_map_file, Sides};
 use super::gate::{self, color_backends, Decision, GateServer};
-use super::switch::{LockWait, SwitchRequest};
 use super::{crash_point, Edge, EdgeError};
 use crate::runtime::command::{AdminState as SetState, Command};
 use crate::runtime::parse::map::MapEntry;
@@ -36,9 +35,68 @@ use crate::runtime::parse::Parsed;
 use crate::runtime::session::{Reply, Session};
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::state::{
-    AdminDecision, EdgeLock, HistoryEntry, Holder, OpenOperation, Operation, Phase, Wait,
+    Action, AdminDecision, EdgeLock, HistoryEntry, Holder, OpenOperation, Operation, Phase, Wait,
 };
 use crate::topology::{Color, Env};
+
+/// What to switch, and how.
+#[derive(Debug, Clone)]
+pub struct SwitchRequest {
+    pub env: String,
+    pub color: Color,
+    pub sha: Option<String>,
+    /// Wait up to this long for the target color to become healthy (`None`: only for checks
+    /// still to come, see [`gate::CHECK_WAIT`]).
+    pub wait_healthy: Option<Duration>,
+    /// Drain the old color after the flip, waiting up to `drain_timeout` for its sessions.
+    pub drain_old: bool,
+    pub drain_timeout: Duration,
+    /// Read and gate only; change nothing.
+    pub dry_run: bool,
+    /// How long to wait for the per-edge lock.
+    pub lock_wait: LockWait,
+    /// Who switches (history and journal).
+    pub who: String,
+    /// `switch`, or `rollback` when called by [`super::rollback`].
+    pub action: Action,
+}
+
+/// The lock policy, resolved to an instant only when the lock is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockWait {
+    /// `--no-wait`.
+    No,
+    /// Wait up to this long.
+    UpTo(Duration),
+}
+
+impl LockWait {
+    /// The state module's wait.
+    pub(crate) fn wait(self) -> Wait {
+        match self {
+            LockWait::No => Wait::No,
+            LockWait::UpTo(d) => Wait::up_to(d),
+        }
+    }
+}
+
+impl SwitchRequest {
+    /// A plain switch with the defaults: no health wait, no drain, lock wait 60 s.
+    pub fn new(env: &str, color: Color) -> SwitchRequest {
+        SwitchRequest {
+            env: env.to_string(),
+            color,
+            sha: None,
+            wait_healthy: None,
+            drain_old: false,
+            drain_timeout: Duration::from_secs(300),
+            dry_run: false,
+            lock_wait: LockWait::UpTo(Duration::from_secs(60)),
+            who: crate::state::who(),
+            action: Action::Switch,
+        }
+    }
+}
 
 /// The phases of a flip, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -206,11 +264,7 @@ impl<'e> Flip<'e> {
         let lock = if req.dry_run {
             None
         } else {
-            let wait = match req.lock_wait {
-                LockWait::No => Wait::No,
-                LockWait::UpTo(d) => Wait::up_to(d),
-            };
-            let lock = EdgeLock::acquire(&edge.state, wait, Holder::current())?;
+            let lock = EdgeLock::acquire(&edge.state, req.lock_wait.wait(), Holder::current())?;
             crash_point("after-lock");
             Some(lock)
         };
@@ -530,7 +584,7 @@ impl<'e> Flip<'e> {
         // A check running right now is no sign of trouble: the server is still UP.
         for g in gate::judge(self.env, self.target, &back.states) {
             if !matches!(g.verdict, gate::Verdict::Ready | gate::Verdict::Checking) {
-                problems.push(format!("{}/{} {:?}", g.backend, g.server, g.verdict));
+                problems.push(g.line());
             }
         }
         if !problems.is_empty() {

@@ -1,6 +1,6 @@
 //! The flip's safety gate: never send traffic to a color whose servers are not UP and
 //! checked. Pure functions over `show servers state` rows and the clock, so every rule is
-//! tested on plain values; the flip ([`super::flip`]) polls HAProxy and asks [`decide`] again.
+//! tested on plain values; the flip's gate phase polls HAProxy and asks [`decide`] again.
 //!
 //! | server of the target color | the gate |
 //! |---|---|
@@ -61,7 +61,7 @@ pub struct GateServer {
 }
 
 impl GateServer {
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let why = match &self.verdict {
             Verdict::Ready => "ready",
             Verdict::Drained => "in DRAIN",

@@ -12,80 +12,18 @@
 //! One admin session carries every command; reads are pipelined batches; nothing sleeps unless
 //! the gate waits for a check or `--drain-old` waits for sessions.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use super::flip::{ms, Flip, Read, Steps};
 use super::gate::GateServer;
 use super::servers::{self, Selection, Then};
 use super::{Edge, EdgeError};
-use crate::state::{Action, Wait};
 use crate::topology::{Color, Env};
 
-pub use super::flip::Step;
+pub use super::flip::{LockWait, Step, SwitchRequest};
 
 /// The longest `--sha` accepted (a SHA-256 hex digest is 64).
 pub const SHA_MAX: usize = 64;
-
-/// What to switch, and how.
-#[derive(Debug, Clone)]
-pub struct SwitchRequest {
-    pub env: String,
-    pub color: Color,
-    pub sha: Option<String>,
-    /// Wait up to this long for the target color to become healthy (`None`: only for checks
-    /// still to come, see [`super::gate::CHECK_WAIT`]).
-    pub wait_healthy: Option<Duration>,
-    /// Drain the old color after the flip, waiting up to `drain_timeout` for its sessions.
-    pub drain_old: bool,
-    pub drain_timeout: Duration,
-    /// Read and gate only; change nothing.
-    pub dry_run: bool,
-    /// How long to wait for the per-edge lock.
-    pub lock_wait: LockWait,
-    /// Who switches (history and journal).
-    pub who: String,
-    /// `switch`, or `rollback` when called by [`super::rollback`].
-    pub action: Action,
-}
-
-/// The lock policy, resolved to an instant only when the lock is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockWait {
-    /// `--no-wait`.
-    No,
-    /// Wait up to this long.
-    UpTo(Duration),
-}
-
-impl LockWait {
-    /// The state module's wait.
-    pub(crate) fn wait(self) -> Wait {
-        match self {
-            LockWait::No => Wait::No,
-            LockWait::UpTo(d) => Wait::up_to(d),
-        }
-    }
-}
-
-impl SwitchRequest {
-    /// A plain switch with the defaults: no health wait, no drain, lock wait 60 s.
-    pub fn new(env: &str, color: Color) -> SwitchRequest {
-        SwitchRequest {
-            env: env.to_string(),
-            color,
-            sha: None,
-            wait_healthy: None,
-            drain_old: false,
-            drain_timeout: Duration::from_secs(300),
-            dry_run: false,
-            lock_wait: LockWait::UpTo(Duration::from_secs(60)),
-            who: crate::state::who(),
-            action: Action::Switch,
-        }
-    }
-}
 
 /// What a switch did.
 #[derive(Debug, Clone, Serialize)]
