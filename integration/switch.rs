@@ -788,6 +788,16 @@ fn drain_old_then_rollback(v: &haproxy::Haproxy) {
         Some("ready"),
         "{label}: {recorded:?}"
     );
+    // One actor for the flip and the drain it ran (the binary runs with VEZASOCK_WHO=it-test).
+    let journal = state_dir(&local)
+        .journal_read()
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let actions: std::collections::BTreeSet<&str> =
+        journal.entries.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains("drain"), "{label}: {actions:?}");
+    let whos: std::collections::BTreeSet<&str> =
+        journal.entries.iter().map(|e| e.who.as_str()).collect();
+    assert_eq!(whos.into_iter().collect::<Vec<_>>(), ["it-test"], "{label}");
     assert!(report.sent() > 0, "{label}: no load sent");
     assert_eq!(report.failed(), 0, "{label}: {:?}", report.failures);
     // Instant: no waiting for a health check or a drain (generous bound for a slow machine).
