@@ -2,10 +2,13 @@
 //! JSON behind `--json`.
 
 pub mod apply;
+pub mod args;
 pub mod check;
+pub mod common;
 pub mod demo;
 pub mod exec;
 pub mod exit;
+pub mod flip;
 pub mod history;
 pub mod output;
 pub mod plan;
@@ -90,7 +93,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     match cli.command {
         Command::Version => {
-            println!("vezasock {}", env!("CARGO_PKG_VERSION"));
+            output::line(&concat!("vezasock ", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Exec(args) => exec::run(&args),
