@@ -5,6 +5,7 @@ pub mod apply;
 pub mod args;
 pub mod check;
 pub mod common;
+pub mod completions;
 pub mod demo;
 pub mod exec;
 pub mod exit;
@@ -70,6 +71,10 @@ pub enum Command {
     History(history::HistoryArgs),
     /// The edge as runtime, map files and state files see it (read-only; exit 6 on drift).
     Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, …) generated from these commands.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --out DIR.
+    Man(completions::ManArgs),
 }
 
 /// Logging through `tracing`: quiet (warnings) by default, `-v` / `-vv`, `RUST_LOG` wins.
@@ -109,6 +114,8 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => rollback::run(&args),
         Command::History(args) => history::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Completions(args) => completions::run_completions(&args),
+        Command::Man(args) => completions::run_man(&args),
     }
 }
 
