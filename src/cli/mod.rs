@@ -98,7 +98,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     match cli.command {
         Command::Version => {
-            output::line(&concat!("vezasock ", env!("CARGO_PKG_VERSION")));
+            output::line(concat!("vezasock ", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Exec(args) => exec::run(&args),
