@@ -2,7 +2,7 @@
 //! version, its output checked key by key against the README (the contract external tests
 //! read): the shapes listed under "JSON output" are parsed from README.md itself, so the
 //! README and the binary cannot drift apart without this test failing. Also `status` into a
-//! closed pipe.
+//! closed pipe, and `check` on the live map paths.
 
 use std::collections::BTreeMap;
 use std::process::{Command as Process, Stdio};
@@ -320,10 +320,9 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
     }
 }
 
-/// `apply --json` on a new host (no HAProxy running, no config yet) prints the install report.
-fn run_install(v: &haproxy::Haproxy, shapes: &BTreeMap<String, Shape>) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let d = dir.path().display();
+/// A small edge with every path under `dir` and no TLS, so `haproxy -c` passes on any host.
+fn fresh_topology(v: &haproxy::Haproxy, dir: &std::path::Path) -> String {
+    let d = dir.display();
     let topology = format!(
         "name = \"fresh\"\n[listen]\nhttp = \"127.0.0.1:{port}\"\n[paths]\n\
          config = \"{d}/haproxy.cfg\"\nmaps_dir = \"{d}/maps\"\nadmin_socket = \"{d}/admin.sock\"\n\
@@ -336,9 +335,15 @@ fn run_install(v: &haproxy::Haproxy, shapes: &BTreeMap<String, Shape>) {
         port = haproxy::free_port(),
         bin = v.bin.display(),
     );
-    let file = dir.path().join("fresh.toml");
+    let file = dir.join("fresh.toml");
     std::fs::write(&file, topology).unwrap_or_else(|e| panic!("{e}"));
-    let file = file.display().to_string();
+    file.display().to_string()
+}
+
+/// `apply --json` on a new host (no HAProxy running, no config yet) prints the install report.
+fn run_install(v: &haproxy::Haproxy, shapes: &BTreeMap<String, Shape>) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = fresh_topology(v, dir.path());
     let run = run_alone(&["apply", "--json", "--config", &file]);
     assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
     let value = json_of(&run, "apply install");
@@ -349,6 +354,39 @@ fn run_install(v: &haproxy::Haproxy, shapes: &BTreeMap<String, Shape>) {
         &value,
         "apply --json (install)",
         v.label,
+    );
+}
+
+/// `check` reads the map files where the live config reads them once they exist (the config
+/// checked is the one apply installs); before that it says it used scratch copies.
+fn check_uses_the_live_maps_once_they_exist(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = fresh_topology(v, dir.path());
+    let before = run_alone(&["check", "--config", &file]);
+    assert_eq!(before.code, Some(0), "{label}: {before:?}");
+    assert!(
+        before.out.contains("holds no map files yet"),
+        "{label}: {before:?}"
+    );
+    let maps = dir.path().join("maps");
+    let wrote = run_alone(&[
+        "render",
+        "--config",
+        &file,
+        "--out",
+        &maps.display().to_string(),
+    ]);
+    assert_eq!(wrote.code, Some(0), "{label}: {wrote:?}");
+    let after = run_alone(&["check", "--config", &file]);
+    assert_eq!(after.code, Some(0), "{label}: {after:?}");
+    assert!(
+        !after.out.contains("holds no map files"),
+        "{label}: {after:?}"
+    );
+    assert!(
+        after.out.contains("the candidate config is valid"),
+        "{label}: {after:?}"
     );
 }
 
@@ -439,7 +477,8 @@ macro_rules! per_version {
 
 per_version!(
     every_json_output_matches_the_readme,
-    status_into_a_closed_pipe_exits_0
+    status_into_a_closed_pipe_exits_0,
+    check_uses_the_live_maps_once_they_exist,
 );
 
 #[test]

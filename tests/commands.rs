@@ -575,6 +575,30 @@ mod cli {
         }
     }
 
+    /// A maps dir HAProxy would read as two converter arguments is refused by check as by
+    /// apply, before anything runs.
+    #[test]
+    fn check_and_apply_refuse_a_maps_dir_with_haproxy_syntax() {
+        let dir = Dir::new();
+        for command in ["check", "apply", "render", "switch"] {
+            for bad in [
+                "/etc/ha,proxy/maps",
+                "/etc/haproxy/maps)",
+                "/run/$USER/maps",
+            ] {
+                let mut args = vec![command];
+                if command == "switch" {
+                    args.extend(["staging", "green"]);
+                }
+                args.extend(["--maps-dir", bad]);
+                let out = dir.run(&args);
+                let err = text(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+                assert!(err.contains("paths.maps_dir"), "{args:?}: {err}");
+            }
+        }
+    }
+
     #[test]
     fn render_to_a_closed_pipe_ends_quietly_with_exit_0() {
         let dir = Dir::new();
