@@ -536,6 +536,8 @@ mod cli {
         ] {
             let out = dir.run(&args);
             refused(&out, flag, &format!("{flag} {}", args.len()));
+            // The refusal quotes the start of the value, not 100 KB of it.
+            assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
         }
         assert!(dir.state_files().is_empty(), "{:?}", dir.state_files());
         let help = text(&dir.run(&["switch", "--help"]).stdout);

@@ -2,9 +2,12 @@
 //! edge lock flags ([`LockArgs`]), and the value parsers that bound every free-form value before
 //! anything happens (durations, shas, names). A refused value is clap's usage error: exit 2.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
 use clap::Args;
 
 use crate::edge::switch::LockWait;
@@ -46,7 +49,7 @@ pub struct TopologyArgs {
     #[arg(long, env = "VEZASOCK_PID_FILE", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
     /// How to reload: master-cli or signal.
-    #[arg(long, env = "VEZASOCK_RELOAD_METHOD", value_name = "METHOD", value_parser = parse_reload_method)]
+    #[arg(long, env = "VEZASOCK_RELOAD_METHOD", value_name = "METHOD", value_parser = Checked(parse_reload_method))]
     pub reload_method: Option<ReloadMethod>,
 }
 
@@ -86,7 +89,7 @@ pub struct LockArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// How long to wait for the edge lock (e.g. 30s, 2m; plain seconds too; at most 7d).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = Checked(parse_duration))]
     pub lock_timeout: Duration,
 }
 
@@ -107,6 +110,42 @@ impl LockArgs {
         } else {
             LockWait::UpTo(self.lock_timeout)
         }
+    }
+}
+
+/// A value parser from a checking function whose refusal quotes at most 40 characters of the
+/// value: clap's own message would echo all of it, and a 100 KB `--sha` makes a 100 KB error.
+#[derive(Clone, Copy)]
+pub struct Checked<T>(pub fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Checked<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let name = arg.map(|a| a.to_string()).unwrap_or_else(|| "VALUE".into());
+        let fail = |why: String| {
+            let raw = value.to_string_lossy();
+            let shown = if raw.chars().count() > 40 {
+                let head: String = raw.chars().take(40).collect();
+                format!("{head}… ({} bytes)", raw.len())
+            } else {
+                raw.into_owned()
+            };
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("invalid value '{shown}' for '{name}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("not valid UTF-8".into()))?;
+        (self.0)(text).map_err(fail)
     }
 }
 

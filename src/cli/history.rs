@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{parse_name, TopologyArgs};
+use super::args::{parse_name, Checked, TopologyArgs};
 use super::common::{fail, load_edge};
 use super::exit::Exit;
 use super::output;
@@ -22,8 +22,8 @@ use crate::topology::Color;
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
-    /// The env.
-    #[arg(value_parser = parse_name)]
+    /// The env (1-64 characters of 0-9A-Za-z._-).
+    #[arg(value_parser = Checked(parse_name))]
     pub env: String,
     /// Print a JSON array instead of text: [{color, sha, time, who}], newest first.
     #[arg(long)]

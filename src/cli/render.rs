@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::args::parse_env_color;
+use super::args::{parse_env_color, Checked};
 // Kept at its old path for `demo::edge`, which builds the same flags.
 pub use super::args::TopologyArgs;
 use super::exit::Exit;
@@ -30,7 +30,7 @@ pub struct RenderArgs {
     pub out: Option<PathBuf>,
     /// Active color of an env, e.g. `--color staging=green` (repeatable). Default: the live
     /// active-color.map, then blue.
-    #[arg(long = "color", value_name = "ENV=COLOR", value_parser = parse_env_color)]
+    #[arg(long = "color", value_name = "ENV=COLOR", value_parser = Checked(parse_env_color))]
     pub colors: Vec<(String, Color)>,
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{parse_duration, parse_name, parse_sha, LockArgs, TopologyArgs};
+use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
 use super::common::{load_edge, runtime};
 use super::flip::{finish, step_line};
 use super::output;
@@ -18,15 +18,15 @@ use crate::edge::switch::SwitchRequest;
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
-    /// The env to roll back.
-    #[arg(value_parser = parse_name)]
+    /// The env to roll back (1-64 characters of 0-9A-Za-z._-).
+    #[arg(value_parser = Checked(parse_name))]
     pub env: String,
-    /// Roll back to the deploy with this sha (or a prefix of at least 4 characters) instead of
-    /// the previous one.
-    #[arg(long, value_name = "SHA", value_parser = parse_sha)]
+    /// Roll back to the deploy with this sha (or a prefix of at least 4 characters; at most 64)
+    /// instead of the previous one.
+    #[arg(long, value_name = "SHA", value_parser = Checked(parse_sha))]
     pub to: Option<String>,
     /// Wait up to DURATION for the old color's servers to be UP (at most 7d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
     pub wait_healthy: Option<Duration>,
     /// Read and check only; print the steps without changing anything.
     #[arg(long)]

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 // Kept at its old path for `cli::demo`, which parses `--duration` with it.
 pub use super::args::parse_duration;
-use super::args::{parse_name, LockArgs, TopologyArgs};
+use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
 use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
@@ -34,20 +34,20 @@ use crate::topology::Color;
 // comment: see `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
-    /// The env (staging, prod, …). Not with --backend.
-    #[arg(required_unless_present = "backend", conflicts_with = "backend", value_parser = parse_name)]
+    /// The env (staging, prod, …) (1-64 characters of 0-9A-Za-z._-). Not with --backend.
+    #[arg(required_unless_present = "backend", conflicts_with = "backend", value_parser = Checked(parse_name))]
     pub env: Option<String>,
     /// Only this color (blue or green); default both.
     #[arg(value_parser = clap::value_parser!(Color))]
     pub color: Option<Color>,
-    /// Only this component of the env (api, stream, web, …).
-    #[arg(long, conflicts_with = "backend", value_parser = parse_name)]
+    /// Only this component of the env (api, stream, web, …) (1-64 characters of 0-9A-Za-z._-).
+    #[arg(long, conflicts_with = "backend", value_parser = Checked(parse_name))]
     pub component: Option<String>,
-    /// Only the server of this name (e.g. blue_1, srv_1).
-    #[arg(long, value_parser = parse_name)]
+    /// Only the server of this name (e.g. blue_1, srv_1) (1-64 characters of 0-9A-Za-z._-).
+    #[arg(long, value_parser = Checked(parse_name))]
     pub server: Option<String>,
-    /// Any backend by name instead of an env, e.g. forgejo_backend.
-    #[arg(long, value_parser = parse_name)]
+    /// Any backend by name instead of an env, e.g. forgejo_backend (1-64 characters of 0-9A-Za-z._-).
+    #[arg(long, value_parser = Checked(parse_name))]
     pub backend: Option<String>,
 }
 
@@ -70,7 +70,7 @@ pub struct DrainArgs {
     pub select: SelectArgs,
     /// Wait up to DURATION (at most 7d) for the servers' current sessions to reach zero (a
     /// DOWN server counts as drained). Past the deadline: exit 1, the servers stay in drain.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
     pub wait: Option<Duration>,
     /// Once drained: maint, kill (shutdown sessions + maint) or leave (stay in drain).
     #[arg(long, value_enum, default_value = "leave", requires = "wait")]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use super::args::{parse_name, TopologyArgs};
+use super::args::{parse_name, Checked, TopologyArgs};
 use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
@@ -18,8 +18,8 @@ use crate::edge::status::{status, BackendStatus, StatusReport};
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Only this env (externals and edge-wide operations are then left out).
-    #[arg(value_parser = parse_name)]
+    /// Only this env (1-64 characters of 0-9A-Za-z._-); externals and edge-wide operations are then left out.
+    #[arg(value_parser = Checked(parse_name))]
     pub env: Option<String>,
     /// Print a JSON object instead of text.
     #[arg(long)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{parse_duration, parse_name, parse_sha, LockArgs, TopologyArgs};
+use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
 use super::common::{load_edge, runtime};
 use super::flip::{finish, step_line};
 use super::output;
@@ -16,24 +16,24 @@ use crate::edge::switch::{switch, SwitchRequest};
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct SwitchArgs {
-    /// The env to flip (e.g. staging).
-    #[arg(value_parser = parse_name)]
+    /// The env to flip, e.g. staging (1-64 characters of 0-9A-Za-z._-).
+    #[arg(value_parser = Checked(parse_name))]
     pub env: String,
     /// The color to make live: blue or green.
     pub color: String,
     /// The deployed commit, recorded in the history: 1 to 64 characters of 0-9, A-Z, a-z, '.',
     /// '_', '-'.
-    #[arg(long, value_parser = parse_sha)]
+    #[arg(long, value_parser = Checked(parse_sha))]
     pub sha: Option<String>,
     /// Wait up to DURATION for every server of the target color to be UP (e.g. 30s; at most
     /// 7d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
     pub wait_healthy: Option<Duration>,
     /// After the flip, put the old color in DRAIN and wait for its sessions to end.
     #[arg(long)]
     pub drain_old: bool,
     /// How long --drain-old waits for the old color's sessions (at most 7d).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, requires = "drain_old")]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = Checked(parse_duration), requires = "drain_old")]
     pub drain_timeout: Duration,
     /// Read and check only; print the steps without changing anything.
     #[arg(long)]
