@@ -34,19 +34,20 @@ use crate::topology::Color;
 // comment: see `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
-    /// The env (staging, prod, …) (1-64 characters of 0-9A-Za-z._-). Not with --backend.
+    /// The env (staging, prod, …; 1-64 characters of 0-9A-Za-z._-). Not with --backend.
     #[arg(required_unless_present = "backend", conflicts_with = "backend", value_parser = Checked(parse_name))]
     pub env: Option<String>,
     /// Only this color (blue or green); default both.
     #[arg(value_parser = clap::value_parser!(Color))]
     pub color: Option<Color>,
-    /// Only this component of the env (api, stream, web, …) (1-64 characters of 0-9A-Za-z._-).
+    /// Only this component of the env (api, stream, web, …; 1-64 characters of 0-9A-Za-z._-).
     #[arg(long, conflicts_with = "backend", value_parser = Checked(parse_name))]
     pub component: Option<String>,
-    /// Only the server of this name (e.g. blue_1, srv_1) (1-64 characters of 0-9A-Za-z._-).
+    /// Only the server of this name (e.g. blue_1, srv_1; 1-64 characters of 0-9A-Za-z._-).
     #[arg(long, value_parser = Checked(parse_name))]
     pub server: Option<String>,
-    /// Any backend by name instead of an env, e.g. forgejo_backend (1-64 characters of 0-9A-Za-z._-).
+    /// Any backend by name instead of an env, e.g. forgejo_backend (1-64 characters of
+    /// 0-9A-Za-z._-).
     #[arg(long, value_parser = Checked(parse_name))]
     pub backend: Option<String>,
 }

@@ -18,7 +18,8 @@ use crate::edge::status::{status, BackendStatus, StatusReport};
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Only this env (1-64 characters of 0-9A-Za-z._-); externals and edge-wide operations are then left out.
+    /// Only this env (1-64 characters of 0-9A-Za-z._-); externals and edge-wide operations
+    /// are then left out.
     #[arg(value_parser = Checked(parse_name))]
     pub env: Option<String>,
     /// Print a JSON object instead of text.
