@@ -124,6 +124,73 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    /// Issue 9: the files of `cli` import each other in one direction only (shared pieces live
+    /// in `args`, `common`, `flip`, `output`, `exit`), so no two commands depend on each other
+    /// both ways.
+    #[test]
+    fn no_import_cycles_between_the_cli_files() {
+        use std::collections::BTreeMap;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli");
+        let mut uses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "mod") else {
+                continue;
+            };
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let deps: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.trim_start().strip_prefix("use super::"))
+                .chain(
+                    text.lines()
+                        .filter_map(|l| l.trim_start().strip_prefix("pub use super::")),
+                )
+                .filter_map(|rest| rest.split([':', ';']).next())
+                .map(str::to_string)
+                .filter(|dep| dep.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .filter(|dep| !dep.is_empty())
+                .collect();
+            uses.insert(module.to_string(), deps);
+        }
+        assert!(uses.len() >= 15, "{uses:?}");
+        // Depth-first search for a path back to the start.
+        fn reaches(
+            uses: &BTreeMap<String, Vec<String>>,
+            from: &str,
+            to: &str,
+            seen: &mut Vec<String>,
+        ) -> bool {
+            for dep in uses.get(from).into_iter().flatten() {
+                if dep == to {
+                    return true;
+                }
+                if !seen.contains(dep) {
+                    seen.push(dep.clone());
+                    if reaches(uses, dep, to, seen) {
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+        for module in uses.keys() {
+            assert!(
+                !reaches(&uses, module, module, &mut Vec::new()),
+                "cli/{module}.rs imports itself back through its siblings: {uses:?}"
+            );
+        }
+        // The shared pieces import no command.
+        for shared in ["args", "common", "flip", "output", "exit"] {
+            let deps = &uses[shared];
+            assert!(
+                deps.iter()
+                    .all(|d| ["args", "exit", "output"].contains(&d.as_str())),
+                "cli/{shared}.rs imports {deps:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_cli_is_consistent() {
         Cli::command().debug_assert();
