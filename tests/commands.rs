@@ -497,6 +497,30 @@ mod cli {
         assert!(dir.state_files().is_empty(), "{:?}", dir.state_files());
     }
 
+    /// `exec --timeout inf` panicked converting it to a Duration; `1e19` overflowed an Instant.
+    #[test]
+    fn exec_timeout_refuses_what_panicked_and_takes_durations() {
+        let dir = Dir::new();
+        let socket = dir.path("admin.sock").display().to_string();
+        // exec's `--master` reads VEZASOCK_MASTER_SOCKET, and it excludes `--socket`.
+        let exec = |timeout: &str| {
+            dir.command(&["exec", "--socket", &socket, timeout, "--", "show info"])
+                .env_remove("VEZASOCK_MASTER_SOCKET")
+                .output()
+                .unwrap_or_else(|e| panic!("run vezasock: {e}"))
+        };
+        for value in HOSTILE_DURATIONS {
+            refused(&exec(&format!("--timeout={value}")), "--timeout", value);
+        }
+        // Accepted: nothing listens, so the connect fails (exit 3), without a panic.
+        for value in ["10", "1.5", "500ms", "2m", "7d"] {
+            let out = exec(&format!("--timeout={value}"));
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{value}: {err}");
+            assert!(!err.contains("panicked"), "{value}: {err}");
+        }
+    }
+
     #[test]
     fn apply_lock_timeout_takes_a_duration_and_plain_seconds() {
         let dir = Dir::new();

@@ -201,6 +201,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|_| too_long())
 }
 
+/// A duration as seconds, for a flag read as `f64` seconds (`exec --timeout`): the same
+/// syntax and bound as [`parse_duration`], so the value is finite and at most 7 days.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_duration(s).map(|d| d.as_secs_f64())
+}
+
 /// The longest sha `--sha` and `--to` take.
 pub const MAX_SHA: usize = 64;
 
@@ -311,6 +317,15 @@ mod tests {
             let e = parse_duration(too_long).unwrap_err();
             assert!(e.contains("at most 7 days"), "{too_long}: {e}");
         }
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("10"), Ok(10.0));
+        assert_eq!(parse_seconds("250ms"), Ok(0.25));
+        assert!(parse_seconds("inf").is_err());
+        assert!(parse_seconds("nan").is_err());
+        assert!(parse_seconds("1e300").is_err());
     }
 
     #[test]
