@@ -721,6 +721,30 @@ fn a_directory_rule_shadows_a_later_subdirectory_but_not_the_bare_path() {
     load(&with("/api", "/apiary")).unwrap_or_else(|e| panic!("{e}"));
 }
 
+#[test]
+fn a_path_under_the_acme_challenges_is_unreachable() {
+    let text = edit(
+        "paths = [\"/api\"]",
+        "paths = [\"/.well-known/acme-challenge/x\"]",
+    )
+    .replace(
+        "cookie = \"sid\"\n",
+        "cookie = \"sid\"\n[acme]\nserver = \"127.0.0.1:8888\"\n",
+    );
+    let e = expect_one(
+        &text,
+        "component.api.paths[0]",
+        "\"/.well-known/acme-challenge/x\"",
+    );
+    assert!(e.message.contains("ACME"), "{e}");
+    // Without [acme] the path is an ordinary rule.
+    load(&edit(
+        "paths = [\"/api\"]",
+        "paths = [\"/.well-known/acme-challenge/x\"]",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Each character HAProxy's config reads as syntax, in each kind of path that reaches it.
 #[test]
 fn paths_with_haproxy_syntax_are_refused() {

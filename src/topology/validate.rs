@@ -244,7 +244,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         check: timeout_or(c, &t.check, "timeouts.check", "3s"),
     };
     let paths = raw_paths(c, &raw);
-    let components = components(c, &raw);
+    let components = components(c, &raw, acme.as_ref().map(|a| a.path.as_str()));
     let domain = container_domain.clone().unwrap_or_default();
     let envs = envs(
         c,
@@ -372,7 +372,8 @@ pub(super) fn check_paths(paths: &Paths) -> Result<(), LoadError> {
     }
 }
 
-fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
+/// The component kinds; `acme_path` is routed before any of them (when ACME is configured).
+fn components(c: &mut Checker<'_>, raw: &RawTopology, acme_path: Option<&str>) -> Vec<Component> {
     let mut out: Vec<Component> = Vec::new();
     if !c.bounded(&raw.components, None, "component") {
         return out;
@@ -425,6 +426,15 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
                         Some(p.span()),
                         field,
                         format!("path {rule:?} is already routed to component {other:?}"),
+                    );
+                } else if let Some(acme) = acme_path.filter(|a| shadows(a, &rule)) {
+                    c.err(
+                        Some(p.span()),
+                        field,
+                        format!(
+                            "path {rule:?} of component {name:?} is unreachable: the ACME \
+                             challenges under {acme:?} are routed before every component"
+                        ),
                     );
                 } else if let Some((other, by)) = routed
                     .iter()
