@@ -131,10 +131,10 @@ fn to_toml(t: &Topology) -> String {
     out.push_str(&format!("reload_method = \"{}\"\n\n", p.reload_method));
     for c in &t.components {
         out.push_str(&format!(
-            "[[component]]\nname = {:?}\npaths = {}\nport = {}\nhttp_no_delay = {}\n",
+            "[[component]]\nname = {:?}\npaths = {}\n{}http_no_delay = {}\n",
             c.name,
             quoted(&c.paths),
-            c.port,
+            c.port.map(|p| format!("port = {p}\n")).unwrap_or_default(),
             c.http_no_delay
         ));
         if let Some(check) = &c.check {

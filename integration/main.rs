@@ -2,6 +2,7 @@
 //! [`haproxy::Fixture`] and killed on drop. Each test runs once per installed version and
 //! prints which versions ran; `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns a missing one into a failure.
 
+mod cli_json;
 mod crash;
 mod demo;
 mod edge;

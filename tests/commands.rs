@@ -1,5 +1,8 @@
-//! Typed commands: the exact line of each, escaping, refusals, and a property test that no
-//! key or value can produce a line HAProxy would read as anything but the intended command.
+//! Commands, both kinds. Typed runtime commands: the exact line of each, escaping, refusals,
+//! and a property test that no key or value can produce a line HAProxy would read as anything
+//! but the intended command. And the `vezasock` commands where no HAProxy is needed (the `cli`
+//! section at the end): hostile flag values, closed pipes, exit codes of bad input, the
+//! history cap.
 
 use proptest::prelude::*;
 use vezasock::runtime::command::{
@@ -361,5 +364,337 @@ proptest! {
             prop_assert_eq!(&parsed[0], &vec!["get".to_string(), "weight".into(), format!("{backend}/{server}")]);
             prop_assert_eq!(backend.matches('/').count() + server.matches('/').count(), 0);
         }
+    }
+}
+
+// ---- the `vezasock` binary, where no HAProxy is needed ----
+
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command as Process, Output, Stdio};
+
+    /// A temp dir with every runtime path under it (nothing listens on the sockets).
+    struct Dir {
+        dir: tempfile::TempDir,
+    }
+
+    impl Dir {
+        fn new() -> Dir {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+            std::fs::create_dir_all(dir.path().join("state"))
+                .unwrap_or_else(|e| panic!("state dir: {e}"));
+            Dir { dir }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        /// `vezasock ARGS` with every path in this dir, stdout and stderr captured.
+        fn command(&self, args: &[&str]) -> Process {
+            let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
+            cmd.args(args)
+                .env_remove("VEZASOCK_CONFIG")
+                .env_remove("RUST_LOG")
+                .env("VEZASOCK_HAPROXY_CONFIG", self.path("haproxy.cfg"))
+                .env("VEZASOCK_MAPS_DIR", self.path("maps"))
+                .env("VEZASOCK_ADMIN_SOCKET", self.path("admin.sock"))
+                .env("VEZASOCK_OPERATOR_SOCKET", self.path("operator.sock"))
+                .env("VEZASOCK_MASTER_SOCKET", self.path("master.sock"))
+                .env("VEZASOCK_SERVER_STATE_FILE", self.path("server-state"))
+                .env("VEZASOCK_STATE_DIR", self.path("state"))
+                .env("VEZASOCK_PID_FILE", self.path("haproxy.pid"))
+                .stdin(Stdio::null());
+            cmd
+        }
+
+        fn run(&self, args: &[&str]) -> Output {
+            self.command(args)
+                .output()
+                .unwrap_or_else(|e| panic!("run vezasock: {e}"))
+        }
+
+        /// Runs with stdout a pipe whose reader is already gone, as `| head -1` leaves it once
+        /// head has its line.
+        fn run_closed_stdout(&self, args: &[&str]) -> Output {
+            let mut child = self
+                .command(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn vezasock: {e}"));
+            drop(child.stdout.take());
+            child
+                .wait_with_output()
+                .unwrap_or_else(|e| panic!("wait vezasock: {e}"))
+        }
+
+        fn state_files(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(self.path("state"))
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            names
+        }
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// Exit 2 with clap's message naming `flag`, and no panic.
+    fn refused(out: &Output, flag: &str, what: &str) {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert!(
+            err.contains(flag),
+            "{what}: the message names {flag}: {err}"
+        );
+    }
+
+    const HOSTILE_DURATIONS: [&str; 9] = [
+        "inf",
+        "nan",
+        "-1s",
+        "1e300",
+        "1e19",
+        "99999999999999999999",
+        "18446744073709551616s",
+        "8d",
+        "",
+    ];
+
+    #[test]
+    fn every_duration_flag_refuses_hostile_values_with_exit_2() {
+        let dir = Dir::new();
+        let cases: [(&[&str], &str); 7] = [
+            (&["switch", "staging", "green"], "--wait-healthy"),
+            (
+                &["switch", "staging", "green", "--drain-old"],
+                "--drain-timeout",
+            ),
+            (&["switch", "staging", "green"], "--lock-timeout"),
+            (&["rollback", "staging"], "--wait-healthy"),
+            (&["apply"], "--lock-timeout"),
+            (&["drain", "staging"], "--wait"),
+            (&["maint", "staging"], "--lock-timeout"),
+        ];
+        for (args, flag) in cases {
+            for value in HOSTILE_DURATIONS {
+                // `--flag=value`, so that `-1s` reaches the parser instead of reading as a flag.
+                let pair = format!("{flag}={value}");
+                let mut argv = args.to_vec();
+                argv.push(&pair);
+                let out = dir.run(&argv);
+                refused(&out, flag, &format!("{argv:?}"));
+            }
+        }
+        assert!(dir.state_files().is_empty(), "{:?}", dir.state_files());
+    }
+
+    /// `exec --timeout inf` panicked converting it to a Duration; `1e19` overflowed an Instant.
+    #[test]
+    fn exec_timeout_refuses_what_panicked_and_takes_durations() {
+        let dir = Dir::new();
+        let socket = dir.path("admin.sock").display().to_string();
+        // exec's `--master` reads VEZASOCK_MASTER_SOCKET, and it excludes `--socket`.
+        let exec = |timeout: &str| {
+            dir.command(&["exec", "--socket", &socket, timeout, "--", "show info"])
+                .env_remove("VEZASOCK_MASTER_SOCKET")
+                .output()
+                .unwrap_or_else(|e| panic!("run vezasock: {e}"))
+        };
+        for value in HOSTILE_DURATIONS {
+            refused(&exec(&format!("--timeout={value}")), "--timeout", value);
+        }
+        // Accepted: nothing listens, so the connect fails (exit 3), without a panic.
+        for value in ["10", "1.5", "500ms", "2m", "7d"] {
+            let out = exec(&format!("--timeout={value}"));
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "{value}: {err}");
+            assert!(!err.contains("panicked"), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn apply_lock_timeout_takes_a_duration_and_plain_seconds() {
+        let dir = Dir::new();
+        for value in ["30s", "2m", "45"] {
+            let out = dir.run(&["apply", "--dry-run", "--lock-timeout", value]);
+            let err = text(&out.stderr);
+            // No HAProxy here: whatever apply then says, the flag itself was accepted.
+            assert!(!err.contains("--lock-timeout"), "{value}: {err}");
+            assert_ne!(out.status.code(), Some(2), "{value}: {err}");
+        }
+        let help = text(&dir.run(&["apply", "--help"]).stdout);
+        assert!(help.contains("--lock-timeout <DURATION>"), "{help}");
+        assert!(help.contains("at most 7d"), "{help}");
+    }
+
+    #[test]
+    fn a_sha_beyond_the_bound_is_refused_before_anything_happens() {
+        let dir = Dir::new();
+        let long = "a".repeat(100_000);
+        for (args, flag) in [
+            (
+                vec!["switch", "staging", "green", "--sha", long.as_str()],
+                "--sha",
+            ),
+            (
+                vec!["switch", "staging", "green", "--sha", "abc def"],
+                "--sha",
+            ),
+            (vec!["switch", "staging", "green", "--sha", "-"], "--sha"),
+            (vec!["rollback", "staging", "--to", long.as_str()], "--to"),
+            (vec!["history", long.as_str()], "ENV"),
+            (
+                vec!["drain", "staging", "--server", long.as_str()],
+                "--server",
+            ),
+            (vec!["status", "a;b"], "ENV"),
+        ] {
+            let out = dir.run(&args);
+            refused(&out, flag, &format!("{flag} {}", args.len()));
+            // The refusal quotes the start of the value, not 100 KB of it.
+            assert!(out.stderr.len() < 1_000, "{} bytes", out.stderr.len());
+        }
+        assert!(dir.state_files().is_empty(), "{:?}", dir.state_files());
+        let help = text(&dir.run(&["switch", "--help"]).stdout);
+        assert!(help.contains("1 to 64 characters"), "{help}");
+    }
+
+    #[test]
+    fn a_bad_topology_is_exit_2_on_every_command() {
+        let dir = Dir::new();
+        let bad = dir.path("bad.toml");
+        std::fs::write(&bad, "name = \"t\"\n[[component]]\nname = \"a b\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let missing = dir.path("missing.toml");
+        for config in [&bad, &missing] {
+            let config = config.display().to_string();
+            for args in [
+                vec!["render"],
+                vec!["check"],
+                vec!["plan"],
+                vec!["plan", "--json"],
+                vec!["apply"],
+                vec!["status"],
+                vec!["history", "staging"],
+                vec!["switch", "staging", "green"],
+                vec!["rollback", "staging"],
+                vec!["drain", "staging"],
+                vec!["maint", "staging"],
+                vec!["ready", "staging"],
+            ] {
+                let mut argv = args.clone();
+                argv.extend(["--config", config.as_str()]);
+                let out = dir.run(&argv);
+                let err = text(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{argv:?}: {err}");
+                assert!(err.contains(&config), "{argv:?} names the file: {err}");
+            }
+        }
+    }
+
+    /// A maps dir HAProxy would read as two converter arguments is refused by check as by
+    /// apply, before anything runs.
+    #[test]
+    fn check_and_apply_refuse_a_maps_dir_with_haproxy_syntax() {
+        let dir = Dir::new();
+        for command in ["check", "apply", "render", "switch"] {
+            for bad in [
+                "/etc/ha,proxy/maps",
+                "/etc/haproxy/maps)",
+                "/run/$USER/maps",
+            ] {
+                let mut args = vec![command];
+                if command == "switch" {
+                    args.extend(["staging", "green"]);
+                }
+                args.extend(["--maps-dir", bad]);
+                let out = dir.run(&args);
+                let err = text(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+                assert!(err.contains("paths.maps_dir"), "{args:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn render_to_a_closed_pipe_ends_quietly_with_exit_0() {
+        let dir = Dir::new();
+        let out = dir.run_closed_stdout(&["render"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.is_empty(), "a closed pipe is silent: {err}");
+        for args in [
+            &["completions", "bash"][..],
+            &["man"],
+            &["version"],
+            &["plan"],
+            &["history", "staging"],
+        ] {
+            let out = dir.run_closed_stdout(args);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+        }
+    }
+
+    /// A history file of 100,000 lines (another tool wrote it): the 5 kept entries are shown,
+    /// stderr says how many the file holds, and a closed pipe still ends with exit 0.
+    fn write_history(dir: &Path, lines: usize) {
+        let mut text = String::new();
+        for i in 0..lines {
+            let color = if i % 2 == 0 { "green" } else { "blue" };
+            text.push_str(&format!("{color} sha{i:06} 2026-11-30T10:00:00Z ci\n"));
+        }
+        std::fs::write(dir.join("active-color-staging.history"), text)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn history_prints_at_most_the_kept_entries_and_says_when_the_file_holds_more() {
+        let dir = Dir::new();
+        write_history(&dir.path("state"), 100_000);
+        let out = dir.run(&["history", "staging"]);
+        let (stdout, err) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 6, "a header and 5 entries: {stdout}");
+        assert!(lines[0].starts_with("COLOR  SHA"), "{stdout}");
+        assert!(lines[0].contains("TIME"), "{stdout}");
+        assert!(lines[1].contains("sha000000"), "newest first: {stdout}");
+        assert!(lines[5].contains("sha000004"), "{stdout}");
+        assert!(err.contains("holds 100000 entries"), "{err}");
+        assert!(err.contains("showing the 5 newest"), "{err}");
+
+        let out = dir.run(&["history", "staging", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+        let entries = v.as_array().cloned().unwrap_or_default();
+        assert_eq!(entries.len(), 5, "{v}");
+        assert_eq!(entries[0]["sha"], "sha000000", "{v}");
+        assert_eq!(
+            entries[0]["time"], "2026-11-30T10:00:00Z",
+            "the README's key: {v}"
+        );
+        assert!(entries[0].get("when").is_none(), "{v}");
+        assert!(text(&out.stderr).contains("holds 100000 entries"));
+
+        let out = dir.run_closed_stdout(&["history", "staging"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(!text(&out.stderr).contains("panicked"));
+
+        // Five or fewer: no note.
+        write_history(&dir.path("state"), 3);
+        let out = dir.run(&["history", "staging"]);
+        assert_eq!(text(&out.stdout).lines().count(), 4);
+        assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
     }
 }

@@ -674,3 +674,162 @@ fn an_env_lists_one_backend_per_component_and_color() {
         ["be_staging_api", "be_staging_stream", "be_staging_web"]
     );
 }
+
+// ---- no config line that means something else (issue 10) ----
+
+#[test]
+fn a_path_shadowed_by_an_earlier_component_names_both() {
+    let text = edit(
+        "[[component]]\nname = \"web\"",
+        "[[component]]\nname = \"v2\"\npaths = [\"/api/v2\"]\nport = 8081\n\n[[component]]\nname = \"web\"",
+    );
+    let e = expect_one(&text, "component.v2.paths[0]", "\"/api/v2\"");
+    assert!(e.message.contains("unreachable"), "{e}");
+    assert!(e.message.contains("\"api\""), "names the earlier one: {e}");
+    assert!(e.message.contains("\"v2\""), "names the shadowed one: {e}");
+    assert!(e.message.contains("\"/api\""), "{e}");
+    // The other order is fine: the more specific rule comes first.
+    let fine = edit("paths = [\"/api\"]", "paths = [\"/api/v2\"]").replace(
+        "[[component]]\nname = \"web\"",
+        "[[component]]\nname = \"v1\"\npaths = [\"/api\"]\nport = 8081\n\n[[component]]\nname = \"web\"",
+    );
+    load(&fine).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_directory_rule_shadows_a_later_subdirectory_but_not_the_bare_path() {
+    let with = |first: &str, second: &str| {
+        edit("paths = [\"/api\"]", &format!("paths = [\"{first}\"]")).replace(
+            "[[component]]\nname = \"web\"",
+            &format!(
+                "[[component]]\nname = \"two\"\npaths = [\"{second}\"]\nport = 8081\n\n[[component]]\nname = \"web\""
+            ),
+        )
+    };
+    expect_one(
+        &with("/api/", "/api/v2"),
+        "component.two.paths[0]",
+        "\"/api/v2\"",
+    );
+    expect_one(
+        &with("/api", "/api/"),
+        "component.two.paths[0]",
+        "\"/api/\"",
+    );
+    // `/api/` never matches the bare `/api`, so a later `/api` is reachable.
+    load(&with("/api/", "/api")).unwrap_or_else(|e| panic!("{e}"));
+    load(&with("/api", "/apiary")).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_path_under_the_acme_challenges_is_unreachable() {
+    let text = edit(
+        "paths = [\"/api\"]",
+        "paths = [\"/.well-known/acme-challenge/x\"]",
+    )
+    .replace(
+        "cookie = \"sid\"\n",
+        "cookie = \"sid\"\n[acme]\nserver = \"127.0.0.1:8888\"\n",
+    );
+    let e = expect_one(
+        &text,
+        "component.api.paths[0]",
+        "\"/.well-known/acme-challenge/x\"",
+    );
+    assert!(e.message.contains("ACME"), "{e}");
+    // Without [acme] the path is an ordinary rule.
+    load(&edit(
+        "paths = [\"/api\"]",
+        "paths = [\"/.well-known/acme-challenge/x\"]",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Each character HAProxy's config reads as syntax, in each kind of path that reaches it.
+#[test]
+fn paths_with_haproxy_syntax_are_refused() {
+    for key in [
+        "admin_socket",
+        "operator_socket",
+        "master_socket",
+        "maps_dir",
+        "server_state_file",
+        "config",
+    ] {
+        for bad in [
+            "$HOME", "${X}", "a,b", "a)b", "a(b", "a[b", "a]b", "a%b", "a`b",
+        ] {
+            let text = edit(
+                "cookie = \"sid\"\n",
+                &format!("cookie = \"sid\"\n[paths]\n{key} = \"/run/{bad}/x\"\n"),
+            );
+            let e = expect_one(&text, &format!("paths.{key}"), &format!("{key} ="));
+            assert!(e.message.contains("in a path"), "{key} {bad}: {e}");
+        }
+    }
+    let text = edit(
+        "cookie = \"sid\"\n",
+        "cookie = \"sid\"\n[tls]\ncerts_dir = \"/etc/ssl/$CERTS\"\n",
+    );
+    expect_one(&text, "tls.certs_dir", "certs_dir");
+}
+
+#[test]
+fn path_overrides_with_haproxy_syntax_are_refused() {
+    for bad in ["/etc/ha,proxy/maps", "/etc/haproxy/maps)", "/run/$USER"] {
+        let mut t = load(BASE).unwrap_or_else(|e| panic!("{e}"));
+        let err = t
+            .override_paths(&PathOverrides {
+                maps_dir: Some(bad.into()),
+                ..PathOverrides::default()
+            })
+            .err()
+            .map(|e| e.errors().to_vec())
+            .unwrap_or_default();
+        assert_eq!(err.len(), 1, "{bad}: {err:?}");
+        assert_eq!(err[0].field, "paths.maps_dir");
+    }
+}
+
+#[test]
+fn timeouts_beyond_haproxy_timers_are_refused() {
+    for (value, says) in [
+        ("999999999s", "24.8 days"),
+        ("25d", "24.8 days"),
+        ("2147483648ms", "24.8 days"),
+        ("0s", "zero"),
+    ] {
+        let text = edit(
+            "cookie = \"sid\"\n",
+            &format!("cookie = \"sid\"\n[timeouts]\ntunnel = \"{value}\"\n"),
+        );
+        let e = expect_one(&text, "timeouts.tunnel", value);
+        assert!(e.message.contains(says), "{value}: {e}");
+    }
+    let text = edit(
+        "cookie = \"sid\"\n",
+        "cookie = \"sid\"\n[timeouts]\ntunnel = \"24d\"\nclient = \"2147483647ms\"\n",
+    );
+    let t = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.timeouts.tunnel, "24d");
+}
+
+#[test]
+fn a_component_needs_no_port_when_every_env_lists_its_servers() {
+    let text = edit("port = 8080\n", "").replace(
+        "components = [\"api\", \"web\"]\n",
+        "components = [\"api\", \"web\"]\n[env.servers.api]\nblue = [\"10.0.0.1:9000\"]\ngreen = [\"10.0.0.2:9000\"]\n",
+    );
+    let t = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.component("api").and_then(|c| c.port), None);
+    let staging = t.env("staging").unwrap_or_else(|| panic!("no staging"));
+    let api = &staging.components[0];
+    assert_eq!(
+        api.servers.of(Color::Blue)[0].address.to_string(),
+        "10.0.0.1:9000"
+    );
+    // Without the explicit servers, the container-name default has no port to use.
+    let missing = edit("port = 8080\n", "");
+    let e = expect_one(&missing, "env.staging.servers.api", "name = \"staging\"");
+    assert!(e.message.contains("no port"), "{e}");
+}

@@ -5,18 +5,17 @@
 //! `--dry-run` prints what `plan` prints.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 
+use super::args::{LockArgs, TopologyArgs};
+use super::common::{load_edge, runtime};
 use super::exit::Exit;
+use super::output;
 use super::plan::print_plan;
-use super::render::TopologyArgs;
-use super::switch::load_edge;
 use crate::edge::apply::{ApplyOptions, ApplyReport};
 use crate::edge::install::{apply_or_install, ApplyOutcome, InstallReport};
 use crate::plan::Plan;
-use crate::state::Wait;
 use crate::topology::Color;
 
 // Arguments of `vezasock apply` (a plain comment: a doc comment would replace the subcommand's
@@ -31,12 +30,8 @@ pub struct ApplyArgs {
     /// Only show what would be done (the same as `vezasock plan`).
     #[arg(long)]
     pub dry_run: bool,
-    /// Fail at once (exit 4) when another vezasock holds the edge's lock.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// How long to wait for the edge's lock, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// Runs `vezasock apply`.
@@ -47,32 +42,16 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
     };
     let options = ApplyOptions {
         dry_run: args.dry_run,
-        wait: if args.no_wait {
-            Wait::No
-        } else {
-            Wait::up_to(Duration::from_secs(args.lock_timeout))
-        },
+        wait: args.lock.wait(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime("apply") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("vezasock apply: cannot start the async runtime: {e}");
-            return Exit::Refused.into();
-        }
+        Err(exit) => return exit.into(),
     };
     match runtime.block_on(apply_or_install(&edge, options)) {
         Ok(outcome) => {
             if args.json {
-                match serde_json::to_string_pretty(&outcome) {
-                    Ok(j) => println!("{j}"),
-                    Err(e) => {
-                        eprintln!("vezasock apply: {e}");
-                        return Exit::Refused.into();
-                    }
-                }
+                output::json_pretty(&outcome);
             } else {
                 match &outcome {
                     ApplyOutcome::Applied(report) => print_human(report),
@@ -85,7 +64,7 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
             if args.json {
                 let j =
                     serde_json::json!({ "error": e.to_string(), "exit": Exit::of_edge(&e) as u8 });
-                println!("{j}");
+                output::line(&j.to_string());
             }
             eprintln!("vezasock apply: {e}");
             Exit::of_edge(&e).into()
@@ -94,24 +73,24 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
 }
 
 fn print_install(report: &InstallReport) {
-    println!("installed: {}", report.reason);
+    output::line(&format!("installed: {}", report.reason));
     for d in &report.dirs_created {
-        println!("created {}", d.display());
+        output::line(&format!("created {}", d.display()));
     }
     for f in &report.files_written {
-        println!("wrote {}", f.display());
+        output::line(&format!("wrote {}", f.display()));
     }
-    println!(
+    output::line(&format!(
         "`haproxy -c` passed; shape {}, active colors {}",
         report.desired_fingerprint,
         colors_line(&report.colors)
-    );
-    println!("HAProxy was not started. Start it with:");
-    println!("  {}", report.start);
-    println!(
+    ));
+    output::line("HAProxy was not started. Start it with:");
+    output::line(&format!("  {}", report.start));
+    output::line(&format!(
         "or, when the haproxy unit runs this config with the same master socket: {}",
         report.start_with_systemd
-    );
+    ));
 }
 
 fn print_human(report: &ApplyReport) {
@@ -121,20 +100,20 @@ fn print_human(report: &ApplyReport) {
     }
     if let Some(repair) = &report.repair {
         for f in &repair.fixed {
-            println!("repaired: {f}");
+            output::line(&format!("repaired: {f}"));
         }
         for id in &repair.closed {
-            println!("repaired: closed interrupted operation {id}");
+            output::line(&format!("repaired: closed interrupted operation {id}"));
         }
     }
     for f in &report.files_written {
-        println!("wrote {}", f.display());
+        output::line(&format!("wrote {}", f.display()));
     }
     for c in &report.runtime_changes {
-        println!("runtime: {c}");
+        output::line(&format!("runtime: {c}"));
     }
     if let Some(r) = &report.reload {
-        println!(
+        output::line(&format!(
             "reloaded ({}, HAProxy {}): reload #{}, new worker(s) {:?}, worker {} verified: {} backends, {} server states kept",
             r.method,
             r.report.version,
@@ -143,24 +122,24 @@ fn print_human(report: &ApplyReport) {
             r.worker,
             r.backends,
             r.servers_checked
-        );
+        ));
         if !r.moved_servers.is_empty() {
-            println!(
+            output::line(&format!(
                 "  moved servers (state-file rows dropped, states set again): {}",
                 r.moved_servers.join(", ")
-            );
+            ));
         }
         for line in &r.report.log {
             match &line.level {
-                Some(level) => println!("  [{level}] {}", line.message),
-                None => println!("  {}", line.message),
+                Some(level) => output::line(&format!("  [{level}] {}", line.message)),
+                None => output::line(&format!("  {}", line.message)),
             }
         }
     }
     if report.untouched() && !matches!(report.plan, Plan::Nothing) {
-        println!("(the edge already held these values)");
+        output::line("(the edge already held these values)");
     } else if report.untouched() {
-        println!("The edge was not touched.");
+        output::line("The edge was not touched.");
     }
 }
 

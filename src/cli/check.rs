@@ -1,8 +1,12 @@
-//! `vezasock check`: render the candidate into a temp dir, run `haproxy -c -f` on it, and show
-//! HAProxy's messages with the rendered line, the section and the topology item behind it.
+//! `vezasock check`: render the candidate `apply` would install (the real paths), run
+//! `haproxy -c -f` on it, and show HAProxy's messages with the rendered line, the section and
+//! the topology item behind it.
 //!
-//! The candidate's maps dir is the temp dir (HAProxy loads map files during `-c`), so a check
-//! never touches the live files.
+//! The config checked is the exact text `apply` installs, map paths included, so a path HAProxy
+//! would read differently fails here and not at apply. HAProxy loads the map files during
+//! `-c`: when the live maps dir holds none yet (a new host), the check reads scratch copies in
+//! a temp dir instead and says so. The config itself is always written to the temp dir, so a
+//! check never touches a live file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,11 +14,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::render::{load_and_render, TopologyArgs};
+use super::args::TopologyArgs;
+use super::exit::Exit;
+use super::output;
+use super::render::load_and_render;
 // The check itself lives in the library (the reload path runs it too).
 pub use crate::render::check::{explain, haproxy_check, CheckOutcome};
-use crate::render::{self, write::write_atomic};
-use crate::topology::{PathOverrides, ACTIVE_COLOR_MAP, HOSTS_MAP};
+use crate::render::{self, write::write_atomic, Rendered};
+use crate::topology::{PathOverrides, Topology, ACTIVE_COLOR_MAP, HOSTS_MAP};
 
 // Arguments of `vezasock check` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
@@ -36,69 +43,93 @@ fn scratch_dir() -> Result<PathBuf, String> {
 
 /// Runs `vezasock check`.
 pub fn run(args: &CheckArgs) -> ExitCode {
+    // Input first: a bad topology is exit 2 before any file is created.
+    let (topo, live) = match load_and_render(&args.topology, &[]) {
+        Ok(r) => r,
+        Err(failure) => return failure.report("check"),
+    };
     let dir = match scratch_dir() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("vezasock check: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Refused.into();
         }
     };
-    let code = check_in(args, &dir);
+    let code = check_in(topo, &live, &dir);
     let _ = fs::remove_dir_all(&dir);
     code
 }
 
-fn check_in(args: &CheckArgs, dir: &Path) -> ExitCode {
-    // The candidate reads its maps from the scratch dir, never from the live maps dir.
-    let result = load_and_render(&args.topology, &[]).and_then(|(topo, live)| {
-        let mut topo = topo;
-        topo.override_paths(&PathOverrides {
-            maps_dir: Some(dir.to_path_buf()),
-            ..PathOverrides::default()
-        })
-        .map_err(|e| e.to_string())?;
-        let candidate = render::render(&topo, &live.colors).map_err(|e| e.to_string())?;
-        Ok((topo, candidate, live.fingerprint))
-    });
-    let (topo, candidate, fingerprint) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("vezasock check: {e}");
-            return ExitCode::FAILURE;
+/// The live maps dir holds both map files, so HAProxy can load them where `apply` puts them.
+fn live_maps_exist(topo: &Topology) -> bool {
+    topo.paths.hosts_map().is_file() && topo.paths.active_color_map().is_file()
+}
+
+fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
+    let real_maps = live_maps_exist(&topo);
+    let live_maps_dir = topo.paths.maps_dir.display().to_string();
+    let mut topo = topo;
+    let scratch;
+    let candidate = if real_maps {
+        live
+    } else {
+        let rendered = topo
+            .override_paths(&PathOverrides {
+                maps_dir: Some(dir.to_path_buf()),
+                ..PathOverrides::default()
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|()| render::render(&topo, &live.colors).map_err(|e| e.to_string()));
+        match rendered {
+            Ok(c) => {
+                scratch = c;
+                &scratch
+            }
+            Err(e) => {
+                eprintln!("vezasock check: {e}");
+                return Exit::Refused.into();
+            }
         }
     };
     let config = dir.join("haproxy.cfg");
-    let files = [
-        (dir.join(HOSTS_MAP), candidate.hosts_map.as_str()),
-        (
+    let mut files = vec![(config.clone(), candidate.config.as_str())];
+    if !real_maps {
+        files.push((dir.join(HOSTS_MAP), candidate.hosts_map.as_str()));
+        files.push((
             dir.join(ACTIVE_COLOR_MAP),
             candidate.active_color_map.as_str(),
-        ),
-        (config.clone(), candidate.config.as_str()),
-    ];
+        ));
+    }
     for (path, text) in files {
         if let Err(e) = write_atomic(&path, text.as_bytes()) {
             eprintln!("vezasock check: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
+            return Exit::Refused.into();
         }
     }
     match haproxy_check(&topo.paths.haproxy, &config) {
         Err(e) => {
             eprintln!("vezasock check: {e}");
-            ExitCode::FAILURE
+            Exit::Refused.into()
         }
         Ok(outcome) => {
             for line in explain(&outcome.output, &config, &candidate.config) {
-                println!("{line}");
+                output::line(&line);
+            }
+            if !real_maps {
+                output::line(&format!(
+                    "note: {live_maps_dir} holds no map files yet: HAProxy read scratch copies of them"
+                ));
             }
             if outcome.valid {
-                // The shape of the config as it would be installed (real maps dir), not of the
-                // scratch copy.
-                println!("vezasock check: the candidate config is valid (shape {fingerprint})");
-                ExitCode::SUCCESS
+                // The shape of the config as it would be installed (real maps dir).
+                output::line(&format!(
+                    "vezasock check: the candidate config is valid (shape {})",
+                    live.fingerprint
+                ));
+                Exit::Ok.into()
             } else {
-                println!("vezasock check: HAProxy refused the candidate config");
-                ExitCode::FAILURE
+                output::line("vezasock check: HAProxy refused the candidate config");
+                Exit::Refused.into()
             }
         }
     }

@@ -47,8 +47,9 @@ pub struct ExecArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds to wait for the connection and for each reply.
-    #[arg(long, default_value_t = 10.0)]
+    /// How long to wait for the connection and for each reply (e.g. 10s, 500ms; plain seconds
+    /// too; at most 7d).
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = super::args::Checked(super::args::parse_seconds))]
     pub timeout: f64,
 
     /// The runtime command, e.g. `show servers state` or `set map F k v; show map F`.

@@ -1,26 +1,55 @@
-//! `vezasock history ENV`: the env's last deploys, newest first (color, sha, when, who), read
+//! `vezasock history ENV`: the env's last deploys, newest first (color, sha, time, who), read
 //! from the seed-compatible `active-color-<env>.history` file.
+//!
+//! vezasock keeps the last [`HISTORY_LEN`] deploys; a file written by another tool may hold
+//! more. Only the kept entries are printed, and a note on stderr says how many lines the file
+//! holds, so a 100,000-line file is neither dumped nor silently cut.
 
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 
+use super::args::{parse_name, Checked, TopologyArgs};
+use super::common::{fail, load_edge};
 use super::exit::Exit;
-use super::render::TopologyArgs;
-use super::switch::{load_edge, print_json};
+use super::output;
 use crate::edge::rollback::history;
+use crate::state::colors::{HistoryEntry, HISTORY_LEN};
+use crate::topology::Color;
 
 // Arguments of `vezasock history` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
-    /// The env.
+    /// The env (1-64 characters of 0-9A-Za-z._-).
+    #[arg(value_parser = Checked(parse_name))]
     pub env: String,
-    /// Print a JSON array instead of text.
+    /// Print a JSON array instead of text: [{color, sha, time, who}], newest first.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub topology: TopologyArgs,
+}
+
+/// One history entry as `history --json` prints it (the README's keys).
+#[derive(Debug, Serialize)]
+struct JsonEntry<'a> {
+    color: Color,
+    sha: Option<&'a str>,
+    time: Option<&'a str>,
+    who: Option<&'a str>,
+}
+
+impl<'a> From<&'a HistoryEntry> for JsonEntry<'a> {
+    fn from(e: &'a HistoryEntry) -> JsonEntry<'a> {
+        JsonEntry {
+            color: e.color,
+            sha: e.sha.as_deref(),
+            time: e.when.as_deref(),
+            who: e.who.as_deref(),
+        }
+    }
 }
 
 /// Runs `vezasock history`.
@@ -29,30 +58,36 @@ pub fn run(args: &HistoryArgs) -> ExitCode {
         Ok(edge) => edge,
         Err(exit) => return exit.into(),
     };
-    let entries = match history(&edge, &args.env) {
+    let mut entries = match history(&edge, &args.env) {
         Ok(entries) => entries,
-        Err(e) => {
-            eprintln!("vezasock history: {e}");
-            return Exit::of_edge(&e).into();
-        }
+        Err(e) => return fail("history", &e).into(),
     };
+    if entries.len() > HISTORY_LEN {
+        eprintln!(
+            "vezasock history: the history file holds {} entries; showing the {HISTORY_LEN} \
+             newest (vezasock keeps {HISTORY_LEN})",
+            entries.len()
+        );
+        entries.truncate(HISTORY_LEN);
+    }
     if args.json {
-        print_json(&entries);
+        let shown: Vec<JsonEntry> = entries.iter().map(JsonEntry::from).collect();
+        output::json(&shown);
     } else if entries.is_empty() {
-        println!(
+        output::line(&format!(
             "{}: no deploy recorded yet (the live color is blue when nothing is recorded)",
             args.env
-        );
+        ));
     } else {
-        println!("{:<6} {:<12} {:<21} WHO", "COLOR", "SHA", "WHEN");
+        output::line(&format!("{:<6} {:<12} {:<21} WHO", "COLOR", "SHA", "TIME"));
         for e in &entries {
-            println!(
+            output::line(&format!(
                 "{:<6} {:<12} {:<21} {}",
                 e.color.as_str(),
                 e.sha.as_deref().unwrap_or("-"),
                 e.when.as_deref().unwrap_or("-"),
                 e.who.as_deref().unwrap_or("-")
-            );
+            ));
         }
     }
     Exit::Ok.into()

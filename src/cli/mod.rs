@@ -2,10 +2,14 @@
 //! JSON behind `--json`.
 
 pub mod apply;
+pub mod args;
 pub mod check;
+pub mod common;
+pub mod completions;
 pub mod demo;
 pub mod exec;
 pub mod exit;
+pub mod flip;
 pub mod history;
 pub mod output;
 pub mod plan;
@@ -67,6 +71,10 @@ pub enum Command {
     History(history::HistoryArgs),
     /// The edge as runtime, map files and state files see it (read-only; exit 6 on drift).
     Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, …) generated from these commands.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --out DIR.
+    Man(completions::ManArgs),
 }
 
 /// Logging through `tracing`: quiet (warnings) by default, `-v` / `-vv`, `RUST_LOG` wins.
@@ -90,7 +98,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     match cli.command {
         Command::Version => {
-            println!("vezasock {}", env!("CARGO_PKG_VERSION"));
+            output::line(concat!("vezasock ", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Exec(args) => exec::run(&args),
@@ -106,6 +114,8 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => rollback::run(&args),
         Command::History(args) => history::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Completions(args) => completions::run_completions(&args),
+        Command::Man(args) => completions::run_man(&args),
     }
 }
 
@@ -113,6 +123,73 @@ pub fn main() -> ExitCode {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// Issue 9: the files of `cli` import each other in one direction only (shared pieces live
+    /// in `args`, `common`, `flip`, `output`, `exit`), so no two commands depend on each other
+    /// both ways.
+    #[test]
+    fn no_import_cycles_between_the_cli_files() {
+        use std::collections::BTreeMap;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli");
+        let mut uses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(module) = name.strip_suffix(".rs").filter(|m| *m != "mod") else {
+                continue;
+            };
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let deps: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.trim_start().strip_prefix("use super::"))
+                .chain(
+                    text.lines()
+                        .filter_map(|l| l.trim_start().strip_prefix("pub use super::")),
+                )
+                .filter_map(|rest| rest.split([':', ';']).next())
+                .map(str::to_string)
+                .filter(|dep| dep.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .filter(|dep| !dep.is_empty())
+                .collect();
+            uses.insert(module.to_string(), deps);
+        }
+        assert!(uses.len() >= 15, "{uses:?}");
+        // Depth-first search for a path back to the start.
+        fn reaches(
+            uses: &BTreeMap<String, Vec<String>>,
+            from: &str,
+            to: &str,
+            seen: &mut Vec<String>,
+        ) -> bool {
+            for dep in uses.get(from).into_iter().flatten() {
+                if dep == to {
+                    return true;
+                }
+                if !seen.contains(dep) {
+                    seen.push(dep.clone());
+                    if reaches(uses, dep, to, seen) {
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+        for module in uses.keys() {
+            assert!(
+                !reaches(&uses, module, module, &mut Vec::new()),
+                "cli/{module}.rs imports itself back through its siblings: {uses:?}"
+            );
+        }
+        // The shared pieces import no command.
+        for shared in ["args", "common", "flip", "output", "exit"] {
+            let deps = &uses[shared];
+            assert!(
+                deps.iter()
+                    .all(|d| ["args", "exit", "output"].contains(&d.as_str())),
+                "cli/{shared}.rs imports {deps:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_cli_is_consistent() {

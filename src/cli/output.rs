@@ -41,6 +41,14 @@ pub fn json(value: &impl Serialize) {
     }
 }
 
+/// Prints a value as indented JSON (the commands whose JSON people read as often as scripts).
+pub fn json_pretty(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => line(&text),
+        Err(e) => eprintln!("vezasock: cannot print JSON: {e}"),
+    }
+}
+
 /// True once stdout was found closed (or failing): a long listing can stop early.
 pub fn closed() -> bool {
     GONE.load(Ordering::Relaxed)

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
-use super::render::{load_and_render, TopologyArgs};
+use super::args::TopologyArgs;
+use super::exit::Exit;
+use super::output;
+use super::render::load_and_render;
 use crate::plan::{plan, Plan};
 
 // Arguments of `vezasock plan` (a plain comment: a doc comment would replace the subcommand's
@@ -34,13 +37,15 @@ struct PlanReport<'a> {
 
 /// Runs `vezasock plan`.
 pub fn run(args: &PlanArgs) -> ExitCode {
-    let result = load_and_render(&args.topology, &[])
-        .and_then(|(topo, rendered)| read_live(&topo.paths).map(|live| (rendered, live)));
-    let (rendered, live) = match result {
+    let (topo, rendered) = match load_and_render(&args.topology, &[]) {
         Ok(r) => r,
+        Err(failure) => return failure.report("plan"),
+    };
+    let live = match read_live(&topo.paths) {
+        Ok(live) => live,
         Err(e) => {
             eprintln!("vezasock plan: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Refused.into();
         }
     };
     let p = plan(&rendered, &live);
@@ -50,33 +55,30 @@ pub fn run(args: &PlanArgs) -> ExitCode {
             live_fingerprint: live.fingerprint.as_deref(),
             plan: &p,
         };
-        match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => {
-                eprintln!("vezasock plan: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        return ExitCode::SUCCESS;
+        output::json_pretty(&report);
+        return Exit::Ok.into();
     }
     print_plan(&p);
-    ExitCode::SUCCESS
+    Exit::Ok.into()
 }
 
 /// A plan for humans (also what `apply` prints first).
 pub(super) fn print_plan(plan: &Plan) {
     match plan {
-        Plan::Nothing => println!("Nothing to do: the live edge matches the topology."),
+        Plan::Nothing => output::line("Nothing to do: the live edge matches the topology."),
         Plan::Runtime { steps } => {
-            println!("Runtime changes, no reload ({} map edit(s)):", steps.len());
+            output::line(&format!(
+                "Runtime changes, no reload ({} map edit(s)):",
+                steps.len()
+            ));
             for s in steps {
-                println!("  - {s}");
+                output::line(&format!("  - {s}"));
             }
         }
         Plan::Reload { reasons } => {
-            println!("Reload needed: the edge's shape changed.");
+            output::line("Reload needed: the edge's shape changed.");
             for r in reasons {
-                println!("  - {r}");
+                output::line(&format!("  - {r}"));
             }
         }
     }

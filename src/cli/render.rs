@@ -1,6 +1,5 @@
 //! `vezasock render`: print the rendered `haproxy.cfg`, or write it with its map files and
-//! shape summary into a directory. Also holds [`TopologyArgs`], the `--config` and path
-//! override flags every topology-reading command shares.
+//! shape summary into a directory. Also [`load_and_render`], which `check` and `plan` share.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,80 +7,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::args::{parse_env_color, Checked};
+// Kept at its old path for `demo::edge`, which builds the same flags.
+pub use super::args::TopologyArgs;
+use super::exit::Exit;
+use super::output;
 use crate::render::{self, maps, Rendered};
-use crate::topology::{Color, LoadError, PathOverrides, ReloadMethod, Topology};
-
-// Where the topology comes from, and overrides of its runtime paths (a plain comment: see
-// `Command` in cli/mod.rs).
-#[derive(Debug, Clone, Default, Args)]
-pub struct TopologyArgs {
-    /// Topology file (TOML). Without it, the embedded "veza" edge.
-    #[arg(long, env = "VEZASOCK_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The live HAProxy config file.
-    #[arg(long, env = "VEZASOCK_HAPROXY_CONFIG", value_name = "FILE")]
-    pub haproxy_config: Option<PathBuf>,
-    /// Directory of hosts.map and active-color.map.
-    #[arg(long, env = "VEZASOCK_MAPS_DIR", value_name = "DIR")]
-    pub maps_dir: Option<PathBuf>,
-    /// Stats socket at level admin.
-    #[arg(long, env = "VEZASOCK_ADMIN_SOCKET", value_name = "PATH")]
-    pub admin_socket: Option<PathBuf>,
-    /// Stats socket at level operator (read-only status).
-    #[arg(long, env = "VEZASOCK_OPERATOR_SOCKET", value_name = "PATH")]
-    pub operator_socket: Option<PathBuf>,
-    /// Master CLI socket.
-    #[arg(long, env = "VEZASOCK_MASTER_SOCKET", value_name = "PATH")]
-    pub master_socket: Option<PathBuf>,
-    /// HAProxy server-state file.
-    #[arg(long, env = "VEZASOCK_SERVER_STATE_FILE", value_name = "FILE")]
-    pub server_state_file: Option<PathBuf>,
-    /// vezasock's state directory.
-    #[arg(long, env = "VEZASOCK_STATE_DIR", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// The HAProxy binary.
-    #[arg(long, env = "VEZASOCK_HAPROXY", value_name = "FILE")]
-    pub haproxy: Option<PathBuf>,
-    /// The HAProxy master's pid file.
-    #[arg(long, env = "VEZASOCK_PID_FILE", value_name = "FILE")]
-    pub pid_file: Option<PathBuf>,
-    /// How to reload: master-cli or signal.
-    #[arg(long, env = "VEZASOCK_RELOAD_METHOD", value_name = "METHOD", value_parser = parse_reload_method)]
-    pub reload_method: Option<ReloadMethod>,
-}
-
-fn parse_reload_method(s: &str) -> Result<ReloadMethod, String> {
-    ReloadMethod::parse(s)
-        .ok_or_else(|| format!("unknown reload method {s:?}; use master-cli or signal"))
-}
-
-impl TopologyArgs {
-    /// The path overrides given on the command line or in the environment.
-    pub fn overrides(&self) -> PathOverrides {
-        PathOverrides {
-            config: self.haproxy_config.clone(),
-            maps_dir: self.maps_dir.clone(),
-            admin_socket: self.admin_socket.clone(),
-            operator_socket: self.operator_socket.clone(),
-            master_socket: self.master_socket.clone(),
-            server_state_file: self.server_state_file.clone(),
-            state_dir: self.state_dir.clone(),
-            haproxy: self.haproxy.clone(),
-            pid_file: self.pid_file.clone(),
-            reload_method: self.reload_method,
-        }
-    }
-
-    /// Loads the topology (file or embedded default) and applies the overrides.
-    pub fn load(&self) -> Result<Topology, LoadError> {
-        let mut topo = match &self.config {
-            Some(path) => Topology::load(path)?,
-            None => Topology::embedded_default()?,
-        };
-        topo.override_paths(&self.overrides())?;
-        Ok(topo)
-    }
-}
+use crate::topology::{Color, Topology};
 
 // Arguments of `vezasock render` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
@@ -98,16 +30,8 @@ pub struct RenderArgs {
     pub out: Option<PathBuf>,
     /// Active color of an env, e.g. `--color staging=green` (repeatable). Default: the live
     /// active-color.map, then blue.
-    #[arg(long = "color", value_name = "ENV=COLOR", value_parser = parse_env_color)]
+    #[arg(long = "color", value_name = "ENV=COLOR", value_parser = Checked(parse_env_color))]
     pub colors: Vec<(String, Color)>,
-}
-
-fn parse_env_color(s: &str) -> Result<(String, Color), String> {
-    let (env, color) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not ENV=COLOR"))?;
-    let color = Color::parse(color).ok_or_else(|| format!("{color:?} is not blue or green"))?;
-    Ok((env.to_string(), color))
 }
 
 /// The live active colors from the map file on disk (empty when there is none yet), so that
@@ -121,22 +45,50 @@ pub fn live_colors(topo: &Topology) -> Result<BTreeMap<String, Color>, String> {
     }
 }
 
-/// Loads the topology and renders it with the live colors (plus `extra` overrides).
+/// Why [`load_and_render`] failed: the message and the exit code it means.
+#[derive(Debug)]
+pub struct RenderFailure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl RenderFailure {
+    fn new(exit: Exit, message: impl Into<String>) -> RenderFailure {
+        RenderFailure {
+            exit,
+            message: message.into(),
+        }
+    }
+
+    /// Prints the message for `command` and returns the exit code.
+    pub fn report(&self, command: &str) -> ExitCode {
+        eprintln!("vezasock {command}: {}", self.message);
+        self.exit.into()
+    }
+}
+
+/// Loads the topology and renders it with the live colors (plus `extra` overrides). A bad
+/// topology or `--color` is bad input (exit 2); an unreadable map file or a render failure is
+/// a refusal (exit 1).
 pub fn load_and_render(
     args: &TopologyArgs,
     extra: &[(String, Color)],
-) -> Result<(Topology, Rendered), String> {
-    let topo = args.load().map_err(|e| e.to_string())?;
-    let mut colors = live_colors(&topo)?;
+) -> Result<(Topology, Rendered), RenderFailure> {
+    let topo = args
+        .load()
+        .map_err(|e| RenderFailure::new(Exit::BadInput, e.to_string()))?;
+    let mut colors = live_colors(&topo).map_err(|e| RenderFailure::new(Exit::Refused, e))?;
     for (env, color) in extra {
         if !topo.env(env).is_some_and(|e| e.colored) {
-            return Err(format!(
-                "--color {env}={color}: no env {env:?} with colors in the topology"
+            return Err(RenderFailure::new(
+                Exit::BadInput,
+                format!("--color {env}={color}: no env {env:?} with colors in the topology"),
             ));
         }
         colors.insert(env.clone(), *color);
     }
-    let rendered = render::render(&topo, &colors).map_err(|e| e.to_string())?;
+    let rendered = render::render(&topo, &colors)
+        .map_err(|e| RenderFailure::new(Exit::Refused, e.to_string()))?;
     Ok((topo, rendered))
 }
 
@@ -144,26 +96,23 @@ pub fn load_and_render(
 pub fn run(args: &RenderArgs) -> ExitCode {
     let (_, rendered) = match load_and_render(&args.topology, &args.colors) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("vezasock render: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(failure) => return failure.report("render"),
     };
     match &args.out {
         None => {
-            print!("{}", rendered.config);
-            ExitCode::SUCCESS
+            output::text(&rendered.config);
+            Exit::Ok.into()
         }
         Some(dir) => match render::write::write_rendered(&rendered, dir) {
             Ok(paths) => {
                 for p in paths {
-                    println!("wrote {}", p.display());
+                    output::line(&format!("wrote {}", p.display()));
                 }
-                ExitCode::SUCCESS
+                Exit::Ok.into()
             }
             Err(e) => {
                 eprintln!("vezasock render: cannot write into {}: {e}", dir.display());
-                ExitCode::FAILURE
+                Exit::Refused.into()
             }
         },
     }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::render::TopologyArgs;
-use super::servers::{parse_duration, LockArgs};
-use super::switch::{finish, load_edge, lock_wait, runtime, step_line};
+use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
+use super::common::{load_edge, runtime};
+use super::flip::{finish, step_line};
+use super::output;
 use crate::edge::rollback::rollback;
 use crate::edge::switch::SwitchRequest;
 
@@ -17,14 +18,15 @@ use crate::edge::switch::SwitchRequest;
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
-    /// The env to roll back.
+    /// The env to roll back (1-64 characters of 0-9A-Za-z._-).
+    #[arg(value_parser = Checked(parse_name))]
     pub env: String,
-    /// Roll back to the deploy with this sha (or a prefix of at least 4 characters) instead of
-    /// the previous one.
-    #[arg(long, value_name = "SHA")]
+    /// Roll back to the deploy with this sha (or a prefix of at least 4 characters; at most 64)
+    /// instead of the previous one.
+    #[arg(long, value_name = "SHA", value_parser = Checked(parse_sha))]
     pub to: Option<String>,
-    /// Wait up to DURATION for the old color's servers to be UP.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Wait up to DURATION for the old color's servers to be UP (at most 7d).
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
     pub wait_healthy: Option<Duration>,
     /// Read and check only; print the steps without changing anything.
     #[arg(long)]
@@ -52,12 +54,12 @@ pub fn run(args: &RollbackArgs) -> ExitCode {
     let mut req = SwitchRequest::new(&args.env, crate::topology::Color::Blue);
     req.wait_healthy = args.wait_healthy;
     req.dry_run = args.dry_run;
-    req.lock_wait = lock_wait(&args.lock);
+    req.lock_wait = args.lock.lock_wait();
     let json = args.json;
     let mut steps = Vec::new();
     let result = rt.block_on(rollback(&edge, req, args.to.as_deref(), &mut |step| {
         if !json {
-            println!("{}", step_line(step));
+            output::line(&step_line(step));
         }
         steps.push(step.clone());
     }));

@@ -19,44 +19,37 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+// Kept at its old path for `cli::demo`, which parses `--duration` with it.
+pub use super::args::parse_duration;
+use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
+use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
-use super::render::TopologyArgs;
-use super::switch::{load_edge, runtime};
+use super::output;
 use crate::edge::servers::{self, Busy, ChangeReport, Selection, ServerRef, Then};
-use crate::edge::{Edge, EdgeError};
-use crate::state::{AdminDecision, Wait};
+use crate::edge::Edge;
+use crate::state::AdminDecision;
 use crate::topology::Color;
 
 // Which servers: an env (narrowed by color, component, server) or a backend by name (a plain
 // comment: see `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Args)]
 pub struct SelectArgs {
-    /// The env (staging, prod, …). Not with --backend.
-    #[arg(required_unless_present = "backend", conflicts_with = "backend")]
+    /// The env (staging, prod, …; 1-64 characters of 0-9A-Za-z._-). Not with --backend.
+    #[arg(required_unless_present = "backend", conflicts_with = "backend", value_parser = Checked(parse_name))]
     pub env: Option<String>,
     /// Only this color (blue or green); default both.
-    #[arg(value_parser = parse_color)]
+    #[arg(value_parser = clap::value_parser!(Color))]
     pub color: Option<Color>,
-    /// Only this component of the env (api, stream, web, …).
-    #[arg(long, conflicts_with = "backend")]
+    /// Only this component of the env (api, stream, web, …; 1-64 characters of 0-9A-Za-z._-).
+    #[arg(long, conflicts_with = "backend", value_parser = Checked(parse_name))]
     pub component: Option<String>,
-    /// Only the server of this name (e.g. blue_1, srv_1).
-    #[arg(long)]
+    /// Only the server of this name (e.g. blue_1, srv_1; 1-64 characters of 0-9A-Za-z._-).
+    #[arg(long, value_parser = Checked(parse_name))]
     pub server: Option<String>,
-    /// Any backend by name instead of an env, e.g. forgejo_backend.
-    #[arg(long)]
+    /// Any backend by name instead of an env, e.g. forgejo_backend (1-64 characters of
+    /// 0-9A-Za-z._-).
+    #[arg(long, value_parser = Checked(parse_name))]
     pub backend: Option<String>,
-}
-
-// The per-edge lock flags, the same as `switch` (a plain comment: see `Command` in cli/mod.rs).
-#[derive(Debug, Clone, Args)]
-pub struct LockArgs {
-    /// Fail at once (exit 4) when another vezasock holds the edge lock, instead of waiting.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// How long to wait for the edge lock (e.g. 30s, 2m).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
 }
 
 /// What `drain --wait` does once drained.
@@ -76,9 +69,9 @@ pub enum ThenArg {
 pub struct DrainArgs {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// Wait up to DURATION for the servers' current sessions to reach zero (a DOWN server
-    /// counts as drained). Past the deadline: exit 1, the servers stay in drain.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Wait up to DURATION (at most 7d) for the servers' current sessions to reach zero (a
+    /// DOWN server counts as drained). Past the deadline: exit 1, the servers stay in drain.
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
     pub wait: Option<Duration>,
     /// Once drained: maint, kill (shutdown sessions + maint) or leave (stay in drain).
     #[arg(long, value_enum, default_value = "leave", requires = "wait")]
@@ -133,33 +126,6 @@ pub struct ReadyArgs {
     pub topology: TopologyArgs,
 }
 
-fn parse_color(s: &str) -> Result<Color, String> {
-    Color::parse(s).ok_or_else(|| format!("{s:?} is not a color: use blue or green"))
-}
-
-/// `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds (`1.5`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let text = s.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if !seconds.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&seconds) {
-        return Err(format!("{s:?} is out of range (0 to 7 days)"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 impl SelectArgs {
     fn selection(&self) -> Selection {
         match (&self.backend, &self.env) {
@@ -173,16 +139,6 @@ impl SelectArgs {
                 component: self.component.clone(),
                 server: self.server.clone(),
             },
-        }
-    }
-}
-
-impl LockArgs {
-    fn wait(&self) -> Wait {
-        if self.no_wait {
-            Wait::No
-        } else {
-            Wait::up_to(self.lock_timeout)
         }
     }
 }
@@ -203,27 +159,14 @@ fn prepare(
     Ok((edge, selection, servers))
 }
 
-fn fail(name: &str, error: &EdgeError) -> Exit {
-    eprintln!("vezasock {name}: {error}");
-    Exit::of_edge(error)
-}
-
 fn print_json<T: Serialize>(value: &T) -> Exit {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => {
-            println!("{text}");
-            Exit::Ok
-        }
-        Err(e) => {
-            eprintln!("vezasock: cannot encode JSON: {e}");
-            Exit::Unreachable
-        }
-    }
+    output::json_pretty(value);
+    Exit::Ok
 }
 
 fn print_change(report: &ChangeReport) {
     for s in &report.servers {
-        println!(
+        output::line(&format!(
             "{}/{}: {} -> {}{}",
             s.backend,
             s.server,
@@ -234,13 +177,13 @@ fn print_change(report: &ChangeReport) {
             } else {
                 ""
             }
-        );
+        ));
     }
-    println!(
+    output::line(&format!(
         "written through: {} and {}",
         report.admin_file.display(),
         report.server_state_file.display()
-    );
+    ));
 }
 
 /// Runs `vezasock maint`.
@@ -358,7 +301,10 @@ fn drain(args: &DrainArgs) -> Exit {
     print_change(&report.drain);
     if let Some(wait) = &report.wait {
         if wait.drained {
-            println!("drained after {:.1}s", wait.waited_ms as f64 / 1000.0);
+            output::line(&format!(
+                "drained after {:.1}s",
+                wait.waited_ms as f64 / 1000.0
+            ));
         } else {
             eprintln!(
                 "vezasock drain: still busy after {:.1}s (left in drain): {}",
@@ -419,23 +365,5 @@ impl Countdown {
         if self.drawn {
             eprintln!();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("10x").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("9999999h").is_err());
     }
 }

@@ -8,16 +8,19 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
+use super::args::{parse_name, Checked, TopologyArgs};
+use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
-use super::render::TopologyArgs;
-use super::switch::{load_edge, print_json, runtime};
+use super::output;
 use crate::edge::status::{status, BackendStatus, StatusReport};
 
 // Arguments of `vezasock status` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Only this env (externals and edge-wide operations are then left out).
+    /// Only this env (1-64 characters of 0-9A-Za-z._-); externals and edge-wide operations
+    /// are then left out.
+    #[arg(value_parser = Checked(parse_name))]
     pub env: Option<String>,
     /// Print a JSON object instead of text.
     #[arg(long)]
@@ -38,15 +41,12 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     };
     let report = match rt.block_on(status(&edge, args.env.as_deref())) {
         Ok(report) => report,
-        Err(e) => {
-            eprintln!("vezasock status: {e}");
-            return Exit::of_edge(&e).into();
-        }
+        Err(e) => return fail("status", &e).into(),
     };
     if args.json {
-        print_json(&report);
+        output::json(&report);
     } else {
-        print!("{}", human(&report));
+        output::text(&human(&report));
     }
     if report.has_problems() {
         Exit::Drift.into()

@@ -100,8 +100,9 @@ pub struct RawComponent {
     /// Path prefixes (segment-aligned); none = the catch-all component.
     #[serde(default)]
     pub paths: Vec<SStr>,
-    /// The port the component's containers listen on.
-    pub port: Spanned<i64>,
+    /// The port the component's containers listen on; needed only by the envs that use the
+    /// container-name default servers.
+    pub port: Option<Spanned<i64>>,
     /// Health check path (HTTP GET); none = a TCP check.
     pub check: Option<SStr>,
     /// `option http-no-delay` for long-lived streamed responses.

@@ -175,7 +175,8 @@ pub struct Component {
     pub name: String,
     /// Segment-aligned path prefixes; empty = catch-all (rendered last).
     pub paths: Vec<String>,
-    pub port: u16,
+    /// The containers' port (`None`: every env lists this component's servers explicitly).
+    pub port: Option<u16>,
     /// HTTP health check path; `None` = TCP check.
     pub check: Option<String>,
     pub http_no_delay: bool,

@@ -244,7 +244,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         check: timeout_or(c, &t.check, "timeouts.check", "3s"),
     };
     let paths = raw_paths(c, &raw);
-    let components = components(c, &raw);
+    let components = components(c, &raw, acme.as_ref().map(|a| a.path.as_str()));
     let domain = container_domain.clone().unwrap_or_default();
     let envs = envs(
         c,
@@ -372,12 +372,15 @@ pub(super) fn check_paths(paths: &Paths) -> Result<(), LoadError> {
     }
 }
 
-fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
+/// The component kinds; `acme_path` is routed before any of them (when ACME is configured).
+fn components(c: &mut Checker<'_>, raw: &RawTopology, acme_path: Option<&str>) -> Vec<Component> {
     let mut out: Vec<Component> = Vec::new();
     if !c.bounded(&raw.components, None, "component") {
         return out;
     }
     let mut seen_paths: BTreeMap<String, String> = BTreeMap::new();
+    // Every accepted path rule in declaration order: the rendered use_backend rules keep it.
+    let mut routed: Vec<(String, String)> = Vec::new();
     let mut catch_all: Option<String> = None;
     for (i, rc) in raw.components.iter().enumerate() {
         let rc = rc.get_ref();
@@ -397,17 +400,22 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
             );
             continue;
         }
-        let port = match u16::try_from(*rc.port.get_ref()) {
-            Ok(p) if p > 0 => p,
-            _ => {
-                c.err(
-                    Some(rc.port.span()),
-                    format!("{f}.port"),
-                    "must be a port number from 1 to 65535",
-                );
-                0
-            }
-        };
+        let mut bad_port = false;
+        let port = rc
+            .port
+            .as_ref()
+            .and_then(|port| match u16::try_from(*port.get_ref()) {
+                Ok(p) if p > 0 => Some(p),
+                _ => {
+                    c.err(
+                        Some(port.span()),
+                        format!("{f}.port"),
+                        "must be a port number from 1 to 65535",
+                    );
+                    bad_port = true;
+                    None
+                }
+            });
         c.bounded(&rc.paths, Some(span.clone()), format_args!("{f}.paths"));
         let mut paths = Vec::new();
         for (j, p) in rc.paths.iter().enumerate().take(MAX_ITEMS) {
@@ -419,7 +427,30 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
                         field,
                         format!("path {rule:?} is already routed to component {other:?}"),
                     );
+                } else if let Some(acme) = acme_path.filter(|a| shadows(a, &rule)) {
+                    c.err(
+                        Some(p.span()),
+                        field,
+                        format!(
+                            "path {rule:?} of component {name:?} is unreachable: the ACME \
+                             challenges under {acme:?} are routed before every component"
+                        ),
+                    );
+                } else if let Some((other, by)) = routed
+                    .iter()
+                    .find(|(other, by)| *other != name && shadows(by, &rule))
+                {
+                    c.err(
+                        Some(p.span()),
+                        field,
+                        format!(
+                            "path {rule:?} of component {name:?} is unreachable: component \
+                             {other:?}, declared earlier, routes {by:?}, which matches every \
+                             request {rule:?} would; declare {name:?} first or drop the path"
+                        ),
+                    );
                 } else {
+                    routed.push((name.clone(), rule.clone()));
                     paths.push(rule);
                 }
             }
@@ -439,6 +470,10 @@ fn components(c: &mut Checker<'_>, raw: &RawTopology) -> Vec<Component> {
                 path_rule(s).map(|_| s.to_string())
             })
         });
+        if bad_port {
+            // Reported above; the envs using it are then not told again that it has no port.
+            continue;
+        }
         out.push(Component {
             name,
             paths,
@@ -549,15 +584,9 @@ fn envs(
             let sf = format_args!("{f}.servers.{}", comp.name);
             let servers = match (re.servers.get(&comp.name), &prefix) {
                 (Some(rs), _) => explicit_servers(c, rs, &sf, colored),
-                (None, Some(prefix)) => Some(default_servers(
-                    c,
-                    span.clone(),
-                    &sf,
-                    prefix,
-                    &comp,
-                    domain,
-                    colored,
-                )),
+                (None, Some(prefix)) => {
+                    default_servers(c, span.clone(), &sf, prefix, &comp, domain, colored)
+                }
                 (None, None) => None,
             };
             if let Some(servers) = servers {
@@ -592,6 +621,24 @@ fn envs(
         }
     }
     out
+}
+
+/// Whether path rule `earlier` matches every request `later` matches, so a `use_backend` rule
+/// for `later` placed after it never fires. A rule `/a` matches `/a` and `/a/…`; a rule `/a/`
+/// matches `/a/…` (see the template's `path_beg`).
+fn shadows(earlier: &str, later: &str) -> bool {
+    let dir = |p: &str| {
+        if p.ends_with('/') {
+            p.to_string()
+        } else {
+            format!("{p}/")
+        }
+    };
+    let earlier_dir = dir(earlier);
+    let covered = |path: &str| path == earlier || path.starts_with(&earlier_dir);
+    // `later`'s exact match (when it has one) and its directory prefix must both be covered.
+    let exact_covered = later.ends_with('/') || covered(later);
+    exact_covered && dir(later).starts_with(&earlier_dir)
 }
 
 /// A component declared in the file but refused: its error is already reported, so uses of its
@@ -694,7 +741,19 @@ fn default_servers(
     comp: &Component,
     domain: &str,
     colored: bool,
-) -> Servers {
+) -> Option<Servers> {
+    let Some(port) = comp.port else {
+        c.err(
+            Some(span),
+            f,
+            format!(
+                "component {:?} has no port, so its container-name servers have none: give the \
+                 component a `port`, or list this env's servers for it",
+                comp.name
+            ),
+        );
+        return None;
+    };
     let mk = |c: &mut Checker<'_>, label: String, name: &str| {
         // The container name becomes a DNS label: keep it within 63 characters.
         if label.len() > 63 {
@@ -710,7 +769,7 @@ fn default_servers(
             name: name.to_string(),
             address: Address {
                 host: format!("{label}.{domain}"),
-                port: comp.port,
+                port,
             },
         }
     };
@@ -725,12 +784,16 @@ fn default_servers(
             format!("{prefix}-{}-{}", comp.name, Color::Green),
             "green_1",
         );
-        Servers::Colored {
+        Some(Servers::Colored {
             blue: vec![blue],
             green: vec![green],
-        }
+        })
     } else {
-        Servers::Pool(vec![mk(c, format!("{prefix}-{}", comp.name), "srv_1")])
+        Some(Servers::Pool(vec![mk(
+            c,
+            format!("{prefix}-{}", comp.name),
+            "srv_1",
+        )]))
     }
 }
 
@@ -1031,22 +1094,53 @@ fn path_rule(s: &str) -> Result<(), String> {
     .map_err(|m| format!("{m} in a path rule"))
 }
 
-/// An HAProxy duration: digits and an optional unit (`us`, `ms`, `s`, `m`, `h`, `d`).
+/// HAProxy's timers are signed 32-bit milliseconds: `haproxy -c` refuses more ("timer
+/// overflow … maximum value is 2147483647 ms or ~24.8 days", 2.6 to 3.2).
+const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+
+/// An HAProxy duration: digits and an optional unit (`us`, `ms`, `s`, `m`, `h`, `d`; none is
+/// milliseconds), from 1 ms to HAProxy's ~24.8 days.
 fn timeout(s: &str) -> Result<String, String> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &s[digits.len()..];
-    let ok = !digits.is_empty()
-        && digits.len() <= 9
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && matches!(unit, "" | "us" | "ms" | "s" | "m" | "h" | "d");
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!("{s:?} is not a duration like 5s, 500ms, 1h"))
+    let per_unit_us: u64 = match unit {
+        "us" => 1,
+        "" | "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        _ => return Err(format!("{s:?} is not a duration like 5s, 500ms, 1h")),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{s:?} is not a duration like 5s, 500ms, 1h"));
     }
+    let micros = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit_us))
+        // More digits than u64 holds is over the limit too.
+        .unwrap_or(u64::MAX);
+    // HAProxy rounds microseconds up to whole milliseconds.
+    let ms = micros.div_ceil(1_000);
+    if ms == 0 {
+        return Err(format!(
+            "{s:?} is zero: HAProxy reads a zero timeout as no timeout at all; give at least 1ms"
+        ));
+    }
+    if ms > MAX_TIMEOUT_MS {
+        return Err(format!(
+            "{s:?} is longer than HAProxy's timers allow (2147483647 ms, about 24.8 days; e.g. 24d)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// A filesystem path that reaches the config: absolute, no whitespace or config syntax.
+///
+/// Besides what ends a word or a line, refused: `$` (HAProxy expands environment variables in
+/// its config, so it would bind or read another path than vezasock uses), `,` `(` `)` (a map
+/// path is an argument of `map(…,…)`), `[` `]` `%` (sample-fetch and log-format syntax).
 fn fs_path(s: &str) -> Result<PathBuf, String> {
     if !s.starts_with('/') {
         return Err("must be an absolute path".into());
@@ -1055,9 +1149,9 @@ fn fs_path(s: &str) -> Result<PathBuf, String> {
         return Err("is longer than 1024 characters".into());
     }
     first_bad(s, |c| {
-        !c.is_control() && !c.is_whitespace() && !"#\"'\\;{}".contains(c)
+        !c.is_control() && !c.is_whitespace() && !"#\"'\\;{}$,()[]%`".contains(c)
     })
-    .map_err(|m| format!("{m} in a path"))?;
+    .map_err(|m| format!("{m} in a path (HAProxy's config reads it as syntax)"))?;
     Ok(PathBuf::from(s))
 }
 
@@ -1093,5 +1187,54 @@ mod tests {
         assert!(timeout("s").is_err());
         assert!(timeout("5 s").is_err());
         assert!(timeout("5sec").is_err());
+    }
+
+    /// The limits `haproxy -c` enforces (2.6, 3.0 and 3.2 agree): 2147483647 ms passes, one more
+    /// millisecond is a timer overflow; a zero means no timeout.
+    #[test]
+    fn timeouts_within_haproxy_limits() {
+        for ok in [
+            "2147483647ms",
+            "2147483647",
+            "2147483s",
+            "24d",
+            "596h",
+            "35791m",
+            "1us",
+        ] {
+            assert!(timeout(ok).is_ok(), "{ok}");
+        }
+        for over in [
+            "2147483648ms",
+            "2147484s",
+            "25d",
+            "597h",
+            "999999999s",
+            "999999999999d",
+        ] {
+            let e = timeout(over).unwrap_err();
+            assert!(e.contains("24.8 days"), "{over}: {e}");
+        }
+        for zero in ["0", "0s", "0us", "000ms"] {
+            assert!(timeout(zero).unwrap_err().contains("zero"), "{zero}");
+        }
+        assert!(timeout("99999999999999999999999s")
+            .unwrap_err()
+            .contains("24.8 days"));
+    }
+
+    #[test]
+    fn shadowed_path_rules() {
+        assert!(shadows("/api", "/api/v2"));
+        assert!(shadows("/api", "/api/"));
+        assert!(shadows("/api/", "/api/v2"));
+        assert!(shadows("/api/", "/api/v2/"));
+        // `/api/` does not match the exact path `/api`, so a later `/api` still gets it.
+        assert!(!shadows("/api/", "/api"));
+        // A later, shorter rule is not shadowed: the earlier one is more specific.
+        assert!(!shadows("/api/v2", "/api"));
+        assert!(!shadows("/api", "/apiary"));
+        assert!(!shadows("/api", "/ap"));
+        assert!(!shadows("/stream", "/hls"));
     }
 }

@@ -1,0 +1,507 @@
+//! Every `vezasock` command that takes `--json`, run against a real edge on each HAProxy
+//! version, its output checked key by key against the README (the contract external tests
+//! read): the shapes listed under "JSON output" are parsed from README.md itself, so the
+//! README and the binary cannot drift apart without this test failing. Also `status` into a
+//! closed pipe, and `check` on the live map paths.
+
+use std::collections::BTreeMap;
+use std::process::{Command as Process, Stdio};
+
+use serde_json::Value;
+use vezasock::demo::LocalEdge;
+
+use crate::haproxy;
+use crate::switch::{healthy_edge, vezasock, Run};
+
+/// A documented JSON shape: `{a, b[], c{…}, d[{…}]}`, or `[{…}]` for an array of objects; `k?`
+/// is a key printed only when it applies. A `…` in an object means "and more keys" (none is
+/// used today: every shape is exact).
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    /// Any value (a key with nothing after it).
+    Any,
+    /// An array (`k[]`): its items are not described.
+    Array,
+    Object {
+        /// Each key's shape, and whether it may be left out.
+        keys: BTreeMap<String, (Shape, bool)>,
+        open: bool,
+    },
+    ArrayOf(Box<Shape>),
+}
+
+/// Parses the README's notation.
+fn parse_shape(text: &str) -> Result<Shape, String> {
+    let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut at = 0;
+    let shape = value(&chars, &mut at)?;
+    if at != chars.len() {
+        return Err(format!("trailing text at {at} in {text:?}"));
+    }
+    Ok(shape)
+}
+
+fn value(c: &[char], at: &mut usize) -> Result<Shape, String> {
+    match c.get(*at) {
+        Some('{') => object(c, at),
+        Some('[') => {
+            *at += 1;
+            if c.get(*at) == Some(&']') {
+                *at += 1;
+                return Ok(Shape::Array);
+            }
+            let inner = value(c, at)?;
+            expect(c, at, ']')?;
+            Ok(Shape::ArrayOf(Box::new(inner)))
+        }
+        other => Err(format!("unexpected {other:?} at {at}")),
+    }
+}
+
+fn expect(c: &[char], at: &mut usize, want: char) -> Result<(), String> {
+    if c.get(*at) == Some(&want) {
+        *at += 1;
+        Ok(())
+    } else {
+        Err(format!("expected {want:?} at {at}, found {:?}", c.get(*at)))
+    }
+}
+
+fn object(c: &[char], at: &mut usize) -> Result<Shape, String> {
+    expect(c, at, '{')?;
+    let mut keys = BTreeMap::new();
+    let mut open = false;
+    loop {
+        if c.get(*at) == Some(&'…') {
+            *at += 1;
+            open = true;
+        } else {
+            let start = *at;
+            while c
+                .get(*at)
+                .is_some_and(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+            {
+                *at += 1;
+            }
+            let name: String = c[start..*at].iter().collect();
+            if name.is_empty() {
+                return Err(format!("a key expected at {start}"));
+            }
+            let optional = c.get(*at) == Some(&'?');
+            if optional {
+                *at += 1;
+            }
+            let shape = match c.get(*at) {
+                Some('[') | Some('{') => value(c, at)?,
+                _ => Shape::Any,
+            };
+            keys.insert(name, (shape, optional));
+        }
+        match c.get(*at) {
+            Some(',') => *at += 1,
+            Some('}') => {
+                *at += 1;
+                return Ok(Shape::Object { keys, open });
+            }
+            other => return Err(format!("expected ',' or '}}' at {at}, found {other:?}")),
+        }
+    }
+}
+
+/// The differences between `value` and `shape`, each as `path: what`.
+fn mismatches(shape: &Shape, value: &Value, path: &str, out: &mut Vec<String>) {
+    match (shape, value) {
+        (Shape::Any, _) | (_, Value::Null) => {}
+        (Shape::Array, Value::Array(_)) => {}
+        (Shape::ArrayOf(inner), Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                mismatches(inner, item, &format!("{path}[{i}]"), out);
+            }
+        }
+        (Shape::Object { keys, open }, Value::Object(map)) => {
+            for (k, (inner, optional)) in keys {
+                match map.get(k) {
+                    None if *optional => {}
+                    None => out.push(format!("{path}.{k}: documented, not printed")),
+                    Some(v) => mismatches(inner, v, &format!("{path}.{k}"), out),
+                }
+            }
+            if !open {
+                for k in map.keys().filter(|k| !keys.contains_key(*k)) {
+                    out.push(format!("{path}.{k}: printed, not documented"));
+                }
+            }
+        }
+        (shape, value) => out.push(format!("{path}: documented as {shape:?}, printed {value}")),
+    }
+}
+
+/// The shapes of the README's "JSON output" list: `- `NAME`: `SHAPE`` (an item may wrap onto
+/// indented lines), keyed by NAME (e.g. `switch`, `switch failure`).
+fn readme_shapes() -> BTreeMap<String, Shape> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let section = readme
+        .split("**JSON output.**")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").take(2).nth(1))
+        .unwrap_or_else(|| panic!("README has no JSON output list"));
+    let mut items: Vec<String> = Vec::new();
+    for line in section.lines() {
+        if let Some(item) = line.strip_prefix("- ") {
+            items.push(item.to_string());
+        } else if let Some(last) = items.last_mut() {
+            last.push(' ');
+            last.push_str(line.trim());
+        }
+    }
+    let mut shapes = BTreeMap::new();
+    for item in items {
+        let parts: Vec<&str> = item.split('`').collect();
+        // ["", NAME, ": ", SHAPE, rest…]; an item described in words (`demo`) has no shape.
+        if parts.len() < 4 {
+            continue;
+        }
+        let shape =
+            parse_shape(parts[3]).unwrap_or_else(|e| panic!("README shape of {}: {e}", parts[1]));
+        shapes.insert(parts[1].to_string(), shape);
+    }
+    shapes
+}
+
+/// `a[0].b[12]: …` → `a[].b[]: …`.
+fn without_indices(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_index = false;
+    for ch in text.chars() {
+        match ch {
+            '[' => {
+                in_index = true;
+                out.push(ch);
+            }
+            ']' => {
+                in_index = false;
+                out.push(ch);
+            }
+            c if in_index && c.is_ascii_digit() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Fails unless `value` has exactly the keys the README documents for `name`.
+fn agree(shapes: &BTreeMap<String, Shape>, name: &str, value: &Value, what: &str, label: &str) {
+    let shape = shapes
+        .get(name)
+        .unwrap_or_else(|| panic!("README documents no JSON for `{name}`"));
+    let mut out = Vec::new();
+    mismatches(shape, value, name, &mut out);
+    // One line per key, not per array item.
+    let mut out: Vec<String> = out.iter().map(|m| without_indices(m)).collect();
+    out.dedup();
+    assert!(
+        out.is_empty(),
+        "{label}: `vezasock {what}` and the README disagree:\n  {}\noutput: {value}",
+        out.join("\n  ")
+    );
+}
+
+fn json_of(run: &Run, what: &str) -> Value {
+    serde_json::from_str(run.out.trim())
+        .unwrap_or_else(|e| panic!("{what}: not one JSON value ({e}): {run:?}"))
+}
+
+/// Runs `args` and checks its JSON against the README's `name` shape; returns the JSON.
+fn check(
+    edge: &LocalEdge,
+    shapes: &BTreeMap<String, Shape>,
+    name: &str,
+    args: &[&str],
+    code: i32,
+    label: &str,
+) -> Value {
+    let run = vezasock(edge, args);
+    assert_eq!(run.code, Some(code), "{label}: {args:?}: {run:?}");
+    let value = json_of(&run, &format!("{label}: {args:?}"));
+    agree(shapes, name, &value, &args.join(" "), label);
+    value
+}
+
+fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let shapes = readme_shapes();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let edge = healthy_edge(v, dir.path());
+    let mut seen: Vec<&str> = Vec::new();
+    let mut run = |name: &'static str, args: &[&str], code: i32| {
+        seen.push(name);
+        check(&edge, &shapes, name, args, code, label)
+    };
+
+    run("status", &["status", "--json"], 0);
+    run("status", &["status", "staging", "--json"], 0);
+    let flip = run(
+        "switch",
+        &["switch", "staging", "green", "--sha", "abc1234", "--json"],
+        0,
+    );
+    assert_eq!(flip["ok"], true, "{label}: {flip}");
+    run("switch", &["switch", "staging", "green", "--json"], 0);
+    run(
+        "switch",
+        &["switch", "staging", "blue", "--dry-run", "--json"],
+        0,
+    );
+    let refused = run(
+        "switch failure",
+        &["switch", "nowhere", "green", "--json"],
+        2,
+    );
+    assert_eq!(refused["ok"], false, "{label}: {refused}");
+    assert_eq!(refused["exit"], 2, "{label}: {refused}");
+    let history = run("history", &["history", "staging", "--json"], 0);
+    assert_eq!(history[0]["sha"], "abc1234", "{label}: {history}");
+    assert_eq!(history[0]["color"], "green", "{label}: {history}");
+    run(
+        "switch",
+        &["switch", "staging", "blue", "--sha", "def5678", "--json"],
+        0,
+    );
+    let back = run("rollback", &["rollback", "staging", "--json"], 0);
+    assert_eq!(back["to"], "green", "{label}: {back}");
+    // Green is live again: blue is the color an operator drains.
+    run("drain", &["drain", "staging", "blue", "--json"], 0);
+    run(
+        "drain",
+        &[
+            "drain", "staging", "blue", "--wait", "5s", "--then", "maint", "--json",
+        ],
+        0,
+    );
+    run("maint", &["maint", "staging", "blue", "--json"], 0);
+    run("ready", &["ready", "staging", "blue", "--json"], 0);
+    run(
+        "ready",
+        &["ready", "--backend", "forgejo_backend", "--json"],
+        0,
+    );
+    run("plan", &["plan", "--json"], 0);
+    run("apply", &["apply", "--dry-run", "--json"], 0);
+    // exec takes its socket from its flags only (the edge's variables name a master socket).
+    let admin = edge.topology.paths.admin_socket.display().to_string();
+    let exec = |name: &str, line: &str| {
+        let run = run_alone(&["exec", "--socket", &admin, "--json", "--", line]);
+        assert_eq!(run.code, Some(0), "{label}: exec {line}: {run:?}");
+        let value = json_of(&run, line);
+        agree(
+            &shapes,
+            name,
+            &value,
+            &format!("exec --json -- {line}"),
+            label,
+        );
+        value
+    };
+    let one = exec("exec", "show info");
+    assert_eq!(one["reply"]["kind"], "info", "{label}: {one}");
+    let chain = exec("exec chain", "show version; show servers state");
+    assert_eq!(chain.as_array().map(Vec::len), Some(2), "{label}: {chain}");
+    seen.extend(["exec", "exec chain"]);
+    run_install(v, &shapes);
+    seen.push("apply install");
+    // Every documented shape was exercised (demo's runs its own edge: integration/demo.rs).
+    let documented: Vec<&String> = shapes.keys().filter(|k| *k != "demo").collect();
+    for name in documented {
+        assert!(
+            seen.contains(&name.as_str()),
+            "{label}: README shape `{name}` not run"
+        );
+    }
+}
+
+/// A small edge with every path under `dir` and no TLS, so `haproxy -c` passes on any host.
+fn fresh_topology(v: &haproxy::Haproxy, dir: &std::path::Path) -> String {
+    let d = dir.display();
+    let topology = format!(
+        "name = \"fresh\"\n[listen]\nhttp = \"127.0.0.1:{port}\"\n[paths]\n\
+         config = \"{d}/haproxy.cfg\"\nmaps_dir = \"{d}/maps\"\nadmin_socket = \"{d}/admin.sock\"\n\
+         operator_socket = \"{d}/operator.sock\"\nmaster_socket = \"{d}/master.sock\"\n\
+         server_state_file = \"{d}/server-state\"\nstate_dir = \"{d}/state\"\n\
+         haproxy = \"{bin}\"\npid_file = \"{d}/haproxy.pid\"\n\n\
+         [[component]]\nname = \"web\"\n\n\
+         [[env]]\nname = \"staging\"\nhosts = [\"staging.example\"]\ncomponents = [\"web\"]\n\
+         [env.servers.web]\nblue = [\"127.0.0.1:9\"]\ngreen = [\"127.0.0.1:10\"]\n",
+        port = haproxy::free_port(),
+        bin = v.bin.display(),
+    );
+    let file = dir.join("fresh.toml");
+    std::fs::write(&file, topology).unwrap_or_else(|e| panic!("{e}"));
+    file.display().to_string()
+}
+
+/// `apply --json` on a new host (no HAProxy running, no config yet) prints the install report.
+fn run_install(v: &haproxy::Haproxy, shapes: &BTreeMap<String, Shape>) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = fresh_topology(v, dir.path());
+    let run = run_alone(&["apply", "--json", "--config", &file]);
+    assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
+    let value = json_of(&run, "apply install");
+    assert_eq!(value["installed"], true, "{}: {value}", v.label);
+    agree(
+        shapes,
+        "apply install",
+        &value,
+        "apply --json (install)",
+        v.label,
+    );
+}
+
+/// `check` reads the map files where the live config reads them once they exist (the config
+/// checked is the one apply installs); before that it says it used scratch copies.
+fn check_uses_the_live_maps_once_they_exist(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = fresh_topology(v, dir.path());
+    let before = run_alone(&["check", "--config", &file]);
+    assert_eq!(before.code, Some(0), "{label}: {before:?}");
+    assert!(
+        before.out.contains("holds no map files yet"),
+        "{label}: {before:?}"
+    );
+    let maps = dir.path().join("maps");
+    let wrote = run_alone(&[
+        "render",
+        "--config",
+        &file,
+        "--out",
+        &maps.display().to_string(),
+    ]);
+    assert_eq!(wrote.code, Some(0), "{label}: {wrote:?}");
+    let after = run_alone(&["check", "--config", &file]);
+    assert_eq!(after.code, Some(0), "{label}: {after:?}");
+    assert!(
+        !after.out.contains("holds no map files"),
+        "{label}: {after:?}"
+    );
+    assert!(
+        after.out.contains("the candidate config is valid"),
+        "{label}: {after:?}"
+    );
+}
+
+/// `vezasock ARGS` with none of the variables that point it at an edge: only its flags count.
+fn run_alone(args: &[&str]) -> Run {
+    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
+    cmd.args(args);
+    for var in edge_env_vars() {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: out.status.code(),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The variables that would point the binary at another edge than the one given.
+fn edge_env_vars() -> [&'static str; 12] {
+    [
+        "VEZASOCK_CONFIG",
+        "VEZASOCK_HAPROXY_CONFIG",
+        "VEZASOCK_MAPS_DIR",
+        "VEZASOCK_ADMIN_SOCKET",
+        "VEZASOCK_OPERATOR_SOCKET",
+        "VEZASOCK_MASTER_SOCKET",
+        "VEZASOCK_SERVER_STATE_FILE",
+        "VEZASOCK_STATE_DIR",
+        "VEZASOCK_HAPROXY",
+        "VEZASOCK_PID_FILE",
+        "VEZASOCK_RELOAD_METHOD",
+        "VEZASOCK_CRASH_AT",
+    ]
+}
+
+/// `vezasock status | head -1`: the reader leaves after one line; status still ends normally.
+fn status_into_a_closed_pipe_exits_0(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let edge = healthy_edge(v, dir.path());
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["history", "staging"],
+    ] {
+        let mut child = Process::new(env!("CARGO_BIN_EXE_vezasock"))
+            .args(args)
+            .env_remove("VEZASOCK_CONFIG")
+            .envs(edge.cli_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: spawn: {e}"));
+        drop(child.stdout.take());
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{label}: wait: {e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{label}: {args:?}: {err}");
+        assert!(
+            err.is_empty(),
+            "{label}: {args:?}: a closed pipe is silent: {err}"
+        );
+    }
+}
+
+/// One `#[test]` per HAProxy version, so a failure on one version does not hide the others.
+macro_rules! per_version {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            fn on(label: &str) {
+                match crate::haproxy::versions().into_iter().find(|v| v.label == label) {
+                    Some(v) => super::$name(&v),
+                    None => eprintln!("SKIP {}: HAProxy {label} not installed", stringify!($name)),
+                }
+            }
+            #[test]
+            fn haproxy_2_6() { on("2.6") }
+            #[test]
+            fn haproxy_3_0() { on("3.0") }
+            #[test]
+            fn haproxy_3_2() { on("3.2") }
+        }
+    )*};
+}
+
+per_version!(
+    every_json_output_matches_the_readme,
+    status_into_a_closed_pipe_exits_0,
+    check_uses_the_live_maps_once_they_exist,
+);
+
+#[test]
+fn the_readme_notation_parses_and_checks_both_ways() {
+    let shape = parse_shape("{a, b[], c{d, e}, f[{g}], o?{p}}").unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let good = serde_json::json!({"a": 1, "b": [1], "c": {"d": 1, "e": null}, "f": [{"g": 1}]});
+    mismatches(&shape, &good, "x", &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let bad = serde_json::json!({"a": 1, "b": [], "c": {"d": 1, "z": 2}, "f": [{"h": 1}], "y": 0, "o": {"q": 1}});
+    mismatches(&shape, &bad, "x", &mut out);
+    assert_eq!(
+        out,
+        [
+            "x.c.e: documented, not printed",
+            "x.c.z: printed, not documented",
+            "x.f[0].g: documented, not printed",
+            "x.f[0].h: printed, not documented",
+            "x.o.p: documented, not printed",
+            "x.o.q: printed, not documented",
+            "x.y: printed, not documented",
+        ]
+    );
+    assert!(parse_shape("{a, b").is_err());
+    assert!(readme_shapes().contains_key("switch"));
+}
