@@ -1345,3 +1345,128 @@ fn master_routing_reload_and_reconnect() {
         });
     }
 }
+
+/// One `#[test]` per HAProxy version (`<name>::v2_6`, `::v3_0`, `::v3_2`) running the
+/// function `<name>`, so a failure on
+/// one version does not hide the others. A version that is not installed is skipped by
+/// [`haproxy::versions`], which says so (and fails under `VEZASOCK_REQUIRE_ALL_VERSIONS=1`).
+macro_rules! per_version {
+    ($($name:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn v2_6() {
+                super::on_version("2.6", super::$name)
+            }
+            #[test]
+            fn v3_0() {
+                super::on_version("3.0", super::$name)
+            }
+            #[test]
+            fn v3_2() {
+                super::on_version("3.2", super::$name)
+            }
+        }
+    )*};
+}
+
+fn on_version(label: &str, body: fn(&haproxy::Haproxy)) {
+    if let Some(v) = haproxy::versions().into_iter().find(|v| v.label == label) {
+        body(&v);
+        eprintln!("ran against {}", v.version_line);
+    }
+}
+
+per_version! {
+    exec_chain_prints_each_reply_as_one_shot_does;
+    exec_survives_a_closed_stdout;
+}
+
+/// `vezasock exec --socket <admin.sock> [extra…] -- <line>`, stdout captured.
+fn exec_binary(lab: &Lab, extra: &[&str], line: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+        .arg("exec")
+        .arg("--socket")
+        .arg(lab.fixture.admin_sock())
+        .args(extra)
+        .args(["--", line])
+        .env_remove("VEZASOCK_MASTER_SOCKET")
+        .output()
+        .unwrap_or_else(|e| panic!("run vezasock exec: {e}"))
+}
+
+/// Issue 10: a chain leaked the session's `[6]: ` prefix (`show version` printed
+/// `[6]: 3.2.26-1`) in text and in the JSON `value`; each reply must print as its one-shot
+/// call prints it.
+fn exec_chain_prints_each_reply_as_one_shot_does(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let lab = Lab::start(v);
+    let one = |line: &str| {
+        let out = exec_binary(&lab, &[], line);
+        assert!(out.status.success(), "{label}: {line}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = one("show version");
+    let weight = one("get weight be_staging_api/blue");
+    assert!(
+        version.starts_with(label) && version.ends_with("\n\n"),
+        "{label}: show version printed {version:?}"
+    );
+    let chain = one("show version; get weight be_staging_api/blue");
+    assert_eq!(chain, format!("{version}{weight}"), "{label}: chain");
+
+    let out = exec_binary(
+        &lab,
+        &["--json"],
+        "show version; get weight be_staging_api/blue",
+    );
+    assert!(out.status.success(), "{label}: --json chain: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{label}: --json chain is not JSON: {e}: {out:?}"));
+    assert_eq!(json[0]["reply"]["kind"], "text", "{label}: {json}");
+    assert_eq!(
+        json[0]["reply"]["value"].as_str(),
+        Some(version.trim_end()),
+        "{label}: {json}"
+    );
+    assert_eq!(json[1]["reply"]["kind"], "weight", "{label}: {json}");
+}
+
+/// Issue 10: `vezasock exec -- show stat | head -1` panicked (exit 101, "failed printing to
+/// stdout: Broken pipe") in one-shot, chain and `--json` mode. Here the reader is gone
+/// before the first byte is written, so every write meets a closed pipe.
+fn exec_survives_a_closed_stdout(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let lab = Lab::start(v);
+    for (extra, line) in [
+        (&[][..], "show stat"),
+        (&[][..], "show stat; show info"),
+        (&["--json"][..], "show stat"),
+        (&["--json"][..], "show stat; show info"),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .arg("exec")
+            .arg("--socket")
+            .arg(lab.fixture.admin_sock())
+            .args(extra)
+            .args(["--", line])
+            .env_remove("VEZASOCK_MASTER_SOCKET")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: spawn vezasock: {e}"));
+        drop(child.stdout.take());
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{label}: wait for vezasock: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{label}: {extra:?} {line}: {stderr}"
+        );
+        assert!(
+            stderr.is_empty(),
+            "{label}: {extra:?} {line}: a closed pipe is quiet: {stderr}"
+        );
+    }
+}

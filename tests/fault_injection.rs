@@ -562,3 +562,95 @@ async fn bad_master_target_is_refused_even_when_2_6_hangs_up() {
     })
     .await;
 }
+
+/// Runs `vezasock exec --socket <server> [extra…] -- <command>`: (exit code, stdout, stderr).
+async fn exec_binary(server: &FakeServer, extra: &[&str], command: &str) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+        .arg("exec")
+        .arg("--socket")
+        .arg(&server.path)
+        .args(["--timeout", "2"])
+        .args(extra)
+        .arg("--")
+        .arg(command)
+        .env_remove("VEZASOCK_MASTER_SOCKET")
+        .output()
+        .await
+        .expect("run vezasock");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn one_shot_reply_cut_in_the_middle_is_an_error_in_every_output_mode() {
+    bounded(async {
+        // Cut inside a line, and cut before the empty line that ends every dump.
+        for cut in [&b"100 (ini"[..], b"100 (initial 100)\n"] {
+            let server = FakeServer::haproxy(move |line, _| match line {
+                "get weight be_app1/blue" => body(cut),
+                _ => Answer::Default,
+            });
+            let err = one_shot(&unix(&server), &weight(), SHORT)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Closed { received, .. } if received == cut.len()),
+                "{cut:?}: {err:?}"
+            );
+            for json in [false, true] {
+                let extra: &[&str] = if json { &["--json"] } else { &[] };
+                let (code, stdout, stderr) =
+                    exec_binary(&server, extra, "get weight be_app1/blue").await;
+                assert_eq!(code, 3, "{cut:?} json={json}: {stdout} {stderr}");
+                assert!(
+                    stderr.contains("closed the connection in the middle of a reply"),
+                    "{cut:?} json={json}: {stderr}"
+                );
+                assert!(
+                    !stdout.contains("100 (ini"),
+                    "{cut:?} json={json}: the cut bytes were printed: {stdout}"
+                );
+            }
+        }
+        // The whole reply from the same fake prints as it came and exits 0.
+        let server = FakeServer::haproxy(|line, _| match line {
+            "get weight be_app1/blue" => body(b"100 (initial 100)\n\n"),
+            _ => Answer::Default,
+        });
+        let (code, stdout, stderr) = exec_binary(&server, &[], "get weight be_app1/blue").await;
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "100 (initial 100)\n\n"),
+            "{stderr}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn chain_strips_the_sessions_severity_prefix_in_text_and_json() {
+    bounded(async {
+        let server = FakeServer::haproxy(|line, _| match line {
+            "show version" => body(b"[6]: 3.2.26-1\n\n"),
+            "get weight be_app1/blue" => body(b"100 (initial 100)\n\n"),
+            _ => Answer::Default,
+        });
+        let chain = "show version; get weight be_app1/blue";
+        let (code, stdout, stderr) = exec_binary(&server, &[], chain).await;
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "3.2.26-1\n\n100 (initial 100)\n\n"),
+            "{stderr}"
+        );
+        let (code, stdout, stderr) = exec_binary(&server, &["--json"], chain).await;
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(json[0]["reply"]["kind"], "text", "{stdout}");
+        assert_eq!(json[0]["reply"]["value"], "3.2.26-1", "{stdout}");
+        assert_eq!(json[1]["reply"]["value"]["current"], 100, "{stdout}");
+    })
+    .await;
+}

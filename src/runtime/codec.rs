@@ -23,9 +23,12 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Default bound on one reply: far above the largest dump of a big edge (`show stat` on
-/// thousands of servers), far below what would hurt the machine.
-pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
+use super::parse::outcome::{is_known_error, severity_prefix};
+
+/// The one bound on a reply, in every mode (one-shot, session, batch, `exec`): far above the
+/// largest dump of a big edge (`show stat` of 10,000 servers is ~5 MB), far below what would
+/// hurt the machine. The README states it.
+pub const MAX_REPLY: usize = 64 * 1024 * 1024;
 
 /// How replies are delimited on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +102,7 @@ enum PromptMatch {
 impl ReplyCodec {
     /// A codec for `framing` with the default reply bound.
     pub fn new(framing: Framing) -> Self {
-        Self::with_max_reply(framing, DEFAULT_MAX_REPLY)
+        Self::with_max_reply(framing, MAX_REPLY)
     }
 
     /// A codec for `framing` refusing replies longer than `max_reply` bytes.
@@ -230,8 +233,14 @@ impl Decoder for ReplyCodec {
                     return Ok(None);
                 }
                 // EOF is the end of the one reply; an empty one is still a reply (the caller
-                // decides whether 0 bytes means the server hung up).
+                // decides whether 0 bytes means the server hung up). EOF alone does not prove
+                // the reply whole: a worker that died, or a proxy in between, can close early.
                 self.finished = true;
+                if !one_shot_complete(buf) {
+                    return Err(CodecError::Closed {
+                        received: buf.len(),
+                    });
+                }
                 let body = buf.split().freeze();
                 Ok(Some(Frame { body, prompt: None }))
             }
@@ -267,6 +276,43 @@ impl Encoder<&str> for ReplyCodec {
         Ok(())
     }
 }
+
+/// True when a one-shot reply, read to EOF, ends the way HAProxy ends a whole reply, so a
+/// connection closed in the middle of one is told apart from a finished answer
+/// (research §1, grammar §1.2; every one-shot file of the corpus passes this):
+/// - nothing at all (the caller decides what 0 bytes means), or `\n` (an empty success);
+/// - `\n\n`: the last line, then the empty line that closes every non-empty reply;
+/// - one line ending in a single `\n` that is one of HAProxy's known errors (2.6's weight
+///   garbage error, the too-big-line errors, the master's bad `@` target), or 3.2's master
+///   `prompt` usage text, the only replies sent without the closing empty line.
+///
+/// A reply cut just before its empty line is caught; one cut exactly after it cannot be told
+/// apart by framing (the typed parsers still check what they read).
+pub fn one_shot_complete(body: &[u8]) -> bool {
+    if body.is_empty() || body == b"\n" || body.ends_with(b"\n\n") {
+        return true;
+    }
+    let Some(text) = body.strip_suffix(b"\n") else {
+        // Stopped inside a line.
+        return false;
+    };
+    // The last reply of a `;` chain: after the last empty line, without empty successes.
+    let last = text
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .map_or(text, |at| text.get(at + 2..).unwrap_or_default());
+    let start = last.iter().position(|&b| b != b'\n').unwrap_or(last.len());
+    let last = last.get(start..).unwrap_or_default();
+    let message = severity_prefix(last).map_or(last, |(_, rest)| rest);
+    if message.starts_with(MASTER_PROMPT_USAGE) {
+        return true;
+    }
+    !last.contains(&b'\n') && is_known_error(message)
+}
+
+/// 3.2's master answer to `prompt n`, `prompt help` or an unknown word: several lines, one
+/// `\n` at the end (research §13).
+const MASTER_PROMPT_USAGE: &[u8] = b"Usage: prompt ";
 
 /// Length of the leading payload-continuation prompts (`+ ` repeated).
 fn payload_prompts_len(buf: &[u8]) -> usize {

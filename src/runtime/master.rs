@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::codec::DEFAULT_MAX_REPLY;
+use super::codec::MAX_REPLY;
 use super::command::Command;
 use super::endpoint::{Endpoint, WorkerTarget};
 use super::parse::master::{LogLine, ProcList};
@@ -59,8 +59,7 @@ fn master_only(endpoint: &Endpoint) -> Result<Endpoint, Error> {
 /// Master `show proc`, one-shot.
 pub async fn show_proc(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ProcList, Error> {
     let endpoint = master_only(endpoint)?;
-    let reply =
-        one_shot_unchecked(&endpoint, &Command::ShowProc, timeouts, DEFAULT_MAX_REPLY).await?;
+    let reply = one_shot_unchecked(&endpoint, &Command::ShowProc, timeouts, MAX_REPLY).await?;
     match reply.parse()? {
         Parsed::Proc(list) => Ok(list),
         _ => Err(Error::Protocol {
@@ -94,7 +93,7 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ReloadRep
     })?;
     let old_pids = worker_pids(&before);
 
-    let answer = one_shot_unchecked(&endpoint, &Command::Reload, timeouts, DEFAULT_MAX_REPLY).await;
+    let answer = one_shot_unchecked(&endpoint, &Command::Reload, timeouts, MAX_REPLY).await;
     let mut report = ReloadReport {
         version: version.raw.clone(),
         reported: false,
@@ -190,8 +189,7 @@ async fn failure_message(endpoint: &Endpoint, timeouts: Timeouts, failed: u32) -
         "reload failed ([failed: {failed}] in show proc); the previous worker keeps serving"
     );
     if let Ok(command) = Command::raw("show startup-logs") {
-        if let Ok(reply) = one_shot_unchecked(endpoint, &command, timeouts, DEFAULT_MAX_REPLY).await
-        {
+        if let Ok(reply) = one_shot_unchecked(endpoint, &command, timeouts, MAX_REPLY).await {
             if reply.refusal(None).is_none() && !reply.text().is_empty() {
                 message.push_str(":\n");
                 message.push_str(&reply.text());

@@ -34,7 +34,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::time::{timeout_at, Instant};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::codec::{CodecError, Frame, Framing, ReplyCodec, DEFAULT_MAX_REPLY};
+use super::codec::{CodecError, Frame, Framing, ReplyCodec, MAX_REPLY};
 use super::command::{AdminState, Command, StatFilter, Weight as WeightChange};
 use super::endpoint::{Endpoint, Socket};
 use super::parse::cli_level::CliLevel;
@@ -147,6 +147,9 @@ pub struct Reply {
     pub outcome: Outcome,
     kind: ReplyKind,
     expects_empty: bool,
+    /// The session turned `set severity-output number` on, so info messages carry a `[N]: `
+    /// prefix that a one-shot call would not show.
+    severity_added: bool,
 }
 
 impl Reply {
@@ -157,7 +160,20 @@ impl Reply {
             body,
             kind: command.reply_kind(),
             expects_empty: command.expects_empty(),
+            severity_added: false,
         }
+    }
+
+    /// The body as a one-shot call would have returned it: the `[N]: ` prefix that the
+    /// session's own `set severity-output number` put before an info message (`show
+    /// version` answers `[6]: 3.2.26-1` then) is removed. Otherwise the body as it came.
+    pub fn output(&self) -> &[u8] {
+        if self.severity_added {
+            if let Some((_, rest)) = super::parse::outcome::severity_prefix(&self.body) {
+                return rest;
+            }
+        }
+        &self.body
     }
 
     /// Which reply this is.
@@ -217,7 +233,7 @@ impl Reply {
     /// follow the grammar is [`Error::Parse`].
     pub fn parse(&self) -> Result<Parsed, Error> {
         self.check()?;
-        parse(self.kind, &self.body).map_err(|source| Error::Parse {
+        parse(self.kind, self.output()).map_err(|source| Error::Parse {
             command: self.command.clone(),
             source,
         })
@@ -476,7 +492,7 @@ pub async fn one_shot(
     command: &Command,
     timeouts: Timeouts,
 ) -> Result<Reply, Error> {
-    one_shot_with_limit(endpoint, command, timeouts, DEFAULT_MAX_REPLY).await
+    one_shot_with_limit(endpoint, command, timeouts, MAX_REPLY).await
 }
 
 /// [`one_shot`] with a bound on the reply size.
@@ -670,7 +686,7 @@ impl Session {
     /// Connects, enters prompt mode, turns on `set severity-output number` (stats sockets)
     /// and learns the version.
     pub async fn connect(endpoint: &Endpoint, timeouts: Timeouts) -> Result<Session, Error> {
-        Self::connect_with_limit(endpoint, timeouts, DEFAULT_MAX_REPLY).await
+        Self::connect_with_limit(endpoint, timeouts, MAX_REPLY).await
     }
 
     /// [`Session::connect`] with a bound on each reply's size.
@@ -874,11 +890,18 @@ impl Session {
             .exchange(&self.name, &lines, &frames, self.timeouts.reply)
             .await
         {
-            Ok(bodies) => Ok(commands
-                .iter()
-                .zip(bodies)
-                .map(|(command, body)| Reply::new(command, body))
-                .collect()),
+            Ok(bodies) => {
+                // Stats sockets only: the master cannot keep severity-output on (see above).
+                let severity_added = !self.endpoint.is_master();
+                Ok(commands
+                    .iter()
+                    .zip(bodies)
+                    .map(|(command, body)| Reply {
+                        severity_added,
+                        ..Reply::new(command, body)
+                    })
+                    .collect())
+            }
             Err(error) => {
                 self.conn = None;
                 Err(error)
