@@ -1379,6 +1379,7 @@ fn on_version(label: &str, body: fn(&haproxy::Haproxy)) {
 per_version! {
     exec_chain_prints_each_reply_as_one_shot_does;
     exec_survives_a_closed_stdout;
+    exec_json_names_the_admin_flags_and_check_codes;
 }
 
 /// `vezasock exec --socket <admin.sock> [extra…] -- <line>`, stdout captured.
@@ -1468,5 +1469,53 @@ fn exec_survives_a_closed_stdout(v: &haproxy::Haproxy) {
             stderr.is_empty(),
             "{label}: {extra:?} {line}: a closed pipe is quiet: {stderr}"
         );
+    }
+}
+
+/// Issue 10: `exec --json -- show servers state` gave `"admin": 8` and nothing else. The JSON
+/// keeps the number and names the flags; the check codes get their names too.
+fn exec_json_names_the_admin_flags_and_check_codes(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let lab = Lab::start(v);
+    for (state, admin, flags) in [
+        ("drain", 8, vec!["FDRAIN"]),
+        ("maint", 1, vec!["FMAINT"]),
+        ("ready", 0, vec![]),
+    ] {
+        let out = exec_binary(
+            &lab,
+            &[],
+            &format!("set server be_staging_api/blue state {state}"),
+        );
+        assert!(out.status.success(), "{label}: {state}: {out:?}");
+        let out = exec_binary(&lab, &["--json"], "show servers state be_staging_api");
+        assert!(out.status.success(), "{label}: {state}: {out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{label}: not JSON: {e}: {out:?}"));
+        let rows = json["reply"]["value"]["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}: no rows: {json}"));
+        let blue = rows
+            .iter()
+            .find(|r| r["srv_name"] == "blue")
+            .unwrap_or_else(|| panic!("{label}: no blue row: {json}"));
+        assert_eq!(blue["admin"], admin, "{label}: {state}: {blue}");
+        assert_eq!(
+            blue["admin_flags"],
+            serde_json::json!(flags),
+            "{label}: {state}: {blue}"
+        );
+        for row in rows {
+            assert!(
+                row["check_status_name"].is_string() && row["check_result_name"].is_string(),
+                "{label}: {state}: check codes not named: {row}"
+            );
+            assert!(
+                row["check_state_flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|n| n == "CONFIGURED")),
+                "{label}: {state}: {row}"
+            );
+        }
     }
 }

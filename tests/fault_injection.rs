@@ -654,3 +654,39 @@ async fn chain_strips_the_sessions_severity_prefix_in_text_and_json() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn exec_timeout_out_of_bounds_is_bad_input_not_a_panic() {
+    bounded(async {
+        let server = FakeServer::haproxy(|_, _| body(b"100 (initial 100)\n\n"));
+        for bad in [
+            "inf",
+            "nan",
+            "1e300",
+            "99999999999999999999",
+            "1e19",
+            "0",
+            "-1",
+        ] {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+                .args(["exec", "--socket"])
+                .arg(&server.path)
+                .arg(format!("--timeout={bad}"))
+                .args(["--", "get weight be_app1/blue"])
+                .output()
+                .await
+                .expect("run vezasock");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "--timeout {bad}: {stderr}");
+            assert!(stderr.contains("--timeout"), "--timeout {bad}: {stderr}");
+            assert!(out.stdout.is_empty(), "--timeout {bad}");
+        }
+        let (code, stdout, stderr) = exec_binary(&server, &[], "get weight be_app1/blue").await;
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "100 (initial 100)\n\n"),
+            "{stderr}"
+        );
+    })
+    .await;
+}

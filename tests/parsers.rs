@@ -738,3 +738,80 @@ fn parse_by_kind_and_json() {
         Ok(Parsed::PrepareMap(3))
     );
 }
+
+/// Issue 10: `exec --json -- show servers state` left the admin state as the raw bitmask
+/// (`"admin": 8`). Each coded column keeps its number and gets its meaning beside it.
+#[test]
+fn servers_state_json_decodes_the_coded_columns_beside_their_numbers() {
+    let body = format!(
+        "{}{}\n{}\n{}\n\n",
+        state_header(),
+        "3 be_app1 1 blue 127.0.0.1 2 8 100 100 79 6 3 4 6 0 0 0 - 28501 - 0 0 - - 0",
+        "4 be_app2 1 red 10.0.0.1 0 9 50 50 3 7 2 0 15 23 0 0 - 443 - 0 0 - - 0",
+        "4 be_app2 2 odd 10.0.0.2 2 128 50 50 3 99 9 0 64 0 0 0 - 443 - 0 0 - - 0",
+    );
+    let state = parse_servers_state(body.as_bytes()).unwrap();
+    let json = serde_json::to_value(Parsed::ServersState(state)).unwrap();
+    let rows = json["value"]["rows"].as_array().unwrap();
+    let decoded = |row: &serde_json::Value| {
+        (
+            row["admin"].clone(),
+            row["admin_flags"].clone(),
+            row["check_status"].clone(),
+            row["check_status_name"].clone(),
+            row["check_result"].clone(),
+            row["check_result_name"].clone(),
+            row["check_state"].clone(),
+            row["check_state_flags"].clone(),
+            row["agent_state_flags"].clone(),
+        )
+    };
+    use serde_json::json;
+    assert_eq!(
+        decoded(&rows[0]),
+        (
+            json!(8),
+            json!(["FDRAIN"]),
+            json!(6),
+            json!("L4OK"),
+            json!(3),
+            json!("passed"),
+            json!(6),
+            json!(["CONFIGURED", "ENABLED"]),
+            json!([])
+        )
+    );
+    assert_eq!(
+        decoded(&rows[1]),
+        (
+            json!(9),
+            json!(["FMAINT", "FDRAIN"]),
+            json!(7),
+            json!("L4TOUT"),
+            json!(2),
+            json!("failed"),
+            json!(15),
+            json!(["INPROGRESS", "CONFIGURED", "ENABLED", "PAUSED"]),
+            json!(["INPROGRESS", "CONFIGURED", "ENABLED", "AGENT"])
+        )
+    );
+    // Codes HAProxy did not have when this was written: the number, a hex flag, or null.
+    assert_eq!(
+        decoded(&rows[2]),
+        (
+            json!(128),
+            json!(["0x80"]),
+            json!(99),
+            json!(null),
+            json!(9),
+            json!(null),
+            json!(64),
+            json!(["0x40"]),
+            json!([])
+        )
+    );
+    // The other columns keep their names and values.
+    assert_eq!(rows[0]["srv_name"], "blue");
+    assert_eq!(rows[0]["op"], "running");
+    assert_eq!(rows[0]["port"], 28501);
+}

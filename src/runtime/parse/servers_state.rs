@@ -41,26 +41,42 @@ pub const COLUMNS: [&str; 25] = [
     "srv_agent_port",
 ];
 
-/// `srv_admin_state`: why a server is administratively down or draining (a bitmask).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct AdminState(pub u32);
+/// `srv_admin_state`: why a server is administratively down or draining, HAProxy's
+/// `SRV_ADMF_*` bitmask (management guide 9.3, `show servers state`). JSON shows it as the
+/// number and its flag names: `"admin": 8, "admin_flags": ["FDRAIN"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminFlags(pub u32);
 
-impl AdminState {
-    /// Forced maintenance (`set server … state maint`, `disable server`).
+/// The old name of [`AdminFlags`], kept for `src/edge` until it migrates. Not to be confused
+/// with [`crate::runtime::command::ServerAdmin`], the state `set server … state` sets.
+pub use self::AdminFlags as AdminState;
+
+impl AdminFlags {
+    /// `FMAINT`: forced maintenance (`set server … state maint`, `disable server`).
     pub const FORCED_MAINT: u32 = 0x01;
-    /// Maintenance inherited from a tracked server.
+    /// `IMAINT`: maintenance inherited from a tracked server.
     pub const INHERITED_MAINT: u32 = 0x02;
-    /// `disabled` in the configuration.
+    /// `CMAINT`: `disabled` in the configuration.
     pub const CONFIG_MAINT: u32 = 0x04;
-    /// Forced drain (`set server … state drain`).
+    /// `FDRAIN`: forced drain (`set server … state drain`).
     pub const FORCED_DRAIN: u32 = 0x08;
-    /// Drain inherited from a tracked server.
+    /// `IDRAIN`: drain inherited from a tracked server.
     pub const INHERITED_DRAIN: u32 = 0x10;
-    /// Maintenance because DNS resolution failed.
+    /// `RMAINT`: maintenance because DNS resolution failed.
     pub const RESOLUTION_MAINT: u32 = 0x20;
-    /// FQDN set from the CLI.
+    /// `HMAINT`: FQDN set from the CLI.
     pub const FQDN_FROM_CLI: u32 = 0x40;
+
+    /// Each bit and HAProxy's name for it (`SRV_ADMF_<name>`).
+    pub const NAMES: [(u32, &'static str); 7] = [
+        (Self::FORCED_MAINT, "FMAINT"),
+        (Self::INHERITED_MAINT, "IMAINT"),
+        (Self::CONFIG_MAINT, "CMAINT"),
+        (Self::FORCED_DRAIN, "FDRAIN"),
+        (Self::INHERITED_DRAIN, "IDRAIN"),
+        (Self::RESOLUTION_MAINT, "RMAINT"),
+        (Self::FQDN_FROM_CLI, "HMAINT"),
+    ];
 
     const MAINT_BITS: u32 =
         Self::FORCED_MAINT | Self::INHERITED_MAINT | Self::CONFIG_MAINT | Self::RESOLUTION_MAINT;
@@ -80,6 +96,33 @@ impl AdminState {
     pub fn has(self, flag: u32) -> bool {
         self.0 & flag != 0
     }
+
+    /// The names of the bits set, lowest first (`["FMAINT", "FDRAIN"]`); a bit HAProxy did not
+    /// have when this was written shows as its hex value (`"0x80"`).
+    pub fn names(self) -> Vec<String> {
+        flag_names(self.0, &Self::NAMES)
+    }
+}
+
+/// `srv_check_state` / `srv_agent_state`: HAProxy's `CHK_ST_*` bitmask.
+pub const CHECK_STATE_NAMES: [(u32, &str); 5] = [
+    (0x01, "INPROGRESS"),
+    (0x02, "CONFIGURED"),
+    (0x04, "ENABLED"),
+    (0x08, "PAUSED"),
+    (0x10, "AGENT"),
+];
+
+/// Names of the bits of `bits`, lowest first; unnamed bits as `0x…`.
+fn flag_names(bits: u32, names: &[(u32, &str)]) -> Vec<String> {
+    (0..32)
+        .map(|i| 1u32 << i)
+        .filter(|bit| bits & bit != 0)
+        .map(|bit| match names.iter().find(|(b, _)| *b == bit) {
+            Some((_, name)) => (*name).to_string(),
+            None => format!("{bit:#x}"),
+        })
+        .collect()
 }
 
 /// `srv_op_state`: the operational state.
@@ -132,8 +175,10 @@ const CHECK_STATUS_NAMES: [&str; 21] = [
 /// Names of the `CHK_RES_*` values.
 const CHECK_RESULT_NAMES: [&str; 5] = ["unknown", "neutral", "failed", "passed", "condpass"];
 
-/// One server line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One server line. Its JSON carries every column under its name here, and beside each coded
+/// number its meaning: `admin_flags`, `check_status_name`, `check_result_name`,
+/// `check_state_flags`, `agent_state_flags` (grammar/README.md, "show servers state").
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerStateRow {
     pub be_id: u32,
     pub be_name: String,
@@ -141,7 +186,7 @@ pub struct ServerStateRow {
     pub srv_name: String,
     pub srv_addr: Option<String>,
     pub op: OpState,
-    pub admin: AdminState,
+    pub admin: AdminFlags,
     pub uweight: u32,
     pub iweight: u32,
     pub time_since_last_change: u64,
@@ -174,6 +219,16 @@ impl ServerStateRow {
     /// `passed`, `failed`, …
     pub fn check_result_name(&self) -> Option<&'static str> {
         CHECK_RESULT_NAMES.get(self.check_result as usize).copied()
+    }
+
+    /// The names of the `srv_check_state` bits (`["CONFIGURED", "ENABLED"]`).
+    pub fn check_state_names(&self) -> Vec<String> {
+        flag_names(self.check_state, &CHECK_STATE_NAMES)
+    }
+
+    /// The names of the `srv_agent_state` bits.
+    pub fn agent_state_names(&self) -> Vec<String> {
+        flag_names(self.agent_state, &CHECK_STATE_NAMES)
     }
 
     /// The row in `show servers state` / server-state-file format (no newline).
@@ -209,6 +264,78 @@ impl ServerStateRow {
             opt(&self.agent_addr),
             self.agent_port,
         )
+    }
+}
+
+impl Serialize for ServerStateRow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The row as JSON: the columns, each coded number followed by its decoded form.
+        #[derive(Serialize)]
+        struct Json<'a> {
+            be_id: u32,
+            be_name: &'a str,
+            srv_id: u32,
+            srv_name: &'a str,
+            srv_addr: &'a Option<String>,
+            op: OpState,
+            admin: u32,
+            admin_flags: Vec<String>,
+            uweight: u32,
+            iweight: u32,
+            time_since_last_change: u64,
+            check_status: u32,
+            check_status_name: Option<&'static str>,
+            check_result: u32,
+            check_result_name: Option<&'static str>,
+            check_health: u32,
+            check_state: u32,
+            check_state_flags: Vec<String>,
+            agent_state: u32,
+            agent_state_flags: Vec<String>,
+            bk_f_forced_id: u32,
+            srv_f_forced_id: u32,
+            fqdn: &'a Option<String>,
+            port: u32,
+            srvrecord: &'a Option<String>,
+            use_ssl: u32,
+            check_port: u32,
+            check_addr: &'a Option<String>,
+            agent_addr: &'a Option<String>,
+            agent_port: u32,
+        }
+        Json {
+            be_id: self.be_id,
+            be_name: &self.be_name,
+            srv_id: self.srv_id,
+            srv_name: &self.srv_name,
+            srv_addr: &self.srv_addr,
+            op: self.op,
+            admin: self.admin.0,
+            admin_flags: self.admin.names(),
+            uweight: self.uweight,
+            iweight: self.iweight,
+            time_since_last_change: self.time_since_last_change,
+            check_status: self.check_status,
+            check_status_name: self.check_status_name(),
+            check_result: self.check_result,
+            check_result_name: self.check_result_name(),
+            check_health: self.check_health,
+            check_state: self.check_state,
+            check_state_flags: self.check_state_names(),
+            agent_state: self.agent_state,
+            agent_state_flags: self.agent_state_names(),
+            bk_f_forced_id: self.bk_f_forced_id,
+            srv_f_forced_id: self.srv_f_forced_id,
+            fqdn: &self.fqdn,
+            port: self.port,
+            srvrecord: &self.srvrecord,
+            use_ssl: self.use_ssl,
+            check_port: self.check_port,
+            check_addr: &self.check_addr,
+            agent_addr: &self.agent_addr,
+            agent_port: self.agent_port,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -352,7 +479,7 @@ fn row(line: &Line<'_>, order: &[usize], cells: &[&str]) -> Result<ServerStateRo
         srv_name: string(3)?,
         srv_addr: optional(4)?,
         op: OpState::from_code(num(5)?),
-        admin: AdminState(num(6)?),
+        admin: AdminFlags(num(6)?),
         uweight: num(7)?,
         iweight: num(8)?,
         time_since_last_change,
