@@ -9,7 +9,7 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use vezasock::runtime::command::{AdminState, Command, StatFilter, Weight};
+use vezasock::runtime::command::{AdminState, Command, StatFilter, WeightChange};
 use vezasock::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
 use vezasock::runtime::parse::cli_level::CliLevel;
 use vezasock::runtime::parse::map::MapEntry;
@@ -365,7 +365,7 @@ fn dumps_servers_weights_and_privileges() {
                 .await
                 .must(&format!("{label}: get weight"));
             assert_eq!((w.current, w.initial), (1, 1), "{label}: initial weight");
-            s.set_server_weight("be_staging_api", "blue", Weight::Absolute(50))
+            s.set_server_weight("be_staging_api", "blue", WeightChange::Absolute(50))
                 .await
                 .must(&format!("{label}: weight 50"));
             let w = s
@@ -374,7 +374,7 @@ fn dumps_servers_weights_and_privileges() {
                 .must(&format!("{label}: get weight"));
             assert_eq!((w.current, w.initial), (50, 1), "{label}: weight after 50");
             assert_invalid(
-                s.set_server_weight("be_staging_api", "blue", Weight::Absolute(300))
+                s.set_server_weight("be_staging_api", "blue", WeightChange::Absolute(300))
                     .await,
                 &format!("{label}: typed weight 300"),
             );
@@ -404,7 +404,7 @@ fn dumps_servers_weights_and_privileges() {
                 .await
                 .must(&format!("{label}: get weight"));
             assert_eq!(w.current, 50, "{label}: refused weights changed nothing");
-            s.set_server_weight("be_staging_api", "blue", Weight::Percent(100))
+            s.set_server_weight("be_staging_api", "blue", WeightChange::Percent(100))
                 .await
                 .must(&format!("{label}: weight 100%"));
             let w = s
@@ -544,7 +544,7 @@ fn dumps_servers_weights_and_privileges() {
                 "Permission denied",
             );
             assert_refused(
-                op.set_server_weight("be_staging_api", "green", Weight::Absolute(7))
+                op.set_server_weight("be_staging_api", "green", WeightChange::Absolute(7))
                     .await,
                 &format!("{label}: operator set weight"),
                 "Permission denied",

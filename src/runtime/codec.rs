@@ -23,7 +23,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::parse::outcome::{is_known_error, severity_prefix};
+use super::parse::outcome::{classify, is_known_error, severity_prefix};
 
 /// The one bound on a reply, in every mode (one-shot, session, batch, `exec`): far above the
 /// largest dump of a big edge (`show stat` of 10,000 servers is ~5 MB), far below what would
@@ -130,6 +130,18 @@ impl ReplyCodec {
         self.framing = framing;
         self.scanned = 0;
         self.finished = false;
+    }
+
+    /// True when `buf`, in one-shot framing, is exactly the master's one-line answer to a bad
+    /// `@` target (`Can't find the target PID matching the prefix '@99'\n`). Seen on 3.0 and
+    /// 3.2: after it the master sometimes neither closes nor says more, even after the
+    /// client's half-close, so the reader stops waiting for EOF soon after this line.
+    pub fn lone_target_error(&self, buf: &[u8]) -> bool {
+        const PREFIX: &[u8] = b"Can't find the target PID matching the prefix '";
+        self.framing == Framing::OneShot
+            && buf.starts_with(PREFIX)
+            && buf.ends_with(b"'\n")
+            && buf.iter().filter(|&&b| b == b'\n').count() == 1
     }
 
     /// Looks for the end of the first reply in `buf`: `(body_end, prompt_len)`.
@@ -247,6 +259,11 @@ impl Decoder for ReplyCodec {
             Framing::Prompt | Framing::MasterPrompt => {
                 if buf.is_empty() {
                     Ok(None)
+                } else if self.framing == Framing::MasterPrompt && classify(buf).is_error() {
+                    // 2.6's master answers a bad `@` target with one error line and hangs up
+                    // (research §5): that is HAProxy's answer, not a transport failure.
+                    let body = buf.split().freeze();
+                    Ok(Some(Frame { body, prompt: None }))
                 } else {
                     // The server hung up inside a reply: what arrived is not a reply.
                     Err(CodecError::Closed {

@@ -326,9 +326,10 @@ impl AdminState {
     }
 }
 
-/// A server weight change.
+/// A server weight change (`set server … weight`); the weight HAProxy reports is
+/// [`crate::runtime::parse::weight::Weight`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Weight {
+pub enum WeightChange {
     /// An absolute weight, 0 to 256.
     Absolute(u16),
     /// A percentage of the server's initial (configured) weight.
@@ -415,7 +416,7 @@ pub enum Command {
     SetServerWeight {
         backend: Name,
         server: Name,
-        weight: Weight,
+        weight: WeightChange,
     },
     /// `get weight <b>/<s>`.
     GetWeight { backend: Name, server: Name },
@@ -524,7 +525,7 @@ impl Command {
     pub fn set_server_weight(
         backend: &str,
         server: &str,
-        weight: Weight,
+        weight: WeightChange,
     ) -> Result<Command, Error> {
         let command = Command::SetServerWeight {
             backend: Name::new("backend", backend)?,
@@ -640,8 +641,8 @@ impl Command {
                 weight,
             } => {
                 let weight = match weight {
-                    Weight::Absolute(w) => w.to_string(),
-                    Weight::Percent(p) => format!("{p}%"),
+                    WeightChange::Absolute(w) => w.to_string(),
+                    WeightChange::Percent(p) => format!("{p}%"),
                 };
                 format!(
                     "set server {}/{} weight {weight}",
@@ -674,7 +675,7 @@ impl Command {
     pub fn validate(&self) -> Result<(), Error> {
         match self {
             Command::SetServerWeight {
-                weight: Weight::Absolute(w),
+                weight: WeightChange::Absolute(w),
                 ..
             } if *w > 256 => {
                 return Err(Error::InvalidArgument {

@@ -15,10 +15,14 @@
 
 pub mod codec;
 pub mod command;
+pub mod connection;
 pub mod endpoint;
 pub mod error;
 pub mod master;
+pub mod oneshot;
 pub mod parse;
+pub mod reply;
 pub mod session;
+pub mod version;
 
 pub use error::Error;

@@ -9,7 +9,7 @@ use super::backends::parse_backends;
 use super::cli_level::{parse_cli_level, CliLevel};
 use super::info::{parse_info, Info};
 use super::map::{
-    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, GetMap, MapEntry, MapRef,
+    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, GetMap, MapEntry, MapInfo,
 };
 use super::master::{parse_proc, parse_reload, ProcList, Reload};
 use super::servers_conn::{parse_servers_conn, ServersConn};
@@ -138,7 +138,7 @@ pub enum Parsed {
     /// `show backend`.
     Backends(Vec<String>),
     /// `show map`.
-    MapList(Vec<MapRef>),
+    MapList(Vec<MapInfo>),
     /// `show map <file>`.
     MapEntries(Vec<MapEntry>),
     /// `get map`.

@@ -23,7 +23,7 @@ use super::{lines, non_empty, ParseError};
 
 /// One map known to HAProxy (`show map` without argument).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MapRef {
+pub struct MapInfo {
     /// Numeric id, usable as `#<id>` (differs between versions for the same config).
     pub id: i64,
     /// The map file (the name used in commands).
@@ -63,7 +63,7 @@ pub struct GetMap {
 }
 
 /// Parses the `show map` list.
-pub fn parse_map_list(body: &[u8]) -> Result<Vec<MapRef>, ParseError> {
+pub fn parse_map_list(body: &[u8]) -> Result<Vec<MapInfo>, ParseError> {
     const WHAT: &str = "show map";
     let all = lines(WHAT, body)?;
     let mut it = all.iter();
@@ -109,7 +109,7 @@ pub fn parse_map_list(body: &[u8]) -> Result<Vec<MapRef>, ParseError> {
             }
             None => (None, None, None),
         };
-        maps.push(MapRef {
+        maps.push(MapInfo {
             id,
             file: file.to_owned(),
             description: description.to_owned(),

@@ -1,6 +1,10 @@
-//! Pure `nom` parsers for HAProxy runtime API replies: bytes in, owned typed values out.
+//! Pure parsers for HAProxy runtime API replies: bytes in, owned typed values out.
 //!
-//! No I/O here. Every parser takes the *body* of one reply (the codec has already removed the
+//! No I/O here. Replies are line-oriented, so each parser splits the body into lines
+//! ([`lines`]) and reads each line: with `nom` combinators where a line has inner structure
+//! (`show info`'s `Key: value`, map entries, `get map`, weights), by hand where a split is the
+//! whole grammar (`show stat`'s quoted CSV, `show servers state`'s space-separated columns),
+//! which is also faster. Every parser takes the *body* of one reply (the codec has already removed the
 //! prompt) and never panics, whatever the bytes. The grammar each one follows is in
 //! `grammar/README.md`; the tests run them over the corpus recorded from real HAProxy.
 //!
