@@ -15,7 +15,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::codec::{CodecError, Frame, Framing, ReplyCodec};
-use super::command::Command;
+use super::command::{split_commands, Wire};
 use super::endpoint::{Endpoint, Socket};
 use super::Error;
 
@@ -231,38 +231,35 @@ pub(crate) fn push_line(out: &mut BytesMut, line: &str, endpoint: &str) -> Resul
 /// The line actually written for `command` on `endpoint`: worker commands through the master
 /// get the target prefix (every `;` part of a raw line, since the master splits chains
 /// itself).
-pub(crate) fn wire_line(endpoint: &Endpoint, command: &Command) -> Result<String, Error> {
-    if command.is_master_command() && !endpoint.is_master() {
-        if let Command::ShowProc | Command::Reload = command {
-            return Err(Error::InvalidArgument {
-                what: "endpoint",
-                value: endpoint.to_string(),
-                why: "this is a master CLI command: use a master:<socket> endpoint",
-            });
-        }
+pub(crate) fn wire_line(endpoint: &Endpoint, command: &Wire) -> Result<String, Error> {
+    if command.master && !command.raw && !endpoint.is_master() {
+        return Err(Error::InvalidArgument {
+            what: "endpoint",
+            value: endpoint.to_string(),
+            why: "this is a master CLI command: use a master:<socket> endpoint",
+        });
     }
     let Some(prefix) = endpoint.worker_prefix() else {
-        return Ok(command.line());
+        return Ok(command.line.clone());
     };
-    if command.is_master_command() {
-        return Ok(command.line());
+    if command.master {
+        return Ok(command.line.clone());
     }
-    Ok(match command {
-        Command::Raw(raw) => raw
-            .commands()
-            .iter()
-            .map(|part| {
-                let trimmed = part.trim_start_matches([' ', '\t']);
-                if trimmed.starts_with('@') || trimmed.is_empty() {
-                    part.to_string()
-                } else {
-                    format!("{prefix} {trimmed}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        _ => format!("{prefix} {}", command.line()),
-    })
+    if !command.raw {
+        return Ok(format!("{prefix} {}", command.line));
+    }
+    Ok(split_commands(&command.line)
+        .iter()
+        .map(|part| {
+            let trimmed = part.trim_start_matches([' ', '\t']);
+            if trimmed.starts_with('@') || trimmed.is_empty() {
+                part.to_string()
+            } else {
+                format!("{prefix} {trimmed}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";"))
 }
 
 /// An open interactive connection.

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{timeout_at, Instant};
 
 use super::codec::{Framing, ReplyCodec, MAX_REPLY};
-use super::command::Command;
+use super::command::{Command, RuntimeCommand, Wire};
 use super::connection::{connect, push_line, read_frame, wire_line, Deadlines};
 use super::endpoint::Endpoint;
 use super::reply::Reply;
@@ -51,7 +51,27 @@ pub(crate) async fn one_shot_unchecked(
     timeouts: Deadlines,
     max_reply: usize,
 ) -> Result<Reply, Error> {
-    command.validate()?;
+    one_shot_wire(endpoint, &command.wire()?, timeouts, max_reply).await
+}
+
+/// A typed command over a one-shot connection: its reply, parsed ([`Error::Refused`] when
+/// HAProxy said no).
+pub async fn one_shot_run<C: RuntimeCommand>(
+    endpoint: &Endpoint,
+    command: &C,
+    timeouts: Deadlines,
+) -> Result<C::Reply, Error> {
+    let reply = one_shot_wire(endpoint, &Wire::of(command)?, timeouts, MAX_REPLY).await?;
+    reply.parse_with(command)
+}
+
+/// [`one_shot_unchecked`] for a command already in wire form.
+pub(crate) async fn one_shot_wire(
+    endpoint: &Endpoint,
+    command: &Wire,
+    timeouts: Deadlines,
+    max_reply: usize,
+) -> Result<Reply, Error> {
     let deadline = Instant::now() + timeouts.connect;
     let mut retried = false;
     // Bounded by the deadline (master) or one retry (stats socket), 10 ms apart.
@@ -59,7 +79,7 @@ pub(crate) async fn one_shot_unchecked(
         match one_shot_once(endpoint, command, timeouts, max_reply).await {
             Err(error)
                 if error.is_connection_dropped()
-                    && command.is_idempotent()
+                    && command.idempotent
                     && (endpoint.is_master() || !retried)
                     && Instant::now() + RETRY_PAUSE < deadline =>
             {
@@ -78,7 +98,7 @@ pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(10);
 /// One connection, one line, the reply to EOF.
 async fn one_shot_once(
     endpoint: &Endpoint,
-    command: &Command,
+    command: &Wire,
     timeouts: Deadlines,
     max_reply: usize,
 ) -> Result<Reply, Error> {
@@ -115,7 +135,7 @@ async fn one_shot_once(
     let frame = read_frame(&mut stream, &mut buf, &mut codec, &name, timeouts.reply).await?;
     // A worker always answers at least `\n`; nothing at all means it hung up. Only 2.6's
     // master `reload` and the master's own silent commands answer nothing.
-    let silent_ok = endpoint.is_master() && command.is_master_command();
+    let silent_ok = endpoint.is_master() && command.master;
     if frame.body.is_empty() && !silent_ok {
         return Err(Error::Closed {
             endpoint: name,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::command::Command;
+use super::command::{RuntimeCommand, Wire};
 use super::parse::{classify, parse, Outcome, Parsed, ReplyKind};
 use super::Error;
 
@@ -24,13 +24,13 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub(crate) fn new(command: &Command, body: Bytes) -> Reply {
+    pub(crate) fn new(command: &Wire, body: Bytes) -> Reply {
         Reply {
-            command: command.line(),
+            command: command.line.clone(),
             outcome: classify(&body),
             body,
-            kind: command.reply_kind(),
-            expects_empty: command.expects_empty(),
+            kind: command.kind,
+            expects_empty: command.expects_empty,
             severity_added: false,
         }
     }
@@ -108,5 +108,17 @@ impl Reply {
             command: self.command.clone(),
             source,
         })
+    }
+
+    /// The typed value of the reply to `command` (the command it was sent for): an error
+    /// reply is [`Error::Refused`], a body that does not follow the grammar [`Error::Parse`].
+    pub fn parse_with<C: RuntimeCommand + ?Sized>(&self, command: &C) -> Result<C::Reply, Error> {
+        self.check()?;
+        command
+            .parse_reply(self.output())
+            .map_err(|source| Error::Parse {
+                command: self.command.clone(),
+                source,
+            })
     }
 }

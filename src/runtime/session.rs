@@ -33,18 +33,34 @@ pub use super::reply::Reply;
 pub use super::version::{Capabilities, Version};
 
 use super::codec::{Framing, ReplyCodec, MAX_REPLY};
-use super::command::{AdminState, Command, StatFilter, WeightChange};
+use super::command::cli::{SetSeverityOutput, ShowCliLevel};
+use super::command::info::ShowInfo;
+use super::command::maps::{
+    AddMap, ClearMap, CommitMap, DelMap, GetMap as GetMapCommand, PrepareMap, SetMap, ShowMap,
+    ShowMaps,
+};
+use super::command::master::ShowProc;
+use super::command::servers::{
+    GetWeight, SetServerState, SetServerWeight, ShowBackend, ShowServersConn, ShowServersState,
+    ShutdownSessionsServer,
+};
+use super::command::stat::ShowStat;
+use super::command::{
+    AdminState, Command, MapKey, MapRef, MapValue, Name, RuntimeCommand, StatFilter, WeightChange,
+    Wire,
+};
 use super::connection::{connect, wire_line, Connection};
 use super::endpoint::Endpoint;
+use super::oneshot::one_shot_wire;
 use super::parse::cli_level::CliLevel;
 use super::parse::info::Info;
-use super::parse::map::{GetMap, MapEntry, MapInfo};
+use super::parse::map::{MapEntry, MapInfo, MapLookup};
 use super::parse::master::ProcList;
 use super::parse::servers_conn::ServersConn;
 use super::parse::servers_state::ServersState;
 use super::parse::stat::StatTable;
 use super::parse::weight::Weight;
-use super::parse::{Outcome, Parsed};
+use super::parse::Outcome;
 use super::Error;
 
 /// A persistent interactive session with one HAProxy process (a stats socket or the master).
@@ -160,8 +176,8 @@ impl Session {
         // of the cost of a short-lived CLI call. The master is asked one line at a time.
         let mut lines = vec!["prompt".to_string()];
         if !master {
-            lines.push(wire_line(&self.endpoint, &Command::SetSeverityOutput)?);
-            lines.push(wire_line(&self.endpoint, &Command::ShowInfo)?);
+            lines.push(wire_line(&self.endpoint, &Wire::of(&SetSeverityOutput)?)?);
+            lines.push(wire_line(&self.endpoint, &Wire::of(&ShowInfo)?)?);
         }
         let frames = vec![1; lines.len()];
         let mut bodies = conn.exchange(&self.name, &lines, &frames, wait).await?;
@@ -184,22 +200,17 @@ impl Session {
         self.conn = Some(conn);
         let raw = if master {
             if self.endpoint.target() == Some(super::endpoint::WorkerTarget::Master) {
-                let reply = self.exchange_one(&Command::ShowProc).await?;
-                match reply.parse()? {
-                    Parsed::Proc(list) => list.master.version,
-                    _ => String::new(),
-                }
+                let reply = self.exchange_one(&Wire::of(&ShowProc)?).await?;
+                reply.parse_with(&ShowProc)?.master.version
             } else {
-                let reply = self.exchange_one(&Command::ShowInfo).await?;
-                match reply.parse()? {
-                    Parsed::Info(info) => info.version().unwrap_or_default().to_string(),
-                    _ => String::new(),
-                }
+                let reply = self.exchange_one(&Wire::of(&ShowInfo)?).await?;
+                let info = reply.parse_with(&ShowInfo)?;
+                info.version().unwrap_or_default().to_string()
             }
         } else {
-            let info = Reply::new(&Command::ShowInfo, bodies.pop().unwrap_or_default());
+            let info = Reply::new(&Wire::of(&ShowInfo)?, bodies.pop().unwrap_or_default());
             let severity = Reply::new(
-                &Command::SetSeverityOutput,
+                &Wire::of(&SetSeverityOutput)?,
                 bodies.pop().unwrap_or_default(),
             );
             if severity.outcome != Outcome::Empty {
@@ -212,10 +223,8 @@ impl Session {
                     ),
                 });
             }
-            match info.parse()? {
-                Parsed::Info(info) => info.version().unwrap_or_default().to_string(),
-                _ => String::new(),
-            }
+            let info = info.parse_with(&ShowInfo)?;
+            info.version().unwrap_or_default().to_string()
         };
         let Some(version) = Version::parse(&raw) else {
             self.conn = None;
@@ -231,7 +240,7 @@ impl Session {
 
     /// Replies expected for one command line: a `;` chain gets one per command before 3.2
     /// and through the master, one per line on a 3.2 worker.
-    fn frames_for(&self, command: &Command) -> usize {
+    fn frames_for(&self, command: &Wire) -> usize {
         if self.endpoint.is_master() || !self.capabilities.one_prompt_per_line {
             command.command_count()
         } else {
@@ -240,7 +249,7 @@ impl Session {
     }
 
     /// One round trip on the open connection, no retry, no outcome check.
-    async fn exchange_one(&mut self, command: &Command) -> Result<Reply, Error> {
+    async fn exchange_one(&mut self, command: &Wire) -> Result<Reply, Error> {
         let mut replies = self.exchange(std::slice::from_ref(command)).await?;
         replies.pop().ok_or_else(|| Error::Protocol {
             endpoint: self.name.clone(),
@@ -250,7 +259,7 @@ impl Session {
 
     /// Pipelines `commands` on the open connection; drops the connection on any transport
     /// failure (it is out of step).
-    async fn exchange(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
+    async fn exchange(&mut self, commands: &[Wire]) -> Result<Vec<Reply>, Error> {
         let mut lines = Vec::with_capacity(commands.len());
         let mut frames = Vec::with_capacity(commands.len());
         for command in commands {
@@ -304,9 +313,17 @@ impl Session {
     /// Sends every command, pipelined, and returns every reply without failing on refusals
     /// (see [`Reply::refusal`]). Fails only when validation or the transport fails.
     pub async fn batch_all(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
+        let wires = commands
+            .iter()
+            .map(Command::wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_wires(&wires).await
+    }
+
+    /// [`Session::batch_all`] for commands already in wire form (validated).
+    async fn batch_wires(&mut self, commands: &[Wire]) -> Result<Vec<Reply>, Error> {
         for command in commands {
-            command.validate()?;
-            if let Command::Reload = command {
+            if command.reload {
                 return Err(Error::InvalidArgument {
                     what: "command",
                     value: "reload".to_string(),
@@ -322,7 +339,7 @@ impl Session {
         match self.exchange(commands).await {
             Ok(replies) => Ok(replies),
             Err(error)
-                if error.is_connection_dropped() && commands.iter().all(Command::is_idempotent) =>
+                if error.is_connection_dropped() && commands.iter().all(|c| c.idempotent) =>
             {
                 tracing::debug!(endpoint = %self.name, %error, "retrying idempotent commands");
                 self.open().await?;
@@ -336,11 +353,7 @@ impl Session {
     /// then the first refusal is returned as `Refused { index: Some(i) }` (1-based).
     pub async fn batch(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
         let replies = self.batch_all(commands).await?;
-        for (i, reply) in replies.iter().enumerate() {
-            if let Some(error) = reply.refusal(Some(i + 1)) {
-                return Err(error);
-            }
-        }
+        first_refusal(&replies)?;
         Ok(replies)
     }
 
@@ -348,15 +361,18 @@ impl Session {
     /// one-shot connection (the master closes the connection after it), and the session
     /// reconnects before its next command.
     pub async fn send(&mut self, command: &Command) -> Result<Reply, Error> {
-        if let Command::Reload = command {
-            let reply =
-                one_shot_unchecked(&self.endpoint, command, self.timeouts, self.max_reply).await;
+        self.send_wire(&command.wire()?).await
+    }
+
+    async fn send_wire(&mut self, command: &Wire) -> Result<Reply, Error> {
+        if command.reload {
+            let reply = one_shot_wire(&self.endpoint, command, self.timeouts, self.max_reply).await;
             self.conn = None;
             let reply = reply?;
             reply.check()?;
             return Ok(reply);
         }
-        let mut replies = self.batch_all(std::slice::from_ref(command)).await?;
+        let mut replies = self.batch_wires(std::slice::from_ref(command)).await?;
         let reply = replies.pop().ok_or_else(|| Error::Protocol {
             endpoint: self.name.clone(),
             message: "no reply".to_string(),
@@ -365,33 +381,52 @@ impl Session {
         Ok(reply)
     }
 
-    /// Sends `command` and parses its reply.
-    async fn fetch(&mut self, command: Command) -> Result<Parsed, Error> {
-        self.send(&command).await?.parse()
+    /// Sends a typed command and returns its typed reply ([`Error::Refused`] when HAProxy
+    /// said no, [`Error::Parse`] when the reply does not follow the command's grammar).
+    pub async fn run<C: RuntimeCommand>(&mut self, command: &C) -> Result<C::Reply, Error> {
+        self.send_wire(&Wire::of(command)?)
+            .await?
+            .parse_with(command)
     }
 
-    /// The parsed value did not have the expected variant (a bug in the kind mapping).
-    fn unexpected(&self, command: &str) -> Error {
-        Error::Protocol {
-            endpoint: self.name.clone(),
-            message: format!("`{command}` reply parsed as another kind"),
-        }
+    /// Sends commands of one type, pipelined, and returns their typed replies in order; the
+    /// first refusal is `Refused { index: Some(i) }` after every reply was read.
+    pub async fn run_each<C: RuntimeCommand>(
+        &mut self,
+        commands: &[C],
+    ) -> Result<Vec<C::Reply>, Error> {
+        let wires = commands
+            .iter()
+            .map(|c| Wire::of(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let replies = self.batch_wires(&wires).await?;
+        first_refusal(&replies)?;
+        commands
+            .iter()
+            .zip(&replies)
+            .map(|(command, reply)| reply.parse_with(command))
+            .collect()
     }
+
+    /// Sends a [`Batch`] of typed commands of any types, pipelined. Every reply is read;
+    /// the first refusal is `Refused { index: Some(i) }`. Each reply is then taken by the
+    /// [`Slot`] its `push` returned, with its own type.
+    pub async fn run_batch(&mut self, batch: Batch) -> Result<BatchReplies, Error> {
+        let replies = self.batch_wires(&batch.wires).await?;
+        first_refusal(&replies)?;
+        Ok(BatchReplies { replies })
+    }
+
+    // The typed methods below predate [`Session::run`]; each is one typed command now.
 
     /// `show info`.
     pub async fn show_info(&mut self) -> Result<Info, Error> {
-        match self.fetch(Command::ShowInfo).await? {
-            Parsed::Info(info) => Ok(info),
-            _ => Err(self.unexpected("show info")),
-        }
+        self.run(&ShowInfo).await
     }
 
     /// `show stat`, optionally filtered.
     pub async fn show_stat(&mut self, filter: Option<StatFilter>) -> Result<StatTable, Error> {
-        match self.fetch(Command::ShowStat { filter }).await? {
-            Parsed::Stat(table) => Ok(table),
-            _ => Err(self.unexpected("show stat")),
-        }
+        self.run(&ShowStat { filter }).await
     }
 
     /// `show servers state [<backend>]`.
@@ -399,26 +434,18 @@ impl Session {
         &mut self,
         backend: Option<&str>,
     ) -> Result<ServersState, Error> {
-        match self.fetch(Command::show_servers_state(backend)?).await? {
-            Parsed::ServersState(state) => Ok(state),
-            _ => Err(self.unexpected("show servers state")),
-        }
+        let backend = backend.map(|b| Name::new("backend", b)).transpose()?;
+        self.run(&ShowServersState { backend }).await
     }
 
     /// `show backend`.
     pub async fn show_backends(&mut self) -> Result<Vec<String>, Error> {
-        match self.fetch(Command::ShowBackend).await? {
-            Parsed::Backends(names) => Ok(names),
-            _ => Err(self.unexpected("show backend")),
-        }
+        self.run(&ShowBackend).await
     }
 
     /// `show map`: the maps HAProxy knows.
     pub async fn show_maps(&mut self) -> Result<Vec<MapInfo>, Error> {
-        match self.fetch(Command::ShowMaps).await? {
-            Parsed::MapList(maps) => Ok(maps),
-            _ => Err(self.unexpected("show map")),
-        }
+        self.run(&ShowMaps).await
     }
 
     /// `show map [@<ver>] <map>`: its entries.
@@ -427,25 +454,20 @@ impl Session {
         map: &str,
         version: Option<u32>,
     ) -> Result<Vec<MapEntry>, Error> {
-        match self.fetch(Command::show_map(map, version)?).await? {
-            Parsed::MapEntries(entries) => Ok(entries),
-            _ => Err(self.unexpected("show map")),
-        }
+        let map = MapRef::new(map)?;
+        self.run(&ShowMap { map, version }).await
     }
 
     /// `get map <map> <key>`.
-    pub async fn get_map(&mut self, map: &str, key: &str) -> Result<GetMap, Error> {
-        match self.fetch(Command::get_map(map, key)?).await? {
-            Parsed::GetMap(found) => Ok(found),
-            _ => Err(self.unexpected("get map")),
-        }
+    pub async fn get_map(&mut self, map: &str, key: &str) -> Result<MapLookup, Error> {
+        let (map, key) = (MapRef::new(map)?, MapKey::new(key)?);
+        self.run(&GetMapCommand { map, key }).await
     }
 
     /// `set map <map> <key> <value>`.
     pub async fn set_map(&mut self, map: &str, key: &str, value: &str) -> Result<(), Error> {
-        self.send(&Command::set_map(map, key, value)?)
-            .await
-            .map(drop)
+        let (map, key, value) = (MapRef::new(map)?, MapKey::new(key)?, MapValue::new(value)?);
+        self.run(&SetMap { map, key, value }).await
     }
 
     /// `add map [@<ver>] <map> <key> <value>`.
@@ -456,36 +478,38 @@ impl Session {
         key: &str,
         value: &str,
     ) -> Result<(), Error> {
-        self.send(&Command::add_map(map, version, key, value)?)
-            .await
-            .map(drop)
+        let (map, key, value) = (MapRef::new(map)?, MapKey::new(key)?, MapValue::new(value)?);
+        self.run(&AddMap {
+            map,
+            version,
+            key,
+            value,
+        })
+        .await
     }
 
     /// `del map <map> <key>`.
     pub async fn del_map(&mut self, map: &str, key: &str) -> Result<(), Error> {
-        self.send(&Command::del_map(map, key)?).await.map(drop)
+        let (map, key) = (MapRef::new(map)?, MapKey::new(key)?);
+        self.run(&DelMap { map, key }).await
     }
 
     /// `clear map [@<ver>] <map>`.
     pub async fn clear_map(&mut self, map: &str, version: Option<u32>) -> Result<(), Error> {
-        self.send(&Command::clear_map(map, version)?)
-            .await
-            .map(drop)
+        let map = MapRef::new(map)?;
+        self.run(&ClearMap { map, version }).await
     }
 
     /// `prepare map <map>`: the new version number.
     pub async fn prepare_map(&mut self, map: &str) -> Result<u32, Error> {
-        match self.fetch(Command::prepare_map(map)?).await? {
-            Parsed::PrepareMap(version) => Ok(version),
-            _ => Err(self.unexpected("prepare map")),
-        }
+        let map = MapRef::new(map)?;
+        self.run(&PrepareMap { map }).await
     }
 
     /// `commit map @<ver> <map>`.
     pub async fn commit_map(&mut self, map: &str, version: u32) -> Result<(), Error> {
-        self.send(&Command::commit_map(map, version)?)
-            .await
-            .map(drop)
+        let map = MapRef::new(map)?;
+        self.run(&CommitMap { map, version }).await
     }
 
     /// `set server <b>/<s> state <state>`.
@@ -495,9 +519,13 @@ impl Session {
         server: &str,
         state: AdminState,
     ) -> Result<(), Error> {
-        self.send(&Command::set_server_state(backend, server, state)?)
-            .await
-            .map(drop)
+        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
+        self.run(&SetServerState {
+            backend,
+            server,
+            state,
+        })
+        .await
     }
 
     /// `set server <b>/<s> weight <weight>`.
@@ -507,25 +535,25 @@ impl Session {
         server: &str,
         weight: WeightChange,
     ) -> Result<(), Error> {
-        self.send(&Command::set_server_weight(backend, server, weight)?)
-            .await
-            .map(drop)
+        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
+        self.run(&SetServerWeight {
+            backend,
+            server,
+            weight,
+        })
+        .await
     }
 
     /// `get weight <b>/<s>`.
     pub async fn get_weight(&mut self, backend: &str, server: &str) -> Result<Weight, Error> {
-        match self.fetch(Command::get_weight(backend, server)?).await? {
-            Parsed::Weight(weight) => Ok(weight),
-            _ => Err(self.unexpected("get weight")),
-        }
+        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
+        self.run(&GetWeight { backend, server }).await
     }
 
     /// `show servers conn [<backend>]`.
     pub async fn show_servers_conn(&mut self, backend: Option<&str>) -> Result<ServersConn, Error> {
-        match self.fetch(Command::show_servers_conn(backend)?).await? {
-            Parsed::ServersConn(conns) => Ok(conns),
-            _ => Err(self.unexpected("show servers conn")),
-        }
+        let backend = backend.map(|b| Name::new("backend", b)).transpose()?;
+        self.run(&ShowServersConn { backend }).await
     }
 
     /// `shutdown sessions server <b>/<s>`.
@@ -534,25 +562,18 @@ impl Session {
         backend: &str,
         server: &str,
     ) -> Result<(), Error> {
-        self.send(&Command::shutdown_sessions_server(backend, server)?)
-            .await
-            .map(drop)
+        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
+        self.run(&ShutdownSessionsServer { backend, server }).await
     }
 
     /// `show cli level`.
     pub async fn show_cli_level(&mut self) -> Result<CliLevel, Error> {
-        match self.fetch(Command::ShowCliLevel).await? {
-            Parsed::CliLevel(level) => Ok(level),
-            _ => Err(self.unexpected("show cli level")),
-        }
+        self.run(&ShowCliLevel).await
     }
 
     /// Master `show proc`.
     pub async fn show_proc(&mut self) -> Result<ProcList, Error> {
-        match self.fetch(Command::ShowProc).await? {
-            Parsed::Proc(list) => Ok(list),
-            _ => Err(self.unexpected("show proc")),
-        }
+        self.run(&ShowProc).await
     }
 
     /// Master `reload`, confirmed (see [`super::master::reload`]); the session reconnects
@@ -561,5 +582,98 @@ impl Session {
         let report = super::master::reload(&self.endpoint, self.timeouts).await;
         self.conn = None;
         report
+    }
+}
+
+/// The first refusal of a batch, with its 1-based position.
+fn first_refusal(replies: &[Reply]) -> Result<(), Error> {
+    for (i, reply) in replies.iter().enumerate() {
+        if let Some(error) = reply.refusal(Some(i + 1)) {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Typed commands of any types to pipeline in one round trip ([`Session::run_batch`]):
+///
+/// ```no_run
+/// # async fn f(session: &mut vezasock::runtime::session::Session) -> Result<(), vezasock::runtime::Error> {
+/// use vezasock::runtime::command::{info::ShowInfo, servers::ShowServersState};
+/// use vezasock::runtime::session::Batch;
+/// let mut batch = Batch::new();
+/// let info = batch.push(ShowInfo)?;
+/// let states = batch.push(ShowServersState::default())?;
+/// let replies = session.run_batch(batch).await?;
+/// let (info, states) = (replies.take(&info)?, replies.take(&states)?);
+/// # let _ = (info, states); Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct Batch {
+    wires: Vec<Wire>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds a command (validated now); the slot takes its typed reply later.
+    pub fn push<C: RuntimeCommand>(&mut self, command: C) -> Result<Slot<C>, Error> {
+        self.wires.push(Wire::of(&command)?);
+        Ok(Slot {
+            index: self.wires.len() - 1,
+            command,
+        })
+    }
+
+    /// How many commands it holds.
+    pub fn len(&self) -> usize {
+        self.wires.len()
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.wires.is_empty()
+    }
+}
+
+/// Where one command of a [`Batch`] is, and the command itself (it parses its reply).
+#[derive(Debug, Clone)]
+pub struct Slot<C> {
+    index: usize,
+    command: C,
+}
+
+impl<C> Slot<C> {
+    /// The command's 0-based position in its batch.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+/// The replies of a [`Batch`], none refused.
+#[derive(Debug, Clone)]
+pub struct BatchReplies {
+    replies: Vec<Reply>,
+}
+
+impl BatchReplies {
+    /// The typed reply of the command at `slot`.
+    pub fn take<C: RuntimeCommand>(&self, slot: &Slot<C>) -> Result<C::Reply, Error> {
+        let reply = self
+            .replies
+            .get(slot.index)
+            .ok_or_else(|| Error::Protocol {
+                endpoint: String::new(),
+                message: format!("no reply number {} in the batch", slot.index + 1),
+            })?;
+        reply.parse_with(&slot.command)
+    }
+
+    /// Every reply, as read.
+    pub fn replies(&self) -> &[Reply] {
+        &self.replies
     }
 }

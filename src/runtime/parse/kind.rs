@@ -9,9 +9,10 @@ use super::backends::parse_backends;
 use super::cli_level::{parse_cli_level, CliLevel};
 use super::info::{parse_info, Info};
 use super::map::{
-    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, GetMap, MapEntry, MapInfo,
+    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, MapEntry, MapInfo,
+    MapLookup,
 };
-use super::master::{parse_proc, parse_reload, ProcList, Reload};
+use super::master::{parse_proc, parse_reload, ProcList, ReloadStatus};
 use super::servers_conn::{parse_servers_conn, ServersConn};
 use super::servers_state::{parse_servers_state, ServersState};
 use super::stat::{parse_stat, StatTable};
@@ -142,7 +143,7 @@ pub enum Parsed {
     /// `show map <file>`.
     MapEntries(Vec<MapEntry>),
     /// `get map`.
-    GetMap(GetMap),
+    GetMap(MapLookup),
     /// `prepare map`: the new version.
     PrepareMap(u32),
     /// `get weight`.
@@ -152,7 +153,7 @@ pub enum Parsed {
     /// Master `show proc`.
     Proc(ProcList),
     /// Master `reload` on HAProxy ≥ 2.7.
-    Reload(Reload),
+    Reload(ReloadStatus),
     /// Master `reload` on 2.6: no report; confirm through `show proc`.
     ReloadUnconfirmed,
     /// `show cli level`.

@@ -6,9 +6,16 @@
 //! *decimal* bitmask. The same text is what `server-state-file` loads, hence
 //! [`ServerStateRow::to_line`] and [`ServersState::to_text`].
 
+use nom::bytes::complete::tag;
+use nom::character::complete::u32 as decimal;
+use nom::combinator::{all_consuming, opt};
+use nom::sequence::{delimited, terminated, tuple};
+use nom::IResult;
 use serde::Serialize;
 
-use super::{lines, non_empty, Line, ParseError};
+use super::{Name, RuntimeCommand};
+use crate::runtime::parse::{lines, non_empty, Line, ParseError, ReplyKind};
+use crate::runtime::Error;
 
 const WHAT: &str = "show servers state";
 
@@ -47,9 +54,9 @@ pub const COLUMNS: [&str; 25] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdminFlags(pub u32);
 
-/// The old name of [`AdminFlags`], kept for `src/edge` until it migrates. Not to be confused
-/// with [`crate::runtime::command::ServerAdmin`], the state `set server … state` sets.
-pub use self::AdminFlags as AdminState;
+/// The old name of [`AdminFlags`], kept (as `parse::servers_state::AdminState`) for `src/edge`
+/// until it migrates. Not to be confused
+/// with [`AdminState`] (`ready`, `drain`, `maint`), what `set server … state` sets.
 
 impl AdminFlags {
     /// `FMAINT`: forced maintenance (`set server … state maint`, `disable server`).
@@ -499,4 +506,448 @@ fn row(line: &Line<'_>, order: &[usize], cells: &[&str]) -> Result<ServerStateRo
         agent_addr: optional(23)?,
         agent_port: num(24)?,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// `show servers conn [<backend>]`: per-server connection counters, a space-separated table.
+//
+// Recorded on 2.6, 3.0 and 3.2 (same format):
+// `# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb
+// safe_nb idle_lim idle_cur idle_per_thr[2]` then rows such as
+// `be_a/blue 3/1 127.0.0.1 28992 - 5000 0 1 1 0 0 -1 0 0 0`. The last column holds one value
+// per thread: `idle_per_thr[N]` is followed by N values, so it is expanded here into the
+// columns `idle_per_thr[0]` … `idle_per_thr[N-1]` and every row has one field per column.
+
+const WHAT_CONN: &str = "show servers conn";
+
+/// One server's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerConnRow {
+    /// Backend name (the part of `bkname/svname` before `/`).
+    pub backend: String,
+    /// Server name.
+    pub server: String,
+    /// Every field, `bkname/svname` included, one per column.
+    pub fields: Vec<String>,
+}
+
+/// The whole table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServersConn {
+    /// Column names, per-thread columns expanded.
+    pub columns: Vec<String>,
+    /// Rows in HAProxy's order.
+    pub rows: Vec<ServerConnRow>,
+}
+
+impl ServersConn {
+    /// Column `name` of `row`.
+    pub fn get<'a>(&self, row: &'a ServerConnRow, name: &str) -> Option<&'a str> {
+        let at = self.columns.iter().position(|c| c == name)?;
+        row.fields.get(at).map(String::as_str)
+    }
+
+    /// The row of `backend/server`.
+    pub fn find(&self, backend: &str, server: &str) -> Option<&ServerConnRow> {
+        self.rows
+            .iter()
+            .find(|r| r.backend == backend && r.server == server)
+    }
+}
+
+/// `name[N]` → `Some((name, N))`.
+fn per_thread(column: &str) -> Option<(&str, usize)> {
+    let inner = column.strip_suffix(']')?;
+    let (name, count) = inner.split_once('[')?;
+    Some((name, count.parse().ok()?))
+}
+
+/// Parses a `show servers conn` body.
+pub fn parse_servers_conn(body: &[u8]) -> Result<ServersConn, ParseError> {
+    let all = lines(WHAT_CONN, body)?;
+    let mut it = all.iter();
+    let header = it
+        .next()
+        .ok_or_else(|| ParseError::new(WHAT_CONN, 0, "empty reply"))?;
+    let names = header.str(WHAT_CONN)?.strip_prefix("# ").ok_or_else(|| {
+        ParseError::new(
+            WHAT_CONN,
+            header.offset,
+            "expected a `# bkname/svname …` header",
+        )
+    })?;
+    let mut columns = Vec::new();
+    for name in names.split(' ') {
+        match per_thread(name) {
+            // A thread count is small; refuse absurd ones rather than allocate them.
+            Some((base, n)) if n <= 4096 => {
+                columns.extend((0..n).map(|i| format!("{base}[{i}]")));
+            }
+            Some(_) => {
+                return Err(ParseError::new(
+                    WHAT_CONN,
+                    header.offset,
+                    "absurd per-thread count",
+                ))
+            }
+            None => columns.push(name.to_owned()),
+        }
+    }
+    if columns.first().map(String::as_str) != Some("bkname/svname") {
+        return Err(ParseError::new(
+            WHAT_CONN,
+            header.offset,
+            "first column is not `bkname/svname`",
+        ));
+    }
+    let mut rows = Vec::new();
+    for line in it {
+        non_empty(WHAT_CONN, line)?;
+        let fields: Vec<String> = line.str(WHAT_CONN)?.split(' ').map(str::to_owned).collect();
+        if fields.len() != columns.len() {
+            return Err(ParseError::new(
+                WHAT_CONN,
+                line.offset,
+                format!(
+                    "row has {} fields, the header has {}",
+                    fields.len(),
+                    columns.len()
+                ),
+            ));
+        }
+        let (backend, server) = fields
+            .first()
+            .and_then(|f| f.split_once('/'))
+            .ok_or_else(|| ParseError::new(WHAT_CONN, line.offset, "expected `backend/server`"))?;
+        rows.push(ServerConnRow {
+            backend: backend.to_owned(),
+            server: server.to_owned(),
+            fields,
+        });
+    }
+    Ok(ServersConn { columns, rows })
+}
+
+// ---------------------------------------------------------------------------------------------
+// `get weight <backend>/<server>`: `<current> (initial <initial>)`.
+
+const WHAT_WEIGHT: &str = "get weight";
+
+/// A server's weight now and in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Weight {
+    /// Effective weight (0..=256).
+    pub current: u32,
+    /// Weight from the configuration, which `N%` values are relative to.
+    pub initial: u32,
+}
+
+fn weight(input: &[u8]) -> IResult<&[u8], Weight> {
+    let (rest, (current, initial)) = all_consuming(terminated(
+        tuple((decimal, delimited(tag(" (initial "), decimal, tag(")\n")))),
+        opt(tag("\n")),
+    ))(input)?;
+    Ok((rest, Weight { current, initial }))
+}
+
+/// Parses `100 (initial 100)\n\n`.
+pub fn parse_weight(body: &[u8]) -> Result<Weight, ParseError> {
+    weight(body)
+        .map(|(_, w)| w)
+        .map_err(|_| ParseError::new(WHAT_WEIGHT, 0, "expected `<current> (initial <initial>)`"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// `show backend`: a `# name` header, then one backend name per line (frontends are not listed).
+
+const WHAT_BACKENDS: &str = "show backend";
+
+/// Parses a `show backend` body into the backend names, in HAProxy's order.
+pub fn parse_backends(body: &[u8]) -> Result<Vec<String>, ParseError> {
+    let all = lines(WHAT_BACKENDS, body)?;
+    let mut it = all.iter();
+    let header = it
+        .next()
+        .ok_or_else(|| ParseError::new(WHAT_BACKENDS, 0, "empty reply"))?;
+    if header.text != b"# name" {
+        return Err(ParseError::new(
+            WHAT_BACKENDS,
+            header.offset,
+            "expected the header `# name`",
+        ));
+    }
+    let mut names = Vec::with_capacity(all.len().saturating_sub(1));
+    for line in it {
+        non_empty(WHAT_BACKENDS, line)?;
+        let name = line.str(WHAT_BACKENDS)?;
+        // Proxy names never hold whitespace: a line that does is not this reply.
+        if name.contains([' ', '\t']) {
+            return Err(ParseError::new(
+                WHAT_BACKENDS,
+                line.offset,
+                "backend name holds a space",
+            ));
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands.
+
+/// Administrative state of a server (`set server <b>/<s> state …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminState {
+    /// Takes traffic.
+    Ready,
+    /// Keeps its sessions, gets no new ones (except persistent ones).
+    Drain,
+    /// Out of rotation.
+    Maint,
+}
+
+impl AdminState {
+    /// HAProxy's word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AdminState::Ready => "ready",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
+}
+
+/// A server weight change (`set server … weight`); the weight HAProxy reports is
+/// [`crate::runtime::parse::weight::Weight`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightChange {
+    /// An absolute weight, 0 to 256.
+    Absolute(u16),
+    /// A percentage of the server's initial (configured) weight.
+    Percent(u16),
+}
+
+/// `show servers state [<backend>]`: the server-state-file dump.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ShowServersState {
+    pub backend: Option<Name>,
+}
+
+impl RuntimeCommand for ShowServersState {
+    type Reply = ServersState;
+
+    fn line(&self) -> String {
+        match &self.backend {
+            Some(b) => format!("show servers state {}", b.as_str()),
+            None => "show servers state".to_string(),
+        }
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::ServersState
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<ServersState, ParseError> {
+        parse_servers_state(body)
+    }
+}
+
+/// `show servers conn [<backend>]`: per-server connection counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ShowServersConn {
+    pub backend: Option<Name>,
+}
+
+impl RuntimeCommand for ShowServersConn {
+    type Reply = ServersConn;
+
+    fn line(&self) -> String {
+        match &self.backend {
+            Some(b) => format!("show servers conn {}", b.as_str()),
+            None => "show servers conn".to_string(),
+        }
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::ServersConn
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<ServersConn, ParseError> {
+        parse_servers_conn(body)
+    }
+}
+
+/// `show backend`: the backend names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShowBackend;
+
+impl RuntimeCommand for ShowBackend {
+    type Reply = Vec<String>;
+
+    fn line(&self) -> String {
+        "show backend".to_string()
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Backends
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<Vec<String>, ParseError> {
+        parse_backends(body)
+    }
+}
+
+/// `get weight <b>/<s>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GetWeight {
+    pub backend: Name,
+    pub server: Name,
+}
+
+impl RuntimeCommand for GetWeight {
+    type Reply = Weight;
+
+    fn line(&self) -> String {
+        format!(
+            "get weight {}/{}",
+            self.backend.as_str(),
+            self.server.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Weight
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<Weight, ParseError> {
+        parse_weight(body)
+    }
+}
+
+/// `set server <b>/<s> state ready|drain|maint`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SetServerState {
+    pub backend: Name,
+    pub server: Name,
+    pub state: AdminState,
+}
+
+impl RuntimeCommand for SetServerState {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!(
+            "set server {}/{} state {}",
+            self.backend.as_str(),
+            self.server.as_str(),
+            self.state.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
+}
+
+/// `set server <b>/<s> weight <n>|<n>%`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SetServerWeight {
+    pub backend: Name,
+    pub server: Name,
+    pub weight: WeightChange,
+}
+
+impl RuntimeCommand for SetServerWeight {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        let weight = match self.weight {
+            WeightChange::Absolute(w) => w.to_string(),
+            WeightChange::Percent(p) => format!("{p}%"),
+        };
+        format!(
+            "set server {}/{} weight {weight}",
+            self.backend.as_str(),
+            self.server.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        match self.weight {
+            WeightChange::Absolute(w) if w > 256 => Err(Error::InvalidArgument {
+                what: "weight",
+                value: w.to_string(),
+                why: "must be between 0 and 256",
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `shutdown sessions server <b>/<s>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShutdownSessionsServer {
+    pub backend: Name,
+    pub server: Name,
+}
+
+impl RuntimeCommand for ShutdownSessionsServer {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!(
+            "shutdown sessions server {}/{}",
+            self.backend.as_str(),
+            self.server.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
 }

@@ -1,0 +1,1 @@
+//! `show ssl cert`: placeholder, filled in below.
