@@ -1380,6 +1380,7 @@ per_version! {
     exec_chain_prints_each_reply_as_one_shot_does;
     exec_survives_a_closed_stdout;
     exec_json_names_the_admin_flags_and_check_codes;
+    typed_commands_and_batches;
 }
 
 /// `vezasock exec --socket <admin.sock> [extra…] -- <line>`, stdout captured.
@@ -1518,4 +1519,121 @@ fn exec_json_names_the_admin_flags_and_check_codes(v: &haproxy::Haproxy) {
             );
         }
     }
+}
+
+/// The typed API on a real HAProxy: `Session::run`, `run_each`, a `Batch` of mixed commands
+/// with typed replies (a refusal reported with its position), and `show ssl cert` (the
+/// command added in one file) on a TLS frontend serving the test certificate.
+fn typed_commands_and_batches(v: &haproxy::Haproxy) {
+    use vezasock::runtime::command::info::ShowInfo;
+    use vezasock::runtime::command::servers::{GetWeight, ShowServersState};
+    use vezasock::runtime::command::ssl::{CertRef, ShowSslCert, ShowSslCerts};
+    use vezasock::runtime::command::Name;
+    use vezasock::runtime::oneshot::one_shot_run;
+    use vezasock::runtime::session::Batch;
+    let label = v.label;
+    let config = format!(
+        r#"global
+    stats socket {{dir}}/admin.sock mode 600 level admin
+    stats socket {{dir}}/plain.sock mode 600 level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+frontend fe_tls
+    bind 127.0.0.1:{tls} ssl crt {{dir}}/site.pem
+    default_backend be_app
+
+backend be_app
+    server blue 127.0.0.1:{down} weight 40
+    server green 127.0.0.1:{down} weight 60
+"#,
+        tls = haproxy::free_port(),
+        down = haproxy::free_port(),
+    );
+    let pem = include_str!("../grammar/lab/ssl/site.pem");
+    let fixture = haproxy::Fixture::start_with_files(v, &config, &[("site.pem", pem)]);
+    let site = fixture.path("site.pem").display().to_string();
+    let admin = Endpoint::Unix(fixture.admin_sock());
+    let name = |n: &str| Name::new("server", n).must(label);
+    block_on(async {
+        let mut s = Session::connect(&admin, timeouts()).await.must(label);
+        let certs = s.run(&ShowSslCerts).await.must(label);
+        assert_eq!(certs.certs, [site.clone()], "{label}: {certs:?}");
+        let cert = s
+            .run(&ShowSslCert {
+                cert: CertRef::new(&site).must(label),
+            })
+            .await
+            .must(label);
+        assert_eq!(cert.filename(), Some(site.as_str()), "{label}: {cert:?}");
+        assert_eq!(cert.status(), Some("Used"), "{label}");
+        assert_eq!(
+            cert.alt_names(),
+            ["DNS:edge.vezasock.test", "DNS:www.vezasock.test"],
+            "{label}"
+        );
+        let missing = ShowSslCert {
+            cert: CertRef::new(&format!("{site}.nosuch")).must(label),
+        };
+        assert_refused(
+            s.run(&missing).await,
+            label,
+            "Can't display the certificate",
+        );
+        // Without severity-output: the command's own error text is still a refusal.
+        let plain = Endpoint::Unix(fixture.path("plain.sock"));
+        assert_refused(
+            one_shot_run(&plain, &missing, timeouts()).await,
+            &format!("{label}: one-shot"),
+            "Can't display the certificate",
+        );
+
+        let weights = s
+            .run_each(&[
+                GetWeight {
+                    backend: Name::new("backend", "be_app").must(label),
+                    server: name("blue"),
+                },
+                GetWeight {
+                    backend: Name::new("backend", "be_app").must(label),
+                    server: name("green"),
+                },
+            ])
+            .await
+            .must(label);
+        let current: Vec<u32> = weights.iter().map(|w| w.current).collect();
+        assert_eq!(current, [40, 60], "{label}");
+
+        let mut batch = Batch::new();
+        let info = batch.push(ShowInfo).must(label);
+        let states = batch.push(ShowServersState::default()).must(label);
+        let replies = s.run_batch(batch).await.must(label);
+        let version = replies.take(&info).must(label);
+        assert!(
+            version.version().is_some_and(|v| v.starts_with(label)),
+            "{label}: {version:?}"
+        );
+        let states = replies.take(&states).must(label);
+        assert!(
+            states.find("be_app", "green").is_some(),
+            "{label}: {states:?}"
+        );
+
+        let mut batch = Batch::new();
+        batch.push(ShowInfo).must(label);
+        batch
+            .push(GetWeight {
+                backend: Name::new("backend", "be_app").must(label),
+                server: name("nosuch"),
+            })
+            .must(label);
+        let index = assert_refused(s.run_batch(batch).await, label, "No such server.");
+        assert_eq!(index, Some(2), "{label}");
+        // Still in step after the refusal.
+        assert!(s.run(&ShowInfo).await.is_ok(), "{label}");
+    });
 }

@@ -690,3 +690,64 @@ async fn exec_timeout_out_of_bounds_is_bad_input_not_a_panic() {
     })
     .await;
 }
+
+/// A typed command's own error text (`show ssl cert` of an unknown name, recorded without a
+/// severity prefix on 3.2) is a refusal, in one-shot mode and in a typed batch; its whole
+/// reply (recorded too) is its typed value.
+#[tokio::test]
+async fn typed_commands_use_their_own_error_texts_and_parsers() {
+    use vezasock::runtime::command::info::ShowInfo;
+    use vezasock::runtime::command::ssl::{CertRef, ShowSslCert};
+    use vezasock::runtime::oneshot::one_shot_run;
+    use vezasock::runtime::session::Batch;
+    bounded(async {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl/3.2");
+        let found = std::fs::read(dir.join("show-ssl-cert.oneshot")).unwrap();
+        let nosuch = std::fs::read(dir.join("show-ssl-cert-nosuch.oneshot")).unwrap();
+        let server = FakeServer::haproxy(move |line, _| match line {
+            "show ssl cert /etc/haproxy/site.pem" => Answer::Body(found.clone()),
+            "show ssl cert /nosuch.pem" => Answer::Body(nosuch.clone()),
+            _ => Answer::Default,
+        });
+        let site = ShowSslCert {
+            cert: CertRef::new("/etc/haproxy/site.pem").unwrap(),
+        };
+        let missing = ShowSslCert {
+            cert: CertRef::new("/nosuch.pem").unwrap(),
+        };
+        let cert = one_shot_run(&unix(&server), &site, SHORT).await.unwrap();
+        assert_eq!(cert.status(), Some("Used"));
+        let err = one_shot_run(&unix(&server), &missing, SHORT)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Refused { message, .. } if message.starts_with("Can't display")),
+            "{err:?}"
+        );
+
+        let mut session = Session::connect(&unix(&server), SHORT).await.unwrap();
+        let mut batch = Batch::new();
+        let info = batch.push(ShowInfo).unwrap();
+        let cert = batch.push(site.clone()).unwrap();
+        let replies = session.run_batch(batch).await.unwrap();
+        assert_eq!(
+            replies.take(&info).unwrap().version(),
+            Some("3.0.11-1+deb13u4")
+        );
+        assert!(replies.take(&cert).unwrap().filename().is_some());
+        let mut batch = Batch::new();
+        batch.push(site).unwrap();
+        batch.push(missing).unwrap();
+        let err = session.run_batch(batch).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Refused { index: Some(2), .. }),
+            "{err:?}"
+        );
+        // The session is still in step.
+        assert!(session.run(&ShowInfo).await.is_ok());
+        // Arguments that would break the line are refused before anything is sent.
+        assert!(CertRef::new("a b").is_err() && CertRef::new("a;b").is_err());
+        assert!(CertRef::new("x<<").is_err() && CertRef::new("").is_err());
+    })
+    .await;
+}

@@ -815,3 +815,81 @@ fn servers_state_json_decodes_the_coded_columns_beside_their_numbers() {
     assert_eq!(rows[0]["op"], "running");
     assert_eq!(rows[0]["port"], 28501);
 }
+
+/// `show ssl cert` on the replies recorded from real 2.6, 3.0 and 3.2
+/// (`grammar/capture_ssl.py` → `grammar/corpus-ssl/`).
+#[test]
+fn show_ssl_cert_on_recorded_replies() {
+    use vezasock::runtime::command::ssl::{parse_ssl_cert, parse_ssl_cert_list};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl");
+    for version in ["2.6", "3.0", "3.2"] {
+        let read = |file: &str| {
+            std::fs::read(root.join(version).join(file))
+                .unwrap_or_else(|e| panic!("{version}/{file}: {e}"))
+        };
+        for mode in ["oneshot", "oneshot-sev"] {
+            let list = parse_ssl_cert_list(&read(&format!("show-ssl-cert-list.{mode}")))
+                .unwrap_or_else(|e| panic!("{version} {mode}: {e}"));
+            assert_eq!(list.certs.len(), 1, "{version} {mode}: {list:?}");
+            assert!(list.certs[0].ends_with("/site.pem"), "{version}: {list:?}");
+            assert!(list.transaction.is_empty());
+
+            let cert = parse_ssl_cert(&read(&format!("show-ssl-cert.{mode}")))
+                .unwrap_or_else(|e| panic!("{version} {mode}: {e}"));
+            assert_eq!(cert.filename(), Some(list.certs[0].as_str()), "{version}");
+            assert_eq!(cert.status(), Some("Used"), "{version}");
+            assert_eq!(
+                cert.alt_names(),
+                ["DNS:edge.vezasock.test", "DNS:www.vezasock.test"],
+                "{version}"
+            );
+            assert_eq!(cert.get("Subject"), Some("/CN=edge.vezasock.test"));
+            assert_eq!(cert.get("Algorithm"), Some("EC256"));
+            assert!(cert.not_after().is_some_and(|d| d.ends_with("2126 GMT")));
+            assert_eq!(cert.get("Serial").map(str::len), Some(40), "{version}");
+            // An empty value stays a field.
+            assert_eq!(cert.get("OCSP Response Key"), Some(""), "{version}");
+            // 3.2 names the files it read the certificate and key from.
+            assert_eq!(
+                cert.get("Crt filename").is_some(),
+                version == "3.2",
+                "{version}: {cert:?}"
+            );
+
+            // An unknown name: HAProxy's refusal, never a parsed certificate.
+            let nosuch = read(&format!("show-ssl-cert-nosuch.{mode}"));
+            assert!(parse_ssl_cert(&nosuch).is_err(), "{version} {mode}");
+            match (mode, classify(&nosuch)) {
+                ("oneshot-sev", Outcome::Error { severity, text }) => {
+                    assert_eq!(severity, Some(3));
+                    assert!(text.starts_with("Can't display the certificate"), "{text}");
+                }
+                ("oneshot", Outcome::Output(text)) => {
+                    assert!(text.starts_with("Can't display the certificate"), "{text}")
+                }
+                other => panic!("{version}: {other:?}"),
+            }
+        }
+    }
+    // A pending transaction is listed first, with a `*`.
+    let list = parse_ssl_cert_list(
+        b"# transaction\n*/etc/haproxy/site.pem\n# filename\n/etc/haproxy/site.pem\n\n",
+    )
+    .unwrap();
+    assert_eq!(list.transaction, ["/etc/haproxy/site.pem"]);
+    assert_eq!(list.certs, ["/etc/haproxy/site.pem"]);
+    for bad in [
+        &b""[..],
+        b"/x.pem\n\n",
+        b"# filename\n/x\n\n/y\n\n",
+        b"Status: Used\n\n",
+    ] {
+        assert!(
+            parse_ssl_cert_list(bad).is_err() || parse_ssl_cert(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(parse_ssl_cert_list(b"Status: Used\n\n").is_err());
+    assert!(parse_ssl_cert(b"Status: Used\n\n").is_err());
+    assert!(parse_ssl_cert(b"Filename: /x\nno colon here\n\n").is_err());
+}

@@ -25,9 +25,18 @@ pub struct Reply {
 
 impl Reply {
     pub(crate) fn new(command: &Wire, body: Bytes) -> Reply {
+        let outcome = match classify(&body) {
+            Outcome::Output(text) if command.errors.iter().any(|e| text.starts_with(e)) => {
+                Outcome::Error {
+                    severity: None,
+                    text,
+                }
+            }
+            other => other,
+        };
         Reply {
             command: command.line.clone(),
-            outcome: classify(&body),
+            outcome,
             body,
             kind: command.kind,
             expects_empty: command.expects_empty,

@@ -253,7 +253,7 @@ pub fn escape(value: &str) -> String {
 }
 
 /// Refuses an argument that would switch the CLI to payload mode.
-fn check_payload_marker(what: &'static str, value: &str) -> Result<(), Error> {
+pub(crate) fn check_payload_marker(what: &'static str, value: &str) -> Result<(), Error> {
     if value.starts_with("<<") || value.ends_with("<<") {
         return Err(Error::InvalidArgument {
             what,

@@ -48,7 +48,7 @@ use super::parse::{ParseError, ReplyKind};
 use super::Error;
 
 mod args;
-pub(crate) use args::split_commands;
+pub(crate) use args::{check_payload_marker, split_commands};
 pub mod cli;
 pub mod info;
 pub mod maps;
@@ -89,6 +89,13 @@ pub trait RuntimeCommand {
     /// only to a master socket.
     fn master(&self) -> bool {
         false
+    }
+
+    /// Error texts of this command that HAProxy sends without a `[N]: ` prefix when
+    /// severity-output is off, beyond the shared [`crate::runtime::parse::outcome::KNOWN_ERRORS`].
+    /// A reply starting with one is [`crate::runtime::Error::Refused`].
+    fn errors(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// What the types alone cannot check (numeric ranges). The line length is checked for
@@ -145,6 +152,8 @@ pub(crate) struct Wire {
     pub raw: bool,
     /// The master `reload`, which closes the connection.
     pub reload: bool,
+    /// Its own error texts ([`RuntimeCommand::errors`]).
+    pub errors: &'static [&'static str],
 }
 
 impl Wire {
@@ -162,6 +171,7 @@ impl Wire {
             master: command.master(),
             raw: false,
             reload: kind == ReplyKind::Reload,
+            errors: command.errors(),
         })
     }
 
@@ -543,6 +553,7 @@ impl Command {
                     master,
                     raw: true,
                     reload: false,
+                    errors: &[],
                 })
             }
             typed => typed.typed(|c| c.wire()).unwrap_or_else(|| {
