@@ -1562,7 +1562,11 @@ backend be_app
     block_on(async {
         let mut s = Session::connect(&admin, timeouts()).await.must(label);
         let certs = s.run(&ShowSslCerts).await.must(label);
-        assert_eq!(certs.certs, [site.clone()], "{label}: {certs:?}");
+        assert_eq!(
+            certs.certs,
+            std::slice::from_ref(&site),
+            "{label}: {certs:?}"
+        );
         let cert = s
             .run(&ShowSslCert {
                 cert: CertRef::new(&site).must(label),

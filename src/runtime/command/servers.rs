@@ -50,13 +50,10 @@ pub const COLUMNS: [&str; 25] = [
 
 /// `srv_admin_state`: why a server is administratively down or draining, HAProxy's
 /// `SRV_ADMF_*` bitmask (management guide 9.3, `show servers state`). JSON shows it as the
-/// number and its flag names: `"admin": 8, "admin_flags": ["FDRAIN"]`.
+/// number and its flag names: `"admin": 8, "admin_flags": ["FDRAIN"]`. Not to be confused
+/// with [`AdminState`] (`ready`, `drain`, `maint`), what `set server … state` sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdminFlags(pub u32);
-
-/// The old name of [`AdminFlags`], kept (as `parse::servers_state::AdminState`) for `src/edge`
-/// until it migrates. Not to be confused
-/// with [`AdminState`] (`ready`, `drain`, `maint`), what `set server … state` sets.
 
 impl AdminFlags {
     /// `FMAINT`: forced maintenance (`set server … state maint`, `disable server`).
