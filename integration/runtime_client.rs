@@ -1640,4 +1640,36 @@ backend be_app
         // Still in step after the refusal.
         assert!(s.run(&ShowInfo).await.is_ok(), "{label}");
     });
+
+    // `exec --json` reads the same line through the family's raw entry; an unknown name is
+    // refused (exit 1) even on a socket without severity-output.
+    let exec = |socket: &std::path::Path, line: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .arg("exec")
+            .arg("--socket")
+            .arg(socket)
+            .args(["--json", "--", line])
+            .env_remove("VEZASOCK_MASTER_SOCKET")
+            .output()
+            .unwrap_or_else(|e| panic!("{label}: run vezasock exec: {e}"))
+    };
+    let out = exec(&fixture.admin_sock(), &format!("show ssl cert {site}"));
+    assert!(out.status.success(), "{label}: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{label}: not JSON: {e}: {out:?}"));
+    assert_eq!(json["reply"]["kind"], "ssl_cert", "{label}: {json}");
+    assert_eq!(
+        json["reply"]["value"]["fields"][0]["value"].as_str(),
+        Some(site.as_str()),
+        "{label}: {json}"
+    );
+    let out = exec(
+        &fixture.path("plain.sock"),
+        &format!("show ssl cert {site}.nosuch"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{label}: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Can't display the certificate"),
+        "{label}: {out:?}"
+    );
 }

@@ -893,3 +893,34 @@ fn show_ssl_cert_on_recorded_replies() {
     assert!(parse_ssl_cert(b"Status: Used\n\n").is_err());
     assert!(parse_ssl_cert(b"Filename: /x\nno colon here\n\n").is_err());
 }
+
+/// A family's operator lines (`RAW`): `show ssl cert` reaches its parser from a raw line too,
+/// so `exec --json` prints it typed, with a `kind` of its own.
+#[test]
+fn raw_lines_of_a_command_family_parse_typed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl/3.0");
+    let list = std::fs::read(root.join("show-ssl-cert-list.oneshot")).unwrap();
+    let one = std::fs::read(root.join("show-ssl-cert.oneshot")).unwrap();
+    for (line, body, kind) in [
+        ("show ssl cert", &list, "ssl_cert_list"),
+        ("@1 show ssl cert", &list, "ssl_cert_list"),
+        ("show ssl cert /etc/haproxy/site.pem", &one, "ssl_cert"),
+    ] {
+        let reply_kind = for_command_line(line);
+        assert!(
+            matches!(reply_kind, ReplyKind::Typed(_)),
+            "{line}: {reply_kind:?}"
+        );
+        let json = serde_json::to_value(parse(reply_kind, body).unwrap()).unwrap();
+        assert_eq!(json["kind"], kind, "{line}: {json}");
+        assert!(json["value"].is_object(), "{line}: {json}");
+    }
+    let json =
+        serde_json::to_value(parse(for_command_line("show ssl cert /x"), &one).unwrap()).unwrap();
+    assert_eq!(json["value"]["fields"][1]["key"], "Status", "{json}");
+    // Not a family's line: still text.
+    assert_eq!(for_command_line("show ssl cert a b"), ReplyKind::Text);
+    assert_eq!(for_command_line("show ssl crt-list"), ReplyKind::Text);
+    // A reply that does not follow the grammar is a parse error, not text.
+    assert!(parse(for_command_line("show ssl cert"), b"garbage\n\n").is_err());
+}

@@ -42,6 +42,9 @@ pub fn parse_cli_level(body: &[u8]) -> Result<CliLevel, ParseError> {
     }
 }
 
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
 // ---------------------------------------------------------------------------------------------
 // The commands.
 

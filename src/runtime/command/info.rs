@@ -78,6 +78,9 @@ pub fn parse_info(body: &[u8]) -> Result<Info, ParseError> {
     Ok(Info { fields })
 }
 
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
 // ---------------------------------------------------------------------------------------------
 // The command.
 

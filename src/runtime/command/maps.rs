@@ -290,6 +290,9 @@ pub fn parse_prepare_map(body: &[u8]) -> Result<u32, ParseError> {
         .map_err(|_| ParseError::new(WHAT, 0, "expected `New version created: <n>`"))
 }
 
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
 // ---------------------------------------------------------------------------------------------
 // The commands.
 

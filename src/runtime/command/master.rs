@@ -233,6 +233,9 @@ fn log_line(text: &str) -> LogLine {
     })
 }
 
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
 // ---------------------------------------------------------------------------------------------
 // The commands (of the master process itself: sent without a worker routing prefix).
 

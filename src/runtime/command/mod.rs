@@ -49,13 +49,53 @@ use super::Error;
 
 mod args;
 pub(crate) use args::{check_payload_marker, split_commands};
-pub mod cli;
-pub mod info;
-pub mod maps;
-pub mod master;
-pub mod servers;
-pub mod ssl;
-pub mod stat;
+
+/// The command families: one line each. A family's `RAW` lists the operator-typed lines
+/// (`vezasock exec`) whose replies its parsers read, beyond the kinds of
+/// [`crate::runtime::parse::ReplyKind`].
+macro_rules! families {
+    ($($family:ident),* $(,)?) => {
+        $(pub mod $family;)*
+        /// Every family's [`RawReply`] entries, in family order.
+        pub(crate) fn raw_replies() -> impl Iterator<Item = &'static RawReply> {
+            [$($family::RAW),*].into_iter().flatten()
+        }
+    };
+}
+
+families!(cli, info, maps, master, servers, ssl, stat);
+
+/// How `vezasock exec` reads the reply of a line it does not otherwise know: the words the
+/// line starts with, the `kind` its `--json` prints, its parser, and its own error texts.
+#[derive(Debug)]
+pub struct RawReply {
+    /// The line's first words (`["show", "ssl", "cert"]`).
+    pub words: &'static [&'static str],
+    /// How many more words it may have (`show ssl cert` 0, `show ssl cert <name>` 1).
+    pub extra_words: usize,
+    /// The `kind` in `--json` output.
+    pub kind: &'static str,
+    /// The parser, to a JSON value.
+    pub parse: fn(&[u8]) -> Result<serde_json::Value, ParseError>,
+    /// Error texts sent without a severity prefix.
+    pub errors: &'static [&'static str],
+}
+
+impl RawReply {
+    /// True when `words` (a line split on whitespace, routing prefix removed) is this reply's
+    /// command.
+    pub(crate) fn matches(&self, words: &[&str]) -> bool {
+        words.len() == self.words.len() + self.extra_words && words.starts_with(self.words)
+    }
+}
+
+/// A typed reply as a JSON value, for [`RawReply::parse`].
+pub(crate) fn to_json<T: serde::Serialize>(
+    what: &'static str,
+    value: Result<T, ParseError>,
+) -> Result<serde_json::Value, ParseError> {
+    serde_json::to_value(value?).map_err(|e| ParseError::new(what, 0, e.to_string()))
+}
 
 pub use args::{
     escape, MapKey, MapRef, MapValue, Name, RawLine, MAX_KEY, MAX_LINE, MAX_MAP, MAX_NAME,
@@ -553,7 +593,12 @@ impl Command {
                     master,
                     raw: true,
                     reload: false,
-                    errors: &[],
+                    errors: match kind {
+                        ReplyKind::Typed(i) => {
+                            raw_replies().nth(usize::from(i)).map_or(&[], |r| r.errors)
+                        }
+                        _ => &[],
+                    },
                 })
             }
             typed => typed.typed(|c| c.wire()).unwrap_or_else(|| {

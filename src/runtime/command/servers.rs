@@ -690,6 +690,9 @@ pub fn parse_backends(body: &[u8]) -> Result<Vec<String>, ParseError> {
     Ok(names)
 }
 
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
 // ---------------------------------------------------------------------------------------------
 // The commands.
 

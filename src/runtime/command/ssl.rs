@@ -15,12 +15,33 @@
 
 use serde::Serialize;
 
-use super::{check_payload_marker, RuntimeCommand};
+use super::{check_payload_marker, to_json, RawReply, RuntimeCommand};
 use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
 use crate::runtime::Error;
 
 const WHAT_LIST: &str = "show ssl cert";
 const WHAT_ONE: &str = "show ssl cert <name>";
+
+/// Both forms typed by an operator (`vezasock exec --json -- show ssl cert …`).
+pub(crate) const RAW: &[RawReply] = &[
+    RawReply {
+        words: &["show", "ssl", "cert"],
+        extra_words: 0,
+        kind: "ssl_cert_list",
+        parse: |body| to_json(WHAT_LIST, parse_ssl_cert_list(body)),
+        errors: &[],
+    },
+    RawReply {
+        words: &["show", "ssl", "cert"],
+        extra_words: 1,
+        kind: "ssl_cert",
+        parse: |body| to_json(WHAT_ONE, parse_ssl_cert(body)),
+        errors: NOT_FOUND,
+    },
+];
+
+/// `show ssl cert <unknown>`.
+const NOT_FOUND: &[&str] = &["Can't display the certificate"];
 
 /// A certificate as HAProxy names it: the path from the config (`crt`, a crt-list) or a
 /// `*<name>` for the pending version of a transaction.
@@ -215,6 +236,6 @@ impl RuntimeCommand for ShowSslCert {
     }
 
     fn errors(&self) -> &'static [&'static str] {
-        &["Can't display the certificate"]
+        NOT_FOUND
     }
 }

@@ -390,6 +390,9 @@ fn parse_quoted_row(body: &[u8], start: usize) -> Result<(StatRow, usize), Parse
     Ok((StatRow { text, ends }, pos + 1))
 }
 
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
 // ---------------------------------------------------------------------------------------------
 // The command.
 
