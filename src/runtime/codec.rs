@@ -125,13 +125,6 @@ impl ReplyCodec {
         self.max_reply
     }
 
-    /// Switches framing (a connection starts one-shot and becomes interactive after `prompt`).
-    pub fn set_framing(&mut self, framing: Framing) {
-        self.framing = framing;
-        self.scanned = 0;
-        self.finished = false;
-    }
-
     /// True when `buf`, in one-shot framing, is exactly the master's one-line answer to a bad
     /// `@` target (`Can't find the target PID matching the prefix '@99'\n`). Seen on 3.0 and
     /// 3.2: after it the master sometimes neither closes nor says more, even after the

@@ -3,7 +3,9 @@
 //!
 //! - [`Session`]: one persistent interactive connection (`prompt`), carrying many commands.
 //!   On a stats socket it turns on `set severity-output number` so errors carry `[3]: `.
-//!   [`Session::batch`] pipelines many commands and matches every reply to its command.
+//!   [`Session::run`] sends a typed command and returns its typed reply; [`Session::run_each`]
+//!   and [`Batch`] pipeline many typed commands, [`Session::batch`] many untyped ones, every
+//!   reply matched to its command.
 //!
 //! Every connect and every reply runs under a deadline ([`Deadlines`]). A reply that is an
 //! error becomes [`Error::Refused`] (never retried); a transport failure drops the connection,
