@@ -63,14 +63,14 @@ pub mod info {
 pub mod map {
     pub use crate::runtime::command::maps::{
         parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, MapEntry, MapInfo,
-        MapLookup, MapLookup as GetMap,
+        MapLookup,
     };
 }
 
 /// Master replies (parsers in [`crate::runtime::command::master`]).
 pub mod master {
     pub use crate::runtime::command::master::{
-        parse_proc, parse_reload, LogLine, Proc, ProcList, ReloadStatus, ReloadStatus as Reload,
+        parse_proc, parse_reload, LogLine, Proc, ProcList, ReloadStatus,
     };
 }
 
