@@ -9,7 +9,7 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use vezasock::runtime::command::{AdminState, Command, StatFilter, Weight};
+use vezasock::runtime::command::{AdminState, Command, StatFilter, WeightChange};
 use vezasock::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
 use vezasock::runtime::parse::cli_level::CliLevel;
 use vezasock::runtime::parse::map::MapEntry;
@@ -365,7 +365,7 @@ fn dumps_servers_weights_and_privileges() {
                 .await
                 .must(&format!("{label}: get weight"));
             assert_eq!((w.current, w.initial), (1, 1), "{label}: initial weight");
-            s.set_server_weight("be_staging_api", "blue", Weight::Absolute(50))
+            s.set_server_weight("be_staging_api", "blue", WeightChange::Absolute(50))
                 .await
                 .must(&format!("{label}: weight 50"));
             let w = s
@@ -374,7 +374,7 @@ fn dumps_servers_weights_and_privileges() {
                 .must(&format!("{label}: get weight"));
             assert_eq!((w.current, w.initial), (50, 1), "{label}: weight after 50");
             assert_invalid(
-                s.set_server_weight("be_staging_api", "blue", Weight::Absolute(300))
+                s.set_server_weight("be_staging_api", "blue", WeightChange::Absolute(300))
                     .await,
                 &format!("{label}: typed weight 300"),
             );
@@ -404,7 +404,7 @@ fn dumps_servers_weights_and_privileges() {
                 .await
                 .must(&format!("{label}: get weight"));
             assert_eq!(w.current, 50, "{label}: refused weights changed nothing");
-            s.set_server_weight("be_staging_api", "blue", Weight::Percent(100))
+            s.set_server_weight("be_staging_api", "blue", WeightChange::Percent(100))
                 .await
                 .must(&format!("{label}: weight 100%"));
             let w = s
@@ -544,7 +544,7 @@ fn dumps_servers_weights_and_privileges() {
                 "Permission denied",
             );
             assert_refused(
-                op.set_server_weight("be_staging_api", "green", Weight::Absolute(7))
+                op.set_server_weight("be_staging_api", "green", WeightChange::Absolute(7))
                     .await,
                 &format!("{label}: operator set weight"),
                 "Permission denied",
@@ -1344,4 +1344,332 @@ fn master_routing_reload_and_reconnect() {
             );
         });
     }
+}
+
+/// One `#[test]` per HAProxy version (`<name>::v2_6`, `::v3_0`, `::v3_2`) running the
+/// function `<name>`, so a failure on
+/// one version does not hide the others. A version that is not installed is skipped by
+/// [`haproxy::versions`], which says so (and fails under `VEZASOCK_REQUIRE_ALL_VERSIONS=1`).
+macro_rules! per_version {
+    ($($name:ident;)*) => {$(
+        mod $name {
+            #[test]
+            fn v2_6() {
+                super::on_version("2.6", super::$name)
+            }
+            #[test]
+            fn v3_0() {
+                super::on_version("3.0", super::$name)
+            }
+            #[test]
+            fn v3_2() {
+                super::on_version("3.2", super::$name)
+            }
+        }
+    )*};
+}
+
+fn on_version(label: &str, body: fn(&haproxy::Haproxy)) {
+    if let Some(v) = haproxy::versions().into_iter().find(|v| v.label == label) {
+        body(&v);
+        eprintln!("ran against {}", v.version_line);
+    }
+}
+
+per_version! {
+    exec_chain_prints_each_reply_as_one_shot_does;
+    exec_survives_a_closed_stdout;
+    exec_json_names_the_admin_flags_and_check_codes;
+    typed_commands_and_batches;
+}
+
+/// `vezasock exec --socket <admin.sock> [extra…] -- <line>`, stdout captured.
+fn exec_binary(lab: &Lab, extra: &[&str], line: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+        .arg("exec")
+        .arg("--socket")
+        .arg(lab.fixture.admin_sock())
+        .args(extra)
+        .args(["--", line])
+        .env_remove("VEZASOCK_MASTER_SOCKET")
+        .output()
+        .unwrap_or_else(|e| panic!("run vezasock exec: {e}"))
+}
+
+/// Issue 10: a chain leaked the session's `[6]: ` prefix (`show version` printed
+/// `[6]: 3.2.26-1`) in text and in the JSON `value`; each reply must print as its one-shot
+/// call prints it.
+fn exec_chain_prints_each_reply_as_one_shot_does(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let lab = Lab::start(v);
+    let one = |line: &str| {
+        let out = exec_binary(&lab, &[], line);
+        assert!(out.status.success(), "{label}: {line}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let version = one("show version");
+    let weight = one("get weight be_staging_api/blue");
+    assert!(
+        version.starts_with(label) && version.ends_with("\n\n"),
+        "{label}: show version printed {version:?}"
+    );
+    let chain = one("show version; get weight be_staging_api/blue");
+    assert_eq!(chain, format!("{version}{weight}"), "{label}: chain");
+
+    let out = exec_binary(
+        &lab,
+        &["--json"],
+        "show version; get weight be_staging_api/blue",
+    );
+    assert!(out.status.success(), "{label}: --json chain: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{label}: --json chain is not JSON: {e}: {out:?}"));
+    assert_eq!(json[0]["reply"]["kind"], "text", "{label}: {json}");
+    assert_eq!(
+        json[0]["reply"]["value"].as_str(),
+        Some(version.trim_end()),
+        "{label}: {json}"
+    );
+    assert_eq!(json[1]["reply"]["kind"], "weight", "{label}: {json}");
+}
+
+/// Issue 10: `vezasock exec -- show stat | head -1` panicked (exit 101, "failed printing to
+/// stdout: Broken pipe") in one-shot, chain and `--json` mode. Here the reader is gone
+/// before the first byte is written, so every write meets a closed pipe.
+fn exec_survives_a_closed_stdout(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let lab = Lab::start(v);
+    for (extra, line) in [
+        (&[][..], "show stat"),
+        (&[][..], "show stat; show info"),
+        (&["--json"][..], "show stat"),
+        (&["--json"][..], "show stat; show info"),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .arg("exec")
+            .arg("--socket")
+            .arg(lab.fixture.admin_sock())
+            .args(extra)
+            .args(["--", line])
+            .env_remove("VEZASOCK_MASTER_SOCKET")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{label}: spawn vezasock: {e}"));
+        drop(child.stdout.take());
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{label}: wait for vezasock: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{label}: {extra:?} {line}: {stderr}"
+        );
+        assert!(
+            stderr.is_empty(),
+            "{label}: {extra:?} {line}: a closed pipe is quiet: {stderr}"
+        );
+    }
+}
+
+/// Issue 10: `exec --json -- show servers state` gave `"admin": 8` and nothing else. The JSON
+/// keeps the number and names the flags; the check codes get their names too.
+fn exec_json_names_the_admin_flags_and_check_codes(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let lab = Lab::start(v);
+    for (state, admin, flags) in [
+        ("drain", 8, vec!["FDRAIN"]),
+        ("maint", 1, vec!["FMAINT"]),
+        ("ready", 0, vec![]),
+    ] {
+        let out = exec_binary(
+            &lab,
+            &[],
+            &format!("set server be_staging_api/blue state {state}"),
+        );
+        assert!(out.status.success(), "{label}: {state}: {out:?}");
+        let out = exec_binary(&lab, &["--json"], "show servers state be_staging_api");
+        assert!(out.status.success(), "{label}: {state}: {out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{label}: not JSON: {e}: {out:?}"));
+        let rows = json["reply"]["value"]["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}: no rows: {json}"));
+        let blue = rows
+            .iter()
+            .find(|r| r["srv_name"] == "blue")
+            .unwrap_or_else(|| panic!("{label}: no blue row: {json}"));
+        assert_eq!(blue["admin"], admin, "{label}: {state}: {blue}");
+        assert_eq!(
+            blue["admin_flags"],
+            serde_json::json!(flags),
+            "{label}: {state}: {blue}"
+        );
+        for row in rows {
+            assert!(
+                row["check_status_name"].is_string() && row["check_result_name"].is_string(),
+                "{label}: {state}: check codes not named: {row}"
+            );
+            assert!(
+                row["check_state_flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|n| n == "CONFIGURED")),
+                "{label}: {state}: {row}"
+            );
+        }
+    }
+}
+
+/// The typed API on a real HAProxy: `Session::run`, `run_each`, a `Batch` of mixed commands
+/// with typed replies (a refusal reported with its position), and `show ssl cert` (the
+/// command added in one file) on a TLS frontend serving the test certificate.
+fn typed_commands_and_batches(v: &haproxy::Haproxy) {
+    use vezasock::runtime::command::info::ShowInfo;
+    use vezasock::runtime::command::servers::{GetWeight, ShowServersState};
+    use vezasock::runtime::command::ssl::{CertRef, ShowSslCert, ShowSslCerts};
+    use vezasock::runtime::command::Name;
+    use vezasock::runtime::oneshot::one_shot_run;
+    use vezasock::runtime::session::Batch;
+    let label = v.label;
+    let config = format!(
+        r#"global
+    stats socket {{dir}}/admin.sock mode 600 level admin
+    stats socket {{dir}}/plain.sock mode 600 level admin
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+frontend fe_tls
+    bind 127.0.0.1:{tls} ssl crt {{dir}}/site.pem
+    default_backend be_app
+
+backend be_app
+    server blue 127.0.0.1:{down} weight 40
+    server green 127.0.0.1:{down} weight 60
+"#,
+        tls = haproxy::free_port(),
+        down = haproxy::free_port(),
+    );
+    let pem = include_str!("../grammar/lab/ssl/site.pem");
+    let fixture = haproxy::Fixture::start_with_files(v, &config, &[("site.pem", pem)]);
+    let site = fixture.path("site.pem").display().to_string();
+    let admin = Endpoint::Unix(fixture.admin_sock());
+    let name = |n: &str| Name::new("server", n).must(label);
+    block_on(async {
+        let mut s = Session::connect(&admin, timeouts()).await.must(label);
+        let certs = s.run(&ShowSslCerts).await.must(label);
+        assert_eq!(
+            certs.certs,
+            std::slice::from_ref(&site),
+            "{label}: {certs:?}"
+        );
+        let cert = s
+            .run(&ShowSslCert {
+                cert: CertRef::new(&site).must(label),
+            })
+            .await
+            .must(label);
+        assert_eq!(cert.filename(), Some(site.as_str()), "{label}: {cert:?}");
+        assert_eq!(cert.status(), Some("Used"), "{label}");
+        assert_eq!(
+            cert.alt_names(),
+            ["DNS:edge.vezasock.test", "DNS:www.vezasock.test"],
+            "{label}"
+        );
+        let missing = ShowSslCert {
+            cert: CertRef::new(&format!("{site}.nosuch")).must(label),
+        };
+        assert_refused(
+            s.run(&missing).await,
+            label,
+            "Can't display the certificate",
+        );
+        // Without severity-output: the command's own error text is still a refusal.
+        let plain = Endpoint::Unix(fixture.path("plain.sock"));
+        assert_refused(
+            one_shot_run(&plain, &missing, timeouts()).await,
+            &format!("{label}: one-shot"),
+            "Can't display the certificate",
+        );
+
+        let weights = s
+            .run_each(&[
+                GetWeight {
+                    backend: Name::new("backend", "be_app").must(label),
+                    server: name("blue"),
+                },
+                GetWeight {
+                    backend: Name::new("backend", "be_app").must(label),
+                    server: name("green"),
+                },
+            ])
+            .await
+            .must(label);
+        let current: Vec<u32> = weights.iter().map(|w| w.current).collect();
+        assert_eq!(current, [40, 60], "{label}");
+
+        let mut batch = Batch::new();
+        let info = batch.push(ShowInfo).must(label);
+        let states = batch.push(ShowServersState::default()).must(label);
+        let replies = s.run_batch(batch).await.must(label);
+        let version = replies.take(&info).must(label);
+        assert!(
+            version.version().is_some_and(|v| v.starts_with(label)),
+            "{label}: {version:?}"
+        );
+        let states = replies.take(&states).must(label);
+        assert!(
+            states.find("be_app", "green").is_some(),
+            "{label}: {states:?}"
+        );
+
+        let mut batch = Batch::new();
+        batch.push(ShowInfo).must(label);
+        batch
+            .push(GetWeight {
+                backend: Name::new("backend", "be_app").must(label),
+                server: name("nosuch"),
+            })
+            .must(label);
+        let index = assert_refused(s.run_batch(batch).await, label, "No such server.");
+        assert_eq!(index, Some(2), "{label}");
+        // Still in step after the refusal.
+        assert!(s.run(&ShowInfo).await.is_ok(), "{label}");
+    });
+
+    // `exec --json` reads the same line through the family's raw entry; an unknown name is
+    // refused (exit 1) even on a socket without severity-output.
+    let exec = |socket: &std::path::Path, line: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .arg("exec")
+            .arg("--socket")
+            .arg(socket)
+            .args(["--json", "--", line])
+            .env_remove("VEZASOCK_MASTER_SOCKET")
+            .output()
+            .unwrap_or_else(|e| panic!("{label}: run vezasock exec: {e}"))
+    };
+    let out = exec(&fixture.admin_sock(), &format!("show ssl cert {site}"));
+    assert!(out.status.success(), "{label}: {out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{label}: not JSON: {e}: {out:?}"));
+    assert_eq!(json["reply"]["kind"], "ssl_cert", "{label}: {json}");
+    assert_eq!(
+        json["reply"]["value"]["fields"][0]["value"].as_str(),
+        Some(site.as_str()),
+        "{label}: {json}"
+    );
+    let out = exec(
+        &fixture.path("plain.sock"),
+        &format!("show ssl cert {site}.nosuch"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{label}: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Can't display the certificate"),
+        "{label}: {out:?}"
+    );
 }

@@ -6,8 +6,8 @@
 
 use proptest::prelude::*;
 use vezasock::runtime::command::{
-    escape, AdminState, Command, MapKey, MapRef, MapValue, Name, RawLine, StatFilter, Weight,
-    MAX_LINE,
+    escape, AdminState, Command, MapKey, MapRef, MapValue, Name, RawLine, StatFilter,
+    WeightChange as Weight, MAX_LINE,
 };
 use vezasock::runtime::parse::ReplyKind;
 use vezasock::runtime::Error;

@@ -562,3 +562,192 @@ async fn bad_master_target_is_refused_even_when_2_6_hangs_up() {
     })
     .await;
 }
+
+/// Runs `vezasock exec --socket <server> [extra…] -- <command>`: (exit code, stdout, stderr).
+async fn exec_binary(server: &FakeServer, extra: &[&str], command: &str) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+        .arg("exec")
+        .arg("--socket")
+        .arg(&server.path)
+        .args(["--timeout", "2"])
+        .args(extra)
+        .arg("--")
+        .arg(command)
+        .env_remove("VEZASOCK_MASTER_SOCKET")
+        .output()
+        .await
+        .expect("run vezasock");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn one_shot_reply_cut_in_the_middle_is_an_error_in_every_output_mode() {
+    bounded(async {
+        // Cut inside a line, and cut before the empty line that ends every dump.
+        for cut in [&b"100 (ini"[..], b"100 (initial 100)\n"] {
+            let server = FakeServer::haproxy(move |line, _| match line {
+                "get weight be_app1/blue" => body(cut),
+                _ => Answer::Default,
+            });
+            let err = one_shot(&unix(&server), &weight(), SHORT)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Closed { received, .. } if received == cut.len()),
+                "{cut:?}: {err:?}"
+            );
+            for json in [false, true] {
+                let extra: &[&str] = if json { &["--json"] } else { &[] };
+                let (code, stdout, stderr) =
+                    exec_binary(&server, extra, "get weight be_app1/blue").await;
+                assert_eq!(code, 3, "{cut:?} json={json}: {stdout} {stderr}");
+                assert!(
+                    stderr.contains("closed the connection in the middle of a reply"),
+                    "{cut:?} json={json}: {stderr}"
+                );
+                assert!(
+                    !stdout.contains("100 (ini"),
+                    "{cut:?} json={json}: the cut bytes were printed: {stdout}"
+                );
+            }
+        }
+        // The whole reply from the same fake prints as it came and exits 0.
+        let server = FakeServer::haproxy(|line, _| match line {
+            "get weight be_app1/blue" => body(b"100 (initial 100)\n\n"),
+            _ => Answer::Default,
+        });
+        let (code, stdout, stderr) = exec_binary(&server, &[], "get weight be_app1/blue").await;
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "100 (initial 100)\n\n"),
+            "{stderr}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn chain_strips_the_sessions_severity_prefix_in_text_and_json() {
+    bounded(async {
+        let server = FakeServer::haproxy(|line, _| match line {
+            "show version" => body(b"[6]: 3.2.26-1\n\n"),
+            "get weight be_app1/blue" => body(b"100 (initial 100)\n\n"),
+            _ => Answer::Default,
+        });
+        let chain = "show version; get weight be_app1/blue";
+        let (code, stdout, stderr) = exec_binary(&server, &[], chain).await;
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "3.2.26-1\n\n100 (initial 100)\n\n"),
+            "{stderr}"
+        );
+        let (code, stdout, stderr) = exec_binary(&server, &["--json"], chain).await;
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(json[0]["reply"]["kind"], "text", "{stdout}");
+        assert_eq!(json[0]["reply"]["value"], "3.2.26-1", "{stdout}");
+        assert_eq!(json[1]["reply"]["value"]["current"], 100, "{stdout}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn exec_timeout_out_of_bounds_is_bad_input_not_a_panic() {
+    bounded(async {
+        let server = FakeServer::haproxy(|_, _| body(b"100 (initial 100)\n\n"));
+        for bad in [
+            "inf",
+            "nan",
+            "1e300",
+            "99999999999999999999",
+            "1e19",
+            "0",
+            "-1",
+        ] {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+                .args(["exec", "--socket"])
+                .arg(&server.path)
+                .arg(format!("--timeout={bad}"))
+                .args(["--", "get weight be_app1/blue"])
+                .output()
+                .await
+                .expect("run vezasock");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "--timeout {bad}: {stderr}");
+            assert!(stderr.contains("--timeout"), "--timeout {bad}: {stderr}");
+            assert!(out.stdout.is_empty(), "--timeout {bad}");
+        }
+        let (code, stdout, stderr) = exec_binary(&server, &[], "get weight be_app1/blue").await;
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "100 (initial 100)\n\n"),
+            "{stderr}"
+        );
+    })
+    .await;
+}
+
+/// A typed command's own error text (`show ssl cert` of an unknown name, recorded without a
+/// severity prefix on 3.2) is a refusal, in one-shot mode and in a typed batch; its whole
+/// reply (recorded too) is its typed value.
+#[tokio::test]
+async fn typed_commands_use_their_own_error_texts_and_parsers() {
+    use vezasock::runtime::command::info::ShowInfo;
+    use vezasock::runtime::command::ssl::{CertRef, ShowSslCert};
+    use vezasock::runtime::oneshot::one_shot_run;
+    use vezasock::runtime::session::Batch;
+    bounded(async {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl/3.2");
+        let found = std::fs::read(dir.join("show-ssl-cert.oneshot")).unwrap();
+        let nosuch = std::fs::read(dir.join("show-ssl-cert-nosuch.oneshot")).unwrap();
+        let server = FakeServer::haproxy(move |line, _| match line {
+            "show ssl cert /etc/haproxy/site.pem" => Answer::Body(found.clone()),
+            "show ssl cert /nosuch.pem" => Answer::Body(nosuch.clone()),
+            _ => Answer::Default,
+        });
+        let site = ShowSslCert {
+            cert: CertRef::new("/etc/haproxy/site.pem").unwrap(),
+        };
+        let missing = ShowSslCert {
+            cert: CertRef::new("/nosuch.pem").unwrap(),
+        };
+        let cert = one_shot_run(&unix(&server), &site, SHORT).await.unwrap();
+        assert_eq!(cert.status(), Some("Used"));
+        let err = one_shot_run(&unix(&server), &missing, SHORT)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Refused { message, .. } if message.starts_with("Can't display")),
+            "{err:?}"
+        );
+
+        let mut session = Session::connect(&unix(&server), SHORT).await.unwrap();
+        let mut batch = Batch::new();
+        let info = batch.push(ShowInfo).unwrap();
+        let cert = batch.push(site.clone()).unwrap();
+        let replies = session.run_batch(batch).await.unwrap();
+        assert_eq!(
+            replies.take(&info).unwrap().version(),
+            Some("3.0.11-1+deb13u4")
+        );
+        assert!(replies.take(&cert).unwrap().filename().is_some());
+        let mut batch = Batch::new();
+        batch.push(site).unwrap();
+        batch.push(missing).unwrap();
+        let err = session.run_batch(batch).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Refused { index: Some(2), .. }),
+            "{err:?}"
+        );
+        // The session is still in step.
+        assert!(session.run(&ShowInfo).await.is_ok());
+        // Arguments that would break the line are refused before anything is sent.
+        assert!(CertRef::new("a b").is_err() && CertRef::new("a;b").is_err());
+        assert!(CertRef::new("x<<").is_err() && CertRef::new("").is_err());
+    })
+    .await;
+}

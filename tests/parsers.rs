@@ -738,3 +738,189 @@ fn parse_by_kind_and_json() {
         Ok(Parsed::PrepareMap(3))
     );
 }
+
+/// Issue 10: `exec --json -- show servers state` left the admin state as the raw bitmask
+/// (`"admin": 8`). Each coded column keeps its number and gets its meaning beside it.
+#[test]
+fn servers_state_json_decodes_the_coded_columns_beside_their_numbers() {
+    let body = format!(
+        "{}{}\n{}\n{}\n\n",
+        state_header(),
+        "3 be_app1 1 blue 127.0.0.1 2 8 100 100 79 6 3 4 6 0 0 0 - 28501 - 0 0 - - 0",
+        "4 be_app2 1 red 10.0.0.1 0 9 50 50 3 7 2 0 15 23 0 0 - 443 - 0 0 - - 0",
+        "4 be_app2 2 odd 10.0.0.2 2 128 50 50 3 99 9 0 64 0 0 0 - 443 - 0 0 - - 0",
+    );
+    let state = parse_servers_state(body.as_bytes()).unwrap();
+    let json = serde_json::to_value(Parsed::ServersState(state)).unwrap();
+    let rows = json["value"]["rows"].as_array().unwrap();
+    let decoded = |row: &serde_json::Value| {
+        (
+            row["admin"].clone(),
+            row["admin_flags"].clone(),
+            row["check_status"].clone(),
+            row["check_status_name"].clone(),
+            row["check_result"].clone(),
+            row["check_result_name"].clone(),
+            row["check_state"].clone(),
+            row["check_state_flags"].clone(),
+            row["agent_state_flags"].clone(),
+        )
+    };
+    use serde_json::json;
+    assert_eq!(
+        decoded(&rows[0]),
+        (
+            json!(8),
+            json!(["FDRAIN"]),
+            json!(6),
+            json!("L4OK"),
+            json!(3),
+            json!("passed"),
+            json!(6),
+            json!(["CONFIGURED", "ENABLED"]),
+            json!([])
+        )
+    );
+    assert_eq!(
+        decoded(&rows[1]),
+        (
+            json!(9),
+            json!(["FMAINT", "FDRAIN"]),
+            json!(7),
+            json!("L4TOUT"),
+            json!(2),
+            json!("failed"),
+            json!(15),
+            json!(["INPROGRESS", "CONFIGURED", "ENABLED", "PAUSED"]),
+            json!(["INPROGRESS", "CONFIGURED", "ENABLED", "AGENT"])
+        )
+    );
+    // Codes HAProxy did not have when this was written: the number, a hex flag, or null.
+    assert_eq!(
+        decoded(&rows[2]),
+        (
+            json!(128),
+            json!(["0x80"]),
+            json!(99),
+            json!(null),
+            json!(9),
+            json!(null),
+            json!(64),
+            json!(["0x40"]),
+            json!([])
+        )
+    );
+    // The other columns keep their names and values.
+    assert_eq!(rows[0]["srv_name"], "blue");
+    assert_eq!(rows[0]["op"], "running");
+    assert_eq!(rows[0]["port"], 28501);
+}
+
+/// `show ssl cert` on the replies recorded from real 2.6, 3.0 and 3.2
+/// (`grammar/capture_ssl.py` → `grammar/corpus-ssl/`).
+#[test]
+fn show_ssl_cert_on_recorded_replies() {
+    use vezasock::runtime::command::ssl::{parse_ssl_cert, parse_ssl_cert_list};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl");
+    for version in ["2.6", "3.0", "3.2"] {
+        let read = |file: &str| {
+            std::fs::read(root.join(version).join(file))
+                .unwrap_or_else(|e| panic!("{version}/{file}: {e}"))
+        };
+        for mode in ["oneshot", "oneshot-sev"] {
+            let list = parse_ssl_cert_list(&read(&format!("show-ssl-cert-list.{mode}")))
+                .unwrap_or_else(|e| panic!("{version} {mode}: {e}"));
+            assert_eq!(list.certs.len(), 1, "{version} {mode}: {list:?}");
+            assert!(list.certs[0].ends_with("/site.pem"), "{version}: {list:?}");
+            assert!(list.transaction.is_empty());
+
+            let cert = parse_ssl_cert(&read(&format!("show-ssl-cert.{mode}")))
+                .unwrap_or_else(|e| panic!("{version} {mode}: {e}"));
+            assert_eq!(cert.filename(), Some(list.certs[0].as_str()), "{version}");
+            assert_eq!(cert.status(), Some("Used"), "{version}");
+            assert_eq!(
+                cert.alt_names(),
+                ["DNS:edge.vezasock.test", "DNS:www.vezasock.test"],
+                "{version}"
+            );
+            assert_eq!(cert.get("Subject"), Some("/CN=edge.vezasock.test"));
+            assert_eq!(cert.get("Algorithm"), Some("EC256"));
+            assert!(cert.not_after().is_some_and(|d| d.ends_with("2126 GMT")));
+            assert_eq!(cert.get("Serial").map(str::len), Some(40), "{version}");
+            // An empty value stays a field.
+            assert_eq!(cert.get("OCSP Response Key"), Some(""), "{version}");
+            // 3.2 names the files it read the certificate and key from.
+            assert_eq!(
+                cert.get("Crt filename").is_some(),
+                version == "3.2",
+                "{version}: {cert:?}"
+            );
+
+            // An unknown name: HAProxy's refusal, never a parsed certificate.
+            let nosuch = read(&format!("show-ssl-cert-nosuch.{mode}"));
+            assert!(parse_ssl_cert(&nosuch).is_err(), "{version} {mode}");
+            match (mode, classify(&nosuch)) {
+                ("oneshot-sev", Outcome::Error { severity, text }) => {
+                    assert_eq!(severity, Some(3));
+                    assert!(text.starts_with("Can't display the certificate"), "{text}");
+                }
+                ("oneshot", Outcome::Output(text)) => {
+                    assert!(text.starts_with("Can't display the certificate"), "{text}")
+                }
+                other => panic!("{version}: {other:?}"),
+            }
+        }
+    }
+    // A pending transaction is listed first, with a `*`.
+    let list = parse_ssl_cert_list(
+        b"# transaction\n*/etc/haproxy/site.pem\n# filename\n/etc/haproxy/site.pem\n\n",
+    )
+    .unwrap();
+    assert_eq!(list.transaction, ["/etc/haproxy/site.pem"]);
+    assert_eq!(list.certs, ["/etc/haproxy/site.pem"]);
+    for bad in [
+        &b""[..],
+        b"/x.pem\n\n",
+        b"# filename\n/x\n\n/y\n\n",
+        b"Status: Used\n\n",
+    ] {
+        assert!(
+            parse_ssl_cert_list(bad).is_err() || parse_ssl_cert(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    assert!(parse_ssl_cert_list(b"Status: Used\n\n").is_err());
+    assert!(parse_ssl_cert(b"Status: Used\n\n").is_err());
+    assert!(parse_ssl_cert(b"Filename: /x\nno colon here\n\n").is_err());
+}
+
+/// A family's operator lines (`RAW`): `show ssl cert` reaches its parser from a raw line too,
+/// so `exec --json` prints it typed, with a `kind` of its own.
+#[test]
+fn raw_lines_of_a_command_family_parse_typed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl/3.0");
+    let list = std::fs::read(root.join("show-ssl-cert-list.oneshot")).unwrap();
+    let one = std::fs::read(root.join("show-ssl-cert.oneshot")).unwrap();
+    for (line, body, kind) in [
+        ("show ssl cert", &list, "ssl_cert_list"),
+        ("@1 show ssl cert", &list, "ssl_cert_list"),
+        ("show ssl cert /etc/haproxy/site.pem", &one, "ssl_cert"),
+    ] {
+        let reply_kind = for_command_line(line);
+        assert!(
+            matches!(reply_kind, ReplyKind::Typed(_)),
+            "{line}: {reply_kind:?}"
+        );
+        let json = serde_json::to_value(parse(reply_kind, body).unwrap()).unwrap();
+        assert_eq!(json["kind"], kind, "{line}: {json}");
+        assert!(json["value"].is_object(), "{line}: {json}");
+    }
+    let json =
+        serde_json::to_value(parse(for_command_line("show ssl cert /x"), &one).unwrap()).unwrap();
+    assert_eq!(json["value"]["fields"][1]["key"], "Status", "{json}");
+    // Not a family's line: still text.
+    assert_eq!(for_command_line("show ssl cert a b"), ReplyKind::Text);
+    assert_eq!(for_command_line("show ssl crt-list"), ReplyKind::Text);
+    // A reply that does not follow the grammar is a parse error, not text.
+    assert!(parse(for_command_line("show ssl cert"), b"garbage\n\n").is_err());
+}

@@ -15,14 +15,17 @@ use clap::Args;
 use serde::Serialize;
 
 use super::exit::Exit;
+use super::output;
+use crate::runtime::codec::MAX_REPLY;
 use crate::runtime::command::Command;
 use crate::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
 use crate::runtime::parse::kind::Parsed;
 use crate::runtime::session::{one_shot_unchecked, Reply, Session, Timeouts};
 use crate::runtime::Error;
 
-/// Replies larger than this are refused (a full `show stat` of 10,000 servers is ~5 MB).
-const MAX_REPLY: usize = 256 * 1024 * 1024;
+/// Bound on `--timeout`, the same 7 days as every duration flag (`cli::args`); beyond it a
+/// deadline could overflow the clock.
+const MAX_TIMEOUT_S: f64 = 7.0 * 86_400.0;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -110,11 +113,29 @@ fn parse_target(text: &str) -> Result<WorkerTarget, Error> {
     spelled.parse::<WorkerTarget>()
 }
 
+/// `--timeout` as a duration, refused (exit 2) when it is not more than 0 and at most 7 days
+/// (the parser already refused `inf`, `nan`, `1e19`, which would panic or overflow a deadline).
+fn timeout(seconds: f64) -> Result<Duration, String> {
+    if !(seconds > 0.0 && seconds <= MAX_TIMEOUT_S) {
+        return Err(format!(
+            "--timeout {seconds}: must be more than 0 and at most {MAX_TIMEOUT_S} seconds"
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("--timeout {seconds}: {e}"))
+}
+
 async fn exec(args: &ExecArgs) -> Exit {
     let line = args.command.join(" ");
+    let wait = match timeout(args.timeout) {
+        Ok(wait) => wait,
+        Err(message) => {
+            eprintln!("vezasock exec: {message}");
+            return Exit::BadInput;
+        }
+    };
     let timeouts = Timeouts {
-        connect: Duration::from_secs_f64(args.timeout.max(0.001)),
-        reply: Duration::from_secs_f64(args.timeout.max(0.001)),
+        connect: wait,
+        reply: wait,
     };
     let prepared = endpoint(args).and_then(|e| Command::raw(&line).map(|c| (e, c)));
     let (endpoint, command) = match prepared {
@@ -193,8 +214,9 @@ fn print(replies: &[Reply], json: bool) -> Exit {
                 error,
             });
         } else if refusal.is_none() {
-            // HAProxy's bytes as they came, so scripts that used socat see the same output.
-            print!("{}", String::from_utf8_lossy(&reply.body));
+            // HAProxy's bytes as a one-shot call returns them, so scripts that used socat see
+            // the same output (in a chain, without the session's severity prefix).
+            output::bytes(reply.output());
         }
     }
     if json {
@@ -204,7 +226,7 @@ fn print(replies: &[Reply], json: bool) -> Exit {
             serde_json::to_string_pretty(&json_out)
         };
         match value {
-            Ok(text) => println!("{text}"),
+            Ok(text) => output::line(&text),
             Err(e) => {
                 eprintln!("vezasock exec: cannot encode JSON: {e}");
                 return Exit::Unreachable;

@@ -23,9 +23,12 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Default bound on one reply: far above the largest dump of a big edge (`show stat` on
-/// thousands of servers), far below what would hurt the machine.
-pub const DEFAULT_MAX_REPLY: usize = 64 * 1024 * 1024;
+use super::parse::outcome::{classify, is_known_error, severity_prefix};
+
+/// The one bound on a reply, in every mode (one-shot, session, batch, `exec`): far above the
+/// largest dump of a big edge (`show stat` of 10,000 servers is ~5 MB), far below what would
+/// hurt the machine. The README states it.
+pub const MAX_REPLY: usize = 64 * 1024 * 1024;
 
 /// How replies are delimited on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +102,7 @@ enum PromptMatch {
 impl ReplyCodec {
     /// A codec for `framing` with the default reply bound.
     pub fn new(framing: Framing) -> Self {
-        Self::with_max_reply(framing, DEFAULT_MAX_REPLY)
+        Self::with_max_reply(framing, MAX_REPLY)
     }
 
     /// A codec for `framing` refusing replies longer than `max_reply` bytes.
@@ -122,11 +125,16 @@ impl ReplyCodec {
         self.max_reply
     }
 
-    /// Switches framing (a connection starts one-shot and becomes interactive after `prompt`).
-    pub fn set_framing(&mut self, framing: Framing) {
-        self.framing = framing;
-        self.scanned = 0;
-        self.finished = false;
+    /// True when `buf`, in one-shot framing, is exactly the master's one-line answer to a bad
+    /// `@` target (`Can't find the target PID matching the prefix '@99'\n`). Seen on 3.0 and
+    /// 3.2: after it the master sometimes neither closes nor says more, even after the
+    /// client's half-close, so the reader stops waiting for EOF soon after this line.
+    pub fn lone_target_error(&self, buf: &[u8]) -> bool {
+        const PREFIX: &[u8] = b"Can't find the target PID matching the prefix '";
+        self.framing == Framing::OneShot
+            && buf.starts_with(PREFIX)
+            && buf.ends_with(b"'\n")
+            && buf.iter().filter(|&&b| b == b'\n').count() == 1
     }
 
     /// Looks for the end of the first reply in `buf`: `(body_end, prompt_len)`.
@@ -230,14 +238,25 @@ impl Decoder for ReplyCodec {
                     return Ok(None);
                 }
                 // EOF is the end of the one reply; an empty one is still a reply (the caller
-                // decides whether 0 bytes means the server hung up).
+                // decides whether 0 bytes means the server hung up). EOF alone does not prove
+                // the reply whole: a worker that died, or a proxy in between, can close early.
                 self.finished = true;
+                if !one_shot_complete(buf) {
+                    return Err(CodecError::Closed {
+                        received: buf.len(),
+                    });
+                }
                 let body = buf.split().freeze();
                 Ok(Some(Frame { body, prompt: None }))
             }
             Framing::Prompt | Framing::MasterPrompt => {
                 if buf.is_empty() {
                     Ok(None)
+                } else if self.framing == Framing::MasterPrompt && classify(buf).is_error() {
+                    // 2.6's master answers a bad `@` target with one error line and hangs up
+                    // (research §5): that is HAProxy's answer, not a transport failure.
+                    let body = buf.split().freeze();
+                    Ok(Some(Frame { body, prompt: None }))
                 } else {
                     // The server hung up inside a reply: what arrived is not a reply.
                     Err(CodecError::Closed {
@@ -267,6 +286,43 @@ impl Encoder<&str> for ReplyCodec {
         Ok(())
     }
 }
+
+/// True when a one-shot reply, read to EOF, ends the way HAProxy ends a whole reply, so a
+/// connection closed in the middle of one is told apart from a finished answer
+/// (research §1, grammar §1.2; every one-shot file of the corpus passes this):
+/// - nothing at all (the caller decides what 0 bytes means), or `\n` (an empty success);
+/// - `\n\n`: the last line, then the empty line that closes every non-empty reply;
+/// - one line ending in a single `\n` that is one of HAProxy's known errors (2.6's weight
+///   garbage error, the too-big-line errors, the master's bad `@` target), or 3.2's master
+///   `prompt` usage text, the only replies sent without the closing empty line.
+///
+/// A reply cut just before its empty line is caught; one cut exactly after it cannot be told
+/// apart by framing (the typed parsers still check what they read).
+pub fn one_shot_complete(body: &[u8]) -> bool {
+    if body.is_empty() || body == b"\n" || body.ends_with(b"\n\n") {
+        return true;
+    }
+    let Some(text) = body.strip_suffix(b"\n") else {
+        // Stopped inside a line.
+        return false;
+    };
+    // The last reply of a `;` chain: after the last empty line, without empty successes.
+    let last = text
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .map_or(text, |at| text.get(at + 2..).unwrap_or_default());
+    let start = last.iter().position(|&b| b != b'\n').unwrap_or(last.len());
+    let last = last.get(start..).unwrap_or_default();
+    let message = severity_prefix(last).map_or(last, |(_, rest)| rest);
+    if message.starts_with(MASTER_PROMPT_USAGE) {
+        return true;
+    }
+    !last.contains(&b'\n') && is_known_error(message)
+}
+
+/// 3.2's master answer to `prompt n`, `prompt help` or an unknown word: several lines, one
+/// `\n` at the end (research §13).
+const MASTER_PROMPT_USAGE: &[u8] = b"Usage: prompt ";
 
 /// Length of the leading payload-continuation prompts (`+ ` repeated).
 fn payload_prompts_len(buf: &[u8]) -> usize {

@@ -2,7 +2,8 @@
 //!
 //! The split that matters to callers (as in redis-rs): **HAProxy refused** a command
 //! ([`Error::Refused`]; never retried, the command is wrong or not allowed) versus **the
-//! transport failed** or **timed out** (only idempotent reads may be retried).
+//! transport failed** or **timed out** (only idempotent reads may be retried: see
+//! [`crate::runtime::command::Command::is_idempotent`] and the session's retry).
 
 use std::time::Duration;
 
@@ -91,12 +92,5 @@ impl Error {
             self,
             Error::Connect { .. } | Error::Io { .. } | Error::Closed { .. }
         )
-    }
-
-    /// Whether a command that failed this way may be sent again. Only idempotent reads are
-    /// retried, and only after a transport failure: a write may have been applied before the
-    /// connection dropped.
-    pub fn is_retry_safe(&self, idempotent: bool) -> bool {
-        idempotent && (self.is_timeout() || self.is_connection_dropped())
     }
 }

@@ -16,12 +16,13 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::codec::DEFAULT_MAX_REPLY;
+use super::codec::MAX_REPLY;
 use super::command::Command;
+use super::connection::Deadlines;
 use super::endpoint::{Endpoint, WorkerTarget};
 use super::parse::master::{LogLine, ProcList};
 use super::parse::{parse, Parsed, ReplyKind};
-use super::session::{one_shot_unchecked, Timeouts, Version};
+use super::session::{one_shot_unchecked, Version};
 use super::Error;
 
 /// What a confirmed reload did.
@@ -57,10 +58,9 @@ fn master_only(endpoint: &Endpoint) -> Result<Endpoint, Error> {
 }
 
 /// Master `show proc`, one-shot.
-pub async fn show_proc(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ProcList, Error> {
+pub async fn show_proc(endpoint: &Endpoint, timeouts: Deadlines) -> Result<ProcList, Error> {
     let endpoint = master_only(endpoint)?;
-    let reply =
-        one_shot_unchecked(&endpoint, &Command::ShowProc, timeouts, DEFAULT_MAX_REPLY).await?;
+    let reply = one_shot_unchecked(&endpoint, &Command::ShowProc, timeouts, MAX_REPLY).await?;
     match reply.parse()? {
         Parsed::Proc(list) => Ok(list),
         _ => Err(Error::Protocol {
@@ -82,7 +82,7 @@ fn worker_pids(list: &ProcList) -> Vec<u32> {
 /// Reloads HAProxy through the master CLI and confirms the outcome (see the module doc).
 /// A failed reload is [`Error::Refused`] with HAProxy's messages; the old worker keeps
 /// serving.
-pub async fn reload(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ReloadReport, Error> {
+pub async fn reload(endpoint: &Endpoint, timeouts: Deadlines) -> Result<ReloadReport, Error> {
     let endpoint = master_only(endpoint)?;
     let before = show_proc(&endpoint, timeouts).await?;
     let version = Version::parse(&before.master.version).ok_or_else(|| Error::Protocol {
@@ -94,7 +94,7 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ReloadRep
     })?;
     let old_pids = worker_pids(&before);
 
-    let answer = one_shot_unchecked(&endpoint, &Command::Reload, timeouts, DEFAULT_MAX_REPLY).await;
+    let answer = one_shot_unchecked(&endpoint, &Command::Reload, timeouts, MAX_REPLY).await;
     let mut report = ReloadReport {
         version: version.raw.clone(),
         reported: false,
@@ -131,7 +131,7 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ReloadRep
     // failure counter rose). Bounded by the reply deadline.
     let deadline = Instant::now() + timeouts.reply;
     loop {
-        let poll_timeouts = Timeouts {
+        let poll_timeouts = Deadlines {
             connect: timeouts
                 .connect
                 .min(deadline.saturating_duration_since(Instant::now()) + POLL),
@@ -185,13 +185,12 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Timeouts) -> Result<ReloadRep
 /// The message of a failed 2.6 reload. 2.6's master CLI has no `show startup-logs` (checked:
 /// "Unknown command"), so HAProxy's ALERT lines cannot be read from it; newer masters that
 /// keep them are asked, and otherwise the message says where to look.
-async fn failure_message(endpoint: &Endpoint, timeouts: Timeouts, failed: u32) -> String {
+async fn failure_message(endpoint: &Endpoint, timeouts: Deadlines, failed: u32) -> String {
     let mut message = format!(
         "reload failed ([failed: {failed}] in show proc); the previous worker keeps serving"
     );
     if let Ok(command) = Command::raw("show startup-logs") {
-        if let Ok(reply) = one_shot_unchecked(endpoint, &command, timeouts, DEFAULT_MAX_REPLY).await
-        {
+        if let Ok(reply) = one_shot_unchecked(endpoint, &command, timeouts, MAX_REPLY).await {
             if reply.refusal(None).is_none() && !reply.text().is_empty() {
                 message.push_str(":\n");
                 message.push_str(&reply.text());

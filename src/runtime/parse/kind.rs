@@ -9,9 +9,10 @@ use super::backends::parse_backends;
 use super::cli_level::{parse_cli_level, CliLevel};
 use super::info::{parse_info, Info};
 use super::map::{
-    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, GetMap, MapEntry, MapRef,
+    parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, MapEntry, MapInfo,
+    MapLookup,
 };
-use super::master::{parse_proc, parse_reload, ProcList, Reload};
+use super::master::{parse_proc, parse_reload, ProcList, ReloadStatus};
 use super::servers_conn::{parse_servers_conn, ServersConn};
 use super::servers_state::{parse_servers_state, ServersState};
 use super::stat::{parse_stat, StatTable};
@@ -52,10 +53,14 @@ pub enum ReplyKind {
     Empty,
     /// Anything else: kept as text.
     Text,
+    /// A line one of the command families reads (`show ssl cert`): the position of its
+    /// [`crate::runtime::command::RawReply`] among them.
+    Typed(u16),
 }
 
 impl ReplyKind {
-    /// Every kind, for tests and fuzzing that must try each parser.
+    /// Every fixed kind, for tests and fuzzing that must try each parser (the `Typed` ones
+    /// are the command families' `RAW` entries).
     pub const ALL: [ReplyKind; 15] = [
         ReplyKind::Info,
         ReplyKind::Stat,
@@ -121,7 +126,14 @@ pub fn for_command_line(line: &str) -> ReplyKind {
         ("reload", _) | ("hard-reload", _) => ReplyKind::Reload,
         ("set", _) | ("enable", _) | ("disable", _) => ReplyKind::Empty,
         ("add" | "del" | "clear" | "commit", Some("map" | "acl")) => ReplyKind::Empty,
-        _ => ReplyKind::Text,
+        _ => {
+            let mut all = vec![first];
+            all.extend(&rest);
+            crate::runtime::command::raw_replies()
+                .position(|r| r.matches(&all))
+                .and_then(|i| u16::try_from(i).ok())
+                .map_or(ReplyKind::Text, ReplyKind::Typed)
+        }
     }
 }
 
@@ -138,11 +150,11 @@ pub enum Parsed {
     /// `show backend`.
     Backends(Vec<String>),
     /// `show map`.
-    MapList(Vec<MapRef>),
+    MapList(Vec<MapInfo>),
     /// `show map <file>`.
     MapEntries(Vec<MapEntry>),
     /// `get map`.
-    GetMap(GetMap),
+    GetMap(MapLookup),
     /// `prepare map`: the new version.
     PrepareMap(u32),
     /// `get weight`.
@@ -152,7 +164,7 @@ pub enum Parsed {
     /// Master `show proc`.
     Proc(ProcList),
     /// Master `reload` on HAProxy ≥ 2.7.
-    Reload(Reload),
+    Reload(ReloadStatus),
     /// Master `reload` on 2.6: no report; confirm through `show proc`.
     ReloadUnconfirmed,
     /// `show cli level`.
@@ -161,6 +173,17 @@ pub enum Parsed {
     Text(String),
     /// An empty success.
     Empty,
+    /// The reply of a line a command family reads ([`ReplyKind::Typed`]): prints as
+    /// `{"kind": <its kind>, "value": …}` like the others (serde wants it last).
+    #[serde(untagged)]
+    Typed(TypedValue),
+}
+
+/// The JSON form of a [`ReplyKind::Typed`] reply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypedValue {
+    pub kind: &'static str,
+    pub value: serde_json::Value,
 }
 
 /// Parses a reply body as the given kind.
@@ -194,6 +217,13 @@ pub fn parse(kind: ReplyKind, body: &[u8]) -> Result<Parsed, ParseError> {
         }),
         ReplyKind::CliLevel => parse_cli_level(body).map(Parsed::CliLevel),
         ReplyKind::Text => Ok(Parsed::Text(text_of(body))),
+        ReplyKind::Typed(i) => match crate::runtime::command::raw_replies().nth(usize::from(i)) {
+            Some(raw) => Ok(Parsed::Typed(TypedValue {
+                kind: raw.kind,
+                value: (raw.parse)(body)?,
+            })),
+            None => Ok(Parsed::Text(text_of(body))),
+        },
     }
 }
 

@@ -19,7 +19,8 @@
 
 use serde::Serialize;
 
-use super::{lines, non_empty, Line, ParseError};
+use super::RuntimeCommand;
+use crate::runtime::parse::{lines, non_empty, Line, ParseError, ReplyKind};
 
 /// One process of `show proc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,7 +60,7 @@ pub struct LogLine {
 
 /// The report of a master `reload` (HAProxy ≥ 2.7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reload {
+pub struct ReloadStatus {
     /// `Success=1`.
     pub success: bool,
     /// The startup log that followed `--`.
@@ -178,7 +179,7 @@ fn proc_line(line: &Line<'_>) -> Result<Proc, ParseError> {
 
 /// Parses a master `reload` answer. `Ok(None)` is 2.6's empty answer: the reload was only
 /// requested, and must be confirmed through `show proc`.
-pub fn parse_reload(body: &[u8]) -> Result<Option<Reload>, ParseError> {
+pub fn parse_reload(body: &[u8]) -> Result<Option<ReloadStatus>, ParseError> {
     if body.is_empty() {
         return Ok(None);
     }
@@ -208,7 +209,7 @@ pub fn parse_reload(body: &[u8]) -> Result<Option<Reload>, ParseError> {
         non_empty(RELOAD, line)?;
         log.push(log_line(line.str(RELOAD)?));
     }
-    Ok(Some(Reload { success, log }))
+    Ok(Some(ReloadStatus { success, log }))
 }
 
 /// Splits `[LEVEL]   (pid) : message`; keeps any other line whole.
@@ -230,4 +231,68 @@ fn log_line(text: &str) -> LogLine {
         pid: None,
         message: text.to_owned(),
     })
+}
+
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
+// ---------------------------------------------------------------------------------------------
+// The commands (of the master process itself: sent without a worker routing prefix).
+
+/// Master `show proc`: the master, its workers and old workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShowProc;
+
+impl RuntimeCommand for ShowProc {
+    type Reply = ProcList;
+
+    fn line(&self) -> String {
+        "show proc".to_string()
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Proc
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<ProcList, ParseError> {
+        parse_proc(body)
+    }
+
+    fn master(&self) -> bool {
+        true
+    }
+}
+
+/// Master `reload`: `Some` status on ≥ 2.7, `None` on 2.6, which answers nothing (confirm it
+/// with [`crate::runtime::master::reload`]). It closes the connection, so it is never
+/// pipelined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Reload;
+
+impl RuntimeCommand for Reload {
+    type Reply = Option<ReloadStatus>;
+
+    fn line(&self) -> String {
+        "reload".to_string()
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Reload
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<Option<ReloadStatus>, ParseError> {
+        parse_reload(body)
+    }
+
+    fn master(&self) -> bool {
+        true
+    }
 }

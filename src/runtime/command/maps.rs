@@ -18,12 +18,13 @@ use nom::sequence::{preceded, terminated};
 use nom::IResult;
 use serde::Serialize;
 
-use super::outcome::severity_prefix;
-use super::{lines, non_empty, ParseError};
+use super::{MapKey, MapRef, MapValue, RuntimeCommand};
+use crate::runtime::parse::outcome::severity_prefix;
+use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
 
 /// One map known to HAProxy (`show map` without argument).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MapRef {
+pub struct MapInfo {
     /// Numeric id, usable as `#<id>` (differs between versions for the same config).
     pub id: i64,
     /// The map file (the name used in commands).
@@ -51,7 +52,7 @@ pub struct MapEntry {
 
 /// The answer of `get map <file> <value>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GetMap {
+pub struct MapLookup {
     /// `found=yes`.
     pub found: bool,
     /// The matching key, unquoted.
@@ -63,7 +64,7 @@ pub struct GetMap {
 }
 
 /// Parses the `show map` list.
-pub fn parse_map_list(body: &[u8]) -> Result<Vec<MapRef>, ParseError> {
+pub fn parse_map_list(body: &[u8]) -> Result<Vec<MapInfo>, ParseError> {
     const WHAT: &str = "show map";
     let all = lines(WHAT, body)?;
     let mut it = all.iter();
@@ -109,7 +110,7 @@ pub fn parse_map_list(body: &[u8]) -> Result<Vec<MapRef>, ParseError> {
             }
             None => (None, None, None),
         };
-        maps.push(MapRef {
+        maps.push(MapInfo {
             id,
             file: file.to_owned(),
             description: description.to_owned(),
@@ -170,7 +171,7 @@ pub fn parse_map_entries(body: &[u8]) -> Result<Vec<MapEntry>, ParseError> {
 }
 
 /// Parses the answer of `get map`.
-pub fn parse_get_map(body: &[u8]) -> Result<GetMap, ParseError> {
+pub fn parse_get_map(body: &[u8]) -> Result<MapLookup, ParseError> {
     const WHAT: &str = "get map";
     let all = lines(WHAT, body)?;
     let [line] = all.as_slice() else {
@@ -234,7 +235,7 @@ pub fn parse_get_map(body: &[u8]) -> Result<GetMap, ParseError> {
         Some("no") => false,
         _ => return Err(ParseError::new(WHAT, line.offset, "missing `found=yes|no`")),
     };
-    Ok(GetMap {
+    Ok(MapLookup {
         found,
         key: field("key"),
         value: field("value"),
@@ -287,4 +288,271 @@ pub fn parse_prepare_map(body: &[u8]) -> Result<u32, ParseError> {
     version(text)
         .map(|(_, v)| v)
         .map_err(|_| ParseError::new(WHAT, 0, "expected `New version created: <n>`"))
+}
+
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
+// ---------------------------------------------------------------------------------------------
+// The commands.
+
+/// `show map`: the maps HAProxy knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShowMaps;
+
+impl RuntimeCommand for ShowMaps {
+    type Reply = Vec<MapInfo>;
+
+    fn line(&self) -> String {
+        "show map".to_string()
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::MapList
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<Vec<MapInfo>, ParseError> {
+        parse_map_list(body)
+    }
+}
+
+/// `show map [@<ver>] <map>`: the entries of one map (of one version).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShowMap {
+    pub map: MapRef,
+    pub version: Option<u32>,
+}
+
+impl RuntimeCommand for ShowMap {
+    type Reply = Vec<MapEntry>;
+
+    fn line(&self) -> String {
+        format!(
+            "show map {}{}",
+            self.version.map(|v| format!("@{v} ")).unwrap_or_default(),
+            self.map.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::MapEntries
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<Vec<MapEntry>, ParseError> {
+        parse_map_entries(body)
+    }
+}
+
+/// `get map <map> <key>`: looks a sample up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GetMap {
+    pub map: MapRef,
+    pub key: MapKey,
+}
+
+impl RuntimeCommand for GetMap {
+    type Reply = MapLookup;
+
+    fn line(&self) -> String {
+        format!("get map {} {}", self.map.as_str(), self.key.escaped())
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::GetMap
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<MapLookup, ParseError> {
+        parse_get_map(body)
+    }
+}
+
+/// `set map <map> <key> <value>`: changes every entry with that key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SetMap {
+    pub map: MapRef,
+    pub key: MapKey,
+    pub value: MapValue,
+}
+
+impl RuntimeCommand for SetMap {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!(
+            "set map {} {} {}",
+            self.map.as_str(),
+            self.key.escaped(),
+            self.value.escaped()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
+}
+
+/// `add map [@<ver>] <map> <key> <value>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AddMap {
+    pub map: MapRef,
+    pub version: Option<u32>,
+    pub key: MapKey,
+    pub value: MapValue,
+}
+
+impl RuntimeCommand for AddMap {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!(
+            "add map {}{} {} {}",
+            self.version.map(|v| format!("@{v} ")).unwrap_or_default(),
+            self.map.as_str(),
+            self.key.escaped(),
+            self.value.escaped()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
+}
+
+/// `del map <map> <key>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DelMap {
+    pub map: MapRef,
+    pub key: MapKey,
+}
+
+impl RuntimeCommand for DelMap {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!("del map {} {}", self.map.as_str(), self.key.escaped())
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
+}
+
+/// `clear map [@<ver>] <map>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClearMap {
+    pub map: MapRef,
+    pub version: Option<u32>,
+}
+
+impl RuntimeCommand for ClearMap {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!(
+            "clear map {}{}",
+            self.version.map(|v| format!("@{v} ")).unwrap_or_default(),
+            self.map.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
+}
+
+/// `prepare map <map>`: a new empty version; the reply is its number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrepareMap {
+    pub map: MapRef,
+}
+
+impl RuntimeCommand for PrepareMap {
+    type Reply = u32;
+
+    fn line(&self) -> String {
+        format!("prepare map {}", self.map.as_str())
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::PrepareMap
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<u32, ParseError> {
+        parse_prepare_map(body)
+    }
+}
+
+/// `commit map @<ver> <map>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitMap {
+    pub map: MapRef,
+    pub version: u32,
+}
+
+impl RuntimeCommand for CommitMap {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!("commit map @{} {}", self.version, self.map.as_str())
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Empty
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        super::empty_reply(body)
+    }
 }

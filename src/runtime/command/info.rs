@@ -7,7 +7,8 @@ use nom::bytes::complete::{tag, take_until};
 use nom::IResult;
 use serde::Serialize;
 
-use super::{lines, non_empty, ParseError};
+use super::RuntimeCommand;
+use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
 
 const WHAT: &str = "show info";
 
@@ -75,4 +76,34 @@ pub fn parse_info(body: &[u8]) -> Result<Info, ParseError> {
         return Err(ParseError::new(WHAT, 0, "no fields"));
     }
     Ok(Info { fields })
+}
+
+/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+pub(crate) const RAW: &[super::RawReply] = &[];
+
+// ---------------------------------------------------------------------------------------------
+// The command.
+
+/// `show info`: the process's fields (version, PID, uptime, counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShowInfo;
+
+impl RuntimeCommand for ShowInfo {
+    type Reply = Info;
+
+    fn line(&self) -> String {
+        "show info".to_string()
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Info
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<Info, ParseError> {
+        parse_info(body)
+    }
 }
