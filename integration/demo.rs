@@ -3,11 +3,11 @@
 
 use std::process::Command;
 
-use crate::haproxy;
+use crate::haproxy::{per_version, Haproxy};
 
-#[test]
-fn demo_flips_under_load_without_a_failed_request_or_a_reload() {
-    for v in haproxy::versions() {
+per_version!(
+    demo_flips_under_load_without_a_failed_request_or_a_reload,
+    |v: &Haproxy| {
         let out = Command::new(env!("CARGO_BIN_EXE_vezasock"))
             .args([
                 "demo",
@@ -58,4 +58,4 @@ fn demo_flips_under_load_without_a_failed_request_or_a_reload() {
             v.label, summary["requests_sent"], summary["flip_latency"]["p50_ms"]
         );
     }
-}
+);

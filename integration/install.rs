@@ -21,7 +21,7 @@ use vezasock::render::render;
 use vezasock::render::shape::summary_path;
 use vezasock::topology::{Servers, Tls, Topology};
 
-use crate::haproxy;
+use crate::haproxy::{self, per_version, Haproxy};
 
 /// A local edge that is NOT started: the topology (servers on loopback, files under `dir`),
 /// its topology file, and the backends answering for its servers.
@@ -86,7 +86,7 @@ fn quoted(items: &[String]) -> String {
 
 /// The topology as a TOML file (what an operator would write for this edge). Covers what the
 /// embedded edge uses; `fresh` checks the file loads back to the same topology.
-fn to_toml(t: &Topology) -> String {
+pub fn to_toml(t: &Topology) -> String {
     let mut out = format!(
         "name = {:?}\ncontainer_domain = {:?}\nfailover = {:?}\n\n[listen]\nhttp = {:?}\nhttps = {:?}\n\n",
         t.name,
@@ -311,12 +311,12 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
-#[test]
-fn apply_installs_a_new_edge_and_prints_how_to_start_it() {
-    for v in haproxy::versions() {
+per_version!(
+    apply_installs_a_new_edge_and_prints_how_to_start_it,
+    |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let fresh = fresh(&v, dir.path());
+        let fresh = fresh(v, dir.path());
         let paths = fresh.topology.paths.clone();
 
         let run = vezasock(&fresh, &["apply", "--json"]);
@@ -440,14 +440,14 @@ fn apply_installs_a_new_edge_and_prints_how_to_start_it() {
         assert_eq!(read(&paths.config), want.config, "{label}");
         eprintln!("{label}: installed, started with `{}`", command.join(" "));
     }
-}
+);
 
-#[test]
-fn a_candidate_haproxy_refuses_installs_nothing() {
-    for v in haproxy::versions() {
+per_version!(
+    a_candidate_haproxy_refuses_installs_nothing,
+    |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut fresh = fresh(&v, dir.path());
+        let mut fresh = fresh(v, dir.path());
         // A valid topology HAProxy refuses: TLS whose certificates are not there yet (the
         // likeliest first-install failure).
         fresh.topology.tls = Some(Tls {
@@ -495,4 +495,4 @@ fn a_candidate_haproxy_refuses_installs_nothing() {
             run.err.lines().find(|l| l.contains("ALERT")).unwrap_or("")
         );
     }
-}
+);
