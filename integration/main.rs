@@ -10,6 +10,7 @@ mod haproxy;
 mod install;
 mod lab;
 mod reload;
+mod render;
 mod runtime_client;
 mod servers;
 mod status;
