@@ -95,6 +95,10 @@ pub fn to_toml(t: &Topology) -> String {
         t.listen.http,
         t.listen.https
     );
+    if let Some(log) = &t.log {
+        // Top-level key: before the first table.
+        out = out.replacen("\n[listen]", &format!("log = {log:?}\n\n[listen]"), 1);
+    }
     if let Some(tls) = &t.tls {
         out.push_str(&format!(
             "[tls]\ncerts_dir = {:?}\nredirect = {}\n\n",

@@ -53,6 +53,81 @@ fn cross_color_pools_and_local_servers_render_backups_and_pools() {
         .config
         .contains("use_backend be_%[var(txn.env)]_api if env_pool path_api"));
     assert!(r.config.contains("server srv_3 127.0.0.1:"));
+    // The pool has servers to stick to; its backend alone carries the env's cookie.
+    assert!(
+        r.config
+            .contains("cookie veza_srv_lab insert indirect nocache httponly"),
+        "{}",
+        r.config
+    );
+    assert!(r.config.contains(" check cookie srv_3"), "{}", r.config);
+    assert_eq!(r.config.matches("\n    cookie ").count(), 1, "{}", r.config);
+}
+
+#[test]
+fn a_cookie_only_where_a_backend_has_servers_to_stick_to() {
+    let r = render_ok(&default_topology(), &no_colors());
+    // One server per color: a cookie would only add a Set-Cookie to every response.
+    assert!(!r.config.contains("cookie"), "{}", r.config);
+    let mut two = default_topology();
+    if let Servers::Colored { green, .. } = &mut two.envs[1].components[2].servers {
+        let mut second = green[0].clone();
+        second.name = "green_2".into();
+        second.address.port += 1;
+        green.push(second);
+    }
+    let r = render_ok(&two, &no_colors());
+    let backend = |name: &str| -> String {
+        let start = r
+            .config
+            .find(&format!("backend {name}\n"))
+            .unwrap_or_else(|| panic!("no {name}:\n{}", r.config));
+        let rest = &r.config[start..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    let green = backend("be_prod_web_green");
+    assert!(
+        green.contains("cookie veza_srv_prod insert indirect nocache httponly"),
+        "{green}"
+    );
+    assert!(green.contains("check cookie green_1"), "{green}");
+    assert!(green.contains("check cookie green_2"), "{green}");
+    assert!(!backend("be_prod_web_blue").contains("cookie"));
+}
+
+#[test]
+fn log_lines_only_with_a_log_target() {
+    let mut t = default_topology();
+    assert_eq!(t.log.as_deref(), Some("/dev/log"), "the example's target");
+    let r = render_ok(&t, &no_colors());
+    assert!(
+        r.config.contains("\n    log /dev/log local0\n"),
+        "{}",
+        r.config
+    );
+    assert!(r.config.contains("\n    log global\n    option httplog\n"));
+    t.log = None;
+    let r = render_ok(&t, &no_colors());
+    for word in ["log ", "httplog", "dontlognull"] {
+        assert!(!r.config.contains(word), "{word}: {}", r.config);
+    }
+    let udp = vezasock::topology::EMBEDDED_DEFAULT
+        .replace("log = \"/dev/log\"", "log = \"127.0.0.1:514\"");
+    let t = Topology::from_toml(&udp, "udp.toml").unwrap_or_else(|e| panic!("{e}"));
+    let r = render_ok(&t, &no_colors());
+    assert!(
+        r.config.contains("\n    log 127.0.0.1:514 local0\n"),
+        "{}",
+        r.config
+    );
+    for bad in ["dev/log", "/dev/log local0", "syslog"] {
+        let text = vezasock::topology::EMBEDDED_DEFAULT
+            .replace("log = \"/dev/log\"", &format!("log = {bad:?}"));
+        let err = Topology::from_toml(&text, "bad.toml")
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} accepted"));
+        assert!(err.to_string().contains("log"), "{bad:?}: {err}");
+    }
 }
 
 #[test]
@@ -164,7 +239,19 @@ fn templates_refuse_injection_past_validation() {
         ),
         (
             "cookie",
-            Box::new(|t| t.envs[0].cookie = "sid insert\n    server x 1.2.3.4:1".into()),
+            Box::new(|t| {
+                t.envs[0].cookie = "sid insert\n    server x 1.2.3.4:1".into();
+                // The cookie is written only where it has a choice: two blue servers.
+                if let Servers::Colored { blue, .. } = &mut t.envs[0].components[0].servers {
+                    let mut second = blue[0].clone();
+                    second.name = "blue_2".into();
+                    blue.push(second);
+                }
+            }),
+        ),
+        (
+            "log target",
+            Box::new(|t| t.log = Some("/dev/log local0\nlisten evil".into())),
         ),
         (
             "path rule",
