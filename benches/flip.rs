@@ -521,6 +521,9 @@ fn measure_load(b: &mut Bench, method: Method, flips: usize) -> Result<LoadRepor
 enum Variant {
     /// The config as vezasock renders it.
     Rendered,
+    /// Rendered, plus the log lines the template always had before (`log /dev/log local0`,
+    /// `log global`, `option httplog`, `option dontlognull`), whether `/dev/log` exists or not.
+    SeedLog,
     /// Rendered, its `log` / `option httplog` / `option dontlognull` lines taken out.
     NoLog,
     /// Rendered, its `cookie` lines and server `cookie` keywords taken out.
@@ -532,8 +535,9 @@ enum Variant {
     Minimal,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 6] = [
     Variant::Rendered,
+    Variant::SeedLog,
     Variant::NoLog,
     Variant::NoCookie,
     Variant::NoLogNoCookie,
@@ -544,6 +548,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Rendered => "rendered config",
+            Variant::SeedLog => "rendered, plus the former `log /dev/log` lines",
             Variant::NoLog => "rendered, without its log lines",
             Variant::NoCookie => "rendered, without its cookie lines",
             Variant::NoLogNoCookie => "rendered, without log nor cookie lines",
@@ -573,6 +578,23 @@ fn without_log(config: &str) -> String {
         .filter(|l| !is_log_line(l))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// `config` with the log lines the template had before it logged only to a configured target.
+fn with_seed_log(config: &str) -> Result<String, String> {
+    let config = without_log(config);
+    let global = "global\n    master-worker\n";
+    let defaults = "defaults\n    mode http\n";
+    if !config.contains(global) || !config.contains(defaults) {
+        return Err("the rendered config has no `global` / `defaults` head to add logs to".into());
+    }
+    Ok(config
+        .replacen(global, &format!("{global}    log /dev/log local0\n"), 1)
+        .replacen(
+            defaults,
+            &format!("{defaults}    log global\n    option httplog\n    option dontlognull\n"),
+            1,
+        ))
 }
 
 fn without_cookies(config: &str) -> String {
@@ -706,14 +728,15 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
         .map(|&v| {
             let text = match v {
                 Variant::Rendered => rendered.clone(),
+                Variant::SeedLog => with_seed_log(&rendered)?,
                 Variant::NoLog => without_log(&rendered),
                 Variant::NoCookie => without_cookies(&rendered),
                 Variant::NoLogNoCookie => without_cookies(&without_log(&rendered)),
                 Variant::Minimal => minimal(&rendered, b.local.http, &server),
             };
-            (v, text)
+            Ok((v, text))
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let mut rps: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     // Rounds interleave the variants (in a rotating order), so a noisy spell on this shared
     // machine lands on all of them instead of one.
@@ -732,16 +755,12 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
         .filter(|l| l.trim().starts_with("log "))
         .map(|l| {
             let target = l.split_whitespace().nth(1).unwrap_or("");
-            let exists = target.starts_with('/') && Path::new(target).exists();
-            format!(
-                "`{}` ({target} {})",
-                l.trim(),
-                if exists {
-                    "exists here"
-                } else {
-                    "does not exist here"
-                }
-            )
+            let exists = match target.starts_with('/') {
+                true if Path::new(target).exists() => " (exists here)",
+                true => " (does not exist here)",
+                false => "",
+            };
+            format!("`{}`{exists}", l.trim())
         })
         .collect();
     let cookie_lines = rendered
@@ -789,13 +808,18 @@ fn report_throughput(s: &mut String, t: &Throughput) {
     }
     let _ = writeln!(
         s,
-        "\nThe rendered config's log lines: {}; its `cookie` lines: {}.\n",
+        "\nThe rendered config's log lines: {}; its `cookie` lines: {}; `/dev/log` {}.\n",
         if t.log_lines.is_empty() {
             "none".to_string()
         } else {
             t.log_lines.join(", ")
         },
-        t.cookie_lines
+        t.cookie_lines,
+        if Path::new("/dev/log").exists() {
+            "exists here"
+        } else {
+            "does not exist here"
+        }
     );
 }
 
