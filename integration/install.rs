@@ -428,6 +428,16 @@ per_version!(
 
         // HAProxy down with a live config: no install over it, exit 3, and how to start it.
         haproxy.kill();
+        // The worker exits a moment after the master: wait until its socket refuses, or a
+        // connection it still accepts is reset instead.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while UnixStream::connect(&paths.admin_socket).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{label}: the admin socket still accepts 5 s after the kill"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let down = vezasock(&fresh, &["apply"]);
         assert_eq!(
             down.code,
