@@ -16,13 +16,19 @@
 //!    keep-alive connection (and the command's own wall time);
 //! 2. failed requests during 50 flips under a load of keep-alive and new-connection clients;
 //! 3. HAProxy processes and the sum of their RSS after 100 flips while 10 long streaming
-//!    responses (`?stream=600`) stay open.
+//!    responses (`?stream=600`) stay open;
+//! 4. what the rendered edge costs: keep-alive requests per second through the rendered config
+//!    vs a minimal hand-written one (one frontend, one backend, the same server) on the same
+//!    HAProxy and backends, and through the rendered config with its log lines or its cookie
+//!    lines taken out, so each feature's cost is measured apart.
 //!
 //! Prints a markdown report (stdout; progress on stderr) and writes `flip-latency.svg` into
 //! `$VEZASOCK_BENCH_OUT` (default `docs/bench/`). Run: `cargo bench --bench flip`.
 //! Knobs: `VEZASOCK_BENCH_VERSIONS=3.2` (comma list; default every version found),
 //! `VEZASOCK_BENCH_FLIPS` (latency flips, default 30), `VEZASOCK_BENCH_LOAD_FLIPS` (50),
-//! `VEZASOCK_BENCH_PROC_FLIPS` (100).
+//! `VEZASOCK_BENCH_PROC_FLIPS` (100), `VEZASOCK_BENCH_PARTS=throughput` (comma list of
+//! `latency`, `load`, `procs`, `throughput`; default all), `VEZASOCK_BENCH_RPS_SECS` (seconds
+//! per throughput round, default 3) and `VEZASOCK_BENCH_RPS_ROUNDS` (5).
 
 #[path = "../integration/haproxy.rs"]
 #[allow(dead_code)]
@@ -508,6 +514,316 @@ fn measure_load(b: &mut Bench, method: Method, flips: usize) -> Result<LoadRepor
 }
 
 // ------------------------------------------------------------------------------------------
+// 4. What the rendered edge costs: keep-alive requests/s, rendered vs minimal config.
+
+/// One config the throughput part loads, and how it was made from the rendered one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The config as vezasock renders it.
+    Rendered,
+    /// Rendered, plus the log lines the template always had before (`log /dev/log local0`,
+    /// `log global`, `option httplog`, `option dontlognull`), whether `/dev/log` exists or not.
+    SeedLog,
+    /// Rendered, its `log` / `option httplog` / `option dontlognull` lines taken out.
+    NoLog,
+    /// Rendered, its `cookie` lines and server `cookie` keywords taken out.
+    NoCookie,
+    /// Rendered, both taken out.
+    NoLogNoCookie,
+    /// Hand-written: one frontend, one backend, the same server; the global section (sockets,
+    /// server-state file) kept so the master reload and the edge's files work the same.
+    Minimal,
+}
+
+const VARIANTS: [Variant; 6] = [
+    Variant::Rendered,
+    Variant::SeedLog,
+    Variant::NoLog,
+    Variant::NoCookie,
+    Variant::NoLogNoCookie,
+    Variant::Minimal,
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Rendered => "rendered config",
+            Variant::SeedLog => "rendered, plus the former `log /dev/log` lines",
+            Variant::NoLog => "rendered, without its log lines",
+            Variant::NoCookie => "rendered, without its cookie lines",
+            Variant::NoLogNoCookie => "rendered, without log nor cookie lines",
+            Variant::Minimal => "minimal hand-written config",
+        }
+    }
+}
+
+/// Keep-alive requests per second, one list of rounds per variant.
+struct Throughput {
+    rps: BTreeMap<&'static str, Vec<f64>>,
+    /// What the rendered config logs to, and whether that target exists here.
+    log_lines: Vec<String>,
+    cookie_lines: usize,
+    seconds: u64,
+    clients: usize,
+}
+
+fn is_log_line(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with("log ") || t == "option httplog" || t == "option dontlognull"
+}
+
+fn without_log(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !is_log_line(l))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `config` with the log lines the template had before it logged only to a configured target.
+fn with_seed_log(config: &str) -> Result<String, String> {
+    let config = without_log(config);
+    let global = "global\n    master-worker\n";
+    let defaults = "defaults\n    mode http\n";
+    if !config.contains(global) || !config.contains(defaults) {
+        return Err("the rendered config has no `global` / `defaults` head to add logs to".into());
+    }
+    Ok(config
+        .replacen(global, &format!("{global}    log /dev/log local0\n"), 1)
+        .replacen(
+            defaults,
+            &format!("{defaults}    log global\n    option httplog\n    option dontlognull\n"),
+            1,
+        ))
+}
+
+fn without_cookies(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.trim().starts_with("cookie "))
+        .map(|l| {
+            let t = l.trim_start();
+            if !t.starts_with("server ") {
+                return format!("{l}\n");
+            }
+            // `server NAME ADDR ... cookie VALUE ...`: drop the keyword and its value.
+            let words: Vec<&str> = l.split(' ').collect();
+            let mut out = Vec::new();
+            let mut skip = false;
+            for w in words {
+                if skip {
+                    skip = false;
+                } else if w == "cookie" {
+                    skip = true;
+                } else {
+                    out.push(w);
+                }
+            }
+            format!("{}\n", out.join(" "))
+        })
+        .collect()
+}
+
+/// The minimal config: the rendered global section, then one frontend and one backend.
+fn minimal(rendered: &str, bind: SocketAddr, server: &str) -> String {
+    let global: String = rendered
+        .lines()
+        .skip_while(|l| l.trim() != "global")
+        .take_while(|l| l.trim() != "defaults")
+        .filter(|l| !is_log_line(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!(
+        "{global}\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\nfrontend fe\n    bind {bind}\n    default_backend be\n\nbackend be\n    server s1 {server}\n"
+    )
+}
+
+impl Bench {
+    /// Puts `config` live (check, rename, master reload) and waits until the new worker
+    /// answers `HOST/` with 200.
+    fn load_config(&mut self, config: &str) -> Result<(), String> {
+        let p = self.edge.topology.paths.clone();
+        let candidate = p.config.with_extension("cfg.candidate");
+        write_atomic(&candidate, config.as_bytes()).map_err(|e| format!("write: {e}"))?;
+        let check = haproxy_check(&p.haproxy, &candidate)?;
+        if !check.valid {
+            return Err(format!("haproxy -c refused:\n{}\n{config}", check.output));
+        }
+        std::fs::rename(&candidate, &p.config).map_err(|e| format!("rename: {e}"))?;
+        self.rt
+            .block_on(master::reload(&self.edge.master(), self.edge.timeouts))
+            .map_err(|e| format!("reload: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut conn = Conn::new(self.local.http, Duration::from_secs(2));
+        loop {
+            match conn.get(HOST, "/") {
+                Ok(a) if a.status == 200 => return Ok(()),
+                other if Instant::now() > deadline => {
+                    return Err(format!("no 200 after the reload: {other:?}"))
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// Requests per second of `clients` keep-alive clients on `HOST/` for `secs` seconds, after
+/// a warm-up; an error when any request failed.
+fn keepalive_rps(addr: SocketAddr, clients: usize, secs: u64) -> Result<f64, String> {
+    let load = Load::start(&LoadSpec {
+        edge: addr,
+        targets: vec![(HOST.to_string(), "/".to_string())],
+        keepalive_clients: clients,
+        new_connection_clients: 0,
+        max_duration: Duration::from_secs(secs + 30),
+        max_requests_per_client: u64::MAX,
+        pause: Duration::ZERO,
+        timeout: Duration::from_secs(5),
+    });
+    if !load.wait_for_requests(500, Duration::from_secs(10)) {
+        let report = load.stop();
+        return Err(format!("no traffic after 10 s: {:?}", report.failures));
+    }
+    let (start, t0) = (load.sent(), Instant::now());
+    std::thread::sleep(Duration::from_secs(secs));
+    let (end, t1) = (load.sent(), Instant::now());
+    let report = load.stop();
+    if report.failed() > 0 {
+        return Err(format!(
+            "{} failed requests: {:?}",
+            report.failed(),
+            report.failures
+        ));
+    }
+    Ok((end - start) as f64 / (t1 - t0).as_secs_f64())
+}
+
+fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
+    let secs = env_usize("VEZASOCK_BENCH_RPS_SECS", 3) as u64;
+    let rounds = env_usize("VEZASOCK_BENCH_RPS_ROUNDS", 5);
+    let clients = 2;
+    let rendered = std::fs::read_to_string(&b.edge.topology.paths.config)
+        .map_err(|e| format!("read the rendered config: {e}"))?;
+    let staging = b
+        .edge
+        .topology
+        .envs
+        .iter()
+        .find(|e| e.name == "staging")
+        .ok_or("no staging env")?;
+    let web = staging
+        .components
+        .iter()
+        .find(|c| c.name == "web")
+        .ok_or("no staging web")?;
+    let server = web
+        .servers
+        .of(b.color)
+        .first()
+        .ok_or("no staging web server")?
+        .address
+        .to_string();
+    let configs: Vec<(Variant, String)> = VARIANTS
+        .iter()
+        .map(|&v| {
+            let text = match v {
+                Variant::Rendered => rendered.clone(),
+                Variant::SeedLog => with_seed_log(&rendered)?,
+                Variant::NoLog => without_log(&rendered),
+                Variant::NoCookie => without_cookies(&rendered),
+                Variant::NoLogNoCookie => without_cookies(&without_log(&rendered)),
+                Variant::Minimal => minimal(&rendered, b.local.http, &server),
+            };
+            Ok((v, text))
+        })
+        .collect::<Result<_, String>>()?;
+    let mut rps: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    // Rounds interleave the variants (in a rotating order), so a noisy spell on this shared
+    // machine lands on all of them instead of one.
+    for round in 0..rounds {
+        for i in 0..configs.len() {
+            let (v, text) = &configs[(i + round) % configs.len()];
+            b.load_config(text)?;
+            let r = keepalive_rps(b.local.http, clients, secs)
+                .map_err(|e| format!("{}: {e}", v.name()))?;
+            eprintln!("  round {round}: {} {r:.0} req/s", v.name());
+            rps.entry(v.name()).or_default().push(r);
+        }
+    }
+    let log_lines = rendered
+        .lines()
+        .filter(|l| l.trim().starts_with("log "))
+        .map(|l| {
+            let target = l.split_whitespace().nth(1).unwrap_or("");
+            let exists = match target.starts_with('/') {
+                true if Path::new(target).exists() => " (exists here)",
+                true => " (does not exist here)",
+                false => "",
+            };
+            format!("`{}`{exists}", l.trim())
+        })
+        .collect();
+    let cookie_lines = rendered
+        .lines()
+        .filter(|l| l.trim().starts_with("cookie "))
+        .count();
+    Ok(Throughput {
+        rps,
+        log_lines,
+        cookie_lines,
+        seconds: secs,
+        clients,
+    })
+}
+
+fn report_throughput(s: &mut String, t: &Throughput) {
+    let rounds = t.rps.values().map(Vec::len).max().unwrap_or(0);
+    let _ = writeln!(s, "**4. What the rendered edge costs**: keep-alive requests per second on `staging.veza.fr/`, {} clients, {rounds} rounds of {} s per config, interleaved; median (min–max). Same HAProxy process (configs swapped by a master reload), same backend server.\n", t.clients, t.seconds);
+    let _ = writeln!(s, "| config | req/s | ÷ minimal |");
+    let _ = writeln!(s, "|---|---|---|");
+    let minimal = t
+        .rps
+        .get(Variant::Minimal.name())
+        .map(|v| p50(v))
+        .unwrap_or(f64::NAN);
+    for v in VARIANTS {
+        let Some(xs) = t.rps.get(v.name()) else {
+            continue;
+        };
+        let xs = sorted(xs);
+        let med = pct(&xs, 0.5);
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} ({:.0}–{:.0}) | {} |",
+            v.name(),
+            med,
+            xs.first().copied().unwrap_or(f64::NAN),
+            xs.last().copied().unwrap_or(f64::NAN),
+            if minimal > 0.0 {
+                format!("{:.2}×", med / minimal)
+            } else {
+                "–".to_string()
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe rendered config's log lines: {}; its `cookie` lines: {}; `/dev/log` {}.\n",
+        if t.log_lines.is_empty() {
+            "none".to_string()
+        } else {
+            t.log_lines.join(", ")
+        },
+        t.cookie_lines,
+        if Path::new("/dev/log").exists() {
+            "exists here"
+        } else {
+            "does not exist here"
+        }
+    );
+}
+
+// ------------------------------------------------------------------------------------------
 // 3. Processes and memory after many flips with long requests in flight.
 
 /// Long streaming responses held open during the flips.
@@ -748,6 +1064,15 @@ struct VersionResult {
     latency: BTreeMap<&'static str, Result<Latency, String>>,
     load: BTreeMap<&'static str, Result<LoadReport, String>>,
     procs: BTreeMap<(Arrival, &'static str), Result<ProcResult, String>>,
+    throughput: Option<Result<Throughput, String>>,
+}
+
+/// Whether `part` (`latency`, `load`, `procs`, `throughput`) is in `VEZASOCK_BENCH_PARTS`
+/// (every part when it is unset).
+fn part(part: &str) -> bool {
+    std::env::var("VEZASOCK_BENCH_PARTS")
+        .map(|s| s.split(',').any(|p| p.trim() == part))
+        .unwrap_or(true)
 }
 
 fn run_version(
@@ -762,25 +1087,24 @@ fn run_version(
         ..VersionResult::default()
     };
     for m in ALL {
-        eprintln!(
-            "[{}] {}: latency ({flips} flips), then load ({load_flips} flips)",
-            h.label,
-            m.name()
-        );
-        match Bench::start(h) {
-            Ok(mut b) => {
-                let lat = measure_latency(&mut b, m, flips);
-                r.latency.insert(m.short(), lat);
-                // A fresh edge for the load, so the latency phase leaves nothing behind.
-                drop(b);
-                let load = Bench::start(h).and_then(|mut b| measure_load(&mut b, m, load_flips));
-                r.load.insert(m.short(), load);
-            }
-            Err(e) => {
-                r.latency.insert(m.short(), Err(e.clone()));
-                r.load.insert(m.short(), Err(e));
-            }
+        if part("latency") {
+            eprintln!("[{}] {}: latency ({flips} flips)", h.label, m.name());
+            let lat = Bench::start(h).and_then(|mut b| measure_latency(&mut b, m, flips));
+            r.latency.insert(m.short(), lat);
         }
+        if part("load") {
+            // A fresh edge for the load, so the latency phase leaves nothing behind.
+            eprintln!("[{}] {}: load ({load_flips} flips)", h.label, m.name());
+            let load = Bench::start(h).and_then(|mut b| measure_load(&mut b, m, load_flips));
+            r.load.insert(m.short(), load);
+        }
+    }
+    if part("throughput") {
+        eprintln!("[{}] throughput: rendered vs minimal config", h.label);
+        r.throughput = Some(Bench::start(h).and_then(|mut b| measure_throughput(&mut b)));
+    }
+    if !part("procs") {
+        return r;
     }
     for a in ARRIVALS {
         for m in PROC_METHODS {
@@ -826,6 +1150,21 @@ fn pass(ok: bool) -> &'static str {
 fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### HAProxy {} (`{}`)\n", r.label, r.version_line);
+    if r.latency.is_empty() && r.load.is_empty() && r.procs.is_empty() {
+        // Only the throughput part ran (VEZASOCK_BENCH_PARTS=throughput).
+        match &r.throughput {
+            Some(Ok(t)) => report_throughput(&mut s, t),
+            Some(Err(e)) => {
+                let _ = writeln!(
+                    s,
+                    "**4. What the rendered edge costs**: failed: {}\n",
+                    one_line(e)
+                );
+            }
+            None => {}
+        }
+        return s;
+    }
 
     let _ = writeln!(s, "**1. Flip latency**, ms, {flips} flips per method alternating blue/green. *Seen*: command start → first answer of the new color on a keep-alive connection polling `staging.veza.fr/`. *Command*: command start → the command returned.\n");
     let _ = writeln!(
@@ -1090,6 +1429,20 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
             );
         }
     }
+    match &r.throughput {
+        Some(Ok(t)) => {
+            s.push('\n');
+            report_throughput(&mut s, t);
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(
+                s,
+                "\n**4. What the rendered edge costs**: failed: {}\n",
+                one_line(e)
+            );
+        }
+        None => {}
+    }
     s
 }
 
@@ -1308,6 +1661,10 @@ fn main() {
         println!("{}", report_version(r, flips, load_flips, proc_flips));
     }
 
+    if !part("latency") {
+        // The chart is of the latency part: keep the last full run's.
+        return;
+    }
     let dir = out_dir();
     let path = dir.join("flip-latency.svg");
     match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, svg(&results))) {

@@ -8,7 +8,7 @@ use vezasock::demo::http::get;
 use vezasock::demo::LocalEdge;
 use vezasock::topology::Topology;
 
-use crate::haproxy;
+use crate::haproxy::{self, per_version, Haproxy};
 
 pub fn start(v: &haproxy::Haproxy, dir: &std::path::Path) -> LocalEdge {
     let topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded default: {e}"));
@@ -36,11 +36,11 @@ pub fn wait_answer(edge: &LocalEdge, host: &str, path: &str, want: &str, label: 
     }
 }
 
-#[test]
-fn the_embedded_edge_routes_by_host_and_path_on_every_version() {
-    for v in haproxy::versions() {
+per_version!(
+    the_embedded_edge_routes_by_host_and_path_on_every_version,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
+        let edge = start(v, dir.path());
         let t = Duration::from_secs(5);
         let cases = [
             ("staging.veza.fr", "/", "staging web blue"),
@@ -54,4 +54,4 @@ fn the_embedded_edge_routes_by_host_and_path_on_every_version() {
         let other = get(edge.http, "unknown.example", "/", t).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(other.status, 503, "{}: unknown host", v.label);
     }
-}
+);

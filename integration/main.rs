@@ -1,6 +1,7 @@
 //! Tests against real HAProxy processes (2.6, 3.0, 3.2), started in temp dirs by
-//! [`haproxy::Fixture`] and killed on drop. Each test runs once per installed version and
-//! prints which versions ran; `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns a missing one into a failure.
+//! [`haproxy::Fixture`] and killed on drop. Each behaviour is one test per version
+//! ([`haproxy::per_version!`]: `name::v2_6`, `name::v3_0`, `name::v3_2`); a missing version
+//! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
 mod cli_json;
 mod crash;
@@ -10,17 +11,18 @@ mod haproxy;
 mod install;
 mod lab;
 mod reload;
+mod render;
 mod runtime_client;
 mod servers;
 mod status;
 mod switch;
 
-use haproxy::raw_one_shot;
+use haproxy::{per_version, raw_one_shot, Haproxy};
 
-#[test]
-fn every_version_starts_and_answers_on_its_sockets() {
-    for v in haproxy::versions() {
-        let lab = lab::Lab::start(&v);
+per_version!(
+    every_version_starts_and_answers_on_its_sockets,
+    |v: &Haproxy| {
+        let lab = lab::Lab::start(v);
         let info = raw_one_shot(&lab.fixture.admin_sock(), "show info\n")
             .unwrap_or_else(|e| panic!("{}: {e}", v.label));
         assert!(
@@ -30,4 +32,4 @@ fn every_version_starts_and_answers_on_its_sockets() {
         );
         eprintln!("ran against {}", v.version_line);
     }
-}
+);

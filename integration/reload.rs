@@ -25,7 +25,7 @@ use vezasock::state::Wait;
 use vezasock::topology::{Address, Color, External, ReloadMethod, Server, Servers, Topology};
 
 use crate::edge::{self, wait_answer};
-use crate::haproxy::{self, raw_one_shot};
+use crate::haproxy::{self, per_version, raw_one_shot, Haproxy};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -213,11 +213,11 @@ fn grown(edge: &LocalEdge) -> (Topology, Vec<Backend>) {
     (topo, backends)
 }
 
-#[test]
-fn a_shape_change_reloads_once_and_keeps_colors_drains_and_maints() {
-    for v in haproxy::versions() {
+per_version!(
+    a_shape_change_reloads_once_and_keeps_colors_drains_and_maints,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
+        let edge = start(v, dir.path());
         flip_staging_green(&edge);
         wait_answer(&edge, "staging.veza.fr", "/", "staging web green", v.label);
         admin(&edge, "set server be_prod_api_blue/blue_1 state drain");
@@ -308,13 +308,13 @@ fn a_shape_change_reloads_once_and_keeps_colors_drains_and_maints() {
             v.label, reload.backends
         );
     }
-}
+);
 
-#[test]
-fn a_candidate_haproxy_refuses_never_reaches_the_live_path() {
-    for v in haproxy::versions() {
+per_version!(
+    a_candidate_haproxy_refuses_never_reaches_the_live_path,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
+        let edge = start(v, dir.path());
         let files = live_files(&edge);
         let state_file = std::fs::read(&edge.topology.paths.server_state_file).ok();
         let reloads = show_proc(&edge).master.reloads;
@@ -377,71 +377,69 @@ fn a_candidate_haproxy_refuses_never_reaches_the_live_path() {
             msg.lines().nth(1).unwrap_or("")
         );
     }
-}
+);
 
-#[test]
-fn a_candidate_that_fails_at_start_is_rescued() {
-    for v in haproxy::versions() {
+per_version!(a_candidate_that_fails_at_start_is_rescued, |v: &Haproxy| {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let edge = start(v, dir.path());
+    admin(&edge, "set server be_prod_web_blue/blue_1 state drain");
+    let files = live_files(&edge);
+    let before = runtime_of(&edge);
+    let proc_before = show_proc(&edge);
+
+    // `haproxy -c` does not bind, so it passes; the new worker cannot bind and fails.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = taken
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut topo = edge.topology.clone();
+    topo.listen.http = format!("127.0.0.1:{port}");
+    let err = run_apply(&topo).err().unwrap_or_else(|| {
+        panic!(
+            "{}: applied a config that cannot bind\n{}",
+            v.label,
+            edge.log()
+        )
+    });
+    assert_eq!(Exit::of_edge(&err), Exit::NotVerified, "{}: {err}", v.label);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("rescue") && msg.contains("serves the previous config"),
+        "{}: {msg}",
+        v.label
+    );
+    assert!(msg.contains("show proc"), "{}: {msg}", v.label);
+
+    // Old config serving, old files, same backends, states and colors.
+    assert_eq!(
+        live_files(&edge),
+        files,
+        "{}: live files are the old ones",
+        v.label
+    );
+    assert_eq!(runtime_of(&edge), before, "{}: runtime as before", v.label);
+    wait_answer(&edge, "staging.veza.fr", "/", "staging web blue", v.label);
+    let proc_after = show_proc(&edge);
+    assert_eq!(proc_after.master.pid, proc_before.master.pid, "{}", v.label);
+    assert_eq!(
+        proc_after.master.failed_reloads.unwrap_or(0),
+        0,
+        "{}: reloaded back cleanly: {proc_after:?}",
+        v.label
+    );
+    drop(taken);
+    eprintln!("{}: rescued; reported:\n{msg}", v.label);
+});
+
+per_version!(
+    an_unchanged_edge_is_not_touched_and_a_host_is_a_runtime_change,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
-        admin(&edge, "set server be_prod_web_blue/blue_1 state drain");
-        let files = live_files(&edge);
-        let before = runtime_of(&edge);
-        let proc_before = show_proc(&edge);
-
-        // `haproxy -c` does not bind, so it passes; the new worker cannot bind and fails.
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = taken
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut topo = edge.topology.clone();
-        topo.listen.http = format!("127.0.0.1:{port}");
-        let err = run_apply(&topo).err().unwrap_or_else(|| {
-            panic!(
-                "{}: applied a config that cannot bind\n{}",
-                v.label,
-                edge.log()
-            )
-        });
-        assert_eq!(Exit::of_edge(&err), Exit::NotVerified, "{}: {err}", v.label);
-        let msg = err.to_string();
-        assert!(
-            msg.contains("rescue") && msg.contains("serves the previous config"),
-            "{}: {msg}",
-            v.label
-        );
-        assert!(msg.contains("show proc"), "{}: {msg}", v.label);
-
-        // Old config serving, old files, same backends, states and colors.
-        assert_eq!(
-            live_files(&edge),
-            files,
-            "{}: live files are the old ones",
-            v.label
-        );
-        assert_eq!(runtime_of(&edge), before, "{}: runtime as before", v.label);
-        wait_answer(&edge, "staging.veza.fr", "/", "staging web blue", v.label);
-        let proc_after = show_proc(&edge);
-        assert_eq!(proc_after.master.pid, proc_before.master.pid, "{}", v.label);
-        assert_eq!(
-            proc_after.master.failed_reloads.unwrap_or(0),
-            0,
-            "{}: reloaded back cleanly: {proc_after:?}",
-            v.label
-        );
-        drop(taken);
-        eprintln!("{}: rescued; reported:\n{msg}", v.label);
-    }
-}
-
-#[test]
-fn an_unchanged_edge_is_not_touched_and_a_host_is_a_runtime_change() {
-    for v in haproxy::versions() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
+        let edge = start(v, dir.path());
         let times = mtimes(&edge);
         let reloads = show_proc(&edge).master.reloads;
+        // Not a wait for an event: a rewrite in the same clock tick would keep its mtime.
         std::thread::sleep(Duration::from_millis(20));
 
         let report = run_apply(&edge.topology).unwrap_or_else(|e| panic!("{}: {e}", v.label));
@@ -482,71 +480,75 @@ fn an_unchanged_edge_is_not_touched_and_a_host_is_a_runtime_change() {
         let again = run_apply(&topo).unwrap_or_else(|e| panic!("{}: {e}", v.label));
         assert!(again.untouched(), "{}: {again:?}", v.label);
     }
-}
+);
 
-#[test]
-fn no_request_fails_during_reloads_under_load() {
-    for v in haproxy::versions() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
-        let (topo, _backends) = grown(&edge);
-        let mut smaller = topo.clone();
-        smaller.externals.retain(|x| x.name != "docs");
-        let targets = [
-            ("staging.veza.fr", "/"),
-            ("veza.fr", "/api/x"),
-            ("www.veza.fr", "/stream/a"),
-        ]
-        .iter()
-        .map(|(h, p)| (h.to_string(), p.to_string()))
-        .collect();
-        let load = Load::start(&LoadSpec {
-            edge: edge.http,
-            targets,
-            keepalive_clients: 2,
-            new_connection_clients: 2,
-            max_duration: Duration::from_secs(30),
-            max_requests_per_client: 20_000,
-            pause: Duration::from_millis(2),
-            timeout: Duration::from_secs(5),
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        let reloads = show_proc(&edge).master.reloads;
-        // Two shape changes back and forth: two reloads under load.
-        for t in [&topo, &smaller] {
-            let report =
-                run_apply(t).unwrap_or_else(|e| panic!("{}: {e}\n{}", v.label, edge.log()));
-            assert!(report.reload.is_some(), "{}: {report:?}", v.label);
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let result = load.stop();
-        assert_eq!(show_proc(&edge).master.reloads, reloads + 2, "{}", v.label);
+per_version!(no_request_fails_during_reloads_under_load, |v: &Haproxy| {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let edge = start(v, dir.path());
+    let (topo, _backends) = grown(&edge);
+    let mut smaller = topo.clone();
+    smaller.externals.retain(|x| x.name != "docs");
+    let targets = [
+        ("staging.veza.fr", "/"),
+        ("veza.fr", "/api/x"),
+        ("www.veza.fr", "/stream/a"),
+    ]
+    .iter()
+    .map(|(h, p)| (h.to_string(), p.to_string()))
+    .collect();
+    let load = Load::start(&LoadSpec {
+        edge: edge.http,
+        targets,
+        keepalive_clients: 2,
+        new_connection_clients: 2,
+        max_duration: Duration::from_secs(30),
+        max_requests_per_client: 20_000,
+        pause: Duration::from_millis(2),
+        timeout: Duration::from_secs(5),
+    });
+    // Traffic flowing before the first reload, and across each new worker after it.
+    let flowing = |what: &str| {
         assert!(
-            result.keepalive.sent > 20 && result.new_connection.sent > 20,
-            "{}: {result:?}",
+            load.wait_for_requests(40, Duration::from_secs(10)),
+            "{}: fewer than 40 requests in 10 s {what}",
             v.label
         );
-        assert_eq!(
-            result.failed(),
-            0,
-            "{}: failures during reloads: {:?}",
-            v.label,
-            result.failures
-        );
-        eprintln!(
-            "{}: {} requests across 2 reloads, none failed ({:?})",
-            v.label,
-            result.sent(),
-            result
-        );
+    };
+    flowing("before the reloads");
+    let reloads = show_proc(&edge).master.reloads;
+    // Two shape changes back and forth: two reloads under load.
+    for t in [&topo, &smaller] {
+        let report = run_apply(t).unwrap_or_else(|e| panic!("{}: {e}\n{}", v.label, edge.log()));
+        assert!(report.reload.is_some(), "{}: {report:?}", v.label);
+        flowing("after a reload");
     }
-}
+    let result = load.stop();
+    assert_eq!(show_proc(&edge).master.reloads, reloads + 2, "{}", v.label);
+    assert!(
+        result.keepalive.sent > 20 && result.new_connection.sent > 20,
+        "{}: {result:?}",
+        v.label
+    );
+    assert_eq!(
+        result.failed(),
+        0,
+        "{}: failures during reloads: {:?}",
+        v.label,
+        result.failures
+    );
+    eprintln!(
+        "{}: {} requests across 2 reloads, none failed ({:?})",
+        v.label,
+        result.sent(),
+        result
+    );
+});
 
-#[test]
-fn the_signal_method_reloads_and_confirms_through_show_proc() {
-    for v in haproxy::versions() {
+per_version!(
+    the_signal_method_reloads_and_confirms_through_show_proc,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
+        let edge = start(v, dir.path());
         admin(&edge, "set server be_staging_api_green/green_1 state maint");
         let before = runtime_of(&edge);
         let reloads = show_proc(&edge).master.reloads;
@@ -567,7 +569,7 @@ fn the_signal_method_reloads_and_confirms_through_show_proc() {
         assert_eq!(runtime_of(&edge).states, before.states, "{}", v.label);
         wait_answer(&edge, "docs.veza.fr", "/", "docs", v.label);
     }
-}
+);
 
 /// The `vezasock apply` binary: flags reach the library, `--dry-run --json` says what `plan`
 /// says, and a held lock with `--no-wait` is exit 4 before anything is read.
@@ -620,14 +622,14 @@ fn the_apply_command_plans_and_respects_the_lock() {
     assert!(stderr.contains("locked"), "{stderr}");
 }
 
-/// HAProxy #1412 / #2103: a server's saved address in the server-state file wins over the new
-/// config. The reload path drops the moved server's row, so the new address takes effect, and
-/// sets its drain again over the runtime API.
-#[test]
-fn a_moved_server_takes_its_new_address_and_keeps_its_drain() {
-    for v in haproxy::versions() {
+// HAProxy #1412 / #2103: a server's saved address in the server-state file wins over the new
+// config. The reload path drops the moved server's row, so the new address takes effect, and
+// sets its drain again over the runtime API.
+per_version!(
+    a_moved_server_takes_its_new_address_and_keeps_its_drain,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = start(&v, dir.path());
+        let edge = start(v, dir.path());
         admin(&edge, "set server be_prod_web_blue/blue_1 state drain");
         let new_port = free_port();
         let _moved =
@@ -680,4 +682,4 @@ fn a_moved_server_takes_its_new_address_and_keeps_its_drain() {
             v.label
         );
     }
-}
+);

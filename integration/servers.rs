@@ -18,7 +18,7 @@ use vezasock::runtime::parse::servers_state::AdminState;
 use vezasock::topology::ACTIVE_COLOR_MAP;
 
 use crate::edge::{self, wait_answer};
-use crate::haproxy;
+use crate::haproxy::{per_version, Haproxy};
 use crate::switch::{admin_session, rt, T};
 
 /// One run of the binary: exit code, stdout, stderr.
@@ -157,12 +157,12 @@ fn journal_actions(edge: &LocalEdge) -> String {
     read(&edge.topology.paths.state_dir.join("journal.jsonl"))
 }
 
-#[test]
-fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart() {
-    for v in haproxy::versions() {
+per_version!(
+    drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart,
+    |v: &Haproxy| {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut edge = edge::start(&v, dir.path());
+        let mut edge = edge::start(v, dir.path());
         let l = v.label;
         let paths = edge.topology.paths.clone();
         wait_answer(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
@@ -561,16 +561,16 @@ fn drain_maint_ready_are_applied_written_through_and_survive_reload_and_restart(
             started.elapsed().as_secs_f64()
         );
     }
-}
+);
 
-/// The live-color guard: `drain` / `maint` refuse to take every server of an env's live
-/// color out of rotation (its requests would get 503) unless `--force`; the same change on
-/// the color the env has just left goes through.
-#[test]
-fn taking_the_live_color_out_of_rotation_needs_force() {
-    for v in haproxy::versions() {
+// The live-color guard: `drain` / `maint` refuse to take every server of an env's live
+// color out of rotation (its requests would get 503) unless `--force`; the same change on
+// the color the env has just left goes through.
+per_version!(
+    taking_the_live_color_out_of_rotation_needs_force,
+    |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let edge = edge::start(&v, dir.path());
+        let edge = edge::start(v, dir.path());
         let l = v.label;
         wait_answer(&edge, "staging.veza.fr", "/api/x", "staging api blue", l);
         let journal_before = journal_actions(&edge);
@@ -627,4 +627,4 @@ fn taking_the_live_color_out_of_rotation_needs_force() {
             "{l}"
         );
     }
-}
+);

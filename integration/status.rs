@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use vezasock::topology::Color;
 
-use crate::haproxy;
+use crate::haproxy::{per_version, Haproxy};
 use crate::switch::{
     admin_set_map, file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir, vezasock,
 };
 
-#[test]
-fn status_shows_every_env_color_and_server_and_flags_drift() {
-    for v in haproxy::versions() {
+per_version!(
+    status_shows_every_env_color_and_server_and_flags_drift,
+    |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let local = healthy_edge(&v, dir.path());
+        let local = healthy_edge(v, dir.path());
         let run = vezasock(&local, &["switch", "staging", "green", "--sha", "abc1234"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
 
@@ -102,7 +102,7 @@ fn status_shows_every_env_color_and_server_and_flags_drift() {
         let run = vezasock(&local, &["status"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
     }
-}
+);
 
 /// Every server of an env's report: backend, server, admin and operational state, check.
 fn servers_of(env: &vezasock::edge::status::EnvStatus) -> Vec<(String, String, String, String)> {
@@ -122,12 +122,12 @@ fn servers_of(env: &vezasock::edge::status::EnvStatus) -> Vec<(String, String, S
     out
 }
 
-#[test]
-fn status_of_one_env_matches_the_whole_edge_and_survives_an_env_not_applied_yet() {
-    for v in haproxy::versions() {
+per_version!(
+    status_of_one_env_matches_the_whole_edge_and_survives_an_env_not_applied_yet,
+    |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let local = healthy_edge(&v, dir.path());
+        let local = healthy_edge(v, dir.path());
         let mut edge = lib_edge(&local);
         let (whole, one) = rt().block_on(async {
             let whole = vezasock::edge::status::status(&edge, None).await;
@@ -158,14 +158,14 @@ fn status_of_one_env_matches_the_whole_edge_and_survives_an_env_not_applied_yet(
         assert_eq!(report.envs.len(), 1, "{label}");
         assert!(servers_of(&report.envs[0]).is_empty(), "{label}");
     }
-}
+);
 
-#[test]
-fn error_paths_exit_non_zero_with_a_clear_message_and_change_nothing() {
-    for v in haproxy::versions() {
+per_version!(
+    error_paths_exit_non_zero_with_a_clear_message_and_change_nothing,
+    |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut local = healthy_edge(&v, dir.path());
+        let mut local = healthy_edge(v, dir.path());
         let state = state_dir(&local);
         let paths = local.topology.paths.clone();
         // Permission denied: the admin flag points at the operator socket. Checked on 2.6, 3.0
@@ -281,4 +281,4 @@ fn error_paths_exit_non_zero_with_a_clear_message_and_change_nothing() {
         unchanged("unreachable");
         assert_eq!(file_color(&local, "staging"), Some(Color::Blue), "{label}");
     }
-}
+);

@@ -5,7 +5,8 @@
 #   cargo bench --bench client   runtime client: one-shot, round trips, pipelined batch, socat
 #   cargo bench --bench parse    show stat / show servers state parser throughput
 #   cargo bench --bench flip     vezasock switch vs reload flip vs socat (latency, failed
-#                                requests under load, processes and memory), per HAProxy version
+#                                requests under load, processes and memory), and the rendered
+#                                config's keep-alive req/s vs a minimal one, per HAProxy version
 #   cargo bench --bench scale    status and switch on synthetic edges of 10 to 500 envs
 #
 # Usage: scripts/bench.sh

@@ -13,7 +13,21 @@
 # Idempotent: an existing, working build in the cache is kept (FORCE=1 rebuilds it). The cache
 # defaults to ~/.cache/vezasock/haproxy (VEZASOCK_HAPROXY_CACHE overrides it).
 # Prints, last, the env lines the tests read (VEZASOCK_HAPROXY_2_6=… etc.).
+#
+#   scripts/install-haproxy.sh            everything the tests need: 2.6, 3.0, 3.2, socat, patchelf
+#   scripts/install-haproxy.sh 3.2 ...    only these versions and the tools they need (what
+#                                         `vezasock demo` runs, embedded, when it finds no HAProxy)
 set -euo pipefail
+
+if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2"; TOOLS="socat patchelf"; else WANT="$*"; TOOLS=""; fi
+for v in $WANT; do
+  case "$v" in
+    2.6) ;;
+    3.0|3.2) case " $TOOLS " in *" patchelf "*) ;; *) TOOLS="$TOOLS patchelf" ;; esac ;;
+    *) printf 'install-haproxy: unknown version %s (known: 2.6 3.0 3.2)\n' "$v" >&2; exit 2 ;;
+  esac
+done
+wants() { case " $WANT " in *" $1 "*) return 0 ;; esac; return 1; }
 
 CACHE=${VEZASOCK_HAPROXY_CACHE:-$HOME/.cache/vezasock/haproxy}
 MIRROR=${VEZASOCK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -29,12 +43,15 @@ log() { printf 'install-haproxy: %s\n' "$*" >&2; }
 
 # --- 2.6 and the tools ------------------------------------------------------------------------
 need=""
-for p in haproxy socat patchelf; do command -v "$p" >/dev/null 2>&1 || need="$need $p"; done
-[ -e /usr/sbin/haproxy ] || need="$need haproxy"
+for p in $TOOLS; do command -v "$p" >/dev/null 2>&1 || need="$need $p"; done
+if wants 2.6 && { ! command -v haproxy >/dev/null 2>&1 || [ ! -e /usr/sbin/haproxy ]; }; then
+  need="$need haproxy"
+fi
 if [ -n "$need" ]; then
   log "apt-get install$need"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy socat patchelf >/dev/null
+  # shellcheck disable=SC2086 # one word per package
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
 # The packaged service would hold ports and sockets the tests don't want; tests start their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet haproxy 2>/dev/null; then
@@ -87,9 +104,9 @@ build() { # $1 = label (3.0), $2 = suite (trixie)
 }
 
 mkdir -p "$CACHE"
-build 3.0 trixie
-build 3.2 sid
+if wants 3.0; then build 3.0 trixie; fi
+if wants 3.2; then build 3.2 sid; fi
 
-echo "VEZASOCK_HAPROXY_2_6=/usr/sbin/haproxy"
-echo "VEZASOCK_HAPROXY_3_0=$CACHE/3.0/usr/sbin/haproxy"
-echo "VEZASOCK_HAPROXY_3_2=$CACHE/3.2/usr/sbin/haproxy"
+if wants 2.6; then echo "VEZASOCK_HAPROXY_2_6=/usr/sbin/haproxy"; fi
+if wants 3.0; then echo "VEZASOCK_HAPROXY_3_0=$CACHE/3.0/usr/sbin/haproxy"; fi
+if wants 3.2; then echo "VEZASOCK_HAPROXY_3_2=$CACHE/3.2/usr/sbin/haproxy"; fi

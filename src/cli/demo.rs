@@ -1,5 +1,6 @@
 //! `vezasock demo`: the README's first command. Starts a real local edge (the embedded veza
-//! topology, loopback backends, HAProxy from PATH or the project's cache), puts a bounded load
+//! topology, loopback backends, HAProxy from PATH or the project's cache, installed by the
+//! embedded install script when there is none), puts a bounded load
 //! on it, flips staging and prod through the same code CI uses, drains the old colors, and
 //! prints a summary (`--json` for a machine). Everything it started is stopped when it ends,
 //! also on Ctrl-C.
@@ -31,6 +32,15 @@ pub struct DemoArgs {
     /// Print the summary as JSON (progress lines are not printed).
     #[arg(long)]
     pub json: bool,
+    /// When no HAProxy is found, fail (exit 3) instead of installing HAProxy 3.2 into
+    /// ~/.cache/vezasock/haproxy with the embedded scripts/install-haproxy.sh.
+    #[arg(
+        long,
+        env = "VEZASOCK_NO_INSTALL",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_install: bool,
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
@@ -51,6 +61,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         clients: args.clients.clamp(1, 64),
         dir: args.dir.clone(),
         verbose: !args.json,
+        install: !args.no_install,
     };
     let json = args.json;
     let outcome = runtime.block_on(async {

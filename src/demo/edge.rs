@@ -88,6 +88,14 @@ impl LocalEdge {
         topology.listen.http = format!("127.0.0.1:{base_port}");
         // TLS needs certificates; the local edge is plain HTTP on loopback.
         topology.tls = None;
+        // Logging to a socket that is not there costs every request and reaches no one.
+        if topology
+            .log
+            .as_deref()
+            .is_some_and(|l| l.starts_with('/') && !Path::new(l).exists())
+        {
+            topology.log = None;
+        }
         topology.paths = topology.paths.under(dir);
         topology.paths.haproxy = haproxy.to_path_buf();
 

@@ -4,7 +4,7 @@
 //! the first few are kept, so a flip that drops a request cannot hide.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,6 +66,8 @@ type ClientResult = (Counts, Vec<String>);
 /// A running load; [`Load::stop`] ends it and returns the report.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    /// Requests sent so far by every client, so a caller can wait for traffic, not for time.
+    sent: Arc<AtomicU64>,
     /// (is keep-alive, thread)
     clients: Vec<(bool, JoinHandle<ClientResult>)>,
 }
@@ -74,16 +76,41 @@ impl Load {
     /// Starts every client thread.
     pub fn start(spec: &LoadSpec) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
         let mut clients = Vec::new();
         let kinds = std::iter::repeat_n(true, spec.keepalive_clients)
             .chain(std::iter::repeat_n(false, spec.new_connection_clients));
         for (i, keepalive) in kinds.enumerate() {
             let spec = spec.clone();
             let stop = stop.clone();
-            let handle = std::thread::spawn(move || run_client(&spec, keepalive, i, &stop));
+            let sent = sent.clone();
+            let handle = std::thread::spawn(move || run_client(&spec, keepalive, i, &stop, &sent));
             clients.push((keepalive, handle));
         }
-        Load { stop, clients }
+        Load {
+            stop,
+            sent,
+            clients,
+        }
+    }
+
+    /// Requests sent so far by all clients (answered or not).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the clients have sent `more` requests beyond those sent so far, for at
+    /// most `bound`; `false` when the bound ran out first.
+    pub fn wait_for_requests(&self, more: u64, bound: Duration) -> bool {
+        let target = self.sent().saturating_add(more);
+        let deadline = Instant::now() + bound;
+        while self.sent() < target {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// Stops the clients (each finishes its request in flight) and sums up.
@@ -119,6 +146,7 @@ fn run_client(
     keepalive: bool,
     index: usize,
     stop: &AtomicBool,
+    sent: &AtomicU64,
 ) -> (Counts, Vec<String>) {
     let deadline = Instant::now() + spec.max_duration;
     let mut counts = Counts::default();
@@ -134,6 +162,7 @@ fn run_client(
         };
         n += 1;
         counts.sent += 1;
+        sent.fetch_add(1, Ordering::Relaxed);
         let answer = if keepalive {
             conn.get(host, path)
         } else {

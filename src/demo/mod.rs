@@ -5,6 +5,7 @@ pub mod backend;
 pub mod edge;
 pub mod find;
 pub mod http;
+pub mod install;
 pub mod load;
 pub mod run;
 

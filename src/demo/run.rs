@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::edge::LocalEdge;
 use super::find::find_haproxy;
+use super::install;
 use super::load::{Load, LoadReport, LoadSpec};
 use crate::edge::servers::{drain, resolve, DrainHow, Selection, Then};
 use crate::edge::switch::{switch, SwitchRequest};
@@ -33,6 +34,8 @@ pub struct DemoOptions {
     pub dir: Option<PathBuf>,
     /// Print progress lines (human mode).
     pub verbose: bool,
+    /// Run the install script when no HAProxy is found (`--no-install` turns it off).
+    pub install: bool,
 }
 
 /// Per-flip latency, milliseconds (the whole `switch`: lock, gate, write-through, flip,
@@ -87,7 +90,29 @@ pub enum DemoError {
 /// Runs the whole scenario. Every process it started is gone when it returns (or when the
 /// future is dropped, e.g. on Ctrl-C): the edge and the load stop on drop.
 pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSummary, DemoError> {
-    let haproxy = find_haproxy().map_err(DemoError::NoHaproxy)?;
+    let haproxy = match find_haproxy() {
+        Ok(found) => found,
+        Err(why) if opts.install => {
+            eprintln!("vezasock demo: {why}");
+            eprintln!("vezasock demo: {}", install::plan_in_words());
+            let installed = tokio::task::spawn_blocking(install::install)
+                .await
+                .map_err(|e| format!("the install task failed: {e}"))
+                .and_then(|r| r)
+                .map_err(|e| DemoError::NoHaproxy(format!("{why}; installing failed: {e}")))?;
+            eprintln!(
+                "vezasock demo: installed {} at {}",
+                installed.version,
+                installed.path.display()
+            );
+            installed
+        }
+        Err(why) => {
+            return Err(DemoError::NoHaproxy(format!(
+                "{why} (not installing: --no-install or VEZASOCK_NO_INSTALL is set)"
+            )))
+        }
+    };
     say(&format!(
         "HAProxy: {} ({})",
         haproxy.version,

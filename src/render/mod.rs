@@ -129,6 +129,8 @@ struct Context {
     acme_path: Option<String>,
     timeouts: crate::topology::Timeouts,
     failover: &'static str,
+    /// The log target; no `log` lines without one.
+    log: Option<String>,
     externals: Vec<ExternalView>,
     /// Components with paths first, the catch-all last.
     components: Vec<ComponentView>,
@@ -305,14 +307,22 @@ fn context(topo: &Topology) -> Context {
             let Some(kind) = topo.component(&ec.name) else {
                 continue;
             };
-            let base = |name: String, origin: Vec<String>, servers: Vec<ServerView>| BackendView {
-                name,
-                origin,
-                cookie: Some(env.cookie.clone()),
-                check: kind.check.clone(),
-                http_no_delay: kind.http_no_delay,
-                placeholder: false,
-                servers,
+            let base = |name: String, origin: Vec<String>, mut servers: Vec<ServerView>| {
+                // A sticky cookie only where it has a choice to make: with one server (the
+                // backups never take one), it would only add a Set-Cookie to every response.
+                let sticky = servers.iter().filter(|s| s.cookie).count() > 1;
+                if !sticky {
+                    servers.iter_mut().for_each(|s| s.cookie = false);
+                }
+                BackendView {
+                    name,
+                    origin,
+                    cookie: sticky.then(|| env.cookie.clone()),
+                    check: kind.check.clone(),
+                    http_no_delay: kind.http_no_delay,
+                    placeholder: false,
+                    servers,
+                }
             };
             match &ec.servers {
                 Servers::Colored { .. } => {
@@ -439,6 +449,7 @@ fn context(topo: &Topology) -> Context {
         acme_path: topo.acme.as_ref().map(|a| a.path.clone()),
         timeouts: topo.timeouts.clone(),
         failover: topo.failover.as_str(),
+        log: topo.log.clone(),
         externals: topo
             .externals
             .iter()

@@ -24,6 +24,8 @@ pub struct RawTopology {
     pub container_domain: Option<SStr>,
     /// `none` (503 when the live color is down) or `cross-color`.
     pub failover: Option<SStr>,
+    /// Where HAProxy sends request logs (a syslog socket path or `ipv4:port`); none: no logs.
+    pub log: Option<SStr>,
     #[serde(default)]
     pub listen: RawListen,
     pub tls: Option<RawTls>,

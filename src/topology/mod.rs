@@ -287,6 +287,9 @@ pub struct Topology {
     pub name: String,
     pub container_domain: String,
     pub failover: Failover,
+    /// HAProxy's log target (`/dev/log`, `127.0.0.1:514`); `None`: the config logs nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
     pub listen: Listen,
     pub tls: Option<Tls>,
     pub acme: Option<Acme>,

@@ -199,6 +199,15 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
             )),
         }),
     };
+    let log = match &raw.log {
+        None => Some(None),
+        Some(l) => c
+            .check(l, "log", |s| match s.starts_with('/') {
+                true => fs_path(s).map(|p| p.display().to_string()),
+                false => address(s).map(|a| a.to_string()),
+            })
+            .map(Some),
+    };
     let base_cookie = match &raw.cookie {
         Some(k) => c.check(k, "cookie", |s| cookie_name(s).map(|_| s.to_string())),
         None => Some("SERVERID".to_string()),
@@ -260,6 +269,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         name: name?,
         container_domain: container_domain?,
         failover: failover?,
+        log: log?,
         listen,
         tls,
         acme,
