@@ -280,14 +280,17 @@ fn count_servers(topology: &Topology) -> usize {
         .unwrap_or(0)
 }
 
-/// The first port of `n` consecutive free loopback ports (checked by binding each).
+/// The first port of `n` consecutive free loopback ports (checked by binding each), in
+/// 20000-32767.
 fn free_port_block(n: usize) -> Option<u16> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as usize);
     let seed = std::process::id() as usize ^ nanos;
     for attempt in 0..50usize {
-        let base = 20_000 + (seed.wrapping_mul(7919).wrapping_add(attempt * 1_237) % 30_000);
+        // Below Linux's ephemeral range (32768+): a port picked there can be taken by an
+        // outgoing connection (a health check, a load client) before the backend binds it.
+        let base = 20_000 + (seed.wrapping_mul(7919).wrapping_add(attempt * 1_237) % 12_000);
         let all_free = (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok());
         if all_free {
             return Some(base as u16);
