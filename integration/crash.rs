@@ -10,7 +10,7 @@ use vezasock::render::maps::parse_colors;
 use vezasock::state::Phase;
 use vezasock::topology::Color;
 
-use crate::haproxy;
+use crate::haproxy::{self, per_version};
 use crate::switch::{
     file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir, vezasock, vezasock_env,
 };
@@ -57,12 +57,12 @@ fn no_torn_files(local: &vezasock::demo::LocalEdge, label: &str) {
     }
 }
 
-#[test]
-fn a_kill_at_every_step_is_reported_by_status_and_repaired() {
-    for v in haproxy::versions() {
+per_version!(
+    a_kill_at_every_step_is_reported_by_status_and_repaired,
+    |v: &haproxy::Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let local = healthy_edge(&v, dir.path());
+        let local = healthy_edge(v, dir.path());
         let lib = lib_edge(&local);
         let state = state_dir(&local);
         // Start from a recorded blue, so every side names a color.
@@ -223,39 +223,7 @@ fn a_kill_at_every_step_is_reported_by_status_and_repaired() {
             "{label}: prod touched"
         );
     }
-}
-
-/// One test case per HAProxy version for `$body(&Haproxy)`: a failure on one version does not
-/// hide the others. A version that is not installed is skipped, saying so (a failure under
-/// `VEZASOCK_REQUIRE_ALL_VERSIONS=1`).
-macro_rules! per_version {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            fn run(label: &str) {
-                match crate::haproxy::versions()
-                    .into_iter()
-                    .find(|v| v.label == label)
-                {
-                    Some(v) => super::$body(&v),
-                    None => eprintln!("SKIP {}: HAProxy {label} not installed", stringify!($name)),
-                }
-            }
-            #[test]
-            fn v2_6() {
-                run("2.6")
-            }
-            #[test]
-            fn v3_0() {
-                run("3.0")
-            }
-            #[test]
-            fn v3_2() {
-                run("3.2")
-            }
-        }
-    };
-}
-pub(crate) use per_version;
+);
 
 per_version!(
     a_kill_inside_the_record_step_then_repair_then_rollback_goes_back_one_deploy,

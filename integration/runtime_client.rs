@@ -19,7 +19,7 @@ use vezasock::runtime::parse::Parsed;
 use vezasock::runtime::session::{one_shot, Session, Timeouts};
 use vezasock::runtime::{master, Error};
 
-use crate::haproxy;
+use crate::haproxy::{self, per_version};
 use crate::lab::Lab;
 
 /// Runs one version's async body on a fresh single-threaded runtime.
@@ -172,11 +172,11 @@ fn entry_value<'a>(entries: &'a [MapEntry], key: &str) -> Option<&'a str> {
         .map(|e| e.value.as_str())
 }
 
-#[test]
-fn dumps_servers_weights_and_privileges() {
-    for v in haproxy::versions() {
+per_version!(
+    dumps_servers_weights_and_privileges,
+    |v: &haproxy::Haproxy| {
         let label = v.label;
-        let lab = Lab::start(&v);
+        let lab = Lab::start(v);
         block_on(async {
             let mut s = Session::connect(&admin(&lab), timeouts())
                 .await
@@ -579,358 +579,355 @@ fn dumps_servers_weights_and_privileges() {
             );
         });
     }
-}
+);
 
-#[test]
-fn maps_versions_and_injection() {
-    for v in haproxy::versions() {
-        let label = v.label;
-        let lab = Lab::start(&v);
-        let colors = lab.map("active-color.map");
-        // The lab writes scratch.map but no config line loads it, so HAProxy does not know
-        // it: map edits go to hosts.map, whose extra keys match no request's Host.
-        let scratch = lab.map("hosts.map");
-        block_on(async {
-            let mut s = Session::connect(&admin(&lab), timeouts())
-                .await
-                .must(&format!("{label}: connect admin.sock"));
+per_version!(maps_versions_and_injection, |v: &haproxy::Haproxy| {
+    let label = v.label;
+    let lab = Lab::start(v);
+    let colors = lab.map("active-color.map");
+    // The lab writes scratch.map but no config line loads it, so HAProxy does not know
+    // it: map edits go to hosts.map, whose extra keys match no request's Host.
+    let scratch = lab.map("hosts.map");
+    block_on(async {
+        let mut s = Session::connect(&admin(&lab), timeouts())
+            .await
+            .must(&format!("{label}: connect admin.sock"));
 
-            // show map: the list, then entries by file and by #id.
-            let maps = s.show_maps().await.must(&format!("{label}: show map"));
-            for file in [&colors, &scratch] {
-                assert!(
-                    maps.iter().any(|m| &m.file == file),
-                    "{label}: {file} not in show map: {maps:?}"
-                );
-            }
-            let color_ref = maps
-                .iter()
-                .find(|m| m.file == colors)
-                .unwrap_or_else(|| panic!("{label}: no active-color.map"));
-            let by_file = s
-                .show_map(&colors, None)
-                .await
-                .must(&format!("{label}: show map file"));
-            let pairs: Vec<_> = by_file
-                .iter()
-                .map(|e| (e.key.as_str(), e.value.as_str()))
-                .collect();
-            assert_eq!(
-                pairs,
-                [("staging", "blue"), ("prod", "green")],
-                "{label}: active-color.map"
-            );
-            let by_id = s
-                .show_map(&format!("#{}", color_ref.id), None)
-                .await
-                .must(&format!("{label}: show map #id"));
-            assert_eq!(by_id, by_file, "{label}: show map by #id");
-
-            // get map.
-            let found = s
-                .get_map(&colors, "staging")
-                .await
-                .must(&format!("{label}: get map"));
+        // show map: the list, then entries by file and by #id.
+        let maps = s.show_maps().await.must(&format!("{label}: show map"));
+        for file in [&colors, &scratch] {
             assert!(
-                found.found && found.value.as_deref() == Some("blue"),
-                "{label}: get map staging: {found:?}"
+                maps.iter().any(|m| &m.file == file),
+                "{label}: {file} not in show map: {maps:?}"
             );
-            let missing = s
-                .get_map(&colors, "nosuch")
-                .await
-                .must(&format!("{label}: get map nosuch"));
-            assert!(!missing.found, "{label}: get map nosuch: {missing:?}");
+        }
+        let color_ref = maps
+            .iter()
+            .find(|m| m.file == colors)
+            .unwrap_or_else(|| panic!("{label}: no active-color.map"));
+        let by_file = s
+            .show_map(&colors, None)
+            .await
+            .must(&format!("{label}: show map file"));
+        let pairs: Vec<_> = by_file
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("staging", "blue"), ("prod", "green")],
+            "{label}: active-color.map"
+        );
+        let by_id = s
+            .show_map(&format!("#{}", color_ref.id), None)
+            .await
+            .must(&format!("{label}: show map #id"));
+        assert_eq!(by_id, by_file, "{label}: show map by #id");
 
-            // set / add / del / clear, and each error.
-            s.add_map(&scratch, None, "a", "1")
-                .await
-                .must(&format!("{label}: add map"));
-            s.set_map(&scratch, "a", "10")
-                .await
-                .must(&format!("{label}: set map"));
-            s.add_map(&scratch, None, "c", "3")
-                .await
-                .must(&format!("{label}: add map"));
-            let entries = s.show_map(&scratch, None).await.must(label);
-            assert_eq!(
-                entry_value(&entries, "a"),
-                Some("10"),
-                "{label}: after set map"
-            );
-            assert_eq!(
-                entry_value(&entries, "c"),
-                Some("3"),
-                "{label}: after add map"
-            );
-            s.del_map(&scratch, "c")
-                .await
-                .must(&format!("{label}: del map"));
+        // get map.
+        let found = s
+            .get_map(&colors, "staging")
+            .await
+            .must(&format!("{label}: get map"));
+        assert!(
+            found.found && found.value.as_deref() == Some("blue"),
+            "{label}: get map staging: {found:?}"
+        );
+        let missing = s
+            .get_map(&colors, "nosuch")
+            .await
+            .must(&format!("{label}: get map nosuch"));
+        assert!(!missing.found, "{label}: get map nosuch: {missing:?}");
+
+        // set / add / del / clear, and each error.
+        s.add_map(&scratch, None, "a", "1")
+            .await
+            .must(&format!("{label}: add map"));
+        s.set_map(&scratch, "a", "10")
+            .await
+            .must(&format!("{label}: set map"));
+        s.add_map(&scratch, None, "c", "3")
+            .await
+            .must(&format!("{label}: add map"));
+        let entries = s.show_map(&scratch, None).await.must(label);
+        assert_eq!(
+            entry_value(&entries, "a"),
+            Some("10"),
+            "{label}: after set map"
+        );
+        assert_eq!(
+            entry_value(&entries, "c"),
+            Some("3"),
+            "{label}: after add map"
+        );
+        s.del_map(&scratch, "c")
+            .await
+            .must(&format!("{label}: del map"));
+        assert_refused(
+            s.del_map(&scratch, "c").await,
+            &format!("{label}: del map again"),
+            "Key not found.",
+        );
+        assert_refused(
+            s.set_map(&scratch, "nosuch", "x").await,
+            &format!("{label}: set map missing key"),
+            "entry not found.",
+        );
+        for result in [
+            s.set_map("/nonexistent/x.map", "a", "1").await,
+            s.add_map("/nonexistent/x.map", None, "a", "1").await,
+            s.del_map("/nonexistent/x.map", "a").await,
+            s.clear_map("/nonexistent/x.map", None).await,
+        ] {
             assert_refused(
-                s.del_map(&scratch, "c").await,
-                &format!("{label}: del map again"),
-                "Key not found.",
-            );
-            assert_refused(
-                s.set_map(&scratch, "nosuch", "x").await,
-                &format!("{label}: set map missing key"),
-                "entry not found.",
-            );
-            for result in [
-                s.set_map("/nonexistent/x.map", "a", "1").await,
-                s.add_map("/nonexistent/x.map", None, "a", "1").await,
-                s.del_map("/nonexistent/x.map", "a").await,
-                s.clear_map("/nonexistent/x.map", None).await,
-            ] {
-                assert_refused(
-                    result,
-                    &format!("{label}: unknown map file"),
-                    "Unknown map identifier. Please use #<id> or <file>.",
-                );
-            }
-            assert_refused(
-                s.show_map("/nonexistent/x.map", None).await,
-                &format!("{label}: show map unknown file"),
+                result,
+                &format!("{label}: unknown map file"),
                 "Unknown map identifier. Please use #<id> or <file>.",
             );
-            for (line, expected) in [
-                (
-                    format!("set map {scratch}"),
-                    "'set map' expects three parameters",
-                ),
-                (
-                    format!("add map {scratch} k"),
-                    "'add map' expects three parameters",
-                ),
-                (
-                    format!("get map {scratch}"),
-                    "Missing map identifier and/or key.",
-                ),
-                (format!("commit map {scratch}"), "Missing version number."),
-            ] {
-                let command = Command::raw(&line).must(label);
-                assert_refused(
-                    s.send(&command).await,
-                    &format!("{label}: {line}"),
-                    expected,
-                );
-            }
-
-            // prepare / add @ver / commit: the new version becomes live, for show map and for
-            // real HTTP requests. The lab routes to `be_<env>_<color>`, a backend that does not
-            // exist for `prod green`, so prod.example.test falls back to the default backend
-            // (staging api) until active-color.map says `prod web`: then it reaches
-            // be_prod_web, whose only UP server answers `prod web blue`.
-            wait_for_checks(&mut s, label).await;
-            let before = lab
-                .http_get("prod.example.test")
-                .must(&format!("{label}: HTTP before"));
-            assert!(
-                before.status == 200 && before.body.starts_with("staging api "),
-                "{label}: prod.example.test before the commit: {before:?}"
-            );
-            let version = s
-                .prepare_map(&colors)
-                .await
-                .must(&format!("{label}: prepare map"));
-            s.add_map(&colors, Some(version), "staging", "api")
-                .await
-                .must(&format!("{label}: add map @{version}"));
-            s.add_map(&colors, Some(version), "prod", "web")
-                .await
-                .must(&format!("{label}: add map @{version}"));
-            let staged = s
-                .show_map(&colors, Some(version))
-                .await
-                .must(&format!("{label}: show map @{version}"));
-            let pairs: Vec<_> = staged
-                .iter()
-                .map(|e| (e.key.as_str(), e.value.as_str()))
-                .collect();
-            assert_eq!(
-                pairs,
-                [("staging", "api"), ("prod", "web")],
-                "{label}: staged version"
-            );
-            let live = s.show_map(&colors, None).await.must(label);
-            assert_eq!(
-                entry_value(&live, "prod"),
-                Some("green"),
-                "{label}: staged version is not live yet"
-            );
-            let list = s.show_maps().await.must(label);
-            let pending = list
-                .iter()
-                .find(|m| m.file == colors)
-                .unwrap_or_else(|| panic!("{label}: no map"));
-            // `next_ver` is the newest version handed out (the one just prepared), not
-            // the next one; `entry_cnt` counts the staged entries too.
-            assert_eq!(
-                (pending.curr_ver, pending.next_ver, pending.entry_cnt),
-                (Some(version - 1), Some(version), Some(4)),
-                "{label}: show map after prepare: {pending:?}"
-            );
-            let still = lab
-                .http_get("prod.example.test")
-                .must(&format!("{label}: HTTP staged"));
-            assert!(
-                still.body.starts_with("staging api "),
-                "{label}: staged version served: {still:?}"
-            );
+        }
+        assert_refused(
+            s.show_map("/nonexistent/x.map", None).await,
+            &format!("{label}: show map unknown file"),
+            "Unknown map identifier. Please use #<id> or <file>.",
+        );
+        for (line, expected) in [
+            (
+                format!("set map {scratch}"),
+                "'set map' expects three parameters",
+            ),
+            (
+                format!("add map {scratch} k"),
+                "'add map' expects three parameters",
+            ),
+            (
+                format!("get map {scratch}"),
+                "Missing map identifier and/or key.",
+            ),
+            (format!("commit map {scratch}"), "Missing version number."),
+        ] {
+            let command = Command::raw(&line).must(label);
             assert_refused(
-                s.add_map(&colors, Some(version + 99), "x", "y").await,
-                &format!("{label}: add map @future"),
-                "Version number in the future, please use 'prepare map' before.",
+                s.send(&command).await,
+                &format!("{label}: {line}"),
+                expected,
             );
-            s.commit_map(&colors, version)
-                .await
-                .must(&format!("{label}: commit map @{version}"));
-            let live = s.show_map(&colors, None).await.must(label);
-            let pairs: Vec<_> = live
-                .iter()
-                .map(|e| (e.key.as_str(), e.value.as_str()))
-                .collect();
-            assert_eq!(
-                pairs,
-                [("staging", "api"), ("prod", "web")],
-                "{label}: committed version is live"
-            );
-            let after = lab
-                .http_get("prod.example.test")
-                .must(&format!("{label}: HTTP after"));
-            assert_eq!(
-                (after.status, after.body.as_str()),
-                (200, "prod web blue"),
-                "{label}: prod.example.test after the commit"
-            );
-            let staging = lab
-                .http_get("staging.example.test")
-                .must(&format!("{label}: HTTP staging"));
-            assert!(
-                staging.body.starts_with("staging api "),
-                "{label}: staging after the commit: {staging:?}"
-            );
-            assert_refused(
-                s.commit_map(&colors, version).await,
-                &format!("{label}: commit twice"),
-                "Version number out of range.",
-            );
-            assert_refused(
-                s.commit_map(&colors, version + 99).await,
-                &format!("{label}: commit @future"),
-                "Version number out of range.",
-            );
+        }
 
-            // Injection: spaces, `;`, `\` and a tab are stored exactly as given, whether sent
-            // on the session or one-shot; a line break is refused before anything is sent.
-            let nasty = "a b;show info\\ c\td  e";
-            s.add_map(&scratch, None, "inj", nasty)
-                .await
-                .must(&format!("{label}: add map nasty"));
-            let entries = s.show_map(&scratch, None).await.must(label);
-            assert_eq!(
-                entry_value(&entries, "inj"),
-                Some(nasty),
-                "{label}: show map of nasty value: {entries:?}"
-            );
-            assert_eq!(
-                entries.iter().filter(|e| e.key == "inj").count(),
-                1,
-                "{label}: exactly one inj entry: {entries:?}"
-            );
-            let got = s.get_map(&scratch, "inj").await.must(label);
-            assert_eq!(
-                got.value.as_deref(),
-                Some(nasty),
-                "{label}: get map of nasty value"
-            );
-            let nasty2 = "x;set map {scratch} inj pwned;\\;\t ";
-            let command = Command::set_map(&scratch, "inj", nasty2).must(label);
-            one_shot(&admin(&lab), &command, timeouts())
-                .await
-                .must(&format!("{label}: one-shot nasty set"));
-            let got = s.get_map(&scratch, "inj").await.must(label);
-            assert_eq!(
-                got.value.as_deref(),
-                Some(nasty2),
-                "{label}: one-shot nasty value"
-            );
-            assert_invalid(
-                s.set_map(&scratch, "inj", "ok\nshow info").await,
-                &format!("{label}: value with \\n"),
-            );
-            assert_invalid(
-                Command::add_map(&scratch, None, "inj", "a\nb"),
-                &format!("{label}: typed value with \\n"),
-            );
-            assert_invalid(
-                Command::set_map(&scratch, "in\nj", "a"),
-                &format!("{label}: key with \\n"),
-            );
-            assert_invalid(
-                Command::raw("show info\nshow stat"),
-                &format!("{label}: raw line with \\n"),
-            );
-            let got = s.get_map(&scratch, "inj").await.must(label);
-            assert_eq!(
-                got.value.as_deref(),
-                Some(nasty2),
-                "{label}: refused value changed nothing"
-            );
+        // prepare / add @ver / commit: the new version becomes live, for show map and for
+        // real HTTP requests. The lab routes to `be_<env>_<color>`, a backend that does not
+        // exist for `prod green`, so prod.example.test falls back to the default backend
+        // (staging api) until active-color.map says `prod web`: then it reaches
+        // be_prod_web, whose only UP server answers `prod web blue`.
+        wait_for_checks(&mut s, label).await;
+        let before = lab
+            .http_get("prod.example.test")
+            .must(&format!("{label}: HTTP before"));
+        assert!(
+            before.status == 200 && before.body.starts_with("staging api "),
+            "{label}: prod.example.test before the commit: {before:?}"
+        );
+        let version = s
+            .prepare_map(&colors)
+            .await
+            .must(&format!("{label}: prepare map"));
+        s.add_map(&colors, Some(version), "staging", "api")
+            .await
+            .must(&format!("{label}: add map @{version}"));
+        s.add_map(&colors, Some(version), "prod", "web")
+            .await
+            .must(&format!("{label}: add map @{version}"));
+        let staged = s
+            .show_map(&colors, Some(version))
+            .await
+            .must(&format!("{label}: show map @{version}"));
+        let pairs: Vec<_> = staged
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("staging", "api"), ("prod", "web")],
+            "{label}: staged version"
+        );
+        let live = s.show_map(&colors, None).await.must(label);
+        assert_eq!(
+            entry_value(&live, "prod"),
+            Some("green"),
+            "{label}: staged version is not live yet"
+        );
+        let list = s.show_maps().await.must(label);
+        let pending = list
+            .iter()
+            .find(|m| m.file == colors)
+            .unwrap_or_else(|| panic!("{label}: no map"));
+        // `next_ver` is the newest version handed out (the one just prepared), not
+        // the next one; `entry_cnt` counts the staged entries too.
+        assert_eq!(
+            (pending.curr_ver, pending.next_ver, pending.entry_cnt),
+            (Some(version - 1), Some(version), Some(4)),
+            "{label}: show map after prepare: {pending:?}"
+        );
+        let still = lab
+            .http_get("prod.example.test")
+            .must(&format!("{label}: HTTP staged"));
+        assert!(
+            still.body.starts_with("staging api "),
+            "{label}: staged version served: {still:?}"
+        );
+        assert_refused(
+            s.add_map(&colors, Some(version + 99), "x", "y").await,
+            &format!("{label}: add map @future"),
+            "Version number in the future, please use 'prepare map' before.",
+        );
+        s.commit_map(&colors, version)
+            .await
+            .must(&format!("{label}: commit map @{version}"));
+        let live = s.show_map(&colors, None).await.must(label);
+        let pairs: Vec<_> = live
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("staging", "api"), ("prod", "web")],
+            "{label}: committed version is live"
+        );
+        let after = lab
+            .http_get("prod.example.test")
+            .must(&format!("{label}: HTTP after"));
+        assert_eq!(
+            (after.status, after.body.as_str()),
+            (200, "prod web blue"),
+            "{label}: prod.example.test after the commit"
+        );
+        let staging = lab
+            .http_get("staging.example.test")
+            .must(&format!("{label}: HTTP staging"));
+        assert!(
+            staging.body.starts_with("staging api "),
+            "{label}: staging after the commit: {staging:?}"
+        );
+        assert_refused(
+            s.commit_map(&colors, version).await,
+            &format!("{label}: commit twice"),
+            "Version number out of range.",
+        );
+        assert_refused(
+            s.commit_map(&colors, version + 99).await,
+            &format!("{label}: commit @future"),
+            "Version number out of range.",
+        );
 
-            // A `;`-chained raw line: each command answers, in order, and the session stays in
-            // step (one prompt per command before 3.2, one per line on 3.2).
-            let chained = Command::raw(&format!(
-                "get weight be_staging_api/blue;get map {colors} prod;show backend"
-            ))
-            .must(label);
-            let reply = s
-                .send(&chained)
-                .await
-                .must(&format!("{label}: chained line"));
-            let text = reply.text();
-            let weight_at = text.find("1 (initial 1)");
-            let map_at = text.find("value=\"web\"");
-            let backend_at = text.find("be_prod_web");
-            assert!(
-                weight_at.is_some() && weight_at < map_at && map_at < backend_at,
-                "{label}: chained replies out of order: {text:?}"
-            );
-            let reply = one_shot(&admin(&lab), &chained, timeouts())
-                .await
-                .must(&format!("{label}: one-shot chain"));
-            assert_eq!(
-                reply.text(),
-                text,
-                "{label}: one-shot chain = session chain"
-            );
-            let w = s
-                .get_weight("be_prod_web", "blue")
-                .await
-                .must(&format!("{label}: after chain"));
-            assert_eq!(w.current, 1, "{label}: session in step after the chain");
+        // Injection: spaces, `;`, `\` and a tab are stored exactly as given, whether sent
+        // on the session or one-shot; a line break is refused before anything is sent.
+        let nasty = "a b;show info\\ c\td  e";
+        s.add_map(&scratch, None, "inj", nasty)
+            .await
+            .must(&format!("{label}: add map nasty"));
+        let entries = s.show_map(&scratch, None).await.must(label);
+        assert_eq!(
+            entry_value(&entries, "inj"),
+            Some(nasty),
+            "{label}: show map of nasty value: {entries:?}"
+        );
+        assert_eq!(
+            entries.iter().filter(|e| e.key == "inj").count(),
+            1,
+            "{label}: exactly one inj entry: {entries:?}"
+        );
+        let got = s.get_map(&scratch, "inj").await.must(label);
+        assert_eq!(
+            got.value.as_deref(),
+            Some(nasty),
+            "{label}: get map of nasty value"
+        );
+        let nasty2 = "x;set map {scratch} inj pwned;\\;\t ";
+        let command = Command::set_map(&scratch, "inj", nasty2).must(label);
+        one_shot(&admin(&lab), &command, timeouts())
+            .await
+            .must(&format!("{label}: one-shot nasty set"));
+        let got = s.get_map(&scratch, "inj").await.must(label);
+        assert_eq!(
+            got.value.as_deref(),
+            Some(nasty2),
+            "{label}: one-shot nasty value"
+        );
+        assert_invalid(
+            s.set_map(&scratch, "inj", "ok\nshow info").await,
+            &format!("{label}: value with \\n"),
+        );
+        assert_invalid(
+            Command::add_map(&scratch, None, "inj", "a\nb"),
+            &format!("{label}: typed value with \\n"),
+        );
+        assert_invalid(
+            Command::set_map(&scratch, "in\nj", "a"),
+            &format!("{label}: key with \\n"),
+        );
+        assert_invalid(
+            Command::raw("show info\nshow stat"),
+            &format!("{label}: raw line with \\n"),
+        );
+        let got = s.get_map(&scratch, "inj").await.must(label);
+        assert_eq!(
+            got.value.as_deref(),
+            Some(nasty2),
+            "{label}: refused value changed nothing"
+        );
 
-            // clear map, last: routing needs hosts.map until here.
-            s.clear_map(&scratch, None)
-                .await
-                .must(&format!("{label}: clear map"));
-            let entries = s.show_map(&scratch, None).await.must(label);
-            assert!(
-                entries.is_empty(),
-                "{label}: scratch after clear: {entries:?}"
-            );
-            eprintln!(
-                "runtime client: maps, versions, injection ok on {}",
-                v.version_line
-            );
-        });
-    }
-}
+        // A `;`-chained raw line: each command answers, in order, and the session stays in
+        // step (one prompt per command before 3.2, one per line on 3.2).
+        let chained = Command::raw(&format!(
+            "get weight be_staging_api/blue;get map {colors} prod;show backend"
+        ))
+        .must(label);
+        let reply = s
+            .send(&chained)
+            .await
+            .must(&format!("{label}: chained line"));
+        let text = reply.text();
+        let weight_at = text.find("1 (initial 1)");
+        let map_at = text.find("value=\"web\"");
+        let backend_at = text.find("be_prod_web");
+        assert!(
+            weight_at.is_some() && weight_at < map_at && map_at < backend_at,
+            "{label}: chained replies out of order: {text:?}"
+        );
+        let reply = one_shot(&admin(&lab), &chained, timeouts())
+            .await
+            .must(&format!("{label}: one-shot chain"));
+        assert_eq!(
+            reply.text(),
+            text,
+            "{label}: one-shot chain = session chain"
+        );
+        let w = s
+            .get_weight("be_prod_web", "blue")
+            .await
+            .must(&format!("{label}: after chain"));
+        assert_eq!(w.current, 1, "{label}: session in step after the chain");
 
-#[test]
-fn pipelined_batches_on_the_stats_socket_and_the_master() {
-    for v in haproxy::versions() {
+        // clear map, last: routing needs hosts.map until here.
+        s.clear_map(&scratch, None)
+            .await
+            .must(&format!("{label}: clear map"));
+        let entries = s.show_map(&scratch, None).await.must(label);
+        assert!(
+            entries.is_empty(),
+            "{label}: scratch after clear: {entries:?}"
+        );
+        eprintln!(
+            "runtime client: maps, versions, injection ok on {}",
+            v.version_line
+        );
+    });
+});
+
+per_version!(
+    pipelined_batches_on_the_stats_socket_and_the_master,
+    |v: &haproxy::Haproxy| {
         let label = v.label;
-        let lab = Lab::start(&v);
+        let lab = Lab::start(v);
         // The lab writes scratch.map but no config line loads it, so HAProxy does not know
         // it: map edits go to hosts.map, whose extra keys match no request's Host.
         let scratch = lab.map("hosts.map");
@@ -1096,13 +1093,13 @@ fn pipelined_batches_on_the_stats_socket_and_the_master() {
             eprintln!("runtime client: pipelined batches ok on {}", v.version_line);
         });
     }
-}
+);
 
-#[test]
-fn master_routing_reload_and_reconnect() {
-    for v in haproxy::versions() {
+per_version!(
+    master_routing_reload_and_reconnect,
+    |v: &haproxy::Haproxy| {
         let label = v.label;
-        let lab = Lab::start(&v);
+        let lab = Lab::start(v);
         block_on(async {
             let master_ep = master_at(&lab, None);
             let t = timeouts();
@@ -1344,44 +1341,24 @@ fn master_routing_reload_and_reconnect() {
             );
         });
     }
-}
+);
 
-/// One `#[test]` per HAProxy version (`<name>::v2_6`, `::v3_0`, `::v3_2`) running the
-/// function `<name>`, so a failure on
-/// one version does not hide the others. A version that is not installed is skipped by
-/// [`haproxy::versions`], which says so (and fails under `VEZASOCK_REQUIRE_ALL_VERSIONS=1`).
-macro_rules! per_version {
-    ($($name:ident;)*) => {$(
-        mod $name {
-            #[test]
-            fn v2_6() {
-                super::on_version("2.6", super::$name)
-            }
-            #[test]
-            fn v3_0() {
-                super::on_version("3.0", super::$name)
-            }
-            #[test]
-            fn v3_2() {
-                super::on_version("3.2", super::$name)
-            }
-        }
-    )*};
-}
-
-fn on_version(label: &str, body: fn(&haproxy::Haproxy)) {
-    if let Some(v) = haproxy::versions().into_iter().find(|v| v.label == label) {
-        body(&v);
-        eprintln!("ran against {}", v.version_line);
-    }
-}
-
-per_version! {
-    exec_chain_prints_each_reply_as_one_shot_does;
-    exec_survives_a_closed_stdout;
-    exec_json_names_the_admin_flags_and_check_codes;
-    typed_commands_and_batches;
-}
+per_version!(
+    exec_chain_prints_each_reply_as_one_shot_does,
+    super::exec_chain_prints_each_reply_as_one_shot_does
+);
+per_version!(
+    exec_survives_a_closed_stdout,
+    super::exec_survives_a_closed_stdout
+);
+per_version!(
+    exec_json_names_the_admin_flags_and_check_codes,
+    super::exec_json_names_the_admin_flags_and_check_codes
+);
+per_version!(
+    typed_commands_and_batches,
+    super::typed_commands_and_batches
+);
 
 /// `vezasock exec --socket <admin.sock> [extra…] -- <line>`, stdout captured.
 fn exec_binary(lab: &Lab, extra: &[&str], line: &str) -> std::process::Output {

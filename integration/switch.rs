@@ -23,6 +23,7 @@ use vezasock::runtime::session::{Session, Timeouts};
 use vezasock::state::{EdgeLock, Holder, StateDir, Wait};
 use vezasock::topology::Color;
 
+use crate::haproxy::per_version;
 use crate::{edge, haproxy};
 
 pub const T: Timeouts = Timeouts {
@@ -282,11 +283,11 @@ fn stream_client(
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-#[test]
-fn fifty_flips_under_load_fail_no_request_reload_nothing_and_flip_every_component_at_once() {
-    for v in haproxy::versions() {
+per_version!(
+    fifty_flips_under_load_fail_no_request_reload_nothing_and_flip_every_component_at_once,
+    |v: &haproxy::Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let local = healthy_edge(&v, dir.path());
+        let local = healthy_edge(v, dir.path());
         let lib = lib_edge(&local);
         let label = v.label;
         let master_before = local.master_pid();
@@ -448,14 +449,14 @@ fn fifty_flips_under_load_fail_no_request_reload_nothing_and_flip_every_componen
             seen.len()
         );
     }
-}
+);
 
-#[test]
-fn the_gate_refuses_a_down_or_maint_color_and_wait_healthy_waits_for_it() {
-    for v in haproxy::versions() {
+per_version!(
+    the_gate_refuses_a_down_or_maint_color_and_wait_healthy_waits_for_it,
+    |v: &haproxy::Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut local = healthy_edge(&v, dir.path());
+        let mut local = healthy_edge(v, dir.path());
         let state = state_dir(&local);
         let map_path = local.topology.paths.active_color_map();
         let map_before = std::fs::read(&map_path).unwrap_or_default();
@@ -615,14 +616,14 @@ fn the_gate_refuses_a_down_or_maint_color_and_wait_healthy_waits_for_it() {
             "{label}"
         );
     }
-}
+);
 
-#[test]
-fn racing_switches_are_serialised_and_lose_no_history_line() {
-    for v in haproxy::versions() {
+per_version!(
+    racing_switches_are_serialised_and_lose_no_history_line,
+    |v: &haproxy::Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let local = Arc::new(healthy_edge(&v, dir.path()));
+        let local = Arc::new(healthy_edge(v, dir.path()));
         let state = state_dir(&local);
 
         // A held lock and --no-wait: exit 4, naming the holder.
@@ -706,9 +707,9 @@ fn racing_switches_are_serialised_and_lose_no_history_line() {
         }
         assert!(open.is_none(), "{label}: an operation was left open");
     }
-}
+);
 
-crate::crash::per_version!(
+per_version!(
     switch_drain_old_then_rollback_is_instant_and_fails_no_request,
     drain_old_then_rollback
 );
@@ -807,7 +808,7 @@ fn drain_old_then_rollback(v: &haproxy::Haproxy) {
     );
 }
 
-crate::crash::per_version!(
+per_version!(
     switch_right_after_an_haproxy_start_waits_for_the_first_checks_by_itself,
     switch_after_start
 );
