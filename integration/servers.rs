@@ -68,17 +68,7 @@ fn run_with_paths(edge: &LocalEdge, command: &mut Process) -> Run {
 
 /// The admin bits of `backend/server` as the running HAProxy shows them.
 fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminState {
-    rt().block_on(async {
-        let mut s = admin_session(edge, "admin socket").await;
-        let state = s
-            .show_servers_state(None)
-            .await
-            .unwrap_or_else(|e| panic!("show servers state: {e}"));
-        state
-            .find(backend, server)
-            .unwrap_or_else(|| panic!("no {backend}/{server}"))
-            .admin
-    })
+    crate::switch::admin_state(edge, backend, server)
 }
 
 /// Raw runtime commands on the admin socket, every reply checked.
