@@ -1021,3 +1021,45 @@ fn server_admin_decisions_are_written_through_and_read_back() {
     let err = state.server_admin().expect_err("bad json");
     assert!(err.to_string().contains("server-admin.json"), "{err}");
 }
+
+#[test]
+fn waiting_for_the_lock_asynchronously_lets_the_runtime_run_other_tasks() {
+    // One thread only: if the async wait blocked it, the task that releases the lock could
+    // never run, and the wait would run out.
+    let dir = temp();
+    let state = StateDir::single(dir.path());
+    let held = EdgeLock::acquire(&state, Wait::No, Holder::current()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let got = rt.block_on(async {
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(held);
+        });
+        let got = EdgeLock::acquire_async(
+            &state,
+            Wait::up_to(Duration::from_secs(5)),
+            Holder::current(),
+        )
+        .await;
+        let _ = release.await;
+        got
+    });
+    assert!(got.is_ok(), "{got:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // And it still gives up when the lock stays held.
+    let _held = got.unwrap();
+    let again = rt.block_on(EdgeLock::acquire_async(
+        &state,
+        Wait::up_to(Duration::from_millis(300)),
+        Holder::current(),
+    ));
+    assert!(again.as_ref().is_err_and(|e| e.is_locked()), "{again:?}");
+}

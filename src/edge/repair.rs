@@ -48,11 +48,12 @@ impl RepairReport {
 
 /// Takes the edge lock (waiting up to 60 s), then repairs; see [`repair_locked`].
 pub async fn repair(edge: &Edge) -> Result<RepairReport, EdgeError> {
-    let lock = EdgeLock::acquire(
+    let lock = EdgeLock::acquire_async(
         &edge.state,
         Wait::up_to(std::time::Duration::from_secs(60)),
         Holder::current(),
-    )?;
+    )
+    .await?;
     repair_locked(edge, &lock).await
 }
 

@@ -361,8 +361,8 @@ fn journal_action(decision: AdminDecision) -> Action {
 }
 
 /// Takes the per-edge lock (blocking: this runs before any HAProxy traffic).
-fn lock(edge: &Edge, wait: Wait) -> Result<EdgeLock, EdgeError> {
-    Ok(EdgeLock::acquire(&edge.state, wait, Holder::current())?)
+async fn lock(edge: &Edge, wait: Wait) -> Result<EdgeLock, EdgeError> {
+    Ok(EdgeLock::acquire_async(&edge.state, wait, Holder::current()).await?)
 }
 
 /// `maint` or `ready` (or a plain `drain` with no wait) on `servers`, under the lock, written
@@ -376,7 +376,7 @@ pub async fn set_state(
     force: bool,
     wait: Wait,
 ) -> Result<ChangeReport, EdgeError> {
-    let _lock = lock(edge, wait)?;
+    let _lock = lock(edge, wait).await?;
     let mut session = edge.admin_session().await?;
     if !force && decision != AdminDecision::Ready {
         guard_live(edge, &mut session, servers).await?;
@@ -408,7 +408,7 @@ pub async fn drain(
         then,
         force,
     } = how;
-    let _lock = lock(edge, wait)?;
+    let _lock = lock(edge, wait).await?;
     let mut session = edge.admin_session().await?;
     if !force {
         guard_live(edge, &mut session, servers).await?;

@@ -92,44 +92,32 @@ pub struct EdgeLock {
 }
 
 impl EdgeLock {
-    /// Takes the lock of `state`'s edge, waiting as `wait` says. On success the holder file
-    /// names `holder`. Creates the state dir when needed.
+    /// Takes the lock of `state`'s edge, waiting as `wait` says (the thread sleeps between
+    /// tries). On success the holder file names `holder`. Creates the state dir when needed.
     pub fn acquire(state: &StateDir, wait: Wait, holder: Holder) -> Result<EdgeLock, Error> {
-        state.ensure()?;
-        let lock_path = state.lock_file();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| Error::io("open the lock file", &lock_path, e))?;
-
-        let started = Instant::now();
-        loop {
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => break,
-                Err(Errno::INTR) => continue,
-                Err(Errno::WOULDBLOCK) => {
-                    let deadline = match wait {
-                        Wait::Until(deadline) if Instant::now() < deadline => deadline,
-                        _ => {
-                            return Err(Error::Locked {
-                                lock: lock_path,
-                                holder: read_holder(state).map(Box::new),
-                                waited: match wait {
-                                    Wait::No => None,
-                                    Wait::Until(_) => Some(started.elapsed()),
-                                },
-                            })
-                        }
-                    };
-                    thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-                }
-                Err(e) => return Err(Error::io("lock", &lock_path, e.into())),
-            }
+        let (file, started) = (open_lock_file(state)?, Instant::now());
+        while !try_lock(state, &file, wait, started)? {
+            thread::sleep(poll_for(wait));
         }
+        EdgeLock::held(state, file, holder)
+    }
 
+    /// [`EdgeLock::acquire`] for async callers: waiting sleeps on the async runtime's timer, so
+    /// the other tasks of the runtime (a drain's countdown, another edge's transaction) go on.
+    pub async fn acquire_async(
+        state: &StateDir,
+        wait: Wait,
+        holder: Holder,
+    ) -> Result<EdgeLock, Error> {
+        let (file, started) = (open_lock_file(state)?, Instant::now());
+        while !try_lock(state, &file, wait, started)? {
+            tokio::time::sleep(poll_for(wait)).await;
+        }
+        EdgeLock::held(state, file, holder)
+    }
+
+    /// The lock is ours: write the holder file.
+    fn held(state: &StateDir, file: File, holder: Holder) -> Result<EdgeLock, Error> {
         let holder_file = state.holder_file();
         let json = serde_json::to_vec(&holder).map_err(|e| Error::BadJson {
             path: holder_file.clone(),
@@ -156,6 +144,52 @@ impl Drop for EdgeLock {
         // Removed while the lock is still held, so it never names a holder that has left.
         // Best effort: a leftover file is ignored once this pid is gone.
         let _ = std::fs::remove_file(&self.holder_file);
+    }
+}
+
+/// Opens (creating it and the state dir when needed) the lock file.
+fn open_lock_file(state: &StateDir) -> Result<File, Error> {
+    state.ensure()?;
+    let lock_path = state.lock_file();
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| Error::io("open the lock file", &lock_path, e))
+}
+
+/// One try: `Ok(true)` when the lock is now held, `Ok(false)` when it is busy and `wait` allows
+/// another try, [`Error::Locked`] when it does not.
+fn try_lock(state: &StateDir, file: &File, wait: Wait, started: Instant) -> Result<bool, Error> {
+    loop {
+        match flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(true),
+            Err(Errno::INTR) => continue,
+            Err(Errno::WOULDBLOCK) => {
+                return match wait {
+                    Wait::Until(deadline) if Instant::now() < deadline => Ok(false),
+                    _ => Err(Error::Locked {
+                        lock: state.lock_file(),
+                        holder: read_holder(state).map(Box::new),
+                        waited: match wait {
+                            Wait::No => None,
+                            Wait::Until(_) => Some(started.elapsed()),
+                        },
+                    }),
+                }
+            }
+            Err(e) => return Err(Error::io("lock", &state.lock_file(), e.into())),
+        }
+    }
+}
+
+/// How long to sleep before the next try: [`POLL`], or less when the deadline is nearer.
+fn poll_for(wait: Wait) -> Duration {
+    match wait {
+        Wait::Until(deadline) => POLL.min(deadline.saturating_duration_since(Instant::now())),
+        Wait::No => Duration::ZERO,
     }
 }
 
