@@ -7,10 +7,13 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use super::apply::TakeoverArgs;
 use super::args::TopologyArgs;
+use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use super::render::load_and_render;
+use crate::edge::apply::{is_takeover, takeover_plan};
 use crate::plan::{plan, Plan};
 
 // Arguments of `vezasock plan` (a plain comment: a doc comment would replace the subcommand's
@@ -22,6 +25,8 @@ pub struct PlanArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub takeover: TakeoverArgs,
 }
 
 /// What is live on disk (moved into the library: `apply` reads it too).
@@ -35,7 +40,8 @@ struct PlanReport<'a> {
     plan: &'a Plan,
 }
 
-/// Runs `vezasock plan`.
+/// Runs `vezasock plan`. A takeover whose colors cannot all be decided is exit 1 (apply would
+/// refuse it); the plan is printed first.
 pub fn run(args: &PlanArgs) -> ExitCode {
     let (topo, rendered) = match load_and_render(&args.topology, &[]) {
         Ok(r) => r,
@@ -48,7 +54,15 @@ pub fn run(args: &PlanArgs) -> ExitCode {
             return Exit::Refused.into();
         }
     };
-    let p = plan(&rendered, &live);
+    let mut p = plan(&rendered, &live);
+    if live.fingerprint.is_none() {
+        match takeover_plan_of(args) {
+            Ok(Some(t)) => p = t,
+            Ok(None) => {}
+            Err(exit) => return exit.into(),
+        }
+    }
+    let refused = matches!(&p, Plan::Takeover { undecided, .. } if !undecided.is_empty());
     if args.json {
         let report = PlanReport {
             desired_fingerprint: &rendered.fingerprint,
@@ -56,10 +70,35 @@ pub fn run(args: &PlanArgs) -> ExitCode {
             plan: &p,
         };
         output::json_pretty(&report);
-        return Exit::Ok.into();
+    } else {
+        print_plan(&p);
     }
-    print_plan(&p);
-    Exit::Ok.into()
+    if refused {
+        eprintln!("vezasock plan: a takeover needs every env's color: pass --color ENV=COLOR");
+        Exit::Refused.into()
+    } else {
+        Exit::Ok.into()
+    }
+}
+
+/// The takeover plan when HAProxy runs a config vezasock did not render; `None` when it is not
+/// a takeover (no HAProxy: a first install).
+fn takeover_plan_of(args: &PlanArgs) -> Result<Option<Plan>, Exit> {
+    let edge = load_edge("plan", &args.topology)?;
+    let rt = runtime("plan")?;
+    rt.block_on(async {
+        let live = read_live(&edge.topology.paths).map_err(|e| {
+            eprintln!("vezasock plan: {e}");
+            Exit::Refused
+        })?;
+        if !is_takeover(&edge, &live).await {
+            return Ok(None);
+        }
+        takeover_plan(&edge, &args.takeover.options())
+            .await
+            .map(Some)
+            .map_err(|e| fail("plan", &e))
+    })
 }
 
 /// A plan for humans (also what `apply` prints first).
@@ -79,6 +118,31 @@ pub(super) fn print_plan(plan: &Plan) {
             output::line("Reload needed: the edge's shape changed.");
             for r in reasons {
                 output::line(&format!("  - {r}"));
+            }
+        }
+        Plan::Takeover {
+            reasons,
+            colors,
+            undecided,
+            steps,
+        } => {
+            output::line("Takeover of a config vezasock did not render (one checked, verified reload):");
+            for r in reasons {
+                output::line(&format!("  - {r}"));
+            }
+            output::line("Colors kept:");
+            for d in colors {
+                output::line(&format!("  - {}: {} (from the {}: {})", d.env, d.color, d.source, d.detail));
+            }
+            if !undecided.is_empty() {
+                output::line("UNDECIDED (apply refuses until each has a color):");
+                for u in undecided {
+                    output::line(&format!("  - {u}"));
+                }
+            }
+            output::line("Steps:");
+            for (i, s) in steps.iter().enumerate() {
+                output::line(&format!("  {}. {s}", i + 1));
             }
         }
     }
