@@ -73,7 +73,10 @@ fn seed_config(
             .unwrap_or_else(|| panic!("no server in {backend}"))
     };
     let mut text = SEED_CONFIG
-        .replace("@ADMIN_SOCKET@", &t.paths.admin_socket.display().to_string())
+        .replace(
+            "@ADMIN_SOCKET@",
+            &t.paths.admin_socket.display().to_string(),
+        )
         .replace("@HTTP@", &http.to_string())
         .replace("@STAGING@", staging)
         .replace("@PROD@", prod)
@@ -229,7 +232,10 @@ fn answers(seed: &Seed, host: &str, path: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = get(seed.http, host, path, Duration::from_secs(2));
-        if got.as_ref().is_ok_and(|a| a.status == 200 && a.body.trim() == want) {
+        if got
+            .as_ref()
+            .is_ok_and(|a| a.status == 200 && a.body.trim() == want)
+        {
             return;
         }
         assert!(
@@ -282,12 +288,16 @@ per_version!(
         // Before: status is loud, plan says takeover and where each color comes from.
         let status = vezasock(&seed, &["status"]);
         assert_eq!(status.code, Some(Exit::Drift as i32), "{label}: {status:?}");
-        assert!(status.out.contains("NOT VEZASOCK'S EDGE"), "{label}: {status:?}");
+        assert!(
+            status.out.contains("NOT VEZASOCK'S EDGE"),
+            "{label}: {status:?}"
+        );
         let seed_arg = seed_dir.display().to_string();
         let plan = vezasock(&seed, &["plan", "--seed-state", &seed_arg]);
         assert_eq!(plan.code, Some(0), "{label}: {plan:?}");
         assert!(
-            plan.out.contains("takeover of a config vezasock did not render")
+            plan.out
+                .contains("takeover of a config vezasock did not render")
                 && plan.out.contains("staging: green (from the state-file")
                 && plan.out.contains("prod: blue (from the state-file"),
             "{label}: {plan:?}"
@@ -307,13 +317,23 @@ per_version!(
             pause: Duration::from_millis(2),
             timeout: Duration::from_secs(5),
         });
-        assert!(load.wait_for_requests(200, Duration::from_secs(10)), "{label}: no load");
+        assert!(
+            load.wait_for_requests(200, Duration::from_secs(10)),
+            "{label}: no load"
+        );
         let before = reloads(&seed);
         let apply = vezasock(&seed, &["apply", "--seed-state", &seed_arg]);
         assert_eq!(apply.code, Some(0), "{label}: {apply:?}");
-        assert!(load.wait_for_requests(200, Duration::from_secs(10)), "{label}: load stalled");
+        assert!(
+            load.wait_for_requests(200, Duration::from_secs(10)),
+            "{label}: load stalled"
+        );
         let report = load.stop();
-        assert_eq!(reloads(&seed), before + 1, "{label}: exactly one reload: {apply:?}");
+        assert_eq!(
+            reloads(&seed),
+            before + 1,
+            "{label}: exactly one reload: {apply:?}"
+        );
         eprintln!(
             "{label}: takeover under load: {} sent, {} failed ({:?})",
             report.sent(),
@@ -321,9 +341,25 @@ per_version!(
             report
         );
 
+        // New connections reach the new worker (or the old one before it stopped listening):
+        // none may fail. A keep-alive connection held by the old worker may be closed by it
+        // once (the seed's config has no `option idle-close-on-response`); its client then
+        // reconnects to the new worker, so each client fails at most once.
+        assert_eq!(report.new_connection.failed, 0, "{label}: {report:?}");
+        assert!(
+            report.keepalive.failed <= 2
+                && report
+                    .failures
+                    .iter()
+                    .all(|f| f.contains("closed before answering")),
+            "{label}: {report:?}"
+        );
         every_host(&seed, "green", "blue");
         let config = std::fs::read_to_string(&seed.topology.paths.config).unwrap_or_default();
-        assert!(config.starts_with("# vezasock-shape: "), "{label}: {config}");
+        assert!(
+            config.starts_with("# vezasock-shape: "),
+            "{label}: {config}"
+        );
         let status = vezasock(&seed, &["status"]);
         assert_eq!(status.code, Some(0), "{label}: {status:?}");
         let history = vezasock(&seed, &["history", "staging"]);
@@ -333,7 +369,10 @@ per_version!(
         );
         let state = seed.topology.paths.state_dir.join("active-color-staging");
         let cat = |p: &Path| {
-            let out = Command::new("cat").arg(p).output().unwrap_or_else(|e| panic!("{e}"));
+            let out = Command::new("cat")
+                .arg(p)
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         };
         assert_eq!(cat(&state), "green", "{label}");
@@ -342,10 +381,18 @@ per_version!(
         let rollback = vezasock(&seed, &["rollback", "staging"]);
         assert_eq!(rollback.code, Some(0), "{label}: {rollback:?}");
         every_host(&seed, "blue", "blue");
-        assert_eq!(cat(&state), "blue", "{label}: a playbook reading the state file");
+        assert_eq!(
+            cat(&state),
+            "blue",
+            "{label}: a playbook reading the state file"
+        );
         let switch = vezasock(&seed, &["switch", "staging", "green"]);
         assert_eq!(switch.code, Some(0), "{label}: {switch:?}");
-        assert_eq!(cat(&state), "green", "{label}: a playbook reading the state file");
+        assert_eq!(
+            cat(&state),
+            "green",
+            "{label}: a playbook reading the state file"
+        );
         assert_eq!(reloads(&seed), before + 1, "{label}: flips do not reload");
     }
 );
@@ -373,10 +420,21 @@ per_version!(
                 && apply.err.contains("--color staging="),
             "{label}: {apply:?}"
         );
-        assert_eq!(std::fs::read(&seed.topology.paths.config).unwrap_or_default(), config);
-        assert!(!seed.topology.paths.maps_dir.exists(), "{label}: maps written");
+        assert_eq!(
+            std::fs::read(&seed.topology.paths.config).unwrap_or_default(),
+            config
+        );
         assert!(
-            !seed.topology.paths.state_dir.join("active-color-staging").exists(),
+            !seed.topology.paths.maps_dir.exists(),
+            "{label}: maps written"
+        );
+        assert!(
+            !seed
+                .topology
+                .paths
+                .state_dir
+                .join("active-color-staging")
+                .exists(),
             "{label}: state written"
         );
         assert_eq!(reloads(&seed), before, "{label}");
@@ -415,8 +473,15 @@ per_version!(
             apply.err.contains("HAProxy refused the candidate"),
             "{label}: {apply:?}"
         );
-        assert_eq!(std::fs::read(&seed.topology.paths.config).unwrap_or_default(), config);
-        assert_eq!(state("active-color-staging.history"), history_before, "{label}");
+        assert_eq!(
+            std::fs::read(&seed.topology.paths.config).unwrap_or_default(),
+            config
+        );
+        assert_eq!(
+            state("active-color-staging.history"),
+            history_before,
+            "{label}"
+        );
         assert!(!seed.topology.paths.maps_dir.exists(), "{label}: maps left");
         assert_eq!(reloads(&seed), before, "{label}");
         every_host(&seed, "green", "blue");

@@ -91,7 +91,11 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
         Ok(r) => r,
         Err(exit) => return exit.into(),
     };
-    match runtime.block_on(apply_or_install_with(&edge, options, &args.takeover.options())) {
+    match runtime.block_on(apply_or_install_with(
+        &edge,
+        options,
+        &args.takeover.options(),
+    )) {
         Ok(outcome) => {
             if args.json {
                 output::json_pretty(&outcome);

@@ -126,13 +126,18 @@ pub(super) fn print_plan(plan: &Plan) {
             undecided,
             steps,
         } => {
-            output::line("Takeover of a config vezasock did not render (one checked, verified reload):");
+            output::line(
+                "Takeover of a config vezasock did not render (one checked, verified reload):",
+            );
             for r in reasons {
                 output::line(&format!("  - {r}"));
             }
             output::line("Colors kept:");
             for d in colors {
-                output::line(&format!("  - {}: {} (from the {}: {})", d.env, d.color, d.source, d.detail));
+                output::line(&format!(
+                    "  - {}: {} (from the {}: {})",
+                    d.env, d.color, d.source, d.detail
+                ));
             }
             if !undecided.is_empty() {
                 output::line("UNDECIDED (apply refuses until each has a color):");

@@ -544,8 +544,7 @@ async fn take_over(
     else {
         return Err(EdgeError::Refused("takeover: no takeover plan".to_string()));
     };
-    let chosen: BTreeMap<String, Color> =
-        colors.iter().map(|d| (d.env.clone(), d.color)).collect();
+    let chosen: BTreeMap<String, Color> = colors.iter().map(|d| (d.env.clone(), d.color)).collect();
     let rendered =
         render(&edge.topology, &chosen).map_err(|e| EdgeError::BadInput(e.to_string()))?;
     let mut report = ApplyReport {
@@ -588,7 +587,8 @@ async fn take_over(
     let mut created = Vec::new();
     let mut old = Vec::new();
     let result = async {
-        let (files, recorded) = prepare_takeover(edge, takeover, &rendered, &mut old, &mut created)?;
+        let (files, recorded) =
+            prepare_takeover(edge, takeover, &rendered, &mut old, &mut created)?;
         let outcome = reload::reload(edge, &rendered).await?;
         Ok::<_, EdgeError>((files, recorded, outcome))
     }

@@ -44,8 +44,8 @@ use crate::topology::{Color, Paths};
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ApplyOutcome {
-    Applied(ApplyReport),
-    Installed(InstallReport),
+    Applied(Box<ApplyReport>),
+    Installed(Box<InstallReport>),
 }
 
 /// What a first install wrote, and how to start HAProxy on it.
@@ -95,7 +95,7 @@ pub async fn apply_or_install_with(
             // Anything but a clean "not found" counts as a live config: never write over it.
             return match std::fs::symlink_metadata(config) {
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    install_locked(edge, &lock, &down).map(ApplyOutcome::Installed)
+                    install_locked(edge, &lock, &down).map(|r| ApplyOutcome::Installed(Box::new(r)))
                 }
                 _ => Err(not_running_error(edge, &down)),
             };
@@ -106,7 +106,7 @@ pub async fn apply_or_install_with(
     }
     apply_with(edge, options, takeover)
         .await
-        .map(ApplyOutcome::Applied)
+        .map(|r| ApplyOutcome::Applied(Box::new(r)))
 }
 
 /// `Some(error)` when nothing listens on the admin socket: the path does not exist, or

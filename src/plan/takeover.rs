@@ -223,7 +223,10 @@ mod tests {
         ];
         let seen = RuntimeSeen::of(&known(), &rows);
         assert_eq!(seen.blue, vec!["staging_backend_api/s1"]);
-        assert_eq!(seen.green, vec!["staging_backend_api/veza-staging-api-green"]);
+        assert_eq!(
+            seen.green,
+            vec!["staging_backend_api/veza-staging-api-green"]
+        );
         assert_eq!(seen.only(), None);
         let drained = [live("s1", "127.0.0.1", 9001, false)];
         assert_eq!(RuntimeSeen::of(&known(), &drained), RuntimeSeen::default());
@@ -254,7 +257,10 @@ mod tests {
         };
         let (d, u) = decide(&[facts(None, both, None)]);
         assert!(d.is_empty());
-        assert!(u[0].contains("both colors") && u[0].contains("--color staging="), "{u:?}");
+        assert!(
+            u[0].contains("both colors") && u[0].contains("--color staging="),
+            "{u:?}"
+        );
         let (_, u) = decide(&[facts(None, RuntimeSeen::default(), None)]);
         assert!(u[0].contains("none of its servers"), "{u:?}");
         let green = RuntimeSeen {
