@@ -105,7 +105,15 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
                     ApplyOutcome::Installed(report) => print_install(report),
                 }
             }
-            Exit::Ok.into()
+            // A dry run of a takeover that apply would refuse says so, as `plan` does.
+            match &outcome {
+                ApplyOutcome::Applied(r) if matches!(&r.plan, Plan::Takeover { undecided, .. } if !undecided.is_empty()) =>
+                {
+                    eprintln!("vezasock apply: a takeover needs every env's color: pass --color ENV=COLOR");
+                    Exit::Refused.into()
+                }
+                _ => Exit::Ok.into(),
+            }
         }
         Err(e) => {
             if args.json {
