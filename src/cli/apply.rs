@@ -4,7 +4,6 @@
 //! files instead and prints the command that starts HAProxy (`edge::install`).
 //! `--dry-run` prints what `plan` prints.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -13,8 +12,8 @@ use super::args::{LockArgs, TopologyArgs};
 use super::common::{load_edge, runtime};
 use super::exit::Exit;
 use super::output;
-use super::plan::print_plan;
-use crate::edge::apply::{ApplyOptions, ApplyReport, TakeoverOptions};
+use super::plan::{print_plan, TakeoverArgs};
+use crate::edge::apply::{ApplyOptions, ApplyReport};
 use crate::edge::install::{apply_or_install_with, ApplyOutcome, InstallReport};
 use crate::plan::Plan;
 use crate::topology::Color;
@@ -35,46 +34,6 @@ pub struct ApplyArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub takeover: TakeoverArgs,
-}
-
-/// How a takeover decides each env's color (shared by `apply` and `plan`).
-#[derive(Debug, Clone, Default, Args)]
-pub struct TakeoverArgs {
-    /// Takeover of a config vezasock did not render: keep ENV on COLOR (repeat per env; wins
-    /// over the state file and the runtime).
-    #[arg(long = "color", value_name = "ENV=COLOR", value_parser = parse_env_color)]
-    pub colors: Vec<(String, Color)>,
-    /// Takeover: the seed's state dir (`active-color-<env>`, `.history`) to read the colors
-    /// from and import the histories of (default: the state dir itself).
-    #[arg(long, value_name = "DIR")]
-    pub seed_state: Option<PathBuf>,
-}
-
-impl TakeoverArgs {
-    /// The library's options.
-    pub fn options(&self) -> TakeoverOptions {
-        TakeoverOptions {
-            colors: self.colors.iter().cloned().collect(),
-            seed_state: self.seed_state.clone(),
-        }
-    }
-}
-
-/// `staging=green`: an env name (checked against the topology later) and a color.
-fn parse_env_color(value: &str) -> Result<(String, Color), String> {
-    let (env, color) = value
-        .split_once('=')
-        .ok_or_else(|| "expected ENV=COLOR, e.g. staging=green".to_string())?;
-    let ok_name = !env.is_empty()
-        && env.len() <= 64
-        && env
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if !ok_name {
-        return Err("the env must be 1 to 64 of 0-9 A-Z a-z . _ -".to_string());
-    }
-    let color = Color::parse(color).ok_or_else(|| "the color must be blue or green".to_string())?;
-    Ok((env.to_string(), color))
 }
 
 /// Runs `vezasock apply`.

@@ -2,19 +2,20 @@
 //! Reads the live config, its shape summary and the live map files ([`read_live`]), then asks
 //! the pure planner.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
 
-use super::apply::TakeoverArgs;
 use super::args::TopologyArgs;
 use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use super::render::load_and_render;
-use crate::edge::apply::{is_takeover, takeover_plan};
+use crate::edge::apply::{is_takeover, takeover_plan, TakeoverOptions};
 use crate::plan::{plan, Plan};
+use crate::topology::Color;
 
 // Arguments of `vezasock plan` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
@@ -27,6 +28,47 @@ pub struct PlanArgs {
     pub json: bool,
     #[command(flatten)]
     pub takeover: TakeoverArgs,
+}
+
+// How a takeover decides each env's color, shared by `apply` and `plan` (a plain comment: a
+// doc comment on a flattened `Args` struct would replace the subcommand's about text).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TakeoverArgs {
+    /// Takeover of a config vezasock did not render: keep ENV on COLOR (repeat per env; wins
+    /// over the state file and the runtime).
+    #[arg(long = "color", value_name = "ENV=COLOR", value_parser = parse_env_color)]
+    pub colors: Vec<(String, Color)>,
+    /// Takeover: the seed's state dir (`active-color-<env>`, `.history`) to read the colors
+    /// from and import the histories of (default: the state dir itself).
+    #[arg(long, value_name = "DIR")]
+    pub seed_state: Option<PathBuf>,
+}
+
+impl TakeoverArgs {
+    /// The library's options.
+    pub fn options(&self) -> TakeoverOptions {
+        TakeoverOptions {
+            colors: self.colors.iter().cloned().collect(),
+            seed_state: self.seed_state.clone(),
+        }
+    }
+}
+
+/// `staging=green`: an env name (checked against the topology later) and a color.
+fn parse_env_color(value: &str) -> Result<(String, Color), String> {
+    let (env, color) = value
+        .split_once('=')
+        .ok_or_else(|| "expected ENV=COLOR, e.g. staging=green".to_string())?;
+    let ok_name = !env.is_empty()
+        && env.len() <= 64
+        && env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !ok_name {
+        return Err("the env must be 1 to 64 of 0-9 A-Z a-z . _ -".to_string());
+    }
+    let color = Color::parse(color).ok_or_else(|| "the color must be blue or green".to_string())?;
+    Ok((env.to_string(), color))
 }
 
 /// What is live on disk (moved into the library: `apply` reads it too).
