@@ -107,8 +107,18 @@ fn seed_config(
     text
 }
 
-/// Starts the seed-style edge in `dir` on HAProxy `v`.
-fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: bool) -> Seed {
+/// The embedded veza topology with every server on loopback (a backend answering on each) and
+/// every file under `dir`, written as a topology file. Nothing is started.
+fn fresh(
+    v: &Haproxy,
+    dir: &Path,
+) -> (
+    Topology,
+    PathBuf,
+    SocketAddr,
+    Vec<LocalServer>,
+    Vec<Backend>,
+) {
     let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
     let count = base
         .with_local_servers(1)
@@ -133,12 +143,16 @@ fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: b
         .collect();
     let file = dir.join("topology.toml");
     std::fs::write(&file, to_toml(&topology)).unwrap_or_else(|e| panic!("{e}"));
-    let config = seed_config(&topology, &servers, http, staging, prod, both_staging);
-    std::fs::write(&topology.paths.config, config).unwrap_or_else(|e| panic!("{e}"));
+    (topology, file, http, servers, backends)
+}
+
+/// Starts HAProxy with vezasock's start command; the caller keeps the child (its group is
+/// killed on drop of the [`Seed`] holding it).
+fn spawn(topology: &Topology, dir: &Path) -> Child {
     let log = std::fs::File::create(dir.join("haproxy.log")).unwrap_or_else(|e| panic!("{e}"));
     let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
     let args = start_command(&topology.paths);
-    let child = Command::new(&args[0])
+    Command::new(&args[0])
         .args(&args[1..])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -146,7 +160,15 @@ fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: b
         .stderr(err)
         .process_group(0)
         .spawn()
-        .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
+        .unwrap_or_else(|e| panic!("start {args:?}: {e}"))
+}
+
+/// Starts the seed-style edge in `dir` on HAProxy `v`.
+fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: bool) -> Seed {
+    let (topology, file, http, servers, backends) = fresh(v, dir);
+    let config = seed_config(&topology, &servers, http, staging, prod, both_staging);
+    std::fs::write(&topology.paths.config, config).unwrap_or_else(|e| panic!("{e}"));
+    let child = spawn(&topology, dir);
     let seed = Seed {
         topology,
         file,
@@ -155,6 +177,12 @@ fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: b
         _backends: backends,
         child,
     };
+    wait_started(&seed, v);
+    seed
+}
+
+fn wait_started(seed: &Seed, v: &Haproxy) {
+    let dir = &seed.dir;
     let deadline = Instant::now() + Duration::from_secs(10);
     while raw_one_shot(&seed.topology.paths.admin_socket, "show info\n").is_err() {
         assert!(
@@ -165,7 +193,6 @@ fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: b
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    seed
 }
 
 #[derive(Debug)]
@@ -485,5 +512,44 @@ per_version!(
         assert!(!seed.topology.paths.maps_dir.exists(), "{label}: maps left");
         assert_eq!(reloads(&seed), before, "{label}");
         every_host(&seed, "green", "blue");
+    }
+);
+
+per_version!(
+    a_first_install_records_the_initial_colors_so_the_first_rollback_works,
+    |v: &Haproxy| {
+        let label = v.label;
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (topology, file, http, _servers, backends) = fresh(v, tmp.path());
+        let mut seed = Seed {
+            child: Command::new("true")
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}")),
+            topology,
+            file,
+            http,
+            dir: tmp.path().to_path_buf(),
+            _backends: backends,
+        };
+        let install = vezasock(&seed, &["apply"]);
+        assert_eq!(install.code, Some(0), "{label}: {install:?}");
+        assert!(
+            install.out.contains("initial colors recorded"),
+            "{label}: {install:?}"
+        );
+        let _ = seed.child.wait();
+        seed.child = spawn(&seed.topology, &seed.dir);
+        wait_started(&seed, v);
+        answers(&seed, "staging.veza.fr", "/api/x", "staging api blue");
+        let switch = vezasock(
+            &seed,
+            &["switch", "staging", "green", "--wait-healthy", "10s"],
+        );
+        assert_eq!(switch.code, Some(0), "{label}: {switch:?}");
+        answers(&seed, "staging.veza.fr", "/api/x", "staging api green");
+        // Before, this was "no previous deploy": the initial blue was never recorded.
+        let rollback = vezasock(&seed, &["rollback", "staging"]);
+        assert_eq!(rollback.code, Some(0), "{label}: {rollback:?}");
+        answers(&seed, "staging.veza.fr", "/api/x", "staging api blue");
     }
 );
