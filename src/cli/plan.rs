@@ -194,3 +194,21 @@ pub(super) fn print_plan(plan: &Plan) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_color_flags_parse_and_refuse_in_words() {
+        assert_eq!(
+            parse_env_color("staging=green"),
+            Ok(("staging".to_string(), Color::Green))
+        );
+        assert!(parse_env_color("staging").is_err_and(|e| e.contains("ENV=COLOR")));
+        assert!(parse_env_color("staging=red").is_err_and(|e| e.contains("blue or green")));
+        assert!(parse_env_color("=blue").is_err_and(|e| e.contains("1 to 64")));
+        assert!(parse_env_color("st;aging=blue").is_err());
+        assert!(parse_env_color(&format!("{}=blue", "e".repeat(65))).is_err());
+    }
+}
