@@ -45,9 +45,19 @@ impl Drop for Seed {
 }
 
 fn free_port_block(n: usize) -> u16 {
-    let seed = std::process::id() as usize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Tests of one process run in parallel: a counter keeps two of them off the same block
+    // (it is only checked free, not held, until the backends bind it).
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let seed = (std::process::id() as usize ^ nanos)
+        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(4_099));
     for attempt in 0..50usize {
-        let base = 20_000 + (seed.wrapping_mul(7907).wrapping_add(attempt * 1_319) % 30_000);
+        // Below Linux's ephemeral range (32768+): a port there can be taken by an outgoing
+        // connection (a health check, a load client) before the backend binds it.
+        let base = 20_000 + (seed.wrapping_mul(7907).wrapping_add(attempt * 1_319) % 12_000);
         if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
             return base as u16;
         }
