@@ -16,6 +16,7 @@ mod runtime_client;
 mod servers;
 mod status;
 mod switch;
+mod takeover;
 
 use haproxy::{per_version, raw_one_shot, Haproxy};
 

@@ -12,9 +12,9 @@ use super::args::{LockArgs, TopologyArgs};
 use super::common::{load_edge, runtime};
 use super::exit::Exit;
 use super::output;
-use super::plan::print_plan;
+use super::plan::{print_plan, TakeoverArgs};
 use crate::edge::apply::{ApplyOptions, ApplyReport};
-use crate::edge::install::{apply_or_install, ApplyOutcome, InstallReport};
+use crate::edge::install::{apply_or_install_with, ApplyOutcome, InstallReport};
 use crate::plan::Plan;
 use crate::topology::Color;
 
@@ -32,6 +32,8 @@ pub struct ApplyArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub takeover: TakeoverArgs,
 }
 
 /// Runs `vezasock apply`.
@@ -48,7 +50,11 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
         Ok(r) => r,
         Err(exit) => return exit.into(),
     };
-    match runtime.block_on(apply_or_install(&edge, options)) {
+    match runtime.block_on(apply_or_install_with(
+        &edge,
+        options,
+        &args.takeover.options(),
+    )) {
         Ok(outcome) => {
             if args.json {
                 output::json_pretty(&outcome);
@@ -58,7 +64,15 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
                     ApplyOutcome::Installed(report) => print_install(report),
                 }
             }
-            Exit::Ok.into()
+            // A dry run of a takeover that apply would refuse says so, as `plan` does.
+            match &outcome {
+                ApplyOutcome::Applied(r) if matches!(&r.plan, Plan::Takeover { undecided, .. } if !undecided.is_empty()) =>
+                {
+                    eprintln!("vezasock apply: a takeover needs every env's color: pass --color ENV=COLOR");
+                    Exit::Refused.into()
+                }
+                _ => Exit::Ok.into(),
+            }
         }
         Err(e) => {
             if args.json {
@@ -85,6 +99,12 @@ fn print_install(report: &InstallReport) {
         report.desired_fingerprint,
         colors_line(&report.colors)
     ));
+    if !report.history_recorded.is_empty() {
+        output::line(&format!(
+            "initial colors recorded in the history of {}",
+            report.history_recorded.join(", ")
+        ));
+    }
     output::line("HAProxy was not started. Start it with:");
     output::line(&format!("  {}", report.start));
     output::line(&format!(
@@ -104,6 +124,11 @@ fn print_human(report: &ApplyReport) {
         }
         for id in &repair.closed {
             output::line(&format!("repaired: closed interrupted operation {id}"));
+        }
+    }
+    if let Some(t) = &report.takeover {
+        for r in &t.recorded {
+            output::line(&format!("recorded: {r}"));
         }
     }
     for f in &report.files_written {

@@ -17,7 +17,8 @@
 //! 4. write the shape summary, then the config (each atomically; the config last, so a config
 //!    on disk always has its maps and summary), create the parent dirs of the sockets, the pid
 //!    file and the server-state file, so the printed start command works as is;
-//! 5. journal done (action `apply`) and report the files and the command that starts HAProxy.
+//! 5. record each env's color as its first history line (when its history is empty), journal
+//!    done (action `apply`) and report the files and the command that starts HAProxy.
 //!
 //! HAProxy is not started: starting a service is the operator's (or systemd's) decision.
 //! Interrupted operations found in the journal are left for the next `apply` (with HAProxy
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::apply::{apply, desired_colors, ApplyOptions, ApplyReport};
+use super::apply::{apply_with, desired_colors, ApplyOptions, ApplyReport, TakeoverOptions};
 use super::{Edge, EdgeError};
 use crate::render::check::{explain, haproxy_check};
 use crate::render::shape::summary_path;
@@ -43,8 +44,8 @@ use crate::topology::{Color, Paths};
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ApplyOutcome {
-    Applied(ApplyReport),
-    Installed(InstallReport),
+    Applied(Box<ApplyReport>),
+    Installed(Box<InstallReport>),
 }
 
 /// What a first install wrote, and how to start HAProxy on it.
@@ -59,6 +60,9 @@ pub struct InstallReport {
     pub colors: BTreeMap<String, Color>,
     /// The files written, in the order they were written (the config last).
     pub files_written: Vec<PathBuf>,
+    /// The envs whose initial color was recorded in their history (it was empty), so the
+    /// first `rollback` after the first switch goes back to it.
+    pub history_recorded: Vec<String>,
     /// The directories that did not exist and were created.
     pub dirs_created: Vec<PathBuf>,
     /// The command that starts HAProxy on these files, one argument per item.
@@ -75,6 +79,15 @@ pub async fn apply_or_install(
     edge: &Edge,
     options: ApplyOptions,
 ) -> Result<ApplyOutcome, EdgeError> {
+    apply_or_install_with(edge, options, &TakeoverOptions::default()).await
+}
+
+/// [`apply_or_install`] with the takeover's color sources (`--color`, `--seed-state`).
+pub async fn apply_or_install_with(
+    edge: &Edge,
+    options: ApplyOptions,
+    takeover: &TakeoverOptions,
+) -> Result<ApplyOutcome, EdgeError> {
     if !options.dry_run {
         let lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
         if let Some(down) = not_running(edge).await {
@@ -82,7 +95,7 @@ pub async fn apply_or_install(
             // Anything but a clean "not found" counts as a live config: never write over it.
             return match std::fs::symlink_metadata(config) {
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    install_locked(edge, &lock, &down).map(ApplyOutcome::Installed)
+                    install_locked(edge, &lock, &down).map(|r| ApplyOutcome::Installed(Box::new(r)))
                 }
                 _ => Err(not_running_error(edge, &down)),
             };
@@ -91,7 +104,9 @@ pub async fn apply_or_install(
         // takes the lock itself; a second flock from this process would wait on this one.
         drop(lock);
     }
-    apply(edge, options).await.map(ApplyOutcome::Applied)
+    apply_with(edge, options, takeover)
+        .await
+        .map(|r| ApplyOutcome::Applied(Box::new(r)))
 }
 
 /// `Some(error)` when nothing listens on the admin socket: the path does not exist, or
@@ -212,6 +227,7 @@ fn install_locked(
             create_dirs(dir, &mut created).map_err(EdgeError::State)?;
         }
     }
+    let recorded = record_initial_colors(edge, &rendered.colors)?;
     let command = start_command(paths);
     let start = shell_line(&command);
     edge.state.journal_record(
@@ -225,11 +241,32 @@ fn install_locked(
         desired_fingerprint: rendered.fingerprint.clone(),
         colors: rendered.colors.clone(),
         files_written: written,
+        history_recorded: recorded,
         dirs_created: created,
         start_command: command,
         start,
         start_with_systemd: "systemctl start haproxy".to_string(),
     })
+}
+
+/// Records each env's installed color as its first history line (and its state file) when
+/// its history is empty: without it, `rollback` after the first switch had no previous deploy.
+/// Returns the envs recorded.
+fn record_initial_colors(
+    edge: &Edge,
+    colors: &BTreeMap<String, Color>,
+) -> Result<Vec<String>, EdgeError> {
+    let who = crate::state::who();
+    let mut recorded = Vec::new();
+    for (env, color) in colors {
+        if edge.state.history(env)?.is_empty() {
+            let entry =
+                crate::state::HistoryEntry::now(*color, None, &who, std::time::SystemTime::now())?;
+            edge.state.record_entry(env, &[], entry, || {})?;
+            recorded.push(env.clone());
+        }
+    }
+    Ok(recorded)
 }
 
 /// Steps 2–4: maps, check, summary and config. On error every file is as it was; the dirs
@@ -306,7 +343,7 @@ fn check_candidate(edge: &Edge, rendered: &Rendered, config_dir: &Path) -> Resul
 }
 
 /// Puts files back as they were: old bytes rewritten, new files removed. Best effort per file.
-fn restore(old: &[(PathBuf, Option<Vec<u8>>)]) {
+pub(crate) fn restore(old: &[(PathBuf, Option<Vec<u8>>)]) {
     for (path, bytes) in old {
         let result = match bytes {
             Some(b) => write_atomic(path, b).map_err(|e| e.to_string()),
@@ -322,7 +359,10 @@ fn restore(old: &[(PathBuf, Option<Vec<u8>>)]) {
 }
 
 /// Creates `dir` and its missing parents, recording each one created (outermost first).
-fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), crate::state::Error> {
+pub(crate) fn create_dirs(
+    dir: &Path,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), crate::state::Error> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
     while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {

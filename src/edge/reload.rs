@@ -357,12 +357,21 @@ async fn read_before(edge: &Edge) -> Result<Before, EdgeError> {
     })
 }
 
-/// `show map <file>` as key → value (the first entry of a key wins, as in a lookup).
+/// `show map <file>` as key → value (the first entry of a key wins, as in a lookup). A config
+/// vezasock did not render has no such map (`Unknown map identifier`): that reads as empty, a
+/// fact of the edge before a takeover (and what its rescue expects back), not a failure.
 async fn map_entries(
     session: &mut Session,
     map: &Path,
 ) -> Result<BTreeMap<String, String>, EdgeError> {
-    let entries = session.show_map(&map.to_string_lossy(), None).await?;
+    let entries = match session.show_map(&map.to_string_lossy(), None).await {
+        Err(crate::runtime::Error::Refused { message, .. })
+            if message.contains("Unknown map identifier") =>
+        {
+            Vec::new()
+        }
+        other => other?,
+    };
     let mut out = BTreeMap::new();
     for e in entries {
         out.entry(e.key).or_insert(e.value);

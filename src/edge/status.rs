@@ -129,6 +129,9 @@ pub struct ServerStatus {
 
 /// Reads the status of the edge (all envs, or only `only_env`).
 pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport, EdgeError> {
+    if let Some(why) = foreign_config(edge) {
+        return Ok(foreign_report(edge, why).await);
+    }
     let map = map_ref(edge);
     let mut session = edge.operator_session().await?;
     let replies = match only_env {
@@ -149,7 +152,13 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
                 other => other?,
             }
         }
-        None => session.batch(&whole_edge(&map)?).await?,
+        None => match session.batch(&whole_edge(&map)?).await {
+            Err(e) if is_unknown_map(&e) => {
+                let why = format!("the runtime has no map {map} ({e})");
+                return Ok(foreign_report(edge, why).await);
+            }
+            other => other?,
+        },
     };
     let mut info: Option<Info> = None;
     let mut stats: Vec<StatTable> = Vec::new();
@@ -258,6 +267,24 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
     };
 
     let mut problems = Vec::new();
+    // Backends the topology names but the runtime does not have: an edge running another
+    // config (or a shape change not applied). Said loudly instead of listing placeholders.
+    for env in edge.topology.envs.iter().filter(|e| e.colored) {
+        if only_env.is_some_and(|o| o != env.name) {
+            continue;
+        }
+        let missing: Vec<String> = env
+            .backends()
+            .filter(|b| !rows_by_backend.contains_key(b.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "NOT VEZASOCK'S SHAPE {}: the runtime has no backend {} (it runs another config: `vezasock plan` says what apply would do)",
+                env.name,
+                missing.join(", ")
+            ));
+        }
+    }
     let open = edge.state.open_operations()?;
     let mut envs = Vec::new();
     let file = map_file_colors(edge);
@@ -383,6 +410,65 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         open_operations,
         problems,
     })
+}
+
+/// `Some(why)` when the live config on disk exists and was not rendered by vezasock (no shape
+/// line): the runtime then holds none of vezasock's maps or backends.
+fn foreign_config(edge: &Edge) -> Option<String> {
+    let config = &edge.topology.paths.config;
+    let text = std::fs::read_to_string(config).ok()?;
+    if crate::render::shape::declared_fingerprint(&text).is_some() {
+        return None;
+    }
+    Some(format!(
+        "{} has no `{}` first line: vezasock did not render it",
+        config.display(),
+        crate::render::shape::FINGERPRINT_PREFIX.trim_end()
+    ))
+}
+
+fn is_unknown_map(e: &crate::runtime::Error) -> bool {
+    matches!(e, crate::runtime::Error::Refused { message, .. } if message.contains("Unknown map identifier"))
+}
+
+/// The report of an edge that is not vezasock's: no env or server table (it would only show
+/// placeholders), one loud problem (exit 6) naming the takeover commands. HAProxy's version and
+/// worker come from whichever socket answers `show info` (a foreign config may have no
+/// operator socket).
+async fn foreign_report(edge: &Edge, why: String) -> StatusReport {
+    let mut version = "unknown".to_string();
+    let mut worker_pid = None;
+    let mut uptime_s = None;
+    for endpoint in [edge.operator(), edge.admin()] {
+        if let Ok(mut session) =
+            crate::runtime::session::Session::connect(&endpoint, edge.timeouts).await
+        {
+            version = session.version().to_string();
+            if let Ok(info) = session.show_info().await {
+                worker_pid = info.pid();
+                uptime_s = info.uptime_sec();
+            }
+            break;
+        }
+    }
+    StatusReport {
+        edge: edge.topology.name.clone(),
+        failover: edge.topology.failover.as_str(),
+        failover_meaning: "not in effect: the running config is not vezasock's".to_string(),
+        haproxy: HaproxyStatus {
+            version,
+            worker_pid,
+            uptime_s,
+            master: None,
+            master_error: Some("not read: the edge is not vezasock's".to_string()),
+        },
+        envs: Vec::new(),
+        externals: Vec::new(),
+        open_operations: Vec::new(),
+        problems: vec![format!(
+            "NOT VEZASOCK'S EDGE: {why}. `vezasock plan` shows the takeover, `vezasock apply` takes it over (one checked, verified reload)"
+        )],
+    }
 }
 
 /// The dumps of the whole edge. `show stat` gives only server rows: the backend and frontend

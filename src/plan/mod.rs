@@ -6,6 +6,8 @@
 //! Since a reload re-reads the map files, a reload plan carries no runtime steps: the caller
 //! writes the maps with the config.
 
+pub mod takeover;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -90,6 +92,16 @@ pub enum Plan {
     Runtime { steps: Vec<RuntimeStep> },
     /// The shape differs: render, check, swap and reload.
     Reload { reasons: Vec<String> },
+    /// The live config is not vezasock's: take it over with one checked, verified reload
+    /// (the reload path), keeping each env's color as decided in `colors`. `undecided` not
+    /// empty: apply refuses, naming what is missing. Built by `edge::apply` (it needs the
+    /// runtime); [`plan`] itself answers `Reload` for a config without a fingerprint.
+    Takeover {
+        reasons: Vec<String>,
+        colors: Vec<takeover::ColorDecision>,
+        undecided: Vec<String>,
+        steps: Vec<String>,
+    },
 }
 
 /// Compares the desired edge with the live one.

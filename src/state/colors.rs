@@ -182,6 +182,12 @@ impl StateDir {
         Ok(Some(newest))
     }
 
+    /// Writes `entries` as the env's whole history (newest first, the last [`HISTORY_LEN`]):
+    /// a takeover importing the seed's history. The color file is left alone.
+    pub fn write_history_entries(&self, env: &str, entries: &[HistoryEntry]) -> Result<(), Error> {
+        self.write_history(env, entries)
+    }
+
     fn write_history(&self, env: &str, entries: &[HistoryEntry]) -> Result<(), Error> {
         let mut text = String::new();
         for e in entries.iter().take(HISTORY_LEN) {

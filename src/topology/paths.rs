@@ -79,7 +79,8 @@ impl Default for Paths {
             operator_socket: PathBuf::from("/run/haproxy/operator.sock"),
             master_socket: PathBuf::from("/run/haproxy/master.sock"),
             server_state_file: PathBuf::from("/var/lib/haproxy/server-state"),
-            state_dir: PathBuf::from("/var/lib/vezasock"),
+            // The seed's playbooks read `/var/lib/veza/active-color-<env>` (and its history) here.
+            state_dir: PathBuf::from("/var/lib/veza"),
             haproxy: PathBuf::from("/usr/sbin/haproxy"),
             pid_file: PathBuf::from("/run/haproxy.pid"),
             reload_method: ReloadMethod::MasterCli,
