@@ -9,7 +9,10 @@
 //! The first file HAProxy loads from the dir is the bind's default certificate, which HAProxy
 //! refuses to delete at runtime (`del ssl crt-list`: "used as default certificate"). So the
 //! placeholder is [`PLACEHOLDER_FILE`] (sorted first), and the first real certificate written
-//! by `cert update` also replaces its content (`set ssl cert`, no reload).
+//! by `cert update` also replaces its content (`set ssl cert`, no reload). That copy then
+//! follows its certificate on every renewal: two certificates with the same names and
+//! different serials would leave HAProxy's SNI choice between them open (seen: the stale copy
+//! won).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -143,7 +146,12 @@ fn key_matches(cert: &X509Certificate<'_>, key: &Pem) -> Result<(), String> {
         Ok(x509_parser::public_key::PublicKey::EC(point)) => point.data().to_vec(),
         _ => return Err(format!("cannot check a {} private key", key.label)),
     };
-    if part.len() >= 32 && key.contents.windows(part.len()).any(|w| w == part.as_slice()) {
+    if part.len() >= 32
+        && key
+            .contents
+            .windows(part.len())
+            .any(|w| w == part.as_slice())
+    {
         Ok(())
     } else {
         Err("the private key does not match the certificate".to_string())
@@ -317,7 +325,8 @@ pub struct Updated {
     pub serial: String,
     pub domains: Vec<String>,
     pub not_after: String,
-    /// The placeholder this certificate also replaced (the default certificate slot).
+    /// The default-certificate slot ([`PLACEHOLDER_FILE`]) this certificate also went into:
+    /// the placeholder it replaced, or the earlier copy of this certificate.
     pub replaced_placeholder: Option<String>,
 }
 
@@ -342,10 +351,9 @@ pub async fn update(
     files: &[PathBuf],
     options: UpdateOptions,
 ) -> Result<UpdateReport, EdgeError> {
-    let tls =
-        edge.topology.tls.as_ref().ok_or_else(|| {
-            EdgeError::BadInput("the topology has no [tls]: no certs dir".to_string())
-        })?;
+    let tls = edge.topology.tls.as_ref().ok_or_else(|| {
+        EdgeError::BadInput("the topology has no [tls]: no certs dir".to_string())
+    })?;
     if files.is_empty() {
         return Err(EdgeError::BadInput("no certificate file given".to_string()));
     }
@@ -381,15 +389,13 @@ pub async fn update(
     let _lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
     let mut session = edge.admin_session().await?;
     let live = session.run(&ShowSslCerts).await?;
-    let placeholder = {
-        let path = tls.certs_dir.join(PLACEHOLDER_FILE);
-        let name = format!("{dir}/{PLACEHOLDER_FILE}");
-        let is_placeholder = std::fs::read(&path)
-            .ok()
-            .and_then(|b| inspect(&b).ok())
-            .is_some_and(|i| i.placeholder);
-        (is_placeholder && live.certs.contains(&name)).then_some(name)
-    };
+    // The default-certificate slot: a placeholder, or a copy of the certificate that
+    // replaced it (which it then follows on every renewal).
+    let slot_name = format!("{dir}/{PLACEHOLDER_FILE}");
+    let slot = std::fs::read(tls.certs_dir.join(PLACEHOLDER_FILE))
+        .ok()
+        .and_then(|b| inspect(&b).ok())
+        .filter(|_| live.certs.contains(&slot_name));
     let summary: Vec<String> = checked
         .iter()
         .map(|c| format!("{} serial {}", c.name, c.info.serial))
@@ -407,7 +413,7 @@ pub async fn update(
     let endpoint = edge.admin();
     let timeouts = edge.timeouts;
     let mut report = UpdateReport { certs: Vec::new() };
-    let mut placeholder = placeholder;
+    let mut slot = slot;
     for (i, c) in checked.iter().enumerate() {
         let name = format!("{dir}/{}", c.name);
         let cert = cert_ref(&name)?;
@@ -430,15 +436,12 @@ pub async fn update(
                 let undo = cleanup(&endpoint, timeouts, &cert, added, committed).await;
                 let done: Vec<&str> = report.certs.iter().map(|u| u.file.as_str()).collect();
                 let detail = format!("{}: {e}; {undo}", c.name);
-                let _ = edge
-                    .state
-                    .journal_record(&op, Phase::Failed, Some(&detail));
+                let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
                 return Err(if i == 0 && !committed {
                     match e {
-                        crate::runtime::Error::Refused { .. } => EdgeError::Refused(format!(
-                            "HAProxy refused {}: {e}; {undo}",
-                            c.name
-                        )),
+                        crate::runtime::Error::Refused { .. } => {
+                            EdgeError::Refused(format!("HAProxy refused {}: {e}; {undo}", c.name))
+                        }
                         other => EdgeError::Interrupted {
                             source: other,
                             detail: undo,
@@ -470,14 +473,24 @@ pub async fn update(
             .journal_record(&op, Phase::RuntimeApplied, Some(&name))?;
         // The default-certificate slot cannot be deleted, so it takes the real certificate.
         let mut replaced = None;
-        if let Some(ph) = placeholder.take() {
+        let old_serial = std::fs::read(tls.certs_dir.join(&c.name))
+            .ok()
+            .and_then(|b| inspect(&b).ok())
+            .map(|i| i.serial);
+        let follows =
+            |s: &CertInfo| s.placeholder || old_serial.as_deref() == Some(s.serial.as_str());
+        if c.name != PLACEHOLDER_FILE && slot.as_ref().is_some_and(follows) {
+            slot = None;
+            let ph = slot_name.clone();
             let ph_ref = cert_ref(&ph)?;
             for step in [
                 SslWrite::Set(ph_ref.clone(), c.payload.clone()),
                 SslWrite::Commit(ph_ref.clone()),
             ] {
                 if let Err(e) = step.send(&endpoint, timeouts).await {
-                    let _ = SslWrite::Abort(ph_ref.clone()).send(&endpoint, timeouts).await;
+                    let _ = SslWrite::Abort(ph_ref.clone())
+                        .send(&endpoint, timeouts)
+                        .await;
                     return Err(not_verified(format!("replacing the placeholder {ph}: {e}")));
                 }
             }
@@ -536,7 +549,9 @@ async fn cleanup(
     }
     let _ = SslWrite::Abort(cert.clone()).send(endpoint, timeouts).await;
     if added {
-        let _ = SslWrite::DelCert(cert.clone()).send(endpoint, timeouts).await;
+        let _ = SslWrite::DelCert(cert.clone())
+            .send(endpoint, timeouts)
+            .await;
     }
     "the old certificate is still served; nothing written".to_string()
 }
@@ -611,7 +626,11 @@ pub async fn report(edge: &Edge) -> Result<CertReport, EdgeError> {
     for (file, info) in &disk {
         let name = format!("{dir}/{file}");
         let runtime_serial = if live.certs.contains(&name) {
-            let shown = session.run(&ShowSslCert { cert: cert_ref(&name)? }).await?;
+            let shown = session
+                .run(&ShowSslCert {
+                    cert: cert_ref(&name)?,
+                })
+                .await?;
             shown.get("Serial").map(normal_serial)
         } else {
             None
@@ -647,7 +666,11 @@ pub async fn report(edge: &Edge) -> Result<CertReport, EdgeError> {
     for name in &live.certs {
         if let Some(file) = name.strip_prefix(&prefix) {
             if !disk.iter().any(|(f, _)| f == file) {
-                let shown = session.run(&ShowSslCert { cert: cert_ref(name)? }).await?;
+                let shown = session
+                    .run(&ShowSslCert {
+                        cert: cert_ref(name)?,
+                    })
+                    .await?;
                 certs.push(CertEntry {
                     file: file.to_string(),
                     domains: Vec::new(),
