@@ -63,27 +63,16 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 /// When the certs dir holds no certificate for the edge's domains, points the topology's
 /// certs dir at a scratch one holding the placeholder, and returns the real dir's name.
 fn placeholder_dir(topo: &mut Topology, dir: &Path) -> Result<Option<String>, String> {
+    if !crate::edge::cert::needs_placeholder(topo) {
+        return Ok(None);
+    }
     let domains = crate::edge::cert::domain_set(topo);
     let Some(tls) = topo.tls.as_mut() else {
         return Ok(None);
     };
     let scratch = dir.join("certs");
+    crate::edge::cert::ensure_placeholder_in(&scratch, &domains)?;
     let real = tls.certs_dir.display().to_string();
-    if crate::edge::cert::ensure_placeholder_in(&scratch, &domains)?.is_none() {
-        return Ok(None);
-    }
-    let served = crate::edge::cert::disk_certs(&tls.certs_dir)
-        .into_iter()
-        .any(|(_, info)| {
-            info.is_ok_and(|i| {
-                i.domains
-                    .iter()
-                    .any(|san| domains.iter().any(|d| crate::edge::cert::covers(san, d)))
-            })
-        });
-    if served {
-        return Ok(None);
-    }
     tls.certs_dir = scratch;
     Ok(Some(real))
 }

@@ -23,6 +23,7 @@ use x509_parser::prelude::*;
 
 use super::{Edge, EdgeError};
 use crate::runtime::command::ssl::{CertPayload, CertRef, ShowSslCert, ShowSslCerts, SslWrite};
+use crate::runtime::Error::Refused;
 use crate::state::journal::{Action, Operation, Phase};
 use crate::state::{EdgeLock, Holder, Wait};
 use crate::topology::Topology;
@@ -264,16 +265,28 @@ pub fn disk_certs(dir: &Path) -> Vec<(String, Result<CertInfo, String>)> {
     out
 }
 
-/// Writes the placeholder into the certs dir when it holds no certificate for any of the
-/// edge's domains (never over an existing file). Returns its path when written.
-pub fn ensure_placeholder_in(dir: &Path, domains: &[String]) -> Result<Option<PathBuf>, String> {
-    let served = disk_certs(dir).into_iter().any(|(_, info)| {
+/// `dir` holds a certificate (placeholder or real) for one of `domains` at least.
+pub fn serves_any(dir: &Path, domains: &[String]) -> bool {
+    disk_certs(dir).into_iter().any(|(_, info)| {
         info.is_ok_and(|i| {
             i.domains
                 .iter()
                 .any(|san| domains.iter().any(|d| covers(san, d)))
         })
-    });
+    })
+}
+
+/// The topology has TLS and its certs dir holds no certificate for the edge's domains.
+pub fn needs_placeholder(topo: &Topology) -> bool {
+    topo.tls
+        .as_ref()
+        .is_some_and(|tls| !serves_any(&tls.certs_dir, &domain_set(topo)))
+}
+
+/// Writes the placeholder into the certs dir when it holds no certificate for any of the
+/// edge's domains (never over an existing file). Returns its path when written.
+pub fn ensure_placeholder_in(dir: &Path, domains: &[String]) -> Result<Option<PathBuf>, String> {
+    let served = serves_any(dir, domains);
     let path = dir.join(PLACEHOLDER_FILE);
     if served || path.exists() {
         return Ok(None);
@@ -433,13 +446,16 @@ pub async fn update(
         let mut committed = false;
         for step in &steps {
             if let Err(e) = step.send(&endpoint, timeouts).await {
-                let undo = cleanup(&endpoint, timeouts, &cert, added, committed).await;
+                // A commit that got no answer may have been applied.
+                let maybe = committed
+                    || (matches!(step, SslWrite::Commit(_)) && !matches!(e, Refused { .. }));
+                let undo = cleanup(&endpoint, timeouts, &cert, added, maybe).await;
                 let done: Vec<&str> = report.certs.iter().map(|u| u.file.as_str()).collect();
                 let detail = format!("{}: {e}; {undo}", c.name);
                 let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
-                return Err(if i == 0 && !committed {
+                return Err(if i == 0 && !maybe {
                     match e {
-                        crate::runtime::Error::Refused { .. } => {
+                        Refused { .. } => {
                             EdgeError::Refused(format!("HAProxy refused {}: {e}; {undo}", c.name))
                         }
                         other => EdgeError::Interrupted {
@@ -543,7 +559,8 @@ async fn cleanup(
 ) -> String {
     if committed {
         return format!(
-            "{} is committed at runtime but not in the crt dir's list; nothing written to disk",
+            "{} may be committed at runtime (not verified); nothing written to disk: run \
+             `vezasock cert update` again",
             cert.as_str()
         );
     }
