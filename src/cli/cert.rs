@@ -25,7 +25,7 @@ pub struct CertArgs {
     pub command: CertCommand,
 }
 
-/// `cert` subcommands.
+// `cert` subcommands (a plain comment: a doc comment would replace `cert`'s about text).
 #[derive(Debug, Clone, Subcommand)]
 pub enum CertCommand {
     /// Replace or add certificates (PEM: chain + key) over the runtime API, no reload; written
