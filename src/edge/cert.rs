@@ -297,13 +297,59 @@ pub fn ensure_placeholder_in(dir: &Path, domains: &[String]) -> Result<Option<Pa
     Ok(Some(path))
 }
 
-/// [`ensure_placeholder_in`] on the topology's certs dir (nothing without `[tls]`).
-pub fn ensure_placeholder(topo: &Topology) -> Result<Option<PathBuf>, EdgeError> {
-    match &topo.tls {
-        None => Ok(None),
-        Some(tls) => ensure_placeholder_in(&tls.certs_dir, &domain_set(topo))
-            .map_err(|e| EdgeError::Refused(format!("TLS placeholder: {e}"))),
+/// The placeholder a first install wrote. Dropped while the install's config is still
+/// absent (the install failed: `haproxy -c` refused, a write failed), it removes the file and
+/// the dirs it created, so a refused install leaves nothing behind.
+#[derive(Debug)]
+pub struct Placeholder {
+    file: Option<PathBuf>,
+    /// Created for it, deepest first.
+    dirs: Vec<PathBuf>,
+    config: PathBuf,
+}
+
+impl Placeholder {
+    /// The file written, if one was.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
+}
+
+impl Drop for Placeholder {
+    fn drop(&mut self) {
+        if self.config.exists() {
+            return;
+        }
+        if let Some(file) = self.file.take() {
+            let _ = std::fs::remove_file(file);
+            for dir in &self.dirs {
+                // Only while empty.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// [`ensure_placeholder_in`] on the topology's certs dir (nothing without `[tls]`), for a
+/// first install: see [`Placeholder`].
+pub fn ensure_placeholder(topo: &Topology) -> Result<Placeholder, EdgeError> {
+    let mut guard = Placeholder {
+        file: None,
+        dirs: Vec::new(),
+        config: topo.paths.config.clone(),
+    };
+    let Some(tls) = &topo.tls else {
+        return Ok(guard);
+    };
+    guard.dirs = tls
+        .certs_dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    guard.file = ensure_placeholder_in(&tls.certs_dir, &domain_set(topo))
+        .map_err(|e| EdgeError::Refused(format!("TLS placeholder: {e}")))?;
+    Ok(guard)
 }
 
 /// The certs dir as the bind names it, and a file's certificate name inside it.
