@@ -1,5 +1,5 @@
 //! Certificates over the runtime API on every HAProxy version (2.6, 3.0, 3.2): a fresh edge
-//! installed by `apply` starts on its self-signed placeholder; `cert update` replaces it and
+//! installed by `apply` starts on its self-signed placeholder and answers ACME http-01; `cert update` replaces it and
 //! adds a new domain without a reload (same worker PID, a TLS connection opened before keeps
 //! working, each SNI gets its serial); bad certificates are refused with nothing changed; a
 //! reload and a restart serve what `cert update` installed. Certificates are made here with
@@ -32,6 +32,7 @@ fn free_ports(n: usize) -> u16 {
 struct Fresh {
     file: PathBuf,
     certs: PathBuf,
+    http: u16,
     https: u16,
     admin: PathBuf,
     _backends: Vec<Backend>,
@@ -71,6 +72,7 @@ fn fresh(v: &Haproxy, dir: &Path) -> Fresh {
     Fresh {
         file,
         certs,
+        http: port,
         https: port + 1,
         admin: topology.paths.admin_socket.clone(),
         _backends: backends,
@@ -246,6 +248,25 @@ per_version!(
         let list = vezasock(&fresh, &["cert", "list"]);
         assert_eq!(list.code, Some(0), "{label}: {list:?}");
         assert!(list.out.contains("PLACEHOLDER"), "{label}: {list:?}");
+        // On its placeholder the edge answers the ACME http-01 challenge on plain HTTP.
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], fresh.http));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = vezasock::demo::http::get(
+                addr,
+                PROD,
+                "/.well-known/acme-challenge/token",
+                Duration::from_secs(5),
+            );
+            if got
+                .as_ref()
+                .is_ok_and(|a| a.status == 200 && a.body == "acme_backend")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{label}: ACME path gave {got:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let placeholder_serial = served_serial(fresh.https, PROD);
         assert!(!placeholder_serial.is_empty(), "{label}: no TLS answer");
         let pid = worker_pid_of(&fresh.admin);
