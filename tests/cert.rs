@@ -281,3 +281,59 @@ fn write_replies_recorded_from_every_version_read_as_haproxy_meant_them() {
         assert!(SslWrite::New(c.clone()).check_reply(b"").is_err());
     }
 }
+
+/// Standard base64 with padding (PEM bodies), for the SEC1 key below.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A P-256 key as SEC1 (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes): the
+/// ECPrivateKey inside rcgen's PKCS#8.
+fn sec1_pem(key: &rcgen::KeyPair) -> String {
+    use x509_parser::der_parser::ber::BerObjectContent;
+    let der = key.serialize_der();
+    let (_, obj) = x509_parser::der_parser::parse_der(&der).unwrap();
+    let BerObjectContent::Sequence(items) = obj.content else {
+        panic!("PKCS#8 is a sequence")
+    };
+    let inner = items[2].as_slice().unwrap();
+    let body: Vec<String> = base64(inner)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!(
+        "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
+        body.join("\n")
+    )
+}
+
+#[test]
+fn a_sec1_key_is_matched_by_its_public_point() {
+    let params = rcgen::CertificateParams::new(vec!["veza.fr".to_string()]).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let c = params.self_signed(&key).unwrap();
+    let pem = format!("{}{}", c.pem(), sec1_pem(&key));
+    inspect(pem.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{pem}"));
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let pem = format!("{}{}", c.pem(), sec1_pem(&other));
+    let err = inspect(pem.as_bytes()).unwrap_err();
+    assert!(err.contains("does not match"), "{err}");
+}
