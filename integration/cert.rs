@@ -18,10 +18,15 @@ use vezasock::topology::{Tls, Topology};
 
 use crate::haproxy::{per_version, raw_one_shot, Haproxy};
 
+/// The first of `n` consecutive free loopback ports, below the ephemeral range (32768 on): a
+/// port there can be taken by any outgoing connection. Each call starts elsewhere, so tests
+/// running side by side do not pick the same block.
 fn free_ports(n: usize) -> u16 {
-    let seed = std::process::id() as usize;
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seed = std::process::id() as usize
+        + 4_099 * CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for attempt in 0..50usize {
-        let base = 20_000 + (seed.wrapping_mul(6151).wrapping_add(attempt * 977) % 30_000);
+        let base = 10_000 + (seed.wrapping_mul(6151).wrapping_add(attempt * 977) % 22_000);
         if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
             return base as u16;
         }
@@ -372,6 +377,37 @@ per_version!(
         let list = vezasock(&fresh, &["cert", "list", "--warn-days", "5"]);
         assert_eq!(list.code, Some(0), "{label}: {list:?}");
         assert!(!list.out.contains("PLACEHOLDER"), "{label}: {list:?}");
+
+        // Applied at runtime but not written (the target is a directory): exit 5, never 1,
+        // and `cert list` shows the drift.
+        // A name no other file serves (HAProxy keeps the older certificate for a shared one).
+        let talas = input.join("talas.pem");
+        std::fs::write(&talas, make_cert(&["other.test"], 0xD1, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let blocker = fresh.certs.join("talas.pem");
+        std::fs::create_dir_all(blocker.join("x")).unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &[
+                "cert",
+                "update",
+                "--allow-other-domains",
+                talas.to_str().unwrap_or_default(),
+            ],
+        );
+        assert_eq!(run.code, Some(5), "{label}: {run:?}");
+        assert!(run.err.contains("writing"), "{label}: {run:?}");
+        assert_eq!(
+            served_serial(fresh.https, "other.test"),
+            hex(0xD1),
+            "{label}"
+        );
+        let list = vezasock(&fresh, &["cert", "list", "--json", "--warn-days", "5"]);
+        assert_eq!(list.code, Some(1), "{label}: {list:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&list.out).unwrap_or_else(|e| panic!("{label}: {e}: {list:?}"));
+        assert_eq!(json["agree"], false, "{label}: {json}");
+        std::fs::remove_dir_all(&blocker).unwrap_or_else(|e| panic!("{e}"));
 
         // Refused before anything changes.
         let on_disk = std::fs::read(fresh.certs.join("veza.pem")).unwrap_or_default();
