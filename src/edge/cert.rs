@@ -442,7 +442,13 @@ pub async fn update(
     let dir = dir_name(&tls.certs_dir);
     let list_ref = cert_ref(&dir)?;
     for c in &checked {
-        cert_ref(&format!("{dir}/{}", c.name))?;
+        let set = SslWrite::Set(cert_ref(&format!("{dir}/{}", c.name))?, c.payload.clone());
+        if set.text().len() >= crate::runtime::command::MAX_LINE {
+            return Err(EdgeError::BadInput(format!(
+                "{}: does not fit HAProxy's 16 KiB buffer with its command line",
+                c.name
+            )));
+        }
     }
 
     let _lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;

@@ -255,6 +255,9 @@ impl RuntimeCommand for ShowSslCert {
     }
 }
 
+/// The largest payload sent, leaving room in HAProxy's 16 KiB buffer for the command line.
+pub const MAX_PAYLOAD: usize = MAX_LINE - 1024;
+
 /// A certificate chain and key for `set ssl cert`, as payload lines: `\r` removed, empty lines
 /// dropped (an empty line ends HAProxy's payload), no other control character.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,9 +286,10 @@ impl CertPayload {
         if out.is_empty() {
             return Err(bad("is empty"));
         }
-        // HAProxy gathers the whole payload in one buffer of tune.bufsize (16 KiB).
-        if out.len() + 2 * super::MAX_MAP >= MAX_LINE {
-            return Err(bad("is 8 KiB or longer: larger than HAProxy's payload buffer"));
+        // HAProxy gathers the command and its payload in one buffer of tune.bufsize (16 KiB):
+        // 2.6 took a 14.6 KB one and answered nothing at all to a 17 KB one.
+        if out.len() >= MAX_PAYLOAD {
+            return Err(bad("is 15 KiB or longer: larger than HAProxy's payload buffer"));
         }
         Ok(CertPayload(out))
     }
@@ -388,9 +392,17 @@ impl SslWrite {
                 why: "is a master socket: certificate writes go to a stats socket",
             });
         }
+        let text = self.text();
+        if text.len() >= MAX_LINE {
+            return Err(Error::InvalidArgument {
+                what: "certificate payload",
+                value: self.line(),
+                why: "does not fit HAProxy's 16 KiB buffer with its command line",
+            });
+        }
         let mut stream = connect(endpoint, &timeouts).await?;
         let deadline = Instant::now() + timeouts.reply;
-        match timeout_at(deadline, stream.write_all(self.text().as_bytes())).await {
+        match timeout_at(deadline, stream.write_all(text.as_bytes())).await {
             Ok(Ok(())) => {}
             Ok(Err(source)) => {
                 return Err(Error::Io {
