@@ -61,7 +61,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 }
 
 /// When the certs dir holds no certificate for the edge's domains, points the topology's
-/// certs dir at a scratch one holding the placeholder, and returns the real dir's name.
+/// certs dir at a scratch one holding the real dir's files and the placeholder, and returns the
+/// real dir's name.
 fn placeholder_dir(topo: &mut Topology, dir: &Path) -> Result<Option<String>, String> {
     if !crate::edge::cert::needs_placeholder(topo) {
         return Ok(None);
@@ -71,6 +72,21 @@ fn placeholder_dir(topo: &mut Topology, dir: &Path) -> Result<Option<String>, St
         return Ok(None);
     };
     let scratch = dir.join("certs");
+    // The real dir's files too (links as links), so HAProxy still reports a broken one.
+    fs::create_dir_all(&scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    if let Ok(entries) = fs::read_dir(&tls.certs_dir) {
+        for entry in entries.flatten() {
+            let to = scratch.join(entry.file_name());
+            let copied = match entry.file_type() {
+                Ok(t) if t.is_symlink() => fs::read_link(entry.path())
+                    .and_then(|target| std::os::unix::fs::symlink(target, &to)),
+                Ok(t) if t.is_file() => fs::copy(entry.path(), &to).map(|_| ()),
+                _ => Ok(()),
+            };
+            copied.map_err(|e| format!("cannot copy {}: {e}", entry.path().display()))?;
+        }
+    }
     crate::edge::cert::ensure_placeholder_in(&scratch, &domains)?;
     let real = tls.certs_dir.display().to_string();
     tls.certs_dir = scratch;
