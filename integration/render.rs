@@ -156,13 +156,6 @@ impl Cli {
         self.dir.path().join("live")
     }
 
-    fn edit(&self, from: &str, to: &str) {
-        let text = std::fs::read_to_string(&self.topology).unwrap_or_else(|e| panic!("{e}"));
-        assert!(text.contains(from), "no {from:?} in the topology");
-        std::fs::write(&self.topology, text.replacen(from, to, 1))
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-
     /// Runs vezasock with the topology, the live paths and this version's HAProxy.
     fn run(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_vezasock"))
