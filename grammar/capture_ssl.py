@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Records `show ssl cert` replies from real HAProxy 2.6, 3.0 and 3.2 into
+"""Records `show ssl cert` replies, and the replies of the certificate writes
+(`new`/`set`/`commit`/`abort ssl cert`, `add`/`del ssl crt-list`, `del ssl cert`,
+files `*-write.oneshot`), from real HAProxy 2.6, 3.0 and 3.2 into
 grammar/corpus-ssl/<version>/ (Python 3.11 standard library only).
 
 Each run starts one HAProxy per version in a temp dir, with one TLS frontend on
@@ -55,6 +57,32 @@ CASES = [
     ("show-ssl-cert-nosuch.oneshot-sev", "admin-sev", "show ssl cert {dir}/nosuch.pem"),
 ]
 
+# The writes run on a second HAProxy whose config adds a bind on a crt directory.
+DIR_FRONTEND = """
+frontend fe_dir
+    bind 127.0.0.1:{port3} ssl crt {dir}/certs
+    default_backend be_app
+"""
+# The writes, in order (each depends on the one before): a new certificate in the crt
+# directory, then the refusals. `{pem}` is site.pem without empty lines (an empty line ends
+# the payload); one_shot adds the final newline, so the payload ends with an empty line.
+WRITES = [
+    ("new-ssl-cert-write.oneshot", "new ssl cert {dir}/certs/new.pem"),
+    ("set-ssl-cert-write.oneshot", "set ssl cert {dir}/certs/new.pem <<\n{pem}"),
+    ("commit-ssl-cert-write.oneshot", "commit ssl cert {dir}/certs/new.pem"),
+    ("add-ssl-crt-list-write.oneshot", "add ssl crt-list {dir}/certs {dir}/certs/new.pem"),
+    ("set-ssl-cert-bad-write.oneshot", "set ssl cert {dir}/site.pem <<\nnot a certificate\n"),
+    ("set-ssl-cert-again-write.oneshot", "set ssl cert {dir}/site.pem <<\n{pem}"),
+    ("abort-ssl-cert-write.oneshot", "abort ssl cert {dir}/site.pem"),
+    ("commit-ssl-cert-none-write.oneshot", "commit ssl cert {dir}/nosuch.pem"),
+    ("del-ssl-crt-list-write.oneshot", "del ssl crt-list {dir}/certs {dir}/certs/new.pem"),
+    ("del-ssl-cert-write.oneshot", "del ssl cert {dir}/certs/new.pem"),
+    (
+        "del-ssl-crt-list-default-write.oneshot",
+        "del ssl crt-list {dir}/certs {dir}/certs/site.pem",
+    ),
+]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -73,28 +101,53 @@ def one_shot(path: str, line: str) -> bytes:
         return out
 
 
+def start(binary: str, tmp: str, config: str, version: str) -> subprocess.Popen:
+    Path(f"{tmp}/admin-sev.sock").unlink(missing_ok=True)
+    Path(f"{tmp}/haproxy.cfg").write_text(config)
+    proc = subprocess.Popen([binary, "-f", f"{tmp}/haproxy.cfg"], start_new_session=True)
+    deadline = time.monotonic() + 5
+    while not Path(f"{tmp}/admin-sev.sock").exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop(proc)
+            raise RuntimeError(f"{version}: HAProxy did not start")
+        time.sleep(0.02)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=5)
+
+
 def record(version: str, binary: str) -> None:
     with tempfile.TemporaryDirectory(prefix="vezasock-ssl-") as tmp:
         shutil.copy(HERE / "lab/ssl/site.pem", f"{tmp}/site.pem")
-        Path(f"{tmp}/haproxy.cfg").write_text(
-            CONFIG.format(dir=tmp, port=free_port(), port2=free_port())
+        Path(f"{tmp}/certs").mkdir()
+        shutil.copy(HERE / "lab/ssl/site.pem", f"{tmp}/certs/site.pem")
+        pem = "".join(
+            line for line in (HERE / "lab/ssl/site.pem").read_text().splitlines(True) if line.strip()
         )
-        proc = subprocess.Popen([binary, "-f", f"{tmp}/haproxy.cfg"], start_new_session=True)
+        out = HERE / "corpus-ssl" / version
+        out.mkdir(parents=True, exist_ok=True)
+        config = CONFIG.format(dir=tmp, port=free_port(), port2=free_port())
+        proc = start(binary, tmp, config, version)
         try:
-            deadline = time.monotonic() + 5
-            while not Path(f"{tmp}/admin-sev.sock").exists():
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{version}: HAProxy did not start")
-                time.sleep(0.02)
-            out = HERE / "corpus-ssl" / version
-            out.mkdir(parents=True, exist_ok=True)
             for file, sock, line in CASES:
                 reply = one_shot(f"{tmp}/{sock}.sock", line.format(dir=tmp))
                 (out / file).write_bytes(reply)
                 print(f"capture_ssl: {version} {file}: {len(reply)} bytes", file=sys.stderr)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
+            stop(proc)
+        config += DIR_FRONTEND.format(dir=tmp, port3=free_port())
+        proc = start(binary, tmp, config, version)
+        try:
+            for file, line in WRITES:
+                reply = one_shot(f"{tmp}/admin.sock", line.format(dir=tmp, pem=pem))
+                (out / file).write_bytes(reply)
+                print(f"capture_ssl: {version} {file}: {len(reply)} bytes", file=sys.stderr)
+        finally:
+            stop(proc)
 
 
 def main() -> int:

@@ -462,8 +462,12 @@ per_version!(
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut fresh = fresh(v, dir.path());
-        // A valid topology HAProxy refuses: TLS whose certificates are not there yet (the
-        // likeliest first-install failure).
+        // A valid topology HAProxy refuses: a certs dir holding a broken link (a missing
+        // certs dir no longer fails: apply writes a placeholder, removed again here).
+        let certs = dir.path().join("certs");
+        std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink("/nonexistent/cert.pem", certs.join("veza.pem"))
+            .unwrap_or_else(|e| panic!("{e}"));
         fresh.topology.tls = Some(Tls {
             certs_dir: dir.path().join("certs"),
             redirect: false,

@@ -60,6 +60,39 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     code
 }
 
+/// When the certs dir holds no certificate for the edge's domains, points the topology's
+/// certs dir at a scratch one holding the real dir's files and the placeholder, and returns the
+/// real dir's name.
+fn placeholder_dir(topo: &mut Topology, dir: &Path) -> Result<Option<String>, String> {
+    if !crate::edge::cert::needs_placeholder(topo) {
+        return Ok(None);
+    }
+    let domains = crate::edge::cert::domain_set(topo);
+    let Some(tls) = topo.tls.as_mut() else {
+        return Ok(None);
+    };
+    let scratch = dir.join("certs");
+    // The real dir's files too (links as links), so HAProxy still reports a broken one.
+    fs::create_dir_all(&scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    if let Ok(entries) = fs::read_dir(&tls.certs_dir) {
+        for entry in entries.flatten() {
+            let to = scratch.join(entry.file_name());
+            let copied = match entry.file_type() {
+                Ok(t) if t.is_symlink() => fs::read_link(entry.path())
+                    .and_then(|target| std::os::unix::fs::symlink(target, &to)),
+                Ok(t) if t.is_file() => fs::copy(entry.path(), &to).map(|_| ()),
+                _ => Ok(()),
+            };
+            copied.map_err(|e| format!("cannot copy {}: {e}", entry.path().display()))?;
+        }
+    }
+    crate::edge::cert::ensure_placeholder_in(&scratch, &domains)?;
+    let real = tls.certs_dir.display().to_string();
+    tls.certs_dir = scratch;
+    Ok(Some(real))
+}
+
 /// The live maps dir holds both map files, so HAProxy can load them where `apply` puts them.
 fn live_maps_exist(topo: &Topology) -> bool {
     topo.paths.hosts_map().is_file() && topo.paths.active_color_map().is_file()
@@ -69,13 +102,27 @@ fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
     let real_maps = live_maps_exist(&topo);
     let live_maps_dir = topo.paths.maps_dir.display().to_string();
     let mut topo = topo;
+    // No certificate for the edge's domains yet: HAProxy reads a placeholder in a scratch
+    // certs dir, the one `apply` would write into the real one.
+    let placeholder = match placeholder_dir(&mut topo, dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vezasock check: {e}");
+            return Exit::Refused.into();
+        }
+    };
     let scratch;
-    let candidate = if real_maps {
+    let candidate = if real_maps && placeholder.is_none() {
         live
     } else {
+        let maps_dir = if real_maps {
+            topo.paths.maps_dir.clone()
+        } else {
+            dir.to_path_buf()
+        };
         let rendered = topo
             .override_paths(&PathOverrides {
-                maps_dir: Some(dir.to_path_buf()),
+                maps_dir: Some(maps_dir),
                 ..PathOverrides::default()
             })
             .map_err(|e| e.to_string())
@@ -118,6 +165,12 @@ fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
             if !real_maps {
                 output::line(&format!(
                     "note: {live_maps_dir} holds no map files yet: HAProxy read scratch copies of them"
+                ));
+            }
+            if let Some(certs) = &placeholder {
+                output::line(&format!(
+                    "note: {certs} holds no certificate for the edge's domains: HAProxy read a \
+                     self-signed placeholder (`apply` writes it there on a first install)"
                 ));
             }
             if outcome.valid {

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod args;
+pub mod cert;
 pub mod check;
 pub mod common;
 pub mod completions;
@@ -71,6 +72,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// The edge as runtime, map files and state files see it (read-only; exit 6 on drift).
     Status(status::StatusArgs),
+    /// Certificates over the runtime API without a reload: `cert update FILE…`, `cert list`.
+    Cert(cert::CertArgs),
     /// Print a shell completion script (bash, zsh, fish, …) generated from these commands.
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --out DIR.
@@ -114,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => rollback::run(&args),
         Command::History(args) => history::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Cert(args) => cert::run(&args),
         Command::Completions(args) => completions::run_completions(&args),
         Command::Man(args) => completions::run_man(&args),
     }

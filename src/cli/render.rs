@@ -22,7 +22,9 @@ pub struct RenderArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
     /// Write a preview bundle into DIR instead of printing the config: haproxy.cfg,
-    /// haproxy.cfg.shape.json, hosts.map and active-color.map side by side (each atomically).
+    /// haproxy.cfg.shape.json, hosts.map and active-color.map side by side (each atomically),
+    /// and certs/00-default.pem, a self-signed placeholder, when the certs dir holds no
+    /// certificate for the edge's domains.
     /// The config still reads its maps from the topology's maps dir, so the bundle is for
     /// review, not for starting HAProxy: `vezasock apply` installs the edge (on a new host it
     /// writes the checked config and maps in place and prints the start command).
@@ -94,7 +96,7 @@ pub fn load_and_render(
 
 /// Runs `vezasock render`.
 pub fn run(args: &RenderArgs) -> ExitCode {
-    let (_, rendered) = match load_and_render(&args.topology, &args.colors) {
+    let (topo, rendered) = match load_and_render(&args.topology, &args.colors) {
         Ok(r) => r,
         Err(failure) => return failure.report("render"),
     };
@@ -108,12 +110,41 @@ pub fn run(args: &RenderArgs) -> ExitCode {
                 for p in paths {
                     output::line(&format!("wrote {}", p.display()));
                 }
-                Exit::Ok.into()
+                placeholder(&topo, dir)
             }
             Err(e) => {
                 eprintln!("vezasock render: cannot write into {}: {e}", dir.display());
                 Exit::Refused.into()
             }
         },
+    }
+}
+
+/// With no certificate for the edge's domains in the certs dir, the bundle also holds the
+/// self-signed placeholder that `apply` would install (`certs/00-default.pem`).
+fn placeholder(topo: &Topology, dir: &std::path::Path) -> ExitCode {
+    let Some(tls) = topo
+        .tls
+        .as_ref()
+        .filter(|_| crate::edge::cert::needs_placeholder(topo))
+    else {
+        return Exit::Ok.into();
+    };
+    let domains = crate::edge::cert::domain_set(topo);
+    match crate::edge::cert::ensure_placeholder_in(&dir.join("certs"), &domains) {
+        Ok(written) => {
+            if let Some(p) = written {
+                output::line(&format!(
+                    "wrote {} (self-signed placeholder: {} holds no certificate for the edge's domains)",
+                    p.display(),
+                    tls.certs_dir.display()
+                ));
+            }
+            Exit::Ok.into()
+        }
+        Err(e) => {
+            eprintln!("vezasock render: {e}");
+            Exit::Refused.into()
+        }
     }
 }

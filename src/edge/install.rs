@@ -186,6 +186,7 @@ fn install_locked(
         paths.admin_socket.display(),
         paths.config.display()
     );
+    let _placeholder = crate::edge::cert::ensure_placeholder(&edge.topology)?;
     let op = Operation::new(
         Action::Apply,
         None,

@@ -6,6 +6,7 @@
 //! state dir, and the runtime client settings.
 
 pub mod active_color;
+pub mod cert;
 pub mod flip;
 pub mod gate;
 pub mod repair;

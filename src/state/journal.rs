@@ -49,6 +49,8 @@ pub enum Action {
     Ready,
     Apply,
     Reload,
+    /// `cert update`: a certificate replaced or added over the runtime API.
+    Cert,
 }
 
 impl Action {
@@ -62,6 +64,7 @@ impl Action {
             Action::Ready => "ready",
             Action::Apply => "apply",
             Action::Reload => "reload",
+            Action::Cert => "cert",
         }
     }
 }

@@ -9,7 +9,7 @@
 //! | [`maps`] | `show map`, `get map`, `set map`, `add map`, `del map`, `clear map`, `prepare map`, `commit map` |
 //! | [`cli`] | `show cli level`, `set severity-output number` |
 //! | [`master`] | master `show proc`, `reload` |
-//! | [`ssl`] | `show ssl cert` |
+//! | [`ssl`] | `show ssl cert`; the writes `new`/`set`/`commit`/`abort`/`del ssl cert`, `add`/`del ssl crt-list` ([`ssl::SslWrite`], own connection: `set` carries a payload) |
 //!
 //! **Adding a command** is a struct and its `impl RuntimeCommand` in its family's file (a new
 //! family: a new file, plus its line in the `pub mod` list below). `Session::run` sends it and

@@ -12,10 +12,25 @@
 //!   repeats `Chain Subject` / `Chain Issuer`, so the fields are kept in order;
 //! - an unknown name: `Can't display the certificate: Not found or the certificate is a
 //!   bundle!` (`[3]: ` under severity-output).
+//!
+//! The writes ([`SslWrite`]: `new ssl cert`, `set ssl cert <name> <<` + PEM payload, `commit
+//! ssl cert`, `abort ssl cert`, `add ssl crt-list`, `del ssl crt-list`, `del ssl cert`) answer
+//! a success sentence or an error sentence, both without a severity prefix and with no status
+//! (seen on 2.6, 3.0 and 3.2, `grammar/corpus-ssl/<version>/*-write.oneshot`): each write
+//! knows its success sentence and anything else is [`Error::Refused`]. They go over their own
+//! one-shot connection because `set ssl cert` carries a multi-line payload, ended by an empty
+//! line, which the line codec rightly refuses to send.
 
 use serde::Serialize;
 
-use super::{check_payload_marker, to_json, RawReply, RuntimeCommand};
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::time::{timeout_at, Instant};
+
+use super::{check_payload_marker, to_json, RawReply, RuntimeCommand, MAX_LINE};
+use crate::runtime::codec::{Framing, ReplyCodec};
+use crate::runtime::connection::{connect, read_frame, Deadlines};
+use crate::runtime::endpoint::Endpoint;
 use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
 use crate::runtime::Error;
 
@@ -237,5 +252,175 @@ impl RuntimeCommand for ShowSslCert {
 
     fn errors(&self) -> &'static [&'static str] {
         NOT_FOUND
+    }
+}
+
+/// The largest payload sent, leaving room in HAProxy's 16 KiB buffer for the command line.
+pub const MAX_PAYLOAD: usize = MAX_LINE - 1024;
+
+/// A certificate chain and key for `set ssl cert`, as payload lines: `\r` removed, empty lines
+/// dropped (an empty line ends HAProxy's payload), no other control character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPayload(String);
+
+impl CertPayload {
+    /// Checks and normalises a PEM text.
+    pub fn new(pem: &str) -> Result<CertPayload, Error> {
+        let bad = |why| Error::InvalidArgument {
+            what: "certificate payload",
+            value: pem.chars().take(40).collect(),
+            why,
+        };
+        let mut out = String::with_capacity(pem.len());
+        for line in pem.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() {
+                continue;
+            }
+            if line.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(bad("holds a control character"));
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if out.is_empty() {
+            return Err(bad("is empty"));
+        }
+        // HAProxy gathers the command and its payload in one buffer of tune.bufsize (16 KiB):
+        // 2.6 took a 14.6 KB one and answered nothing at all to a 17 KB one.
+        if out.len() >= MAX_PAYLOAD {
+            return Err(bad("is 15 KiB or longer: larger than HAProxy's payload buffer"));
+        }
+        Ok(CertPayload(out))
+    }
+
+    /// The payload lines, each ending in `\n`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A certificate write over the runtime API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SslWrite {
+    /// `new ssl cert <name>`: an empty certificate store for a name the config does not have.
+    New(CertRef),
+    /// `set ssl cert <name> <<`: a transaction holding the new chain and key.
+    Set(CertRef, CertPayload),
+    /// `commit ssl cert <name>`: every bind using it serves the new one to new connections.
+    Commit(CertRef),
+    /// `abort ssl cert <name>`: drops the transaction.
+    Abort(CertRef),
+    /// `add ssl crt-list <list> <name>`: a committed certificate joins a crt-list or a `crt`
+    /// directory, so its names are served by SNI.
+    AddCrtList { list: CertRef, cert: CertRef },
+    /// `del ssl crt-list <list> <name>`.
+    DelCrtList { list: CertRef, cert: CertRef },
+    /// `del ssl cert <name>`: an unused certificate.
+    DelCert(CertRef),
+}
+
+impl SslWrite {
+    /// The bytes sent: the line, and for `set` the payload and the empty line ending it.
+    pub fn text(&self) -> String {
+        match self {
+            SslWrite::New(c) => format!("new ssl cert {}\n", c.as_str()),
+            SslWrite::Set(c, p) => format!("set ssl cert {} <<\n{}\n", c.as_str(), p.as_str()),
+            SslWrite::Commit(c) => format!("commit ssl cert {}\n", c.as_str()),
+            SslWrite::Abort(c) => format!("abort ssl cert {}\n", c.as_str()),
+            SslWrite::AddCrtList { list, cert } => {
+                format!("add ssl crt-list {} {}\n", list.as_str(), cert.as_str())
+            }
+            SslWrite::DelCrtList { list, cert } => {
+                format!("del ssl crt-list {} {}\n", list.as_str(), cert.as_str())
+            }
+            SslWrite::DelCert(c) => format!("del ssl cert {}\n", c.as_str()),
+        }
+    }
+
+    /// The command as a person would read it (no payload).
+    pub fn line(&self) -> String {
+        let text = self.text();
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// Reads the reply: the success sentence, or [`Error::Refused`] with HAProxy's words.
+    pub fn check_reply(&self, body: &[u8]) -> Result<(), Error> {
+        let text = String::from_utf8_lossy(body);
+        let first = text.lines().next().unwrap_or_default();
+        let ok = match self {
+            SslWrite::New(_) => first.starts_with("New empty certificate store"),
+            SslWrite::Set(..) => {
+                first.starts_with("Transaction created for certificate")
+                    || first.starts_with("Transaction updated for certificate")
+            }
+            SslWrite::Abort(_) => first.starts_with("Transaction aborted for certificate"),
+            // 2.6 prints progress dots after `Committing <name>`; the verdict is its own line.
+            SslWrite::Commit(_) | SslWrite::AddCrtList { .. } => {
+                first.starts_with(if matches!(self, SslWrite::Commit(_)) {
+                    "Committing "
+                } else {
+                    "Inserting certificate "
+                }) && text.lines().any(|l| l.trim_end_matches('.') == "Success!")
+            }
+            SslWrite::DelCrtList { .. } => first.starts_with("Entry ") && first.contains(" deleted in crtlist "),
+            SslWrite::DelCert(_) => first.starts_with("Certificate ") && first.ends_with(" deleted!"),
+        };
+        if ok {
+            return Ok(());
+        }
+        let message: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        Err(Error::Refused {
+            command: self.line(),
+            index: None,
+            message: if message.is_empty() {
+                "an empty answer".to_string()
+            } else {
+                message.join(" ")
+            },
+        })
+    }
+
+    /// Sends the write on its own connection (one-shot: HAProxy closes after the reply) and
+    /// checks the reply. Never resent: a write may have been applied.
+    pub async fn send(&self, endpoint: &Endpoint, timeouts: Deadlines) -> Result<(), Error> {
+        let name = endpoint.to_string();
+        if endpoint.is_master() {
+            return Err(Error::InvalidArgument {
+                what: "endpoint",
+                value: name,
+                why: "is a master socket: certificate writes go to a stats socket",
+            });
+        }
+        let text = self.text();
+        if text.len() >= MAX_LINE {
+            return Err(Error::InvalidArgument {
+                what: "certificate payload",
+                value: self.line(),
+                why: "does not fit HAProxy's 16 KiB buffer with its command line",
+            });
+        }
+        let mut stream = connect(endpoint, &timeouts).await?;
+        let deadline = Instant::now() + timeouts.reply;
+        match timeout_at(deadline, stream.write_all(text.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(Error::Io {
+                    endpoint: name,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(Error::Timeout {
+                    endpoint: name,
+                    during: "sending a command",
+                    after: timeouts.reply,
+                })
+            }
+        }
+        let mut codec = ReplyCodec::new(Framing::OneShot);
+        let mut buf = BytesMut::new();
+        let frame = read_frame(&mut stream, &mut buf, &mut codec, &name, timeouts.reply).await?;
+        self.check_reply(&frame.body)
     }
 }

@@ -1,0 +1,521 @@
+//! Certificates over the runtime API on every HAProxy version (2.6, 3.0, 3.2): a fresh edge
+//! installed by `apply` starts on its self-signed placeholder and answers ACME http-01; `cert update` replaces it and
+//! adds a new domain without a reload (same worker PID, a TLS connection opened before keeps
+//! working, each SNI gets its serial); bad certificates are refused with nothing changed; a
+//! reload and a restart serve what `cert update` installed. Certificates are made here with
+//! rcgen; the TLS client is `openssl s_client` on loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vezasock::demo::backend::Backend;
+use vezasock::demo::edge::{kill_group, label};
+use vezasock::topology::{Tls, Topology};
+
+use crate::haproxy::{per_version, raw_one_shot, Haproxy};
+
+/// The first of `n` consecutive free loopback ports, below the ephemeral range (32768 on): a
+/// port there can be taken by any outgoing connection. Each call starts elsewhere, so tests
+/// running side by side do not pick the same block.
+fn free_ports(n: usize) -> u16 {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seed = std::process::id() as usize
+        + 4_099 * CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for attempt in 0..50usize {
+        let base = 10_000 + (seed.wrapping_mul(6151).wrapping_add(attempt * 977) % 22_000);
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
+            return base as u16;
+        }
+    }
+    panic!("no block of {n} free loopback ports")
+}
+
+struct Fresh {
+    file: PathBuf,
+    certs: PathBuf,
+    http: u16,
+    https: u16,
+    admin: PathBuf,
+    _backends: Vec<Backend>,
+}
+
+/// The embedded edge on loopback with TLS from `dir/certs` (absent), not started.
+fn fresh(v: &Haproxy, dir: &Path) -> Fresh {
+    let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    let count = base
+        .with_local_servers(1)
+        .map(|(_, s)| s.len())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_ports(count + 2);
+    let (mut topology, servers) = base
+        .with_local_servers(port + 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    topology.listen.http = format!("127.0.0.1:{port}");
+    topology.listen.https = format!("127.0.0.1:{}", port + 1);
+    let certs = dir.join("certs");
+    topology.tls = Some(Tls {
+        certs_dir: certs.clone(),
+        redirect: false,
+    });
+    topology.paths = topology.paths.under(dir);
+    topology.paths.haproxy = v.bin.clone();
+    let backends = servers
+        .iter()
+        .map(|s| {
+            Backend::start(&label(&topology, s), s.port)
+                .unwrap_or_else(|e| panic!("backend on {}: {e}", s.port))
+        })
+        .collect();
+    let file = dir.join("topology.toml");
+    std::fs::write(&file, crate::install::to_toml(&topology)).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = Topology::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded, topology);
+    Fresh {
+        file,
+        certs,
+        http: port,
+        https: port + 1,
+        admin: topology.paths.admin_socket.clone(),
+        _backends: backends,
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_vezasock"))
+        .args(args)
+        .arg("--config")
+        .arg(&fresh.file)
+        .env_remove("VEZASOCK_CONFIG")
+        .env_remove("VEZASOCK_CRASH_AT")
+        .env("VEZASOCK_WHO", "it-cert")
+        .output()
+        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: output.status.code(),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// HAProxy in its own process group, killed on drop.
+struct Started(Child);
+
+impl Started {
+    fn start(args: &[String], dir: &Path, admin: &Path) -> Started {
+        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap_or_else(|e| panic!("{e}"));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let (program, rest) = args.split_first().unwrap_or_else(|| panic!("no command"));
+        let child = Command::new(program)
+            .args(rest)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
+        let started = Started(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while worker_pid_of(admin).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "HAProxy did not answer: {}",
+                std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        started
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        kill_group(&mut self.0);
+    }
+}
+
+fn worker_pid_of(admin: &Path) -> Option<u32> {
+    let info = raw_one_shot(admin, "show info\n").ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .and_then(|p| p.trim().parse().ok())
+}
+
+/// The serial (upper-case hex, no leading zeros) a new TLS connection gets for `sni`.
+fn served_serial(port: u16, sni: &str) -> String {
+    let mut client = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            sni,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("openssl s_client: {e}"));
+    let mut pem = String::new();
+    if let Some(out) = client.stdout.as_mut() {
+        let _ = out.read_to_string(&mut pem);
+    }
+    let _ = client.wait();
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("openssl x509: {e}"));
+    if let Some(mut input) = x509.stdin.take() {
+        let _ = input.write_all(pem.as_bytes());
+    }
+    let out = x509.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let serial = text
+        .trim()
+        .strip_prefix("serial=")
+        .unwrap_or("")
+        .to_string();
+    serial.trim_start_matches('0').to_ascii_uppercase()
+}
+
+/// A certificate for `names`, serial `serial`, valid from `from_days` to `to_days` around now,
+/// as one PEM (chain + key); `other_key` pairs it with a key that is not its own.
+fn make_cert(names: &[&str], serial: u64, from_days: i64, to_days: i64, other_key: bool) -> String {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap_or_else(|e| panic!("{e}"));
+    params.serial_number = Some(rcgen::SerialNumber::from(serial));
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(from_days);
+    params.not_after = now + time::Duration::days(to_days);
+    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+    let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+    let key_pem = if other_key {
+        rcgen::KeyPair::generate()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .serialize_pem()
+    } else {
+        key.serialize_pem()
+    };
+    format!("{}{}", cert.pem(), key_pem)
+}
+
+fn hex(serial: u64) -> String {
+    format!("{serial:X}")
+}
+
+const PROD: &str = "veza.fr";
+const FORGEJO: &str = "forgejo.talas.group";
+const ALL: &[&str] = &[
+    "staging.veza.fr",
+    "veza.fr",
+    "www.veza.fr",
+    "talas.fr",
+    "www.talas.fr",
+];
+
+per_version!(
+    cert_update_replaces_and_adds_certificates_without_a_reload,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = fresh(v, dir.path());
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
+
+        // A fresh edge: apply installs a placeholder, and HAProxy starts on it.
+        let run = vezasock(&fresh, &["apply", "--json"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&run.out).unwrap_or_else(|e| panic!("{label}: {e}: {run:?}"));
+        let start: Vec<String> = json["start_command"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}: {json}"))
+            .iter()
+            .map(|a| a.as_str().unwrap_or_default().to_string())
+            .collect();
+        let placeholder = fresh.certs.join("00-default.pem");
+        assert!(placeholder.is_file(), "{label}: no placeholder: {run:?}");
+        let mut started = Some(Started::start(&start, dir.path(), &fresh.admin));
+        let list = vezasock(&fresh, &["cert", "list"]);
+        assert_eq!(list.code, Some(0), "{label}: {list:?}");
+        assert!(list.out.contains("PLACEHOLDER"), "{label}: {list:?}");
+        // On its placeholder the edge answers the ACME http-01 challenge on plain HTTP.
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], fresh.http));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = vezasock::demo::http::get(
+                addr,
+                PROD,
+                "/.well-known/acme-challenge/token",
+                Duration::from_secs(5),
+            );
+            if got
+                .as_ref()
+                .is_ok_and(|a| a.status == 200 && a.body == "acme_backend")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{label}: ACME path gave {got:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let placeholder_serial = served_serial(fresh.https, PROD);
+        assert!(!placeholder_serial.is_empty(), "{label}: no TLS answer");
+        let pid = worker_pid_of(&fresh.admin);
+
+        // A TLS connection opened before the update.
+        let mut long = Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-connect",
+                &format!("127.0.0.1:{}", fresh.https),
+                "-servername",
+                PROD,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(300));
+
+        // The first real certificate replaces the placeholder, without a reload.
+        let veza = input.join("veza.pem");
+        std::fs::write(&veza, make_cert(ALL, 0xA1, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &["cert", "update", veza.to_str().unwrap_or_default()],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert_eq!(served_serial(fresh.https, PROD), hex(0xA1), "{label}");
+        assert_eq!(
+            served_serial(fresh.https, "staging.veza.fr"),
+            hex(0xA1),
+            "{label}"
+        );
+        assert_eq!(worker_pid_of(&fresh.admin), pid, "{label}: reloaded");
+        assert_ne!(hex(0xA1), placeholder_serial);
+
+        // The connection opened before the update still carries a request.
+        if let Some(stdin) = long.stdin.as_mut() {
+            stdin
+                .write_all(b"GET / HTTP/1.1\r\nHost: veza.fr\r\nConnection: close\r\n\r\n")
+                .unwrap_or_else(|e| panic!("{label}: old connection: {e}"));
+        }
+        drop(long.stdin.take());
+        let mut answer = String::new();
+        if let Some(out) = long.stdout.as_mut() {
+            let _ = out.read_to_string(&mut answer);
+        }
+        let _ = long.wait();
+        assert!(
+            answer.starts_with("HTTP/1.1 "),
+            "{label}: old connection got {answer:?}"
+        );
+
+        // A renewal of the same file: set + commit.
+        std::fs::write(&veza, make_cert(ALL, 0xA2, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &[
+                "cert",
+                "update",
+                "--json",
+                veza.to_str().unwrap_or_default(),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(run.out.contains("\"added\": false"), "{label}: {run:?}");
+        assert_eq!(served_serial(fresh.https, PROD), hex(0xA2), "{label}");
+
+        // A new domain: new + set + commit + add ssl crt-list.
+        let forgejo = input.join("forgejo.pem");
+        std::fs::write(&forgejo, make_cert(&[FORGEJO], 0xB1, -1, 10, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &[
+                "cert",
+                "update",
+                "--json",
+                forgejo.to_str().unwrap_or_default(),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(run.out.contains("\"added\": true"), "{label}: {run:?}");
+        assert_eq!(served_serial(fresh.https, FORGEJO), hex(0xB1), "{label}");
+        assert_eq!(served_serial(fresh.https, PROD), hex(0xA2), "{label}");
+        assert_eq!(worker_pid_of(&fresh.admin), pid, "{label}: reloaded");
+
+        // cert list: runtime = disk, and a loud warning for the 10-day certificate (exit 1).
+        let list = vezasock(&fresh, &["cert", "list", "--json"]);
+        assert_eq!(list.code, Some(1), "{label}: {list:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&list.out).unwrap_or_else(|e| panic!("{label}: {e}: {list:?}"));
+        assert_eq!(json["agree"], true, "{label}: {json}");
+        assert_eq!(
+            json["expiring"],
+            serde_json::json!(["forgejo.pem"]),
+            "{label}: {json}"
+        );
+        let list = vezasock(&fresh, &["cert", "list", "--warn-days", "5"]);
+        assert_eq!(list.code, Some(0), "{label}: {list:?}");
+        assert!(!list.out.contains("PLACEHOLDER"), "{label}: {list:?}");
+
+        // Applied at runtime but not written (the target is a directory): exit 5, never 1,
+        // and `cert list` shows the drift.
+        // A name no other file serves (HAProxy keeps the older certificate for a shared one).
+        let talas = input.join("talas.pem");
+        std::fs::write(&talas, make_cert(&["other.test"], 0xD1, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let blocker = fresh.certs.join("talas.pem");
+        std::fs::create_dir_all(blocker.join("x")).unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &[
+                "cert",
+                "update",
+                "--allow-other-domains",
+                talas.to_str().unwrap_or_default(),
+            ],
+        );
+        assert_eq!(run.code, Some(5), "{label}: {run:?}");
+        assert!(run.err.contains("writing"), "{label}: {run:?}");
+        assert_eq!(
+            served_serial(fresh.https, "other.test"),
+            hex(0xD1),
+            "{label}"
+        );
+        let list = vezasock(&fresh, &["cert", "list", "--json", "--warn-days", "5"]);
+        assert_eq!(list.code, Some(1), "{label}: {list:?}");
+        let json: serde_json::Value =
+            serde_json::from_str(&list.out).unwrap_or_else(|e| panic!("{label}: {e}: {list:?}"));
+        assert_eq!(json["agree"], false, "{label}: {json}");
+        std::fs::remove_dir_all(&blocker).unwrap_or_else(|e| panic!("{e}"));
+
+        // Refused before anything changes.
+        let on_disk = std::fs::read(fresh.certs.join("veza.pem")).unwrap_or_default();
+        let bad = input.join("veza.pem");
+        for (pem, want) in [
+            ("not a certificate\n".to_string(), "holds no certificate"),
+            (make_cert(ALL, 0xC1, -1, 60, true), "does not match"),
+            (make_cert(ALL, 0xC2, -60, -1, false), "expired"),
+            (make_cert(ALL, 0xC3, 2, 60, false), "not valid yet"),
+            (
+                make_cert(&["other.example"], 0xC4, -1, 60, false),
+                "--allow-other-domains",
+            ),
+        ] {
+            std::fs::write(&bad, &pem).unwrap_or_else(|e| panic!("{e}"));
+            let run = vezasock(
+                &fresh,
+                &["cert", "update", bad.to_str().unwrap_or_default()],
+            );
+            assert_eq!(run.code, Some(2), "{label}: {want}: {run:?}");
+            assert!(run.err.contains(want), "{label}: {want}: {run:?}");
+            assert_eq!(
+                std::fs::read(fresh.certs.join("veza.pem")).unwrap_or_default(),
+                on_disk,
+                "{label}: {want}: disk changed"
+            );
+            assert_eq!(
+                served_serial(fresh.https, PROD),
+                hex(0xA2),
+                "{label}: {want}"
+            );
+        }
+
+        // A reload, then a restart, serve what cert update installed.
+        let master = started.as_ref().map(|s| s.0.id()).unwrap_or_default();
+        let status = Command::new("kill")
+            .args(["-USR2", &master.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while worker_pid_of(&fresh.admin) == pid {
+            assert!(
+                Instant::now() < deadline,
+                "{label}: no new worker after SIGUSR2"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            served_serial(fresh.https, PROD),
+            hex(0xA2),
+            "{label}: after reload"
+        );
+        assert_eq!(
+            served_serial(fresh.https, FORGEJO),
+            hex(0xB1),
+            "{label}: after reload"
+        );
+        drop(started.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while worker_pid_of(&fresh.admin).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{label}: HAProxy still answers after kill"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _restarted = Started::start(&start, dir.path(), &fresh.admin);
+        assert_eq!(
+            served_serial(fresh.https, PROD),
+            hex(0xA2),
+            "{label}: after restart"
+        );
+        assert_eq!(
+            served_serial(fresh.https, FORGEJO),
+            hex(0xB1),
+            "{label}: after restart"
+        );
+        // No SNI: the default certificate (the placeholder slot) is the real one now.
+        let list = vezasock(&fresh, &["cert", "list", "--json", "--warn-days", "5"]);
+        assert_eq!(list.code, Some(0), "{label}: {list:?}");
+    }
+);
+
+per_version!(
+    check_passes_on_the_embedded_default_without_certs,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let certs = Path::new("/etc/haproxy/certs");
+        let existed = certs.exists();
+        let output = Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .arg("check")
+            .env_remove("VEZASOCK_CONFIG")
+            .env("VEZASOCK_HAPROXY", &v.bin)
+            .env("VEZASOCK_STATE_DIR", dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{label}: {out}");
+        if !existed {
+            assert!(out.contains("placeholder"), "{label}: {out}");
+            // A check never writes a live file.
+            assert!(
+                !certs.exists(),
+                "{label}: check created {}",
+                certs.display()
+            );
+        }
+    }
+);

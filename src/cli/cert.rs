@@ -1,0 +1,190 @@
+//! `vezasock cert update FILE…` and `vezasock cert list`: certificates over the runtime API,
+//! without a reload (`edge::cert`).
+//!
+//! Exit codes (`cli::exit`): 0 done; 1 HAProxy refused the certificate (nothing changed);
+//! 2 bad input (unparsable PEM, key not matching, expired or not yet valid, no SAN for the
+//! edge's domains: nothing changed); 3 HAProxy unreachable; 4 locked; 5 applied at runtime but
+//! not written or not verified. `cert list`: 0, or 1 when a certificate has fewer than
+//! `--warn-days` days left, or disk and runtime disagree.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::args::{LockArgs, TopologyArgs};
+use super::common::{fail, load_edge, runtime};
+use super::exit::Exit;
+use super::output;
+use crate::edge::cert::{self, UpdateOptions};
+
+// Arguments of `vezasock cert` (a plain comment: see `Command` in cli/mod.rs).
+#[derive(Debug, Clone, Args)]
+pub struct CertArgs {
+    #[command(subcommand)]
+    pub command: CertCommand,
+}
+
+// `cert` subcommands (a plain comment: a doc comment would replace `cert`'s about text).
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertCommand {
+    /// Replace or add certificates (PEM: chain + key) over the runtime API, no reload; written
+    /// into the certs dir and verified with `show ssl cert`.
+    Update(UpdateArgs),
+    /// Every certificate: domains, notAfter, days left, runtime vs disk, placeholder.
+    List(ListArgs),
+}
+
+// Arguments of `vezasock cert update` (a plain comment: see `Command` in cli/mod.rs).
+#[derive(Debug, Clone, Args)]
+pub struct UpdateArgs {
+    /// PEM files, each a certificate chain and its private key; installed under their file
+    /// name in the certs dir.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Accept a certificate that names none of the edge's domains.
+    #[arg(long)]
+    pub allow_other_domains: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+// Arguments of `vezasock cert list` (a plain comment: see `Command` in cli/mod.rs).
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Warn (and exit 1) when a certificate has fewer days left than this.
+    #[arg(long, value_name = "N", default_value_t = 14, value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub warn_days: i64,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// Runs `vezasock cert …`.
+pub fn run(args: &CertArgs) -> ExitCode {
+    match &args.command {
+        CertCommand::Update(a) => update(a),
+        CertCommand::List(a) => list(a),
+    }
+    .unwrap_or_else(|e| e)
+    .into()
+}
+
+fn update(args: &UpdateArgs) -> Result<Exit, Exit> {
+    let name = "cert update";
+    let edge = load_edge(name, &args.topology)?;
+    let rt = runtime(name)?;
+    let options = UpdateOptions {
+        allow_other_domains: args.allow_other_domains,
+        wait: args.lock.wait(),
+    };
+    let report = rt
+        .block_on(cert::update(&edge, &args.files, options))
+        .map_err(|e| fail(name, &e))?;
+    if args.json {
+        output::json_pretty(&report);
+    } else {
+        for c in &report.certs {
+            output::line(&format!(
+                "{}: {} serial {} (notAfter {}; {}), no reload; written to disk",
+                c.file,
+                if c.added { "added" } else { "replaced" },
+                c.serial,
+                c.not_after,
+                c.domains.join(", ")
+            ));
+            if let Some(p) = &c.replaced_placeholder {
+                output::line(&format!("{p}: the placeholder now holds this certificate"));
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn list(args: &ListArgs) -> Result<Exit, Exit> {
+    let name = "cert list";
+    let edge = load_edge(name, &args.topology)?;
+    let rt = runtime(name)?;
+    let report = rt
+        .block_on(cert::report(&edge))
+        .map_err(|e| fail(name, &e))?;
+    let expiring = report.expiring(args.warn_days);
+    let agree = report.all_agree();
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            report: &'a cert::CertReport,
+            warn_days: i64,
+            expiring: Vec<&'a str>,
+            agree: bool,
+        }
+        output::json_pretty(&Out {
+            report: &report,
+            warn_days: args.warn_days,
+            expiring: expiring.iter().map(|c| c.file.as_str()).collect(),
+            agree,
+        });
+    } else {
+        match &report.certs_dir {
+            None => output::line("no [tls] in the topology: no certificates"),
+            Some(dir) => output::line(&format!("certs dir {dir}")),
+        }
+        for c in &report.certs {
+            let days = c
+                .days_left
+                .map(|d| format!("{d} days left"))
+                .unwrap_or_else(|| "days left unknown".to_string());
+            let state = if c.agree {
+                "runtime = disk".to_string()
+            } else {
+                format!(
+                    "DRIFT runtime {} / disk {}",
+                    c.runtime_serial.as_deref().unwrap_or("not loaded"),
+                    c.disk_serial.as_deref().unwrap_or("missing")
+                )
+            };
+            output::line(&format!(
+                "{}{}: {} notAfter {} ({days}); {state}{}",
+                c.file,
+                if c.placeholder { " PLACEHOLDER" } else { "" },
+                if c.domains.is_empty() {
+                    "-".to_string()
+                } else {
+                    c.domains.join(", ")
+                },
+                c.not_after.as_deref().unwrap_or("?"),
+                c.error
+                    .as_deref()
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
+            ));
+            if c.placeholder {
+                output::line(&format!(
+                    "  PLACEHOLDER: {} is self-signed; `vezasock cert update` installs the real one",
+                    c.file
+                ));
+            }
+        }
+        for c in &expiring {
+            output::line(&format!(
+                "WARNING: {} expires in {} days (under {}): renew it",
+                c.file,
+                c.days_left.unwrap_or(0),
+                args.warn_days
+            ));
+        }
+    }
+    Ok(if expiring.is_empty() && agree {
+        Exit::Ok
+    } else {
+        Exit::Refused
+    })
+}
