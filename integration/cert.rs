@@ -253,6 +253,21 @@ per_version!(
         let list = vezasock(&fresh, &["cert", "list"]);
         assert_eq!(list.code, Some(0), "{label}: {list:?}");
         assert!(list.out.contains("PLACEHOLDER"), "{label}: {list:?}");
+        // `status` marks it loudly too, in words and in JSON (a warning: not drift).
+        let status = vezasock(&fresh, &["status"]);
+        assert!(
+            status
+                .out
+                .contains("warning: PLACEHOLDER certificate 00-default.pem"),
+            "{label}: {status:?}"
+        );
+        let status = vezasock(&fresh, &["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(status.out.trim())
+            .unwrap_or_else(|e| panic!("{label}: {e}: {status:?}"));
+        let marked = json["certificates"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["placeholder"] == true));
+        assert!(marked, "{label}: {json}");
         // On its placeholder the edge answers the ACME http-01 challenge on plain HTTP.
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], fresh.http));
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -96,6 +96,9 @@ fn human(r: &StatusReport) -> String {
     for p in &r.problems {
         let _ = writeln!(out, "!!! {p}");
     }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     for env in &r.envs {
         let _ = writeln!(out);
         match (&env.sides, env.live) {
@@ -134,6 +137,34 @@ fn human(r: &StatusReport) -> String {
         let _ = writeln!(out, "externals:");
         for b in &r.externals {
             write_backend(&mut out, "", b);
+        }
+    }
+    if !r.certificates.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "certificates:");
+        for c in &r.certificates {
+            let days = c
+                .days_left
+                .map_or("?".to_string(), |d| format!("{d}d left"));
+            let mut marks = Vec::new();
+            if c.placeholder {
+                marks.push("PLACEHOLDER");
+            }
+            if !c.agree {
+                marks.push("runtime != disk");
+            }
+            let _ = writeln!(
+                out,
+                "  {}  {}  notAfter {} ({days}){}",
+                c.file,
+                c.domains.join(","),
+                c.not_after.as_deref().unwrap_or("?"),
+                if marks.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", marks.join(", "))
+                }
+            );
         }
     }
     out

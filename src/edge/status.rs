@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::active_color::{entry_color, map_file_colors, map_ref, Sides};
+use super::cert::CertEntry;
 use super::{Edge, EdgeError};
 use crate::runtime::command::{Command, StatFilter};
 use crate::runtime::parse::info::Info;
@@ -42,6 +43,64 @@ pub struct StatusReport {
     pub open_operations: Vec<OpenOperation>,
     /// Every drift and interruption, one line each (empty: all consistent).
     pub problems: Vec<String>,
+    /// The certificates of the edge, disk and runtime side by side (`vezasock cert list`).
+    pub certificates: Vec<CertEntry>,
+    /// Loud lines that do not make the edge inconsistent: a certificate expiring within
+    /// [`CERT_WARN_DAYS`], a placeholder certificate, a certificate file not loaded.
+    pub warnings: Vec<String>,
+}
+
+/// Days left under which `status` warns about a certificate (`cert list --warn-days` sets it
+/// for `cert list`).
+pub const CERT_WARN_DAYS: i64 = 14;
+
+/// The certificate part of `status`: entries, warnings, and problems (a served certificate
+/// that is not the one on disk is drift). A failure to read them is a warning, not a failure
+/// of `status`.
+async fn certificates(edge: &Edge, problems: &mut Vec<String>) -> (Vec<CertEntry>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let report = match super::cert::report(edge).await {
+        Ok(report) => report,
+        Err(e) => {
+            warnings.push(format!("certificates not read: {e}"));
+            return (Vec::new(), warnings);
+        }
+    };
+    for c in &report.certs {
+        if c.placeholder {
+            warnings.push(format!(
+                "PLACEHOLDER certificate {}: a self-signed stand-in so that HAProxy starts; \
+                 install the real one with `vezasock cert update FILE`",
+                c.file
+            ));
+        }
+        if let Some(why) = &c.error {
+            warnings.push(format!("certificate {} is unusable: {why}", c.file));
+        }
+        match (&c.disk_serial, &c.runtime_serial) {
+            (Some(disk), Some(served)) if !c.agree => problems.push(format!(
+                "CERT DRIFT {}: HAProxy serves serial {served}, the file holds {disk}; \
+                 `vezasock cert update` the file to serve it",
+                c.file
+            )),
+            _ if !c.agree => warnings.push(format!(
+                "certificate {}: disk and runtime differ (disk serial {}, served {})",
+                c.file,
+                c.disk_serial.as_deref().unwrap_or("none"),
+                c.runtime_serial.as_deref().unwrap_or("none")
+            )),
+            _ => {}
+        }
+    }
+    for c in report.expiring(CERT_WARN_DAYS) {
+        warnings.push(format!(
+            "CERTIFICATE EXPIRES SOON {}: {} day(s) left (notAfter {})",
+            c.file,
+            c.days_left.unwrap_or(0),
+            c.not_after.as_deref().unwrap_or("?")
+        ));
+    }
+    (report.certs, warnings)
 }
 
 impl StatusReport {
@@ -400,6 +459,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         Failover::CrossColor => "when every server of an env's live color is down, the OTHER color serves as backup (possibly older code)",
     }
     .to_string();
+    let (certificates, warnings) = certificates(edge, &mut problems).await;
     Ok(StatusReport {
         edge: edge.topology.name.clone(),
         failover: edge.topology.failover.as_str(),
@@ -409,6 +469,8 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         externals,
         open_operations,
         problems,
+        certificates,
+        warnings,
     })
 }
 
@@ -468,6 +530,8 @@ async fn foreign_report(edge: &Edge, why: String) -> StatusReport {
         problems: vec![format!(
             "NOT VEZASOCK'S EDGE: {why}. `vezasock plan` shows the takeover, `vezasock apply` takes it over (one checked, verified reload)"
         )],
+        certificates: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
