@@ -10,6 +10,7 @@ mod edge;
 mod haproxy;
 mod install;
 mod lab;
+mod preview;
 mod reload;
 mod render;
 mod runtime_client;

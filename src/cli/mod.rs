@@ -13,6 +13,7 @@ pub mod flip;
 pub mod history;
 pub mod output;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod rollback;
 pub mod servers;
@@ -65,6 +66,8 @@ pub enum Command {
     Ready(servers::ReadyArgs),
     /// Flip an env to a color over the runtime API (no reload): gated, journalled, verified.
     Switch(switch::SwitchArgs),
+    /// Send requests that carry a fresh token to one color of an env through the edge.
+    Preview(preview::PreviewArgs),
     /// Switch an env back to the previous deploy's color (or the one with --to SHA).
     Rollback(rollback::RollbackArgs),
     /// The last deploys of an env, newest first.
@@ -112,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Ready(args) => servers::run_ready(&args),
         Command::Switch(args) => switch::run(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Preview(args) => preview::run(&args),
         Command::History(args) => history::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Completions(args) => completions::run_completions(&args),

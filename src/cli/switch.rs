@@ -36,6 +36,19 @@ pub struct SwitchArgs {
     /// How long --drain-old waits for the old color's sessions (at most 7d).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = Checked(parse_duration), requires = "drain_old")]
     pub drain_timeout: Duration,
+    /// Before the gate, GET each PATH through the edge with a preview token for the target
+    /// color; refuse the switch unless every answer is 2xx or 3xx (at most 32 paths).
+    #[arg(long, value_name = "PATH[,PATH…]", value_delimiter = ',', value_parser = Checked(parse_path))]
+    pub preview_check: Vec<String>,
+    /// Where --preview-check reaches the edge's HTTP listener (default: the topology's
+    /// listen.http, a wildcard address as 127.0.0.1).
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "VEZASOCK_PREVIEW_VIA",
+        requires = "preview_check"
+    )]
+    pub preview_via: Option<std::net::SocketAddr>,
     /// Read and check only; print the steps without changing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -46,6 +59,15 @@ pub struct SwitchArgs {
     pub json: bool,
     #[command(flatten)]
     pub topology: TopologyArgs,
+}
+
+/// The most paths `--preview-check` takes (each is one request before the gate).
+const MAX_PREVIEW_PATHS: usize = 32;
+
+fn parse_path(s: &str) -> Result<String, String> {
+    crate::edge::preview::check_path(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `vezasock switch`.
@@ -64,6 +86,12 @@ pub fn run(args: &SwitchArgs) -> ExitCode {
     req.drain_old = args.drain_old;
     req.drain_timeout = args.drain_timeout;
     req.dry_run = args.dry_run;
+    if args.preview_check.len() > MAX_PREVIEW_PATHS {
+        eprintln!("vezasock switch: --preview-check takes at most {MAX_PREVIEW_PATHS} paths");
+        return super::exit::Exit::BadInput.into();
+    }
+    req.preview_check = args.preview_check.clone();
+    req.preview_via = args.preview_via;
     req.lock_wait = args.lock.lock_wait();
     let mut steps = Vec::new();
     let json = args.json;

@@ -290,6 +290,13 @@ fn check_candidate(edge: &Edge, rendered: &Rendered, config_dir: &Path) -> Resul
         .unwrap_or_else(|| "haproxy.cfg".to_string());
     let candidate = config_dir.join(format!(".{name}.vezasock-candidate"));
     write_atomic(&candidate, rendered.config.as_bytes())?;
+    // The config names the preview map: HAProxy 2.6 cannot start without the file (kept when present).
+    crate::render::write::ensure_preview_map(&paths.preview_map()).map_err(|e| {
+        EdgeError::Refused(format!(
+            "cannot create {}: {e}",
+            paths.preview_map().display()
+        ))
+    })?;
     let outcome = haproxy_check(&paths.haproxy, &candidate);
     let _ = std::fs::remove_file(&candidate);
     let outcome =

@@ -8,6 +8,7 @@
 pub mod active_color;
 pub mod flip;
 pub mod gate;
+pub mod preview;
 pub mod repair;
 pub mod rollback;
 pub mod servers;

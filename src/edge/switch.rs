@@ -71,6 +71,10 @@ pub async fn switch(
         );
         return Ok(report.finish(steps));
     }
+    if !req.preview_check.is_empty() && !req.dry_run {
+        let line = flip.preview_check().await?;
+        steps.done("preview-check", line);
+    }
     let (judged, polls) = flip.gate(&read).await?;
     steps.done("gate", gate_detail(&flip, &judged, polls));
     if req.dry_run {
@@ -99,6 +103,17 @@ pub async fn switch(
         "record",
         format!("{} = {}, history +1", color_file.display(), req.color),
     );
+    // Complete and recorded: a failed revoke is said, not an error (traffic is where asked).
+    match flip.revoke_preview().await {
+        Ok(0) => {}
+        Ok(_) => report
+            .notes
+            .push(format!("the preview token of {} was revoked", env.name)),
+        Err(e) => report.notes.push(format!(
+            "the preview token of {} was not revoked: {e}; `vezasock preview {} --revoke` does it",
+            env.name, env.name
+        )),
+    }
     // The flip is complete and recorded: the drain takes the edge lock itself.
     flip.unlock();
     if req.drain_old && read.from != req.color {
@@ -197,6 +212,15 @@ fn dry_run_plan(flip: &Flip<'_>, read: &Read) -> Result<Vec<String>, EdgeError> 
         "read back, then record {target} in {}",
         edge.state.color_file(env)?.display()
     ));
+    if !flip.req().preview_check.is_empty() {
+        plan.insert(
+            0,
+            format!(
+                "request {} through the edge with a preview token for {target}",
+                flip.req().preview_check.join(", ")
+            ),
+        );
+    }
     if flip.req().drain_old && read.from != target {
         plan.push(format!(
             "drain {} and wait up to {:?}",

@@ -49,6 +49,8 @@ pub enum Action {
     Ready,
     Apply,
     Reload,
+    /// A preview token given or revoked (`vezasock preview`).
+    Preview,
 }
 
 impl Action {
@@ -62,6 +64,7 @@ impl Action {
             Action::Ready => "ready",
             Action::Apply => "apply",
             Action::Reload => "reload",
+            Action::Preview => "preview",
         }
     }
 }

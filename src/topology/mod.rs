@@ -28,6 +28,8 @@ pub use validate::{LoadError, TopologyError};
 pub const HOSTS_MAP: &str = "hosts.map";
 /// File name of the active color map (`env color`) inside the maps dir.
 pub const ACTIVE_COLOR_MAP: &str = "active-color.map";
+/// The preview map file name (`<env>:<token> → color`), in `maps_dir`.
+pub const PREVIEW_MAP: &str = "preview.map";
 /// The backend that answers 503 for anything unknown.
 pub const DEFAULT_BACKEND: &str = "default_503";
 /// The backend the ACME http-01 challenges go to.
