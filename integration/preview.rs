@@ -133,6 +133,23 @@ per_version!(
             !journal.contains(&second),
             "a token in the journal: {journal}"
         );
+        // --json: the README's keys.
+        let run = vezasock(&e, &["preview", "staging", "green", "--json"]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let v: serde_json::Value =
+            serde_json::from_str(&run.out).unwrap_or_else(|err| panic!("{err}: {run:?}"));
+        let keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut want = vec![
+            "env", "color", "token", "header", "cookie", "curl", "revoked",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want, "{run:?}");
+        assert_eq!(v["revoked"], 0, "{run:?}");
         // Bad input: a colorless or unknown env, no color.
         assert_eq!(vezasock(&e, &["preview", "nope", "green"]).code, Some(2));
         assert_eq!(vezasock(&e, &["preview", "staging"]).code, Some(2));
