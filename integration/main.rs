@@ -3,6 +3,7 @@
 //! ([`haproxy::per_version!`]: `name::v2_6`, `name::v3_0`, `name::v3_2`); a missing version
 //! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
+mod bake;
 mod cli_json;
 mod crash;
 mod demo;

@@ -18,7 +18,7 @@ use crate::switch::{healthy_edge, runtime_color, vezasock, wait_healthy};
 const HOST: &str = "staging.veza.fr";
 
 /// `GET path` with `Host: HOST` and extra headers on a new connection: (status, body).
-fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(5)))
@@ -158,7 +158,7 @@ per_version!(
 
 /// A server for `port` that answers 200 on `ok_path` (its health check) and 500 to anything
 /// else, until the flag is cleared.
-fn failing_server(port: u16, ok_path: &'static str) -> Arc<AtomicBool> {
+pub fn failing_server(port: u16, ok_path: &'static str) -> Arc<AtomicBool> {
     // The stopped backend's listener closes a moment after it is dropped.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let listener = loop {

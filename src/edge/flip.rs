@@ -64,6 +64,10 @@ pub struct SwitchRequest {
     pub preview_check: Vec<String>,
     /// Where `--preview-check` connects (`None`: the topology's `listen.http`).
     pub preview_via: Option<std::net::SocketAddr>,
+    /// `--bake`: watch the new color this long after the record phase, flipping back on a
+    /// breach of `bake_limits`.
+    pub bake: Option<Duration>,
+    pub bake_limits: super::bake::Limits,
 }
 
 /// The lock policy, resolved to an instant only when the lock is taken.
@@ -101,6 +105,8 @@ impl SwitchRequest {
             action: Action::Switch,
             preview_check: Vec::new(),
             preview_via: None,
+            bake: None,
+            bake_limits: super::bake::Limits::default(),
         }
     }
 }
@@ -392,6 +398,19 @@ impl<'e> Flip<'e> {
     pub async fn revoke_preview(&mut self) -> Result<usize, EdgeError> {
         super::preview::revoke_after_switch(self.edge, &mut self.session, self.env, &self.req.who)
             .await
+    }
+
+    /// Bake phase (after record, lock held): the new color's counters watched for `duration`
+    /// ([`super::bake::watch`]).
+    pub async fn bake(&mut self, duration: Duration) -> Result<super::bake::BakeReport, EdgeError> {
+        super::bake::watch(
+            &mut self.session,
+            self.env,
+            self.target,
+            duration,
+            self.req.bake_limits,
+        )
+        .await
     }
 
     /// The request this flip runs.
