@@ -246,12 +246,16 @@ fn write_checked(
 
     let summary_json = serde_json::to_vec_pretty(&rendered.summary)
         .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
-    let files: [(PathBuf, &[u8]); 4] = [
+    // The config names the preview map: HAProxy cannot start without the file (kept when present).
+    let preview = read_optional(&paths.preview_map())?
+        .unwrap_or_else(|| crate::render::PREVIEW_MAP_HEADER.as_bytes().to_vec());
+    let files: [(PathBuf, &[u8]); 5] = [
         (paths.hosts_map(), rendered.hosts_map.as_bytes()),
         (
             paths.active_color_map(),
             rendered.active_color_map.as_bytes(),
         ),
+        (paths.preview_map(), &preview),
         (summary_path(&paths.config), &summary_json),
         (paths.config.clone(), rendered.config.as_bytes()),
     ];
@@ -261,12 +265,12 @@ fn write_checked(
     }
     let mut written = Vec::new();
     let result = (|| {
-        for (path, bytes) in &files[..2] {
+        for (path, bytes) in &files[..3] {
             write_atomic(path, bytes)?;
             written.push(path.clone());
         }
         check_candidate(edge, rendered, &config_dir)?;
-        for (path, bytes) in &files[2..] {
+        for (path, bytes) in &files[3..] {
             write_atomic(path, bytes)?;
             written.push(path.clone());
         }

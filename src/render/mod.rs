@@ -132,6 +132,8 @@ struct Context {
     hosts_map: String,
     active_color_map: String,
     preview_map: String,
+    /// The Prometheus exporter's bind (`None`: no exporter).
+    metrics_listen: Option<String>,
     preview_header: &'static str,
     preview_cookie: &'static str,
     http_bind: String,
@@ -452,6 +454,7 @@ fn context(topo: &Topology) -> Context {
         hosts_map: path_text(&topo.paths.hosts_map()),
         active_color_map: path_text(&topo.paths.active_color_map()),
         preview_map: path_text(&topo.paths.preview_map()),
+        metrics_listen: topo.metrics.as_ref().map(|m| m.listen.clone()),
         preview_header: PREVIEW_HEADER,
         preview_cookie: PREVIEW_COOKIE,
         http_bind: topo.listen.http.clone(),

@@ -265,6 +265,16 @@ pub struct Acme {
     pub server: Server,
 }
 
+/// The Prometheus exporter's listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// A bind address, `127.0.0.1:8405` unless configured.
+    pub listen: String,
+}
+
+/// The default `[metrics] listen`: loopback only.
+pub const METRICS_LISTEN: &str = "127.0.0.1:8405";
+
 /// Bind addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listen {
@@ -295,6 +305,8 @@ pub struct Topology {
     pub listen: Listen,
     pub tls: Option<Tls>,
     pub acme: Option<Acme>,
+    /// `[metrics]`: where the Prometheus exporter listens (`None`: no exporter).
+    pub metrics: Option<Metrics>,
     pub timeouts: Timeouts,
     pub components: Vec<Component>,
     pub envs: Vec<Env>,
