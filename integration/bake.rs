@@ -188,3 +188,56 @@ per_version!(
         }
     }
 );
+
+per_version!(
+    the_prometheus_listener_shows_per_color_backends_on_loopback,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut topo = vezasock::topology::Topology::embedded_default()
+            .unwrap_or_else(|e| panic!("embedded default: {e}"));
+        let port = crate::haproxy::free_port();
+        topo.metrics = Some(vezasock::topology::Metrics {
+            listen: format!("127.0.0.1:{port}"),
+        });
+        let e = LocalEdge::start(
+            &topo,
+            &v.bin,
+            dir.path(),
+            &std::collections::BTreeMap::new(),
+        )
+        .unwrap_or_else(|err| panic!("{}: {err}", v.label));
+        wait_healthy(&e, v.label);
+        for _ in 0..5 {
+            assert_eq!(get_with(e.http, "/api/x", &[]).0, 200);
+        }
+        let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let answer =
+            vezasock::demo::http::get(metrics, "localhost", "/metrics", Duration::from_secs(5))
+                .unwrap_or_else(|err| panic!("{}: GET /metrics: {err}", v.label));
+        assert_eq!(answer.status, 200, "{}", v.label);
+        // The README's queries read these series.
+        let line = answer
+            .body
+            .lines()
+            .find(|l| {
+                l.starts_with("haproxy_backend_http_responses_total{")
+                    && l.contains("proxy=\"be_staging_api_blue\"")
+                    && l.contains("code=\"2xx\"")
+            })
+            .unwrap_or_else(|| panic!("{}: no 2xx series for be_staging_api_blue", v.label));
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0.0);
+        assert!(value >= 5.0, "{}: {line}", v.label);
+        assert!(
+            answer.body.contains("proxy=\"be_staging_api_green\""),
+            "{}",
+            v.label
+        );
+        let other = vezasock::demo::http::get(metrics, "localhost", "/", Duration::from_secs(5))
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(other.status, 404, "{}", v.label);
+    }
+);
