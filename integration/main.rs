@@ -4,6 +4,7 @@
 //! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
 mod bake;
+mod canary;
 mod cli_json;
 mod crash;
 mod demo;

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod args;
+pub mod canary;
 pub mod check;
 pub mod common;
 pub mod completions;
@@ -66,6 +67,8 @@ pub enum Command {
     Ready(servers::ReadyArgs),
     /// Flip an env to a color over the runtime API (no reload): gated, journalled, verified.
     Switch(switch::SwitchArgs),
+    /// Move a growing share of an env's users to a color, with analysis, abort and promote.
+    Canary(canary::CanaryArgs),
     /// Send requests that carry a fresh token to one color of an env through the edge.
     Preview(preview::PreviewArgs),
     /// Switch an env back to the previous deploy's color (or the one with --to SHA).
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Switch(args) => switch::run(&args),
         Command::Rollback(args) => rollback::run(&args),
         Command::Preview(args) => preview::run(&args),
+        Command::Canary(args) => canary::run(&args),
         Command::History(args) => history::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Completions(args) => completions::run_completions(&args),

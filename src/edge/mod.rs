@@ -7,6 +7,7 @@
 
 pub mod active_color;
 pub mod bake;
+pub mod canary;
 pub mod flip;
 pub mod gate;
 pub mod preview;

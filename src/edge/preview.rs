@@ -313,7 +313,7 @@ fn curl_line(edge: &Edge, env: &Env, token: &str) -> String {
 }
 
 /// The map reference HAProxy knows the preview map by: its path as written in the config.
-fn map_ref(edge: &Edge) -> String {
+pub(crate) fn map_ref(edge: &Edge) -> String {
     edge.topology
         .paths
         .preview_map()
@@ -321,7 +321,10 @@ fn map_ref(edge: &Edge) -> String {
         .into_owned()
 }
 
-fn parse_file(edge: &Edge, bytes: Option<&[u8]>) -> Result<BTreeMap<String, String>, EdgeError> {
+pub(crate) fn parse_file(
+    edge: &Edge,
+    bytes: Option<&[u8]>,
+) -> Result<BTreeMap<String, String>, EdgeError> {
     let Some(bytes) = bytes else {
         return Ok(BTreeMap::new());
     };
@@ -333,7 +336,7 @@ fn parse_file(edge: &Edge, bytes: Option<&[u8]>) -> Result<BTreeMap<String, Stri
     })
 }
 
-fn render_file(entries: &BTreeMap<String, String>) -> String {
+pub(crate) fn render_file(entries: &BTreeMap<String, String>) -> String {
     let mut text = PREVIEW_MAP_HEADER.to_string();
     for (k, v) in entries {
         text.push_str(&format!("{k} {v}\n"));
@@ -382,7 +385,7 @@ fn fresh_token() -> Result<String, EdgeError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn put_back(path: &std::path::Path, old: Option<&[u8]>) -> String {
+pub(crate) fn put_back(path: &std::path::Path, old: Option<&[u8]>) -> String {
     let result = match old {
         Some(bytes) => write_atomic(path, bytes).map_err(|e| e.to_string()),
         None => write_atomic(path, PREVIEW_MAP_HEADER.as_bytes()).map_err(|e| e.to_string()),

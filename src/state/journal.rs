@@ -51,6 +51,8 @@ pub enum Action {
     Reload,
     /// A preview token given or revoked (`vezasock preview`).
     Preview,
+    /// A canary step, abort or end (`vezasock canary`).
+    Canary,
 }
 
 impl Action {
@@ -65,6 +67,7 @@ impl Action {
             Action::Apply => "apply",
             Action::Reload => "reload",
             Action::Preview => "preview",
+            Action::Canary => "canary",
         }
     }
 }
