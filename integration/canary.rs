@@ -290,3 +290,57 @@ per_version!(
         assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
     }
 );
+
+per_version!(
+    a_killed_canary_keeps_its_percent_across_a_restart_until_aborted,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .args([
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "40,100",
+                "--interval",
+                "60s",
+            ])
+            .env_remove("VEZASOCK_CONFIG")
+            .envs(e.cli_env())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("{err}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(e.topology.paths.preview_map())
+            .unwrap_or_default()
+            .contains("staging green:40")
+        {
+            assert!(Instant::now() < deadline, "{label}: no step 40");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // kill -9 mid-step.
+        child.kill().unwrap_or_else(|err| panic!("{err}"));
+        let _ = child.wait();
+        e.restart_haproxy()
+            .unwrap_or_else(|err| panic!("{label}: {err}"));
+        wait_healthy(&e, label);
+        let green = (0..400)
+            .filter(|_| get(e.http, None).1.ends_with("green"))
+            .count();
+        assert!(
+            (100..=220).contains(&green),
+            "{label}: {green} of 400 at 40 %"
+        );
+        let run = vezasock(&e, &["canary", "staging", "--abort"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(run.out.contains("aborted"), "{run:?}");
+        for _ in 0..50 {
+            assert_eq!(get(e.http, None).1, "staging api blue", "{label}");
+        }
+        let again = vezasock(&e, &["canary", "staging", "--abort"]);
+        assert!(again.out.contains("nothing to abort"), "{again:?}");
+    }
+);
