@@ -154,7 +154,7 @@ pub async fn canary(
         if percent == 100 {
             break;
         }
-        set(edge, &mut session, env, req, Some((req.color, percent))).await?;
+        set_percent(edge, &mut session, env, req, Some((req.color, percent))).await?;
         on_line(&format!(
             "step {percent} %: {} of {} users on {}",
             percent, env.name, req.color
@@ -199,7 +199,7 @@ pub async fn canary(
             }
         }
     }
-    set(edge, &mut session, env, req, Some((req.color, 100))).await?;
+    set_percent(edge, &mut session, env, req, Some((req.color, 100))).await?;
     on_line(&format!(
         "step 100 %: every {} user on {}",
         env.name, req.color
@@ -225,7 +225,7 @@ pub async fn canary(
             })
         }
     };
-    set(edge, &mut session, env, req, None).await?;
+    set_percent(edge, &mut session, env, req, None).await?;
     report.switch = Some(switched);
     Ok(report)
 }
@@ -251,7 +251,7 @@ pub async fn abort_from_outside(
     };
     let mut session = edge.admin_session().await?;
     let had = in_progress(edge)?.iter().any(|c| c.env == env.name);
-    set(edge, &mut session, env, &req, None).await?;
+    set_percent(edge, &mut session, env, &req, None).await?;
     Ok(had)
 }
 
@@ -326,7 +326,7 @@ async fn abort(
     req: &CanaryRequest,
     why: &str,
 ) -> EdgeError {
-    match set(edge, session, env, req, None).await {
+    match set_percent(edge, session, env, req, None).await {
         Ok(()) => EdgeError::AnalysisFailed {
             message: format!(
                 "canary of {} {} aborted: {why}; back to 0 % (every request on the active color)",
@@ -346,8 +346,8 @@ async fn abort(
 }
 
 /// One map change under the edge lock: journal intent → file → runtime → journal done.
-/// `None` deletes the env's entry.
-async fn set(
+/// `None` deletes the env's entry. Public for the canary-step benchmark.
+pub async fn set_percent(
     edge: &Edge,
     session: &mut Session,
     env: &Env,
