@@ -344,3 +344,63 @@ per_version!(
         assert!(again.out.contains("nothing to abort"), "{again:?}");
     }
 );
+
+per_version!(
+    canary_promote_from_another_shell_ends_it_as_a_switch,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .args([
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "10,100",
+                "--interval",
+                "60s",
+                "--sha",
+                "p1",
+            ])
+            .env_remove("VEZASOCK_CONFIG")
+            .envs(e.cli_env())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("{err}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(e.topology.paths.preview_map())
+            .unwrap_or_default()
+            .contains("staging green:10")
+        {
+            assert!(Instant::now() < deadline, "{label}: no step 10");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let run = vezasock(&e, &["canary", "staging", "--promote"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let started = Instant::now();
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert!(started.elapsed() < Duration::from_secs(10), "{label}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{label}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("promoted from outside"), "{text}");
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
+        let history = state_dir(&e)
+            .history("staging")
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(
+            history.first().map(|h| (h.color, h.sha.as_deref())),
+            Some((Color::Green, Some("p1")))
+        );
+        let nothing = vezasock(&e, &["canary", "staging", "--promote"]);
+        assert_eq!(nothing.code, Some(1), "{nothing:?}");
+    }
+);

@@ -12,7 +12,7 @@ use super::exit::Exit;
 use super::output;
 use super::switch::parse_percent;
 use crate::edge::bake::{Limits, DEFAULT_MIN_REQUESTS};
-use crate::edge::canary::{abort_from_outside, canary, CanaryRequest};
+use crate::edge::canary::{abort_from_outside, canary, promote_from_outside, CanaryRequest};
 use crate::topology::Color;
 
 // Arguments of `vezasock canary` (a plain comment: a doc comment would replace the
@@ -23,7 +23,7 @@ pub struct CanaryArgs {
     #[arg(value_parser = Checked(parse_name))]
     pub env: String,
     /// The color to move users to (the idle one): blue or green.
-    #[arg(required_unless_present = "abort", conflicts_with = "abort")]
+    #[arg(required_unless_present_any = ["abort", "promote"], conflicts_with_all = ["abort", "promote"])]
     pub color: Option<Color>,
     /// Percents of the env's users on COLOR, rising, ending at 100 (at most 20 steps).
     #[arg(long, value_name = "P,P,…", value_delimiter = ',', default_value = "5,25,50,100", value_parser = clap::value_parser!(u8).range(1..=100))]
@@ -41,8 +41,11 @@ pub struct CanaryArgs {
     #[arg(long, value_parser = Checked(parse_sha))]
     pub sha: Option<String>,
     /// Stop the env's canary (from another shell): back to 0 %, one map change.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "promote")]
     pub abort: bool,
+    /// Skip the env's running canary to 100 % (from another shell); it then ends as a switch.
+    #[arg(long)]
+    pub promote: bool,
     #[command(flatten)]
     pub lock: LockArgs,
     /// Print a JSON object instead of text.
@@ -63,6 +66,27 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
         Err(exit) => return exit.into(),
     };
     let who = crate::state::who();
+    if args.promote {
+        return match rt.block_on(promote_from_outside(
+            &edge,
+            &args.env,
+            &who,
+            args.lock.lock_wait(),
+        )) {
+            Ok(Some(color)) => {
+                output::line(&format!(
+                    "the canary of {} is at 100 % ({color}); the running canary ends it as a switch",
+                    args.env
+                ));
+                Exit::Ok.into()
+            }
+            Ok(None) => {
+                eprintln!("vezasock canary: {} has no canary to promote", args.env);
+                Exit::Refused.into()
+            }
+            Err(e) => fail("canary", &e).into(),
+        };
+    }
     let Some(color) = args.color.filter(|_| !args.abort) else {
         return match rt.block_on(abort_from_outside(
             &edge,

@@ -81,6 +81,8 @@ pub enum Verdict {
     Breach,
     /// Too few requests to judge.
     Inconclusive,
+    /// A canary step cut short by `vezasock canary ENV --promote` (never from [`judge`]).
+    Promoted,
 }
 
 /// Judges one window's counters.

@@ -184,6 +184,10 @@ pub async fn canary(
         report.steps.push(step);
         match verdict {
             Verdict::Pass => {}
+            Verdict::Promoted => {
+                on_line(&format!("step {percent} %: promoted from outside"));
+                break;
+            }
             Verdict::Breach => {
                 return Err(abort(edge, &mut session, env, req, &format!("breach at {line}")).await)
             }
@@ -255,6 +259,34 @@ pub async fn abort_from_outside(
     Ok(had)
 }
 
+/// `vezasock canary ENV --promote`: the env's running canary set to 100 % (every user on its
+/// color); the running canary sees it within one poll and ends as a switch. Returns the color,
+/// `None` when the env has no canary.
+pub async fn promote_from_outside(
+    edge: &Edge,
+    env: &str,
+    who: &str,
+    lock_wait: LockWait,
+) -> Result<Option<Color>, EdgeError> {
+    let env = super::switch::colored_env(edge, env)?;
+    let Some(running) = in_progress(edge)?.into_iter().find(|c| c.env == env.name) else {
+        return Ok(None);
+    };
+    let req = CanaryRequest {
+        env: env.name.clone(),
+        color: running.color,
+        steps: vec![100],
+        interval: Duration::ZERO,
+        limits: Limits::default(),
+        sha: None,
+        lock_wait,
+        who: who.to_string(),
+    };
+    let mut session = edge.admin_session().await?;
+    set_percent(edge, &mut session, env, &req, Some((running.color, 100))).await?;
+    Ok(Some(running.color))
+}
+
 /// Waits one interval (longer while inconclusive, bounded), polling for a breach and for an
 /// abort from another shell.
 async fn analyse(
@@ -277,7 +309,22 @@ async fn analyse(
             POLL.min(longest.saturating_sub(elapsed))
         };
         tokio::time::sleep(wait).await;
-        if !in_progress(edge)?.iter().any(|c| c.env == env.name) {
+        let entry = in_progress(edge)?.into_iter().find(|c| c.env == env.name);
+        if entry
+            .as_ref()
+            .is_some_and(|c| c.percent == 100 && c.color == req.color)
+        {
+            let canary = counters(session, env, req.color).await?.since(base_new);
+            let baseline = counters(session, env, from).await?.since(base_old);
+            return Ok(CanaryStep {
+                percent,
+                canary,
+                baseline,
+                verdict: Verdict::Promoted,
+                ms: super::flip::ms(started.elapsed()),
+            });
+        }
+        if entry.is_none() {
             return Err(EdgeError::AnalysisFailed {
                 message: format!(
                     "canary of {} {} aborted from outside (`vezasock canary {} --abort`) at                      {percent} %: every request is on the active color",
@@ -291,7 +338,7 @@ async fn analyse(
         let verdict = verdict(canary, baseline, req.limits);
         let elapsed = started.elapsed();
         let done = match verdict {
-            Verdict::Breach => true,
+            Verdict::Breach | Verdict::Promoted => true,
             Verdict::Pass => elapsed >= req.interval,
             Verdict::Inconclusive => elapsed >= longest,
         };
