@@ -22,6 +22,10 @@
 //!    HAProxy and backends, and through the rendered config with its log lines or its cookie
 //!    lines taken out, so each feature's cost is measured apart.
 //!
+//! 5. a canary step (`VEZASOCK_BENCH_PARTS=canary`): the cost of one step in process (the map
+//!    change written through and journalled, plus the analysis read of both colors' counters),
+//!    and the time from the canary color starting to answer 500 to the canary back at 0 %.
+//!
 //! Prints a markdown report (stdout; progress on stderr) and writes `flip-latency.svg` into
 //! `$VEZASOCK_BENCH_OUT` (default `docs/bench/`). Run: `cargo bench --bench flip`.
 //! Knobs: `VEZASOCK_BENCH_VERSIONS=3.2` (comma list; default every version found),
@@ -1065,6 +1069,185 @@ struct VersionResult {
     load: BTreeMap<&'static str, Result<LoadReport, String>>,
     procs: BTreeMap<(Arrival, &'static str), Result<ProcResult, String>>,
     throughput: Option<Result<Throughput, String>>,
+    canary: Option<Result<CanaryBench, String>>,
+}
+
+/// Part 5: one canary step's cost, and breach → 0 %.
+#[derive(Debug, Clone)]
+struct CanaryBench {
+    step_ms: Vec<f64>,
+    breach_to_zero_ms: f64,
+}
+
+/// Answers 500 to everything but `ok_path` on `port`, until `run` is cleared.
+fn failing_server(port: u16, ok_path: &'static str, run: Arc<AtomicBool>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => break l,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("bind {port}: {e}")),
+        }
+    };
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        while run.load(Ordering::Relaxed) {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 2048];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let ok = head.split_whitespace().nth(1) == Some(ok_path);
+            let status = if ok {
+                "200 OK"
+            } else {
+                "500 Internal Server Error"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno")
+                    .as_bytes(),
+            );
+        }
+    });
+    Ok(())
+}
+
+fn measure_canary(b: &mut Bench) -> Result<CanaryBench, String> {
+    use vezasock::edge::bake::{counters, Limits};
+    use vezasock::edge::canary::{canary, set_percent, CanaryRequest};
+    use vezasock::edge::flip::LockWait;
+    let req = CanaryRequest {
+        env: "staging".into(),
+        color: Color::Green,
+        steps: vec![50, 100],
+        interval: Duration::from_secs(60),
+        limits: Limits {
+            max_error_rate: 0.01,
+            min_requests: 10,
+        },
+        sha: None,
+        lock_wait: LockWait::UpTo(Duration::from_secs(10)),
+        who: "bench".into(),
+    };
+    // 1. One step: map change (file, journal, runtime) + the analysis read of both colors.
+    let edge = &b.edge;
+    let step_ms = b.rt.block_on(async {
+        let env = edge.env("staging").map_err(|e| e.to_string())?;
+        let mut session = edge.admin_session().await.map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for i in 0..40u8 {
+            let t = Instant::now();
+            set_percent(
+                edge,
+                &mut session,
+                env,
+                &req,
+                Some((Color::Green, 1 + i % 99)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            counters(&mut session, env, Color::Green)
+                .await
+                .map_err(|e| e.to_string())?;
+            counters(&mut session, env, Color::Blue)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.push(ms(t.elapsed()));
+        }
+        set_percent(edge, &mut session, env, &req, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<Vec<f64>, String>(out)
+    })?;
+    // 2. Breach → 0 %: a canary at 50 % under load, then green's api starts answering 500.
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = b.local.http;
+    // The first failed answer a user saw: when the bad color started to fail.
+    let first_failure = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let loader = {
+        let stop = stop.clone();
+        let first_failure = first_failure.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let a = vezasock::demo::http::get(addr, HOST, "/api/x", Duration::from_secs(5));
+                if !matches!(a, Ok(ref a) if a.status == 200) {
+                    if let Ok(mut f) = first_failure.lock() {
+                        f.get_or_insert_with(Instant::now);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let topology = b.local.topology.clone();
+    let canary_req = req.clone();
+    let runner = std::thread::spawn(move || {
+        let edge = Edge::new(topology);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok::<String, String>(match rt.block_on(canary(&edge, &canary_req, &mut |_| {})) {
+            Ok(_) => "promoted (no breach seen)".into(),
+            Err(e) => e.to_string(),
+        })
+    });
+    let map = b.local.topology.paths.preview_map();
+    let has_entry = || {
+        std::fs::read_to_string(&map)
+            .unwrap_or_default()
+            .contains("staging green:")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !has_entry() {
+        if Instant::now() > deadline {
+            stop.store(true, Ordering::Relaxed);
+            return Err("the canary never reached its first step".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let server = b
+        .local
+        .servers
+        .iter()
+        .find(|s| s.backend == "be_staging_api_green")
+        .cloned()
+        .ok_or("no be_staging_api_green server")?;
+    b.local
+        .set_backend_running(&server.backend, &server.server, false);
+    let fail = Arc::new(AtomicBool::new(true));
+    failing_server(server.port, "/api/health", fail.clone())?;
+    let failing_since = Instant::now();
+    let deadline = failing_since + Duration::from_secs(30);
+    while has_entry() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let zero_at = Instant::now();
+    let started_failing = first_failure
+        .lock()
+        .ok()
+        .and_then(|f| *f)
+        .unwrap_or(failing_since);
+    let breach_to_zero_ms = ms(zero_at.saturating_duration_since(started_failing));
+    stop.store(true, Ordering::Relaxed);
+    let _ = loader.join();
+    let outcome = runner
+        .join()
+        .map_err(|_| "canary thread panicked".to_string())??;
+    fail.store(false, Ordering::Relaxed);
+    eprintln!("canary outcome: {outcome}");
+    if !outcome.contains("aborted") {
+        return Err(format!("the canary did not abort: {outcome}"));
+    }
+    Ok(CanaryBench {
+        step_ms,
+        breach_to_zero_ms,
+    })
 }
 
 /// Whether `part` (`latency`, `load`, `procs`, `throughput`) is in `VEZASOCK_BENCH_PARTS`
@@ -1098,6 +1281,10 @@ fn run_version(
             let load = Bench::start(h).and_then(|mut b| measure_load(&mut b, m, load_flips));
             r.load.insert(m.short(), load);
         }
+    }
+    if part("canary") {
+        eprintln!("[{}] canary: one step, breach → 0 %", h.label);
+        r.canary = Some(Bench::start(h).and_then(|mut b| measure_canary(&mut b)));
     }
     if part("throughput") {
         eprintln!("[{}] throughput: rendered vs minimal config", h.label);
@@ -1150,6 +1337,28 @@ fn pass(ok: bool) -> &'static str {
 fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### HAProxy {} (`{}`)\n", r.label, r.version_line);
+    match &r.canary {
+        Some(Ok(c)) => {
+            let xs = sorted(&c.step_ms);
+            let _ = writeln!(
+                s,
+                "**5. Canary**: one step (map change written through and journalled + analysis \
+                 read of both colors), {} steps: p50 {:.3} ms, p95 {:.3} ms, max {:.3} ms; \
+                 breach (the first 500 a user saw from green's api) → 0 %: {:.0} ms (goal ≤ one analysis \
+                 period, 500 ms, + 1 s: {})\n",
+                xs.len(),
+                pct(&xs, 0.5),
+                pct(&xs, 0.95),
+                xs.last().copied().unwrap_or(0.0),
+                c.breach_to_zero_ms,
+                pass(c.breach_to_zero_ms <= 1500.0)
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(s, "**5. Canary**: failed: {}\n", one_line(e));
+        }
+        None => {}
+    }
     if r.latency.is_empty() && r.load.is_empty() && r.procs.is_empty() {
         // Only the throughput part ran (VEZASOCK_BENCH_PARTS=throughput).
         match &r.throughput {

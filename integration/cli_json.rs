@@ -286,6 +286,7 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
         &["ready", "--backend", "forgejo_backend", "--json"],
         0,
     );
+    run("preview", &["preview", "staging", "green", "--json"], 0);
     run("plan", &["plan", "--json"], 0);
     run("apply", &["apply", "--dry-run", "--json"], 0);
     // exec takes its socket from its flags only (the edge's variables name a master socket).

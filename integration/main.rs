@@ -3,6 +3,8 @@
 //! ([`haproxy::per_version!`]: `name::v2_6`, `name::v3_0`, `name::v3_2`); a missing version
 //! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
+mod bake;
+mod canary;
 mod cert;
 mod cli_json;
 mod crash;
@@ -11,6 +13,7 @@ mod edge;
 mod haproxy;
 mod install;
 mod lab;
+mod preview;
 mod reload;
 mod render;
 mod runtime_client;

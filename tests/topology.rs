@@ -833,3 +833,26 @@ fn a_component_needs_no_port_when_every_env_lists_its_servers() {
     let e = expect_one(&missing, "env.staging.servers.api", "name = \"staging\"");
     assert!(e.message.contains("no port"), "{e}");
 }
+
+#[test]
+fn metrics_listen_defaults_to_loopback_and_is_validated() {
+    assert_eq!(load(BASE).map(|t| t.metrics).ok(), Some(None));
+    let on = format!("{BASE}\n[metrics]\n");
+    let t = load(&on).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.metrics.map(|m| m.listen).as_deref(),
+        Some("127.0.0.1:8405")
+    );
+    let set = format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9101\"\n");
+    let t = load(&set).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.metrics.map(|m| m.listen).as_deref(),
+        Some("127.0.0.1:9101")
+    );
+    for bad in ["127.0.0.1", "127.0.0.1:99999", "a b:1", "127.0.0.1:80\\n"] {
+        let text = format!("{BASE}\n[metrics]\nlisten = \"{bad}\"\n");
+        expect_one(&text, "metrics.listen", "listen = ");
+    }
+    let typo = format!("{BASE}\n[metrics]\nlisen = \"127.0.0.1:9101\"\n");
+    assert!(load(&typo).is_err());
+}

@@ -146,6 +146,17 @@ fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
             dir.join(ACTIVE_COLOR_MAP),
             candidate.active_color_map.as_str(),
         ));
+        files.push((
+            dir.join(crate::topology::PREVIEW_MAP),
+            render::PREVIEW_MAP_HEADER,
+        ));
+    } else if let Err(e) = render::write::ensure_preview_map(&topo.paths.preview_map()) {
+        // An edge from before previews: the reload path creates the same empty file.
+        eprintln!(
+            "vezasock check: cannot create {}: {e}",
+            topo.paths.preview_map().display()
+        );
+        return Exit::Refused.into();
     }
     for (path, text) in files {
         if let Err(e) = write_atomic(&path, text.as_bytes()) {

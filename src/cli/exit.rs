@@ -11,6 +11,7 @@
 //! | 4 | the edge is locked by another vezasock (with `--no-wait`, or the wait ran out) |
 //! | 5 | applied but not verified or not recorded: a flip stopped after traffic may have moved (what is live, what is recorded, the command that finishes it), or a reload failed and was rescued |
 //! | 6 | `status`: drift between runtime, map file and state file, or an interrupted operation |
+//! | 7 | analysis failed after traffic moved (`switch --bake` breach): the edge was put back on the old color, live and recorded; the message has the numbers |
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ pub enum Exit {
     Locked = 4,
     NotVerified = 5,
     Drift = 6,
+    AnalysisFailed = 7,
 }
 
 impl Exit {
@@ -50,6 +52,13 @@ impl Exit {
             EdgeError::State(_) => Exit::Refused,
             EdgeError::NotVerified(_) | EdgeError::Unfinished(_) => Exit::NotVerified,
             EdgeError::DrainOld { source, .. } => Exit::of_edge(source),
+            EdgeError::AnalysisFailed { rolled_back, .. } => {
+                if *rolled_back {
+                    Exit::AnalysisFailed
+                } else {
+                    Exit::NotVerified
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod args;
+pub mod canary;
 pub mod cert;
 pub mod check;
 pub mod common;
@@ -14,6 +15,7 @@ pub mod flip;
 pub mod history;
 pub mod output;
 pub mod plan;
+pub mod preview;
 pub mod render;
 pub mod rollback;
 pub mod servers;
@@ -66,6 +68,10 @@ pub enum Command {
     Ready(servers::ReadyArgs),
     /// Flip an env to a color over the runtime API (no reload): gated, journalled, verified.
     Switch(switch::SwitchArgs),
+    /// Move a growing share of an env's users to a color, with analysis, abort and promote.
+    Canary(canary::CanaryArgs),
+    /// Send requests that carry a fresh token to one color of an env through the edge.
+    Preview(preview::PreviewArgs),
     /// Switch an env back to the previous deploy's color (or the one with --to SHA).
     Rollback(rollback::RollbackArgs),
     /// The last deploys of an env, newest first.
@@ -115,6 +121,8 @@ pub fn main() -> ExitCode {
         Command::Ready(args) => servers::run_ready(&args),
         Command::Switch(args) => switch::run(&args),
         Command::Rollback(args) => rollback::run(&args),
+        Command::Preview(args) => preview::run(&args),
+        Command::Canary(args) => canary::run(&args),
         Command::History(args) => history::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Cert(args) => cert::run(&args),

@@ -36,6 +36,30 @@ pub struct SwitchArgs {
     /// How long --drain-old waits for the old color's sessions (at most 7d).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = Checked(parse_duration), requires = "drain_old")]
     pub drain_timeout: Duration,
+    /// Before the gate, GET each PATH through the edge with a preview token for the target
+    /// color; refuse the switch unless every answer is 2xx or 3xx (at most 32 paths).
+    #[arg(long, value_name = "PATH[,PATH…]", value_delimiter = ',', value_parser = Checked(parse_path))]
+    pub preview_check: Vec<String>,
+    /// Where --preview-check reaches the edge's HTTP listener (default: the topology's
+    /// listen.http, a wildcard address as 127.0.0.1).
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        env = "VEZASOCK_PREVIEW_VIA",
+        requires = "preview_check"
+    )]
+    pub preview_via: Option<std::net::SocketAddr>,
+    /// After the flip, watch the new color for DURATION (e.g. 2m; at most 7d) and flip back by
+    /// itself when its 5xx rate breaches --max-error-rate (exit 7). --drain-old waits for it.
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
+    pub bake: Option<Duration>,
+    /// The 5xx share of the new color's responses that fails the bake, in percent (e.g. 1% or
+    /// 0.5; 0 to 100).
+    #[arg(long, value_name = "PERCENT", default_value = "1%", value_parser = Checked(parse_percent), requires = "bake")]
+    pub max_error_rate: f64,
+    /// Fewer responses than this over the bake is inconclusive, never a breach (1 to 10^9).
+    #[arg(long, value_name = "N", default_value_t = crate::edge::bake::DEFAULT_MIN_REQUESTS, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000), requires = "bake")]
+    pub min_requests: u64,
     /// Read and check only; print the steps without changing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -46,6 +70,27 @@ pub struct SwitchArgs {
     pub json: bool,
     #[command(flatten)]
     pub topology: TopologyArgs,
+}
+
+/// The most paths `--preview-check` takes (each is one request before the gate).
+const MAX_PREVIEW_PATHS: usize = 32;
+
+/// `1%`, `0.5%`, `2` (percent) → a fraction (0.01, 0.005, 0.02); 0 to 100 %.
+pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
+    let text = s.trim().trim_end_matches('%').trim();
+    let ok = !text.is_empty()
+        && text.len() <= 16
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.');
+    match text.parse::<f64>() {
+        Ok(p) if ok && p.is_finite() && (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("{s:?}: a percent from 0 to 100, e.g. 1% or 0.5")),
+    }
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    crate::edge::preview::check_path(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `vezasock switch`.
@@ -64,6 +109,17 @@ pub fn run(args: &SwitchArgs) -> ExitCode {
     req.drain_old = args.drain_old;
     req.drain_timeout = args.drain_timeout;
     req.dry_run = args.dry_run;
+    if args.preview_check.len() > MAX_PREVIEW_PATHS {
+        eprintln!("vezasock switch: --preview-check takes at most {MAX_PREVIEW_PATHS} paths");
+        return super::exit::Exit::BadInput.into();
+    }
+    req.preview_check = args.preview_check.clone();
+    req.preview_via = args.preview_via;
+    req.bake = args.bake;
+    req.bake_limits = crate::edge::bake::Limits {
+        max_error_rate: args.max_error_rate,
+        min_requests: args.min_requests,
+    };
     req.lock_wait = args.lock.lock_wait();
     let mut steps = Vec::new();
     let json = args.json;
@@ -74,4 +130,19 @@ pub fn run(args: &SwitchArgs) -> ExitCode {
         steps.push(step.clone());
     }));
     finish("switch", json, result, &steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_percent;
+
+    #[test]
+    fn percents() {
+        assert_eq!(parse_percent("1%"), Ok(0.01));
+        assert_eq!(parse_percent("0.5"), Ok(0.005));
+        assert_eq!(parse_percent("100%"), Ok(1.0));
+        for bad in ["", "%", "101", "-1", "1e2", "nan", "inf", "1%%x", "1.2.3"] {
+            assert!(parse_percent(bad).is_err(), "{bad}");
+        }
+    }
 }

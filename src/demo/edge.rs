@@ -120,6 +120,7 @@ impl LocalEdge {
             for name in [
                 crate::topology::HOSTS_MAP,
                 crate::topology::ACTIVE_COLOR_MAP,
+                crate::topology::PREVIEW_MAP,
             ] {
                 std::fs::rename(config_dir.join(name), topology.paths.maps_dir.join(name))
                     .map_err(io_err(format!("move {name}")))?;

@@ -193,7 +193,7 @@ pub async fn apply_with(
             takeover: None,
         });
     }
-    let lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
+    let lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
     // Temp files of writers that were killed (their pid is gone) are clutter: remove them.
     for dir in [
         &edge.topology.paths.maps_dir,
@@ -531,11 +531,7 @@ async fn take_over(
     let lock = if options.dry_run {
         None
     } else {
-        Some(EdgeLock::acquire(
-            &edge.state,
-            options.wait,
-            Holder::current(),
-        )?)
+        Some(EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?)
     };
     let p = takeover_plan(edge, takeover).await?;
     let Plan::Takeover {

@@ -451,7 +451,7 @@ pub async fn update(
         }
     }
 
-    let _lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
+    let _lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
     let mut session = edge.admin_session().await?;
     let live = session.run(&ShowSslCerts).await?;
     // The default-certificate slot: a placeholder, or a copy of the certificate that

@@ -59,6 +59,15 @@ pub struct SwitchRequest {
     pub who: String,
     /// `switch`, or `rollback` when called by [`super::rollback`].
     pub action: Action,
+    /// `--preview-check`: paths requested through the edge with a preview token for the
+    /// target before the gate; any answer but 2xx/3xx refuses the switch.
+    pub preview_check: Vec<String>,
+    /// Where `--preview-check` connects (`None`: the topology's `listen.http`).
+    pub preview_via: Option<std::net::SocketAddr>,
+    /// `--bake`: watch the new color this long after the record phase, flipping back on a
+    /// breach of `bake_limits`.
+    pub bake: Option<Duration>,
+    pub bake_limits: super::bake::Limits,
 }
 
 /// The lock policy, resolved to an instant only when the lock is taken.
@@ -94,6 +103,10 @@ impl SwitchRequest {
             lock_wait: LockWait::UpTo(Duration::from_secs(60)),
             who: crate::state::who(),
             action: Action::Switch,
+            preview_check: Vec::new(),
+            preview_via: None,
+            bake: None,
+            bake_limits: super::bake::Limits::default(),
         }
     }
 }
@@ -264,7 +277,9 @@ impl<'e> Flip<'e> {
         let lock = if req.dry_run {
             None
         } else {
-            let lock = EdgeLock::acquire(&edge.state, req.lock_wait.wait(), Holder::current())?;
+            let lock =
+                EdgeLock::acquire_async(&edge.state, req.lock_wait.wait(), Holder::current())
+                    .await?;
             crash_point("after-lock");
             Some(lock)
         };
@@ -363,6 +378,41 @@ impl<'e> Flip<'e> {
                 }
             }
         }
+    }
+
+    /// Preview-check phase (before the gate, lock held): the target answers 2xx/3xx through
+    /// the edge to requests carrying a preview token ([`super::preview::check`]).
+    pub async fn preview_check(&mut self) -> Result<String, EdgeError> {
+        super::preview::check(
+            self.edge,
+            &mut self.session,
+            self.env,
+            self.target,
+            &self.req.preview_check,
+            self.req.preview_via,
+            &self.req.who,
+        )
+        .await
+    }
+
+    /// After the record phase: the env's preview token, if any, revoked (it names a color
+    /// that is now live or old). Returns how many were removed.
+    pub async fn revoke_preview(&mut self) -> Result<usize, EdgeError> {
+        super::preview::revoke_after_switch(self.edge, &mut self.session, self.env, &self.req.who)
+            .await
+    }
+
+    /// Bake phase (after record, lock held): the new color's counters watched for `duration`
+    /// ([`super::bake::watch`]).
+    pub async fn bake(&mut self, duration: Duration) -> Result<super::bake::BakeReport, EdgeError> {
+        super::bake::watch(
+            &mut self.session,
+            self.env,
+            self.target,
+            duration,
+            self.req.bake_limits,
+        )
+        .await
     }
 
     /// The request this flip runs.

@@ -89,7 +89,7 @@ pub async fn apply_or_install_with(
     takeover: &TakeoverOptions,
 ) -> Result<ApplyOutcome, EdgeError> {
     if !options.dry_run {
-        let lock = EdgeLock::acquire(&edge.state, options.wait, Holder::current())?;
+        let lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
         if let Some(down) = not_running(edge).await {
             let config = &edge.topology.paths.config;
             // Anything but a clean "not found" counts as a live config: never write over it.
@@ -284,12 +284,16 @@ fn write_checked(
 
     let summary_json = serde_json::to_vec_pretty(&rendered.summary)
         .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
-    let files: [(PathBuf, &[u8]); 4] = [
+    // The config names the preview map: HAProxy cannot start without the file (kept when present).
+    let preview = read_optional(&paths.preview_map())?
+        .unwrap_or_else(|| crate::render::PREVIEW_MAP_HEADER.as_bytes().to_vec());
+    let files: [(PathBuf, &[u8]); 5] = [
         (paths.hosts_map(), rendered.hosts_map.as_bytes()),
         (
             paths.active_color_map(),
             rendered.active_color_map.as_bytes(),
         ),
+        (paths.preview_map(), &preview),
         (summary_path(&paths.config), &summary_json),
         (paths.config.clone(), rendered.config.as_bytes()),
     ];
@@ -299,12 +303,12 @@ fn write_checked(
     }
     let mut written = Vec::new();
     let result = (|| {
-        for (path, bytes) in &files[..2] {
+        for (path, bytes) in &files[..3] {
             write_atomic(path, bytes)?;
             written.push(path.clone());
         }
         check_candidate(edge, rendered, &config_dir)?;
-        for (path, bytes) in &files[2..] {
+        for (path, bytes) in &files[3..] {
             write_atomic(path, bytes)?;
             written.push(path.clone());
         }
@@ -328,6 +332,13 @@ fn check_candidate(edge: &Edge, rendered: &Rendered, config_dir: &Path) -> Resul
         .unwrap_or_else(|| "haproxy.cfg".to_string());
     let candidate = config_dir.join(format!(".{name}.vezasock-candidate"));
     write_atomic(&candidate, rendered.config.as_bytes())?;
+    // The config names the preview map: HAProxy 2.6 cannot start without the file (kept when present).
+    crate::render::write::ensure_preview_map(&paths.preview_map()).map_err(|e| {
+        EdgeError::Refused(format!(
+            "cannot create {}: {e}",
+            paths.preview_map().display()
+        ))
+    })?;
     let outcome = haproxy_check(&paths.haproxy, &candidate);
     let _ = std::fs::remove_file(&candidate);
     let outcome =

@@ -6,9 +6,12 @@
 //! state dir, and the runtime client settings.
 
 pub mod active_color;
+pub mod bake;
+pub mod canary;
 pub mod cert;
 pub mod flip;
 pub mod gate;
+pub mod preview;
 pub mod repair;
 pub mod rollback;
 pub mod servers;
@@ -64,6 +67,13 @@ pub enum EdgeError {
     /// command that finishes it.
     #[error("{0}")]
     Unfinished(Box<flip::Unfinished>),
+    /// A bake (or canary analysis) saw a breach, or could not watch, after traffic moved.
+    #[error("{message}")]
+    AnalysisFailed {
+        message: String,
+        /// The edge is back on the old color, live and recorded (exit 7); else exit 5.
+        rolled_back: bool,
+    },
     /// `--drain-old` failed after a flip that is complete and recorded: the drain's own error
     /// (and exit code), with what the flip did and the command that finishes the drain.
     #[error("{done}; but draining the old color failed: {source}; `{finish}` finishes it")]

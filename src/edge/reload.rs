@@ -407,6 +407,13 @@ fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
         .unwrap_or_else(|| "haproxy.cfg".to_string());
     let path = dir.join(format!(".{name}.vezasock-candidate"));
     write_atomic(&path, candidate.config.as_bytes()).map_err(state_err)?;
+    // The config names the preview map: HAProxy 2.6 cannot start without the file (kept when present).
+    crate::render::write::ensure_preview_map(&paths.preview_map()).map_err(|e| {
+        EdgeError::Refused(format!(
+            "cannot create {}: {e}",
+            paths.preview_map().display()
+        ))
+    })?;
     let outcome = haproxy_check(&paths.haproxy, &path);
     let _ = std::fs::remove_file(&path);
     let outcome =

@@ -41,6 +41,9 @@ pub struct SwitchReport {
     pub steps: Vec<Step>,
     /// Milliseconds, from the start to the end.
     pub total_ms: f64,
+    /// What `--bake` saw (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bake: Option<super::bake::BakeReport>,
     /// Sessions still open on the old color when `--drain-old` gave up waiting.
     pub drain_left: Option<u64>,
     pub notes: Vec<String>,
@@ -71,6 +74,10 @@ pub async fn switch(
         );
         return Ok(report.finish(steps));
     }
+    if !req.preview_check.is_empty() && !req.dry_run {
+        let line = flip.preview_check().await?;
+        steps.done("preview-check", line);
+    }
     let (judged, polls) = flip.gate(&read).await?;
     steps.done("gate", gate_detail(&flip, &judged, polls));
     if req.dry_run {
@@ -99,6 +106,21 @@ pub async fn switch(
         "record",
         format!("{} = {}, history +1", color_file.display(), req.color),
     );
+    // Complete and recorded: a failed revoke is said, not an error (traffic is where asked).
+    match flip.revoke_preview().await {
+        Ok(0) => {}
+        Ok(_) => report
+            .notes
+            .push(format!("the preview token of {} was revoked", env.name)),
+        Err(e) => report.notes.push(format!(
+            "the preview token of {} was not revoked: {e}; `vezasock preview {} --revoke` does it",
+            env.name, env.name
+        )),
+    }
+    if let (Some(duration), true) = (req.bake, read.from != req.color) {
+        let baked = bake_phase(&mut flip, &read, duration, &mut steps).await?;
+        report.bake = Some(baked);
+    }
     // The flip is complete and recorded: the drain takes the edge lock itself.
     flip.unlock();
     if req.drain_old && read.from != req.color {
@@ -120,6 +142,7 @@ impl SwitchReport {
             steps: Vec::new(),
             total_ms: 0.0,
             drain_left: None,
+            bake: None,
             notes: Vec::new(),
         }
     }
@@ -197,6 +220,15 @@ fn dry_run_plan(flip: &Flip<'_>, read: &Read) -> Result<Vec<String>, EdgeError> 
         "read back, then record {target} in {}",
         edge.state.color_file(env)?.display()
     ));
+    if !flip.req().preview_check.is_empty() {
+        plan.insert(
+            0,
+            format!(
+                "request {} through the edge with a preview token for {target}",
+                flip.req().preview_check.join(", ")
+            ),
+        );
+    }
     if flip.req().drain_old && read.from != target {
         plan.push(format!(
             "drain {} and wait up to {:?}",
@@ -205,6 +237,62 @@ fn dry_run_plan(flip: &Flip<'_>, read: &Read) -> Result<Vec<String>, EdgeError> 
         ));
     }
     Ok(plan)
+}
+
+/// Bake phase: watches the new color; on a breach flips back to the old one through a whole
+/// switch (the same phases, journalled as a rollback) and fails with the numbers (exit 7).
+async fn bake_phase(
+    flip: &mut Flip<'_>,
+    read: &Read,
+    duration: std::time::Duration,
+    steps: &mut Steps<'_>,
+) -> Result<super::bake::BakeReport, EdgeError> {
+    use super::bake::{describe, Verdict};
+    let (env, new, old) = (flip.env.name.clone(), flip.target, read.from);
+    let baked = flip.bake(duration).await.map_err(|e| EdgeError::AnalysisFailed {
+        message: format!(
+            "{env} switched {old} → {new} (verified and recorded), but the bake could not read              the counters: {e}; `vezasock rollback {env}` flips back"
+        ),
+        rolled_back: false,
+    })?;
+    let numbers = describe(baked.window, baked.limits);
+    steps.done(
+        "bake",
+        format!(
+            "{new} for {:.1} s: {numbers}: {:?}",
+            baked.watched_ms / 1e3,
+            baked.verdict
+        ),
+    );
+    if baked.verdict != Verdict::Breach {
+        return Ok(baked);
+    }
+    // The rollback takes the edge lock itself.
+    flip.unlock();
+    let req = flip.req();
+    let mut back = SwitchRequest::new(&env, old);
+    back.action = crate::state::Action::Rollback;
+    back.who = req.who.clone();
+    back.lock_wait = req.lock_wait;
+    back.sha = read.history.first().and_then(|h| h.sha.clone());
+    let mut inner = Vec::new();
+    let flipped = Box::pin(switch(flip.edge, &back, &mut |s| inner.push(s.clone()))).await;
+    for s in &inner {
+        steps.done("flip-back", format!("{}: {}", s.name, s.detail));
+    }
+    let why = format!("bake of {env} {new} failed: {numbers}");
+    Err(match flipped {
+        Ok(_) => EdgeError::AnalysisFailed {
+            message: format!("{why}; flipped back to {old} (live and recorded)"),
+            rolled_back: true,
+        },
+        Err(e) => EdgeError::AnalysisFailed {
+            message: format!(
+                "{why}; flipping back to {old} failed: {e}; `vezasock rollback {env}` retries"
+            ),
+            rolled_back: false,
+        },
+    })
 }
 
 /// Drain-old phase: the old color in DRAIN through the servers module (written through to

@@ -37,6 +37,14 @@ pub use shape::{ShapeSummary, FINGERPRINT_PREFIX};
 
 const CONFIG_TEMPLATE: &str = include_str!("../../templates/haproxy.cfg.j2");
 const HOSTS_TEMPLATE: &str = include_str!("../../templates/hosts.map.j2");
+/// The request header that carries a preview token (lowercase, as HAProxy matches it).
+pub const PREVIEW_HEADER: &str = "x-vezasock-preview";
+/// The cookie that carries a preview token (the header wins when both are sent).
+pub const PREVIEW_COOKIE: &str = "vezasock_preview";
+/// The first line of an empty preview map.
+pub const PREVIEW_MAP_HEADER: &str =
+    "# preview.map: <env>:<token> -> color. Written by `vezasock preview`.\n";
+
 const COLORS_TEMPLATE: &str = include_str!("../../templates/active-color.map.j2");
 
 /// Everything `render` produces for one edge.
@@ -123,6 +131,11 @@ struct Context {
     server_state_file: String,
     hosts_map: String,
     active_color_map: String,
+    preview_map: String,
+    /// The Prometheus exporter's bind (`None`: no exporter).
+    metrics_listen: Option<String>,
+    preview_header: &'static str,
+    preview_cookie: &'static str,
     http_bind: String,
     https_bind: String,
     tls: Option<TlsView>,
@@ -440,6 +453,10 @@ fn context(topo: &Topology) -> Context {
         server_state_file: path_text(&topo.paths.server_state_file),
         hosts_map: path_text(&topo.paths.hosts_map()),
         active_color_map: path_text(&topo.paths.active_color_map()),
+        preview_map: path_text(&topo.paths.preview_map()),
+        metrics_listen: topo.metrics.as_ref().map(|m| m.listen.clone()),
+        preview_header: PREVIEW_HEADER,
+        preview_cookie: PREVIEW_COOKIE,
         http_bind: topo.listen.http.clone(),
         https_bind: topo.listen.https.clone(),
         tls: topo.tls.as_ref().map(|t| TlsView {

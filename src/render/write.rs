@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::shape::summary_path;
 use super::Rendered;
-use crate::topology::{ACTIVE_COLOR_MAP, HOSTS_MAP};
+use crate::topology::{ACTIVE_COLOR_MAP, HOSTS_MAP, PREVIEW_MAP};
 
 /// Replaces `path` with `bytes` atomically and durably ([`crate::files::write_atomic`]); the
 /// error is the underlying I/O error.
@@ -15,7 +15,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     crate::files::write_atomic(path, bytes).map_err(|e| e.source)
 }
 
-/// Writes `haproxy.cfg`, `haproxy.cfg.shape.json`, `hosts.map` and `active-color.map` into
+/// Creates an empty preview map at `path` when there is none: the config names it, so HAProxy
+/// cannot start without it. An existing one holds live tokens and is kept. True when created.
+pub fn ensure_preview_map(path: &Path) -> io::Result<bool> {
+    match fs::metadata(path) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            write_atomic(path, super::PREVIEW_MAP_HEADER.as_bytes())?;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `haproxy.cfg`, `haproxy.cfg.shape.json`, `hosts.map` and `active-color.map` (and an empty `preview.map` when there is none) into
 /// `dir` (created if missing). Returns the paths written.
 pub fn write_rendered(rendered: &Rendered, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     fs::create_dir_all(dir)?;
@@ -32,6 +45,9 @@ pub fn write_rendered(rendered: &Rendered, dir: &Path) -> io::Result<Vec<std::pa
         (config, rendered.config.as_bytes()),
     ];
     let mut written = Vec::new();
+    if ensure_preview_map(&dir.join(PREVIEW_MAP))? {
+        written.push(dir.join(PREVIEW_MAP));
+    }
     for (path, bytes) in files {
         write_atomic(&path, bytes)?;
         written.push(path);

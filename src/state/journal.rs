@@ -51,6 +51,10 @@ pub enum Action {
     Reload,
     /// `cert update`: a certificate replaced or added over the runtime API.
     Cert,
+    /// A preview token given or revoked (`vezasock preview`).
+    Preview,
+    /// A canary step, abort or end (`vezasock canary`).
+    Canary,
 }
 
 impl Action {
@@ -65,6 +69,8 @@ impl Action {
             Action::Apply => "apply",
             Action::Reload => "reload",
             Action::Cert => "cert",
+            Action::Preview => "preview",
+            Action::Canary => "canary",
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct RawTopology {
     pub listen: RawListen,
     pub tls: Option<RawTls>,
     pub acme: Option<RawAcme>,
+    /// `[metrics]`: HAProxy's Prometheus exporter on its own listener.
+    pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
@@ -58,6 +60,13 @@ pub struct RawTls {
     pub certs_dir: SStr,
     /// Redirect plain HTTP to HTTPS (ACME challenges excepted). Default true.
     pub redirect: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `address:port`; default `127.0.0.1:8405`.
+    pub listen: Option<SStr>,
 }
 
 #[derive(Debug, Deserialize)]

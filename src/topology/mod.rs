@@ -28,6 +28,8 @@ pub use validate::{LoadError, TopologyError};
 pub const HOSTS_MAP: &str = "hosts.map";
 /// File name of the active color map (`env color`) inside the maps dir.
 pub const ACTIVE_COLOR_MAP: &str = "active-color.map";
+/// The preview map file name (`<env>:<token> → color`), in `maps_dir`.
+pub const PREVIEW_MAP: &str = "preview.map";
 /// The backend that answers 503 for anything unknown.
 pub const DEFAULT_BACKEND: &str = "default_503";
 /// The backend the ACME http-01 challenges go to.
@@ -263,6 +265,16 @@ pub struct Acme {
     pub server: Server,
 }
 
+/// The Prometheus exporter's listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// A bind address, `127.0.0.1:8405` unless configured.
+    pub listen: String,
+}
+
+/// The default `[metrics] listen`: loopback only.
+pub const METRICS_LISTEN: &str = "127.0.0.1:8405";
+
 /// Bind addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listen {
@@ -293,6 +305,8 @@ pub struct Topology {
     pub listen: Listen,
     pub tls: Option<Tls>,
     pub acme: Option<Acme>,
+    /// `[metrics]`: where the Prometheus exporter listens (`None`: no exporter).
+    pub metrics: Option<Metrics>,
     pub timeouts: Timeouts,
     pub components: Vec<Component>,
     pub envs: Vec<Env>,

@@ -116,6 +116,11 @@ impl Paths {
         self.maps_dir.join(crate::topology::ACTIVE_COLOR_MAP)
     }
 
+    /// The preview map (`<env>:<token> → color`): runtime state, never rendered over.
+    pub fn preview_map(&self) -> PathBuf {
+        self.maps_dir.join(crate::topology::PREVIEW_MAP)
+    }
+
     /// Applies the overrides that are set.
     pub fn apply(&mut self, o: &PathOverrides) {
         let set = |slot: &mut PathBuf, v: &Option<PathBuf>| {

@@ -17,7 +17,7 @@ use toml::Spanned;
 
 use super::file::{RawServers, RawTopology, SStr};
 use super::{
-    Acme, Address, Color, Component, Env, EnvComponent, External, Failover, Listen, Paths,
+    Acme, Address, Color, Component, Env, EnvComponent, External, Failover, Listen, Metrics, Paths,
     ReloadMethod, Server, Servers, Timeouts, Tls, Topology, ACME_BACKEND, DEFAULT_BACKEND,
 };
 
@@ -243,6 +243,9 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
             },
         })
     });
+    let metrics = raw.metrics.as_ref().map(|m| Metrics {
+        listen: bind_or(c, &m.listen, "metrics.listen", super::METRICS_LISTEN),
+    });
     let t = &raw.timeouts;
     let timeouts = Timeouts {
         connect: timeout_or(c, &t.connect, "timeouts.connect", "5s"),
@@ -273,6 +276,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         listen,
         tls,
         acme,
+        metrics,
         timeouts,
         components,
         envs,

@@ -1,0 +1,308 @@
+//! `vezasock preview` and `switch --preview-check` against a real local edge, on every HAProxy
+//! version: a token reaches the idle color through the edge and nothing else does (counted over
+//! a bounded load), a replaced or revoked token stops working, a switch revokes it, and a
+//! preview check that answers 5xx refuses the switch with traffic untouched.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vezasock::demo::LocalEdge;
+use vezasock::topology::Color;
+
+use crate::haproxy::{per_version, Haproxy};
+use crate::switch::{healthy_edge, runtime_color, vezasock, wait_healthy};
+
+const HOST: &str = "staging.veza.fr";
+
+/// `GET path` with `Host: HOST` and extra headers on a new connection: (status, body).
+pub fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut req = format!("GET {path} HTTP/1.1\r\nhost: {HOST}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Counts, over `n` requests to `/api/x`, the answers from staging's api `color` server.
+fn count_color(e: &LocalEdge, n: usize, headers: &[(&str, &str)], color: Color) -> usize {
+    let want = format!("staging api {color}");
+    (0..n)
+        .filter(|_| {
+            let (status, body) = get_with(e.http, "/api/x", headers);
+            assert_eq!(status, 200, "{body}");
+            body == want
+        })
+        .count()
+}
+
+/// `vezasock preview staging green`: exit 0, the token on the first line.
+fn preview_token(e: &LocalEdge, label: &str) -> String {
+    preview_token_for(e, Color::Green, label)
+}
+
+fn preview_token_for(e: &LocalEdge, color: Color, label: &str) -> String {
+    let run = vezasock(e, &["preview", "staging", color.as_str()]);
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    let token = run.out.lines().next().unwrap_or("").trim().to_string();
+    assert_eq!(token.len(), 32, "{label}: {run:?}");
+    assert!(run.out.contains("curl -H 'x-vezasock-preview: "), "{run:?}");
+    token
+}
+
+fn preview_file(e: &LocalEdge) -> String {
+    std::fs::read_to_string(e.topology.paths.preview_map()).unwrap_or_default()
+}
+
+per_version!(
+    a_preview_token_reaches_the_idle_color_and_nothing_else_does,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let token = preview_token(&e, label);
+        let header = [("x-vezasock-preview", token.as_str())];
+        let cookie_value = format!("vezasock_preview={token}");
+        let cookie = [("cookie", cookie_value.as_str())];
+        // Bounded load: 200 plain requests, never green; 100 with the header and 100 with
+        // the cookie, always green.
+        assert_eq!(count_color(&e, 200, &[], Color::Green), 0, "{label}");
+        assert_eq!(count_color(&e, 100, &header, Color::Green), 100, "{label}");
+        assert_eq!(count_color(&e, 100, &cookie, Color::Green), 100, "{label}");
+        // A wrong token, or the token on another env's host, is plain traffic.
+        let wrong = [("x-vezasock-preview", "0123456789abcdef0123456789abcdef")];
+        assert_eq!(count_color(&e, 20, &wrong, Color::Green), 0, "{label}");
+        assert!(preview_file(&e).contains(&format!("staging:{token} green")));
+
+        // A new preview replaces the old token.
+        let second = preview_token(&e, label);
+        assert_ne!(second, token);
+        assert_eq!(count_color(&e, 20, &header, Color::Green), 0, "{label}");
+        let header2 = [("x-vezasock-preview", second.as_str())];
+        assert_eq!(count_color(&e, 20, &header2, Color::Green), 20, "{label}");
+
+        // A reload-free restart of HAProxy keeps the token: it is written through.
+        let mut e = e;
+        e.restart_haproxy()
+            .unwrap_or_else(|err| panic!("{label}: {err}"));
+        wait_healthy(&e, label);
+        assert_eq!(count_color(&e, 20, &header2, Color::Green), 20, "{label}");
+
+        // --revoke stops it, in the runtime and on disk, and is journalled.
+        let run = vezasock(&e, &["preview", "staging", "--revoke"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(run.out.contains("revoked"), "{run:?}");
+        assert_eq!(count_color(&e, 20, &header2, Color::Green), 0, "{label}");
+        assert!(
+            !preview_file(&e).contains("staging:"),
+            "{}",
+            preview_file(&e)
+        );
+        let again = vezasock(&e, &["preview", "staging", "--revoke"]);
+        assert_eq!(again.code, Some(0), "{again:?}");
+        assert!(again.out.contains("nothing to revoke"), "{again:?}");
+        let journal = std::fs::read_to_string(e.topology.paths.state_dir.join("journal.jsonl"))
+            .unwrap_or_default();
+        assert!(
+            journal.matches("\"action\":\"preview\"").count() >= 6,
+            "{journal}"
+        );
+        assert!(
+            !journal.contains(&second),
+            "a token in the journal: {journal}"
+        );
+        // --json: the README's keys.
+        let run = vezasock(&e, &["preview", "staging", "green", "--json"]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let v: serde_json::Value =
+            serde_json::from_str(&run.out).unwrap_or_else(|err| panic!("{err}: {run:?}"));
+        let keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut want = vec![
+            "env", "color", "token", "header", "cookie", "curl", "revoked",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want, "{run:?}");
+        assert_eq!(v["revoked"], 0, "{run:?}");
+        // Bad input: a colorless or unknown env, no color.
+        assert_eq!(vezasock(&e, &["preview", "nope", "green"]).code, Some(2));
+        assert_eq!(vezasock(&e, &["preview", "staging"]).code, Some(2));
+    }
+);
+
+/// A server for `port` that answers 200 on `ok_path` (its health check) and 500 to anything
+/// else, until the flag is cleared.
+pub fn failing_server(port: u16, ok_path: &'static str) -> Arc<AtomicBool> {
+    // The stopped backend's listener closes a moment after it is dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => break l,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
+        }
+    };
+    listener
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = Arc::new(AtomicBool::new(true));
+    let running = run.clone();
+    std::thread::spawn(move || {
+        while running.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut reader = BufReader::new(stream);
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        continue;
+                    }
+                    // Read the rest of the head.
+                    let mut h = String::new();
+                    while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                        h.clear();
+                    }
+                    let status = if line.split_whitespace().nth(1) == Some(ok_path) {
+                        "200 OK"
+                    } else {
+                        "500 Internal Server Error"
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfail"
+                    );
+                    let _ = reader.get_mut().write_all(answer.as_bytes());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    run
+}
+
+per_version!(
+    preview_check_refuses_a_5xx_target_and_a_switch_revokes_the_token,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let server = e
+            .servers
+            .iter()
+            .find(|s| s.backend == "be_staging_api_green")
+            .cloned()
+            .unwrap_or_else(|| panic!("no staging api green server"));
+        assert!(e.set_backend_running(&server.backend, &server.server, false));
+        let fake = failing_server(server.port, "/api/health");
+        wait_healthy(&e, label);
+
+        let token = preview_token(&e, label);
+        let run = vezasock(
+            &e,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/,/api/x",
+                "--preview-via",
+                &e.http.to_string(),
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(run.err.contains("GET /api/x answered 500"), "{run:?}");
+        assert!(!run.err.contains("GET / answered"), "{run:?}");
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Blue), "{label}");
+        assert_eq!(count_color(&e, 50, &[], Color::Green), 0, "{label}");
+        // The check's token is gone, and so is the operator's (one token per env).
+        let header = [("x-vezasock-preview", token.as_str())];
+        let (status, body) = get_with(e.http, "/api/x", &header);
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "staging api blue"),
+            "{label}"
+        );
+
+        // Green fixed: the check passes and the switch goes through.
+        fake.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(e.set_backend_running(&server.backend, &server.server, true));
+        wait_healthy(&e, label);
+        let run = vezasock(
+            &e,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/,/api/x",
+                "--preview-via",
+                &e.http.to_string(),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.out.contains("/ 200, /api/x 200 through the edge"),
+            "{run:?}"
+        );
+        assert!(
+            !preview_file(&e).contains("staging:"),
+            "{}",
+            preview_file(&e)
+        );
+        // A switch revokes the env's token: one for blue, then blue → green → ... the token
+        // would pin blue after the next flip if it were still there.
+        let token = preview_token_for(&e, Color::Blue, label);
+        let header = [("x-vezasock-preview", token.as_str())];
+        assert_eq!(count_color(&e, 20, &header, Color::Blue), 20, "{label}");
+        let run = vezasock(&e, &["switch", "staging", "blue"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.out.contains("preview token of staging was revoked"),
+            "{run:?}"
+        );
+        assert!(
+            !preview_file(&e).contains("staging:"),
+            "{}",
+            preview_file(&e)
+        );
+        let run = vezasock(&e, &["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert_eq!(count_color(&e, 20, &header, Color::Green), 20, "{label}");
+        // Bad paths are refused before anything runs.
+        let bad = vezasock(
+            &e,
+            &["switch", "staging", "green", "--preview-check", "api"],
+        );
+        assert_eq!(bad.code, Some(2), "{bad:?}");
+    }
+);

@@ -1,0 +1,491 @@
+//! `vezasock canary ENV COLOR --steps 5,25,50,100 --interval 30s`: sends a growing share of the
+//! env's users to COLOR (every component at once), analyses each step, aborts by itself, and
+//! ends as a recorded switch.
+//!
+//! Mechanism: one entry `<env> <color>:<percent>` in `preview.map` (the preview tokens' map;
+//! their keys are `<env>:<token>`, so they never meet). The frontend sends a request to
+//! `<color>` when its bucket is below the percent; the bucket is the `vezasock_bucket` cookie
+//! (0-99), else drawn at random and given back in a `Set-Cookie`, so a user keeps one bucket and
+//! a higher percent only moves users from the old color to the new one. Each step is one map
+//! change (`add map` / `set map`), written through to the file first and journalled (action
+//! `canary`); a reload or restart keeps the percent. Abort deletes the entry: one map change,
+//! every request back on the active color. At 100 % every user is already on COLOR; the canary
+//! then runs a normal [`super::switch::switch`] (recorded exactly like one) and deletes the entry.
+//!
+//! Analysis per step, from `show stat` of both colors' backends over the step ([`super::bake`]):
+//! a breach is a 5xx share on COLOR above `max_error_rate` plus the old color's own share over
+//! the same window (the baseline). Fewer than `min_requests` responses on COLOR is inconclusive:
+//! the step waits, up to three intervals, then aborts as inconclusive.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::bake::{counters, describe, judge, Counters, Limits, Verdict, POLL};
+use super::flip::LockWait;
+use super::preview::{map_ref, parse_file, put_back, render_file};
+use super::switch::{switch, SwitchReport, SwitchRequest};
+use super::{Edge, EdgeError};
+use crate::runtime::command::Command;
+use crate::runtime::parse::Parsed;
+use crate::runtime::session::Session;
+use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::{Action, EdgeLock, Holder, Operation, Phase};
+use crate::topology::{Color, Env};
+
+/// How many intervals an inconclusive step waits before it aborts.
+pub const INCONCLUSIVE_INTERVALS: u32 = 3;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CanaryRequest {
+    pub env: String,
+    pub color: Color,
+    /// Percents, rising, each 1 to 100; the last is 100.
+    pub steps: Vec<u8>,
+    pub interval: Duration,
+    pub limits: Limits,
+    pub sha: Option<String>,
+    pub lock_wait: LockWait,
+    pub who: String,
+}
+
+/// One step as analysed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CanaryStep {
+    pub percent: u8,
+    /// The canary color's responses over the step.
+    pub canary: Counters,
+    /// The old color's, the baseline.
+    pub baseline: Counters,
+    pub verdict: Verdict,
+    pub ms: f64,
+}
+
+/// What a canary did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CanaryReport {
+    pub env: String,
+    pub from: Color,
+    pub to: Color,
+    pub steps: Vec<CanaryStep>,
+    /// The switch that ended it at 100 %.
+    pub switch: Option<SwitchReport>,
+}
+
+/// A canary in progress, as the preview map holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InProgress {
+    pub env: String,
+    pub color: Color,
+    pub percent: u8,
+}
+
+/// The canaries in progress (for `status`): the written-through entries of the preview map.
+pub fn in_progress(edge: &Edge) -> Result<Vec<InProgress>, EdgeError> {
+    let path = edge.topology.paths.preview_map();
+    let file = parse_file(edge, read_optional(&path)?.as_deref())?;
+    Ok(file
+        .iter()
+        .filter(|(k, _)| !k.contains(':'))
+        .filter_map(|(k, v)| {
+            let (color, percent) = parse_value(v)?;
+            Some(InProgress {
+                env: k.clone(),
+                color,
+                percent,
+            })
+        })
+        .collect())
+}
+
+fn parse_value(v: &str) -> Option<(Color, u8)> {
+    let (c, p) = v.split_once(':')?;
+    let percent: u8 = p.parse().ok()?;
+    (percent <= 100).then_some(())?;
+    Some((Color::parse(c)?, percent))
+}
+
+/// `--steps`: rising percents from 1 to 100, ending at 100, at most 20.
+pub fn check_steps(steps: &[u8]) -> Result<(), EdgeError> {
+    let rising = steps.windows(2).all(|w| w[0] < w[1]);
+    let ok = !steps.is_empty()
+        && steps.len() <= 20
+        && rising
+        && steps.first().is_some_and(|p| *p >= 1)
+        && steps.last() == Some(&100);
+    if ok {
+        return Ok(());
+    }
+    Err(EdgeError::BadInput(format!(
+        "--steps {steps:?}: rising percents from 1 to 100 that end at 100 (at most 20), e.g. 5,25,50,100"
+    )))
+}
+
+/// Runs a canary. `on_line` gets one human line per event.
+pub async fn canary(
+    edge: &Edge,
+    req: &CanaryRequest,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<CanaryReport, EdgeError> {
+    let env = super::switch::colored_env(edge, &req.env)?;
+    check_steps(&req.steps)?;
+    // The gate and every file the switch will need, checked now: a dry-run switch.
+    let mut dry = SwitchRequest::new(&env.name, req.color);
+    dry.dry_run = true;
+    dry.who = req.who.clone();
+    let probe = switch(edge, &dry, &mut |_| {}).await?;
+    if probe.noop {
+        return Err(EdgeError::Refused(format!(
+            "{} is already {}: nothing to canary",
+            env.name, req.color
+        )));
+    }
+    let from = probe.from;
+    let mut report = CanaryReport {
+        env: env.name.clone(),
+        from,
+        to: req.color,
+        steps: Vec::new(),
+        switch: None,
+    };
+    let mut session = edge.admin_session().await?;
+    for &percent in &req.steps {
+        if percent == 100 {
+            break;
+        }
+        set_percent(edge, &mut session, env, req, Some((req.color, percent))).await?;
+        on_line(&format!(
+            "step {percent} %: {} of {} users on {}",
+            percent, env.name, req.color
+        ));
+        let step = analyse(edge, &mut session, env, req, from, percent).await;
+        let step = match step {
+            Ok(s) => s,
+            Err(e @ EdgeError::AnalysisFailed { .. }) => return Err(e),
+            Err(e) => {
+                return Err(abort(
+                    edge,
+                    &mut session,
+                    env,
+                    req,
+                    &format!("analysis failed: {e}"),
+                )
+                .await)
+            }
+        };
+        let line = format!(
+            "step {percent} %: {}; baseline {from}: {}",
+            describe(step.canary, req.limits),
+            describe(step.baseline, req.limits)
+        );
+        on_line(&line);
+        let verdict = step.verdict;
+        report.steps.push(step);
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::Promoted => {
+                on_line(&format!("step {percent} %: promoted from outside"));
+                break;
+            }
+            Verdict::Breach => {
+                return Err(abort(edge, &mut session, env, req, &format!("breach at {line}")).await)
+            }
+            Verdict::Inconclusive => {
+                return Err(abort(
+                    edge,
+                    &mut session,
+                    env,
+                    req,
+                    &format!("inconclusive after {INCONCLUSIVE_INTERVALS} intervals: {line}"),
+                )
+                .await)
+            }
+        }
+    }
+    set_percent(edge, &mut session, env, req, Some((req.color, 100))).await?;
+    on_line(&format!(
+        "step 100 %: every {} user on {}",
+        env.name, req.color
+    ));
+    let mut sw = SwitchRequest::new(&env.name, req.color);
+    sw.sha = req.sha.clone();
+    sw.who = req.who.clone();
+    sw.lock_wait = req.lock_wait;
+    let switched = switch(edge, &sw, &mut |s| {
+        on_line(&format!("switch {}: {}", s.name, s.detail))
+    })
+    .await;
+    let switched = match switched {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(EdgeError::AnalysisFailed {
+                message: format!(
+                    "{} canary reached 100 % (every user on {}) but the switch failed: {e}; \
+                     `vezasock switch {} {}` finishes it, `vezasock canary {} --abort` undoes it",
+                    env.name, req.color, env.name, req.color, env.name
+                ),
+                rolled_back: false,
+            })
+        }
+    };
+    set_percent(edge, &mut session, env, req, None).await?;
+    report.switch = Some(switched);
+    Ok(report)
+}
+
+/// `vezasock canary ENV --abort`: the env's canary entry removed (every request back on the
+/// active color); a running canary sees it at its next poll and stops.
+pub async fn abort_from_outside(
+    edge: &Edge,
+    env: &str,
+    req_who: &str,
+    lock_wait: LockWait,
+) -> Result<bool, EdgeError> {
+    let env = super::switch::colored_env(edge, env)?;
+    let req = CanaryRequest {
+        env: env.name.clone(),
+        color: Color::Green,
+        steps: vec![100],
+        interval: Duration::ZERO,
+        limits: Limits::default(),
+        sha: None,
+        lock_wait,
+        who: req_who.to_string(),
+    };
+    let mut session = edge.admin_session().await?;
+    let had = in_progress(edge)?.iter().any(|c| c.env == env.name);
+    set_percent(edge, &mut session, env, &req, None).await?;
+    Ok(had)
+}
+
+/// `vezasock canary ENV --promote`: the env's running canary set to 100 % (every user on its
+/// color); the running canary sees it within one poll and ends as a switch. Returns the color,
+/// `None` when the env has no canary.
+pub async fn promote_from_outside(
+    edge: &Edge,
+    env: &str,
+    who: &str,
+    lock_wait: LockWait,
+) -> Result<Option<Color>, EdgeError> {
+    let env = super::switch::colored_env(edge, env)?;
+    let Some(running) = in_progress(edge)?.into_iter().find(|c| c.env == env.name) else {
+        return Ok(None);
+    };
+    let req = CanaryRequest {
+        env: env.name.clone(),
+        color: running.color,
+        steps: vec![100],
+        interval: Duration::ZERO,
+        limits: Limits::default(),
+        sha: None,
+        lock_wait,
+        who: who.to_string(),
+    };
+    let mut session = edge.admin_session().await?;
+    set_percent(edge, &mut session, env, &req, Some((running.color, 100))).await?;
+    Ok(Some(running.color))
+}
+
+/// Waits one interval (longer while inconclusive, bounded), polling for a breach and for an
+/// abort from another shell.
+async fn analyse(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    req: &CanaryRequest,
+    from: Color,
+    percent: u8,
+) -> Result<CanaryStep, EdgeError> {
+    let started = Instant::now();
+    let base_new = counters(session, env, req.color).await?;
+    let base_old = counters(session, env, from).await?;
+    let longest = req.interval * INCONCLUSIVE_INTERVALS;
+    loop {
+        let elapsed = started.elapsed();
+        let wait = if elapsed < req.interval {
+            (req.interval - elapsed).min(POLL)
+        } else {
+            POLL.min(longest.saturating_sub(elapsed))
+        };
+        tokio::time::sleep(wait).await;
+        let entry = in_progress(edge)?.into_iter().find(|c| c.env == env.name);
+        if entry
+            .as_ref()
+            .is_some_and(|c| c.percent == 100 && c.color == req.color)
+        {
+            let canary = counters(session, env, req.color).await?.since(base_new);
+            let baseline = counters(session, env, from).await?.since(base_old);
+            return Ok(CanaryStep {
+                percent,
+                canary,
+                baseline,
+                verdict: Verdict::Promoted,
+                ms: super::flip::ms(started.elapsed()),
+            });
+        }
+        if entry.is_none() {
+            return Err(EdgeError::AnalysisFailed {
+                message: format!(
+                    "canary of {} {} aborted from outside (`vezasock canary {} --abort`) at                      {percent} %: every request is on the active color",
+                    env.name, req.color, env.name
+                ),
+                rolled_back: true,
+            });
+        }
+        let canary = counters(session, env, req.color).await?.since(base_new);
+        let baseline = counters(session, env, from).await?.since(base_old);
+        let verdict = verdict(canary, baseline, req.limits);
+        let elapsed = started.elapsed();
+        let done = match verdict {
+            Verdict::Breach | Verdict::Promoted => true,
+            Verdict::Pass => elapsed >= req.interval,
+            Verdict::Inconclusive => elapsed >= longest,
+        };
+        if done {
+            return Ok(CanaryStep {
+                percent,
+                canary,
+                baseline,
+                verdict,
+                ms: super::flip::ms(elapsed),
+            });
+        }
+    }
+}
+
+/// The canary's verdict against its baseline: the allowed share is the limit plus the old
+/// color's own 5xx share over the same window.
+pub fn verdict(canary: Counters, baseline: Counters, limits: Limits) -> Verdict {
+    let allowed = Limits {
+        max_error_rate: limits.max_error_rate + baseline.rate(),
+        ..limits
+    };
+    judge(canary, allowed)
+}
+
+/// Abort: the entry deleted (one map change), then the error with the numbers (exit 7), or
+/// exit 5 when the delete failed.
+async fn abort(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    req: &CanaryRequest,
+    why: &str,
+) -> EdgeError {
+    match set_percent(edge, session, env, req, None).await {
+        Ok(()) => EdgeError::AnalysisFailed {
+            message: format!(
+                "canary of {} {} aborted: {why}; back to 0 % (every request on the active color)",
+                env.name, req.color
+            ),
+            rolled_back: true,
+        },
+        Err(e) => EdgeError::AnalysisFailed {
+            message: format!(
+                "canary of {} {} failed: {why}; setting it back to 0 % failed too: {e}; \
+                 `vezasock canary {} --abort` retries",
+                env.name, req.color, env.name
+            ),
+            rolled_back: false,
+        },
+    }
+}
+
+/// One map change under the edge lock: journal intent → file → runtime → journal done.
+/// `None` deletes the env's entry. Public for the canary-step benchmark.
+pub async fn set_percent(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    req: &CanaryRequest,
+    to: Option<(Color, u8)>,
+) -> Result<(), EdgeError> {
+    let _lock =
+        EdgeLock::acquire_async(&edge.state, req.lock_wait.wait(), Holder::current()).await?;
+    let map = map_ref(edge);
+    let path = edge.topology.paths.preview_map();
+    let old_bytes = read_optional(&path)?;
+    let mut file = parse_file(edge, old_bytes.as_deref())?;
+    let replies = session.batch(&[Command::show_map(&map, None)?]).await?;
+    let mut in_runtime = false;
+    for reply in &replies {
+        if let Parsed::MapEntries(entries) = reply.parse()? {
+            in_runtime = entries.iter().any(|e| e.key == env.name);
+        }
+    }
+    let value = to.map(|(c, p)| format!("{c}:{p}"));
+    if value.is_none() && !in_runtime && !file.contains_key(&env.name) {
+        return Ok(());
+    }
+    let op = Operation::new(
+        Action::Canary,
+        Some(&env.name),
+        file.get(&env.name).map(String::as_str),
+        value.as_deref(),
+        &req.who,
+    );
+    edge.state.journal_record(&op, Phase::Intent, None)?;
+    match &value {
+        Some(v) => {
+            file.insert(env.name.clone(), v.clone());
+        }
+        None => {
+            file.remove(&env.name);
+        }
+    }
+    if let Err(e) = write_atomic(&path, render_file(&file).as_bytes()) {
+        let _ = edge.state.journal_record(
+            &op,
+            Phase::Failed,
+            Some(&format!("map file not written: {e}")),
+        );
+        return Err(e.into());
+    }
+    let command = match (&value, in_runtime) {
+        (Some(v), true) => Command::set_map(&map, &env.name, v)?,
+        (Some(v), false) => Command::add_map(&map, None, &env.name, v)?,
+        (None, _) => Command::del_map(&map, &env.name)?,
+    };
+    if value.is_none() && !in_runtime {
+        // Only the file had it (written, then the runtime lost it): nothing to delete live.
+    } else if let Err(e) = session.batch(&[command]).await {
+        let restored = put_back(&path, old_bytes.as_deref());
+        let _ = edge.state.journal_record(
+            &op,
+            Phase::Failed,
+            Some(&format!("runtime not changed: {e}; {restored}")),
+        );
+        return Err(e.into());
+    }
+    edge.state.journal_record(&op, Phase::Done, None)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_values_and_verdicts() {
+        assert!(check_steps(&[5, 25, 50, 100]).is_ok());
+        assert!(check_steps(&[100]).is_ok());
+        for bad in [&[][..], &[0, 100], &[5, 5, 100], &[50, 25, 100], &[5, 50]] {
+            assert!(check_steps(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_value("green:25"), Some((Color::Green, 25)));
+        assert_eq!(parse_value("green:101"), None);
+        assert_eq!(parse_value("red:5"), None);
+        let c = |requests, errors| Counters {
+            requests,
+            errors,
+            econ: 0,
+            eresp: 0,
+        };
+        let l = Limits::default();
+        assert_eq!(verdict(c(100, 5), c(100, 0), l), Verdict::Breach);
+        // The old color failing as much is no sign against the new one.
+        assert_eq!(verdict(c(100, 5), c(100, 5), l), Verdict::Pass);
+        assert_eq!(verdict(c(5, 5), c(100, 0), l), Verdict::Inconclusive);
+    }
+}

@@ -1,0 +1,431 @@
+//! `vezasock preview ENV COLOR`: a token that sends the requests carrying it to COLOR of ENV
+//! through the real edge, while every other request follows the active color.
+//!
+//! Mechanism: the frontend builds `<env>:<token>` from the `x-vezasock-preview` header (or the
+//! `vezasock_preview` cookie) and looks it up in `preview.map`; a hit overrides `txn.color` for
+//! that request only. One token per env: a new preview replaces the old one, `--revoke` and every
+//! switch remove it. Each change is journalled (`preview`), written through to `preview.map`
+//! (atomically, before the runtime, as a flip does) and applied with `del map` / `add map`: no
+//! reload. The map file keeps the tokens across a reload or restart; `render` never writes over it.
+//!
+//! A token moves no user traffic: a failure after the disk write puts the file back and is
+//! reported with its own exit code; a token the runtime may hold without the file is removed by
+//! the next preview or revoke of that env (they delete the env's runtime keys too).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::flip::LockWait;
+use super::{Edge, EdgeError};
+use crate::render::maps::parse_map;
+use crate::render::{PREVIEW_COOKIE, PREVIEW_HEADER, PREVIEW_MAP_HEADER};
+use crate::runtime::command::Command;
+use crate::runtime::parse::Parsed;
+use crate::runtime::session::Session;
+use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::{Action, EdgeLock, Holder, Operation, Phase};
+use crate::topology::{Color, Env};
+
+/// How long one `--preview-check` request may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `--preview-check` path accepted.
+pub const PATH_MAX: usize = 1024;
+
+/// What a preview (or a revoke) did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewReport {
+    pub env: String,
+    /// The color the token reaches (`None`: revoked).
+    pub color: Option<Color>,
+    pub token: Option<String>,
+    pub header: &'static str,
+    pub cookie: &'static str,
+    /// A ready command line that sends one request with the token.
+    pub curl: Option<String>,
+    /// Tokens of this env removed (the replaced or revoked one).
+    pub revoked: usize,
+}
+
+/// Gives `env` a fresh preview token for `color` (replacing its old one), or with `None`
+/// revokes it. Takes the edge lock.
+pub async fn preview(
+    edge: &Edge,
+    env: &str,
+    color: Option<Color>,
+    lock_wait: LockWait,
+    who: &str,
+) -> Result<PreviewReport, EdgeError> {
+    let env = super::switch::colored_env(edge, env)?;
+    let _lock = EdgeLock::acquire_async(&edge.state, lock_wait.wait(), Holder::current()).await?;
+    let mut session = edge.admin_session().await?;
+    let (token, revoked) = set_locked(edge, &mut session, env, color, who).await?;
+    let curl = token.as_ref().map(|t| curl_line(edge, env, t));
+    Ok(PreviewReport {
+        env: env.name.clone(),
+        color,
+        token,
+        header: PREVIEW_HEADER,
+        cookie: PREVIEW_COOKIE,
+        curl,
+        revoked,
+    })
+}
+
+/// The preview change itself, the edge lock held by the caller: journal intent → map file →
+/// runtime (`del map` the env's old keys, `add map` the new one) → journal done. Returns the new
+/// token and how many old ones were removed.
+pub(crate) async fn set_locked(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    color: Option<Color>,
+    who: &str,
+) -> Result<(Option<String>, usize), EdgeError> {
+    let map = map_ref(edge);
+    let path = edge.topology.paths.preview_map();
+    let old_bytes = read_optional(&path)?;
+    let mut file = parse_file(edge, old_bytes.as_deref())?;
+    let prefix = format!("{}:", env.name);
+    let runtime_keys = runtime_keys(session, &map, &prefix).await?;
+    let file_old = file.keys().filter(|k| k.starts_with(&prefix)).count();
+    file.retain(|k, _| !k.starts_with(&prefix));
+    let revoked = runtime_keys.len().max(file_old);
+    if color.is_none() && revoked == 0 {
+        return Ok((None, 0));
+    }
+    let token = color.map(|_| fresh_token()).transpose()?;
+    let op = Operation::new(
+        Action::Preview,
+        Some(&env.name),
+        None,
+        color.map(Color::as_str),
+        who,
+    );
+    let detail = match color {
+        Some(c) => format!("new token for {c}; {revoked} old removed"),
+        None => format!("revoke: {revoked} removed"),
+    };
+    edge.state
+        .journal_record(&op, Phase::Intent, Some(&detail))?;
+    if let (Some(t), Some(c)) = (&token, color) {
+        file.insert(format!("{prefix}{t}"), c.as_str().to_string());
+    }
+    if let Err(e) = write_atomic(&path, render_file(&file).as_bytes()) {
+        let _ = edge.state.journal_record(
+            &op,
+            Phase::Failed,
+            Some(&format!("map file not written: {e}")),
+        );
+        return Err(e.into());
+    }
+    edge.state.journal_record(&op, Phase::DiskWritten, None)?;
+    let mut commands = Vec::new();
+    for key in &runtime_keys {
+        commands.push(Command::del_map(&map, key)?);
+    }
+    if let (Some(t), Some(c)) = (&token, color) {
+        commands.push(Command::add_map(
+            &map,
+            None,
+            &format!("{prefix}{t}"),
+            c.as_str(),
+        )?);
+    }
+    if let Err(e) = session.batch(&commands).await {
+        let restored = put_back(&path, old_bytes.as_deref());
+        let _ = edge.state.journal_record(
+            &op,
+            Phase::Failed,
+            Some(&format!("runtime not changed: {e}; {restored}")),
+        );
+        return Err(e.into());
+    }
+    edge.state.journal_record(&op, Phase::Done, None)?;
+    Ok((token, revoked))
+}
+
+/// After a switch: revokes `env`'s token when the map file lists one (the file is written
+/// through, so it is the cheap check that spares the switch a runtime round trip otherwise).
+pub(crate) async fn revoke_after_switch(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    who: &str,
+) -> Result<usize, EdgeError> {
+    let path = edge.topology.paths.preview_map();
+    let prefix = format!("{}:", env.name);
+    let file = parse_file(edge, read_optional(&path)?.as_deref())?;
+    if !file.keys().any(|k| k.starts_with(&prefix)) {
+        return Ok(0);
+    }
+    set_locked(edge, session, env, None, who)
+        .await
+        .map(|(_, n)| n)
+}
+
+/// `--preview-check`: a token for `target`, one GET per path through the edge with it, then the
+/// token revoked. Refuses (nothing changed for users) unless every answer is 2xx or 3xx.
+pub(crate) async fn check(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    target: Color,
+    paths: &[String],
+    via: Option<SocketAddr>,
+    who: &str,
+) -> Result<String, EdgeError> {
+    for p in paths {
+        check_path(p)?;
+    }
+    let (token, _) = set_locked(edge, session, env, Some(target), who).await?;
+    let token = token.unwrap_or_default();
+    let mut answers = Vec::new();
+    let mut failed = Vec::new();
+    for p in paths {
+        match probe(edge, via, env, &token, p).await {
+            Ok(status) if (200..400).contains(&status) => answers.push(format!("{p} {status}")),
+            Ok(status) => failed.push(format!("GET {p} answered {status}")),
+            Err(e) => failed.push(format!("GET {p} failed: {e}")),
+        }
+    }
+    let revoked = set_locked(edge, session, env, None, who).await;
+    if !failed.is_empty() {
+        return Err(EdgeError::Refused(format!(
+            "preview check of {} {target} through the edge: {}; nothing was switched \
+             (fix {target}, or check it with `vezasock preview {} {target}`)",
+            env.name,
+            failed.join(", "),
+            env.name
+        )));
+    }
+    revoked?;
+    Ok(format!(
+        "{} through the edge with a preview token for {target} (revoked)",
+        answers.join(", ")
+    ))
+}
+
+/// A `--preview-check` path: starts with `/`, at most [`PATH_MAX`] bytes, no whitespace or
+/// control characters.
+pub fn check_path(path: &str) -> Result<(), EdgeError> {
+    let ok = path.starts_with('/')
+        && path.len() <= PATH_MAX
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        return Ok(());
+    }
+    let shown: String = path.chars().take(80).collect();
+    Err(EdgeError::BadInput(format!(
+        "--preview-check {shown:?}: a path starts with `/`, has no spaces or control characters \
+         and at most {PATH_MAX} bytes"
+    )))
+}
+
+/// One GET through the edge's HTTP listener with the token; returns the status code.
+async fn probe(
+    edge: &Edge,
+    via: Option<SocketAddr>,
+    env: &Env,
+    token: &str,
+    path: &str,
+) -> Result<u16, String> {
+    let addr = via
+        .or_else(|| http_addr(&edge.topology.listen.http))
+        .ok_or_else(|| {
+            format!(
+                "cannot connect to listen.http {:?} (--preview-via ADDR says where)",
+                edge.topology.listen.http
+            )
+        })?;
+    let host = env
+        .hosts
+        .first()
+        .cloned()
+        .unwrap_or_else(|| env.name.clone());
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\n{PREVIEW_HEADER}: {token}\r\n\
+         user-agent: vezasock-preview-check\r\nconnection: close\r\n\r\n"
+    );
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut head = Vec::with_capacity(256);
+        let mut buf = [0u8; 512];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        status_of(&head).ok_or_else(|| "no HTTP status line in the answer".to_string())
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {CHECK_TIMEOUT:?}"))?
+}
+
+/// The status code of `HTTP/1.x NNN …`.
+fn status_of(head: &[u8]) -> Option<u16> {
+    let line = head.split(|b| *b == b'\n').next()?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut words = text.split_whitespace();
+    if !words.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    words.next()?.parse().ok()
+}
+
+/// Where to reach the HTTP bind from this host: a wildcard address becomes loopback.
+fn http_addr(bind: &str) -> Option<SocketAddr> {
+    let (host, port) = bind.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "" | "*" | "0.0.0.0" | "::" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => h.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// `curl -H 'x-vezasock-preview: TOKEN' http://HOST/`.
+fn curl_line(edge: &Edge, env: &Env, token: &str) -> String {
+    let host = env
+        .hosts
+        .first()
+        .cloned()
+        .unwrap_or_else(|| env.name.clone());
+    let scheme = if edge.topology.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("curl -H '{PREVIEW_HEADER}: {token}' {scheme}://{host}/")
+}
+
+/// The map reference HAProxy knows the preview map by: its path as written in the config.
+pub(crate) fn map_ref(edge: &Edge) -> String {
+    edge.topology
+        .paths
+        .preview_map()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub(crate) fn parse_file(
+    edge: &Edge,
+    bytes: Option<&[u8]>,
+) -> Result<BTreeMap<String, String>, EdgeError> {
+    let Some(bytes) = bytes else {
+        return Ok(BTreeMap::new());
+    };
+    parse_map(&String::from_utf8_lossy(bytes)).map_err(|e| {
+        EdgeError::BadInput(format!(
+            "{}: {e}; fix the file (an empty file revokes every preview)",
+            edge.topology.paths.preview_map().display()
+        ))
+    })
+}
+
+pub(crate) fn render_file(entries: &BTreeMap<String, String>) -> String {
+    let mut text = PREVIEW_MAP_HEADER.to_string();
+    for (k, v) in entries {
+        text.push_str(&format!("{k} {v}\n"));
+    }
+    text
+}
+
+/// The runtime preview map's keys that start with `prefix`. A config without the preview map
+/// (rendered before it existed) is refused with the fix.
+async fn runtime_keys(
+    session: &mut Session,
+    map: &str,
+    prefix: &str,
+) -> Result<Vec<String>, EdgeError> {
+    let replies = session
+        .batch(&[Command::show_map(map, None)?])
+        .await
+        .map_err(|e| match e {
+            crate::runtime::Error::Refused { .. } => EdgeError::Refused(format!(
+                "the running HAProxy has no preview map ({e}); `vezasock apply` installs a \
+                 config that has one"
+            )),
+            other => other.into(),
+        })?;
+    let mut keys = Vec::new();
+    for reply in &replies {
+        if let Parsed::MapEntries(entries) = reply.parse()? {
+            keys.extend(
+                entries
+                    .into_iter()
+                    .map(|e| e.key)
+                    .filter(|k| k.starts_with(prefix)),
+            );
+        }
+    }
+    Ok(keys)
+}
+
+/// 128 random bits as 32 hex digits, from the kernel's generator.
+fn fresh_token() -> Result<String, EdgeError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| EdgeError::Refused(format!("cannot read /dev/urandom for a token: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub(crate) fn put_back(path: &std::path::Path, old: Option<&[u8]>) -> String {
+    let result = match old {
+        Some(bytes) => write_atomic(path, bytes).map_err(|e| e.to_string()),
+        None => write_atomic(path, PREVIEW_MAP_HEADER.as_bytes()).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => "preview map file restored".to_string(),
+        Err(e) => format!("the preview map file was NOT restored: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_and_binds() {
+        assert_eq!(status_of(b"HTTP/1.1 302 Found\r\n"), Some(302));
+        assert_eq!(status_of(b"HTTP/1.0 500\r\n"), Some(500));
+        assert_eq!(status_of(b"garbage 200\r\n"), None);
+        assert_eq!(status_of(b""), None);
+        assert_eq!(
+            http_addr(":8080"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
+        assert_eq!(
+            http_addr("127.0.0.1:81"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 81)))
+        );
+        assert_eq!(http_addr("nonsense"), None);
+        assert!(check_path("/health").is_ok());
+        assert!(check_path("health").is_err());
+        assert!(check_path("/a b").is_err());
+        assert!(check_path(&format!("/{}", "a".repeat(PATH_MAX))).is_err());
+    }
+
+    #[test]
+    fn tokens_are_fresh_hex() {
+        let (a, b) = (fresh_token().ok(), fresh_token().ok());
+        assert_eq!(a.as_ref().map(String::len), Some(32));
+        assert_ne!(a, b);
+        assert!(a.is_some_and(|t| t.chars().all(|c| c.is_ascii_hexdigit())));
+    }
+}
