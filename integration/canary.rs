@@ -334,9 +334,28 @@ per_version!(
             (100..=220).contains(&green),
             "{label}: {green} of 400 at 40 %"
         );
+        // `status` shows the canary the killed process left, with its percent.
+        let status = vezasock(&e, &["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(status.out.trim())
+            .unwrap_or_else(|err| panic!("{label}: {err}: {status:?}"));
+        assert_eq!(
+            json["canaries"],
+            serde_json::json!([{"env": "staging", "color": "green", "percent": 40}]),
+            "{label}: {json}"
+        );
+        let human = vezasock(&e, &["status"]);
+        assert!(
+            human.out.contains("CANARY IN PROGRESS staging: 40 %"),
+            "{label}: {human:?}"
+        );
         let run = vezasock(&e, &["canary", "staging", "--abort"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         assert!(run.out.contains("aborted"), "{run:?}");
+        let status = vezasock(&e, &["status", "--json"]);
+        assert!(
+            status.out.contains("\"canaries\":[]"),
+            "{label}: {status:?}"
+        );
         for _ in 0..50 {
             assert_eq!(get(e.http, None).1, "staging api blue", "{label}");
         }

@@ -641,6 +641,14 @@ fn prepare_takeover(
         write_atomic(&path, text.as_bytes())?;
         written.push(path);
     }
+    // The config names the preview map too (HAProxy 2.6 cannot start without the file): made
+    // here, with the others, so that a refused takeover removes it again.
+    let preview = paths.preview_map();
+    if read_optional(&preview)?.is_none() {
+        old.push((preview.clone(), None));
+        write_atomic(&preview, crate::render::PREVIEW_MAP_HEADER.as_bytes())?;
+        written.push(preview);
+    }
     let seed = takeover
         .seed_state
         .as_ref()

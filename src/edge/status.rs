@@ -45,7 +45,10 @@ pub struct StatusReport {
     pub problems: Vec<String>,
     /// The certificates of the edge, disk and runtime side by side (`vezasock cert list`).
     pub certificates: Vec<CertEntry>,
-    /// Loud lines that do not make the edge inconsistent: a certificate expiring within
+    /// Canaries in progress (`vezasock canary`): env, color, percent, as written through.
+    pub canaries: Vec<super::canary::InProgress>,
+    /// Loud lines that do not make the edge inconsistent: a canary in progress, a certificate
+    /// expiring within
     /// [`CERT_WARN_DAYS`], a placeholder certificate, a certificate file not loaded.
     pub warnings: Vec<String>,
 }
@@ -459,7 +462,21 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         Failover::CrossColor => "when every server of an env's live color is down, the OTHER color serves as backup (possibly older code)",
     }
     .to_string();
-    let (certificates, warnings) = certificates(edge, &mut problems).await;
+    let (certificates, mut warnings) = certificates(edge, &mut problems).await;
+    let canaries = match super::canary::in_progress(edge) {
+        Ok(canaries) => canaries,
+        Err(e) => {
+            warnings.push(format!("canaries not read: {e}"));
+            Vec::new()
+        }
+    };
+    for c in &canaries {
+        warnings.push(format!(
+            "CANARY IN PROGRESS {}: {} % of its users on {}; `vezasock canary {} --promote` \
+             ends it as a switch, `--abort` puts it back to 0 %",
+            c.env, c.percent, c.color, c.env
+        ));
+    }
     Ok(StatusReport {
         edge: edge.topology.name.clone(),
         failover: edge.topology.failover.as_str(),
@@ -470,6 +487,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         open_operations,
         problems,
         certificates,
+        canaries,
         warnings,
     })
 }
@@ -531,6 +549,7 @@ async fn foreign_report(edge: &Edge, why: String) -> StatusReport {
             "NOT VEZASOCK'S EDGE: {why}. `vezasock plan` shows the takeover, `vezasock apply` takes it over (one checked, verified reload)"
         )],
         certificates: Vec::new(),
+        canaries: Vec::new(),
         warnings: Vec::new(),
     }
 }
