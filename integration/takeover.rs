@@ -329,6 +329,21 @@ per_version!(
             status.out.contains("NOT VEZASOCK'S EDGE"),
             "{label}: {status:?}"
         );
+        // A switch before the takeover is refused in words that say what to run, and moves
+        // nothing.
+        let switch = vezasock(&seed, &["switch", "staging", "blue"]);
+        assert_eq!(
+            switch.code,
+            Some(Exit::Refused as i32),
+            "{label}: {switch:?}"
+        );
+        assert!(
+            switch.err.contains("not the one vezasock renders")
+                && switch.err.contains("vezasock apply")
+                && switch.err.contains("nothing was changed"),
+            "{label}: {switch:?}"
+        );
+        every_host(&seed, "green", "blue");
         let seed_arg = seed_dir.display().to_string();
         let plan = vezasock(&seed, &["plan", "--seed-state", &seed_arg]);
         assert_eq!(plan.code, Some(0), "{label}: {plan:?}");

@@ -305,7 +305,9 @@ impl<'e> Flip<'e> {
     /// phases read or rewrite, validated now so that a corrupt file is refused before anything
     /// changes.
     pub async fn read(&mut self) -> Result<Read, EdgeError> {
-        let observed = observe(&mut self.session, &self.map, &self.backends).await?;
+        let observed = observe(&mut self.session, &self.map, &self.backends)
+            .await
+            .map_err(not_this_shape)?;
         let env = &self.env.name;
         let file_colors = map_file_colors(self.edge)?.unwrap_or_default();
         let history = self.edge.state.history(env)?;
@@ -790,6 +792,25 @@ fn put_file_back(path: &std::path::Path, old: Option<&[u8]>) -> Result<(), Strin
             Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
         },
     }
+}
+
+/// HAProxy does not know the map or a backend the flip needs: the running config is not the
+/// one vezasock renders (a foreign edge, or a shape change not applied yet). Still a refusal
+/// before anything changed, with what to run.
+fn not_this_shape(error: EdgeError) -> EdgeError {
+    let foreign = matches!(
+        &error,
+        EdgeError::Runtime(crate::runtime::Error::Refused { message, .. })
+            if message.contains("Can't find backend") || message.contains("Unknown map identifier")
+    );
+    if !foreign {
+        return error;
+    }
+    EdgeError::Refused(format!(
+        "{error}: the running config is not the one vezasock renders (an edge it did not \
+         render, or a shape change not applied yet); `vezasock status` and `vezasock plan` say \
+         what differs, `vezasock apply` brings the edge to the topology; nothing was changed"
+    ))
 }
 
 /// `be/s, be/s`.
