@@ -106,17 +106,7 @@ pub async fn switch(
         "record",
         format!("{} = {}, history +1", color_file.display(), req.color),
     );
-    // Complete and recorded: a failed revoke is said, not an error (traffic is where asked).
-    match flip.revoke_preview().await {
-        Ok(0) => {}
-        Ok(_) => report
-            .notes
-            .push(format!("the preview token of {} was revoked", env.name)),
-        Err(e) => report.notes.push(format!(
-            "the preview token of {} was not revoked: {e}; `vezasock preview {} --revoke` does it",
-            env.name, env.name
-        )),
-    }
+    revoke_preview(&mut flip, &mut report.notes).await;
     if let (Some(duration), true) = (req.bake, read.from != req.color) {
         let baked = bake_phase(&mut flip, &read, duration, &mut steps).await?;
         report.bake = Some(baked);
@@ -127,6 +117,20 @@ pub async fn switch(
         report.drain_left = drain_old(&flip, read.from, &mut steps, &mut report.notes).await?;
     }
     Ok(report.finish(steps))
+}
+
+/// After the record phase, the env's preview token goes (a switch ends every preview). The
+/// flip is complete and recorded: a failed revoke is a note, not an error (traffic is where
+/// the operator asked).
+async fn revoke_preview(flip: &mut Flip<'_>, notes: &mut Vec<String>) {
+    let env = flip.env.name.clone();
+    match flip.revoke_preview().await {
+        Ok(0) => {}
+        Ok(_) => notes.push(format!("the preview token of {env} was revoked")),
+        Err(e) => notes.push(format!(
+            "the preview token of {env} was not revoked: {e}; `vezasock preview {env} --revoke` does it"
+        )),
+    }
 }
 
 impl SwitchReport {
