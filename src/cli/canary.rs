@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, load_edge, runtime};
+use super::common::{fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use super::switch::parse_percent;
@@ -57,12 +57,8 @@ pub struct CanaryArgs {
 
 /// Runs `vezasock canary`.
 pub fn run(args: &CanaryArgs) -> ExitCode {
-    let rt = match runtime("canary") {
-        Ok(rt) => rt,
-        Err(exit) => return exit.into(),
-    };
-    let edge = match load_edge("canary", &args.topology) {
-        Ok(edge) => edge,
+    let (rt, edge) = match runtime_and_edge("canary", &args.topology) {
+        Ok(both) => both,
         Err(exit) => return exit.into(),
     };
     let who = crate::state::who();

@@ -24,6 +24,15 @@ pub(crate) fn load_edge(command: &str, args: &TopologyArgs) -> Result<Edge, Exit
     })
 }
 
+/// The async runtime and the edge a command needs, in that order (the preamble of every edge
+/// command).
+pub(crate) fn runtime_and_edge(
+    command: &str,
+    args: &TopologyArgs,
+) -> Result<(tokio::runtime::Runtime, Edge), Exit> {
+    Ok((runtime(command)?, load_edge(command, args)?))
+}
+
 /// Prints an edge error on stderr and returns its exit code.
 pub(crate) fn fail(command: &str, error: &EdgeError) -> Exit {
     eprintln!("vezasock {command}: {error}");

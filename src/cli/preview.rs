@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, load_edge, runtime};
+use super::common::{fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use crate::edge::preview::preview;
@@ -36,12 +36,8 @@ pub struct PreviewArgs {
 
 /// Runs `vezasock preview`.
 pub fn run(args: &PreviewArgs) -> ExitCode {
-    let rt = match runtime("preview") {
-        Ok(rt) => rt,
-        Err(exit) => return exit.into(),
-    };
-    let edge = match load_edge("preview", &args.topology) {
-        Ok(edge) => edge,
+    let (rt, edge) = match runtime_and_edge("preview", &args.topology) {
+        Ok(both) => both,
         Err(exit) => return exit.into(),
     };
     let color = if args.revoke { None } else { args.color };

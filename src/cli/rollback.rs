@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{load_edge, runtime};
+use super::common::runtime_and_edge;
 use super::flip::{finish, step_line};
 use super::output;
 use crate::edge::rollback::rollback;
@@ -42,12 +42,8 @@ pub struct RollbackArgs {
 
 /// Runs `vezasock rollback`.
 pub fn run(args: &RollbackArgs) -> ExitCode {
-    let rt = match runtime("rollback") {
-        Ok(rt) => rt,
-        Err(exit) => return exit.into(),
-    };
-    let edge = match load_edge("rollback", &args.topology) {
-        Ok(edge) => edge,
+    let (rt, edge) = match runtime_and_edge("rollback", &args.topology) {
+        Ok(both) => both,
         Err(exit) => return exit.into(),
     };
     // The color is filled in from the history by `rollback`.

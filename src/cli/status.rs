@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::args::{parse_name, Checked, TopologyArgs};
-use super::common::{fail, load_edge, runtime};
+use super::common::{fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use crate::edge::status::{status, BackendStatus, StatusReport};
@@ -31,12 +31,8 @@ pub struct StatusArgs {
 
 /// Runs `vezasock status`.
 pub fn run(args: &StatusArgs) -> ExitCode {
-    let rt = match runtime("status") {
-        Ok(rt) => rt,
-        Err(exit) => return exit.into(),
-    };
-    let edge = match load_edge("status", &args.topology) {
-        Ok(edge) => edge,
+    let (rt, edge) = match runtime_and_edge("status", &args.topology) {
+        Ok(both) => both,
         Err(exit) => return exit.into(),
     };
     let report = match rt.block_on(status(&edge, args.env.as_deref())) {

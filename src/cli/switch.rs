@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{load_edge, runtime};
+use super::common::runtime_and_edge;
 use super::flip::{finish, step_line};
 use super::output;
 use crate::edge::switch::{switch, SwitchRequest};
@@ -95,12 +95,8 @@ fn parse_path(s: &str) -> Result<String, String> {
 
 /// Runs `vezasock switch`.
 pub fn run(args: &SwitchArgs) -> ExitCode {
-    let rt = match runtime("switch") {
-        Ok(rt) => rt,
-        Err(exit) => return exit.into(),
-    };
-    let edge = match load_edge("switch", &args.topology) {
-        Ok(edge) => edge,
+    let (rt, edge) = match runtime_and_edge("switch", &args.topology) {
+        Ok(both) => both,
         Err(exit) => return exit.into(),
     };
     let mut req = SwitchRequest::new(&args.env, args.color);
