@@ -10,8 +10,8 @@
 //! | 3 | HAProxy unreachable: connect failure, timeout, dropped connection, unreadable reply |
 //! | 4 | the edge is locked by another vezasock (with `--no-wait`, or the wait ran out) |
 //! | 5 | applied but not verified or not recorded: a flip stopped after traffic may have moved (what is live, what is recorded, the command that finishes it), or a reload failed and was rescued |
-//! | 6 | `status`: drift between runtime, map file and state file, or an interrupted operation |
-//! | 7 | analysis failed after traffic moved (`switch --bake` breach): the edge was put back on the old color, live and recorded; the message has the numbers |
+//! | 6 | `status`: drift (runtime, map file, state file; a served certificate not its file's), an interrupted operation, or an edge vezasock did not render |
+//! | 7 | analysis failed after traffic moved (`switch --bake`, `canary`): the edge was put back on the old color (bake: flipped back and recorded; canary: 0 %); the message has the numbers |
 
 use std::process::ExitCode;
 
