@@ -13,7 +13,7 @@ use vezasock::demo::LocalEdge;
 use vezasock::topology::Color;
 
 use crate::haproxy::{per_version, Haproxy};
-use crate::preview::failing_server;
+use crate::preview::fail_staging_api_green;
 use crate::switch::{file_color, healthy_edge, runtime_color, state_dir, vezasock, wait_healthy};
 
 /// `GET /api/x` on staging with an optional Cookie header: (status, body, Set-Cookie bucket).
@@ -148,15 +148,7 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut e = healthy_edge(v, dir.path());
         let label = v.label;
-        let server = e
-            .servers
-            .iter()
-            .find(|s| s.backend == "be_staging_api_green")
-            .cloned()
-            .unwrap_or_else(|| panic!("no staging api green server"));
-        assert!(e.set_backend_running(&server.backend, &server.server, false));
-        let fake = failing_server(server.port, "/api/health");
-        wait_healthy(&e, label);
+        let (_, fake) = fail_staging_api_green(&mut e, label);
         let stop = Arc::new(AtomicBool::new(false));
         let loader = load(&e, stop.clone());
         let started = Instant::now();

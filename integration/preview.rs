@@ -156,6 +156,25 @@ per_version!(
     }
 );
 
+/// Replaces staging's api green server with a [`failing_server`] (health check passes, every
+/// request answers 500) and waits until its checks pass. Returns the server (to start the real
+/// one again) and the flag that stops the fake.
+pub fn fail_staging_api_green(
+    e: &mut LocalEdge,
+    label: &str,
+) -> (vezasock::topology::LocalServer, Arc<AtomicBool>) {
+    let server = e
+        .servers
+        .iter()
+        .find(|s| s.backend == "be_staging_api_green")
+        .cloned()
+        .unwrap_or_else(|| panic!("no staging api green server"));
+    assert!(e.set_backend_running(&server.backend, &server.server, false));
+    let fake = failing_server(server.port, "/api/health");
+    wait_healthy(e, label);
+    (server, fake)
+}
+
 /// A server for `port` that answers 200 on `ok_path` (its health check) and 500 to anything
 /// else, until the flag is cleared.
 pub fn failing_server(port: u16, ok_path: &'static str) -> Arc<AtomicBool> {
@@ -215,15 +234,7 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut e = healthy_edge(v, dir.path());
         let label = v.label;
-        let server = e
-            .servers
-            .iter()
-            .find(|s| s.backend == "be_staging_api_green")
-            .cloned()
-            .unwrap_or_else(|| panic!("no staging api green server"));
-        assert!(e.set_backend_running(&server.backend, &server.server, false));
-        let fake = failing_server(server.port, "/api/health");
-        wait_healthy(&e, label);
+        let (server, fake) = fail_staging_api_green(&mut e, label);
 
         let token = preview_token(&e, label);
         let run = vezasock(
