@@ -11,7 +11,7 @@ use serde_json::Value;
 use vezasock::demo::LocalEdge;
 
 use crate::haproxy;
-use crate::switch::{healthy_edge, vezasock, Run};
+use crate::switch::{healthy_edge, vezasock, Run, EDGE_ENV_VARS};
 
 /// A documented JSON shape: `{a, b[], c{…}, d[{…}]}`, or `[{…}]` for an array of objects; `k?`
 /// is a key printed only when it applies. A `…` in an object means "and more keys" (none is
@@ -395,7 +395,7 @@ fn check_uses_the_live_maps_once_they_exist(v: &haproxy::Haproxy) {
 fn run_alone(args: &[&str]) -> Run {
     let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
     cmd.args(args);
-    for var in edge_env_vars() {
+    for var in EDGE_ENV_VARS {
         cmd.env_remove(var);
     }
     let out = cmd.output().unwrap_or_else(|e| panic!("run vezasock: {e}"));
@@ -404,24 +404,6 @@ fn run_alone(args: &[&str]) -> Run {
         out: String::from_utf8_lossy(&out.stdout).into_owned(),
         err: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-/// The variables that would point the binary at another edge than the one given.
-fn edge_env_vars() -> [&'static str; 12] {
-    [
-        "VEZASOCK_CONFIG",
-        "VEZASOCK_HAPROXY_CONFIG",
-        "VEZASOCK_MAPS_DIR",
-        "VEZASOCK_ADMIN_SOCKET",
-        "VEZASOCK_OPERATOR_SOCKET",
-        "VEZASOCK_MASTER_SOCKET",
-        "VEZASOCK_SERVER_STATE_FILE",
-        "VEZASOCK_STATE_DIR",
-        "VEZASOCK_HAPROXY",
-        "VEZASOCK_PID_FILE",
-        "VEZASOCK_RELOAD_METHOD",
-        "VEZASOCK_CRASH_AT",
-    ]
 }
 
 /// `vezasock status | head -1`: the reader leaves after one line; status still ends normally.

@@ -22,6 +22,7 @@ use vezasock::render::shape::summary_path;
 use vezasock::topology::{Servers, Tls, Topology};
 
 use crate::haproxy::{self, per_version, Haproxy};
+use crate::switch::{vezasock_config, Run};
 
 /// A local edge that is NOT started: the topology (servers on loopback, files under `dir`),
 /// its topology file, and the backends answering for its servers.
@@ -193,43 +194,9 @@ pub fn to_toml(t: &Topology) -> String {
     out
 }
 
-/// One run of the binary.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
 /// `vezasock ARGS --config <file>`, with no path variable from the caller's environment.
 fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args).arg("--config").arg(&fresh.file);
-    for var in [
-        "VEZASOCK_CONFIG",
-        "VEZASOCK_HAPROXY_CONFIG",
-        "VEZASOCK_MAPS_DIR",
-        "VEZASOCK_ADMIN_SOCKET",
-        "VEZASOCK_OPERATOR_SOCKET",
-        "VEZASOCK_MASTER_SOCKET",
-        "VEZASOCK_SERVER_STATE_FILE",
-        "VEZASOCK_STATE_DIR",
-        "VEZASOCK_HAPROXY",
-        "VEZASOCK_PID_FILE",
-        "VEZASOCK_RELOAD_METHOD",
-        "VEZASOCK_CRASH_AT",
-    ] {
-        cmd.env_remove(var);
-    }
-    let output = cmd
-        .env("VEZASOCK_WHO", "it-install")
-        .output()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    vezasock_config(&fresh.file, "it-install", args)
 }
 
 /// HAProxy started with the command apply printed; the whole process group is killed on drop.

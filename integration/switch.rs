@@ -63,6 +63,41 @@ pub fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
     vezasock_env(edge, args, &[])
 }
 
+/// The variables that would point the binary at another edge than the one given.
+pub const EDGE_ENV_VARS: [&str; 12] = [
+    "VEZASOCK_CONFIG",
+    "VEZASOCK_HAPROXY_CONFIG",
+    "VEZASOCK_MAPS_DIR",
+    "VEZASOCK_ADMIN_SOCKET",
+    "VEZASOCK_OPERATOR_SOCKET",
+    "VEZASOCK_MASTER_SOCKET",
+    "VEZASOCK_SERVER_STATE_FILE",
+    "VEZASOCK_STATE_DIR",
+    "VEZASOCK_HAPROXY",
+    "VEZASOCK_PID_FILE",
+    "VEZASOCK_RELOAD_METHOD",
+    "VEZASOCK_CRASH_AT",
+];
+
+/// `vezasock ARGS --config FILE` as `who`, with none of [`EDGE_ENV_VARS`] from the caller's
+/// environment: only the topology file counts.
+pub fn vezasock_config(file: &std::path::Path, who: &str, args: &[&str]) -> Run {
+    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
+    cmd.args(args).arg("--config").arg(file);
+    for var in EDGE_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    let output = cmd
+        .env("VEZASOCK_WHO", who)
+        .output()
+        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: output.status.code(),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -24,6 +24,7 @@ use vezasock::topology::{LocalServer, Tls, Topology};
 
 use crate::haproxy::{self, per_version, raw_one_shot, Haproxy};
 use crate::install::to_toml;
+use crate::switch::{vezasock_config, Run};
 
 const SEED_CONFIG: &str = include_str!("fixtures/seed-haproxy.cfg");
 
@@ -205,42 +206,9 @@ fn wait_started(seed: &Seed, v: &Haproxy) {
     }
 }
 
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
 /// `vezasock ARGS --config <file>`, with no path variable from the caller's environment.
 fn vezasock(seed: &Seed, args: &[&str]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args).arg("--config").arg(&seed.file);
-    for var in [
-        "VEZASOCK_CONFIG",
-        "VEZASOCK_HAPROXY_CONFIG",
-        "VEZASOCK_MAPS_DIR",
-        "VEZASOCK_ADMIN_SOCKET",
-        "VEZASOCK_OPERATOR_SOCKET",
-        "VEZASOCK_MASTER_SOCKET",
-        "VEZASOCK_SERVER_STATE_FILE",
-        "VEZASOCK_STATE_DIR",
-        "VEZASOCK_HAPROXY",
-        "VEZASOCK_PID_FILE",
-        "VEZASOCK_RELOAD_METHOD",
-        "VEZASOCK_CRASH_AT",
-    ] {
-        cmd.env_remove(var);
-    }
-    let output = cmd
-        .env("VEZASOCK_WHO", "it-takeover")
-        .output()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    vezasock_config(&seed.file, "it-takeover", args)
 }
 
 /// The master's reload counter (`show proc`, through the library's master client).
