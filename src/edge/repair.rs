@@ -24,7 +24,6 @@ use super::active_color::{
 };
 use super::{Edge, EdgeError};
 use crate::runtime::command::Command;
-use crate::runtime::parse::Parsed;
 use crate::state::{Action, EdgeLock, Holder, Operation, Phase, Wait};
 use crate::topology::Color;
 
@@ -67,18 +66,7 @@ pub async fn repair_locked(edge: &Edge, _lock: &EdgeLock) -> Result<RepairReport
     };
     let map = map_ref(edge);
     let mut session = edge.admin_session().await?;
-    let entries = match session
-        .send(&Command::show_map(&map, None)?)
-        .await?
-        .parse()?
-    {
-        Parsed::MapEntries(entries) => entries,
-        _ => {
-            return Err(EdgeError::NotVerified(format!(
-                "`show map {map}` did not answer map entries"
-            )))
-        }
-    };
+    let entries = session.show_map(&map, None).await?;
     let file = map_file_colors(edge)?;
     let open = edge.state.open_operations()?;
 
@@ -143,14 +131,7 @@ pub async fn repair_locked(edge: &Edge, _lock: &EdgeLock) -> Result<RepairReport
     }
 
     // Read back before closing anything.
-    let back = match session
-        .send(&Command::show_map(&map, None)?)
-        .await?
-        .parse()?
-    {
-        Parsed::MapEntries(entries) => entries,
-        _ => Vec::new(),
-    };
+    let back = session.show_map(&map, None).await?;
     for (env, color) in &report.colors {
         let live = runtime_color(&back, env)?.unwrap_or(Color::Blue);
         if live != *color {
