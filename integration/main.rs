@@ -21,6 +21,7 @@ mod servers;
 mod status;
 mod switch;
 mod takeover;
+mod transaction;
 
 use haproxy::{per_version, raw_one_shot, Haproxy};
 
