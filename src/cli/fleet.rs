@@ -77,6 +77,7 @@ fn members<'e>(
             Some(edge) => out.push(Member::Local {
                 name: e.name.clone(),
                 edge,
+                locked: None,
                 prepared: None,
             }),
             None => match Agent::start(&e.reach, e.config.as_deref()) {
@@ -136,24 +137,73 @@ pub fn run_switch(
         eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
         return Exit::BadInput.into();
     }
-    let fleet = match load("switch", path) {
+    run_flip("switch", path, &args.topology, args.json, req, ttl, None)
+}
+
+/// `vezasock rollback --fleet F ENV [--to SHA]`: every edge's history must name the same deploy
+/// to go back to; then a fleet switch to it, recorded as a rollback.
+pub fn run_rollback(
+    path: &std::path::Path,
+    args: &super::rollback::RollbackArgs,
+    req: SwitchRequest,
+) -> ExitCode {
+    if args.dry_run {
+        eprintln!(
+            "vezasock rollback: --dry-run is not available with --fleet (yet); run it per edge"
+        );
+        return Exit::BadInput.into();
+    }
+    run_flip(
+        "rollback",
+        path,
+        &args.topology,
+        args.json,
+        req,
+        crate::edge::transaction::DEFAULT_TTL,
+        Some(args.to.clone()),
+    )
+}
+
+/// A fleet switch (`rollback`: `Some(to)`, the color and sha come from the edges' histories).
+fn run_flip(
+    command: &str,
+    path: &std::path::Path,
+    topology: &TopologyArgs,
+    json: bool,
+    mut req: SwitchRequest,
+    ttl: Duration,
+    rollback: Option<Option<String>>,
+) -> ExitCode {
+    let fleet = match load(command, path) {
         Ok(f) => f,
         Err(exit) => return exit.into(),
     };
-    let edges = match local_edges("switch", &fleet, &args.topology) {
+    let edges = match local_edges(command, &fleet, topology) {
         Ok(e) => e,
         Err(exit) => return exit.into(),
     };
-    let rt = match runtime("switch") {
+    let rt = match runtime(command) {
         Ok(rt) => rt,
         Err(exit) => return exit.into(),
     };
-    let json = args.json;
     rt.block_on(async {
-        let mut members = match members("switch", &fleet, &edges) {
+        let mut members = match members(command, &fleet, &edges) {
             Ok(m) => m,
             Err(exit) => return exit.into(),
         };
+        if let Some(to) = &rollback {
+            match fleet::rollback_target(&mut members, &req.env, to.as_deref()).await {
+                Ok((color, sha)) => {
+                    req.color = color;
+                    req.sha = sha;
+                    req.action = crate::state::Action::Rollback;
+                }
+                Err(e) => {
+                    close(members).await;
+                    return super::common::fail(command, &e).into();
+                }
+            }
+        }
         let result = fleet::switch(&fleet, &mut members, &req, ttl).await;
         close(members).await;
         match result {
@@ -191,7 +241,7 @@ pub fn run_switch(
                         report,
                     });
                 }
-                eprintln!("vezasock switch: {error}");
+                eprintln!("vezasock {command}: {error}");
                 exit.into()
             }
         }

@@ -10,7 +10,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::flip::{LockWait, SwitchRequest};
-use crate::edge::transaction::{self, Prepared};
+use crate::edge::transaction::{self, Locked, Prepared};
 use crate::edge::{Edge, EdgeError};
 use crate::topology::fleet::Reach;
 use crate::topology::Color;
@@ -31,6 +31,7 @@ pub enum Member<'e> {
     Local {
         name: String,
         edge: &'e Edge,
+        locked: Option<Box<Locked<'e>>>,
         prepared: Option<Box<Prepared<'e>>>,
     },
     Remote {
@@ -46,16 +47,51 @@ impl<'e> Member<'e> {
         }
     }
 
-    /// Prepare (lock, read, gate, intent, stage) of `req` under `id`.
+    /// Lock phase of `req`'s prepare (the coordinator calls it on every edge in one order).
+    pub async fn lock(&mut self, req: &SwitchRequest) -> Result<(), EdgeError> {
+        match self {
+            Member::Local { edge, locked, .. } => {
+                *locked = Some(Box::new(transaction::lock(edge, req).await?));
+                Ok(())
+            }
+            Member::Remote { name, agent } => {
+                let (lock_wait_ms, lock_wait) = match req.lock_wait {
+                    LockWait::No => (None, Duration::ZERO),
+                    LockWait::UpTo(d) => (Some(millis(d)), d),
+                };
+                let request = Request::Lock {
+                    env: req.env.clone(),
+                    color: req.color,
+                    sha: req.sha.clone(),
+                    wait_healthy_ms: req.wait_healthy.map(millis),
+                    lock_wait_ms,
+                    who: req.who.clone(),
+                    action: req.action,
+                };
+                agent
+                    .ask(name, &request, lock_wait + STEP_SLACK)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// The rest of the prepare (read, gate, intent, stage) under `id`; `wait` bounds the
+    /// gate's wait on a far side.
     pub async fn prepare(
         &mut self,
-        req: &SwitchRequest,
         id: &str,
         ttl: Duration,
+        wait: Duration,
     ) -> Result<PrepareInfo, EdgeError> {
         match self {
-            Member::Local { edge, prepared, .. } => {
-                let p = transaction::prepare(edge, req, id, ttl).await?;
+            Member::Local {
+                locked, prepared, ..
+            } => {
+                let l = locked
+                    .take()
+                    .ok_or_else(|| EdgeError::Refused("the edge was not locked".to_string()))?;
+                let p = l.prepare(id, ttl).await?;
                 let info = PrepareInfo {
                     from: p.from(),
                     version: p.txn.version,
@@ -65,36 +101,58 @@ impl<'e> Member<'e> {
                 Ok(info)
             }
             Member::Remote { name, agent } => {
-                let lock_wait_ms = match req.lock_wait {
-                    LockWait::No => None,
-                    LockWait::UpTo(d) => Some(millis(d)),
+                let request = Request::Prepare {
+                    id: id.to_string(),
+                    ttl_ms: millis(ttl),
                 };
-                let wait = req.wait_healthy.unwrap_or(Duration::ZERO)
-                    + match req.lock_wait {
-                        LockWait::No => Duration::ZERO,
-                        LockWait::UpTo(d) => d,
-                    };
-                let r = agent
-                    .ask(
-                        name,
-                        &Request::Prepare {
-                            env: req.env.clone(),
-                            color: req.color,
-                            id: id.to_string(),
-                            ttl_ms: millis(ttl),
-                            sha: req.sha.clone(),
-                            wait_healthy_ms: req.wait_healthy.map(millis),
-                            lock_wait_ms,
-                            who: req.who.clone(),
-                        },
-                        wait + STEP_SLACK,
-                    )
-                    .await?;
+                let r = agent.ask(name, &request, wait + STEP_SLACK).await?;
                 Ok(PrepareInfo {
                     from: r.from.unwrap_or(Color::Blue),
                     version: r.version.unwrap_or(0),
                     noop: r.noop,
                 })
+            }
+        }
+    }
+
+    /// The deploy a rollback of `env` goes back to on this edge: its color and sha.
+    pub async fn rollback_target(
+        &mut self,
+        env: &str,
+        to: Option<&str>,
+    ) -> Result<(Color, Option<String>), EdgeError> {
+        match self {
+            Member::Local { edge, .. } => rollback_target(edge, env, to),
+            Member::Remote { name, agent } => {
+                let request = Request::RollbackTarget {
+                    env: env.to_string(),
+                    to: to.map(str::to_string),
+                };
+                let r = agent.ask(name, &request, STEP_SLACK).await?;
+                r.target.ok_or_else(|| EdgeError::Remote {
+                    edge: name.clone(),
+                    message: "no rollback target in the answer".to_string(),
+                    exit: 5,
+                })
+            }
+        }
+    }
+
+    /// Releases a lock taken by [`Member::lock`] without preparing (another edge's lock
+    /// failed). A far side ends its conversation's lock.
+    pub async fn unlock(&mut self) {
+        match self {
+            Member::Local { locked, .. } => *locked = None,
+            Member::Remote { name, agent } => {
+                let _ = agent
+                    .ask(
+                        name,
+                        &Request::Abort {
+                            why: "another edge could not be locked".into(),
+                        },
+                        STEP_SLACK,
+                    )
+                    .await;
             }
         }
     }
@@ -210,6 +268,17 @@ fn held<'a, 'e>(
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The deploy `rollback` of `env` goes back to on `edge` (its history): color and sha.
+pub fn rollback_target(
+    edge: &Edge,
+    env: &str,
+    to: Option<&str>,
+) -> Result<(Color, Option<String>), EdgeError> {
+    let entries = crate::edge::rollback::history(edge, env)?;
+    let target = crate::edge::rollback::rollback_target(&entries, to)?;
+    Ok((target.color, target.sha))
 }
 
 /// One edge's summary (what fleet status compares) and its full status report.

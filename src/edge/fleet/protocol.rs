@@ -13,12 +13,11 @@ use crate::topology::Color;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    /// `transaction::prepare` of `env` to `color`.
-    Prepare {
+    /// `transaction::lock` for a flip of `env` to `color` (the coordinator locks every edge
+    /// in one order before preparing any).
+    Lock {
         env: String,
         color: Color,
-        id: String,
-        ttl_ms: u64,
         #[serde(default)]
         sha: Option<String>,
         #[serde(default)]
@@ -27,6 +26,19 @@ pub enum Request {
         #[serde(default)]
         lock_wait_ms: Option<u64>,
         who: String,
+        /// `switch` or `rollback`.
+        action: crate::state::Action,
+    },
+    /// The rest of the prepare of the locked flip, under `id`.
+    Prepare {
+        id: String,
+        ttl_ms: u64,
+    },
+    /// The deploy `rollback` would go back to on this edge (`to`: a sha).
+    RollbackTarget {
+        env: String,
+        #[serde(default)]
+        to: Option<String>,
     },
     CommitDisk,
     CommitRuntime,
@@ -59,6 +71,9 @@ pub struct Response {
     pub version: Option<u32>,
     #[serde(default)]
     pub noop: bool,
+    /// `rollback-target`: the color and sha.
+    #[serde(default)]
+    pub target: Option<(Color, Option<String>)>,
     /// `status`: the edge's summary and full status report.
     #[serde(default)]
     pub summary: Option<EdgeSummary>,
