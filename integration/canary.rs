@@ -1,7 +1,9 @@
 //! `vezasock canary` against a real local edge, on every HAProxy version: a healthy color
 //! promotes through every step with no failed request and ends recorded as a switch; a color
 //! whose api answers 500 aborts at its first step within the bound that step allows; the split
-//! follows the percent and a user with its cookie keeps its color.
+//! follows the percent and 200 users with their cookies keep their color; a canary killed with
+//! SIGKILL is reported by `status` and put back to 0 % by `apply`; a reload mid-canary keeps its
+//! percent and its next step.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -270,10 +272,27 @@ fn staging_entry(e: &LocalEdge) -> Option<String> {
         .find_map(|l| l.strip_prefix("staging ").map(str::to_string))
 }
 
-/// Waits up to `bound` for staging's canary entry to be `entry`.
+/// The runtime preview map's canary entry of staging.
+fn runtime_entry(e: &LocalEdge, label: &str) -> Option<String> {
+    let map = e.topology.paths.preview_map().to_string_lossy().into_owned();
+    crate::switch::rt().block_on(async {
+        let mut s = crate::switch::admin_session(e, label).await;
+        s.show_map(&map, None)
+            .await
+            .unwrap_or_else(|err| panic!("{label}: {err}"))
+            .into_iter()
+            .find(|x| x.key == "staging")
+            .map(|x| x.value)
+    })
+}
+
+/// Waits up to `bound` for staging's canary entry to be `entry`, in the map file and then in the
+/// runtime (the file is written first).
 fn wait_entry(e: &LocalEdge, entry: &str, bound: Duration, label: &str) {
     let deadline = Instant::now() + bound;
-    while staging_entry(e).as_deref() != Some(entry) {
+    while staging_entry(e).as_deref() != Some(entry)
+        || runtime_entry(e, label).as_deref() != Some(entry)
+    {
         assert!(
             Instant::now() < deadline,
             "{label}: no {entry} within {bound:?}: {:?}",
@@ -483,6 +502,11 @@ per_version!(
                 && human.out.contains("`vezasock apply` puts it back to 0 %"),
             "{label}: {human:?}"
         );
+        // Nobody would finish a promote: refused, the percent unchanged.
+        let promote = vezasock(&e, &["canary", "staging", "--promote"]);
+        assert_eq!(promote.code, Some(1), "{label}: {promote:?}");
+        assert!(promote.err.contains("no process any more"), "{label}: {promote:?}");
+        assert_eq!(staging_entry(&e).as_deref(), Some("green:40"), "{label}");
         // `apply` puts it on the safe side: 0 %, one map change, journalled, written through.
         let journal = e.topology.paths.state_dir.join("journal.jsonl");
         let before = std::fs::read_to_string(&journal).unwrap_or_default();
@@ -493,17 +517,7 @@ per_version!(
             "{label}: {fixed:?}"
         );
         assert_eq!(staging_entry(&e), None, "{label}");
-        let rt = crate::switch::rt();
-        let entries = rt.block_on(async {
-            let mut s = crate::switch::admin_session(&e, label).await;
-            s.show_map(&e.topology.paths.preview_map().to_string_lossy(), None)
-                .await
-                .unwrap_or_else(|err| panic!("{label}: {err}"))
-        });
-        assert!(
-            !entries.iter().any(|x| x.key == "staging"),
-            "{label}: {entries:?}"
-        );
+        assert_eq!(runtime_entry(&e, label), None, "{label}");
         let after = std::fs::read_to_string(&journal).unwrap_or_default();
         let new = after.get(before.len()..).unwrap_or_default();
         assert!(

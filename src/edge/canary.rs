@@ -454,7 +454,7 @@ pub async fn abort_from_outside(
 
 /// `vezasock canary ENV --promote`: the env's running canary set to 100 % (every user on its
 /// color); the running canary sees it within one poll and ends as a switch. Returns the color,
-/// `None` when the env has no canary.
+/// `None` when the env has no canary; refused when its process is gone.
 pub async fn promote_from_outside(
     edge: &Edge,
     env: &str,
@@ -465,6 +465,14 @@ pub async fn promote_from_outside(
     let Some(running) = in_progress(edge)?.into_iter().find(|c| c.env == env.name) else {
         return Ok(None);
     };
+    if !running.running {
+        // Nobody would run the final switch: a 100 % entry would stay until an abort.
+        return Err(EdgeError::Refused(format!(
+            "the canary of {} at {} % has no process any more (killed?): `vezasock switch {} {}` \
+             promotes it by hand, `vezasock apply` puts it back to 0 %",
+            env.name, running.percent, env.name, running.color
+        )));
+    }
     let req = CanaryRequest {
         env: env.name.clone(),
         color: running.color,
