@@ -211,7 +211,10 @@ fn apply(e: &LocalEdge, label: &str) -> vezasock::edge::apply::ApplyReport {
         wait: vezasock::state::Wait::up_to(Duration::from_secs(10)),
     };
     crate::switch::rt()
-        .block_on(vezasock::edge::apply::apply(&crate::switch::lib_edge(e), options))
+        .block_on(vezasock::edge::apply::apply(
+            &crate::switch::lib_edge(e),
+            options,
+        ))
         .unwrap_or_else(|err| panic!("{label}: apply: {err}"))
 }
 
@@ -274,7 +277,12 @@ fn staging_entry(e: &LocalEdge) -> Option<String> {
 
 /// The runtime preview map's canary entry of staging.
 fn runtime_entry(e: &LocalEdge, label: &str) -> Option<String> {
-    let map = e.topology.paths.preview_map().to_string_lossy().into_owned();
+    let map = e
+        .topology
+        .paths
+        .preview_map()
+        .to_string_lossy()
+        .into_owned();
     crate::switch::rt().block_on(async {
         let mut s = crate::switch::admin_session(e, label).await;
         s.show_map(&map, None)
@@ -322,7 +330,10 @@ fn green_of(e: &LocalEdge, n: usize, label: &str) -> usize {
             .collect();
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| panic!("{label}: a client panicked")))
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| panic!("{label}: a client panicked"))
+            })
             .sum()
     })
 }
@@ -348,7 +359,10 @@ fn new_users(e: &LocalEdge, users: usize, label: &str) -> Vec<(u8, String)> {
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|_| panic!("{label}: a client panicked")))
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| panic!("{label}: a client panicked"))
+            })
             .collect()
     })
 }
@@ -363,9 +377,7 @@ fn returning(e: &LocalEdge, users: &[(u8, String)]) -> Vec<String> {
                 s.spawn(move || {
                     chunk
                         .iter()
-                        .map(|(bucket, _)| {
-                            get(addr, Some(&format!("vezasock_bucket={bucket}"))).1
-                        })
+                        .map(|(bucket, _)| get(addr, Some(&format!("vezasock_bucket={bucket}"))).1)
                         .collect::<Vec<_>>()
                 })
             })
@@ -420,7 +432,11 @@ per_version!(
         assert_eq!(users.len(), 200, "{label}");
         for (bucket, body) in &users {
             let want = if *bucket < 30 { "green" } else { "blue" };
-            assert_eq!(body, &format!("staging api {want}"), "{label}: bucket {bucket}");
+            assert_eq!(
+                body,
+                &format!("staging api {want}"),
+                "{label}: bucket {bucket}"
+            );
         }
         let green = green_of(&e, 2000, label);
         assert!(
@@ -472,7 +488,15 @@ per_version!(
         let label = v.label;
         let mut child = Background::start(
             &e,
-            &["canary", "staging", "green", "--steps", "40,100", "--interval", "60s"],
+            &[
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "40,100",
+                "--interval",
+                "60s",
+            ],
         );
         wait_entry(&e, "green:40", Duration::from_secs(10), label);
         child.kill();
@@ -505,7 +529,10 @@ per_version!(
         // Nobody would finish a promote: refused, the percent unchanged.
         let promote = vezasock(&e, &["canary", "staging", "--promote"]);
         assert_eq!(promote.code, Some(1), "{label}: {promote:?}");
-        assert!(promote.err.contains("no process any more"), "{label}: {promote:?}");
+        assert!(
+            promote.err.contains("no process any more"),
+            "{label}: {promote:?}"
+        );
         assert_eq!(staging_entry(&e).as_deref(), Some("green:40"), "{label}");
         // `apply` puts it on the safe side: 0 %, one map change, journalled, written through.
         let journal = e.topology.paths.state_dir.join("journal.jsonl");
@@ -513,7 +540,9 @@ per_version!(
         let report = apply(&e, label);
         let fixed = report.repair.map(|r| r.fixed).unwrap_or_default();
         assert!(
-            fixed.iter().any(|f| f.starts_with("canary staging: green:40 → 0 %")),
+            fixed
+                .iter()
+                .any(|f| f.starts_with("canary staging: green:40 → 0 %")),
             "{label}: {fixed:?}"
         );
         assert_eq!(staging_entry(&e), None, "{label}");
@@ -525,11 +554,21 @@ per_version!(
                 && new.contains("\"before\":\"green:40\""),
             "{label}: {new}"
         );
-        assert!(state_dir(&e).open_operations().map(|o| o.is_empty()).unwrap_or(false));
-        assert_eq!(green_of(&e, 200, label), 0, "{label}: a request on green after apply");
+        assert!(state_dir(&e)
+            .open_operations()
+            .map(|o| o.is_empty())
+            .unwrap_or(false));
+        assert_eq!(
+            green_of(&e, 200, label),
+            0,
+            "{label}: a request on green after apply"
+        );
         let status = vezasock(&e, &["status", "--json"]);
         assert_eq!(status.code, Some(0), "{label}: {status:?}");
-        assert!(status.out.contains("\"canaries\":[]"), "{label}: {status:?}");
+        assert!(
+            status.out.contains("\"canaries\":[]"),
+            "{label}: {status:?}"
+        );
         let again = vezasock(&e, &["canary", "staging", "--abort"]);
         assert!(again.out.contains("nothing to abort"), "{again:?}");
         // Nothing recorded: the env is still on blue.
@@ -567,7 +606,10 @@ per_version!(
         let step_started = Instant::now();
         let second = vezasock(&e, &["canary", "staging", "green", "--steps", "100"]);
         assert_eq!(second.code, Some(1), "{label}: {second:?}");
-        assert!(second.err.contains("already running"), "{label}: {second:?}");
+        assert!(
+            second.err.contains("already running"),
+            "{label}: {second:?}"
+        );
         let report = apply(&e, label);
         assert!(report.untouched(), "{label}: {report:?}");
         assert_eq!(staging_entry(&e).as_deref(), Some("green:30"), "{label}");
@@ -587,7 +629,11 @@ per_version!(
                 },
             ))
             .unwrap_or_else(|err| panic!("{label}: reload: {err}\n{}", e.log()));
-        assert_ne!(crate::switch::worker_pid(&e), worker, "{label}: no new worker");
+        assert_ne!(
+            crate::switch::worker_pid(&e),
+            worker,
+            "{label}: no new worker"
+        );
         let green = green_of(&e, 2000, label);
         assert!(
             (500..=700).contains(&green),
@@ -611,7 +657,11 @@ per_version!(
         let (code, out, err) = child.wait();
         assert_eq!(code, Some(7), "{label}: {out} {err}");
         assert!(err.contains("aborted from outside"), "{label}: {err}");
-        assert_eq!(green_of(&e, 200, label), 0, "{label}: a request on green after the abort");
+        assert_eq!(
+            green_of(&e, 200, label),
+            0,
+            "{label}: a request on green after the abort"
+        );
     }
 );
 

@@ -384,7 +384,10 @@ fn run_canary(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str) {
     let report = json_of(&run, "canary --json");
     agree(shapes, "canary", &report, "canary --json", label);
     assert_eq!(report["ok"], true, "{label}: {report}");
-    assert_eq!(report["steps"][0]["verdict"], "promoted", "{label}: {report}");
+    assert_eq!(
+        report["steps"][0]["verdict"], "promoted",
+        "{label}: {report}"
+    );
     assert_eq!(report["switch"]["to"], "blue", "{label}: {report}");
     assert_eq!(report["switch"]["sha"], "c1", "{label}: {report}");
     let abort = check(

@@ -245,13 +245,23 @@ pub async fn repair_crashed(
     let mut session = edge.admin_session().await?;
     // An entry only the runtime holds (a kill between the file and the runtime of an abort).
     if let Ok(entries) = session.show_map(&map_ref(edge), None).await {
-        envs.extend(entries.into_iter().map(|e| e.key).filter(|k| !k.contains(':')));
+        envs.extend(
+            entries
+                .into_iter()
+                .map(|e| e.key)
+                .filter(|k| !k.contains(':')),
+        );
     }
     envs.sort();
     envs.dedup();
     let mut fixed = Vec::new();
     for name in envs {
-        let Some(env) = edge.topology.envs.iter().find(|e| e.name == name && e.colored) else {
+        let Some(env) = edge
+            .topology
+            .envs
+            .iter()
+            .find(|e| e.name == name && e.colored)
+        else {
             continue;
         };
         let Some(_held) = try_hold(edge, &env.name)? else {
@@ -265,7 +275,10 @@ pub async fn repair_crashed(
                 before.as_deref().unwrap_or("runtime entry")
             ));
         }
-        for old in open.iter().filter(|o| o.env.as_deref() == Some(env.name.as_str())) {
+        for old in open
+            .iter()
+            .filter(|o| o.env.as_deref() == Some(env.name.as_str()))
+        {
             let closing = Operation {
                 op_id: old.op_id.clone(),
                 who: who.to_string(),

@@ -472,7 +472,11 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
     };
     // A canary whose process is gone is an interrupted operation (exit 6, `apply` repairs it).
     for c in &canaries {
-        let to = if c.running { &mut warnings } else { &mut problems };
+        let to = if c.running {
+            &mut warnings
+        } else {
+            &mut problems
+        };
         to.push(c.status_line());
     }
     Ok(StatusReport {
