@@ -763,6 +763,7 @@ async fn set_percent_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::Topology;
 
     #[test]
     fn steps_values_and_verdicts() {
@@ -785,5 +786,37 @@ mod tests {
         // The old color failing as much is no sign against the new one.
         assert_eq!(verdict(c(100, 5), c(100, 5), l), Verdict::Pass);
         assert_eq!(verdict(c(5, 5), c(100, 0), l), Verdict::Inconclusive);
+        assert_eq!(add(c(1, 2), c(10, 20)), c(11, 22));
+    }
+
+    #[test]
+    fn the_canary_lock_tells_a_running_canary_from_a_gone_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut topology = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+        topology.paths.state_dir = dir.path().join("state");
+        let edge = Edge::new(topology);
+        // No lock file: no canary process (never started, or from before the lock existed).
+        assert!(!is_running(&edge, "staging"));
+        let held = try_hold(&edge, "staging").unwrap_or_else(|e| panic!("{e}"));
+        assert!(held.is_some());
+        // A flock is per open file: a second holder in this process is refused too.
+        assert!(is_running(&edge, "staging"));
+        assert!(matches!(try_hold(&edge, "staging"), Ok(None)));
+        assert!(!is_running(&edge, "prod"));
+        let pid = std::fs::read_to_string(lock_file(&edge, "staging")).unwrap_or_default();
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        drop(held);
+        assert!(!is_running(&edge, "staging"));
+        let line = |running| {
+            InProgress {
+                env: "staging".into(),
+                color: Color::Green,
+                percent: 40,
+                running,
+            }
+            .status_line()
+        };
+        assert!(line(false).contains("INTERRUPTED") && line(false).contains("`vezasock apply`"));
+        assert!(!line(true).contains("INTERRUPTED") && line(true).contains("--abort"));
     }
 }
