@@ -579,6 +579,81 @@ per_version!(
     }
 );
 
+// A kill between the map file and the runtime of a canary's map change (here an `--abort`,
+// after its canary was killed): the runtime alone still holds the percent and the journal an
+// open `canary` operation. `status` reports it (exit 6); `apply` deletes the runtime entry and
+// closes the operation.
+per_version!(
+    a_kill_inside_a_canary_map_change_is_repaired_by_apply,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let mut child = Background::start(
+            &e,
+            &[
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "40,100",
+                "--interval",
+                "60s",
+            ],
+        );
+        wait_entry(&e, "green:40", Duration::from_secs(10), label);
+        child.kill();
+        let run = crate::switch::vezasock_env(
+            &e,
+            &["canary", "staging", "--abort"],
+            &[("VEZASOCK_CRASH_AT", "canary-after-disk")],
+        );
+        assert_eq!(run.code, None, "{label}: not killed: {run:?}");
+        assert_eq!(staging_entry(&e), None, "{label}: the file was written");
+        assert_eq!(
+            runtime_entry(&e, label).as_deref(),
+            Some("green:40"),
+            "{label}: the runtime was not"
+        );
+        let open = state_dir(&e)
+            .open_operations()
+            .unwrap_or_else(|err| panic!("{label}: {err}"));
+        assert_eq!(open.len(), 1, "{label}: {open:?}");
+        let status = vezasock(&e, &["status"]);
+        assert_eq!(status.code, Some(6), "{label}: {status:?}");
+        assert!(status.out.contains("INTERRUPTED"), "{label}: {status:?}");
+        let report = apply(&e, label);
+        let fixed = report.repair.map(|r| r.fixed).unwrap_or_default();
+        assert!(
+            fixed
+                .iter()
+                .any(|f| f.starts_with("canary staging: runtime entry → 0 %")),
+            "{label}: {fixed:?}"
+        );
+        assert!(
+            fixed
+                .iter()
+                .any(|f| f.starts_with("closed the interrupted")),
+            "{label}: {fixed:?}"
+        );
+        assert_eq!(runtime_entry(&e, label), None, "{label}");
+        assert!(
+            state_dir(&e)
+                .open_operations()
+                .map(|o| o.is_empty())
+                .unwrap_or(false),
+            "{label}"
+        );
+        assert_eq!(
+            green_of(&e, 200, label),
+            0,
+            "{label}: a request on green after apply"
+        );
+        let status = vezasock(&e, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+    }
+);
+
 // A reload in the middle of a canary keeps its percent (the new worker reads the map file), the
 // running canary's next step reaches the new worker, `apply` leaves a running canary alone, a
 // second canary of the env is refused, and `--abort` from another shell stops it.

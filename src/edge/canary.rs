@@ -740,6 +740,7 @@ async fn set_percent_locked(
         );
         return Err(e.into());
     }
+    super::crash_point("canary-after-disk");
     let command = match (&value, in_runtime) {
         (Some(v), true) => Command::set_map(&map, &env.name, v)?,
         (Some(v), false) => Command::add_map(&map, None, &env.name, v)?,
