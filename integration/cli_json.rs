@@ -313,6 +313,12 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
         &["switch", "--fleet", &fleet, "staging", "blue", "--json"],
         0,
     );
+    // Green live again, as the canary below expects.
+    run(
+        "switch fleet",
+        &["switch", "--fleet", &fleet, "staging", "green", "--json"],
+        0,
+    );
     run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);
     run("plan", &["plan", "--json"], 0);
     run("apply", &["apply", "--dry-run", "--json"], 0);
