@@ -1129,3 +1129,131 @@ impl RuntimeCommand for SetServerAddr {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::command::Wire;
+    use crate::runtime::reply::Reply;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn command() -> SetServerAddr {
+        SetServerAddr {
+            backend: Name::new("backend", "be_app").unwrap_or_else(|e| panic!("{e}")),
+            server: Name::new("server", "blue").unwrap_or_else(|e| panic!("{e}")),
+            addr: ip("127.0.0.1"),
+            port: 18002,
+        }
+    }
+
+    /// The reply as a session would take it for `set server … addr`: refused, or parsed.
+    fn outcome(body: &[u8]) -> Result<AddrChange, Error> {
+        let c = command();
+        let wire = Wire::of(&c).unwrap_or_else(|e| panic!("{e}"));
+        Reply::new(&wire, bytes::Bytes::copy_from_slice(body)).parse_with(&c)
+    }
+
+    /// Every recorded reply (grammar/capture_servers.py, 2.6, 3.0, 3.2, with and without
+    /// severity-output) parses into what the case did, or is refused.
+    #[test]
+    fn recorded_replies_parse_or_are_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-servers");
+        let both = |a: &str, b: &str| Some((ip(a), ip(b)));
+        let mut seen = 0;
+        for version in ["2.6", "3.0", "3.2"] {
+            for mode in ["oneshot", "oneshot-sev"] {
+                let read = |case: &str| {
+                    let path = root.join(version).join(format!("{case}.{mode}"));
+                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                };
+                let mut ok = |case: &str, ip, port| {
+                    seen += 1;
+                    let got = outcome(&read(case));
+                    assert_eq!(
+                        got.as_ref().ok(),
+                        Some(&AddrChange { ip, port }),
+                        "{version} {case}.{mode}: {got:?}"
+                    );
+                };
+                ok("set-server-addr-port", None, Some((18001, 18002)));
+                ok(
+                    "set-server-addr-ip-and-port",
+                    both("127.0.0.1", "127.0.0.2"),
+                    Some((18001, 18002)),
+                );
+                ok("set-server-addr-same", None, None);
+                ok("set-server-addr-no-port", both("127.0.0.1", "127.0.0.2"), None);
+                ok(
+                    "set-server-addr-ipv6",
+                    both("127.0.0.1", "::1"),
+                    Some((18001, 18002)),
+                );
+                ok("set-server-addr-named-server", None, Some((18003, 18004)));
+                // HAProxy wraps a port above 65535 (99999 → 34463): the command never sends one.
+                ok("set-server-addr-bad-port", None, Some((18001, 34463)));
+                for case in [
+                    "set-server-addr-hostname",
+                    "set-server-addr-missing",
+                    "set-server-addr-nosuch-server",
+                    "set-server-addr-nosuch-backend",
+                ] {
+                    let got = outcome(&read(case));
+                    assert!(
+                        matches!(got, Err(Error::Refused { .. })),
+                        "{version} {case}.{mode}: {got:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(seen, 3 * 2 * 7);
+    }
+
+    #[test]
+    fn anything_else_is_not_a_change() {
+        for body in [
+            &b""[..],
+            b"\n",
+            b"IP changed from '127.0.0.1' to 'x' by 'stats socket command'\n\n",
+            b"port changed from '1' to '99999' by 'stats socket command'\n\n",
+            b"port changed from '1' to '2'\n\n",
+            b"port changed from '1' to '2' by 'stats socket command'\n\nmore\n",
+            b"[6]: nothing changed\n\n",
+            b"nothing changed, really\n\n",
+            b"IP changed from '127.0.0.1' to '127.0.0.2', by 's'\n\n",
+            b"\xff\xfe\n\n",
+        ] {
+            assert!(
+                parse_addr_change(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            parse_addr_change(b"[4]: nothing changed\n"),
+            Ok(AddrChange {
+                ip: None,
+                port: None
+            })
+        );
+    }
+
+    #[test]
+    fn the_line_and_its_checks() {
+        let c = command();
+        assert_eq!(c.line(), "set server be_app/blue addr 127.0.0.1 port 18002");
+        let v6 = SetServerAddr {
+            addr: ip("::1"),
+            ..command()
+        };
+        assert_eq!(v6.line(), "set server be_app/blue addr ::1 port 18002");
+        assert!(!c.idempotent());
+        let zero = SetServerAddr { port: 0, ..command() };
+        assert!(matches!(
+            crate::runtime::command::validate(&zero),
+            Err(Error::InvalidArgument { what: "port", .. })
+        ));
+    }
+}

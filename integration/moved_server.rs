@@ -1,0 +1,267 @@
+//! A moved server without a reload (issue 12), on real HAProxy 2.6, 3.0 and 3.2: the
+//! topology gives a live server a new port; `vezasock plan` says it goes over the runtime,
+//! `vezasock apply` moves it with `set server … addr … port …` under load (same worker, no
+//! reload, zero failed requests, answers from the new backend), writes the config and the
+//! server-state file, and a later reload keeps the new address.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use vezasock::demo::backend::Backend;
+use vezasock::demo::http::get;
+use vezasock::demo::load::{Load, LoadSpec};
+use vezasock::demo::LocalEdge;
+use vezasock::edge::Edge;
+use vezasock::runtime::master;
+use vezasock::runtime::parse::master::ProcList;
+use vezasock::topology::{Servers, Topology};
+
+use crate::edge::wait_answer;
+use crate::haproxy::{per_version, raw_one_shot, Haproxy};
+use crate::install::to_toml;
+use crate::switch::{healthy_edge, rt, vezasock_config, Run};
+
+const WHO: &str = "it-moved";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("free port: {e}"))
+}
+
+fn show_proc(edge: &LocalEdge) -> ProcList {
+    let e = Edge::new(edge.topology.clone());
+    rt().block_on(master::show_proc(&e.master(), e.timeouts))
+        .unwrap_or_else(|err| panic!("show proc: {err}\n{}", edge.log()))
+}
+
+fn worker_pids(p: &ProcList) -> Vec<u32> {
+    let mut pids: Vec<u32> = p.workers.iter().map(|w| w.pid).collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The topology file for `topo`, checked to load back as the same topology.
+fn write_topology(file: &Path, topo: &Topology) {
+    std::fs::write(file, to_toml(topo)).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = Topology::load(file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(&loaded, topo, "{}", to_toml(topo));
+}
+
+/// `srv_addr:srv_port` of `backend/server` in `show servers state`.
+fn runtime_address(edge: &LocalEdge, backend: &str, server: &str) -> String {
+    let dump = raw_one_shot(
+        &edge.topology.paths.admin_socket,
+        &format!("show servers state {backend}\n"),
+    )
+    .unwrap_or_else(|e| panic!("show servers state: {e}"));
+    address_in_dump(&dump, backend, server)
+        .unwrap_or_else(|| panic!("{backend}/{server} not in {dump}"))
+}
+
+/// `srv_addr:srv_port` of a row of a server-state dump (columns 5 and 19 of format 1).
+fn address_in_dump(dump: &str, backend: &str, server: &str) -> Option<String> {
+    dump.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&backend) && f.get(3) == Some(&server))
+            .then(|| format!("{}:{}", f.get(4).unwrap_or(&"?"), f.get(18).unwrap_or(&"?")))
+    })
+}
+
+fn ok(run: &Run, what: &str, label: &str) {
+    assert_eq!(run.code, Some(0), "{label}: {what}: {run:?}");
+}
+
+per_version!(
+    a_moved_server_takes_its_new_address_without_a_reload_and_a_reload_keeps_it,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = healthy_edge(v, dir.path());
+        let label = v.label;
+        wait_answer(&edge, "veza.fr", "/", "prod web blue", label);
+        let file = dir.path().join("topology.toml");
+        write_topology(&file, &edge.topology);
+        let before = show_proc(&edge);
+
+        // The live server prod web blue moves to a new backend on a new loopback port.
+        let new_port = free_port();
+        let _moved = Backend::start("prod web blue moved", new_port)
+            .unwrap_or_else(|e| panic!("backend on {new_port}: {e}"));
+        let mut topo = edge.topology.clone();
+        let web = topo
+            .envs
+            .iter_mut()
+            .find(|e| e.name == "prod")
+            .and_then(|e| e.components.iter_mut().find(|c| c.name == "web"))
+            .unwrap_or_else(|| panic!("no prod web"));
+        let old = match &mut web.servers {
+            Servers::Colored { blue, .. } => {
+                let old = blue[0].address.to_string();
+                blue[0].address.port = new_port;
+                old
+            }
+            Servers::Pool(_) => panic!("prod web is colored"),
+        };
+        let new = format!("127.0.0.1:{new_port}");
+        write_topology(&file, &topo);
+        assert_eq!(
+            runtime_address(&edge, "be_prod_web_blue", "blue_1"),
+            old,
+            "{label}"
+        );
+
+        // plan: one runtime change, no reload, said in words and in JSON.
+        let plan = vezasock_config(&file, WHO, &["plan"]);
+        ok(&plan, "plan", label);
+        assert!(
+            plan.out
+                .contains("Runtime changes, no reload (0 map edit(s), 1 server move(s)):"),
+            "{label}: {}",
+            plan.out
+        );
+        assert!(
+            plan.out.contains(&format!(
+                "move server be_prod_web_blue/blue_1 from {old} to {new}"
+            )),
+            "{label}: {}",
+            plan.out
+        );
+        assert!(plan.out.contains("via runtime: "), "{label}: {}", plan.out);
+        let json = vezasock_config(&file, WHO, &["plan", "--json"]);
+        ok(&json, "plan --json", label);
+        let p: serde_json::Value =
+            serde_json::from_str(&json.out).unwrap_or_else(|e| panic!("{e}: {}", json.out));
+        assert_eq!(p["plan"], "runtime", "{label}: {p}");
+        assert_eq!(p["steps"][0]["step"], "move-server", "{label}: {p}");
+        assert_eq!(p["steps"][0]["to"], new.as_str(), "{label}: {p}");
+        assert_eq!(p["changes"][0]["via"], "runtime", "{label}: {p}");
+        assert_eq!(p["changes"].as_array().map(Vec::len), Some(1), "{label}: {p}");
+
+        // apply under a bounded load on the env whose server moves (and the other one).
+        let load = Load::start(&LoadSpec {
+            edge: edge.http,
+            targets: vec![
+                ("veza.fr".to_string(), "/".to_string()),
+                ("staging.veza.fr".to_string(), "/".to_string()),
+            ],
+            keepalive_clients: 2,
+            new_connection_clients: 2,
+            max_duration: Duration::from_secs(60),
+            max_requests_per_client: 20_000,
+            pause: Duration::from_millis(2),
+            timeout: Duration::from_secs(5),
+        });
+        assert!(
+            load.wait_for_requests(100, Duration::from_secs(20)),
+            "{label}: no load"
+        );
+        let applied = vezasock_config(&file, WHO, &["apply"]);
+        ok(&applied, "apply", label);
+        assert!(
+            applied.out.contains(&format!(
+                "be_prod_web_blue/blue_1: moved from {old} to {new}"
+            )),
+            "{label}: {}",
+            applied.out
+        );
+        assert!(!applied.out.contains("reloaded"), "{label}: {}", applied.out);
+        wait_answer(&edge, "veza.fr", "/", "prod web blue moved", label);
+        assert!(
+            load.wait_for_requests(200, Duration::from_secs(20)),
+            "{label}: the load stalled after the move"
+        );
+        let report = load.stop();
+        assert!(report.sent() >= 300, "{label}: {report:?}");
+        assert_eq!(report.failed(), 0, "{label}: {report:?}");
+
+        // No reload: the same worker(s), the same reload count.
+        let after = show_proc(&edge);
+        assert_eq!(
+            worker_pids(&after),
+            worker_pids(&before),
+            "{label}: same worker"
+        );
+        assert_eq!(
+            after.master.reloads, before.master.reloads,
+            "{label}: no reload"
+        );
+        assert_eq!(
+            runtime_address(&edge, "be_prod_web_blue", "blue_1"),
+            new,
+            "{label}"
+        );
+        // New connections all reach the new backend now.
+        for _ in 0..20 {
+            let a = get(edge.http, "veza.fr", "/", Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            assert_eq!(
+                (a.status, a.body.as_str()),
+                (200, "prod web blue moved"),
+                "{label}"
+            );
+        }
+        // Written through: the config, its summary and the server-state file say the new
+        // address, so the plan is now empty.
+        let paths = &edge.topology.paths;
+        let config = std::fs::read_to_string(&paths.config).unwrap_or_default();
+        assert!(
+            config.contains(&format!("server blue_1 {new}")),
+            "{label}: {config}"
+        );
+        let state = std::fs::read_to_string(&paths.server_state_file).unwrap_or_default();
+        assert_eq!(
+            address_in_dump(&state, "be_prod_web_blue", "blue_1"),
+            Some(new.clone()),
+            "{label}: {state}"
+        );
+        let again = vezasock_config(&file, WHO, &["plan"]);
+        ok(&again, "plan after apply", label);
+        assert_eq!(
+            again.out.trim(),
+            "Nothing to do: the live edge matches the topology.",
+            "{label}"
+        );
+        let journal =
+            std::fs::read_to_string(paths.state_dir.join("journal.jsonl")).unwrap_or_default();
+        assert!(
+            journal.contains("set server") && journal.contains("\"apply\""),
+            "{label}: {journal}"
+        );
+
+        // A later reload (master CLI) keeps the new address.
+        let e = Edge::new(edge.topology.clone());
+        let reloaded = rt()
+            .block_on(master::reload(&e.master(), e.timeouts))
+            .unwrap_or_else(|err| panic!("{label}: reload: {err}\n{}", edge.log()));
+        assert!(
+            !reloaded.new_workers.is_empty(),
+            "{label}: {reloaded:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let p = show_proc(&edge);
+            if p.master.reloads > after.master.reloads
+                && p
+                    .workers
+                    .iter()
+                    .all(|w| reloaded.new_workers.contains(&w.pid))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{label}: {p:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        wait_answer(&edge, "veza.fr", "/", "prod web blue moved", label);
+        assert_eq!(
+            runtime_address(&edge, "be_prod_web_blue", "blue_1"),
+            new,
+            "{label}: the reloaded worker keeps the new address"
+        );
+        eprintln!(
+            "{label}: moved {old} → {new} with no reload, {} requests, 0 failed; kept across a reload",
+            report.sent()
+        );
+    }
+);
