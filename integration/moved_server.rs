@@ -83,6 +83,13 @@ per_version!(
         wait_answer(&edge, "veza.fr", "/", "prod web blue", label);
         let file = dir.path().join("topology.toml");
         write_topology(&file, &edge.topology);
+        // A server-state file saved before the move, as every write-through leaves one: its
+        // old address would win over the new config at the next reload (HAProxy #1412).
+        ok(
+            &vezasock_config(&file, WHO, &["ready", "prod", "green"]),
+            "ready prod green",
+            label,
+        );
         let before = show_proc(&edge);
 
         // The live server prod web blue moves to a new backend on a new loopback port.
@@ -105,6 +112,30 @@ per_version!(
             Servers::Pool(_) => panic!("prod web is colored"),
         };
         let new = format!("127.0.0.1:{new_port}");
+        // An idle server in DRAIN moves too, in the same apply, and stays drained.
+        ok(
+            &vezasock_config(&file, WHO, &["drain", "prod", "green", "--component", "api"]),
+            "drain prod green api",
+            label,
+        );
+        let api_port = free_port();
+        let api = topo
+            .envs
+            .iter_mut()
+            .find(|e| e.name == "prod")
+            .and_then(|e| e.components.iter_mut().find(|c| c.name == "api"))
+            .unwrap_or_else(|| panic!("no prod api"));
+        match &mut api.servers {
+            Servers::Colored { green, .. } => green[0].address.port = api_port,
+            Servers::Pool(_) => panic!("prod api is colored"),
+        }
+        let saved =
+            std::fs::read_to_string(&edge.topology.paths.server_state_file).unwrap_or_default();
+        assert_eq!(
+            address_in_dump(&saved, "be_prod_web_blue", "blue_1"),
+            Some(old.clone()),
+            "{label}: {saved}"
+        );
         write_topology(&file, &topo);
         assert_eq!(
             runtime_address(&edge, "be_prod_web_blue", "blue_1"),
@@ -117,7 +148,7 @@ per_version!(
         ok(&plan, "plan", label);
         assert!(
             plan.out
-                .contains("Runtime changes, no reload (0 map edit(s), 1 server move(s)):"),
+                .contains("Runtime changes, no reload (0 map edit(s), 2 server move(s)):"),
             "{label}: {}",
             plan.out
         );
@@ -134,10 +165,11 @@ per_version!(
         let p: serde_json::Value =
             serde_json::from_str(&json.out).unwrap_or_else(|e| panic!("{e}: {}", json.out));
         assert_eq!(p["plan"], "runtime", "{label}: {p}");
-        assert_eq!(p["steps"][0]["step"], "move-server", "{label}: {p}");
-        assert_eq!(p["steps"][0]["to"], new.as_str(), "{label}: {p}");
-        assert_eq!(p["changes"][0]["via"], "runtime", "{label}: {p}");
-        assert_eq!(p["changes"].as_array().map(Vec::len), Some(1), "{label}: {p}");
+        assert_eq!(p["steps"][1]["step"], "move-server", "{label}: {p}");
+        assert_eq!(p["steps"][1]["backend"], "be_prod_web_blue", "{label}: {p}");
+        assert_eq!(p["steps"][1]["to"], new.as_str(), "{label}: {p}");
+        assert_eq!(p["changes"][1]["via"], "runtime", "{label}: {p}");
+        assert_eq!(p["changes"].as_array().map(Vec::len), Some(2), "{label}: {p}");
 
         // apply under a bounded load on the env whose server moves (and the other one).
         let load = Load::start(&LoadSpec {
@@ -192,6 +224,21 @@ per_version!(
             new,
             "{label}"
         );
+        assert_eq!(
+            runtime_address(&edge, "be_prod_api_green", "green_1"),
+            format!("127.0.0.1:{api_port}"),
+            "{label}"
+        );
+        let green = raw_one_shot(
+            &edge.topology.paths.admin_socket,
+            "show servers state be_prod_api_green\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let admin = green
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some("green_1"))
+            .and_then(|l| l.split_whitespace().nth(6).map(str::to_string));
+        assert_eq!(admin.as_deref(), Some("8"), "{label}: still in DRAIN: {green}");
         // New connections all reach the new backend now.
         for _ in 0..20 {
             let a = get(edge.http, "veza.fr", "/", Duration::from_secs(5))
