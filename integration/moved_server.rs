@@ -312,3 +312,110 @@ per_version!(
         );
     }
 );
+
+/// `chattr +i` on a file for as long as it lives: even root cannot rename over it, so the
+/// config write after the runtime move fails.
+struct Immutable<'a>(&'a Path);
+
+impl<'a> Immutable<'a> {
+    fn set(path: &'a Path) -> Immutable<'a> {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .unwrap_or_else(|e| panic!("chattr: {e}"));
+        assert!(status.success(), "chattr +i {}", path.display());
+        Immutable(path)
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(self.0)
+            .status();
+    }
+}
+
+per_version!(
+    a_move_whose_config_write_fails_is_put_back_and_says_nothing_changed,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = healthy_edge(v, dir.path());
+        let label = v.label;
+        let file = dir.path().join("topology.toml");
+        write_topology(&file, &edge.topology);
+        ok(
+            &vezasock_config(&file, WHO, &["ready", "prod", "green"]),
+            "ready prod green",
+            label,
+        );
+        let new_port = free_port();
+        let _moved = Backend::start("prod web blue moved", new_port)
+            .unwrap_or_else(|e| panic!("backend on {new_port}: {e}"));
+        let mut topo = edge.topology.clone();
+        let old = match topo
+            .envs
+            .iter_mut()
+            .find(|e| e.name == "prod")
+            .and_then(|e| e.components.iter_mut().find(|c| c.name == "web"))
+            .map(|c| &mut c.servers)
+        {
+            Some(Servers::Colored { blue, .. }) => {
+                let old = blue[0].address.to_string();
+                blue[0].address.port = new_port;
+                old
+            }
+            other => panic!("prod web: {other:?}"),
+        };
+        write_topology(&file, &topo);
+        let paths = &edge.topology.paths;
+        let config = std::fs::read(&paths.config).unwrap_or_else(|e| panic!("{e}"));
+        let state = std::fs::read(&paths.server_state_file).unwrap_or_else(|e| panic!("{e}"));
+        let before = show_proc(&edge);
+
+        let failed = {
+            let _frozen = Immutable::set(&paths.config);
+            vezasock_config(&file, WHO, &["apply"])
+        };
+        assert_eq!(failed.code, Some(1), "{label}: {failed:?}");
+        assert!(
+            failed.err.contains("put back at its old address") && failed.err.contains("nothing changed"),
+            "{label}: {}",
+            failed.err
+        );
+        // Put back: the runtime, the server-state file and the config are as before.
+        assert_eq!(
+            runtime_address(&edge, "be_prod_web_blue", "blue_1"),
+            old,
+            "{label}"
+        );
+        wait_answer(&edge, "veza.fr", "/", "prod web blue", label);
+        assert_eq!(
+            std::fs::read(&paths.config).ok(),
+            Some(config),
+            "{label}: config"
+        );
+        let state_now = std::fs::read_to_string(&paths.server_state_file).unwrap_or_default();
+        assert_eq!(
+            address_in_dump(&state_now, "be_prod_web_blue", "blue_1"),
+            address_in_dump(&String::from_utf8_lossy(&state), "be_prod_web_blue", "blue_1"),
+            "{label}: server-state file"
+        );
+        let journal =
+            std::fs::read_to_string(paths.state_dir.join("journal.jsonl")).unwrap_or_default();
+        assert!(journal.contains("rolled-back"), "{label}: {journal}");
+        assert_eq!(
+            show_proc(&edge).master.reloads,
+            before.master.reloads,
+            "{label}: no reload"
+        );
+        // Nothing is left open: the same apply now succeeds.
+        let applied = vezasock_config(&file, WHO, &["apply"]);
+        ok(&applied, "apply", label);
+        wait_answer(&edge, "veza.fr", "/", "prod web blue moved", label);
+        let status = vezasock_config(&file, WHO, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+    }
+);

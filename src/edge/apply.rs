@@ -847,8 +847,11 @@ pub async fn move_servers(
     let commands: Vec<SetServerAddr> = moves.iter().map(|m| m.command.clone()).collect();
     let result = async {
         let replies = session.run_each(&commands).await?;
-        let after = session.show_servers_state(None).await?;
-        let now = runtime_addresses(&after, moves).map_err(EdgeError::NotVerified)?;
+        let want: Vec<(IpAddr, u16)> = moves
+            .iter()
+            .map(|m| (m.command.addr, m.command.port))
+            .collect();
+        let now = read_back(&mut session, moves, &want).await?;
         for (m, at) in moves.iter().zip(&now) {
             if *at != (m.command.addr, m.command.port) {
                 return Err(EdgeError::NotVerified(format!(
@@ -903,6 +906,29 @@ pub async fn move_servers(
     }
 }
 
+/// How long the read-back waits for `show servers state` to show what `set server … addr`
+/// answered: 3.2 has shown the old address for a moment after its reply (a busy machine,
+/// `integration/moved_server.rs`), then the new one.
+const READ_BACK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Each server's address in `show servers state`, read until it is `want` or
+/// [`READ_BACK_WAIT`] ran out (then the last read).
+async fn read_back(
+    session: &mut Session,
+    moves: &[ServerMoveCommand],
+    want: &[(IpAddr, u16)],
+) -> Result<Vec<(IpAddr, u16)>, EdgeError> {
+    let deadline = tokio::time::Instant::now() + READ_BACK_WAIT;
+    loop {
+        let rows = session.show_servers_state(None).await?;
+        let now = runtime_addresses(&rows, moves).map_err(EdgeError::NotVerified)?;
+        if now == want || tokio::time::Instant::now() >= deadline {
+            return Ok(now);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// HAProxy's own words for one move.
 fn describe(change: &AddrChange) -> String {
     let mut parts = Vec::new();
@@ -951,13 +977,14 @@ async fn put_back_moves(
         let mut session = edge.admin_session().await?;
         // One by one: a refusal of one must not keep the others where they are.
         let mut refused = Vec::new();
+        let mut said = Vec::new();
         for c in &undo {
-            if let Err(e) = session.run(c).await {
-                refused.push(format!("`{}`: {e}", c.line()));
+            match session.run(c).await {
+                Ok(r) => said.push(format!("`{}`: {}", c.line(), describe(&r))),
+                Err(e) => refused.push(format!("`{}`: {e}", c.line())),
             }
         }
-        let rows = session.show_servers_state(None).await?;
-        let now = runtime_addresses(&rows, moves).map_err(EdgeError::NotVerified)?;
+        let now = read_back(&mut session, moves, before).await?;
         let wrong: Vec<String> = moves
             .iter()
             .zip(now.iter().zip(before))
@@ -966,9 +993,10 @@ async fn put_back_moves(
             .collect();
         if !wrong.is_empty() || !refused.is_empty() {
             return Err(EdgeError::NotVerified(format!(
-                "{}{}",
+                "{} {} (after {})",
                 wrong.join(", "),
-                refused.join("; ")
+                refused.join("; "),
+                said.join("; ")
             )));
         }
         Ok::<_, EdgeError>(())
