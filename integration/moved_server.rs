@@ -114,7 +114,11 @@ per_version!(
         let new = format!("127.0.0.1:{new_port}");
         // An idle server in DRAIN moves too, in the same apply, and stays drained.
         ok(
-            &vezasock_config(&file, WHO, &["drain", "prod", "green", "--component", "api"]),
+            &vezasock_config(
+                &file,
+                WHO,
+                &["drain", "prod", "green", "--component", "api"],
+            ),
             "drain prod green api",
             label,
         );
@@ -169,7 +173,11 @@ per_version!(
         assert_eq!(p["steps"][1]["backend"], "be_prod_web_blue", "{label}: {p}");
         assert_eq!(p["steps"][1]["to"], new.as_str(), "{label}: {p}");
         assert_eq!(p["changes"][1]["via"], "runtime", "{label}: {p}");
-        assert_eq!(p["changes"].as_array().map(Vec::len), Some(2), "{label}: {p}");
+        assert_eq!(
+            p["changes"].as_array().map(Vec::len),
+            Some(2),
+            "{label}: {p}"
+        );
 
         // apply under a bounded load on the env whose server moves (and the other one).
         let load = Load::start(&LoadSpec {
@@ -198,7 +206,11 @@ per_version!(
             "{label}: {}",
             applied.out
         );
-        assert!(!applied.out.contains("reloaded"), "{label}: {}", applied.out);
+        assert!(
+            !applied.out.contains("reloaded"),
+            "{label}: {}",
+            applied.out
+        );
         wait_answer(&edge, "veza.fr", "/", "prod web blue moved", label);
         assert!(
             load.wait_for_requests(200, Duration::from_secs(20)),
@@ -238,7 +250,11 @@ per_version!(
             .lines()
             .find(|l| l.split_whitespace().nth(3) == Some("green_1"))
             .and_then(|l| l.split_whitespace().nth(6).map(str::to_string));
-        assert_eq!(admin.as_deref(), Some("8"), "{label}: still in DRAIN: {green}");
+        assert_eq!(
+            admin.as_deref(),
+            Some("8"),
+            "{label}: still in DRAIN: {green}"
+        );
         // New connections all reach the new backend now.
         for _ in 0..20 {
             let a = get(edge.http, "veza.fr", "/", Duration::from_secs(5))
@@ -282,16 +298,12 @@ per_version!(
         let reloaded = rt()
             .block_on(master::reload(&e.master(), e.timeouts))
             .unwrap_or_else(|err| panic!("{label}: reload: {err}\n{}", edge.log()));
-        assert!(
-            !reloaded.new_workers.is_empty(),
-            "{label}: {reloaded:?}"
-        );
+        assert!(!reloaded.new_workers.is_empty(), "{label}: {reloaded:?}");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let p = show_proc(&edge);
             if p.master.reloads > after.master.reloads
-                && p
-                    .workers
+                && p.workers
                     .iter()
                     .all(|w| reloaded.new_workers.contains(&w.pid))
             {
@@ -381,7 +393,8 @@ per_version!(
         };
         assert_eq!(failed.code, Some(1), "{label}: {failed:?}");
         assert!(
-            failed.err.contains("put back at its old address") && failed.err.contains("nothing changed"),
+            failed.err.contains("put back at its old address")
+                && failed.err.contains("nothing changed"),
             "{label}: {}",
             failed.err
         );
@@ -400,7 +413,11 @@ per_version!(
         let state_now = std::fs::read_to_string(&paths.server_state_file).unwrap_or_default();
         assert_eq!(
             address_in_dump(&state_now, "be_prod_web_blue", "blue_1"),
-            address_in_dump(&String::from_utf8_lossy(&state), "be_prod_web_blue", "blue_1"),
+            address_in_dump(
+                &String::from_utf8_lossy(&state),
+                "be_prod_web_blue",
+                "blue_1"
+            ),
             "{label}: server-state file"
         );
         let journal =

@@ -464,12 +464,13 @@ fn cli_render_then_plan() {
         "{out}"
     );
     assert!(
-        out.contains(
-            "move server forgejo_backend/srv_1 from 10.0.20.105:3000 to 10.0.20.106:3001"
-        ),
+        out.contains("move server forgejo_backend/srv_1 from 10.0.20.105:3000 to 10.0.20.106:3001"),
         "{out}"
     );
-    assert!(out.contains("via runtime: only its address changed"), "{out}");
+    assert!(
+        out.contains("via runtime: only its address changed"),
+        "{out}"
+    );
     let (_, json, _) = cli.run(&["plan", "--json"]);
     let v: serde_json::Value =
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
@@ -482,10 +483,15 @@ fn cli_render_then_plan() {
     let (_, out, _) = cli.run(&["plan"]);
     assert!(out.starts_with("Reload needed"), "{out}");
     assert!(
-        out.contains("server forgejo_backend/srv_1 moved from 10.0.20.105:3000 to forgejo.lxd:3000"),
+        out.contains(
+            "server forgejo_backend/srv_1 moved from 10.0.20.105:3000 to forgejo.lxd:3000"
+        ),
         "{out}"
     );
-    assert!(out.contains("via reload: its new address is a host name"), "{out}");
+    assert!(
+        out.contains("via reload: its new address is a host name"),
+        "{out}"
+    );
     let (_, json, _) = cli.run(&["plan", "--json"]);
     let v: serde_json::Value =
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));

@@ -415,7 +415,13 @@ mod tests {
         let added = ShapeSummary::from_config(&(CFG.to_string() + "    server s2 10.0.0.3:80\n"));
         assert!(!added.same_but_addresses(&live));
         // A name, a zero port or garbage is not an IP and port.
-        for to in ["veza-api-blue.lxd:8080", "10.0.0.2:0", "10.0.0.2", "10.0.0.2:x", ""] {
+        for to in [
+            "veza-api-blue.lxd:8080",
+            "10.0.0.2:0",
+            "10.0.0.2",
+            "10.0.0.2:x",
+            "",
+        ] {
             let m = ServerMove {
                 backend: "b".into(),
                 server: "s".into(),

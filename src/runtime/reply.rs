@@ -33,7 +33,9 @@ impl Reply {
                 }
             }
             // `set server … addr` refuses a bad address at warning level (`[4]: Invalid addr`).
-            Outcome::Info { severity, text } if command.errors.iter().any(|e| text.starts_with(e)) => {
+            Outcome::Info { severity, text }
+                if command.errors.iter().any(|e| text.starts_with(e)) =>
+            {
                 Outcome::Error {
                     severity: Some(severity),
                     text,
