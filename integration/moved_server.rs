@@ -436,3 +436,153 @@ per_version!(
         assert_eq!(status.code, Some(0), "{label}: {status:?}");
     }
 );
+
+/// `vezasock ARGS --config FILE` with `extra` variables (the crash hook), otherwise as
+/// [`vezasock_config`].
+fn vezasock_config_env(file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"));
+    cmd.args(args).arg("--config").arg(file);
+    for var in crate::switch::EDGE_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("VEZASOCK_WHO", WHO).envs(extra.iter().copied());
+    let output = cmd.output().unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: output.status.code(),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Sets prod web blue's port in the topology file; returns the topology.
+fn move_prod_web_blue(file: &Path, base: &Topology, port: u16) -> Topology {
+    let mut topo = base.clone();
+    match topo
+        .envs
+        .iter_mut()
+        .find(|e| e.name == "prod")
+        .and_then(|e| e.components.iter_mut().find(|c| c.name == "web"))
+        .map(|c| &mut c.servers)
+    {
+        Some(Servers::Colored { blue, .. }) => blue[0].address.port = port,
+        other => panic!("prod web: {other:?}"),
+    }
+    write_topology(file, &topo);
+    topo
+}
+
+// kill -9 between the runtime move and the writes, then between the config write and the end:
+// `status` says INTERRUPTED (exit 6), and the next `apply` finishes (moving again, or finding
+// the move done) and closes the interrupted operation.
+per_version!(
+    an_apply_killed_mid_move_is_finished_by_the_next_apply,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let edge = healthy_edge(v, dir.path());
+        let label = v.label;
+        let file = dir.path().join("topology.toml");
+        write_topology(&file, &edge.topology);
+        ok(
+            &vezasock_config(&file, WHO, &["ready", "prod", "green"]),
+            "ready prod green",
+            label,
+        );
+        let paths = &edge.topology.paths;
+        let old = runtime_address(&edge, "be_prod_web_blue", "blue_1");
+        let (port1, port2) = (free_port(), free_port());
+        let _b1 = Backend::start("prod web blue moved", port1)
+            .unwrap_or_else(|e| panic!("backend on {port1}: {e}"));
+        let _b2 = Backend::start("prod web blue moved again", port2)
+            .unwrap_or_else(|e| panic!("backend on {port2}: {e}"));
+        let reloads = show_proc(&edge).master.reloads;
+
+        // 1. Killed after `set server … addr`, before any write.
+        let topo = move_prod_web_blue(&file, &edge.topology, port1);
+        let killed = vezasock_config_env(
+            &file,
+            &["apply"],
+            &[("VEZASOCK_CRASH_AT", "after-move-runtime")],
+        );
+        assert_eq!(killed.code, None, "{label}: killed: {killed:?}");
+        let new1 = format!("127.0.0.1:{port1}");
+        assert_eq!(
+            runtime_address(&edge, "be_prod_web_blue", "blue_1"),
+            new1,
+            "{label}"
+        );
+        let config = std::fs::read_to_string(&paths.config).unwrap_or_default();
+        assert!(
+            config.contains(&format!("server blue_1 {old}")),
+            "{label}: the old config is still on disk"
+        );
+        let state = std::fs::read_to_string(&paths.server_state_file).unwrap_or_default();
+        assert_eq!(
+            address_in_dump(&state, "be_prod_web_blue", "blue_1"),
+            Some(old.clone()),
+            "{label}: the old server-state file"
+        );
+        let status = vezasock_config(&file, WHO, &["status"]);
+        assert_eq!(status.code, Some(6), "{label}: {status:?}");
+        assert!(
+            status.out.contains("INTERRUPTED"),
+            "{label}: {}",
+            status.out
+        );
+        let plan = vezasock_config(&file, WHO, &["plan"]);
+        assert!(
+            plan.out.contains(&format!(
+                "move server be_prod_web_blue/blue_1 from {old} to {new1}"
+            )),
+            "{label}: the move is planned again: {}",
+            plan.out
+        );
+        let finished = vezasock_config(&file, WHO, &["apply"]);
+        ok(&finished, "apply after the kill", label);
+        assert!(
+            finished.out.contains("closed interrupted operation"),
+            "{label}: {}",
+            finished.out
+        );
+        let status = vezasock_config(&file, WHO, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+        wait_answer(&edge, "veza.fr", "/", "prod web blue moved", label);
+
+        // 2. Killed after the config write, before the end: the next apply finds it done.
+        move_prod_web_blue(&file, &topo, port2);
+        let killed = vezasock_config_env(
+            &file,
+            &["apply"],
+            &[("VEZASOCK_CRASH_AT", "after-move-config")],
+        );
+        assert_eq!(killed.code, None, "{label}: killed: {killed:?}");
+        let new2 = format!("127.0.0.1:{port2}");
+        let config = std::fs::read_to_string(&paths.config).unwrap_or_default();
+        assert!(
+            config.contains(&format!("server blue_1 {new2}")),
+            "{label}: config written"
+        );
+        let status = vezasock_config(&file, WHO, &["status"]);
+        assert_eq!(status.code, Some(6), "{label}: {status:?}");
+        let finished = vezasock_config(&file, WHO, &["apply"]);
+        ok(&finished, "apply after the second kill", label);
+        assert!(
+            finished.out.contains("Nothing to do")
+                && finished.out.contains("closed interrupted operation"),
+            "{label}: {}",
+            finished.out
+        );
+        let status = vezasock_config(&file, WHO, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+        assert_eq!(
+            runtime_address(&edge, "be_prod_web_blue", "blue_1"),
+            new2,
+            "{label}"
+        );
+        wait_answer(&edge, "veza.fr", "/", "prod web blue moved again", label);
+        assert_eq!(
+            show_proc(&edge).master.reloads,
+            reloads,
+            "{label}: no reload"
+        );
+    }
+);

@@ -240,6 +240,17 @@ pub async fn apply_with(
                 edge.state.journal_record(&op, Phase::Done, None)?;
             }
             report.runtime_changes = changes;
+            // A runtime apply killed after its runtime step and its writes: the files and the
+            // runtime now hold what it wanted, so it is finished, not interrupted.
+            let closed = close_reached(
+                edge,
+                &rendered.fingerprint,
+                true,
+                "this apply found its files written and its runtime step done",
+            )?;
+            if let Some(r) = report.repair.as_mut() {
+                r.closed.extend(closed);
+            }
         }
         Plan::Runtime { steps, .. } => {
             let op = operation(&live, &rendered);
@@ -277,6 +288,14 @@ pub async fn apply_with(
                     edge.state.journal_record(&op, Phase::Done, None)?;
                     report.runtime_changes.extend(changes);
                     report.files_written.extend(written);
+                    if moved.is_some() {
+                        // An earlier apply killed mid-move wanted this same config: done now.
+                        let by = format!("op {} moved the servers again", op.op_id);
+                        let closed = close_reached(edge, &rendered.fingerprint, false, &by)?;
+                        if let Some(r) = report.repair.as_mut() {
+                            r.closed.extend(closed);
+                        }
+                    }
                 }
                 Err(e) => {
                     // A refused runtime edit leaves the runtime as it was (the transaction
@@ -880,6 +899,7 @@ pub async fn move_servers(
             .collect();
         edge.state
             .journal_record(op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
+        super::crash_point("after-move-runtime");
         // The server-state file now saves the new addresses: a reload keeps them (its rows
         // win over the config: HAProxy #1412, #2103), and the config below says the same.
         super::servers::save_server_state(edge, &mut session).await?;
@@ -889,6 +909,7 @@ pub async fn move_servers(
         // (with its fingerprint) is the old one.
         write_atomic(&shape::summary_path(&paths.config), &summary)?;
         write_atomic(&paths.config, rendered.config.as_bytes())?;
+        super::crash_point("after-move-config");
         edge.state.journal_record(
             op,
             Phase::DiskWritten,
@@ -1039,6 +1060,50 @@ async fn put_back_moves(
             EdgeError::NotVerified(message)
         }
     }
+}
+
+/// Closes (as `done`) the open `apply` operations whose goal, the config `fingerprint`, is now
+/// live and verified; returns their ids. With `stepped`, only those that reached their runtime
+/// or disk step (a reload-path apply journals only its intent: its own `reload` operation
+/// says how far the reload got, and stays open). Must run under the edge lock.
+fn close_reached(
+    edge: &Edge,
+    fingerprint: &str,
+    stepped: bool,
+    by: &str,
+) -> Result<Vec<String>, EdgeError> {
+    let mut closed = Vec::new();
+    for old in edge.state.open_operations()? {
+        let reached = matches!(
+            old.last_phase,
+            Phase::RuntimeApplied | Phase::DiskWritten | Phase::Verified
+        );
+        if old.action != Action::Apply
+            || old.env.is_some()
+            || old.after.as_deref() != Some(fingerprint)
+            || (stepped && !reached)
+        {
+            continue;
+        }
+        let closing = Operation {
+            op_id: old.op_id.clone(),
+            who: crate::state::who(),
+            env: None,
+            action: Action::Apply,
+            before: old.before.clone(),
+            after: old.after.clone(),
+        };
+        edge.state.journal_record(
+            &closing,
+            Phase::Done,
+            Some(&format!(
+                "interrupted after {}; finished: {by}",
+                old.last_phase.as_str()
+            )),
+        )?;
+        closed.push(old.op_id);
+    }
+    Ok(closed)
 }
 
 /// A map edit that failed after the servers moved: the moves are live and written through,
