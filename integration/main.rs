@@ -14,6 +14,7 @@ mod edge;
 mod haproxy;
 mod install;
 mod lab;
+mod moved_server;
 mod preview;
 mod reload;
 mod render;

@@ -394,7 +394,7 @@ fn admin_bits(servers: &ServersState) -> BTreeMap<(String, String), u32> {
 
 /// Step 2: `haproxy -c` on the candidate, written beside the live config (same directory, so
 /// relative paths resolve the same way). Removed afterwards.
-fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
+pub(super) fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
     let paths = &edge.topology.paths;
     let dir = match paths.config.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
