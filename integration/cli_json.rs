@@ -320,6 +320,16 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
         0,
     );
     run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);
+    run(
+        "maint fleet",
+        &["maint", "--fleet", &fleet, "staging", "blue", "--json"],
+        0,
+    );
+    run(
+        "maint fleet",
+        &["ready", "--fleet", &fleet, "staging", "blue", "--json"],
+        0,
+    );
     run("plan", &["plan", "--json"], 0);
     run("apply", &["apply", "--dry-run", "--json"], 0);
     // exec takes its socket from its flags only (the edge's variables name a master socket).

@@ -134,6 +134,28 @@ async fn serve(edge: &Edge, io: &mut Io) {
                 };
                 io.send(&r).await;
             }
+            Request::ServersPrepare {
+                selection,
+                decision,
+                force,
+                lock_wait_ms,
+            } => {
+                let wait = match lock_wait_ms {
+                    None => crate::state::Wait::No,
+                    Some(ms) => crate::state::Wait::up_to(Duration::from_millis(ms)),
+                };
+                match crate::edge::servers::prepare_change(edge, &selection, decision, force, wait)
+                    .await
+                {
+                    Ok(change) => {
+                        io.send(&done("server change prepared".to_string())).await;
+                        if serve_change(change, decision, io).await.is_break() {
+                            return;
+                        }
+                    }
+                    Err(e) => io.send(&failure(&e)).await,
+                }
+            }
             Request::Lock {
                 env,
                 color,
@@ -167,6 +189,37 @@ async fn serve(edge: &Edge, io: &mut Io) {
                 io.send(&failure(&e)).await;
             }
         }
+    }
+}
+
+/// A prepared server change: apply, restore, release. `Break` when the input ended (a change
+/// not applied yet is dropped with its lock).
+async fn serve_change(
+    mut change: crate::edge::servers::PreparedChange<'_>,
+    decision: crate::state::AdminDecision,
+    io: &mut Io,
+) -> std::ops::ControlFlow<()> {
+    loop {
+        let Some(request) = io.next().await else {
+            return std::ops::ControlFlow::Break(());
+        };
+        let response = match request {
+            Request::ServersApply { kill_sessions } => result(
+                change
+                    .apply(decision, kill_sessions)
+                    .await
+                    .map(|r| crate::edge::fleet::member::change_line(&r)),
+            ),
+            Request::ServersRestore => result(change.restore().await),
+            Request::ServersRelease => {
+                io.send(&done("released".to_string())).await;
+                return std::ops::ControlFlow::Continue(());
+            }
+            other => failure(&EdgeError::Refused(format!(
+                "{other:?}: a server change is in progress in this session"
+            ))),
+        };
+        io.send(&response).await;
     }
 }
 

@@ -79,6 +79,7 @@ fn members<'e>(
                 edge,
                 locked: None,
                 prepared: None,
+                change: None,
             }),
             None => match Agent::start(&e.reach, e.config.as_deref()) {
                 Ok(agent) => out.push(Member::Remote {
@@ -462,4 +463,100 @@ fn journal_open_envs(fleet: &Fleet) -> Result<Vec<String>, EdgeError> {
         .into_iter()
         .filter_map(|o| o.env)
         .collect())
+}
+
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    change: &'a fleet::FleetChange,
+}
+
+#[derive(Serialize)]
+struct ChangeFailureJson<'a> {
+    ok: bool,
+    error: String,
+    exit: u8,
+    edges: &'a [fleet::EdgeOutcome],
+}
+
+/// `vezasock drain|maint|ready --fleet F …`: the server change on every edge or on none.
+pub fn run_servers(
+    command: &str,
+    path: &std::path::Path,
+    (select, lock, topology, json): (
+        &super::servers::SelectArgs,
+        &super::args::LockArgs,
+        &TopologyArgs,
+        bool,
+    ),
+    decision: crate::state::AdminDecision,
+    flags: (bool, bool),
+) -> ExitCode {
+    if select.backend.is_some() && select.color.is_some() {
+        eprintln!("vezasock {command}: a color goes with an env, not with --backend");
+        return Exit::BadInput.into();
+    }
+    let selection = select.selection();
+    let fleet = match load(command, path) {
+        Ok(f) => f,
+        Err(exit) => return exit.into(),
+    };
+    let edges = match local_edges(command, &fleet, topology) {
+        Ok(e) => e,
+        Err(exit) => return exit.into(),
+    };
+    let rt = match runtime(command) {
+        Ok(rt) => rt,
+        Err(exit) => return exit.into(),
+    };
+    rt.block_on(async {
+        let mut members = match members(command, &fleet, &edges) {
+            Ok(m) => m,
+            Err(exit) => return exit.into(),
+        };
+        let result =
+            fleet::servers_change(&mut members, &selection, decision, flags, lock.lock_wait())
+                .await;
+        close(members).await;
+        match result {
+            Ok(change) => {
+                if json {
+                    output::json(&ChangeJson {
+                        ok: true,
+                        change: &change,
+                    });
+                } else {
+                    let mut text = String::new();
+                    for e in &change.edges {
+                        text.push_str(&format!("edge {:<16} {}: {}\n", e.edge, e.result, e.detail));
+                    }
+                    text.push_str(&format!(
+                        "{} on {} edge(s), written through on each\n",
+                        decision.as_str(),
+                        change.edges.len()
+                    ));
+                    output::text(&text);
+                }
+                Exit::Ok.into()
+            }
+            Err(error) => {
+                let exit = Exit::of_edge(&error);
+                if json {
+                    let edges = match &error {
+                        EdgeError::Fleet(f) => f.report.edges.as_slice(),
+                        _ => &[],
+                    };
+                    output::json(&ChangeFailureJson {
+                        ok: false,
+                        error: error.to_string(),
+                        exit: exit as u8,
+                        edges,
+                    });
+                }
+                eprintln!("vezasock {command}: {error}");
+                exit.into()
+            }
+        }
+    })
 }

@@ -10,8 +10,10 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::flip::{LockWait, SwitchRequest};
+use crate::edge::servers::{PreparedChange, Selection};
 use crate::edge::transaction::{self, Locked, Prepared};
 use crate::edge::{Edge, EdgeError};
+use crate::state::AdminDecision;
 use crate::topology::fleet::Reach;
 use crate::topology::Color;
 
@@ -33,6 +35,7 @@ pub enum Member<'e> {
         edge: &'e Edge,
         locked: Option<Box<Locked<'e>>>,
         prepared: Option<Box<Prepared<'e>>>,
+        change: Option<Box<PreparedChange<'e>>>,
     },
     Remote {
         name: String,
@@ -134,6 +137,91 @@ impl<'e> Member<'e> {
                     message: "no rollback target in the answer".to_string(),
                     exit: 5,
                 })
+            }
+        }
+    }
+
+    /// A server change prepared (lock, resolve, guard) on this edge.
+    pub async fn servers_prepare(
+        &mut self,
+        selection: &Selection,
+        decision: AdminDecision,
+        force: bool,
+        lock_wait: LockWait,
+    ) -> Result<(), EdgeError> {
+        match self {
+            Member::Local { edge, change, .. } => {
+                let p = crate::edge::servers::prepare_change(
+                    edge,
+                    selection,
+                    decision,
+                    force,
+                    lock_wait.wait(),
+                )
+                .await?;
+                *change = Some(Box::new(p));
+                Ok(())
+            }
+            Member::Remote { name, agent } => {
+                let (lock_wait_ms, limit) = match lock_wait {
+                    LockWait::No => (None, Duration::ZERO),
+                    LockWait::UpTo(d) => (Some(millis(d)), d),
+                };
+                let request = Request::ServersPrepare {
+                    selection: selection.clone(),
+                    decision,
+                    force,
+                    lock_wait_ms,
+                };
+                agent
+                    .ask(name, &request, limit + STEP_SLACK)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Applies the prepared server change; returns the servers changed, one line.
+    pub async fn servers_apply(
+        &mut self,
+        decision: AdminDecision,
+        kill_sessions: bool,
+    ) -> Result<String, EdgeError> {
+        match self {
+            Member::Local { change, .. } => {
+                let c = change
+                    .as_deref_mut()
+                    .ok_or_else(|| EdgeError::Refused("no server change prepared".to_string()))?;
+                let report = c.apply(decision, kill_sessions).await?;
+                Ok(change_line(&report))
+            }
+            Member::Remote { name, agent } => agent
+                .ask(name, &Request::ServersApply { kill_sessions }, STEP_SLACK)
+                .await
+                .map(|r| r.detail),
+        }
+    }
+
+    /// Puts back an applied server change (`Ok`: done).
+    pub async fn servers_restore(&mut self) -> Result<String, EdgeError> {
+        match self {
+            Member::Local { change, .. } => match change.as_deref_mut() {
+                Some(c) => c.restore().await,
+                None => Ok("nothing was applied".to_string()),
+            },
+            Member::Remote { name, agent } => agent
+                .ask(name, &Request::ServersRestore, STEP_SLACK)
+                .await
+                .map(|r| r.detail),
+        }
+    }
+
+    /// Ends a server change (its lock released).
+    pub async fn servers_release(&mut self) {
+        match self {
+            Member::Local { change, .. } => *change = None,
+            Member::Remote { name, agent } => {
+                let _ = agent.ask(name, &Request::ServersRelease, STEP_SLACK).await;
             }
         }
     }
@@ -268,6 +356,24 @@ fn held<'a, 'e>(
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `be/s ready → maint, …`: what a server change did, one line.
+pub fn change_line(report: &crate::edge::servers::ChangeReport) -> String {
+    let each: Vec<String> = report
+        .servers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{} {} → {}",
+                c.backend,
+                c.server,
+                c.before,
+                c.after.as_str()
+            )
+        })
+        .collect();
+    each.join(", ")
 }
 
 /// The deploy `rollback` of `env` goes back to on `edge` (its history): color and sha.

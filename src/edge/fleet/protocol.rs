@@ -49,6 +49,23 @@ pub enum Request {
     Undo {
         why: String,
     },
+    /// `servers::prepare_change`: lock, resolve, guard (the fleet's `drain` / `maint` /
+    /// `ready`, prepared on every edge before applied on any).
+    ServersPrepare {
+        selection: crate::edge::servers::Selection,
+        decision: crate::state::AdminDecision,
+        force: bool,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+    },
+    /// Apply the prepared server change.
+    ServersApply {
+        kill_sessions: bool,
+    },
+    /// Put back what the applied server change changed.
+    ServersRestore,
+    /// Release a prepared server change without applying it.
+    ServersRelease,
     /// The edge's colors and status.
     Status,
     /// Abort an open transaction and repair the edge to its recorded state (`apply`'s repair).
