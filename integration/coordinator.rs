@@ -106,6 +106,8 @@ per_version!(a_fleet_switch_lands_on_every_edge, |v: &Haproxy| {
         v.label,
         status.out
     );
+    // Shown with --nocapture: what an operator reads.
+    eprintln!("{}", status.out);
 });
 
 per_version!(

@@ -310,6 +310,9 @@ fn human_status(s: &FleetStatus) -> String {
                     })
                     .collect();
                 out.push_str(&format!("edge {:<16} {}\n", e.edge, colors.join("  ")));
+                for c in &sum.envs {
+                    out.push_str(&format!("  {:<12} {}\n", c.env, c.servers.join(" · ")));
+                }
                 for p in &sum.problems {
                     out.push_str(&format!("  {p}\n"));
                 }

@@ -398,6 +398,10 @@ pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), 
             env: e.name.clone(),
             live: e.live,
             recorded: e.sides.and_then(|s| s.state_file).or(Some(Color::Blue)),
+            servers: Color::ALL
+                .into_iter()
+                .map(|c| color_servers(e, c))
+                .collect(),
         })
         .collect();
     let summary = EdgeSummary {
@@ -408,6 +412,28 @@ pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), 
     let json = serde_json::to_value(&report)
         .map_err(|e| EdgeError::NotVerified(format!("status does not serialize: {e}")))?;
     Ok((summary, json))
+}
+
+/// `green 3/3 up` or `blue 2/3 up, 1 drain, 0 maint`: the servers of one color of an env.
+fn color_servers(env: &crate::edge::status::EnvStatus, color: Color) -> String {
+    let servers: Vec<&crate::edge::status::ServerStatus> = env
+        .components
+        .iter()
+        .flat_map(|c| &c.backends)
+        .filter(|b| b.color == Some(color))
+        .flat_map(|b| &b.servers)
+        .collect();
+    let up = servers
+        .iter()
+        .filter(|s| s.op == "up" && s.admin == "ready")
+        .count();
+    let drain = servers.iter().filter(|s| s.admin == "drain").count();
+    let maint = servers.iter().filter(|s| s.admin == "maint").count();
+    let mut line = format!("{color} {up}/{} up", servers.len());
+    if drain + maint > 0 {
+        line.push_str(&format!(", {drain} drain, {maint} maint"));
+    }
+    line
 }
 
 /// `apply`'s part on one edge of a fleet: an open transaction aborted, then the crash repair.

@@ -114,4 +114,8 @@ pub struct EnvColors {
     pub env: String,
     pub live: Option<Color>,
     pub recorded: Option<Color>,
+    /// Per color: `green 3/3 up` (servers up and ready / servers), or with the drained and
+    /// maintained ones named (`blue 2/3 up, 1 drain`).
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
