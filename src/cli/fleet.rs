@@ -65,6 +65,17 @@ fn local_edges(
     Ok(out)
 }
 
+/// What every fleet command starts with: the fleet file, its local edges, the async runtime.
+fn open(
+    command: &str,
+    path: &std::path::Path,
+    topology: &TopologyArgs,
+) -> Result<(Fleet, Vec<Option<Edge>>, tokio::runtime::Runtime), Exit> {
+    let fleet = load(command, path)?;
+    let edges = local_edges(command, &fleet, topology)?;
+    Ok((fleet, edges, runtime(command)?))
+}
+
 /// One member per edge: local ones driven here, ssh ones through their `edge-agent`.
 fn members<'e>(
     command: &str,
@@ -175,16 +186,8 @@ fn run_flip(
     ttl: Duration,
     rollback: Option<Option<String>>,
 ) -> ExitCode {
-    let fleet = match load(command, path) {
-        Ok(f) => f,
-        Err(exit) => return exit.into(),
-    };
-    let edges = match local_edges(command, &fleet, topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime(command) {
-        Ok(rt) => rt,
+    let (fleet, edges, rt) = match open(command, path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
     rt.block_on(async {
@@ -251,16 +254,8 @@ fn run_flip(
 
 /// `vezasock --fleet F status`.
 pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    let fleet = match load("status", path) {
-        Ok(f) => f,
-        Err(exit) => return exit.into(),
-    };
-    let edges = match local_edges("status", &fleet, topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime("status") {
-        Ok(rt) => rt,
+    let (fleet, edges, rt) = match open("status", path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
     rt.block_on(async {
@@ -331,16 +326,8 @@ fn human_status(s: &FleetStatus) -> String {
 /// aborted), then each env whose edges still disagree flipped to the color the fleet journal
 /// names.
 pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    let fleet = match load("apply", path) {
-        Ok(f) => f,
-        Err(exit) => return exit.into(),
-    };
-    let edges = match local_edges("apply", &fleet, topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime("apply") {
-        Ok(rt) => rt,
+    let (fleet, edges, rt) = match open("apply", path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
     rt.block_on(async {
@@ -501,16 +488,8 @@ pub fn run_servers(
         return Exit::BadInput.into();
     }
     let selection = select.selection();
-    let fleet = match load(command, path) {
-        Ok(f) => f,
-        Err(exit) => return exit.into(),
-    };
-    let edges = match local_edges(command, &fleet, topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime(command) {
-        Ok(rt) => rt,
+    let (fleet, edges, rt) = match open(command, path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
     rt.block_on(async {
