@@ -290,13 +290,13 @@ async fn serve_transaction(mut prepared: Prepared<'_>, io: &mut Io) -> std::ops:
                 let over = r.is_err();
                 (result(r), over)
             }
-            Request::Finish => (
-                result(
-                    prepared
-                        .finish()
-                        .await
-                        .map(|()| "verified and recorded".to_string()),
-                ),
+            // A failed read-back keeps the session: the coordinator undoes the commit next.
+            Request::Verify => (
+                result(prepared.verify().await.map(|()| "read back".to_string())),
+                false,
+            ),
+            Request::Record => (
+                result(prepared.record().await.map(|()| "recorded".to_string())),
                 true,
             ),
             Request::Abort { why } => (result(prepared.abort(&why).await.map(|r| r.detail)), true),

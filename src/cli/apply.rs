@@ -42,7 +42,7 @@ pub struct ApplyArgs {
 pub fn run(args: &ApplyArgs) -> ExitCode {
     if let Some(fleet) = &args.fleet.fleet {
         if args.dry_run {
-            eprintln!("vezasock apply: --dry-run is not available with --fleet; `vezasock --fleet … status` shows what differs");
+            eprintln!("vezasock apply: --dry-run is not available with --fleet; `vezasock status --fleet …` shows what differs");
             return Exit::BadInput.into();
         }
         return super::fleet::run_apply(fleet, &args.topology, args.json);

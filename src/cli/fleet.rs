@@ -132,7 +132,7 @@ struct FailureJson<'a> {
     report: Option<&'a FleetReport>,
 }
 
-/// `vezasock --fleet F switch ENV COLOR`.
+/// `vezasock switch --fleet F ENV COLOR`.
 pub fn run_switch(
     path: &std::path::Path,
     args: &super::switch::SwitchArgs,
@@ -252,7 +252,7 @@ fn run_flip(
     })
 }
 
-/// `vezasock --fleet F status`.
+/// `vezasock status --fleet F`.
 pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
     let (fleet, edges, rt) = match open("status", path, topology) {
         Ok(opened) => opened,
@@ -286,7 +286,7 @@ fn human_status(s: &FleetStatus) -> String {
     }
     for t in &s.open_transactions {
         out.push_str(&format!(
-            "OPEN FLEET TRANSACTION {t}; `vezasock --fleet … apply` repairs it\n"
+            "OPEN FLEET TRANSACTION {t}; `vezasock apply --fleet …` repairs it\n"
         ));
     }
     for e in &s.edges {
@@ -322,7 +322,7 @@ fn human_status(s: &FleetStatus) -> String {
     out
 }
 
-/// `vezasock --fleet F apply`: every edge repaired to its recorded colors (open transactions
+/// `vezasock apply --fleet F`: every edge repaired to its recorded colors (open transactions
 /// aborted), then each env whose edges still disagree flipped to the color the fleet journal
 /// names.
 pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
@@ -425,7 +425,7 @@ async fn apply(fleet: &Fleet, members: &mut [Member<'_>]) -> Result<fleet::Fleet
             }
             None => unresolved.push(format!(
                 "{env}: the edges disagree and the fleet journal names no unfinished transaction; \
-                 `vezasock --fleet … switch {env} COLOR` puts every edge on one color"
+                 `vezasock switch --fleet … {env} COLOR` puts every edge on one color"
             )),
         }
     }

@@ -140,6 +140,30 @@ fn run_step(args: &StepArgs, step: Step) -> ExitCode {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
+    if matches!(step, Step::Abort) {
+        // Abort is idempotent: a script aborts on every edge, prepared there or not.
+        match edge.state.open_transaction() {
+            Ok(Some(txn)) if txn.id == args.id => {}
+            Ok(other) => {
+                let left = other
+                    .map(|t| format!("; the open one, {}, is left alone", t.id))
+                    .unwrap_or_default();
+                let line = format!(
+                    "no open transaction {} on this edge: nothing to abort{left}",
+                    args.id
+                );
+                if args.json {
+                    output::json(
+                        &serde_json::json!({"ok": true, "id": args.id, "result": "nothing", "detail": line}),
+                    );
+                } else {
+                    output::line(&line);
+                }
+                return Exit::Ok.into();
+            }
+            Err(e) => return super::common::fail(name, &e.into()).into(),
+        }
+    }
     let result = rt.block_on(async {
         let txn = transaction::open(&edge, &args.id)?;
         if matches!(step, Step::Commit) && transaction::expired(&txn) {

@@ -509,28 +509,42 @@ impl<'e> Flip<'e> {
         } else {
             Command::add_map(&self.map, None, env, self.target.as_str())?
         };
-        self.send_change(change).await
+        self.send_change(vec![change]).await
     }
 
-    /// The runtime phase's send: READY for the drained target servers, then `change` (the map
-    /// change that moves traffic), one pipelined batch; a failure puts back what was applied.
-    async fn send_change(&mut self, change: Command) -> Result<String, EdgeError> {
-        let mut commands = Vec::with_capacity(self.drained.len() + 1);
+    /// The runtime phase's send: READY for the drained target servers, then `changes` (the
+    /// map change that moves traffic), one pipelined batch; a failure puts back what was
+    /// applied.
+    async fn send_change(&mut self, changes: Vec<Command>) -> Result<String, EdgeError> {
+        let mut commands = Vec::with_capacity(self.drained.len() + changes.len());
         for (backend, server) in &self.drained {
             commands.push(Command::set_server_state(backend, server, SetState::Ready)?);
         }
-        let line = change.line();
-        commands.push(change);
+        let line = changes
+            .iter()
+            .map(Command::line)
+            .collect::<Vec<_>>()
+            .join("; ");
+        // A refusal means "nothing applied" only for the first change: a later one comes after
+        // changes HAProxy did apply, so the runtime is re-read and put back then.
+        let first_change = commands.len();
+        commands.extend(changes);
         let failure = match self.session.batch_all(&commands).await {
             Ok(replies) => match first_problem(&replies) {
                 None => None,
-                Some(Problem::Refused(e)) => Some((e, true)),
-                Some(Problem::Unexpected(e)) => Some((e, false)),
+                Some((i, Problem::Refused(e))) => {
+                    Some((e, Applied::NotTheChange(i <= first_change)))
+                }
+                Some((_, Problem::Unexpected(e))) => Some((e, Applied::Unknown)),
             },
-            Err(e) => Some((EdgeError::Runtime(e), false)),
+            // No connection: nothing of the batch was sent (an edge whose HAProxy died).
+            Err(e @ crate::runtime::Error::Connect { .. }) => {
+                Some((EdgeError::Runtime(e), Applied::Nothing))
+            }
+            Err(e) => Some((EdgeError::Runtime(e), Applied::Unknown)),
         };
-        if let Some((error, refused)) = failure {
-            return Err(self.put_back(error, refused).await);
+        if let Some((error, applied)) = failure {
+            return Err(self.put_back(error, applied).await);
         }
         self.journal_strict(Phase::RuntimeApplied, None)
             .map_err(|e| self.unfinished(FlipPhase::Runtime, Some(self.target), e))?;
@@ -539,14 +553,19 @@ impl<'e> Flip<'e> {
     }
 
     /// After a failed runtime phase: the disk goes back; the runtime is re-read on a new
-    /// connection and put back when HAProxy had applied anything. `refused`: HAProxy said no
-    /// to the map change, so it applied nothing of it.
-    async fn put_back(&mut self, error: EdgeError, refused: bool) -> EdgeError {
+    /// connection and put back when HAProxy may have applied anything.
+    async fn put_back(&mut self, error: EdgeError, applied: Applied) -> EdgeError {
         let disk = self.restore_disk();
-        let runtime = if refused && self.drained.is_empty() {
-            Ok("the runtime was not changed".to_string())
-        } else {
-            self.put_back_runtime().await
+        let refused = matches!(applied, Applied::NotTheChange(true));
+        let runtime = match applied {
+            Applied::Nothing => Ok(
+                "nothing was sent (no connection to HAProxy): the runtime was not changed"
+                    .to_string(),
+            ),
+            Applied::NotTheChange(true) if self.drained.is_empty() => {
+                Ok("the runtime was not changed".to_string())
+            }
+            _ => self.put_back_runtime().await,
         };
         let (words, confirmed) = match &runtime {
             Ok(words) => (words.clone(), true),
@@ -839,6 +858,18 @@ fn server_list(servers: &[(String, String)]) -> String {
         .join(", ")
 }
 
+/// How much of a failed runtime batch HAProxy may have applied.
+#[derive(Debug, Clone, Copy)]
+enum Applied {
+    /// Nothing was sent.
+    Nothing,
+    /// HAProxy refused a command: `true` when it was the map change itself (nothing of the
+    /// change applied; readied servers may have been), `false` when a later one.
+    NotTheChange(bool),
+    /// The transport failed mid-batch or a reply was unexpected: re-read to know.
+    Unknown,
+}
+
 /// What went wrong in a batch of changes.
 enum Problem {
     /// HAProxy answered with an error: it did not apply that command.
@@ -847,21 +878,24 @@ enum Problem {
     Unexpected(EdgeError),
 }
 
-/// The first reply that is not the empty success of a change.
-fn first_problem(replies: &[Reply]) -> Option<Problem> {
+/// The first reply that is not the empty success of a change, with its index.
+fn first_problem(replies: &[Reply]) -> Option<(usize, Problem)> {
     for (i, reply) in replies.iter().enumerate() {
         match &reply.outcome {
             Outcome::Empty | Outcome::Info { .. } => {}
             Outcome::Error { .. } => {
                 return reply
                     .refusal(Some(i + 1))
-                    .map(|e| Problem::Refused(EdgeError::Runtime(e)))
+                    .map(|e| (i, Problem::Refused(EdgeError::Runtime(e))))
             }
             Outcome::Output(text) => {
-                return Some(Problem::Unexpected(EdgeError::NotVerified(format!(
-                    "`{}` answered something unexpected: {text:?}",
-                    reply.command
-                ))))
+                return Some((
+                    i,
+                    Problem::Unexpected(EdgeError::NotVerified(format!(
+                        "`{}` answered something unexpected: {text:?}",
+                        reply.command
+                    ))),
+                ))
             }
         }
     }

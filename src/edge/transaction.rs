@@ -187,10 +187,20 @@ impl Prepared<'_> {
         }
     }
 
+    /// After the commit: the read-back (see [`Flip::verify`]).
+    pub async fn verify(&mut self) -> Result<(), EdgeError> {
+        self.flip.verify().await
+    }
+
     /// After the commit: verify and record (a no-op transaction records nothing), then the
     /// transaction file goes.
     pub async fn finish(&mut self) -> Result<(), EdgeError> {
-        self.flip.verify().await?;
+        self.verify().await?;
+        self.record().await
+    }
+
+    /// The record phase (a no-op transaction records nothing), then the transaction file goes.
+    pub async fn record(&mut self) -> Result<(), EdgeError> {
         if self.txn.noop {
             self.flip.finish_noop(&self.txn)?;
         } else {

@@ -267,12 +267,23 @@ impl<'e> Member<'e> {
         }
     }
 
-    /// Verify and record.
-    pub async fn finish(&mut self) -> Result<(), EdgeError> {
+    /// The read-back after the commit.
+    pub async fn verify(&mut self) -> Result<(), EdgeError> {
         match self {
-            Member::Local { prepared, .. } => held(prepared)?.finish().await,
+            Member::Local { prepared, .. } => held(prepared)?.verify().await,
             Member::Remote { name, agent } => agent
-                .ask(name, &Request::Finish, STEP_SLACK)
+                .ask(name, &Request::Verify, STEP_SLACK)
+                .await
+                .map(drop),
+        }
+    }
+
+    /// The record phase.
+    pub async fn record(&mut self) -> Result<(), EdgeError> {
+        match self {
+            Member::Local { prepared, .. } => held(prepared)?.record().await,
+            Member::Remote { name, agent } => agent
+                .ask(name, &Request::Record, STEP_SLACK)
                 .await
                 .map(drop),
         }

@@ -8,7 +8,8 @@
 //! | prepare (parallel) | lock, read, gate, intent, stage (new map version, pending file) | abort everywhere: nothing changed (the failing edge's exit code) |
 //! | commit-disk (parallel) | pending file over the map file | every edge's disk put back: nothing changed (exit 3) |
 //! | commit-runtime (first edge, then the rest at once) | `commit map @ver` | the committed edges put back (exit 3 when every put-back is confirmed, else 5) |
-//! | finish (parallel) | read back, record | exit 5 naming the edge (live on every edge, not recorded there) |
+//! | verify (parallel) | read back | every edge put back (exit 3 when every put-back is confirmed, else 5) |
+//! | record (parallel) | history, state file, journal | exit 5 naming the edge (live and verified on every edge, not recorded there) |
 //!
 //! The fleet journal (`<fleet state_dir>/journal.jsonl`) has one operation per fleet
 //! transaction: `intent` (prepare), `disk-written` (committing), `runtime-applied` (every edge
@@ -303,14 +304,48 @@ pub async fn switch<'e>(
         .await;
         return Err(fail_after_commit(&fj, &op, why, all_back, report, started));
     }
+    // Read back on every edge, in parallel: an edge lost after its commit (or reading back
+    // something else) puts every edge back before anything is recorded.
+    let verified = join_all(members.iter_mut().map(|m| m.verify())).await;
+    if verified.iter().any(Result::is_err) {
+        let bad: Vec<usize> = (0..members.len())
+            .filter(|j| verified[*j].is_err())
+            .collect();
+        let why = bad
+            .iter()
+            .map(|j| {
+                format!(
+                    "edge {}: {}",
+                    names[*j],
+                    verified[*j]
+                        .as_ref()
+                        .err()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let every: Vec<usize> = (0..members.len()).collect();
+        let all_back = undo_all(
+            members,
+            &every,
+            &format!("read-back failed: {why}"),
+            &mut report,
+        )
+        .await;
+        return Err(fail_after_commit(&fj, &op, why, all_back, report, started));
+    }
     fj.journal_record(
         &op,
         Phase::RuntimeApplied,
-        Some(&format!("fleet transaction {id}: every edge committed")),
+        Some(&format!(
+            "fleet transaction {id}: every edge committed and read back"
+        )),
     )?;
 
-    // Verify and record, in parallel.
-    let finished = join_all(members.iter_mut().map(|m| m.finish())).await;
+    // Record, in parallel.
+    let finished = join_all(members.iter_mut().map(|m| m.record())).await;
     let mut unfinished = Vec::new();
     for (i, r) in finished.iter().enumerate() {
         let e = &mut report.edges[i];
@@ -335,7 +370,7 @@ pub async fn switch<'e>(
     report.total_ms = ms(started.elapsed());
     if !unfinished.is_empty() {
         let why = format!(
-            "every edge committed {} to {}, but {} did not verify or record it",
+            "every edge committed and read back {} on {}, but {} did not record it",
             req.env,
             req.color,
             unfinished.join(", ")
@@ -343,7 +378,7 @@ pub async fn switch<'e>(
         let _ = fj.journal_record(&op, Phase::Failed, Some(&why));
         return Err(EdgeError::Fleet(Box::new(FleetFailure {
             message: format!(
-                "{why}; `vezasock --fleet … switch {} {}` finishes it",
+                "{why}; `vezasock switch --fleet … {} {}` finishes it",
                 req.env, req.color
             ),
             kind: FailureKind::NotPutBack,
@@ -451,7 +486,7 @@ async fn abort_all(
             Err(err) => {
                 e.result = "abort failed".to_string();
                 e.detail =
-                    format!("{err}; it expires by itself, `vezasock --fleet … apply` aborts it");
+                    format!("{err}; it expires by itself, `vezasock apply --fleet …` aborts it");
             }
         }
     }
@@ -510,7 +545,7 @@ fn fail_after_commit(
             Phase::Failed,
             format!(
                 "fleet switch of {} to {} failed in its commit and NOT every edge is confirmed back: {why}; \
-                 `vezasock --fleet … status` shows each edge, `vezasock --fleet … apply` repairs them",
+                 `vezasock status --fleet …` shows each edge, `vezasock apply --fleet …` repairs them",
                 report.env, report.to
             ),
             FailureKind::NotPutBack,

@@ -42,7 +42,10 @@ pub enum Request {
     },
     CommitDisk,
     CommitRuntime,
-    Finish,
+    /// The read-back after the commit.
+    Verify,
+    /// The record phase (history, state file, journal).
+    Record,
     Abort {
         why: String,
     },

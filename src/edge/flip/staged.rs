@@ -235,8 +235,13 @@ impl<'e> Flip<'e> {
     /// Commit, runtime half: READY for the drained target servers, then `commit map @ver`, one
     /// batch. A failure is handled as in the runtime phase (put back, re-read).
     pub async fn commit_runtime(&mut self, txn: &Transaction) -> Result<String, EdgeError> {
-        let change = Command::commit_map(&self.map, txn.version)?;
-        self.send_change(change).await
+        // The `set map` after the commit, same value, in the same batch: it rewrites every
+        // entry of the env's key, so no entry of an older version that HAProxy has not purged
+        // yet can keep answering. A bench saw keep-alive clients on 3.0/3.2 keep the old color
+        // for seconds after a commit under heavy load (not reproduced in a test since).
+        let commit = Command::commit_map(&self.map, txn.version)?;
+        let settle = Command::set_map(&self.map, &txn.env, &txn.to)?;
+        self.send_change(vec![commit, settle]).await
     }
 
     /// Aborts a prepared transaction: the staged version cleared, then the pending file, the
