@@ -18,6 +18,7 @@ mod reload;
 mod render;
 mod runtime_client;
 mod servers;
+mod sshd;
 mod status;
 mod switch;
 mod takeover;
