@@ -10,6 +10,7 @@ mod cli_json;
 mod crash;
 mod demo;
 mod edge;
+mod fleet;
 mod haproxy;
 mod install;
 mod lab;
