@@ -23,6 +23,7 @@ mod sshd;
 mod status;
 mod switch;
 mod takeover;
+mod transaction;
 
 use haproxy::{per_version, raw_one_shot, Haproxy};
 

@@ -21,6 +21,7 @@ pub mod rollback;
 pub mod servers;
 pub mod status;
 pub mod switch;
+pub mod txn;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,9 @@ pub enum Command {
     History(history::HistoryArgs),
     /// The edge as runtime, map files and state files see it (read-only; exit 6 on drift).
     Status(status::StatusArgs),
+    /// One edge's half of a multi-edge transaction: `txn prepare ENV COLOR --id ID`, then
+    /// `txn commit --id ID` or `txn abort --id ID`.
+    Txn(txn::TxnArgs),
     /// Certificates over the runtime API without a reload: `cert update FILE…`, `cert list`.
     Cert(cert::CertArgs),
     /// Print a shell completion script (bash, zsh, fish, …) generated from these commands.
@@ -116,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
+        Command::Txn(args) => txn::run(&args),
         Command::Drain(args) => servers::run_drain(&args),
         Command::Maint(args) => servers::run_maint(&args),
         Command::Ready(args) => servers::run_ready(&args),

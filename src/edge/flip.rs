@@ -39,6 +39,8 @@ use crate::state::{
 };
 use crate::topology::{Color, Env};
 
+mod staged;
+
 /// What to switch, and how.
 #[derive(Debug, Clone)]
 pub struct SwitchRequest {
@@ -68,6 +70,9 @@ pub struct SwitchRequest {
     /// breach of `bake_limits`.
     pub bake: Option<Duration>,
     pub bake_limits: super::bake::Limits,
+    /// The prepared transaction this flip continues (its commit or abort): its lock holder
+    /// carries the id, so the open transaction does not hold the edge against it.
+    pub transaction: Option<String>,
 }
 
 /// The lock policy, resolved to an instant only when the lock is taken.
@@ -107,6 +112,7 @@ impl SwitchRequest {
             preview_via: None,
             bake: None,
             bake_limits: super::bake::Limits::default(),
+            transaction: None,
         }
     }
 }
@@ -242,6 +248,8 @@ pub struct Read {
     pub open: Vec<OpenOperation>,
     /// Disagreements found (drift, interrupted operations), for the report.
     pub drift: Vec<String>,
+    /// The runtime map's entries (every env), as read.
+    pub entries: Vec<MapEntry>,
     states: ServersState,
 }
 
@@ -277,9 +285,11 @@ impl<'e> Flip<'e> {
         let lock = if req.dry_run {
             None
         } else {
-            let lock =
-                EdgeLock::acquire_async(&edge.state, req.lock_wait.wait(), Holder::current())
-                    .await?;
+            let holder = match &req.transaction {
+                Some(id) => Holder::current().in_transaction(id),
+                None => Holder::current(),
+            };
+            let lock = EdgeLock::acquire_async(&edge.state, req.lock_wait.wait(), holder).await?;
             crash_point("after-lock");
             Some(lock)
         };
@@ -338,6 +348,7 @@ impl<'e> Flip<'e> {
             history,
             open,
             drift,
+            entries: observed.entries,
             states: observed.states,
         })
     }
@@ -492,16 +503,22 @@ impl<'e> Flip<'e> {
     /// when the entry is missing), pipelined in that order so that no request reaches a
     /// drained server's color. Every reply is checked.
     pub async fn runtime(&mut self) -> Result<String, EdgeError> {
-        let mut commands = Vec::with_capacity(self.drained.len() + 1);
-        for (backend, server) in &self.drained {
-            commands.push(Command::set_server_state(backend, server, SetState::Ready)?);
-        }
         let env = &self.env.name;
         let change = if self.had_entry {
             Command::set_map(&self.map, env, self.target.as_str())?
         } else {
             Command::add_map(&self.map, None, env, self.target.as_str())?
         };
+        self.send_change(change).await
+    }
+
+    /// The runtime phase's send: READY for the drained target servers, then `change` (the map
+    /// change that moves traffic), one pipelined batch; a failure puts back what was applied.
+    async fn send_change(&mut self, change: Command) -> Result<String, EdgeError> {
+        let mut commands = Vec::with_capacity(self.drained.len() + 1);
+        for (backend, server) in &self.drained {
+            commands.push(Command::set_server_state(backend, server, SetState::Ready)?);
+        }
         let line = change.line();
         commands.push(change);
         let failure = match self.session.batch_all(&commands).await {

@@ -17,6 +17,7 @@ pub mod rollback;
 pub mod servers;
 pub mod status;
 pub mod switch;
+pub mod transaction;
 
 pub mod apply;
 pub mod install;

@@ -57,6 +57,10 @@ pub struct Holder {
     pub command: String,
     /// When it took the lock (RFC 3339 UTC).
     pub since: String,
+    /// The transaction this holder continues (its commit or abort): an open transaction with
+    /// this id does not hold the edge against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
 }
 
 impl Holder {
@@ -68,7 +72,14 @@ impl Holder {
             host: current_host(),
             command: current_command(),
             since: time::now_rfc3339(),
+            transaction: None,
         }
+    }
+
+    /// This holder, continuing transaction `id`.
+    pub fn in_transaction(mut self, id: &str) -> Holder {
+        self.transaction = Some(id.to_string());
+        self
     }
 }
 
@@ -96,10 +107,15 @@ impl EdgeLock {
     /// tries). On success the holder file names `holder`. Creates the state dir when needed.
     pub fn acquire(state: &StateDir, wait: Wait, holder: Holder) -> Result<EdgeLock, Error> {
         let (file, started) = (open_lock_file(state)?, Instant::now());
-        while !try_lock(state, &file, wait, started)? {
+        loop {
+            while !try_lock(state, &file, wait, started)? {
+                thread::sleep(poll_for(wait));
+            }
+            if transaction_lets(state, &file, &holder, wait)? {
+                return EdgeLock::held(state, file, holder);
+            }
             thread::sleep(poll_for(wait));
         }
-        EdgeLock::held(state, file, holder)
     }
 
     /// [`EdgeLock::acquire`] for async callers: waiting sleeps on the async runtime's timer, so
@@ -110,10 +126,15 @@ impl EdgeLock {
         holder: Holder,
     ) -> Result<EdgeLock, Error> {
         let (file, started) = (open_lock_file(state)?, Instant::now());
-        while !try_lock(state, &file, wait, started)? {
+        loop {
+            while !try_lock(state, &file, wait, started)? {
+                tokio::time::sleep(poll_for(wait)).await;
+            }
+            if transaction_lets(state, &file, &holder, wait)? {
+                return EdgeLock::held(state, file, holder);
+            }
             tokio::time::sleep(poll_for(wait)).await;
         }
-        EdgeLock::held(state, file, holder)
     }
 
     /// The lock is ours: write the holder file.
@@ -182,6 +203,33 @@ fn try_lock(state: &StateDir, file: &File, wait: Wait, started: Instant) -> Resu
             }
             Err(e) => return Err(Error::io("lock", &state.lock_file(), e.into())),
         }
+    }
+}
+
+/// With the flock held: true when no other open transaction holds the edge. An expired one is
+/// aborted here (said on stderr). A live one of another id releases the flock again and
+/// returns false while `wait` allows another try, else [`Error::TransactionOpen`].
+fn transaction_lets(
+    state: &StateDir,
+    file: &File,
+    holder: &Holder,
+    wait: Wait,
+) -> Result<bool, Error> {
+    let Some(txn) = state.open_transaction()? else {
+        return Ok(true);
+    };
+    if holder.transaction.as_deref() == Some(txn.id.as_str()) {
+        return Ok(true);
+    }
+    if txn.is_expired(std::time::SystemTime::now()) {
+        state.drop_transaction(&txn, "expired before its commit (its coordinator is gone)")?;
+        eprintln!("vezasock: aborted the expired {txn}");
+        return Ok(true);
+    }
+    let _ = flock(file, FlockOperation::Unlock);
+    match wait {
+        Wait::Until(deadline) if Instant::now() < deadline => Ok(false),
+        _ => Err(Error::TransactionOpen(Box::new(txn))),
     }
 }
 

@@ -15,6 +15,7 @@
 //! | `active-color-<env>.history` | [`colors`] | newest first, last 5: `<color> <sha> <time> <who>` |
 //! | `journal.jsonl` | [`journal`] | append-only JSON lines, one per phase of an operation |
 //! | `server-admin.json` | [`server_states`] | `{"backend/server": "ready"\|"drain"\|"maint"}` |
+//! | `transaction.json` | [`transaction`] | JSON [`Transaction`]: a flip prepared, not yet committed |
 //!
 //! Every file except the journal is replaced atomically ([`atomic::write_atomic`]); the journal
 //! is appended with `O_APPEND` and fsynced. This module never talks to HAProxy: the caller
@@ -26,6 +27,7 @@ pub mod journal;
 pub mod lock;
 pub mod server_states;
 pub mod time;
+pub mod transaction;
 pub mod who;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ pub use colors::HistoryEntry;
 pub use journal::{Action, JournalEntry, JournalRead, OpenOperation, Operation, Phase};
 pub use lock::{EdgeLock, Holder, Wait};
 pub use server_states::AdminDecision;
+pub use transaction::{Transaction, TxnState};
 pub use who::who;
 
 /// The edge name used when there is only one edge (today's case).
@@ -140,6 +143,10 @@ pub enum Error {
         waited: Option<Duration>,
     },
 
+    /// A prepared transaction holds the edge (until its commit, abort or expiry).
+    #[error("the edge is held by {0}; `vezasock txn commit --id {id}` or `vezasock txn abort --id {id}` ends it", id = .0.id)]
+    TransactionOpen(Box<transaction::Transaction>),
+
     /// The active color file holds something other than `blue` or `green`.
     #[error("{} contains {content:?}, expected one line `blue` or `green`; fix it (or delete it: a missing file means blue)", path.display())]
     BadColorFile { path: PathBuf, content: String },
@@ -194,7 +201,7 @@ impl Error {
 
     /// True when the error is [`Error::Locked`] (a caller may retry later).
     pub fn is_locked(&self) -> bool {
-        matches!(self, Error::Locked { .. })
+        matches!(self, Error::Locked { .. } | Error::TransactionOpen(_))
     }
 }
 

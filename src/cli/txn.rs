@@ -1,0 +1,210 @@
+//! `vezasock txn prepare|commit|abort`: one edge's half of a transaction over several edges,
+//! for an Ansible play or a script (prepare on every host, then commit on every host). The
+//! fleet coordinator (`--fleet`) runs the same steps itself ([`crate::edge::transaction`]).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
+use super::common::runtime_and_edge;
+use super::exit::Exit;
+use super::output;
+use crate::edge::switch::SwitchRequest;
+use crate::edge::transaction::{self, TxnReport};
+use crate::edge::EdgeError;
+use crate::topology::Color;
+
+// Arguments of `vezasock txn` (plain comments: see `cli::Command`).
+#[derive(Debug, Clone, Args)]
+pub struct TxnArgs {
+    #[command(subcommand)]
+    pub step: TxnStep,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TxnStep {
+    /// Stage a flip of ENV to COLOR under --id: locked, gated, journalled, the new map version
+    /// staged and read back, nothing live changed.
+    Prepare(PrepareArgs),
+    /// Commit the prepared transaction --id: `commit map`, read back, recorded.
+    Commit(StepArgs),
+    /// Abort the prepared transaction --id: the staged version and pending file dropped.
+    Abort(StepArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PrepareArgs {
+    /// The env to flip (1-64 characters of 0-9A-Za-z._-).
+    #[arg(value_parser = Checked(parse_name))]
+    pub env: String,
+    /// The color it flips to at the commit: blue or green.
+    pub color: Color,
+    /// The transaction id the commit or abort names (1-64 of A-Z a-z 0-9 _ . -).
+    #[arg(long, value_parser = Checked(parse_id))]
+    pub id: String,
+    /// How long the prepared transaction holds the edge without its commit; then the next
+    /// change on the edge aborts it (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = Checked(parse_expiry))]
+    pub expires: Duration,
+    /// The deployed commit, recorded in the history at the commit.
+    #[arg(long, value_parser = Checked(parse_sha))]
+    pub sha: Option<String>,
+    /// Wait up to DURATION for every server of the target color to be UP.
+    #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
+    pub wait_healthy: Option<Duration>,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StepArgs {
+    /// The transaction id given to `txn prepare`.
+    #[arg(long, value_parser = Checked(parse_id))]
+    pub id: String,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+/// The longest `--expires` (a prepared transaction holds the edge that long at most).
+pub const MAX_EXPIRES: Duration = Duration::from_secs(3600);
+
+pub(crate) fn parse_id(s: &str) -> Result<String, String> {
+    crate::state::transaction::check_id(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+pub(crate) fn parse_expiry(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > MAX_EXPIRES {
+        return Err(format!("{s:?}: from 1s to 1h"));
+    }
+    Ok(d)
+}
+
+/// Runs `vezasock txn …`.
+pub fn run(args: &TxnArgs) -> ExitCode {
+    match &args.step {
+        TxnStep::Prepare(a) => run_prepare(a),
+        TxnStep::Commit(a) => run_step(a, Step::Commit),
+        TxnStep::Abort(a) => run_step(a, Step::Abort),
+    }
+}
+
+fn run_prepare(args: &PrepareArgs) -> ExitCode {
+    let (rt, edge) = match runtime_and_edge("txn prepare", &args.topology) {
+        Ok(both) => both,
+        Err(exit) => return exit.into(),
+    };
+    let mut req = SwitchRequest::new(&args.env, args.color);
+    req.sha = args.sha.clone();
+    req.wait_healthy = args.wait_healthy;
+    req.lock_wait = args.lock.lock_wait();
+    let result = rt.block_on(async {
+        let prepared = transaction::prepare(&edge, &req, &args.id, args.expires).await?;
+        let detail = format!(
+            "staged as map version {}; expires in {} s unless committed",
+            prepared.txn.version,
+            args.expires.as_secs()
+        );
+        Ok(TxnReport::of(&prepared.txn, "prepared", detail))
+    });
+    print("txn prepare", args.json, result)
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Commit,
+    Abort,
+}
+
+fn run_step(args: &StepArgs, step: Step) -> ExitCode {
+    let name = match step {
+        Step::Commit => "txn commit",
+        Step::Abort => "txn abort",
+    };
+    let (rt, edge) = match runtime_and_edge(name, &args.topology) {
+        Ok(both) => both,
+        Err(exit) => return exit.into(),
+    };
+    let result = rt.block_on(async {
+        let txn = transaction::open(&edge, &args.id)?;
+        if matches!(step, Step::Commit) && transaction::expired(&txn) {
+            return Err(EdgeError::Refused(format!(
+                "transaction {} expired before its commit; the next change on this edge aborts \
+                 it (`vezasock txn abort --id {}` does it now); nothing was changed",
+                txn.id, txn.id
+            )));
+        }
+        let req = transaction::request(&txn, args.lock.lock_wait())?;
+        let mut prepared = transaction::resume(&edge, &req).await?;
+        match step {
+            Step::Commit => prepared.commit().await,
+            Step::Abort => prepared.abort("aborted by `vezasock txn abort`").await,
+        }
+    });
+    print(name, args.json, result)
+}
+
+#[derive(Serialize)]
+struct JsonFailure {
+    ok: bool,
+    error: String,
+    exit: u8,
+}
+
+#[derive(Serialize)]
+struct JsonSuccess<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    report: &'a TxnReport,
+}
+
+fn print(command: &str, json: bool, result: Result<TxnReport, EdgeError>) -> ExitCode {
+    match result {
+        Ok(report) => {
+            if json {
+                output::json(&JsonSuccess {
+                    ok: true,
+                    report: &report,
+                });
+            } else {
+                let noop = if report.noop {
+                    " (already live: no change)"
+                } else {
+                    ""
+                };
+                output::line(&format!(
+                    "transaction {} {}: {} {} → {}{noop}; {}",
+                    report.id, report.result, report.env, report.from, report.to, report.detail
+                ));
+            }
+            Exit::Ok.into()
+        }
+        Err(error) => {
+            let exit = Exit::of_edge(&error);
+            if json {
+                output::json(&JsonFailure {
+                    ok: false,
+                    error: error.to_string(),
+                    exit: exit as u8,
+                });
+            }
+            eprintln!("vezasock {command}: {error}");
+            exit.into()
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Per-edge transactions (issue 14): one flip split into *prepare* (lock, read, gate, intent,
+//! stage: [`super::flip`]'s phases with the map change staged as a new map version) and
+//! *commit* (disk, runtime `commit map @ver`, verify, record), or *abort*. The fleet
+//! coordinator ([`super::fleet`]) runs prepare on every edge before committing on any; an
+//! Ansible play or a script can do the same with `vezasock txn prepare|commit|abort`.
+//!
+//! Between prepare and commit, `transaction.json` holds the edge for everyone else
+//! ([`crate::state::transaction`]); a process that keeps the [`Prepared`] value also keeps the
+//! edge lock. A transaction whose owner died expires (default [`DEFAULT_TTL`]) and is aborted by
+//! the next change on the edge.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::flip::{Flip, LockWait, Read, SwitchRequest};
+use super::switch::{check_sha, colored_env};
+use super::{Edge, EdgeError};
+use crate::state::{Transaction, TxnState};
+
+/// How long a prepared transaction lives without its commit.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+/// A transaction prepared by this process: the edge lock and the admin session are held.
+pub struct Prepared<'e> {
+    flip: Flip<'e>,
+    read: Read,
+    pub txn: Transaction,
+    /// Where the commit got (for the coordinator's put-back).
+    pub committed: bool,
+}
+
+/// What one step of a transaction did, as printed (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TxnReport {
+    pub id: String,
+    pub env: String,
+    pub from: String,
+    pub to: String,
+    pub version: u32,
+    pub noop: bool,
+    /// `prepared`, `committed`, `aborted`.
+    pub result: &'static str,
+    pub detail: String,
+}
+
+impl TxnReport {
+    pub fn of(txn: &Transaction, result: &'static str, detail: String) -> TxnReport {
+        TxnReport {
+            id: txn.id.clone(),
+            env: txn.env.clone(),
+            from: txn.from.clone(),
+            to: txn.to.clone(),
+            version: txn.version,
+            noop: txn.noop,
+            result,
+            detail,
+        }
+    }
+}
+
+/// Prepare: lock, read, gate, intent, stage. `req.transaction` must be `None` (a new
+/// transaction); `id` names it.
+pub async fn prepare<'e>(
+    edge: &'e Edge,
+    req: &'e SwitchRequest,
+    id: &str,
+    ttl: Duration,
+) -> Result<Prepared<'e>, EdgeError> {
+    crate::state::transaction::check_id(id)?;
+    let env = colored_env(edge, &req.env)?;
+    check_sha(req.sha.as_deref())?;
+    let mut flip = Flip::lock(edge, env, req).await?;
+    let read = flip.read().await?;
+    let noop = flip.is_noop(&read);
+    if !noop {
+        flip.gate(&read).await?;
+    }
+    flip.intent(&read)?;
+    let txn = flip.stage(&read, id, ttl, noop).await?;
+    Ok(Prepared {
+        flip,
+        read,
+        txn,
+        committed: false,
+    })
+}
+
+/// The open transaction `id` of this edge, or a clear error.
+pub fn open(edge: &Edge, id: &str) -> Result<Transaction, EdgeError> {
+    crate::state::transaction::check_id(id)?;
+    match edge.state.open_transaction()? {
+        Some(txn) if txn.id == id => Ok(txn),
+        Some(other) => Err(EdgeError::Refused(format!(
+            "no open transaction {id} on this edge; the open one is {other}"
+        ))),
+        None => Err(EdgeError::Refused(format!(
+            "no open transaction {id} on this edge (committed, aborted or expired already: \
+             `vezasock status` and `vezasock history` say which)"
+        ))),
+    }
+}
+
+/// The request a commit or abort of `txn` runs with (its lock holder carries the id).
+pub fn request(txn: &Transaction, lock_wait: LockWait) -> Result<SwitchRequest, EdgeError> {
+    let color = txn
+        .to
+        .parse()
+        .map_err(|e| EdgeError::BadInput(format!("{}: {e}", txn.id)))?;
+    let mut req = SwitchRequest::new(&txn.env, color);
+    req.sha = txn.sha.clone();
+    req.who = crate::state::who();
+    req.lock_wait = lock_wait;
+    req.action = txn.action;
+    req.transaction = Some(txn.id.clone());
+    Ok(req)
+}
+
+/// Takes back a transaction prepared by another process (for its commit or abort): the lock
+/// (as that transaction), the read phase, and the transaction as now on disk.
+pub async fn resume<'e>(edge: &'e Edge, req: &'e SwitchRequest) -> Result<Prepared<'e>, EdgeError> {
+    let id = req
+        .transaction
+        .as_deref()
+        .ok_or_else(|| EdgeError::BadInput("no transaction id".to_string()))?;
+    let env = colored_env(edge, &req.env)?;
+    let mut flip = Flip::lock(edge, env, req).await?;
+    // Read again under the lock: it may have been aborted or expired meanwhile.
+    let txn = open(edge, id)?;
+    let read = flip.read().await?;
+    flip.resume(&txn);
+    Ok(Prepared {
+        flip,
+        read,
+        txn,
+        committed: false,
+    })
+}
+
+impl Prepared<'_> {
+    /// The edge this transaction is on.
+    pub fn edge(&self) -> &Edge {
+        self.flip.edge
+    }
+
+    /// Commit, disk half (see [`Flip::commit_disk`]).
+    pub fn commit_disk(&mut self) -> Result<(), EdgeError> {
+        self.flip.commit_disk(&mut self.txn)
+    }
+
+    /// Commit, runtime half: `commit map @ver` (see [`Flip::commit_runtime`]). On a failure
+    /// the flip put back what it could; a confirmed put-back also ends the transaction.
+    pub async fn commit_runtime(&mut self) -> Result<String, EdgeError> {
+        match self.flip.commit_runtime(&self.txn).await {
+            Ok(line) => {
+                self.committed = true;
+                Ok(line)
+            }
+            Err(e) => {
+                if !matches!(e, EdgeError::Unfinished(_)) {
+                    // Put back and confirmed: nothing of it is left.
+                    let _ = self.edge().state.remove_transaction();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After the commit: verify and record (a no-op transaction records nothing), then the
+    /// transaction file goes.
+    pub async fn finish(&mut self) -> Result<(), EdgeError> {
+        self.flip.verify().await?;
+        if self.txn.noop {
+            self.flip.finish_noop(&self.txn)?;
+        } else {
+            self.flip.record(&self.read).await?;
+        }
+        if let Err(e) = self.edge().state.remove_transaction() {
+            eprintln!(
+                "vezasock: warning: transaction {} is committed and recorded, but its file was not removed: {e}",
+                self.txn.id
+            );
+        }
+        Ok(())
+    }
+
+    /// The whole commit: disk, runtime, verify, record.
+    pub async fn commit(&mut self) -> Result<TxnReport, EdgeError> {
+        self.commit_disk()?;
+        let line = self.commit_runtime().await?;
+        self.finish().await?;
+        Ok(TxnReport::of(&self.txn, "committed", line))
+    }
+
+    /// Aborts a prepared (not committed) transaction.
+    pub async fn abort(&mut self, why: &str) -> Result<TxnReport, EdgeError> {
+        let detail = self.flip.abort_staged(&self.txn, why).await?;
+        Ok(TxnReport::of(&self.txn, "aborted", detail))
+    }
+
+    /// Undoes a committed, not yet recorded transaction (the fleet put-back).
+    pub async fn undo(&mut self, why: &str) -> Result<String, String> {
+        self.flip.undo(&self.txn, why).await
+    }
+
+    /// The env's live color before the transaction.
+    pub fn from(&self) -> crate::topology::Color {
+        self.read.from
+    }
+
+    /// True once the transaction is in its commit.
+    pub fn committing(&self) -> bool {
+        self.txn.state == TxnState::Committing
+    }
+}
+
+/// Aborts the edge's open transaction when it is prepared and its owner is gone (the lock is
+/// free): `apply`'s first step. Returns what it did, if anything.
+pub async fn abort_open(edge: &Edge, lock_wait: LockWait) -> Result<Option<String>, EdgeError> {
+    let Some(txn) = edge.state.open_transaction()? else {
+        return Ok(None);
+    };
+    let req = request(&txn, lock_wait)?;
+    let mut prepared = resume(edge, &req).await?;
+    if prepared.committing() {
+        // Its commit started: the runtime may hold its color; the repair reads the sides.
+        let why = "its commit had started; the repair puts the edge on its recorded colors";
+        edge.state.drop_transaction(&prepared.txn, why)?;
+        return Ok(Some(format!("closed the interrupted {}", prepared.txn)));
+    }
+    let report = prepared.abort("aborted by `vezasock apply`").await?;
+    Ok(Some(format!(
+        "aborted the open transaction {} ({} {} → {}): {}",
+        report.id, report.env, report.from, report.to, report.detail
+    )))
+}
+
+/// True when `txn` is past its expiry now.
+pub fn expired(txn: &Transaction) -> bool {
+    txn.is_expired(SystemTime::now())
+}
