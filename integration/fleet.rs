@@ -128,16 +128,14 @@ impl Fleet {
         for &i in order {
             let m = &self.members[i];
             text.push_str(&format!("\n[[edge]]\nname = {:?}\n", m.name));
-            text.push_str(&format!(
-                "config = {:?}\n",
-                m.config.display().to_string()
-            ));
+            text.push_str(&format!("config = {:?}\n", m.config.display().to_string()));
             if m.reach == Reach::Ssh {
                 let sshd = self
                     .sshd
                     .as_ref()
                     .unwrap_or_else(|| panic!("an ssh edge without the sshd fixture"));
-                let options: Vec<String> = sshd.options().iter().map(|o| format!("{o:?}")).collect();
+                let options: Vec<String> =
+                    sshd.options().iter().map(|o| format!("{o:?}")).collect();
                 text.push_str(&format!(
                     "ssh = {:?}\nssh_options = [{}]\nvezasock = {:?}\n",
                     sshd.destination,
@@ -212,24 +210,37 @@ impl Fleet {
             Some(color),
             "{what}: runtime {env}"
         );
-        assert_eq!(map_file_color(&m.edge, env), Some(color), "{what}: map file {env}");
+        assert_eq!(
+            map_file_color(&m.edge, env),
+            Some(color),
+            "{what}: map file {env}"
+        );
         assert_eq!(
             recorded_color(&m.edge, env),
             color,
             "{what}: state file active-color-{env}"
         );
-        let host = if env == "prod" { "veza.fr" } else { "staging.veza.fr" };
+        let host = if env == "prod" {
+            "veza.fr"
+        } else {
+            "staging.veza.fr"
+        };
         let answer = get(m.edge.http, host, "/api/x", Duration::from_secs(5));
         let want = format!("{env} api {}", color.as_str());
         assert!(
-            answer.as_ref().is_ok_and(|a| a.status == 200 && a.body == want),
+            answer
+                .as_ref()
+                .is_ok_and(|a| a.status == 200 && a.body == want),
             "{what}: a new request for {env} gave {answer:?}, want {want:?}"
         );
     }
 
     /// Every edge's files and runtime colors, to compare before and after a refused change.
     pub fn snapshot(&self) -> Vec<EdgeSnapshot> {
-        self.members.iter().map(|m| EdgeSnapshot::of(&m.edge)).collect()
+        self.members
+            .iter()
+            .map(|m| EdgeSnapshot::of(&m.edge))
+            .collect()
     }
 
     /// The worker PID of every edge (`show info`).
@@ -300,9 +311,10 @@ fn spawn_scrubbed(mut cmd: Command, dir: &Path, extra: &[(&str, &str)]) -> Runni
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = dir.join(format!("run-{n}.out"));
     let err = dir.join(format!("run-{n}.err"));
-    for var in EDGE_ENV_VARS
-        .iter()
-        .chain(&["VEZASOCK_FLEET", "VEZASOCK_PAUSE_AT", "VEZASOCK_PAUSE_FILE"])
+    for var in
+        EDGE_ENV_VARS
+            .iter()
+            .chain(&["VEZASOCK_FLEET", "VEZASOCK_PAUSE_AT", "VEZASOCK_PAUSE_FILE"])
     {
         cmd.env_remove(var);
     }
@@ -378,7 +390,9 @@ pub fn wait_paused(running: &mut Running, pause: &Path, label: &str) {
     while !pause.exists() {
         if running.exited() {
             let (out, err) = running.output_so_far();
-            panic!("{label}: the coordinator exited before pausing\nstdout:\n{out}\nstderr:\n{err}");
+            panic!(
+                "{label}: the coordinator exited before pausing\nstdout:\n{out}\nstderr:\n{err}"
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -401,7 +415,11 @@ pub fn map_file_color(edge: &LocalEdge, env: &str) -> Option<Color> {
 
 /// The env's recorded color (`active-color-<env>`; missing means blue, as the README says).
 pub fn recorded_color(edge: &LocalEdge, env: &str) -> Color {
-    let path = edge.topology.paths.state_dir.join(format!("active-color-{env}"));
+    let path = edge
+        .topology
+        .paths
+        .state_dir
+        .join(format!("active-color-{env}"));
     match std::fs::read_to_string(&path) {
         Ok(text) => Color::parse(text.trim())
             .unwrap_or_else(|| panic!("{}: not a color: {text:?}", path.display())),
@@ -455,7 +473,10 @@ impl EdgeSnapshot {
         let p = &edge.topology.paths;
         let mut state_files = BTreeMap::new();
         for env in ["staging", "prod"] {
-            for name in [format!("active-color-{env}"), format!("active-color-{env}.history")] {
+            for name in [
+                format!("active-color-{env}"),
+                format!("active-color-{env}.history"),
+            ] {
                 let text = std::fs::read_to_string(p.state_dir.join(&name)).ok();
                 state_files.insert(name, text);
             }
@@ -488,7 +509,11 @@ per_version!(the_fleet_lab_starts_independent_edges, |v: &Haproxy| {
         .iter()
         .flat_map(|m| {
             let p = &m.edge.topology.paths;
-            [p.admin_socket.clone(), p.maps_dir.clone(), p.state_dir.clone()]
+            [
+                p.admin_socket.clone(),
+                p.maps_dir.clone(),
+                p.state_dir.clone(),
+            ]
         })
         .collect();
     assert_eq!(dirs.len(), 9, "{}: shared paths: {dirs:?}", v.label);

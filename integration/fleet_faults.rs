@@ -1,0 +1,290 @@
+//! Failures in the middle of a fleet switch, on every HAProxy version: one edge's HAProxy
+//! SIGKILLed while the coordinator waits at `VEZASOCK_PAUSE_AT=fleet-after-prepare` or
+//! `fleet-after-first-commit`, and the coordinator itself SIGKILLed there
+//! (`VEZASOCK_CRASH_AT`). Each time: what the exit code and message say, that the edges still
+//! up agree, what fleet `status` shows, that `apply` (or the expiry) brings every edge back to
+//! one color, and that no file is torn.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vezasock::topology::Color;
+
+use crate::crash::no_torn_files;
+use crate::fleet::{pending_map, transaction_file, wait_paused, Fleet, Running, ENV};
+use crate::haproxy::{per_version, Haproxy};
+use crate::switch::{runtime_color, Run};
+
+/// `switch staging green` on the fleet, paused at `point` until the pause file is removed.
+fn paused_switch(fleet: &Fleet, point: &str) -> Running {
+    let pause = fleet.pause_file();
+    let pause = pause.display().to_string();
+    let mut running = fleet.spawn(
+        &["switch", ENV, "green"],
+        &[
+            ("VEZASOCK_PAUSE_AT", point),
+            ("VEZASOCK_PAUSE_FILE", &pause),
+        ],
+    );
+    wait_paused(
+        &mut running,
+        Path::new(&pause),
+        &format!("{} {point}", fleet.label),
+    );
+    running
+}
+
+/// Lets the paused coordinator go on and waits for it.
+fn resume(fleet: &Fleet, running: Running) -> Run {
+    std::fs::remove_file(fleet.pause_file()).unwrap_or_else(|e| panic!("remove pause file: {e}"));
+    running.finish(Duration::from_secs(90))
+}
+
+fn said(run: &Run) -> String {
+    format!("{}\n{}", run.out, run.err)
+}
+
+/// Edge `i` is on `color` everywhere and holds no transaction, and its files are whole.
+fn settled(fleet: &Fleet, i: usize, color: Color, context: &str) {
+    let m = &fleet.members[i];
+    let what = format!("{} {context}: {}", fleet.label, m.name);
+    fleet.assert_edge_on(i, ENV, color, context);
+    assert!(
+        !pending_map(&m.edge).exists(),
+        "{what}: a pending map file is left"
+    );
+    assert!(
+        !transaction_file(&m.edge).exists(),
+        "{what}: a transaction file is left"
+    );
+    no_torn_files(&m.edge, &what);
+}
+
+/// Every line of the coordinator's journal(s) is whole JSON.
+fn fleet_journal_whole(fleet: &Fleet, context: &str) {
+    let Ok(entries) = std::fs::read_dir(&fleet.state_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = path.display().to_string();
+        assert!(
+            !name.contains("vezasock-tmp"),
+            "{} {context}: leftover {name}",
+            fleet.label
+        );
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for line in text.lines() {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                    "{} {context}: torn line in {name}: {line:?}",
+                    fleet.label
+                );
+            }
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "{} {context}: {name} ends mid-line",
+                fleet.label
+            );
+        }
+    }
+}
+
+/// After an edge is back: `apply` on the fleet brings every edge to blue, `status` is clean, and
+/// a new fleet switch goes through.
+fn apply_brings_one_color(fleet: &Fleet, context: &str) {
+    let apply = fleet.run(&["apply"]);
+    assert_eq!(
+        apply.code,
+        Some(0),
+        "{} {context}: apply: {apply:?}",
+        fleet.label
+    );
+    for i in 0..fleet.members.len() {
+        settled(fleet, i, Color::Blue, &format!("{context}, after apply"));
+    }
+    fleet_journal_whole(fleet, context);
+    let status = fleet.run(&["status"]);
+    assert_eq!(
+        status.code,
+        Some(0),
+        "{} {context}: status after apply: {status:?}",
+        fleet.label
+    );
+    let again = fleet.run(&["switch", ENV, "green"]);
+    assert_eq!(again.code, Some(0), "{} {context}: {again:?}", fleet.label);
+    fleet.assert_all_on(ENV, Color::Green, &format!("{context}, a new switch"));
+}
+
+/// Kills edge `killed` while the coordinator waits at `point`; checks the exit, the survivors,
+/// `status`, then restarts the edge and applies.
+fn edge_killed_at(v: &Haproxy, point: &str, killed: usize) {
+    let mut fleet = Fleet::local(v, 3);
+    let running = paused_switch(&fleet, point);
+    fleet.kill_edge(killed);
+    let run = resume(&fleet, running);
+    let name = fleet.members[killed].name.clone();
+    let what = format!("{} {name} killed at {point}", v.label);
+    // 3: every committed edge was put back and confirmed; 5: the killed one cannot be
+    // confirmed (the spec's two outcomes of a failed commit).
+    assert!(
+        matches!(run.code, Some(3) | Some(5)),
+        "{what}: exit code: {run:?}"
+    );
+    assert!(
+        said(&run).contains(&name),
+        "{what}: the message names the edge: {}",
+        said(&run)
+    );
+    for i in (0..3).filter(|i| *i != killed) {
+        settled(&fleet, i, Color::Blue, &what);
+    }
+    let status = fleet.run(&["status"]);
+    assert_eq!(
+        status.code,
+        Some(3),
+        "{what}: status, an edge down: {status:?}"
+    );
+    assert!(
+        said(&status).contains(&name),
+        "{what}: status shows the edge: {}",
+        said(&status)
+    );
+
+    fleet.restart_edge(killed);
+    if killed == 0 && point == "fleet-after-first-commit" {
+        // edge-a's commit had landed (map file and state file green) before it died: back
+        // from its files it disagrees with the others, who were put back.
+        let status = fleet.run(&["status"]);
+        assert_eq!(
+            status.code,
+            Some(6),
+            "{what}: status after restart: {status:?}"
+        );
+        assert!(
+            status.out.contains(&format!("DRIFT across edges on {ENV}")),
+            "{what}: {}",
+            status.out
+        );
+    }
+    apply_brings_one_color(&fleet, &what);
+}
+
+per_version!(
+    an_edge_killed_between_prepare_and_commit_leaves_the_others_on_the_old_color,
+    |v: &Haproxy| edge_killed_at(v, "fleet-after-prepare", 1)
+);
+
+per_version!(
+    an_edge_killed_between_two_commits_has_the_committed_edge_put_back,
+    |v: &Haproxy| edge_killed_at(v, "fleet-after-first-commit", 1)
+);
+
+per_version!(
+    the_committed_edge_killed_before_the_next_commit_is_brought_back_by_apply,
+    |v: &Haproxy| edge_killed_at(v, "fleet-after-first-commit", 0)
+);
+
+per_version!(
+    a_coordinator_killed_after_prepare_leaves_open_transactions_that_apply_aborts,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 3);
+        let run = fleet.run_env(
+            &["switch", ENV, "green"],
+            &[("VEZASOCK_CRASH_AT", "fleet-after-prepare")],
+        );
+        assert_eq!(run.code, None, "{}: killed by SIGKILL: {run:?}", v.label);
+        for (i, m) in fleet.members.iter().enumerate() {
+            let what = format!("{} {}", v.label, m.name);
+            assert!(transaction_file(&m.edge).exists(), "{what}: prepared, open");
+            assert_eq!(runtime_color(&m.edge, ENV), Some(Color::Blue), "{what}");
+            assert_eq!(
+                crate::fleet::map_file_color(&m.edge, ENV),
+                Some(Color::Blue),
+                "{what}: the map file is only staged"
+            );
+            no_torn_files(&fleet.members[i].edge, &what);
+        }
+        fleet_journal_whole(&fleet, "after the crash");
+        let status = fleet.run(&["status"]);
+        assert_eq!(
+            status.code,
+            Some(6),
+            "{}: open transactions: {status:?}",
+            v.label
+        );
+        assert!(
+            status.out.to_lowercase().contains("transaction"),
+            "{}: status shows the open transaction: {}",
+            v.label,
+            status.out
+        );
+        apply_brings_one_color(&fleet, "coordinator killed after prepare");
+    }
+);
+
+per_version!(
+    a_coordinator_killed_after_prepare_is_repaired_by_the_expiry,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 3);
+        let run = fleet.run_env(
+            &["switch", ENV, "green", "--expires", "1s"],
+            &[("VEZASOCK_CRASH_AT", "fleet-after-prepare")],
+        );
+        assert_eq!(run.code, None, "{}: killed by SIGKILL: {run:?}", v.label);
+        std::thread::sleep(Duration::from_millis(2100));
+        // The next command on each edge aborts its expired transaction before anything else.
+        let again = fleet.run(&["switch", ENV, "green"]);
+        assert_eq!(again.code, Some(0), "{}: {again:?}", v.label);
+        assert!(
+            again.err.contains("expired"),
+            "{}: says it aborted the expired transactions: {}",
+            v.label,
+            again.err
+        );
+        for i in 0..fleet.members.len() {
+            settled(&fleet, i, Color::Green, "after the expiry and a new switch");
+        }
+    }
+);
+
+per_version!(
+    a_coordinator_killed_between_commits_shows_drift_and_apply_repairs_it,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 3);
+        let run = fleet.run_env(
+            &["switch", ENV, "green"],
+            &[("VEZASOCK_CRASH_AT", "fleet-after-first-commit")],
+        );
+        assert_eq!(run.code, None, "{}: killed by SIGKILL: {run:?}", v.label);
+        let colors = fleet.runtime_colors(ENV);
+        assert_eq!(
+            colors,
+            vec![Some(Color::Green), Some(Color::Blue), Some(Color::Blue)],
+            "{}: the first edge committed, the others prepared",
+            v.label
+        );
+        for m in &fleet.members {
+            no_torn_files(&m.edge, &format!("{} {}", v.label, m.name));
+        }
+        fleet_journal_whole(&fleet, "after the crash");
+        let status = fleet.run(&["status"]);
+        assert_eq!(status.code, Some(6), "{}: {status:?}", v.label);
+        assert!(
+            status.out.contains(&format!(
+                "DRIFT across edges on {ENV}: edge-a=green edge-b=blue"
+            )),
+            "{}: the cross-edge drift line: {}",
+            v.label,
+            status.out
+        );
+        assert!(
+            status.out.to_lowercase().contains("transaction"),
+            "{}: status shows the open transactions: {}",
+            v.label,
+            status.out
+        );
+        apply_brings_one_color(&fleet, "coordinator killed between commits");
+    }
+);
