@@ -148,3 +148,40 @@ per_version!(
         fleet.assert_edge_on(0, "prod", Color::Blue, "after the refused prepare");
     }
 );
+
+per_version!(
+    a_play_that_prepares_on_every_edge_then_commits_on_every_edge_flips_them_all,
+    |v: &Haproxy| {
+        // What the README's Ansible example does, host by host, with the primitives alone.
+        let fleet = Fleet::local(v, 3);
+        for i in 0..3 {
+            let prep = fleet.edge_run(
+                i,
+                &[
+                    "txn", "prepare", ENV, "green", "--id", "play-7", "--sha", "f00d",
+                ],
+            );
+            assert_eq!(prep.code, Some(0), "{} edge {i}: {prep:?}", v.label);
+        }
+        assert_eq!(
+            fleet.runtime_colors(ENV),
+            vec![Some(Color::Blue); 3],
+            "{}: nothing live moves at prepare",
+            v.label
+        );
+        for i in 0..3 {
+            let commit = fleet.edge_run(i, &["txn", "commit", "--id", "play-7"]);
+            assert_eq!(commit.code, Some(0), "{} edge {i}: {commit:?}", v.label);
+        }
+        fleet.assert_all_on(ENV, Color::Green, "after the play");
+        for m in &fleet.members {
+            let newest = crate::fleet::history_lines(&m.edge, ENV);
+            assert!(
+                newest.first().is_some_and(|l| l.starts_with("green f00d ")),
+                "{} {}: the history records the sha: {newest:?}",
+                v.label,
+                m.name
+            );
+        }
+    }
+);
