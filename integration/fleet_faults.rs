@@ -133,8 +133,8 @@ fn edge_killed_at(v: &Haproxy, point: &str, killed: usize) {
         "{what}: exit code: {run:?}"
     );
     assert!(
-        said(&run).contains(&name),
-        "{what}: the message names the edge: {}",
+        run.err.contains(&name),
+        "{what}: the error names the edge: {}",
         said(&run)
     );
     for i in (0..3).filter(|i| *i != killed) {
@@ -146,10 +146,15 @@ fn edge_killed_at(v: &Haproxy, point: &str, killed: usize) {
         Some(3),
         "{what}: status, an edge down: {status:?}"
     );
+    let status = fleet.run(&["status", "--json"]);
+    assert_eq!(status.code, Some(3), "{what}: status --json: {status:?}");
+    let j: serde_json::Value = serde_json::from_str(status.out.trim())
+        .unwrap_or_else(|e| panic!("{what}: status --json: {e}: {}", status.out));
+    let edge = &j["edges"][killed];
+    assert_eq!(edge["edge"], name.as_str(), "{what}: {j}");
     assert!(
-        said(&status).contains(&name),
-        "{what}: status shows the edge: {}",
-        said(&status)
+        edge["status"].is_null() && edge["error"].is_string(),
+        "{what}: the killed edge shows as unreachable: {j}"
     );
 
     fleet.restart_edge(killed);
