@@ -7,6 +7,7 @@ mod bake;
 mod canary;
 mod cert;
 mod cli_json;
+mod coordinator;
 mod crash;
 mod demo;
 mod edge;

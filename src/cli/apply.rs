@@ -34,10 +34,19 @@ pub struct ApplyArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub takeover: TakeoverArgs,
+    #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
 }
 
 /// Runs `vezasock apply`.
 pub fn run(args: &ApplyArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        if args.dry_run {
+            eprintln!("vezasock apply: --dry-run is not available with --fleet; `vezasock --fleet … status` shows what differs");
+            return Exit::BadInput.into();
+        }
+        return super::fleet::run_apply(fleet, &args.topology, args.json);
+    }
     let edge = match load_edge("apply", &args.topology) {
         Ok(edge) => edge,
         Err(exit) => return exit.into(),

@@ -52,6 +52,12 @@ impl Exit {
             EdgeError::State(_) => Exit::Refused,
             EdgeError::NotVerified(_) | EdgeError::Unfinished(_) => Exit::NotVerified,
             EdgeError::DrainOld { source, .. } => Exit::of_edge(source),
+            EdgeError::Remote { exit, .. } => Exit::of_code(*exit),
+            EdgeError::Fleet(f) => match &f.kind {
+                crate::edge::fleet::FailureKind::Prepare(e) => Exit::of_edge(e),
+                crate::edge::fleet::FailureKind::PutBack => Exit::Unreachable,
+                crate::edge::fleet::FailureKind::NotPutBack => Exit::NotVerified,
+            },
             EdgeError::AnalysisFailed { rolled_back, .. } => {
                 if *rolled_back {
                     Exit::AnalysisFailed
@@ -59,6 +65,23 @@ impl Exit {
                     Exit::NotVerified
                 }
             }
+        }
+    }
+}
+
+impl Exit {
+    /// The exit for a code another vezasock gave (an edge-agent over ssh); an unknown code
+    /// is 5: nothing says that nothing changed.
+    pub fn of_code(code: u8) -> Exit {
+        match code {
+            0 => Exit::Ok,
+            1 => Exit::Refused,
+            2 => Exit::BadInput,
+            3 => Exit::Unreachable,
+            4 => Exit::Locked,
+            6 => Exit::Drift,
+            7 => Exit::AnalysisFailed,
+            _ => Exit::NotVerified,
         }
     }
 }

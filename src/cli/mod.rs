@@ -1,6 +1,7 @@
 //! The `vezasock` command line: clap commands over the library, human output by default and
 //! JSON behind `--json`.
 
+pub mod agent;
 pub mod apply;
 pub mod args;
 pub mod canary;
@@ -11,6 +12,7 @@ pub mod completions;
 pub mod demo;
 pub mod exec;
 pub mod exit;
+pub mod fleet;
 pub mod flip;
 pub mod history;
 pub mod output;
@@ -82,6 +84,8 @@ pub enum Command {
     /// One edge's half of a multi-edge transaction: `txn prepare ENV COLOR --id ID`, then
     /// `txn commit --id ID` or `txn abort --id ID`.
     Txn(txn::TxnArgs),
+    /// The far side of a fleet coordinator over ssh: JSON requests on stdin, answers on stdout.
+    EdgeAgent(agent::AgentArgs),
     /// Certificates over the runtime API without a reload: `cert update FILE…`, `cert list`.
     Cert(cert::CertArgs),
     /// Print a shell completion script (bash, zsh, fish, …) generated from these commands.
@@ -121,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Txn(args) => txn::run(&args),
+        Command::EdgeAgent(args) => agent::run(&args),
         Command::Drain(args) => servers::run_drain(&args),
         Command::Maint(args) => servers::run_maint(&args),
         Command::Ready(args) => servers::run_ready(&args),

@@ -26,11 +26,20 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
 /// Runs `vezasock status`.
 pub fn run(args: &StatusArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        if args.env.is_some() {
+            eprintln!("vezasock status: ENV is not available with --fleet: it shows every env of every edge");
+            return Exit::BadInput.into();
+        }
+        return super::fleet::run_status(fleet, &args.topology, args.json);
+    }
     let (rt, edge) = match runtime_and_edge("status", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),

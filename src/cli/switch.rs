@@ -69,6 +69,12 @@ pub struct SwitchArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    /// With --fleet: how long each edge's prepared transaction holds it if this process dies
+    /// before the commit (1s to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = Checked(super::txn::parse_expiry), requires = "fleet")]
+    pub expires: Duration,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
@@ -95,6 +101,13 @@ fn parse_path(s: &str) -> Result<String, String> {
 
 /// Runs `vezasock switch`.
 pub fn run(args: &SwitchArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        let mut req = SwitchRequest::new(&args.env, args.color);
+        req.sha = args.sha.clone();
+        req.wait_healthy = args.wait_healthy;
+        req.lock_wait = args.lock.lock_wait();
+        return super::fleet::run_switch(fleet, args, req, args.expires);
+    }
     let (rt, edge) = match runtime_and_edge("switch", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),

@@ -258,7 +258,7 @@ pub struct Flip<'e> {
     pub edge: &'e Edge,
     pub env: &'e Env,
     pub target: Color,
-    req: &'e SwitchRequest,
+    req: SwitchRequest,
     map: String,
     backends: Vec<String>,
     session: Session,
@@ -280,7 +280,7 @@ impl<'e> Flip<'e> {
     pub async fn lock(
         edge: &'e Edge,
         env: &'e Env,
-        req: &'e SwitchRequest,
+        req: &SwitchRequest,
     ) -> Result<Flip<'e>, EdgeError> {
         let lock = if req.dry_run {
             None
@@ -298,7 +298,7 @@ impl<'e> Flip<'e> {
             edge,
             env,
             target: req.color,
-            req,
+            req: req.clone(),
             map: map_ref(edge),
             backends: color_backends(env, req.color),
             session,
@@ -430,7 +430,7 @@ impl<'e> Flip<'e> {
 
     /// The request this flip runs.
     pub fn req(&self) -> &SwitchRequest {
-        self.req
+        &self.req
     }
 
     /// The target servers the flip puts back to READY first (set by the gate).

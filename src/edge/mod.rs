@@ -9,6 +9,7 @@ pub mod active_color;
 pub mod bake;
 pub mod canary;
 pub mod cert;
+pub mod fleet;
 pub mod flip;
 pub mod gate;
 pub mod preview;
@@ -75,6 +76,16 @@ pub enum EdgeError {
         /// The edge is back on the old color, live and recorded (exit 7); else exit 5.
         rolled_back: bool,
     },
+    /// An edge reached over ssh reported a failure (`exit`: the code `vezasock` gives it there).
+    #[error("edge {edge}: {message}")]
+    Remote {
+        edge: String,
+        message: String,
+        exit: u8,
+    },
+    /// A fleet operation stopped: what each edge holds now.
+    #[error("{0}")]
+    Fleet(Box<fleet::FleetFailure>),
     /// `--drain-old` failed after a flip that is complete and recorded: the drain's own error
     /// (and exit code), with what the flip did and the command that finishes the drain.
     #[error("{done}; but draining the old color failed: {source}; `{finish}` finishes it")]

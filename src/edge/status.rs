@@ -47,6 +47,9 @@ pub struct StatusReport {
     pub certificates: Vec<CertEntry>,
     /// Canaries in progress (`vezasock canary`): env, color, percent, as written through.
     pub canaries: Vec<super::canary::InProgress>,
+    /// A prepared transaction holding the edge (`vezasock txn`, a fleet switch), if any: it
+    /// counts as a problem (exit 6) while it is open.
+    pub transaction: Option<crate::state::Transaction>,
     /// Loud lines that do not make the edge inconsistent: a canary in progress, a certificate
     /// expiring within
     /// [`CERT_WARN_DAYS`], a placeholder certificate, a certificate file not loaded.
@@ -477,6 +480,19 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             c.env, c.percent, c.color, c.env
         ));
     }
+    let transaction = match edge.state.open_transaction() {
+        Ok(txn) => txn,
+        Err(e) => {
+            problems.push(format!("the transaction file is not readable: {e}"));
+            None
+        }
+    };
+    if let Some(txn) = &transaction {
+        problems.push(format!(
+            "OPEN {txn}; `vezasock txn commit --id {id}` or `vezasock txn abort --id {id}` ends it, `vezasock apply` aborts it",
+            id = txn.id
+        ));
+    }
     Ok(StatusReport {
         edge: edge.topology.name.clone(),
         failover: edge.topology.failover.as_str(),
@@ -488,6 +504,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         problems,
         certificates,
         canaries,
+        transaction,
         warnings,
     })
 }
@@ -550,6 +567,7 @@ async fn foreign_report(edge: &Edge, why: String) -> StatusReport {
         )],
         certificates: Vec::new(),
         canaries: Vec::new(),
+        transaction: None,
         warnings: Vec::new(),
     }
 }

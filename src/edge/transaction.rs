@@ -63,7 +63,7 @@ impl TxnReport {
 /// transaction); `id` names it.
 pub async fn prepare<'e>(
     edge: &'e Edge,
-    req: &'e SwitchRequest,
+    req: &SwitchRequest,
     id: &str,
     ttl: Duration,
 ) -> Result<Prepared<'e>, EdgeError> {
@@ -118,7 +118,7 @@ pub fn request(txn: &Transaction, lock_wait: LockWait) -> Result<SwitchRequest, 
 
 /// Takes back a transaction prepared by another process (for its commit or abort): the lock
 /// (as that transaction), the read phase, and the transaction as now on disk.
-pub async fn resume<'e>(edge: &'e Edge, req: &'e SwitchRequest) -> Result<Prepared<'e>, EdgeError> {
+pub async fn resume<'e>(edge: &'e Edge, req: &SwitchRequest) -> Result<Prepared<'e>, EdgeError> {
     let id = req
         .transaction
         .as_deref()

@@ -13,6 +13,7 @@
 //!   everything else: `default_503`.
 
 mod file;
+pub mod fleet;
 pub mod paths;
 mod validate;
 

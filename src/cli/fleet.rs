@@ -1,0 +1,415 @@
+//! `--fleet FILE` (or `VEZASOCK_FLEET`): `switch`, `status` and `apply` over every edge of a
+//! fleet at once ([`crate::edge::fleet`]). Loading the fleet and reaching its edges is here;
+//! what each command does is in the edge layer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::args::TopologyArgs;
+use super::common::runtime;
+use super::exit::Exit;
+use super::output;
+use crate::edge::fleet::member::{Agent, Member};
+use crate::edge::fleet::{self, FleetReport, FleetStatus};
+use crate::edge::switch::SwitchRequest;
+use crate::edge::{Edge, EdgeError};
+use crate::topology::fleet::{Fleet, Reach};
+use crate::topology::Topology;
+
+// The fleet flag (plain comment: see `cli::Command`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct FleetArgs {
+    /// A fleet file naming several edges: the command runs on every edge as one transaction
+    /// (README "Several edges").
+    #[arg(long, env = "VEZASOCK_FLEET", value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+}
+
+/// The fleet file, or exit 2.
+fn load(command: &str, path: &std::path::Path) -> Result<Fleet, Exit> {
+    Fleet::load(path).map_err(|e| {
+        eprintln!("vezasock {command}: {e}");
+        Exit::BadInput
+    })
+}
+
+/// Each local edge's [`Edge`] (`None` for an edge over ssh): its own topology file, or the
+/// command's topology flags when it names none.
+fn local_edges(
+    command: &str,
+    fleet: &Fleet,
+    topology: &TopologyArgs,
+) -> Result<Vec<Option<Edge>>, Exit> {
+    let mut out = Vec::with_capacity(fleet.edges.len());
+    for e in &fleet.edges {
+        if e.reach != Reach::Local {
+            out.push(None);
+            continue;
+        }
+        let topo = match &e.config {
+            Some(path) => Topology::load(path),
+            None => topology.load(),
+        };
+        match topo {
+            Ok(t) => out.push(Some(Edge::new(t))),
+            Err(err) => {
+                eprintln!("vezasock {command}: edge {}: {err}", e.name);
+                return Err(Exit::BadInput);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One member per edge: local ones driven here, ssh ones through their `edge-agent`.
+fn members<'e>(
+    command: &str,
+    fleet: &Fleet,
+    edges: &'e [Option<Edge>],
+) -> Result<Vec<Member<'e>>, Exit> {
+    let mut out = Vec::with_capacity(fleet.edges.len());
+    for (e, local) in fleet.edges.iter().zip(edges) {
+        match local {
+            Some(edge) => out.push(Member::Local {
+                name: e.name.clone(),
+                edge,
+                prepared: None,
+            }),
+            None => match Agent::start(&e.reach, e.config.as_deref()) {
+                Ok(agent) => out.push(Member::Remote {
+                    name: e.name.clone(),
+                    agent: Box::new(agent),
+                }),
+                Err(err) => {
+                    eprintln!("vezasock {command}: edge {}: {err}", e.name);
+                    return Err(Exit::Unreachable);
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// Ends every agent conversation.
+async fn close(members: Vec<Member<'_>>) {
+    for m in members {
+        if let Member::Remote { agent, .. } = m {
+            agent.close().await;
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SwitchJson<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    report: &'a FleetReport,
+}
+
+#[derive(Serialize)]
+struct FailureJson<'a> {
+    ok: bool,
+    error: String,
+    exit: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a FleetReport>,
+}
+
+/// `vezasock --fleet F switch ENV COLOR`.
+pub fn run_switch(
+    path: &std::path::Path,
+    args: &super::switch::SwitchArgs,
+    req: SwitchRequest,
+    ttl: Duration,
+) -> ExitCode {
+    let unsupported = [
+        (args.drain_old, "--drain-old"),
+        (!args.preview_check.is_empty(), "--preview-check"),
+        (args.bake.is_some(), "--bake"),
+        (args.dry_run, "--dry-run"),
+    ];
+    if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
+        eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
+        return Exit::BadInput.into();
+    }
+    let fleet = match load("switch", path) {
+        Ok(f) => f,
+        Err(exit) => return exit.into(),
+    };
+    let edges = match local_edges("switch", &fleet, &args.topology) {
+        Ok(e) => e,
+        Err(exit) => return exit.into(),
+    };
+    let rt = match runtime("switch") {
+        Ok(rt) => rt,
+        Err(exit) => return exit.into(),
+    };
+    let json = args.json;
+    rt.block_on(async {
+        let mut members = match members("switch", &fleet, &edges) {
+            Ok(m) => m,
+            Err(exit) => return exit.into(),
+        };
+        let result = fleet::switch(&fleet, &mut members, &req, ttl).await;
+        close(members).await;
+        match result {
+            Ok(report) => {
+                if json {
+                    output::json(&SwitchJson { ok: true, report: &report });
+                } else {
+                    let mut text = String::new();
+                    for e in &report.edges {
+                        text.push_str(&format!("{:<16} {:<9} {:>9.3} ms  {}\n", e.edge, e.result, e.ms, e.detail));
+                    }
+                    text.push_str(&format!(
+                        "{} switched to {} on {} edge(s) (no reload); commit skew {:.3} ms; total {:.3} ms\n",
+                        report.env,
+                        report.to,
+                        report.edges.len(),
+                        report.commit_skew_ms,
+                        report.total_ms
+                    ));
+                    output::text(&text);
+                }
+                Exit::Ok.into()
+            }
+            Err(error) => {
+                let exit = Exit::of_edge(&error);
+                if json {
+                    let report = match &error {
+                        EdgeError::Fleet(f) => Some(&f.report),
+                        _ => None,
+                    };
+                    output::json(&FailureJson {
+                        ok: false,
+                        error: error.to_string(),
+                        exit: exit as u8,
+                        report,
+                    });
+                }
+                eprintln!("vezasock switch: {error}");
+                exit.into()
+            }
+        }
+    })
+}
+
+/// `vezasock --fleet F status`.
+pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
+    let fleet = match load("status", path) {
+        Ok(f) => f,
+        Err(exit) => return exit.into(),
+    };
+    let edges = match local_edges("status", &fleet, topology) {
+        Ok(e) => e,
+        Err(exit) => return exit.into(),
+    };
+    let rt = match runtime("status") {
+        Ok(rt) => rt,
+        Err(exit) => return exit.into(),
+    };
+    rt.block_on(async {
+        let mut members = match members("status", &fleet, &edges) {
+            Ok(m) => m,
+            Err(exit) => return exit.into(),
+        };
+        let result = fleet::status(&fleet, &mut members).await;
+        close(members).await;
+        match result {
+            Ok(status) => {
+                if json {
+                    output::json(&status);
+                } else {
+                    output::text(&human_status(&status));
+                }
+                Exit::of_code(status.exit_code()).into()
+            }
+            Err(e) => super::common::fail("status", &e).into(),
+        }
+    })
+}
+
+fn human_status(s: &FleetStatus) -> String {
+    let mut out = String::new();
+    for line in &s.drift {
+        out.push_str(&format!("{line}\n"));
+    }
+    for t in &s.open_transactions {
+        out.push_str(&format!(
+            "OPEN FLEET TRANSACTION {t}; `vezasock --fleet … apply` repairs it\n"
+        ));
+    }
+    for e in &s.edges {
+        match (&e.summary, &e.error) {
+            (Some(sum), _) => {
+                let colors: Vec<String> = sum
+                    .envs
+                    .iter()
+                    .map(|c| {
+                        let w = |c: Option<crate::topology::Color>| c.map_or("?", |c| c.as_str());
+                        if c.live == c.recorded {
+                            format!("{}={}", c.env, w(c.live))
+                        } else {
+                            format!("{}={} (recorded {})", c.env, w(c.live), w(c.recorded))
+                        }
+                    })
+                    .collect();
+                out.push_str(&format!("edge {:<16} {}\n", e.edge, colors.join("  ")));
+                for p in &sum.problems {
+                    out.push_str(&format!("  {p}\n"));
+                }
+            }
+            (None, Some(err)) => out.push_str(&format!("edge {:<16} NOT REACHED: {err}\n", e.edge)),
+            (None, None) => {}
+        }
+    }
+    if s.drift.is_empty() && s.open_transactions.is_empty() {
+        out.push_str("every edge agrees on every env's color\n");
+    }
+    out
+}
+
+/// `vezasock --fleet F apply`: every edge repaired to its recorded colors (open transactions
+/// aborted), then each env whose edges still disagree flipped to the color the fleet journal
+/// names.
+pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
+    let fleet = match load("apply", path) {
+        Ok(f) => f,
+        Err(exit) => return exit.into(),
+    };
+    let edges = match local_edges("apply", &fleet, topology) {
+        Ok(e) => e,
+        Err(exit) => return exit.into(),
+    };
+    let rt = match runtime("apply") {
+        Ok(rt) => rt,
+        Err(exit) => return exit.into(),
+    };
+    rt.block_on(async {
+        let mut members = match members("apply", &fleet, &edges) {
+            Ok(m) => m,
+            Err(exit) => return exit.into(),
+        };
+        let result = apply(&fleet, &mut members).await;
+        close(members).await;
+        match result {
+            Ok(report) => {
+                if json {
+                    output::json(&report);
+                } else {
+                    let mut text = String::new();
+                    for r in &report.repaired {
+                        text.push_str(&format!("edge {:<16} {}: {}\n", r.edge, r.result, r.detail));
+                    }
+                    for r in &report.resolved {
+                        text.push_str(&format!("resolved: {r}\n"));
+                    }
+                    for r in &report.unresolved {
+                        text.push_str(&format!("UNRESOLVED: {r}\n"));
+                    }
+                    output::text(&text);
+                }
+                if !report.unresolved.is_empty() {
+                    Exit::Drift.into()
+                } else if report.repaired.iter().any(|r| r.result != "repaired") {
+                    Exit::Unreachable.into()
+                } else {
+                    Exit::Ok.into()
+                }
+            }
+            Err(e) => super::common::fail("apply", &e).into(),
+        }
+    })
+}
+
+async fn apply(fleet: &Fleet, members: &mut [Member<'_>]) -> Result<fleet::FleetApply, EdgeError> {
+    let repaired = futures::future::join_all(members.iter_mut().map(|m| async move {
+        let name = m.name().to_string();
+        let r = m.repair().await;
+        (name, r)
+    }))
+    .await;
+    let repaired: Vec<fleet::EdgeOutcome> = repaired
+        .into_iter()
+        .map(|(edge, r)| fleet::EdgeOutcome {
+            edge,
+            from: None,
+            to: crate::topology::Color::Blue,
+            result: if r.is_ok() {
+                "repaired"
+            } else {
+                "NOT REPAIRED"
+            }
+            .to_string(),
+            ms: 0.0,
+            detail: match r {
+                Ok(d) => d,
+                Err(e) => e.to_string(),
+            },
+        })
+        .collect();
+    let status = fleet::status(fleet, members).await?;
+    let mut resolved = Vec::new();
+    let mut unresolved = Vec::new();
+    let mut drifting: Vec<String> = Vec::new();
+    for line in &status.drift {
+        if let Some(env) = line
+            .strip_prefix("DRIFT across edges on ")
+            .and_then(|r| r.split(':').next())
+        {
+            drifting.push(env.to_string());
+        }
+    }
+    for env in drifting {
+        match fleet::resolve_color(fleet, &env)? {
+            Some(color) => {
+                let req = SwitchRequest::new(&env, color);
+                match fleet::switch(fleet, members, &req, crate::edge::transaction::DEFAULT_TTL)
+                    .await
+                {
+                    Ok(_) => {
+                        fleet::close_open(
+                            fleet,
+                            &env,
+                            &format!("resolved by apply: every edge on {color}"),
+                        )?;
+                        resolved.push(format!("{env}: every edge on {color} (the fleet journal's unfinished transaction)"));
+                    }
+                    Err(e) => unresolved.push(format!("{env}: the switch to {color} failed: {e}")),
+                }
+            }
+            None => unresolved.push(format!(
+                "{env}: the edges disagree and the fleet journal names no unfinished transaction; \
+                 `vezasock --fleet … switch {env} COLOR` puts every edge on one color"
+            )),
+        }
+    }
+    // Open fleet transactions whose envs now agree are over.
+    let left: Vec<&str> = unresolved
+        .iter()
+        .filter_map(|u| u.split(':').next())
+        .collect();
+    for t in journal_open_envs(fleet)?
+        .into_iter()
+        .filter(|e| !left.contains(&e.as_str()))
+    {
+        fleet::close_open(fleet, &t, "closed by apply: every edge agrees")?;
+    }
+    Ok(fleet::FleetApply {
+        repaired,
+        resolved,
+        unresolved,
+    })
+}
+
+fn journal_open_envs(fleet: &Fleet) -> Result<Vec<String>, EdgeError> {
+    Ok(fleet::journal(fleet)
+        .open_operations()?
+        .into_iter()
+        .filter_map(|o| o.env)
+        .collect())
+}

@@ -1,0 +1,662 @@
+//! Several edges, one transaction (issue 14): a flip lands on every edge of the fleet or on
+//! none. The coordinator runs the flip engine's *prepare* half ([`crate::edge::transaction`])
+//! on every edge in parallel, then the *commit* half on every edge back to back, then verifies
+//! and records on every edge.
+//!
+//! | step | every edge | a failure |
+//! |---|---|---|
+//! | prepare (parallel) | lock, read, gate, intent, stage (new map version, pending file) | abort everywhere: nothing changed (the failing edge's exit code) |
+//! | commit-disk (parallel) | pending file over the map file | every edge's disk put back: nothing changed (exit 3) |
+//! | commit-runtime (first edge, then the rest at once) | `commit map @ver` | the committed edges put back (exit 3 when every put-back is confirmed, else 5) |
+//! | finish (parallel) | read back, record | exit 5 naming the edge (live on every edge, not recorded there) |
+//!
+//! The fleet journal (`<fleet state_dir>/journal.jsonl`) has one operation per fleet
+//! transaction: `intent` (prepare), `disk-written` (committing), `runtime-applied` (every edge
+//! committed), `done`; or `rolled-back` / `failed`. `apply` on the fleet reads it to decide the
+//! color of an env whose edges disagree after a crash ([`apply`]).
+
+pub mod member;
+pub mod protocol;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use self::member::Member;
+use self::protocol::EdgeSummary;
+use super::flip::{ms, SwitchRequest};
+use super::EdgeError;
+use crate::state::{Action, Operation, Phase, StateDir};
+use crate::topology::fleet::Fleet;
+use crate::topology::Color;
+
+/// One edge's part of a fleet operation, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeOutcome {
+    pub edge: String,
+    pub from: Option<Color>,
+    pub to: Color,
+    /// `switched`, `already`, `aborted`, `refused`, `put-back`, `NOT PUT BACK`, `unfinished`,
+    /// `not reached`.
+    pub result: String,
+    /// Milliseconds this edge took, prepare to finish.
+    pub ms: f64,
+    pub detail: String,
+}
+
+/// What a fleet switch did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    pub env: String,
+    pub to: Color,
+    pub transaction: String,
+    pub edges: Vec<EdgeOutcome>,
+    /// From the first to the last edge's `commit map` answer, in milliseconds.
+    pub commit_skew_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Why a fleet operation stopped, with every edge's final state.
+#[derive(Debug)]
+pub struct FleetFailure {
+    pub message: String,
+    pub kind: FailureKind,
+    pub report: FleetReport,
+}
+
+impl std::fmt::Display for FleetFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        for e in &self.report.edges {
+            write!(f, "\n  {}: {}: {}", e.edge, e.result, e.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which exit a fleet failure gets.
+#[derive(Debug)]
+pub enum FailureKind {
+    /// A prepare failed and every edge was aborted: the failing edge's error (its exit code).
+    Prepare(Box<EdgeError>),
+    /// A commit failed and every committed edge was put back, confirmed (exit 3).
+    PutBack,
+    /// Some edge is not where the fleet should be, or could not be confirmed (exit 5).
+    NotPutBack,
+}
+
+/// Test hook, as [`super::crash_point`]: `VEZASOCK_PAUSE_AT=<step>` with
+/// `VEZASOCK_PAUSE_FILE=<path>` creates the file and waits (at most 60 s) until it is removed.
+async fn pause_point(step: &str) {
+    super::crash_point(step);
+    if !std::env::var("VEZASOCK_PAUSE_AT").is_ok_and(|at| at == step) {
+        return;
+    }
+    let Ok(file) = std::env::var("VEZASOCK_PAUSE_FILE") else {
+        return;
+    };
+    if std::fs::write(&file, step.as_bytes()).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::path::Path::new(&file).exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh fleet transaction id.
+fn new_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("fleet-{nanos:x}-{}", std::process::id())
+}
+
+/// The fleet journal.
+pub fn journal(fleet: &Fleet) -> StateDir {
+    StateDir::single(fleet.state_dir.clone())
+}
+
+/// Flips `req.env` to `req.color` on every member, or on none.
+pub async fn switch<'e>(
+    fleet: &Fleet,
+    members: &mut [Member<'e>],
+    req: &SwitchRequest,
+    ttl: Duration,
+) -> Result<FleetReport, EdgeError> {
+    let started = Instant::now();
+    let id = new_id();
+    let names: Vec<String> = members.iter().map(|m| m.name().to_string()).collect();
+    let mut report = FleetReport {
+        env: req.env.clone(),
+        to: req.color,
+        transaction: id.clone(),
+        edges: names
+            .iter()
+            .map(|n| EdgeOutcome {
+                edge: n.clone(),
+                from: None,
+                to: req.color,
+                result: "not reached".to_string(),
+                ms: 0.0,
+                detail: String::new(),
+            })
+            .collect(),
+        commit_skew_ms: 0.0,
+        total_ms: 0.0,
+    };
+    let fj = journal(fleet);
+    // Prepare, in parallel.
+    let prepared = join_all(members.iter_mut().map(|m| {
+        let id = id.clone();
+        async move {
+            let t = Instant::now();
+            (m.prepare(req, &id, ttl).await, t.elapsed())
+        }
+    }))
+    .await;
+    let mut first_error = None;
+    for (i, (result, took)) in prepared.iter().enumerate() {
+        let e = &mut report.edges[i];
+        e.ms = ms(*took);
+        match result {
+            Ok(info) => {
+                e.from = Some(info.from);
+                e.result = "prepared".to_string();
+                e.detail = format!("map version {} staged", info.version);
+            }
+            Err(err) => {
+                e.result = "refused".to_string();
+                e.detail = err.to_string();
+                if first_error.is_none() {
+                    first_error = Some((i, clone_error(err)));
+                }
+            }
+        }
+    }
+    if let Some((i, error)) = first_error {
+        let ok: Vec<usize> = (0..members.len())
+            .filter(|j| prepared[*j].0.is_ok())
+            .collect();
+        let why = format!("edge {} refused the prepare: {error}", names[i]);
+        abort_all(members, &ok, &why, &mut report).await;
+        report.total_ms = ms(started.elapsed());
+        return Err(EdgeError::Fleet(Box::new(FleetFailure {
+            message: format!(
+                "fleet switch of {} to {} refused at prepare on edge {}: nothing changed on any edge",
+                req.env, req.color, names[i]
+            ),
+            kind: FailureKind::Prepare(Box::new(error)),
+            report,
+        })));
+    }
+    // Every edge prepared: the fleet journal's operation starts here, with the color the edges
+    // had (when they agreed), which is where `apply` puts them back if this process dies.
+    let froms: Vec<Color> = report.edges.iter().filter_map(|e| e.from).collect();
+    let before = froms
+        .first()
+        .filter(|f| froms.iter().all(|x| x == *f))
+        .map(|c| c.as_str());
+    let op = Operation::new(
+        req.action,
+        Some(&req.env),
+        before,
+        Some(req.color.as_str()),
+        &req.who,
+    );
+    fj.journal_record(
+        &op,
+        Phase::Intent,
+        Some(&format!(
+            "fleet transaction {id} prepared on {}",
+            names.join(", ")
+        )),
+    )?;
+    pause_point("fleet-after-prepare").await;
+
+    // Commit, disk half, in parallel.
+    fj.journal_record(
+        &op,
+        Phase::DiskWritten,
+        Some(&format!("fleet transaction {id} committing")),
+    )?;
+    let disks = join_all(members.iter_mut().map(|m| m.commit_disk())).await;
+    if let Some(i) = disks.iter().position(Result::is_err) {
+        let why = format!(
+            "edge {}: the commit's disk step failed: {}",
+            names[i],
+            disks[i]
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        let others: Vec<usize> = (0..members.len()).filter(|j| disks[*j].is_ok()).collect();
+        let all_back = undo_all(members, &others, &why, &mut report).await;
+        report.edges[i].result = "put-back".to_string();
+        report.edges[i].detail = why.clone();
+        return Err(fail_after_commit(&fj, &op, why, all_back, report, started));
+    }
+
+    // Commit, runtime half: the first edge, then every other at once.
+    let mut answered: Vec<Option<Instant>> = vec![None; members.len()];
+    let mut commits: Vec<Result<String, EdgeError>> = Vec::with_capacity(members.len());
+    if let Some((first, rest)) = members.split_first_mut() {
+        let r = first.commit_runtime().await;
+        answered[0] = Some(Instant::now());
+        commits.push(r);
+        pause_point("fleet-after-first-commit").await;
+        let rest = join_all(rest.iter_mut().map(|m| async move {
+            let r = m.commit_runtime().await;
+            (r, Instant::now())
+        }))
+        .await;
+        for (j, (r, at)) in rest.into_iter().enumerate() {
+            answered[j + 1] = Some(at);
+            commits.push(r);
+        }
+    }
+    let times: Vec<Instant> = answered.iter().flatten().copied().collect();
+    if let (Some(a), Some(b)) = (times.iter().min(), times.iter().max()) {
+        report.commit_skew_ms = ms(*b - *a);
+    }
+    if commits.iter().any(Result::is_err) {
+        let failed: Vec<usize> = (0..members.len())
+            .filter(|j| commits[*j].is_err())
+            .collect();
+        let why = failed
+            .iter()
+            .map(|j| {
+                format!(
+                    "edge {}: {}",
+                    names[*j],
+                    commits[*j]
+                        .as_ref()
+                        .err()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut all_back = true;
+        for j in &failed {
+            let e = &mut report.edges[*j];
+            let unfinished = matches!(&commits[*j], Err(EdgeError::Unfinished(_)))
+                || matches!(&commits[*j], Err(EdgeError::Remote { exit: 5, .. }));
+            e.result = if unfinished {
+                "NOT PUT BACK"
+            } else {
+                "put-back"
+            }
+            .to_string();
+            e.detail = commits[*j]
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            all_back &= !unfinished;
+        }
+        let ok: Vec<usize> = (0..members.len()).filter(|j| commits[*j].is_ok()).collect();
+        all_back &= undo_all(
+            members,
+            &ok,
+            &format!("commit failed elsewhere: {why}"),
+            &mut report,
+        )
+        .await;
+        return Err(fail_after_commit(&fj, &op, why, all_back, report, started));
+    }
+    fj.journal_record(
+        &op,
+        Phase::RuntimeApplied,
+        Some(&format!("fleet transaction {id}: every edge committed")),
+    )?;
+
+    // Verify and record, in parallel.
+    let finished = join_all(members.iter_mut().map(|m| m.finish())).await;
+    let mut unfinished = Vec::new();
+    for (i, r) in finished.iter().enumerate() {
+        let e = &mut report.edges[i];
+        e.ms = ms(started.elapsed());
+        match r {
+            Ok(()) => {
+                e.result = if e.from == Some(req.color) {
+                    "already"
+                } else {
+                    "switched"
+                }
+                .to_string();
+                e.detail = format!("{} is {}", req.env, req.color);
+            }
+            Err(err) => {
+                e.result = "unfinished".to_string();
+                e.detail = err.to_string();
+                unfinished.push(names[i].clone());
+            }
+        }
+    }
+    report.total_ms = ms(started.elapsed());
+    if !unfinished.is_empty() {
+        let why = format!(
+            "every edge committed {} to {}, but {} did not verify or record it",
+            req.env,
+            req.color,
+            unfinished.join(", ")
+        );
+        let _ = fj.journal_record(&op, Phase::Failed, Some(&why));
+        return Err(EdgeError::Fleet(Box::new(FleetFailure {
+            message: format!(
+                "{why}; `vezasock --fleet … switch {} {}` finishes it",
+                req.env, req.color
+            ),
+            kind: FailureKind::NotPutBack,
+            report,
+        })));
+    }
+    fj.journal_record(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
+    Ok(report)
+}
+
+/// A copy of an edge error for the report (the originals stay with their edges).
+fn clone_error(e: &EdgeError) -> EdgeError {
+    match e {
+        EdgeError::BadInput(m) => EdgeError::BadInput(m.clone()),
+        EdgeError::Refused(m) => EdgeError::Refused(m.clone()),
+        EdgeError::Remote {
+            edge,
+            message,
+            exit,
+        } => EdgeError::Remote {
+            edge: edge.clone(),
+            message: message.clone(),
+            exit: *exit,
+        },
+        EdgeError::State(s) if s.is_locked() => EdgeError::Remote {
+            edge: String::new(),
+            message: s.to_string(),
+            exit: 4,
+        },
+        EdgeError::Runtime(r) if !r.is_refused() => EdgeError::Remote {
+            edge: String::new(),
+            message: r.to_string(),
+            exit: 3,
+        },
+        other => EdgeError::Refused(other.to_string()),
+    }
+}
+
+async fn abort_all(
+    members: &mut [Member<'_>],
+    which: &[usize],
+    why: &str,
+    report: &mut FleetReport,
+) {
+    let results = join_all(
+        members
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| which.contains(i))
+            .map(|(i, m)| async move { (i, m.abort(why).await) }),
+    )
+    .await;
+    for (i, r) in results {
+        let e = &mut report.edges[i];
+        match r {
+            Ok(_) => {
+                e.result = "aborted".to_string();
+                e.detail = "nothing changed".to_string();
+            }
+            Err(err) => {
+                e.result = "abort failed".to_string();
+                e.detail =
+                    format!("{err}; it expires by itself, `vezasock --fleet … apply` aborts it");
+            }
+        }
+    }
+}
+
+/// Undoes the commit on `which`; true when every put-back was confirmed.
+async fn undo_all(
+    members: &mut [Member<'_>],
+    which: &[usize],
+    why: &str,
+    report: &mut FleetReport,
+) -> bool {
+    let results = join_all(
+        members
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| which.contains(i))
+            .map(|(i, m)| async move { (i, m.undo(why).await) }),
+    )
+    .await;
+    let mut all = true;
+    for (i, r) in results {
+        let e = &mut report.edges[i];
+        match r {
+            Ok(words) => {
+                e.result = "put-back".to_string();
+                e.detail = words;
+            }
+            Err(words) => {
+                all = false;
+                e.result = "NOT PUT BACK".to_string();
+                e.detail = words;
+            }
+        }
+    }
+    all
+}
+
+fn fail_after_commit(
+    fj: &StateDir,
+    op: &Operation,
+    why: String,
+    all_back: bool,
+    mut report: FleetReport,
+    started: Instant,
+) -> EdgeError {
+    report.total_ms = ms(started.elapsed());
+    let (phase, message, kind) = if all_back {
+        (
+            Phase::RolledBack,
+            format!("fleet switch of {} to {} failed in its commit and every edge was put back on its color before: {why}", report.env, report.to),
+            FailureKind::PutBack,
+        )
+    } else {
+        (
+            Phase::Failed,
+            format!(
+                "fleet switch of {} to {} failed in its commit and NOT every edge is confirmed back: {why}; \
+                 `vezasock --fleet … status` shows each edge, `vezasock --fleet … apply` repairs them",
+                report.env, report.to
+            ),
+            FailureKind::NotPutBack,
+        )
+    };
+    let _ = fj.journal_record(op, phase, Some(&why));
+    EdgeError::Fleet(Box::new(FleetFailure {
+        message,
+        kind,
+        report,
+    }))
+}
+
+/// One edge in a fleet status.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeStatusEntry {
+    pub edge: String,
+    pub summary: Option<EdgeSummary>,
+    pub status: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// The exit code the error gives (3: unreachable).
+    #[serde(skip)]
+    pub exit: u8,
+}
+
+/// The fleet side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetStatus {
+    pub edges: Vec<EdgeStatusEntry>,
+    /// `DRIFT across edges on ENV: a=green b=blue`, one line per env.
+    pub drift: Vec<String>,
+    /// Fleet transactions the journal has not closed (a coordinator that died).
+    pub open_transactions: Vec<String>,
+}
+
+impl FleetStatus {
+    /// Exit 6 on drift across or within edges and on open transactions; else 3 when an edge
+    /// was not reached; else 0.
+    pub fn exit_code(&self) -> u8 {
+        let edge_problems = self
+            .edges
+            .iter()
+            .any(|e| e.summary.as_ref().is_some_and(|s| !s.problems.is_empty()));
+        if !self.drift.is_empty() || !self.open_transactions.is_empty() || edge_problems {
+            6
+        } else if self.edges.iter().any(|e| e.error.is_some()) {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Reads every edge's status in parallel and compares their colors.
+pub async fn status(fleet: &Fleet, members: &mut [Member<'_>]) -> Result<FleetStatus, EdgeError> {
+    let results = join_all(members.iter_mut().map(|m| async move {
+        let name = m.name().to_string();
+        (name, m.status().await)
+    }))
+    .await;
+    let edges: Vec<EdgeStatusEntry> = results
+        .into_iter()
+        .map(|(edge, r)| match r {
+            Ok((summary, status)) => EdgeStatusEntry {
+                edge,
+                summary: Some(summary),
+                status: Some(status),
+                error: None,
+                exit: 0,
+            },
+            Err(e) => EdgeStatusEntry {
+                edge,
+                summary: None,
+                status: None,
+                exit: match &e {
+                    EdgeError::Remote { exit, .. } => *exit,
+                    _ => 3,
+                },
+                error: Some(e.to_string()),
+            },
+        })
+        .collect();
+    let drift = cross_edge_drift(&edges);
+    let open_transactions = journal(fleet)
+        .open_operations()?
+        .into_iter()
+        .map(|o| o.to_string())
+        .collect();
+    Ok(FleetStatus {
+        edges,
+        drift,
+        open_transactions,
+    })
+}
+
+/// One edge's live and recorded color of an env.
+type Side = (String, Option<Color>, Option<Color>);
+
+/// One line per env whose live or recorded color differs between edges.
+fn cross_edge_drift(edges: &[EdgeStatusEntry]) -> Vec<String> {
+    let mut envs: Vec<String> = Vec::new();
+    for s in edges.iter().filter_map(|e| e.summary.as_ref()) {
+        for c in &s.envs {
+            if !envs.contains(&c.env) {
+                envs.push(c.env.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for env in envs {
+        let sides: Vec<Side> = edges
+            .iter()
+            .filter_map(|e| {
+                let s = e.summary.as_ref()?;
+                let c = s.envs.iter().find(|c| c.env == env)?;
+                Some((e.edge.clone(), c.live, c.recorded))
+            })
+            .collect();
+        let differ = |f: fn(&Side) -> Option<Color>| sides.windows(2).any(|w| f(&w[0]) != f(&w[1]));
+        if differ(|s| s.1) || differ(|s| s.2) {
+            let word = |c: Option<Color>| c.map_or("?", Color::as_str);
+            let each: Vec<String> = sides
+                .iter()
+                .map(|(e, live, rec)| {
+                    if live == rec {
+                        format!("{e}={}", word(*live))
+                    } else {
+                        format!("{e}={} (recorded {})", word(*live), word(*rec))
+                    }
+                })
+                .collect();
+            out.push(format!("DRIFT across edges on {env}: {}", each.join(" ")));
+        }
+    }
+    out
+}
+
+/// What a fleet apply did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetApply {
+    /// Each edge's repair, one line.
+    pub repaired: Vec<EdgeOutcome>,
+    /// Envs flipped to one color across the fleet, with the reason.
+    pub resolved: Vec<String>,
+    /// Envs left disagreeing, with the command to run.
+    pub unresolved: Vec<String>,
+}
+
+/// The color every edge of `env` goes to after a coordinator died: the last unfinished fleet
+/// transaction of that env says it (its color when every edge had committed, else the color
+/// the edges had before it). `None`: no such transaction, or the edges had differed before it.
+pub fn resolve_color(fleet: &Fleet, env: &str) -> Result<Option<Color>, EdgeError> {
+    let open = journal(fleet).open_operations()?;
+    let Some(op) = open.iter().rev().find(|o| o.env.as_deref() == Some(env)) else {
+        return Ok(None);
+    };
+    let color = if op.last_phase == Phase::RuntimeApplied {
+        &op.after
+    } else {
+        &op.before
+    };
+    Ok(color.as_deref().and_then(Color::parse))
+}
+
+/// Closes the fleet journal's open operations of `env` (resolved by apply).
+pub fn close_open(fleet: &Fleet, env: &str, why: &str) -> Result<(), EdgeError> {
+    let fj = journal(fleet);
+    for o in fj
+        .open_operations()?
+        .into_iter()
+        .filter(|o| o.env.as_deref() == Some(env))
+    {
+        let op = Operation {
+            op_id: o.op_id.clone(),
+            who: crate::state::who(),
+            env: o.env.clone(),
+            action: o.action,
+            before: o.before.clone(),
+            after: o.after.clone(),
+        };
+        fj.journal_record(&op, Phase::RolledBack, Some(why))?;
+    }
+    Ok(())
+}
+
+/// The action a fleet switch records.
+pub fn action() -> Action {
+    Action::Switch
+}
