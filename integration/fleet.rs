@@ -147,7 +147,8 @@ impl Fleet {
         std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     }
 
-    /// `vezasock --fleet <file> ARGS`, nothing from the caller's environment pointing at an edge.
+    /// `vezasock COMMAND --fleet <file> REST`, nothing from the caller's environment pointing at
+    /// an edge.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_env(args, &[])
     }
@@ -163,7 +164,7 @@ impl Fleet {
         running.finish(Duration::from_secs(120))
     }
 
-    /// Starts `vezasock --fleet <file> ARGS` in the background.
+    /// Starts `vezasock COMMAND --fleet <file> REST` (ARGS = COMMAND REST) in the background.
     pub fn spawn(&self, args: &[&str], extra: &[(&str, &str)]) -> Running {
         self.spawn_file(&self.file, args, extra)
     }
@@ -171,8 +172,19 @@ impl Fleet {
     /// [`Fleet::spawn`] with another fleet file.
     pub fn spawn_file(&self, file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-        cmd.arg("--fleet").arg(file).args(args);
+        // After the command: where the implementation takes it (the spec's `vezasock --fleet F
+        // switch` form has its own test).
+        let (command, rest) = args.split_first().unwrap_or((&"status", &[]));
+        cmd.arg(command).arg("--fleet").arg(file).args(rest);
         spawn_scrubbed(cmd, self.dir.path(), extra)
+    }
+
+    /// `vezasock ARGS` exactly as given (no `--fleet` added), scrubbed and bounded like
+    /// [`Fleet::run`], with `extra` in the environment.
+    pub fn run_raw(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
+        cmd.args(args);
+        spawn_scrubbed(cmd, self.dir.path(), extra).finish(Duration::from_secs(120))
     }
 
     /// `vezasock ARGS --config <edge i's topology file>` on that edge alone (no fleet).

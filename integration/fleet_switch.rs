@@ -210,6 +210,26 @@ per_version!(
     }
 );
 
+per_version!(
+    the_fleet_is_taken_before_the_command_and_from_the_environment,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 2);
+        let file = fleet.file.display().to_string();
+        // The spec's form: `vezasock --fleet F switch ENV COLOR`.
+        let run = fleet.run_raw(&["--fleet", &file, "switch", ENV, "green"], &[]);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{}: --fleet before the command: {run:?}",
+            v.label
+        );
+        fleet.assert_all_on(ENV, Color::Green, "after `--fleet F switch`");
+        let run = fleet.run_raw(&["switch", ENV, "blue"], &[("VEZASOCK_FLEET", &file)]);
+        assert_eq!(run.code, Some(0), "{}: VEZASOCK_FLEET: {run:?}", v.label);
+        fleet.assert_all_on(ENV, Color::Blue, "after a switch with VEZASOCK_FLEET");
+    }
+);
+
 per_version!(a_fleet_dry_run_changes_no_edge, |v: &Haproxy| {
     let fleet = Fleet::local(v, 2);
     let before = fleet.snapshot();
