@@ -287,6 +287,33 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
         0,
     );
     run("preview", &["preview", "staging", "green", "--json"], 0);
+    run(
+        "txn prepare",
+        &[
+            "txn", "prepare", "staging", "green", "--id", "cj-1", "--json",
+        ],
+        0,
+    );
+    run(
+        "txn commit",
+        &["txn", "commit", "--id", "cj-1", "--json"],
+        0,
+    );
+    // A fleet of this one edge (its paths come from the environment, as for every run here).
+    let fleet = dir.path().join("fleet.toml");
+    let fleet_state = dir.path().join("fleet-state");
+    std::fs::write(
+        &fleet,
+        format!("state_dir = {fleet_state:?}\n[[edge]]\nname = \"solo\"\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let fleet = fleet.display().to_string();
+    run(
+        "switch fleet",
+        &["switch", "--fleet", &fleet, "staging", "blue", "--json"],
+        0,
+    );
+    run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);
     run("plan", &["plan", "--json"], 0);
     run("apply", &["apply", "--dry-run", "--json"], 0);
     // exec takes its socket from its flags only (the edge's variables name a master socket).

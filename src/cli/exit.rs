@@ -8,7 +8,7 @@
 //! | 1 | refused: HAProxy answered with an error, or a safety gate said no (target color not healthy, rollback impossible) |
 //! | 2 | bad input: arguments, topology file, unknown env or color (clap's own usage errors are 2 too) |
 //! | 3 | HAProxy unreachable: connect failure, timeout, dropped connection, unreadable reply |
-//! | 4 | the edge is locked by another vezasock (with `--no-wait`, or the wait ran out) |
+//! | 4 | the edge is locked by another vezasock, or held by a prepared transaction (with `--no-wait`, or the wait ran out) |
 //! | 5 | applied but not verified or not recorded: a flip stopped after traffic may have moved (what is live, what is recorded, the command that finishes it), or a reload failed and was rescued |
 //! | 6 | `status`: drift (runtime, map file, state file; a served certificate not its file's), an interrupted operation, or an edge vezasock did not render |
 //! | 7 | analysis failed after traffic moved (`switch --bake`, `canary`): the edge was put back on the old color (bake: flipped back and recorded; canary: 0 %); the message has the numbers |

@@ -272,7 +272,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let state = StateDir::single(dir.path());
         let mut txn = sample(1);
-        txn.pending = dir.path().join("pending");
+        txn.pending = dir.path().join("active-color.map.pending");
         std::fs::write(&txn.pending, b"x").unwrap_or_else(|e| panic!("{e}"));
         state
             .write_transaction(&txn)
