@@ -26,8 +26,8 @@
 //!    change written through and journalled, plus the analysis read of both colors' counters),
 //!    and the time from the canary color starting to answer 500 to the canary back at 0 %.
 //!
-//! 6. a fleet flip (`VEZASOCK_BENCH_PARTS=fleet`, issue 14): `vezasock --fleet F switch` on 1, 3
-//!    and 10 local edges (one small HAProxy each, its paths in the fleet file's `[edge.paths]`):
+//! 6. a fleet flip (`VEZASOCK_BENCH_PARTS=fleet`, issue 14): `vezasock switch --fleet F` on 1, 3
+//!    and 10 local edges (one small HAProxy each, with its own topology file):
 //!    the command's time, the coordinator's `commit_skew_ms` (`--json`), the skew seen from
 //!    outside (first to last edge answering the new color, one keep-alive poller per edge), and
 //!    the ratio to a single-edge `vezasock switch` measured in the same run.
@@ -382,7 +382,7 @@ fn without_idle_close(config: &str) -> Result<String, String> {
 /// the answer names the wanted color, and reports when it first did.
 struct Poller {
     ask: mpsc::Sender<(Color, Instant)>,
-    seen: mpsc::Receiver<Option<Duration>>,
+    seen: mpsc::Receiver<Result<Duration, String>>,
     handle: JoinHandle<()>,
 }
 
@@ -395,15 +395,21 @@ impl Poller {
             while let Ok((color, start)) = asks.recv() {
                 let want = format!("staging web {}", color.as_str());
                 let deadline = start + SEE_LIMIT;
+                let mut last = String::from("no answer");
                 let result = loop {
                     if Instant::now() > deadline {
-                        break None;
+                        break Err(format!(
+                            "{color} never answered within {SEE_LIMIT:?} (last: {last})"
+                        ));
                     }
                     match conn.get(HOST, "/") {
-                        Ok(a) if a.status == 200 && a.body == want => break Some(start.elapsed()),
-                        Ok(_) => {}
+                        Ok(a) if a.status == 200 && a.body == want => break Ok(start.elapsed()),
+                        Ok(a) => last = format!("{} {:?}", a.status, a.body),
                         // A reload may close the connection; reconnect without spinning.
-                        Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                        Err(e) => {
+                            last = e.to_string();
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
                     }
                 };
                 if tell.send(result).is_err() {
@@ -457,8 +463,7 @@ fn measure_latency(b: &mut Bench, method: Method, flips: usize) -> Result<Latenc
             let seen = poller
                 .seen
                 .recv_timeout(SEE_LIMIT + Duration::from_secs(5))
-                .map_err(|_| "the poller did not answer".to_string())?
-                .ok_or_else(|| format!("{to} never answered within {SEE_LIMIT:?}"))?;
+                .map_err(|_| "the poller did not answer".to_string())??;
             out.seen.push(ms(seen));
             out.command.push(ms(command));
             for (name, v) in &b.phases {
@@ -1283,6 +1288,51 @@ struct FleetSize {
     commit_skew_ms: Vec<f64>,
     /// First → last edge answering the new color on a keep-alive poller (flips with pollers).
     seen_skew_ms: Vec<f64>,
+    /// Flips after which an edge's keep-alive poller did not see the new color within
+    /// `SEE_LIMIT` though the command succeeded: what it saw, and what the edge said then.
+    stale: Vec<String>,
+}
+
+/// What an edge serves when its keep-alive poller missed a flip: 20 new connections and the
+/// runtime map (`show map` through socat on the admin socket).
+fn stale_report(edge: &LocalEdge, i: usize, flip: usize, color: Color, why: &str) -> String {
+    let mut tally = BTreeMap::new();
+    for _ in 0..20 {
+        let a = vezasock::demo::http::get(edge.http, HOST, "/", Duration::from_secs(2))
+            .map(|a| a.body)
+            .unwrap_or_else(|e| e.to_string());
+        *tally.entry(a).or_insert(0) += 1;
+    }
+    let map = edge.topology.paths.active_color_map();
+    let live = Process::new("socat")
+        .arg("-")
+        .arg(format!(
+            "UNIX-CONNECT:{}",
+            edge.topology.paths.admin_socket.display()
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            if let Some(mut input) = c.stdin.take() {
+                let _ = writeln!(input, "show map {}", map.display());
+            }
+            c.wait_with_output()
+        })
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|e| e.to_string());
+    let report = format!(
+        "flip {flip} to {color}, {}: keep-alive poller: {why}; 20 new connections: {tally:?}; \
+         show map: {live}",
+        fleet_edge_name(i)
+    );
+    eprintln!("fleet: STALE {report}");
+    report
 }
 
 /// Part 6's samples.
@@ -1299,28 +1349,59 @@ fn fleet_edge_name(i: usize) -> String {
     format!("edge-{letter}")
 }
 
-/// A fleet file for `edges` (the embedded topology, each edge's paths in `[edge.paths]`, as the
-/// single-edge bench passes them in the environment).
-fn fleet_file(edges: &[LocalEdge], state_dir: &Path) -> String {
+/// Edge `local`'s topology file: the veza example (the embedded topology) with its `[paths]`
+/// table replaced by the edge's own paths: what the single-edge switch below sees through the
+/// environment. Checked by loading it back.
+fn topology_file(local: &LocalEdge, file: &Path) -> Result<(), String> {
+    let example = include_str!("../examples/veza.toml");
+    let start = example
+        .find("\n[paths]\n")
+        .map(|i| i + 1)
+        .ok_or("examples/veza.toml has no [paths] table")?;
+    let body = start + "[paths]\n".len();
+    let end = example[body..]
+        .find("\n[")
+        .map(|i| body + i + 1)
+        .ok_or("examples/veza.toml ends in its [paths] table")?;
+    let p = &local.topology.paths;
+    let mut table = String::from("[paths]\n");
+    for (key, path) in [
+        ("config", &p.config),
+        ("maps_dir", &p.maps_dir),
+        ("admin_socket", &p.admin_socket),
+        ("operator_socket", &p.operator_socket),
+        ("master_socket", &p.master_socket),
+        ("server_state_file", &p.server_state_file),
+        ("state_dir", &p.state_dir),
+        ("haproxy", &p.haproxy),
+        ("pid_file", &p.pid_file),
+    ] {
+        let _ = writeln!(table, "{key} = {:?}", path.display().to_string());
+    }
+    let _ = writeln!(table, "reload_method = \"{}\"\n", p.reload_method);
+    let text = format!("{}{table}{}", &example[..start], &example[end..]);
+    std::fs::write(file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
+    let loaded = Topology::load(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if loaded.paths != *p {
+        return Err(format!(
+            "{}: loads other paths: {:?} vs {p:?}",
+            file.display(),
+            loaded.paths
+        ));
+    }
+    Ok(())
+}
+
+/// A fleet file naming `edges` (`edge-a` …), each with its topology file.
+fn fleet_file(configs: &[PathBuf], state_dir: &Path) -> String {
     let q = |p: &Path| format!("{:?}", p.display().to_string());
     let mut text = format!("state_dir = {}\n", q(state_dir));
-    for (i, e) in edges.iter().enumerate() {
-        let p = &e.topology.paths;
+    for (i, config) in configs.iter().enumerate() {
         let _ = write!(
             text,
-            "\n[[edge]]\nname = \"{}\"\n[edge.paths]\nconfig = {}\nmaps_dir = {}\nadmin_socket = {}\n\
-             operator_socket = {}\nmaster_socket = {}\nserver_state_file = {}\nstate_dir = {}\n\
-             haproxy = {}\npid_file = {}\n",
+            "\n[[edge]]\nname = \"{}\"\nconfig = {}\n",
             fleet_edge_name(i),
-            q(&p.config),
-            q(&p.maps_dir),
-            q(&p.admin_socket),
-            q(&p.operator_socket),
-            q(&p.master_socket),
-            q(&p.server_state_file),
-            q(&p.state_dir),
-            q(&p.haproxy),
-            q(&p.pid_file),
+            q(config)
         );
     }
     text
@@ -1383,11 +1464,16 @@ fn measure_fleet(h: &haproxy::Haproxy, flips: usize) -> Result<FleetBench, Strin
         .map_err(|e| format!("tokio: {e}"))?;
     let most = FLEET_SIZES.iter().copied().max().unwrap_or(1);
     let mut edges = Vec::with_capacity(most);
+    let mut configs = Vec::with_capacity(most);
     for i in 0..most {
         let name = fleet_edge_name(i);
-        let local = LocalEdge::start(&topology, &h.bin, &dir.path().join(&name), &BTreeMap::new())
+        let edge_dir = dir.path().join(&name);
+        let local = LocalEdge::start(&topology, &h.bin, &edge_dir, &BTreeMap::new())
             .map_err(|e| format!("{name}: {e}"))?;
+        let config = edge_dir.join("topology.toml");
+        topology_file(&local, &config)?;
         edges.push(local);
+        configs.push(config);
     }
     for (i, e) in edges.iter().enumerate() {
         wait_edge_healthy(&rt, &Edge::new(e.topology.clone()), Duration::from_secs(30))
@@ -1413,7 +1499,7 @@ fn measure_fleet(h: &haproxy::Haproxy, flips: usize) -> Result<FleetBench, Strin
             h.label
         );
         let file = dir.path().join(format!("fleet-{size}.toml"));
-        std::fs::write(&file, fleet_file(&edges[..size], &state_dir))
+        std::fs::write(&file, fleet_file(&configs[..size], &state_dir))
             .map_err(|e| format!("write {}: {e}", file.display()))?;
         let file = file.display().to_string();
         let mut r = FleetSize {
@@ -1426,9 +1512,9 @@ fn measure_fleet(h: &haproxy::Haproxy, flips: usize) -> Result<FleetBench, Strin
             let t0 = Instant::now();
             let out = run_scrubbed(
                 &[
+                    "switch",
                     "--fleet",
                     &file,
-                    "switch",
                     "staging",
                     color.as_str(),
                     "--json",
@@ -1460,20 +1546,20 @@ fn measure_fleet(h: &haproxy::Haproxy, flips: usize) -> Result<FleetBench, Strin
                     .map_err(|_| "a poller stopped".to_string())?;
             }
             run_scrubbed(
-                &["--fleet", &file, "switch", "staging", color.as_str()],
+                &["switch", "--fleet", &file, "staging", color.as_str()],
                 &[],
             )?;
             let mut seen = Vec::with_capacity(size);
             for (i, p) in pollers.iter().enumerate() {
                 match p.seen.recv() {
-                    Ok(Some(d)) => seen.push(ms(d)),
-                    _ => {
-                        return Err(format!(
-                            "flip {flip}: {} never answered {color} within {SEE_LIMIT:?}",
-                            fleet_edge_name(i)
-                        ))
-                    }
+                    Ok(Ok(d)) => seen.push(ms(d)),
+                    Ok(Err(why)) => r.stale.push(stale_report(&edges[i], i, flip, color, &why)),
+                    Err(_) => return Err("a poller stopped".to_string()),
                 }
+            }
+            if seen.len() < size {
+                // A skew needs every edge's first answer.
+                continue;
             }
             let first = seen.iter().copied().fold(f64::INFINITY, f64::min);
             let last = seen.iter().copied().fold(0.0, f64::max);
@@ -1491,8 +1577,8 @@ fn report_fleet(s: &mut String, f: &FleetBench, flips: usize) {
     let single = p50(&f.single_ms);
     let _ = writeln!(
         s,
-        "**6. Fleet flip** (issue 14): `vezasock --fleet F switch staging <color>` on 1, 3 and 10 \
-         local edges (one HAProxy each, paths in `[edge.paths]`), {flips} flips per size without \
+        "**6. Fleet flip** (issue 14): `vezasock switch --fleet F staging <color>` on 1, 3 and 10 \
+         local edges (one HAProxy each, its own topology file), {flips} flips per size without \
          pollers (command time from outside; `total_ms` and `commit_skew_ms` from its `--json`) \
          and {flips} with one keep-alive poller per edge (*seen skew*: first to last edge \
          answering the new color). Single-edge `vezasock switch` in the same run: p50 {} ms.\n",
@@ -1523,6 +1609,18 @@ fn report_fleet(s: &mut String, f: &FleetBench, flips: usize) {
     }
     let size = |n: usize| f.sizes.iter().find(|r| r.edges == n);
     s.push('\n');
+    for r in &f.sizes {
+        if let Some(first) = r.stale.first() {
+            let _ = writeln!(
+                s,
+                "- STALE on {} edge(s): {} of {flips} flips left a keep-alive connection on the \
+                 old color for {SEE_LIMIT:?} after the command succeeded; first: {}",
+                r.edges,
+                r.stale.len(),
+                first.replace('|', "\\|")
+            );
+        }
+    }
     if let Some(three) = size(3) {
         let seen = p50(&three.seen_skew_ms);
         let coord = p50(&three.commit_skew_ms);
