@@ -1613,8 +1613,9 @@ fn report_fleet(s: &mut String, f: &FleetBench, flips: usize) {
         if let Some(first) = r.stale.first() {
             let _ = writeln!(
                 s,
-                "- STALE on {} edge(s): {} of {flips} flips left a keep-alive connection on the \
-                 old color for {SEE_LIMIT:?} after the command succeeded; first: {}",
+                "- STALE on {} edge(s): {} times (edge, flip) over {flips} flips a keep-alive \
+                 connection stayed on the old color for {SEE_LIMIT:?} after the command succeeded; \
+                 first: {}",
                 r.edges,
                 r.stale.len(),
                 first.replace('|', "\\|")
