@@ -1,7 +1,9 @@
 //! `vezasock canary` against a real local edge, on every HAProxy version: a healthy color
 //! promotes through every step with no failed request and ends recorded as a switch; a color
 //! whose api answers 500 aborts at its first step within the bound that step allows; the split
-//! follows the percent and a user with its cookie keeps its color.
+//! follows the percent and 200 users with their cookies keep their color; a canary killed with
+//! SIGKILL is reported by `status` and put back to 0 % by `apply`; a reload mid-canary keeps its
+//! percent and its next step.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -202,14 +204,468 @@ per_version!(
     }
 );
 
+/// `apply` on the local edge (as a library call: the CLI's embedded topology is not this edge's).
+fn apply(e: &LocalEdge, label: &str) -> vezasock::edge::apply::ApplyReport {
+    let options = vezasock::edge::apply::ApplyOptions {
+        dry_run: false,
+        wait: vezasock::state::Wait::up_to(Duration::from_secs(10)),
+    };
+    crate::switch::rt()
+        .block_on(vezasock::edge::apply::apply(
+            &crate::switch::lib_edge(e),
+            options,
+        ))
+        .unwrap_or_else(|err| panic!("{label}: apply: {err}"))
+}
+
+/// A `vezasock canary` started in the background, killed (SIGKILL) if the test ends first.
+struct Background(Option<std::process::Child>);
+
+impl Background {
+    fn start(e: &LocalEdge, args: &[&str]) -> Background {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
+            .args(args)
+            .env_remove("VEZASOCK_CONFIG")
+            .env_remove("VEZASOCK_CRASH_AT")
+            .envs(e.cli_env())
+            .env("VEZASOCK_WHO", "it-test")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("{err}"));
+        Background(Some(child))
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().unwrap_or_else(|err| panic!("{err}"));
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for it to exit: (code, stdout, stderr).
+    fn wait(&mut self) -> (Option<i32>, String, String) {
+        let child = self.0.take().unwrap_or_else(|| panic!("already waited"));
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|err| panic!("{err}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The preview map file's canary entry of staging, e.g. `green:30` (`None`: no canary).
+fn staging_entry(e: &LocalEdge) -> Option<String> {
+    std::fs::read_to_string(e.topology.paths.preview_map())
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("staging ").map(str::to_string))
+}
+
+/// The runtime preview map's canary entry of staging.
+fn runtime_entry(e: &LocalEdge, label: &str) -> Option<String> {
+    let map = e
+        .topology
+        .paths
+        .preview_map()
+        .to_string_lossy()
+        .into_owned();
+    crate::switch::rt().block_on(async {
+        let mut s = crate::switch::admin_session(e, label).await;
+        s.show_map(&map, None)
+            .await
+            .unwrap_or_else(|err| panic!("{label}: {err}"))
+            .into_iter()
+            .find(|x| x.key == "staging")
+            .map(|x| x.value)
+    })
+}
+
+/// Waits up to `bound` for staging's canary entry to be `entry`, in the map file and then in the
+/// runtime (the file is written first).
+fn wait_entry(e: &LocalEdge, entry: &str, bound: Duration, label: &str) {
+    let deadline = Instant::now() + bound;
+    while staging_entry(e).as_deref() != Some(entry)
+        || runtime_entry(e, label).as_deref() != Some(entry)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{label}: no {entry} within {bound:?}: {:?}",
+            staging_entry(e)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `n` cookie-less requests over 8 threads: how many reached green (every one must answer 200).
+fn green_of(e: &LocalEdge, n: usize, label: &str) -> usize {
+    let addr = e.http;
+    let per = n.div_ceil(8);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(move || {
+                    (0..per)
+                        .filter(|_| {
+                            let (status, body, _) = get(addr, None);
+                            assert_eq!(status, 200, "{label}: {body}");
+                            body.ends_with("green")
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| panic!("{label}: a client panicked"))
+            })
+            .sum()
+    })
+}
+
+/// `users` new users (no cookie): each one's bucket (from its Set-Cookie) and color.
+fn new_users(e: &LocalEdge, users: usize, label: &str) -> Vec<(u8, String)> {
+    let addr = e.http;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(move || {
+                    (0..users.div_ceil(8))
+                        .map(|_| {
+                            let (_, body, bucket) = get(addr, None);
+                            let bucket = bucket
+                                .and_then(|b| b.parse().ok())
+                                .unwrap_or_else(|| panic!("{label}: no bucket cookie: {body}"));
+                            (bucket, body)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| panic!("{label}: a client panicked"))
+            })
+            .collect()
+    })
+}
+
+/// Each user sends its cookie again: the color it gets now, in the same order.
+fn returning(e: &LocalEdge, users: &[(u8, String)]) -> Vec<String> {
+    let addr = e.http;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = users
+            .chunks(users.len().div_ceil(8).max(1))
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(bucket, _)| get(addr, Some(&format!("vezasock_bucket={bucket}"))).1)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// A user is on green exactly when its bucket is below the percent.
+fn assert_sticky(users: &[(u8, String)], now: &[String], percent: u8, label: &str) {
+    assert_eq!(users.len(), now.len(), "{label}");
+    for ((bucket, _), body) in users.iter().zip(now) {
+        let want = if *bucket < percent { "green" } else { "blue" };
+        assert_eq!(
+            body,
+            &format!("staging api {want}"),
+            "{label}: bucket {bucket} at {percent} %"
+        );
+    }
+}
+
+// The split over 2,000 cookie-less requests per step is within ±5 points of the step's percent
+// (σ ≈ 1 point: the bound is about 5σ), and 200 users that keep their cookie keep their color;
+// at the next step, only users move from blue to green, never back. About 3 s per version
+// beyond the two 5 s steps (8 client threads).
 per_version!(
     the_split_follows_the_percent_and_a_cookie_keeps_its_color,
     |v: &Haproxy| {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let e = healthy_edge(v, dir.path());
         let label = v.label;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args([
+        let started = Instant::now();
+        let mut child = Background::start(
+            &e,
+            &[
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "30,60,100",
+                "--interval",
+                "5s",
+                "--min-requests",
+                "1",
+            ],
+        );
+        wait_entry(&e, "green:30", Duration::from_secs(10), label);
+        let users = new_users(&e, 200, label);
+        assert_eq!(users.len(), 200, "{label}");
+        for (bucket, body) in &users {
+            let want = if *bucket < 30 { "green" } else { "blue" };
+            assert_eq!(
+                body,
+                &format!("staging api {want}"),
+                "{label}: bucket {bucket}"
+            );
+        }
+        let green = green_of(&e, 2000, label);
+        assert!(
+            (500..=700).contains(&green),
+            "{label}: {green} of 2000 on green at 30 %"
+        );
+        assert_sticky(&users, &returning(&e, &users), 30, label);
+        assert_eq!(
+            staging_entry(&e).as_deref(),
+            Some("green:30"),
+            "{label}: the measurement overran the step"
+        );
+        wait_entry(&e, "green:60", Duration::from_secs(15), label);
+        // At 60 %: every user that was green stays green; the users that move go to green.
+        let now = returning(&e, &users);
+        for ((bucket, before), after) in users.iter().zip(&now) {
+            if before.ends_with("green") {
+                assert_eq!(after, before, "{label}: bucket {bucket} went back");
+            }
+        }
+        assert_sticky(&users, &now, 60, label);
+        let green = green_of(&e, 2000, label);
+        assert!(
+            (1100..=1300).contains(&green),
+            "{label}: {green} of 2000 on green at 60 %"
+        );
+        assert_eq!(
+            staging_entry(&e).as_deref(),
+            Some("green:60"),
+            "{label}: the measurement overran the step"
+        );
+        let (code, out, err) = child.wait();
+        assert_eq!(code, Some(0), "{label}: {out} {err}");
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
+        eprintln!(
+            "canary stickiness {label}: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+);
+
+// kill -9 of a running canary: its percent stays live and on disk (a restart keeps it), `status`
+// reports it as interrupted (exit 6), and `apply` puts it back to 0 % by itself.
+per_version!(
+    a_killed_canary_is_reported_by_status_and_put_back_to_0_by_apply,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let mut child = Background::start(
+            &e,
+            &[
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "40,100",
+                "--interval",
+                "60s",
+            ],
+        );
+        wait_entry(&e, "green:40", Duration::from_secs(10), label);
+        child.kill();
+        e.restart_haproxy()
+            .unwrap_or_else(|err| panic!("{label}: {err}"));
+        wait_healthy(&e, label);
+        let green = green_of(&e, 800, label);
+        assert!(
+            (240..=400).contains(&green),
+            "{label}: {green} of 800 at 40 % after the restart"
+        );
+        // `status` shows the canary the killed process left, with its percent, as interrupted.
+        let status = vezasock(&e, &["status", "--json"]);
+        assert_eq!(status.code, Some(6), "{label}: {status:?}");
+        let json: serde_json::Value = serde_json::from_str(status.out.trim())
+            .unwrap_or_else(|err| panic!("{label}: {err}: {status:?}"));
+        assert_eq!(
+            json["canaries"],
+            serde_json::json!([{"env": "staging", "color": "green", "percent": 40, "running": false}]),
+            "{label}: {json}"
+        );
+        let human = vezasock(&e, &["status"]);
+        assert_eq!(human.code, Some(6), "{label}: {human:?}");
+        assert!(
+            human.out.contains("CANARY IN PROGRESS staging: 40 %")
+                && human.out.contains("INTERRUPTED")
+                && human.out.contains("`vezasock apply` puts it back to 0 %"),
+            "{label}: {human:?}"
+        );
+        // Nobody would finish a promote: refused, the percent unchanged.
+        let promote = vezasock(&e, &["canary", "staging", "--promote"]);
+        assert_eq!(promote.code, Some(1), "{label}: {promote:?}");
+        assert!(
+            promote.err.contains("no process any more"),
+            "{label}: {promote:?}"
+        );
+        assert_eq!(staging_entry(&e).as_deref(), Some("green:40"), "{label}");
+        // `apply` puts it on the safe side: 0 %, one map change, journalled, written through.
+        let journal = e.topology.paths.state_dir.join("journal.jsonl");
+        let before = std::fs::read_to_string(&journal).unwrap_or_default();
+        let report = apply(&e, label);
+        let fixed = report.repair.map(|r| r.fixed).unwrap_or_default();
+        assert!(
+            fixed
+                .iter()
+                .any(|f| f.starts_with("canary staging: green:40 → 0 %")),
+            "{label}: {fixed:?}"
+        );
+        assert_eq!(staging_entry(&e), None, "{label}");
+        assert_eq!(runtime_entry(&e, label), None, "{label}");
+        let after = std::fs::read_to_string(&journal).unwrap_or_default();
+        let new = after.get(before.len()..).unwrap_or_default();
+        assert!(
+            new.contains("\"action\":\"canary\",\"phase\":\"done\"")
+                && new.contains("\"before\":\"green:40\""),
+            "{label}: {new}"
+        );
+        assert!(state_dir(&e)
+            .open_operations()
+            .map(|o| o.is_empty())
+            .unwrap_or(false));
+        assert_eq!(
+            green_of(&e, 200, label),
+            0,
+            "{label}: a request on green after apply"
+        );
+        let status = vezasock(&e, &["status", "--json"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+        assert!(
+            status.out.contains("\"canaries\":[]"),
+            "{label}: {status:?}"
+        );
+        let again = vezasock(&e, &["canary", "staging", "--abort"]);
+        assert!(again.out.contains("nothing to abort"), "{again:?}");
+        // Nothing recorded: the env is still on blue.
+        assert_ne!(
+            state_dir(&e).recorded_color("staging").ok().flatten(),
+            Some(Color::Green)
+        );
+    }
+);
+
+// A kill between the map file and the runtime of a canary's map change (here an `--abort`,
+// after its canary was killed): the runtime alone still holds the percent and the journal an
+// open `canary` operation. `status` reports it (exit 6); `apply` deletes the runtime entry and
+// closes the operation.
+per_version!(
+    a_kill_inside_a_canary_map_change_is_repaired_by_apply,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let mut child = Background::start(
+            &e,
+            &[
+                "canary",
+                "staging",
+                "green",
+                "--steps",
+                "40,100",
+                "--interval",
+                "60s",
+            ],
+        );
+        wait_entry(&e, "green:40", Duration::from_secs(10), label);
+        child.kill();
+        let run = crate::switch::vezasock_env(
+            &e,
+            &["canary", "staging", "--abort"],
+            &[("VEZASOCK_CRASH_AT", "canary-after-disk")],
+        );
+        assert_eq!(run.code, None, "{label}: not killed: {run:?}");
+        assert_eq!(staging_entry(&e), None, "{label}: the file was written");
+        assert_eq!(
+            runtime_entry(&e, label).as_deref(),
+            Some("green:40"),
+            "{label}: the runtime was not"
+        );
+        let open = state_dir(&e)
+            .open_operations()
+            .unwrap_or_else(|err| panic!("{label}: {err}"));
+        assert_eq!(open.len(), 1, "{label}: {open:?}");
+        let status = vezasock(&e, &["status"]);
+        assert_eq!(status.code, Some(6), "{label}: {status:?}");
+        assert!(status.out.contains("INTERRUPTED"), "{label}: {status:?}");
+        let report = apply(&e, label);
+        let fixed = report.repair.map(|r| r.fixed).unwrap_or_default();
+        assert!(
+            fixed
+                .iter()
+                .any(|f| f.starts_with("canary staging: runtime entry → 0 %")),
+            "{label}: {fixed:?}"
+        );
+        assert!(
+            fixed
+                .iter()
+                .any(|f| f.starts_with("closed the interrupted")),
+            "{label}: {fixed:?}"
+        );
+        assert_eq!(runtime_entry(&e, label), None, "{label}");
+        assert!(
+            state_dir(&e)
+                .open_operations()
+                .map(|o| o.is_empty())
+                .unwrap_or(false),
+            "{label}"
+        );
+        assert_eq!(
+            green_of(&e, 200, label),
+            0,
+            "{label}: a request on green after apply"
+        );
+        let status = vezasock(&e, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+    }
+);
+
+// A reload in the middle of a canary keeps its percent (the new worker reads the map file), the
+// running canary's next step reaches the new worker, `apply` leaves a running canary alone, a
+// second canary of the env is refused, and `--abort` from another shell stops it.
+per_version!(
+    a_reload_mid_canary_keeps_its_percent_and_its_next_step,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let mut child = Background::start(
+            &e,
+            &[
                 "canary",
                 "staging",
                 "green",
@@ -219,140 +675,68 @@ per_version!(
                 "6s",
                 "--min-requests",
                 "1",
-            ])
-            .env_remove("VEZASOCK_CONFIG")
-            .envs(e.cli_env())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{err}"));
-        // Wait for the first step.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(e.topology.paths.preview_map())
-            .unwrap_or_default()
-            .contains("staging green:30")
-        {
-            assert!(Instant::now() < deadline, "{label}: no step 30");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // 50 users get a bucket and keep it.
-        let users: Vec<(String, String)> = (0..50)
-            .map(|_| {
-                let (_, body, bucket) = get(e.http, None);
-                (
-                    bucket.unwrap_or_else(|| panic!("{label}: no Set-Cookie")),
-                    body,
-                )
-            })
-            .collect();
-        // 1000 cookie-less requests: 30 % ± 5 points on green.
-        let green = (0..1000)
-            .filter(|_| get(e.http, None).1.ends_with("green"))
-            .count();
-        assert!(
-            (250..=350).contains(&green),
-            "{label}: {green} of 1000 on green at 30 %"
+            ],
         );
-        for (bucket, body) in &users {
-            let cookie = format!("vezasock_bucket={bucket}");
-            assert_eq!(
-                &get(e.http, Some(&cookie)).1,
-                body,
-                "{label}: bucket {bucket}"
-            );
-        }
-        // At 60 % a user never moves from green back to blue.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !std::fs::read_to_string(e.topology.paths.preview_map())
-            .unwrap_or_default()
-            .contains("staging green:60")
-        {
-            assert!(Instant::now() < deadline, "{label}: no step 60");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for (bucket, body) in &users {
-            let cookie = format!("vezasock_bucket={bucket}");
-            let now = get(e.http, Some(&cookie)).1;
-            if body.ends_with("green") {
-                assert_eq!(&now, body, "{label}: bucket {bucket} went back");
-            }
-        }
-        let status = child.wait().unwrap_or_else(|err| panic!("{err}"));
-        assert_eq!(status.code(), Some(0), "{label}");
-        assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
-    }
-);
-
-per_version!(
-    a_killed_canary_keeps_its_percent_across_a_restart_until_aborted,
-    |v: &Haproxy| {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut e = healthy_edge(v, dir.path());
-        let label = v.label;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args([
-                "canary",
-                "staging",
-                "green",
-                "--steps",
-                "40,100",
-                "--interval",
-                "60s",
-            ])
-            .env_remove("VEZASOCK_CONFIG")
-            .envs(e.cli_env())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{err}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(e.topology.paths.preview_map())
-            .unwrap_or_default()
-            .contains("staging green:40")
-        {
-            assert!(Instant::now() < deadline, "{label}: no step 40");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // kill -9 mid-step.
-        child.kill().unwrap_or_else(|err| panic!("{err}"));
-        let _ = child.wait();
-        e.restart_haproxy()
-            .unwrap_or_else(|err| panic!("{label}: {err}"));
-        wait_healthy(&e, label);
-        let green = (0..400)
-            .filter(|_| get(e.http, None).1.ends_with("green"))
-            .count();
+        wait_entry(&e, "green:30", Duration::from_secs(10), label);
+        let step_started = Instant::now();
+        let second = vezasock(&e, &["canary", "staging", "green", "--steps", "100"]);
+        assert_eq!(second.code, Some(1), "{label}: {second:?}");
         assert!(
-            (100..=220).contains(&green),
-            "{label}: {green} of 400 at 40 %"
+            second.err.contains("already running"),
+            "{label}: {second:?}"
         );
-        // `status` shows the canary the killed process left, with its percent.
-        let status = vezasock(&e, &["status", "--json"]);
-        let json: serde_json::Value = serde_json::from_str(status.out.trim())
-            .unwrap_or_else(|err| panic!("{label}: {err}: {status:?}"));
-        assert_eq!(
-            json["canaries"],
-            serde_json::json!([{"env": "staging", "color": "green", "percent": 40}]),
-            "{label}: {json}"
+        let report = apply(&e, label);
+        assert!(report.untouched(), "{label}: {report:?}");
+        assert_eq!(staging_entry(&e).as_deref(), Some("green:30"), "{label}");
+        let worker = crate::switch::worker_pid(&e);
+        let master = vezasock::runtime::endpoint::Endpoint::Master {
+            socket: vezasock::runtime::endpoint::Socket::Unix(
+                e.topology.paths.master_socket.clone(),
+            ),
+            target: None,
+        };
+        crate::switch::rt()
+            .block_on(vezasock::runtime::master::reload(
+                &master,
+                vezasock::runtime::connection::Deadlines {
+                    connect: Duration::from_secs(5),
+                    reply: Duration::from_secs(30),
+                },
+            ))
+            .unwrap_or_else(|err| panic!("{label}: reload: {err}\n{}", e.log()));
+        assert_ne!(
+            crate::switch::worker_pid(&e),
+            worker,
+            "{label}: no new worker"
         );
-        let human = vezasock(&e, &["status"]);
+        let green = green_of(&e, 2000, label);
         assert!(
-            human.out.contains("CANARY IN PROGRESS staging: 40 %"),
-            "{label}: {human:?}"
+            (500..=700).contains(&green),
+            "{label}: {green} of 2000 on green at 30 % after the reload"
+        );
+        assert!(
+            step_started.elapsed() < Duration::from_secs(6)
+                && staging_entry(&e).as_deref() == Some("green:30"),
+            "{label}: the measurement overran the step ({:?})",
+            step_started.elapsed()
+        );
+        // The next step goes to the new worker (the canary does not talk to the old one).
+        wait_entry(&e, "green:60", Duration::from_secs(15), label);
+        let green = green_of(&e, 2000, label);
+        assert!(
+            (1100..=1300).contains(&green),
+            "{label}: {green} of 2000 on green at 60 % (the step after the reload)"
         );
         let run = vezasock(&e, &["canary", "staging", "--abort"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
-        assert!(run.out.contains("aborted"), "{run:?}");
-        let status = vezasock(&e, &["status", "--json"]);
-        assert!(
-            status.out.contains("\"canaries\":[]"),
-            "{label}: {status:?}"
+        let (code, out, err) = child.wait();
+        assert_eq!(code, Some(7), "{label}: {out} {err}");
+        assert!(err.contains("aborted from outside"), "{label}: {err}");
+        assert_eq!(
+            green_of(&e, 200, label),
+            0,
+            "{label}: a request on green after the abort"
         );
-        for _ in 0..50 {
-            assert_eq!(get(e.http, None).1, "staging api blue", "{label}");
-        }
-        let again = vezasock(&e, &["canary", "staging", "--abort"]);
-        assert!(again.out.contains("nothing to abort"), "{again:?}");
     }
 );
 

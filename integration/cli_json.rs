@@ -313,7 +313,23 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
         &["switch", "--fleet", &fleet, "staging", "blue", "--json"],
         0,
     );
+    // Green live again, as the canary below expects.
+    run(
+        "switch fleet",
+        &["switch", "--fleet", &fleet, "staging", "green", "--json"],
+        0,
+    );
     run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);
+    run(
+        "maint fleet",
+        &["maint", "--fleet", &fleet, "staging", "blue", "--json"],
+        0,
+    );
+    run(
+        "maint fleet",
+        &["ready", "--fleet", &fleet, "staging", "blue", "--json"],
+        0,
+    );
     run("plan", &["plan", "--json"], 0);
     run("apply", &["apply", "--dry-run", "--json"], 0);
     // exec takes its socket from its flags only (the edge's variables name a master socket).
@@ -336,6 +352,8 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
     let chain = exec("exec chain", "show version; show servers state");
     assert_eq!(chain.as_array().map(Vec::len), Some(2), "{label}: {chain}");
     seen.extend(["exec", "exec chain"]);
+    run_canary(&edge, &shapes, label);
+    seen.extend(["canary", "canary failure", "canary control"]);
     run_install(v, &shapes);
     seen.push("apply install");
     // Every documented shape was exercised (demo's runs its own edge: integration/demo.rs).
@@ -346,6 +364,95 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
             "{label}: README shape `{name}` not run"
         );
     }
+}
+
+/// The canary's JSON, from real runs: a canary stopped by `--promote` from another shell (its
+/// step `promoted`, ending as a switch back to blue), `status` while it runs (`canaries[]`), the
+/// control outputs, and a failure (a canary to the live color). Green is live when it starts.
+fn run_canary(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str) {
+    let child = Process::new(env!("CARGO_BIN_EXE_vezasock"))
+        .args([
+            "canary",
+            "staging",
+            "blue",
+            "--steps",
+            "50,100",
+            "--interval",
+            "60s",
+            "--sha",
+            "c1",
+            "--json",
+        ])
+        .env_remove("VEZASOCK_CONFIG")
+        .envs(edge.cli_env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{label}: spawn: {e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let status = check(edge, shapes, "status", &["status", "--json"], 0, label);
+        if status["canaries"].as_array().is_some_and(|c| !c.is_empty()) {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{label}: no canary in status: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        status["canaries"],
+        serde_json::json!([{"env": "staging", "color": "blue", "percent": 50, "running": true}]),
+        "{label}: {status}"
+    );
+    let promote = check(
+        edge,
+        shapes,
+        "canary control",
+        &["canary", "staging", "--promote", "--json"],
+        0,
+        label,
+    );
+    assert_eq!(promote["changed"], true, "{label}: {promote}");
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{label}: wait: {e}"));
+    let run = Run {
+        code: out.status.code(),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    let report = json_of(&run, "canary --json");
+    agree(shapes, "canary", &report, "canary --json", label);
+    assert_eq!(report["ok"], true, "{label}: {report}");
+    assert_eq!(
+        report["steps"][0]["verdict"], "promoted",
+        "{label}: {report}"
+    );
+    assert_eq!(report["switch"]["to"], "blue", "{label}: {report}");
+    assert_eq!(report["switch"]["sha"], "c1", "{label}: {report}");
+    let abort = check(
+        edge,
+        shapes,
+        "canary control",
+        &["canary", "staging", "--abort", "--json"],
+        0,
+        label,
+    );
+    assert_eq!(abort["changed"], false, "{label}: {abort}");
+    // Blue is live now: a canary to blue is refused before anything moves.
+    let failed = check(
+        edge,
+        shapes,
+        "canary failure",
+        &["canary", "staging", "blue", "--json"],
+        1,
+        label,
+    );
+    assert_eq!(failed["ok"], false, "{label}: {failed}");
+    assert_eq!(failed["exit"], 1, "{label}: {failed}");
 }
 
 /// A small edge with every path under `dir` and no TLS, so `haproxy -c` passes on any host.

@@ -106,6 +106,8 @@ per_version!(a_fleet_switch_lands_on_every_edge, |v: &Haproxy| {
         v.label,
         status.out
     );
+    // Shown with --nocapture: what an operator reads.
+    eprintln!("{}", status.out);
 });
 
 per_version!(
@@ -170,6 +172,91 @@ per_version!(
             );
             let pending = e.topology.paths.maps_dir.join("active-color.map.pending");
             assert!(!pending.exists(), "{}: edge {i} pending file", v.label);
+        }
+    }
+);
+
+/// The admin state (`maint`, `drain`, `ready`) of every server of `backend` on `edge`.
+fn admin_states(edge: &LocalEdge, backend: &str) -> Vec<&'static str> {
+    crate::switch::rt().block_on(async {
+        let mut s = crate::switch::admin_session(edge, "admin socket").await;
+        let state = s
+            .show_servers_state(Some(backend))
+            .await
+            .unwrap_or_else(|e| panic!("show servers state: {e}"));
+        state
+            .rows
+            .iter()
+            .map(|r| {
+                if r.admin.is_maint() {
+                    "maint"
+                } else if r.admin.is_drain() {
+                    "drain"
+                } else {
+                    "ready"
+                }
+            })
+            .collect()
+    })
+}
+
+per_version!(
+    a_fleet_maint_then_ready_changes_every_edge,
+    |v: &Haproxy| {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let t = trio(v, root.path());
+        let f = fleet_arg(&t);
+        let run = run_fleet(&["maint", "--fleet", &f, "staging", "green", "--json"]);
+        assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
+        assert!(run.out.contains("\"ok\":true"), "{}: {}", v.label, run.out);
+        for (i, e) in t.edges.iter().enumerate() {
+            assert_eq!(
+                admin_states(e, "be_staging_api_green"),
+                ["maint"],
+                "{}: edge {i}",
+                v.label
+            );
+            assert_eq!(
+                admin_states(e, "be_staging_api_blue"),
+                ["ready"],
+                "{}: edge {i}",
+                v.label
+            );
+        }
+        let run = run_fleet(&["ready", "--fleet", &f, "staging", "green"]);
+        assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
+        for (i, e) in t.edges.iter().enumerate() {
+            assert_eq!(
+                admin_states(e, "be_staging_api_green"),
+                ["ready"],
+                "{}: edge {i}",
+                v.label
+            );
+        }
+    }
+);
+
+per_version!(
+    a_fleet_maint_of_the_live_color_is_refused_on_every_edge,
+    |v: &Haproxy| {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let t = trio(v, root.path());
+        let f = fleet_arg(&t);
+        let run = run_fleet(&["maint", "--fleet", &f, "staging", "blue"]);
+        assert_eq!(run.code, Some(1), "{}: {run:?}", v.label);
+        assert!(
+            run.err.contains("nothing changed on any edge"),
+            "{}: {}",
+            v.label,
+            run.err
+        );
+        for (i, e) in t.edges.iter().enumerate() {
+            assert_eq!(
+                admin_states(e, "be_staging_api_blue"),
+                ["ready"],
+                "{}: edge {i}",
+                v.label
+            );
         }
     }
 );

@@ -18,6 +18,7 @@ mod fleet_txn;
 mod haproxy;
 mod install;
 mod lab;
+mod moved_server;
 mod preview;
 mod reload;
 mod render;

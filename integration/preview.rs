@@ -317,3 +317,48 @@ per_version!(
         assert_eq!(bad.code, Some(2), "{bad:?}");
     }
 );
+
+// The reload path makes an empty `preview.map` for its candidate when there is none (the config
+// names it); when `haproxy -c` refuses the candidate, "nothing was changed" holds for that file
+// too: it is not left behind.
+per_version!(
+    a_refused_candidate_leaves_no_preview_map_behind,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let preview = e.topology.paths.preview_map();
+        // An edge whose maps dir has no preview map (HAProxy loaded it at start).
+        std::fs::remove_file(&preview).unwrap_or_else(|err| panic!("{label}: {err}"));
+        let mut topology = e.topology.clone();
+        // A shape change that renders but that HAProxy refuses (not an HAProxy time).
+        topology.timeouts.connect = "5zz".to_string();
+        let options = vezasock::edge::apply::ApplyOptions {
+            dry_run: false,
+            wait: vezasock::state::Wait::up_to(Duration::from_secs(10)),
+        };
+        let edge = vezasock::edge::Edge::new(topology);
+        let err = crate::switch::rt()
+            .block_on(vezasock::edge::apply::apply(&edge, options))
+            .err()
+            .unwrap_or_else(|| panic!("{label}: a bad candidate was applied"));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("HAProxy refused the candidate") && msg.contains("nothing was changed"),
+            "{label}: {msg}"
+        );
+        assert!(
+            !preview.exists(),
+            "{label}: {} was left behind",
+            preview.display()
+        );
+        // A valid candidate still gets one (HAProxy cannot start without it).
+        let mut topology = e.topology.clone();
+        topology.timeouts.connect = "6s".to_string();
+        let edge = vezasock::edge::Edge::new(topology);
+        crate::switch::rt()
+            .block_on(vezasock::edge::apply::apply(&edge, options))
+            .unwrap_or_else(|err| panic!("{label}: {err}\n{}", e.log()));
+        assert!(preview.exists(), "{label}: no preview map after the reload");
+    }
+);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vezasock::plan::{plan, LiveView, Plan, RuntimeStep};
+use vezasock::plan::{plan, Change, LiveView, Plan, RuntimeStep, Via};
 use vezasock::render::{self, shape, Rendered, ShapeSummary};
 use vezasock::topology::{Address, Color, Failover, Servers, Topology};
 
@@ -328,6 +328,13 @@ fn plan_on_real_renders() {
             steps: vec![RuntimeStep::AddHost {
                 host: "app.veza.fr".into(),
                 env: "prod".into()
+            }],
+            changes: vec![Change {
+                change: "add host app.veza.fr to env prod".into(),
+                via: Via::Runtime,
+                reason: "a map entry: the map file is rewritten, the runtime map replaced in \
+                         one transaction (prepare/commit map)"
+                    .into()
             }]
         }
     );
@@ -341,7 +348,7 @@ fn plan_on_real_renders() {
         summary: Some(fewer_r.summary.clone()),
         ..live.clone()
     };
-    let Plan::Reload { reasons } = plan(&render_ok(&t, &live_r.colors), &fewer_live) else {
+    let Plan::Reload { reasons, .. } = plan(&render_ok(&t, &live_r.colors), &fewer_live) else {
         panic!("adding a component must reload");
     };
     assert!(
@@ -449,14 +456,40 @@ fn cli_render_then_plan() {
     );
     assert!(out.contains("add host app.veza.fr to env prod"), "{out}");
 
-    // A moved server is a reload, explained.
-    cli.edit("10.0.20.105:3000", "10.0.20.106:3000");
+    // A server moved to another IP and port is a runtime step (issue 12), explained.
+    cli.edit("10.0.20.105:3000", "10.0.20.106:3001");
+    let (_, out, _) = cli.run(&["plan"]);
+    assert!(
+        out.starts_with("Runtime changes, no reload (1 map edit(s), 1 server move(s)):"),
+        "{out}"
+    );
+    assert!(
+        out.contains("move server forgejo_backend/srv_1 from 10.0.20.105:3000 to 10.0.20.106:3001"),
+        "{out}"
+    );
+    assert!(
+        out.contains("via runtime: only its address changed"),
+        "{out}"
+    );
+    let (_, json, _) = cli.run(&["plan", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["plan"], "runtime", "{json}");
+    assert_eq!(v["steps"][1]["step"], "move-server", "{json}");
+    assert_eq!(v["changes"][1]["via"], "runtime", "{json}");
+
+    // A server moved to a host name is a reload, explained (`set server … addr` takes an IP).
+    cli.edit("10.0.20.106:3001", "forgejo.lxd:3000");
     let (_, out, _) = cli.run(&["plan"]);
     assert!(out.starts_with("Reload needed"), "{out}");
     assert!(
         out.contains(
-            "server forgejo_backend/srv_1 moved from 10.0.20.105:3000 to 10.0.20.106:3000"
+            "server forgejo_backend/srv_1 moved from 10.0.20.105:3000 to forgejo.lxd:3000"
         ),
+        "{out}"
+    );
+    assert!(
+        out.contains("via reload: its new address is a host name"),
         "{out}"
     );
     let (_, json, _) = cli.run(&["plan", "--json"]);

@@ -12,10 +12,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines, Stdin, Stdout}
 use super::args::TopologyArgs;
 use super::common::runtime_and_edge;
 use super::exit::Exit;
-use crate::edge::fleet::member::{repair, summarize};
+use crate::edge::fleet::member::{repair, rollback_target, summarize};
 use crate::edge::fleet::protocol::{Request, Response};
 use crate::edge::switch::{LockWait, SwitchRequest};
-use crate::edge::transaction::{self, Prepared};
+use crate::edge::transaction::{self, Locked, Prepared};
 use crate::edge::{Edge, EdgeError};
 
 // Arguments of `vezasock edge-agent` (plain comment: see `cli::Command`).
@@ -123,15 +123,47 @@ async fn serve(edge: &Edge, io: &mut Io) {
                 };
                 io.send(&r).await;
             }
-            Request::Prepare {
+            Request::RollbackTarget { env, to } => {
+                let r = match rollback_target(edge, &env, to.as_deref()) {
+                    Ok(target) => Response {
+                        ok: true,
+                        target: Some(target),
+                        ..Response::default()
+                    },
+                    Err(e) => failure(&e),
+                };
+                io.send(&r).await;
+            }
+            Request::ServersPrepare {
+                selection,
+                decision,
+                force,
+                lock_wait_ms,
+            } => {
+                let wait = match lock_wait_ms {
+                    None => crate::state::Wait::No,
+                    Some(ms) => crate::state::Wait::up_to(Duration::from_millis(ms)),
+                };
+                match crate::edge::servers::prepare_change(edge, &selection, decision, force, wait)
+                    .await
+                {
+                    Ok(change) => {
+                        io.send(&done("server change prepared".to_string())).await;
+                        if serve_change(change, decision, io).await.is_break() {
+                            return;
+                        }
+                    }
+                    Err(e) => io.send(&failure(&e)).await,
+                }
+            }
+            Request::Lock {
                 env,
                 color,
-                id,
-                ttl_ms,
                 sha,
                 wait_healthy_ms,
                 lock_wait_ms,
                 who,
+                action,
             } => {
                 let mut req = SwitchRequest::new(&env, color);
                 req.sha = sha;
@@ -139,19 +171,11 @@ async fn serve(edge: &Edge, io: &mut Io) {
                 req.lock_wait = lock_wait_ms
                     .map_or(LockWait::No, |ms| LockWait::UpTo(Duration::from_millis(ms)));
                 req.who = who;
-                let ttl = Duration::from_millis(ttl_ms).min(super::txn::MAX_EXPIRES);
-                match transaction::prepare(edge, &req, &id, ttl).await {
-                    Ok(prepared) => {
-                        io.send(&Response {
-                            ok: true,
-                            detail: format!("map version {} staged", prepared.txn.version),
-                            from: Some(prepared.from()),
-                            version: Some(prepared.txn.version),
-                            noop: prepared.txn.noop,
-                            ..Response::default()
-                        })
-                        .await;
-                        if serve_transaction(prepared, io).await.is_break() {
+                req.action = action;
+                match transaction::lock(edge, &req).await {
+                    Ok(locked) => {
+                        io.send(&done(format!("{env} locked on this edge"))).await;
+                        if serve_locked(locked, io).await.is_break() {
                             return;
                         }
                     }
@@ -164,6 +188,78 @@ async fn serve(edge: &Edge, io: &mut Io) {
                 ));
                 io.send(&failure(&e)).await;
             }
+        }
+    }
+}
+
+/// A prepared server change: apply, restore, release. `Break` when the input ended (a change
+/// not applied yet is dropped with its lock).
+async fn serve_change(
+    mut change: crate::edge::servers::PreparedChange<'_>,
+    decision: crate::state::AdminDecision,
+    io: &mut Io,
+) -> std::ops::ControlFlow<()> {
+    loop {
+        let Some(request) = io.next().await else {
+            return std::ops::ControlFlow::Break(());
+        };
+        let response = match request {
+            Request::ServersApply { kill_sessions } => result(
+                change
+                    .apply(decision, kill_sessions)
+                    .await
+                    .map(|r| crate::edge::fleet::member::change_line(&r)),
+            ),
+            Request::ServersRestore => result(change.restore().await),
+            Request::ServersRelease => {
+                io.send(&done("released".to_string())).await;
+                return std::ops::ControlFlow::Continue(());
+            }
+            other => failure(&EdgeError::Refused(format!(
+                "{other:?}: a server change is in progress in this session"
+            ))),
+        };
+        io.send(&response).await;
+    }
+}
+
+/// A locked edge: the prepare, or an abort that releases the lock. `Break` when the input
+/// ended.
+async fn serve_locked(locked: Locked<'_>, io: &mut Io) -> std::ops::ControlFlow<()> {
+    let Some(request) = io.next().await else {
+        return std::ops::ControlFlow::Break(());
+    };
+    match request {
+        Request::Prepare { id, ttl_ms } => {
+            let ttl = Duration::from_millis(ttl_ms).min(super::txn::MAX_EXPIRES);
+            match locked.prepare(&id, ttl).await {
+                Ok(prepared) => {
+                    io.send(&Response {
+                        ok: true,
+                        detail: format!("map version {} staged", prepared.txn.version),
+                        from: Some(prepared.from()),
+                        version: Some(prepared.txn.version),
+                        noop: prepared.txn.noop,
+                        ..Response::default()
+                    })
+                    .await;
+                    serve_transaction(prepared, io).await
+                }
+                Err(e) => {
+                    io.send(&failure(&e)).await;
+                    std::ops::ControlFlow::Continue(())
+                }
+            }
+        }
+        Request::Abort { .. } => {
+            io.send(&done("lock released; nothing was prepared".to_string()))
+                .await;
+            std::ops::ControlFlow::Continue(())
+        }
+        other => {
+            let e = EdgeError::Refused(format!("{other:?}: the edge is locked for a prepare"));
+            io.send(&failure(&e)).await;
+            std::ops::ControlFlow::Continue(())
         }
     }
 }

@@ -1,10 +1,12 @@
 //! `vezasock canary ENV COLOR --steps 5,25,50,100 --interval 30s`: one human line per step and
-//! analysis, then the switch that ends it; `--abort` from another shell; or one JSON object.
+//! analysis, then the switch that ends it; `--abort` / `--promote` from another shell; or one
+//! JSON object (`{ok: true, …report}`, `{ok: false, error, exit}`, `{env, action, changed}`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
 use super::common::{fail, runtime_and_edge};
@@ -12,8 +14,46 @@ use super::exit::Exit;
 use super::output;
 use super::switch::parse_percent;
 use crate::edge::bake::{Limits, DEFAULT_MIN_REQUESTS};
-use crate::edge::canary::{abort_from_outside, canary, promote_from_outside, CanaryRequest};
+use crate::edge::canary::{
+    abort_from_outside, canary, promote_from_outside, CanaryReport, CanaryRequest,
+};
 use crate::topology::Color;
+
+/// `--json` on success: the report with `ok: true`.
+#[derive(Serialize)]
+struct JsonSuccess<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    report: &'a CanaryReport,
+}
+
+/// `--json` on a failure (the message has the numbers).
+#[derive(Serialize)]
+struct JsonFailure {
+    ok: bool,
+    error: String,
+    exit: u8,
+}
+
+/// `--abort` / `--promote` with `--json`.
+#[derive(Serialize)]
+struct JsonControl<'a> {
+    env: &'a str,
+    action: &'static str,
+    /// False when the env had no canary (nothing to abort or promote).
+    changed: bool,
+}
+
+/// Prints `--json` of `--abort` / `--promote`.
+fn control(json: bool, env: &str, action: &'static str, changed: bool) {
+    if json {
+        output::json(&JsonControl {
+            env,
+            action,
+            changed,
+        });
+    }
+}
 
 // Arguments of `vezasock canary` (a plain comment: a doc comment would replace the
 // subcommand's about text).
@@ -70,13 +110,17 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
             args.lock.lock_wait(),
         )) {
             Ok(Some(color)) => {
-                output::line(&format!(
-                    "the canary of {} is at 100 % ({color}); the running canary ends it as a switch",
-                    args.env
-                ));
+                control(args.json, &args.env, "promote", true);
+                if !args.json {
+                    output::line(&format!(
+                        "the canary of {} is at 100 % ({color}); the running canary ends it as a switch",
+                        args.env
+                    ));
+                }
                 Exit::Ok.into()
             }
             Ok(None) => {
+                control(args.json, &args.env, "promote", false);
                 eprintln!("vezasock canary: {} has no canary to promote", args.env);
                 Exit::Refused.into()
             }
@@ -90,12 +134,15 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
             &who,
             args.lock.lock_wait(),
         )) {
-            Ok(true) => {
-                output::line(&format!("the canary of {} was aborted: 0 %", args.env));
-                Exit::Ok.into()
-            }
-            Ok(false) => {
-                output::line(&format!("{} has no canary: nothing to abort", args.env));
+            Ok(aborted) => {
+                control(args.json, &args.env, "abort", aborted);
+                if !args.json {
+                    output::line(&if aborted {
+                        format!("the canary of {} was aborted: 0 %", args.env)
+                    } else {
+                        format!("{} has no canary: nothing to abort", args.env)
+                    });
+                }
                 Exit::Ok.into()
             }
             Err(e) => fail("canary", &e).into(),
@@ -123,7 +170,10 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
     match result {
         Ok(report) => {
             if json {
-                output::json(&report);
+                output::json(&JsonSuccess {
+                    ok: true,
+                    report: &report,
+                });
             } else {
                 output::line(&format!(
                     "{} promoted {} → {} through {} step(s) (no reload)",
@@ -135,6 +185,16 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
             }
             Exit::Ok.into()
         }
-        Err(e) => fail("canary", &e).into(),
+        Err(e) => {
+            let exit = fail("canary", &e);
+            if json {
+                output::json(&JsonFailure {
+                    ok: false,
+                    error: e.to_string(),
+                    exit: exit as u8,
+                });
+            }
+            exit.into()
+        }
     }
 }

@@ -65,6 +65,17 @@ fn local_edges(
     Ok(out)
 }
 
+/// What every fleet command starts with: the fleet file, its local edges, the async runtime.
+fn open(
+    command: &str,
+    path: &std::path::Path,
+    topology: &TopologyArgs,
+) -> Result<(Fleet, Vec<Option<Edge>>, tokio::runtime::Runtime), Exit> {
+    let fleet = load(command, path)?;
+    let edges = local_edges(command, &fleet, topology)?;
+    Ok((fleet, edges, runtime(command)?))
+}
+
 /// One member per edge: local ones driven here, ssh ones through their `edge-agent`.
 fn members<'e>(
     command: &str,
@@ -77,7 +88,9 @@ fn members<'e>(
             Some(edge) => out.push(Member::Local {
                 name: e.name.clone(),
                 edge,
+                locked: None,
                 prepared: None,
+                change: None,
             }),
             None => match Agent::start(&e.reach, e.config.as_deref()) {
                 Ok(agent) => out.push(Member::Remote {
@@ -136,24 +149,65 @@ pub fn run_switch(
         eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
         return Exit::BadInput.into();
     }
-    let fleet = match load("switch", path) {
-        Ok(f) => f,
+    run_flip("switch", path, &args.topology, args.json, req, ttl, None)
+}
+
+/// `vezasock rollback --fleet F ENV [--to SHA]`: every edge's history must name the same deploy
+/// to go back to; then a fleet switch to it, recorded as a rollback.
+pub fn run_rollback(
+    path: &std::path::Path,
+    args: &super::rollback::RollbackArgs,
+    req: SwitchRequest,
+) -> ExitCode {
+    if args.dry_run {
+        eprintln!(
+            "vezasock rollback: --dry-run is not available with --fleet (yet); run it per edge"
+        );
+        return Exit::BadInput.into();
+    }
+    run_flip(
+        "rollback",
+        path,
+        &args.topology,
+        args.json,
+        req,
+        crate::edge::transaction::DEFAULT_TTL,
+        Some(args.to.clone()),
+    )
+}
+
+/// A fleet switch (`rollback`: `Some(to)`, the color and sha come from the edges' histories).
+fn run_flip(
+    command: &str,
+    path: &std::path::Path,
+    topology: &TopologyArgs,
+    json: bool,
+    mut req: SwitchRequest,
+    ttl: Duration,
+    rollback: Option<Option<String>>,
+) -> ExitCode {
+    let (fleet, edges, rt) = match open(command, path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
-    let edges = match local_edges("switch", &fleet, &args.topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime("switch") {
-        Ok(rt) => rt,
-        Err(exit) => return exit.into(),
-    };
-    let json = args.json;
     rt.block_on(async {
-        let mut members = match members("switch", &fleet, &edges) {
+        let mut members = match members(command, &fleet, &edges) {
             Ok(m) => m,
             Err(exit) => return exit.into(),
         };
+        if let Some(to) = &rollback {
+            match fleet::rollback_target(&mut members, &req.env, to.as_deref()).await {
+                Ok((color, sha)) => {
+                    req.color = color;
+                    req.sha = sha;
+                    req.action = crate::state::Action::Rollback;
+                }
+                Err(e) => {
+                    close(members).await;
+                    return super::common::fail(command, &e).into();
+                }
+            }
+        }
         let result = fleet::switch(&fleet, &mut members, &req, ttl).await;
         close(members).await;
         match result {
@@ -191,7 +245,7 @@ pub fn run_switch(
                         report,
                     });
                 }
-                eprintln!("vezasock switch: {error}");
+                eprintln!("vezasock {command}: {error}");
                 exit.into()
             }
         }
@@ -200,16 +254,8 @@ pub fn run_switch(
 
 /// `vezasock --fleet F status`.
 pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    let fleet = match load("status", path) {
-        Ok(f) => f,
-        Err(exit) => return exit.into(),
-    };
-    let edges = match local_edges("status", &fleet, topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime("status") {
-        Ok(rt) => rt,
+    let (fleet, edges, rt) = match open("status", path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
     rt.block_on(async {
@@ -259,6 +305,9 @@ fn human_status(s: &FleetStatus) -> String {
                     })
                     .collect();
                 out.push_str(&format!("edge {:<16} {}\n", e.edge, colors.join("  ")));
+                for c in &sum.envs {
+                    out.push_str(&format!("  {:<12} {}\n", c.env, c.servers.join(" · ")));
+                }
                 for p in &sum.problems {
                     out.push_str(&format!("  {p}\n"));
                 }
@@ -277,16 +326,8 @@ fn human_status(s: &FleetStatus) -> String {
 /// aborted), then each env whose edges still disagree flipped to the color the fleet journal
 /// names.
 pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    let fleet = match load("apply", path) {
-        Ok(f) => f,
-        Err(exit) => return exit.into(),
-    };
-    let edges = match local_edges("apply", &fleet, topology) {
-        Ok(e) => e,
-        Err(exit) => return exit.into(),
-    };
-    let rt = match runtime("apply") {
-        Ok(rt) => rt,
+    let (fleet, edges, rt) = match open("apply", path, topology) {
+        Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
     rt.block_on(async {
@@ -412,4 +453,92 @@ fn journal_open_envs(fleet: &Fleet) -> Result<Vec<String>, EdgeError> {
         .into_iter()
         .filter_map(|o| o.env)
         .collect())
+}
+
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    change: &'a fleet::FleetChange,
+}
+
+#[derive(Serialize)]
+struct ChangeFailureJson<'a> {
+    ok: bool,
+    error: String,
+    exit: u8,
+    edges: &'a [fleet::EdgeOutcome],
+}
+
+/// `vezasock drain|maint|ready --fleet F …`: the server change on every edge or on none.
+pub fn run_servers(
+    command: &str,
+    path: &std::path::Path,
+    (select, lock, topology, json): (
+        &super::servers::SelectArgs,
+        &super::args::LockArgs,
+        &TopologyArgs,
+        bool,
+    ),
+    decision: crate::state::AdminDecision,
+    flags: (bool, bool),
+) -> ExitCode {
+    if select.backend.is_some() && select.color.is_some() {
+        eprintln!("vezasock {command}: a color goes with an env, not with --backend");
+        return Exit::BadInput.into();
+    }
+    let selection = select.selection();
+    let (fleet, edges, rt) = match open(command, path, topology) {
+        Ok(opened) => opened,
+        Err(exit) => return exit.into(),
+    };
+    rt.block_on(async {
+        let mut members = match members(command, &fleet, &edges) {
+            Ok(m) => m,
+            Err(exit) => return exit.into(),
+        };
+        let result =
+            fleet::servers_change(&mut members, &selection, decision, flags, lock.lock_wait())
+                .await;
+        close(members).await;
+        match result {
+            Ok(change) => {
+                if json {
+                    output::json(&ChangeJson {
+                        ok: true,
+                        change: &change,
+                    });
+                } else {
+                    let mut text = String::new();
+                    for e in &change.edges {
+                        text.push_str(&format!("edge {:<16} {}: {}\n", e.edge, e.result, e.detail));
+                    }
+                    text.push_str(&format!(
+                        "{} on {} edge(s), written through on each\n",
+                        decision.as_str(),
+                        change.edges.len()
+                    ));
+                    output::text(&text);
+                }
+                Exit::Ok.into()
+            }
+            Err(error) => {
+                let exit = Exit::of_edge(&error);
+                if json {
+                    let edges = match &error {
+                        EdgeError::Fleet(f) => f.report.edges.as_slice(),
+                        _ => &[],
+                    };
+                    output::json(&ChangeFailureJson {
+                        ok: false,
+                        error: error.to_string(),
+                        exit: exit as u8,
+                        edges,
+                    });
+                }
+                eprintln!("vezasock {command}: {error}");
+                exit.into()
+            }
+        }
+    })
 }

@@ -59,9 +59,9 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Render the candidate into a temp dir and run `haproxy -c` on it.
     Check(check::CheckArgs),
-    /// Show what an apply would do: nothing, runtime map edits, or a reload and why.
+    /// Show what an apply would do: nothing, runtime edits (maps, moved servers), or a reload and why.
     Plan(plan::PlanArgs),
-    /// Bring the edge to the topology: nothing, runtime map edits, or a checked, verified reload.
+    /// Bring the edge to the topology: nothing, runtime edits (maps, moved servers), or a checked, verified reload.
     Apply(apply::ApplyArgs),
     /// Put servers in DRAIN (no new sessions); with --wait, wait for their sessions to end.
     Drain(servers::DrainArgs),

@@ -1,4 +1,5 @@
-//! `vezasock plan`: what an `apply` would do — nothing, runtime map edits, or a reload and why.
+//! `vezasock plan`: what an `apply` would do — nothing, runtime edits (map entries, moved
+//! servers), or a reload and why; each change with `via runtime` or `via reload` and its reason.
 //! Reads the live config, its shape summary and the live map files ([`read_live`]), then asks
 //! the pure planner.
 
@@ -147,19 +148,25 @@ fn takeover_plan_of(args: &PlanArgs) -> Result<Option<Plan>, Exit> {
 pub(super) fn print_plan(plan: &Plan) {
     match plan {
         Plan::Nothing => output::line("Nothing to do: the live edge matches the topology."),
-        Plan::Runtime { steps } => {
-            output::line(&format!(
-                "Runtime changes, no reload ({} map edit(s)):",
-                steps.len()
-            ));
-            for s in steps {
-                output::line(&format!("  - {s}"));
-            }
+        Plan::Runtime { steps, changes } => {
+            let moves = plan.server_moves().len();
+            let maps = steps.len() - moves;
+            let count = if moves == 0 {
+                format!("{maps} map edit(s)")
+            } else {
+                format!("{maps} map edit(s), {moves} server move(s)")
+            };
+            output::line(&format!("Runtime changes, no reload ({count}):"));
+            print_changes(changes);
         }
-        Plan::Reload { reasons } => {
+        Plan::Reload { reasons, changes } => {
             output::line("Reload needed: the edge's shape changed.");
             for r in reasons {
                 output::line(&format!("  - {r}"));
+            }
+            if !changes.is_empty() {
+                output::line("Each change and how it reaches the edge:");
+                print_changes(changes);
             }
         }
         Plan::Takeover {
@@ -192,6 +199,14 @@ pub(super) fn print_plan(plan: &Plan) {
                 output::line(&format!("  {}. {s}", i + 1));
             }
         }
+    }
+}
+
+/// `  - <change>` and, under it, `via runtime|reload: <why>`.
+fn print_changes(changes: &[crate::plan::Change]) {
+    for c in changes {
+        output::line(&format!("  - {}", c.change));
+        output::line(&format!("      via {}: {}", c.via, c.reason));
     }
 }
 

@@ -37,11 +37,19 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
 /// Runs `vezasock rollback`.
 pub fn run(args: &RollbackArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        let mut req = SwitchRequest::new(&args.env, crate::topology::Color::Blue);
+        req.wait_healthy = args.wait_healthy;
+        req.lock_wait = args.lock.lock_wait();
+        return super::fleet::run_rollback(fleet, args, req);
+    }
     let (rt, edge) = match runtime_and_edge("rollback", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),

@@ -86,6 +86,8 @@ pub struct DrainArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
@@ -108,6 +110,8 @@ pub struct MaintArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
@@ -123,11 +127,13 @@ pub struct ReadyArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
 impl SelectArgs {
-    fn selection(&self) -> Selection {
+    pub(crate) fn selection(&self) -> Selection {
         match (&self.backend, &self.env) {
             (Some(backend), _) => Selection::Backend {
                 backend: backend.clone(),
@@ -188,6 +194,15 @@ fn print_change(report: &ChangeReport) {
 
 /// Runs `vezasock maint`.
 pub fn run_maint(args: &MaintArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        return super::fleet::run_servers(
+            "maint",
+            fleet,
+            (&args.select, &args.lock, &args.topology, args.json),
+            AdminDecision::Maint,
+            (args.kill_sessions, args.force),
+        );
+    }
     set_state(
         "maint",
         &args.select,
@@ -202,6 +217,15 @@ pub fn run_maint(args: &MaintArgs) -> ExitCode {
 
 /// Runs `vezasock ready`.
 pub fn run_ready(args: &ReadyArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        return super::fleet::run_servers(
+            "ready",
+            fleet,
+            (&args.select, &args.lock, &args.topology, args.json),
+            AdminDecision::Ready,
+            (false, false),
+        );
+    }
     set_state(
         "ready",
         &args.select,
@@ -252,6 +276,19 @@ fn set_state(
 
 /// Runs `vezasock drain`.
 pub fn run_drain(args: &DrainArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        if args.wait.is_some() {
+            eprintln!("vezasock drain: --wait is not available with --fleet (yet): drain with --fleet, then wait per edge");
+            return Exit::BadInput.into();
+        }
+        return super::fleet::run_servers(
+            "drain",
+            fleet,
+            (&args.select, &args.lock, &args.topology, args.json),
+            AdminDecision::Drain,
+            (false, args.force),
+        );
+    }
     drain(args).into()
 }
 

@@ -16,9 +16,20 @@
 //! a breach is a 5xx share on COLOR above `max_error_rate` plus the old color's own share over
 //! the same window (the baseline). Fewer than `min_requests` responses on COLOR is inconclusive:
 //! the step waits, up to three intervals, then aborts as inconclusive.
+//!
+//! A running canary holds `<state_dir>/canary-<env>.lock` (`flock`) for its whole run; the
+//! kernel drops it when the process dies, even by `kill -9`. An entry whose lock is free was left
+//! by a canary that is gone: `status` reports it as interrupted and `apply` ([`repair_crashed`])
+//! puts it back to 0 %. Each poll and each step opens a fresh admin session, so a reload in the
+//! middle of a canary never leaves it talking to (and counting on) the old worker.
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 use serde::Serialize;
 
 use super::bake::{counters, describe, judge, Counters, Limits, Verdict, POLL};
@@ -30,7 +41,7 @@ use crate::runtime::command::Command;
 use crate::runtime::parse::Parsed;
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, write_atomic};
-use crate::state::{Action, EdgeLock, Holder, Operation, Phase};
+use crate::state::{Action, EdgeLock, Holder, OpenOperation, Operation, Phase};
 use crate::topology::{Color, Env};
 
 /// How many intervals an inconclusive step waits before it aborts.
@@ -73,16 +84,53 @@ pub struct CanaryReport {
     pub switch: Option<SwitchReport>,
 }
 
+/// How long a new canary waits for its env's canary lock (a `status` may hold it for a moment).
+const HOLD_WAIT: Duration = Duration::from_secs(1);
+
 /// A canary in progress, as the preview map holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InProgress {
     pub env: String,
     pub color: Color,
     pub percent: u8,
+    /// A canary process still runs it (it holds the env's canary lock); `false` after a crash.
+    pub running: bool,
 }
 
-/// The canaries in progress (for `status`): the written-through entries of the preview map.
+impl InProgress {
+    /// The line `status` prints for it; `apply` repairs the ones that are not running.
+    pub fn status_line(&self) -> String {
+        let (env, color, percent) = (&self.env, self.color, self.percent);
+        if self.running {
+            format!(
+                "CANARY IN PROGRESS {env}: {percent} % of its users on {color}; `vezasock canary \
+                 {env} --promote` ends it as a switch, `--abort` puts it back to 0 %"
+            )
+        } else {
+            format!(
+                "CANARY IN PROGRESS {env}: {percent} % of its users on {color}, INTERRUPTED (its \
+                 process is gone); `vezasock apply` puts it back to 0 %"
+            )
+        }
+    }
+}
+
+/// The canaries in progress (for `status`): the written-through entries of the preview map,
+/// each with whether its process still runs.
 pub fn in_progress(edge: &Edge) -> Result<Vec<InProgress>, EdgeError> {
+    Ok(file_entries(edge)?
+        .into_iter()
+        .map(|(env, color, percent)| InProgress {
+            running: is_running(edge, &env),
+            env,
+            color,
+            percent,
+        })
+        .collect())
+}
+
+/// The canary entries of the preview map file: (env, color, percent).
+fn file_entries(edge: &Edge) -> Result<Vec<(String, Color, u8)>, EdgeError> {
     let path = edge.topology.paths.preview_map();
     let file = parse_file(edge, read_optional(&path)?.as_deref())?;
     Ok(file
@@ -90,13 +138,167 @@ pub fn in_progress(edge: &Edge) -> Result<Vec<InProgress>, EdgeError> {
         .filter(|(k, _)| !k.contains(':'))
         .filter_map(|(k, v)| {
             let (color, percent) = parse_value(v)?;
-            Some(InProgress {
-                env: k.clone(),
-                color,
-                percent,
-            })
+            Some((k.clone(), color, percent))
         })
         .collect())
+}
+
+/// `<state_dir>/canary-<env>.lock`: held (`flock`) by the env's running canary.
+pub fn lock_file(edge: &Edge, env: &str) -> PathBuf {
+    edge.state.path().join(format!("canary-{env}.lock"))
+}
+
+/// The env's canary lock, held while this value lives.
+#[derive(Debug)]
+pub struct Running {
+    _file: File,
+}
+
+/// Takes the env's canary lock without waiting: `None` when a canary process holds it.
+fn try_hold(edge: &Edge, env: &str) -> Result<Option<Running>, EdgeError> {
+    let path = lock_file(edge, env);
+    let io = |e: std::io::Error| crate::state::Error::io("open the canary lock", &path, e);
+    edge.state.ensure()?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(Errno::INTR) => continue,
+            Err(Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(io(e.into()).into()),
+        }
+    }
+    // Who holds it, for the message of a second canary; the flock is the lock, so no fsync.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(Some(Running { _file: file }))
+}
+
+/// The canary lock for a new canary: waits up to [`HOLD_WAIT`], then refuses (another canary
+/// of the env runs).
+async fn hold(edge: &Edge, env: &str) -> Result<Running, EdgeError> {
+    let started = Instant::now();
+    loop {
+        if let Some(held) = try_hold(edge, env)? {
+            return Ok(held);
+        }
+        if started.elapsed() >= HOLD_WAIT {
+            let pid = std::fs::read_to_string(lock_file(edge, env)).unwrap_or_default();
+            return Err(EdgeError::Refused(format!(
+                "a canary of {env} is already running (pid {}); `vezasock canary {env} --abort` \
+                 stops it",
+                pid.trim()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True when a canary process holds the env's lock. Read-only: never creates the file; a lock
+/// that cannot be tested counts as held, so a crash is never claimed that was not seen.
+fn is_running(edge: &Edge, env: &str) -> bool {
+    let file = match File::open(lock_file(edge, env)) {
+        Ok(f) => f,
+        Err(e) => return e.kind() != std::io::ErrorKind::NotFound,
+    };
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = flock(&file, FlockOperation::Unlock);
+                return false;
+            }
+            Err(Errno::INTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// `apply`'s canary repair, the edge lock held by the caller: every canary entry (map file or
+/// runtime) whose process is gone goes back to 0 % (one map change each, journalled, written
+/// through), and the canary operations a kill left open are closed. A running canary is left
+/// alone. Returns one line per fix.
+pub async fn repair_crashed(
+    edge: &Edge,
+    _lock: &EdgeLock,
+    who: &str,
+) -> Result<Vec<String>, EdgeError> {
+    let path = edge.topology.paths.preview_map();
+    let file = parse_file(edge, read_optional(&path)?.as_deref())?;
+    let mut envs: Vec<String> = file.keys().filter(|k| !k.contains(':')).cloned().collect();
+    let open: Vec<OpenOperation> = edge
+        .state
+        .open_operations()?
+        .into_iter()
+        .filter(|o| o.action == Action::Canary)
+        .collect();
+    envs.extend(open.iter().filter_map(|o| o.env.clone()));
+    if envs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut session = edge.admin_session().await?;
+    // An entry only the runtime holds (a kill between the file and the runtime of an abort).
+    if let Ok(entries) = session.show_map(&map_ref(edge), None).await {
+        envs.extend(
+            entries
+                .into_iter()
+                .map(|e| e.key)
+                .filter(|k| !k.contains(':')),
+        );
+    }
+    envs.sort();
+    envs.dedup();
+    let mut fixed = Vec::new();
+    for name in envs {
+        let Some(env) = edge
+            .topology
+            .envs
+            .iter()
+            .find(|e| e.name == name && e.colored)
+        else {
+            continue;
+        };
+        let Some(_held) = try_hold(edge, &env.name)? else {
+            continue;
+        };
+        let before = file.get(&env.name).cloned();
+        if set_percent_locked(edge, &mut session, env, who, None).await? {
+            fixed.push(format!(
+                "canary {}: {} → 0 % (its process was gone; every request on the active color)",
+                env.name,
+                before.as_deref().unwrap_or("runtime entry")
+            ));
+        }
+        for old in open
+            .iter()
+            .filter(|o| o.env.as_deref() == Some(env.name.as_str()))
+        {
+            let closing = Operation {
+                op_id: old.op_id.clone(),
+                who: who.to_string(),
+                env: old.env.clone(),
+                action: old.action,
+                before: old.before.clone(),
+                after: old.after.clone(),
+            };
+            edge.state.journal_record(
+                &closing,
+                Phase::RolledBack,
+                Some(&format!(
+                    "interrupted after {}; the canary was put back to 0 % by apply",
+                    old.last_phase.as_str()
+                )),
+            )?;
+            fixed.push(format!("closed the interrupted {old}"));
+        }
+    }
+    Ok(fixed)
 }
 
 fn parse_value(v: &str) -> Option<(Color, u8)> {
@@ -142,6 +344,7 @@ pub async fn canary(
         )));
     }
     let from = probe.from;
+    let _running = hold(edge, &env.name).await?;
     let mut report = CanaryReport {
         env: env.name.clone(),
         from,
@@ -154,6 +357,7 @@ pub async fn canary(
         if percent == 100 {
             break;
         }
+        session.reconnect().await?;
         set_percent(edge, &mut session, env, req, Some((req.color, percent))).await?;
         on_line(&format!(
             "step {percent} %: {} of {} users on {}",
@@ -203,6 +407,7 @@ pub async fn canary(
             }
         }
     }
+    session.reconnect().await?;
     set_percent(edge, &mut session, env, req, Some((req.color, 100))).await?;
     on_line(&format!(
         "step 100 %: every {} user on {}",
@@ -229,6 +434,7 @@ pub async fn canary(
             })
         }
     };
+    session.reconnect().await?;
     set_percent(edge, &mut session, env, req, None).await?;
     report.switch = Some(switched);
     Ok(report)
@@ -261,7 +467,7 @@ pub async fn abort_from_outside(
 
 /// `vezasock canary ENV --promote`: the env's running canary set to 100 % (every user on its
 /// color); the running canary sees it within one poll and ends as a switch. Returns the color,
-/// `None` when the env has no canary.
+/// `None` when the env has no canary; refused when its process is gone.
 pub async fn promote_from_outside(
     edge: &Edge,
     env: &str,
@@ -272,6 +478,14 @@ pub async fn promote_from_outside(
     let Some(running) = in_progress(edge)?.into_iter().find(|c| c.env == env.name) else {
         return Ok(None);
     };
+    if !running.running {
+        // Nobody would run the final switch: a 100 % entry would stay until an abort.
+        return Err(EdgeError::Refused(format!(
+            "the canary of {} at {} % has no process any more (killed?): `vezasock switch {} {}` \
+             promotes it by hand, `vezasock apply` puts it back to 0 %",
+            env.name, running.percent, env.name, running.color
+        )));
+    }
     let req = CanaryRequest {
         env: env.name.clone(),
         color: running.color,
@@ -287,8 +501,77 @@ pub async fn promote_from_outside(
     Ok(Some(running.color))
 }
 
+/// Both colors' counters over a step, across reloads: each read is on a fresh session, and when
+/// the worker changed (a reload or restart: its counters start from 0) the window so far is
+/// carried and the new worker counts from zero. What the old worker answered between the last
+/// read and the reload (at most one poll) is not counted.
+struct Window {
+    worker: Option<u32>,
+    base: (Counters, Counters),
+    carried: (Counters, Counters),
+    last: (Counters, Counters),
+}
+
+impl Window {
+    async fn start(
+        session: &mut Session,
+        env: &Env,
+        colors: (Color, Color),
+    ) -> Result<Window, EdgeError> {
+        let (worker, now) = read_both(session, env, colors).await?;
+        Ok(Window {
+            worker,
+            base: now,
+            carried: Default::default(),
+            last: Default::default(),
+        })
+    }
+
+    /// The window so far (canary, baseline).
+    async fn read(
+        &mut self,
+        session: &mut Session,
+        env: &Env,
+        colors: (Color, Color),
+    ) -> Result<(Counters, Counters), EdgeError> {
+        session.reconnect().await?;
+        let (worker, now) = read_both(session, env, colors).await?;
+        if worker != self.worker {
+            self.carried = self.last;
+            self.base = Default::default();
+            self.worker = worker;
+        }
+        self.last = (
+            add(self.carried.0, now.0.since(self.base.0)),
+            add(self.carried.1, now.1.since(self.base.1)),
+        );
+        Ok(self.last)
+    }
+}
+
+/// The answering worker's pid and both colors' counters.
+async fn read_both(
+    session: &mut Session,
+    env: &Env,
+    (new, old): (Color, Color),
+) -> Result<(Option<u32>, (Counters, Counters)), EdgeError> {
+    let worker = session.show_info().await?.pid();
+    let n = counters(session, env, new).await?;
+    let o = counters(session, env, old).await?;
+    Ok((worker, (n, o)))
+}
+
+fn add(a: Counters, b: Counters) -> Counters {
+    Counters {
+        requests: a.requests + b.requests,
+        errors: a.errors + b.errors,
+        econ: a.econ + b.econ,
+        eresp: a.eresp + b.eresp,
+    }
+}
+
 /// Waits one interval (longer while inconclusive, bounded), polling for a breach and for an
-/// abort from another shell.
+/// abort or a promote from another shell.
 async fn analyse(
     edge: &Edge,
     session: &mut Session,
@@ -298,8 +581,8 @@ async fn analyse(
     percent: u8,
 ) -> Result<CanaryStep, EdgeError> {
     let started = Instant::now();
-    let base_new = counters(session, env, req.color).await?;
-    let base_old = counters(session, env, from).await?;
+    let colors = (req.color, from);
+    let mut window = Window::start(session, env, colors).await?;
     let longest = req.interval * INCONCLUSIVE_INTERVALS;
     loop {
         let elapsed = started.elapsed();
@@ -309,13 +592,21 @@ async fn analyse(
             POLL.min(longest.saturating_sub(elapsed))
         };
         tokio::time::sleep(wait).await;
-        let entry = in_progress(edge)?.into_iter().find(|c| c.env == env.name);
-        if entry
-            .as_ref()
-            .is_some_and(|c| c.percent == 100 && c.color == req.color)
-        {
-            let canary = counters(session, env, req.color).await?.since(base_new);
-            let baseline = counters(session, env, from).await?.since(base_old);
+        let entry = file_entries(edge)?
+            .into_iter()
+            .find(|(name, _, _)| *name == env.name);
+        let Some((_, color, now)) = entry else {
+            return Err(EdgeError::AnalysisFailed {
+                message: format!(
+                    "canary of {} {} aborted from outside (`vezasock canary {} --abort`) at \
+                     {percent} %: every request is on the active color",
+                    env.name, req.color, env.name
+                ),
+                rolled_back: true,
+            });
+        };
+        let (canary, baseline) = window.read(session, env, colors).await?;
+        if now == 100 && color == req.color {
             return Ok(CanaryStep {
                 percent,
                 canary,
@@ -324,17 +615,6 @@ async fn analyse(
                 ms: super::flip::ms(started.elapsed()),
             });
         }
-        if entry.is_none() {
-            return Err(EdgeError::AnalysisFailed {
-                message: format!(
-                    "canary of {} {} aborted from outside (`vezasock canary {} --abort`) at                      {percent} %: every request is on the active color",
-                    env.name, req.color, env.name
-                ),
-                rolled_back: true,
-            });
-        }
-        let canary = counters(session, env, req.color).await?.since(base_new);
-        let baseline = counters(session, env, from).await?.since(base_old);
         let verdict = verdict(canary, baseline, req.limits);
         let elapsed = started.elapsed();
         let done = match verdict {
@@ -373,7 +653,11 @@ async fn abort(
     req: &CanaryRequest,
     why: &str,
 ) -> EdgeError {
-    match set_percent(edge, session, env, req, None).await {
+    let put_back = match session.reconnect().await {
+        Ok(()) => set_percent(edge, session, env, req, None).await,
+        Err(e) => Err(e.into()),
+    };
+    match put_back {
         Ok(()) => EdgeError::AnalysisFailed {
             message: format!(
                 "canary of {} {} aborted: {why}; back to 0 % (every request on the active color)",
@@ -403,6 +687,20 @@ pub async fn set_percent(
 ) -> Result<(), EdgeError> {
     let _lock =
         EdgeLock::acquire_async(&edge.state, req.lock_wait.wait(), Holder::current()).await?;
+    set_percent_locked(edge, session, env, &req.who, to)
+        .await
+        .map(|_| ())
+}
+
+/// [`set_percent`] with the edge lock held by the caller. Returns false when there was nothing
+/// to change (a delete of an entry neither the file nor the runtime holds).
+async fn set_percent_locked(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    who: &str,
+    to: Option<(Color, u8)>,
+) -> Result<bool, EdgeError> {
     let map = map_ref(edge);
     let path = edge.topology.paths.preview_map();
     let old_bytes = read_optional(&path)?;
@@ -416,14 +714,14 @@ pub async fn set_percent(
     }
     let value = to.map(|(c, p)| format!("{c}:{p}"));
     if value.is_none() && !in_runtime && !file.contains_key(&env.name) {
-        return Ok(());
+        return Ok(false);
     }
     let op = Operation::new(
         Action::Canary,
         Some(&env.name),
         file.get(&env.name).map(String::as_str),
         value.as_deref(),
-        &req.who,
+        who,
     );
     edge.state.journal_record(&op, Phase::Intent, None)?;
     match &value {
@@ -442,6 +740,7 @@ pub async fn set_percent(
         );
         return Err(e.into());
     }
+    super::crash_point("canary-after-disk");
     let command = match (&value, in_runtime) {
         (Some(v), true) => Command::set_map(&map, &env.name, v)?,
         (Some(v), false) => Command::add_map(&map, None, &env.name, v)?,
@@ -459,12 +758,13 @@ pub async fn set_percent(
         return Err(e.into());
     }
     edge.state.journal_record(&op, Phase::Done, None)?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::Topology;
 
     #[test]
     fn steps_values_and_verdicts() {
@@ -487,5 +787,37 @@ mod tests {
         // The old color failing as much is no sign against the new one.
         assert_eq!(verdict(c(100, 5), c(100, 5), l), Verdict::Pass);
         assert_eq!(verdict(c(5, 5), c(100, 0), l), Verdict::Inconclusive);
+        assert_eq!(add(c(1, 2), c(10, 20)), c(11, 22));
+    }
+
+    #[test]
+    fn the_canary_lock_tells_a_running_canary_from_a_gone_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut topology = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+        topology.paths.state_dir = dir.path().join("state");
+        let edge = Edge::new(topology);
+        // No lock file: no canary process (never started, or from before the lock existed).
+        assert!(!is_running(&edge, "staging"));
+        let held = try_hold(&edge, "staging").unwrap_or_else(|e| panic!("{e}"));
+        assert!(held.is_some());
+        // A flock is per open file: a second holder in this process is refused too.
+        assert!(is_running(&edge, "staging"));
+        assert!(matches!(try_hold(&edge, "staging"), Ok(None)));
+        assert!(!is_running(&edge, "prod"));
+        let pid = std::fs::read_to_string(lock_file(&edge, "staging")).unwrap_or_default();
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        drop(held);
+        assert!(!is_running(&edge, "staging"));
+        let line = |running| {
+            InProgress {
+                env: "staging".into(),
+                color: Color::Green,
+                percent: 40,
+                running,
+            }
+            .status_line()
+        };
+        assert!(line(false).contains("INTERRUPTED") && line(false).contains("`vezasock apply`"));
+        assert!(!line(true).contains("INTERRUPTED") && line(true).contains("--abort"));
     }
 }

@@ -394,7 +394,7 @@ fn admin_bits(servers: &ServersState) -> BTreeMap<(String, String), u32> {
 
 /// Step 2: `haproxy -c` on the candidate, written beside the live config (same directory, so
 /// relative paths resolve the same way). Removed afterwards.
-fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
+pub(super) fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
     let paths = &edge.topology.paths;
     let dir = match paths.config.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -408,7 +408,7 @@ fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
     let path = dir.join(format!(".{name}.vezasock-candidate"));
     write_atomic(&path, candidate.config.as_bytes()).map_err(state_err)?;
     // The config names the preview map: HAProxy 2.6 cannot start without the file (kept when present).
-    crate::render::write::ensure_preview_map(&paths.preview_map()).map_err(|e| {
+    let created = crate::render::write::ensure_preview_map(&paths.preview_map()).map_err(|e| {
         EdgeError::Refused(format!(
             "cannot create {}: {e}",
             paths.preview_map().display()
@@ -416,6 +416,10 @@ fn check_candidate(edge: &Edge, candidate: &Rendered) -> Result<(), EdgeError> {
     })?;
     let outcome = haproxy_check(&paths.haproxy, &path);
     let _ = std::fs::remove_file(&path);
+    // A refused candidate changes nothing: an empty preview map made for it goes again.
+    if created && !outcome.as_ref().is_ok_and(|o| o.valid) {
+        let _ = std::fs::remove_file(paths.preview_map());
+    }
     let outcome =
         outcome.map_err(|e| EdgeError::Refused(format!("cannot check the candidate: {e}")))?;
     if outcome.valid {

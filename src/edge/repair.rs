@@ -14,6 +14,9 @@
 //! that line, so the history's newest line is the recorded deploy again (the journal keeps the
 //! undone flip: its operation is closed as `rolled-back`). Repair adds no line of its own: the
 //! history lists deploys, and a repair deploys nothing.
+//!
+//! A canary killed mid-way ([`super::canary::repair_crashed`]) goes back to 0 %, not forward:
+//! every user returns to the recorded color, which the state file names as verified.
 
 use std::collections::BTreeMap;
 
@@ -58,12 +61,17 @@ pub async fn repair(edge: &Edge) -> Result<RepairReport, EdgeError> {
 
 /// Repairs with the edge lock already held by the caller (e.g. `apply`, which holds it for its
 /// whole run: taking it again from the same process would wait on itself).
-pub async fn repair_locked(edge: &Edge, _lock: &EdgeLock) -> Result<RepairReport, EdgeError> {
+pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport, EdgeError> {
     let who = crate::state::who();
     let mut report = RepairReport {
         colors: recorded_colors(edge)?,
         ..RepairReport::default()
     };
+    // A canary whose process is gone goes back to 0 %: the safe side, every user on the
+    // recorded color (a running canary is left alone).
+    report
+        .fixed
+        .extend(super::canary::repair_crashed(edge, lock, &who).await?);
     let map = map_ref(edge);
     let mut session = edge.admin_session().await?;
     let entries = session.show_map(&map, None).await?;

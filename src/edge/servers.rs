@@ -66,7 +66,8 @@ use crate::topology::{Color, Servers, Topology, ACME_BACKEND};
 const POLL: Duration = Duration::from_millis(200);
 
 /// Which servers an operator means.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "by", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Selection {
     /// Servers of an env: every component and color unless narrowed.
     Env {
@@ -390,6 +391,109 @@ pub async fn set_state(
         kill_sessions,
     )
     .await
+}
+
+/// A server change made ready on one edge: lock held, servers resolved, the live-color guard
+/// passed. The fleet coordinator prepares it on every edge (in name order) before applying it
+/// on any, and puts back the edges it applied on when another fails.
+pub struct PreparedChange<'e> {
+    edge: &'e Edge,
+    _lock: EdgeLock,
+    session: Session,
+    env: Option<String>,
+    servers: Vec<ServerRef>,
+    /// What [`PreparedChange::apply`] did, for [`PreparedChange::restore`].
+    pub applied: Option<ChangeReport>,
+}
+
+/// Locks the edge, resolves the selection and runs the guard (unless `force` or READY).
+pub async fn prepare_change<'e>(
+    edge: &'e Edge,
+    selection: &Selection,
+    decision: AdminDecision,
+    force: bool,
+    wait: Wait,
+) -> Result<PreparedChange<'e>, EdgeError> {
+    let servers = resolve(edge, selection)?;
+    let lock = lock(edge, wait).await?;
+    let mut session = edge.admin_session().await?;
+    if !force && decision != AdminDecision::Ready {
+        guard_live(edge, &mut session, &servers).await?;
+    }
+    Ok(PreparedChange {
+        edge,
+        _lock: lock,
+        session,
+        env: selection.env().map(str::to_string),
+        servers,
+        applied: None,
+    })
+}
+
+impl PreparedChange<'_> {
+    /// The change itself, written through and journalled (as `maint` / `ready` / `drain`).
+    pub async fn apply(
+        &mut self,
+        decision: AdminDecision,
+        kill_sessions: bool,
+    ) -> Result<ChangeReport, EdgeError> {
+        let report = apply_locked(
+            self.edge,
+            &mut self.session,
+            self.env.as_deref(),
+            &self.servers,
+            decision,
+            kill_sessions,
+        )
+        .await?;
+        self.applied = Some(report.clone());
+        Ok(report)
+    }
+
+    /// Puts every server [`PreparedChange::apply`] changed back to its state before.
+    pub async fn restore(&mut self) -> Result<String, EdgeError> {
+        let Some(report) = self.applied.take() else {
+            return Ok("nothing was applied".to_string());
+        };
+        let mut done = Vec::new();
+        for decision in [
+            AdminDecision::Ready,
+            AdminDecision::Drain,
+            AdminDecision::Maint,
+        ] {
+            let back: Vec<ServerRef> = report
+                .servers
+                .iter()
+                .filter(|c| c.before == decision.as_str() && c.after != decision)
+                .map(|c| ServerRef {
+                    backend: c.backend.clone(),
+                    server: c.server.clone(),
+                })
+                .collect();
+            if back.is_empty() {
+                continue;
+            }
+            apply_locked(
+                self.edge,
+                &mut self.session,
+                self.env.as_deref(),
+                &back,
+                decision,
+                false,
+            )
+            .await?;
+            done.push(format!(
+                "{} server(s) back to {}",
+                back.len(),
+                decision.as_str()
+            ));
+        }
+        Ok(if done.is_empty() {
+            "nothing to put back".to_string()
+        } else {
+            done.join(", ")
+        })
+    }
 }
 
 /// `drain`, then with `deadline` the wait for sessions to reach zero and the `then` action.

@@ -473,12 +473,14 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             Vec::new()
         }
     };
+    // A canary whose process is gone is an interrupted operation (exit 6, `apply` repairs it).
     for c in &canaries {
-        warnings.push(format!(
-            "CANARY IN PROGRESS {}: {} % of its users on {}; `vezasock canary {} --promote` \
-             ends it as a switch, `--abort` puts it back to 0 %",
-            c.env, c.percent, c.color, c.env
-        ));
+        let to = if c.running {
+            &mut warnings
+        } else {
+            &mut problems
+        };
+        to.push(c.status_line());
     }
     let transaction = match edge.state.open_transaction() {
         Ok(txn) => txn,

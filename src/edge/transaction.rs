@@ -67,23 +67,44 @@ pub async fn prepare<'e>(
     id: &str,
     ttl: Duration,
 ) -> Result<Prepared<'e>, EdgeError> {
-    crate::state::transaction::check_id(id)?;
+    lock(edge, req).await?.prepare(id, ttl).await
+}
+
+/// An edge locked for a transaction, not prepared yet: the coordinator locks every edge in
+/// one order (by name) before preparing them in parallel, so two coordinators never hold one
+/// edge each while waiting for the other's.
+pub struct Locked<'e> {
+    flip: Flip<'e>,
+}
+
+/// The lock phase of a prepare (bad input refused first, as `switch` does).
+pub async fn lock<'e>(edge: &'e Edge, req: &SwitchRequest) -> Result<Locked<'e>, EdgeError> {
     let env = colored_env(edge, &req.env)?;
     check_sha(req.sha.as_deref())?;
-    let mut flip = Flip::lock(edge, env, req).await?;
-    let read = flip.read().await?;
-    let noop = flip.is_noop(&read);
-    if !noop {
-        flip.gate(&read).await?;
-    }
-    flip.intent(&read)?;
-    let txn = flip.stage(&read, id, ttl, noop).await?;
-    Ok(Prepared {
-        flip,
-        read,
-        txn,
-        committed: false,
+    Ok(Locked {
+        flip: Flip::lock(edge, env, req).await?,
     })
+}
+
+impl<'e> Locked<'e> {
+    /// The rest of the prepare: read, gate, intent, stage.
+    pub async fn prepare(self, id: &str, ttl: Duration) -> Result<Prepared<'e>, EdgeError> {
+        crate::state::transaction::check_id(id)?;
+        let mut flip = self.flip;
+        let read = flip.read().await?;
+        let noop = flip.is_noop(&read);
+        if !noop {
+            flip.gate(&read).await?;
+        }
+        flip.intent(&read)?;
+        let txn = flip.stage(&read, id, ttl, noop).await?;
+        Ok(Prepared {
+            flip,
+            read,
+            txn,
+            committed: false,
+        })
+    }
 }
 
 /// The open transaction `id` of this edge, or a clear error.

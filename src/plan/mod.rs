@@ -1,5 +1,13 @@
 //! What an `apply` would do: compare the rendered edge with what is live, and answer nothing,
-//! a few runtime map edits, or a reload with its reasons in words.
+//! a few runtime edits (map entries, and servers whose address alone changed), or a reload with
+//! its reasons in words. Every plan but a takeover also lists each change with how it reaches
+//! the edge (`via: runtime` or `via: reload`) and why ([`Change`]).
+//!
+//! A server whose address or port changed, with nothing else of the shape changed, is a
+//! runtime step (`set server <b>/<s> addr <ip> port <port>`; apply then writes the config
+//! for the next reload). It stays on the reload path when its new address is a host name
+//! (`set server … addr` takes an IP; HAProxy resolves names when it starts) and when any
+//! other part of the shape changed too (the new address then comes with that reload).
 //!
 //! Pure: it takes plain values. Reading the live config, its shape summary and the map files
 //! is the caller's job (`cli::plan::read_live`), so every case here is unit-tested on values.
@@ -12,6 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::render::shape::ServerMove;
 use crate::render::{Rendered, ShapeSummary};
 use crate::topology::Color;
 
@@ -51,6 +60,13 @@ pub enum RuntimeStep {
     },
     /// `del map active-color.map <env>`: an env that no longer exists or has no colors.
     RemoveColor { env: String, color: Color },
+    /// `set server <backend>/<server> addr <ip> port <port>`: only its address changed.
+    MoveServer {
+        backend: String,
+        server: String,
+        from: String,
+        to: String,
+    },
 }
 
 impl std::fmt::Display for RuntimeStep {
@@ -78,9 +94,52 @@ impl std::fmt::Display for RuntimeStep {
             RuntimeStep::RemoveColor { env, color } => {
                 write!(f, "remove env {env} from the color map (was {color})")
             }
+            RuntimeStep::MoveServer {
+                backend,
+                server,
+                from,
+                to,
+            } => write!(f, "move server {backend}/{server} from {from} to {to}"),
         }
     }
 }
+
+/// How a change reaches the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Over the runtime API, no reload (written through to disk).
+    Runtime,
+    /// Written into the config (or maps) and read by the reload.
+    Reload,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Via::Runtime => "runtime",
+            Via::Reload => "reload",
+        })
+    }
+}
+
+/// One change of a plan: what changes, how it reaches the edge, and why that way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub change: String,
+    pub via: Via,
+    pub reason: String,
+}
+
+const WHY_MAP: &str = "a map entry: the map file is rewritten, the runtime map replaced in one \
+                       transaction (prepare/commit map)";
+const WHY_MOVE: &str = "only its address changed: `set server … addr … port …`, then the \
+                        config and the server-state file are rewritten for the next reload";
+const WHY_SHAPE: &str = "the runtime API cannot change this part of the config";
+const WHY_NAME: &str = "its new address is a host name, and `set server … addr` takes an IP \
+                        (HAProxy resolves names when it starts)";
+const WHY_WITH_RELOAD: &str = "comes with the reload that the other changes need";
+const WHY_MAP_RELOAD: &str = "the map files are written with the config; the reload reads them";
 
 /// The outcome of planning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,10 +147,17 @@ impl std::fmt::Display for RuntimeStep {
 pub enum Plan {
     /// Live already matches.
     Nothing,
-    /// Same shape; these map edits bring runtime and disk to the desired state.
-    Runtime { steps: Vec<RuntimeStep> },
+    /// Same shape, or only server addresses moved; these steps bring runtime and disk to the
+    /// desired state.
+    Runtime {
+        steps: Vec<RuntimeStep>,
+        changes: Vec<Change>,
+    },
     /// The shape differs: render, check, swap and reload.
-    Reload { reasons: Vec<String> },
+    Reload {
+        reasons: Vec<String>,
+        changes: Vec<Change>,
+    },
     /// The live config is not vezasock's: take it over with one checked, verified reload
     /// (the reload path), keeping each env's color as decided in `colors`. `undecided` not
     /// empty: apply refuses, naming what is missing. Built by `edge::apply` (it needs the
@@ -104,18 +170,148 @@ pub enum Plan {
     },
 }
 
+impl Plan {
+    /// Each change with its `via` and reason (empty for nothing and a takeover).
+    pub fn changes(&self) -> &[Change] {
+        match self {
+            Plan::Runtime { changes, .. } | Plan::Reload { changes, .. } => changes,
+            Plan::Nothing | Plan::Takeover { .. } => &[],
+        }
+    }
+
+    /// The servers a runtime plan moves (`set server … addr`).
+    pub fn server_moves(&self) -> Vec<ServerMove> {
+        let Plan::Runtime { steps, .. } = self else {
+            return Vec::new();
+        };
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                RuntimeStep::MoveServer {
+                    backend,
+                    server,
+                    from,
+                    to,
+                } => Some(ServerMove {
+                    backend: backend.clone(),
+                    server: server.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Compares the desired edge with the live one.
 pub fn plan(desired: &Rendered, live: &LiveView) -> Plan {
-    let reasons = shape_reasons(desired, live);
-    if !reasons.is_empty() {
-        return Plan::Reload { reasons };
+    let maps = map_steps(desired, live);
+    let mut reasons = shape_reasons(desired, live);
+    if reasons.is_empty() {
+        if maps.is_empty() {
+            return Plan::Nothing;
+        }
+        let changes = maps
+            .iter()
+            .map(|s| change(s, Via::Runtime, WHY_MAP))
+            .collect();
+        return Plan::Runtime {
+            steps: maps,
+            changes,
+        };
     }
-    let steps = map_steps(desired, live);
-    if steps.is_empty() {
-        Plan::Nothing
-    } else {
-        Plan::Runtime { steps }
+    let moves = address_moves(desired, live);
+    let named: Vec<&ServerMove> = moves.iter().filter(|m| m.to_ip_port().is_none()).collect();
+    if !moves.is_empty() && named.is_empty() {
+        let mut changes: Vec<Change> = maps
+            .iter()
+            .map(|s| change(s, Via::Runtime, WHY_MAP))
+            .collect();
+        let mut steps = maps;
+        for m in moves {
+            let step = RuntimeStep::MoveServer {
+                backend: m.backend,
+                server: m.server,
+                from: m.from,
+                to: m.to,
+            };
+            changes.push(change(&step, Via::Runtime, WHY_MOVE));
+            steps.push(step);
+        }
+        return Plan::Runtime { steps, changes };
     }
+    for m in &named {
+        reasons.push(format!(
+            "server {}/{} moves to {}: {WHY_NAME}",
+            m.backend, m.server, m.to
+        ));
+    }
+    let changes = reload_changes(desired, live, &reasons, &maps);
+    Plan::Reload { reasons, changes }
+}
+
+fn change(step: &RuntimeStep, via: Via, reason: &str) -> Change {
+    Change {
+        change: step.to_string(),
+        via,
+        reason: reason.to_string(),
+    }
+}
+
+/// The servers that moved when nothing but server addresses differs between the live config
+/// (its trusted summary) and the desired one; empty otherwise.
+fn address_moves(desired: &Rendered, live: &LiveView) -> Vec<ServerMove> {
+    let (Some(live_fp), Some(summary)) = (&live.fingerprint, &live.summary) else {
+        return Vec::new();
+    };
+    if summary.fingerprint != *live_fp || !desired.summary.same_but_addresses(summary) {
+        return Vec::new();
+    }
+    desired.summary.server_moves(summary)
+}
+
+/// The changes of a reload plan: each shape difference, each moved server (by name: why it
+/// cannot go over the runtime, else it comes with the reload), each map edit.
+fn reload_changes(
+    desired: &Rendered,
+    live: &LiveView,
+    reasons: &[String],
+    maps: &[RuntimeStep],
+) -> Vec<Change> {
+    let moves: Vec<ServerMove> = match &live.summary {
+        Some(s) if live.fingerprint.as_deref() == Some(s.fingerprint.as_str()) => {
+            desired.summary.server_moves(s)
+        }
+        _ => Vec::new(),
+    };
+    let mut changes = Vec::new();
+    let details = match &live.summary {
+        Some(s) if live.fingerprint.as_deref() == Some(s.fingerprint.as_str()) => {
+            desired.summary.diff(s)
+        }
+        _ => reasons.to_vec(),
+    };
+    for d in details {
+        let moved = moves.iter().find(|m| {
+            d == format!(
+                "server {}/{} moved from {} to {}",
+                m.backend, m.server, m.from, m.to
+            )
+        });
+        let reason = match moved {
+            Some(m) if m.to_ip_port().is_none() => WHY_NAME,
+            Some(_) => WHY_WITH_RELOAD,
+            None => WHY_SHAPE,
+        };
+        changes.push(Change {
+            change: d,
+            via: Via::Reload,
+            reason: reason.to_string(),
+        });
+    }
+    changes.extend(maps.iter().map(|s| change(s, Via::Reload, WHY_MAP_RELOAD)));
+    changes
 }
 
 fn shape_reasons(desired: &Rendered, live: &LiveView) -> Vec<String> {
@@ -262,7 +458,7 @@ mod tests {
         live.colors.insert("staging".into(), Color::Blue);
         live.colors.remove("prod");
         live.colors.insert("gone".into(), Color::Green);
-        let Plan::Runtime { steps } = plan(&r, &live) else {
+        let Plan::Runtime { steps, changes } = plan(&r, &live) else {
             panic!("expected runtime steps");
         };
         assert_eq!(
@@ -297,6 +493,109 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(changes.len(), steps.len());
+        assert!(changes
+            .iter()
+            .all(|c| c.via == Via::Runtime && c.reason == WHY_MAP));
+    }
+
+    #[test]
+    fn an_address_move_alone_is_a_runtime_step() {
+        let live = rendered(BODY, &[("staging.veza.fr", "staging")], &[]);
+        let r = rendered(
+            &BODY.replace("10.0.0.1:8080", "10.0.0.9:9090"),
+            &[("staging.veza.fr", "staging"), ("new.veza.fr", "staging")],
+            &[],
+        );
+        let p = plan(&r, &live_of(&live));
+        let Plan::Runtime { steps, changes } = &p else {
+            panic!("expected runtime steps: {p:?}");
+        };
+        let moved = RuntimeStep::MoveServer {
+            backend: "be_staging_api_blue".into(),
+            server: "blue_1".into(),
+            from: "10.0.0.1:8080".into(),
+            to: "10.0.0.9:9090".into(),
+        };
+        assert_eq!(
+            steps,
+            &vec![
+                RuntimeStep::AddHost {
+                    host: "new.veza.fr".into(),
+                    env: "staging".into()
+                },
+                moved.clone()
+            ]
+        );
+        assert_eq!(
+            changes[1],
+            Change {
+                change:
+                    "move server be_staging_api_blue/blue_1 from 10.0.0.1:8080 to 10.0.0.9:9090"
+                        .into(),
+                via: Via::Runtime,
+                reason: WHY_MOVE.into()
+            }
+        );
+        assert_eq!(p.server_moves().len(), 1);
+        assert_eq!(p.server_moves()[0].to, "10.0.0.9:9090");
+        // Without a trusted live summary the move cannot be told apart: reload.
+        let mut view = live_of(&live);
+        view.summary = None;
+        assert!(matches!(plan(&r, &view), Plan::Reload { .. }));
+    }
+
+    #[test]
+    fn a_move_to_a_host_name_or_with_other_changes_reloads_and_says_why() {
+        let live = rendered(BODY, &[], &[]);
+        let named = rendered(
+            &BODY.replace("10.0.0.1:8080", "veza-api-blue.lxd:8080"),
+            &[("x.veza.fr", "staging")],
+            &[],
+        );
+        let Plan::Reload { reasons, changes } = plan(&named, &live_of(&live)) else {
+            panic!("a host name must reload");
+        };
+        let want = format!(
+            "server be_staging_api_blue/blue_1 moves to veza-api-blue.lxd:8080: {WHY_NAME}"
+        );
+        assert!(reasons.contains(&want), "{reasons:?}");
+        assert_eq!(
+            changes,
+            vec![
+                Change {
+                    change: "server be_staging_api_blue/blue_1 moved from 10.0.0.1:8080 to veza-api-blue.lxd:8080".into(),
+                    via: Via::Reload,
+                    reason: WHY_NAME.into()
+                },
+                Change {
+                    change: "add host x.veza.fr to env staging".into(),
+                    via: Via::Reload,
+                    reason: WHY_MAP_RELOAD.into()
+                }
+            ]
+        );
+        let both = rendered(
+            &(BODY.replace("10.0.0.1", "10.0.0.9") + "backend be_prod_stream_green\n"),
+            &[],
+            &[],
+        );
+        let Plan::Reload { changes, .. } = plan(&both, &live_of(&live)) else {
+            panic!("a move with another shape change must reload");
+        };
+        assert!(changes.iter().all(|c| c.via == Via::Reload), "{changes:?}");
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.reason == WHY_WITH_RELOAD && c.change.contains("blue_1 moved")),
+            "{changes:?}"
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.reason == WHY_SHAPE && c.change == "backend be_prod_stream_green added"),
+            "{changes:?}"
+        );
     }
 
     #[test]
@@ -304,7 +603,7 @@ mod tests {
         let live = rendered(BODY, &[], &[]);
         let moved = BODY.replace("10.0.0.1", "10.0.0.9") + "backend be_prod_stream_green\n";
         let r = rendered(&moved, &[("x.veza.fr", "staging")], &[]);
-        let Plan::Reload { reasons } = plan(&r, &live_of(&live)) else {
+        let Plan::Reload { reasons, .. } = plan(&r, &live_of(&live)) else {
             panic!("expected a reload");
         };
         assert!(
@@ -323,14 +622,14 @@ mod tests {
         let r = rendered(&BODY.replace("8080", "9090"), &[], &[]);
         let mut view = live_of(&live);
         view.summary = None;
-        let Plan::Reload { reasons } = plan(&r, &view) else {
+        let Plan::Reload { reasons, .. } = plan(&r, &view) else {
             panic!("expected a reload");
         };
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         // A stale summary (from another config) is not used for details.
         let mut view = live_of(&live);
         view.summary = Some(r.summary.clone());
-        let Plan::Reload { reasons } = plan(&r, &view) else {
+        let Plan::Reload { reasons, .. } = plan(&r, &view) else {
             panic!("expected a reload");
         };
         assert!(reasons[1].contains("does not match"), "{reasons:?}");

@@ -7,7 +7,10 @@
 //!
 //! [`ShapeSummary`] is the same config cut into parts (sections, binds, servers with
 //! addresses, options). It is written next to the live config at apply time, so `plan` can
-//! say what differs in words rather than only "the hash changed".
+//! say what differs in words rather than only "the hash changed", and tell a change of server
+//! addresses alone ([`ShapeSummary::same_but_addresses`]: `set server … addr` at runtime)
+//! from one that needs a reload. The fingerprint still covers the addresses: it says what
+//! the config file holds, and a runtime move rewrites the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,31 @@ pub struct ServerShape {
     pub address: String,
     /// The words after the address (`check cookie blue_1 …`).
     pub options: String,
+}
+
+/// A server whose address changes between two configs (backend and server as in the config,
+/// addresses as written: `host:port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerMove {
+    pub backend: String,
+    pub server: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl ServerMove {
+    /// The new address as an IPv4/IPv6 address and a port, when it is one (`set server …
+    /// addr` takes an IP, not a name). `None` for a host name or anything unparsable.
+    pub fn to_ip_port(&self) -> Option<(std::net::IpAddr, u16)> {
+        let (host, port) = self.to.rsplit_once(':')?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let ip = host.parse().ok()?;
+        let port: u16 = port.parse().ok()?;
+        (port != 0).then_some((ip, port))
+    }
 }
 
 /// A backend's servers and other lines.
@@ -170,6 +198,46 @@ impl ShapeSummary {
             }
         }
         out
+    }
+
+    /// Each server present in both whose address (`host:port`) changes from `live` to `self`.
+    pub fn server_moves(&self, live: &ShapeSummary) -> Vec<ServerMove> {
+        let mut out = Vec::new();
+        for (name, b) in &self.backends {
+            let Some(l) = live.backends.get(name) else {
+                continue;
+            };
+            for (srv, s) in &b.servers {
+                if let Some(ls) = l.servers.get(srv).filter(|ls| ls.address != s.address) {
+                    out.push(ServerMove {
+                        backend: name.clone(),
+                        server: srv.clone(),
+                        from: ls.address.clone(),
+                        to: s.address.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// True when `self` and `live` differ in server addresses only (or not at all): the same
+    /// sections, binds, rules, servers and server options. Such a change can go over the
+    /// runtime API (`set server … addr … port …`) instead of a reload.
+    pub fn same_but_addresses(&self, live: &ShapeSummary) -> bool {
+        self.without_addresses() == live.without_addresses()
+    }
+
+    /// A copy with every server address and the fingerprint blanked.
+    fn without_addresses(&self) -> ShapeSummary {
+        let mut s = self.clone();
+        s.fingerprint.clear();
+        for b in s.backends.values_mut() {
+            for server in b.servers.values_mut() {
+                server.address.clear();
+            }
+        }
+        s
     }
 
     /// What changes from `live` to `self`, in words, one line per difference.
@@ -317,6 +385,51 @@ mod tests {
         );
         assert!(live.moved_servers(&live).is_empty());
         assert!(live.diff(&moved).contains(&"backend c removed".to_string()));
+    }
+
+    #[test]
+    fn moves_alone_are_told_apart_from_other_changes() {
+        let live = ShapeSummary::from_config(CFG);
+        let moved = ShapeSummary::from_config(&CFG.replace("10.0.0.1:80", "10.0.0.2:8080"));
+        assert!(moved.same_but_addresses(&live));
+        assert!(live.same_but_addresses(&live));
+        let m = moved.server_moves(&live);
+        assert_eq!(
+            m,
+            [ServerMove {
+                backend: "b".into(),
+                server: "s1".into(),
+                from: "10.0.0.1:80".into(),
+                to: "10.0.0.2:8080".into()
+            }]
+        );
+        assert_eq!(
+            m[0].to_ip_port(),
+            Some(("10.0.0.2".parse().unwrap_or_else(|e| panic!("{e}")), 8080))
+        );
+        // A move plus another change is no longer addresses only.
+        let both = ShapeSummary::from_config(
+            &CFG.replace("10.0.0.1:80 check", "10.0.0.2:80 check inter 5s"),
+        );
+        assert!(!both.same_but_addresses(&live));
+        let added = ShapeSummary::from_config(&(CFG.to_string() + "    server s2 10.0.0.3:80\n"));
+        assert!(!added.same_but_addresses(&live));
+        // A name, a zero port or garbage is not an IP and port.
+        for to in [
+            "veza-api-blue.lxd:8080",
+            "10.0.0.2:0",
+            "10.0.0.2",
+            "10.0.0.2:x",
+            "",
+        ] {
+            let m = ServerMove {
+                backend: "b".into(),
+                server: "s".into(),
+                from: String::new(),
+                to: to.into(),
+            };
+            assert_eq!(m.to_ip_port(), None, "{to}");
+        }
     }
 
     #[test]

@@ -32,6 +32,15 @@ impl Reply {
                     text,
                 }
             }
+            // `set server … addr` refuses a bad address at warning level (`[4]: Invalid addr`).
+            Outcome::Info { severity, text }
+                if command.errors.iter().any(|e| text.starts_with(e)) =>
+            {
+                Outcome::Error {
+                    severity: Some(severity),
+                    text,
+                }
+            }
             other => other,
         };
         Reply {

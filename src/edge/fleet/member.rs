@@ -10,8 +10,10 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::flip::{LockWait, SwitchRequest};
-use crate::edge::transaction::{self, Prepared};
+use crate::edge::servers::{PreparedChange, Selection};
+use crate::edge::transaction::{self, Locked, Prepared};
 use crate::edge::{Edge, EdgeError};
+use crate::state::AdminDecision;
 use crate::topology::fleet::Reach;
 use crate::topology::Color;
 
@@ -31,7 +33,9 @@ pub enum Member<'e> {
     Local {
         name: String,
         edge: &'e Edge,
+        locked: Option<Box<Locked<'e>>>,
         prepared: Option<Box<Prepared<'e>>>,
+        change: Option<Box<PreparedChange<'e>>>,
     },
     Remote {
         name: String,
@@ -46,16 +50,51 @@ impl<'e> Member<'e> {
         }
     }
 
-    /// Prepare (lock, read, gate, intent, stage) of `req` under `id`.
+    /// Lock phase of `req`'s prepare (the coordinator calls it on every edge in one order).
+    pub async fn lock(&mut self, req: &SwitchRequest) -> Result<(), EdgeError> {
+        match self {
+            Member::Local { edge, locked, .. } => {
+                *locked = Some(Box::new(transaction::lock(edge, req).await?));
+                Ok(())
+            }
+            Member::Remote { name, agent } => {
+                let (lock_wait_ms, lock_wait) = match req.lock_wait {
+                    LockWait::No => (None, Duration::ZERO),
+                    LockWait::UpTo(d) => (Some(millis(d)), d),
+                };
+                let request = Request::Lock {
+                    env: req.env.clone(),
+                    color: req.color,
+                    sha: req.sha.clone(),
+                    wait_healthy_ms: req.wait_healthy.map(millis),
+                    lock_wait_ms,
+                    who: req.who.clone(),
+                    action: req.action,
+                };
+                agent
+                    .ask(name, &request, lock_wait + STEP_SLACK)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// The rest of the prepare (read, gate, intent, stage) under `id`; `wait` bounds the
+    /// gate's wait on a far side.
     pub async fn prepare(
         &mut self,
-        req: &SwitchRequest,
         id: &str,
         ttl: Duration,
+        wait: Duration,
     ) -> Result<PrepareInfo, EdgeError> {
         match self {
-            Member::Local { edge, prepared, .. } => {
-                let p = transaction::prepare(edge, req, id, ttl).await?;
+            Member::Local {
+                locked, prepared, ..
+            } => {
+                let l = locked
+                    .take()
+                    .ok_or_else(|| EdgeError::Refused("the edge was not locked".to_string()))?;
+                let p = l.prepare(id, ttl).await?;
                 let info = PrepareInfo {
                     from: p.from(),
                     version: p.txn.version,
@@ -65,36 +104,143 @@ impl<'e> Member<'e> {
                 Ok(info)
             }
             Member::Remote { name, agent } => {
-                let lock_wait_ms = match req.lock_wait {
-                    LockWait::No => None,
-                    LockWait::UpTo(d) => Some(millis(d)),
+                let request = Request::Prepare {
+                    id: id.to_string(),
+                    ttl_ms: millis(ttl),
                 };
-                let wait = req.wait_healthy.unwrap_or(Duration::ZERO)
-                    + match req.lock_wait {
-                        LockWait::No => Duration::ZERO,
-                        LockWait::UpTo(d) => d,
-                    };
-                let r = agent
-                    .ask(
-                        name,
-                        &Request::Prepare {
-                            env: req.env.clone(),
-                            color: req.color,
-                            id: id.to_string(),
-                            ttl_ms: millis(ttl),
-                            sha: req.sha.clone(),
-                            wait_healthy_ms: req.wait_healthy.map(millis),
-                            lock_wait_ms,
-                            who: req.who.clone(),
-                        },
-                        wait + STEP_SLACK,
-                    )
-                    .await?;
+                let r = agent.ask(name, &request, wait + STEP_SLACK).await?;
                 Ok(PrepareInfo {
                     from: r.from.unwrap_or(Color::Blue),
                     version: r.version.unwrap_or(0),
                     noop: r.noop,
                 })
+            }
+        }
+    }
+
+    /// The deploy a rollback of `env` goes back to on this edge: its color and sha.
+    pub async fn rollback_target(
+        &mut self,
+        env: &str,
+        to: Option<&str>,
+    ) -> Result<(Color, Option<String>), EdgeError> {
+        match self {
+            Member::Local { edge, .. } => rollback_target(edge, env, to),
+            Member::Remote { name, agent } => {
+                let request = Request::RollbackTarget {
+                    env: env.to_string(),
+                    to: to.map(str::to_string),
+                };
+                let r = agent.ask(name, &request, STEP_SLACK).await?;
+                r.target.ok_or_else(|| EdgeError::Remote {
+                    edge: name.clone(),
+                    message: "no rollback target in the answer".to_string(),
+                    exit: 5,
+                })
+            }
+        }
+    }
+
+    /// A server change prepared (lock, resolve, guard) on this edge.
+    pub async fn servers_prepare(
+        &mut self,
+        selection: &Selection,
+        decision: AdminDecision,
+        force: bool,
+        lock_wait: LockWait,
+    ) -> Result<(), EdgeError> {
+        match self {
+            Member::Local { edge, change, .. } => {
+                let p = crate::edge::servers::prepare_change(
+                    edge,
+                    selection,
+                    decision,
+                    force,
+                    lock_wait.wait(),
+                )
+                .await?;
+                *change = Some(Box::new(p));
+                Ok(())
+            }
+            Member::Remote { name, agent } => {
+                let (lock_wait_ms, limit) = match lock_wait {
+                    LockWait::No => (None, Duration::ZERO),
+                    LockWait::UpTo(d) => (Some(millis(d)), d),
+                };
+                let request = Request::ServersPrepare {
+                    selection: selection.clone(),
+                    decision,
+                    force,
+                    lock_wait_ms,
+                };
+                agent
+                    .ask(name, &request, limit + STEP_SLACK)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Applies the prepared server change; returns the servers changed, one line.
+    pub async fn servers_apply(
+        &mut self,
+        decision: AdminDecision,
+        kill_sessions: bool,
+    ) -> Result<String, EdgeError> {
+        match self {
+            Member::Local { change, .. } => {
+                let c = change
+                    .as_deref_mut()
+                    .ok_or_else(|| EdgeError::Refused("no server change prepared".to_string()))?;
+                let report = c.apply(decision, kill_sessions).await?;
+                Ok(change_line(&report))
+            }
+            Member::Remote { name, agent } => agent
+                .ask(name, &Request::ServersApply { kill_sessions }, STEP_SLACK)
+                .await
+                .map(|r| r.detail),
+        }
+    }
+
+    /// Puts back an applied server change (`Ok`: done).
+    pub async fn servers_restore(&mut self) -> Result<String, EdgeError> {
+        match self {
+            Member::Local { change, .. } => match change.as_deref_mut() {
+                Some(c) => c.restore().await,
+                None => Ok("nothing was applied".to_string()),
+            },
+            Member::Remote { name, agent } => agent
+                .ask(name, &Request::ServersRestore, STEP_SLACK)
+                .await
+                .map(|r| r.detail),
+        }
+    }
+
+    /// Ends a server change (its lock released).
+    pub async fn servers_release(&mut self) {
+        match self {
+            Member::Local { change, .. } => *change = None,
+            Member::Remote { name, agent } => {
+                let _ = agent.ask(name, &Request::ServersRelease, STEP_SLACK).await;
+            }
+        }
+    }
+
+    /// Releases a lock taken by [`Member::lock`] without preparing (another edge's lock
+    /// failed). A far side ends its conversation's lock.
+    pub async fn unlock(&mut self) {
+        match self {
+            Member::Local { locked, .. } => *locked = None,
+            Member::Remote { name, agent } => {
+                let _ = agent
+                    .ask(
+                        name,
+                        &Request::Abort {
+                            why: "another edge could not be locked".into(),
+                        },
+                        STEP_SLACK,
+                    )
+                    .await;
             }
         }
     }
@@ -212,6 +358,35 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// `be/s ready → maint, …`: what a server change did, one line.
+pub fn change_line(report: &crate::edge::servers::ChangeReport) -> String {
+    let each: Vec<String> = report
+        .servers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{} {} → {}",
+                c.backend,
+                c.server,
+                c.before,
+                c.after.as_str()
+            )
+        })
+        .collect();
+    each.join(", ")
+}
+
+/// The deploy `rollback` of `env` goes back to on `edge` (its history): color and sha.
+pub fn rollback_target(
+    edge: &Edge,
+    env: &str,
+    to: Option<&str>,
+) -> Result<(Color, Option<String>), EdgeError> {
+    let entries = crate::edge::rollback::history(edge, env)?;
+    let target = crate::edge::rollback::rollback_target(&entries, to)?;
+    Ok((target.color, target.sha))
+}
+
 /// One edge's summary (what fleet status compares) and its full status report.
 pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), EdgeError> {
     let report = crate::edge::status::status(edge, None).await?;
@@ -223,6 +398,10 @@ pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), 
             env: e.name.clone(),
             live: e.live,
             recorded: e.sides.and_then(|s| s.state_file).or(Some(Color::Blue)),
+            servers: Color::ALL
+                .into_iter()
+                .map(|c| color_servers(e, c))
+                .collect(),
         })
         .collect();
     let summary = EdgeSummary {
@@ -233,6 +412,28 @@ pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), 
     let json = serde_json::to_value(&report)
         .map_err(|e| EdgeError::NotVerified(format!("status does not serialize: {e}")))?;
     Ok((summary, json))
+}
+
+/// `green 3/3 up` or `blue 2/3 up, 1 drain, 0 maint`: the servers of one color of an env.
+fn color_servers(env: &crate::edge::status::EnvStatus, color: Color) -> String {
+    let servers: Vec<&crate::edge::status::ServerStatus> = env
+        .components
+        .iter()
+        .flat_map(|c| &c.backends)
+        .filter(|b| b.color == Some(color))
+        .flat_map(|b| &b.servers)
+        .collect();
+    let up = servers
+        .iter()
+        .filter(|s| s.op == "up" && s.admin == "ready")
+        .count();
+    let drain = servers.iter().filter(|s| s.admin == "drain").count();
+    let maint = servers.iter().filter(|s| s.admin == "maint").count();
+    let mut line = format!("{color} {up}/{} up", servers.len());
+    if drain + maint > 0 {
+        line.push_str(&format!(", {drain} drain, {maint} maint"));
+    }
+    line
 }
 
 /// `apply`'s part on one edge of a fleet: an open transaction aborted, then the crash repair.

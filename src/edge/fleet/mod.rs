@@ -27,7 +27,7 @@ use self::member::Member;
 use self::protocol::EdgeSummary;
 use super::flip::{ms, SwitchRequest};
 use super::EdgeError;
-use crate::state::{Action, Operation, Phase, StateDir};
+use crate::state::{AdminDecision, Operation, Phase, StateDir};
 use crate::topology::fleet::Fleet;
 use crate::topology::Color;
 
@@ -147,15 +147,10 @@ pub async fn switch<'e>(
         total_ms: 0.0,
     };
     let fj = journal(fleet);
-    // Prepare, in parallel.
-    let prepared = join_all(members.iter_mut().map(|m| {
-        let id = id.clone();
-        async move {
-            let t = Instant::now();
-            (m.prepare(req, &id, ttl).await, t.elapsed())
-        }
-    }))
-    .await;
+    // Prepare: every edge locked one after the other in the order of their names (two
+    // coordinators never each hold an edge the other waits for), then the rest in parallel.
+    let wait = req.wait_healthy.unwrap_or(Duration::ZERO);
+    let prepared = prepare_all(members, req, &id, ttl, wait).await;
     let mut first_error = None;
     for (i, (result, took)) in prepared.iter().enumerate() {
         let e = &mut report.edges[i];
@@ -357,6 +352,51 @@ pub async fn switch<'e>(
     }
     fj.journal_record(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
     Ok(report)
+}
+
+/// The prepare of every member: locks in name order, then read/gate/intent/stage in
+/// parallel. Each member's result and how long it took; after a lock failure the remaining
+/// members are not locked (their result says so) and the locked ones are released.
+async fn prepare_all(
+    members: &mut [Member<'_>],
+    req: &SwitchRequest,
+    id: &str,
+    ttl: Duration,
+    wait: Duration,
+) -> Vec<(Result<member::PrepareInfo, EdgeError>, Duration)> {
+    let started = Instant::now();
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by(|a, b| members[*a].name().cmp(members[*b].name()));
+    let mut lock_failed: Option<(usize, EdgeError)> = None;
+    for &i in &order {
+        if let Err(e) = members[i].lock(req).await {
+            lock_failed = Some((i, e));
+            break;
+        }
+    }
+    if let Some((failed, error)) = lock_failed {
+        let name = members[failed].name().to_string();
+        let mut out = Vec::with_capacity(members.len());
+        for (i, m) in members.iter_mut().enumerate() {
+            m.unlock().await;
+            out.push(if i == failed {
+                (Err(clone_error(&error)), started.elapsed())
+            } else {
+                (
+                    Err(EdgeError::Refused(format!(
+                        "not prepared: edge {name} could not be locked"
+                    ))),
+                    started.elapsed(),
+                )
+            });
+        }
+        return out;
+    }
+    join_all(members.iter_mut().map(|m| async move {
+        let t = Instant::now();
+        (m.prepare(id, ttl, wait).await, t.elapsed())
+    }))
+    .await
 }
 
 /// A copy of an edge error for the report (the originals stay with their edges).
@@ -656,7 +696,196 @@ pub fn close_open(fleet: &Fleet, env: &str, why: &str) -> Result<(), EdgeError> 
     Ok(())
 }
 
-/// The action a fleet switch records.
-pub fn action() -> Action {
-    Action::Switch
+/// The deploy a fleet rollback of `env` goes back to: every edge's history must name the
+/// same one (color and sha), else the rollback is refused naming the edges that differ.
+pub async fn rollback_target(
+    members: &mut [Member<'_>],
+    env: &str,
+    to: Option<&str>,
+) -> Result<(Color, Option<String>), EdgeError> {
+    let mut targets = Vec::with_capacity(members.len());
+    for m in members.iter_mut() {
+        let name = m.name().to_string();
+        let target = m.rollback_target(env, to).await.map_err(|e| {
+            EdgeError::Refused(format!("rollback of {env} refused on edge {name}: {e}"))
+        })?;
+        targets.push((name, target));
+    }
+    let Some((_, first)) = targets.first().cloned() else {
+        return Err(EdgeError::BadInput("the fleet has no edge".to_string()));
+    };
+    if targets.iter().any(|(_, t)| *t != first) {
+        let each: Vec<String> = targets
+            .iter()
+            .map(|(n, (c, sha))| format!("{n}={c} ({})", sha.as_deref().unwrap_or("no sha")))
+            .collect();
+        return Err(EdgeError::Refused(format!(
+            "the edges' histories name different deploys to roll {env} back to: {}; \
+             `vezasock switch --fleet … {env} COLOR` puts every edge on one color",
+            each.join(", ")
+        )));
+    }
+    Ok(first)
+}
+
+/// What a fleet `drain` / `maint` / `ready` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetChange {
+    pub action: AdminDecision,
+    pub edges: Vec<ChangeOutcome>,
+}
+
+/// One edge's part of a fleet server change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeOutcome {
+    pub edge: String,
+    /// `changed`, `refused`, `put-back`, `NOT PUT BACK`, `not reached`.
+    pub result: String,
+    pub detail: String,
+}
+
+/// A server change on every edge or on none: prepared (lock, resolve, guard) on every edge in
+/// name order, then applied on every edge in parallel; when one fails, the edges it was
+/// applied on are put back. The servers are named as on one edge (the topology is shared).
+pub async fn servers_change(
+    members: &mut [Member<'_>],
+    selection: &crate::edge::servers::Selection,
+    decision: AdminDecision,
+    (kill_sessions, force): (bool, bool),
+    lock_wait: super::flip::LockWait,
+) -> Result<FleetChange, EdgeError> {
+    let mut report = FleetChange {
+        action: decision,
+        edges: members
+            .iter()
+            .map(|m| ChangeOutcome {
+                edge: m.name().to_string(),
+                result: "not reached".to_string(),
+                detail: String::new(),
+            })
+            .collect(),
+    };
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by(|a, b| members[*a].name().cmp(members[*b].name()));
+    let mut refused = None;
+    for &i in &order {
+        if let Err(e) = members[i]
+            .servers_prepare(selection, decision, force, lock_wait)
+            .await
+        {
+            report.edges[i].result = "refused".to_string();
+            report.edges[i].detail = e.to_string();
+            refused = Some((i, e));
+            break;
+        }
+        report.edges[i].result = "prepared".to_string();
+    }
+    if let Some((i, error)) = refused {
+        for m in members.iter_mut() {
+            m.servers_release().await;
+        }
+        for e in report.edges.iter_mut().filter(|e| e.result == "prepared") {
+            e.result = "unchanged".to_string();
+        }
+        let name = report.edges[i].edge.clone();
+        return Err(EdgeError::Fleet(Box::new(FleetFailure {
+            message: format!(
+                "fleet {} refused on edge {name}: nothing changed on any edge",
+                decision.as_str()
+            ),
+            kind: FailureKind::Prepare(Box::new(clone_error(&error))),
+            report: change_as_report(&report),
+        })));
+    }
+    let applied = join_all(
+        members
+            .iter_mut()
+            .map(|m| m.servers_apply(decision, kill_sessions)),
+    )
+    .await;
+    let failed: Vec<usize> = (0..applied.len())
+        .filter(|i| applied[*i].is_err())
+        .collect();
+    for (i, r) in applied.iter().enumerate() {
+        let e = &mut report.edges[i];
+        match r {
+            Ok(line) => {
+                e.result = "changed".to_string();
+                e.detail = line.clone();
+            }
+            Err(err) => {
+                e.result = "failed".to_string();
+                e.detail = err.to_string();
+            }
+        }
+    }
+    if failed.is_empty() {
+        for m in members.iter_mut() {
+            m.servers_release().await;
+        }
+        return Ok(report);
+    }
+    let mut all_back = true;
+    for (i, m) in members.iter_mut().enumerate() {
+        if applied[i].is_ok() {
+            match m.servers_restore().await {
+                Ok(words) => {
+                    report.edges[i].result = "put-back".to_string();
+                    report.edges[i].detail = words;
+                }
+                Err(e) => {
+                    all_back = false;
+                    report.edges[i].result = "NOT PUT BACK".to_string();
+                    report.edges[i].detail = e.to_string();
+                }
+            }
+        }
+        m.servers_release().await;
+    }
+    let names: Vec<&str> = failed
+        .iter()
+        .map(|i| report.edges[*i].edge.as_str())
+        .collect();
+    let message = format!(
+        "fleet {} failed on {}; {}",
+        decision.as_str(),
+        names.join(", "),
+        if all_back {
+            "every other edge was put back"
+        } else {
+            "NOT every other edge could be put back: `vezasock status --fleet …` shows each"
+        }
+    );
+    Err(EdgeError::Fleet(Box::new(FleetFailure {
+        message,
+        kind: if all_back {
+            FailureKind::PutBack
+        } else {
+            FailureKind::NotPutBack
+        },
+        report: change_as_report(&report),
+    })))
+}
+
+/// A server change's outcome in the shape a fleet failure carries.
+fn change_as_report(c: &FleetChange) -> FleetReport {
+    FleetReport {
+        env: String::new(),
+        to: Color::Blue,
+        transaction: String::new(),
+        edges: c
+            .edges
+            .iter()
+            .map(|e| EdgeOutcome {
+                edge: e.edge.clone(),
+                from: None,
+                to: Color::Blue,
+                result: e.result.clone(),
+                ms: 0.0,
+                detail: e.detail.clone(),
+            })
+            .collect(),
+        commit_skew_ms: 0.0,
+        total_ms: 0.0,
+    }
 }

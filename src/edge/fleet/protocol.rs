@@ -13,12 +13,11 @@ use crate::topology::Color;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    /// `transaction::prepare` of `env` to `color`.
-    Prepare {
+    /// `transaction::lock` for a flip of `env` to `color` (the coordinator locks every edge
+    /// in one order before preparing any).
+    Lock {
         env: String,
         color: Color,
-        id: String,
-        ttl_ms: u64,
         #[serde(default)]
         sha: Option<String>,
         #[serde(default)]
@@ -27,6 +26,19 @@ pub enum Request {
         #[serde(default)]
         lock_wait_ms: Option<u64>,
         who: String,
+        /// `switch` or `rollback`.
+        action: crate::state::Action,
+    },
+    /// The rest of the prepare of the locked flip, under `id`.
+    Prepare {
+        id: String,
+        ttl_ms: u64,
+    },
+    /// The deploy `rollback` would go back to on this edge (`to`: a sha).
+    RollbackTarget {
+        env: String,
+        #[serde(default)]
+        to: Option<String>,
     },
     CommitDisk,
     CommitRuntime,
@@ -37,6 +49,23 @@ pub enum Request {
     Undo {
         why: String,
     },
+    /// `servers::prepare_change`: lock, resolve, guard (the fleet's `drain` / `maint` /
+    /// `ready`, prepared on every edge before applied on any).
+    ServersPrepare {
+        selection: crate::edge::servers::Selection,
+        decision: crate::state::AdminDecision,
+        force: bool,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+    },
+    /// Apply the prepared server change.
+    ServersApply {
+        kill_sessions: bool,
+    },
+    /// Put back what the applied server change changed.
+    ServersRestore,
+    /// Release a prepared server change without applying it.
+    ServersRelease,
     /// The edge's colors and status.
     Status,
     /// Abort an open transaction and repair the edge to its recorded state (`apply`'s repair).
@@ -59,6 +88,9 @@ pub struct Response {
     pub version: Option<u32>,
     #[serde(default)]
     pub noop: bool,
+    /// `rollback-target`: the color and sha.
+    #[serde(default)]
+    pub target: Option<(Color, Option<String>)>,
     /// `status`: the edge's summary and full status report.
     #[serde(default)]
     pub summary: Option<EdgeSummary>,
@@ -82,4 +114,8 @@ pub struct EnvColors {
     pub env: String,
     pub live: Option<Color>,
     pub recorded: Option<Color>,
+    /// Per color: `green 3/3 up` (servers up and ready / servers), or with the drained and
+    /// maintained ones named (`blue 2/3 up, 1 drain`).
+    #[serde(default)]
+    pub servers: Vec<String>,
 }

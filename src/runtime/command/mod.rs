@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`info`] | `show info` |
 //! | [`stat`] | `show stat` |
-//! | [`servers`] | `show servers state`, `show servers conn`, `show backend`, `get weight`, `set server … state`, `set server … weight`, `shutdown sessions server` |
+//! | [`servers`] | `show servers state`, `show servers conn`, `show backend`, `get weight`, `set server … state`, `set server … weight`, `set server … addr … port`, `shutdown sessions server` |
 //! | [`maps`] | `show map`, `get map`, `set map`, `add map`, `del map`, `clear map`, `prepare map`, `commit map` |
 //! | [`cli`] | `show cli level`, `set severity-output number` |
 //! | [`master`] | master `show proc`, `reload` |
@@ -101,7 +101,7 @@ pub use args::{
     escape, MapKey, MapRef, MapValue, Name, RawLine, MAX_KEY, MAX_LINE, MAX_MAP, MAX_NAME,
     MAX_VALUE,
 };
-pub use servers::{AdminState, WeightChange};
+pub use servers::{AdminState, SetServerAddr, WeightChange};
 pub use stat::StatFilter;
 
 /// A runtime API command that knows everything about itself: the line it sends, what its

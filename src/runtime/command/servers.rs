@@ -5,11 +5,18 @@
 //! block ends with an empty line. An empty string prints as `-`. `srv_admin_state` is a
 //! *decimal* bitmask. The same text is what `server-state-file` loads, hence
 //! [`ServerStateRow::to_line`] and [`ServersState::to_text`].
+//!
+//! `set server <b>/<s> addr <ip> port <port>` answers what it changed in words, at warning
+//! level (`[4]: ` with severity-output), and differently on 2.6 and 3.x
+//! (`grammar/corpus-servers/<version>/`): [`parse_addr_change`].
 
-use nom::bytes::complete::tag;
-use nom::character::complete::u32 as decimal;
-use nom::combinator::{all_consuming, opt};
-use nom::sequence::{delimited, terminated, tuple};
+use std::net::IpAddr;
+
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_while1};
+use nom::character::complete::{u16 as decimal16, u32 as decimal};
+use nom::combinator::{all_consuming, map, map_res, opt, value};
+use nom::sequence::{delimited, preceded, terminated, tuple};
 use nom::IResult;
 use serde::Serialize;
 
@@ -690,6 +697,116 @@ pub fn parse_backends(body: &[u8]) -> Result<Vec<String>, ParseError> {
     Ok(names)
 }
 
+const WHAT_ADDR: &str = "set server addr";
+
+/// What `set server <b>/<s> addr <ip> port <port>` says it changed. Both `None`: HAProxy
+/// found the server already there (3.x `nothing changed`, 2.6 `no need to change the addr,
+/// no need to change the port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddrChange {
+    /// `(from, to)` when the IP changed.
+    pub ip: Option<(IpAddr, IpAddr)>,
+    /// `(from, to)` when the port changed.
+    pub port: Option<(u16, u16)>,
+}
+
+fn quoted_ip(input: &[u8]) -> IResult<&[u8], IpAddr> {
+    delimited(
+        tag("'"),
+        map_res(take_while1(|b| b != b'\''), |ip: &[u8]| {
+            std::str::from_utf8(ip)
+                .map_err(|_| ())
+                .and_then(|t| t.parse::<IpAddr>().map_err(|_| ()))
+        }),
+        tag("'"),
+    )(input)
+}
+
+fn quoted_port(input: &[u8]) -> IResult<&[u8], u16> {
+    delimited(tag("'"), decimal16, tag("'"))(input)
+}
+
+/// `IP changed from '<a>' to '<b>'`, or 2.6's `no need to change the addr`.
+fn ip_part(input: &[u8]) -> IResult<&[u8], Option<(IpAddr, IpAddr)>> {
+    alt((
+        map(
+            tuple((
+                preceded(tag("IP changed from "), quoted_ip),
+                preceded(tag(" to "), quoted_ip),
+            )),
+            Some,
+        ),
+        value(None, tag("no need to change the addr")),
+    ))(input)
+}
+
+/// `port changed from '<p>' to '<q>'`, or 2.6's `no need to change the port`.
+fn port_part(input: &[u8]) -> IResult<&[u8], Option<(u16, u16)>> {
+    alt((
+        map(
+            tuple((
+                preceded(tag("port changed from "), quoted_port),
+                preceded(tag(" to "), quoted_port),
+            )),
+            Some,
+        ),
+        value(None, tag("no need to change the port")),
+    ))(input)
+}
+
+/// `<ip part>[, <port part>] by '<source>'` or `<port part> by '<source>'`.
+fn changes(input: &[u8]) -> IResult<&[u8], AddrChange> {
+    let by = tuple((tag(" by '"), take_while1(|b| b != b'\'' && b != b'\n'), tag("'")));
+    terminated(
+        alt((
+            map(
+                tuple((ip_part, opt(preceded(tag(", "), port_part)))),
+                |(ip, port)| AddrChange {
+                    ip,
+                    port: port.flatten(),
+                },
+            ),
+            map(port_part, |port| AddrChange { ip: None, port }),
+        )),
+        by,
+    )(input)
+}
+
+fn addr_reply(input: &[u8]) -> IResult<&[u8], AddrChange> {
+    all_consuming(terminated(
+        alt((
+            value(
+                AddrChange {
+                    ip: None,
+                    port: None,
+                },
+                tag("nothing changed"),
+            ),
+            changes,
+        )),
+        terminated(tag("\n"), opt(tag("\n"))),
+    ))(input)
+}
+
+/// Parses the reply of `set server … addr …` (with or without its `[4]: ` prefix). Anything
+/// else, `Invalid addr '…'` included (HAProxy sends that refusal at warning level), is an
+/// error: the caller reads the server back rather than guess.
+pub fn parse_addr_change(body: &[u8]) -> Result<AddrChange, ParseError> {
+    let text = match crate::runtime::parse::outcome::severity_prefix(body) {
+        Some((4, rest)) => rest,
+        Some(_) => return Err(ParseError::new(WHAT_ADDR, 0, "unexpected severity")),
+        None => body,
+    };
+    addr_reply(text).map(|(_, c)| c).map_err(|_| {
+        ParseError::new(
+            WHAT_ADDR,
+            0,
+            "expected `IP changed from '<ip>' to '<ip>', port changed from '<port>' to \
+             '<port>' by '<source>'` or one of its short forms",
+        )
+    })
+}
+
 /// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
@@ -949,5 +1066,194 @@ impl RuntimeCommand for ShutdownSessionsServer {
 
     fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
         super::empty_reply(body)
+    }
+}
+
+/// `set server <b>/<s> addr <ip> port <port>`: moves a server without a reload. HAProxy wants
+/// an IP here (a name is `Invalid addr`); the config's address for the next reload is the
+/// caller's to write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SetServerAddr {
+    pub backend: Name,
+    pub server: Name,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+/// Errors of `set server … addr` sent without a `[N]: ` prefix (or, for `Invalid addr`, at
+/// warning level although nothing changed).
+const ADDR_ERRORS: &[&str] = &[
+    "Invalid addr",
+    "set server <b>/<s> addr requires",
+];
+
+impl RuntimeCommand for SetServerAddr {
+    type Reply = AddrChange;
+
+    fn line(&self) -> String {
+        format!(
+            "set server {}/{} addr {} port {}",
+            self.backend.as_str(),
+            self.server.as_str(),
+            self.addr,
+            self.port
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Text
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<AddrChange, ParseError> {
+        parse_addr_change(body)
+    }
+
+    fn errors(&self) -> &'static [&'static str] {
+        ADDR_ERRORS
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        // HAProxy takes any number and wraps it (`port 99999` became 34463 on 2.6, 3.0, 3.2);
+        // port 0 would mean "the client's port".
+        if self.port == 0 {
+            return Err(Error::InvalidArgument {
+                what: "port",
+                value: "0".to_string(),
+                why: "must be between 1 and 65535",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::command::Wire;
+    use crate::runtime::reply::Reply;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn command() -> SetServerAddr {
+        SetServerAddr {
+            backend: Name::new("backend", "be_app").unwrap_or_else(|e| panic!("{e}")),
+            server: Name::new("server", "blue").unwrap_or_else(|e| panic!("{e}")),
+            addr: ip("127.0.0.1"),
+            port: 18002,
+        }
+    }
+
+    /// The reply as a session would take it for `set server … addr`: refused, or parsed.
+    fn outcome(body: &[u8]) -> Result<AddrChange, Error> {
+        let c = command();
+        let wire = Wire::of(&c).unwrap_or_else(|e| panic!("{e}"));
+        Reply::new(&wire, bytes::Bytes::copy_from_slice(body)).parse_with(&c)
+    }
+
+    /// Every recorded reply (grammar/capture_servers.py, 2.6, 3.0, 3.2, with and without
+    /// severity-output) parses into what the case did, or is refused.
+    #[test]
+    fn recorded_replies_parse_or_are_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-servers");
+        let both = |a: &str, b: &str| Some((ip(a), ip(b)));
+        let mut seen = 0;
+        for version in ["2.6", "3.0", "3.2"] {
+            for mode in ["oneshot", "oneshot-sev"] {
+                let read = |case: &str| {
+                    let path = root.join(version).join(format!("{case}.{mode}"));
+                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                };
+                let mut ok = |case: &str, ip, port| {
+                    seen += 1;
+                    let got = outcome(&read(case));
+                    assert_eq!(
+                        got.as_ref().ok(),
+                        Some(&AddrChange { ip, port }),
+                        "{version} {case}.{mode}: {got:?}"
+                    );
+                };
+                ok("set-server-addr-port", None, Some((18001, 18002)));
+                ok(
+                    "set-server-addr-ip-and-port",
+                    both("127.0.0.1", "127.0.0.2"),
+                    Some((18001, 18002)),
+                );
+                ok("set-server-addr-same", None, None);
+                ok("set-server-addr-no-port", both("127.0.0.1", "127.0.0.2"), None);
+                ok(
+                    "set-server-addr-ipv6",
+                    both("127.0.0.1", "::1"),
+                    Some((18001, 18002)),
+                );
+                ok("set-server-addr-named-server", None, Some((18003, 18004)));
+                // HAProxy wraps a port above 65535 (99999 → 34463): the command never sends one.
+                ok("set-server-addr-bad-port", None, Some((18001, 34463)));
+                for case in [
+                    "set-server-addr-hostname",
+                    "set-server-addr-missing",
+                    "set-server-addr-nosuch-server",
+                    "set-server-addr-nosuch-backend",
+                ] {
+                    let got = outcome(&read(case));
+                    assert!(
+                        matches!(got, Err(Error::Refused { .. })),
+                        "{version} {case}.{mode}: {got:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(seen, 3 * 2 * 7);
+    }
+
+    #[test]
+    fn anything_else_is_not_a_change() {
+        for body in [
+            &b""[..],
+            b"\n",
+            b"IP changed from '127.0.0.1' to 'x' by 'stats socket command'\n\n",
+            b"port changed from '1' to '99999' by 'stats socket command'\n\n",
+            b"port changed from '1' to '2'\n\n",
+            b"port changed from '1' to '2' by 'stats socket command'\n\nmore\n",
+            b"[6]: nothing changed\n\n",
+            b"nothing changed, really\n\n",
+            b"IP changed from '127.0.0.1' to '127.0.0.2', by 's'\n\n",
+            b"\xff\xfe\n\n",
+        ] {
+            assert!(
+                parse_addr_change(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            parse_addr_change(b"[4]: nothing changed\n"),
+            Ok(AddrChange {
+                ip: None,
+                port: None
+            })
+        );
+    }
+
+    #[test]
+    fn the_line_and_its_checks() {
+        let c = command();
+        assert_eq!(c.line(), "set server be_app/blue addr 127.0.0.1 port 18002");
+        let v6 = SetServerAddr {
+            addr: ip("::1"),
+            ..command()
+        };
+        assert_eq!(v6.line(), "set server be_app/blue addr ::1 port 18002");
+        assert!(!c.idempotent());
+        let zero = SetServerAddr { port: 0, ..command() };
+        assert!(matches!(
+            crate::runtime::command::validate(&zero),
+            Err(Error::InvalidArgument { what: "port", .. })
+        ));
     }
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Records the replies of `set server <b>/<s> addr <ip> [port <port>]` (a moved server
+applied at runtime) from real HAProxy 2.6, 3.0 and 3.2 into
+grammar/corpus-servers/<version>/ (Python 3.11 standard library only).
+
+Each run starts one HAProxy per version in a temp dir with one backend whose server
+`blue` sits on a fixed loopback port, then, for each case, puts the server back on its
+configured address (unrecorded) and records the case's reply over a one-shot connection
+(read to EOF), on a plain admin socket (`*.oneshot`) and on one with
+`severity-output number` (`*.oneshot-sev`, what a vezasock session sees). Ports are fixed
+so that the recorded bytes do not change from run to run. The binaries come from
+VEZASOCK_HAPROXY_2_6 / _3_0 / _3_2 or the install script's paths.
+
+    python3 grammar/capture_servers.py
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("HOME", "/root")) / ".cache/vezasock/haproxy"
+VERSIONS = {
+    "2.6": os.environ.get("VEZASOCK_HAPROXY_2_6", "/usr/sbin/haproxy"),
+    "3.0": os.environ.get("VEZASOCK_HAPROXY_3_0", str(CACHE / "3.0/usr/sbin/haproxy")),
+    "3.2": os.environ.get("VEZASOCK_HAPROXY_3_2", str(CACHE / "3.2/usr/sbin/haproxy")),
+}
+# Nothing needs to listen on these ports: the replies do not depend on the checks.
+CONFIG = """global
+    stats socket {dir}/admin.sock mode 600 level admin
+    stats socket {dir}/admin-sev.sock mode 600 level admin severity-output number
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+
+backend be_app
+    server blue 127.0.0.1:18001 check inter 1s
+    server named localhost:18003
+"""
+RESET = "set server be_app/blue addr 127.0.0.1 port 18001"
+# (case, line sent)
+CASES = [
+    ("set-server-addr-port", "set server be_app/blue addr 127.0.0.1 port 18002"),
+    ("set-server-addr-ip-and-port", "set server be_app/blue addr 127.0.0.2 port 18002"),
+    ("set-server-addr-same", "set server be_app/blue addr 127.0.0.1 port 18001"),
+    ("set-server-addr-no-port", "set server be_app/blue addr 127.0.0.2"),
+    ("set-server-addr-ipv6", "set server be_app/blue addr ::1 port 18002"),
+    ("set-server-addr-named-server", "set server be_app/named addr 127.0.0.1 port 18004"),
+    ("set-server-addr-hostname", "set server be_app/blue addr localhost port 18002"),
+    ("set-server-addr-bad-port", "set server be_app/blue addr 127.0.0.1 port 99999"),
+    ("set-server-addr-missing", "set server be_app/blue addr"),
+    ("set-server-addr-nosuch-server", "set server be_app/nosuch addr 127.0.0.1 port 18002"),
+    ("set-server-addr-nosuch-backend", "set server nosuch/blue addr 127.0.0.1 port 18002"),
+]
+MODES = [("oneshot", "admin"), ("oneshot-sev", "admin-sev")]
+
+
+def one_shot(path: str, line: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def start(binary: str, tmp: str, config: str, version: str) -> subprocess.Popen:
+    Path(f"{tmp}/haproxy.cfg").write_text(config)
+    proc = subprocess.Popen([binary, "-f", f"{tmp}/haproxy.cfg"], start_new_session=True)
+    deadline = time.monotonic() + 5
+    while not Path(f"{tmp}/admin-sev.sock").exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop(proc)
+            raise RuntimeError(f"{version}: HAProxy did not start")
+        time.sleep(0.02)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=5)
+
+
+def record(version: str, binary: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="vezasock-servers-") as tmp:
+        out = HERE / "corpus-servers" / version
+        out.mkdir(parents=True, exist_ok=True)
+        proc = start(binary, tmp, CONFIG.format(dir=tmp), version)
+        try:
+            for mode, sock in MODES:
+                for case, line in CASES:
+                    one_shot(f"{tmp}/admin.sock", RESET)
+                    one_shot(f"{tmp}/admin.sock", "set server be_app/named addr 127.0.0.1 port 18003")
+                    reply = one_shot(f"{tmp}/{sock}.sock", line)
+                    (out / f"{case}.{mode}").write_bytes(reply)
+                    print(f"capture_servers: {version} {case}.{mode}: {reply!r}", file=sys.stderr)
+        finally:
+            stop(proc)
+
+
+def main() -> int:
+    for version, binary in VERSIONS.items():
+        record(version, binary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
