@@ -4,8 +4,9 @@
 //! edge reached over ssh, two racing coordinators serialised with no lost history line, the
 //! `--json` report, `VEZASOCK_FLEET`, `--dry-run` (refused) and `rollback`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use vezasock::demo::http::Conn;
 use vezasock::topology::Color;
 
 use crate::fleet::{one_color, Fleet, Reach, ENV};
@@ -43,12 +44,34 @@ per_version!(
                 m.name
             );
         }
+        // One kept-open connection per edge, as a browser holds one: it must see each flip
+        // too, not only new connections.
+        let mut kept: Vec<Conn> = fleet
+            .members
+            .iter()
+            .map(|m| Conn::new(m.edge.http, Duration::from_secs(5)))
+            .collect();
         let mut color = Color::Blue;
         for flip in 0..50 {
             color = color.other();
             let run = fleet.run(&["switch", ENV, color.as_str()]);
             assert_eq!(run.code, Some(0), "{} flip {flip}: {run:?}", v.label);
             fleet.assert_all_on(ENV, color, &format!("after flip {flip}"));
+            let want = format!("staging web {}", color.as_str());
+            for (m, conn) in fleet.members.iter().zip(kept.iter_mut()) {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let mut last = conn.get("staging.veza.fr", "/").map(|a| a.body);
+                while last.as_ref().map_or(true, |b| *b != want) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                    last = conn.get("staging.veza.fr", "/").map(|a| a.body);
+                }
+                assert!(
+                    last.as_ref().is_ok_and(|b| *b == want),
+                    "{} flip {flip}: {}'s kept-open connection still gets {last:?} 2 s after, want {want:?}",
+                    v.label,
+                    m.name
+                );
+            }
         }
         for (m, load) in fleet.members.iter().zip(&loads) {
             // Traffic kept flowing through every edge during the flips.
