@@ -3,7 +3,8 @@
 //! `fleet-after-first-commit`, and the coordinator itself SIGKILLed there
 //! (`VEZASOCK_CRASH_AT`). Each time: what the exit code and message say, that the edges still
 //! up agree, what fleet `status` shows, that `apply` (or the expiry) brings every edge back to
-//! one color, and that no file is torn.
+//! one color, and that no file is torn; with an ssh edge, that no edge agent outlives its
+//! killed coordinator.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use vezasock::topology::Color;
 
 use crate::crash::no_torn_files;
-use crate::fleet::{pending_map, transaction_file, wait_paused, Fleet, Running, ENV};
+use crate::fleet::{pending_map, transaction_file, wait_paused, Fleet, Reach, Running, ENV};
 use crate::haproxy::{per_version, Haproxy};
 use crate::switch::{runtime_color, Run};
 
@@ -301,5 +302,84 @@ per_version!(
             "{}: the drift line as the spec writes it",
             v.label
         );
+    }
+);
+
+/// Processes whose command line mentions `needle` (from /proc; ours only).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|cmd| cmd.contains(needle))
+        .collect()
+}
+
+per_version!(
+    a_coordinator_killed_after_prepare_with_an_ssh_edge_leaves_nothing_running_after_apply,
+    |v: &Haproxy| {
+        let Some(fleet) = Fleet::start(v, &[Reach::Local, Reach::Ssh]) else {
+            return;
+        };
+        let config = fleet.members[1].config.display().to_string();
+        // While a coordinator holds the transaction, its agent is there to be seen (so the
+        // check below can fail).
+        let paused = paused_switch(&fleet, "fleet-after-prepare");
+        let during = processes_mentioning(&config);
+        assert!(
+            during.iter().any(|c| c.contains("edge-agent")),
+            "{}: no edge agent seen during a transaction: {during:?}",
+            v.label
+        );
+        let first = resume(&fleet, paused);
+        assert_eq!(first.code, Some(0), "{}: {first:?}", v.label);
+        let back = fleet.run(&["switch", ENV, "blue"]);
+        assert_eq!(back.code, Some(0), "{}: {back:?}", v.label);
+        let run = fleet.run_env(
+            &["switch", ENV, "green"],
+            &[("VEZASOCK_CRASH_AT", "fleet-after-prepare")],
+        );
+        assert_eq!(run.code, None, "{}: killed by SIGKILL: {run:?}", v.label);
+        assert_eq!(
+            fleet.runtime_colors(ENV),
+            vec![Some(Color::Blue), Some(Color::Blue)],
+            "{}: nothing live moved at prepare",
+            v.label
+        );
+        let status = fleet.run(&["status"]);
+        assert_eq!(
+            status.code,
+            Some(6),
+            "{}: open transaction: {status:?}",
+            v.label
+        );
+        apply_brings_one_color(&fleet, "coordinator killed after prepare, ssh edge");
+        // The far side's agent of the killed coordinator must not linger once its session is
+        // gone (its stdin closed with the ssh client).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<String> = processes_mentioning(&config)
+                .into_iter()
+                .filter(|c| c.contains("edge-agent"))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: edge agents still running 10 s after: {left:?}",
+                v.label
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 );
