@@ -16,7 +16,7 @@ use crate::switch::{
 };
 
 /// No temp-file leftovers in `dir`, and every file we own parses.
-fn no_torn_files(local: &vezasock::demo::LocalEdge, label: &str) {
+pub fn no_torn_files(local: &vezasock::demo::LocalEdge, label: &str) {
     let paths = &local.topology.paths;
     for dir in [&paths.state_dir, &paths.maps_dir] {
         let names: Vec<String> = std::fs::read_dir(dir)

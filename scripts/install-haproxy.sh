@@ -12,14 +12,15 @@
 #
 # Idempotent: an existing, working build in the cache is kept (FORCE=1 rebuilds it). The cache
 # defaults to ~/.cache/vezasock/haproxy (VEZASOCK_HAPROXY_CACHE overrides it).
-# Prints, last, the env lines the tests read (VEZASOCK_HAPROXY_2_6=… etc.).
+# Prints, last, the env lines the tests read (VEZASOCK_HAPROXY_2_6=…, VEZASOCK_SSHD=… etc.).
 #
-#   scripts/install-haproxy.sh            everything the tests need: 2.6, 3.0, 3.2, socat, patchelf
+#   scripts/install-haproxy.sh            everything the tests need: 2.6, 3.0, 3.2, socat, patchelf,
+#                                         and OpenSSH (sshd + client: the fleet tests' ssh edge)
 #   scripts/install-haproxy.sh 3.2 ...    only these versions and the tools they need (what
 #                                         `vezasock demo` runs, embedded, when it finds no HAProxy)
 set -euo pipefail
 
-if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2"; TOOLS="socat patchelf"; else WANT="$*"; TOOLS=""; fi
+if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2"; TOOLS="socat patchelf"; SSH=1; else WANT="$*"; TOOLS=""; SSH=""; fi
 for v in $WANT; do
   case "$v" in
     2.6) ;;
@@ -47,16 +48,34 @@ for p in $TOOLS; do command -v "$p" >/dev/null 2>&1 || need="$need $p"; done
 if wants 2.6 && { ! command -v haproxy >/dev/null 2>&1 || [ ! -e /usr/sbin/haproxy ]; }; then
   need="$need haproxy"
 fi
+# sshd lives in /usr/sbin, often not on a non-root PATH: test the file, not the command.
+if [ -n "$SSH" ]; then
+  [ -x /usr/sbin/sshd ] || need="$need openssh-server"
+  { command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1; } || need="$need openssh-client"
+fi
 if [ -n "$need" ]; then
   log "apt-get install$need"
   $SUDO apt-get update -qq
+  # No init system in a container: the packages' services must not start (the tests start their own
+  # haproxy and sshd on free ports). A policy-rc.d that denies every start, unless one is there.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  rc=0
   # shellcheck disable=SC2086 # one word per package
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null || rc=$?
+  if [ -n "$own_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+  if [ "$rc" != 0 ]; then log "apt-get install$need failed (exit $rc)"; exit "$rc"; fi
 fi
 # The packaged service would hold ports and sockets the tests don't want; tests start their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet haproxy 2>/dev/null; then
   $SUDO systemctl stop haproxy || true
 fi
+# A system sshd already running is left alone (it may be how someone reached this machine): the
+# tests' sshd uses its own port, pid file, keys and config and shares only /run/sshd with it.
 
 # --- 3.0 and 3.2 from newer suites --------------------------------------------------------------
 works() { # $1 = root; true when the standalone binary runs with only its own libraries
@@ -110,3 +129,4 @@ if wants 3.2; then build 3.2 sid; fi
 if wants 2.6; then echo "VEZASOCK_HAPROXY_2_6=/usr/sbin/haproxy"; fi
 if wants 3.0; then echo "VEZASOCK_HAPROXY_3_0=$CACHE/3.0/usr/sbin/haproxy"; fi
 if wants 3.2; then echo "VEZASOCK_HAPROXY_3_2=$CACHE/3.2/usr/sbin/haproxy"; fi
+if [ -n "$SSH" ]; then echo "VEZASOCK_SSHD=/usr/sbin/sshd"; fi

@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The install script prints VEZASOCK_HAPROXY_<v>=<path> lines last; export them.
+# The install script prints VEZASOCK_HAPROXY_<v>=<path> and VEZASOCK_SSHD=<path> lines last; export them.
 while IFS= read -r line; do
-  case "$line" in VEZASOCK_HAPROXY_*=*) export "${line?}" ;; esac
+  case "$line" in VEZASOCK_HAPROXY_*=* | VEZASOCK_SSHD=*) export "${line?}" ;; esac
 done < <(scripts/install-haproxy.sh)
 
 # CI must not pass by skipping a version.
