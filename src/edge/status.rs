@@ -350,7 +350,22 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             ));
         }
     }
-    let open = edge.state.open_operations()?;
+    // A canary that still runs holds its operation open on purpose: not an interruption.
+    let running_canaries: Vec<String> = super::canary::in_progress(edge)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.running)
+        .map(|c| c.env)
+        .collect();
+    let open: Vec<OpenOperation> = edge
+        .state
+        .open_operations()?
+        .into_iter()
+        .filter(|o| {
+            !(o.action == crate::state::Action::Canary
+                && o.env.as_ref().is_some_and(|e| running_canaries.contains(e)))
+        })
+        .collect();
     let mut envs = Vec::new();
     let file = map_file_colors(edge);
     for env in &edge.topology.envs {
