@@ -203,7 +203,7 @@ async fn hold(edge: &Edge, env: &str) -> Result<Running, EdgeError> {
 
 /// True when a canary process holds the env's lock. Read-only: never creates the file; a lock
 /// that cannot be tested counts as held, so a crash is never claimed that was not seen.
-fn is_running(edge: &Edge, env: &str) -> bool {
+pub fn is_running(edge: &Edge, env: &str) -> bool {
     let file = match File::open(lock_file(edge, env)) {
         Ok(f) => f,
         Err(e) => return e.kind() != std::io::ErrorKind::NotFound,

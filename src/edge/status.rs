@@ -350,20 +350,17 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             ));
         }
     }
-    // A canary that still runs holds its operation open on purpose: not an interruption.
-    let running_canaries: Vec<String> = super::canary::in_progress(edge)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.running)
-        .map(|c| c.env)
-        .collect();
+    // A canary that still runs (its lock held) holds its operation open on purpose: not an
+    // interruption, whether or not its first percent is on disk yet.
     let open: Vec<OpenOperation> = edge
         .state
         .open_operations()?
         .into_iter()
         .filter(|o| {
             !(o.action == crate::state::Action::Canary
-                && o.env.as_ref().is_some_and(|e| running_canaries.contains(e)))
+                && o.env
+                    .as_deref()
+                    .is_some_and(|e| super::canary::is_running(edge, e)))
         })
         .collect();
     let mut envs = Vec::new();
