@@ -4,7 +4,6 @@
 //! transaction whose coordinator goes away (stdin ends) is aborted.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines, Stdin, Stdout};
@@ -12,11 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines, Stdin, Stdout}
 use super::args::TopologyArgs;
 use super::common::runtime_and_edge;
 use super::exit::Exit;
-use crate::edge::fleet::member::{repair, rollback_target, summarize};
+use crate::edge::fleet::agent::{failure, serve, Conversation, ExitOf};
 use crate::edge::fleet::protocol::{Request, Response};
-use crate::edge::switch::{LockWait, SwitchRequest};
-use crate::edge::transaction::{self, Locked, Prepared};
-use crate::edge::{Edge, EdgeError};
+use crate::edge::EdgeError;
 
 // Arguments of `vezasock edge-agent` (plain comment: see `cli::Command`).
 #[derive(Debug, Clone, Args)]
@@ -33,25 +30,27 @@ struct Io {
     out: Stdout,
 }
 
-impl Io {
+impl Conversation for Io {
     /// The next request; `None` at the end of input. A line that is not a request is answered
     /// with an error and skipped.
     async fn next(&mut self) -> Option<Request> {
         loop {
             let line = self.lines.next_line().await.ok()??;
             if line.len() > MAX_LINE {
-                self.send(&failure(&EdgeError::BadInput(
-                    "request line too long".into(),
-                )))
+                self.send(&failure(
+                    exit_code,
+                    &EdgeError::BadInput("request line too long".into()),
+                ))
                 .await;
                 continue;
             }
             match serde_json::from_str::<Request>(&line) {
                 Ok(r) => return Some(r),
                 Err(e) => {
-                    self.send(&failure(&EdgeError::BadInput(format!(
-                        "not a request: {e}"
-                    ))))
+                    self.send(&failure(
+                        exit_code,
+                        &EdgeError::BadInput(format!("not a request: {e}")),
+                    ))
                     .await;
                 }
             }
@@ -66,23 +65,15 @@ impl Io {
         let _ = self.out.write_all(&line).await;
         let _ = self.out.flush().await;
     }
-}
 
-fn failure(e: &EdgeError) -> Response {
-    Response {
-        ok: false,
-        detail: e.to_string(),
-        exit: Exit::of_edge(e) as u8,
-        ..Response::default()
+    fn exit_of(&self) -> ExitOf {
+        exit_code
     }
 }
 
-fn done(detail: String) -> Response {
-    Response {
-        ok: true,
-        detail,
-        ..Response::default()
-    }
+/// The CLI's exit code of an error, as a number.
+pub(crate) fn exit_code(e: &EdgeError) -> u8 {
+    Exit::of_edge(e) as u8
 }
 
 /// Runs `vezasock edge-agent`.
@@ -99,236 +90,4 @@ pub fn run(args: &AgentArgs) -> ExitCode {
         serve(&edge, &mut io).await;
     });
     Exit::Ok.into()
-}
-
-async fn serve(edge: &Edge, io: &mut Io) {
-    while let Some(request) = io.next().await {
-        match request {
-            Request::Status => {
-                let r = match summarize(edge).await {
-                    Ok((summary, status)) => Response {
-                        ok: true,
-                        summary: Some(summary),
-                        status: Some(status),
-                        ..Response::default()
-                    },
-                    Err(e) => failure(&e),
-                };
-                io.send(&r).await;
-            }
-            Request::Repair => {
-                let r = match repair(edge).await {
-                    Ok(d) => done(d),
-                    Err(e) => failure(&e),
-                };
-                io.send(&r).await;
-            }
-            Request::RollbackTarget { env, to } => {
-                let r = match rollback_target(edge, &env, to.as_deref()) {
-                    Ok(target) => Response {
-                        ok: true,
-                        target: Some(target),
-                        ..Response::default()
-                    },
-                    Err(e) => failure(&e),
-                };
-                io.send(&r).await;
-            }
-            Request::ServersPrepare {
-                selection,
-                decision,
-                force,
-                lock_wait_ms,
-            } => {
-                let wait = match lock_wait_ms {
-                    None => crate::state::Wait::No,
-                    Some(ms) => crate::state::Wait::up_to(Duration::from_millis(ms)),
-                };
-                match crate::edge::servers::prepare_change(edge, &selection, decision, force, wait)
-                    .await
-                {
-                    Ok(change) => {
-                        io.send(&done("server change prepared".to_string())).await;
-                        if serve_change(change, decision, io).await.is_break() {
-                            return;
-                        }
-                    }
-                    Err(e) => io.send(&failure(&e)).await,
-                }
-            }
-            Request::Lock {
-                env,
-                color,
-                sha,
-                wait_healthy_ms,
-                lock_wait_ms,
-                who,
-                action,
-            } => {
-                let mut req = SwitchRequest::new(&env, color);
-                req.sha = sha;
-                req.wait_healthy = wait_healthy_ms.map(Duration::from_millis);
-                req.lock_wait = lock_wait_ms
-                    .map_or(LockWait::No, |ms| LockWait::UpTo(Duration::from_millis(ms)));
-                req.who = who;
-                req.action = action;
-                match transaction::lock(edge, &req).await {
-                    Ok(locked) => {
-                        io.send(&done(format!("{env} locked on this edge"))).await;
-                        if serve_locked(locked, io).await.is_break() {
-                            return;
-                        }
-                    }
-                    Err(e) => io.send(&failure(&e)).await,
-                }
-            }
-            other => {
-                let e = EdgeError::Refused(format!(
-                    "{other:?}: no transaction is prepared in this session"
-                ));
-                io.send(&failure(&e)).await;
-            }
-        }
-    }
-}
-
-/// A prepared server change: apply, restore, release. `Break` when the input ended (a change
-/// not applied yet is dropped with its lock).
-async fn serve_change(
-    mut change: crate::edge::servers::PreparedChange<'_>,
-    decision: crate::state::AdminDecision,
-    io: &mut Io,
-) -> std::ops::ControlFlow<()> {
-    loop {
-        let Some(request) = io.next().await else {
-            return std::ops::ControlFlow::Break(());
-        };
-        let response = match request {
-            Request::ServersApply { kill_sessions } => result(
-                change
-                    .apply(decision, kill_sessions)
-                    .await
-                    .map(|r| crate::edge::fleet::member::change_line(&r)),
-            ),
-            Request::ServersRestore => result(change.restore().await),
-            Request::ServersRelease => {
-                io.send(&done("released".to_string())).await;
-                return std::ops::ControlFlow::Continue(());
-            }
-            other => failure(&EdgeError::Refused(format!(
-                "{other:?}: a server change is in progress in this session"
-            ))),
-        };
-        io.send(&response).await;
-    }
-}
-
-/// A locked edge: the prepare, or an abort that releases the lock. `Break` when the input
-/// ended.
-async fn serve_locked(locked: Locked<'_>, io: &mut Io) -> std::ops::ControlFlow<()> {
-    let Some(request) = io.next().await else {
-        return std::ops::ControlFlow::Break(());
-    };
-    match request {
-        Request::Prepare { id, ttl_ms } => {
-            let ttl = Duration::from_millis(ttl_ms).min(super::txn::MAX_EXPIRES);
-            match locked.prepare(&id, ttl).await {
-                Ok(prepared) => {
-                    io.send(&Response {
-                        ok: true,
-                        detail: format!("map version {} staged", prepared.txn.version),
-                        from: Some(prepared.from()),
-                        version: Some(prepared.txn.version),
-                        noop: prepared.txn.noop,
-                        ..Response::default()
-                    })
-                    .await;
-                    serve_transaction(prepared, io).await
-                }
-                Err(e) => {
-                    io.send(&failure(&e)).await;
-                    std::ops::ControlFlow::Continue(())
-                }
-            }
-        }
-        Request::Abort { .. } => {
-            io.send(&done("lock released; nothing was prepared".to_string()))
-                .await;
-            std::ops::ControlFlow::Continue(())
-        }
-        other => {
-            let e = EdgeError::Refused(format!("{other:?}: the edge is locked for a prepare"));
-            io.send(&failure(&e)).await;
-            std::ops::ControlFlow::Continue(())
-        }
-    }
-}
-
-/// The steps of one prepared transaction. `Break` when the input ended (the coordinator is
-/// gone): a transaction still prepared is aborted then.
-async fn serve_transaction(mut prepared: Prepared<'_>, io: &mut Io) -> std::ops::ControlFlow<()> {
-    loop {
-        let Some(request) = io.next().await else {
-            if !prepared.committing() {
-                let _ = prepared
-                    .abort("the coordinator went away before the commit")
-                    .await;
-            }
-            return std::ops::ControlFlow::Break(());
-        };
-        let (response, over) = match request {
-            Request::CommitDisk => (
-                result(
-                    prepared
-                        .commit_disk()
-                        .map(|()| "disk committed".to_string()),
-                ),
-                false,
-            ),
-            Request::CommitRuntime => {
-                let r = prepared.commit_runtime().await;
-                let over = r.is_err();
-                (result(r), over)
-            }
-            // A failed read-back keeps the session: the coordinator undoes the commit next.
-            Request::Verify => (
-                result(prepared.verify().await.map(|()| "read back".to_string())),
-                false,
-            ),
-            Request::Record => (
-                result(prepared.record().await.map(|()| "recorded".to_string())),
-                true,
-            ),
-            Request::Abort { why } => (result(prepared.abort(&why).await.map(|r| r.detail)), true),
-            Request::Undo { why } => match prepared.undo(&why).await {
-                Ok(d) => (done(d), true),
-                Err(d) => (
-                    Response {
-                        ok: false,
-                        detail: d,
-                        exit: 5,
-                        ..Response::default()
-                    },
-                    true,
-                ),
-            },
-            other => (
-                failure(&EdgeError::Refused(format!(
-                    "{other:?}: a transaction is in progress in this session"
-                ))),
-                false,
-            ),
-        };
-        io.send(&response).await;
-        if over {
-            return std::ops::ControlFlow::Continue(());
-        }
-    }
-}
-
-fn result(r: Result<String, EdgeError>) -> Response {
-    match r {
-        Ok(d) => done(d),
-        Err(e) => failure(&e),
-    }
 }

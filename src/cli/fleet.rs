@@ -13,7 +13,8 @@ use super::args::TopologyArgs;
 use super::common::runtime;
 use super::exit::Exit;
 use super::output;
-use crate::edge::fleet::member::{Agent, Member};
+use crate::edge::fleet::agent;
+use crate::edge::fleet::member::{Agent, Link, Member};
 use crate::edge::fleet::{self, FleetReport, FleetStatus};
 use crate::edge::switch::SwitchRequest;
 use crate::edge::{Edge, EdgeError};
@@ -76,27 +77,24 @@ fn open(
     Ok((fleet, edges, runtime(command)?))
 }
 
-/// One member per edge: local ones driven here, ssh ones through their `edge-agent`.
-fn members<'e>(
+/// One member per edge: each local one served on its own thread of `scope` (so the edges'
+/// fsynced writes run side by side), each ssh one by its `edge-agent`.
+fn members<'s, 'e: 's>(
     command: &str,
     fleet: &Fleet,
     edges: &'e [Option<Edge>],
-) -> Result<Vec<Member<'e>>, Exit> {
+    scope: &'s std::thread::Scope<'s, 'e>,
+) -> Result<Vec<Member>, Exit> {
     let mut out = Vec::with_capacity(fleet.edges.len());
     for (e, local) in fleet.edges.iter().zip(edges) {
         match local {
-            Some(edge) => out.push(Member::Local {
-                name: e.name.clone(),
-                edge,
-                locked: None,
-                prepared: None,
-                change: None,
-            }),
+            Some(edge) => {
+                let (link, server) = agent::channel(super::agent::exit_code);
+                scope.spawn(move || agent::serve_on_this_thread(edge, server));
+                out.push(Member::new(&e.name, Link::Local(link)));
+            }
             None => match Agent::start(&e.reach, e.config.as_deref()) {
-                Ok(agent) => out.push(Member::Remote {
-                    name: e.name.clone(),
-                    agent: Box::new(agent),
-                }),
+                Ok(a) => out.push(Member::new(&e.name, Link::Ssh(Box::new(a)))),
                 Err(err) => {
                     eprintln!("vezasock {command}: edge {}: {err}", e.name);
                     return Err(Exit::Unreachable);
@@ -107,12 +105,10 @@ fn members<'e>(
     Ok(out)
 }
 
-/// Ends every agent conversation.
-async fn close(members: Vec<Member<'_>>) {
+/// Ends every edge's conversation.
+async fn close(members: Vec<Member>) {
     for m in members {
-        if let Member::Remote { agent, .. } = m {
-            agent.close().await;
-        }
+        m.close().await;
     }
 }
 
@@ -190,8 +186,9 @@ fn run_flip(
         Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
-    rt.block_on(async {
-        let mut members = match members(command, &fleet, &edges) {
+    std::thread::scope(|scope| {
+        rt.block_on(async {
+        let mut members = match members(command, &fleet, &edges, scope) {
             Ok(m) => m,
             Err(exit) => return exit.into(),
         };
@@ -250,6 +247,7 @@ fn run_flip(
             }
         }
     })
+    })
 }
 
 /// `vezasock status --fleet F`.
@@ -258,24 +256,26 @@ pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -
         Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
-    rt.block_on(async {
-        let mut members = match members("status", &fleet, &edges) {
-            Ok(m) => m,
-            Err(exit) => return exit.into(),
-        };
-        let result = fleet::status(&fleet, &mut members).await;
-        close(members).await;
-        match result {
-            Ok(status) => {
-                if json {
-                    output::json(&status);
-                } else {
-                    output::text(&human_status(&status));
+    std::thread::scope(|scope| {
+        rt.block_on(async {
+            let mut members = match members("status", &fleet, &edges, scope) {
+                Ok(m) => m,
+                Err(exit) => return exit.into(),
+            };
+            let result = fleet::status(&fleet, &mut members).await;
+            close(members).await;
+            match result {
+                Ok(status) => {
+                    if json {
+                        output::json(&status);
+                    } else {
+                        output::text(&human_status(&status));
+                    }
+                    Exit::of_code(status.exit_code()).into()
                 }
-                Exit::of_code(status.exit_code()).into()
+                Err(e) => super::common::fail("status", &e).into(),
             }
-            Err(e) => super::common::fail("status", &e).into(),
-        }
+        })
     })
 }
 
@@ -330,44 +330,49 @@ pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) ->
         Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
-    rt.block_on(async {
-        let mut members = match members("apply", &fleet, &edges) {
-            Ok(m) => m,
-            Err(exit) => return exit.into(),
-        };
-        let result = apply(&fleet, &mut members).await;
-        close(members).await;
-        match result {
-            Ok(report) => {
-                if json {
-                    output::json(&report);
-                } else {
-                    let mut text = String::new();
-                    for r in &report.repaired {
-                        text.push_str(&format!("edge {:<16} {}: {}\n", r.edge, r.result, r.detail));
+    std::thread::scope(|scope| {
+        rt.block_on(async {
+            let mut members = match members("apply", &fleet, &edges, scope) {
+                Ok(m) => m,
+                Err(exit) => return exit.into(),
+            };
+            let result = apply(&fleet, &mut members).await;
+            close(members).await;
+            match result {
+                Ok(report) => {
+                    if json {
+                        output::json(&report);
+                    } else {
+                        let mut text = String::new();
+                        for r in &report.repaired {
+                            text.push_str(&format!(
+                                "edge {:<16} {}: {}\n",
+                                r.edge, r.result, r.detail
+                            ));
+                        }
+                        for r in &report.resolved {
+                            text.push_str(&format!("resolved: {r}\n"));
+                        }
+                        for r in &report.unresolved {
+                            text.push_str(&format!("UNRESOLVED: {r}\n"));
+                        }
+                        output::text(&text);
                     }
-                    for r in &report.resolved {
-                        text.push_str(&format!("resolved: {r}\n"));
+                    if !report.unresolved.is_empty() {
+                        Exit::Drift.into()
+                    } else if report.repaired.iter().any(|r| r.result != "repaired") {
+                        Exit::Unreachable.into()
+                    } else {
+                        Exit::Ok.into()
                     }
-                    for r in &report.unresolved {
-                        text.push_str(&format!("UNRESOLVED: {r}\n"));
-                    }
-                    output::text(&text);
                 }
-                if !report.unresolved.is_empty() {
-                    Exit::Drift.into()
-                } else if report.repaired.iter().any(|r| r.result != "repaired") {
-                    Exit::Unreachable.into()
-                } else {
-                    Exit::Ok.into()
-                }
+                Err(e) => super::common::fail("apply", &e).into(),
             }
-            Err(e) => super::common::fail("apply", &e).into(),
-        }
+        })
     })
 }
 
-async fn apply(fleet: &Fleet, members: &mut [Member<'_>]) -> Result<fleet::FleetApply, EdgeError> {
+async fn apply(fleet: &Fleet, members: &mut [Member]) -> Result<fleet::FleetApply, EdgeError> {
     let repaired = futures::future::join_all(members.iter_mut().map(|m| async move {
         let name = m.name().to_string();
         let r = m.repair().await;
@@ -492,53 +497,58 @@ pub fn run_servers(
         Ok(opened) => opened,
         Err(exit) => return exit.into(),
     };
-    rt.block_on(async {
-        let mut members = match members(command, &fleet, &edges) {
-            Ok(m) => m,
-            Err(exit) => return exit.into(),
-        };
-        let result =
-            fleet::servers_change(&mut members, &selection, decision, flags, lock.lock_wait())
-                .await;
-        close(members).await;
-        match result {
-            Ok(change) => {
-                if json {
-                    output::json(&ChangeJson {
-                        ok: true,
-                        change: &change,
-                    });
-                } else {
-                    let mut text = String::new();
-                    for e in &change.edges {
-                        text.push_str(&format!("edge {:<16} {}: {}\n", e.edge, e.result, e.detail));
+    std::thread::scope(|scope| {
+        rt.block_on(async {
+            let mut members = match members(command, &fleet, &edges, scope) {
+                Ok(m) => m,
+                Err(exit) => return exit.into(),
+            };
+            let result =
+                fleet::servers_change(&mut members, &selection, decision, flags, lock.lock_wait())
+                    .await;
+            close(members).await;
+            match result {
+                Ok(change) => {
+                    if json {
+                        output::json(&ChangeJson {
+                            ok: true,
+                            change: &change,
+                        });
+                    } else {
+                        let mut text = String::new();
+                        for e in &change.edges {
+                            text.push_str(&format!(
+                                "edge {:<16} {}: {}\n",
+                                e.edge, e.result, e.detail
+                            ));
+                        }
+                        text.push_str(&format!(
+                            "{} on {} edge(s), written through on each\n",
+                            decision.as_str(),
+                            change.edges.len()
+                        ));
+                        output::text(&text);
                     }
-                    text.push_str(&format!(
-                        "{} on {} edge(s), written through on each\n",
-                        decision.as_str(),
-                        change.edges.len()
-                    ));
-                    output::text(&text);
+                    Exit::Ok.into()
                 }
-                Exit::Ok.into()
-            }
-            Err(error) => {
-                let exit = Exit::of_edge(&error);
-                if json {
-                    let edges = match &error {
-                        EdgeError::Fleet(f) => f.report.edges.as_slice(),
-                        _ => &[],
-                    };
-                    output::json(&ChangeFailureJson {
-                        ok: false,
-                        error: error.to_string(),
-                        exit: exit as u8,
-                        edges,
-                    });
+                Err(error) => {
+                    let exit = Exit::of_edge(&error);
+                    if json {
+                        let edges = match &error {
+                            EdgeError::Fleet(f) => f.report.edges.as_slice(),
+                            _ => &[],
+                        };
+                        output::json(&ChangeFailureJson {
+                            ok: false,
+                            error: error.to_string(),
+                            exit: exit as u8,
+                            edges,
+                        });
+                    }
+                    eprintln!("vezasock {command}: {error}");
+                    exit.into()
                 }
-                eprintln!("vezasock {command}: {error}");
-                exit.into()
             }
-        }
+        })
     })
 }

@@ -79,7 +79,7 @@ pub struct StepArgs {
 }
 
 /// The longest `--expires` (a prepared transaction holds the edge that long at most).
-pub const MAX_EXPIRES: Duration = Duration::from_secs(3600);
+pub const MAX_EXPIRES: Duration = transaction::MAX_TTL;
 
 pub(crate) fn parse_id(s: &str) -> Result<String, String> {
     crate::state::transaction::check_id(s)

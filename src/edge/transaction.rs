@@ -21,6 +21,9 @@ use crate::state::{Transaction, TxnState};
 /// How long a prepared transaction lives without its commit.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
+/// The longest a prepared transaction may hold an edge.
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+
 /// A transaction prepared by this process: the edge lock and the admin session are held.
 pub struct Prepared<'e> {
     flip: Flip<'e>,

@@ -10,8 +10,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::flip::{LockWait, SwitchRequest};
-use crate::edge::servers::{PreparedChange, Selection};
-use crate::edge::transaction::{self, Locked, Prepared};
+use crate::edge::servers::Selection;
+use crate::edge::transaction;
 use crate::edge::{Edge, EdgeError};
 use crate::state::AdminDecision;
 use crate::topology::fleet::Reach;
@@ -28,94 +28,102 @@ pub struct PrepareInfo {
     pub noop: bool,
 }
 
-/// An edge of the fleet, with its transaction when one is prepared.
-pub enum Member<'e> {
-    Local {
-        name: String,
-        edge: &'e Edge,
-        locked: Option<Box<Locked<'e>>>,
-        prepared: Option<Box<Prepared<'e>>>,
-        change: Option<Box<PreparedChange<'e>>>,
-    },
-    Remote {
-        name: String,
-        agent: Box<Agent>,
-    },
+/// An edge of the fleet and the conversation that drives it.
+pub struct Member {
+    pub name: String,
+    link: Link,
 }
 
-impl<'e> Member<'e> {
+/// How the coordinator talks to an edge: the same requests either way.
+pub enum Link {
+    /// An edge on this host, served on its own thread in this process
+    /// ([`super::agent::serve_on_this_thread`]).
+    Local(super::agent::ChannelLink),
+    /// An edge over ssh: `vezasock edge-agent` on the far side.
+    Ssh(Box<Agent>),
+}
+
+impl Member {
+    pub fn new(name: &str, link: Link) -> Member {
+        Member {
+            name: name.to_string(),
+            link,
+        }
+    }
+
     pub fn name(&self) -> &str {
-        match self {
-            Member::Local { name, .. } | Member::Remote { name, .. } => name,
+        &self.name
+    }
+
+    /// One request, its answer within `limit`; a failure the edge reports is
+    /// [`EdgeError::Remote`] with its exit code, a lost conversation exit 3.
+    async fn ask(&mut self, request: &Request, limit: Duration) -> Result<Response, EdgeError> {
+        let response = match &mut self.link {
+            Link::Ssh(agent) => agent.exchange(&self.name, request, limit).await?,
+            Link::Local(link) => {
+                let lost = |why: &str| EdgeError::Remote {
+                    edge: self.name.clone(),
+                    message: format!("its conversation ended: {why}"),
+                    exit: 3,
+                };
+                let exchange = async {
+                    link.to_edge.send(request.clone()).await.ok()?;
+                    link.from_edge.recv().await
+                };
+                match tokio::time::timeout(limit, exchange).await {
+                    Err(_) => return Err(lost(&format!("no answer within {} s", limit.as_secs()))),
+                    Ok(None) => return Err(lost("the edge's thread is gone")),
+                    Ok(Some(r)) => r,
+                }
+            }
+        };
+        if response.ok {
+            Ok(response)
+        } else {
+            Err(EdgeError::Remote {
+                edge: self.name.clone(),
+                message: response.detail,
+                exit: response.exit,
+            })
         }
     }
 
     /// Lock phase of `req`'s prepare (the coordinator calls it on every edge in one order).
     pub async fn lock(&mut self, req: &SwitchRequest) -> Result<(), EdgeError> {
-        match self {
-            Member::Local { edge, locked, .. } => {
-                *locked = Some(Box::new(transaction::lock(edge, req).await?));
-                Ok(())
-            }
-            Member::Remote { name, agent } => {
-                let (lock_wait_ms, lock_wait) = match req.lock_wait {
-                    LockWait::No => (None, Duration::ZERO),
-                    LockWait::UpTo(d) => (Some(millis(d)), d),
-                };
-                let request = Request::Lock {
-                    env: req.env.clone(),
-                    color: req.color,
-                    sha: req.sha.clone(),
-                    wait_healthy_ms: req.wait_healthy.map(millis),
-                    lock_wait_ms,
-                    who: req.who.clone(),
-                    action: req.action,
-                };
-                agent
-                    .ask(name, &request, lock_wait + STEP_SLACK)
-                    .await
-                    .map(drop)
-            }
-        }
+        let (lock_wait_ms, lock_wait) = match req.lock_wait {
+            LockWait::No => (None, Duration::ZERO),
+            LockWait::UpTo(d) => (Some(millis(d)), d),
+        };
+        let request = Request::Lock {
+            env: req.env.clone(),
+            color: req.color,
+            sha: req.sha.clone(),
+            wait_healthy_ms: req.wait_healthy.map(millis),
+            lock_wait_ms,
+            who: req.who.clone(),
+            action: req.action,
+        };
+        self.ask(&request, lock_wait + STEP_SLACK).await.map(drop)
     }
 
     /// The rest of the prepare (read, gate, intent, stage) under `id`; `wait` bounds the
-    /// gate's wait on a far side.
+    /// gate's wait.
     pub async fn prepare(
         &mut self,
         id: &str,
         ttl: Duration,
         wait: Duration,
     ) -> Result<PrepareInfo, EdgeError> {
-        match self {
-            Member::Local {
-                locked, prepared, ..
-            } => {
-                let l = locked
-                    .take()
-                    .ok_or_else(|| EdgeError::Refused("the edge was not locked".to_string()))?;
-                let p = l.prepare(id, ttl).await?;
-                let info = PrepareInfo {
-                    from: p.from(),
-                    version: p.txn.version,
-                    noop: p.txn.noop,
-                };
-                *prepared = Some(Box::new(p));
-                Ok(info)
-            }
-            Member::Remote { name, agent } => {
-                let request = Request::Prepare {
-                    id: id.to_string(),
-                    ttl_ms: millis(ttl),
-                };
-                let r = agent.ask(name, &request, wait + STEP_SLACK).await?;
-                Ok(PrepareInfo {
-                    from: r.from.unwrap_or(Color::Blue),
-                    version: r.version.unwrap_or(0),
-                    noop: r.noop,
-                })
-            }
-        }
+        let request = Request::Prepare {
+            id: id.to_string(),
+            ttl_ms: millis(ttl),
+        };
+        let r = self.ask(&request, wait + STEP_SLACK).await?;
+        Ok(PrepareInfo {
+            from: r.from.unwrap_or(Color::Blue),
+            version: r.version.unwrap_or(0),
+            noop: r.noop,
+        })
     }
 
     /// The deploy a rollback of `env` goes back to on this edge: its color and sha.
@@ -124,21 +132,16 @@ impl<'e> Member<'e> {
         env: &str,
         to: Option<&str>,
     ) -> Result<(Color, Option<String>), EdgeError> {
-        match self {
-            Member::Local { edge, .. } => rollback_target(edge, env, to),
-            Member::Remote { name, agent } => {
-                let request = Request::RollbackTarget {
-                    env: env.to_string(),
-                    to: to.map(str::to_string),
-                };
-                let r = agent.ask(name, &request, STEP_SLACK).await?;
-                r.target.ok_or_else(|| EdgeError::Remote {
-                    edge: name.clone(),
-                    message: "no rollback target in the answer".to_string(),
-                    exit: 5,
-                })
-            }
-        }
+        let request = Request::RollbackTarget {
+            env: env.to_string(),
+            to: to.map(str::to_string),
+        };
+        let r = self.ask(&request, STEP_SLACK).await?;
+        r.target.ok_or_else(|| EdgeError::Remote {
+            edge: self.name.clone(),
+            message: "no rollback target in the answer".to_string(),
+            exit: 5,
+        })
     }
 
     /// A server change prepared (lock, resolve, guard) on this edge.
@@ -149,220 +152,118 @@ impl<'e> Member<'e> {
         force: bool,
         lock_wait: LockWait,
     ) -> Result<(), EdgeError> {
-        match self {
-            Member::Local { edge, change, .. } => {
-                let p = crate::edge::servers::prepare_change(
-                    edge,
-                    selection,
-                    decision,
-                    force,
-                    lock_wait.wait(),
-                )
-                .await?;
-                *change = Some(Box::new(p));
-                Ok(())
-            }
-            Member::Remote { name, agent } => {
-                let (lock_wait_ms, limit) = match lock_wait {
-                    LockWait::No => (None, Duration::ZERO),
-                    LockWait::UpTo(d) => (Some(millis(d)), d),
-                };
-                let request = Request::ServersPrepare {
-                    selection: selection.clone(),
-                    decision,
-                    force,
-                    lock_wait_ms,
-                };
-                agent
-                    .ask(name, &request, limit + STEP_SLACK)
-                    .await
-                    .map(drop)
-            }
-        }
+        let (lock_wait_ms, limit) = match lock_wait {
+            LockWait::No => (None, Duration::ZERO),
+            LockWait::UpTo(d) => (Some(millis(d)), d),
+        };
+        let request = Request::ServersPrepare {
+            selection: selection.clone(),
+            decision,
+            force,
+            lock_wait_ms,
+        };
+        self.ask(&request, limit + STEP_SLACK).await.map(drop)
     }
 
     /// Applies the prepared server change; returns the servers changed, one line.
     pub async fn servers_apply(
         &mut self,
-        decision: AdminDecision,
+        _decision: AdminDecision,
         kill_sessions: bool,
     ) -> Result<String, EdgeError> {
-        match self {
-            Member::Local { change, .. } => {
-                let c = change
-                    .as_deref_mut()
-                    .ok_or_else(|| EdgeError::Refused("no server change prepared".to_string()))?;
-                let report = c.apply(decision, kill_sessions).await?;
-                Ok(change_line(&report))
-            }
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::ServersApply { kill_sessions }, STEP_SLACK)
-                .await
-                .map(|r| r.detail),
-        }
+        self.ask(&Request::ServersApply { kill_sessions }, STEP_SLACK)
+            .await
+            .map(|r| r.detail)
     }
 
-    /// Puts back an applied server change (`Ok`: done).
+    /// Puts back an applied server change.
     pub async fn servers_restore(&mut self) -> Result<String, EdgeError> {
-        match self {
-            Member::Local { change, .. } => match change.as_deref_mut() {
-                Some(c) => c.restore().await,
-                None => Ok("nothing was applied".to_string()),
-            },
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::ServersRestore, STEP_SLACK)
-                .await
-                .map(|r| r.detail),
-        }
+        self.ask(&Request::ServersRestore, STEP_SLACK)
+            .await
+            .map(|r| r.detail)
     }
 
     /// Ends a server change (its lock released).
     pub async fn servers_release(&mut self) {
-        match self {
-            Member::Local { change, .. } => *change = None,
-            Member::Remote { name, agent } => {
-                let _ = agent.ask(name, &Request::ServersRelease, STEP_SLACK).await;
-            }
-        }
+        let _ = self.ask(&Request::ServersRelease, STEP_SLACK).await;
     }
 
     /// Releases a lock taken by [`Member::lock`] without preparing (another edge's lock
-    /// failed). A far side ends its conversation's lock.
+    /// failed).
     pub async fn unlock(&mut self) {
-        match self {
-            Member::Local { locked, .. } => *locked = None,
-            Member::Remote { name, agent } => {
-                let _ = agent
-                    .ask(
-                        name,
-                        &Request::Abort {
-                            why: "another edge could not be locked".into(),
-                        },
-                        STEP_SLACK,
-                    )
-                    .await;
-            }
-        }
+        let why = "another edge could not be locked".to_string();
+        let _ = self.ask(&Request::Abort { why }, STEP_SLACK).await;
     }
 
     /// Commit, disk half.
     pub async fn commit_disk(&mut self) -> Result<(), EdgeError> {
-        match self {
-            Member::Local { prepared, .. } => held(prepared)?.commit_disk(),
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::CommitDisk, STEP_SLACK)
-                .await
-                .map(drop),
-        }
+        self.ask(&Request::CommitDisk, STEP_SLACK).await.map(drop)
     }
 
     /// Commit, runtime half (`commit map @ver`).
     pub async fn commit_runtime(&mut self) -> Result<String, EdgeError> {
-        match self {
-            Member::Local { prepared, .. } => held(prepared)?.commit_runtime().await,
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::CommitRuntime, STEP_SLACK)
-                .await
-                .map(|r| r.detail),
-        }
+        self.ask(&Request::CommitRuntime, STEP_SLACK)
+            .await
+            .map(|r| r.detail)
     }
 
     /// The read-back after the commit.
     pub async fn verify(&mut self) -> Result<(), EdgeError> {
-        match self {
-            Member::Local { prepared, .. } => held(prepared)?.verify().await,
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::Verify, STEP_SLACK)
-                .await
-                .map(drop),
-        }
+        self.ask(&Request::Verify, STEP_SLACK).await.map(drop)
     }
 
     /// The record phase.
     pub async fn record(&mut self) -> Result<(), EdgeError> {
-        match self {
-            Member::Local { prepared, .. } => held(prepared)?.record().await,
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::Record, STEP_SLACK)
-                .await
-                .map(drop),
-        }
+        self.ask(&Request::Record, STEP_SLACK).await.map(drop)
     }
 
     /// Abort of a prepared (not committing) transaction.
     pub async fn abort(&mut self, why: &str) -> Result<String, EdgeError> {
-        match self {
-            Member::Local { prepared, .. } => {
-                let r = held(prepared)?.abort(why).await?;
-                *prepared = None;
-                Ok(r.detail)
-            }
-            Member::Remote { name, agent } => agent
-                .ask(
-                    name,
-                    &Request::Abort {
-                        why: why.to_string(),
-                    },
-                    STEP_SLACK,
-                )
-                .await
-                .map(|r| r.detail),
-        }
+        self.ask(
+            &Request::Abort {
+                why: why.to_string(),
+            },
+            STEP_SLACK,
+        )
+        .await
+        .map(|r| r.detail)
     }
 
     /// Undo of a committed transaction (`Ok`: put back and confirmed).
     pub async fn undo(&mut self, why: &str) -> Result<String, String> {
-        match self {
-            Member::Local { prepared, .. } => match prepared.as_mut() {
-                Some(p) => p.undo(why).await,
-                None => Err("no transaction held".to_string()),
+        self.ask(
+            &Request::Undo {
+                why: why.to_string(),
             },
-            Member::Remote { name, agent } => agent
-                .ask(
-                    name,
-                    &Request::Undo {
-                        why: why.to_string(),
-                    },
-                    STEP_SLACK,
-                )
-                .await
-                .map(|r| r.detail)
-                .map_err(|e| e.to_string()),
-        }
+            STEP_SLACK,
+        )
+        .await
+        .map(|r| r.detail)
+        .map_err(|e| e.to_string())
     }
 
     /// The edge's summary and its status report (JSON).
     pub async fn status(&mut self) -> Result<(EdgeSummary, serde_json::Value), EdgeError> {
-        match self {
-            Member::Local { edge, .. } => summarize(edge).await,
-            Member::Remote { name, agent } => {
-                let r = agent.ask(name, &Request::Status, STEP_SLACK).await?;
-                Ok((
-                    r.summary.unwrap_or_default(),
-                    r.status.unwrap_or(serde_json::Value::Null),
-                ))
-            }
-        }
+        let r = self.ask(&Request::Status, STEP_SLACK).await?;
+        Ok((
+            r.summary.unwrap_or_default(),
+            r.status.unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// Abort an open transaction and repair the edge to its recorded colors.
     pub async fn repair(&mut self) -> Result<String, EdgeError> {
-        match self {
-            Member::Local { edge, .. } => repair(edge).await,
-            Member::Remote { name, agent } => agent
-                .ask(name, &Request::Repair, Duration::from_secs(60) + STEP_SLACK)
-                .await
-                .map(|r| r.detail),
+        self.ask(&Request::Repair, Duration::from_secs(60) + STEP_SLACK)
+            .await
+            .map(|r| r.detail)
+    }
+
+    /// Ends the conversation (the edge sees it end; an ssh agent exits).
+    pub async fn close(self) {
+        if let Link::Ssh(agent) = self.link {
+            agent.close().await;
         }
     }
-}
-
-fn held<'a, 'e>(
-    prepared: &'a mut Option<Box<Prepared<'e>>>,
-) -> Result<&'a mut Prepared<'e>, EdgeError> {
-    prepared
-        .as_deref_mut()
-        .ok_or_else(|| EdgeError::Refused("no transaction prepared on this edge".to_string()))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -516,9 +417,8 @@ impl Agent {
         })
     }
 
-    /// One request, one response within `limit`. A failure the far side reports comes back as
-    /// [`EdgeError::Remote`] with its exit code; a lost connection is exit 3.
-    pub async fn ask(
+    /// One request, one response within `limit` (a lost connection is exit 3).
+    pub async fn exchange(
         &mut self,
         edge: &str,
         request: &Request,
@@ -553,15 +453,7 @@ impl Agent {
                 answer.chars().take(200).collect::<String>()
             ))
         })?;
-        if response.ok {
-            Ok(response)
-        } else {
-            Err(EdgeError::Remote {
-                edge: edge.to_string(),
-                message: response.detail,
-                exit: response.exit,
-            })
-        }
+        Ok(response)
     }
 
     /// Ends the conversation (the far side sees its input end).

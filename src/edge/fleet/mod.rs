@@ -16,6 +16,7 @@
 //! committed), `done`; or `rolled-back` / `failed`. `apply` on the fleet reads it to decide the
 //! color of an env whose edges disagree after a crash ([`apply`]).
 
+pub mod agent;
 pub mod member;
 pub mod protocol;
 
@@ -120,9 +121,9 @@ pub fn journal(fleet: &Fleet) -> StateDir {
 }
 
 /// Flips `req.env` to `req.color` on every member, or on none.
-pub async fn switch<'e>(
+pub async fn switch(
     fleet: &Fleet,
-    members: &mut [Member<'e>],
+    members: &mut [Member],
     req: &SwitchRequest,
     ttl: Duration,
 ) -> Result<FleetReport, EdgeError> {
@@ -393,7 +394,7 @@ pub async fn switch<'e>(
 /// parallel. Each member's result and how long it took; after a lock failure the remaining
 /// members are not locked (their result says so) and the locked ones are released.
 async fn prepare_all(
-    members: &mut [Member<'_>],
+    members: &mut [Member],
     req: &SwitchRequest,
     id: &str,
     ttl: Duration,
@@ -462,12 +463,7 @@ fn clone_error(e: &EdgeError) -> EdgeError {
     }
 }
 
-async fn abort_all(
-    members: &mut [Member<'_>],
-    which: &[usize],
-    why: &str,
-    report: &mut FleetReport,
-) {
+async fn abort_all(members: &mut [Member], which: &[usize], why: &str, report: &mut FleetReport) {
     let results = join_all(
         members
             .iter_mut()
@@ -494,7 +490,7 @@ async fn abort_all(
 
 /// Undoes the commit on `which`; true when every put-back was confirmed.
 async fn undo_all(
-    members: &mut [Member<'_>],
+    members: &mut [Member],
     which: &[usize],
     why: &str,
     report: &mut FleetReport,
@@ -600,7 +596,7 @@ impl FleetStatus {
 }
 
 /// Reads every edge's status in parallel and compares their colors.
-pub async fn status(fleet: &Fleet, members: &mut [Member<'_>]) -> Result<FleetStatus, EdgeError> {
+pub async fn status(fleet: &Fleet, members: &mut [Member]) -> Result<FleetStatus, EdgeError> {
     let results = join_all(members.iter_mut().map(|m| async move {
         let name = m.name().to_string();
         (name, m.status().await)
@@ -734,7 +730,7 @@ pub fn close_open(fleet: &Fleet, env: &str, why: &str) -> Result<(), EdgeError> 
 /// The deploy a fleet rollback of `env` goes back to: every edge's history must name the
 /// same one (color and sha), else the rollback is refused naming the edges that differ.
 pub async fn rollback_target(
-    members: &mut [Member<'_>],
+    members: &mut [Member],
     env: &str,
     to: Option<&str>,
 ) -> Result<(Color, Option<String>), EdgeError> {
@@ -783,7 +779,7 @@ pub struct ChangeOutcome {
 /// name order, then applied on every edge in parallel; when one fails, the edges it was
 /// applied on are put back. The servers are named as on one edge (the topology is shared).
 pub async fn servers_change(
-    members: &mut [Member<'_>],
+    members: &mut [Member],
     selection: &crate::edge::servers::Selection,
     decision: AdminDecision,
     (kill_sessions, force): (bool, bool),

@@ -1,0 +1,352 @@
+//! The edge side of a fleet conversation ([`super::protocol`]): one edge serving the
+//! coordinator's requests in order — lock, prepare, commit steps, undo, server changes, status,
+//! repair. `vezasock edge-agent` serves it on stdin/stdout for an edge reached over ssh; the
+//! coordinator serves each edge on this host on its own thread through channels, so that the
+//! edges' file writes (each fsynced) run side by side. A transaction still prepared when the
+//! conversation ends (the coordinator is gone) is aborted.
+
+use std::time::Duration;
+
+use super::member::{repair, rollback_target, summarize};
+use super::protocol::{Request, Response};
+use crate::edge::switch::{LockWait, SwitchRequest};
+use crate::edge::transaction::{self, Locked, Prepared};
+use crate::edge::{Edge, EdgeError};
+
+/// The exit code `vezasock` gives an error (the CLI's table, `cli::exit`).
+pub type ExitOf = fn(&EdgeError) -> u8;
+
+/// One side of a conversation: the requests in, the answers out.
+pub(crate) trait Conversation {
+    /// The next request; `None` when the other side ended the conversation.
+    async fn next(&mut self) -> Option<Request>;
+    async fn send(&mut self, response: &Response);
+    /// How an error's exit code is told.
+    fn exit_of(&self) -> ExitOf;
+}
+
+pub(crate) fn failure(exit_of: ExitOf, e: &EdgeError) -> Response {
+    Response {
+        ok: false,
+        detail: e.to_string(),
+        exit: exit_of(e),
+        ..Response::default()
+    }
+}
+
+fn done(detail: String) -> Response {
+    Response {
+        ok: true,
+        detail,
+        ..Response::default()
+    }
+}
+
+/// The coordinator's end of an in-process conversation.
+pub struct ChannelLink {
+    pub(crate) to_edge: tokio::sync::mpsc::Sender<Request>,
+    pub(crate) from_edge: tokio::sync::mpsc::Receiver<Response>,
+}
+
+/// The edge's end of an in-process conversation.
+pub struct ChannelServer {
+    from_coordinator: tokio::sync::mpsc::Receiver<Request>,
+    to_coordinator: tokio::sync::mpsc::Sender<Response>,
+    exit_of: ExitOf,
+}
+
+/// A new in-process conversation: the coordinator's link and the edge's server.
+pub fn channel(exit_of: ExitOf) -> (ChannelLink, ChannelServer) {
+    let (to_edge, from_coordinator) = tokio::sync::mpsc::channel(4);
+    let (to_coordinator, from_edge) = tokio::sync::mpsc::channel(4);
+    (
+        ChannelLink { to_edge, from_edge },
+        ChannelServer {
+            from_coordinator,
+            to_coordinator,
+            exit_of,
+        },
+    )
+}
+
+impl Conversation for ChannelServer {
+    async fn next(&mut self) -> Option<Request> {
+        self.from_coordinator.recv().await
+    }
+
+    async fn send(&mut self, response: &Response) {
+        let _ = self.to_coordinator.send(response.clone()).await;
+    }
+
+    fn exit_of(&self) -> ExitOf {
+        self.exit_of
+    }
+}
+
+/// Serves `edge` on this thread (its own async runtime) until the coordinator drops its link.
+pub fn serve_on_this_thread(edge: &Edge, mut server: ChannelServer) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        // The coordinator sees the conversation end at its first request: exit 3.
+        return;
+    };
+    rt.block_on(serve(edge, &mut server));
+}
+
+/// Serves one conversation: requests until the other side ends it.
+pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
+    while let Some(request) = io.next().await {
+        match request {
+            Request::Status => {
+                let r = match summarize(edge).await {
+                    Ok((summary, status)) => Response {
+                        ok: true,
+                        summary: Some(summary),
+                        status: Some(status),
+                        ..Response::default()
+                    },
+                    Err(e) => failure(io.exit_of(), &e),
+                };
+                io.send(&r).await;
+            }
+            Request::Repair => {
+                let r = match repair(edge).await {
+                    Ok(d) => done(d),
+                    Err(e) => failure(io.exit_of(), &e),
+                };
+                io.send(&r).await;
+            }
+            Request::RollbackTarget { env, to } => {
+                let r = match rollback_target(edge, &env, to.as_deref()) {
+                    Ok(target) => Response {
+                        ok: true,
+                        target: Some(target),
+                        ..Response::default()
+                    },
+                    Err(e) => failure(io.exit_of(), &e),
+                };
+                io.send(&r).await;
+            }
+            Request::ServersPrepare {
+                selection,
+                decision,
+                force,
+                lock_wait_ms,
+            } => {
+                let wait = match lock_wait_ms {
+                    None => crate::state::Wait::No,
+                    Some(ms) => crate::state::Wait::up_to(Duration::from_millis(ms)),
+                };
+                match crate::edge::servers::prepare_change(edge, &selection, decision, force, wait)
+                    .await
+                {
+                    Ok(change) => {
+                        io.send(&done("server change prepared".to_string())).await;
+                        if serve_change(change, decision, io).await.is_break() {
+                            return;
+                        }
+                    }
+                    Err(e) => io.send(&failure(io.exit_of(), &e)).await,
+                }
+            }
+            Request::Lock {
+                env,
+                color,
+                sha,
+                wait_healthy_ms,
+                lock_wait_ms,
+                who,
+                action,
+            } => {
+                let mut req = SwitchRequest::new(&env, color);
+                req.sha = sha;
+                req.wait_healthy = wait_healthy_ms.map(Duration::from_millis);
+                req.lock_wait = lock_wait_ms
+                    .map_or(LockWait::No, |ms| LockWait::UpTo(Duration::from_millis(ms)));
+                req.who = who;
+                req.action = action;
+                match transaction::lock(edge, &req).await {
+                    Ok(locked) => {
+                        io.send(&done(format!("{env} locked on this edge"))).await;
+                        if serve_locked(locked, io).await.is_break() {
+                            return;
+                        }
+                    }
+                    Err(e) => io.send(&failure(io.exit_of(), &e)).await,
+                }
+            }
+            other => {
+                let e = EdgeError::Refused(format!(
+                    "{other:?}: no transaction is prepared in this session"
+                ));
+                io.send(&failure(io.exit_of(), &e)).await;
+            }
+        }
+    }
+}
+
+/// A prepared server change: apply, restore, release. `Break` when the input ended (a change
+/// not applied yet is dropped with its lock).
+async fn serve_change<C: Conversation>(
+    mut change: crate::edge::servers::PreparedChange<'_>,
+    decision: crate::state::AdminDecision,
+    io: &mut C,
+) -> std::ops::ControlFlow<()> {
+    loop {
+        let Some(request) = io.next().await else {
+            return std::ops::ControlFlow::Break(());
+        };
+        let response = match request {
+            Request::ServersApply { kill_sessions } => result(
+                io.exit_of(),
+                change
+                    .apply(decision, kill_sessions)
+                    .await
+                    .map(|r| crate::edge::fleet::member::change_line(&r)),
+            ),
+            Request::ServersRestore => result(io.exit_of(), change.restore().await),
+            Request::ServersRelease => {
+                io.send(&done("released".to_string())).await;
+                return std::ops::ControlFlow::Continue(());
+            }
+            other => failure(
+                io.exit_of(),
+                &EdgeError::Refused(format!(
+                    "{other:?}: a server change is in progress in this session"
+                )),
+            ),
+        };
+        io.send(&response).await;
+    }
+}
+
+/// A locked edge: the prepare, or an abort that releases the lock. `Break` when the input
+/// ended.
+async fn serve_locked<C: Conversation>(
+    locked: Locked<'_>,
+    io: &mut C,
+) -> std::ops::ControlFlow<()> {
+    let Some(request) = io.next().await else {
+        return std::ops::ControlFlow::Break(());
+    };
+    match request {
+        Request::Prepare { id, ttl_ms } => {
+            let ttl = Duration::from_millis(ttl_ms).min(transaction::MAX_TTL);
+            match locked.prepare(&id, ttl).await {
+                Ok(prepared) => {
+                    io.send(&Response {
+                        ok: true,
+                        detail: format!("map version {} staged", prepared.txn.version),
+                        from: Some(prepared.from()),
+                        version: Some(prepared.txn.version),
+                        noop: prepared.txn.noop,
+                        ..Response::default()
+                    })
+                    .await;
+                    serve_transaction(prepared, io).await
+                }
+                Err(e) => {
+                    io.send(&failure(io.exit_of(), &e)).await;
+                    std::ops::ControlFlow::Continue(())
+                }
+            }
+        }
+        Request::Abort { .. } => {
+            io.send(&done("lock released; nothing was prepared".to_string()))
+                .await;
+            std::ops::ControlFlow::Continue(())
+        }
+        other => {
+            let e = EdgeError::Refused(format!("{other:?}: the edge is locked for a prepare"));
+            io.send(&failure(io.exit_of(), &e)).await;
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+}
+
+/// The steps of one prepared transaction. `Break` when the input ended (the coordinator is
+/// gone): a transaction still prepared is aborted then.
+async fn serve_transaction<C: Conversation>(
+    mut prepared: Prepared<'_>,
+    io: &mut C,
+) -> std::ops::ControlFlow<()> {
+    loop {
+        let Some(request) = io.next().await else {
+            if !prepared.committing() {
+                let _ = prepared
+                    .abort("the coordinator went away before the commit")
+                    .await;
+            }
+            return std::ops::ControlFlow::Break(());
+        };
+        let (response, over) = match request {
+            Request::CommitDisk => (
+                result(
+                    io.exit_of(),
+                    prepared
+                        .commit_disk()
+                        .map(|()| "disk committed".to_string()),
+                ),
+                false,
+            ),
+            Request::CommitRuntime => {
+                let r = prepared.commit_runtime().await;
+                let over = r.is_err();
+                (result(io.exit_of(), r), over)
+            }
+            // A failed read-back keeps the session: the coordinator undoes the commit next.
+            Request::Verify => (
+                result(
+                    io.exit_of(),
+                    prepared.verify().await.map(|()| "read back".to_string()),
+                ),
+                false,
+            ),
+            Request::Record => (
+                result(
+                    io.exit_of(),
+                    prepared.record().await.map(|()| "recorded".to_string()),
+                ),
+                true,
+            ),
+            Request::Abort { why } => (
+                result(io.exit_of(), prepared.abort(&why).await.map(|r| r.detail)),
+                true,
+            ),
+            Request::Undo { why } => match prepared.undo(&why).await {
+                Ok(d) => (done(d), true),
+                Err(d) => (
+                    Response {
+                        ok: false,
+                        detail: d,
+                        exit: 5,
+                        ..Response::default()
+                    },
+                    true,
+                ),
+            },
+            other => (
+                failure(
+                    io.exit_of(),
+                    &EdgeError::Refused(format!(
+                        "{other:?}: a transaction is in progress in this session"
+                    )),
+                ),
+                false,
+            ),
+        };
+        io.send(&response).await;
+        if over {
+            return std::ops::ControlFlow::Continue(());
+        }
+    }
+}
+
+fn result(exit_of: ExitOf, r: Result<String, EdgeError>) -> Response {
+    match r {
+        Ok(d) => done(d),
+        Err(e) => failure(exit_of, &e),
+    }
+}
