@@ -232,7 +232,10 @@ fn run_flip(
                 let exit = Exit::of_edge(&error);
                 if json {
                     let report = match &error {
-                        EdgeError::Fleet(f) => Some(&f.report),
+                        EdgeError::Fleet(f) => match &f.outcome {
+                            fleet::Outcome::Switch(r) => Some(r),
+                            fleet::Outcome::Change(_) => None,
+                        },
                         _ => None,
                     };
                     output::json(&FailureJson {
@@ -472,7 +475,7 @@ struct ChangeFailureJson<'a> {
     ok: bool,
     error: String,
     exit: u8,
-    edges: &'a [fleet::EdgeOutcome],
+    edges: &'a [fleet::ChangeOutcome],
 }
 
 /// `vezasock drain|maint|ready --fleet F …`: the server change on every edge or on none.
@@ -535,7 +538,10 @@ pub fn run_servers(
                     let exit = Exit::of_edge(&error);
                     if json {
                         let edges = match &error {
-                            EdgeError::Fleet(f) => f.report.edges.as_slice(),
+                            EdgeError::Fleet(f) => match &f.outcome {
+                                fleet::Outcome::Change(c) => c.edges.as_slice(),
+                                fleet::Outcome::Switch(_) => &[],
+                            },
                             _ => &[],
                         };
                         output::json(&ChangeFailureJson {

@@ -29,8 +29,6 @@ pub struct Prepared<'e> {
     flip: Flip<'e>,
     read: Read,
     pub txn: Transaction,
-    /// Where the commit got (for the coordinator's put-back).
-    pub committed: bool,
 }
 
 /// What one step of a transaction did, as printed (`--json`).
@@ -101,12 +99,7 @@ impl<'e> Locked<'e> {
         }
         flip.intent(&read)?;
         let txn = flip.stage(&read, id, ttl, noop).await?;
-        Ok(Prepared {
-            flip,
-            read,
-            txn,
-            committed: false,
-        })
+        Ok(Prepared { flip, read, txn })
     }
 }
 
@@ -153,12 +146,7 @@ pub async fn resume<'e>(edge: &'e Edge, req: &SwitchRequest) -> Result<Prepared<
     let txn = open(edge, id)?;
     let read = flip.read().await?;
     flip.resume(&txn);
-    Ok(Prepared {
-        flip,
-        read,
-        txn,
-        committed: false,
-    })
+    Ok(Prepared { flip, read, txn })
 }
 
 impl Prepared<'_> {
@@ -175,19 +163,14 @@ impl Prepared<'_> {
     /// Commit, runtime half: `commit map @ver` (see [`Flip::commit_runtime`]). On a failure
     /// the flip put back what it could; a confirmed put-back also ends the transaction.
     pub async fn commit_runtime(&mut self) -> Result<String, EdgeError> {
-        match self.flip.commit_runtime(&self.txn).await {
-            Ok(line) => {
-                self.committed = true;
-                Ok(line)
-            }
-            Err(e) => {
-                if !matches!(e, EdgeError::Unfinished(_)) {
-                    // Put back and confirmed: nothing of it is left.
-                    let _ = self.edge().state.remove_transaction();
-                }
-                Err(e)
+        let result = self.flip.commit_runtime(&self.txn).await;
+        if let Err(e) = &result {
+            if !matches!(e, EdgeError::Unfinished(_)) {
+                // Put back and confirmed: nothing of it is left.
+                let _ = self.edge().state.remove_transaction();
             }
         }
+        result
     }
 
     /// After the commit: the read-back (see [`Flip::verify`]).

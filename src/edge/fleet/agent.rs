@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use super::member::{repair, rollback_target, summarize};
-use super::protocol::{Request, Response};
+use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::switch::{LockWait, SwitchRequest};
 use crate::edge::transaction::{self, Locked, Prepared};
 use crate::edge::{Edge, EdgeError};
+use crate::topology::Color;
 
 /// The exit code `vezasock` gives an error (the CLI's table, `cli::exit`).
 pub type ExitOf = fn(&EdgeError) -> u8;
@@ -204,7 +204,7 @@ async fn serve_change<C: Conversation>(
                 change
                     .apply(decision, kill_sessions)
                     .await
-                    .map(|r| crate::edge::fleet::member::change_line(&r)),
+                    .map(|r| change_line(&r)),
             ),
             Request::ServersRestore => result(io.exit_of(), change.restore().await),
             Request::ServersRelease => {
@@ -349,4 +349,98 @@ fn result(exit_of: ExitOf, r: Result<String, EdgeError>) -> Response {
         Ok(d) => done(d),
         Err(e) => failure(exit_of, &e),
     }
+}
+
+/// `be/s ready → maint, …`: what a server change did, one line.
+pub fn change_line(report: &crate::edge::servers::ChangeReport) -> String {
+    let each: Vec<String> = report
+        .servers
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{} {} → {}",
+                c.backend,
+                c.server,
+                c.before,
+                c.after.as_str()
+            )
+        })
+        .collect();
+    each.join(", ")
+}
+
+/// The deploy `rollback` of `env` goes back to on `edge` (its history): color and sha.
+pub fn rollback_target(
+    edge: &Edge,
+    env: &str,
+    to: Option<&str>,
+) -> Result<(Color, Option<String>), EdgeError> {
+    let entries = crate::edge::rollback::history(edge, env)?;
+    let target = crate::edge::rollback::rollback_target(&entries, to)?;
+    Ok((target.color, target.sha))
+}
+
+/// One edge's summary (what fleet status compares) and its full status report.
+pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), EdgeError> {
+    let report = crate::edge::status::status(edge, None).await?;
+    let envs = report
+        .envs
+        .iter()
+        .filter(|e| e.colored)
+        .map(|e| EnvColors {
+            env: e.name.clone(),
+            live: e.live,
+            recorded: e.sides.and_then(|s| s.state_file).or(Some(Color::Blue)),
+            servers: Color::ALL
+                .into_iter()
+                .map(|c| color_servers(e, c))
+                .collect(),
+        })
+        .collect();
+    let summary = EdgeSummary {
+        envs,
+        problems: report.problems.clone(),
+        transaction: report.transaction.clone(),
+    };
+    let json = serde_json::to_value(&report)
+        .map_err(|e| EdgeError::NotVerified(format!("status does not serialize: {e}")))?;
+    Ok((summary, json))
+}
+
+/// `green 3/3 up` or `blue 2/3 up, 1 drain, 0 maint`: the servers of one color of an env.
+fn color_servers(env: &crate::edge::status::EnvStatus, color: Color) -> String {
+    let servers: Vec<&crate::edge::status::ServerStatus> = env
+        .components
+        .iter()
+        .flat_map(|c| &c.backends)
+        .filter(|b| b.color == Some(color))
+        .flat_map(|b| &b.servers)
+        .collect();
+    let up = servers
+        .iter()
+        .filter(|s| s.op == "up" && s.admin == "ready")
+        .count();
+    let drain = servers.iter().filter(|s| s.admin == "drain").count();
+    let maint = servers.iter().filter(|s| s.admin == "maint").count();
+    let mut line = format!("{color} {up}/{} up", servers.len());
+    if drain + maint > 0 {
+        line.push_str(&format!(", {drain} drain, {maint} maint"));
+    }
+    line
+}
+
+/// `apply`'s part on one edge of a fleet: an open transaction aborted, then the crash repair.
+pub async fn repair(edge: &Edge) -> Result<String, EdgeError> {
+    let mut done = Vec::new();
+    if let Some(line) =
+        transaction::abort_open(edge, LockWait::UpTo(Duration::from_secs(60))).await?
+    {
+        done.push(line);
+    }
+    let report = crate::edge::repair::repair(edge).await?;
+    done.extend(report.fixed);
+    if done.is_empty() {
+        done.push("nothing to repair".to_string());
+    }
+    Ok(done.join("; "))
 }

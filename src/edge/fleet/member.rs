@@ -1,6 +1,6 @@
-//! One edge of a fleet as the coordinator drives it: on this host in the coordinator's own
-//! process ([`crate::edge::transaction`] directly), or over ssh through `vezasock edge-agent`
-//! ([`super::protocol`]). Both answer the same steps the same way.
+//! One edge of a fleet as the coordinator drives it: a conversation of [`super::protocol`]
+//! requests, served on its own thread for an edge on this host or by `vezasock edge-agent` for
+//! an edge over ssh ([`super::agent`] serves both).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,11 +8,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::protocol::{EdgeSummary, EnvColors, Request, Response};
+use super::protocol::{EdgeSummary, Request, Response};
 use crate::edge::flip::{LockWait, SwitchRequest};
 use crate::edge::servers::Selection;
-use crate::edge::transaction;
-use crate::edge::{Edge, EdgeError};
+use crate::edge::EdgeError;
 use crate::state::AdminDecision;
 use crate::topology::fleet::Reach;
 use crate::topology::Color;
@@ -166,11 +165,7 @@ impl Member {
     }
 
     /// Applies the prepared server change; returns the servers changed, one line.
-    pub async fn servers_apply(
-        &mut self,
-        _decision: AdminDecision,
-        kill_sessions: bool,
-    ) -> Result<String, EdgeError> {
+    pub async fn servers_apply(&mut self, kill_sessions: bool) -> Result<String, EdgeError> {
         self.ask(&Request::ServersApply { kill_sessions }, STEP_SLACK)
             .await
             .map(|r| r.detail)
@@ -268,100 +263,6 @@ impl Member {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `be/s ready → maint, …`: what a server change did, one line.
-pub fn change_line(report: &crate::edge::servers::ChangeReport) -> String {
-    let each: Vec<String> = report
-        .servers
-        .iter()
-        .map(|c| {
-            format!(
-                "{}/{} {} → {}",
-                c.backend,
-                c.server,
-                c.before,
-                c.after.as_str()
-            )
-        })
-        .collect();
-    each.join(", ")
-}
-
-/// The deploy `rollback` of `env` goes back to on `edge` (its history): color and sha.
-pub fn rollback_target(
-    edge: &Edge,
-    env: &str,
-    to: Option<&str>,
-) -> Result<(Color, Option<String>), EdgeError> {
-    let entries = crate::edge::rollback::history(edge, env)?;
-    let target = crate::edge::rollback::rollback_target(&entries, to)?;
-    Ok((target.color, target.sha))
-}
-
-/// One edge's summary (what fleet status compares) and its full status report.
-pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), EdgeError> {
-    let report = crate::edge::status::status(edge, None).await?;
-    let envs = report
-        .envs
-        .iter()
-        .filter(|e| e.colored)
-        .map(|e| EnvColors {
-            env: e.name.clone(),
-            live: e.live,
-            recorded: e.sides.and_then(|s| s.state_file).or(Some(Color::Blue)),
-            servers: Color::ALL
-                .into_iter()
-                .map(|c| color_servers(e, c))
-                .collect(),
-        })
-        .collect();
-    let summary = EdgeSummary {
-        envs,
-        problems: report.problems.clone(),
-        transaction: report.transaction.clone(),
-    };
-    let json = serde_json::to_value(&report)
-        .map_err(|e| EdgeError::NotVerified(format!("status does not serialize: {e}")))?;
-    Ok((summary, json))
-}
-
-/// `green 3/3 up` or `blue 2/3 up, 1 drain, 0 maint`: the servers of one color of an env.
-fn color_servers(env: &crate::edge::status::EnvStatus, color: Color) -> String {
-    let servers: Vec<&crate::edge::status::ServerStatus> = env
-        .components
-        .iter()
-        .flat_map(|c| &c.backends)
-        .filter(|b| b.color == Some(color))
-        .flat_map(|b| &b.servers)
-        .collect();
-    let up = servers
-        .iter()
-        .filter(|s| s.op == "up" && s.admin == "ready")
-        .count();
-    let drain = servers.iter().filter(|s| s.admin == "drain").count();
-    let maint = servers.iter().filter(|s| s.admin == "maint").count();
-    let mut line = format!("{color} {up}/{} up", servers.len());
-    if drain + maint > 0 {
-        line.push_str(&format!(", {drain} drain, {maint} maint"));
-    }
-    line
-}
-
-/// `apply`'s part on one edge of a fleet: an open transaction aborted, then the crash repair.
-pub async fn repair(edge: &Edge) -> Result<String, EdgeError> {
-    let mut done = Vec::new();
-    if let Some(line) =
-        transaction::abort_open(edge, LockWait::UpTo(Duration::from_secs(60))).await?
-    {
-        done.push(line);
-    }
-    let report = crate::edge::repair::repair(edge).await?;
-    done.extend(report.fixed);
-    if done.is_empty() {
-        done.push("nothing to repair".to_string());
-    }
-    Ok(done.join("; "))
 }
 
 /// A `vezasock edge-agent` on the far side of an ssh connection.

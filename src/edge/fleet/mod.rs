@@ -64,14 +64,35 @@ pub struct FleetReport {
 pub struct FleetFailure {
     pub message: String,
     pub kind: FailureKind,
-    pub report: FleetReport,
+    pub outcome: Outcome,
+}
+
+/// Each edge's final state after a fleet operation stopped.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A switch (or rollback).
+    Switch(FleetReport),
+    /// A server change (`drain` / `maint` / `ready`).
+    Change(FleetChange),
 }
 
 impl std::fmt::Display for FleetFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.message)?;
-        for e in &self.report.edges {
-            write!(f, "\n  {}: {}: {}", e.edge, e.result, e.detail)?;
+        let lines: Vec<(&str, &str, &str)> = match &self.outcome {
+            Outcome::Switch(r) => r
+                .edges
+                .iter()
+                .map(|e| (e.edge.as_str(), e.result.as_str(), e.detail.as_str()))
+                .collect(),
+            Outcome::Change(c) => c
+                .edges
+                .iter()
+                .map(|e| (e.edge.as_str(), e.result.as_str(), e.detail.as_str()))
+                .collect(),
+        };
+        for (edge, result, detail) in lines {
+            write!(f, "\n  {edge}: {result}: {detail}")?;
         }
         Ok(())
     }
@@ -185,7 +206,7 @@ pub async fn switch(
                 req.env, req.color, names[i]
             ),
             kind: FailureKind::Prepare(Box::new(error)),
-            report,
+            outcome: Outcome::Switch(report),
         })));
     }
     // Every edge prepared: the fleet journal's operation starts here, with the color the edges
@@ -280,8 +301,8 @@ pub async fn switch(
         let mut all_back = true;
         for j in &failed {
             let e = &mut report.edges[*j];
-            let unfinished = matches!(&commits[*j], Err(EdgeError::Unfinished(_)))
-                || matches!(&commits[*j], Err(EdgeError::Remote { exit: 5, .. }));
+            // Exit 5 on the edge: traffic may have moved there, not confirmed back.
+            let unfinished = matches!(&commits[*j], Err(EdgeError::Remote { exit: 5, .. }));
             e.result = if unfinished {
                 "NOT PUT BACK"
             } else {
@@ -383,11 +404,19 @@ pub async fn switch(
                 req.env, req.color
             ),
             kind: FailureKind::NotPutBack,
-            report,
+            outcome: Outcome::Switch(report),
         })));
     }
     fj.journal_record(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
     Ok(report)
+}
+
+/// The members' indices in the order of their names: the one order every fleet operation
+/// locks edges in, so two coordinators never each hold an edge the other waits for.
+fn name_order(members: &[Member]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by(|a, b| members[*a].name().cmp(members[*b].name()));
+    order
 }
 
 /// The prepare of every member: locks in name order, then read/gate/intent/stage in
@@ -401,8 +430,7 @@ async fn prepare_all(
     wait: Duration,
 ) -> Vec<(Result<member::PrepareInfo, EdgeError>, Duration)> {
     let started = Instant::now();
-    let mut order: Vec<usize> = (0..members.len()).collect();
-    order.sort_by(|a, b| members[*a].name().cmp(members[*b].name()));
+    let order = name_order(members);
     let mut lock_failed: Option<(usize, EdgeError)> = None;
     for &i in &order {
         if let Err(e) = members[i].lock(req).await {
@@ -551,7 +579,7 @@ fn fail_after_commit(
     EdgeError::Fleet(Box::new(FleetFailure {
         message,
         kind,
-        report,
+        outcome: Outcome::Switch(report),
     }))
 }
 
@@ -796,8 +824,7 @@ pub async fn servers_change(
             })
             .collect(),
     };
-    let mut order: Vec<usize> = (0..members.len()).collect();
-    order.sort_by(|a, b| members[*a].name().cmp(members[*b].name()));
+    let order = name_order(members);
     let mut refused = None;
     for &i in &order {
         if let Err(e) = members[i]
@@ -825,15 +852,10 @@ pub async fn servers_change(
                 decision.as_str()
             ),
             kind: FailureKind::Prepare(Box::new(clone_error(&error))),
-            report: change_as_report(&report),
+            outcome: Outcome::Change(report),
         })));
     }
-    let applied = join_all(
-        members
-            .iter_mut()
-            .map(|m| m.servers_apply(decision, kill_sessions)),
-    )
-    .await;
+    let applied = join_all(members.iter_mut().map(|m| m.servers_apply(kill_sessions))).await;
     let failed: Vec<usize> = (0..applied.len())
         .filter(|i| applied[*i].is_err())
         .collect();
@@ -894,29 +916,6 @@ pub async fn servers_change(
         } else {
             FailureKind::NotPutBack
         },
-        report: change_as_report(&report),
+        outcome: Outcome::Change(report),
     })))
-}
-
-/// A server change's outcome in the shape a fleet failure carries.
-fn change_as_report(c: &FleetChange) -> FleetReport {
-    FleetReport {
-        env: String::new(),
-        to: Color::Blue,
-        transaction: String::new(),
-        edges: c
-            .edges
-            .iter()
-            .map(|e| EdgeOutcome {
-                edge: e.edge.clone(),
-                from: None,
-                to: Color::Blue,
-                result: e.result.clone(),
-                ms: 0.0,
-                detail: e.detail.clone(),
-            })
-            .collect(),
-        commit_skew_ms: 0.0,
-        total_ms: 0.0,
-    }
 }
