@@ -14,22 +14,14 @@ VEZASOCK_HAPROXY_2_6 / _3_0 / _3_2 or the install script's paths.
     python3 grammar/capture_servers.py
 """
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from capture_common import VERSIONS, one_shot, start, stop
+
 HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("HOME", "/root")) / ".cache/vezasock/haproxy"
-VERSIONS = {
-    "2.6": os.environ.get("VEZASOCK_HAPROXY_2_6", "/usr/sbin/haproxy"),
-    "3.0": os.environ.get("VEZASOCK_HAPROXY_3_0", str(CACHE / "3.0/usr/sbin/haproxy")),
-    "3.2": os.environ.get("VEZASOCK_HAPROXY_3_2", str(CACHE / "3.2/usr/sbin/haproxy")),
-}
+
 # Nothing needs to listen on these ports: the replies do not depend on the checks.
 CONFIG = """global
     stats socket {dir}/admin.sock mode 600 level admin
@@ -61,35 +53,6 @@ CASES = [
     ("set-server-addr-nosuch-backend", "set server nosuch/blue addr 127.0.0.1 port 18002"),
 ]
 MODES = [("oneshot", "admin"), ("oneshot-sev", "admin-sev")]
-
-
-def one_shot(path: str, line: str) -> bytes:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(path)
-        s.sendall(line.encode() + b"\n")
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-        return out
-
-
-def start(binary: str, tmp: str, config: str, version: str) -> subprocess.Popen:
-    Path(f"{tmp}/haproxy.cfg").write_text(config)
-    proc = subprocess.Popen([binary, "-f", f"{tmp}/haproxy.cfg"], start_new_session=True)
-    deadline = time.monotonic() + 5
-    while not Path(f"{tmp}/admin-sev.sock").exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stop(proc)
-            raise RuntimeError(f"{version}: HAProxy did not start")
-        time.sleep(0.02)
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=5)
 
 
 def record(version: str, binary: str) -> None:
