@@ -5,7 +5,8 @@
 //!
 //! [`write_atomic`]: write a temp file in the same directory (a rename is only atomic within one
 //! file system), fsync it (so the rename cannot reach the disk before the data), rename it over
-//! the target, fsync the directory (so the rename itself is durable).
+//! the target, fsync the directory (so the rename itself is durable). [`write_atomic_whole`]
+//! skips the directory fsync, [`write_atomic_volatile`] both fsyncs, for files that need less.
 //!
 //! A writer killed before the rename leaves its temp file behind
 //! (`.<name>.vezasock-tmp.<pid>.<n>`). Readers never see it (they open the target by name), and
@@ -44,17 +45,33 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Replaces `path` with `bytes` atomically and durably. A file that already exists keeps its
 /// permission bits (HAProxy must still be able to read a map file after vezasock rewrites it).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    replace(path, bytes, true)
+    replace(path, bytes, Sync::FileAndDir)
+}
+
+/// Like [`write_atomic`] without the directory fsync: after a power cut the file is whole
+/// (its data reached the disk before the rename) but may be the old one or missing. For a
+/// transaction's own files (`transaction.json`, the pending map file), which a power cut makes
+/// moot: HAProxy restarts from the map files and the version it staged is gone.
+pub fn write_atomic_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    replace(path, bytes, Sync::File)
 }
 
 /// Like [`write_atomic`] (readers see the old file or the new one, never a part), without the
 /// fsyncs: for files that only inform (the lock holder), where a power cut losing the last
 /// write costs nothing and a flip should not pay two fsyncs for it.
 pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    replace(path, bytes, false)
+    replace(path, bytes, Sync::Nothing)
 }
 
-fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
+/// What a replace fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    FileAndDir,
+    File,
+    Nothing,
+}
+
+fn replace(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), Error> {
     let dir = parent_dir(path);
     let name = file_name(path)?;
     remove_dead_leftovers(&dir);
@@ -65,19 +82,19 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_then_rename(path, &tmp, bytes, durable);
+    let result = write_then_rename(path, &tmp, bytes, sync != Sync::Nothing);
     if result.is_err() {
         // Best effort: the error that matters is the one already in `result`.
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    if durable {
+    if sync == Sync::FileAndDir {
         sync_dir(&dir)?;
     }
     Ok(())
 }
 
-fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
+fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8], sync_file: bool) -> Result<(), Error> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -92,7 +109,7 @@ fn write_then_rename(path: &Path, tmp: &Path, bytes: &[u8], durable: bool) -> Re
     }
     file.write_all(bytes)
         .map_err(|e| Error::io("write", tmp, e))?;
-    if durable {
+    if sync_file {
         file.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
     }
     drop(file);

@@ -185,20 +185,29 @@ impl Prepared<'_> {
         self.record().await
     }
 
-    /// The record phase (a no-op transaction records nothing), then the transaction file goes.
+    /// The record phase (a no-op transaction records nothing). The transaction file goes
+    /// first: the commit is live and read back, so nothing is left to abort, and the state
+    /// file's write makes its removal durable with the same directory fsync. A record cut
+    /// short from here on is the flip's (the journal's open operation; `apply` repairs it).
     pub async fn record(&mut self) -> Result<(), EdgeError> {
         if self.txn.noop {
             self.flip.finish_noop(&self.txn)?;
-        } else {
-            self.flip.record(&self.read).await?;
+            self.remove_file(self.edge().state.remove_transaction());
+            return Ok(());
         }
-        if let Err(e) = self.edge().state.remove_transaction() {
+        self.remove_file(self.edge().state.unlink_transaction());
+        self.flip.record(&self.read).await
+    }
+
+    /// A transaction file that could not be removed is only a warning: the next lock taker
+    /// drops it (its pending file is gone: it reads as committing, then expires).
+    fn remove_file(&self, removed: Result<(), crate::state::Error>) {
+        if let Err(e) = removed {
             eprintln!(
-                "vezasock: warning: transaction {} is committed and recorded, but its file was not removed: {e}",
+                "vezasock: warning: transaction {} is committed, but its file was not removed: {e}",
                 self.txn.id
             );
         }
-        Ok(())
     }
 
     /// The whole commit: disk, runtime, verify, record.

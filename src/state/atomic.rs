@@ -16,6 +16,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     files::write_atomic(path, bytes).map_err(from_files)
 }
 
+/// [`files::write_atomic_whole`] (whole after a power cut, its rename not durable), with the
+/// state module's error.
+pub fn write_atomic_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    files::write_atomic_whole(path, bytes).map_err(from_files)
+}
+
 /// [`files::write_atomic_volatile`] (atomic, not durable), with the state module's error.
 pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     files::write_atomic_volatile(path, bytes).map_err(from_files)

@@ -289,6 +289,10 @@ impl StateDir {
     /// (runtime, map file, state file) to say which one is ahead whether or not the journal
     /// still explains why. The fsync at the end makes all of the operation's lines durable.
     pub fn journal_append(&self, entry: &JournalEntry) -> Result<(), Error> {
+        self.append(entry, entry.phase.is_terminal())
+    }
+
+    fn append(&self, entry: &JournalEntry, sync: bool) -> Result<(), Error> {
         let path = self.journal_file();
         self.ensure()?;
         let existed = path.exists();
@@ -325,7 +329,7 @@ impl StateDir {
             let _ = file.set_len(len);
             return Err(Error::io("append to the journal", &path, e));
         }
-        if entry.phase.is_terminal() {
+        if sync {
             file.sync_data()
                 .map_err(|e| Error::io("fsync the journal", &path, e))?;
         }
@@ -415,6 +419,22 @@ impl StateDir {
     ) -> Result<JournalEntry, Error> {
         let entry = op.entry(phase, detail);
         self.journal_append(&entry)?;
+        Ok(entry)
+    }
+
+    /// [`Self::journal_record`] without the fsync of an operation's last line: for the fleet
+    /// journal, which only names the color that resolves edges left disagreeing by a dead
+    /// coordinator (every edge's own records are durable). A power cut that loses its last line
+    /// leaves that transaction shown open until `apply --fleet` sees the edges agree and
+    /// closes it.
+    pub fn journal_record_unsynced(
+        &self,
+        op: &Operation,
+        phase: Phase,
+        detail: Option<&str>,
+    ) -> Result<JournalEntry, Error> {
+        let entry = op.entry(phase, detail);
+        self.append(&entry, false)?;
         Ok(entry)
     }
 

@@ -216,6 +216,7 @@ fn transaction_lets(
     wait: Wait,
 ) -> Result<bool, Error> {
     let Some(txn) = state.open_transaction()? else {
+        state.clear_cut_transaction()?;
         return Ok(true);
     };
     if holder.transaction.as_deref() == Some(txn.id.as_str()) {

@@ -27,6 +27,17 @@ pub struct PrepareInfo {
     pub noop: bool,
 }
 
+/// What a fleet operation takes every edge's lock for: a flip (its prepare follows), or a
+/// server change (lock, resolve, guard: `servers::prepare_change`; its apply follows).
+pub enum Hold<'a> {
+    Flip(&'a SwitchRequest),
+    Servers {
+        selection: &'a Selection,
+        decision: AdminDecision,
+        force: bool,
+    },
+}
+
 /// An edge of the fleet and the conversation that drives it.
 pub struct Member {
     pub name: String,
@@ -57,6 +68,7 @@ impl Member {
     /// One request, its answer within `limit`; a failure the edge reports is
     /// [`EdgeError::Remote`] with its exit code, a lost conversation exit 3.
     async fn ask(&mut self, request: &Request, limit: Duration) -> Result<Response, EdgeError> {
+        let started = std::time::Instant::now();
         let response = match &mut self.link {
             Link::Ssh(agent) => agent.exchange(&self.name, request, limit).await?,
             Link::Local(link) => {
@@ -76,6 +88,13 @@ impl Member {
                 }
             }
         };
+        tracing::debug!(
+            edge = %self.name,
+            step = request.step(),
+            ok = response.ok,
+            ms = crate::edge::flip::ms(started.elapsed()),
+            "fleet step answered"
+        );
         if response.ok {
             Ok(response)
         } else {
@@ -87,22 +106,45 @@ impl Member {
         }
     }
 
-    /// Lock phase of `req`'s prepare (the coordinator calls it on every edge in one order).
-    pub async fn lock(&mut self, req: &SwitchRequest) -> Result<(), EdgeError> {
-        let (lock_wait_ms, lock_wait) = match req.lock_wait {
+    /// Takes this edge's lock for `what`, waiting for it up to `wait`.
+    pub async fn hold(&mut self, what: &Hold<'_>, wait: LockWait) -> Result<(), EdgeError> {
+        let (lock_wait_ms, limit) = match wait {
             LockWait::No => (None, Duration::ZERO),
             LockWait::UpTo(d) => (Some(millis(d)), d),
         };
-        let request = Request::Lock {
-            env: req.env.clone(),
-            color: req.color,
-            sha: req.sha.clone(),
-            wait_healthy_ms: req.wait_healthy.map(millis),
-            lock_wait_ms,
-            who: req.who.clone(),
-            action: req.action,
+        let request = match what {
+            Hold::Flip(req) => Request::Lock {
+                env: req.env.clone(),
+                color: req.color,
+                sha: req.sha.clone(),
+                wait_healthy_ms: req.wait_healthy.map(millis),
+                lock_wait_ms,
+                who: req.who.clone(),
+                action: req.action,
+            },
+            Hold::Servers {
+                selection,
+                decision,
+                force,
+            } => Request::ServersPrepare {
+                selection: (*selection).clone(),
+                decision: *decision,
+                force: *force,
+                lock_wait_ms,
+            },
         };
-        self.ask(&request, lock_wait + STEP_SLACK).await.map(drop)
+        self.ask(&request, limit + STEP_SLACK).await.map(drop)
+    }
+
+    /// Releases a lock taken by [`Member::hold`] before anything was prepared or applied.
+    pub async fn release(&mut self, what: &Hold<'_>) {
+        match what {
+            Hold::Flip(_) => {
+                let why = "another edge could not be locked".to_string();
+                let _ = self.ask(&Request::Abort { why }, STEP_SLACK).await;
+            }
+            Hold::Servers { .. } => self.servers_release().await,
+        }
     }
 
     /// The rest of the prepare (read, gate, intent, stage) under `id`; `wait` bounds the
@@ -143,27 +185,6 @@ impl Member {
         })
     }
 
-    /// A server change prepared (lock, resolve, guard) on this edge.
-    pub async fn servers_prepare(
-        &mut self,
-        selection: &Selection,
-        decision: AdminDecision,
-        force: bool,
-        lock_wait: LockWait,
-    ) -> Result<(), EdgeError> {
-        let (lock_wait_ms, limit) = match lock_wait {
-            LockWait::No => (None, Duration::ZERO),
-            LockWait::UpTo(d) => (Some(millis(d)), d),
-        };
-        let request = Request::ServersPrepare {
-            selection: selection.clone(),
-            decision,
-            force,
-            lock_wait_ms,
-        };
-        self.ask(&request, limit + STEP_SLACK).await.map(drop)
-    }
-
     /// Applies the prepared server change; returns the servers changed, one line.
     pub async fn servers_apply(&mut self, kill_sessions: bool) -> Result<String, EdgeError> {
         self.ask(&Request::ServersApply { kill_sessions }, STEP_SLACK)
@@ -181,13 +202,6 @@ impl Member {
     /// Ends a server change (its lock released).
     pub async fn servers_release(&mut self) {
         let _ = self.ask(&Request::ServersRelease, STEP_SLACK).await;
-    }
-
-    /// Releases a lock taken by [`Member::lock`] without preparing (another edge's lock
-    /// failed).
-    pub async fn unlock(&mut self) {
-        let why = "another edge could not be locked".to_string();
-        let _ = self.ask(&Request::Abort { why }, STEP_SLACK).await;
     }
 
     /// Commit, disk half.

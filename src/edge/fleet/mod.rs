@@ -25,9 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::future::join_all;
 use serde::Serialize;
 
-use self::member::Member;
+use self::member::{Hold, Member};
 use self::protocol::EdgeSummary;
-use super::flip::{ms, SwitchRequest};
+use super::flip::{ms, LockWait, SwitchRequest};
 use super::EdgeError;
 use crate::state::{AdminDecision, Operation, Phase, StateDir};
 use crate::topology::fleet::Fleet;
@@ -407,8 +407,57 @@ pub async fn switch(
             outcome: Outcome::Switch(report),
         })));
     }
-    fj.journal_record(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
+    // Not fsynced: every edge's record is; a lost line only shows the transaction open until
+    // `apply --fleet` closes it (`StateDir::journal_record_unsynced`).
+    fj.journal_record_unsynced(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
     Ok(report)
+}
+
+/// Takes every edge's lock for `what`. First every edge at once, none waiting: the usual case
+/// (nothing else runs on the fleet) costs one lock's time, not one per edge. When an edge is
+/// busy, the locks taken are released and every edge is locked again one after the other in
+/// the order of their names, each waiting up to `wait`: two coordinators never each hold an
+/// edge the other waits for (nobody waits in the first round, everybody waits in one order in
+/// the second). `Err` names the edge that could not be locked; no lock is held then.
+async fn hold_all(
+    members: &mut [Member],
+    what: &Hold<'_>,
+    wait: LockWait,
+) -> Result<(), (usize, EdgeError)> {
+    let first = join_all(members.iter_mut().map(|m| m.hold(what, LockWait::No))).await;
+    if first.iter().all(Result::is_ok) {
+        return Ok(());
+    }
+    for (m, r) in members.iter_mut().zip(&first) {
+        if r.is_ok() {
+            m.release(what).await;
+        }
+    }
+    let busy = |r: &Result<(), EdgeError>| matches!(r, Err(EdgeError::Remote { exit: 4, .. }));
+    let order = name_order(members);
+    // An edge that refused for another reason than a busy lock would refuse again: report it;
+    // so is a busy edge when the caller does not wait.
+    let refused = order
+        .iter()
+        .copied()
+        .find(|i| first[*i].is_err() && (!busy(&first[*i]) || matches!(wait, LockWait::No)));
+    if let Some(i) = refused {
+        let error = first
+            .into_iter()
+            .nth(i)
+            .and_then(Result::err)
+            .unwrap_or_else(|| EdgeError::Refused("not locked".to_string()));
+        return Err((i, error));
+    }
+    for (n, &i) in order.iter().enumerate() {
+        if let Err(e) = members[i].hold(what, wait).await {
+            for &j in &order[..n] {
+                members[j].release(what).await;
+            }
+            return Err((i, e));
+        }
+    }
+    Ok(())
 }
 
 /// The members' indices in the order of their names: the one order every fleet operation
@@ -430,31 +479,18 @@ async fn prepare_all(
     wait: Duration,
 ) -> Vec<(Result<member::PrepareInfo, EdgeError>, Duration)> {
     let started = Instant::now();
-    let order = name_order(members);
-    let mut lock_failed: Option<(usize, EdgeError)> = None;
-    for &i in &order {
-        if let Err(e) = members[i].lock(req).await {
-            lock_failed = Some((i, e));
-            break;
-        }
-    }
-    if let Some((failed, error)) = lock_failed {
+    if let Err((failed, error)) = hold_all(members, &Hold::Flip(req), req.lock_wait).await {
         let name = members[failed].name().to_string();
-        let mut out = Vec::with_capacity(members.len());
-        for (i, m) in members.iter_mut().enumerate() {
-            m.unlock().await;
-            out.push(if i == failed {
-                (Err(clone_error(&error)), started.elapsed())
-            } else {
-                (
-                    Err(EdgeError::Refused(format!(
-                        "not prepared: edge {name} could not be locked"
-                    ))),
-                    started.elapsed(),
-                )
-            });
-        }
-        return out;
+        return (0..members.len())
+            .map(|i| {
+                let why = if i == failed {
+                    clone_error(&error)
+                } else {
+                    EdgeError::Refused(format!("not prepared: edge {name} could not be locked"))
+                };
+                (Err(why), started.elapsed())
+            })
+            .collect();
     }
     join_all(members.iter_mut().map(|m| async move {
         let t = Instant::now();
@@ -824,26 +860,19 @@ pub async fn servers_change(
             })
             .collect(),
     };
-    let order = name_order(members);
-    let mut refused = None;
-    for &i in &order {
-        if let Err(e) = members[i]
-            .servers_prepare(selection, decision, force, lock_wait)
-            .await
-        {
-            report.edges[i].result = "refused".to_string();
-            report.edges[i].detail = e.to_string();
-            refused = Some((i, e));
-            break;
-        }
-        report.edges[i].result = "prepared".to_string();
-    }
-    if let Some((i, error)) = refused {
-        for m in members.iter_mut() {
-            m.servers_release().await;
-        }
-        for e in report.edges.iter_mut().filter(|e| e.result == "prepared") {
-            e.result = "unchanged".to_string();
+    let hold = Hold::Servers {
+        selection,
+        decision,
+        force,
+    };
+    if let Err((i, error)) = hold_all(members, &hold, lock_wait).await {
+        for (j, e) in report.edges.iter_mut().enumerate() {
+            if j == i {
+                e.result = "refused".to_string();
+                e.detail = error.to_string();
+            } else {
+                e.result = "unchanged".to_string();
+            }
         }
         let name = report.edges[i].edge.clone();
         return Err(EdgeError::Fleet(Box::new(FleetFailure {

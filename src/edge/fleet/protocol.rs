@@ -75,6 +75,29 @@ pub enum Request {
     Repair,
 }
 
+impl Request {
+    /// The request's `op`, as on the wire (for logs).
+    pub fn step(&self) -> &'static str {
+        match self {
+            Request::Lock { .. } => "lock",
+            Request::Prepare { .. } => "prepare",
+            Request::RollbackTarget { .. } => "rollback-target",
+            Request::CommitDisk => "commit-disk",
+            Request::CommitRuntime => "commit-runtime",
+            Request::Verify => "verify",
+            Request::Record => "record",
+            Request::Abort { .. } => "abort",
+            Request::Undo { .. } => "undo",
+            Request::ServersPrepare { .. } => "servers-prepare",
+            Request::ServersApply { .. } => "servers-apply",
+            Request::ServersRestore => "servers-restore",
+            Request::ServersRelease => "servers-release",
+            Request::Status => "status",
+            Request::Repair => "repair",
+        }
+    }
+}
+
 /// The agent's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Response {
@@ -121,4 +144,61 @@ pub struct EnvColors {
     /// maintained ones named (`blue 2/3 up, 1 drain`).
     #[serde(default)]
     pub servers: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_name_is_the_op_on_the_wire() {
+        let lock = Request::Lock {
+            env: "staging".into(),
+            color: Color::Green,
+            sha: None,
+            wait_healthy_ms: None,
+            lock_wait_ms: None,
+            who: "ci".into(),
+            action: crate::state::Action::Switch,
+        };
+        let servers = Request::ServersPrepare {
+            selection: crate::edge::servers::Selection::Backend {
+                backend: "forgejo_backend".into(),
+                server: None,
+            },
+            decision: crate::state::AdminDecision::Drain,
+            force: false,
+            lock_wait_ms: None,
+        };
+        let why = "test".to_string();
+        let every = [
+            lock,
+            Request::Prepare {
+                id: "t".into(),
+                ttl_ms: 1,
+            },
+            Request::RollbackTarget {
+                env: "staging".into(),
+                to: None,
+            },
+            Request::CommitDisk,
+            Request::CommitRuntime,
+            Request::Verify,
+            Request::Record,
+            Request::Abort { why: why.clone() },
+            Request::Undo { why },
+            servers,
+            Request::ServersApply {
+                kill_sessions: false,
+            },
+            Request::ServersRestore,
+            Request::ServersRelease,
+            Request::Status,
+            Request::Repair,
+        ];
+        for request in every {
+            let json = serde_json::to_value(&request).unwrap_or_default();
+            assert_eq!(json["op"], request.step(), "{request:?}");
+        }
+    }
 }

@@ -17,8 +17,10 @@ use std::time::{Duration, SystemTime};
 
 use super::{Flip, FlipPhase, Read};
 use crate::edge::{crash_point, EdgeError};
-use crate::runtime::command::Command;
-use crate::state::atomic::{read_optional, sync_dir, write_atomic};
+use crate::runtime::command::maps::{AddMap, ShowMap};
+use crate::runtime::command::{Command, MapKey, MapRef, MapValue};
+use crate::runtime::session::Batch;
+use crate::state::atomic::{read_optional, sync_dir, write_atomic_whole};
 use crate::state::{Phase, Transaction, TxnState};
 
 impl<'e> Flip<'e> {
@@ -115,16 +117,36 @@ impl<'e> Flip<'e> {
         colors.insert(self.env.name.clone(), self.target);
         let text = crate::render::render_active_color_map(&self.edge.topology, &colors)
             .map_err(|e| EdgeError::BadInput(format!("cannot render active-color.map: {e}")))?;
-        write_atomic(pending, text.as_bytes())?;
+        // Whole, not durable: only this transaction reads it, and a power cut ends that.
+        write_atomic_whole(pending, text.as_bytes())?;
+        self.stage_version(read, version).await
+    }
+
+    /// `prepare map`, then every `add map @ver` and the read-back `show map @ver` in one
+    /// pipelined batch; the version read back must hold exactly what was staged.
+    async fn stage_version(
+        &mut self,
+        read: &Read,
+        version: &mut Option<u32>,
+    ) -> Result<(), EdgeError> {
         let v = self.session.prepare_map(&self.map).await?;
         *version = Some(v);
         let want = self.staged_entries(read);
-        let adds = want
-            .iter()
-            .map(|(k, val)| Command::add_map(&self.map, Some(v), k, val))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.session.batch(&adds).await?;
-        let back = self.session.show_map(&self.map, Some(v)).await?;
+        let map = MapRef::new(&self.map)?;
+        let mut batch = Batch::new();
+        for (k, val) in &want {
+            batch.push(AddMap {
+                map: map.clone(),
+                version: Some(v),
+                key: MapKey::new(k)?,
+                value: MapValue::new(val)?,
+            })?;
+        }
+        let show = batch.push(ShowMap {
+            map,
+            version: Some(v),
+        })?;
+        let back = self.session.run_batch(batch).await?.take(&show)?;
         let got: Vec<(String, String)> = back.into_iter().map(|e| (e.key, e.value)).collect();
         if got != want {
             return Err(EdgeError::NotVerified(format!(
@@ -180,12 +202,12 @@ impl<'e> Flip<'e> {
             .collect();
     }
 
-    /// Commit, disk half: `transaction.json` says the commit started, then the pending file
-    /// is renamed over the map file (and readied servers written through). A failure puts the
-    /// disk back: nothing changed.
+    /// Commit, disk half: the pending file renamed over the map file (and readied servers
+    /// written through). That rename is the commit's start for anyone reading
+    /// `transaction.json` (its pending file is gone: [`crate::state::StateDir::open_transaction`]).
+    /// A failure puts the disk back: nothing changed.
     pub fn commit_disk(&mut self, txn: &mut Transaction) -> Result<(), EdgeError> {
         txn.state = TxnState::Committing;
-        self.edge.state.write_transaction(txn)?;
         let map_path = self.edge.topology.paths.active_color_map();
         self.old_map = read_optional(&map_path)?;
         if !self.drained.is_empty() {
@@ -195,7 +217,6 @@ impl<'e> Flip<'e> {
         if let Err(e) = written {
             let restored = self.restore_disk();
             txn.state = TxnState::Prepared;
-            let _ = self.edge.state.write_transaction(txn);
             self.journal(
                 Phase::Failed,
                 &format!(
