@@ -310,6 +310,19 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
     let fleet = fleet.display().to_string();
     run(
         "switch fleet",
+        &[
+            "switch",
+            "--fleet",
+            &fleet,
+            "staging",
+            "blue",
+            "--dry-run",
+            "--json",
+        ],
+        0,
+    );
+    run(
+        "switch fleet",
         &["switch", "--fleet", &fleet, "staging", "blue", "--json"],
         0,
     );

@@ -2,7 +2,7 @@
 //! against the lab of `fleet.rs`: 50 flips of three edges under load with no failed request and
 //! no reload, a target that is DOWN on one edge refused at prepare with nothing changed, an
 //! edge reached over ssh, two racing coordinators serialised with no lost history line, the
-//! `--json` report, `VEZASOCK_FLEET`, `--dry-run` (refused) and `rollback`.
+//! `--json` report, `VEZASOCK_FLEET`, `--dry-run` and `rollback`.
 
 use std::time::{Duration, Instant};
 
@@ -248,16 +248,64 @@ per_version!(
 );
 
 per_version!(
-    a_fleet_dry_run_is_refused_and_changes_no_edge,
+    a_fleet_dry_run_reads_every_edge_and_changes_none,
     |v: &Haproxy| {
-        // README: `--dry-run` is refused with `--fleet` (exit 2): run it per edge.
+        // README: `--dry-run` reads and gates on every edge, no lock, nothing written.
         let fleet = Fleet::local(v, 2);
         let before = fleet.snapshot();
-        let run = fleet.run(&["switch", ENV, "green", "--dry-run"]);
-        assert_eq!(run.code, Some(2), "{}: {run:?}", v.label);
+        let journal = fleet.state_dir.join("journal.jsonl");
+        let run = fleet.run(&["switch", ENV, "green", "--dry-run", "--json"]);
+        assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
+        let report = json(&run.out, "switch --fleet --dry-run --json");
+        assert_eq!(report["dry_run"], true, "{}: {report}", v.label);
+        for (i, m) in fleet.members.iter().enumerate() {
+            let e = &report["edges"][i];
+            assert_eq!(e["edge"], m.name.as_str(), "{}: {report}", v.label);
+            assert_eq!(e["result"], "would switch", "{}: {report}", v.label);
+            assert_eq!(e["from"], "blue", "{}: {report}", v.label);
+        }
+        assert_eq!(fleet.snapshot(), before, "{}: a dry run", v.label);
         assert!(
-            run.err.contains("--dry-run"),
-            "{}: names the flag: {run:?}",
+            !journal.exists(),
+            "{}: a dry run writes no fleet journal line",
+            v.label
+        );
+    }
+);
+
+per_version!(
+    a_fleet_dry_run_names_the_edge_whose_gate_would_refuse,
+    |v: &Haproxy| {
+        let mut fleet = Fleet::local(v, 2);
+        let label = format!("{} edge-b", v.label);
+        assert!(fleet.members[1].edge.set_backend_running(
+            "be_staging_api_green",
+            "green_1",
+            false
+        ));
+        wait_running(
+            &fleet.members[1].edge,
+            "be_staging_api_green",
+            "green_1",
+            false,
+            &label,
+        );
+        let before = fleet.snapshot();
+        let run = fleet.run(&["switch", ENV, "green", "--dry-run"]);
+        assert_eq!(
+            run.code,
+            Some(1),
+            "{}: the gate would refuse: {run:?}",
+            v.label
+        );
+        assert!(
+            run.err.contains("edge-b") && run.err.contains("green_1"),
+            "{}: names the edge and the DOWN server: {run:?}",
+            v.label
+        );
+        assert!(
+            run.out.contains("edge-a") || run.err.contains("edge-a: would switch"),
+            "{}: the other edge's answer is shown too: {run:?}",
             v.label
         );
         assert_eq!(fleet.snapshot(), before, "{}: a refused dry run", v.label);

@@ -139,12 +139,13 @@ pub fn run_switch(
         (args.drain_old, "--drain-old"),
         (!args.preview_check.is_empty(), "--preview-check"),
         (args.bake.is_some(), "--bake"),
-        (args.dry_run, "--dry-run"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
         eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
         return Exit::BadInput.into();
     }
+    let mut req = req;
+    req.dry_run = args.dry_run;
     run_flip("switch", path, &args.topology, args.json, req, ttl, None)
 }
 
@@ -155,12 +156,8 @@ pub fn run_rollback(
     args: &super::rollback::RollbackArgs,
     req: SwitchRequest,
 ) -> ExitCode {
-    if args.dry_run {
-        eprintln!(
-            "vezasock rollback: --dry-run is not available with --fleet (yet); run it per edge"
-        );
-        return Exit::BadInput.into();
-    }
+    let mut req = req;
+    req.dry_run = args.dry_run;
     run_flip(
         "rollback",
         path,
@@ -216,14 +213,30 @@ fn run_flip(
                     for e in &report.edges {
                         text.push_str(&format!("{:<16} {:<9} {:>9.3} ms  {}\n", e.edge, e.result, e.ms, e.detail));
                     }
-                    text.push_str(&format!(
-                        "{} switched to {} on {} edge(s) (no reload); commit skew {:.3} ms; total {:.3} ms\n",
-                        report.env,
-                        report.to,
-                        report.edges.len(),
-                        report.commit_skew_ms,
-                        report.total_ms
-                    ));
+                    if report.dry_run && report.edges.iter().all(|e| e.result == "already") {
+                        text.push_str(&format!(
+                            "dry run: {} is already {} on every edge: nothing would change\n",
+                            report.env, report.to
+                        ));
+                    } else if report.dry_run {
+                        text.push_str(&format!(
+                            "dry run: {} would switch to {} on {} edge(s): prepared on every edge \
+                             (map version staged, pending file, transaction.json), then committed \
+                             on every edge back to back, read back and recorded; nothing changed\n",
+                            report.env,
+                            report.to,
+                            report.edges.len()
+                        ));
+                    } else {
+                        text.push_str(&format!(
+                            "{} switched to {} on {} edge(s) (no reload); commit skew {:.3} ms; total {:.3} ms\n",
+                            report.env,
+                            report.to,
+                            report.edges.len(),
+                            report.commit_skew_ms,
+                            report.total_ms
+                        ));
+                    }
                     output::text(&text);
                 }
                 Exit::Ok.into()

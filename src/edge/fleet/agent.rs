@@ -118,6 +118,28 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 };
                 io.send(&r).await;
             }
+            Request::DryRun {
+                env,
+                color,
+                sha,
+                wait_healthy_ms,
+            } => {
+                let mut req = SwitchRequest::new(&env, color);
+                req.sha = sha;
+                req.wait_healthy = wait_healthy_ms.map(Duration::from_millis);
+                req.dry_run = true;
+                let r = match crate::edge::switch::switch(edge, &req, &mut |_| {}).await {
+                    Ok(report) => Response {
+                        ok: true,
+                        detail: dry_run_line(&report),
+                        from: Some(report.from),
+                        noop: report.noop,
+                        ..Response::default()
+                    },
+                    Err(e) => failure(io.exit_of(), &e),
+                };
+                io.send(&r).await;
+            }
             Request::RollbackTarget { env, to } => {
                 let r = match rollback_target(edge, &env, to.as_deref()) {
                     Ok(target) => Response {
@@ -349,6 +371,18 @@ fn result(exit_of: ExitOf, r: Result<String, EdgeError>) -> Response {
         Ok(d) => done(d),
         Err(e) => failure(exit_of, &e),
     }
+}
+
+/// What a dry run found on this edge, one line: its read and gate (`read: …; gate: …`); the
+/// single-edge plan (`would: …`) is not the fleet's, which the coordinator says.
+fn dry_run_line(report: &crate::edge::switch::SwitchReport) -> String {
+    report
+        .steps
+        .iter()
+        .filter(|s| s.name != "would")
+        .map(|s| format!("{}: {}", s.name, s.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `be/s ready → maint, …`: what a server change did, one line.

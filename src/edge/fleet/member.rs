@@ -147,6 +147,23 @@ impl Member {
         }
     }
 
+    /// What `req` would do on this edge (read and gate, nothing written): the env's color now,
+    /// whether it is already the target, and the read and gate, one line.
+    pub async fn dry_run(
+        &mut self,
+        req: &SwitchRequest,
+    ) -> Result<(Color, bool, String), EdgeError> {
+        let request = Request::DryRun {
+            env: req.env.clone(),
+            color: req.color,
+            sha: req.sha.clone(),
+            wait_healthy_ms: req.wait_healthy.map(millis),
+        };
+        let wait = req.wait_healthy.unwrap_or(Duration::ZERO);
+        let r = self.ask(&request, wait + STEP_SLACK).await?;
+        Ok((r.from.unwrap_or(Color::Blue), r.noop, r.detail))
+    }
+
     /// The rest of the prepare (read, gate, intent, stage) under `id`; `wait` bounds the
     /// gate's wait.
     pub async fn prepare(

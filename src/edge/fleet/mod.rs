@@ -54,6 +54,8 @@ pub struct FleetReport {
     pub to: Color,
     pub transaction: String,
     pub edges: Vec<EdgeOutcome>,
+    /// `--dry-run`: every edge read and gated, nothing changed (no transaction, no commit).
+    pub dry_run: bool,
     /// From the first to the last edge's `commit map` answer, in milliseconds.
     pub commit_skew_ms: f64,
     pub total_ms: f64,
@@ -166,9 +168,14 @@ pub async fn switch(
                 detail: String::new(),
             })
             .collect(),
+        dry_run: req.dry_run,
         commit_skew_ms: 0.0,
         total_ms: 0.0,
     };
+    if req.dry_run {
+        report.transaction.clear();
+        return dry_run(members, req, report, started).await;
+    }
     let fj = journal(fleet);
     // Prepare: every edge locked one after the other in the order of their names (two
     // coordinators never each hold an edge the other waits for), then the rest in parallel.
@@ -411,6 +418,50 @@ pub async fn switch(
     // `apply --fleet` closes it (`StateDir::journal_record_unsynced`).
     fj.journal_record_unsynced(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
     Ok(report)
+}
+
+/// `--dry-run` on a fleet: every edge reads and gates the flip at once (no lock, nothing
+/// written); a refusal anywhere is that edge's error, with every edge's answer.
+async fn dry_run(
+    members: &mut [Member],
+    req: &SwitchRequest,
+    mut report: FleetReport,
+    started: Instant,
+) -> Result<FleetReport, EdgeError> {
+    let answers = join_all(members.iter_mut().map(|m| async move {
+        let t = Instant::now();
+        (m.dry_run(req).await, t.elapsed())
+    }))
+    .await;
+    let mut refused = None;
+    for (i, (answer, took)) in answers.into_iter().enumerate() {
+        let e = &mut report.edges[i];
+        e.ms = ms(took);
+        match answer {
+            Ok((from, noop, detail)) => {
+                e.from = Some(from);
+                e.result = if noop { "already" } else { "would switch" }.to_string();
+                e.detail = detail;
+            }
+            Err(err) => {
+                e.result = "refused".to_string();
+                e.detail = err.to_string();
+                refused.get_or_insert((i, err));
+            }
+        }
+    }
+    report.total_ms = ms(started.elapsed());
+    match refused {
+        None => Ok(report),
+        Some((i, error)) => Err(EdgeError::Fleet(Box::new(FleetFailure {
+            message: format!(
+                "fleet dry run of {} to {}: edge {} would refuse; nothing was changed on any edge",
+                req.env, req.color, report.edges[i].edge
+            ),
+            kind: FailureKind::Prepare(Box::new(error)),
+            outcome: Outcome::Switch(report),
+        }))),
+    }
 }
 
 /// Takes every edge's lock for `what`. First every edge at once, none waiting: the usual case

@@ -29,6 +29,16 @@ pub enum Request {
         /// `switch` or `rollback`.
         action: crate::state::Action,
     },
+    /// What a flip of `env` to `color` would do on this edge (`switch --dry-run`: read and
+    /// gate, no lock, nothing written).
+    DryRun {
+        env: String,
+        color: Color,
+        #[serde(default)]
+        sha: Option<String>,
+        #[serde(default)]
+        wait_healthy_ms: Option<u64>,
+    },
     /// The rest of the prepare of the locked flip, under `id`.
     Prepare {
         id: String,
@@ -80,6 +90,7 @@ impl Request {
     pub fn step(&self) -> &'static str {
         match self {
             Request::Lock { .. } => "lock",
+            Request::DryRun { .. } => "dry-run",
             Request::Prepare { .. } => "prepare",
             Request::RollbackTarget { .. } => "rollback-target",
             Request::CommitDisk => "commit-disk",
@@ -173,6 +184,12 @@ mod tests {
         let why = "test".to_string();
         let every = [
             lock,
+            Request::DryRun {
+                env: "staging".into(),
+                color: Color::Green,
+                sha: None,
+                wait_healthy_ms: None,
+            },
             Request::Prepare {
                 id: "t".into(),
                 ttl_ms: 1,
