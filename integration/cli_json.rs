@@ -335,6 +335,13 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
     run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);
     run(
         "maint fleet",
+        &[
+            "drain", "--fleet", &fleet, "staging", "blue", "--wait", "5s", "--json",
+        ],
+        0,
+    );
+    run(
+        "maint fleet",
         &["maint", "--fleet", &fleet, "staging", "blue", "--json"],
         0,
     );

@@ -109,7 +109,7 @@ fn expect_status(edge: &LocalEdge, host: &str, path: &str, want: u16, label: &st
 
 /// A streaming GET (`?stream=N`, 100 ms per chunk) read to its end in a thread: returns the
 /// bytes received and how long it took.
-fn open_stream(http: SocketAddr, host: &str, chunks: u32) -> JoinHandle<(String, Duration)> {
+pub fn open_stream(http: SocketAddr, host: &str, chunks: u32) -> JoinHandle<(String, Duration)> {
     let host = host.to_string();
     std::thread::spawn(move || {
         let start = Instant::now();
@@ -128,7 +128,7 @@ fn open_stream(http: SocketAddr, host: &str, chunks: u32) -> JoinHandle<(String,
 }
 
 /// Waits until `backend/server` has at least one current session (bounded).
-fn wait_busy(edge: &LocalEdge, backend: &str, server: &str, label: &str) {
+pub fn wait_busy(edge: &LocalEdge, backend: &str, server: &str, label: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while sessions(edge, backend, server) == 0 {
         assert!(

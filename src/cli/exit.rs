@@ -54,7 +54,7 @@ impl Exit {
             EdgeError::DrainOld { source, .. } => Exit::of_edge(source),
             EdgeError::Remote { exit, .. } => Exit::of_code(*exit),
             EdgeError::Fleet(f) => match &f.kind {
-                crate::edge::fleet::FailureKind::Prepare(e) => Exit::of_edge(e),
+                crate::edge::fleet::FailureKind::Refused(e) => Exit::of_edge(e),
                 crate::edge::fleet::FailureKind::PutBack => Exit::Unreachable,
                 crate::edge::fleet::FailureKind::NotPutBack => Exit::NotVerified,
             },

@@ -503,6 +503,7 @@ pub fn run_servers(
     ),
     decision: crate::state::AdminDecision,
     flags: (bool, bool),
+    wait: Option<fleet::DrainWait>,
 ) -> ExitCode {
     if select.backend.is_some() && select.color.is_some() {
         eprintln!("vezasock {command}: a color goes with an env, not with --backend");
@@ -519,9 +520,15 @@ pub fn run_servers(
                 Ok(m) => m,
                 Err(exit) => return exit.into(),
             };
-            let result =
-                fleet::servers_change(&mut members, &selection, decision, flags, lock.lock_wait())
-                    .await;
+            let result = fleet::servers_change(
+                &mut members,
+                &selection,
+                decision,
+                flags,
+                lock.lock_wait(),
+                wait,
+            )
+            .await;
             close(members).await;
             match result {
                 Ok(change) => {

@@ -201,6 +201,7 @@ pub fn run_maint(args: &MaintArgs) -> ExitCode {
             (&args.select, &args.lock, &args.topology, args.json),
             AdminDecision::Maint,
             (args.kill_sessions, args.force),
+            None,
         );
     }
     set_state(
@@ -224,6 +225,7 @@ pub fn run_ready(args: &ReadyArgs) -> ExitCode {
             (&args.select, &args.lock, &args.topology, args.json),
             AdminDecision::Ready,
             (false, false),
+            None,
         );
     }
     set_state(
@@ -277,16 +279,21 @@ fn set_state(
 /// Runs `vezasock drain`.
 pub fn run_drain(args: &DrainArgs) -> ExitCode {
     if let Some(fleet) = &args.fleet.fleet {
-        if args.wait.is_some() {
-            eprintln!("vezasock drain: --wait is not available with --fleet (yet): drain with --fleet, then wait per edge");
-            return Exit::BadInput.into();
-        }
+        let wait = args.wait.map(|limit| crate::edge::fleet::DrainWait {
+            limit,
+            then: match args.then {
+                ThenArg::Maint => Some((AdminDecision::Maint, false)),
+                ThenArg::Kill => Some((AdminDecision::Maint, true)),
+                ThenArg::Leave => None,
+            },
+        });
         return super::fleet::run_servers(
             "drain",
             fleet,
             (&args.select, &args.lock, &args.topology, args.json),
             AdminDecision::Drain,
             (false, args.force),
+            wait,
         );
     }
     drain(args).into()
@@ -346,7 +353,7 @@ fn drain(args: &DrainArgs) -> Exit {
             eprintln!(
                 "vezasock drain: still busy after {:.1}s (left in drain): {}",
                 wait.waited_ms as f64 / 1000.0,
-                busy_list(&wait.busy)
+                servers::busy_line(&wait.busy)
             );
         }
     }
@@ -354,18 +361,6 @@ fn drain(args: &DrainArgs) -> Exit {
         print_change(then);
     }
     exit
-}
-
-fn busy_list(busy: &[Busy]) -> String {
-    busy.iter()
-        .map(|b| {
-            format!(
-                "{}/{} ({} sessions, {})",
-                b.backend, b.server, b.sessions, b.status
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The live countdown line on a terminal: `draining: 3 sessions on 2 servers, 41s left`,

@@ -165,6 +165,19 @@ pub struct Busy {
     pub status: String,
 }
 
+/// `be/s (2 sessions, DRAIN), …`: the servers a drain still waits for, one line.
+pub fn busy_line(busy: &[Busy]) -> String {
+    busy.iter()
+        .map(|b| {
+            format!(
+                "{}/{} ({} sessions, {})",
+                b.backend, b.server, b.sessions, b.status
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How a drain wait ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WaitReport {
@@ -448,6 +461,11 @@ impl PreparedChange<'_> {
         .await?;
         self.applied = Some(report.clone());
         Ok(report)
+    }
+
+    /// Waits up to `limit` for the servers to have no session left (a drain's `--wait`).
+    pub async fn wait_drained(&mut self, limit: Duration) -> Result<WaitReport, EdgeError> {
+        wait_drained(&mut self.session, &self.servers, limit, &mut |_, _| {}).await
     }
 
     /// Puts every server [`PreparedChange::apply`] changed back to its state before.

@@ -221,13 +221,34 @@ async fn serve_change<C: Conversation>(
             return std::ops::ControlFlow::Break(());
         };
         let response = match request {
-            Request::ServersApply { kill_sessions } => result(
+            Request::ServersApply {
+                kill_sessions,
+                decision: then,
+            } => result(
                 io.exit_of(),
                 change
-                    .apply(decision, kill_sessions)
+                    .apply(then.unwrap_or(decision), kill_sessions)
                     .await
                     .map(|r| change_line(&r)),
             ),
+            Request::ServersWait { limit_ms } => {
+                match change.wait_drained(Duration::from_millis(limit_ms)).await {
+                    Ok(w) if w.drained => {
+                        done(format!("drained after {:.1}s", w.waited_ms as f64 / 1000.0))
+                    }
+                    Ok(w) => Response {
+                        ok: false,
+                        detail: format!(
+                            "still busy after {:.1}s (left in drain): {}",
+                            w.waited_ms as f64 / 1000.0,
+                            crate::edge::servers::busy_line(&w.busy)
+                        ),
+                        exit: 1,
+                        ..Response::default()
+                    },
+                    Err(e) => failure(io.exit_of(), &e),
+                }
+            }
             Request::ServersRestore => result(io.exit_of(), change.restore().await),
             Request::ServersRelease => {
                 io.send(&done("released".to_string())).await;

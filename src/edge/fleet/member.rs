@@ -204,7 +204,37 @@ impl Member {
 
     /// Applies the prepared server change; returns the servers changed, one line.
     pub async fn servers_apply(&mut self, kill_sessions: bool) -> Result<String, EdgeError> {
-        self.ask(&Request::ServersApply { kill_sessions }, STEP_SLACK)
+        self.ask(
+            &Request::ServersApply {
+                kill_sessions,
+                decision: None,
+            },
+            STEP_SLACK,
+        )
+        .await
+        .map(|r| r.detail)
+    }
+
+    /// A drain's follow-up on this edge (`--then maint|kill`): `decision` applied to the same
+    /// servers; returns them, one line.
+    pub async fn servers_then(
+        &mut self,
+        decision: AdminDecision,
+        kill_sessions: bool,
+    ) -> Result<String, EdgeError> {
+        let request = Request::ServersApply {
+            kill_sessions,
+            decision: Some(decision),
+        };
+        self.ask(&request, STEP_SLACK).await.map(|r| r.detail)
+    }
+
+    /// Waits up to `limit` for the drained servers of this edge to have no session left.
+    pub async fn servers_wait(&mut self, limit: Duration) -> Result<String, EdgeError> {
+        let request = Request::ServersWait {
+            limit_ms: millis(limit),
+        };
+        self.ask(&request, limit + STEP_SLACK)
             .await
             .map(|r| r.detail)
     }

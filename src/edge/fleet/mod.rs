@@ -103,8 +103,9 @@ impl std::fmt::Display for FleetFailure {
 /// Which exit a fleet failure gets.
 #[derive(Debug)]
 pub enum FailureKind {
-    /// A prepare failed and every edge was aborted: the failing edge's error (its exit code).
-    Prepare(Box<EdgeError>),
+    /// An edge refused (a prepare: every edge was aborted; a drain still busy at its
+    /// deadline: every edge left in drain): that edge's error, and its exit code.
+    Refused(Box<EdgeError>),
     /// A commit failed and every committed edge was put back, confirmed (exit 3).
     PutBack,
     /// Some edge is not where the fleet should be, or could not be confirmed (exit 5).
@@ -212,7 +213,7 @@ pub async fn switch(
                 "fleet switch of {} to {} refused at prepare on edge {}: nothing changed on any edge",
                 req.env, req.color, names[i]
             ),
-            kind: FailureKind::Prepare(Box::new(error)),
+            kind: FailureKind::Refused(Box::new(error)),
             outcome: Outcome::Switch(report),
         })));
     }
@@ -458,7 +459,7 @@ async fn dry_run(
                 "fleet dry run of {} to {}: edge {} would refuse; nothing was changed on any edge",
                 req.env, req.color, report.edges[i].edge
             ),
-            kind: FailureKind::Prepare(Box::new(error)),
+            kind: FailureKind::Refused(Box::new(error)),
             outcome: Outcome::Switch(report),
         }))),
     }
@@ -509,6 +510,82 @@ async fn hold_all(
         }
     }
     Ok(())
+}
+
+/// After a fleet drain: every edge waits for its servers at once; when every edge drained, the
+/// `then` change on every edge. Still busy anywhere is exit 1 (every edge left in drain, as
+/// one edge's `drain --wait`); a `then` that fails on an edge is exit 3 with each edge's state
+/// (drained and in maintenance are both out of rotation).
+async fn drain_wait(
+    members: &mut [Member],
+    wait: DrainWait,
+    report: &mut FleetChange,
+) -> Result<(), EdgeError> {
+    let waited = join_all(members.iter_mut().map(|m| m.servers_wait(wait.limit))).await;
+    let mut busy = None;
+    for (i, r) in waited.into_iter().enumerate() {
+        let e = &mut report.edges[i];
+        match r {
+            Ok(line) => {
+                e.result = "drained".to_string();
+                e.detail = format!("{}; {line}", e.detail);
+            }
+            Err(err) => {
+                e.result = "busy".to_string();
+                e.detail = err.to_string();
+                busy.get_or_insert((i, err));
+            }
+        }
+    }
+    if let Some((i, error)) = busy {
+        return Err(EdgeError::Fleet(Box::new(FleetFailure {
+            message: format!(
+                "fleet drain: edge {} still busy after {:.1}s: every edge left in drain",
+                report.edges[i].edge,
+                wait.limit.as_secs_f64()
+            ),
+            kind: FailureKind::Refused(Box::new(error)),
+            outcome: Outcome::Change(report.clone()),
+        })));
+    }
+    let Some((decision, kill_sessions)) = wait.then else {
+        return Ok(());
+    };
+    let then = join_all(
+        members
+            .iter_mut()
+            .map(|m| m.servers_then(decision, kill_sessions)),
+    )
+    .await;
+    let mut failed = Vec::new();
+    let mut first = None;
+    for (i, r) in then.into_iter().enumerate() {
+        let e = &mut report.edges[i];
+        match r {
+            Ok(line) => {
+                e.result = format!("drained, then {}", decision.as_str());
+                e.detail = format!("{}; {line}", e.detail);
+            }
+            Err(err) => {
+                e.result = format!("drained, {} failed", decision.as_str());
+                e.detail = format!("{}; {err}", e.detail);
+                failed.push(e.edge.clone());
+                first.get_or_insert(err);
+            }
+        }
+    }
+    let Some(error) = first else {
+        return Ok(());
+    };
+    Err(EdgeError::Fleet(Box::new(FleetFailure {
+        message: format!(
+            "fleet drain: every edge drained, but {} failed on {} (left in drain there)",
+            decision.as_str(),
+            failed.join(", ")
+        ),
+        kind: FailureKind::Refused(Box::new(error)),
+        outcome: Outcome::Change(report.clone()),
+    })))
 }
 
 /// The members' indices in the order of their names: the one order every fleet operation
@@ -890,15 +967,27 @@ pub struct ChangeOutcome {
     pub detail: String,
 }
 
-/// A server change on every edge or on none: prepared (lock, resolve, guard) on every edge in
-/// name order, then applied on every edge in parallel; when one fails, the edges it was
+/// A drain's `--wait` on a fleet: how long every edge waits for its drained servers to have no
+/// session left, and what follows once every edge drained (`--then maint`: `Maint`, false;
+/// `--then kill`: `Maint`, true).
+#[derive(Debug, Clone, Copy)]
+pub struct DrainWait {
+    pub limit: Duration,
+    pub then: Option<(AdminDecision, bool)>,
+}
+
+/// A server change on every edge or on none: prepared (lock, resolve, guard) on every edge
+/// (see [`hold_all`]), then applied on every edge in parallel; when one fails, the edges it was
 /// applied on are put back. The servers are named as on one edge (the topology is shared).
+/// With `wait` (a drain), every edge then waits for its servers, and the `then` change follows
+/// on every edge only when every edge drained in time.
 pub async fn servers_change(
     members: &mut [Member],
     selection: &crate::edge::servers::Selection,
     decision: AdminDecision,
     (kill_sessions, force): (bool, bool),
     lock_wait: super::flip::LockWait,
+    wait: Option<DrainWait>,
 ) -> Result<FleetChange, EdgeError> {
     let mut report = FleetChange {
         action: decision,
@@ -931,7 +1020,7 @@ pub async fn servers_change(
                 "fleet {} refused on edge {name}: nothing changed on any edge",
                 decision.as_str()
             ),
-            kind: FailureKind::Prepare(Box::new(clone_error(&error))),
+            kind: FailureKind::Refused(Box::new(clone_error(&error))),
             outcome: Outcome::Change(report),
         })));
     }
@@ -953,10 +1042,14 @@ pub async fn servers_change(
         }
     }
     if failed.is_empty() {
+        let waited = match wait {
+            Some(w) => drain_wait(members, w, &mut report).await,
+            None => Ok(()),
+        };
         for m in members.iter_mut() {
             m.servers_release().await;
         }
-        return Ok(report);
+        return waited.map(|()| report);
     }
     let mut all_back = true;
     for (i, m) in members.iter_mut().enumerate() {

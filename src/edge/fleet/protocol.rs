@@ -71,9 +71,16 @@ pub enum Request {
         #[serde(default)]
         lock_wait_ms: Option<u64>,
     },
-    /// Apply the prepared server change.
+    /// Apply the prepared server change, or `decision` instead (a drain's `--then maint`).
     ServersApply {
         kill_sessions: bool,
+        #[serde(default)]
+        decision: Option<crate::state::AdminDecision>,
+    },
+    /// Wait up to `limit_ms` for the changed servers to have no session left (`drain --wait`);
+    /// still busy then is exit 1, naming them.
+    ServersWait {
+        limit_ms: u64,
     },
     /// Put back what the applied server change changed.
     ServersRestore,
@@ -101,6 +108,7 @@ impl Request {
             Request::Undo { .. } => "undo",
             Request::ServersPrepare { .. } => "servers-prepare",
             Request::ServersApply { .. } => "servers-apply",
+            Request::ServersWait { .. } => "servers-wait",
             Request::ServersRestore => "servers-restore",
             Request::ServersRelease => "servers-release",
             Request::Status => "status",
@@ -207,7 +215,9 @@ mod tests {
             servers,
             Request::ServersApply {
                 kill_sessions: false,
+                decision: None,
             },
+            Request::ServersWait { limit_ms: 1 },
             Request::ServersRestore,
             Request::ServersRelease,
             Request::Status,
