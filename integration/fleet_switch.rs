@@ -25,6 +25,14 @@ fn deploys(edge: &vezasock::demo::LocalEdge, env: &str) -> Vec<(String, String)>
         .collect()
 }
 
+/// Edge-b's `be_staging_api_green/green_1` DOWN (its backend stopped), seen by HAProxy.
+fn green_1_down_on_edge_b(fleet: &mut Fleet, v: &Haproxy) {
+    let label = format!("{} edge-b", v.label);
+    let edge = &mut fleet.members[1].edge;
+    assert!(edge.set_backend_running("be_staging_api_green", "green_1", false));
+    wait_running(edge, "be_staging_api_green", "green_1", false, &label);
+}
+
 fn json(text: &str, what: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
 }
@@ -111,19 +119,7 @@ per_version!(
     a_target_down_on_one_edge_is_refused_at_prepare_and_no_edge_changes,
     |v: &Haproxy| {
         let mut fleet = Fleet::local(v, 3);
-        let label = format!("{} edge-b", v.label);
-        assert!(fleet.members[1].edge.set_backend_running(
-            "be_staging_api_green",
-            "green_1",
-            false
-        ));
-        wait_running(
-            &fleet.members[1].edge,
-            "be_staging_api_green",
-            "green_1",
-            false,
-            &label,
-        );
+        green_1_down_on_edge_b(&mut fleet, v);
         let before = fleet.snapshot();
         let run = fleet.run(&["switch", ENV, "green"]);
         assert_eq!(run.code, Some(1), "{}: gate refused: {run:?}", v.label);
@@ -277,19 +273,7 @@ per_version!(
     a_fleet_dry_run_names_the_edge_whose_gate_would_refuse,
     |v: &Haproxy| {
         let mut fleet = Fleet::local(v, 2);
-        let label = format!("{} edge-b", v.label);
-        assert!(fleet.members[1].edge.set_backend_running(
-            "be_staging_api_green",
-            "green_1",
-            false
-        ));
-        wait_running(
-            &fleet.members[1].edge,
-            "be_staging_api_green",
-            "green_1",
-            false,
-            &label,
-        );
+        green_1_down_on_edge_b(&mut fleet, v);
         let before = fleet.snapshot();
         let run = fleet.run(&["switch", ENV, "green", "--dry-run"]);
         assert_eq!(

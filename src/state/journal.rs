@@ -432,10 +432,8 @@ impl StateDir {
         op: &Operation,
         phase: Phase,
         detail: Option<&str>,
-    ) -> Result<JournalEntry, Error> {
-        let entry = op.entry(phase, detail);
-        self.append(&entry, false)?;
-        Ok(entry)
+    ) -> Result<(), Error> {
+        self.append(&op.entry(phase, detail), false)
     }
 
     /// Reads the whole journal (empty when it does not exist). Never fails on the content: bad
