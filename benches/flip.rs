@@ -1642,6 +1642,17 @@ fn report_fleet(s: &mut String, f: &FleetBench, flips: usize) {
             ratio(cmd, single)
         );
     }
+    if let Some(ten) = size(10) {
+        let seen = p50(&ten.seen_skew_ms);
+        let coord = p50(&ten.commit_skew_ms);
+        let _ = writeln!(
+            s,
+            "- {} commit skew ≤ 1 ms on 10 local edges: seen from outside p50 {} ms, by the coordinator p50 {} ms",
+            pass(seen <= 1.0),
+            cell_ms(seen),
+            cell_ms(coord)
+        );
+    }
     if let (Some(one), Some(ten)) = (size(1), size(10)) {
         let (a, b) = (p50(&one.command_ms), p50(&ten.command_ms));
         let _ = writeln!(
