@@ -1092,3 +1092,204 @@ pub async fn servers_change(
         outcome: Outcome::Change(report),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    //! [`hold_all`] against scripted edges (channel conversations answered by a test task):
+    //! the order and the waits of the lock requests, not HAProxy (the fleet tests in
+    //! `integration/fleet_*.rs` run the real thing).
+
+    use std::sync::{Arc, Mutex};
+
+    use super::agent::{channel, Conversation};
+    use super::member::{Link, Member};
+    use super::protocol::{Request, Response};
+    use super::*;
+
+    /// What the scripted edges were asked, in the order asked: (edge, step, waits).
+    type Log = Arc<Mutex<Vec<(String, &'static str, bool)>>>;
+
+    /// An edge answering every request; its `n`-th lock (from 0) is refused with `exit` when
+    /// `refuse(n)` says so.
+    fn scripted(name: &str, log: &Log, refuse: fn(usize) -> Option<u8>) -> Member {
+        let (link, mut server) = channel(|_| 0);
+        let (name_owned, log) = (name.to_string(), Arc::clone(log));
+        tokio::spawn(async move {
+            let mut locks = 0;
+            while let Some(request) = server.next().await {
+                let waits = matches!(
+                    &request,
+                    Request::Lock {
+                        lock_wait_ms: Some(_),
+                        ..
+                    }
+                );
+                if let Ok(mut l) = log.lock() {
+                    l.push((name_owned.clone(), request.step(), waits));
+                }
+                let exit = match request {
+                    Request::Lock { .. } => {
+                        locks += 1;
+                        refuse(locks - 1)
+                    }
+                    _ => None,
+                };
+                let response = Response {
+                    ok: exit.is_none(),
+                    exit: exit.unwrap_or(0),
+                    detail: exit.map_or("done", |_| "refused").to_string(),
+                    ..Response::default()
+                };
+                server.send(&response).await;
+            }
+        });
+        Member::new(name, Link::Local(link))
+    }
+
+    fn asked(log: &Log) -> Vec<(String, &'static str, bool)> {
+        log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn never(_: usize) -> Option<u8> {
+        None
+    }
+
+    fn busy_once(n: usize) -> Option<u8> {
+        (n == 0).then_some(4)
+    }
+
+    fn unreachable(_: usize) -> Option<u8> {
+        Some(3)
+    }
+
+    fn run<T>(test: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(test)
+    }
+
+    #[test]
+    fn every_edge_is_locked_at_once_without_waiting_when_none_is_busy() {
+        run(async {
+            let log = Log::default();
+            let mut members: Vec<Member> = ["edge-c", "edge-a", "edge-b"]
+                .iter()
+                .map(|n| scripted(n, &log, never))
+                .collect();
+            let req = SwitchRequest::new("staging", Color::Green);
+            let held = hold_all(
+                &mut members,
+                &Hold::Flip(&req),
+                LockWait::UpTo(Duration::from_secs(5)),
+            )
+            .await;
+            assert!(held.is_ok());
+            let asked = asked(&log);
+            assert_eq!(asked.len(), 3, "{asked:?}");
+            assert!(
+                asked
+                    .iter()
+                    .all(|(_, step, waits)| *step == "lock" && !waits),
+                "{asked:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_busy_edge_releases_the_others_then_every_edge_is_locked_in_name_order_waiting() {
+        run(async {
+            let log = Log::default();
+            let mut members = vec![
+                scripted("edge-c", &log, never),
+                scripted("edge-b", &log, busy_once),
+                scripted("edge-a", &log, never),
+            ];
+            let req = SwitchRequest::new("staging", Color::Green);
+            let held = hold_all(
+                &mut members,
+                &Hold::Flip(&req),
+                LockWait::UpTo(Duration::from_secs(5)),
+            )
+            .await;
+            assert!(held.is_ok());
+            let asked = asked(&log);
+            let first: Vec<_> = asked[..3].iter().map(|(_, s, w)| (*s, *w)).collect();
+            assert_eq!(first, [("lock", false); 3], "{asked:?}");
+            let released: Vec<&str> = asked
+                .iter()
+                .filter(|(_, s, _)| *s == "abort")
+                .map(|(n, _, _)| n.as_str())
+                .collect();
+            assert_eq!(
+                released.len(),
+                2,
+                "the two edges locked are released: {asked:?}"
+            );
+            assert!(!released.contains(&"edge-b"), "{asked:?}");
+            let second: Vec<(&str, bool)> = asked
+                .iter()
+                .skip(3)
+                .filter(|(_, s, _)| *s == "lock")
+                .map(|(n, _, w)| (n.as_str(), *w))
+                .collect();
+            assert_eq!(
+                second,
+                [("edge-a", true), ("edge-b", true), ("edge-c", true)],
+                "{asked:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_busy_edge_without_waiting_is_the_error_and_no_lock_is_left() {
+        run(async {
+            let log = Log::default();
+            let mut members = vec![
+                scripted("edge-a", &log, never),
+                scripted("edge-b", &log, busy_once),
+            ];
+            let req = SwitchRequest::new("staging", Color::Green);
+            let held = hold_all(&mut members, &Hold::Flip(&req), LockWait::No).await;
+            assert!(
+                matches!(held, Err((1, EdgeError::Remote { exit: 4, .. }))),
+                "{held:?}"
+            );
+            let asked = asked(&log);
+            assert_eq!(
+                asked.iter().filter(|(_, s, _)| *s == "lock").count(),
+                2,
+                "no second round: {asked:?}"
+            );
+            assert!(
+                asked.contains(&("edge-a".to_string(), "abort", false)),
+                "{asked:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn an_edge_that_refuses_for_another_reason_is_not_tried_again() {
+        run(async {
+            let log = Log::default();
+            let mut members = vec![
+                scripted("edge-a", &log, busy_once),
+                scripted("edge-b", &log, unreachable),
+            ];
+            let req = SwitchRequest::new("staging", Color::Green);
+            let held = hold_all(
+                &mut members,
+                &Hold::Flip(&req),
+                LockWait::UpTo(Duration::from_secs(5)),
+            )
+            .await;
+            assert!(
+                matches!(held, Err((1, EdgeError::Remote { exit: 3, .. }))),
+                "{held:?}"
+            );
+            let locks = asked(&log).iter().filter(|(_, s, _)| *s == "lock").count();
+            assert_eq!(locks, 2, "no second round");
+        });
+    }
+}
