@@ -326,10 +326,20 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
         &["switch", "--fleet", &fleet, "staging", "blue", "--json"],
         0,
     );
-    // Green live again, as the canary below expects.
+    // Green live again, as the canary below expects (blue drained, then back to ready below).
     run(
         "switch fleet",
-        &["switch", "--fleet", &fleet, "staging", "green", "--json"],
+        &[
+            "switch",
+            "--fleet",
+            &fleet,
+            "staging",
+            "green",
+            "--drain-old",
+            "--drain-timeout",
+            "5s",
+            "--json",
+        ],
         0,
     );
     run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);

@@ -11,7 +11,7 @@ use crate::fleet::{Fleet, ENV};
 use crate::haproxy::{per_version, Haproxy};
 
 /// The admin state (`maint`, `drain`, `ready`) of every server of `backend` on `edge`.
-fn admin_states(edge: &LocalEdge, backend: &str) -> Vec<&'static str> {
+pub fn admin_states(edge: &LocalEdge, backend: &str) -> Vec<&'static str> {
     crate::switch::rt().block_on(async {
         let mut s = crate::switch::admin_session(edge, "admin socket").await;
         let state = s

@@ -296,6 +296,53 @@ per_version!(
     }
 );
 
+per_version!(
+    a_fleet_switch_with_drain_old_drains_the_old_color_on_every_edge,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 2);
+        let run = fleet.run(&[
+            "switch",
+            ENV,
+            "green",
+            "--drain-old",
+            "--drain-timeout",
+            "5s",
+            "--json",
+        ]);
+        assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
+        fleet.assert_all_on(ENV, Color::Green, "after the switch");
+        let report = json(&run.out, "switch --fleet --drain-old --json");
+        assert_eq!(
+            report["drain_old"]["action"], "drain",
+            "{}: {report}",
+            v.label
+        );
+        for (i, m) in fleet.members.iter().enumerate() {
+            assert_eq!(
+                report["drain_old"]["edges"][i]["result"], "drained",
+                "{}: {report}",
+                v.label
+            );
+            for backend in ["be_staging_api_blue", "be_staging_web_blue"] {
+                assert_eq!(
+                    crate::fleet_servers::admin_states(&m.edge, backend),
+                    ["drain"],
+                    "{} {}: {backend}",
+                    v.label,
+                    m.name
+                );
+            }
+            assert_eq!(
+                crate::fleet_servers::admin_states(&m.edge, "be_staging_api_green"),
+                ["ready"],
+                "{} {}: the new color stays in rotation",
+                v.label,
+                m.name
+            );
+        }
+    }
+);
+
 per_version!(a_fleet_rollback_goes_back_on_every_edge, |v: &Haproxy| {
     let fleet = Fleet::local(v, 3);
     // Two deploys, so the history has one to go back to.

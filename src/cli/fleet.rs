@@ -136,7 +136,6 @@ pub fn run_switch(
     ttl: Duration,
 ) -> ExitCode {
     let unsupported = [
-        (args.drain_old, "--drain-old"),
         (!args.preview_check.is_empty(), "--preview-check"),
         (args.bake.is_some(), "--bake"),
     ];
@@ -146,6 +145,8 @@ pub fn run_switch(
     }
     let mut req = req;
     req.dry_run = args.dry_run;
+    req.drain_old = args.drain_old;
+    req.drain_timeout = args.drain_timeout;
     run_flip("switch", path, &args.topology, args.json, req, ttl, None)
 }
 
@@ -236,6 +237,14 @@ fn run_flip(
                             report.commit_skew_ms,
                             report.total_ms
                         ));
+                    }
+                    if let Some(drain) = &report.drain_old {
+                        for e in &drain.edges {
+                            text.push_str(&format!(
+                                "drain-old {:<16} {}: {}\n",
+                                e.edge, e.result, e.detail
+                            ));
+                        }
                     }
                     output::text(&text);
                 }

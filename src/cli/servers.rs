@@ -286,6 +286,7 @@ pub fn run_drain(args: &DrainArgs) -> ExitCode {
                 ThenArg::Kill => Some((AdminDecision::Maint, true)),
                 ThenArg::Leave => None,
             },
+            busy_fails: true,
         });
         return super::fleet::run_servers(
             "drain",

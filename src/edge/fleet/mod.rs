@@ -56,6 +56,10 @@ pub struct FleetReport {
     pub edges: Vec<EdgeOutcome>,
     /// `--dry-run`: every edge read and gated, nothing changed (no transaction, no commit).
     pub dry_run: bool,
+    /// `--drain-old`: the old color drained on every edge after the flip (absent without it,
+    /// or when no edge switched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_old: Option<FleetChange>,
     /// From the first to the last edge's `commit map` answer, in milliseconds.
     pub commit_skew_ms: f64,
     pub total_ms: f64,
@@ -170,6 +174,7 @@ pub async fn switch(
             })
             .collect(),
         dry_run: req.dry_run,
+        drain_old: None,
         commit_skew_ms: 0.0,
         total_ms: 0.0,
     };
@@ -418,7 +423,48 @@ pub async fn switch(
     // Not fsynced: every edge's record is; a lost line only shows the transaction open until
     // `apply --fleet` closes it (`StateDir::journal_record_unsynced`).
     fj.journal_record_unsynced(&op, Phase::Done, Some(&format!("fleet transaction {id}")))?;
+    if req.drain_old && report.edges.iter().any(|e| e.result == "switched") {
+        report.drain_old = Some(drain_old(members, req).await?);
+        report.total_ms = ms(started.elapsed());
+    }
     Ok(report)
+}
+
+/// `--drain-old` after a fleet flip that is verified and recorded on every edge: the old color
+/// drained on every edge, each waiting up to `drain_timeout` for its sessions (still busy then
+/// is reported, the servers left in drain, as on one edge). A drain that fails keeps its own
+/// exit code and says the flip is done.
+async fn drain_old(members: &mut [Member], req: &SwitchRequest) -> Result<FleetChange, EdgeError> {
+    let old = req.color.other();
+    let selection = crate::edge::servers::Selection::Env {
+        env: req.env.clone(),
+        color: Some(old),
+        component: None,
+        server: None,
+    };
+    let wait = DrainWait {
+        limit: req.drain_timeout,
+        then: None,
+        busy_fails: false,
+    };
+    // The old color is no longer live on any edge: the live-color guard has nothing to say.
+    servers_change(
+        members,
+        &selection,
+        AdminDecision::Drain,
+        (false, false),
+        req.lock_wait,
+        Some(wait),
+    )
+    .await
+    .map_err(|e| EdgeError::DrainOld {
+        done: format!(
+            "{} switched to {} on every edge (verified and recorded)",
+            req.env, req.color
+        ),
+        finish: format!("vezasock drain --fleet … {} {old}", req.env),
+        source: Box::new(e),
+    })
 }
 
 /// `--dry-run` on a fleet: every edge reads and gates the flip at once (no lock, nothing
@@ -536,6 +582,9 @@ async fn drain_wait(
                 busy.get_or_insert((i, err));
             }
         }
+    }
+    if !wait.busy_fails && busy.is_some() {
+        return Ok(());
     }
     if let Some((i, error)) = busy {
         return Err(EdgeError::Fleet(Box::new(FleetFailure {
@@ -974,6 +1023,9 @@ pub struct ChangeOutcome {
 pub struct DrainWait {
     pub limit: Duration,
     pub then: Option<(AdminDecision, bool)>,
+    /// Still busy at `limit` is exit 1 (`drain --wait`), or only reported, the servers left in
+    /// drain (`switch --drain-old`, as on one edge).
+    pub busy_fails: bool,
 }
 
 /// A server change on every edge or on none: prepared (lock, resolve, guard) on every edge
