@@ -45,7 +45,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Replaces `path` with `bytes` atomically and durably. A file that already exists keeps its
 /// permission bits (HAProxy must still be able to read a map file after vezasock rewrites it).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    replace(path, bytes, Sync::FileAndDir)
+    replace(path, bytes, Fsyncs::FileAndDir)
 }
 
 /// Like [`write_atomic`] without the directory fsync: after a power cut the file is whole
@@ -53,25 +53,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// transaction's own files (`transaction.json`, the pending map file), which a power cut makes
 /// moot: HAProxy restarts from the map files and the version it staged is gone.
 pub fn write_atomic_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    replace(path, bytes, Sync::File)
+    replace(path, bytes, Fsyncs::File)
 }
 
 /// Like [`write_atomic`] (readers see the old file or the new one, never a part), without the
 /// fsyncs: for files that only inform (the lock holder), where a power cut losing the last
 /// write costs nothing and a flip should not pay two fsyncs for it.
 pub fn write_atomic_volatile(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    replace(path, bytes, Sync::Nothing)
+    replace(path, bytes, Fsyncs::Nothing)
 }
 
 /// What a replace fsyncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sync {
+enum Fsyncs {
     FileAndDir,
     File,
     Nothing,
 }
 
-fn replace(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), Error> {
+fn replace(path: &Path, bytes: &[u8], sync: Fsyncs) -> Result<(), Error> {
     let dir = parent_dir(path);
     let name = file_name(path)?;
     remove_dead_leftovers(&dir);
@@ -82,13 +82,13 @@ fn replace(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), Error> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = write_then_rename(path, &tmp, bytes, sync != Sync::Nothing);
+    let result = write_then_rename(path, &tmp, bytes, sync != Fsyncs::Nothing);
     if result.is_err() {
         // Best effort: the error that matters is the one already in `result`.
         let _ = std::fs::remove_file(&tmp);
     }
     result?;
-    if sync == Sync::FileAndDir {
+    if sync == Fsyncs::FileAndDir {
         sync_dir(&dir)?;
     }
     Ok(())

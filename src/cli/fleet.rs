@@ -132,7 +132,7 @@ struct FailureJson<'a> {
 pub fn run_switch(
     path: &std::path::Path,
     args: &super::switch::SwitchArgs,
-    req: SwitchRequest,
+    mut req: SwitchRequest,
     ttl: Duration,
 ) -> ExitCode {
     let unsupported = [
@@ -143,7 +143,6 @@ pub fn run_switch(
         eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
         return Exit::BadInput.into();
     }
-    let mut req = req;
     req.dry_run = args.dry_run;
     req.drain_old = args.drain_old;
     req.drain_timeout = args.drain_timeout;
@@ -155,9 +154,8 @@ pub fn run_switch(
 pub fn run_rollback(
     path: &std::path::Path,
     args: &super::rollback::RollbackArgs,
-    req: SwitchRequest,
+    mut req: SwitchRequest,
 ) -> ExitCode {
-    let mut req = req;
     req.dry_run = args.dry_run;
     run_flip(
         "rollback",

@@ -215,8 +215,7 @@ fn transaction_lets(
     holder: &Holder,
     wait: Wait,
 ) -> Result<bool, Error> {
-    let Some(txn) = state.open_transaction()? else {
-        state.clear_cut_transaction()?;
+    let Some(txn) = state.open_transaction_clearing_cut()? else {
         return Ok(true);
     };
     if holder.transaction.as_deref() == Some(txn.id.as_str()) {

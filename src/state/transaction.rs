@@ -163,15 +163,41 @@ impl StateDir {
     /// renamed it over the map file, so the file itself is written once, at the prepare.
     ///
     /// A file cut short by a power cut (empty, or zeros: its data never reached the disk) is no
-    /// transaction: HAProxy restarted without the version it staged. [`Self::clear_cut_transaction`]
-    /// removes it.
+    /// transaction: HAProxy restarted without the version it staged.
+    /// [`Self::open_transaction_clearing_cut`] removes it.
     pub fn open_transaction(&self) -> Result<Option<Transaction>, Error> {
+        Ok(match self.read_transaction()? {
+            TxnFile::Open(txn) => Some(*txn),
+            TxnFile::Missing | TxnFile::Cut => None,
+        })
+    }
+
+    /// [`Self::open_transaction`] for a lock taker (the caller holds the edge lock): a file a
+    /// power cut left empty or zeroed is removed, saying so on stderr.
+    pub fn open_transaction_clearing_cut(&self) -> Result<Option<Transaction>, Error> {
+        match self.read_transaction()? {
+            TxnFile::Open(txn) => Ok(Some(*txn)),
+            TxnFile::Missing => Ok(None),
+            TxnFile::Cut => {
+                let path = self.transaction_file();
+                remove_if_there(&path)?;
+                eprintln!(
+                    "vezasock: removed {}: cut short by a crash of the machine (empty); \
+                     its transaction ended with it (`vezasock status` shows any drift)",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn read_transaction(&self) -> Result<TxnFile, Error> {
         let path = self.transaction_file();
         let Some(bytes) = read_optional(&path)? else {
-            return Ok(None);
+            return Ok(TxnFile::Missing);
         };
         if cut_by_power_loss(&bytes) {
-            return Ok(None);
+            return Ok(TxnFile::Cut);
         }
         let mut txn: Transaction =
             serde_json::from_slice(&bytes).map_err(|source| Error::BadJson { path, source })?;
@@ -179,7 +205,7 @@ impl StateDir {
         if !pending_there {
             txn.state = TxnState::Committing;
         }
-        Ok(Some(txn))
+        Ok(TxnFile::Open(Box::new(txn)))
     }
 
     /// Writes the open transaction, atomically for every reader while the machine runs, without
@@ -194,24 +220,6 @@ impl StateDir {
         })?;
         self.ensure()?;
         write_atomic_volatile(&path, &json)
-    }
-
-    /// Removes a transaction file a power cut left empty or zeroed, saying so on stderr; the
-    /// caller holds the edge lock. Returns whether there was one.
-    pub fn clear_cut_transaction(&self) -> Result<bool, Error> {
-        let path = self.transaction_file();
-        match read_optional(&path)? {
-            Some(bytes) if cut_by_power_loss(&bytes) => {
-                remove_if_there(&path)?;
-                eprintln!(
-                    "vezasock: removed {}: cut short by a crash of the machine (empty); \
-                     its transaction ended with it (`vezasock status` shows any drift)",
-                    path.display()
-                );
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
     }
 
     /// Removes the transaction file (done or aborted). A missing file is fine.
@@ -253,6 +261,14 @@ impl StateDir {
         self.journal_record(&txn.operation(), phase, Some(&detail))?;
         self.remove_transaction()
     }
+}
+
+/// What `transaction.json` holds.
+enum TxnFile {
+    Missing,
+    /// What a power cut left of it ([`cut_by_power_loss`]).
+    Cut,
+    Open(Box<Transaction>),
 }
 
 /// What a power cut leaves of a file written without fsync: nothing, or zeros where its data
@@ -338,13 +354,14 @@ mod tests {
         for cut in [&b""[..], &[0u8; 300][..]] {
             std::fs::write(state.transaction_file(), cut).unwrap_or_else(|e| panic!("{e}"));
             assert!(matches!(state.open_transaction(), Ok(None)), "{cut:?}");
-            assert!(matches!(state.clear_cut_transaction(), Ok(true)));
+            assert!(state.transaction_file().exists(), "a reader leaves it");
+            assert!(matches!(state.open_transaction_clearing_cut(), Ok(None)));
             assert!(!state.transaction_file().exists());
         }
         // Anything else that does not parse stays an error, and stays.
         std::fs::write(state.transaction_file(), b"{\"id\":").unwrap_or_else(|e| panic!("{e}"));
         assert!(state.open_transaction().is_err());
-        assert!(matches!(state.clear_cut_transaction(), Ok(false)));
+        assert!(state.open_transaction_clearing_cut().is_err());
         assert!(state.transaction_file().exists());
     }
 

@@ -183,8 +183,8 @@ pub async fn switch(
         return dry_run(members, req, report, started).await;
     }
     let fj = journal(fleet);
-    // Prepare: every edge locked one after the other in the order of their names (two
-    // coordinators never each hold an edge the other waits for), then the rest in parallel.
+    // Prepare: every edge locked ([`hold_all`]: at once, or in name order when one is busy),
+    // then the rest of the prepare on every edge in parallel.
     let wait = req.wait_healthy.unwrap_or(Duration::ZERO);
     let prepared = prepare_all(members, req, &id, ttl, wait).await;
     let mut first_error = None;
@@ -560,8 +560,9 @@ async fn hold_all(
 
 /// After a fleet drain: every edge waits for its servers at once; when every edge drained, the
 /// `then` change on every edge. Still busy anywhere is exit 1 (every edge left in drain, as
-/// one edge's `drain --wait`); a `then` that fails on an edge is exit 3 with each edge's state
-/// (drained and in maintenance are both out of rotation).
+/// one edge's `drain --wait`) unless `busy_fails` is off; a `then` that fails on an edge is
+/// that edge's error and exit code, with each edge's state (drained and in maintenance are both
+/// out of rotation).
 async fn drain_wait(
     members: &mut [Member],
     wait: DrainWait,
@@ -1214,6 +1215,12 @@ mod tests {
         Some(3)
     }
 
+    /// The locks of a flip of staging to green, waiting `wait`.
+    async fn hold(members: &mut [Member], wait: LockWait) -> Result<(), (usize, EdgeError)> {
+        let req = SwitchRequest::new("staging", Color::Green);
+        hold_all(members, &Hold::Flip(&req), wait).await
+    }
+
     fn run<T>(test: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1230,13 +1237,7 @@ mod tests {
                 .iter()
                 .map(|n| scripted(n, &log, never))
                 .collect();
-            let req = SwitchRequest::new("staging", Color::Green);
-            let held = hold_all(
-                &mut members,
-                &Hold::Flip(&req),
-                LockWait::UpTo(Duration::from_secs(5)),
-            )
-            .await;
+            let held = hold(&mut members, LockWait::UpTo(Duration::from_secs(5))).await;
             assert!(held.is_ok());
             let asked = asked(&log);
             assert_eq!(asked.len(), 3, "{asked:?}");
@@ -1258,13 +1259,7 @@ mod tests {
                 scripted("edge-b", &log, busy_once),
                 scripted("edge-a", &log, never),
             ];
-            let req = SwitchRequest::new("staging", Color::Green);
-            let held = hold_all(
-                &mut members,
-                &Hold::Flip(&req),
-                LockWait::UpTo(Duration::from_secs(5)),
-            )
-            .await;
+            let held = hold(&mut members, LockWait::UpTo(Duration::from_secs(5))).await;
             assert!(held.is_ok());
             let asked = asked(&log);
             let first: Vec<_> = asked[..3].iter().map(|(_, s, w)| (*s, *w)).collect();
@@ -1302,8 +1297,7 @@ mod tests {
                 scripted("edge-a", &log, never),
                 scripted("edge-b", &log, busy_once),
             ];
-            let req = SwitchRequest::new("staging", Color::Green);
-            let held = hold_all(&mut members, &Hold::Flip(&req), LockWait::No).await;
+            let held = hold(&mut members, LockWait::No).await;
             assert!(
                 matches!(held, Err((1, EdgeError::Remote { exit: 4, .. }))),
                 "{held:?}"
@@ -1329,13 +1323,7 @@ mod tests {
                 scripted("edge-a", &log, busy_once),
                 scripted("edge-b", &log, unreachable),
             ];
-            let req = SwitchRequest::new("staging", Color::Green);
-            let held = hold_all(
-                &mut members,
-                &Hold::Flip(&req),
-                LockWait::UpTo(Duration::from_secs(5)),
-            )
-            .await;
+            let held = hold(&mut members, LockWait::UpTo(Duration::from_secs(5))).await;
             assert!(
                 matches!(held, Err((1, EdgeError::Remote { exit: 3, .. }))),
                 "{held:?}"
