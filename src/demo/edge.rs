@@ -80,11 +80,22 @@ impl LocalEdge {
     ) -> Result<LocalEdge, LocalEdgeError> {
         std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let server_count = count_servers(base);
-        let base_port =
-            free_port_block(server_count + 1).ok_or(LocalEdgeError::NoPorts(server_count + 1))?;
-        let (mut topology, servers) = base
-            .with_local_servers(base_port + 1)
-            .map_err(LocalEdgeError::Topology)?;
+        // A block found free can be taken by another process (a parallel test) before every
+        // backend is bound: such a start is tried again on another block.
+        let mut tries = 0;
+        let (base_port, mut topology, servers, backends) = loop {
+            tries += 1;
+            let base_port = free_port_block(server_count + 1)
+                .ok_or(LocalEdgeError::NoPorts(server_count + 1))?;
+            let (topology, servers) = base
+                .with_local_servers(base_port + 1)
+                .map_err(LocalEdgeError::Topology)?;
+            match start_backends(&topology, &servers) {
+                Ok(backends) => break (base_port, topology, servers, backends),
+                Err((e, _)) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 5 => {}
+                Err((e, what)) => return Err(io_err(what)(e)),
+            }
+        };
         topology.listen.http = format!("127.0.0.1:{base_port}");
         // TLS needs certificates; the local edge is plain HTTP on loopback.
         topology.tls = None;
@@ -99,14 +110,6 @@ impl LocalEdge {
         topology.paths = topology.paths.under(dir);
         topology.paths.haproxy = haproxy.to_path_buf();
 
-        let mut backends = Vec::with_capacity(servers.len());
-        for s in &servers {
-            let label = label(&topology, s);
-            backends.push(
-                Backend::start(&label, s.port)
-                    .map_err(io_err(format!("start backend {label} on port {}", s.port)))?,
-            );
-        }
         let rendered =
             render(&topology, colors).map_err(|e| LocalEdgeError::Render(e.to_string()))?;
         std::fs::create_dir_all(&topology.paths.state_dir)
@@ -283,6 +286,22 @@ fn count_servers(topology: &Topology) -> usize {
 
 /// The first port of `n` consecutive free loopback ports (checked by binding each), in
 /// 20000-32767.
+/// One backend per server; the first that cannot bind is the error, with what it was doing
+/// (the ones started are stopped as they drop).
+fn start_backends(
+    topology: &Topology,
+    servers: &[LocalServer],
+) -> Result<Vec<Backend>, (std::io::Error, String)> {
+    let mut backends = Vec::with_capacity(servers.len());
+    for s in servers {
+        let label = label(topology, s);
+        let backend = Backend::start(&label, s.port)
+            .map_err(|e| (e, format!("start backend {label} on port {}", s.port)))?;
+        backends.push(backend);
+    }
+    Ok(backends)
+}
+
 fn free_port_block(n: usize) -> Option<u16> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
