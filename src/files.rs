@@ -1,5 +1,5 @@
-//! Crash-safe file writes, shared by render and state; outside the data-flow chain because both
-//! need it. A reader (HAProxy loading a map, a playbook reading `active-color-<env>`, vezasock
+//! Crash-safe file writes and bounded reads, shared by topology, render, state and edge; outside
+//! the data-flow chain because all of them need it. A reader (HAProxy loading a map, a playbook reading `active-color-<env>`, vezasock
 //! itself) sees the old content or the new one, never a torn file, even when the writer is
 //! killed with SIGKILL or the machine loses power.
 //!
@@ -12,10 +12,15 @@
 //! (`.<name>.vezasock-tmp.<pid>.<n>`). Readers never see it (they open the target by name), and
 //! the next write in the same directory removes leftovers whose process is gone.
 //!
+//! [`read_bounded`]: every file vezasock reads (the topology, the fleet file, a PEM file, its own
+//! state files) is read only when it is a regular file, and never past a size bound, so that a
+//! name like `/dev/zero`, `/dev/urandom`, a FIFO or a directory is refused at once instead of
+//! filling memory or blocking.
+//!
 //! Errors say what was being done to which path; each caller maps them to its own error type.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,6 +41,85 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+/// The size bounds of the files vezasock reads (bytes). Each is far above what a real file of
+/// its kind holds; a file past it is refused, not read.
+pub mod limit {
+    /// A topology or fleet file (a real one is a few KiB).
+    pub const CONFIG: u64 = 1 << 20;
+    /// A PEM file given to `cert update` (a chain with its key is a few KiB; HAProxy's own
+    /// payload limit is checked after the read).
+    pub const PEM: u64 = 1 << 20;
+    /// A file of vezasock's own state or a map file it wrote (a map of thousands of hosts, a
+    /// journal before its rotation, a long history).
+    pub const STATE: u64 = 64 << 20;
+}
+
+/// Reads the whole of `path` when it is a regular file of at most `limit` bytes. Anything else
+/// is an error whose kind says why: [`ErrorKind::InvalidInput`] for a device, FIFO, socket or
+/// directory (opened without blocking, never read), [`ErrorKind::FileTooLarge`] past `limit`
+/// (checked before the read, and again while reading, for a file that grows meanwhile).
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; a regular file ignores it.
+    let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblock)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("not a regular file ({})", file_kind(kind)),
+        ));
+    }
+    let too_large = || {
+        std::io::Error::new(
+            ErrorKind::FileTooLarge,
+            format!("larger than the {limit} bytes read for such a file"),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&file).take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] for a UTF-8 text file.
+pub fn read_bounded_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// True for the errors of [`read_bounded`] that say the file is not one to read (not a regular
+/// file, or too large), as opposed to a failing read.
+pub fn is_refused_read(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::FileTooLarge)
+}
+
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
     }
 }
 

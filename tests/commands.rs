@@ -601,6 +601,116 @@ mod cli {
         }
     }
 
+    /// Runs `vezasock ARGS`, killing it if it has not ended within `limit` (a read that never
+    /// ends must fail the test, not hang it).
+    fn run_within(dir: &Dir, args: &[&str], limit: std::time::Duration) -> Option<Output> {
+        let mut child = dir
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn vezasock: {e}"));
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                return child.wait_with_output().ok();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Names that are not a file to read: endless devices, a FIFO nobody writes, a directory.
+    fn unreadable_names(dir: &Dir) -> Vec<PathBuf> {
+        let fifo = dir.path("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+        assert!(made.success(), "mkfifo");
+        vec![
+            PathBuf::from("/dev/zero"),
+            PathBuf::from("/dev/urandom"),
+            fifo,
+            dir.path("state"),
+        ]
+    }
+
+    /// Every file the operator names, and the state files vezasock reads, is refused with
+    /// exit 2 and a message naming it when it is a device, a FIFO or a directory: nothing
+    /// spins, blocks or fills memory. The time bound only stops a hang (5 s, far above the
+    /// few milliseconds a refusal takes).
+    #[test]
+    fn a_name_that_is_not_a_regular_file_is_exit_2_on_every_file_flag() {
+        let dir = Dir::new();
+        let limit = std::time::Duration::from_secs(5);
+        for name in unreadable_names(&dir) {
+            let shown = name.display().to_string();
+            let fleet = dir.path("fleet.toml");
+            std::fs::write(
+                &fleet,
+                format!("[[edge]]\nname = \"a\"\nconfig = \"{shown}\"\n"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let fleet = fleet.display().to_string();
+            let cases: Vec<Vec<&str>> = vec![
+                vec!["render", "--config", &shown],
+                vec!["status", "--config", &shown],
+                vec!["switch", "staging", "green", "--config", &shown],
+                vec!["status", "--fleet", &shown],
+                vec!["switch", "staging", "green", "--fleet", &shown],
+                vec!["status", "--fleet", &fleet],
+                vec!["cert", "update", &shown],
+            ];
+            for args in cases {
+                let out = run_within(&dir, &args, limit)
+                    .unwrap_or_else(|| panic!("{args:?} did not end within {limit:?}"));
+                let err = text(&out.stderr);
+                assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+                assert!(err.contains(&shown), "{args:?} names {shown}: {err}");
+                assert!(err.contains("not a regular file"), "{args:?}: {err}");
+            }
+        }
+    }
+
+    /// The state files and the map file vezasock reads are bounded the same way: a history or
+    /// a map file replaced by a link to an endless device is exit 2, read never.
+    #[test]
+    fn a_state_file_that_is_not_a_regular_file_is_exit_2() {
+        let dir = Dir::new();
+        std::fs::create_dir_all(dir.path("maps")).unwrap_or_else(|e| panic!("{e}"));
+        let limit = std::time::Duration::from_secs(5);
+        let history = dir.path("state").join("active-color-staging.history");
+        let map = dir.path("maps").join("active-color.map");
+        for (file, args) in [
+            (&history, vec!["history", "staging"]),
+            (&map, vec!["render"]),
+        ] {
+            std::os::unix::fs::symlink("/dev/zero", file).unwrap_or_else(|e| panic!("{e}"));
+            let out = run_within(&dir, &args, limit)
+                .unwrap_or_else(|| panic!("{args:?} did not end within {limit:?}"));
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(&file.display().to_string()), "{args:?}: {err}");
+            std::fs::remove_file(file).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    /// A topology file above the read bound is refused before it is parsed.
+    #[test]
+    fn a_topology_file_above_the_bound_is_exit_2() {
+        let dir = Dir::new();
+        let big = dir.path("big.toml");
+        std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap_or_else(|e| panic!("{e}"));
+        let shown = big.display().to_string();
+        let out = dir.run(&["render", "--config", &shown]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("larger than"), "{err}");
+    }
+
     /// A maps dir HAProxy would read as two converter arguments is refused by check as by
     /// apply, before anything runs.
     #[test]

@@ -49,6 +49,7 @@ impl Exit {
             EdgeError::Refused(_) => Exit::Refused,
             EdgeError::Runtime(e) | EdgeError::Interrupted { source: e, .. } => Exit::of_runtime(e),
             EdgeError::State(e) if e.is_locked() => Exit::Locked,
+            EdgeError::State(crate::state::Error::NotReadable { .. }) => Exit::BadInput,
             EdgeError::State(_) => Exit::Refused,
             EdgeError::NotVerified(_) | EdgeError::Unfinished(_) => Exit::NotVerified,
             EdgeError::DrainOld { source, .. } => Exit::of_edge(source),

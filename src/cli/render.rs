@@ -37,13 +37,23 @@ pub struct RenderArgs {
 }
 
 /// The live active colors from the map file on disk (empty when there is none yet), so that
-/// re-rendering never flips an env.
-pub fn live_colors(topo: &Topology) -> Result<BTreeMap<String, Color>, String> {
+/// re-rendering never flips an env. A map file that is not a regular file (or too large) is bad
+/// input (exit 2); one that cannot be read or parsed is a refusal (exit 1).
+pub fn live_colors(topo: &Topology) -> Result<BTreeMap<String, Color>, RenderFailure> {
     let path = topo.paths.active_color_map();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => maps::parse_colors(&text).map_err(|e| format!("{}: {e}", path.display())),
+    match crate::files::read_bounded_text(&path, crate::files::limit::STATE) {
+        Ok(text) => maps::parse_colors(&text)
+            .map_err(|e| RenderFailure::new(Exit::Refused, format!("{}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => {
+            let exit = if crate::files::is_refused_read(&e) {
+                Exit::BadInput
+            } else {
+                Exit::Refused
+            };
+            let message = format!("cannot read {}: {e}", path.display());
+            Err(RenderFailure::new(exit, message))
+        }
     }
 }
 
@@ -79,7 +89,7 @@ pub fn load_and_render(
     let topo = args
         .load()
         .map_err(|e| RenderFailure::new(Exit::BadInput, e.to_string()))?;
-    let mut colors = live_colors(&topo).map_err(|e| RenderFailure::new(Exit::Refused, e))?;
+    let mut colors = live_colors(&topo)?;
     for (env, color) in extra {
         if !topo.env(env).is_some_and(|e| e.colored) {
             return Err(RenderFailure::new(

@@ -105,7 +105,7 @@ impl ApplyReport {
 
 /// Reads a file that may not exist yet.
 fn read_text(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
+    match crate::files::read_bounded_text(path, crate::files::limit::STATE) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),

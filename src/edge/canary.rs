@@ -190,7 +190,8 @@ async fn hold(edge: &Edge, env: &str) -> Result<Running, EdgeError> {
             return Ok(held);
         }
         if started.elapsed() >= HOLD_WAIT {
-            let pid = std::fs::read_to_string(lock_file(edge, env)).unwrap_or_default();
+            let pid =
+                crate::files::read_bounded_text(&lock_file(edge, env), 64).unwrap_or_default();
             return Err(EdgeError::Refused(format!(
                 "a canary of {env} is already running (pid {}); `vezasock canary {env} --abort` \
                  stops it",

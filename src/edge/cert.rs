@@ -256,7 +256,7 @@ pub fn disk_certs(dir: &Path) -> Vec<(String, Result<CertInfo, String>)> {
         {
             continue;
         }
-        let info = std::fs::read(entry.path())
+        let info = crate::files::read_bounded(&entry.path(), crate::files::limit::PEM)
             .map_err(|e| e.to_string())
             .and_then(|b| inspect(&b));
         out.push((name, info));
@@ -421,7 +421,8 @@ pub async fn update(
     let mut checked = Vec::new();
     for file in files {
         let bad = |why: String| EdgeError::BadInput(format!("{}: {why}", file.display()));
-        let bytes = std::fs::read(file).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let bytes = crate::files::read_bounded(file, crate::files::limit::PEM)
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
         let info = inspect(&bytes).map_err(bad)?;
         check_for_edge(&info, &domains, options.allow_other_domains, now).map_err(bad)?;
         let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".to_string()))?;
@@ -457,10 +458,13 @@ pub async fn update(
     // The default-certificate slot: a placeholder, or a copy of the certificate that
     // replaced it (which it then follows on every renewal).
     let slot_name = format!("{dir}/{PLACEHOLDER_FILE}");
-    let slot = std::fs::read(tls.certs_dir.join(PLACEHOLDER_FILE))
-        .ok()
-        .and_then(|b| inspect(&b).ok())
-        .filter(|_| live.certs.contains(&slot_name));
+    let slot = crate::files::read_bounded(
+        &tls.certs_dir.join(PLACEHOLDER_FILE),
+        crate::files::limit::PEM,
+    )
+    .ok()
+    .and_then(|b| inspect(&b).ok())
+    .filter(|_| live.certs.contains(&slot_name));
     let summary: Vec<String> = checked
         .iter()
         .map(|c| format!("{} serial {}", c.name, c.info.serial))
@@ -541,10 +545,11 @@ pub async fn update(
             .journal_record(&op, Phase::RuntimeApplied, Some(&name))?;
         // The default-certificate slot cannot be deleted, so it takes the real certificate.
         let mut replaced = None;
-        let old_serial = std::fs::read(tls.certs_dir.join(&c.name))
-            .ok()
-            .and_then(|b| inspect(&b).ok())
-            .map(|i| i.serial);
+        let old_serial =
+            crate::files::read_bounded(&tls.certs_dir.join(&c.name), crate::files::limit::PEM)
+                .ok()
+                .and_then(|b| inspect(&b).ok())
+                .map(|i| i.serial);
         let follows =
             |s: &CertInfo| s.placeholder || old_serial.as_deref() == Some(s.serial.as_str());
         if c.name != PLACEHOLDER_FILE && slot.as_ref().is_some_and(follows) {

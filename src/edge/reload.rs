@@ -470,7 +470,7 @@ async fn reload_haproxy(edge: &Edge) -> Result<ReloadReport, EdgeError> {
 async fn reload_by_signal(edge: &Edge) -> Result<ReloadReport, EdgeError> {
     let pid_file = &edge.topology.paths.pid_file;
     let before = master::show_proc(&edge.master(), edge.timeouts).await?;
-    let text = std::fs::read_to_string(pid_file).map_err(|e| {
+    let text = crate::files::read_bounded_text(pid_file, 4096).map_err(|e| {
         EdgeError::Refused(format!(
             "cannot read the pid file {}: {e}",
             pid_file.display()

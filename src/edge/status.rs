@@ -527,7 +527,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
 /// line): the runtime then holds none of vezasock's maps or backends.
 fn foreign_config(edge: &Edge) -> Option<String> {
     let config = &edge.topology.paths.config;
-    let text = std::fs::read_to_string(config).ok()?;
+    let text = crate::files::read_bounded_text(config, crate::files::limit::STATE).ok()?;
     if crate::render::shape::declared_fingerprint(&text).is_some() {
         return None;
     }

@@ -36,11 +36,17 @@ fn from_files(e: files::Error) -> Error {
     Error::io(e.action, &e.path, e.source)
 }
 
-/// Reads a whole file; `Ok(None)` when it does not exist.
+/// Reads a whole file, bounded ([`files::read_bounded`], [`files::limit::STATE`]); `Ok(None)`
+/// when it does not exist. Something that is not a regular file, or too large, is
+/// [`Error::NotReadable`].
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match std::fs::read(path) {
+    match files::read_bounded(path, files::limit::STATE) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if files::is_refused_read(&e) => Err(Error::NotReadable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        }),
         Err(e) => Err(Error::io("read", path, e)),
     }
 }

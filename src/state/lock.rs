@@ -255,7 +255,7 @@ pub fn read_holder(state: &StateDir) -> Option<Holder> {
 
 fn current_host() -> String {
     for path in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(name) = std::fs::read_to_string(path) {
+        if let Ok(name) = crate::files::read_bounded_text(std::path::Path::new(path), 4096) {
             let name = name.trim();
             if !name.is_empty() {
                 return name.to_string();

@@ -176,6 +176,11 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// A file vezasock would read that is not a regular file, or too large to be one of its own
+    /// (`/dev/zero` named as a state dir's file, a FIFO): refused without reading it.
+    #[error("{} is not read: {why}; vezasock's own files are regular files (move it away)", path.display())]
+    NotReadable { path: PathBuf, why: String },
+
     /// A JSON state file that cannot be read.
     #[error("{} is not valid: {source}; fix it or move it away (vezasock rewrites it on the next change)", path.display())]
     BadJson {

@@ -96,10 +96,12 @@ impl Fleet {
     /// Reads and checks a fleet file.
     pub fn load(path: &Path) -> Result<Fleet, FleetError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let text = crate::files::read_bounded_text(path, crate::files::limit::CONFIG).map_err(
+            |source| FleetError::Read {
+                file: file.clone(),
+                source,
+            },
+        )?;
         Fleet::from_toml(&text, &file)
     }
 

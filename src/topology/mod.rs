@@ -324,10 +324,12 @@ impl Topology {
     /// Reads, parses and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, LoadError> {
         let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let source = crate::files::read_bounded_text(path, crate::files::limit::CONFIG).map_err(
+            |source| LoadError::Read {
+                file: file.clone(),
+                source,
+            },
+        )?;
         Topology::from_toml(&source, &file)
     }
 
