@@ -6,6 +6,7 @@
 mod bake;
 mod canary;
 mod cert;
+mod chaos;
 mod cli_json;
 mod crash;
 mod demo;
