@@ -113,6 +113,18 @@ enum Step {
     Unreachable { env: &'static str, color: Color },
     /// A random sequence of edge-agent requests on one local edge, then end of input.
     Agent { edge: usize, ops: Vec<AgentOp> },
+    /// `preview staging COLOR`, a request with its token, `preview staging --revoke`, the
+    /// same request again.
+    Preview { edge: usize, color: Color },
+    /// `drain` (with `--wait 2s` or not) or `maint` of one color of an env, then `ready`;
+    /// `status --json` read after each.
+    Servers {
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        verb: &'static str,
+        wait: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -191,7 +203,15 @@ impl Step {
             74..=77 => Step::KillHaproxy { edge },
             78..=81 => Step::Reload { edge },
             82..=87 => Step::Race { edge, env },
-            88..=91 => Step::Unreachable { env, color },
+            88..=90 => Step::Unreachable { env, color },
+            91..=93 => Step::Preview { edge, color },
+            94..=96 => Step::Servers {
+                edge,
+                env,
+                color,
+                verb: rng.pick(&["drain", "maint"]),
+                wait: rng.below(2) == 0,
+            },
             _ => {
                 // Mostly lock and prepare first: the phases after them are where orders matter.
                 let n = rng.below(6);
@@ -502,6 +522,30 @@ impl Chaos {
                 let run = self.run(&args, None);
                 record(args.join(" "), &run, &mut out);
             }
+            Step::Preview { edge, color } => self.preview(*edge, *color, &mut out),
+            Step::Servers {
+                edge,
+                env,
+                color,
+                verb,
+                wait,
+            } => {
+                let mut first = vec![*verb, *env, color.as_str()];
+                if *wait && *verb == "drain" {
+                    first.extend(["--wait", "2s"]);
+                }
+                for (args, admin) in [
+                    (first, *verb),
+                    (vec!["ready", env, color.as_str()], "ready"),
+                ] {
+                    let args = self.edge_args(*edge, &args);
+                    let run = self.run(&args, None);
+                    record(args.join(" "), &run, &mut out);
+                    if run.code == Some(0) {
+                        self.expect_admin(*edge, env, *color, admin);
+                    }
+                }
+            }
             Step::Agent { edge, ops } => {
                 let env = "staging";
                 let input: String = ops.iter().map(|o| o.line(env) + "\n").collect();
@@ -511,6 +555,78 @@ impl Chaos {
             }
         }
         out
+    }
+
+    /// The preview step: the token reaches `color`, the revoked token reaches the live one.
+    fn preview(&self, edge: usize, color: Color, out: &mut Outcome) {
+        let args = self.edge_args(edge, &["preview", "staging", color.as_str(), "--json"]);
+        let run = self.run(&args, None);
+        out.runs
+            .push((args.join(" "), run.code, format!("{}{}", run.out, run.err)));
+        if run.code != Some(0) {
+            return;
+        }
+        let json: serde_json::Value = serde_json::from_str(&run.out)
+            .unwrap_or_else(|e| panic!("preview --json: {e}: {}", run.out));
+        let token = json["token"].as_str().unwrap_or_default().to_string();
+        let header = json["header"].as_str().unwrap_or_default().to_string();
+        let addr = self.fleet.members[edge].edge.http;
+        let (status, body) = crate::preview::get_with(addr, "/api/x", &[(&header, &token)]);
+        let want = format!("staging api {}", color.as_str());
+        if status != 200 || body != want {
+            self.fail_now(&format!(
+                "{}: a request with preview token for {color} got {status} {body:?}",
+                self.fleet.members[edge].name
+            ));
+        }
+        let args = self.edge_args(edge, &["preview", "staging", "--revoke"]);
+        let run = self.run(&args, None);
+        out.runs
+            .push((args.join(" "), run.code, format!("{}{}", run.out, run.err)));
+        if run.code == Some(0) {
+            let live = runtime_color(&self.fleet.members[edge].edge, "staging");
+            let (status, body) = crate::preview::get_with(addr, "/api/x", &[(&header, &token)]);
+            let want = format!("staging api {}", live.map_or("?", |c| c.as_str()));
+            if status != 200 || body != want {
+                self.fail_now(&format!(
+                    "{}: a revoked preview token got {status} {body:?}, the live color is {live:?}",
+                    self.fleet.members[edge].name
+                ));
+            }
+        }
+    }
+
+    /// `status --json` on edge `i` shows every server of `env`'s `color` as `admin`.
+    fn expect_admin(&self, i: usize, env: &str, color: Color, admin: &str) {
+        let args = self.edge_args(i, &["status", env, "--json"]);
+        let run = self.run(&args, None);
+        let json: serde_json::Value = serde_json::from_str(&run.out)
+            .unwrap_or_else(|e| panic!("status --json: {e}: {}{}", run.out, run.err));
+        let mut seen = Vec::new();
+        for e in json["envs"].as_array().into_iter().flatten() {
+            for c in e["components"].as_array().into_iter().flatten() {
+                for b in c["backends"].as_array().into_iter().flatten() {
+                    if b["color"] != color.as_str() {
+                        continue;
+                    }
+                    for s in b["servers"].as_array().into_iter().flatten() {
+                        seen.push(s["admin"].as_str().unwrap_or("?").to_string());
+                    }
+                }
+            }
+        }
+        if seen.is_empty() || seen.iter().any(|a| a != admin) {
+            self.fail_now(&format!(
+                "{}: after `{admin}` of {env} {color}, status shows the servers as {seen:?}",
+                self.fleet.members[i].name
+            ));
+        }
+    }
+
+    /// A broken invariant found in the middle of a step (the step number is the last logged
+    /// one plus one).
+    fn fail_now(&self, invariant: &str) -> ! {
+        self.fail(self.log.len(), invariant)
     }
 
     fn run_with_input(&self, args: &[String], input: &str) -> Run {
@@ -892,6 +1008,8 @@ fn kind(step: &Step) -> &'static str {
         Step::Race { .. } => "race",
         Step::Unreachable { .. } => "unreachable-edge",
         Step::Agent { .. } => "edge-agent",
+        Step::Preview { .. } => "preview",
+        Step::Servers { .. } => "servers",
     }
 }
 
