@@ -217,6 +217,61 @@ pub fn check_for_edge(
     Ok(())
 }
 
+/// The file system's limit on one file name, in bytes (Linux `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// Endings HAProxy reads next to a certificate in a `crt <dir>` (a key, an OCSP response, an
+/// issuer, SCTs), never as a certificate of their own.
+const SIDE_FILES: [&str; 4] = [".key", ".ocsp", ".issuer", ".sctl"];
+
+/// The checks on a certificate's file name, before anything changes: a name HAProxy's `crt
+/// <dir>` skips would be served until the next reload and then dropped, and a name whose temp
+/// file (`.<name>.vezasock-tmp.<pid>.<n>`) the file system cannot hold would be served with no
+/// file behind it.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    if name.starts_with('.') {
+        return Err(
+            "starts with a dot: HAProxy's `crt <dir>` skips such files, so the next reload \
+             would drop it; rename the file"
+                .to_string(),
+        );
+    }
+    if let Some(end) = SIDE_FILES.iter().find(|end| name.ends_with(*end)) {
+        return Err(format!(
+            "ends with {end}: HAProxy's `crt <dir>` reads such a file as part of another \
+             certificate, not as one; rename the file (e.g. to .pem)"
+        ));
+    }
+    let longest = crate::files::longest_temp_name(name);
+    if longest > NAME_MAX {
+        return Err(format!(
+            "its name is {} bytes: the temp file written beside it (`.<name>.vezasock-tmp.<pid>.<n>`, \
+             up to {longest} bytes) would pass the file system's {NAME_MAX}-byte limit; names of \
+             up to {} bytes fit",
+            name.len(),
+            name.len() - (longest - NAME_MAX)
+        ));
+    }
+    Ok(())
+}
+
+/// A new file must not become the bind's no-SNI default by its name: HAProxy loads `crt <dir>`
+/// in name order (byte order) and the first file is the default, so a new file may not sort
+/// before the dir's first certificate (`first`, e.g. [`PLACEHOLDER_FILE`]). A file already in
+/// the dir (a renewal) keeps its place.
+pub fn check_not_first(name: &str, on_disk: &[String]) -> Result<(), String> {
+    match on_disk.iter().min() {
+        Some(first) if !on_disk.iter().any(|n| n == name) && name < first.as_str() => {
+            Err(format!(
+                "sorts before {first}, the first file of the certs dir: HAProxy loads the dir \
+                 in name order and the first file is the certificate of clients that send no \
+                 SNI, so after a restart this file would become it; give it a name after {first}"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A self-signed placeholder (chain and key, PEM) for `domains`, marked [`PLACEHOLDER_ORG`].
 pub fn placeholder_pem(domains: &[String]) -> Result<String, String> {
     let names = if domains.is_empty() {
@@ -248,9 +303,7 @@ pub fn disk_certs(dir: &Path) -> Vec<(String, Result<CertInfo, String>)> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         // HAProxy skips these next to a PEM in a crt dir; so do we.
-        if [".key", ".ocsp", ".issuer", ".sctl"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        if SIDE_FILES.iter().any(|s| name.ends_with(s))
             || name.starts_with('.')
             || !entry.file_type().is_ok_and(|t| t.is_file())
         {
@@ -419,6 +472,10 @@ pub async fn update(
     let domains = domain_set(&edge.topology);
     let now = now();
     let mut checked = Vec::new();
+    let on_disk: Vec<String> = disk_certs(&tls.certs_dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     for file in files {
         let bad = |why: String| EdgeError::BadInput(format!("{}: {why}", file.display()));
         let bytes = std::fs::read(file).map_err(|e| bad(format!("cannot read: {e}")))?;
@@ -430,6 +487,8 @@ pub async fn update(
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .ok_or_else(|| bad("has no file name".to_string()))?;
+        check_file_name(&name).map_err(bad)?;
+        check_not_first(&name, &on_disk).map_err(bad)?;
         if checked.iter().any(|c: &Checked| c.name == name) {
             return Err(bad("is given twice (same file name)".to_string()));
         }
@@ -778,6 +837,48 @@ mod tests {
         let info = inspect(pem.as_bytes()).unwrap();
         assert!(info.placeholder);
         assert_eq!(info.domains, vec!["veza.fr"]);
+    }
+
+    #[test]
+    fn names_haproxy_skips_are_refused() {
+        for name in [".hidden.pem", ".pem", "veza.key", "veza.ocsp", "a.issuer", "a.sctl"] {
+            assert!(check_file_name(name).is_err(), "{name}");
+        }
+        assert!(check_file_name("veza.fr.pem").is_ok());
+        assert!(check_file_name("veza.pem.bak").is_ok());
+    }
+
+    #[test]
+    fn a_name_whose_temp_file_passes_name_max_is_refused() {
+        // The longest name that fits: its longest temp name is exactly NAME_MAX.
+        let fits = (1..=NAME_MAX)
+            .rev()
+            .find(|n| crate::files::longest_temp_name(&"a".repeat(*n)) <= NAME_MAX)
+            .unwrap_or(0);
+        assert!(fits > 150, "{fits}");
+        assert!(check_file_name(&"a".repeat(fits)).is_ok());
+        let err = check_file_name(&"a".repeat(fits + 1)).unwrap_err();
+        assert!(err.contains(&format!("up to {fits} bytes fit")), "{err}");
+        // The issue's 250-character name: it would fit alone, not with its temp name.
+        assert!(check_file_name(&format!("{}.pem", "a".repeat(246))).is_err());
+        // Counted in bytes, not characters.
+        let wide = "é".repeat(fits / 2 + 1);
+        assert!(wide.chars().count() <= fits && check_file_name(&wide).is_err());
+    }
+
+    #[test]
+    fn a_new_file_may_not_sort_before_the_first_of_the_dir() {
+        let dir = vec![PLACEHOLDER_FILE.to_string(), "veza.pem".to_string()];
+        for name in ["0.pem", "00-a.pem", "-x.pem", "+.pem"] {
+            let err = check_not_first(name, &dir).unwrap_err();
+            assert!(err.contains("no SNI"), "{name}: {err}");
+        }
+        for name in ["forgejo.pem", "00-default.pem", "A.pem", "veza.pem"] {
+            assert!(check_not_first(name, &dir).is_ok(), "{name}");
+        }
+        // A renewal keeps its place even when it is first; an empty dir has no default yet.
+        assert!(check_not_first("0.pem", &["0.pem".to_string(), "z.pem".to_string()]).is_ok());
+        assert!(check_not_first("0.pem", &[]).is_ok());
     }
 
     #[test]
