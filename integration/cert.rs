@@ -610,7 +610,10 @@ per_version!(
             assert_eq!(run.code, None, "{what}: not killed: {run:?}");
             let run = vezasock(&fresh, &["apply"]);
             assert_eq!(run.code, Some(0), "{what}: apply: {run:?}");
-            assert!(!leftover.exists(), "{what}: the dead writer's temp file is left");
+            assert!(
+                !leftover.exists(),
+                "{what}: the dead writer's temp file is left"
+            );
             let status = vezasock(&fresh, &["status", "--json"]);
             assert_eq!(status.code, Some(0), "{what}: status: {status:?}");
             // Served = disk for every file, and nothing served without a file.
@@ -644,7 +647,10 @@ per_version!(
         let veza = input.join("veza.pem");
         std::fs::write(&veza, make_cert(ALL, 0xA1, -1, 60, false))
             .unwrap_or_else(|e| panic!("{e}"));
-        let run = vezasock(&fresh, &["cert", "update", veza.to_str().unwrap_or_default()]);
+        let run = vezasock(
+            &fresh,
+            &["cert", "update", veza.to_str().unwrap_or_default()],
+        );
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         let default = served_serial_for(fresh.https, None);
         assert_eq!(default, hex(0xA1), "{label}");

@@ -681,7 +681,10 @@ fn a_torn_line_is_kept_apart_by_the_rotation_not_archived() {
     .unwrap();
     assert_eq!(apart["line"], 4);
     assert_eq!(apart["from"], "journal.jsonl");
-    assert_eq!(apart["text"], r#"{"ts":"2024-05-01T12:34:56Z","who":"ci","pid":7,"op_"#);
+    assert_eq!(
+        apart["text"],
+        r#"{"ts":"2024-05-01T12:34:56Z","who":"ci","pid":7,"op_"#
+    );
 }
 
 #[test]
@@ -861,11 +864,19 @@ fn a_long_journal_with_an_interrupted_operation_stays_bounded_and_keeps_it_live(
     let dir = temp();
     let state = StateDir::single(dir.path());
     let crashed = record_an_interrupted_switch(&state, "staging");
-    let started = state.last_open_operation("staging").unwrap().unwrap().started;
+    let started = state
+        .last_open_operation("staging")
+        .unwrap()
+        .unwrap()
+        .started;
     let mut written = 0;
     for _ in 0..4 * (ROTATE_BYTES as usize / 600) {
         written += record_a_finished_switch(&state, "prod");
-        assert!(journal_len(&state) <= ROTATE_BYTES + 1024, "{}", journal_len(&state));
+        assert!(
+            journal_len(&state) <= ROTATE_BYTES + 1024,
+            "{}",
+            journal_len(&state)
+        );
     }
     let live = state.journal_read().unwrap().entries.len();
     // Nothing lost or doubled: every finished line is archived or still live.

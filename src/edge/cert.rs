@@ -261,13 +261,11 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
 /// the dir (a renewal) keeps its place.
 pub fn check_not_first(name: &str, on_disk: &[String]) -> Result<(), String> {
     match on_disk.iter().min() {
-        Some(first) if !on_disk.iter().any(|n| n == name) && name < first.as_str() => {
-            Err(format!(
-                "sorts before {first}, the first file of the certs dir: HAProxy loads the dir \
+        Some(first) if !on_disk.iter().any(|n| n == name) && name < first.as_str() => Err(format!(
+            "sorts before {first}, the first file of the certs dir: HAProxy loads the dir \
                  in name order and the first file is the certificate of clients that send no \
                  SNI, so after a restart this file would become it; give it a name after {first}"
-            ))
-        }
+        )),
         _ => Ok(()),
     }
 }
@@ -736,7 +734,10 @@ impl std::fmt::Display for CertFix {
                 to,
                 write: false,
                 ..
-            } => write!(f, "certificate {file}: served serial {from} → {to}, the file's"),
+            } => write!(
+                f,
+                "certificate {file}: served serial {from} → {to}, the file's"
+            ),
             CertFix::Serve { file, from, to, .. } => write!(
                 f,
                 "certificate {file} (the no-SNI default): serial {from} → {to}, the copy of \
@@ -787,7 +788,9 @@ pub async fn repair_interrupted(edge: &Edge, who: &str) -> Result<CertRepair, Ed
         if let Err(e) = apply_fix(edge, &tls.certs_dir, fix).await {
             let detail = format!("{fix}: {e}");
             let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
-            return Err(EdgeError::NotVerified(format!("certificate repair: {detail}")));
+            return Err(EdgeError::NotVerified(format!(
+                "certificate repair: {detail}"
+            )));
         }
         out.fixed.push(fix.to_string());
     }
@@ -798,7 +801,9 @@ pub async fn repair_interrupted(edge: &Edge, who: &str) -> Result<CertRepair, Ed
         if let Some(fix) = left.first() {
             let detail = format!("read-back: still to do: {fix}");
             let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
-            return Err(EdgeError::NotVerified(format!("certificate repair: {detail}")));
+            return Err(EdgeError::NotVerified(format!(
+                "certificate repair: {detail}"
+            )));
         }
     }
     let phase = if fixes.is_empty() {
@@ -843,7 +848,11 @@ async fn cert_fixes(edge: &Edge, certs_dir: &Path) -> Result<Vec<CertFix>, EdgeE
     for (file, _) in &disk {
         let name = format!("{dir}/{file}");
         if live.certs.contains(&name) {
-            let shown = session.run(&ShowSslCert { cert: cert_ref(&name)? }).await?;
+            let shown = session
+                .run(&ShowSslCert {
+                    cert: cert_ref(&name)?,
+                })
+                .await?;
             serials.push((file.clone(), shown.get("Serial").map(normal_serial)));
         }
     }
@@ -896,7 +905,11 @@ async fn cert_fixes(edge: &Edge, certs_dir: &Path) -> Result<Vec<CertFix>, EdgeE
             continue;
         };
         if !disk.iter().any(|(f, _)| f == file) && file != PLACEHOLDER_FILE {
-            let shown = session.run(&ShowSslCert { cert: cert_ref(name)? }).await?;
+            let shown = session
+                .run(&ShowSslCert {
+                    cert: cert_ref(name)?,
+                })
+                .await?;
             fixes.push(CertFix::Drop {
                 file: file.to_string(),
                 serial: shown.get("Serial").map(normal_serial).unwrap_or_default(),
@@ -913,7 +926,10 @@ async fn apply_fix(edge: &Edge, certs_dir: &Path, fix: &CertFix) -> Result<(), E
     let steps = match fix {
         CertFix::Serve { file, payload, .. } => {
             let cert = cert_ref(&format!("{dir}/{file}"))?;
-            vec![SslWrite::Set(cert.clone(), payload.clone()), SslWrite::Commit(cert)]
+            vec![
+                SslWrite::Set(cert.clone(), payload.clone()),
+                SslWrite::Commit(cert),
+            ]
         }
         CertFix::Drop { file, .. } => {
             let cert = cert_ref(&format!("{dir}/{file}"))?;
@@ -1107,7 +1123,14 @@ mod tests {
 
     #[test]
     fn names_haproxy_skips_are_refused() {
-        for name in [".hidden.pem", ".pem", "veza.key", "veza.ocsp", "a.issuer", "a.sctl"] {
+        for name in [
+            ".hidden.pem",
+            ".pem",
+            "veza.key",
+            "veza.ocsp",
+            "a.issuer",
+            "a.sctl",
+        ] {
             assert!(check_file_name(name).is_err(), "{name}");
         }
         assert!(check_file_name("veza.fr.pem").is_ok());

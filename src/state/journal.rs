@@ -398,7 +398,11 @@ impl StateDir {
         }
         self.keep_apart(&split.apart)?;
         let archive_path = self.path().join(JOURNAL_ARCHIVE_FILE);
-        append_once(&archive_path, &split.archived, "append to the journal archive")?;
+        append_once(
+            &archive_path,
+            &split.archived,
+            "append to the journal archive",
+        )?;
         std::fs::remove_file(&rotating).map_err(|e| Error::io("remove", &rotating, e))?;
         sync_dir(self.path())
     }
@@ -579,7 +583,9 @@ fn append_once(path: &std::path::Path, bytes: &[u8], action: &'static str) -> Re
         .len();
     let mut tail = vec![0u8; bytes.len()];
     let already = len >= bytes.len() as u64
-        && file.read_exact_at(&mut tail, len - bytes.len() as u64).is_ok()
+        && file
+            .read_exact_at(&mut tail, len - bytes.len() as u64)
+            .is_ok()
         && tail == bytes;
     if already {
         return Ok(());
