@@ -92,6 +92,11 @@ struct Run {
 }
 
 fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
+    vezasock_env(fresh, args, &[])
+}
+
+/// [`vezasock`] with extra environment variables (e.g. `VEZASOCK_CRASH_AT`).
+fn vezasock_env(fresh: &Fresh, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_vezasock"))
         .args(args)
         .arg("--config")
@@ -99,6 +104,7 @@ fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
         .env_remove("VEZASOCK_CONFIG")
         .env_remove("VEZASOCK_CRASH_AT")
         .env("VEZASOCK_WHO", "it-cert")
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("run vezasock: {e}"));
     Run {
@@ -154,14 +160,19 @@ fn worker_pid_of(admin: &Path) -> Option<u32> {
 
 /// The serial (upper-case hex, no leading zeros) a new TLS connection gets for `sni`.
 fn served_serial(port: u16, sni: &str) -> String {
+    served_serial_for(port, Some(sni))
+}
+
+/// [`served_serial`], or without SNI (`None`: the bind's default certificate).
+fn served_serial_for(port: u16, sni: Option<&str>) -> String {
+    let connect = format!("127.0.0.1:{port}");
+    let mut args = vec!["s_client", "-connect", connect.as_str()];
+    match sni {
+        Some(name) => args.extend(["-servername", name]),
+        None => args.push("-noservername"),
+    }
     let mut client = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-servername",
-            sni,
-        ])
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -217,6 +228,48 @@ fn hex(serial: u64) -> String {
     format!("{serial:X}")
 }
 
+/// `apply` on a fresh edge (it writes the placeholder), then HAProxy started with the command
+/// apply prints; returns it and that command.
+fn install_and_start(fresh: &Fresh, dir: &Path, label: &str) -> (Started, Vec<String>) {
+    let run = vezasock(fresh, &["apply", "--json"]);
+    assert_eq!(run.code, Some(0), "{label}: {run:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&run.out).unwrap_or_else(|e| panic!("{label}: {e}: {run:?}"));
+    let start: Vec<String> = json["start_command"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{label}: {json}"))
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_string())
+        .collect();
+    let placeholder = fresh.certs.join("00-default.pem");
+    assert!(placeholder.is_file(), "{label}: no placeholder: {run:?}");
+    (Started::start(&start, dir, &fresh.admin), start)
+}
+
+/// Stops HAProxy (waiting until its socket no longer answers) and starts it again.
+fn restart(started: Started, start: &[String], fresh: &Fresh, dir: &Path, label: &str) -> Started {
+    drop(started);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker_pid_of(&fresh.admin).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "{label}: HAProxy still answers after kill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Started::start(start, dir, &fresh.admin)
+}
+
+/// The pid of a process that has exited (a dead writer's, for its temp files).
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true")
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = child.id();
+    let _ = child.wait();
+    pid
+}
+
 const PROD: &str = "veza.fr";
 const FORGEJO: &str = "forgejo.talas.group";
 const ALL: &[&str] = &[
@@ -237,19 +290,8 @@ per_version!(
         std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
 
         // A fresh edge: apply installs a placeholder, and HAProxy starts on it.
-        let run = vezasock(&fresh, &["apply", "--json"]);
-        assert_eq!(run.code, Some(0), "{label}: {run:?}");
-        let json: serde_json::Value =
-            serde_json::from_str(&run.out).unwrap_or_else(|e| panic!("{label}: {e}: {run:?}"));
-        let start: Vec<String> = json["start_command"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{label}: {json}"))
-            .iter()
-            .map(|a| a.as_str().unwrap_or_default().to_string())
-            .collect();
-        let placeholder = fresh.certs.join("00-default.pem");
-        assert!(placeholder.is_file(), "{label}: no placeholder: {run:?}");
-        let mut started = Some(Started::start(&start, dir.path(), &fresh.admin));
+        let (first, start) = install_and_start(&fresh, dir.path(), label);
+        let mut started = Some(first);
         let list = vezasock(&fresh, &["cert", "list"]);
         assert_eq!(list.code, Some(0), "{label}: {list:?}");
         assert!(list.out.contains("PLACEHOLDER"), "{label}: {list:?}");
@@ -481,16 +523,10 @@ per_version!(
             hex(0xB1),
             "{label}: after reload"
         );
-        drop(started.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while worker_pid_of(&fresh.admin).is_some() {
-            assert!(
-                Instant::now() < deadline,
-                "{label}: HAProxy still answers after kill"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _restarted = Started::start(&start, dir.path(), &fresh.admin);
+        let running = started
+            .take()
+            .unwrap_or_else(|| panic!("{label}: not started"));
+        let _restarted = restart(running, &start, &fresh, dir.path(), label);
         assert_eq!(
             served_serial(fresh.https, PROD),
             hex(0xA2),
@@ -532,5 +568,159 @@ per_version!(
                 certs.display()
             );
         }
+    }
+);
+
+per_version!(
+    a_kill_at_each_cert_update_step_is_closed_by_apply,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = fresh(v, dir.path());
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
+        let (_started, _) = install_and_start(&fresh, dir.path(), label);
+        // A dead writer's temp file in the certs dir: apply removes it.
+        let leftover = fresh
+            .certs
+            .join(format!(".veza.pem.vezasock-tmp.{}.0", dead_pid()));
+        std::fs::write(&leftover, "half").unwrap_or_else(|e| panic!("{e}"));
+        // Every crash point of `cert update`, for a new file (added at runtime) and for a
+        // renewal (the file and the default-certificate slot that follows it).
+        let kills = [
+            ("cert-after-intent", "veza.pem", &[PROD][..]),
+            ("cert-after-runtime", "veza.pem", &[PROD][..]),
+            ("cert-after-slot", "veza.pem", &[PROD][..]),
+            ("cert-after-disk", "veza.pem", &[PROD][..]),
+            ("cert-after-runtime", "veza.pem", &[PROD][..]),
+            ("cert-after-slot", "veza.pem", &[PROD][..]),
+            ("cert-after-disk", "veza.pem", &[PROD][..]),
+            ("cert-after-runtime", "forgejo.pem", &[FORGEJO][..]),
+        ];
+        for (i, (step, file, names)) in kills.iter().enumerate() {
+            let what = format!("{label} #{i} {step} {file}");
+            let pem = input.join(file);
+            std::fs::write(&pem, make_cert(names, 0xE0 + i as u64, -1, 60, false))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let run = vezasock_env(
+                &fresh,
+                &["cert", "update", pem.to_str().unwrap_or_default()],
+                &[("VEZASOCK_CRASH_AT", step)],
+            );
+            assert_eq!(run.code, None, "{what}: not killed: {run:?}");
+            let run = vezasock(&fresh, &["apply"]);
+            assert_eq!(run.code, Some(0), "{what}: apply: {run:?}");
+            assert!(
+                !leftover.exists(),
+                "{what}: the dead writer's temp file is left"
+            );
+            let status = vezasock(&fresh, &["status", "--json"]);
+            assert_eq!(status.code, Some(0), "{what}: status: {status:?}");
+            // Served = disk for every file, and nothing served without a file.
+            let list = vezasock(&fresh, &["cert", "list", "--json"]);
+            assert_eq!(list.code, Some(0), "{what}: cert list: {list:?}");
+            // The served certificate of the name is the one on disk.
+            let on_disk = std::fs::read(fresh.certs.join("veza.pem"))
+                .ok()
+                .and_then(|b| vezasock::edge::cert::inspect(&b).ok())
+                .map(|i| i.serial);
+            if let Some(serial) = on_disk {
+                assert_eq!(served_serial(fresh.https, PROD), serial, "{what}");
+            }
+            let json: serde_json::Value = serde_json::from_str(status.out.trim())
+                .unwrap_or_else(|e| panic!("{what}: {e}: {status:?}"));
+            assert_eq!(json["open_operations"], serde_json::json!([]), "{what}");
+        }
+    }
+);
+
+per_version!(
+    a_new_certificate_never_becomes_the_no_sni_default,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = fresh(v, dir.path());
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
+        let (started, start) = install_and_start(&fresh, dir.path(), label);
+        // The first real certificate takes the placeholder's slot: the no-SNI default.
+        let veza = input.join("veza.pem");
+        std::fs::write(&veza, make_cert(ALL, 0xA1, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &["cert", "update", veza.to_str().unwrap_or_default()],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let default = served_serial_for(fresh.https, None);
+        assert_eq!(default, hex(0xA1), "{label}");
+        // A new domain whose file sorts before 00-default.pem is refused, nothing changed.
+        let early = input.join("0-forgejo.pem");
+        std::fs::write(&early, make_cert(&[FORGEJO], 0xF1, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &["cert", "update", early.to_str().unwrap_or_default()],
+        );
+        assert_eq!(run.code, Some(2), "{label}: {run:?}");
+        assert!(run.err.contains("no SNI"), "{label}: {run:?}");
+        assert!(!fresh.certs.join("0-forgejo.pem").exists(), "{label}");
+        // Under a name after it, the new domain is served by SNI.
+        let late = input.join("forgejo.pem");
+        std::fs::write(&late, make_cert(&[FORGEJO], 0xF2, -1, 60, false))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = vezasock(
+            &fresh,
+            &["cert", "update", late.to_str().unwrap_or_default()],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert_eq!(served_serial(fresh.https, FORGEJO), hex(0xF2), "{label}");
+        // No SNI: the default is unchanged, now and after a restart.
+        assert_eq!(served_serial_for(fresh.https, None), default, "{label}");
+        let _restarted = restart(started, &start, &fresh, dir.path(), label);
+        assert_eq!(
+            served_serial_for(fresh.https, None),
+            default,
+            "{label}: after restart"
+        );
+        assert_eq!(served_serial(fresh.https, FORGEJO), hex(0xF2), "{label}");
+    }
+);
+
+per_version!(
+    names_haproxy_skips_or_the_disk_cannot_hold_are_refused,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = fresh(v, dir.path());
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
+        let (_started, _) = install_and_start(&fresh, dir.path(), label);
+        let before = served_serial(fresh.https, PROD);
+        let journal = std::fs::read(dir.path().join("state/journal.jsonl")).unwrap_or_default();
+        let long = format!("{}.pem", "v".repeat(246));
+        for (name, want) in [
+            (".hidden.pem", "starts with a dot"),
+            ("veza.key", "ends with .key"),
+            (long.as_str(), "255-byte limit"),
+        ] {
+            let file = input.join(name);
+            std::fs::write(&file, make_cert(ALL, 0x91, -1, 60, false))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let run = vezasock(
+                &fresh,
+                &["cert", "update", file.to_str().unwrap_or_default()],
+            );
+            assert_eq!(run.code, Some(2), "{label} {want}: {run:?}");
+            assert!(run.err.contains(want), "{label} {want}: {run:?}");
+            assert!(!fresh.certs.join(name).exists(), "{label} {want}");
+            assert_eq!(served_serial(fresh.https, PROD), before, "{label} {want}");
+        }
+        // Nothing journalled: refused before the lock.
+        assert_eq!(
+            std::fs::read(dir.path().join("state/journal.jsonl")).unwrap_or_default(),
+            journal,
+            "{label}"
+        );
     }
 );

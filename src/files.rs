@@ -275,6 +275,13 @@ fn temp_prefix(name: &str) -> String {
     format!(".{name}{TEMP_MARK}")
 }
 
+/// The longest temp name a write of a file named `name` can use, in bytes: its prefix, the
+/// longest pid (`u32`) and the longest counter (`u64`). A caller checks it against the file
+/// system's 255-byte limit before it changes anything.
+pub fn longest_temp_name(name: &str) -> usize {
+    temp_prefix(name).len() + u32::MAX.to_string().len() + 1 + u64::MAX.to_string().len()
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -200,10 +200,15 @@ pub async fn apply_with(
     }
     let lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
     // Temp files of writers that were killed (their pid is gone) are clutter: remove them.
+    let certs_dir = edge.topology.tls.as_ref().map(|t| &t.certs_dir);
     for dir in [
-        &edge.topology.paths.maps_dir,
-        &edge.topology.paths.state_dir,
-    ] {
+        Some(&edge.topology.paths.maps_dir),
+        Some(&edge.topology.paths.state_dir),
+        certs_dir,
+    ]
+    .into_iter()
+    .flatten()
+    {
         crate::files::remove_dead_leftovers(dir);
     }
     // First the crash repair: an interrupted switch is rolled back to the recorded color in

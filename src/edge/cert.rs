@@ -217,6 +217,59 @@ pub fn check_for_edge(
     Ok(())
 }
 
+/// The file system's limit on one file name, in bytes (Linux `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// Endings HAProxy reads next to a certificate in a `crt <dir>` (a key, an OCSP response, an
+/// issuer, SCTs), never as a certificate of their own.
+const SIDE_FILES: [&str; 4] = [".key", ".ocsp", ".issuer", ".sctl"];
+
+/// The checks on a certificate's file name, before anything changes: a name HAProxy's `crt
+/// <dir>` skips would be served until the next reload and then dropped, and a name whose temp
+/// file (`.<name>.vezasock-tmp.<pid>.<n>`) the file system cannot hold would be served with no
+/// file behind it.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    if name.starts_with('.') {
+        return Err(
+            "starts with a dot: HAProxy's `crt <dir>` skips such files, so the next reload \
+             would drop it; rename the file"
+                .to_string(),
+        );
+    }
+    if let Some(end) = SIDE_FILES.iter().find(|end| name.ends_with(*end)) {
+        return Err(format!(
+            "ends with {end}: HAProxy's `crt <dir>` reads such a file as part of another \
+             certificate, not as one; rename the file (e.g. to .pem)"
+        ));
+    }
+    let longest = crate::files::longest_temp_name(name);
+    if longest > NAME_MAX {
+        return Err(format!(
+            "its name is {} bytes: the temp file written beside it (`.<name>.vezasock-tmp.<pid>.<n>`, \
+             up to {longest} bytes) would pass the file system's {NAME_MAX}-byte limit; names of \
+             up to {} bytes fit",
+            name.len(),
+            name.len() - (longest - NAME_MAX)
+        ));
+    }
+    Ok(())
+}
+
+/// A new file must not become the bind's no-SNI default by its name: HAProxy loads `crt <dir>`
+/// in name order (byte order) and the first file is the default, so a new file may not sort
+/// before the dir's first certificate (`first`, e.g. [`PLACEHOLDER_FILE`]). A file already in
+/// the dir (a renewal) keeps its place.
+pub fn check_not_first(name: &str, on_disk: &[String]) -> Result<(), String> {
+    match on_disk.iter().min() {
+        Some(first) if !on_disk.iter().any(|n| n == name) && name < first.as_str() => Err(format!(
+            "sorts before {first}, the first file of the certs dir: HAProxy loads the dir \
+                 in name order and the first file is the certificate of clients that send no \
+                 SNI, so after a restart this file would become it; give it a name after {first}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A self-signed placeholder (chain and key, PEM) for `domains`, marked [`PLACEHOLDER_ORG`].
 pub fn placeholder_pem(domains: &[String]) -> Result<String, String> {
     let names = if domains.is_empty() {
@@ -248,9 +301,7 @@ pub fn disk_certs(dir: &Path) -> Vec<(String, Result<CertInfo, String>)> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         // HAProxy skips these next to a PEM in a crt dir; so do we.
-        if [".key", ".ocsp", ".issuer", ".sctl"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        if SIDE_FILES.iter().any(|s| name.ends_with(s))
             || name.starts_with('.')
             || !entry.file_type().is_ok_and(|t| t.is_file())
         {
@@ -419,6 +470,10 @@ pub async fn update(
     let domains = domain_set(&edge.topology);
     let now = now();
     let mut checked = Vec::new();
+    let on_disk: Vec<String> = disk_certs(&tls.certs_dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     for file in files {
         let bad = |why: String| EdgeError::BadInput(format!("{}: {why}", file.display()));
         let bytes = crate::files::read_bounded(file, crate::files::limit::PEM)
@@ -431,6 +486,8 @@ pub async fn update(
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .ok_or_else(|| bad("has no file name".to_string()))?;
+        check_file_name(&name).map_err(bad)?;
+        check_not_first(&name, &on_disk).map_err(bad)?;
         if checked.iter().any(|c: &Checked| c.name == name) {
             return Err(bad("is given twice (same file name)".to_string()));
         }
@@ -478,6 +535,7 @@ pub async fn update(
     );
     edge.state
         .journal_record(&op, Phase::Intent, Some("cert update"))?;
+    super::crash_point("cert-after-intent");
 
     let endpoint = edge.admin();
     let timeouts = edge.timeouts;
@@ -543,6 +601,7 @@ pub async fn update(
         };
         edge.state
             .journal_record(&op, Phase::RuntimeApplied, Some(&name))?;
+        super::crash_point("cert-after-runtime");
         // The default-certificate slot cannot be deleted, so it takes the real certificate.
         let mut replaced = None;
         let old_serial =
@@ -550,8 +609,13 @@ pub async fn update(
                 .ok()
                 .and_then(|b| inspect(&b).ok())
                 .map(|i| i.serial);
-        let follows =
-            |s: &CertInfo| s.placeholder || old_serial.as_deref() == Some(s.serial.as_str());
+        // The slot follows this certificate: a placeholder, the copy of its file, or a copy
+        // of an earlier version of it (same names) that an interrupted update left behind.
+        let follows = |s: &CertInfo| {
+            s.placeholder
+                || old_serial.as_deref() == Some(s.serial.as_str())
+                || same_names(s, &c.info)
+        };
         if c.name != PLACEHOLDER_FILE && slot.as_ref().is_some_and(follows) {
             slot = None;
             let ph = slot_name.clone();
@@ -571,6 +635,7 @@ pub async fn update(
             crate::files::write_atomic(&path, c.payload.as_str().as_bytes())
                 .map_err(|e| not_verified(format!("writing {}: {e}", path.display())))?;
             replaced = Some(ph);
+            super::crash_point("cert-after-slot");
         }
         let path = tls.certs_dir.join(&c.name);
         std::fs::create_dir_all(&tls.certs_dir)
@@ -579,6 +644,7 @@ pub async fn update(
             .map_err(|e| not_verified(format!("writing {}: {e}", path.display())))?;
         edge.state
             .journal_record(&op, Phase::DiskWritten, Some(&path.display().to_string()))?;
+        super::crash_point("cert-after-disk");
         let shown = session
             .run(&ShowSslCert { cert: cert.clone() })
             .await
@@ -628,6 +694,282 @@ async fn cleanup(
             .await;
     }
     "the old certificate is still served; nothing written".to_string()
+}
+
+/// Two certificates for the same set of names.
+fn same_names(a: &CertInfo, b: &CertInfo) -> bool {
+    let mut x = a.domains.clone();
+    let mut y = b.domains.clone();
+    x.sort();
+    y.sort();
+    !x.is_empty() && x == y
+}
+
+/// What [`repair_interrupted`] did.
+#[derive(Debug, Clone, Default)]
+pub struct CertRepair {
+    /// One line per certificate put back.
+    pub fixed: Vec<String>,
+    /// The interrupted `cert update` operations closed (their ids).
+    pub closed: Vec<String>,
+}
+
+/// One change that puts HAProxy back in agreement with the certs dir.
+enum CertFix {
+    /// Serve the file's certificate (`set ssl cert` + `commit`); `write` also writes it to
+    /// `file` on disk (the default-certificate slot catching up with its certificate).
+    Serve {
+        file: String,
+        from: String,
+        to: String,
+        payload: CertPayload,
+        write: bool,
+    },
+    /// A certificate HAProxy serves from the dir with no file behind it: an add that was
+    /// never written. `del ssl crt-list` + `del ssl cert`.
+    Drop { file: String, serial: String },
+}
+
+impl std::fmt::Display for CertFix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertFix::Serve {
+                file,
+                from,
+                to,
+                write: false,
+                ..
+            } => write!(
+                f,
+                "certificate {file}: served serial {from} → {to}, the file's"
+            ),
+            CertFix::Serve { file, from, to, .. } => write!(
+                f,
+                "certificate {file} (the no-SNI default): serial {from} → {to}, the copy of \
+                 the file with the same names"
+            ),
+            CertFix::Drop { file, serial } => write!(
+                f,
+                "certificate {file}: serial {serial} no longer served (added at runtime, never \
+                 written to the certs dir)"
+            ),
+        }
+    }
+}
+
+/// `apply`'s repair of an interrupted `cert update` (a `kill -9`, a crash): the certs dir is
+/// the truth, as the recorded colors are for a flip. `cert update` writes a file only after
+/// HAProxy serves it and vezasock never leaves a torn file, so a file that reads as a
+/// certificate is complete; HAProxy is put back to it (`set ssl cert` + `commit`), a
+/// certificate added at runtime whose file was never written is removed (`del ssl crt-list` +
+/// `del ssl cert`), and the default-certificate slot takes the certificate it follows (the
+/// file with the same names) again. A file that does not read as a certificate is left as it
+/// is (HAProxy keeps serving what it serves; `cert list` shows it). Then the interrupted
+/// operations are closed (`rolled-back` when something was put back, else `done`), the
+/// whole journalled. Nothing is done without an open `cert` operation. Run `cert update`
+/// again to install the certificate it was installing.
+pub async fn repair_interrupted(edge: &Edge, who: &str) -> Result<CertRepair, EdgeError> {
+    let mut out = CertRepair::default();
+    let Some(tls) = &edge.topology.tls else {
+        return Ok(out);
+    };
+    let open: Vec<_> = edge
+        .state
+        .open_operations()?
+        .into_iter()
+        .filter(|o| o.action == Action::Cert)
+        .collect();
+    if open.is_empty() {
+        return Ok(out);
+    }
+    let op = Operation::new(Action::Cert, None, None, None, who);
+    edge.state.journal_record(
+        &op,
+        Phase::Intent,
+        Some("repair: HAProxy back to the files of the certs dir"),
+    )?;
+    let fixes = cert_fixes(edge, &tls.certs_dir).await?;
+    for fix in &fixes {
+        if let Err(e) = apply_fix(edge, &tls.certs_dir, fix).await {
+            let detail = format!("{fix}: {e}");
+            let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
+            return Err(EdgeError::NotVerified(format!(
+                "certificate repair: {detail}"
+            )));
+        }
+        out.fixed.push(fix.to_string());
+    }
+    if !fixes.is_empty() {
+        edge.state
+            .journal_record(&op, Phase::RuntimeApplied, Some(&out.fixed.join("; ")))?;
+        let left = cert_fixes(edge, &tls.certs_dir).await?;
+        if let Some(fix) = left.first() {
+            let detail = format!("read-back: still to do: {fix}");
+            let _ = edge.state.journal_record(&op, Phase::Failed, Some(&detail));
+            return Err(EdgeError::NotVerified(format!(
+                "certificate repair: {detail}"
+            )));
+        }
+    }
+    let phase = if fixes.is_empty() {
+        Phase::Done
+    } else {
+        Phase::RolledBack
+    };
+    for old in &open {
+        let closing = Operation {
+            op_id: old.op_id.clone(),
+            who: who.to_string(),
+            env: old.env.clone(),
+            action: old.action,
+            before: old.before.clone(),
+            after: old.after.clone(),
+        };
+        edge.state.journal_record(
+            &closing,
+            phase,
+            Some(&format!(
+                "interrupted after {}; closed by op {}: HAProxy serves the files of the certs dir",
+                old.last_phase.as_str(),
+                op.op_id
+            )),
+        )?;
+        out.closed.push(old.op_id.clone());
+        out.fixed.push(format!("closed the interrupted {old}"));
+    }
+    edge.state
+        .journal_record(&op, Phase::Done, Some(&out.fixed.join("; ")))?;
+    Ok(out)
+}
+
+/// What differs between the certs dir and what HAProxy serves from it.
+async fn cert_fixes(edge: &Edge, certs_dir: &Path) -> Result<Vec<CertFix>, EdgeError> {
+    let dir = dir_name(certs_dir);
+    let mut session = edge.admin_session().await?;
+    let live = session.run(&ShowSslCerts).await?;
+    let disk = disk_certs(certs_dir);
+    let mut fixes = Vec::new();
+    let mut serials = Vec::new();
+    for (file, _) in &disk {
+        let name = format!("{dir}/{file}");
+        if live.certs.contains(&name) {
+            let shown = session
+                .run(&ShowSslCert {
+                    cert: cert_ref(&name)?,
+                })
+                .await?;
+            serials.push((file.clone(), shown.get("Serial").map(normal_serial)));
+        }
+    }
+    let payload_of = |file: &str| -> Option<CertPayload> {
+        let bytes =
+            crate::files::read_bounded(&certs_dir.join(file), crate::files::limit::PEM).ok()?;
+        CertPayload::new(&String::from_utf8(bytes).ok()?).ok()
+    };
+    // The slot follows the one other file with its names, when they differ.
+    let slot = disk
+        .iter()
+        .find(|(f, _)| f == PLACEHOLDER_FILE)
+        .and_then(|(_, i)| i.as_ref().ok())
+        .filter(|i| !i.placeholder);
+    let followed = slot.and_then(|s| {
+        let same: Vec<_> = disk
+            .iter()
+            .filter(|(f, _)| f != PLACEHOLDER_FILE)
+            .filter_map(|(f, i)| i.as_ref().ok().map(|i| (f, i)))
+            .filter(|(_, i)| same_names(s, i))
+            .collect();
+        match same.as_slice() {
+            [(f, i)] if i.serial != s.serial => Some(((*f).clone(), i.serial.clone())),
+            _ => None,
+        }
+    });
+    for (file, info) in &disk {
+        let Ok(info) = info else { continue };
+        let Some((_, Some(serving))) = serials.iter().find(|(f, _)| f == file) else {
+            continue;
+        };
+        let (want, source, write) = match &followed {
+            Some((from, serial)) if file == PLACEHOLDER_FILE => (serial, from.as_str(), true),
+            _ => (&info.serial, file.as_str(), false),
+        };
+        if serving != want || write {
+            if let Some(payload) = payload_of(source) {
+                fixes.push(CertFix::Serve {
+                    file: file.clone(),
+                    from: serving.clone(),
+                    to: want.clone(),
+                    payload,
+                    write,
+                });
+            }
+        }
+    }
+    let prefix = format!("{dir}/");
+    for name in &live.certs {
+        let Some(file) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if !disk.iter().any(|(f, _)| f == file) && file != PLACEHOLDER_FILE {
+            let shown = session
+                .run(&ShowSslCert {
+                    cert: cert_ref(name)?,
+                })
+                .await?;
+            fixes.push(CertFix::Drop {
+                file: file.to_string(),
+                serial: shown.get("Serial").map(normal_serial).unwrap_or_default(),
+            });
+        }
+    }
+    Ok(fixes)
+}
+
+/// Sends one fix (and writes the slot's file when it says so).
+async fn apply_fix(edge: &Edge, certs_dir: &Path, fix: &CertFix) -> Result<(), EdgeError> {
+    let dir = dir_name(certs_dir);
+    let endpoint = edge.admin();
+    let steps = match fix {
+        CertFix::Serve { file, payload, .. } => {
+            let cert = cert_ref(&format!("{dir}/{file}"))?;
+            vec![
+                SslWrite::Set(cert.clone(), payload.clone()),
+                SslWrite::Commit(cert),
+            ]
+        }
+        CertFix::Drop { file, .. } => {
+            let cert = cert_ref(&format!("{dir}/{file}"))?;
+            vec![
+                SslWrite::DelCrtList {
+                    list: cert_ref(&dir)?,
+                    cert: cert.clone(),
+                },
+                SslWrite::DelCert(cert),
+            ]
+        }
+    };
+    for step in &steps {
+        if let Err(e) = step.send(&endpoint, edge.timeouts).await {
+            if let SslWrite::Commit(cert) = step {
+                let _ = SslWrite::Abort(cert.clone())
+                    .send(&endpoint, edge.timeouts)
+                    .await;
+            }
+            return Err(e.into());
+        }
+    }
+    if let CertFix::Serve {
+        file,
+        payload,
+        write: true,
+        ..
+    } = fix
+    {
+        let path = certs_dir.join(file);
+        crate::files::write_atomic(&path, payload.as_str().as_bytes())
+            .map_err(|e| EdgeError::NotVerified(format!("writing {}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// One certificate in [`CertReport`].
@@ -783,6 +1125,55 @@ mod tests {
         let info = inspect(pem.as_bytes()).unwrap();
         assert!(info.placeholder);
         assert_eq!(info.domains, vec!["veza.fr"]);
+    }
+
+    #[test]
+    fn names_haproxy_skips_are_refused() {
+        for name in [
+            ".hidden.pem",
+            ".pem",
+            "veza.key",
+            "veza.ocsp",
+            "a.issuer",
+            "a.sctl",
+        ] {
+            assert!(check_file_name(name).is_err(), "{name}");
+        }
+        assert!(check_file_name("veza.fr.pem").is_ok());
+        assert!(check_file_name("veza.pem.bak").is_ok());
+    }
+
+    #[test]
+    fn a_name_whose_temp_file_passes_name_max_is_refused() {
+        // The longest name that fits: its longest temp name is exactly NAME_MAX.
+        let fits = (1..=NAME_MAX)
+            .rev()
+            .find(|n| crate::files::longest_temp_name(&"a".repeat(*n)) <= NAME_MAX)
+            .unwrap_or(0);
+        assert!(fits > 150, "{fits}");
+        assert!(check_file_name(&"a".repeat(fits)).is_ok());
+        let err = check_file_name(&"a".repeat(fits + 1)).unwrap_err();
+        assert!(err.contains(&format!("up to {fits} bytes fit")), "{err}");
+        // The issue's 250-character name: it would fit alone, not with its temp name.
+        assert!(check_file_name(&format!("{}.pem", "a".repeat(246))).is_err());
+        // Counted in bytes, not characters.
+        let wide = "é".repeat(fits / 2 + 1);
+        assert!(wide.chars().count() <= fits && check_file_name(&wide).is_err());
+    }
+
+    #[test]
+    fn a_new_file_may_not_sort_before_the_first_of_the_dir() {
+        let dir = vec![PLACEHOLDER_FILE.to_string(), "veza.pem".to_string()];
+        for name in ["0.pem", "00-a.pem", "-x.pem", "+.pem"] {
+            let err = check_not_first(name, &dir).unwrap_err();
+            assert!(err.contains("no SNI"), "{name}: {err}");
+        }
+        for name in ["forgejo.pem", "00-default.pem", "A.pem", "veza.pem"] {
+            assert!(check_not_first(name, &dir).is_ok(), "{name}");
+        }
+        // A renewal keeps its place even when it is first; an empty dir has no default yet.
+        assert!(check_not_first("0.pem", &["0.pem".to_string(), "z.pem".to_string()]).is_ok());
+        assert!(check_not_first("0.pem", &[]).is_ok());
     }
 
     #[test]

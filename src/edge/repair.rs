@@ -72,6 +72,10 @@ pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport,
     report
         .fixed
         .extend(super::canary::repair_crashed(edge, lock, &who).await?);
+    // An interrupted `cert update`: HAProxy back to the files of the certs dir.
+    let certs = super::cert::repair_interrupted(edge, &who).await?;
+    report.fixed.extend(certs.fixed);
+    report.closed.extend(certs.closed);
     let map = map_ref(edge);
     let mut session = edge.admin_session().await?;
     let entries = session.show_map(&map, None).await?;

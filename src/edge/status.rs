@@ -494,6 +494,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         };
         to.push(c.status_line());
     }
+    warnings.extend(journal_warnings(edge));
     let transaction = match edge.state.open_transaction() {
         Ok(txn) => txn,
         Err(e) => {
@@ -521,6 +522,39 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         transaction,
         warnings,
     })
+}
+
+/// Lines of the journal that are not whole entries (from outside: a power cut, a hand edit):
+/// those still in the live journal, and those kept apart in `journal.torn.jsonl`.
+fn journal_warnings(edge: &Edge) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match edge.state.journal_read() {
+        Ok(read) => {
+            for s in &read.skipped {
+                warnings.push(format!(
+                    "journal line {} is not a journal entry ({}); the journal's next rotation moves it to {}",
+                    s.line,
+                    s.why,
+                    crate::state::journal::JOURNAL_TORN_FILE
+                ));
+            }
+        }
+        Err(e) => warnings.push(format!("journal not read: {e}")),
+    }
+    match edge.state.journal_torn_lines() {
+        Ok(0) => {}
+        Ok(n) => warnings.push(format!(
+            "{n} journal line(s) kept apart in {}: a torn last line or a line that is not a \
+             journal entry, from outside (a power cut, a hand edit); read them, then remove \
+             the file",
+            edge.state
+                .path()
+                .join(crate::state::journal::JOURNAL_TORN_FILE)
+                .display()
+        )),
+        Err(e) => warnings.push(format!("torn journal lines not read: {e}")),
+    }
+    warnings
 }
 
 /// `Some(why)` when the live config on disk exists and was not rendered by vezasock (no shape
