@@ -60,7 +60,11 @@ per_version!(
         assert_eq!(prep.code, Some(0), "{}: {prep:?}", v.label);
         let run = fleet.run(&["switch", ENV, "green", "--lock-timeout", "1s"]);
         refused_naming(&fleet, &run, 4, "edge-b", Some(1));
-        assert!(run.err.contains("held-b"), "{}: the holder: {run:?}", v.label);
+        assert!(
+            run.err.contains("held-b"),
+            "{}: the holder: {run:?}",
+            v.label
+        );
         let json = fleet.run(&["switch", ENV, "green", "--lock-timeout", "1s", "--json"]);
         let j: serde_json::Value = serde_json::from_str(json.out.trim())
             .unwrap_or_else(|e| panic!("{}: {e}: {json:?}", v.label));

@@ -382,7 +382,11 @@ fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBu
     std::fs::write(&file, crate::install::to_toml(&e.topology)).unwrap_or_else(|e| panic!("{e}"));
     // The edge redirects plain HTTP itself: the answer a check through listen.http gets.
     let (status, _) = get_with(e.http, "/api/health", &[]);
-    assert_eq!(status, 301, "{}: the TLS edge redirects plain HTTP", v.label);
+    assert_eq!(
+        status, 301,
+        "{}: the TLS edge redirects plain HTTP",
+        v.label
+    );
     (e, file)
 }
 
@@ -431,7 +435,13 @@ per_version!(
         let label = v.label;
         let run = on_tls_edge(
             &file,
-            &["switch", "staging", "green", "--preview-check", "/api/health"],
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/api/health",
+            ],
         );
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         assert!(
@@ -461,7 +471,8 @@ per_version!(
         let run = vezasock(&e, &args);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         assert!(
-            run.out.contains("NOT RUN (a dry run sends no request): /api/health"),
+            run.out
+                .contains("NOT RUN (a dry run sends no request): /api/health"),
             "{label}: {run:?}"
         );
         let mut json_args = args.to_vec();
@@ -475,7 +486,9 @@ per_version!(
             .and_then(|s| s.iter().find(|s| s["name"] == "preview-check"))
             .unwrap_or_else(|| panic!("{label}: no preview-check step: {v}"));
         assert!(
-            step["detail"].as_str().is_some_and(|d| d.starts_with("NOT RUN")),
+            step["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("NOT RUN")),
             "{label}: {step}"
         );
         assert!(

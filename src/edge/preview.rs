@@ -549,7 +549,10 @@ mod tests {
             answer(200, "https://staging.veza.fr/api/health", false),
             answer(301, "https://staging.veza.fr/api/health", true),
         ] {
-            assert!(edge_redirect(&edge, host, path, &other).is_none(), "{other:?}");
+            assert!(
+                edge_redirect(&edge, host, path, &other).is_none(),
+                "{other:?}"
+            );
         }
         // Without `[tls] redirect` the edge redirects nothing.
         let mut plain = topology;

@@ -99,7 +99,11 @@ impl ServerCertVerifier for EdgeCertificates {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.pinned.iter().any(|p| p.as_slice() == end_entity.as_ref()) {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_slice() == end_entity.as_ref())
+        {
             return Ok(ServerCertVerified::assertion());
         }
         Err(rustls::Error::General(format!(
