@@ -498,3 +498,35 @@ per_version!(
         assert_eq!(runtime_color(&e, "staging"), Some(Color::Blue), "{label}");
     }
 );
+
+per_version!(
+    preview_check_over_tls_trusts_only_the_edges_own_certificate,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (e, file) = tls_edge(v, dir.path());
+        let label = v.label;
+        // The file on disk is no longer the certificate HAProxy serves (loaded at start).
+        let other = vezasock::edge::cert::placeholder_pem(&["staging.veza.fr".to_string()])
+            .unwrap_or_else(|err| panic!("certificate: {err}"));
+        std::fs::write(dir.path().join("certs").join("00-default.pem"), other)
+            .unwrap_or_else(|err| panic!("{err}"));
+        let run = on_tls_edge(
+            &file,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/api/health",
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(
+            run.err.contains("GET /api/health failed")
+                && run.err.contains("not one of")
+                && run.err.contains("certs"),
+            "{label}: {run:?}"
+        );
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Blue), "{label}");
+    }
+);
