@@ -12,6 +12,7 @@ mod crash;
 mod demo;
 mod edge;
 mod fleet;
+mod fleet_exits;
 mod fleet_faults;
 mod fleet_servers;
 mod fleet_switch;

@@ -3,6 +3,7 @@
 //! a bounded load), a replaced or revoked token stops working, a switch revokes it, and a
 //! preview check that answers 5xx refuses the switch with traffic untouched.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -360,5 +361,172 @@ per_version!(
             .block_on(vezasock::edge::apply::apply(&edge, options))
             .unwrap_or_else(|err| panic!("{label}: {err}\n{}", e.log()));
         assert!(preview.exists(), "{label}: no preview map after the reload");
+    }
+);
+
+/// A local edge with TLS as the embedded edge has it (`[tls] redirect` on: every plain-HTTP
+/// request gets the edge's own 301 to HTTPS), serving a self-signed certificate for every host
+/// from `dir/certs`, healthy; and its topology file, so the binary sees the TLS listener.
+fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBuf) {
+    let topo = vezasock::topology::Topology::embedded_default()
+        .unwrap_or_else(|e| panic!("embedded default: {e}"));
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+    let pem = vezasock::edge::cert::placeholder_pem(&vezasock::edge::cert::domain_set(&topo))
+        .unwrap_or_else(|e| panic!("certificate: {e}"));
+    std::fs::write(certs.join("00-default.pem"), pem).unwrap_or_else(|e| panic!("{e}"));
+    let e = LocalEdge::start_tls(&topo, &v.bin, dir, &BTreeMap::new(), &certs)
+        .unwrap_or_else(|err| panic!("{}: {err}", v.label));
+    wait_healthy(&e, v.label);
+    let file = dir.join("topology.toml");
+    std::fs::write(&file, crate::install::to_toml(&e.topology)).unwrap_or_else(|e| panic!("{e}"));
+    // The edge redirects plain HTTP itself: the answer a check through listen.http gets.
+    let (status, _) = get_with(e.http, "/api/health", &[]);
+    assert_eq!(
+        status, 301,
+        "{}: the TLS edge redirects plain HTTP",
+        v.label
+    );
+    (e, file)
+}
+
+/// `vezasock ARGS --config FILE` (the TLS edge's topology file).
+fn on_tls_edge(file: &std::path::Path, args: &[&str]) -> crate::switch::Run {
+    crate::switch::vezasock_config(file, "it-preview-tls", args)
+}
+
+per_version!(
+    preview_check_on_a_tls_edge_refuses_a_5xx_target_behind_the_redirect,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (mut e, file) = tls_edge(v, dir.path());
+        let label = v.label;
+        let (_server, _fake) = fail_staging_api_green(&mut e, label);
+        let run = on_tls_edge(
+            &file,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/api/health,/api/x",
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(
+            run.err.contains("GET /api/x answered 500 (https)"),
+            "{label}: the answer of green over TLS, not the edge's 301: {run:?}"
+        );
+        assert!(!run.out.contains("301"), "{label}: {run:?}");
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Blue), "{label}");
+        assert!(
+            !preview_file(&e).contains("staging:"),
+            "{label}: the check's token is revoked: {}",
+            preview_file(&e)
+        );
+    }
+);
+
+per_version!(
+    preview_check_on_a_tls_edge_passes_a_healthy_target_over_tls,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (e, file) = tls_edge(v, dir.path());
+        let label = v.label;
+        let run = on_tls_edge(
+            &file,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/api/health",
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.out.contains("/api/health 200 (https) through the edge"),
+            "{label}: {run:?}"
+        );
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
+    }
+);
+
+per_version!(
+    a_dry_run_says_the_preview_check_was_not_run,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let e = healthy_edge(v, dir.path());
+        let label = v.label;
+        let args = [
+            "switch",
+            "staging",
+            "green",
+            "--dry-run",
+            "--preview-check",
+            "/api/health",
+            "--preview-via",
+            &e.http.to_string(),
+        ];
+        let run = vezasock(&e, &args);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.out
+                .contains("NOT RUN (a dry run sends no request): /api/health"),
+            "{label}: {run:?}"
+        );
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let run = vezasock(&e, &json_args);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let v: serde_json::Value =
+            serde_json::from_str(&run.out).unwrap_or_else(|err| panic!("{err}: {run:?}"));
+        let step = v["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "preview-check"))
+            .unwrap_or_else(|| panic!("{label}: no preview-check step: {v}"));
+        assert!(
+            step["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("NOT RUN")),
+            "{label}: {step}"
+        );
+        assert!(
+            !preview_file(&e).contains("staging:"),
+            "{label}: no token given"
+        );
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Blue), "{label}");
+    }
+);
+
+per_version!(
+    preview_check_over_tls_trusts_only_the_edges_own_certificate,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (e, file) = tls_edge(v, dir.path());
+        let label = v.label;
+        // The file on disk is no longer the certificate HAProxy serves (loaded at start).
+        let other = vezasock::edge::cert::placeholder_pem(&["staging.veza.fr".to_string()])
+            .unwrap_or_else(|err| panic!("certificate: {err}"));
+        std::fs::write(dir.path().join("certs").join("00-default.pem"), other)
+            .unwrap_or_else(|err| panic!("{err}"));
+        let run = on_tls_edge(
+            &file,
+            &[
+                "switch",
+                "staging",
+                "green",
+                "--preview-check",
+                "/api/health",
+            ],
+        );
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(
+            run.err.contains("GET /api/health failed")
+                && run.err.contains("not one of")
+                && run.err.contains("certs"),
+            "{label}: {run:?}"
+        );
+        assert_eq!(runtime_color(&e, "staging"), Some(Color::Blue), "{label}");
     }
 );

@@ -309,7 +309,7 @@ fn human_status(s: &FleetStatus) -> String {
     }
     for t in &s.open_transactions {
         out.push_str(&format!(
-            "OPEN FLEET TRANSACTION {t}; `vezasock apply --fleet …` repairs it\n"
+            "OPEN TRANSACTION {t}; `vezasock apply --fleet …` repairs it\n"
         ));
     }
     for e in &s.edges {

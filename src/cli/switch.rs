@@ -37,7 +37,8 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = Checked(parse_duration), requires = "drain_old")]
     pub drain_timeout: Duration,
     /// Before the gate, GET each PATH through the edge with a preview token for the target
-    /// color; refuse the switch unless every answer is 2xx or 3xx (at most 32 paths).
+    /// color; refuse the switch unless every answer is 2xx or 3xx (at most 32 paths). The
+    /// edge's own redirect to HTTPS is followed over TLS to listen.https, never counted.
     #[arg(long, value_name = "PATH[,PATH…]", value_delimiter = ',', value_parser = Checked(parse_path))]
     pub preview_check: Vec<String>,
     /// Where --preview-check reaches the edge's HTTP listener (default: the topology's

@@ -78,15 +78,39 @@ impl LocalEdge {
         dir: &Path,
         colors: &BTreeMap<String, Color>,
     ) -> Result<LocalEdge, LocalEdgeError> {
+        LocalEdge::start_with(base, haproxy, dir, colors, None)
+    }
+
+    /// [`LocalEdge::start`] with TLS as the embedded edge has it (`[tls] redirect` on): an
+    /// HTTPS bind on a loopback port of its own, serving the certificates already in
+    /// `certs_dir` (HAProxy does not start without one).
+    pub fn start_tls(
+        base: &Topology,
+        haproxy: &Path,
+        dir: &Path,
+        colors: &BTreeMap<String, Color>,
+        certs_dir: &Path,
+    ) -> Result<LocalEdge, LocalEdgeError> {
+        LocalEdge::start_with(base, haproxy, dir, colors, Some(certs_dir))
+    }
+
+    fn start_with(
+        base: &Topology,
+        haproxy: &Path,
+        dir: &Path,
+        colors: &BTreeMap<String, Color>,
+        certs_dir: Option<&Path>,
+    ) -> Result<LocalEdge, LocalEdgeError> {
         std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
         let server_count = count_servers(base);
+        // The HTTP bind, the servers, and the HTTPS bind last when there is one.
+        let ports = server_count + 1 + usize::from(certs_dir.is_some());
         // A block found free can be taken by another process (a parallel test) before every
         // backend is bound: such a start is tried again on another block.
         let mut tries = 0;
         let (base_port, mut topology, servers, backends) = loop {
             tries += 1;
-            let base_port = free_port_block(server_count + 1)
-                .ok_or(LocalEdgeError::NoPorts(server_count + 1))?;
+            let base_port = free_port_block(ports).ok_or(LocalEdgeError::NoPorts(ports))?;
             let (topology, servers) = base
                 .with_local_servers(base_port + 1)
                 .map_err(LocalEdgeError::Topology)?;
@@ -97,8 +121,15 @@ impl LocalEdge {
             }
         };
         topology.listen.http = format!("127.0.0.1:{base_port}");
-        // TLS needs certificates; the local edge is plain HTTP on loopback.
-        topology.tls = None;
+        // TLS needs certificates: without them the local edge is plain HTTP on loopback.
+        topology.tls = certs_dir.map(|certs| crate::topology::Tls {
+            certs_dir: certs.to_path_buf(),
+            redirect: true,
+        });
+        let https_port = u16::try_from(usize::from(base_port) + server_count + 1).ok();
+        if let (Some(_), Some(port)) = (certs_dir, https_port) {
+            topology.listen.https = format!("127.0.0.1:{port}");
+        }
         // Logging to a socket that is not there costs every request and reaches no one.
         if topology
             .log

@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod tls;
+
 use super::flip::LockWait;
 use super::{Edge, EdgeError};
 use crate::render::maps::parse_map;
@@ -168,7 +170,8 @@ pub(crate) async fn revoke_after_switch(
 }
 
 /// `--preview-check`: a token for `target`, one GET per path through the edge with it, then the
-/// token revoked. Refuses (nothing changed for users) unless every answer is 2xx or 3xx.
+/// token revoked. Refuses (nothing changed for users) unless every answer is 2xx or 3xx; the
+/// edge's own redirect to HTTPS is followed over TLS, never counted ([`probe`]).
 pub(crate) async fn check(
     edge: &Edge,
     session: &mut Session,
@@ -187,8 +190,10 @@ pub(crate) async fn check(
     let mut failed = Vec::new();
     for p in paths {
         match probe(edge, via, env, &token, p).await {
-            Ok(status) if (200..400).contains(&status) => answers.push(format!("{p} {status}")),
-            Ok(status) => failed.push(format!("GET {p} answered {status}")),
+            Ok(a) if (200..400).contains(&a.status) => {
+                answers.push(format!("{p} {}", a.status_words()));
+            }
+            Ok(a) => failed.push(format!("GET {p} answered {}", a.status_words())),
             Err(e) => failed.push(format!("GET {p} failed: {e}")),
         }
     }
@@ -225,14 +230,34 @@ pub fn check_path(path: &str) -> Result<(), EdgeError> {
     )))
 }
 
-/// One GET through the edge's HTTP listener with the token; returns the status code.
+/// What one request through the edge got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    /// The `location` header of a 3xx.
+    location: Option<String>,
+    /// Sent over TLS (after the edge's own redirect to HTTPS).
+    tls: bool,
+}
+
+impl Answer {
+    /// `200`, or `200 (https)` when it came over TLS.
+    fn status_words(&self) -> String {
+        let over = if self.tls { " (https)" } else { "" };
+        format!("{}{over}", self.status)
+    }
+}
+
+/// One GET through the edge's HTTP listener with the token. When the edge answers with its own
+/// redirect to HTTPS (`[tls] redirect`), that 301 is the edge's, not the color's: the request
+/// is sent again over TLS to `listen.https`, and that answer counts.
 async fn probe(
     edge: &Edge,
     via: Option<SocketAddr>,
     env: &Env,
     token: &str,
     path: &str,
-) -> Result<u16, String> {
+) -> Result<Answer, String> {
     let addr = via
         .or_else(|| http_addr(&edge.topology.listen.http))
         .ok_or_else(|| {
@@ -250,28 +275,86 @@ async fn probe(
         "GET {path} HTTP/1.1\r\nhost: {host}\r\n{PREVIEW_HEADER}: {token}\r\n\
          user-agent: vezasock-preview-check\r\nconnection: close\r\n\r\n"
     );
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
+    let plain = async {
+        let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut head = Vec::with_capacity(256);
-        let mut buf = [0u8; 512];
-        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
-            let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        status_of(&head).ok_or_else(|| "no HTTP status line in the answer".to_string())
+        exchange(stream, &request).await
     };
+    let answer = bounded(plain).await?;
+    let Some(tls) = edge_redirect(edge, &host, path, &answer) else {
+        return Ok(answer);
+    };
+    let addr = http_addr(&edge.topology.listen.https).ok_or_else(|| {
+        format!(
+            "the edge redirected to HTTPS and listen.https {:?} is not an address to connect to",
+            edge.topology.listen.https
+        )
+    })?;
+    let secure = async {
+        let stream = tls::connect(addr, &host, &tls.certs_dir).await?;
+        exchange(stream, &request).await
+    };
+    let mut answer = bounded(secure).await?;
+    answer.tls = true;
+    Ok(answer)
+}
+
+/// `exchange` within [`CHECK_TIMEOUT`].
+async fn bounded(
+    exchange: impl std::future::Future<Output = Result<Answer, String>>,
+) -> Result<Answer, String> {
     tokio::time::timeout(CHECK_TIMEOUT, exchange)
         .await
         .map_err(|_| format!("no answer within {CHECK_TIMEOUT:?}"))?
+}
+
+/// The edge's TLS settings when `answer` is the edge's own `redirect scheme https` of this
+/// request (the rendered config sends every plain-HTTP request there when `[tls] redirect` is
+/// on): a 3xx to `https://HOST PATH`. Such a redirect never reached the color.
+fn edge_redirect<'a>(
+    edge: &'a Edge,
+    host: &str,
+    path: &str,
+    answer: &Answer,
+) -> Option<&'a crate::topology::Tls> {
+    let tls = edge.topology.tls.as_ref().filter(|t| t.redirect)?;
+    let to_https = format!("https://{host}{path}");
+    let redirected = (300..400).contains(&answer.status)
+        && !answer.tls
+        && answer.location.as_deref() == Some(to_https.as_str());
+    redirected.then_some(tls)
+}
+
+/// Sends `request` and reads the answer's head (at most 8 KiB).
+async fn exchange<S>(mut stream: S, request: &str) -> Result<Answer, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let n = match stream.read(&mut buf).await {
+            Ok(n) => n,
+            // A TLS peer may close without close_notify once it has answered.
+            Err(_) if !head.is_empty() => 0,
+            Err(e) => return Err(e.to_string()),
+        };
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let status = status_of(&head).ok_or_else(|| "no HTTP status line in the answer".to_string())?;
+    Ok(Answer {
+        status,
+        location: header_of(&head, "location"),
+        tls: false,
+    })
 }
 
 /// The status code of `HTTP/1.x NNN …`.
@@ -283,6 +366,17 @@ fn status_of(head: &[u8]) -> Option<u16> {
         return None;
     }
     words.next()?.parse().ok()
+}
+
+/// The value of header `name` (lower case) in an answer's head.
+fn header_of(head: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_string())
+    })
 }
 
 /// Where to reach the HTTP bind from this host: a wildcard address becomes loopback.
@@ -419,6 +513,53 @@ mod tests {
         assert!(check_path("health").is_err());
         assert!(check_path("/a b").is_err());
         assert!(check_path(&format!("/{}", "a".repeat(PATH_MAX))).is_err());
+    }
+
+    #[test]
+    fn answer_heads() {
+        let head = b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\n\
+                     Location: https://staging.veza.fr/api/health\r\n\r\n";
+        assert_eq!(status_of(head), Some(301));
+        assert_eq!(
+            header_of(head, "location").as_deref(),
+            Some("https://staging.veza.fr/api/health")
+        );
+        assert_eq!(header_of(head, "x-missing"), None);
+        assert_eq!(header_of(b"HTTP/1.1 200 OK\r\n\r\n", "location"), None);
+    }
+
+    #[test]
+    fn only_the_edges_own_redirect_to_https_is_followed() {
+        let topology = crate::topology::Topology::embedded_default()
+            .unwrap_or_else(|e| panic!("embedded default: {e}"));
+        assert!(topology.tls.as_ref().is_some_and(|t| t.redirect));
+        let edge = Edge::new(topology.clone());
+        let (host, path) = ("staging.veza.fr", "/api/health");
+        let answer = |status: u16, location: &str, tls: bool| Answer {
+            status,
+            location: Some(location.to_string()),
+            tls,
+        };
+        let own = answer(301, "https://staging.veza.fr/api/health", false);
+        assert!(edge_redirect(&edge, host, path, &own).is_some());
+        // The color's own redirects are its answers.
+        for other in [
+            answer(302, "/login", false),
+            answer(301, "https://staging.veza.fr/elsewhere", false),
+            answer(200, "https://staging.veza.fr/api/health", false),
+            answer(301, "https://staging.veza.fr/api/health", true),
+        ] {
+            assert!(
+                edge_redirect(&edge, host, path, &other).is_none(),
+                "{other:?}"
+            );
+        }
+        // Without `[tls] redirect` the edge redirects nothing.
+        let mut plain = topology;
+        if let Some(tls) = plain.tls.as_mut() {
+            tls.redirect = false;
+        }
+        assert!(edge_redirect(&Edge::new(plain), host, path, &own).is_none());
     }
 
     #[test]

@@ -74,7 +74,16 @@ pub async fn switch(
         );
         return Ok(report.finish(steps));
     }
-    if !req.preview_check.is_empty() && !req.dry_run {
+    if !req.preview_check.is_empty() && req.dry_run {
+        // A dry run sends nothing: say so, where the check's answers would be.
+        steps.done(
+            "preview-check",
+            format!(
+                "NOT RUN (a dry run sends no request): {} not checked through the edge",
+                req.preview_check.join(", ")
+            ),
+        );
+    } else if !req.preview_check.is_empty() {
         let line = flip.preview_check().await?;
         steps.done("preview-check", line);
     }

@@ -186,8 +186,7 @@ pub async fn switch(
     // Prepare: every edge locked ([`hold_all`]: at once, or in name order when one is busy),
     // then the rest of the prepare on every edge in parallel.
     let wait = req.wait_healthy.unwrap_or(Duration::ZERO);
-    let prepared = prepare_all(members, req, &id, ttl, wait).await;
-    let mut first_error = None;
+    let (prepared, unlocked) = prepare_all(members, req, &id, ttl, wait).await;
     for (i, (result, took)) in prepared.iter().enumerate() {
         let e = &mut report.edges[i];
         e.ms = ms(*took);
@@ -200,13 +199,14 @@ pub async fn switch(
             Err(err) => {
                 e.result = "refused".to_string();
                 e.detail = err.to_string();
-                if first_error.is_none() {
-                    first_error = Some((i, clone_error(err)));
-                }
             }
         }
     }
-    if let Some((i, error)) = first_error {
+    // The edge that decided: the one that could not be locked (the others were only released
+    // because of it), else the first that refused its prepare.
+    let decided = unlocked.or_else(|| prepared.iter().position(|(r, _)| r.is_err()));
+    if let Some((i, Err(refusal))) = decided.map(|i| (i, &prepared[i].0)) {
+        let error = clone_error(refusal);
         let ok: Vec<usize> = (0..members.len())
             .filter(|j| prepared[*j].0.is_ok())
             .collect();
@@ -646,20 +646,24 @@ fn name_order(members: &[Member]) -> Vec<usize> {
     order
 }
 
-/// The prepare of every member: locks in name order, then read/gate/intent/stage in
-/// parallel. Each member's result and how long it took; after a lock failure the remaining
-/// members are not locked (their result says so) and the locked ones are released.
+/// Each member's prepare result and how long it took.
+type Prepared = Vec<(Result<member::PrepareInfo, EdgeError>, Duration)>;
+
+/// The prepare of every member: every lock ([`hold_all`]), then read/gate/intent/stage in
+/// parallel. Each member's result and how long it took, and the edge that could not be locked
+/// (`None`: every edge was); after a lock failure no edge is locked and every other edge's
+/// result says which edge stopped it.
 async fn prepare_all(
     members: &mut [Member],
     req: &SwitchRequest,
     id: &str,
     ttl: Duration,
     wait: Duration,
-) -> Vec<(Result<member::PrepareInfo, EdgeError>, Duration)> {
+) -> (Prepared, Option<usize>) {
     let started = Instant::now();
     if let Err((failed, error)) = hold_all(members, &Hold::Flip(req), req.lock_wait).await {
         let name = members[failed].name().to_string();
-        return (0..members.len())
+        let results = (0..members.len())
             .map(|i| {
                 let why = if i == failed {
                     clone_error(&error)
@@ -669,12 +673,14 @@ async fn prepare_all(
                 (Err(why), started.elapsed())
             })
             .collect();
+        return (results, Some(failed));
     }
-    join_all(members.iter_mut().map(|m| async move {
+    let results = join_all(members.iter_mut().map(|m| async move {
         let t = Instant::now();
         (m.prepare(id, ttl, wait).await, t.elapsed())
     }))
-    .await
+    .await;
+    (results, None)
 }
 
 /// A copy of an edge error for the report (the originals stay with their edges).
@@ -815,7 +821,9 @@ pub struct FleetStatus {
     pub edges: Vec<EdgeStatusEntry>,
     /// `DRIFT across edges on ENV: a=green b=blue`, one line per env.
     pub drift: Vec<String>,
-    /// Fleet transactions the journal has not closed (a coordinator that died).
+    /// Fleet transactions the journal has not closed (a coordinator that died), then each
+    /// edge's open transaction (`on edge NAME: transaction ID …`, also one staged there with
+    /// `txn prepare`).
     pub open_transactions: Vec<String>,
 }
 
@@ -867,11 +875,17 @@ pub async fn status(fleet: &Fleet, members: &mut [Member]) -> Result<FleetStatus
         })
         .collect();
     let drift = cross_edge_drift(&edges);
-    let open_transactions = journal(fleet)
+    let mut open_transactions: Vec<String> = journal(fleet)
         .open_operations()?
         .into_iter()
         .map(|o| o.to_string())
         .collect();
+    // Each edge's own open transaction too: one staged by `txn prepare` there has no line in
+    // the fleet journal.
+    open_transactions.extend(edges.iter().filter_map(|e| {
+        let t = e.summary.as_ref()?.transaction.as_ref()?;
+        Some(format!("on edge {}: {t}", e.edge))
+    }));
     Ok(FleetStatus {
         edges,
         drift,
