@@ -458,3 +458,171 @@ pub async fn repair(edge: &Edge) -> Result<String, EdgeError> {
     }
     Ok(done.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The agent's transaction loop ([`serve_txn`]) driven by random request lines against an
+    //! in-memory edge ([`txn_machine::fake`]).
+
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::edge::fleet::protocol::parse_request;
+    use crate::edge::txn_machine::fake::{locked_edge, FakeEdge};
+
+    /// Lines in, responses out; lines that are not requests are answered as the stdin agent
+    /// answers them.
+    struct Lines {
+        lines: VecDeque<Vec<u8>>,
+        sent: Vec<Response>,
+    }
+
+    impl Conversation for Lines {
+        async fn next(&mut self) -> Option<Request> {
+            loop {
+                let line = self.lines.pop_front()?;
+                match parse_request(&line) {
+                    Ok(r) => return Some(r),
+                    Err(e) => self.send(&failure(self.exit_of(), &e)).await,
+                }
+            }
+        }
+
+        async fn send(&mut self, response: &Response) {
+            self.sent.push(response.clone());
+        }
+
+        fn exit_of(&self) -> ExitOf {
+            crate::cli::agent::exit_code
+        }
+    }
+
+    fn line_strategy() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(br#"{"op":"prepare","id":"t1","ttl_ms":60000}"#.to_vec()),
+            Just(br#"{"op":"prepare","id":"a b","ttl_ms":60000}"#.to_vec()),
+            Just(br#"{"op":"commit-disk"}"#.to_vec()),
+            Just(br#"{"op":"commit-runtime"}"#.to_vec()),
+            Just(br#"{"op":"verify"}"#.to_vec()),
+            Just(br#"{"op":"record"}"#.to_vec()),
+            Just(br#"{"op":"abort","why":"p"}"#.to_vec()),
+            Just(br#"{"op":"undo","why":"p"}"#.to_vec()),
+            Just(br#"{"op":"status"}"#.to_vec()),
+            Just(br#"{"op":"servers-release"}"#.to_vec()),
+            Just(
+                br#"{"op":"lock","env":"prod","color":"green","who":"x","action":"switch"}"#
+                    .to_vec()
+            ),
+            Just(br#"{"op":"explode"}"#.to_vec()),
+            Just(b"\xff\xfe{\"op\":\"verify\"}".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    /// The first `n` requests of a whole transaction, in order.
+    fn in_order(n: usize) -> Vec<Vec<u8>> {
+        [
+            &br#"{"op":"prepare","id":"t1","ttl_ms":60000}"#[..],
+            br#"{"op":"commit-disk"}"#,
+            br#"{"op":"commit-runtime"}"#,
+            br#"{"op":"verify"}"#,
+            br#"{"op":"record"}"#,
+        ]
+        .iter()
+        .take(n)
+        .map(|l| l.to_vec())
+        .collect()
+    }
+
+    /// A run of the loop on a freshly locked fake edge: the edge after it, the answers, the
+    /// lines left unread.
+    fn drive(lines: Vec<Vec<u8>>) -> (FakeEdge, Vec<Response>, usize) {
+        let mut io = Lines {
+            lines: lines.into(),
+            sent: Vec::new(),
+        };
+        let mut edge = locked_edge();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = rt.block_on(serve_txn(&mut edge, &mut io));
+        (edge, io.sent, io.lines.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_request_sequence_then_the_end_leaves_the_edge_before_or_committed_and_unlocked(
+            first in 0usize..=5,
+            rest in proptest::collection::vec(line_strategy(), 0..14)
+        ) {
+            // A correct start of some length, then anything: every phase gets its random tail.
+            let mut lines = in_order(first);
+            lines.extend(rest);
+            let count = lines.len();
+            let (edge, sent, left) = drive(lines);
+            let state = edge.live_state();
+            prop_assert!(
+                state == FakeEdge::before_state() || state == FakeEdge::committed_state(),
+                "map file and runtime: {state:?}"
+            );
+            // A half state is never reached: the map file and the runtime agree.
+            prop_assert_eq!(state.0.as_ref(), Some(&state.1));
+            prop_assert!(!edge.locked, "the lock is free");
+            prop_assert!(edge.pending.is_none(), "no pending file");
+            prop_assert!(!edge.txn_file, "no open transaction file");
+            // One answer per line read (the loop stops reading once the transaction is over).
+            prop_assert_eq!(sent.len(), count - left);
+        }
+
+        #[test]
+        fn a_refused_request_changes_nothing(
+            lines in proptest::collection::vec(line_strategy(), 0..10),
+            bad in prop_oneof![
+                Just(br#"{"op":"record"}"#.to_vec()),
+                Just(br#"{"op":"commit-runtime"}"#.to_vec()),
+                Just(br#"{"op":"explode"}"#.to_vec()),
+                Just(b"\xff".to_vec()),
+            ]
+        ) {
+            // The same lines with one request that is out of order or unreadable right after
+            // the prepare: the edge ends exactly as without it.
+            let prepare = br#"{"op":"prepare","id":"t1","ttl_ms":60000}"#.to_vec();
+            let mut with = vec![prepare.clone(), bad];
+            with.extend(lines.clone());
+            let mut without = vec![prepare];
+            without.extend(lines);
+            let (a, sent, _) = drive(with);
+            let (b, _, _) = drive(without);
+            prop_assert_eq!(a, b);
+            prop_assert!(!sent[1].ok && sent[1].exit != 0, "{:?}", sent[1]);
+        }
+    }
+
+    #[test]
+    fn the_three_destructive_orders_of_issue_19_leave_the_edge_as_before() {
+        let prepare = br#"{"op":"prepare","id":"w","ttl_ms":60000}"#.to_vec();
+        let runtime = br#"{"op":"commit-runtime"}"#.to_vec();
+        let abort = br#"{"op":"abort","why":"p"}"#.to_vec();
+        let record = br#"{"op":"record"}"#.to_vec();
+        let undo = br#"{"op":"undo","why":"p"}"#.to_vec();
+        // Each order with whether each answer is ok.
+        for (order, oks) in [
+            (
+                vec![prepare.clone(), runtime, abort],
+                vec![true, false, true],
+            ),
+            (vec![prepare.clone(), record], vec![true, false]),
+            (vec![prepare, undo], vec![true, true]),
+        ] {
+            let (edge, sent, _) = drive(order);
+            let got: Vec<bool> = sent.iter().map(|r| r.ok).collect();
+            assert_eq!(got, oks, "{sent:?}");
+            assert_eq!(edge.live_state(), FakeEdge::before_state(), "{sent:?}");
+            assert!(!edge.locked && edge.pending.is_none() && !edge.txn_file);
+        }
+    }
+}
