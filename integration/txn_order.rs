@@ -264,3 +264,55 @@ per_version!(
         assert!(!all.contains("INTERRUPTED"), "{}: {all}", v.label);
     }
 );
+
+per_version!(
+    txn_abort_of_a_transaction_whose_commit_started_puts_the_edge_back,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 1);
+        let edge = &fleet.members[0].edge;
+        let before = snapshot(edge);
+        let prep = fleet.edge_run(0, &["txn", "prepare", ENV, "green", "--id", "C"]);
+        assert_eq!(prep.code, Some(0), "{}: {prep:?}", v.label);
+        // What an agent session that ended right after its commit-disk leaves: the pending
+        // file renamed over the map file (the map file says green, the runtime blue).
+        std::fs::rename(pending_map(edge), edge.topology.paths.active_color_map())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let abort = fleet.edge_run(0, &["txn", "abort", "--id", "C", "--json"]);
+        assert_eq!(abort.code, Some(0), "{}: {abort:?}", v.label);
+        assert!(
+            abort.out.contains("\"result\":\"undone\""),
+            "{}: {}",
+            v.label,
+            abort.out
+        );
+        assert_eq!(snapshot(edge).1, before.1, "{}: staging live", v.label);
+        assert_eq!(snapshot(edge).2, before.2, "{}: prod live", v.label);
+        assert_eq!(
+            crate::switch::file_color(edge, ENV),
+            Some(Color::Blue),
+            "{}: map file back",
+            v.label
+        );
+        assert!(!transaction_file(edge).exists(), "{}: closed", v.label);
+        let status = fleet.edge_run(0, &["status"]);
+        assert_eq!(status.code, Some(0), "{}: {status:?}", v.label);
+    }
+);
+
+per_version!(
+    apply_removes_a_pending_file_no_transaction_owns,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 1);
+        let edge = &fleet.members[0].edge;
+        std::fs::write(pending_map(edge), "staging green\n").unwrap_or_else(|e| panic!("{e}"));
+        let apply = fleet.edge_run(0, &["apply"]);
+        assert_eq!(apply.code, Some(0), "{}: {apply:?}", v.label);
+        assert!(!pending_map(edge).exists(), "{}: {}", v.label, apply.out);
+        assert!(
+            apply.out.contains("no open transaction owns it"),
+            "{}: {}",
+            v.label,
+            apply.out
+        );
+    }
+);

@@ -33,7 +33,9 @@ pub enum TxnStep {
     Prepare(PrepareArgs),
     /// Commit the prepared transaction --id: `commit map`, read back, recorded.
     Commit(StepArgs),
-    /// Abort the prepared transaction --id: the staged version and pending file dropped.
+    /// Abort the transaction --id: a prepared one's staged version and pending file dropped;
+    /// one whose commit started is undone (the runtime read and put back, the map file
+    /// restored).
     Abort(StepArgs),
 }
 
