@@ -181,7 +181,7 @@ fn run_step(args: &StepArgs, step: Step) -> ExitCode {
         let prepared = transaction::resume(&edge, &req).await?;
         let txn = prepared.txn.clone();
         let phase = prepared.phase();
-        let mut held = Held::Prepared(prepared);
+        let mut held = Held::Prepared(Box::new(prepared));
         match step {
             Step::Commit => commit(&mut held, phase, &txn).await,
             Step::Abort => abort(&mut held, phase, &txn).await,

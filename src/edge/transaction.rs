@@ -260,7 +260,7 @@ pub async fn abort_open(edge: &Edge, lock_wait: LockWait) -> Result<Option<Strin
     let req = request(&txn, lock_wait)?;
     let prepared = resume(edge, &req).await?;
     let phase = prepared.phase();
-    let mut held = Held::Prepared(prepared);
+    let mut held = Held::Prepared(Box::new(prepared));
     let why = "aborted by `vezasock apply`";
     let (_, done) = txn_machine::run(
         &mut held,
@@ -292,8 +292,8 @@ pub async fn abort_open(edge: &Edge, lock_wait: LockWait) -> Result<Option<Strin
 /// transaction; nothing once it is over (the lock released with it). What
 /// [`txn_machine`] drives for the edge-agent and `vezasock txn`.
 pub enum Held<'e> {
-    Locked(Locked<'e>),
-    Prepared(Prepared<'e>),
+    Locked(Box<Locked<'e>>),
+    Prepared(Box<Prepared<'e>>),
     Gone,
 }
 
@@ -311,7 +311,7 @@ impl<'e> txn_machine::TxnEdge for Held<'e> {
         let Held::Locked(locked) = std::mem::replace(self, Held::Gone) else {
             return Err(EdgeError::Refused("the edge is not locked".to_string()));
         };
-        let prepared = locked.prepare(id, ttl.min(MAX_TTL)).await?;
+        let prepared = (*locked).prepare(id, ttl.min(MAX_TTL)).await?;
         let done = Done {
             detail: format!("map version {} staged", prepared.txn.version),
             staged: Some(Staged {
@@ -320,7 +320,7 @@ impl<'e> txn_machine::TxnEdge for Held<'e> {
                 noop: prepared.txn.noop,
             }),
         };
-        *self = Held::Prepared(prepared);
+        *self = Held::Prepared(Box::new(prepared));
         Ok(done)
     }
 

@@ -194,7 +194,7 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 match transaction::lock(edge, &req).await {
                     Ok(locked) => {
                         io.send(&done(format!("{env} locked on this edge"))).await;
-                        let mut held = Held::Locked(locked);
+                        let mut held = Held::Locked(Box::new(locked));
                         if serve_txn(&mut held, io).await.is_break() {
                             return;
                         }
