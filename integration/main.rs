@@ -31,6 +31,7 @@ mod status;
 mod switch;
 mod takeover;
 mod transaction;
+mod txn_order;
 
 use haproxy::{per_version, raw_one_shot, Haproxy};
 

@@ -59,6 +59,34 @@ pub fn vezasock_env(edge: &LocalEdge, args: &[&str], extra: &[(&str, &str)]) -> 
     }
 }
 
+/// Runs `vezasock ARGS` as [`vezasock_env`] does, with `input` on its stdin.
+pub fn vezasock_stdin(edge: &LocalEdge, args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
+    cmd.args(args)
+        .env_remove("VEZASOCK_CONFIG")
+        .env_remove("VEZASOCK_CRASH_AT")
+        .envs(edge.cli_env())
+        .env("VEZASOCK_WHO", "it-test")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .unwrap_or_else(|e| panic!("stdin: {e}"));
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
+    Run {
+        code: output.status.code(),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 pub fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
     vezasock_env(edge, args, &[])
 }

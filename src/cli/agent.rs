@@ -6,13 +6,13 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines, Stdin, Stdout};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Stdin, Stdout};
 
 use super::args::TopologyArgs;
 use super::common::runtime_and_edge;
 use super::exit::Exit;
 use crate::edge::fleet::agent::{failure, serve, Conversation, ExitOf};
-use crate::edge::fleet::protocol::{Request, Response};
+use crate::edge::fleet::protocol::{parse_request, Request, Response, MAX_LINE};
 use crate::edge::EdgeError;
 
 // Arguments of `vezasock edge-agent` (plain comment: see `cli::Command`).
@@ -22,37 +22,48 @@ pub struct AgentArgs {
     pub topology: TopologyArgs,
 }
 
-/// The longest request line read (a prepare is a few hundred bytes).
-const MAX_LINE: usize = 64 * 1024;
-
 struct Io {
-    lines: Lines<BufReader<Stdin>>,
+    input: BufReader<Stdin>,
     out: Stdout,
 }
 
+impl Io {
+    /// The next line's bytes, without its newline, at most [`MAX_LINE`] + 1 of them kept (the
+    /// rest of a longer line is read and dropped). `None` at the end of input or on a read
+    /// error.
+    async fn next_line(&mut self) -> Option<Vec<u8>> {
+        let mut line = Vec::new();
+        let mut any = false;
+        loop {
+            let buf = self.input.fill_buf().await.ok()?;
+            if buf.is_empty() {
+                return any.then_some(line);
+            }
+            any = true;
+            let (chunk, ended) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (&buf[..i], Some(i + 1)),
+                None => (buf, None),
+            };
+            let room = (MAX_LINE + 1).saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let used = ended.unwrap_or(buf.len());
+            self.input.consume(used);
+            if ended.is_some() {
+                return Some(line);
+            }
+        }
+    }
+}
+
 impl Conversation for Io {
-    /// The next request; `None` at the end of input. A line that is not a request is answered
-    /// with an error and skipped.
+    /// The next request; `None` at the end of input. A line that is not a request (not
+    /// UTF-8, not JSON, an unknown op, too long) is answered with an error and skipped.
     async fn next(&mut self) -> Option<Request> {
         loop {
-            let line = self.lines.next_line().await.ok()??;
-            if line.len() > MAX_LINE {
-                self.send(&failure(
-                    exit_code,
-                    &EdgeError::BadInput("request line too long".into()),
-                ))
-                .await;
-                continue;
-            }
-            match serde_json::from_str::<Request>(&line) {
+            let line = self.next_line().await?;
+            match parse_request(&line) {
                 Ok(r) => return Some(r),
-                Err(e) => {
-                    self.send(&failure(
-                        exit_code,
-                        &EdgeError::BadInput(format!("not a request: {e}")),
-                    ))
-                    .await;
-                }
+                Err(e) => self.send(&failure(exit_code, &e)).await,
             }
         }
     }
@@ -84,7 +95,7 @@ pub fn run(args: &AgentArgs) -> ExitCode {
     };
     rt.block_on(async {
         let mut io = Io {
-            lines: BufReader::new(tokio::io::stdin()).lines(),
+            input: BufReader::new(tokio::io::stdin()),
             out: tokio::io::stdout(),
         };
         serve(&edge, &mut io).await;

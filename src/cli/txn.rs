@@ -13,8 +13,10 @@ use super::common::runtime_and_edge;
 use super::exit::Exit;
 use super::output;
 use crate::edge::switch::SwitchRequest;
-use crate::edge::transaction::{self, TxnReport};
+use crate::edge::transaction::{self, Held, TxnReport};
+use crate::edge::txn_machine::{self, Phase as TxnPhase};
 use crate::edge::EdgeError;
+use crate::state::Transaction;
 use crate::topology::Color;
 
 // Arguments of `vezasock txn` (plain comments: see `cli::Command`).
@@ -31,7 +33,9 @@ pub enum TxnStep {
     Prepare(PrepareArgs),
     /// Commit the prepared transaction --id: `commit map`, read back, recorded.
     Commit(StepArgs),
-    /// Abort the prepared transaction --id: the staged version and pending file dropped.
+    /// Abort the transaction --id: a prepared one's staged version and pending file dropped;
+    /// one whose commit started is undone (the runtime read and put back, the map file
+    /// restored).
     Abort(StepArgs),
 }
 
@@ -174,13 +178,61 @@ fn run_step(args: &StepArgs, step: Step) -> ExitCode {
             )));
         }
         let req = transaction::request(&txn, args.lock.lock_wait())?;
-        let mut prepared = transaction::resume(&edge, &req).await?;
+        let prepared = transaction::resume(&edge, &req).await?;
+        let txn = prepared.txn.clone();
+        let phase = prepared.phase();
+        let mut held = Held::Prepared(Box::new(prepared));
         match step {
-            Step::Commit => prepared.commit().await,
-            Step::Abort => prepared.abort("aborted by `vezasock txn abort`").await,
+            Step::Commit => commit(&mut held, phase, &txn).await,
+            Step::Abort => abort(&mut held, phase, &txn).await,
         }
     });
     print(name, args.json, result)
+}
+
+/// The commit's steps in order, each checked against the phase the transaction is in (one
+/// whose commit started elsewhere is refused: `txn abort` or `apply` puts it back).
+async fn commit(
+    held: &mut Held<'_>,
+    mut phase: TxnPhase,
+    txn: &Transaction,
+) -> Result<TxnReport, EdgeError> {
+    let mut line = String::new();
+    for step in [
+        txn_machine::Step::CommitDisk,
+        txn_machine::Step::CommitRuntime,
+        txn_machine::Step::Verify,
+        txn_machine::Step::Record,
+    ] {
+        let (next, done) = txn_machine::run(held, phase, step, txn_machine::Args::default()).await;
+        let done = done?;
+        if step == txn_machine::Step::CommitRuntime {
+            line = done.detail;
+        }
+        phase = next;
+    }
+    Ok(TxnReport::of(txn, "committed", line))
+}
+
+/// Abort: a prepared transaction's staged version and pending file dropped; one whose commit
+/// started is undone (the runtime read and put back, the map file restored).
+async fn abort(
+    held: &mut Held<'_>,
+    phase: TxnPhase,
+    txn: &Transaction,
+) -> Result<TxnReport, EdgeError> {
+    let why = "aborted by `vezasock txn abort`";
+    let args = txn_machine::Args {
+        why,
+        ..txn_machine::Args::default()
+    };
+    let (_, done) = txn_machine::run(held, phase, txn_machine::Step::Abort, args).await;
+    let result = if phase.committing() {
+        "undone"
+    } else {
+        "aborted"
+    };
+    Ok(TxnReport::of(txn, result, done?.detail))
 }
 
 #[derive(Serialize)]

@@ -174,6 +174,33 @@ pub async fn is_takeover(edge: &Edge, live: &LiveView) -> bool {
     live.fingerprint.is_none() && super::install::not_running(edge).await.is_none()
 }
 
+/// The lock policy of `wait`, for the transaction's own lock.
+fn lock_wait(wait: Wait) -> super::flip::LockWait {
+    match wait {
+        Wait::No => super::flip::LockWait::No,
+        Wait::Until(deadline) => super::flip::LockWait::UpTo(
+            deadline.saturating_duration_since(std::time::Instant::now()),
+        ),
+    }
+}
+
+/// Removes `active-color.map.pending` when no open transaction owns it (a transaction ended
+/// by hand, or an older vezasock's leftover): HAProxy never reads it, but it reads as a
+/// transaction's. Under the edge lock.
+fn remove_stale_pending(edge: &Edge) -> Result<Option<String>, EdgeError> {
+    let mut pending = edge.topology.paths.active_color_map().into_os_string();
+    pending.push(".pending");
+    let pending = PathBuf::from(pending);
+    if edge.state.open_transaction()?.is_some() || std::fs::symlink_metadata(&pending).is_err() {
+        return Ok(None);
+    }
+    std::fs::remove_file(&pending).map_err(|e| crate::state::Error::io("remove", &pending, e))?;
+    Ok(Some(format!(
+        "removed {}: no open transaction owns it",
+        pending.display()
+    )))
+}
+
 /// [`apply`] with the takeover's color sources.
 pub async fn apply_with(
     edge: &Edge,
@@ -198,6 +225,9 @@ pub async fn apply_with(
             takeover: None,
         });
     }
+    // A transaction open on the edge is ended at once, expired or not (its owner, when alive,
+    // holds the lock: then this waits like for the lock and says who holds it).
+    let ended = super::transaction::abort_open(edge, lock_wait(options.wait)).await?;
     let lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
     // Temp files of writers that were killed (their pid is gone) are clutter: remove them.
     let certs_dir = edge.topology.tls.as_ref().map(|t| &t.certs_dir);
@@ -211,9 +241,11 @@ pub async fn apply_with(
     {
         crate::files::remove_dead_leftovers(dir);
     }
+    let stale = remove_stale_pending(edge)?;
     // First the crash repair: an interrupted switch is rolled back to the recorded color in
     // the map file and the runtime (and the history), and its journal operation closed.
-    let repaired = repair_locked(edge, &lock).await?;
+    let mut repaired = repair_locked(edge, &lock).await?;
+    repaired.fixed.splice(0..0, ended.into_iter().chain(stale));
     // Read under the lock and after the repair: a switch that just finished is seen.
     let (rendered, live, p) = desired_plan(edge)?;
     let mut report = ApplyReport {

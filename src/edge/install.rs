@@ -88,7 +88,10 @@ pub async fn apply_or_install_with(
     options: ApplyOptions,
     takeover: &TakeoverOptions,
 ) -> Result<ApplyOutcome, EdgeError> {
-    if !options.dry_run {
+    // An open transaction means an installed edge: `apply` ends it first, at once (its
+    // prepare held HAProxy's runtime; an install never follows it), so no lock is taken here.
+    let transaction_open = matches!(edge.state.open_transaction(), Ok(Some(_)));
+    if !options.dry_run && !transaction_open {
         let lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
         if let Some(down) = not_running(edge).await {
             let config = &edge.topology.paths.config;

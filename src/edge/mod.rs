@@ -19,6 +19,7 @@ pub mod servers;
 pub mod status;
 pub mod switch;
 pub mod transaction;
+pub mod txn_machine;
 
 pub mod apply;
 pub mod install;

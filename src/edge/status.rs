@@ -11,7 +11,7 @@
 //! state`, `show map`) on one session, plus one master `show proc`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -350,8 +350,20 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             ));
         }
     }
+    let transaction = match edge.state.open_transaction() {
+        Ok(txn) => txn,
+        Err(e) => {
+            problems.push(format!("the transaction file is not readable: {e}"));
+            None
+        }
+    };
     // A canary that still runs (its lock held) holds its operation open on purpose: not an
-    // interruption, whether or not its first percent is on disk yet.
+    // interruption, whether or not its first percent is on disk yet. Nor is the operation a
+    // prepared, unexpired transaction continues: it waits for its commit or abort.
+    let waiting = transaction
+        .as_ref()
+        .filter(|t| t.state == crate::state::TxnState::Prepared && !t.is_expired(SystemTime::now()))
+        .map(|t| t.op_id.clone());
     let open: Vec<OpenOperation> = edge
         .state
         .open_operations()?
@@ -362,6 +374,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
                     .as_deref()
                     .is_some_and(|e| super::canary::is_running(edge, e)))
         })
+        .filter(|o| waiting.as_deref() != Some(o.op_id.as_str()))
         .collect();
     let mut envs = Vec::new();
     let file = map_file_colors(edge);
@@ -495,18 +508,8 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         to.push(c.status_line());
     }
     warnings.extend(journal_warnings(edge));
-    let transaction = match edge.state.open_transaction() {
-        Ok(txn) => txn,
-        Err(e) => {
-            problems.push(format!("the transaction file is not readable: {e}"));
-            None
-        }
-    };
     if let Some(txn) = &transaction {
-        problems.push(format!(
-            "OPEN {txn}; `vezasock txn commit --id {id}` or `vezasock txn abort --id {id}` ends it, `vezasock apply` aborts it",
-            id = txn.id
-        ));
+        problems.push(transaction_line(txn));
     }
     Ok(StatusReport {
         edge: edge.topology.name.clone(),
@@ -555,6 +558,31 @@ fn journal_warnings(edge: &Edge) -> Vec<String> {
         Err(e) => warnings.push(format!("torn journal lines not read: {e}")),
     }
     warnings
+}
+
+/// The open transaction, as status says it: a prepared one is healthy and waits (until its
+/// expiry, an absolute time); one whose commit started was interrupted.
+fn transaction_line(txn: &crate::state::Transaction) -> String {
+    let id = &txn.id;
+    let until = crate::state::time::rfc3339_utc(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(txn.expires_at),
+    );
+    let ends = format!(
+        "`vezasock txn commit --id {id}` or `vezasock txn abort --id {id}` ends it, `vezasock apply` aborts it at once"
+    );
+    match txn.state {
+        crate::state::TxnState::Prepared if !txn.is_expired(SystemTime::now()) => format!(
+            "OPEN {txn} (prepared, expires at {until}: it holds the edge; nothing live changed yet); {ends}"
+        ),
+        crate::state::TxnState::Prepared => format!(
+            "OPEN {txn} (prepared, expired at {until}: the next change aborts it); {ends}"
+        ),
+        crate::state::TxnState::Committing => format!(
+            "OPEN {txn} (INTERRUPTED during its commit: the map file, maybe the runtime, hold {to}); \
+             `vezasock txn abort --id {id}` or `vezasock apply` puts the edge back",
+            to = txn.to
+        ),
+    }
 }
 
 /// `Some(why)` when the live config on disk exists and was not rendered by vezasock (no shape

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::flip::{Flip, LockWait, Read, SwitchRequest};
 use super::switch::{check_sha, colored_env};
+use super::txn_machine::{self, Args, Done, Phase as TxnPhase, Staged, Step};
 use super::{Edge, EdgeError};
 use crate::state::{Transaction, TxnState};
 
@@ -40,7 +41,7 @@ pub struct TxnReport {
     pub to: String,
     pub version: u32,
     pub noop: bool,
-    /// `prepared`, `committed`, `aborted`.
+    /// `prepared`, `committed`, `aborted`, `undone`.
     pub result: &'static str,
     pub detail: String,
 }
@@ -82,6 +83,8 @@ pub struct Locked<'e> {
 pub async fn lock<'e>(edge: &'e Edge, req: &SwitchRequest) -> Result<Locked<'e>, EdgeError> {
     let env = colored_env(edge, &req.env)?;
     check_sha(req.sha.as_deref())?;
+    // Checked now, not at the record phase: after the commit it would be too late to refuse.
+    crate::state::who::check_who(&req.who).map_err(|e| EdgeError::BadInput(e.to_string()))?;
     Ok(Locked {
         flip: Flip::lock(edge, env, req).await?,
     })
@@ -224,9 +227,10 @@ impl Prepared<'_> {
         Ok(TxnReport::of(&self.txn, "aborted", detail))
     }
 
-    /// Undoes a committed, not yet recorded transaction (the fleet put-back).
-    pub async fn undo(&mut self, why: &str) -> Result<String, String> {
-        self.flip.undo(&self.txn, why).await
+    /// Undoes a committed, not yet recorded transaction (the fleet put-back). `runtime`:
+    /// the runtime may hold its color (else its staged version is dropped too).
+    pub async fn undo(&mut self, why: &str, runtime: bool) -> Result<String, String> {
+        self.flip.undo(&self.txn, why, runtime).await
     }
 
     /// The env's live color before the transaction.
@@ -238,27 +242,122 @@ impl Prepared<'_> {
     pub fn committing(&self) -> bool {
         self.txn.state == TxnState::Committing
     }
+
+    /// Its phase, as its file says (taken back by another process).
+    pub fn phase(&self) -> TxnPhase {
+        TxnPhase::of_file(self.txn.state)
+    }
 }
 
-/// Aborts the edge's open transaction when it is prepared and its owner is gone (the lock is
-/// free): `apply`'s first step. Returns what it did, if anything.
+/// Aborts the edge's open transaction at once, expired or not, when its owner is gone (the
+/// lock is free; a live owner holds the lock: exit 4 after `lock_wait`): `apply`'s first
+/// step. A prepared one is aborted; one whose commit started is undone (the runtime read and
+/// put back, the map file restored). Returns what it did, if anything.
 pub async fn abort_open(edge: &Edge, lock_wait: LockWait) -> Result<Option<String>, EdgeError> {
     let Some(txn) = edge.state.open_transaction()? else {
         return Ok(None);
     };
     let req = request(&txn, lock_wait)?;
-    let mut prepared = resume(edge, &req).await?;
-    if prepared.committing() {
-        // Its commit started: the runtime may hold its color; the repair reads the sides.
-        let why = "its commit had started; the repair puts the edge on its recorded colors";
-        edge.state.drop_transaction(&prepared.txn, why)?;
-        return Ok(Some(format!("closed the interrupted {}", prepared.txn)));
-    }
-    let report = prepared.abort("aborted by `vezasock apply`").await?;
+    let prepared = resume(edge, &req).await?;
+    let phase = prepared.phase();
+    let mut held = Held::Prepared(Box::new(prepared));
+    let why = "aborted by `vezasock apply`";
+    let (_, done) = txn_machine::run(
+        &mut held,
+        phase,
+        Step::Abort,
+        Args {
+            why,
+            ..Args::default()
+        },
+    )
+    .await;
+    let done = done?;
     Ok(Some(format!(
-        "aborted the open transaction {} ({} {} → {}): {}",
-        report.id, report.env, report.from, report.to, report.detail
+        "{} the open transaction {} ({} {} → {}): {}",
+        if phase.committing() {
+            "undid"
+        } else {
+            "aborted"
+        },
+        txn.id,
+        txn.env,
+        txn.from,
+        txn.to,
+        done.detail
     )))
+}
+
+/// One session's hold on a transaction: the lock before the prepare, then the prepared
+/// transaction; nothing once it is over (the lock released with it). What
+/// [`txn_machine`] drives for the edge-agent and `vezasock txn`.
+pub enum Held<'e> {
+    Locked(Box<Locked<'e>>),
+    Prepared(Box<Prepared<'e>>),
+    Gone,
+}
+
+impl<'e> Held<'e> {
+    fn prepared(&mut self) -> Result<&mut Prepared<'e>, EdgeError> {
+        match self {
+            Held::Prepared(p) => Ok(p),
+            _ => Err(EdgeError::Refused("no transaction is prepared".to_string())),
+        }
+    }
+}
+
+impl<'e> txn_machine::TxnEdge for Held<'e> {
+    async fn prepare(&mut self, id: &str, ttl: Duration) -> Result<Done, EdgeError> {
+        let Held::Locked(locked) = std::mem::replace(self, Held::Gone) else {
+            return Err(EdgeError::Refused("the edge is not locked".to_string()));
+        };
+        let prepared = (*locked).prepare(id, ttl.min(MAX_TTL)).await?;
+        let done = Done {
+            detail: format!("map version {} staged", prepared.txn.version),
+            staged: Some(Staged {
+                from: prepared.from(),
+                version: prepared.txn.version,
+                noop: prepared.txn.noop,
+            }),
+        };
+        *self = Held::Prepared(Box::new(prepared));
+        Ok(done)
+    }
+
+    async fn commit_disk(&mut self) -> Result<Done, EdgeError> {
+        self.prepared()?.commit_disk()?;
+        Ok(Done::said("disk committed"))
+    }
+
+    async fn commit_runtime(&mut self) -> Result<Done, EdgeError> {
+        self.prepared()?.commit_runtime().await.map(Done::said)
+    }
+
+    async fn verify(&mut self) -> Result<Done, EdgeError> {
+        self.prepared()?.verify().await?;
+        Ok(Done::said("read back"))
+    }
+
+    async fn record(&mut self) -> Result<Done, EdgeError> {
+        self.prepared()?.record().await?;
+        Ok(Done::said("recorded"))
+    }
+
+    async fn drop_staged(&mut self, why: &str) -> Result<Done, EdgeError> {
+        let report = self.prepared()?.abort(why).await?;
+        Ok(Done::said(report.detail))
+    }
+
+    async fn undo(&mut self, why: &str, runtime: bool) -> Result<Done, EdgeError> {
+        match self.prepared()?.undo(why, runtime).await {
+            Ok(d) => Ok(Done::said(d)),
+            Err(d) => Err(EdgeError::NotVerified(d)),
+        }
+    }
+
+    fn close(&mut self) {
+        *self = Held::Gone;
+    }
 }
 
 /// True when `txn` is past its expiry now.

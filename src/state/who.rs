@@ -19,6 +19,23 @@ pub fn who() -> String {
 /// The most characters of a name kept (a CI job name, a user name).
 pub const WHO_MAX: usize = 64;
 
+/// Checks a `who` that came from outside (an edge-agent request): what [`who`] makes of a
+/// name, one word of at most [`WHO_MAX`] characters without a control character, is what the
+/// history and journal lines may carry.
+pub fn check_who(who: &str) -> Result<(), super::Error> {
+    let ok = !who.is_empty()
+        && who.chars().count() <= WHO_MAX
+        && !who.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        return Ok(());
+    }
+    Err(super::Error::BadValue {
+        what: "who",
+        value: who.chars().take(80).collect(),
+        why: "use one word of 1 to 64 characters, without spaces or control characters",
+    })
+}
+
 fn one_word(name: &str) -> String {
     name.chars()
         .take(WHO_MAX)
@@ -28,7 +45,23 @@ fn one_word(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_word;
+    use super::{check_who, one_word};
+
+    #[test]
+    fn who_from_outside_is_one_bounded_word() {
+        assert!(check_who("ci-deploy").is_ok());
+        assert!(check_who(&"x".repeat(64)).is_ok());
+        for bad in [
+            "",
+            "a b c",
+            "x\u{0}y",
+            "a\nb",
+            &"x".repeat(65),
+            &"y".repeat(10_000),
+        ] {
+            assert!(check_who(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_name_becomes_one_bounded_word() {

@@ -2,14 +2,16 @@
 //! coordinator's requests in order — lock, prepare, commit steps, undo, server changes, status,
 //! repair. `vezasock edge-agent` serves it on stdin/stdout for an edge reached over ssh; the
 //! coordinator serves each edge on this host on its own thread through channels, so that the
-//! edges' file writes (each fsynced) run side by side. A transaction still prepared when the
-//! conversation ends (the coordinator is gone) is aborted.
+//! edges' file writes (each fsynced) run side by side. A transaction's requests follow the
+//! phases of [`txn_machine`]; one still open when the conversation ends (the coordinator is
+//! gone) is aborted, or undone once a commit step ran.
 
 use std::time::Duration;
 
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::switch::{LockWait, SwitchRequest};
-use crate::edge::transaction::{self, Locked, Prepared};
+use crate::edge::transaction::{self, Held};
+use crate::edge::txn_machine::{self, Args, Phase as TxnPhase, Step, TxnEdge};
 use crate::edge::{Edge, EdgeError};
 use crate::topology::Color;
 
@@ -192,7 +194,8 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 match transaction::lock(edge, &req).await {
                     Ok(locked) => {
                         io.send(&done(format!("{env} locked on this edge"))).await;
-                        if serve_locked(locked, io).await.is_break() {
+                        let mut held = Held::Locked(Box::new(locked));
+                        if serve_txn(&mut held, io).await.is_break() {
                             return;
                         }
                     }
@@ -265,125 +268,81 @@ async fn serve_change<C: Conversation>(
     }
 }
 
-/// A locked edge: the prepare, or an abort that releases the lock. `Break` when the input
-/// ended.
-async fn serve_locked<C: Conversation>(
-    locked: Locked<'_>,
+/// A locked edge's transaction, phase by phase ([`txn_machine`]): every request checked
+/// against the phase reached, refused (nothing changed, the phase kept) when out of order.
+/// `Continue` once the transaction is over; `Break` when the input ended, after what was
+/// started is aborted or undone (the coordinator is gone): the edge is left as before the
+/// transaction or as after its completed commit, and the lock is released.
+pub(crate) async fn serve_txn<C: Conversation, E: TxnEdge>(
+    edge: &mut E,
     io: &mut C,
 ) -> std::ops::ControlFlow<()> {
-    let Some(request) = io.next().await else {
-        return std::ops::ControlFlow::Break(());
-    };
-    match request {
-        Request::Prepare { id, ttl_ms } => {
-            let ttl = Duration::from_millis(ttl_ms).min(transaction::MAX_TTL);
-            match locked.prepare(&id, ttl).await {
-                Ok(prepared) => {
-                    io.send(&Response {
-                        ok: true,
-                        detail: format!("map version {} staged", prepared.txn.version),
-                        from: Some(prepared.from()),
-                        version: Some(prepared.txn.version),
-                        noop: prepared.txn.noop,
-                        ..Response::default()
-                    })
-                    .await;
-                    serve_transaction(prepared, io).await
-                }
-                Err(e) => {
-                    io.send(&failure(io.exit_of(), &e)).await;
-                    std::ops::ControlFlow::Continue(())
-                }
-            }
-        }
-        Request::Abort { .. } => {
-            io.send(&done("lock released; nothing was prepared".to_string()))
-                .await;
-            std::ops::ControlFlow::Continue(())
-        }
-        other => {
-            let e = EdgeError::Refused(format!("{other:?}: the edge is locked for a prepare"));
+    let mut phase = TxnPhase::Locked;
+    loop {
+        let Some(request) = io.next().await else {
+            txn_machine::end(edge, phase, "the coordinator went away before the end").await;
+            return std::ops::ControlFlow::Break(());
+        };
+        let Some((step, args)) = txn_step(&request) else {
+            let e = EdgeError::Refused(format!(
+                "{}: a transaction is {} in this session; nothing was changed",
+                request.step(),
+                phase.as_str()
+            ));
             io.send(&failure(io.exit_of(), &e)).await;
-            std::ops::ControlFlow::Continue(())
+            continue;
+        };
+        let (next, result) = txn_machine::run(edge, phase, step, args).await;
+        phase = next;
+        let response = match result {
+            Ok(done) => Response {
+                ok: true,
+                detail: done.detail,
+                from: done.staged.map(|s| s.from),
+                version: done.staged.map(|s| s.version),
+                noop: done.staged.is_some_and(|s| s.noop),
+                ..Response::default()
+            },
+            Err(e) => failure(io.exit_of(), &e),
+        };
+        io.send(&response).await;
+        if phase.is_over() {
+            return std::ops::ControlFlow::Continue(());
         }
     }
 }
 
-/// The steps of one prepared transaction. `Break` when the input ended (the coordinator is
-/// gone): a transaction still prepared is aborted then.
-async fn serve_transaction<C: Conversation>(
-    mut prepared: Prepared<'_>,
-    io: &mut C,
-) -> std::ops::ControlFlow<()> {
-    loop {
-        let Some(request) = io.next().await else {
-            if !prepared.committing() {
-                let _ = prepared
-                    .abort("the coordinator went away before the commit")
-                    .await;
-            }
-            return std::ops::ControlFlow::Break(());
-        };
-        let (response, over) = match request {
-            Request::CommitDisk => (
-                result(
-                    io.exit_of(),
-                    prepared
-                        .commit_disk()
-                        .map(|()| "disk committed".to_string()),
-                ),
-                false,
-            ),
-            Request::CommitRuntime => {
-                let r = prepared.commit_runtime().await;
-                let over = r.is_err();
-                (result(io.exit_of(), r), over)
-            }
-            // A failed read-back keeps the session: the coordinator undoes the commit next.
-            Request::Verify => (
-                result(
-                    io.exit_of(),
-                    prepared.verify().await.map(|()| "read back".to_string()),
-                ),
-                false,
-            ),
-            Request::Record => (
-                result(
-                    io.exit_of(),
-                    prepared.record().await.map(|()| "recorded".to_string()),
-                ),
-                true,
-            ),
-            Request::Abort { why } => (
-                result(io.exit_of(), prepared.abort(&why).await.map(|r| r.detail)),
-                true,
-            ),
-            Request::Undo { why } => match prepared.undo(&why).await {
-                Ok(d) => (done(d), true),
-                Err(d) => (
-                    Response {
-                        ok: false,
-                        detail: d,
-                        exit: 5,
-                        ..Response::default()
-                    },
-                    true,
-                ),
+/// The transaction step a request is, with its arguments (`None`: not a transaction step).
+fn txn_step(request: &Request) -> Option<(Step, Args<'_>)> {
+    let plain = |step| Some((step, Args::default()));
+    match request {
+        Request::Prepare { id, ttl_ms } => Some((
+            Step::Prepare,
+            Args {
+                id,
+                ttl: Duration::from_millis(*ttl_ms).min(transaction::MAX_TTL),
+                why: "",
             },
-            other => (
-                failure(
-                    io.exit_of(),
-                    &EdgeError::Refused(format!(
-                        "{other:?}: a transaction is in progress in this session"
-                    )),
-                ),
-                false,
-            ),
-        };
-        io.send(&response).await;
-        if over {
-            return std::ops::ControlFlow::Continue(());
-        }
+        )),
+        Request::CommitDisk => plain(Step::CommitDisk),
+        Request::CommitRuntime => plain(Step::CommitRuntime),
+        Request::Verify => plain(Step::Verify),
+        Request::Record => plain(Step::Record),
+        Request::Abort { why } => Some((
+            Step::Abort,
+            Args {
+                why,
+                ..Args::default()
+            },
+        )),
+        Request::Undo { why } => Some((
+            Step::Undo,
+            Args {
+                why,
+                ..Args::default()
+            },
+        )),
+        _ => None,
     }
 }
 
@@ -498,4 +457,172 @@ pub async fn repair(edge: &Edge) -> Result<String, EdgeError> {
         done.push("nothing to repair".to_string());
     }
     Ok(done.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The agent's transaction loop ([`serve_txn`]) driven by random request lines against an
+    //! in-memory edge ([`txn_machine::fake`]).
+
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::edge::fleet::protocol::parse_request;
+    use crate::edge::txn_machine::fake::{locked_edge, FakeEdge};
+
+    /// Lines in, responses out; lines that are not requests are answered as the stdin agent
+    /// answers them.
+    struct Lines {
+        lines: VecDeque<Vec<u8>>,
+        sent: Vec<Response>,
+    }
+
+    impl Conversation for Lines {
+        async fn next(&mut self) -> Option<Request> {
+            loop {
+                let line = self.lines.pop_front()?;
+                match parse_request(&line) {
+                    Ok(r) => return Some(r),
+                    Err(e) => self.send(&failure(self.exit_of(), &e)).await,
+                }
+            }
+        }
+
+        async fn send(&mut self, response: &Response) {
+            self.sent.push(response.clone());
+        }
+
+        fn exit_of(&self) -> ExitOf {
+            crate::cli::agent::exit_code
+        }
+    }
+
+    fn line_strategy() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(br#"{"op":"prepare","id":"t1","ttl_ms":60000}"#.to_vec()),
+            Just(br#"{"op":"prepare","id":"a b","ttl_ms":60000}"#.to_vec()),
+            Just(br#"{"op":"commit-disk"}"#.to_vec()),
+            Just(br#"{"op":"commit-runtime"}"#.to_vec()),
+            Just(br#"{"op":"verify"}"#.to_vec()),
+            Just(br#"{"op":"record"}"#.to_vec()),
+            Just(br#"{"op":"abort","why":"p"}"#.to_vec()),
+            Just(br#"{"op":"undo","why":"p"}"#.to_vec()),
+            Just(br#"{"op":"status"}"#.to_vec()),
+            Just(br#"{"op":"servers-release"}"#.to_vec()),
+            Just(
+                br#"{"op":"lock","env":"prod","color":"green","who":"x","action":"switch"}"#
+                    .to_vec()
+            ),
+            Just(br#"{"op":"explode"}"#.to_vec()),
+            Just(b"\xff\xfe{\"op\":\"verify\"}".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        ]
+    }
+
+    /// The first `n` requests of a whole transaction, in order.
+    fn in_order(n: usize) -> Vec<Vec<u8>> {
+        [
+            &br#"{"op":"prepare","id":"t1","ttl_ms":60000}"#[..],
+            br#"{"op":"commit-disk"}"#,
+            br#"{"op":"commit-runtime"}"#,
+            br#"{"op":"verify"}"#,
+            br#"{"op":"record"}"#,
+        ]
+        .iter()
+        .take(n)
+        .map(|l| l.to_vec())
+        .collect()
+    }
+
+    /// A run of the loop on a freshly locked fake edge: the edge after it, the answers, the
+    /// lines left unread.
+    fn drive(lines: Vec<Vec<u8>>) -> (FakeEdge, Vec<Response>, usize) {
+        let mut io = Lines {
+            lines: lines.into(),
+            sent: Vec::new(),
+        };
+        let mut edge = locked_edge();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = rt.block_on(serve_txn(&mut edge, &mut io));
+        (edge, io.sent, io.lines.len())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_request_sequence_then_the_end_leaves_the_edge_before_or_committed_and_unlocked(
+            first in 0usize..=5,
+            rest in proptest::collection::vec(line_strategy(), 0..14)
+        ) {
+            // A correct start of some length, then anything: every phase gets its random tail.
+            let mut lines = in_order(first);
+            lines.extend(rest);
+            let count = lines.len();
+            let (edge, sent, left) = drive(lines);
+            let state = edge.live_state();
+            prop_assert!(
+                state == FakeEdge::before_state() || state == FakeEdge::committed_state(),
+                "map file and runtime: {state:?}"
+            );
+            // A half state is never reached: the map file and the runtime agree.
+            prop_assert_eq!(state.0.as_ref(), Some(&state.1));
+            prop_assert!(!edge.locked, "the lock is free");
+            prop_assert!(edge.pending.is_none(), "no pending file");
+            prop_assert!(!edge.txn_file, "no open transaction file");
+            // One answer per line read (the loop stops reading once the transaction is over).
+            prop_assert_eq!(sent.len(), count - left);
+        }
+
+        #[test]
+        fn a_refused_request_changes_nothing(
+            lines in proptest::collection::vec(line_strategy(), 0..10),
+            bad in prop_oneof![
+                Just(br#"{"op":"record"}"#.to_vec()),
+                Just(br#"{"op":"commit-runtime"}"#.to_vec()),
+                Just(br#"{"op":"explode"}"#.to_vec()),
+                Just(b"\xff".to_vec()),
+            ]
+        ) {
+            // The same lines with one request that is out of order or unreadable right after
+            // the prepare: the edge ends exactly as without it.
+            let prepare = br#"{"op":"prepare","id":"t1","ttl_ms":60000}"#.to_vec();
+            let mut with = vec![prepare.clone(), bad];
+            with.extend(lines.clone());
+            let mut without = vec![prepare];
+            without.extend(lines);
+            let (a, sent, _) = drive(with);
+            let (b, _, _) = drive(without);
+            prop_assert_eq!(a, b);
+            prop_assert!(!sent[1].ok && sent[1].exit != 0, "{:?}", sent[1]);
+        }
+    }
+
+    #[test]
+    fn the_three_destructive_orders_of_issue_19_leave_the_edge_as_before() {
+        let prepare = br#"{"op":"prepare","id":"w","ttl_ms":60000}"#.to_vec();
+        let runtime = br#"{"op":"commit-runtime"}"#.to_vec();
+        let abort = br#"{"op":"abort","why":"p"}"#.to_vec();
+        let record = br#"{"op":"record"}"#.to_vec();
+        let undo = br#"{"op":"undo","why":"p"}"#.to_vec();
+        // Each order with whether each answer is ok.
+        for (order, oks) in [
+            (
+                vec![prepare.clone(), runtime, abort],
+                vec![true, false, true],
+            ),
+            (vec![prepare.clone(), record], vec![true, false]),
+            (vec![prepare, undo], vec![true, true]),
+        ] {
+            let (edge, sent, _) = drive(order);
+            let got: Vec<bool> = sent.iter().map(|r| r.ok).collect();
+            assert_eq!(got, oks, "{sent:?}");
+            assert_eq!(edge.live_state(), FakeEdge::before_state(), "{sent:?}");
+            assert!(!edge.locked && edge.pending.is_none() && !edge.txn_file);
+        }
+    }
 }

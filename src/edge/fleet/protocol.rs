@@ -117,6 +117,24 @@ impl Request {
     }
 }
 
+/// The longest request line read (a prepare is a few hundred bytes).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One request line (without its newline): UTF-8, JSON, a known op with its fields. Anything
+/// else is a bad-input error (exit 2) that the agent answers before reading the next line.
+pub fn parse_request(line: &[u8]) -> Result<Request, crate::edge::EdgeError> {
+    use crate::edge::EdgeError;
+    if line.len() > MAX_LINE {
+        return Err(EdgeError::BadInput(format!(
+            "request line too long (more than {MAX_LINE} bytes)"
+        )));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|e| EdgeError::BadInput(format!("not a request: the line is not UTF-8 ({e})")))?;
+    serde_json::from_str::<Request>(text)
+        .map_err(|e| EdgeError::BadInput(format!("not a request: {e}")))
+}
+
 /// The agent's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Response {

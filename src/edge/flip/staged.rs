@@ -290,6 +290,28 @@ impl<'e> Flip<'e> {
         Ok(cleared)
     }
 
+    /// The map file as before the transaction: what commit-disk saved, or — taken back by
+    /// another process, which has nothing saved — the map file with the env on the color
+    /// before. Never removed: HAProxy cannot start without it. A pending file left goes.
+    fn restore_map_file(&self, txn: &Transaction) -> String {
+        if txn.pending.extension().is_some_and(|e| e == "pending") {
+            let _ = std::fs::remove_file(&txn.pending);
+        }
+        if self.old_map.is_some() {
+            return self.restore_disk();
+        }
+        let from = crate::topology::Color::parse(&txn.from).unwrap_or(crate::topology::Color::Blue);
+        let written = crate::edge::active_color::map_file_colors(self.edge).and_then(|colors| {
+            let mut colors = colors.unwrap_or_default();
+            colors.insert(txn.env.clone(), from);
+            crate::edge::active_color::write_map_file(self.edge, &colors)
+        });
+        match written {
+            Ok(()) => format!("disk put back (map file: {} {from})", txn.env),
+            Err(e) => format!("the disk was NOT put back: {e}"),
+        }
+    }
+
     /// The record phase of a transaction that changed nothing live: the journal's `done`.
     pub fn finish_noop(&self, txn: &Transaction) -> Result<(), EdgeError> {
         self.journal_strict(
@@ -302,14 +324,24 @@ impl<'e> Flip<'e> {
     }
 
     /// Undoes a committed transaction (before its record phase): the map file and the runtime
-    /// put back on the color before, re-read on a new connection. `Ok`: confirmed.
-    pub async fn undo(&mut self, txn: &Transaction, why: &str) -> Result<String, String> {
-        let disk = self.restore_disk();
-        let runtime = self.put_back_runtime().await;
-        let confirmed = runtime.is_ok() && disk.starts_with("disk put back");
-        let words = match &runtime {
+    /// put back on the color before, re-read on a new connection. `runtime` false: the runtime
+    /// was not committed, and the staged version is dropped too (a committed one never is: it
+    /// is the live one). `Ok`: confirmed.
+    pub async fn undo(
+        &mut self,
+        txn: &Transaction,
+        why: &str,
+        runtime: bool,
+    ) -> Result<String, String> {
+        let disk = self.restore_map_file(txn);
+        let put_back = self.put_back_runtime().await;
+        let confirmed = put_back.is_ok() && disk.starts_with("disk put back");
+        let mut words = match &put_back {
             Ok(w) | Err(w) => w.clone(),
         };
+        if !runtime {
+            words = format!("{words}; {}", self.clear_staged(Some(txn.version)).await);
+        }
         let detail = format!("transaction {} undone: {why}; {disk}; {words}", txn.id);
         if confirmed {
             self.journal(Phase::RolledBack, &detail);
