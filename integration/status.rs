@@ -1,4 +1,4 @@
-//! `vezasock status` through the operator socket, and the switch error paths, on every HAProxy
+//! `vezasock status` (reads only, on the admin socket), and the switch error paths, on every HAProxy
 //! version: a consistent edge (exit 0, every env, component, color and external), drift made
 //! behind vezasock's back (exit 6, which side differs), permission denied on the socket, a map
 //! HAProxy did not load, and HAProxy unreachable (exit 3), each leaving files and runtime as
@@ -290,5 +290,58 @@ per_version!(
         );
         unchanged("unreachable");
         assert_eq!(file_color(&local, "staging"), Some(Color::Blue), "{label}");
+    }
+);
+
+/// HAProxy's words for a map read below level admin: 3.2 logs it (once per read), 3.4 refuses
+/// the read.
+const MAP_READ_WARNING: &str = "accessed without admin rights";
+
+per_version!(
+    no_command_reads_a_map_through_the_operator_socket,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let local = healthy_edge(v, dir.path());
+        // Every read command (and a flip there and back) answers on this version, and HAProxy
+        // logs no map read below level admin: on 3.4 such a read is refused (exit 1 or 3), on
+        // 3.2 it is logged.
+        for args in [
+            &["status"][..],
+            &["status", "staging"],
+            &["status", "--json"],
+            &["cert", "list"],
+            &["switch", "staging", "green"],
+            &["switch", "staging", "blue"],
+            &["plan"],
+        ] {
+            let run = vezasock(&local, args);
+            assert_eq!(run.code, Some(0), "{label} {args:?}: {run:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !local.log().contains(MAP_READ_WARNING),
+            "{label}: a map was read below level admin:\n{}",
+            local.log()
+        );
+
+        // The detector works: a map read on the operator socket is refused on 3.4 and logged
+        // on 3.2 (2.6 and 3.0 answer it silently).
+        let map = local.topology.paths.active_color_map().display().to_string();
+        let read = crate::haproxy::raw_one_shot(
+            &local.topology.paths.operator_socket,
+            &format!("show map {map}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{label}: operator socket: {e}"));
+        std::thread::sleep(Duration::from_millis(200));
+        let refused = read.contains("Permission denied");
+        let logged = local.log().contains(MAP_READ_WARNING);
+        let (want_refused, want_logged) = match label {
+            "3.4" => (true, false),
+            "3.2" => (false, true),
+            _ => (false, false),
+        };
+        assert_eq!(refused, want_refused, "{label}: {read:?}");
+        assert_eq!(logged, want_logged, "{label}:\n{}", local.log());
     }
 );
