@@ -603,15 +603,17 @@ fn status_into_a_closed_pipe_exits_0(v: &haproxy::Haproxy) {
 }
 
 // One test per HAProxy version each (`name::v3_4`), so a failure on one version hides no other.
-crate::haproxy::per_version!(every_json_output_matches_the_readme, |v: &haproxy::Haproxy| {
-    every_json_output_matches_the_readme(v)
-});
+crate::haproxy::per_version!(
+    every_json_output_matches_the_readme,
+    |v: &haproxy::Haproxy| { every_json_output_matches_the_readme(v) }
+);
 crate::haproxy::per_version!(status_into_a_closed_pipe_exits_0, |v: &haproxy::Haproxy| {
     status_into_a_closed_pipe_exits_0(v)
 });
-crate::haproxy::per_version!(check_uses_the_live_maps_once_they_exist, |v: &haproxy::Haproxy| {
-    check_uses_the_live_maps_once_they_exist(v)
-});
+crate::haproxy::per_version!(
+    check_uses_the_live_maps_once_they_exist,
+    |v: &haproxy::Haproxy| { check_uses_the_live_maps_once_they_exist(v) }
+);
 
 #[test]
 fn the_readme_notation_parses_and_checks_both_ways() {

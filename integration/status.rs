@@ -327,7 +327,12 @@ per_version!(
 
         // The detector works: a map read on the operator socket is refused on 3.4 and logged
         // on 3.2 (2.6 and 3.0 answer it silently).
-        let map = local.topology.paths.active_color_map().display().to_string();
+        let map = local
+            .topology
+            .paths
+            .active_color_map()
+            .display()
+            .to_string();
         let read = crate::haproxy::raw_one_shot(
             &local.topology.paths.operator_socket,
             &format!("show map {map}\n"),

@@ -878,7 +878,10 @@ fn show_ssl_cert_on_recorded_replies() {
             let none = read(&format!("show-ssl-cert-list-none.{mode}"));
             assert_eq!(none, b"\n", "{version} {mode}");
             let list = parse_ssl_cert_list(&none).unwrap_or_else(|e| panic!("{version}: {e}"));
-            assert!(list.certs.is_empty() && list.transaction.is_empty(), "{version}");
+            assert!(
+                list.certs.is_empty() && list.transaction.is_empty(),
+                "{version}"
+            );
         }
         // The operator socket (where `cert list` reads) lists them too, on every version.
         let list = parse_ssl_cert_list(&read("show-ssl-cert-list.operator"))

@@ -809,10 +809,7 @@ mod tests {
         for write in writes {
             let batch = [Command::ShowInfo, write.clone()];
             let err = reads_only(&batch).expect_err(&write.to_string());
-            assert!(
-                err.to_string().contains("not a read"),
-                "{write}: {err}"
-            );
+            assert!(err.to_string().contains("not a read"), "{write}: {err}");
         }
     }
 }
