@@ -8,7 +8,7 @@ the master socket, and writes the bytes received, unchanged, to
 grammar/corpus/<version>/<case>.<mode>, plus an index.json describing them
 (schema in grammar/README.md).
 
-    python3 grammar/capture.py [--version 2.6|3.0|3.2 ...] [--out grammar/corpus]
+    python3 grammar/capture.py [--version 2.6|3.0|3.2|3.4 ...] [--out grammar/corpus]
 
 Python 3.11 standard library only. Everything it starts is stopped (by PID or
 by the process group of the HAProxy it started) and the temp dir is deleted,
@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "lab" / "haproxy.cfg.tmpl"
 
-VERSIONS = ("2.6", "3.0", "3.2")
+VERSIONS = ("2.6", "3.0", "3.2", "3.4")
 CACHE = Path(
     os.environ.get("VEZASOCK_HAPROXY_CACHE", Path.home() / ".cache/vezasock/haproxy")
 )
@@ -44,6 +44,7 @@ DEFAULT_BINARIES = {
     "2.6": Path("/usr/sbin/haproxy"),
     "3.0": CACHE / "3.0/usr/sbin/haproxy",
     "3.2": CACHE / "3.2/usr/sbin/haproxy",
+    "3.4": CACHE / "3.4/usr/sbin/haproxy",
 }
 
 # Read deadlines (seconds). HAProxy answers in well under a millisecond; these
@@ -510,8 +511,8 @@ def expected_prompts(sent: str, version: str) -> int:
         if line.rstrip().endswith("<<"):
             in_payload = True
             continue
-        # 3.2 prints one prompt per line; older ones one per `;` command.
-        count += 1 if version == "3.2" else split_commands(line)
+        # 3.2 and later print one prompt per line; older ones one per `;` command.
+        count += 1 if version in ("3.2", "3.4") else split_commands(line)
     return count
 
 

@@ -14,7 +14,16 @@ VERSIONS = {
     "2.6": os.environ.get("VEZASOCK_HAPROXY_2_6", "/usr/sbin/haproxy"),
     "3.0": os.environ.get("VEZASOCK_HAPROXY_3_0", str(CACHE / "3.0/usr/sbin/haproxy")),
     "3.2": os.environ.get("VEZASOCK_HAPROXY_3_2", str(CACHE / "3.2/usr/sbin/haproxy")),
+    "3.4": os.environ.get("VEZASOCK_HAPROXY_3_4", str(CACHE / "3.4/usr/sbin/haproxy")),
 }
+
+
+def wanted_versions(args: list[str]) -> list[str]:
+    """The versions named on the command line (all of them when none is) (an unknown one exits with its name)."""
+    for v in args:
+        if v not in VERSIONS:
+            raise SystemExit(f"unknown version {v} (known: {' '.join(VERSIONS)})")
+    return args or list(VERSIONS)
 
 
 def one_shot(path: str, line: str) -> bytes:

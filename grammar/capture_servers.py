@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Records the replies of `set server <b>/<s> addr <ip> [port <port>]` (a moved server
-applied at runtime) from real HAProxy 2.6, 3.0 and 3.2 into
+applied at runtime) from real HAProxy 2.6, 3.0, 3.2 and 3.4 into
 grammar/corpus-servers/<version>/ (Python 3.11 standard library only).
 
 Each run starts one HAProxy per version in a temp dir with one backend whose server
@@ -9,16 +9,16 @@ configured address (unrecorded) and records the case's reply over a one-shot con
 (read to EOF), on a plain admin socket (`*.oneshot`) and on one with
 `severity-output number` (`*.oneshot-sev`, what a vezasock session sees). Ports are fixed
 so that the recorded bytes do not change from run to run. The binaries come from
-VEZASOCK_HAPROXY_2_6 / _3_0 / _3_2 or the install script's paths.
+VEZASOCK_HAPROXY_2_6 / _3_0 / _3_2 / _3_4 or the install script's paths.
 
-    python3 grammar/capture_servers.py
+    python3 grammar/capture_servers.py [VERSION ...]     # default: every version
 """
 
 import sys
 import tempfile
 from pathlib import Path
 
-from capture_common import VERSIONS, one_shot, start, stop
+from capture_common import VERSIONS, one_shot, start, stop, wanted_versions
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,8 +73,8 @@ def record(version: str, binary: str) -> None:
 
 
 def main() -> int:
-    for version, binary in VERSIONS.items():
-        record(version, binary)
+    for version in wanted_versions(sys.argv[1:]):
+        record(version, VERSIONS[version])
     return 0
 
 

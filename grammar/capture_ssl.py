@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Records `show ssl cert` replies, and the replies of the certificate writes
 (`new`/`set`/`commit`/`abort ssl cert`, `add`/`del ssl crt-list`, `del ssl cert`,
-files `*-write.oneshot`), from real HAProxy 2.6, 3.0 and 3.2 into
+files `*-write.oneshot`), from real HAProxy 2.6, 3.0, 3.2 and 3.4 into
 grammar/corpus-ssl/<version>/ (Python 3.11 standard library only).
 
 Each run starts one HAProxy per version in a temp dir, with one TLS frontend on
 a free loopback port serving lab/ssl/site.pem (a self-signed test certificate,
 test use only), then records over one-shot connections (read to EOF) on a plain
-admin socket and on one with `severity-output number`. The binaries come from
-VEZASOCK_HAPROXY_2_6 / _3_0 / _3_2 or the install script's paths.
+admin socket, on one with `severity-output number` and on an operator-level one
+(where `cert list` reads). A last HAProxy without any certificate records the
+list's bare `\n` (`show-ssl-cert-list-none`). The binaries come from
+VEZASOCK_HAPROXY_2_6 / _3_0 / _3_2 / _3_4 or the install script's paths.
 
-    python3 grammar/capture_ssl.py
+    python3 grammar/capture_ssl.py [VERSION ...]     # default: every version
 """
 
 import shutil
@@ -19,13 +21,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from capture_common import VERSIONS, one_shot, start, stop
+from capture_common import VERSIONS, one_shot, start, stop, wanted_versions
 
 HERE = Path(__file__).resolve().parent
 
 CONFIG = """global
     stats socket {dir}/admin.sock mode 600 level admin
     stats socket {dir}/admin-sev.sock mode 600 level admin severity-output number
+    stats socket {dir}/operator.sock mode 600 level operator severity-output number
 
 defaults
     mode http
@@ -44,10 +47,18 @@ backend be_app
 CASES = [
     ("show-ssl-cert-list.oneshot", "admin", "show ssl cert"),
     ("show-ssl-cert-list.oneshot-sev", "admin-sev", "show ssl cert"),
+    ("show-ssl-cert-list.operator", "operator", "show ssl cert"),
     ("show-ssl-cert.oneshot", "admin", "show ssl cert {dir}/site.pem"),
     ("show-ssl-cert.oneshot-sev", "admin-sev", "show ssl cert {dir}/site.pem"),
     ("show-ssl-cert-nosuch.oneshot", "admin", "show ssl cert {dir}/nosuch.pem"),
     ("show-ssl-cert-nosuch.oneshot-sev", "admin-sev", "show ssl cert {dir}/nosuch.pem"),
+]
+
+# A third HAProxy serves no certificate at all (the same config without its TLS frontend).
+NO_TLS = CONFIG.replace("    bind 127.0.0.1:{port} ssl crt {dir}/site.pem\n", "    bind 127.0.0.1:{port}\n")
+NONE_CASES = [
+    ("show-ssl-cert-list-none.oneshot", "admin", "show ssl cert"),
+    ("show-ssl-cert-list-none.oneshot-sev", "admin-sev", "show ssl cert"),
 ]
 
 # The writes run on a second HAProxy whose config adds a bind on a crt directory.
@@ -111,11 +122,19 @@ def record(version: str, binary: str) -> None:
                 print(f"capture_ssl: {version} {file}: {len(reply)} bytes", file=sys.stderr)
         finally:
             stop(proc)
+        proc = start(binary, tmp, NO_TLS.format(dir=tmp, port=free_port(), port2=free_port()), version)
+        try:
+            for file, sock, line in NONE_CASES:
+                reply = one_shot(f"{tmp}/{sock}.sock", line)
+                (out / file).write_bytes(reply)
+                print(f"capture_ssl: {version} {file}: {len(reply)} bytes", file=sys.stderr)
+        finally:
+            stop(proc)
 
 
 def main() -> int:
-    for version, binary in VERSIONS.items():
-        record(version, binary)
+    for version in wanted_versions(sys.argv[1:]):
+        record(version, VERSIONS[version])
     return 0
 
 

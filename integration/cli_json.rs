@@ -602,30 +602,17 @@ fn status_into_a_closed_pipe_exits_0(v: &haproxy::Haproxy) {
     }
 }
 
-/// One `#[test]` per HAProxy version, so a failure on one version does not hide the others.
-macro_rules! per_version {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            fn on(label: &str) {
-                match crate::haproxy::versions().into_iter().find(|v| v.label == label) {
-                    Some(v) => super::$name(&v),
-                    None => eprintln!("SKIP {}: HAProxy {label} not installed", stringify!($name)),
-                }
-            }
-            #[test]
-            fn haproxy_2_6() { on("2.6") }
-            #[test]
-            fn haproxy_3_0() { on("3.0") }
-            #[test]
-            fn haproxy_3_2() { on("3.2") }
-        }
-    )*};
-}
-
-per_version!(
+// One test per HAProxy version each (`name::v3_4`), so a failure on one version hides no other.
+crate::haproxy::per_version!(
     every_json_output_matches_the_readme,
-    status_into_a_closed_pipe_exits_0,
+    |v: &haproxy::Haproxy| { every_json_output_matches_the_readme(v) }
+);
+crate::haproxy::per_version!(status_into_a_closed_pipe_exits_0, |v: &haproxy::Haproxy| {
+    status_into_a_closed_pipe_exits_0(v)
+});
+crate::haproxy::per_version!(
     check_uses_the_live_maps_once_they_exist,
+    |v: &haproxy::Haproxy| { check_uses_the_live_maps_once_they_exist(v) }
 );
 
 #[test]

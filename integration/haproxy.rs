@@ -14,14 +14,19 @@ use std::time::{Duration, Instant};
 /// One HAProxy version the tests run against.
 #[derive(Debug, Clone)]
 pub struct Haproxy {
-    /// `2.6`, `3.0` or `3.2`.
+    /// `2.6`, `3.0`, `3.2` or `3.4`.
     pub label: &'static str,
     pub bin: PathBuf,
     /// First line of `haproxy -v`.
     pub version_line: String,
 }
 
-const VERSIONS: [(&str, &str); 3] = [("2.6", "2_6"), ("3.0", "3_0"), ("3.2", "3_2")];
+const VERSIONS: [(&str, &str); 4] = [
+    ("2.6", "2_6"),
+    ("3.0", "3_0"),
+    ("3.2", "3_2"),
+    ("3.4", "3_4"),
+];
 
 fn default_path(label: &str) -> PathBuf {
     if label == "2.6" {
@@ -34,6 +39,14 @@ fn default_path(label: &str) -> PathBuf {
             PathBuf::from(home).join(".cache/vezasock/haproxy")
         });
     cache.join(label).join("usr/sbin/haproxy")
+}
+
+impl Haproxy {
+    /// True when this is version `major.minor` or newer (by its label).
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        let mut parts = self.label.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+    }
 }
 
 /// Finds one version: env var `VEZASOCK_HAPROXY_2_6` etc., else the install script's path.
@@ -60,7 +73,7 @@ fn find(label: &'static str, var: &str) -> Result<Haproxy, String> {
     }
 }
 
-/// One version by label (`2.6`, `3.0`, `3.2`), or `None` after printing a SKIP line. With
+/// One version by label (`2.6`, `3.0`, `3.2`, `3.4`), or `None` after printing a SKIP line. With
 /// `VEZASOCK_REQUIRE_ALL_VERSIONS=1` (set by the CI command) a missing version panics instead,
 /// so CI can never pass by silently skipping.
 pub fn version(label: &str) -> Option<Haproxy> {
@@ -94,8 +107,8 @@ pub fn versions() -> Vec<Haproxy> {
 }
 
 /// One test per HAProxy version: `per_version!(name, |v: &Haproxy| { ... })` defines the
-/// tests `name::v2_6`, `name::v3_0` and `name::v3_2`, so a failure on 3.0 hides neither 2.6 nor
-/// 3.2, and `cargo test` lists each case. A missing version prints `SKIP` and passes, unless
+/// tests `name::v2_6`, `name::v3_0`, `name::v3_2` and `name::v3_4`, so a failure on one version
+/// hides none of the others, and `cargo test` lists each case. A missing version prints `SKIP` and passes, unless
 /// `VEZASOCK_REQUIRE_ALL_VERSIONS=1`, where it fails. The body is a non-capturing closure; it
 /// sees the calling module's items (`use super::*`).
 #[allow(unused_macros)] // the benches include this file
@@ -125,6 +138,11 @@ macro_rules! per_version {
             #[test]
             fn v3_2() {
                 run("3.2")
+            }
+
+            #[test]
+            fn v3_4() {
+                run("3.4")
             }
         }
     };

@@ -1,6 +1,6 @@
-//! Tests against real HAProxy processes (2.6, 3.0, 3.2), started in temp dirs by
+//! Tests against real HAProxy processes (2.6, 3.0, 3.2, 3.4), started in temp dirs by
 //! [`haproxy::Fixture`] and killed on drop. Each behaviour is one test per version
-//! ([`haproxy::per_version!`]: `name::v2_6`, `name::v3_0`, `name::v3_2`); a missing version
+//! ([`haproxy::per_version!`]: `name::v2_6` … `name::v3_4`); a missing version
 //! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
 mod bake;

@@ -198,7 +198,7 @@ per_version!(
             );
             assert_eq!(
                 s.capabilities().one_prompt_per_line,
-                label == "3.2",
+                label == "3.2" || label == "3.4",
                 "{label}: prompt capability"
             );
             assert!(info.pid().is_some(), "{label}: show info has a Pid");

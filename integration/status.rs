@@ -1,4 +1,4 @@
-//! `vezasock status` through the operator socket, and the switch error paths, on every HAProxy
+//! `vezasock status` (reads only, on the admin socket), and the switch error paths, on every HAProxy
 //! version: a consistent edge (exit 0, every env, component, color and external), drift made
 //! behind vezasock's back (exit 6, which side differs), permission denied on the socket, a map
 //! HAProxy did not load, and HAProxy unreachable (exit 3), each leaving files and runtime as
@@ -173,6 +173,10 @@ per_version!(
         // operator, so the flip itself goes through; the admin-only `set server … state drain`
         // of --drain-old is what HAProxy refuses. The flip was verified and recorded before the
         // drain, so the edge is consistent (no open operation, no drift) and the exit is 1.
+        // 3.4 refuses every map command below level admin: the flip itself is refused and
+        // staging stays blue, still exit 1.
+        let refused = v.at_least(3, 4);
+        let recorded_before = state.recorded_color("staging").ok().flatten();
         let op_sock = paths.operator_socket.display().to_string();
         let run = vezasock(
             &local,
@@ -193,14 +197,15 @@ per_version!(
             "{label}: {}",
             run.err
         );
-        assert_eq!(
-            runtime_color(&local, "staging"),
-            Some(Color::Green),
-            "{label}"
-        );
+        let (runtime, recorded) = if refused {
+            (Some(Color::Blue), recorded_before)
+        } else {
+            (Some(Color::Green), Some(Color::Green))
+        };
+        assert_eq!(runtime_color(&local, "staging"), runtime, "{label}");
         assert_eq!(
             state.recorded_color("staging").ok().flatten(),
-            Some(Color::Green),
+            recorded,
             "{label}"
         );
         let status = vezasock(&local, &["status"]);
@@ -210,6 +215,11 @@ per_version!(
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         let map_before = std::fs::read(paths.active_color_map()).unwrap_or_default();
         let history_len = state.history("staging").unwrap_or_default().len();
+        // Blue as recorded (3.4: the refused flip left nothing to put back, so none was).
+        let recorded_blue = state.recorded_color("staging").ok().flatten();
+        if !refused {
+            assert_eq!(recorded_blue, Some(Color::Blue), "{label}");
+        }
         let unchanged = |what: &str| {
             assert_eq!(
                 std::fs::read(paths.active_color_map()).unwrap_or_default(),
@@ -218,7 +228,7 @@ per_version!(
             );
             assert_eq!(
                 state.recorded_color("staging").ok().flatten(),
-                Some(Color::Blue),
+                recorded_blue,
                 "{label} {what}: state file"
             );
             assert_eq!(
@@ -280,5 +290,63 @@ per_version!(
         );
         unchanged("unreachable");
         assert_eq!(file_color(&local, "staging"), Some(Color::Blue), "{label}");
+    }
+);
+
+/// HAProxy's words for a map read below level admin: 3.2 logs it (once per read), 3.4 refuses
+/// the read.
+const MAP_READ_WARNING: &str = "accessed without admin rights";
+
+per_version!(
+    no_command_reads_a_map_through_the_operator_socket,
+    |v: &Haproxy| {
+        let label = v.label;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let local = healthy_edge(v, dir.path());
+        // Every read command (and a flip there and back) answers on this version, and HAProxy
+        // logs no map read below level admin: on 3.4 such a read is refused (exit 1 or 3), on
+        // 3.2 it is logged.
+        for args in [
+            &["status"][..],
+            &["status", "staging"],
+            &["status", "--json"],
+            &["cert", "list"],
+            &["switch", "staging", "green"],
+            &["switch", "staging", "blue"],
+            &["plan"],
+        ] {
+            let run = vezasock(&local, args);
+            assert_eq!(run.code, Some(0), "{label} {args:?}: {run:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !local.log().contains(MAP_READ_WARNING),
+            "{label}: a map was read below level admin:\n{}",
+            local.log()
+        );
+
+        // The detector works: a map read on the operator socket is refused on 3.4 and logged
+        // on 3.2 (2.6 and 3.0 answer it silently).
+        let map = local
+            .topology
+            .paths
+            .active_color_map()
+            .display()
+            .to_string();
+        let read = crate::haproxy::raw_one_shot(
+            &local.topology.paths.operator_socket,
+            &format!("show map {map}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{label}: operator socket: {e}"));
+        std::thread::sleep(Duration::from_millis(200));
+        let refused = read.contains("Permission denied");
+        let logged = local.log().contains(MAP_READ_WARNING);
+        let (want_refused, want_logged) = match label {
+            "3.4" => (true, false),
+            "3.2" => (false, true),
+            _ => (false, false),
+        };
+        assert_eq!(refused, want_refused, "{label}: {read:?}");
+        assert_eq!(logged, want_logged, "{label}:\n{}", local.log());
     }
 );

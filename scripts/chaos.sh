@@ -5,7 +5,7 @@
 #
 # Usage: scripts/chaos.sh [STEPS [VERSION [SEED]]]
 #   STEPS    steps per run (default 10000)
-#   VERSION  2.6, 3.0 or 3.2 (default: every version, one after the other)
+#   VERSION  2.6, 3.0, 3.2 or 3.4 (default: every version, one after the other)
 #   SEED     replays a run (default: a new seed per run, printed first)
 # Env: VEZASOCK_CHAOS_KINDS=switch,edge-agent,... draws only those kinds of steps.
 # A broken invariant stops the run with the seed, the step, the last steps and the invariant,
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 steps="${1:-10000}"
-versions="${2:-2.6 3.0 3.2}"
+versions="${2:-2.6 3.0 3.2 3.4}"
 while IFS= read -r line; do
   case "$line" in VEZASOCK_HAPROXY_*=* | VEZASOCK_SSHD=*) export "${line?}" ;; esac
 done < <(scripts/install-haproxy.sh)

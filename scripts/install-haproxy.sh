@@ -2,37 +2,40 @@
 # Installs the HAProxy versions vezasock is tested against, and the tools the tests use.
 #
 #   2.6  Debian bookworm's own package (apt-get install haproxy)       -> /usr/sbin/haproxy
-#   3.0  Debian trixie's .deb + its libraries, made standalone          -> $CACHE/3.0/usr/sbin/haproxy
+#   3.0  trixie-security's 3.0.11-1+deb13u5 + trixie's libraries        -> $CACHE/3.0/usr/sbin/haproxy
 #   3.2  Debian sid's .deb + its libraries, made standalone             -> $CACHE/3.2/usr/sbin/haproxy
+#   3.4  experimental's 3.4.7-1 (LTS) + sid's libraries                 -> $CACHE/3.4/usr/sbin/haproxy
 #
 # "Standalone": every .deb is extracted into one folder and the binary's ELF interpreter and
 # DT_RPATH point into it (patchelf --force-rpath, so transitive libraries resolve there too and
-# master-worker re-exec keeps working). Nothing of the system's apt state is touched for 3.0/3.2:
-# apt runs with a private sources list and lists dir.
+# master-worker re-exec keeps working). Nothing of the system's apt state is touched for 3.0-3.4:
+# apt runs with a private sources list and lists dir. 3.0 and 3.4 are pinned to one Debian version
+# (a cached build of another version is rebuilt); 3.2 is whatever sid has.
 #
 # Idempotent: an existing, working build in the cache is kept (FORCE=1 rebuilds it). The cache
 # defaults to ~/.cache/vezasock/haproxy (VEZASOCK_HAPROXY_CACHE overrides it).
 # Prints, last, the env lines the tests read (VEZASOCK_HAPROXY_2_6=…, VEZASOCK_SSHD=… etc.).
 #
-#   scripts/install-haproxy.sh            everything the tests need: 2.6, 3.0, 3.2, socat, patchelf,
+#   scripts/install-haproxy.sh            everything the tests need: 2.6, 3.0, 3.2, 3.4, socat, patchelf,
 #                                         and OpenSSH (sshd + client: the fleet tests' ssh edge)
 #   scripts/install-haproxy.sh 3.2 ...    only these versions and the tools they need (what
 #                                         `vezasock demo` runs, embedded, when it finds no HAProxy)
 set -euo pipefail
 
-if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2"; TOOLS="socat patchelf"; SSH=1; else WANT="$*"; TOOLS=""; SSH=""; fi
+if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2 3.4"; TOOLS="socat patchelf"; SSH=1; else WANT="$*"; TOOLS=""; SSH=""; fi
 for v in $WANT; do
   case "$v" in
     2.6) ;;
-    3.0|3.2) case " $TOOLS " in *" patchelf "*) ;; *) TOOLS="$TOOLS patchelf" ;; esac ;;
-    *) printf 'install-haproxy: unknown version %s (known: 2.6 3.0 3.2)\n' "$v" >&2; exit 2 ;;
+    3.0|3.2|3.4) case " $TOOLS " in *" patchelf "*) ;; *) TOOLS="$TOOLS patchelf" ;; esac ;;
+    *) printf 'install-haproxy: unknown version %s (known: 2.6 3.0 3.2 3.4)\n' "$v" >&2; exit 2 ;;
   esac
 done
 wants() { case " $WANT " in *" $1 "*) return 0 ;; esac; return 1; }
 
 CACHE=${VEZASOCK_HAPROXY_CACHE:-$HOME/.cache/vezasock/haproxy}
 MIRROR=${VEZASOCK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-# Libraries haproxy 3.0.11 / 3.2.26 link against (dpkg -I haproxy_*.deb), plus the loader.
+SECURITY=${VEZASOCK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# Libraries haproxy 3.0.11 / 3.2.26 / 3.4.7 link against (dpkg -I haproxy_*.deb), plus the loader.
 LIBS="libc6 libcrypt1 libjemalloc2 liblua5.4-0 libopentracing-c-wrapper0t64 libopentracing1
       libpcre2-8-0 libssl3t64 libstdc++6 libgcc-s1 zlib1g libzstd1 libsystemd0 libcap2
       liblz4-1 liblzma5 libgcrypt20 libgpg-error0"
@@ -77,29 +80,44 @@ fi
 # A system sshd already running is left alone (it may be how someone reached this machine): the
 # tests' sshd uses its own port, pid file, keys and config and shares only /run/sshd with it.
 
-# --- 3.0 and 3.2 from newer suites --------------------------------------------------------------
-works() { # $1 = root; true when the standalone binary runs with only its own libraries
+# --- 3.0, 3.2 and 3.4 from newer suites ---------------------------------------------------------
+works() { # $1 = root, $2 = wanted version ("" = any); true when the standalone binary is that
+  # version and runs with only its own libraries
   local bin=$1/usr/sbin/haproxy L=$1/usr/lib/x86_64-linux-gnu
   [ -x "$bin" ] || return 1
   "$bin" -v >/dev/null 2>&1 || return 1
+  if [ -n "$2" ] && ! "$bin" -v 2>/dev/null | head -1 | grep -qF "version $2 "; then return 1; fi
   ! "$L/ld-linux-x86-64.so.2" --list "$bin" 2>&1 | grep -v "$1" | grep -q '=>'
 }
 
-build() { # $1 = label (3.0), $2 = suite (trixie)
-  local label=$1 suite=$2 root=$CACHE/$1
-  if [ -z "${FORCE:-}" ] && works "$root"; then
+# $1 = label (3.0), $2 = haproxy's Debian version ("" = the suites' newest), then one
+# "<mirror> <suite>" per source the packages come from. Libraries come from the first suite
+# (apt's candidate: experimental is NotAutomatic, so only haproxy is taken from it, by version).
+build() {
+  local label=$1 version=$2 root=$CACHE/$1; shift 2
+  if [ -z "${FORCE:-}" ] && works "$root" "$version"; then
     log "$label: cached at $root ($("$root/usr/sbin/haproxy" -v | head -1))"
     return
   fi
   local work; work=$(mktemp -d)
   mkdir -p "$work/lists/partial" "$work/debs"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $suite main" >"$work/sources.list"
+  local src suites=""
+  for src in "$@"; do
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $src main" >>"$work/sources.list"
+    suites="$suites ${src#* }"
+  done
   local apt=(-o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=-
              -o "Dir::State::Lists=$work/lists" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-  log "$label: apt-get update ($suite)"
+  log "$label: apt-get update ($suites )"
   apt-get "${apt[@]}" update -qq >/dev/null
-  log "$label: downloading haproxy and its libraries from $suite"
-  (cd "$work/debs" && apt-get "${apt[@]}" download -qq haproxy $LIBS >/dev/null)
+  local pkg=haproxy; [ -n "$version" ] && pkg="haproxy=$version"
+  log "$label: downloading $pkg and its libraries from$suites"
+  # shellcheck disable=SC2086 # one word per package
+  if ! (cd "$work/debs" && apt-get "${apt[@]}" download -qq "$pkg" $LIBS >/dev/null); then
+    log "$label: $pkg is not in$suites (Debian may have replaced it: update the version here)"
+    rm -rf "$work"
+    exit 1
+  fi
   rm -rf "$root.new" && mkdir -p "$root.new"
   for d in "$work"/debs/*.deb; do dpkg-deb -x "$d" "$root.new"; done
   # The loader lives in /usr/lib64 on some layouts; keep one copy where the rpath points.
@@ -114,7 +132,7 @@ build() { # $1 = label (3.0), $2 = suite (trixie)
     "$root.new/usr/sbin/haproxy"
   rm -rf "$root.old"; [ -e "$root" ] && mv "$root" "$root.old"
   mv "$root.new" "$root"; rm -rf "$root.old" "$work"
-  if ! works "$root"; then
+  if ! works "$root" "$version"; then
     log "$label: the extracted binary does not run standalone:"
     "$L/ld-linux-x86-64.so.2" --list "$root/usr/sbin/haproxy" >&2 || true
     exit 1
@@ -123,10 +141,14 @@ build() { # $1 = label (3.0), $2 = suite (trixie)
 }
 
 mkdir -p "$CACHE"
-if wants 3.0; then build 3.0 trixie; fi
-if wants 3.2; then build 3.2 sid; fi
+# trixie-security carries the CVE fixes users get; its libraries are trixie's.
+if wants 3.0; then build 3.0 3.0.11-1+deb13u5 "$MIRROR trixie" "$SECURITY trixie-security"; fi
+if wants 3.2; then build 3.2 "" "$MIRROR sid"; fi
+# 3.4 (LTS) is only in experimental and needs sid's libraries (libssl3t64 >= 3.5.1).
+if wants 3.4; then build 3.4 3.4.7-1 "$MIRROR sid" "$MIRROR experimental"; fi
 
 if wants 2.6; then echo "VEZASOCK_HAPROXY_2_6=/usr/sbin/haproxy"; fi
 if wants 3.0; then echo "VEZASOCK_HAPROXY_3_0=$CACHE/3.0/usr/sbin/haproxy"; fi
 if wants 3.2; then echo "VEZASOCK_HAPROXY_3_2=$CACHE/3.2/usr/sbin/haproxy"; fi
+if wants 3.4; then echo "VEZASOCK_HAPROXY_3_4=$CACHE/3.4/usr/sbin/haproxy"; fi
 if [ -n "$SSH" ]; then echo "VEZASOCK_SSHD=/usr/sbin/sshd"; fi

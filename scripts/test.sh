@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The test command (README, second command; .ci/run calls exactly this).
-# On a fresh Debian machine: installs HAProxy 2.6 / 3.0 / 3.2 and the tools the tests use
+# On a fresh Debian machine: installs HAProxy 2.6 / 3.0 / 3.2 / 3.4 and the tools the tests use
 # (scripts/install-haproxy.sh, cached between runs), then checks formatting and lints and runs
 # the whole suite: unit, corpus, property, fault-injection and real-HAProxy integration tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The install script prints VEZASOCK_HAPROXY_<v>=<path> and VEZASOCK_SSHD=<path> lines last; export them.
+# The install script prints VEZASOCK_HAPROXY_<v>=<path> (2_6 … 3_4) and VEZASOCK_SSHD=<path> lines last; export them.
 while IFS= read -r line; do
   case "$line" in VEZASOCK_HAPROXY_*=* | VEZASOCK_SSHD=*) export "${line?}" ;; esac
 done < <(scripts/install-haproxy.sh)

@@ -1,12 +1,16 @@
 //! Certificates without HAProxy: the PEM checks `cert update` runs before anything changes
 //! (certificates made here with rcgen), the placeholder, the payload `set ssl cert` sends, and
-//! the write replies recorded from real 2.6, 3.0 and 3.2 (`grammar/corpus-ssl/*/*-write.oneshot`).
+//! the write replies recorded from real 2.6, 3.0, 3.2 and 3.4 (`grammar/corpus-ssl/*/*-write.oneshot`).
+
+#[path = "support/versions.rs"]
+mod versions;
 
 use vezasock::edge::cert::{
     check_for_edge, covers, domain_set, ensure_placeholder_in, inspect, placeholder_pem,
     PLACEHOLDER_FILE,
 };
-use vezasock::runtime::command::ssl::{CertPayload, CertRef, SslWrite};
+use vezasock::runtime::command::ssl::{payload_too_big, CertPayload, CertRef, SslWrite};
+use vezasock::runtime::version::Version;
 use vezasock::runtime::Error;
 use vezasock::topology::Topology;
 
@@ -190,9 +194,21 @@ fn the_payload_has_no_empty_line_no_cr_and_fits_haproxys_buffer() {
         Err(Error::InvalidArgument { .. })
     ));
     assert!(CertPayload::new("\n\n").is_err());
-    // A long chain (RSA 4096 with its intermediates) fits; past HAProxy's buffer it does not.
-    assert!(CertPayload::new(&"A".repeat(12 * 1024)).is_ok());
-    assert!(CertPayload::new(&"A".repeat(15 * 1024)).is_err());
+    // A long chain (RSA 4096 with its intermediates) fits every version; 15 KiB only fits
+    // 3.4's payload limit (128 KiB), not the 16 KiB buffer older versions share with the line;
+    // past 3.4's limit no version takes it.
+    let v = |raw: &str| Version::parse(raw).unwrap();
+    let chain = CertPayload::new(&"A".repeat(12 * 1024)).unwrap();
+    let big = CertPayload::new(&"A".repeat(15 * 1024)).unwrap();
+    for old in ["2.6.12-1+deb12u4", "3.0.11-1+deb13u5", "3.2.26-1"] {
+        assert!(payload_too_big(&chain, &v(old)).is_none(), "{old}");
+        let why = payload_too_big(&big, &v(old)).unwrap_or_else(|| panic!("{old}"));
+        assert!(why.contains("less than 15 KiB"), "{old}: {why}");
+    }
+    assert!(payload_too_big(&big, &v("3.4.7-1")).is_none());
+    let biggest = CertPayload::new(&"A".repeat(127 * 1024 - 2)).unwrap();
+    assert!(payload_too_big(&biggest, &v("3.4.7-1")).is_none());
+    assert!(CertPayload::new(&"A".repeat(127 * 1024)).is_err());
     // A name that would inject a second command or switch to payload mode is refused.
     for bad in ["a b", "a;b", "a\nb", "<<x", ""] {
         assert!(CertRef::new(bad).is_err(), "{bad:?}");
@@ -210,7 +226,7 @@ fn write_replies_recorded_from_every_version_read_as_haproxy_meant_them() {
     let c = CertRef::new("/x/certs/new.pem").unwrap();
     let list = CertRef::new("/x/certs").unwrap();
     let payload = CertPayload::new("A\n").unwrap();
-    for version in ["2.6", "3.0", "3.2"] {
+    for version in versions::RECORDED {
         let read = |file: &str| {
             std::fs::read(root.join(version).join(file))
                 .unwrap_or_else(|e| panic!("{version}/{file}: {e}"))

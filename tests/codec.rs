@@ -1,6 +1,9 @@
 //! The reply codec on hand-written streams, split at every byte boundary, and on the streams
 //! recorded from real HAProxy in `grammar/corpus/` (when present).
 
+#[path = "support/versions.rs"]
+mod versions;
+
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 use vezasock::runtime::codec::{one_shot_complete, CodecError, Frame, Framing, ReplyCodec};
@@ -363,7 +366,7 @@ fn expected_worker_replies(lines: &[&str], version: &str) -> usize {
             in_payload = true;
             continue;
         }
-        count += if version == "3.2" {
+        count += if versions::one_prompt_per_line(version) {
             1
         } else {
             split_commands(line)
@@ -380,7 +383,7 @@ fn expected_worker_replies(lines: &[&str], version: &str) -> usize {
 fn recorded_streams_have_one_reply_per_command() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus");
     let mut checked = 0;
-    for version in ["2.6", "3.0", "3.2"] {
+    for version in versions::RECORDED {
         let dir = root.join(version);
         let index_path = dir.join("index.json");
         let Ok(text) = std::fs::read_to_string(&index_path) else {
@@ -479,7 +482,7 @@ fn recorded_streams_have_one_reply_per_command() {
 fn recorded_one_shot_replies_are_complete_and_every_cut_is_not() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus");
     let (mut whole, mut cuts) = (0, 0);
-    for version in ["2.6", "3.0", "3.2"] {
+    for version in versions::RECORDED {
         let dir = root.join(version);
         let text = std::fs::read_to_string(dir.join("index.json"))
             .unwrap_or_else(|e| panic!("{version}/index.json: {e}"));

@@ -1,6 +1,9 @@
 //! Table-driven tests of the reply parsers on hand-written bytes taken from the research notes
 //! (`research/runtime-protocol.md` §5, §7, §9, §13) and from replies seen on real HAProxy.
 
+#[path = "support/versions.rs"]
+mod versions;
+
 use vezasock::runtime::parse::backends::parse_backends;
 use vezasock::runtime::parse::cli_level::{parse_cli_level, CliLevel};
 use vezasock::runtime::parse::info::parse_info;
@@ -822,7 +825,7 @@ fn servers_state_json_decodes_the_coded_columns_beside_their_numbers() {
 fn show_ssl_cert_on_recorded_replies() {
     use vezasock::runtime::command::ssl::{parse_ssl_cert, parse_ssl_cert_list};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-ssl");
-    for version in ["2.6", "3.0", "3.2"] {
+    for version in versions::RECORDED {
         let read = |file: &str| {
             std::fs::read(root.join(version).join(file))
                 .unwrap_or_else(|e| panic!("{version}/{file}: {e}"))
@@ -849,10 +852,10 @@ fn show_ssl_cert_on_recorded_replies() {
             assert_eq!(cert.get("Serial").map(str::len), Some(40), "{version}");
             // An empty value stays a field.
             assert_eq!(cert.get("OCSP Response Key"), Some(""), "{version}");
-            // 3.2 names the files it read the certificate and key from.
+            // 3.2 and 3.4 name the files they read the certificate and key from.
             assert_eq!(
                 cert.get("Crt filename").is_some(),
-                version == "3.2",
+                matches!(version, "3.2" | "3.4"),
                 "{version}: {cert:?}"
             );
 
@@ -870,6 +873,20 @@ fn show_ssl_cert_on_recorded_replies() {
                 other => panic!("{version}: {other:?}"),
             }
         }
+        // HAProxy without any certificate answers a bare `\n`: an empty list, not an error.
+        for mode in ["oneshot", "oneshot-sev"] {
+            let none = read(&format!("show-ssl-cert-list-none.{mode}"));
+            assert_eq!(none, b"\n", "{version} {mode}");
+            let list = parse_ssl_cert_list(&none).unwrap_or_else(|e| panic!("{version}: {e}"));
+            assert!(
+                list.certs.is_empty() && list.transaction.is_empty(),
+                "{version}"
+            );
+        }
+        // The operator socket (where `cert list` reads) lists them too, on every version.
+        let list = parse_ssl_cert_list(&read("show-ssl-cert-list.operator"))
+            .unwrap_or_else(|e| panic!("{version} operator: {e}"));
+        assert_eq!(list.certs.len(), 1, "{version} operator: {list:?}");
     }
     // A pending transaction is listed first, with a `*`.
     let list = parse_ssl_cert_list(

@@ -22,7 +22,9 @@ use x509_parser::pem::Pem;
 use x509_parser::prelude::*;
 
 use super::{Edge, EdgeError};
-use crate::runtime::command::ssl::{CertPayload, CertRef, ShowSslCert, ShowSslCerts, SslWrite};
+use crate::runtime::command::ssl::{
+    payload_too_big, CertPayload, CertRef, ShowSslCert, ShowSslCerts, SslWrite,
+};
 use crate::runtime::Error::Refused;
 use crate::state::journal::{Action, Operation, Phase};
 use crate::state::{EdgeLock, Holder, Wait};
@@ -499,18 +501,16 @@ pub async fn update(
     }
     let dir = dir_name(&tls.certs_dir);
     let list_ref = cert_ref(&dir)?;
-    for c in &checked {
-        let set = SslWrite::Set(cert_ref(&format!("{dir}/{}", c.name))?, c.payload.clone());
-        if set.text().len() >= crate::runtime::command::MAX_LINE {
-            return Err(EdgeError::BadInput(format!(
-                "{}: does not fit HAProxy's 16 KiB buffer with its command line",
-                c.name
-            )));
-        }
-    }
 
     let _lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
     let mut session = edge.admin_session().await?;
+    // The payload limit is the running version's (16 KiB with the line before 3.4, 128 KiB
+    // from 3.4): checked for every file before anything is sent.
+    for c in &checked {
+        if let Some(why) = payload_too_big(&c.payload, session.version()) {
+            return Err(EdgeError::BadInput(format!("{}: {why}", c.name)));
+        }
+    }
     let live = session.run(&ShowSslCerts).await?;
     // The default-certificate slot: a placeholder, or a copy of the certificate that
     // replaced it (which it then follows on every renewal).

@@ -28,7 +28,7 @@ pub mod reload;
 use std::time::Duration;
 
 use crate::runtime::endpoint::{Endpoint, Socket};
-use crate::runtime::session::{Session, Timeouts};
+use crate::runtime::session::{ReadSession, Session, Timeouts};
 use crate::state::StateDir;
 use crate::topology::{Env, Topology};
 
@@ -116,7 +116,8 @@ impl Edge {
         Endpoint::Unix(self.topology.paths.admin_socket.clone())
     }
 
-    /// The operator stats socket: read-only status.
+    /// The operator stats socket (level operator): `cert list` reads there. HAProxy refuses
+    /// server changes on it and, from 3.4, every map command (reads included).
     pub fn operator(&self) -> Endpoint {
         Endpoint::Unix(self.topology.paths.operator_socket.clone())
     }
@@ -137,6 +138,12 @@ impl Edge {
     /// A session on the operator socket.
     pub async fn operator_session(&self) -> Result<Session, EdgeError> {
         Ok(Session::connect(&self.operator(), self.timeouts).await?)
+    }
+
+    /// A session on the admin socket that sends reads only: where `status` reads, maps
+    /// included (HAProxy 3.4 answers map reads at level admin only).
+    pub async fn read_session(&self) -> Result<ReadSession, EdgeError> {
+        Ok(ReadSession::connect(&self.admin(), self.timeouts).await?)
     }
 
     /// The env named `name`, or a clear error listing the envs there are.

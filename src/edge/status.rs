@@ -1,5 +1,6 @@
-//! `vezasock status [ENV]`: what the edge is doing, read through the OPERATOR socket (read-only),
-//! so it can run anywhere an operator can read.
+//! `vezasock status [ENV]`: what the edge is doing, read through the admin socket by a
+//! [`crate::runtime::session::ReadSession`], which sends reads only: HAProxy 3.4 answers map reads (`show map`) at level
+//! admin only, and 3.2 logs a warning for each one at a lower level.
 //!
 //! Per env: the active color as the runtime, the map file and the state file see it, with a
 //! loud DRIFT when they disagree and any interrupted journal operation; the last switch; per
@@ -198,7 +199,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         return Ok(foreign_report(edge, why).await);
     }
     let map = map_ref(edge);
-    let mut session = edge.operator_session().await?;
+    let mut session = edge.read_session().await?;
     let replies = match only_env {
         // One env: only its backends' rows, so `status prod` costs the same on a 500-env edge
         // as on a small one. A backend the running config does not have yet (a shape change

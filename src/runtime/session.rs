@@ -587,6 +587,48 @@ impl Session {
     }
 }
 
+/// A [`Session`] that sends reads only (`show …`, `get …`: the commands that are
+/// [`Command::is_idempotent`]); anything else is refused before a byte is sent. `status` reads
+/// through one on the admin socket: HAProxy 3.4 answers map reads at level admin only (3.2 logs
+/// a warning for each at a lower level), and this type is what keeps `status` read-only there.
+#[derive(Debug)]
+pub struct ReadSession {
+    session: Session,
+}
+
+impl ReadSession {
+    /// Connects as [`Session::connect`] does.
+    pub async fn connect(endpoint: &Endpoint, timeouts: Deadlines) -> Result<ReadSession, Error> {
+        Ok(ReadSession {
+            session: Session::connect(endpoint, timeouts).await?,
+        })
+    }
+
+    /// The HAProxy version seen at the last (re)connect.
+    pub fn version(&self) -> &Version {
+        self.session.version()
+    }
+
+    /// [`Session::batch`] for reads only: a write anywhere in `commands` is refused and
+    /// nothing is sent.
+    pub async fn batch(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
+        reads_only(commands)?;
+        self.session.batch(commands).await
+    }
+}
+
+/// `Ok` when every command only reads; else the first one that does not, as an error.
+pub fn reads_only(commands: &[Command]) -> Result<(), Error> {
+    match commands.iter().find(|c| !c.is_idempotent()) {
+        None => Ok(()),
+        Some(write) => Err(Error::InvalidArgument {
+            what: "command",
+            value: write.to_string(),
+            why: "is not a read: this session sends reads only",
+        }),
+    }
+}
+
 /// The first refusal of a batch, with its 1-based position.
 fn first_refusal(replies: &[Reply]) -> Result<(), Error> {
     for (i, reply) in replies.iter().enumerate() {
@@ -677,5 +719,97 @@ impl BatchReplies {
     /// Every reply, as read.
     pub fn replies(&self) -> &[Reply] {
         &self.replies
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> MapRef {
+        MapRef::new("/etc/haproxy/maps/active-color.map").unwrap()
+    }
+
+    fn name(n: &str) -> Name {
+        Name::new("name", n).unwrap()
+    }
+
+    #[test]
+    fn a_read_session_takes_every_read_status_sends() {
+        let reads = [
+            Command::ShowInfo,
+            Command::ShowStat { filter: None },
+            Command::ShowServersState { backend: None },
+            Command::ShowBackend,
+            Command::ShowMaps,
+            Command::ShowMap {
+                map: map(),
+                version: None,
+            },
+            Command::GetMap {
+                map: map(),
+                key: MapKey::new("prod").unwrap(),
+            },
+            Command::GetWeight {
+                backend: name("be"),
+                server: name("s"),
+            },
+            Command::ShowServersConn { backend: None },
+            Command::ShowCliLevel,
+        ];
+        assert!(reads_only(&reads).is_ok());
+    }
+
+    #[test]
+    fn a_read_session_refuses_every_write_before_sending() {
+        let key = || MapKey::new("prod").unwrap();
+        let value = || MapValue::new("green").unwrap();
+        let writes = [
+            Command::SetMap {
+                map: map(),
+                key: key(),
+                value: value(),
+            },
+            Command::AddMap {
+                map: map(),
+                version: None,
+                key: key(),
+                value: value(),
+            },
+            Command::DelMap {
+                map: map(),
+                key: key(),
+            },
+            Command::ClearMap {
+                map: map(),
+                version: None,
+            },
+            Command::PrepareMap { map: map() },
+            Command::CommitMap {
+                map: map(),
+                version: 1,
+            },
+            Command::SetServerState {
+                backend: name("be"),
+                server: name("s"),
+                state: AdminState::Maint,
+            },
+            Command::SetServerWeight {
+                backend: name("be"),
+                server: name("s"),
+                weight: WeightChange::Absolute(0),
+            },
+            Command::ShutdownSessionsServer {
+                backend: name("be"),
+                server: name("s"),
+            },
+            Command::Reload,
+            Command::raw("show info").unwrap(),
+        ];
+        for write in writes {
+            let batch = [Command::ShowInfo, write.clone()];
+            let err = reads_only(&batch).expect_err(&write.to_string());
+            assert!(err.to_string().contains("not a read"), "{write}: {err}");
+        }
     }
 }

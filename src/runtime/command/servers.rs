@@ -1163,7 +1163,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-servers");
         let both = |a: &str, b: &str| Some((ip(a), ip(b)));
         let mut seen = 0;
-        for version in ["2.6", "3.0", "3.2"] {
+        for version in ["2.6", "3.0", "3.2", "3.4"] {
             for mode in ["oneshot", "oneshot-sev"] {
                 let read = |case: &str| {
                     let path = root.join(version).join(format!("{case}.{mode}"));
@@ -1208,7 +1208,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 3 * 2 * 7);
+        assert_eq!(seen, 4 * 2 * 7);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `show ssl cert`: the certificates HAProxy loaded, and the details of one.
 //!
-//! Grammar (recorded on 2.6, 3.0 and 3.2 by `grammar/capture_ssl.py`, files in
+//! Grammar (recorded on 2.6, 3.0, 3.2 and 3.4 by `grammar/capture_ssl.py`, files in
 //! `grammar/corpus-ssl/<version>/`):
 //! - the list (`show ssl cert`): a `# filename` header, then one certificate name per line;
 //!   during an uncommitted `set ssl cert` a `# transaction` section comes first and names
-//!   the pending one as `*<name>`;
+//!   the pending one as `*<name>`. HAProxy without any certificate answers a bare `\n`: an
+//!   empty list;
 //! - one certificate (`show ssl cert <name>`): `Key: value` lines (`Filename`, `Status`,
 //!   `Serial`, `notBefore`, `notAfter`, `Subject Alternative Name`, `Algorithm`,
 //!   `SHA1 FingerPrint`, `Subject`, `Issuer`, `OCSP Response Key`, …; 3.2 adds `Crt filename`,
@@ -32,6 +33,7 @@ use crate::runtime::codec::{Framing, ReplyCodec};
 use crate::runtime::connection::{connect, read_frame, Deadlines};
 use crate::runtime::endpoint::Endpoint;
 use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
+use crate::runtime::version::Version;
 use crate::runtime::Error;
 
 const WHAT_LIST: &str = "show ssl cert";
@@ -175,9 +177,8 @@ pub fn parse_ssl_cert_list(body: &[u8]) -> Result<SslCertList, ParseError> {
             },
         }
     }
-    if section.is_none() {
-        return Err(ParseError::new(WHAT_LIST, 0, "empty reply"));
-    }
+    // No header at all: HAProxy holds no certificate and answers a bare `\n` (every version,
+    // corpus-ssl `show-ssl-cert-list-none`). Any other line without a header failed above.
     Ok(list)
 }
 
@@ -255,8 +256,41 @@ impl RuntimeCommand for ShowSslCert {
     }
 }
 
-/// The largest payload sent, leaving room in HAProxy's 16 KiB buffer for the command line.
+/// The largest `set ssl cert` payload sent to HAProxy before 3.4, which reads the command and
+/// its payload into one buffer of `tune.bufsize` (16 KiB; 2.6 took a 14.6 KB one and answered
+/// nothing at all to a 17 KB one): 15 KiB leaves room for the command line.
 pub const MAX_PAYLOAD: usize = MAX_LINE - 1024;
+
+/// The largest payload sent to HAProxy 3.4 and later, which reads the payload apart from the
+/// line, up to `tune.cli.max-payload-size` (128 KiB by default, the empty line ending it
+/// included: 3.4.7 took 131,070 bytes and refused 132,000): 127 KiB leaves a margin.
+pub const MAX_PAYLOAD_3_4: usize = 127 * 1024;
+
+/// The largest `set ssl cert` payload `version` takes (see [`MAX_PAYLOAD`], [`MAX_PAYLOAD_3_4`]).
+pub fn max_payload(version: &Version) -> usize {
+    if version.at_least(3, 4) {
+        MAX_PAYLOAD_3_4
+    } else {
+        MAX_PAYLOAD
+    }
+}
+
+/// Why `payload` does not fit `version`'s payload buffer, or `None` when it fits.
+pub fn payload_too_big(payload: &CertPayload, version: &Version) -> Option<String> {
+    let limit = max_payload(version);
+    (payload.as_str().len() >= limit).then(|| {
+        format!(
+            "is {} bytes as a payload: HAProxy {version} takes less than {} KiB{}",
+            payload.as_str().len(),
+            limit / 1024,
+            if version.at_least(3, 4) {
+                " (tune.cli.max-payload-size)"
+            } else {
+                " (the command and its payload share one 16 KiB buffer before 3.4)"
+            }
+        )
+    })
+}
 
 /// A certificate chain and key for `set ssl cert`, as payload lines: `\r` removed, empty lines
 /// dropped (an empty line ends HAProxy's payload), no other control character.
@@ -286,10 +320,12 @@ impl CertPayload {
         if out.is_empty() {
             return Err(bad("is empty"));
         }
-        // HAProxy gathers the command and its payload in one buffer of tune.bufsize (16 KiB):
-        // 2.6 took a 14.6 KB one and answered nothing at all to a 17 KB one.
-        if out.len() >= MAX_PAYLOAD {
-            return Err(bad("is 15 KiB or longer: larger than HAProxy's payload buffer"));
+        // The bound of the most generous version; each version's own is checked against the
+        // session's version before anything is sent ([`payload_too_big`]).
+        if out.len() >= MAX_PAYLOAD_3_4 {
+            return Err(bad(
+                "is 127 KiB or longer: larger than any HAProxy's payload limit",
+            ));
         }
         Ok(CertPayload(out))
     }
@@ -382,7 +418,8 @@ impl SslWrite {
     }
 
     /// Sends the write on its own connection (one-shot: HAProxy closes after the reply) and
-    /// checks the reply. Never resent: a write may have been applied.
+    /// checks the reply. Never resent: a write may have been applied. The payload's size is
+    /// the caller's to check against the version ([`payload_too_big`]): the line is checked here.
     pub async fn send(&self, endpoint: &Endpoint, timeouts: Deadlines) -> Result<(), Error> {
         let name = endpoint.to_string();
         if endpoint.is_master() {
@@ -393,11 +430,11 @@ impl SslWrite {
             });
         }
         let text = self.text();
-        if text.len() >= MAX_LINE {
+        if self.line().len() + 1 >= MAX_LINE {
             return Err(Error::InvalidArgument {
-                what: "certificate payload",
+                what: "certificate command",
                 value: self.line(),
-                why: "does not fit HAProxy's 16 KiB buffer with its command line",
+                why: "is 16,384 bytes or longer with its newline (HAProxy's tune.bufsize)",
             });
         }
         let mut stream = connect(endpoint, &timeouts).await?;
