@@ -94,7 +94,28 @@ impl LocalEdge {
         LocalEdge::start_with(base, haproxy, dir, colors, Some(certs_dir))
     }
 
+    /// Starts the edge; a block of ports whose HTTP bind another process took before HAProxy
+    /// bound it (a parallel test: "Address already in use" in HAProxy's log) is tried again on
+    /// another block, up to 5 times in all, as a taken backend port is in [`Self::start_once`].
     fn start_with(
+        base: &Topology,
+        haproxy: &Path,
+        dir: &Path,
+        colors: &BTreeMap<String, Color>,
+        certs_dir: Option<&Path>,
+    ) -> Result<LocalEdge, LocalEdgeError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match LocalEdge::start_once(base, haproxy, dir, colors, certs_dir) {
+                Err(LocalEdgeError::Start(log))
+                    if log.contains("Address already in use") && tries < 5 => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(
         base: &Topology,
         haproxy: &Path,
         dir: &Path,
