@@ -264,7 +264,8 @@ async fn bake_phase(
     let (env, new, old) = (flip.env.name.clone(), flip.target, read.from);
     let baked = flip.bake(duration).await.map_err(|e| EdgeError::AnalysisFailed {
         message: format!(
-            "{env} switched {old} → {new} (verified and recorded), but the bake could not read              the counters: {e}; `vezasock rollback {env}` flips back"
+            "{env} switched {old} → {new} (verified and recorded), but the bake could not read \
+             the counters: {e}; `vezasock rollback {env}` flips back"
         ),
         rolled_back: false,
     })?;
