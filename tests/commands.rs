@@ -232,7 +232,7 @@ fn escapes_spaces_tabs_semicolons_and_backslashes() {
         haproxy_tokenize(&cmd.line()),
         words(&["set", "map", "m", "k", "a b;c\\d\te"])
     );
-    // The research's examples: `a\;b` stores `a;b`, `a\\b` stores `a\b`.
+    // HAProxy's tokenizer (`grammar/README.md` §1.1): `a\;b` stores `a;b`, `a\\b` stores `a\b`.
     assert_eq!(MapValue::new("a;b").unwrap().escaped(), "a\\;b");
     assert_eq!(MapValue::new("a\\b").unwrap().escaped(), "a\\\\b");
     // Quotes are not special for HAProxy, so they are sent as they are.
