@@ -792,7 +792,7 @@ mod cli {
         assert_eq!(entries[0]["sha"], "sha000000", "{v}");
         assert_eq!(
             entries[0]["time"], "2026-11-30T10:00:00Z",
-            "the README's key: {v}"
+            "the key of docs/reference.md: {v}"
         );
         assert!(entries[0].get("when").is_none(), "{v}");
         assert!(text(&out.stderr).contains("holds 100000 entries"));

@@ -25,7 +25,7 @@ use crate::topology::Topology;
 #[derive(Debug, Clone, Args, Default)]
 pub struct FleetArgs {
     /// A fleet file naming several edges: the command runs on every edge as one transaction
-    /// (README "Several edges").
+    /// (docs/fleet.md).
     #[arg(long, env = "VEZASOCK_FLEET", value_name = "FILE")]
     pub fleet: Option<PathBuf>,
 }

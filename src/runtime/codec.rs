@@ -27,7 +27,7 @@ use super::parse::outcome::{classify, is_known_error, severity_prefix};
 
 /// The one bound on a reply, in every mode (one-shot, session, batch, `exec`): far above the
 /// largest dump of a big edge (`show stat` of 10,000 servers is ~5 MB), far below what would
-/// hurt the machine. The README states it.
+/// hurt the machine. docs/operating.md (`vezasock exec`) states it.
 pub const MAX_REPLY: usize = 64 * 1024 * 1024;
 
 /// How replies are delimited on a connection.
