@@ -1,5 +1,5 @@
 //! `vezasock switch ENV COLOR`: flips one env to a color over the runtime API, with no reload.
-//! [`switch`] runs the phases of [`super::flip`] in DESIGN.md §3's order: lock → read → gate →
+//! [`switch`] runs the phases of [`super::flip`] in this order (docs/architecture.md §3): lock → read → gate →
 //! intent → disk → runtime → verify → record → drain-old; the table of what each phase touches
 //! and what a failure in it means is in that module.
 //!
