@@ -207,7 +207,7 @@ per_version!(
             vezasock::demo::http::get(metrics, "localhost", "/metrics", Duration::from_secs(5))
                 .unwrap_or_else(|err| panic!("{}: GET /metrics: {err}", v.label));
         assert_eq!(answer.status, 200, "{}", v.label);
-        // The README's queries read these series.
+        // The queries of docs/progressive-delivery.md read these series.
         let line = answer
             .body
             .lines()

@@ -16,7 +16,7 @@
 //! the sides disagree; history and journal hold only whole lines; no temp file of a dead
 //! writer is left after the next successful write; every edge answers each env with the
 //! color its runtime map says; no reload happens unless the step made one; no command
-//! panics, hangs or exits with a code the README does not list.
+//! panics, hangs or exits with a code the README (and docs/reference.md) does not list.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;

@@ -1,7 +1,7 @@
 //! Every `vezasock` command that takes `--json`, run against a real edge on each HAProxy
-//! version, its output checked key by key against the README (the contract external tests
-//! read): the shapes listed under "JSON output" are parsed from README.md itself, so the
-//! README and the binary cannot drift apart without this test failing. Also `status` into a
+//! version, its output checked key by key against docs/reference.md (the contract external
+//! tests read): the shapes listed under "JSON output" are parsed from that file itself, so the
+//! docs and the binary cannot drift apart without this test failing. Also `status` into a
 //! closed pipe, and `check` on the live map paths.
 
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ enum Shape {
     ArrayOf(Box<Shape>),
 }
 
-/// Parses the README's notation.
+/// Parses the notation of docs/reference.md.
 fn parse_shape(text: &str) -> Result<Shape, String> {
     let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
     let mut at = 0;
@@ -136,16 +136,16 @@ fn mismatches(shape: &Shape, value: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The shapes of the README's "JSON output" list: `- `NAME`: `SHAPE`` (an item may wrap onto
+/// The shapes of the "JSON output" list in docs/reference.md: `- `NAME`: `SHAPE`` (an item may wrap onto
 /// indented lines), keyed by NAME (e.g. `switch`, `switch failure`).
-fn readme_shapes() -> BTreeMap<String, Shape> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    let readme = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let section = readme
+fn documented_shapes() -> BTreeMap<String, Shape> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let section = doc
         .split("**JSON output.**")
         .nth(1)
         .and_then(|rest| rest.split("\n\n").take(2).nth(1))
-        .unwrap_or_else(|| panic!("README has no JSON output list"));
+        .unwrap_or_else(|| panic!("{path} has no JSON output list"));
     let mut items: Vec<String> = Vec::new();
     for line in section.lines() {
         if let Some(item) = line.strip_prefix("- ") {
@@ -162,8 +162,8 @@ fn readme_shapes() -> BTreeMap<String, Shape> {
         if parts.len() < 4 {
             continue;
         }
-        let shape =
-            parse_shape(parts[3]).unwrap_or_else(|e| panic!("README shape of {}: {e}", parts[1]));
+        let shape = parse_shape(parts[3])
+            .unwrap_or_else(|e| panic!("docs/reference.md shape of {}: {e}", parts[1]));
         shapes.insert(parts[1].to_string(), shape);
     }
     shapes
@@ -190,11 +190,11 @@ fn without_indices(text: &str) -> String {
     out
 }
 
-/// Fails unless `value` has exactly the keys the README documents for `name`.
+/// Fails unless `value` has exactly the keys docs/reference.md documents for `name`.
 fn agree(shapes: &BTreeMap<String, Shape>, name: &str, value: &Value, what: &str, label: &str) {
     let shape = shapes
         .get(name)
-        .unwrap_or_else(|| panic!("README documents no JSON for `{name}`"));
+        .unwrap_or_else(|| panic!("docs/reference.md documents no JSON for `{name}`"));
     let mut out = Vec::new();
     mismatches(shape, value, name, &mut out);
     // One line per key, not per array item.
@@ -202,7 +202,7 @@ fn agree(shapes: &BTreeMap<String, Shape>, name: &str, value: &Value, what: &str
     out.dedup();
     assert!(
         out.is_empty(),
-        "{label}: `vezasock {what}` and the README disagree:\n  {}\noutput: {value}",
+        "{label}: `vezasock {what}` and docs/reference.md disagree:\n  {}\noutput: {value}",
         out.join("\n  ")
     );
 }
@@ -212,7 +212,7 @@ fn json_of(run: &Run, what: &str) -> Value {
         .unwrap_or_else(|e| panic!("{what}: not one JSON value ({e}): {run:?}"))
 }
 
-/// Runs `args` and checks its JSON against the README's `name` shape; returns the JSON.
+/// Runs `args` and checks its JSON against the documented `name` shape; returns the JSON.
 fn check(
     edge: &LocalEdge,
     shapes: &BTreeMap<String, Shape>,
@@ -228,9 +228,9 @@ fn check(
     value
 }
 
-fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
+fn every_json_output_matches_the_reference(v: &haproxy::Haproxy) {
     let label = v.label;
-    let shapes = readme_shapes();
+    let shapes = documented_shapes();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let edge = healthy_edge(v, dir.path());
     let mut seen: Vec<&str> = Vec::new();
@@ -391,7 +391,7 @@ fn every_json_output_matches_the_readme(v: &haproxy::Haproxy) {
     for name in documented {
         assert!(
             seen.contains(&name.as_str()),
-            "{label}: README shape `{name}` not run"
+            "{label}: documented shape `{name}` not run"
         );
     }
 }
@@ -604,8 +604,8 @@ fn status_into_a_closed_pipe_exits_0(v: &haproxy::Haproxy) {
 
 // One test per HAProxy version each (`name::v3_4`), so a failure on one version hides no other.
 crate::haproxy::per_version!(
-    every_json_output_matches_the_readme,
-    |v: &haproxy::Haproxy| { every_json_output_matches_the_readme(v) }
+    every_json_output_matches_the_reference,
+    |v: &haproxy::Haproxy| { every_json_output_matches_the_reference(v) }
 );
 crate::haproxy::per_version!(status_into_a_closed_pipe_exits_0, |v: &haproxy::Haproxy| {
     status_into_a_closed_pipe_exits_0(v)
@@ -616,7 +616,7 @@ crate::haproxy::per_version!(
 );
 
 #[test]
-fn the_readme_notation_parses_and_checks_both_ways() {
+fn the_reference_notation_parses_and_checks_both_ways() {
     let shape = parse_shape("{a, b[], c{d, e}, f[{g}], o?{p}}").unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     let good = serde_json::json!({"a": 1, "b": [1], "c": {"d": 1, "e": null}, "f": [{"g": 1}]});
@@ -637,5 +637,5 @@ fn the_readme_notation_parses_and_checks_both_ways() {
         ]
     );
     assert!(parse_shape("{a, b").is_err());
-    assert!(readme_shapes().contains_key("switch"));
+    assert!(documented_shapes().contains_key("switch"));
 }

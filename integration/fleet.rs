@@ -425,7 +425,7 @@ pub fn map_file_color(edge: &LocalEdge, env: &str) -> Option<Color> {
         .copied()
 }
 
-/// The env's recorded color (`active-color-<env>`; missing means blue, as the README says).
+/// The env's recorded color (`active-color-<env>`; missing means blue, as docs/operating.md says).
 pub fn recorded_color(edge: &LocalEdge, env: &str) -> Color {
     let path = edge
         .topology

@@ -127,7 +127,7 @@ fn edge_killed_at(v: &Haproxy, point: &str, killed: usize) {
     let run = resume(&fleet, running);
     let name = fleet.members[killed].name.clone();
     let what = format!("{} {name} killed at {point}", v.label);
-    // README: a failed commit puts every committed edge back, exit 3 when every put-back is
+    // docs/fleet.md: a failed commit puts every committed edge back, exit 3 when every put-back is
     // confirmed. A committed edge lost before its verify cannot be confirmed: 5.
     let want = if killed == 0 && point == "fleet-after-first-commit" {
         5
@@ -302,13 +302,13 @@ per_version!(
             status.out
         );
         apply_brings_one_color(&fleet, "coordinator killed between commits");
-        // The README's exact line (checked last, so a wording difference hides no behaviour).
+        // The exact line of docs/fleet.md (checked last, so a wording difference hides no behaviour).
         assert_eq!(
             drift,
             format!(
                 "DRIFT across edges on {ENV}: edge-a=green (recorded blue) edge-b=blue edge-c=blue"
             ),
-            "{}: the drift line as the README writes it",
+            "{}: the drift line as docs/fleet.md writes it",
             v.label
         );
     }

@@ -193,7 +193,7 @@ per_version!(
         let run = fleet.run(&["switch", ENV, "green", "--json"]);
         assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
         let j = json(&run.out, "fleet switch --json");
-        // README: `{ok, env, to, transaction, edges[{edge, from, to, result, ms, detail}],
+        // docs/reference.md: `{ok, env, to, transaction, edges[{edge, from, to, result, ms, detail}],
         // commit_skew_ms, total_ms}` (no top-level `from`: each edge says its own).
         assert_eq!(j["ok"], true, "{}: {j}", v.label);
         assert_eq!(j["env"], ENV, "{}: {j}", v.label);
@@ -246,7 +246,7 @@ per_version!(
 per_version!(
     a_fleet_dry_run_reads_every_edge_and_changes_none,
     |v: &Haproxy| {
-        // README: `--dry-run` reads and gates on every edge, no lock, nothing written.
+        // docs/fleet.md: `--dry-run` reads and gates on every edge, no lock, nothing written.
         let fleet = Fleet::local(v, 2);
         let before = fleet.snapshot();
         let journal = fleet.state_dir.join("journal.jsonl");

@@ -152,7 +152,7 @@ per_version!(
 per_version!(
     a_play_that_prepares_on_every_edge_then_commits_on_every_edge_flips_them_all,
     |v: &Haproxy| {
-        // What the README's Ansible example does, host by host, with the primitives alone.
+        // What the Ansible example of docs/fleet.md does, host by host, with the primitives alone.
         let fleet = Fleet::local(v, 3);
         for i in 0..3 {
             let prep = fleet.edge_run(

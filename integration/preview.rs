@@ -134,7 +134,7 @@ per_version!(
             !journal.contains(&second),
             "a token in the journal: {journal}"
         );
-        // --json: the README's keys.
+        // --json: the keys of docs/reference.md.
         let run = vezasock(&e, &["preview", "staging", "green", "--json"]);
         assert_eq!(run.code, Some(0), "{run:?}");
         let v: serde_json::Value =

@@ -86,7 +86,7 @@ fn check_every_split(framing: Framing, stream: &[u8], expected: &[(&str, Option<
 const P: Option<&str> = Some("> ");
 
 #[test]
-fn worker_session_from_research_section_4() {
+fn worker_session_in_prompt_mode_as_grammar_section_1_3() {
     // prompt, get weight (ok), get weight (no such server), set server state, quit.
     check_every_split(
         Framing::Prompt,

@@ -232,7 +232,7 @@ fn escapes_spaces_tabs_semicolons_and_backslashes() {
         haproxy_tokenize(&cmd.line()),
         words(&["set", "map", "m", "k", "a b;c\\d\te"])
     );
-    // The research's examples: `a\;b` stores `a;b`, `a\\b` stores `a\b`.
+    // HAProxy's tokenizer (`grammar/README.md` §1.1): `a\;b` stores `a;b`, `a\\b` stores `a\b`.
     assert_eq!(MapValue::new("a;b").unwrap().escaped(), "a\\;b");
     assert_eq!(MapValue::new("a\\b").unwrap().escaped(), "a\\\\b");
     // Quotes are not special for HAProxy, so they are sent as they are.
@@ -792,7 +792,7 @@ mod cli {
         assert_eq!(entries[0]["sha"], "sha000000", "{v}");
         assert_eq!(
             entries[0]["time"], "2026-11-30T10:00:00Z",
-            "the README's key: {v}"
+            "the key of docs/reference.md: {v}"
         );
         assert!(entries[0].get("when").is_none(), "{v}");
         assert!(text(&out.stderr).contains("holds 100000 entries"));

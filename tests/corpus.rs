@@ -90,7 +90,7 @@ fn kind_of(parser: &str) -> Option<ReplyKind> {
     })
 }
 
-/// Columns of `show stat` per version (research §9, §13; 3.4: new columns from 3.3 on, read
+/// Columns of `show stat` per version (`grammar/README.md` §2 and §4; 3.4: new columns from 3.3 on, read
 /// by name like every other).
 fn stat_width(version: &str) -> usize {
     match version {
@@ -328,7 +328,7 @@ fn corpus_replies_parse() {
             match e.expect.as_str() {
                 "data" if e.case.contains("crlf") && matches!(version, "3.2" | "3.4") => {
                     // 3.2 and 3.4 answer a CRLF line with one extra empty reply (`…\n\n` + `\n`,
-                    // research §13): two replies in one read, which the parser rejects. Without
+                    // `grammar/README.md` §1.1): two replies in one read, which the parser rejects. Without
                     // the stray `\n` it is an ordinary reply. vezasock never sends CRLF.
                     assert!(
                         e.body.ends_with(b"\n\n\n"),

@@ -1,5 +1,5 @@
-//! Table-driven tests of the reply parsers on hand-written bytes taken from the research notes
-//! (`research/runtime-protocol.md` §5, §7, §9, §13) and from replies seen on real HAProxy.
+//! Table-driven tests of the reply parsers on hand-written bytes: the grammar and error texts of
+//! `grammar/README.md` (§1-§3) and replies seen on real HAProxy.
 
 #[path = "support/versions.rs"]
 mod versions;

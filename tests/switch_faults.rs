@@ -1,4 +1,4 @@
-//! A flip that HAProxy refuses, or whose connection drops, in the middle (DESIGN.md §3 step 5):
+//! A flip that HAProxy refuses, or whose connection drops, in the middle (the runtime phase, docs/architecture.md §3):
 //! the edge is left as it was, and what happened is written down.
 //!
 //! Real HAProxy never refuses `set map` after `show map` succeeded on the same map, so these

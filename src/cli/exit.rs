@@ -1,4 +1,4 @@
-//! The exit codes of every `vezasock` command, in one place (documented in the README).
+//! The exit codes of every `vezasock` command, in one place (documented in docs/reference.md, summed up in the README).
 //!
 //! CI scripts branch on these, so they never change meaning:
 //!

@@ -25,7 +25,7 @@ use crate::topology::Topology;
 #[derive(Debug, Clone, Args, Default)]
 pub struct FleetArgs {
     /// A fleet file naming several edges: the command runs on every edge as one transaction
-    /// (README "Several edges").
+    /// (docs/fleet.md).
     #[arg(long, env = "VEZASOCK_FLEET", value_name = "FILE")]
     pub fleet: Option<PathBuf>,
 }
@@ -184,41 +184,47 @@ fn run_flip(
     };
     std::thread::scope(|scope| {
         rt.block_on(async {
-        let mut members = match members(command, &fleet, &edges, scope) {
-            Ok(m) => m,
-            Err(exit) => return exit.into(),
-        };
-        if let Some(to) = &rollback {
-            match fleet::rollback_target(&mut members, &req.env, to.as_deref()).await {
-                Ok((color, sha)) => {
-                    req.color = color;
-                    req.sha = sha;
-                    req.action = crate::state::Action::Rollback;
-                }
-                Err(e) => {
-                    close(members).await;
-                    return super::common::fail(command, &e).into();
+            let mut members = match members(command, &fleet, &edges, scope) {
+                Ok(m) => m,
+                Err(exit) => return exit.into(),
+            };
+            if let Some(to) = &rollback {
+                match fleet::rollback_target(&mut members, &req.env, to.as_deref()).await {
+                    Ok((color, sha)) => {
+                        req.color = color;
+                        req.sha = sha;
+                        req.action = crate::state::Action::Rollback;
+                    }
+                    Err(e) => {
+                        close(members).await;
+                        return super::common::fail(command, &e).into();
+                    }
                 }
             }
-        }
-        let result = fleet::switch(&fleet, &mut members, &req, ttl).await;
-        close(members).await;
-        match result {
-            Ok(report) => {
-                if json {
-                    output::json(&SwitchJson { ok: true, report: &report });
-                } else {
-                    let mut text = String::new();
-                    for e in &report.edges {
-                        text.push_str(&format!("{:<16} {:<9} {:>9.3} ms  {}\n", e.edge, e.result, e.ms, e.detail));
-                    }
-                    if report.dry_run && report.edges.iter().all(|e| e.result == "already") {
-                        text.push_str(&format!(
-                            "dry run: {} is already {} on every edge: nothing would change\n",
-                            report.env, report.to
-                        ));
-                    } else if report.dry_run {
-                        text.push_str(&format!(
+            let result = fleet::switch(&fleet, &mut members, &req, ttl).await;
+            close(members).await;
+            match result {
+                Ok(report) => {
+                    if json {
+                        output::json(&SwitchJson {
+                            ok: true,
+                            report: &report,
+                        });
+                    } else {
+                        let mut text = String::new();
+                        for e in &report.edges {
+                            text.push_str(&format!(
+                                "{:<16} {:<9} {:>9.3} ms  {}\n",
+                                e.edge, e.result, e.ms, e.detail
+                            ));
+                        }
+                        if report.dry_run && report.edges.iter().all(|e| e.result == "already") {
+                            text.push_str(&format!(
+                                "dry run: {} is already {} on every edge: nothing would change\n",
+                                report.env, report.to
+                            ));
+                        } else if report.dry_run {
+                            text.push_str(&format!(
                             "dry run: {} would switch to {} on {} edge(s): prepared on every edge \
                              (map version staged, pending file, transaction.json), then committed \
                              on every edge back to back, read back and recorded; nothing changed\n",
@@ -226,50 +232,51 @@ fn run_flip(
                             report.to,
                             report.edges.len()
                         ));
-                    } else {
-                        text.push_str(&format!(
-                            "{} switched to {} on {} edge(s) (no reload); commit skew {:.3} ms; total {:.3} ms\n",
-                            report.env,
-                            report.to,
-                            report.edges.len(),
-                            report.commit_skew_ms,
-                            report.total_ms
-                        ));
-                    }
-                    if let Some(drain) = &report.drain_old {
-                        for e in &drain.edges {
+                        } else {
                             text.push_str(&format!(
-                                "drain-old {:<16} {}: {}\n",
-                                e.edge, e.result, e.detail
+                                "{} switched to {} on {} edge(s) (no reload); \
+                             commit skew {:.3} ms; total {:.3} ms\n",
+                                report.env,
+                                report.to,
+                                report.edges.len(),
+                                report.commit_skew_ms,
+                                report.total_ms
                             ));
                         }
+                        if let Some(drain) = &report.drain_old {
+                            for e in &drain.edges {
+                                text.push_str(&format!(
+                                    "drain-old {:<16} {}: {}\n",
+                                    e.edge, e.result, e.detail
+                                ));
+                            }
+                        }
+                        output::text(&text);
                     }
-                    output::text(&text);
+                    Exit::Ok.into()
                 }
-                Exit::Ok.into()
-            }
-            Err(error) => {
-                let exit = Exit::of_edge(&error);
-                if json {
-                    let report = match &error {
-                        EdgeError::Fleet(f) => match &f.outcome {
-                            fleet::Outcome::Switch(r) => Some(r),
-                            fleet::Outcome::Change(_) => None,
-                        },
-                        _ => None,
-                    };
-                    output::json(&FailureJson {
-                        ok: false,
-                        error: error.to_string(),
-                        exit: exit as u8,
-                        report,
-                    });
+                Err(error) => {
+                    let exit = Exit::of_edge(&error);
+                    if json {
+                        let report = match &error {
+                            EdgeError::Fleet(f) => match &f.outcome {
+                                fleet::Outcome::Switch(r) => Some(r),
+                                fleet::Outcome::Change(_) => None,
+                            },
+                            _ => None,
+                        };
+                        output::json(&FailureJson {
+                            ok: false,
+                            error: error.to_string(),
+                            exit: exit as u8,
+                            report,
+                        });
+                    }
+                    eprintln!("vezasock {command}: {error}");
+                    exit.into()
                 }
-                eprintln!("vezasock {command}: {error}");
-                exit.into()
             }
-        }
-    })
+        })
     })
 }
 
@@ -446,7 +453,10 @@ async fn apply(fleet: &Fleet, members: &mut [Member]) -> Result<fleet::FleetAppl
                             &env,
                             &format!("resolved by apply: every edge on {color}"),
                         )?;
-                        resolved.push(format!("{env}: every edge on {color} (the fleet journal's unfinished transaction)"));
+                        resolved.push(format!(
+                            "{env}: every edge on {color} \
+                             (the fleet journal's unfinished transaction)"
+                        ));
                     }
                     Err(e) => unresolved.push(format!("{env}: the switch to {color} failed: {e}")),
                 }

@@ -32,7 +32,7 @@ pub struct HistoryArgs {
     pub topology: TopologyArgs,
 }
 
-/// One history entry as `history --json` prints it (the README's keys).
+/// One history entry as `history --json` prints it (the keys of docs/reference.md).
 #[derive(Debug, Serialize)]
 struct JsonEntry<'a> {
     color: Color,

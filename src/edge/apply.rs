@@ -1,5 +1,5 @@
 //! `apply`: bring the edge to the desired state — the topology with the recorded active
-//! colors — by the cheapest safe path (DESIGN.md §2):
+//! colors — by the cheapest safe path (docs/architecture.md §2):
 //!
 //! - nothing differs (files and runtime maps) → nothing is written, nothing reloaded;
 //! - same shape, other map entries (a host, a color) → the map files are rewritten atomically,

@@ -96,7 +96,7 @@ pub fn judge(window: Counters, limits: Limits) -> Verdict {
     }
 }
 
-/// `37 of 120 requests answered 5xx (30.8 % > 1 %); econ 0, eresp 0`.
+/// `37 of 120 requests answered 5xx (30.8 %, limit 1 %); econ 0, eresp 0`.
 pub fn describe(window: Counters, limits: Limits) -> String {
     format!(
         "{} of {} requests answered 5xx ({:.1} %, limit {} %); econ {}, eresp {}",

@@ -1,7 +1,9 @@
-//! The flip of one env to a color, as explicit phases (DESIGN.md §3). [`super::switch`] runs
-//! them in order; rollback reuses the switch; the coming multi-edge coordinator runs the
-//! *prepare* half (lock, read, gate, intent, disk) on every edge before the *commit* half
-//! (runtime, verify, record) on any.
+//! The flip of one env to a color, as explicit phases (docs/architecture.md §3). [`super::switch`]
+//! runs them in order; rollback reuses the switch. A transaction ([`super::transaction`], the
+//! fleet coordinator [`super::fleet`]) runs them split in two (`flip/staged.rs`): a *prepare* half
+//! (lock, read, gate, intent, stage: the new color staged as a map version, nothing live
+//! changed) on every edge before a *commit* half (disk, runtime `commit map @ver`, verify,
+//! record) on any.
 //!
 //! | phase | reads / writes | a failure here |
 //! |---|---|---|

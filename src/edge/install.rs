@@ -1,6 +1,6 @@
 //! First install: `apply` on a host where HAProxy is not running yet.
 //!
-//! The rule (one, documented in the README): under the edge lock, when the admin socket does
+//! The rule (one, documented in docs/operating.md, "First install"): under the edge lock, when the admin socket does
 //! not exist or refuses the connection (`ENOENT` / `ECONNREFUSED`: nothing listens) AND there
 //! is no file at `paths.config`, `apply` installs instead of failing. A timeout or a permission
 //! error is not "not running" and keeps today's behaviour (exit 3). When HAProxy is down but a

@@ -1,6 +1,8 @@
 //! What vezasock does to a live edge: flips, rollbacks, server drains, status, apply and the
 //! reload path. Each operation combines the layers below it (topology → render → plan →
-//! runtime → state) and is called by one `cli` command.
+//! runtime → state) and is called by the `cli` commands; some operations are also steps of
+//! others ([`switch::switch`] is run by `switch`, `rollback`, a bake that flips back, `canary`,
+//! the fleet agent's dry run and `demo`). The map of this folder: docs/architecture.md §1.
 //!
 //! [`Edge`] is the context they share: the topology (with its runtime paths), the edge's
 //! state dir, and the runtime client settings.

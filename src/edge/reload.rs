@@ -1,4 +1,4 @@
-//! The reload path (DESIGN.md §2), taken by `apply` only when the shape changed:
+//! The reload path (docs/architecture.md §2), taken by `apply` only when the shape changed:
 //!
 //! 1. read what is live: `show servers state`, the active colors (`show map`), `show backend`;
 //!    save the dump into HAProxy's server-state file and drop the rows of servers whose

@@ -3,7 +3,7 @@
 //! journal. `vezasock apply` calls [`repair`] before anything else.
 //!
 //! Why the state files win: a switch writes them LAST, after the read-back verified the flip
-//! (DESIGN.md §3, `switch` module doc). So a state file only ever names a color that was
+//! (docs/architecture.md §3, `switch` module doc). So a state file only ever names a color that was
 //! verified live, while the map file and the runtime may be ahead of it by an interrupted
 //! switch whose read-back never happened (or was never recorded). Rolling such a switch back
 //! to the recorded color is always safe; rolling it forward would trust a flip nobody checked.

@@ -1,6 +1,6 @@
 //! The operator's server tools: `drain`, `maint` and `ready` on a selection of servers (a
 //! whole env, one color, one component, one server, or any backend by name), every change
-//! written through to disk so that a reload or a full restart keeps it (DESIGN.md §3).
+//! written through to disk so that a reload or a full restart keeps it (docs/architecture.md §3, "Write-through").
 //!
 //! A selection resolves, from the topology alone, to a list of `backend/server` pairs
 //! ([`resolve`]); an unknown env, color, component, server or backend is

@@ -1,7 +1,7 @@
 //! `vezasock switch ENV COLOR`: flips one env to a color over the runtime API, with no reload.
-//! [`switch`] runs the phases of [`super::flip`] in DESIGN.md §3's order: lock → read → gate →
-//! intent → disk → runtime → verify → record → drain-old; the table of what each phase touches
-//! and what a failure in it means is in that module.
+//! [`switch`] runs the phases of [`super::flip`] in this order: lock → read → gate → intent →
+//! disk → runtime → verify → record → drain-old; the table of what each phase touches and what
+//! a failure in it means is in that module and in docs/architecture.md §3.
 //!
 //! Why this order is crash-safe: the state file is written last, so it only ever names a
 //! verified color. A crash anywhere before it leaves an open journal operation and, from the
@@ -262,12 +262,16 @@ async fn bake_phase(
 ) -> Result<super::bake::BakeReport, EdgeError> {
     use super::bake::{describe, Verdict};
     let (env, new, old) = (flip.env.name.clone(), flip.target, read.from);
-    let baked = flip.bake(duration).await.map_err(|e| EdgeError::AnalysisFailed {
-        message: format!(
-            "{env} switched {old} → {new} (verified and recorded), but the bake could not read              the counters: {e}; `vezasock rollback {env}` flips back"
-        ),
-        rolled_back: false,
-    })?;
+    let baked = flip
+        .bake(duration)
+        .await
+        .map_err(|e| EdgeError::AnalysisFailed {
+            message: format!(
+                "{env} switched {old} → {new} (verified and recorded), but the bake could \
+                 not read the counters: {e}; `vezasock rollback {env}` flips back"
+            ),
+            rolled_back: false,
+        })?;
     let numbers = describe(baked.window, baked.limits);
     steps.done(
         "bake",

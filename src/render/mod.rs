@@ -1,7 +1,7 @@
 //! Renders the edge: `haproxy.cfg`, `hosts.map` and `active-color.map` from a [`Topology`] and
 //! the current active colors, plus the config's shape fingerprint and summary.
 //!
-//! Mechanism (DESIGN.md §2), chosen so a flip is one map edit and never a reload:
+//! Mechanism (docs/architecture.md §2), chosen so a flip is one map edit and never a reload:
 //! - the frontend reads `host → env` from `hosts.map` and `env → color` from
 //!   `active-color.map` (missing → blue) into `txn.env` / `txn.color`;
 //! - there is ONE BACKEND PER ENV × COMPONENT × COLOR (`be_<env>_<component>_<color>`) holding

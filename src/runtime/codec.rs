@@ -2,7 +2,7 @@
 //!
 //! HAProxy's replies carry no length and no status, and an empty line is *not* a reliable end
 //! of reply (2.6 sends some errors with a single `\n`, the master sends single-`\n` errors and
-//! silent commands; research §1, §11). So the end of a reply is:
+//! silent commands; `grammar/README.md` §1.2, §1.4). So the end of a reply is:
 //! - [`Framing::OneShot`]: the end of the connection (worker one-shot, or master one-shot after
 //!   the client half-closed);
 //! - [`Framing::Prompt`]: the worker prompt `> ` right after a `\n` (the empty reply is `\n> `);
@@ -27,7 +27,7 @@ use super::parse::outcome::{classify, is_known_error, severity_prefix};
 
 /// The one bound on a reply, in every mode (one-shot, session, batch, `exec`): far above the
 /// largest dump of a big edge (`show stat` of 10,000 servers is ~5 MB), far below what would
-/// hurt the machine. The README states it.
+/// hurt the machine. docs/operating.md (`vezasock exec`) states it.
 pub const MAX_REPLY: usize = 64 * 1024 * 1024;
 
 /// How replies are delimited on a connection.
@@ -254,7 +254,7 @@ impl Decoder for ReplyCodec {
                     Ok(None)
                 } else if self.framing == Framing::MasterPrompt && classify(buf).is_error() {
                     // 2.6's master answers a bad `@` target with one error line and hangs up
-                    // (research §5): that is HAProxy's answer, not a transport failure.
+                    // (`grammar/README.md` §1.4): that is HAProxy's answer, not a transport failure.
                     let body = buf.split().freeze();
                     Ok(Some(Frame { body, prompt: None }))
                 } else {
@@ -289,7 +289,7 @@ impl Encoder<&str> for ReplyCodec {
 
 /// True when a one-shot reply, read to EOF, ends the way HAProxy ends a whole reply, so a
 /// connection closed in the middle of one is told apart from a finished answer
-/// (research §1, grammar §1.2; every one-shot file of the corpus passes this):
+/// (`grammar/README.md` §1.2; every one-shot file of the corpus passes this):
 /// - nothing at all (the caller decides what 0 bytes means), or `\n` (an empty success);
 /// - `\n\n`: the last line, then the empty line that closes every non-empty reply;
 /// - one line ending in a single `\n` that is one of HAProxy's known errors (2.6's weight
@@ -321,7 +321,7 @@ pub fn one_shot_complete(body: &[u8]) -> bool {
 }
 
 /// 3.2's master answer to `prompt n`, `prompt help` or an unknown word: several lines, one
-/// `\n` at the end (research §13).
+/// `\n` at the end (`grammar/README.md` §1.2).
 const MASTER_PROMPT_USAGE: &[u8] = b"Usage: prompt ";
 
 /// Length of the leading payload-continuation prompts (`+ ` repeated).

@@ -1,6 +1,6 @@
 //! The master CLI's own operations: `show proc` and a confirmed `reload`.
 //!
-//! `reload` differs by version (research §7):
+//! `reload` differs by version (`grammar/README.md` §2, `master reload`):
 //! - ≥ 2.7 answers `Success=0|1`, `--`, then the startup log, and closes. `Success=0` is an
 //!   error carrying HAProxy's log lines.
 //! - 2.6 answers nothing and closes at once, *before* the reload is done; the master then

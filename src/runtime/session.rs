@@ -13,7 +13,7 @@
 //!
 //! **Through the master CLI** each worker command is sent as `@1 <cmd>` (or `@!<pid> <cmd>`),
 //! and each such command is a fresh worker session, so `set severity-output` cannot stay on
-//! (research §5; 2.6 drops it even in `@1` mode). Master sessions therefore do not send it
+//! (seen on real binaries; 2.6 drops it even in `@1` mode). Master sessions therefore do not send it
 //! and recognise errors by HAProxy's known error texts ([`super::parse::outcome::KNOWN_ERRORS`])
 //! and, for commands whose success is an empty answer, by the presence of any text at all.
 //!

@@ -42,8 +42,8 @@ impl fmt::Display for Version {
     }
 }
 
-/// Behaviour differences between HAProxy versions that the client relies on (research §12,
-/// §13).
+/// Behaviour differences between HAProxy versions that the client relies on (`grammar/README.md`
+/// §4, and the per-version notes of its §1 and §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     /// Master `reload` answers `Success=0|1` plus the startup log (≥ 2.7); 2.6 answers

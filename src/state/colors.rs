@@ -37,8 +37,8 @@ pub struct HistoryEntry {
     pub color: Color,
     /// The deployed commit (`None` when the line has `-` or no sha).
     pub sha: Option<String>,
-    /// When (RFC 3339 UTC as written; `None` on older seed lines). `time` in JSON, as the
-    /// README names the history's field.
+    /// When (RFC 3339 UTC as written; `None` on older seed lines). `time` in JSON, as
+    /// docs/reference.md names the history's field.
     #[serde(rename = "time")]
     pub when: Option<String>,
     /// Who switched (`None` on older seed lines).

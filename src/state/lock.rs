@@ -1,5 +1,5 @@
 //! The per-edge lock: two CI jobs (or a CI job and an operator) never change the same edge at
-//! the same time (DESIGN.md §3 step 1).
+//! the same time (the flip's lock phase, docs/architecture.md §3).
 //!
 //! It is `flock(LOCK_EX)` on `<state_dir>/vezasock.lock`. The kernel releases a `flock` when the
 //! file is closed, so the lock goes away when [`EdgeLock`] is dropped and when the process dies

@@ -1,11 +1,12 @@
 //! vezasock's own state on disk, per edge: the lock that serialises writers, the journal of
 //! every change, the active color and history of each env, and the write-through of server
-//! admin states (DESIGN.md §3).
+//! admin states (docs/architecture.md §3 and §5).
 //!
-//! Everything lives in one directory per edge ([`StateDir`]). Today there is one edge and its
-//! directory is `paths.state_dir` itself, so the seed pipeline's files
-//! (`active-color-<env>`, `active-color-<env>.history`) stay where its playbooks look.
-//! DESIGN.md §7 (several edges) gets one directory per edge from [`StateDir::for_edge`].
+//! Everything lives in one directory per edge ([`StateDir`]): the topology's `paths.state_dir`
+//! itself, so the seed pipeline's files (`active-color-<env>`, `active-color-<env>.history`)
+//! stay where its playbooks look. Each edge of a fleet has its own topology, so its own
+//! directory (docs/architecture.md §4); [`StateDir::for_edge`] gives `<root>/edges/<edge>` for
+//! edges that share one root.
 //!
 //! | file | written by | format |
 //! |---|---|---|
@@ -61,7 +62,7 @@ impl StateDir {
     }
 
     /// One edge among several: `<root>/edges/<edge>`, so each edge has its own lock, journal
-    /// and colors (DESIGN.md §7).
+    /// and colors (docs/architecture.md §4).
     pub fn for_edge(root: &Path, edge: &str) -> Result<StateDir, Error> {
         check_name("edge", edge)?;
         Ok(StateDir {

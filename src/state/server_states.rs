@@ -1,5 +1,5 @@
 //! Server states written through to disk, so that a reload or a restart keeps them
-//! (DESIGN.md §3).
+//! (docs/architecture.md §3, "Write-through").
 //!
 //! Two files:
 //! - `<state_dir>/server-admin.json`: the operator's decisions, `{"backend/server": "drain"}`

@@ -2,7 +2,7 @@
 //! failover policy and the runtime paths — read from a TOML file and checked.
 //!
 //! [`Topology`] is the validated model. It is built only by [`Topology::from_toml`] (or
-//! [`Topology::embedded_default`], the "veza" edge of DESIGN.md §1), which reject anything that
+//! [`Topology::embedded_default`], the "veza" edge of docs/topology.md), which reject anything that
 //! could break the rendered config: every name, host, address and path is checked here, and the
 //! templates refuse control characters again as a second line of defence.
 //!
@@ -38,7 +38,7 @@ pub const ACME_BACKEND: &str = "acme_backend";
 /// The name of the only frontend.
 pub const FRONTEND: &str = "fe_edge";
 
-/// The embedded default topology (DESIGN.md §1), also shipped as `examples/veza.toml`.
+/// The embedded default topology (docs/topology.md), also shipped as `examples/veza.toml`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../examples/veza.toml");
 /// The name errors use for the embedded default.
 pub const EMBEDDED_NAME: &str = "<embedded veza.toml>";

@@ -1,7 +1,7 @@
 //! Map replies: `show map` (the list of maps), `show map <file>` (entries), `get map` and
 //! `prepare map`.
 //!
-//! Grammar (research §9 "Maps"):
+//! Grammar (`grammar/README.md` §2, `show map`):
 //! - list: `# id (file) description`, then `<id> (<file>) <description> curr_ver=<n>
 //!   next_ver=<n> entry_cnt=<n>` per map (the counters are absent on older versions);
 //! - entries: `0x<ref> <key> <value>` per entry, the value being the rest of the line; an

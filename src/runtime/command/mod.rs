@@ -20,7 +20,7 @@
 //! Arguments are validated or escaped, so that no input (a host, a map value, a server name)
 //! can inject a second command or break the line.
 //!
-//! HAProxy's CLI tokenizer (research §2): words split on unescaped spaces and tabs, an
+//! HAProxy's CLI tokenizer (`grammar/README.md` §1.1): words split on unescaped spaces and tabs, an
 //! unescaped `;` ends a command, a backslash makes the next byte literal, quotes mean nothing,
 //! extra words are *silently ignored* (`set map F k a b` stores `a` and answers success).
 //! So:
@@ -32,7 +32,7 @@
 //! - map keys and values are escaped (space, tab, `;`, `\` get a backslash); control
 //!   characters are refused (a `\n` would start a second command); keys may hold no
 //!   whitespace at all, since `show map` prints `<ref> <key> <value>` and a key with a space
-//!   would make that line ambiguous (research §9), nor start with `#` (a `#0x…` entry
+//!   would make that line ambiguous (`grammar/README.md` §2), nor start with `#` (a `#0x…` entry
 //!   reference for `set map`/`del map`, and a comment in a map file);
 //! - no argument may start or end with `<<`: it would switch the CLI to payload mode and the
 //!   connection would wait for payload lines for ever. Checked on real binaries: 2.6 does it

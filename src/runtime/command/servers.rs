@@ -1,6 +1,6 @@
 //! `show servers state`: format version 1, the same on 2.6, 3.0 and 3.2.
 //!
-//! Grammar (research §9): line 1 is the format version `1`; line 2 is the header
+//! Grammar (`grammar/README.md` §2, `show servers state`): line 1 is the format version `1`; line 2 is the header
 //! `# be_id be_name …` naming the 25 columns; then one space-separated row per server; the
 //! block ends with an empty line. An empty string prints as `-`. `srv_admin_state` is a
 //! *decimal* bitmask. The same text is what `server-state-file` loads, hence

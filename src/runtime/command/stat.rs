@@ -1,6 +1,6 @@
 //! `show stat`: the CSV dump, looked up by header name.
 //!
-//! Grammar (research §9): a header `# pxname,svname,…,` then one row per proxy, server or
+//! Grammar (`grammar/README.md` §2, `show stat`): a header `# pxname,svname,…,` then one row per proxy, server or
 //! listener; **every** line ends with a trailing comma then `\n`; a field holding `,` or `"`
 //! is wrapped in `"…"` with inner quotes doubled; the block ends with an empty line. Column
 //! positions differ between versions (2.6: 128 columns, 3.0: 205, 3.2: 207), so fields are

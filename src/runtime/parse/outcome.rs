@@ -45,8 +45,8 @@ impl Outcome {
 /// A message at info level (`[6]: `) that starts with one of these is an error too: HAProxy
 /// sends `Unknown command…` at severity 6 although the command did not run.
 ///
-/// Source: `research/runtime-protocol.md` §5 (error strings, identical on 2.6 and 3.0 unless
-/// noted), §1 (the one-`\n` exceptions) and §13 (3.2 wording). A reply is an error when its
+/// Source: `grammar/README.md` §3 (the error texts, recorded on every tested version) and §1.2
+/// (the one-`\n` exceptions). A reply is an error when its
 /// body *starts with* one of these, so the entries hold only the fixed part of each message.
 pub const KNOWN_ERRORS: &[&str] = &[
     // Server and backend arguments.
