@@ -416,6 +416,10 @@ per_version!(
         );
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         assert!(run.out.contains("\"added\": true"), "{label}: {run:?}");
+        let json: serde_json::Value = serde_json::from_str(run.out.trim())
+            .unwrap_or_else(|e| panic!("{label}: cert update --json: {e}: {run:?}"));
+        let shapes = crate::cli_json::documented_shapes();
+        crate::cli_json::agree(&shapes, "cert update", &json, "cert update --json", label);
         assert_eq!(served_serial(fresh.https, FORGEJO), hex(0xB1), "{label}");
         assert_eq!(served_serial(fresh.https, PROD), hex(0xA2), "{label}");
         assert_eq!(worker_pid_of(&fresh.admin), pid, "{label}: reloaded");
