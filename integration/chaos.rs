@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vezasock::demo::http::get;
+use vezasock::demo::load::{Load, LoadReport, LoadSpec};
 use vezasock::topology::Color;
 
 use crate::fleet::{history_lines, map_file_color, recorded_color, EdgeSnapshot, Fleet, Reach};
@@ -861,6 +862,48 @@ impl Chaos {
         }
     }
 
+    /// A bounded load through every edge for one step: one keep-alive and one new-connection
+    /// client per edge over both envs' api, at most 120 s.
+    fn load(&self) -> Vec<Load> {
+        self.fleet
+            .members
+            .iter()
+            .map(|m| {
+                Load::start(&LoadSpec {
+                    edge: m.edge.http,
+                    targets: vec![
+                        ("staging.veza.fr".into(), "/api/x".into()),
+                        ("veza.fr".into(), "/api/x".into()),
+                    ],
+                    keepalive_clients: 1,
+                    new_connection_clients: 1,
+                    max_duration: Duration::from_secs(120),
+                    max_requests_per_client: 100_000,
+                    pause: Duration::from_millis(2),
+                    timeout: Duration::from_secs(5),
+                })
+            })
+            .collect()
+    }
+
+    /// Invariant 9: no request failed on any edge during a step that promises none.
+    fn check_no_failed_request(&self, n: usize, reports: &[LoadReport]) {
+        for (m, r) in self.fleet.members.iter().zip(reports) {
+            if r.failed() > 0 {
+                self.fail(
+                    n,
+                    &format!(
+                        "{}: {} of {} requests failed during the step: {:?}",
+                        m.name,
+                        r.failed(),
+                        r.sent(),
+                        r.failures
+                    ),
+                );
+            }
+        }
+    }
+
     /// The env's color on edge `i` as runtime, map file and state file see it.
     fn sides(&self, i: usize, env: &str) -> [Option<Color>; 3] {
         let e = &self.fleet.members[i].edge;
@@ -967,8 +1010,10 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
         let before = chaos.fleet.snapshot();
         let pids = chaos.fleet.worker_pids();
         let agreed: Vec<bool> = (0..3).map(|i| chaos.agrees(i)).collect();
+        let load = promises_no_failed_request(&step).then(|| chaos.load());
         let t = Instant::now();
         let out = chaos.apply_step(&step);
+        let seen = load.map(|l| l.into_iter().map(Load::stop).collect::<Vec<_>>());
         let codes: Vec<Option<i32>> = out.runs.iter().map(|r| r.1).collect();
         chaos.log.push(format!(
             "#{n} {step:?} → exits {codes:?} ({} ms)",
@@ -977,12 +1022,24 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
         *counts.entry(kind(&step)).or_default() += 1;
         chaos.check(n, &step, &before, &pids, &out);
         chaos.check_still_agrees(n, &agreed, &out);
+        if let Some(reports) = seen {
+            chaos.check_no_failed_request(n, &reports);
+        }
     }
     eprintln!(
         "chaos {}: seed {seed}: {steps} steps, every invariant held, {:.1} s; steps: {counts:?}",
         v.label,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Steps during which no request may fail: every flip, abort, repair and read. Not those that
+/// kill or reload HAProxy, put a color in maint or drain, or drive the agent by hand.
+fn promises_no_failed_request(step: &Step) -> bool {
+    !matches!(
+        step,
+        Step::KillHaproxy { .. } | Step::Reload { .. } | Step::Servers { .. } | Step::Agent { .. }
+    )
 }
 
 /// `VEZASOCK_CHAOS_KINDS=switch,edge-agent`: only those kinds of steps (all when unset), to
