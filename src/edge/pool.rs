@@ -123,7 +123,7 @@ fn command(change: PoolChange, defaults: &[String]) -> Result<PoolCommand, EdgeE
         .windows(2)
         .filter(|w| w[0] == "rise")
         .filter_map(|w| w[1].parse().ok())
-        .last()
+        .next_back()
         .unwrap_or(2);
     let add = AddServer {
         backend: backend.clone(),

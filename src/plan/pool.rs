@@ -161,11 +161,18 @@ mod tests {
         assert!(unknown.contains("did not answer"), "{unknown}");
         // No cookie: every version takes it.
         let plain = change("be_green", "green_2", "10.0.1.2:80", "check", true);
-        assert_eq!(refusal(&plain, &[plain.clone()], &live, Some((2, 6))), None);
-        assert_eq!(refusal(&plain, &[plain.clone()], &live, None), None);
+        assert_eq!(
+            refusal(&plain, std::slice::from_ref(&plain), &live, Some((2, 6))),
+            None
+        );
+        assert_eq!(
+            refusal(&plain, std::slice::from_ref(&plain), &live, None),
+            None
+        );
         // A name is not an IP.
         let named = change("be_green", "green_2", "api.lxd:80", "check", true);
-        let why = refusal(&named, &[named.clone()], &live, Some((3, 4))).unwrap_or_default();
+        let why =
+            refusal(&named, std::slice::from_ref(&named), &live, Some((3, 4))).unwrap_or_default();
         assert!(why.contains("not an IP"), "{why}");
         // A backup tracking its twin added at the same time (cross-color).
         let backup = change(
@@ -187,7 +194,12 @@ mod tests {
             true,
         );
         assert_eq!(
-            refusal(&static_track, &[static_track.clone()], &live, Some((3, 0))),
+            refusal(
+                &static_track,
+                std::slice::from_ref(&static_track),
+                &live,
+                Some((3, 0))
+            ),
             None
         );
         // A tracked server cannot be deleted; an untracked one can, on every version.
@@ -198,7 +210,13 @@ mod tests {
             "check cookie blue_1",
             false,
         );
-        let why = refusal(&tracked, &[tracked.clone()], &live, Some((3, 4))).unwrap_or_default();
+        let why = refusal(
+            &tracked,
+            std::slice::from_ref(&tracked),
+            &live,
+            Some((3, 4)),
+        )
+        .unwrap_or_default();
         assert!(why.contains("be_green/blue_1 tracks it"), "{why}");
         let free = change(
             "be_blue",
@@ -207,11 +225,17 @@ mod tests {
             "check cookie blue_2",
             false,
         );
-        assert_eq!(refusal(&free, &[free.clone()], &live, Some((2, 6))), None);
-        assert_eq!(refusal(&free, &[free.clone()], &live, None), None);
+        assert_eq!(
+            refusal(&free, std::slice::from_ref(&free), &live, Some((2, 6))),
+            None
+        );
+        assert_eq!(
+            refusal(&free, std::slice::from_ref(&free), &live, None),
+            None
+        );
         // A static algorithm takes nothing.
         let s = change("be_static", "s2", "10.0.2.2:80", "check", true);
-        let why = refusal(&s, &[s.clone()], &live, Some((3, 4))).unwrap_or_default();
+        let why = refusal(&s, std::slice::from_ref(&s), &live, Some((3, 4))).unwrap_or_default();
         assert!(why.contains("non-dynamic"), "{why}");
     }
 }
