@@ -209,6 +209,7 @@ fn apply(e: &LocalEdge, label: &str) -> vezasock::edge::apply::ApplyReport {
     let options = vezasock::edge::apply::ApplyOptions {
         dry_run: false,
         wait: vezasock::state::Wait::up_to(Duration::from_secs(10)),
+        allow_reload: false,
     };
     crate::switch::rt()
         .block_on(vezasock::edge::apply::apply(

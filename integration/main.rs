@@ -21,6 +21,7 @@ mod haproxy;
 mod install;
 mod lab;
 mod moved_server;
+mod pools;
 mod preview;
 mod reload;
 mod render;

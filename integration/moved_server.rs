@@ -24,27 +24,27 @@ use crate::switch::{healthy_edge, rt, vezasock_config, Run};
 
 const WHO: &str = "it-moved";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("free port: {e}"))
 }
 
-fn show_proc(edge: &LocalEdge) -> ProcList {
+pub(crate) fn show_proc(edge: &LocalEdge) -> ProcList {
     let e = Edge::new(edge.topology.clone());
     rt().block_on(master::show_proc(&e.master(), e.timeouts))
         .unwrap_or_else(|err| panic!("show proc: {err}\n{}", edge.log()))
 }
 
-fn worker_pids(p: &ProcList) -> Vec<u32> {
+pub(crate) fn worker_pids(p: &ProcList) -> Vec<u32> {
     let mut pids: Vec<u32> = p.workers.iter().map(|w| w.pid).collect();
     pids.sort_unstable();
     pids
 }
 
 /// The topology file for `topo`, checked to load back as the same topology.
-fn write_topology(file: &Path, topo: &Topology) {
+pub(crate) fn write_topology(file: &Path, topo: &Topology) {
     std::fs::write(file, to_toml(topo)).unwrap_or_else(|e| panic!("{e}"));
     let loaded = Topology::load(file).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(&loaded, topo, "{}", to_toml(topo));
@@ -62,7 +62,7 @@ fn runtime_address(edge: &LocalEdge, backend: &str, server: &str) -> String {
 }
 
 /// `srv_addr:srv_port` of a row of a server-state dump (columns 5 and 19 of format 1).
-fn address_in_dump(dump: &str, backend: &str, server: &str) -> Option<String> {
+pub(crate) fn address_in_dump(dump: &str, backend: &str, server: &str) -> Option<String> {
     dump.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.get(1) == Some(&backend) && f.get(3) == Some(&server))
@@ -70,7 +70,7 @@ fn address_in_dump(dump: &str, backend: &str, server: &str) -> Option<String> {
     })
 }
 
-fn ok(run: &Run, what: &str, label: &str) {
+pub(crate) fn ok(run: &Run, what: &str, label: &str) {
     assert_eq!(run.code, Some(0), "{label}: {what}: {run:?}");
 }
 

@@ -337,6 +337,7 @@ per_version!(
         let options = vezasock::edge::apply::ApplyOptions {
             dry_run: false,
             wait: vezasock::state::Wait::up_to(Duration::from_secs(10)),
+            allow_reload: false,
         };
         let edge = vezasock::edge::Edge::new(topology);
         let err = crate::switch::rt()

@@ -45,6 +45,7 @@ fn options() -> ApplyOptions {
     ApplyOptions {
         dry_run: false,
         wait: Wait::up_to(Duration::from_secs(10)),
+        allow_reload: false,
     }
 }
 

@@ -315,6 +315,7 @@ fn plan_on_real_renders() {
         summary: Some(live_r.summary.clone()),
         hosts: live_r.hosts.clone(),
         colors: live_r.colors.clone(),
+        haproxy_version: None,
     };
     // Re-rendering with the live colors is a no-op.
     assert_eq!(plan(&render_ok(&t, &live_r.colors), &live), Plan::Nothing);

@@ -30,6 +30,10 @@ pub struct ApplyArgs {
     /// Only show what would be done (the same as `vezasock plan`).
     #[arg(long)]
     pub dry_run: bool,
+    /// Take the reload path for servers added to or removed from a pool that the running
+    /// HAProxy refuses over the runtime API (`plan` names them); without it `apply` refuses.
+    #[arg(long)]
+    pub reload: bool,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]
@@ -54,6 +58,7 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
     let options = ApplyOptions {
         dry_run: args.dry_run,
         wait: args.lock.wait(),
+        allow_reload: args.reload,
     };
     let runtime = match runtime("apply") {
         Ok(r) => r,

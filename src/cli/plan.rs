@@ -14,8 +14,8 @@ use super::common::{fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use super::render::load_and_render;
-use crate::edge::apply::{is_takeover, takeover_plan, TakeoverOptions};
-use crate::plan::{plan, Plan};
+use crate::edge::apply::{has_pool_changes, is_takeover, takeover_plan, TakeoverOptions};
+use crate::plan::{plan, Plan, RuntimeStep};
 use crate::topology::Color;
 
 // Arguments of `vezasock plan` (a plain comment: a doc comment would replace the subcommand's
@@ -90,13 +90,16 @@ pub fn run(args: &PlanArgs) -> ExitCode {
         Ok(r) => r,
         Err(failure) => return failure.report("plan"),
     };
-    let live = match read_live(&topo.paths) {
+    let mut live = match read_live(&topo.paths) {
         Ok(live) => live,
         Err(e) => {
             eprintln!("vezasock plan: {e}");
             return Exit::Refused.into();
         }
     };
+    if has_pool_changes(&rendered, &live) {
+        live.haproxy_version = running_version(args);
+    }
     let mut p = plan(&rendered, &live);
     if live.fingerprint.is_none() {
         match takeover_plan_of(args) {
@@ -122,6 +125,14 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     } else {
         Exit::Ok.into()
     }
+}
+
+/// `major.minor` of the running HAProxy (what `add server` takes depends on it); `None` when
+/// it does not answer.
+fn running_version(args: &PlanArgs) -> Option<(u32, u32)> {
+    let edge = load_edge("plan", &args.topology).ok()?;
+    let rt = runtime("plan").ok()?;
+    rt.block_on(crate::edge::pool::running_version(&edge))
 }
 
 /// The takeover plan when HAProxy runs a config vezasock did not render; `None` when it is not
@@ -150,19 +161,39 @@ pub(super) fn print_plan(plan: &Plan) {
         Plan::Nothing => output::line("Nothing to do: the live edge matches the topology."),
         Plan::Runtime { steps, changes } => {
             let moves = plan.server_moves().len();
-            let maps = steps.len() - moves;
-            let count = if moves == 0 {
-                format!("{maps} map edit(s)")
-            } else {
-                format!("{maps} map edit(s), {moves} server move(s)")
-            };
+            let added = steps
+                .iter()
+                .filter(|s| matches!(s, RuntimeStep::AddServer { .. }))
+                .count();
+            let removed = steps
+                .iter()
+                .filter(|s| matches!(s, RuntimeStep::RemoveServer { .. }))
+                .count();
+            let maps = steps.len() - moves - added - removed;
+            let mut count = format!("{maps} map edit(s)");
+            if moves > 0 {
+                count.push_str(&format!(", {moves} server move(s)"));
+            }
+            if added + removed > 0 {
+                count.push_str(&format!(", {added} server(s) added, {removed} removed"));
+            }
             output::line(&format!("Runtime changes, no reload ({count}):"));
             print_changes(changes);
         }
-        Plan::Reload { reasons, changes } => {
+        Plan::Reload {
+            reasons,
+            changes,
+            refused_at_runtime,
+        } => {
             output::line("Reload needed: the edge's shape changed.");
             for r in reasons {
                 output::line(&format!("  - {r}"));
+            }
+            if !refused_at_runtime.is_empty() {
+                output::line(
+                    "HAProxy refuses these pool changes at runtime: `apply` refuses them, \
+                     `apply --reload` takes the reload path.",
+                );
             }
             if !changes.is_empty() {
                 output::line("Each change and how it reaches the edge:");

@@ -51,6 +51,9 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// What to do when another vezasock holds the edge's lock.
     pub wait: Wait,
+    /// `--reload`: take the reload path for pool changes the running HAProxy refuses over the
+    /// runtime API (without it, `apply` refuses them and changes nothing).
+    pub allow_reload: bool,
 }
 
 /// What a takeover may use to decide each env's color.
@@ -140,6 +143,7 @@ pub fn read_live(paths: &Paths) -> Result<LiveView, String> {
         summary,
         hosts,
         colors,
+        haproxy_version: None,
     })
 }
 
@@ -154,13 +158,27 @@ pub fn desired_colors(edge: &Edge) -> Result<BTreeMap<String, Color>, EdgeError>
 }
 
 /// Renders the desired edge and plans against the live files.
-pub fn desired_plan(edge: &Edge) -> Result<(Rendered, LiveView, Plan), EdgeError> {
-    let live = read_live(&edge.topology.paths).map_err(EdgeError::Refused)?;
+/// When servers were added to or removed from a pool, the running HAProxy's version is asked
+/// (what `add server` takes depends on it).
+pub async fn desired_plan(edge: &Edge) -> Result<(Rendered, LiveView, Plan), EdgeError> {
+    let mut live = read_live(&edge.topology.paths).map_err(EdgeError::Refused)?;
     let colors = desired_colors(edge)?;
     let rendered =
         render(&edge.topology, &colors).map_err(|e| EdgeError::BadInput(e.to_string()))?;
+    if has_pool_changes(&rendered, &live) {
+        live.haproxy_version = super::pool::running_version(edge).await;
+    }
     let p = plan(&rendered, &live);
     Ok((rendered, live, p))
+}
+
+/// True when servers were added to or removed from a pool between the live config and
+/// `rendered`.
+pub fn has_pool_changes(rendered: &Rendered, live: &LiveView) -> bool {
+    live.summary
+        .as_ref()
+        .and_then(|s| rendered.summary.pool_changes(s))
+        .is_some_and(|c| !c.is_empty())
 }
 
 /// Applies the topology to the edge (see the module doc); a takeover uses no flag.
@@ -212,7 +230,7 @@ pub async fn apply_with(
         return take_over(edge, options, takeover, &live).await;
     }
     if options.dry_run {
-        let (rendered, live, p) = desired_plan(edge)?;
+        let (rendered, live, p) = desired_plan(edge).await?;
         return Ok(ApplyReport {
             desired_fingerprint: rendered.fingerprint,
             live_fingerprint: live.fingerprint,
@@ -247,7 +265,7 @@ pub async fn apply_with(
     let mut repaired = repair_locked(edge, &lock).await?;
     repaired.fixed.splice(0..0, ended.into_iter().chain(stale));
     // Read under the lock and after the repair: a switch that just finished is seen.
-    let (rendered, live, p) = desired_plan(edge)?;
+    let (rendered, live, p) = desired_plan(edge).await?;
     let mut report = ApplyReport {
         desired_fingerprint: rendered.fingerprint.clone(),
         live_fingerprint: live.fingerprint.clone(),
@@ -294,15 +312,28 @@ pub async fn apply_with(
             let detail: Vec<String> = steps.iter().map(ToString::to_string).collect();
             // Bad input and a candidate `haproxy -c` refuses are refused before the intent.
             let moves = prepare_moves(edge, &rendered, &p.server_moves())?;
+            let pools = super::pool::prepare_pool(&rendered, &live)?;
+            if moves.is_empty() && !pools.is_empty() {
+                reload::check_candidate(edge, &rendered)?;
+            }
             edge.state
                 .journal_record(&op, Phase::Intent, Some(&detail.join("; ")))?;
-            let moved = if moves.is_empty() {
+            let moved = if moves.is_empty() && pools.is_empty() {
                 None
-            } else {
+            } else if pools.is_empty() {
                 let m = move_servers(edge, &rendered, &moves, &op).await?;
                 report.runtime_changes.extend(m.changes.iter().cloned());
                 report.files_written.extend(m.files.iter().cloned());
                 Some(m)
+            } else {
+                // A plan never holds both (a move with a pool change is one reload).
+                let m = super::pool::change_pools(edge, &rendered, &pools, &op).await?;
+                report.runtime_changes.extend(m.changes.iter().cloned());
+                report.files_written.extend(m.files.iter().cloned());
+                Some(MovesDone {
+                    changes: m.changes,
+                    files: m.files,
+                })
             };
             let (written, old) = match write_maps(edge, &rendered) {
                 Ok(w) => w,
@@ -327,7 +358,7 @@ pub async fn apply_with(
                     report.files_written.extend(written);
                     if moved.is_some() {
                         // An earlier apply killed mid-move wanted this same config: done now.
-                        let by = format!("op {} moved the servers again", op.op_id);
+                        let by = format!("op {} changed the servers again", op.op_id);
                         let closed = close_reached(edge, &rendered.fingerprint, false, &by)?;
                         if let Some(r) = report.repair.as_mut() {
                             r.closed.extend(closed);
@@ -354,7 +385,18 @@ pub async fn apply_with(
         }
         // Only built by `take_over`; `plan()` never answers it.
         Plan::Takeover { .. } => {}
-        Plan::Reload { reasons, .. } => {
+        Plan::Reload {
+            reasons,
+            refused_at_runtime,
+            ..
+        } => {
+            if !refused_at_runtime.is_empty() && !options.allow_reload {
+                return Err(EdgeError::Refused(format!(
+                    "HAProxy refuses these pool changes over the runtime API: {}; nothing was \
+                     changed. `vezasock apply --reload` takes the reload path for them",
+                    refused_at_runtime.join("; ")
+                )));
+            }
             let op = operation(&live, &rendered);
             edge.state
                 .journal_record(&op, Phase::Intent, Some(&reasons.join("; ")))?;

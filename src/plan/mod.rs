@@ -14,6 +14,7 @@
 //! Since a reload re-reads the map files, a reload plan carries no runtime steps: the caller
 //! writes the maps with the config.
 
+pub mod pool;
 pub mod takeover;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,10 @@ pub struct LiveView {
     pub hosts: BTreeMap<String, String>,
     /// The live active color map: env → color.
     pub colors: BTreeMap<String, Color>,
+    /// `major.minor` of the running HAProxy (what `add server` takes depends on it); `None`
+    /// when it was not asked or did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub haproxy_version: Option<(u32, u32)>,
 }
 
 /// One runtime map edit.
@@ -66,6 +71,18 @@ pub enum RuntimeStep {
         server: String,
         from: String,
         to: String,
+    },
+    /// `add server <backend>/<server> <address> …`: a server added to a pool.
+    AddServer {
+        backend: String,
+        server: String,
+        address: String,
+    },
+    /// drain, maint, `shutdown sessions`, `del server`: a server removed from a pool.
+    RemoveServer {
+        backend: String,
+        server: String,
+        address: String,
     },
 }
 
@@ -100,6 +117,16 @@ impl std::fmt::Display for RuntimeStep {
                 from,
                 to,
             } => write!(f, "move server {backend}/{server} from {from} to {to}"),
+            RuntimeStep::AddServer {
+                backend,
+                server,
+                address,
+            } => write!(f, "add server {backend}/{server} at {address}"),
+            RuntimeStep::RemoveServer {
+                backend,
+                server,
+                address,
+            } => write!(f, "remove server {backend}/{server} (at {address})"),
         }
     }
 }
@@ -157,6 +184,11 @@ pub enum Plan {
     Reload {
         reasons: Vec<String>,
         changes: Vec<Change>,
+        /// Servers added to or removed from a pool that the running HAProxy refuses over the
+        /// runtime API, each with why, when nothing else needs the reload: `apply` then
+        /// refuses unless `--reload` is given.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        refused_at_runtime: Vec<String>,
     },
     /// The live config is not vezasock's: take it over with one checked, verified reload
     /// (the reload path), keeping each env's color as decided in `colors`. `undecided` not
@@ -221,6 +253,9 @@ pub fn plan(desired: &Rendered, live: &LiveView) -> Plan {
             changes,
         };
     }
+    if let Some(p) = pool_plan(desired, live, &maps) {
+        return p;
+    }
     let moves = address_moves(desired, live);
     let named: Vec<&ServerMove> = moves.iter().filter(|m| m.to_ip_port().is_none()).collect();
     if !moves.is_empty() && named.is_empty() {
@@ -247,8 +282,77 @@ pub fn plan(desired: &Rendered, live: &LiveView) -> Plan {
             m.backend, m.server, m.to
         ));
     }
-    let changes = reload_changes(desired, live, &reasons, &maps);
-    Plan::Reload { reasons, changes }
+    let changes = reload_changes(desired, live, &reasons, &maps, &[]);
+    Plan::Reload {
+        reasons,
+        changes,
+        refused_at_runtime: Vec::new(),
+    }
+}
+
+/// The live summary when it belongs to the live config (else it says nothing about it).
+fn trusted(live: &LiveView) -> Option<&ShapeSummary> {
+    let summary = live.summary.as_ref()?;
+    (live.fingerprint.as_deref() == Some(summary.fingerprint.as_str())).then_some(summary)
+}
+
+/// The plan when servers were added to or removed from pools and nothing else of the shape
+/// changed but server addresses ([`pool`]): runtime steps when HAProxy takes every change,
+/// else a reload that names what it refuses. `None` when it is not such a change.
+fn pool_plan(desired: &Rendered, live: &LiveView, maps: &[RuntimeStep]) -> Option<Plan> {
+    let summary = trusted(live)?;
+    let pool = desired.summary.pool_changes(summary)?;
+    if pool.is_empty() {
+        return None;
+    }
+    // A move and a pool change together: one reload (each alone goes over the runtime).
+    if !desired.summary.server_moves(summary).is_empty() {
+        return None;
+    }
+    let refused: Vec<String> = pool
+        .iter()
+        .filter_map(|c| {
+            let why = pool::refusal(c, &pool, summary, live.haproxy_version)?;
+            let verb = if c.added { "add" } else { "remove" };
+            Some(format!("{verb} server {}/{}: {why}", c.backend, c.server))
+        })
+        .collect();
+    if refused.is_empty() {
+        let mut changes: Vec<Change> = maps
+            .iter()
+            .map(|s| change(s, Via::Runtime, WHY_MAP))
+            .collect();
+        let mut steps = maps.to_vec();
+        for c in pool {
+            let (backend, server, address) = (c.backend, c.server, c.address);
+            let (step, why) = if c.added {
+                let s = RuntimeStep::AddServer {
+                    backend,
+                    server,
+                    address,
+                };
+                (s, pool::WHY_ADD)
+            } else {
+                let s = RuntimeStep::RemoveServer {
+                    backend,
+                    server,
+                    address,
+                };
+                (s, pool::WHY_REMOVE)
+            };
+            changes.push(change(&step, Via::Runtime, why));
+            steps.push(step);
+        }
+        return Some(Plan::Runtime { steps, changes });
+    }
+    let mut reasons = shape_reasons(desired, live);
+    reasons.extend(refused.iter().cloned());
+    let changes = reload_changes(desired, live, &reasons, maps, &refused);
+    Some(Plan::Reload {
+        reasons,
+        changes,
+        refused_at_runtime: refused,
+    })
 }
 
 fn change(step: &RuntimeStep, via: Via, reason: &str) -> Change {
@@ -278,6 +382,7 @@ fn reload_changes(
     live: &LiveView,
     reasons: &[String],
     maps: &[RuntimeStep],
+    refused: &[String],
 ) -> Vec<Change> {
     let moves: Vec<ServerMove> = match &live.summary {
         Some(s) if live.fingerprint.as_deref() == Some(s.fingerprint.as_str()) => {
@@ -300,18 +405,41 @@ fn reload_changes(
             )
         });
         let reason = match moved {
-            Some(m) if m.to_ip_port().is_none() => WHY_NAME,
-            Some(_) => WHY_WITH_RELOAD,
-            None => WHY_SHAPE,
+            Some(m) if m.to_ip_port().is_none() => WHY_NAME.to_string(),
+            Some(_) => WHY_WITH_RELOAD.to_string(),
+            None => pool_reason(&d, refused).unwrap_or_else(|| WHY_SHAPE.to_string()),
         };
         changes.push(Change {
             change: d,
             via: Via::Reload,
-            reason: reason.to_string(),
+            reason,
         });
     }
     changes.extend(maps.iter().map(|s| change(s, Via::Reload, WHY_MAP_RELOAD)));
     changes
+}
+
+/// The reason of a diff line that adds or removes a server: what HAProxy refuses for it (from
+/// `refused`, `add|remove server <b>/<s>: <why>`), else that it comes with the reload.
+fn pool_reason(line: &str, refused: &[String]) -> Option<String> {
+    let rest = line.strip_prefix("server ")?;
+    let (name, verb) = if let Some((name, _)) = rest.split_once(" added at ") {
+        (name, "add")
+    } else {
+        (rest.strip_suffix(" removed")?, "remove")
+    };
+    let prefix = format!("{verb} server {name}: ");
+    Some(
+        refused
+            .iter()
+            .find_map(|r| r.strip_prefix(&prefix))
+            .map(|why| {
+                format!(
+                    "HAProxy refuses it at runtime: {why} (`apply --reload` takes the reload path)"
+                )
+            })
+            .unwrap_or_else(|| WHY_WITH_RELOAD.to_string()),
+    )
 }
 
 fn shape_reasons(desired: &Rendered, live: &LiveView) -> Vec<String> {
@@ -418,6 +546,7 @@ mod tests {
             summary: Some(r.summary.clone()),
             hosts: r.hosts.clone(),
             colors: r.colors.clone(),
+            haproxy_version: Some((3, 4)),
         }
     }
 
@@ -553,7 +682,10 @@ mod tests {
             &[("x.veza.fr", "staging")],
             &[],
         );
-        let Plan::Reload { reasons, changes } = plan(&named, &live_of(&live)) else {
+        let Plan::Reload {
+            reasons, changes, ..
+        } = plan(&named, &live_of(&live))
+        else {
             panic!("a host name must reload");
         };
         let want = format!(
@@ -594,6 +726,87 @@ mod tests {
             changes
                 .iter()
                 .any(|c| c.reason == WHY_SHAPE && c.change == "backend be_prod_stream_green added"),
+            "{changes:?}"
+        );
+    }
+
+    const POOL: &str =
+        "global\n    master-worker\nbackend be_prod_web_blue\n    balance roundrobin\n    \
+                        cookie vz insert\n    server blue_1 10.0.0.1:80 check cookie blue_1\n    \
+                        server blue_2 10.0.0.2:80 check cookie blue_2\n";
+
+    #[test]
+    fn a_pool_change_is_runtime_where_haproxy_takes_it_else_a_reload_on_request() {
+        let live = rendered(POOL, &[], &[]);
+        let grown = rendered(
+            &(POOL.to_string() + "    server blue_3 10.0.0.3:80 check cookie blue_3\n"),
+            &[],
+            &[],
+        );
+        let Plan::Runtime { steps, changes } = plan(&grown, &live_of(&live)) else {
+            panic!("3.4 takes `add server … cookie`");
+        };
+        assert_eq!(
+            steps,
+            vec![RuntimeStep::AddServer {
+                backend: "be_prod_web_blue".into(),
+                server: "blue_3".into(),
+                address: "10.0.0.3:80".into()
+            }]
+        );
+        assert_eq!(changes[0].via, Via::Runtime);
+        assert_eq!(changes[0].reason, pool::WHY_ADD);
+        // Removed: runtime on every version.
+        let mut old = live_of(&grown);
+        old.haproxy_version = Some((2, 6));
+        let Plan::Runtime { steps, .. } = plan(&live, &old) else {
+            panic!("2.6 takes `del server`");
+        };
+        assert!(
+            matches!(&steps[0], RuntimeStep::RemoveServer { server, .. } if server == "blue_3")
+        );
+        // 2.6 refuses the cookie: a reload that apply takes only with --reload.
+        let mut view = live_of(&live);
+        view.haproxy_version = Some((2, 6));
+        let Plan::Reload {
+            changes,
+            refused_at_runtime,
+            ..
+        } = plan(&grown, &view)
+        else {
+            panic!("2.6 refuses `cookie` on an added server");
+        };
+        assert_eq!(refused_at_runtime.len(), 1, "{refused_at_runtime:?}");
+        assert!(refused_at_runtime[0].starts_with("add server be_prod_web_blue/blue_3: "));
+        let added = changes
+            .iter()
+            .find(|c| c.change == "server be_prod_web_blue/blue_3 added at 10.0.0.3:80")
+            .unwrap_or_else(|| panic!("{changes:?}"));
+        assert_eq!(added.via, Via::Reload);
+        assert!(
+            added.reason.contains("HAProxy refuses it at runtime"),
+            "{added:?}"
+        );
+        // With a move as well: one reload that needs no flag.
+        let both = rendered(
+            &(POOL.replace("10.0.0.1", "10.0.0.9")
+                + "    server blue_3 10.0.0.3:80 check cookie blue_3\n"),
+            &[],
+            &[],
+        );
+        let Plan::Reload {
+            changes,
+            refused_at_runtime,
+            ..
+        } = plan(&both, &live_of(&live))
+        else {
+            panic!("a move with a pool change is one reload");
+        };
+        assert!(refused_at_runtime.is_empty());
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.change.contains("blue_3 added") && c.reason == WHY_WITH_RELOAD),
             "{changes:?}"
         );
     }

@@ -100,6 +100,49 @@ impl ServerMove {
     }
 }
 
+/// A server added to (`added`) or removed from a backend both configs have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolChange {
+    pub backend: String,
+    pub server: String,
+    /// As written in the config (`host:port`).
+    pub address: String,
+    /// The words after the address (`check cookie blue_3`).
+    pub options: String,
+    pub added: bool,
+}
+
+impl PoolChange {
+    fn of(backend: &str, server: &str, s: &ServerShape, added: bool) -> PoolChange {
+        PoolChange {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            address: s.address.clone(),
+            options: s.options.clone(),
+            added,
+        }
+    }
+
+    /// The address as an IP and a port 1-65535, when it is one (`add server` here is given
+    /// IPs only: HAProxy resolves names when it starts).
+    pub fn ip_port(&self) -> Option<(std::net::IpAddr, u16)> {
+        ServerMove {
+            backend: String::new(),
+            server: String::new(),
+            from: String::new(),
+            to: self.address.clone(),
+        }
+        .to_ip_port()
+    }
+
+    /// The server another one tracks in its options (`track <backend>/<server>`), if any.
+    pub fn tracks(&self) -> Option<&str> {
+        let mut words = self.options.split_whitespace();
+        words.find(|w| *w == "track")?;
+        words.next()
+    }
+}
+
 /// A backend's servers and other lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendShape {
@@ -226,6 +269,42 @@ impl ShapeSummary {
     /// runtime API (`set server … addr … port …`) instead of a reload.
     pub fn same_but_addresses(&self, live: &ShapeSummary) -> bool {
         self.without_addresses() == live.without_addresses()
+    }
+
+    /// Servers added to or removed from backends both configs have, when nothing else differs
+    /// but server addresses (`None` otherwise): the pool changes `add server` / `del server`
+    /// can make at runtime. Empty when only addresses (or nothing) differ.
+    pub fn pool_changes(&self, live: &ShapeSummary) -> Option<Vec<PoolChange>> {
+        if live.backends.keys().any(|k| !self.backends.contains_key(k)) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (name, b) in &self.backends {
+            let l = live.backends.get(name)?;
+            for (srv, s) in b
+                .servers
+                .iter()
+                .filter(|(k, _)| !l.servers.contains_key(*k))
+            {
+                out.push(PoolChange::of(name, srv, s, true));
+            }
+            for (srv, s) in l
+                .servers
+                .iter()
+                .filter(|(k, _)| !b.servers.contains_key(*k))
+            {
+                out.push(PoolChange::of(name, srv, s, false));
+            }
+        }
+        let (mut desired, mut was) = (self.without_addresses(), live.without_addresses());
+        for c in &out {
+            for s in [&mut desired, &mut was] {
+                if let Some(b) = s.backends.get_mut(&c.backend) {
+                    b.servers.remove(&c.server);
+                }
+            }
+        }
+        (desired == was).then_some(out)
     }
 
     /// A copy with every server address and the fingerprint blanked.
@@ -430,6 +509,56 @@ mod tests {
             };
             assert_eq!(m.to_ip_port(), None, "{to}");
         }
+    }
+
+    #[test]
+    fn pool_changes_are_servers_added_or_removed_and_nothing_else() {
+        let live = ShapeSummary::from_config(CFG);
+        assert_eq!(live.pool_changes(&live), Some(Vec::new()));
+        let grown =
+            ShapeSummary::from_config(&(CFG.to_string() + "    server s2 10.0.0.3:80 check\n"));
+        let want = PoolChange {
+            backend: "b".into(),
+            server: "s2".into(),
+            address: "10.0.0.3:80".into(),
+            options: "check".into(),
+            added: true,
+        };
+        assert_eq!(grown.pool_changes(&live), Some(vec![want.clone()]));
+        assert_eq!(
+            want.ip_port(),
+            Some(("10.0.0.3".parse().unwrap_or_else(|e| panic!("{e}")), 80))
+        );
+        assert_eq!(
+            live.pool_changes(&grown),
+            Some(vec![PoolChange {
+                added: false,
+                ..want
+            }])
+        );
+        // A move with an added server is still a pool change; another change is not.
+        let moved = ShapeSummary::from_config(
+            &(CFG.replace("10.0.0.1", "10.0.0.9") + "    server s2 10.0.0.3:80\n"),
+        );
+        assert_eq!(moved.pool_changes(&live).map(|c| c.len()), Some(1));
+        let other = ShapeSummary::from_config(
+            &(CFG.replace("roundrobin", "leastconn") + "    server s2 10.0.0.3:80\n"),
+        );
+        assert_eq!(other.pool_changes(&live), None);
+        let options = ShapeSummary::from_config(&CFG.replace("80 check", "80"));
+        assert_eq!(options.pool_changes(&live), None);
+        let new_backend = ShapeSummary::from_config(&(CFG.to_string() + "backend c\n"));
+        assert_eq!(new_backend.pool_changes(&live), None);
+        assert_eq!(live.pool_changes(&new_backend), None);
+        let backup = PoolChange {
+            options: "backup track be_x_blue/blue_2".into(),
+            ..PoolChange::of("b", "s", &ServerShape::default(), true)
+        };
+        assert_eq!(backup.tracks(), Some("be_x_blue/blue_2"));
+        assert_eq!(
+            PoolChange::of("b", "s", &ServerShape::default(), true).tracks(),
+            None
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`info`] | `show info` |
 //! | [`stat`] | `show stat` |
+//! | [`pools`] | `add server`, `enable health`, `wait <ms> srv-removable`, `del server` |
 //! | [`servers`] | `show servers state`, `show servers conn`, `show backend`, `get weight`, `set server … state`, `set server … weight`, `set server … addr … port`, `shutdown sessions server` |
 //! | [`maps`] | `show map`, `get map`, `set map`, `add map`, `del map`, `clear map`, `prepare map`, `commit map` |
 //! | [`cli`] | `show cli level`, `set severity-output number` |
@@ -63,7 +64,7 @@ macro_rules! families {
     };
 }
 
-families!(cli, info, maps, master, servers, ssl, stat);
+families!(cli, info, maps, master, pools, servers, ssl, stat);
 
 /// How `vezasock exec` reads the reply of a line it does not otherwise know: the words the
 /// line starts with, the `kind` its `--json` prints, its parser, and its own error texts.

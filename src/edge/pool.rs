@@ -1,0 +1,571 @@
+//! A color's pool grows and shrinks without a reload (issue 25): the servers a runtime plan
+//! adds or removes ([`crate::plan::pool`]), applied over the runtime API, read back, then
+//! written through (server-state file, shape summary, config) so a reload or a restart keeps
+//! them. The model is the moved-server path in `apply.rs`.
+//!
+//! - added: `add server <b>/<s> <ip>:<port> <the config's words> <default-server words>`
+//!   (HAProxy ignores `default-server` for it; it starts in maintenance), `enable health`,
+//!   then `set server … state ready` only once its checks passed (`rise` times) — at most
+//!   [`UP_WAIT`];
+//! - removed: `set server … state drain`, a wait of at most [`DRAIN_WAIT`] for its sessions to
+//!   end, `state maint`, `shutdown sessions server` (what is still open is cut), `wait <ms>
+//!   srv-removable` on 3.0+, `del server` (2.6: tried again while it still has connections).
+//!
+//! Runtime first, disk second (as for moves): killed in between, the old config still
+//! describes the old pool, and the next `apply` plans the same change again and finishes it (a
+//! server already added is not added twice, one already gone is not removed twice). Any
+//! failure puts every server back (added ones deleted, removed ones readied or added again)
+//! and restores the files: exit 1 when that is read back, exit 5 when not.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::servers::{busy_servers, save_server_state, ServerRef};
+use super::{Edge, EdgeError};
+use crate::plan::LiveView;
+use crate::render::shape::{self, PoolChange};
+use crate::render::Rendered;
+use crate::runtime::command::pools::{AddServer, DelServer, EnableHealth, WaitSrvRemovable};
+use crate::runtime::command::servers::{SetServerState, ShutdownSessionsServer};
+use crate::runtime::command::{validate, AdminState, Name};
+use crate::runtime::parse::servers_state::ServersState;
+use crate::runtime::session::Session;
+use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::{Operation, Phase};
+
+/// How long an added server may take to pass its health checks before the change is put back.
+pub const UP_WAIT: Duration = Duration::from_secs(30);
+/// How long a removed server's sessions may take to end before they are shut down.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(10);
+/// `wait <ms> srv-removable` after `shutdown sessions` (3.0+).
+const REMOVABLE_WAIT_MS: u32 = 5_000;
+const POLL: Duration = Duration::from_millis(100);
+
+/// One pool change, checked: the server and, for an added one, its `add server`.
+#[derive(Debug, Clone)]
+pub struct PoolCommand {
+    pub change: PoolChange,
+    backend: Name,
+    server: Name,
+    /// The `add server` that adds it (for a removed one: that adds it back on failure).
+    add: AddServer,
+    /// Health-checked: `enable health` and a wait for its checks before it takes traffic.
+    check: bool,
+    /// Checks in a row that make it UP (`rise`, 2 by default).
+    rise: u32,
+}
+
+impl PoolCommand {
+    fn target(&self) -> String {
+        format!("{}/{}", self.change.backend, self.change.server)
+    }
+}
+
+/// What the pool changes did: one line per server, and the files rewritten.
+#[derive(Debug, Clone)]
+pub struct PoolDone {
+    pub changes: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+/// The words `default-server` gives the config's servers, which `add server` ignores:
+/// `init-addr` (start-up resolution) left out.
+fn default_server_words(rendered: &Rendered) -> Vec<String> {
+    let line = rendered
+        .summary
+        .defaults
+        .iter()
+        .find_map(|l| l.strip_prefix("default-server "));
+    let mut out = Vec::new();
+    let mut words = line.unwrap_or("").split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "init-addr" {
+            words.next();
+            continue;
+        }
+        out.push(w.to_string());
+    }
+    out
+}
+
+/// The pool changes of `rendered` against the live summary, checked: names, addresses and
+/// every `add server` line. Nothing is sent.
+pub fn prepare_pool(rendered: &Rendered, live: &LiveView) -> Result<Vec<PoolCommand>, EdgeError> {
+    let Some(summary) = live.summary.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let changes = rendered.summary.pool_changes(summary).unwrap_or_default();
+    let defaults = default_server_words(rendered);
+    changes.into_iter().map(|c| command(c, &defaults)).collect()
+}
+
+fn command(change: PoolChange, defaults: &[String]) -> Result<PoolCommand, EdgeError> {
+    let bad = |why: String| {
+        EdgeError::BadInput(format!(
+            "server {}/{} cannot be changed at runtime: {why}; nothing was changed",
+            change.backend, change.server
+        ))
+    };
+    let (addr, port): (IpAddr, u16) = change
+        .ip_port()
+        .ok_or_else(|| bad(format!("{} is not an IP and a port", change.address)))?;
+    let backend = Name::new("backend", &change.backend).map_err(|e| bad(e.to_string()))?;
+    let server = Name::new("server", &change.server).map_err(|e| bad(e.to_string()))?;
+    let mut keywords: Vec<String> = change
+        .options
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    // The server's own words win over default-server's: HAProxy reads the last one.
+    keywords.splice(0..0, defaults.iter().cloned());
+    let rise = keywords
+        .windows(2)
+        .filter(|w| w[0] == "rise")
+        .filter_map(|w| w[1].parse().ok())
+        .next_back()
+        .unwrap_or(2);
+    let add = AddServer {
+        backend: backend.clone(),
+        server: server.clone(),
+        addr,
+        port,
+        keywords,
+    };
+    validate(&add).map_err(|e| bad(e.to_string()))?;
+    let check = change.options.split_whitespace().any(|w| w == "check");
+    Ok(PoolCommand {
+        change,
+        backend,
+        server,
+        add,
+        check,
+        rise,
+    })
+}
+
+/// `major.minor` of the HAProxy on the admin socket, `None` when it does not answer.
+pub async fn running_version(edge: &Edge) -> Option<(u32, u32)> {
+    let session = edge.admin_session().await.ok()?;
+    let v = session.version();
+    Some((v.major, v.minor))
+}
+
+/// What this run changed so far, for the put-back.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Added by this run (deleted again on failure).
+    added: Vec<usize>,
+    /// Removed servers taken out of rotation (readied again on failure).
+    drained: Vec<usize>,
+    /// Removed servers deleted (added back on failure).
+    deleted: Vec<usize>,
+}
+
+fn present(rows: &ServersState, c: &PoolCommand) -> bool {
+    rows.find(&c.change.backend, &c.change.server).is_some()
+}
+
+/// Applies the pool changes (module doc). Under the edge lock, after [`prepare_pool`].
+pub async fn change_pools(
+    edge: &Edge,
+    rendered: &Rendered,
+    commands: &[PoolCommand],
+    op: &Operation,
+) -> Result<PoolDone, EdgeError> {
+    let paths = &edge.topology.paths;
+    let read = async {
+        let mut session = edge.admin_session().await?;
+        let rows = session.show_servers_state(None).await?;
+        let old_files: Vec<(PathBuf, Option<Vec<u8>>)> = [
+            paths.server_state_file.clone(),
+            shape::summary_path(&paths.config),
+            paths.config.clone(),
+        ]
+        .into_iter()
+        .map(|p| read_optional(&p).map(|b| (p, b)))
+        .collect::<Result<_, _>>()?;
+        Ok::<_, EdgeError>((session, rows, old_files))
+    }
+    .await;
+    let (mut session, rows, old_files) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = edge
+                .state
+                .journal_record(op, Phase::Failed, Some(&e.to_string()));
+            return Err(e);
+        }
+    };
+    let mut progress = Progress::default();
+    let result = async {
+        let mut changes = add_servers(&mut session, commands, &rows, &mut progress).await?;
+        changes.extend(remove_servers(&mut session, commands, &rows, &mut progress).await?);
+        read_back(&mut session, commands).await?;
+        edge.state
+            .journal_record(op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
+        super::crash_point("after-pool-runtime");
+        save_server_state(edge, &mut session).await?;
+        let summary = serde_json::to_vec_pretty(&rendered.summary)
+            .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
+        write_atomic(&shape::summary_path(&paths.config), &summary)?;
+        write_atomic(&paths.config, rendered.config.as_bytes())?;
+        super::crash_point("after-pool-config");
+        edge.state.journal_record(
+            op,
+            Phase::DiskWritten,
+            Some("server-state file, shape summary and config rewritten (no reload)"),
+        )?;
+        Ok::<_, EdgeError>(changes)
+    }
+    .await;
+    match result {
+        Ok(changes) => Ok(PoolDone {
+            changes,
+            files: old_files.iter().map(|(p, _)| p.clone()).collect(),
+        }),
+        Err(e) => Err(put_back(edge, op, commands, &progress, &old_files, e).await),
+    }
+}
+
+/// Adds the new servers (skipping one a killed apply already added), starts their checks,
+/// waits until each passed them, then puts them in rotation.
+async fn add_servers(
+    session: &mut Session,
+    commands: &[PoolCommand],
+    rows: &ServersState,
+    progress: &mut Progress,
+) -> Result<Vec<String>, EdgeError> {
+    let mut lines = Vec::new();
+    for (i, c) in commands.iter().enumerate().filter(|(_, c)| c.change.added) {
+        let again = present(rows, c);
+        if !again {
+            session.run(&c.add).await?;
+            progress.added.push(i);
+        }
+        if c.check {
+            session
+                .run(&EnableHealth {
+                    backend: c.backend.clone(),
+                    server: c.server.clone(),
+                })
+                .await?;
+        }
+        let how = if again {
+            "found added by an earlier apply"
+        } else {
+            "`add server`"
+        };
+        lines.push(format!(
+            "{}: added at {} ({how}), no reload",
+            c.target(),
+            c.change.address
+        ));
+    }
+    let adds: Vec<&PoolCommand> = commands.iter().filter(|c| c.change.added).collect();
+    wait_up(session, &adds).await?;
+    for c in &adds {
+        session.run(&ready(c, AdminState::Ready)).await?;
+    }
+    Ok(lines)
+}
+
+fn ready(c: &PoolCommand, state: AdminState) -> SetServerState {
+    SetServerState {
+        backend: c.backend.clone(),
+        server: c.server.clone(),
+        state,
+    }
+}
+
+/// Polls `show servers state` until every checked server passed `rise` checks in a row, at
+/// most [`UP_WAIT`]; a server without checks is UP at once.
+async fn wait_up(session: &mut Session, adds: &[&PoolCommand]) -> Result<(), EdgeError> {
+    let deadline = tokio::time::Instant::now() + UP_WAIT;
+    loop {
+        let rows = session.show_servers_state(None).await?;
+        let down: Vec<String> = adds
+            .iter()
+            .filter(|c| c.check)
+            .filter(|c| {
+                rows.find(&c.change.backend, &c.change.server)
+                    .is_none_or(|r| r.check_result != 3 || r.check_health < c.rise)
+            })
+            .map(|c| c.target())
+            .collect();
+        if down.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(EdgeError::Refused(format!(
+                "{} did not pass its health checks within {} s",
+                down.join(", "),
+                UP_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Drains, then removes, each removed server (skipping one already gone).
+async fn remove_servers(
+    session: &mut Session,
+    commands: &[PoolCommand],
+    rows: &ServersState,
+    progress: &mut Progress,
+) -> Result<Vec<String>, EdgeError> {
+    let gone: Vec<(usize, &PoolCommand)> = commands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.change.added && present(rows, c))
+        .collect();
+    for (i, c) in &gone {
+        session.run(&ready(c, AdminState::Drain)).await?;
+        progress.drained.push(*i);
+    }
+    let refs: Vec<ServerRef> = gone
+        .iter()
+        .map(|(_, c)| ServerRef {
+            backend: c.change.backend.clone(),
+            server: c.change.server.clone(),
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    let mut busy = busy_servers(session, &refs).await?;
+    while !busy.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+        busy = busy_servers(session, &refs).await?;
+    }
+    let wait = session.version().at_least(3, 0);
+    let mut lines = Vec::new();
+    for (i, c) in &gone {
+        session.run(&ready(c, AdminState::Maint)).await?;
+        let shut = ShutdownSessionsServer {
+            backend: c.backend.clone(),
+            server: c.server.clone(),
+        };
+        session.run(&shut).await?;
+        if wait {
+            session
+                .run(&WaitSrvRemovable {
+                    backend: c.backend.clone(),
+                    server: c.server.clone(),
+                    ms: REMOVABLE_WAIT_MS,
+                })
+                .await?;
+        }
+        delete(session, c).await?;
+        progress.deleted.push(*i);
+        let cut = busy
+            .iter()
+            .find(|b| b.backend == c.change.backend && b.server == c.change.server);
+        let sessions = match cut {
+            Some(b) => format!(
+                "{} session(s) still open after {} s were shut down",
+                b.sessions,
+                DRAIN_WAIT.as_secs()
+            ),
+            None => "its sessions had ended".to_string(),
+        };
+        lines.push(format!(
+            "{}: removed with `del server` ({sessions}), no reload",
+            c.target()
+        ));
+    }
+    Ok(lines)
+}
+
+/// `del server`; on 2.6 (no `wait srv-removable`) tried again for up to 5 s while HAProxy
+/// says the server still has connections.
+async fn delete(session: &mut Session, c: &PoolCommand) -> Result<(), EdgeError> {
+    let del = DelServer {
+        backend: c.backend.clone(),
+        server: c.server.clone(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match session.run(&del).await {
+            Ok(()) => return Ok(()),
+            Err(crate::runtime::Error::Refused { message, .. })
+                if message.contains("connections") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// After the changes: each added server in the runtime and out of maintenance, each removed
+/// one gone.
+async fn read_back(session: &mut Session, commands: &[PoolCommand]) -> Result<(), EdgeError> {
+    let rows = session.show_servers_state(None).await?;
+    for c in commands {
+        let row = rows.find(&c.change.backend, &c.change.server);
+        let ok = match row {
+            Some(r) => c.change.added && !r.admin.is_maint(),
+            None => !c.change.added,
+        };
+        if !ok {
+            let what = if c.change.added {
+                "in rotation"
+            } else {
+                "gone"
+            };
+            return Err(EdgeError::NotVerified(format!(
+                "after the pool change {} is not {what} in the running HAProxy",
+                c.target()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// After a failure: added servers deleted again, removed ones readied (or added back and
+/// readied), the files restored, and all of it read back on a new connection.
+async fn put_back(
+    edge: &Edge,
+    op: &Operation,
+    commands: &[PoolCommand],
+    progress: &Progress,
+    old_files: &[(PathBuf, Option<Vec<u8>>)],
+    error: EdgeError,
+) -> EdgeError {
+    for (path, bytes) in old_files {
+        let _ = match bytes {
+            Some(b) => write_atomic(path, b).map_err(|e| e.to_string()),
+            None => std::fs::remove_file(path).map_err(|e| e.to_string()),
+        };
+    }
+    let undo = async {
+        let mut session = edge.admin_session().await?;
+        let mut refused = Vec::new();
+        for &i in &progress.added {
+            let c = &commands[i];
+            let maint = session.run(&ready(c, AdminState::Maint)).await;
+            let del = match maint {
+                Ok(()) => delete(&mut session, c).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = del {
+                refused.push(format!("{}: {e}", c.target()));
+            }
+        }
+        for &i in &progress.drained {
+            let c = &commands[i];
+            let back = if progress.deleted.contains(&i) {
+                add_back(&mut session, c).await
+            } else {
+                session
+                    .run(&ready(c, AdminState::Ready))
+                    .await
+                    .map_err(Into::into)
+            };
+            if let Err(e) = back {
+                refused.push(format!("{}: {e}", c.target()));
+            }
+        }
+        let rows = session.show_servers_state(None).await?;
+        let wrong: Vec<String> = progress
+            .added
+            .iter()
+            .chain(&progress.drained)
+            .map(|&i| &commands[i])
+            .filter(|c| present(&rows, c) == c.change.added)
+            .map(PoolCommand::target)
+            .collect();
+        if wrong.is_empty() && refused.is_empty() {
+            Ok(())
+        } else {
+            Err(EdgeError::NotVerified(format!(
+                "not put back: {} {}",
+                wrong.join(", "),
+                refused.join("; ")
+            )))
+        }
+    }
+    .await;
+    match undo {
+        Ok(()) => {
+            let _ = edge.state.journal_record(
+                op,
+                Phase::RolledBack,
+                Some(&format!("pool put back, files restored: {error}")),
+            );
+            EdgeError::Refused(format!(
+                "changing the pools failed: {error}; every server was put back (read back) and \
+                 the files restored: nothing changed"
+            ))
+        }
+        Err(why) => {
+            let message = format!(
+                "changing the pools failed: {error}; putting them back failed too: {why}. The \
+                 config and server-state file are the old ones; `vezasock status` shows the \
+                 runtime, `vezasock apply` makes the change again"
+            );
+            let _ = edge.state.journal_record(op, Phase::Failed, Some(&message));
+            EdgeError::NotVerified(message)
+        }
+    }
+}
+
+/// A removed server added back as the config declared it, checks on, in rotation.
+async fn add_back(session: &mut Session, c: &PoolCommand) -> Result<(), EdgeError> {
+    session.run(&c.add).await?;
+    if c.check {
+        session
+            .run(&EnableHealth {
+                backend: c.backend.clone(),
+                server: c.server.clone(),
+            })
+            .await?;
+    }
+    session.run(&ready(c, AdminState::Ready)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(options: &str, address: &str) -> PoolChange {
+        PoolChange {
+            backend: "be_prod_web_blue".into(),
+            server: "blue_3".into(),
+            address: address.into(),
+            options: options.into(),
+            added: true,
+        }
+    }
+
+    #[test]
+    fn an_added_server_carries_default_server_words_then_its_own() {
+        let defaults: Vec<String> = ["inter", "2s", "fall", "3", "rise", "2"]
+            .map(String::from)
+            .to_vec();
+        let c = command(
+            change("check cookie blue_3 rise 5", "127.0.0.1:18004"),
+            &defaults,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            crate::runtime::command::RuntimeCommand::line(&c.add),
+            "add server be_prod_web_blue/blue_3 127.0.0.1:18004 inter 2s fall 3 rise 2 check cookie blue_3 rise 5"
+        );
+        assert!(c.check);
+        assert_eq!(c.rise, 5);
+        let plain = command(change("", "127.0.0.1:18004"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plain.check);
+        assert_eq!(plain.rise, 2);
+        for address in ["api.lxd:80", "127.0.0.1:0", "127.0.0.1"] {
+            assert!(
+                matches!(
+                    command(change("check", address), &[]),
+                    Err(EdgeError::BadInput(_))
+                ),
+                "{address}"
+            );
+        }
+        assert!(command(change("check a;b", "127.0.0.1:1"), &[]).is_err());
+    }
+}
