@@ -30,7 +30,7 @@ use vezasock::topology::Color;
 
 use crate::fleet::{history_lines, map_file_color, recorded_color, EdgeSnapshot, Fleet, Reach};
 use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{runtime_color, worker_pid, Run, EDGE_ENV_VARS};
+use crate::switch::{Run, EDGE_ENV_VARS};
 
 /// Steps per version in the test command (a few minutes for all versions together).
 pub const CI_STEPS: usize = 75;
@@ -495,7 +495,7 @@ impl Chaos {
             Step::Reload { edge } => {
                 let m = &self.fleet.members[*edge];
                 let master = m.edge.topology.paths.master_socket.clone();
-                let before = worker_pid(&m.edge);
+                let before = self.worker_pids()[*edge];
                 let answer = crate::haproxy::raw_one_shot(&master, "reload\n")
                     .unwrap_or_else(|e| panic!("reload: {e}"));
                 out.reloaded.push(*edge);
@@ -585,7 +585,7 @@ impl Chaos {
         out.runs
             .push((args.join(" "), run.code, format!("{}{}", run.out, run.err)));
         if run.code == Some(0) {
-            let live = runtime_color(&self.fleet.members[edge].edge, "staging");
+            let live = self.live(edge, "staging");
             let (status, body) = crate::preview::get_with(addr, "/api/x", &[(&header, &token)]);
             let want = format!("staging api {}", live.map_or("?", |c| c.as_str()));
             if status != 200 || body != want {
@@ -697,7 +697,7 @@ impl Chaos {
                 self.fail(n, &format!("{}: {}: {why}", m.name, path.display()));
             }
         }
-        let after: Vec<EdgeSnapshot> = self.fleet.snapshot();
+        let after: Vec<EdgeSnapshot> = self.snapshot();
         // 1. An exit of 1, 3 or 4 as the step's only command changed nothing anywhere.
         if let [(what, Some(c), said)] = out.runs.as_slice() {
             if matches!(c, 1 | 3 | 4) && !out.killed && !same_edges(before, &after) {
@@ -790,7 +790,7 @@ impl Chaos {
         for i in 0..3 {
             for env in ENVS {
                 let m = &self.fleet.members[i];
-                let Some(live) = runtime_color(&m.edge, env) else {
+                let Some(live) = self.live(i, env) else {
                     continue;
                 };
                 let host = if env == "prod" {
@@ -815,7 +815,7 @@ impl Chaos {
             }
         }
         // 7. No reload unless the step made one.
-        let now = self.fleet.worker_pids();
+        let now = self.worker_pids();
         for i in 0..3 {
             if now[i] != pids[i] && !out.reloaded.contains(&i) {
                 self.fail(
@@ -904,11 +904,88 @@ impl Chaos {
         }
     }
 
+    /// Edge `i`'s color for `env` in its running HAProxy. A broken invariant when the admin
+    /// socket does not answer within 5 s (a worker that just started is given that long).
+    fn live(&self, i: usize, env: &str) -> Option<Color> {
+        let m = &self.fleet.members[i];
+        let map = m.edge.topology.paths.active_color_map();
+        let reply = self.ask(i, &format!("show map {}\n", map.display()));
+        // `0x55d0c8a0e2f0 staging green`: the first entry of a key is the one HAProxy matches.
+        reply.lines().find_map(|l| {
+            let mut words = l.split_whitespace().skip(1);
+            (words.next() == Some(env))
+                .then(|| words.next().and_then(Color::parse))
+                .flatten()
+        })
+    }
+
+    /// Every edge's worker pid (`show info`).
+    fn worker_pids(&self) -> Vec<u32> {
+        (0..self.fleet.members.len())
+            .map(|i| {
+                let info = self.ask(i, "show info\n");
+                info.lines()
+                    .find_map(|l| l.strip_prefix("Pid: "))
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or_else(|| self.fail_now(&format!("no Pid in show info: {info:?}")))
+            })
+            .collect()
+    }
+
+    /// One command on edge `i`'s admin socket, tried again for up to 5 s while the socket
+    /// refuses or resets (a worker starting after a restart or a reload).
+    fn ask(&self, i: usize, line: &str) -> String {
+        let m = &self.fleet.members[i];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match crate::haproxy::raw_one_shot(&m.edge.topology.paths.admin_socket, line) {
+                Ok(reply) => return reply,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => self.fail_now(&format!(
+                    "{}: the admin socket does not answer `{}`: {e}",
+                    m.name,
+                    line.trim()
+                )),
+            }
+        }
+    }
+
+    /// Every edge's live colors, map file and state files ([`EdgeSnapshot`]), read with
+    /// [`Self::live`].
+    fn snapshot(&self) -> Vec<EdgeSnapshot> {
+        (0..self.fleet.members.len())
+            .map(|i| {
+                let e = &self.fleet.members[i].edge;
+                let p = &e.topology.paths;
+                let mut state_files = BTreeMap::new();
+                for env in ENVS {
+                    for name in [
+                        format!("active-color-{env}"),
+                        format!("active-color-{env}.history"),
+                    ] {
+                        let text = std::fs::read_to_string(p.state_dir.join(&name)).ok();
+                        state_files.insert(name, text);
+                    }
+                }
+                EdgeSnapshot {
+                    runtime: ENVS.iter().map(|env| self.live(i, env)).collect(),
+                    map_file: std::fs::read_to_string(p.active_color_map()).unwrap_or_default(),
+                    state_files,
+                    pending_map: crate::fleet::pending_map(e).exists(),
+                    transaction_file: crate::fleet::transaction_file(e).exists(),
+                }
+            })
+            .collect()
+    }
+
     /// The env's color on edge `i` as runtime, map file and state file see it.
     fn sides(&self, i: usize, env: &str) -> [Option<Color>; 3] {
         let e = &self.fleet.members[i].edge;
         [
-            runtime_color(e, env),
+            self.live(i, env),
             map_file_color(e, env),
             Some(recorded_color(e, env)),
         ]
@@ -1007,12 +1084,27 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for n in 0..steps {
         let step = draw_allowed(&mut chaos.rng, &only);
-        let before = chaos.fleet.snapshot();
-        let pids = chaos.fleet.worker_pids();
+        let before = chaos.snapshot();
+        let pids = chaos.worker_pids();
         let agreed: Vec<bool> = (0..3).map(|i| chaos.agrees(i)).collect();
         let load = promises_no_failed_request(&step).then(|| chaos.load());
         let t = Instant::now();
-        let out = chaos.apply_step(&step);
+        // A lab helper that panics mid-step (an edge that does not come back after a restart)
+        // is reported like a broken invariant: with the seed and the last steps.
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chaos.apply_step(&step)));
+        let out = match ran {
+            Ok(out) => out,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                chaos.log.push(format!("#{n} {step:?} → the lab failed"));
+                chaos.fail(n, &format!("the step could not run: {why}"));
+            }
+        };
         let seen = load.map(|l| l.into_iter().map(Load::stop).collect::<Vec<_>>());
         let codes: Vec<Option<i32>> = out.runs.iter().map(|r| r.1).collect();
         chaos.log.push(format!(
