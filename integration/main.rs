@@ -21,6 +21,7 @@ mod haproxy;
 mod install;
 mod lab;
 mod moved_server;
+mod package;
 mod preview;
 mod reload;
 mod render;
