@@ -31,4 +31,24 @@ else
   echo "$want" >"$VENV/.vezasock-requirements"
   log "$("$VENV/bin/ansible-playbook" --version | head -1)"
 fi
+
+# `ansible-test sanity` makes one virtualenv per test and bootstraps pip in it with a get-pip
+# script it downloads from a host of Ansible's CI, which this machine cannot reach; it takes the
+# script from its cache when there. The stand-in written there bootstraps pip with the Python's
+# own ensurepip, then installs the same pinned packages from PyPI.
+TEST_REQ=$(ls "$VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py)
+PIPV=$(sed -n "s/^ *pip='\([0-9.]*\)',.*/\1/p" "$TEST_REQ" | head -1)
+[ -n "$PIPV" ] || { log "no pip version in $TEST_REQ"; exit 1; }
+mkdir -p "$HOME/.ansible/test/cache"
+cat >"$HOME/.ansible/test/cache/get_pip_${PIPV//./_}.py" <<'PY'
+# Written by vezasock's scripts/install-ansible.sh in place of ansible-test's get-pip download:
+# pip from ensurepip, then the requested packages (pip==X ...) from PyPI.
+import ensurepip
+import subprocess
+import sys
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+ensurepip.bootstrap(upgrade=True)
+subprocess.check_call([sys.executable, "-m", "pip", "install", "-q"] + args)
+PY
 echo "VEZASOCK_ANSIBLE=$VENV/bin"
