@@ -141,8 +141,9 @@ fn play(bin: &Path, fleet: &Fleet, playbook: &str, args: &[&str], extra_vars: Va
 
 /// The collection's deploy playbook, flipping ENV to `color` on every edge.
 fn deploy(bin: &Path, fleet: &Fleet, color: Color, args: &[&str]) -> Played {
+    // Every server is up in the lab; a refused target must not wait the default 60 s.
     let vars = json!({"env": ENV, "color": color.as_str(), "sha": format!("sha-{}", color.as_str()),
-                      "vezasock_coordinator": fleet.members[0].name});
+                      "vezasock_coordinator": fleet.members[0].name, "wait_healthy": "2s"});
     play(bin, fleet, "vezasock.edge.deploy_switch", args, vars)
 }
 
@@ -269,7 +270,7 @@ per_version!(
         let edge = &mut fleet.members[1].edge;
         assert!(edge.set_backend_running("be_staging_api_green", "green_1", false));
         crate::switch::wait_running(edge, "be_staging_api_green", "green_1", false, v.label);
-        let before = untouched(&fleet);
+        let before = fleet.snapshot();
         let played = deploy(&bin, &fleet, Color::Green, &[]);
         assert_ne!(played.code, Some(0), "{}: {}", v.label, played.raw);
         let r = switch_result(&played);
@@ -281,8 +282,9 @@ per_version!(
             "{}: the tool's message naming the edge: {msg}",
             v.label
         );
+        // Runtime, map files, state files and history (the journal records the refusal).
         assert_eq!(
-            untouched(&fleet),
+            fleet.snapshot(),
             before,
             "{}: a refused switch changed something",
             v.label
@@ -331,7 +333,7 @@ per_version!(
 
         // Already in drain: waits for the stream's end, then maintenance.
         let (r, took) = server_task(&bin, &fleet, drain("30s"));
-        assert_eq!(r["failed"], false, "{}: {r}", v.label);
+        assert_ne!(r["failed"], true, "{}: {r}", v.label);
         assert!(took < Duration::from_secs(20), "{}: took {took:?}", v.label);
         let after: Vec<_> = r["servers"]
             .as_array()
