@@ -318,7 +318,7 @@ pub struct Running {
 
 /// Starts `cmd` in its own process group with every edge-pointing variable removed, `extra`
 /// added, output to files in `dir`.
-fn spawn_scrubbed(mut cmd: Command, dir: &Path, extra: &[(&str, &str)]) -> Running {
+pub fn spawn_scrubbed(mut cmd: Command, dir: &Path, extra: &[(&str, &str)]) -> Running {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = dir.join(format!("run-{n}.out"));

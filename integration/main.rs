@@ -3,6 +3,7 @@
 //! ([`haproxy::per_version!`]: `name::v2_6` … `name::v3_4`); a missing version
 //! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
+mod ansible;
 mod bake;
 mod canary;
 mod cert;
@@ -21,6 +22,7 @@ mod haproxy;
 mod install;
 mod lab;
 mod moved_server;
+mod package;
 mod pools;
 mod preview;
 mod reload;

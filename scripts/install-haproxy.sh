@@ -17,12 +17,15 @@
 # Prints, last, the env lines the tests read (VEZASOCK_HAPROXY_2_6=…, VEZASOCK_SSHD=… etc.).
 #
 #   scripts/install-haproxy.sh            everything the tests need: 2.6, 3.0, 3.2, 3.4, socat, patchelf,
-#                                         and OpenSSH (sshd + client: the fleet tests' ssh edge)
+#                                         OpenSSH (sshd + client: the fleet tests' ssh edge), the
+#                                         package tools (lintian, dpkg-dev, man-db: integration/
+#                                         package.rs) and the pinned ansible-core in a private
+#                                         virtualenv (scripts/install-ansible.sh; python3-venv)
 #   scripts/install-haproxy.sh 3.2 ...    only these versions and the tools they need (what
 #                                         `vezasock demo` runs, embedded, when it finds no HAProxy)
 set -euo pipefail
 
-if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2 3.4"; TOOLS="socat patchelf"; SSH=1; else WANT="$*"; TOOLS=""; SSH=""; fi
+if [ $# -eq 0 ]; then WANT="2.6 3.0 3.2 3.4"; TOOLS="socat patchelf"; SSH=1; PKG=1; else WANT="$*"; TOOLS=""; SSH=""; PKG=""; fi
 for v in $WANT; do
   case "$v" in
     2.6) ;;
@@ -55,6 +58,13 @@ fi
 if [ -n "$SSH" ]; then
   [ -x /usr/sbin/sshd ] || need="$need openssh-server"
   { command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1; } || need="$need openssh-client"
+fi
+# The package's tests (build, lint, install, man -l) and the ansible virtualenv; command -> package.
+if [ -n "$PKG" ]; then
+  command -v lintian >/dev/null 2>&1 || need="$need lintian"
+  command -v dpkg-shlibdeps >/dev/null 2>&1 || need="$need dpkg-dev"
+  command -v man >/dev/null 2>&1 || need="$need man-db"
+  /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
 fi
 if [ -n "$need" ]; then
   log "apt-get install$need"
@@ -152,3 +162,4 @@ if wants 3.0; then echo "VEZASOCK_HAPROXY_3_0=$CACHE/3.0/usr/sbin/haproxy"; fi
 if wants 3.2; then echo "VEZASOCK_HAPROXY_3_2=$CACHE/3.2/usr/sbin/haproxy"; fi
 if wants 3.4; then echo "VEZASOCK_HAPROXY_3_4=$CACHE/3.4/usr/sbin/haproxy"; fi
 if [ -n "$SSH" ]; then echo "VEZASOCK_SSHD=/usr/sbin/sshd"; fi
+if [ -n "$PKG" ]; then "$(dirname "$0")/install-ansible.sh"; fi

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # The install script prints VEZASOCK_HAPROXY_<v>=<path> (2_6 … 3_4) and VEZASOCK_SSHD=<path> lines last; export them.
 while IFS= read -r line; do
-  case "$line" in VEZASOCK_HAPROXY_*=* | VEZASOCK_SSHD=*) export "${line?}" ;; esac
+  case "$line" in VEZASOCK_HAPROXY_*=* | VEZASOCK_SSHD=* | VEZASOCK_ANSIBLE=*) export "${line?}" ;; esac
 done < <(scripts/install-haproxy.sh)
 
 # CI must not pass by skipping a version.
