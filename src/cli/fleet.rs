@@ -89,7 +89,7 @@ fn members<'s, 'e: 's>(
     for (e, local) in fleet.edges.iter().zip(edges) {
         match local {
             Some(edge) => {
-                let (link, server) = agent::channel(super::agent::exit_code);
+                let (link, server) = agent::channel();
                 scope.spawn(move || agent::serve_on_this_thread(edge, server));
                 out.push(Member::new(&e.name, Link::Local(link)));
             }
@@ -294,7 +294,7 @@ pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -
                     } else {
                         output::text(&human_status(&status));
                     }
-                    Exit::of_code(status.exit_code()).into()
+                    status.exit().into()
                 }
                 Err(e) => super::common::fail("status", &e).into(),
             }
@@ -359,7 +359,7 @@ pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) ->
                 Ok(m) => m,
                 Err(exit) => return exit.into(),
             };
-            let result = apply(&fleet, &mut members).await;
+            let result = fleet::apply(&fleet, &mut members).await;
             close(members).await;
             match result {
                 Ok(report) => {
@@ -393,94 +393,6 @@ pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) ->
             }
         })
     })
-}
-
-async fn apply(fleet: &Fleet, members: &mut [Member]) -> Result<fleet::FleetApply, EdgeError> {
-    let repaired = futures::future::join_all(members.iter_mut().map(|m| async move {
-        let name = m.name().to_string();
-        let r = m.repair().await;
-        (name, r)
-    }))
-    .await;
-    let repaired: Vec<fleet::EdgeOutcome> = repaired
-        .into_iter()
-        .map(|(edge, r)| fleet::EdgeOutcome {
-            edge,
-            from: None,
-            to: crate::topology::Color::Blue,
-            result: if r.is_ok() {
-                "repaired"
-            } else {
-                "NOT REPAIRED"
-            }
-            .to_string(),
-            ms: 0.0,
-            detail: match r {
-                Ok(d) => d,
-                Err(e) => e.to_string(),
-            },
-        })
-        .collect();
-    let status = fleet::status(fleet, members).await?;
-    let mut resolved = Vec::new();
-    let mut unresolved = Vec::new();
-    let mut drifting: Vec<String> = Vec::new();
-    for line in &status.drift {
-        if let Some(env) = line
-            .strip_prefix("DRIFT across edges on ")
-            .and_then(|r| r.split(':').next())
-        {
-            drifting.push(env.to_string());
-        }
-    }
-    for env in drifting {
-        match fleet::resolve_color(fleet, &env)? {
-            Some(color) => {
-                let req = SwitchRequest::new(&env, color);
-                match fleet::switch(fleet, members, &req, crate::edge::transaction::DEFAULT_TTL)
-                    .await
-                {
-                    Ok(_) => {
-                        fleet::close_open(
-                            fleet,
-                            &env,
-                            &format!("resolved by apply: every edge on {color}"),
-                        )?;
-                        resolved.push(format!("{env}: every edge on {color} (the fleet journal's unfinished transaction)"));
-                    }
-                    Err(e) => unresolved.push(format!("{env}: the switch to {color} failed: {e}")),
-                }
-            }
-            None => unresolved.push(format!(
-                "{env}: the edges disagree and the fleet journal names no unfinished transaction; \
-                 `vezasock switch --fleet … {env} COLOR` puts every edge on one color"
-            )),
-        }
-    }
-    // Open fleet transactions whose envs now agree are over.
-    let left: Vec<&str> = unresolved
-        .iter()
-        .filter_map(|u| u.split(':').next())
-        .collect();
-    for t in journal_open_envs(fleet)?
-        .into_iter()
-        .filter(|e| !left.contains(&e.as_str()))
-    {
-        fleet::close_open(fleet, &t, "closed by apply: every edge agrees")?;
-    }
-    Ok(fleet::FleetApply {
-        repaired,
-        resolved,
-        unresolved,
-    })
-}
-
-fn journal_open_envs(fleet: &Fleet) -> Result<Vec<String>, EdgeError> {
-    Ok(fleet::journal(fleet)
-        .open_operations()?
-        .into_iter()
-        .filter_map(|o| o.env)
-        .collect())
 }
 
 #[derive(Serialize)]

@@ -118,7 +118,7 @@ impl SwitchRequest {
 }
 
 /// The phases of a flip, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlipPhase {
     Lock,
@@ -130,6 +130,8 @@ pub enum FlipPhase {
     Verify,
     Record,
     DrainOld,
+    /// After the flip: a bake's or a canary's analysis of the new color.
+    Analysis,
 }
 
 impl FlipPhase {
@@ -145,6 +147,7 @@ impl FlipPhase {
             FlipPhase::Verify => "verify",
             FlipPhase::Record => "record",
             FlipPhase::DrainOld => "drain-old",
+            FlipPhase::Analysis => "analysis",
         }
     }
 }
