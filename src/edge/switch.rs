@@ -262,12 +262,16 @@ async fn bake_phase(
 ) -> Result<super::bake::BakeReport, EdgeError> {
     use super::bake::{describe, Verdict};
     let (env, new, old) = (flip.env.name.clone(), flip.target, read.from);
-    let baked = flip.bake(duration).await.map_err(|e| EdgeError::AnalysisFailed {
-        message: format!(
-            "{env} switched {old} → {new} (verified and recorded), but the bake could not read              the counters: {e}; `vezasock rollback {env}` flips back"
+    let baked = flip
+        .bake(duration)
+        .await
+        .map_err(|e| EdgeError::AnalysisFailed {
+            message: format!(
+            "{env} switched {old} → {new} (verified and recorded), but the bake could not read \
+             the counters: {e}; `vezasock rollback {env}` flips back"
         ),
-        rolled_back: false,
-    })?;
+            rolled_back: false,
+        })?;
     let numbers = describe(baked.window, baked.limits);
     steps.done(
         "bake",

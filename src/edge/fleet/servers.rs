@@ -91,9 +91,6 @@ pub async fn servers_change(
         ));
     }
     let applied = join_all(members.iter_mut().map(|m| m.servers_apply(kill_sessions))).await;
-    let failed: Vec<usize> = (0..applied.len())
-        .filter(|i| applied[*i].is_err())
-        .collect();
     for (i, r) in applied.iter().enumerate() {
         let e = &mut report.edges[i];
         match r {
@@ -107,7 +104,7 @@ pub async fn servers_change(
             }
         }
     }
-    if failed.is_empty() {
+    if applied.iter().all(Result::is_ok) {
         let waited = match wait {
             Some(w) => drain_wait(members, w, &mut report).await,
             None => Ok(()),
@@ -117,26 +114,39 @@ pub async fn servers_change(
         }
         return waited.map(|()| report);
     }
+    let ok: Vec<bool> = applied.iter().map(Result::is_ok).collect();
+    Err(put_back(members, &ok, decision, report).await)
+}
+
+/// After the change failed on some edge: every edge it was applied on (`applied[i]`) put back,
+/// every edge released; the failure says whether every one is back.
+async fn put_back(
+    members: &mut [Member],
+    applied: &[bool],
+    decision: AdminDecision,
+    mut report: FleetChange,
+) -> EdgeError {
     let mut all_back = true;
     for (i, m) in members.iter_mut().enumerate() {
-        if applied[i].is_ok() {
+        if applied[i] {
+            let e = &mut report.edges[i];
             match m.servers_restore().await {
                 Ok(words) => {
-                    report.edges[i].result = "put-back".to_string();
-                    report.edges[i].detail = words;
+                    e.result = "put-back".to_string();
+                    e.detail = words;
                 }
-                Err(e) => {
+                Err(err) => {
                     all_back = false;
-                    report.edges[i].result = "NOT PUT BACK".to_string();
-                    report.edges[i].detail = e.to_string();
+                    e.result = "NOT PUT BACK".to_string();
+                    e.detail = err.to_string();
                 }
             }
         }
         m.servers_release().await;
     }
-    let names: Vec<&str> = failed
-        .iter()
-        .map(|i| report.edges[*i].edge.as_str())
+    let names: Vec<&str> = (0..applied.len())
+        .filter(|i| !applied[*i])
+        .map(|i| report.edges[i].edge.as_str())
         .collect();
     let message = format!(
         "fleet {} failed on {}; {}",
@@ -148,7 +158,7 @@ pub async fn servers_change(
             "NOT every other edge could be put back: `vezasock status --fleet …` shows each"
         }
     );
-    Err(EdgeError::Fleet(Box::new(FleetFailure {
+    EdgeError::Fleet(Box::new(FleetFailure {
         message,
         kind: if all_back {
             ErrorKind::PutBack
@@ -157,7 +167,7 @@ pub async fn servers_change(
         },
         stop: None,
         outcome: Outcome::Change(report),
-    })))
+    }))
 }
 
 /// After a fleet drain: every edge waits for its servers at once; when every edge drained, the
