@@ -218,17 +218,12 @@ async fn serve_change<C: Conversation>(
                     Ok(w) if w.drained => {
                         done(format!("drained after {:.1}s", w.waited_ms as f64 / 1000.0))
                     }
-                    Ok(w) => Response {
-                        ok: false,
-                        detail: format!(
-                            "still busy after {:.1}s (left in drain): {}",
-                            w.waited_ms as f64 / 1000.0,
-                            crate::edge::servers::busy_line(&w.busy)
-                        ),
-                        exit: 1,
-                        kind: Some(crate::edge::ErrorKind::Refused),
-                        ..Response::default()
-                    },
+                    // Still busy at the deadline: a refusal (exit 1), left in drain.
+                    Ok(w) => Response::failure(&EdgeError::Refused(format!(
+                        "still busy after {:.1}s (left in drain): {}",
+                        w.waited_ms as f64 / 1000.0,
+                        crate::edge::servers::busy_line(&w.busy)
+                    ))),
                     Err(e) => Response::failure(&e),
                 }
             }
