@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod demo;
 pub mod edge;
+pub mod exit;
 pub mod files;
 pub mod plan;
 pub mod render;

@@ -11,9 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Stdin, Stdout};
 use super::args::TopologyArgs;
 use super::common::runtime_and_edge;
 use super::exit::Exit;
-use crate::edge::fleet::agent::{failure, serve, Conversation, ExitOf};
+use crate::edge::fleet::agent::{serve, Conversation};
 use crate::edge::fleet::protocol::{parse_request, Request, Response, MAX_LINE};
-use crate::edge::EdgeError;
 
 // Arguments of `vezasock edge-agent` (plain comment: see `cli::Command`).
 #[derive(Debug, Clone, Args)]
@@ -63,7 +62,7 @@ impl Conversation for Io {
             let line = self.next_line().await?;
             match parse_request(&line) {
                 Ok(r) => return Some(r),
-                Err(e) => self.send(&failure(exit_code, &e)).await,
+                Err(e) => self.send(&Response::failure(&e)).await,
             }
         }
     }
@@ -76,15 +75,6 @@ impl Conversation for Io {
         let _ = self.out.write_all(&line).await;
         let _ = self.out.flush().await;
     }
-
-    fn exit_of(&self) -> ExitOf {
-        exit_code
-    }
-}
-
-/// The CLI's exit code of an error, as a number.
-pub(crate) fn exit_code(e: &EdgeError) -> u8 {
-    Exit::of_edge(e) as u8
 }
 
 /// Runs `vezasock edge-agent`.

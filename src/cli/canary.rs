@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
 use super::common::{fail, runtime_and_edge};
 use super::exit::Exit;
+use super::finish::{finish, Failed, Report, WithOk};
 use super::output;
 use super::switch::parse_percent;
 use crate::edge::bake::{Limits, DEFAULT_MIN_REQUESTS};
@@ -19,20 +20,23 @@ use crate::edge::canary::{
 };
 use crate::topology::Color;
 
-/// `--json` on success: the report with `ok: true`.
-#[derive(Serialize)]
-struct JsonSuccess<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    report: &'a CanaryReport,
-}
+impl Report for CanaryReport {
+    type Json<'a> = WithOk<'a, CanaryReport>;
 
-/// `--json` on a failure (the message has the numbers).
-#[derive(Serialize)]
-struct JsonFailure {
-    ok: bool,
-    error: String,
-    exit: u8,
+    fn json(&self) -> WithOk<'_, CanaryReport> {
+        WithOk::of(self)
+    }
+
+    /// The steps were printed as they happened; then the promotion.
+    fn human(&self) -> String {
+        format!(
+            "{} promoted {} → {} through {} step(s) (no reload)\n",
+            self.env,
+            self.from,
+            self.to,
+            self.steps.len() + 1
+        )
+    }
 }
 
 /// `--abort` / `--promote` with `--json`.
@@ -167,34 +171,5 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
             output::line(line);
         }
     }));
-    match result {
-        Ok(report) => {
-            if json {
-                output::json(&JsonSuccess {
-                    ok: true,
-                    report: &report,
-                });
-            } else {
-                output::line(&format!(
-                    "{} promoted {} → {} through {} step(s) (no reload)",
-                    report.env,
-                    report.from,
-                    report.to,
-                    report.steps.len() + 1
-                ));
-            }
-            Exit::Ok.into()
-        }
-        Err(e) => {
-            let exit = fail("canary", &e);
-            if json {
-                output::json(&JsonFailure {
-                    ok: false,
-                    error: e.to_string(),
-                    exit: exit as u8,
-                });
-            }
-            exit.into()
-        }
-    }
+    finish("canary", json, result.map_err(Failed::from))
 }

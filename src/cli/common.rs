@@ -35,6 +35,5 @@ pub(crate) fn runtime_and_edge(
 
 /// Prints an edge error on stderr and returns its exit code.
 pub(crate) fn fail(command: &str, error: &EdgeError) -> Exit {
-    eprintln!("vezasock {command}: {error}");
-    Exit::of_edge(error)
+    super::finish::said(command, error)
 }

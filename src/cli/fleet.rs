@@ -2,7 +2,7 @@
 //! fleet at once ([`crate::edge::fleet`]). Loading the fleet and reaching its edges is here;
 //! what each command does is in the edge layer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,14 +12,17 @@ use serde::Serialize;
 use super::args::TopologyArgs;
 use super::common::runtime;
 use super::exit::Exit;
-use super::output;
+use super::finish::{finish, said, Failed, Report, WithOk};
 use crate::edge::fleet::agent;
 use crate::edge::fleet::member::{Agent, Link, Member};
-use crate::edge::fleet::{self, FleetReport, FleetStatus};
-use crate::edge::switch::SwitchRequest;
+use crate::edge::fleet::protocol::EdgeSummary;
+use crate::edge::fleet::{self, FleetApply, FleetChange, FleetReport, FleetStatus};
+use crate::edge::servers::Selection;
+use crate::edge::switch::{LockWait, SwitchRequest};
 use crate::edge::{Edge, EdgeError};
+use crate::state::AdminDecision;
 use crate::topology::fleet::{Fleet, Reach};
-use crate::topology::Topology;
+use crate::topology::{Color, Topology};
 
 // The fleet flag (plain comment: see `cli::Command`).
 #[derive(Debug, Clone, Args, Default)]
@@ -89,7 +92,7 @@ fn members<'s, 'e: 's>(
     for (e, local) in fleet.edges.iter().zip(edges) {
         match local {
             Some(edge) => {
-                let (link, server) = agent::channel(super::agent::exit_code);
+                let (link, server) = agent::channel();
                 scope.spawn(move || agent::serve_on_this_thread(edge, server));
                 out.push(Member::new(&e.name, Link::Local(link)));
             }
@@ -112,201 +115,184 @@ async fn close(members: Vec<Member>) {
     }
 }
 
-#[derive(Serialize)]
-struct SwitchJson<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    report: &'a FleetReport,
+/// Runs `run` over every edge of the fleet at `path` (the conversations opened, then closed);
+/// `Err`: the fleet could not be opened (said on stderr).
+fn on_fleet<T>(
+    command: &str,
+    path: &Path,
+    topology: &TopologyArgs,
+    run: impl AsyncFnOnce(&Fleet, &mut [Member]) -> T,
+) -> Result<T, Exit> {
+    let (fleet, edges, rt) = open(command, path, topology)?;
+    std::thread::scope(|scope| {
+        rt.block_on(async {
+            let mut members = members(command, &fleet, &edges, scope)?;
+            let out = run(&fleet, &mut members).await;
+            close(members).await;
+            Ok(out)
+        })
+    })
 }
 
+/// What a fleet flip's failure JSON carries: every edge's line, when the fleet got that far.
 #[derive(Serialize)]
-struct FailureJson<'a> {
-    ok: bool,
-    error: String,
-    exit: u8,
+struct FlipBeside {
     #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<&'a FleetReport>,
+    report: Option<FleetReport>,
 }
 
-/// `vezasock switch --fleet F ENV COLOR`.
+impl FlipBeside {
+    fn of(error: &EdgeError) -> FlipBeside {
+        let report = match error {
+            EdgeError::Fleet(f) => match &f.outcome {
+                fleet::Outcome::Switch(r) => Some(r.clone()),
+                fleet::Outcome::Change(_) => None,
+            },
+            _ => None,
+        };
+        FlipBeside { report }
+    }
+}
+
+impl Report for FleetReport {
+    type Json<'a> = WithOk<'a, FleetReport>;
+
+    fn json(&self) -> WithOk<'_, FleetReport> {
+        WithOk::of(self)
+    }
+
+    fn human(&self) -> String {
+        let mut text = String::new();
+        for e in &self.edges {
+            text.push_str(&format!(
+                "{:<16} {:<9} {:>9.3} ms  {}\n",
+                e.edge, e.result, e.ms, e.detail
+            ));
+        }
+        text.push_str(&flip_outcome(self));
+        if let Some(drain) = &self.drain_old {
+            for e in &drain.edges {
+                text.push_str(&format!(
+                    "drain-old {:<16} {}: {}\n",
+                    e.edge, e.result, e.detail
+                ));
+            }
+        }
+        text
+    }
+}
+
+/// The line after the edges of a fleet flip.
+fn flip_outcome(r: &FleetReport) -> String {
+    let (env, to, n) = (&r.env, r.to, r.edges.len());
+    if r.dry_run && r.edges.iter().all(|e| e.result == "already") {
+        format!("dry run: {env} is already {to} on every edge: nothing would change\n")
+    } else if r.dry_run {
+        format!(
+            "dry run: {env} would switch to {to} on {n} edge(s): prepared on every edge \
+             (map version staged, pending file, transaction.json), then committed on every \
+             edge back to back, read back and recorded; nothing changed\n"
+        )
+    } else {
+        format!(
+            "{env} switched to {to} on {n} edge(s) (no reload); commit skew {:.3} ms; total \
+             {:.3} ms\n",
+            r.commit_skew_ms, r.total_ms
+        )
+    }
+}
+
+/// `vezasock switch --fleet F ENV COLOR`: `req` from the flags, `ttl` how long each edge's
+/// prepared transaction holds it if this process dies.
 pub fn run_switch(
-    path: &std::path::Path,
-    args: &super::switch::SwitchArgs,
-    mut req: SwitchRequest,
+    path: &Path,
+    topology: &TopologyArgs,
+    json: bool,
+    req: SwitchRequest,
     ttl: Duration,
 ) -> ExitCode {
     let unsupported = [
-        (!args.preview_check.is_empty(), "--preview-check"),
-        (args.bake.is_some(), "--bake"),
+        (!req.preview_check.is_empty(), "--preview-check"),
+        (req.bake.is_some(), "--bake"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
         eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
         return Exit::BadInput.into();
     }
-    req.dry_run = args.dry_run;
-    req.drain_old = args.drain_old;
-    req.drain_timeout = args.drain_timeout;
-    run_flip("switch", path, &args.topology, args.json, req, ttl, None)
+    run_flip("switch", path, topology, json, req, ttl, None)
 }
 
 /// `vezasock rollback --fleet F ENV [--to SHA]`: every edge's history must name the same deploy
 /// to go back to; then a fleet switch to it, recorded as a rollback.
 pub fn run_rollback(
-    path: &std::path::Path,
-    args: &super::rollback::RollbackArgs,
-    mut req: SwitchRequest,
+    path: &Path,
+    topology: &TopologyArgs,
+    json: bool,
+    req: SwitchRequest,
+    to: Option<String>,
 ) -> ExitCode {
-    req.dry_run = args.dry_run;
-    run_flip(
-        "rollback",
-        path,
-        &args.topology,
-        args.json,
-        req,
-        crate::edge::transaction::DEFAULT_TTL,
-        Some(args.to.clone()),
-    )
+    let ttl = crate::edge::transaction::DEFAULT_TTL;
+    run_flip("rollback", path, topology, json, req, ttl, Some(to))
 }
 
 /// A fleet switch (`rollback`: `Some(to)`, the color and sha come from the edges' histories).
 fn run_flip(
     command: &str,
-    path: &std::path::Path,
+    path: &Path,
     topology: &TopologyArgs,
     json: bool,
     mut req: SwitchRequest,
     ttl: Duration,
     rollback: Option<Option<String>>,
 ) -> ExitCode {
-    let (fleet, edges, rt) = match open(command, path, topology) {
-        Ok(opened) => opened,
-        Err(exit) => return exit.into(),
-    };
-    std::thread::scope(|scope| {
-        rt.block_on(async {
-            let mut members = match members(command, &fleet, &edges, scope) {
-                Ok(m) => m,
-                Err(exit) => return exit.into(),
-            };
-            if let Some(to) = &rollback {
-                match fleet::rollback_target(&mut members, &req.env, to.as_deref()).await {
-                    Ok((color, sha)) => {
-                        req.color = color;
-                        req.sha = sha;
-                        req.action = crate::state::Action::Rollback;
-                    }
-                    Err(e) => {
-                        close(members).await;
-                        return super::common::fail(command, &e).into();
-                    }
-                }
-            }
-            let result = fleet::switch(&fleet, &mut members, &req, ttl).await;
-            close(members).await;
-            match result {
-                Ok(report) => {
-                    if json {
-                        output::json(&SwitchJson {
-                            ok: true,
-                            report: &report,
-                        });
-                    } else {
-                        let mut text = String::new();
-                        for e in &report.edges {
-                            text.push_str(&format!(
-                                "{:<16} {:<9} {:>9.3} ms  {}\n",
-                                e.edge, e.result, e.ms, e.detail
-                            ));
-                        }
-                        if report.dry_run && report.edges.iter().all(|e| e.result == "already") {
-                            text.push_str(&format!(
-                                "dry run: {} is already {} on every edge: nothing would change\n",
-                                report.env, report.to
-                            ));
-                        } else if report.dry_run {
-                            text.push_str(&format!(
-                            "dry run: {} would switch to {} on {} edge(s): prepared on every edge \
-                             (map version staged, pending file, transaction.json), then committed \
-                             on every edge back to back, read back and recorded; nothing changed\n",
-                            report.env,
-                            report.to,
-                            report.edges.len()
-                        ));
-                        } else {
-                            text.push_str(&format!(
-                                "{} switched to {} on {} edge(s) (no reload); \
-                             commit skew {:.3} ms; total {:.3} ms\n",
-                                report.env,
-                                report.to,
-                                report.edges.len(),
-                                report.commit_skew_ms,
-                                report.total_ms
-                            ));
-                        }
-                        if let Some(drain) = &report.drain_old {
-                            for e in &drain.edges {
-                                text.push_str(&format!(
-                                    "drain-old {:<16} {}: {}\n",
-                                    e.edge, e.result, e.detail
-                                ));
-                            }
-                        }
-                        output::text(&text);
-                    }
-                    Exit::Ok.into()
-                }
-                Err(error) => {
-                    let exit = Exit::of_edge(&error);
-                    if json {
-                        let report = match &error {
-                            EdgeError::Fleet(f) => match &f.outcome {
-                                fleet::Outcome::Switch(r) => Some(r),
-                                fleet::Outcome::Change(_) => None,
-                            },
-                            _ => None,
-                        };
-                        output::json(&FailureJson {
-                            ok: false,
-                            error: error.to_string(),
-                            exit: exit as u8,
-                            report,
-                        });
-                    }
-                    eprintln!("vezasock {command}: {error}");
-                    exit.into()
-                }
-            }
-        })
-    })
+    let result = on_fleet(command, path, topology, async |fleet, members| {
+        if let Some(to) = &rollback {
+            let (color, sha) = fleet::rollback_target(members, &req.env, to.as_deref()).await?;
+            req.color = color;
+            req.sha = sha;
+            req.action = crate::state::Action::Rollback;
+        }
+        fleet::switch(fleet, members, &req, ttl).await
+    });
+    match result {
+        Ok(result) => finish(
+            command,
+            json,
+            result.map_err(|error| Failed {
+                beside: FlipBeside::of(&error),
+                error,
+            }),
+        ),
+        Err(exit) => exit.into(),
+    }
+}
+
+impl Report for FleetStatus {
+    type Json<'a> = &'a FleetStatus;
+
+    fn json(&self) -> &FleetStatus {
+        self
+    }
+
+    fn human(&self) -> String {
+        human_status(self)
+    }
+
+    fn exit(&self) -> Exit {
+        FleetStatus::exit(self)
+    }
 }
 
 /// `vezasock status --fleet F`.
-pub fn run_status(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    let (fleet, edges, rt) = match open("status", path, topology) {
-        Ok(opened) => opened,
-        Err(exit) => return exit.into(),
-    };
-    std::thread::scope(|scope| {
-        rt.block_on(async {
-            let mut members = match members("status", &fleet, &edges, scope) {
-                Ok(m) => m,
-                Err(exit) => return exit.into(),
-            };
-            let result = fleet::status(&fleet, &mut members).await;
-            close(members).await;
-            match result {
-                Ok(status) => {
-                    if json {
-                        output::json(&status);
-                    } else {
-                        output::text(&human_status(&status));
-                    }
-                    Exit::of_code(status.exit_code()).into()
-                }
-                Err(e) => super::common::fail("status", &e).into(),
-            }
-        })
-    })
+pub fn run_status(path: &Path, topology: &TopologyArgs, json: bool) -> ExitCode {
+    match on_fleet("status", path, topology, async |fleet, members| {
+        fleet::status(fleet, members).await
+    }) {
+        // A status that could not be read prints no JSON (as before): the error on stderr.
+        Ok(Err(e)) => said("status", &e).into(),
+        Ok(result) => finish("status", json, result.map_err(Failed::from)),
+        Err(exit) => exit.into(),
+    }
 }
 
 fn human_status(s: &FleetStatus) -> String {
@@ -321,27 +307,7 @@ fn human_status(s: &FleetStatus) -> String {
     }
     for e in &s.edges {
         match (&e.summary, &e.error) {
-            (Some(sum), _) => {
-                let colors: Vec<String> = sum
-                    .envs
-                    .iter()
-                    .map(|c| {
-                        let w = |c: Option<crate::topology::Color>| c.map_or("?", |c| c.as_str());
-                        if c.live == c.recorded {
-                            format!("{}={}", c.env, w(c.live))
-                        } else {
-                            format!("{}={} (recorded {})", c.env, w(c.live), w(c.recorded))
-                        }
-                    })
-                    .collect();
-                out.push_str(&format!("edge {:<16} {}\n", e.edge, colors.join("  ")));
-                for c in &sum.envs {
-                    out.push_str(&format!("  {:<12} {}\n", c.env, c.servers.join(" · ")));
-                }
-                for p in &sum.problems {
-                    out.push_str(&format!("  {p}\n"));
-                }
-            }
+            (Some(sum), _) => out.push_str(&edge_status(&e.edge, sum)),
             (None, Some(err)) => out.push_str(&format!("edge {:<16} NOT REACHED: {err}\n", e.edge)),
             (None, None) => {}
         }
@@ -352,246 +318,155 @@ fn human_status(s: &FleetStatus) -> String {
     out
 }
 
+/// One reached edge in `status --fleet`: its colors, servers and problems.
+fn edge_status(edge: &str, sum: &EdgeSummary) -> String {
+    let w = |c: Option<Color>| c.map_or("?", |c| c.as_str());
+    let colors: Vec<String> = sum
+        .envs
+        .iter()
+        .map(|c| {
+            if c.live == c.recorded {
+                format!("{}={}", c.env, w(c.live))
+            } else {
+                format!("{}={} (recorded {})", c.env, w(c.live), w(c.recorded))
+            }
+        })
+        .collect();
+    let mut out = format!("edge {edge:<16} {}\n", colors.join("  "));
+    for c in &sum.envs {
+        out.push_str(&format!("  {:<12} {}\n", c.env, c.servers.join(" · ")));
+    }
+    for p in &sum.problems {
+        out.push_str(&format!("  {p}\n"));
+    }
+    out
+}
+
+impl Report for FleetApply {
+    type Json<'a> = &'a FleetApply;
+
+    fn json(&self) -> &FleetApply {
+        self
+    }
+
+    fn human(&self) -> String {
+        let mut text = String::new();
+        for r in &self.repaired {
+            text.push_str(&format!("edge {:<16} {}: {}\n", r.edge, r.result, r.detail));
+        }
+        for r in &self.resolved {
+            text.push_str(&format!("resolved: {r}\n"));
+        }
+        for r in &self.unresolved {
+            text.push_str(&format!("UNRESOLVED: {r}\n"));
+        }
+        text
+    }
+
+    /// 6 when an env's edges still disagree; else 3 when an edge could not be repaired.
+    fn exit(&self) -> Exit {
+        if !self.unresolved.is_empty() {
+            Exit::Drift
+        } else if self.repaired.iter().any(|r| r.result != "repaired") {
+            Exit::Unreachable
+        } else {
+            Exit::Ok
+        }
+    }
+}
+
 /// `vezasock apply --fleet F`: every edge repaired to its recorded colors (open transactions
 /// aborted), then each env whose edges still disagree flipped to the color the fleet journal
 /// names.
-pub fn run_apply(path: &std::path::Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    let (fleet, edges, rt) = match open("apply", path, topology) {
-        Ok(opened) => opened,
-        Err(exit) => return exit.into(),
-    };
-    std::thread::scope(|scope| {
-        rt.block_on(async {
-            let mut members = match members("apply", &fleet, &edges, scope) {
-                Ok(m) => m,
-                Err(exit) => return exit.into(),
-            };
-            let result = apply(&fleet, &mut members).await;
-            close(members).await;
-            match result {
-                Ok(report) => {
-                    if json {
-                        output::json(&report);
-                    } else {
-                        let mut text = String::new();
-                        for r in &report.repaired {
-                            text.push_str(&format!(
-                                "edge {:<16} {}: {}\n",
-                                r.edge, r.result, r.detail
-                            ));
-                        }
-                        for r in &report.resolved {
-                            text.push_str(&format!("resolved: {r}\n"));
-                        }
-                        for r in &report.unresolved {
-                            text.push_str(&format!("UNRESOLVED: {r}\n"));
-                        }
-                        output::text(&text);
-                    }
-                    if !report.unresolved.is_empty() {
-                        Exit::Drift.into()
-                    } else if report.repaired.iter().any(|r| r.result != "repaired") {
-                        Exit::Unreachable.into()
-                    } else {
-                        Exit::Ok.into()
-                    }
-                }
-                Err(e) => super::common::fail("apply", &e).into(),
-            }
-        })
-    })
+pub fn run_apply(path: &Path, topology: &TopologyArgs, json: bool) -> ExitCode {
+    let result = on_fleet("apply", path, topology, async |fleet, members| {
+        fleet::apply(fleet, members).await
+    });
+    match result {
+        // The failure of a fleet apply prints no JSON (as before): the error on stderr.
+        Ok(Err(e)) => said("apply", &e).into(),
+        Ok(result) => finish("apply", json, result.map_err(Failed::from)),
+        Err(exit) => exit.into(),
+    }
 }
 
-async fn apply(fleet: &Fleet, members: &mut [Member]) -> Result<fleet::FleetApply, EdgeError> {
-    let repaired = futures::future::join_all(members.iter_mut().map(|m| async move {
-        let name = m.name().to_string();
-        let r = m.repair().await;
-        (name, r)
-    }))
-    .await;
-    let repaired: Vec<fleet::EdgeOutcome> = repaired
-        .into_iter()
-        .map(|(edge, r)| fleet::EdgeOutcome {
-            edge,
-            from: None,
-            to: crate::topology::Color::Blue,
-            result: if r.is_ok() {
-                "repaired"
-            } else {
-                "NOT REPAIRED"
-            }
-            .to_string(),
-            ms: 0.0,
-            detail: match r {
-                Ok(d) => d,
-                Err(e) => e.to_string(),
+/// A server change on a fleet, as the flags asked it.
+pub struct ServersChange {
+    pub selection: Selection,
+    pub decision: AdminDecision,
+    /// `--kill-sessions`, `--force`.
+    pub flags: (bool, bool),
+    pub lock_wait: LockWait,
+    pub wait: Option<fleet::DrainWait>,
+}
+
+/// What a fleet server change's failure JSON carries: every edge's line.
+#[derive(Serialize)]
+struct ChangeBeside {
+    edges: Vec<fleet::ChangeOutcome>,
+}
+
+impl ChangeBeside {
+    fn of(error: &EdgeError) -> ChangeBeside {
+        let edges = match error {
+            EdgeError::Fleet(f) => match &f.outcome {
+                fleet::Outcome::Change(c) => c.edges.clone(),
+                fleet::Outcome::Switch(_) => Vec::new(),
             },
-        })
-        .collect();
-    let status = fleet::status(fleet, members).await?;
-    let mut resolved = Vec::new();
-    let mut unresolved = Vec::new();
-    let mut drifting: Vec<String> = Vec::new();
-    for line in &status.drift {
-        if let Some(env) = line
-            .strip_prefix("DRIFT across edges on ")
-            .and_then(|r| r.split(':').next())
-        {
-            drifting.push(env.to_string());
+            _ => Vec::new(),
+        };
+        ChangeBeside { edges }
+    }
+}
+
+impl Report for FleetChange {
+    type Json<'a> = WithOk<'a, FleetChange>;
+
+    fn json(&self) -> WithOk<'_, FleetChange> {
+        WithOk::of(self)
+    }
+
+    fn human(&self) -> String {
+        let mut text = String::new();
+        for e in &self.edges {
+            text.push_str(&format!("edge {:<16} {}: {}\n", e.edge, e.result, e.detail));
         }
+        text.push_str(&format!(
+            "{} on {} edge(s), written through on each\n",
+            self.action.as_str(),
+            self.edges.len()
+        ));
+        text
     }
-    for env in drifting {
-        match fleet::resolve_color(fleet, &env)? {
-            Some(color) => {
-                let req = SwitchRequest::new(&env, color);
-                match fleet::switch(fleet, members, &req, crate::edge::transaction::DEFAULT_TTL)
-                    .await
-                {
-                    Ok(_) => {
-                        fleet::close_open(
-                            fleet,
-                            &env,
-                            &format!("resolved by apply: every edge on {color}"),
-                        )?;
-                        resolved.push(format!(
-                            "{env}: every edge on {color} \
-                             (the fleet journal's unfinished transaction)"
-                        ));
-                    }
-                    Err(e) => unresolved.push(format!("{env}: the switch to {color} failed: {e}")),
-                }
-            }
-            None => unresolved.push(format!(
-                "{env}: the edges disagree and the fleet journal names no unfinished transaction; \
-                 `vezasock switch --fleet … {env} COLOR` puts every edge on one color"
-            )),
-        }
-    }
-    // Open fleet transactions whose envs now agree are over.
-    let left: Vec<&str> = unresolved
-        .iter()
-        .filter_map(|u| u.split(':').next())
-        .collect();
-    for t in journal_open_envs(fleet)?
-        .into_iter()
-        .filter(|e| !left.contains(&e.as_str()))
-    {
-        fleet::close_open(fleet, &t, "closed by apply: every edge agrees")?;
-    }
-    Ok(fleet::FleetApply {
-        repaired,
-        resolved,
-        unresolved,
-    })
-}
-
-fn journal_open_envs(fleet: &Fleet) -> Result<Vec<String>, EdgeError> {
-    Ok(fleet::journal(fleet)
-        .open_operations()?
-        .into_iter()
-        .filter_map(|o| o.env)
-        .collect())
-}
-
-#[derive(Serialize)]
-struct ChangeJson<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    change: &'a fleet::FleetChange,
-}
-
-#[derive(Serialize)]
-struct ChangeFailureJson<'a> {
-    ok: bool,
-    error: String,
-    exit: u8,
-    edges: &'a [fleet::ChangeOutcome],
 }
 
 /// `vezasock drain|maint|ready --fleet F …`: the server change on every edge or on none.
 pub fn run_servers(
     command: &str,
-    path: &std::path::Path,
-    (select, lock, topology, json): (
-        &super::servers::SelectArgs,
-        &super::args::LockArgs,
-        &TopologyArgs,
-        bool,
-    ),
-    decision: crate::state::AdminDecision,
-    flags: (bool, bool),
-    wait: Option<fleet::DrainWait>,
+    path: &Path,
+    (topology, json): (&TopologyArgs, bool),
+    change: ServersChange,
 ) -> ExitCode {
-    if select.backend.is_some() && select.color.is_some() {
-        eprintln!("vezasock {command}: a color goes with an env, not with --backend");
-        return Exit::BadInput.into();
+    let result = on_fleet(command, path, topology, async |_, members| {
+        fleet::servers_change(
+            members,
+            &change.selection,
+            change.decision,
+            change.flags,
+            change.lock_wait,
+            change.wait,
+        )
+        .await
+    });
+    match result {
+        Ok(result) => finish(
+            command,
+            json,
+            result.map_err(|error| Failed {
+                beside: ChangeBeside::of(&error),
+                error,
+            }),
+        ),
+        Err(exit) => exit.into(),
     }
-    let selection = select.selection();
-    let (fleet, edges, rt) = match open(command, path, topology) {
-        Ok(opened) => opened,
-        Err(exit) => return exit.into(),
-    };
-    std::thread::scope(|scope| {
-        rt.block_on(async {
-            let mut members = match members(command, &fleet, &edges, scope) {
-                Ok(m) => m,
-                Err(exit) => return exit.into(),
-            };
-            let result = fleet::servers_change(
-                &mut members,
-                &selection,
-                decision,
-                flags,
-                lock.lock_wait(),
-                wait,
-            )
-            .await;
-            close(members).await;
-            match result {
-                Ok(change) => {
-                    if json {
-                        output::json(&ChangeJson {
-                            ok: true,
-                            change: &change,
-                        });
-                    } else {
-                        let mut text = String::new();
-                        for e in &change.edges {
-                            text.push_str(&format!(
-                                "edge {:<16} {}: {}\n",
-                                e.edge, e.result, e.detail
-                            ));
-                        }
-                        text.push_str(&format!(
-                            "{} on {} edge(s), written through on each\n",
-                            decision.as_str(),
-                            change.edges.len()
-                        ));
-                        output::text(&text);
-                    }
-                    Exit::Ok.into()
-                }
-                Err(error) => {
-                    let exit = Exit::of_edge(&error);
-                    if json {
-                        let edges = match &error {
-                            EdgeError::Fleet(f) => match &f.outcome {
-                                fleet::Outcome::Change(c) => c.edges.as_slice(),
-                                fleet::Outcome::Switch(_) => &[],
-                            },
-                            _ => &[],
-                        };
-                        output::json(&ChangeFailureJson {
-                            ok: false,
-                            error: error.to_string(),
-                            exit: exit as u8,
-                            edges,
-                        });
-                    }
-                    eprintln!("vezasock {command}: {error}");
-                    exit.into()
-                }
-            }
-        })
-    })
 }

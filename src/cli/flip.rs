@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::exit::Exit;
-use super::output;
+use super::finish::{Failed, Report, WithOk};
 use crate::edge::switch::{Step, SwitchReport};
 use crate::edge::EdgeError;
 
@@ -15,65 +14,47 @@ pub(crate) fn step_line(step: &Step) -> String {
     format!("{:<13} {:>9.3} ms  {}", step.name, step.ms, step.detail)
 }
 
-/// The JSON printed on failure: the error, its exit code, and the steps done before it.
+/// What the failure JSON of a flip carries: the steps done before it.
 #[derive(Debug, Serialize)]
-struct JsonFailure<'a> {
-    ok: bool,
-    error: String,
-    exit: u8,
-    steps: &'a [Step],
+struct StepsDone {
+    steps: Vec<Step>,
 }
 
-/// The JSON printed on success.
-#[derive(Debug, Serialize)]
-struct JsonSuccess<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    report: &'a SwitchReport,
+impl Report for SwitchReport {
+    type Json<'a> = WithOk<'a, SwitchReport>;
+
+    fn json(&self) -> WithOk<'_, SwitchReport> {
+        WithOk::of(self)
+    }
+
+    fn human(&self) -> String {
+        human(self)
+    }
 }
 
 /// Prints a switch (or rollback) outcome and returns its exit code. Human steps were printed
-/// live by the step callback.
+/// live by the step callback; `steps` are the ones done, for the failure JSON.
 pub(crate) fn finish(
     command: &str,
     json: bool,
     result: Result<SwitchReport, EdgeError>,
-    steps: &[Step],
+    steps: Vec<Step>,
 ) -> ExitCode {
-    match result {
-        Ok(report) => {
-            if json {
-                output::json(&JsonSuccess {
-                    ok: true,
-                    report: &report,
-                });
-            } else {
-                print_human(&report);
-            }
-            Exit::Ok.into()
-        }
-        Err(error) => {
-            let exit = Exit::of_edge(&error);
-            if json {
-                output::json(&JsonFailure {
-                    ok: false,
-                    error: error.to_string(),
-                    exit: exit as u8,
-                    steps,
-                });
-            }
-            eprintln!("vezasock {command}: {error}");
-            exit.into()
-        }
-    }
+    let result = result.map_err(|error| Failed {
+        error,
+        beside: StepsDone { steps },
+    });
+    super::finish::finish(command, json, result)
 }
 
-fn print_human(report: &SwitchReport) {
+/// The outcome lines after the steps.
+fn human(report: &SwitchReport) -> String {
+    let mut out = String::new();
     for line in &report.drift {
-        output::line(&format!("warning: {line}"));
+        out.push_str(&format!("warning: {line}\n"));
     }
     for note in &report.notes {
-        output::line(&format!("note: {note}"));
+        out.push_str(&format!("note: {note}\n"));
     }
     let what = if report.noop {
         format!("{} is already {}: nothing changed", report.env, report.to)
@@ -95,11 +76,12 @@ fn print_human(report: &SwitchReport) {
                 .unwrap_or_default()
         )
     };
-    output::line(&format!("{what}; total {:.3} ms", report.total_ms));
+    out.push_str(&format!("{what}; total {:.3} ms\n", report.total_ms));
     if let Some(left) = report.drain_left {
-        output::line(&format!(
-            "warning: {left} session(s) still open on {} after the drain timeout",
+        out.push_str(&format!(
+            "warning: {left} session(s) still open on {} after the drain timeout\n",
             report.from
         ));
     }
+    out
 }

@@ -12,6 +12,7 @@ pub mod completions;
 pub mod demo;
 pub mod exec;
 pub mod exit;
+pub mod finish;
 pub mod fleet;
 pub mod flip;
 pub mod history;
@@ -204,11 +205,11 @@ mod tests {
             );
         }
         // The shared pieces import no command.
-        for shared in ["args", "common", "flip", "output", "exit"] {
+        for shared in ["args", "common", "finish", "flip", "output", "exit"] {
             let deps = &uses[shared];
             assert!(
                 deps.iter()
-                    .all(|d| ["args", "exit", "output"].contains(&d.as_str())),
+                    .all(|d| ["args", "exit", "finish", "output"].contains(&d.as_str())),
                 "cli/{shared}.rs imports {deps:?}"
             );
         }

@@ -42,23 +42,29 @@ pub struct RollbackArgs {
     pub topology: TopologyArgs,
 }
 
+impl RollbackArgs {
+    /// The request these flags make, on one edge and on a fleet (the color and sha are filled
+    /// in from the history).
+    pub fn request(&self) -> SwitchRequest {
+        let mut req = SwitchRequest::new(&self.env, crate::topology::Color::Blue);
+        req.wait_healthy = self.wait_healthy;
+        req.dry_run = self.dry_run;
+        req.lock_wait = self.lock.lock_wait();
+        req
+    }
+}
+
 /// Runs `vezasock rollback`.
 pub fn run(args: &RollbackArgs) -> ExitCode {
+    let req = args.request();
     if let Some(fleet) = &args.fleet.fleet {
-        let mut req = SwitchRequest::new(&args.env, crate::topology::Color::Blue);
-        req.wait_healthy = args.wait_healthy;
-        req.lock_wait = args.lock.lock_wait();
-        return super::fleet::run_rollback(fleet, args, req);
+        let (topology, to) = (&args.topology, args.to.clone());
+        return super::fleet::run_rollback(fleet, topology, args.json, req, to);
     }
     let (rt, edge) = match runtime_and_edge("rollback", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
-    // The color is filled in from the history by `rollback`.
-    let mut req = SwitchRequest::new(&args.env, crate::topology::Color::Blue);
-    req.wait_healthy = args.wait_healthy;
-    req.dry_run = args.dry_run;
-    req.lock_wait = args.lock.lock_wait();
     let json = args.json;
     let mut steps = Vec::new();
     let result = rt.block_on(rollback(&edge, req, args.to.as_deref(), &mut |step| {
@@ -67,5 +73,5 @@ pub fn run(args: &RollbackArgs) -> ExitCode {
         }
         steps.push(step.clone());
     }));
-    finish("rollback", json, result, &steps)
+    finish("rollback", json, result, steps)
 }

@@ -192,17 +192,35 @@ fn print_change(report: &ChangeReport) {
     ));
 }
 
+/// A server change on every edge of the fleet at `path`, or on none.
+fn on_fleet(
+    command: &str,
+    path: &std::path::Path,
+    (select, lock, topology, json): (&SelectArgs, &LockArgs, &TopologyArgs, bool),
+    decision: AdminDecision,
+    flags: (bool, bool),
+    wait: Option<crate::edge::fleet::DrainWait>,
+) -> ExitCode {
+    if select.backend.is_some() && select.color.is_some() {
+        eprintln!("vezasock {command}: a color goes with an env, not with --backend");
+        return Exit::BadInput.into();
+    }
+    let change = super::fleet::ServersChange {
+        selection: select.selection(),
+        decision,
+        flags,
+        lock_wait: lock.lock_wait(),
+        wait,
+    };
+    super::fleet::run_servers(command, path, (topology, json), change)
+}
+
 /// Runs `vezasock maint`.
 pub fn run_maint(args: &MaintArgs) -> ExitCode {
     if let Some(fleet) = &args.fleet.fleet {
-        return super::fleet::run_servers(
-            "maint",
-            fleet,
-            (&args.select, &args.lock, &args.topology, args.json),
-            AdminDecision::Maint,
-            (args.kill_sessions, args.force),
-            None,
-        );
+        let flags = (args.kill_sessions, args.force);
+        let how = (&args.select, &args.lock, &args.topology, args.json);
+        return on_fleet("maint", fleet, how, AdminDecision::Maint, flags, None);
     }
     set_state(
         "maint",
@@ -219,10 +237,11 @@ pub fn run_maint(args: &MaintArgs) -> ExitCode {
 /// Runs `vezasock ready`.
 pub fn run_ready(args: &ReadyArgs) -> ExitCode {
     if let Some(fleet) = &args.fleet.fleet {
-        return super::fleet::run_servers(
+        let how = (&args.select, &args.lock, &args.topology, args.json);
+        return on_fleet(
             "ready",
             fleet,
-            (&args.select, &args.lock, &args.topology, args.json),
+            how,
             AdminDecision::Ready,
             (false, false),
             None,
@@ -288,10 +307,11 @@ pub fn run_drain(args: &DrainArgs) -> ExitCode {
             },
             busy_fails: true,
         });
-        return super::fleet::run_servers(
+        let how = (&args.select, &args.lock, &args.topology, args.json);
+        return on_fleet(
             "drain",
             fleet,
-            (&args.select, &args.lock, &args.topology, args.json),
+            how,
             AdminDecision::Drain,
             (false, args.force),
             wait,

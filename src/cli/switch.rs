@@ -7,10 +7,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::runtime_and_edge;
+use super::common::{fail, runtime_and_edge};
 use super::flip::{finish, step_line};
 use super::output;
 use crate::edge::switch::{switch, SwitchRequest};
+use crate::edge::EdgeError;
 use crate::topology::Color;
 
 // Arguments of `vezasock switch` (a plain comment: a doc comment would replace the subcommand's
@@ -100,37 +101,46 @@ fn parse_path(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+impl SwitchArgs {
+    /// The request these flags make: the one place the flags of `switch` become a
+    /// [`SwitchRequest`] (on one edge and on a fleet).
+    pub fn request(&self) -> Result<SwitchRequest, EdgeError> {
+        if self.preview_check.len() > MAX_PREVIEW_PATHS {
+            return Err(EdgeError::BadInput(format!(
+                "--preview-check takes at most {MAX_PREVIEW_PATHS} paths"
+            )));
+        }
+        let mut req = SwitchRequest::new(&self.env, self.color);
+        req.sha = self.sha.clone();
+        req.wait_healthy = self.wait_healthy;
+        req.drain_old = self.drain_old;
+        req.drain_timeout = self.drain_timeout;
+        req.dry_run = self.dry_run;
+        req.preview_check = self.preview_check.clone();
+        req.preview_via = self.preview_via;
+        req.bake = self.bake;
+        req.bake_limits = crate::edge::bake::Limits {
+            max_error_rate: self.max_error_rate,
+            min_requests: self.min_requests,
+        };
+        req.lock_wait = self.lock.lock_wait();
+        Ok(req)
+    }
+}
+
 /// Runs `vezasock switch`.
 pub fn run(args: &SwitchArgs) -> ExitCode {
+    let req = match args.request() {
+        Ok(req) => req,
+        Err(e) => return fail("switch", &e).into(),
+    };
     if let Some(fleet) = &args.fleet.fleet {
-        let mut req = SwitchRequest::new(&args.env, args.color);
-        req.sha = args.sha.clone();
-        req.wait_healthy = args.wait_healthy;
-        req.lock_wait = args.lock.lock_wait();
-        return super::fleet::run_switch(fleet, args, req, args.expires);
+        return super::fleet::run_switch(fleet, &args.topology, args.json, req, args.expires);
     }
     let (rt, edge) = match runtime_and_edge("switch", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
-    let mut req = SwitchRequest::new(&args.env, args.color);
-    req.sha = args.sha.clone();
-    req.wait_healthy = args.wait_healthy;
-    req.drain_old = args.drain_old;
-    req.drain_timeout = args.drain_timeout;
-    req.dry_run = args.dry_run;
-    if args.preview_check.len() > MAX_PREVIEW_PATHS {
-        eprintln!("vezasock switch: --preview-check takes at most {MAX_PREVIEW_PATHS} paths");
-        return super::exit::Exit::BadInput.into();
-    }
-    req.preview_check = args.preview_check.clone();
-    req.preview_via = args.preview_via;
-    req.bake = args.bake;
-    req.bake_limits = crate::edge::bake::Limits {
-        max_error_rate: args.max_error_rate,
-        min_requests: args.min_requests,
-    };
-    req.lock_wait = args.lock.lock_wait();
     let mut steps = Vec::new();
     let json = args.json;
     let result = rt.block_on(switch(&edge, &req, &mut |step| {
@@ -139,7 +149,7 @@ pub fn run(args: &SwitchArgs) -> ExitCode {
         }
         steps.push(step.clone());
     }));
-    finish("switch", json, result, &steps)
+    finish("switch", json, result, steps)
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
 use super::common::runtime_and_edge;
 use super::exit::Exit;
+use super::finish::{finish, Failed, Report, WithOk};
 use super::output;
 use crate::edge::switch::SwitchRequest;
 use crate::edge::transaction::{self, Held, TxnReport};
@@ -235,52 +235,26 @@ async fn abort(
     Ok(TxnReport::of(txn, result, done?.detail))
 }
 
-#[derive(Serialize)]
-struct JsonFailure {
-    ok: bool,
-    error: String,
-    exit: u8,
-}
+impl Report for TxnReport {
+    type Json<'a> = WithOk<'a, TxnReport>;
 
-#[derive(Serialize)]
-struct JsonSuccess<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    report: &'a TxnReport,
+    fn json(&self) -> WithOk<'_, TxnReport> {
+        WithOk::of(self)
+    }
+
+    fn human(&self) -> String {
+        let noop = if self.noop {
+            " (already live: no change)"
+        } else {
+            ""
+        };
+        format!(
+            "transaction {} {}: {} {} → {}{noop}; {}\n",
+            self.id, self.result, self.env, self.from, self.to, self.detail
+        )
+    }
 }
 
 fn print(command: &str, json: bool, result: Result<TxnReport, EdgeError>) -> ExitCode {
-    match result {
-        Ok(report) => {
-            if json {
-                output::json(&JsonSuccess {
-                    ok: true,
-                    report: &report,
-                });
-            } else {
-                let noop = if report.noop {
-                    " (already live: no change)"
-                } else {
-                    ""
-                };
-                output::line(&format!(
-                    "transaction {} {}: {} {} → {}{noop}; {}",
-                    report.id, report.result, report.env, report.from, report.to, report.detail
-                ));
-            }
-            Exit::Ok.into()
-        }
-        Err(error) => {
-            let exit = Exit::of_edge(&error);
-            if json {
-                output::json(&JsonFailure {
-                    ok: false,
-                    error: error.to_string(),
-                    exit: exit as u8,
-                });
-            }
-            eprintln!("vezasock {command}: {error}");
-            exit.into()
-        }
-    }
+    finish(command, json, result.map_err(Failed::from))
 }

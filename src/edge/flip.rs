@@ -120,7 +120,7 @@ impl SwitchRequest {
 }
 
 /// The phases of a flip, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlipPhase {
     Lock,
@@ -132,6 +132,8 @@ pub enum FlipPhase {
     Verify,
     Record,
     DrainOld,
+    /// After the flip: a bake's or a canary's analysis of the new color.
+    Analysis,
 }
 
 impl FlipPhase {
@@ -147,6 +149,7 @@ impl FlipPhase {
             FlipPhase::Verify => "verify",
             FlipPhase::Record => "record",
             FlipPhase::DrainOld => "drain-old",
+            FlipPhase::Analysis => "analysis",
         }
     }
 }

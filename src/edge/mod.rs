@@ -25,6 +25,7 @@ pub mod transaction;
 pub mod txn_machine;
 
 pub mod apply;
+pub mod error;
 pub mod install;
 pub mod reload;
 
@@ -35,69 +36,14 @@ use crate::runtime::session::{ReadSession, Session, Timeouts};
 use crate::state::StateDir;
 use crate::topology::{Env, Topology};
 
+pub use self::error::{EdgeError, ErrorKind, Stop};
+
 /// One edge: its topology, its state dir and how to reach its HAProxy.
 #[derive(Debug, Clone)]
 pub struct Edge {
     pub topology: Topology,
     pub state: StateDir,
     pub timeouts: Timeouts,
-}
-
-/// Why an edge operation stopped. The CLI maps each kind to a documented exit code
-/// (`cli::exit`).
-#[derive(Debug, thiserror::Error)]
-pub enum EdgeError {
-    /// The request itself is wrong: unknown env, component, server, bad color, bad duration.
-    #[error("{0}")]
-    BadInput(String),
-    /// A safety rule said no (target color not healthy, rollback impossible, color in maint).
-    #[error("{0}")]
-    Refused(String),
-    /// Talking to HAProxy failed, or HAProxy refused a command.
-    #[error(transparent)]
-    Runtime(#[from] crate::runtime::Error),
-    /// vezasock's files: lock held, unreadable state, disk errors.
-    #[error(transparent)]
-    State(#[from] crate::state::Error),
-    /// The connection dropped in the middle of a change; `detail` says what vezasock found
-    /// and did afterwards (e.g. "map file restored; the runtime was put back to blue").
-    #[error("{source}; {detail}")]
-    Interrupted {
-        source: crate::runtime::Error,
-        detail: String,
-    },
-    /// The change was applied but the read-back disagrees, or a reload failed and was rescued.
-    #[error("{0}")]
-    NotVerified(String),
-    /// A flip stopped after traffic may have moved: what is live, what is recorded, and the
-    /// command that finishes it.
-    #[error("{0}")]
-    Unfinished(Box<flip::Unfinished>),
-    /// A bake (or canary analysis) saw a breach, or could not watch, after traffic moved.
-    #[error("{message}")]
-    AnalysisFailed {
-        message: String,
-        /// The edge is back on the old color, live and recorded (exit 7); else exit 5.
-        rolled_back: bool,
-    },
-    /// An edge reached over ssh reported a failure (`exit`: the code `vezasock` gives it there).
-    #[error("edge {edge}: {message}")]
-    Remote {
-        edge: String,
-        message: String,
-        exit: u8,
-    },
-    /// A fleet operation stopped: what each edge holds now.
-    #[error("{0}")]
-    Fleet(Box<fleet::FleetFailure>),
-    /// `--drain-old` failed after a flip that is complete and recorded: the drain's own error
-    /// (and exit code), with what the flip did and the command that finishes the drain.
-    #[error("{done}; but draining the old color failed: {source}; `{finish}` finishes it")]
-    DrainOld {
-        done: String,
-        finish: String,
-        source: Box<EdgeError>,
-    },
 }
 
 impl Edge {

@@ -15,25 +15,11 @@ use crate::edge::txn_machine::{self, Args, Phase as TxnPhase, Step, TxnEdge};
 use crate::edge::{Edge, EdgeError};
 use crate::topology::Color;
 
-/// The exit code `vezasock` gives an error (the CLI's table, `cli::exit`).
-pub type ExitOf = fn(&EdgeError) -> u8;
-
 /// One side of a conversation: the requests in, the answers out.
 pub(crate) trait Conversation {
     /// The next request; `None` when the other side ended the conversation.
     async fn next(&mut self) -> Option<Request>;
     async fn send(&mut self, response: &Response);
-    /// How an error's exit code is told.
-    fn exit_of(&self) -> ExitOf;
-}
-
-pub(crate) fn failure(exit_of: ExitOf, e: &EdgeError) -> Response {
-    Response {
-        ok: false,
-        detail: e.to_string(),
-        exit: exit_of(e),
-        ..Response::default()
-    }
 }
 
 fn done(detail: String) -> Response {
@@ -54,11 +40,10 @@ pub struct ChannelLink {
 pub struct ChannelServer {
     from_coordinator: tokio::sync::mpsc::Receiver<Request>,
     to_coordinator: tokio::sync::mpsc::Sender<Response>,
-    exit_of: ExitOf,
 }
 
 /// A new in-process conversation: the coordinator's link and the edge's server.
-pub fn channel(exit_of: ExitOf) -> (ChannelLink, ChannelServer) {
+pub fn channel() -> (ChannelLink, ChannelServer) {
     let (to_edge, from_coordinator) = tokio::sync::mpsc::channel(4);
     let (to_coordinator, from_edge) = tokio::sync::mpsc::channel(4);
     (
@@ -66,7 +51,6 @@ pub fn channel(exit_of: ExitOf) -> (ChannelLink, ChannelServer) {
         ChannelServer {
             from_coordinator,
             to_coordinator,
-            exit_of,
         },
     )
 }
@@ -78,10 +62,6 @@ impl Conversation for ChannelServer {
 
     async fn send(&mut self, response: &Response) {
         let _ = self.to_coordinator.send(response.clone()).await;
-    }
-
-    fn exit_of(&self) -> ExitOf {
-        self.exit_of
     }
 }
 
@@ -109,14 +89,14 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                         status: Some(status),
                         ..Response::default()
                     },
-                    Err(e) => failure(io.exit_of(), &e),
+                    Err(e) => Response::failure(&e),
                 };
                 io.send(&r).await;
             }
             Request::Repair => {
                 let r = match repair(edge).await {
                     Ok(d) => done(d),
-                    Err(e) => failure(io.exit_of(), &e),
+                    Err(e) => Response::failure(&e),
                 };
                 io.send(&r).await;
             }
@@ -138,7 +118,7 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                         noop: report.noop,
                         ..Response::default()
                     },
-                    Err(e) => failure(io.exit_of(), &e),
+                    Err(e) => Response::failure(&e),
                 };
                 io.send(&r).await;
             }
@@ -149,7 +129,7 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                         target: Some(target),
                         ..Response::default()
                     },
-                    Err(e) => failure(io.exit_of(), &e),
+                    Err(e) => Response::failure(&e),
                 };
                 io.send(&r).await;
             }
@@ -172,7 +152,7 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                             return;
                         }
                     }
-                    Err(e) => io.send(&failure(io.exit_of(), &e)).await,
+                    Err(e) => io.send(&Response::failure(&e)).await,
                 }
             }
             Request::Lock {
@@ -199,14 +179,14 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                             return;
                         }
                     }
-                    Err(e) => io.send(&failure(io.exit_of(), &e)).await,
+                    Err(e) => io.send(&Response::failure(&e)).await,
                 }
             }
             other => {
                 let e = EdgeError::Refused(format!(
                     "{other:?}: no transaction is prepared in this session"
                 ));
-                io.send(&failure(io.exit_of(), &e)).await;
+                io.send(&Response::failure(&e)).await;
             }
         }
     }
@@ -228,7 +208,6 @@ async fn serve_change<C: Conversation>(
                 kill_sessions,
                 decision: then,
             } => result(
-                io.exit_of(),
                 change
                     .apply(then.unwrap_or(decision), kill_sessions)
                     .await
@@ -239,30 +218,23 @@ async fn serve_change<C: Conversation>(
                     Ok(w) if w.drained => {
                         done(format!("drained after {:.1}s", w.waited_ms as f64 / 1000.0))
                     }
-                    Ok(w) => Response {
-                        ok: false,
-                        detail: format!(
-                            "still busy after {:.1}s (left in drain): {}",
-                            w.waited_ms as f64 / 1000.0,
-                            crate::edge::servers::busy_line(&w.busy)
-                        ),
-                        exit: 1,
-                        ..Response::default()
-                    },
-                    Err(e) => failure(io.exit_of(), &e),
+                    // Still busy at the deadline: a refusal (exit 1), left in drain.
+                    Ok(w) => Response::failure(&EdgeError::Refused(format!(
+                        "still busy after {:.1}s (left in drain): {}",
+                        w.waited_ms as f64 / 1000.0,
+                        crate::edge::servers::busy_line(&w.busy)
+                    ))),
+                    Err(e) => Response::failure(&e),
                 }
             }
-            Request::ServersRestore => result(io.exit_of(), change.restore().await),
+            Request::ServersRestore => result(change.restore().await),
             Request::ServersRelease => {
                 io.send(&done("released".to_string())).await;
                 return std::ops::ControlFlow::Continue(());
             }
-            other => failure(
-                io.exit_of(),
-                &EdgeError::Refused(format!(
-                    "{other:?}: a server change is in progress in this session"
-                )),
-            ),
+            other => Response::failure(&EdgeError::Refused(format!(
+                "{other:?}: a server change is in progress in this session"
+            ))),
         };
         io.send(&response).await;
     }
@@ -289,7 +261,7 @@ pub(crate) async fn serve_txn<C: Conversation, E: TxnEdge>(
                 request.step(),
                 phase.as_str()
             ));
-            io.send(&failure(io.exit_of(), &e)).await;
+            io.send(&Response::failure(&e)).await;
             continue;
         };
         let (next, result) = txn_machine::run(edge, phase, step, args).await;
@@ -303,7 +275,7 @@ pub(crate) async fn serve_txn<C: Conversation, E: TxnEdge>(
                 noop: done.staged.is_some_and(|s| s.noop),
                 ..Response::default()
             },
-            Err(e) => failure(io.exit_of(), &e),
+            Err(e) => Response::failure(&e),
         };
         io.send(&response).await;
         if phase.is_over() {
@@ -346,10 +318,10 @@ fn txn_step(request: &Request) -> Option<(Step, Args<'_>)> {
     }
 }
 
-fn result(exit_of: ExitOf, r: Result<String, EdgeError>) -> Response {
+fn result(r: Result<String, EdgeError>) -> Response {
     match r {
         Ok(d) => done(d),
-        Err(e) => failure(exit_of, &e),
+        Err(e) => Response::failure(&e),
     }
 }
 
@@ -485,17 +457,13 @@ mod tests {
                 let line = self.lines.pop_front()?;
                 match parse_request(&line) {
                     Ok(r) => return Some(r),
-                    Err(e) => self.send(&failure(self.exit_of(), &e)).await,
+                    Err(e) => self.send(&Response::failure(&e)).await,
                 }
             }
         }
 
         async fn send(&mut self, response: &Response) {
             self.sent.push(response.clone());
-        }
-
-        fn exit_of(&self) -> ExitOf {
-            crate::cli::agent::exit_code
         }
     }
 

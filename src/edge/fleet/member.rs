@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use super::protocol::{EdgeSummary, Request, Response};
 use crate::edge::flip::{LockWait, SwitchRequest};
 use crate::edge::servers::Selection;
-use crate::edge::EdgeError;
+use crate::edge::{EdgeError, ErrorKind};
 use crate::state::AdminDecision;
 use crate::topology::fleet::Reach;
 use crate::topology::Color;
@@ -66,7 +66,7 @@ impl Member {
     }
 
     /// One request, its answer within `limit`; a failure the edge reports is
-    /// [`EdgeError::Remote`] with its exit code, a lost conversation exit 3.
+    /// [`EdgeError::Remote`] with its kind, a lost conversation [`ErrorKind::Unreachable`].
     async fn ask(&mut self, request: &Request, limit: Duration) -> Result<Response, EdgeError> {
         let started = std::time::Instant::now();
         let response = match &mut self.link {
@@ -75,7 +75,8 @@ impl Member {
                 let lost = |why: &str| EdgeError::Remote {
                     edge: self.name.clone(),
                     message: format!("its conversation ended: {why}"),
-                    exit: 3,
+                    kind: ErrorKind::Unreachable,
+                    stop: None,
                 };
                 let exchange = async {
                     link.to_edge.send(request.clone()).await.ok()?;
@@ -98,11 +99,7 @@ impl Member {
         if response.ok {
             Ok(response)
         } else {
-            Err(EdgeError::Remote {
-                edge: self.name.clone(),
-                message: response.detail,
-                exit: response.exit,
-            })
+            Err(response.error(&self.name))
         }
     }
 
@@ -198,7 +195,8 @@ impl Member {
         r.target.ok_or_else(|| EdgeError::Remote {
             edge: self.name.clone(),
             message: "no rollback target in the answer".to_string(),
-            exit: 5,
+            kind: ErrorKind::Unfinished,
+            stop: None,
         })
     }
 
@@ -389,7 +387,8 @@ impl Agent {
         let lost = |why: String| EdgeError::Remote {
             edge: edge.to_string(),
             message: format!("the connection to its edge-agent was lost: {why}"),
-            exit: 3,
+            kind: ErrorKind::Unreachable,
+            stop: None,
         };
         let mut line = serde_json::to_vec(request)
             .map_err(|e| EdgeError::NotVerified(format!("request does not serialize: {e}")))?;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::edge::{EdgeError, ErrorKind, Stop};
 use crate::state::Transaction;
 use crate::topology::Color;
 
@@ -122,8 +123,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// One request line (without its newline): UTF-8, JSON, a known op with its fields. Anything
 /// else is a bad-input error (exit 2) that the agent answers before reading the next line.
-pub fn parse_request(line: &[u8]) -> Result<Request, crate::edge::EdgeError> {
-    use crate::edge::EdgeError;
+pub fn parse_request(line: &[u8]) -> Result<Request, EdgeError> {
     if line.len() > MAX_LINE {
         return Err(EdgeError::BadInput(format!(
             "request line too long (more than {MAX_LINE} bytes)"
@@ -141,9 +141,25 @@ pub struct Response {
     pub ok: bool,
     /// What was done (or the error message when `ok` is false).
     pub detail: String,
-    /// The exit code `vezasock` would give this failure.
+    /// The exit code `vezasock` would give this failure (kept for a coordinator older than
+    /// `kind`; a coordinator decides by `kind`).
     #[serde(default)]
     pub exit: u8,
+    /// The failure's kind (absent from an older agent: the coordinator reads it from `exit`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub kind: Option<ErrorKind>,
+    /// Where this edge stopped, once traffic may have moved there: the phase, what is live and
+    /// recorded, whether it was put back, the command that finishes it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub stop: Option<Stop>,
     /// `prepare`: the env's live color before it, the staged version, no change needed.
     #[serde(default)]
     pub from: Option<Color>,
@@ -159,6 +175,42 @@ pub struct Response {
     pub summary: Option<EdgeSummary>,
     #[serde(default)]
     pub status: Option<serde_json::Value>,
+}
+
+impl Response {
+    /// The answer to a request that failed with `error`.
+    pub fn failure(error: &EdgeError) -> Response {
+        Response {
+            ok: false,
+            detail: error.to_string(),
+            exit: error.exit() as u8,
+            kind: Some(error.kind()),
+            stop: error.stop(),
+            ..Response::default()
+        }
+    }
+
+    /// The error an edge's failed answer stands for: its kind as sent (from `exit` when an
+    /// older agent sent no kind).
+    pub fn error(self, edge: &str) -> EdgeError {
+        EdgeError::Remote {
+            edge: edge.to_string(),
+            kind: self.kind.unwrap_or_else(|| ErrorKind::of_code(self.exit)),
+            stop: self.stop.map(Box::new),
+            message: self.detail,
+        }
+    }
+}
+
+/// A field a newer agent may fill with a value this coordinator does not know: read as absent
+/// (`kind` then falls back to `exit`), not as an unreadable answer.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 /// What fleet status compares across edges.
@@ -186,6 +238,45 @@ pub struct EnvColors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An older agent sends only `exit`: the coordinator reads the kind from it.
+    #[test]
+    fn an_answer_without_a_kind_is_read_from_its_exit_code() {
+        let old = r#"{"ok":false,"detail":"the edge is locked","exit":4}"#;
+        let r: Response = serde_json::from_str(old).unwrap_or_default();
+        assert_eq!(r.kind, None);
+        assert_eq!(r.error("edge-a").kind(), ErrorKind::Locked);
+    }
+
+    /// A kind or phase this coordinator does not know is not an unreadable answer.
+    #[test]
+    fn an_unknown_kind_falls_back_to_the_exit_code() {
+        let newer = r#"{"ok":false,"detail":"x","exit":3,"kind":"from-the-future","stop":{"phase":"warp"}}"#;
+        let r: Response = serde_json::from_str(newer).unwrap_or_default();
+        assert!(!r.ok && r.exit == 3, "{r:?}");
+        assert_eq!(r.error("edge-a").kind(), ErrorKind::Unreachable);
+    }
+
+    /// A failure crosses the wire with its kind, its exit code and where it stopped.
+    #[test]
+    fn a_failure_carries_its_kind_and_where_it_stopped() {
+        let e = EdgeError::Unfinished(Box::new(crate::edge::flip::Unfinished {
+            phase: crate::edge::flip::FlipPhase::Verify,
+            env: "staging".into(),
+            live: None,
+            recorded: Color::Blue,
+            why: "read-back lost".into(),
+            finish: "vezasock switch staging green".into(),
+        }));
+        let line = serde_json::to_string(&Response::failure(&e)).unwrap_or_default();
+        let back: Response = serde_json::from_str(&line).unwrap_or_default();
+        assert_eq!(back.exit, 5, "{line}");
+        assert_eq!(back.kind, Some(ErrorKind::Unfinished), "{line}");
+        let remote = back.error("edge-a");
+        assert_eq!(remote.kind(), ErrorKind::Unfinished);
+        assert_eq!(remote.stop(), e.stop());
+        assert!(line.contains(r#""phase":"verify""#), "{line}");
+    }
 
     #[test]
     fn each_step_name_is_the_op_on_the_wire() {
