@@ -292,6 +292,58 @@ per_version!(
     }
 );
 
+// A switch the tool could not record (exit 5: the state file is immutable, so the record
+// phase fails after the runtime flip) fails the task with what is live and what is recorded.
+per_version!(
+    an_unfinished_switch_fails_the_task_with_live_and_recorded,
+    |v: &Haproxy| {
+        let Some(bin) = ansible_bin() else {
+            return;
+        };
+        let Some(fleet) = Fleet::start(v, &[Reach::Local]) else {
+            return;
+        };
+        let state = fleet.members[0]
+            .edge
+            .topology
+            .paths
+            .state_dir
+            .join(format!("active-color-{ENV}"));
+        std::fs::write(&state, "blue\n").unwrap_or_else(|e| panic!("{e}"));
+        let _frozen = crate::moved_server::Immutable::set(&state);
+        let playbook = fleet.dir.path().join("unfinished.yml");
+        std::fs::write(
+            &playbook,
+            format!(
+                "- hosts: edge-a\n  gather_facts: false\n  tasks:\n    - name: Flip\n      \
+                 vezasock.edge.switch:\n        env: {ENV}\n        color: green\n        \
+                 config: \"{{{{ vezasock_edge_config }}}}\"\n        \
+                 binary: \"{{{{ vezasock_binary }}}}\"\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let played = play(
+            &bin,
+            &fleet,
+            &playbook.display().to_string(),
+            &[],
+            json!({}),
+        );
+        assert_ne!(played.code, Some(0), "{}: {}", v.label, played.raw);
+        let r = played.result("Flip", "edge-a");
+        assert_eq!(r["failed"], true, "{}: {r}", v.label);
+        assert_eq!(r["rc"], 5, "{}: {r}", v.label);
+        assert_eq!(r["live"], "green", "{}: {r}", v.label);
+        assert_eq!(r["recorded"], "blue", "{}: {r}", v.label);
+        let msg = r["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("vezasock exit 5 (applied but not verified or not recorded): "),
+            "{}: {msg}",
+            v.label
+        );
+    }
+);
+
 /// A playbook of one `vezasock.edge.server` task on edge-a, timed.
 fn server_task(bin: &Path, fleet: &Fleet, args: Value) -> (Value, Duration) {
     let dir = fleet.dir.path();

@@ -327,10 +327,10 @@ per_version!(
 
 /// `chattr +i` on a file for as long as it lives: even root cannot rename over it, so the
 /// config write after the runtime move fails.
-struct Immutable<'a>(&'a Path);
+pub(crate) struct Immutable<'a>(&'a Path);
 
 impl<'a> Immutable<'a> {
-    fn set(path: &'a Path) -> Immutable<'a> {
+    pub(crate) fn set(path: &'a Path) -> Immutable<'a> {
         let status = std::process::Command::new("chattr")
             .arg("+i")
             .arg(path)
