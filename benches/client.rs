@@ -11,9 +11,11 @@
 //! The goal is (c) within 1.5x of (d). Run: `cargo bench --bench client`
 //! (`VEZASOCK_BENCH_ROUNDS=N` changes the number of rounds; the median is printed).
 
-#[path = "../integration/haproxy.rs"]
-#[allow(dead_code)]
-mod haproxy;
+#[path = "../integration/support/mod.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod support;
+
+use support::haproxy;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -103,7 +105,7 @@ fn main() {
     println!("| HAProxy | (a) one-shot | (b) round trips | (c) pipelined batch, checked | (d) raw floor | (c)/(d) | socat per call |");
     println!("|---|---|---|---|---|---|---|");
     for v in haproxy::versions() {
-        let config = CONFIG.replace("{port}", &haproxy::free_port().to_string());
+        let config = CONFIG.replace("{port}", &support::ports::free_port().to_string());
         let fx = haproxy::Fixture::start_with_files(
             &v,
             &config,

@@ -41,9 +41,11 @@
 //! `VEZASOCK_BENCH_RPS_SECS` (seconds per throughput round, default 3),
 //! `VEZASOCK_BENCH_RPS_ROUNDS` (5) and `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10).
 
-#[path = "../integration/haproxy.rs"]
-#[allow(dead_code)]
-mod haproxy;
+#[path = "../integration/support/mod.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod support;
+
+use support::haproxy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -196,31 +198,16 @@ impl Bench {
     }
 
     fn flip_binary(&self, to: Color) -> Result<(), String> {
-        let p = &self.edge.topology.paths;
-        let out = Process::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args(["switch", "staging", to.as_str()])
-            .env_remove("VEZASOCK_CONFIG")
-            .env_remove("VEZASOCK_CRASH_AT")
-            .env("VEZASOCK_HAPROXY_CONFIG", &p.config)
-            .env("VEZASOCK_MAPS_DIR", &p.maps_dir)
-            .env("VEZASOCK_ADMIN_SOCKET", &p.admin_socket)
-            .env("VEZASOCK_OPERATOR_SOCKET", &p.operator_socket)
-            .env("VEZASOCK_MASTER_SOCKET", &p.master_socket)
-            .env("VEZASOCK_SERVER_STATE_FILE", &p.server_state_file)
-            .env("VEZASOCK_STATE_DIR", &p.state_dir)
-            .env("VEZASOCK_HAPROXY", &p.haproxy)
-            .env("VEZASOCK_PID_FILE", &p.pid_file)
-            .env("VEZASOCK_WHO", "bench")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run vezasock: {e}"))?;
-        if out.status.success() {
+        let out = support::run::Vezasock::edge(&self.local, &["switch", "staging", to.as_str()])
+            .who("bench")
+            .run();
+        if out.code == Some(0) {
             Ok(())
         } else {
             Err(format!(
-                "vezasock switch staging {to} exited {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                "vezasock switch staging {to} exited {:?}: {}",
+                out.code,
+                out.err.trim()
             ))
         }
     }
@@ -1410,42 +1397,19 @@ fn fleet_file(configs: &[PathBuf], state_dir: &Path) -> String {
 /// `vezasock ARGS` with nothing from the caller's environment pointing at an edge; returns its
 /// stdout, or the error with its stderr.
 fn run_scrubbed(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<String, String> {
-    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args);
-    for var in [
-        "VEZASOCK_CONFIG",
-        "VEZASOCK_FLEET",
-        "VEZASOCK_CRASH_AT",
-        "VEZASOCK_PAUSE_AT",
-        "VEZASOCK_HAPROXY_CONFIG",
-        "VEZASOCK_MAPS_DIR",
-        "VEZASOCK_ADMIN_SOCKET",
-        "VEZASOCK_OPERATOR_SOCKET",
-        "VEZASOCK_MASTER_SOCKET",
-        "VEZASOCK_SERVER_STATE_FILE",
-        "VEZASOCK_STATE_DIR",
-        "VEZASOCK_HAPROXY",
-        "VEZASOCK_PID_FILE",
-        "VEZASOCK_RELOAD_METHOD",
-    ] {
-        cmd.env_remove(var);
+    let mut run = support::run::Vezasock::new(args).who("bench");
+    for (key, value) in env {
+        run = run.env(key, value);
     }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd
-        .env("VEZASOCK_WHO", "bench")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("run vezasock: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = run.run();
+    if out.code == Some(0) {
+        Ok(out.out)
     } else {
         Err(format!(
-            "vezasock {} exited {}: {}",
+            "vezasock {} exited {:?}: {}",
             args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.code,
+            out.err.trim()
         ))
     }
 }

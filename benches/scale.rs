@@ -18,9 +18,11 @@
 //! servers mean about 1,500 checks a second on this machine while the timings run: that load
 //! is part of what a real edge of that size carries.
 
-#[path = "../integration/haproxy.rs"]
-#[allow(dead_code)]
-mod haproxy;
+#[path = "../integration/support/mod.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod support;
+
+use support::haproxy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -167,39 +169,19 @@ async fn wait_healthy(edge: &Edge, limit: Duration) -> Result<Duration, String> 
 
 /// `vezasock ARGS --config <file>`, with no path override from the environment.
 fn binary(args: &[&str], config: &Path) -> Result<(Duration, String), String> {
-    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args).arg("--config").arg(config);
-    for var in [
-        "VEZASOCK_CONFIG",
-        "VEZASOCK_CRASH_AT",
-        "VEZASOCK_HAPROXY_CONFIG",
-        "VEZASOCK_MAPS_DIR",
-        "VEZASOCK_ADMIN_SOCKET",
-        "VEZASOCK_OPERATOR_SOCKET",
-        "VEZASOCK_MASTER_SOCKET",
-        "VEZASOCK_SERVER_STATE_FILE",
-        "VEZASOCK_STATE_DIR",
-        "VEZASOCK_HAPROXY",
-        "VEZASOCK_PID_FILE",
-        "VEZASOCK_RELOAD_METHOD",
-    ] {
-        cmd.env_remove(var);
-    }
     let start = Instant::now();
-    let out = cmd
-        .env("VEZASOCK_WHO", "bench")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("run vezasock: {e}"))?;
+    let out = support::run::Vezasock::config(config, args)
+        .who("bench")
+        .run();
     let took = start.elapsed();
-    if out.status.success() {
-        Ok((took, String::from_utf8_lossy(&out.stdout).into_owned()))
+    if out.code == Some(0) {
+        Ok((took, out.out))
     } else {
         Err(format!(
-            "vezasock {} exited {}: {}",
+            "vezasock {} exited {:?}: {}",
             args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.code,
+            out.err.trim()
         ))
     }
 }
@@ -359,7 +341,7 @@ fn run_size(h: &haproxy::Haproxy, envs: usize, reps: usize) -> Result<SizeResult
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
     let backend = Backend::start("scale", 0).map_err(|e| format!("backend: {e}"))?;
-    let http = haproxy::free_port();
+    let http = support::ports::free_port();
     let text = synthetic(envs, backend.addr.port(), http, dir.path(), &h.bin);
     let toml_path = dir.path().join("scale.toml");
     std::fs::write(&toml_path, &text).map_err(|e| format!("write topology: {e}"))?;

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use vezasock::topology::Color;
 
-use crate::fleet::{spawn_scrubbed, EdgeSnapshot, Fleet, Reach, ENV};
-use crate::haproxy::{per_version, Haproxy};
+use crate::fleet::{EdgeSnapshot, Fleet, Reach, ENV};
 use crate::package::tool_or_skip;
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::Vezasock;
 
 /// The folder holding `ansible_collections/vezasock/edge`.
 fn collections_path() -> PathBuf {
@@ -91,14 +92,9 @@ fn play(bin: &Path, fleet: &Fleet, playbook: &str, args: &[&str], extra_vars: Va
     for (k, v) in extra_vars.as_object().into_iter().flatten() {
         vars[k] = v.clone();
     }
-    let mut cmd = Command::new(bin.join("ansible-playbook"));
-    cmd.arg("-i")
-        .arg(&inv)
-        .arg(playbook)
-        .args(args)
-        .arg("-e")
-        .arg(vars.to_string())
-        .current_dir(dir);
+    let mut argv: Vec<String> = vec!["-i".into(), inv.display().to_string(), playbook.into()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.extend(["-e".to_string(), vars.to_string()]);
     let home = dir.join("ansible-home").display().to_string();
     // Only the settings below: no ansible.cfg of the machine or the user.
     let cfg = dir.join("ansible.cfg");
@@ -120,7 +116,13 @@ fn play(bin: &Path, fleet: &Fleet, playbook: &str, args: &[&str], extra_vars: Va
         ("PYTHONWARNINGS", "ignore"),
     ];
     let started = Instant::now();
-    let run = spawn_scrubbed(cmd, dir, &env).finish(Duration::from_secs(180));
+    let run = Vezasock::program(&bin.join("ansible-playbook"), &argv)
+        .who("it-fleet")
+        .envs(&env)
+        .current_dir(dir)
+        .out_dir(dir)
+        .spawn()
+        .finish(Duration::from_secs(180));
     eprintln!(
         "{}: ansible-playbook {playbook} {args:?}: {:?}",
         fleet.label,
@@ -421,19 +423,21 @@ fn the_collection_passes_ansible_test_sanity() {
         .output()
         .unwrap_or_else(|e| panic!("python: {e}"));
     let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    let mut cmd = Command::new(bin.join("ansible-test"));
-    cmd.args(["sanity", "--python", &version, "--color", "no"])
-        .current_dir(&root)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let run = spawn_scrubbed(cmd, dir.path(), &[("PYTHONWARNINGS", "ignore")])
-        .finish(Duration::from_secs(600));
+    let run = Vezasock::program(
+        &bin.join("ansible-test"),
+        &["sanity", "--python", &version, "--color", "no"],
+    )
+    .env("PATH", &path)
+    .env("PYTHONWARNINGS", "ignore")
+    .current_dir(&root)
+    .out_dir(dir.path())
+    .spawn()
+    .finish(Duration::from_secs(600));
     assert_eq!(run.code, Some(0), "ansible-test sanity: {run:?}");
 }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use vezasock::demo::LocalEdge;
 use vezasock::topology::Color;
 
-use crate::haproxy::{per_version, Haproxy};
 use crate::preview::{fail_staging_api_green, get_with};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::vezasock;
 use crate::switch::{
-    admin_state, file_color, healthy_edge, runtime_color, state_dir, vezasock, wait_healthy,
+    admin_state, file_color, healthy_edge, runtime_color, state_dir, wait_healthy,
 };
 
 /// Requests to staging `/api/x` until stopped (at most 60 s): (answered, failed) counts.
@@ -187,7 +188,7 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut topo = vezasock::topology::Topology::embedded_default()
             .unwrap_or_else(|e| panic!("embedded default: {e}"));
-        let port = crate::haproxy::free_port();
+        let port = crate::support::ports::free_port();
         topo.metrics = Some(vezasock::topology::Metrics {
             listen: format!("127.0.0.1:{port}"),
         });

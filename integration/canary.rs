@@ -14,9 +14,15 @@ use std::time::{Duration, Instant};
 use vezasock::demo::LocalEdge;
 use vezasock::topology::Color;
 
-use crate::haproxy::{per_version, Haproxy};
 use crate::preview::fail_staging_api_green;
-use crate::switch::{file_color, healthy_edge, runtime_color, state_dir, vezasock, wait_healthy};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::{vezasock, Run, Running, Vezasock, BOUND};
+use crate::switch::{file_color, healthy_edge, runtime_color, state_dir, wait_healthy};
+
+/// A `vezasock canary` started in the background (killed if the test ends first).
+fn background(e: &LocalEdge, args: &[&str]) -> Running {
+    Vezasock::edge(e, args).spawn()
+}
 
 /// `GET /api/x` on staging with an optional Cookie header: (status, body, Set-Cookie bucket).
 fn get(addr: SocketAddr, cookie: Option<&str>) -> (u16, String, Option<String>) {
@@ -219,55 +225,6 @@ fn apply(e: &LocalEdge, label: &str) -> vezasock::edge::apply::ApplyReport {
         .unwrap_or_else(|err| panic!("{label}: apply: {err}"))
 }
 
-/// A `vezasock canary` started in the background, killed (SIGKILL) if the test ends first.
-struct Background(Option<std::process::Child>);
-
-impl Background {
-    fn start(e: &LocalEdge, args: &[&str]) -> Background {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args(args)
-            .env_remove("VEZASOCK_CONFIG")
-            .env_remove("VEZASOCK_CRASH_AT")
-            .envs(e.cli_env())
-            .env("VEZASOCK_WHO", "it-test")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{err}"));
-        Background(Some(child))
-    }
-
-    /// `kill -9`.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            child.kill().unwrap_or_else(|err| panic!("{err}"));
-            let _ = child.wait();
-        }
-    }
-
-    /// Waits for it to exit: (code, stdout, stderr).
-    fn wait(&mut self) -> (Option<i32>, String, String) {
-        let child = self.0.take().unwrap_or_else(|| panic!("already waited"));
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|err| panic!("{err}"));
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// The preview map file's canary entry of staging, e.g. `green:30` (`None`: no canary).
 fn staging_entry(e: &LocalEdge) -> Option<String> {
     std::fs::read_to_string(e.topology.paths.preview_map())
@@ -414,7 +371,7 @@ per_version!(
         let e = healthy_edge(v, dir.path());
         let label = v.label;
         let started = Instant::now();
-        let mut child = Background::start(
+        let child = background(
             &e,
             &[
                 "canary",
@@ -469,7 +426,7 @@ per_version!(
             Some("green:60"),
             "{label}: the measurement overran the step"
         );
-        let (code, out, err) = child.wait();
+        let Run { code, out, err } = child.finish(BOUND);
         assert_eq!(code, Some(0), "{label}: {out} {err}");
         assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
         eprintln!(
@@ -487,7 +444,7 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut e = healthy_edge(v, dir.path());
         let label = v.label;
-        let mut child = Background::start(
+        let child = background(
             &e,
             &[
                 "canary",
@@ -500,7 +457,7 @@ per_version!(
             ],
         );
         wait_entry(&e, "green:40", Duration::from_secs(10), label);
-        child.kill();
+        let _ = child.kill();
         e.restart_haproxy()
             .unwrap_or_else(|err| panic!("{label}: {err}"));
         wait_healthy(&e, label);
@@ -590,7 +547,7 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let e = healthy_edge(v, dir.path());
         let label = v.label;
-        let mut child = Background::start(
+        let child = background(
             &e,
             &[
                 "canary",
@@ -603,8 +560,8 @@ per_version!(
             ],
         );
         wait_entry(&e, "green:40", Duration::from_secs(10), label);
-        child.kill();
-        let run = crate::switch::vezasock_env(
+        let _ = child.kill();
+        let run = crate::support::run::vezasock_env(
             &e,
             &["canary", "staging", "--abort"],
             &[("VEZASOCK_CRASH_AT", "canary-after-disk")],
@@ -664,7 +621,7 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let e = healthy_edge(v, dir.path());
         let label = v.label;
-        let mut child = Background::start(
+        let child = background(
             &e,
             &[
                 "canary",
@@ -730,7 +687,7 @@ per_version!(
         );
         let run = vezasock(&e, &["canary", "staging", "--abort"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
-        let (code, out, err) = child.wait();
+        let Run { code, out, err } = child.finish(BOUND);
         assert_eq!(code, Some(7), "{label}: {out} {err}");
         assert!(err.contains("aborted from outside"), "{label}: {err}");
         assert_eq!(
@@ -747,8 +704,9 @@ per_version!(
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let e = healthy_edge(v, dir.path());
         let label = v.label;
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args([
+        let child = background(
+            &e,
+            &[
                 "canary",
                 "staging",
                 "green",
@@ -758,13 +716,8 @@ per_version!(
                 "60s",
                 "--sha",
                 "p1",
-            ])
-            .env_remove("VEZASOCK_CONFIG")
-            .envs(e.cli_env())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("{err}"));
+            ],
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(e.topology.paths.preview_map())
             .unwrap_or_default()
@@ -776,17 +729,10 @@ per_version!(
         let run = vezasock(&e, &["canary", "staging", "--promote"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         let started = Instant::now();
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|err| panic!("{err}"));
+        let out = child.finish(BOUND);
         assert!(started.elapsed() < Duration::from_secs(10), "{label}");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{label}: {text} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = &out.out;
+        assert_eq!(out.code, Some(0), "{label}: {text} {}", out.err);
         assert!(text.contains("promoted from outside"), "{text}");
         assert_eq!(runtime_color(&e, "staging"), Some(Color::Green), "{label}");
         let history = state_dir(&e)

@@ -6,89 +6,36 @@
 //! rcgen; the TLS client is `openssl s_client` on loopback.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vezasock::demo::backend::Backend;
-use vezasock::demo::edge::{kill_group, label};
-use vezasock::topology::{Tls, Topology};
+use crate::support::fresh::Started;
+use crate::support::haproxy::{per_version, raw_one_shot, Haproxy};
+use crate::support::run::{Run, Vezasock};
 
-use crate::haproxy::{per_version, raw_one_shot, Haproxy};
-
-/// The first of `n` consecutive free loopback ports, below the ephemeral range (32768 on): a
-/// port there can be taken by any outgoing connection. Each call starts elsewhere, so tests
-/// running side by side do not pick the same block.
-fn free_ports(n: usize) -> u16 {
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let seed = std::process::id() as usize
-        + 4_099 * CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    for attempt in 0..50usize {
-        let base = 10_000 + (seed.wrapping_mul(6151).wrapping_add(attempt * 977) % 22_000);
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
-            return base as u16;
-        }
-    }
-    panic!("no block of {n} free loopback ports")
-}
-
+/// The shared fresh edge with TLS from `dir/certs` (absent), and what these tests read of it.
 struct Fresh {
+    edge: crate::support::fresh::Fresh,
     file: PathBuf,
     certs: PathBuf,
     http: u16,
     https: u16,
     admin: PathBuf,
-    _backends: Vec<Backend>,
 }
 
 /// The embedded edge on loopback with TLS from `dir/certs` (absent), not started.
 fn fresh(v: &Haproxy, dir: &Path) -> Fresh {
-    let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
-    let count = base
-        .with_local_servers(1)
-        .map(|(_, s)| s.len())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = free_ports(count + 2);
-    let (mut topology, servers) = base
-        .with_local_servers(port + 2)
-        .unwrap_or_else(|e| panic!("{e}"));
-    topology.listen.http = format!("127.0.0.1:{port}");
-    topology.listen.https = format!("127.0.0.1:{}", port + 1);
     let certs = dir.join("certs");
-    topology.tls = Some(Tls {
-        certs_dir: certs.clone(),
-        redirect: false,
-    });
-    topology.paths = topology.paths.under(dir);
-    topology.paths.haproxy = v.bin.clone();
-    let backends = servers
-        .iter()
-        .map(|s| {
-            Backend::start(&label(&topology, s), s.port)
-                .unwrap_or_else(|e| panic!("backend on {}: {e}", s.port))
-        })
-        .collect();
-    let file = dir.join("topology.toml");
-    std::fs::write(&file, crate::install::to_toml(&topology)).unwrap_or_else(|e| panic!("{e}"));
-    let loaded = Topology::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded, topology);
+    let edge = crate::support::fresh::fresh(v, dir, Some(&certs));
     Fresh {
-        file,
+        file: edge.file.clone(),
+        http: edge.http.port(),
+        https: edge.https.unwrap_or_else(|| panic!("no HTTPS port")),
+        admin: edge.topology.paths.admin_socket.clone(),
         certs,
-        http: port,
-        https: port + 1,
-        admin: topology.paths.admin_socket.clone(),
-        _backends: backends,
+        edge,
     }
-}
-
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
 }
 
 fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
@@ -97,58 +44,10 @@ fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
 
 /// [`vezasock`] with extra environment variables (e.g. `VEZASOCK_CRASH_AT`).
 fn vezasock_env(fresh: &Fresh, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_vezasock"))
-        .args(args)
-        .arg("--config")
-        .arg(&fresh.file)
-        .env_remove("VEZASOCK_CONFIG")
-        .env_remove("VEZASOCK_CRASH_AT")
-        .env("VEZASOCK_WHO", "it-cert")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// HAProxy in its own process group, killed on drop.
-struct Started(Child);
-
-impl Started {
-    fn start(args: &[String], dir: &Path, admin: &Path) -> Started {
-        let log = std::fs::File::create(dir.join("haproxy.log")).unwrap_or_else(|e| panic!("{e}"));
-        let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let (program, rest) = args.split_first().unwrap_or_else(|| panic!("no command"));
-        let child = Command::new(program)
-            .args(rest)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
-        let started = Started(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while worker_pid_of(admin).is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "HAProxy did not answer: {}",
-                std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        started
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        kill_group(&mut self.0);
-    }
+    Vezasock::config(&fresh.file, args)
+        .who("it-cert")
+        .envs(env)
+        .run()
 }
 
 fn worker_pid_of(admin: &Path) -> Option<u32> {
@@ -230,7 +129,7 @@ fn hex(serial: u64) -> String {
 
 /// `apply` on a fresh edge (it writes the placeholder), then HAProxy started with the command
 /// apply prints; returns it and that command.
-fn install_and_start(fresh: &Fresh, dir: &Path, label: &str) -> (Started, Vec<String>) {
+fn install_and_start(fresh: &Fresh, label: &str) -> (Started, Vec<String>) {
     let run = vezasock(fresh, &["apply", "--json"]);
     assert_eq!(run.code, Some(0), "{label}: {run:?}");
     let json: serde_json::Value =
@@ -243,11 +142,11 @@ fn install_and_start(fresh: &Fresh, dir: &Path, label: &str) -> (Started, Vec<St
         .collect();
     let placeholder = fresh.certs.join("00-default.pem");
     assert!(placeholder.is_file(), "{label}: no placeholder: {run:?}");
-    (Started::start(&start, dir, &fresh.admin), start)
+    (fresh.edge.start(&start), start)
 }
 
 /// Stops HAProxy (waiting until its socket no longer answers) and starts it again.
-fn restart(started: Started, start: &[String], fresh: &Fresh, dir: &Path, label: &str) -> Started {
+fn restart(started: Started, start: &[String], fresh: &Fresh, label: &str) -> Started {
     drop(started);
     let deadline = Instant::now() + Duration::from_secs(10);
     while worker_pid_of(&fresh.admin).is_some() {
@@ -257,7 +156,7 @@ fn restart(started: Started, start: &[String], fresh: &Fresh, dir: &Path, label:
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Started::start(start, dir, &fresh.admin)
+    fresh.edge.start(start)
 }
 
 /// The pid of a process that has exited (a dead writer's, for its temp files).
@@ -290,7 +189,7 @@ per_version!(
         std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
 
         // A fresh edge: apply installs a placeholder, and HAProxy starts on it.
-        let (first, start) = install_and_start(&fresh, dir.path(), label);
+        let (first, start) = install_and_start(&fresh, label);
         let mut started = Some(first);
         let list = vezasock(&fresh, &["cert", "list"]);
         assert_eq!(list.code, Some(0), "{label}: {list:?}");
@@ -503,7 +402,10 @@ per_version!(
         }
 
         // A reload, then a restart, serve what cert update installed.
-        let master = started.as_ref().map(|s| s.0.id()).unwrap_or_default();
+        let master = started
+            .as_ref()
+            .map(Started::master_pid)
+            .unwrap_or_default();
         let status = Command::new("kill")
             .args(["-USR2", &master.to_string()])
             .status()
@@ -530,7 +432,7 @@ per_version!(
         let running = started
             .take()
             .unwrap_or_else(|| panic!("{label}: not started"));
-        let _restarted = restart(running, &start, &fresh, dir.path(), label);
+        let _restarted = restart(running, &start, &fresh, label);
         assert_eq!(
             served_serial(fresh.https, PROD),
             hex(0xA2),
@@ -583,7 +485,7 @@ per_version!(
         let fresh = fresh(v, dir.path());
         let input = dir.path().join("in");
         std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
-        let (_started, _) = install_and_start(&fresh, dir.path(), label);
+        let (_started, _) = install_and_start(&fresh, label);
         // A dead writer's temp file in the certs dir: apply removes it.
         let leftover = fresh
             .certs
@@ -646,7 +548,7 @@ per_version!(
         let fresh = fresh(v, dir.path());
         let input = dir.path().join("in");
         std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
-        let (started, start) = install_and_start(&fresh, dir.path(), label);
+        let (started, start) = install_and_start(&fresh, label);
         // The first real certificate takes the placeholder's slot: the no-SNI default.
         let veza = input.join("veza.pem");
         std::fs::write(&veza, make_cert(ALL, 0xA1, -1, 60, false))
@@ -681,7 +583,7 @@ per_version!(
         assert_eq!(served_serial(fresh.https, FORGEJO), hex(0xF2), "{label}");
         // No SNI: the default is unchanged, now and after a restart.
         assert_eq!(served_serial_for(fresh.https, None), default, "{label}");
-        let _restarted = restart(started, &start, &fresh, dir.path(), label);
+        let _restarted = restart(started, &start, &fresh, label);
         assert_eq!(
             served_serial_for(fresh.https, None),
             default,
@@ -699,7 +601,7 @@ per_version!(
         let fresh = fresh(v, dir.path());
         let input = dir.path().join("in");
         std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
-        let (_started, _) = install_and_start(&fresh, dir.path(), label);
+        let (_started, _) = install_and_start(&fresh, label);
         let before = served_serial(fresh.https, PROD);
         let journal = std::fs::read(dir.path().join("state/journal.jsonl")).unwrap_or_default();
         let long = format!("{}.pem", "v".repeat(246));

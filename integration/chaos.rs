@@ -19,9 +19,8 @@
 //! panics, hangs or exits with a code the README (and docs/reference.md) does not list.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vezasock::demo::http::get;
@@ -29,8 +28,8 @@ use vezasock::demo::load::{Load, LoadReport, LoadSpec};
 use vezasock::topology::Color;
 
 use crate::fleet::{history_lines, map_file_color, recorded_color, EdgeSnapshot, Fleet, Reach};
-use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{Run, EDGE_ENV_VARS};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::{Run, Vezasock};
 
 /// Steps per version in the test command (a few minutes for all versions together).
 pub const CI_STEPS: usize = 75;
@@ -307,45 +306,10 @@ impl Chaos {
     /// `vezasock ARGS` with the given topology or fleet flag, bounded at 120 s; `kill_after`
     /// SIGKILLs its process group that long after the start.
     fn run(&self, args: &[String], kill_after: Option<Duration>) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-        cmd.args(args);
-        for var in EDGE_ENV_VARS.iter().chain(&[
-            "VEZASOCK_FLEET",
-            "VEZASOCK_PAUSE_AT",
-            "VEZASOCK_PAUSE_FILE",
-        ]) {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd
-            .env("VEZASOCK_WHO", "chaos")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-        let start = Instant::now();
-        let bound = kill_after.unwrap_or(Duration::from_secs(120));
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if start.elapsed() >= bound {
-                vezasock::demo::edge::kill_group(&mut child);
-                if kill_after.is_none() {
-                    panic!("vezasock {args:?} still running after {bound:?} (a hang)");
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let output = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait vezasock: {e}"));
-        Run {
-            code: output.status.code(),
-            out: String::from_utf8_lossy(&output.stdout).into_owned(),
-            err: String::from_utf8_lossy(&output.stderr).into_owned(),
+        let run = Vezasock::new(args).who("chaos");
+        match kill_after {
+            Some(after) => run.kill_after(after).run(),
+            None => run.run(),
         }
     }
 
@@ -496,7 +460,7 @@ impl Chaos {
                 let m = &self.fleet.members[*edge];
                 let master = m.edge.topology.paths.master_socket.clone();
                 let before = self.worker_pids()[*edge];
-                let answer = crate::haproxy::raw_one_shot(&master, "reload\n")
+                let answer = crate::support::haproxy::raw_one_shot(&master, "reload\n")
                     .unwrap_or_else(|e| panic!("reload: {e}"));
                 out.reloaded.push(*edge);
                 wait_new_worker(&m.edge, before, &answer);
@@ -631,30 +595,10 @@ impl Chaos {
     }
 
     fn run_with_input(&self, args: &[String], input: &str) -> Run {
-        use std::io::Write;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-        cmd.args(args);
-        for var in EDGE_ENV_VARS {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd
-            .env("VEZASOCK_WHO", "chaos")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        let output = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait vezasock: {e}"));
-        Run {
-            code: output.status.code(),
-            out: String::from_utf8_lossy(&output.stdout).into_owned(),
-            err: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Vezasock::new(args)
+            .who("chaos")
+            .stdin(input.as_bytes())
+            .run()
     }
 
     /// Every invariant, after step `n`. `before` is every edge's snapshot before it.
@@ -870,17 +814,14 @@ impl Chaos {
             .iter()
             .map(|m| {
                 Load::start(&LoadSpec {
-                    edge: m.edge.http,
-                    targets: vec![
-                        ("staging.veza.fr".into(), "/api/x".into()),
-                        ("veza.fr".into(), "/api/x".into()),
-                    ],
                     keepalive_clients: 1,
                     new_connection_clients: 1,
                     max_duration: Duration::from_secs(120),
                     max_requests_per_client: 100_000,
-                    pause: Duration::from_millis(2),
-                    timeout: Duration::from_secs(5),
+                    ..crate::support::load::spec(
+                        m.edge.http,
+                        &[("staging.veza.fr", "/api/x"), ("veza.fr", "/api/x")],
+                    )
                 })
             })
             .collect()
@@ -938,7 +879,7 @@ impl Chaos {
         let m = &self.fleet.members[i];
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            match crate::haproxy::raw_one_shot(&m.edge.topology.paths.admin_socket, line) {
+            match crate::support::haproxy::raw_one_shot(&m.edge.topology.paths.admin_socket, line) {
                 Ok(reply) => return reply,
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;
@@ -1006,7 +947,8 @@ fn same_edges(before: &[EdgeSnapshot], after: &[EdgeSnapshot]) -> bool {
 fn wait_new_worker(edge: &vezasock::demo::LocalEdge, before: u32, answer: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let info = crate::haproxy::raw_one_shot(&edge.topology.paths.admin_socket, "show info\n");
+        let info =
+            crate::support::haproxy::raw_one_shot(&edge.topology.paths.admin_socket, "show info\n");
         let pid = info.ok().and_then(|i| {
             i.lines()
                 .find_map(|l| l.strip_prefix("Pid: "))
@@ -1187,7 +1129,7 @@ fn closed_ssh_port(text: &str) -> String {
     format!(
         "{}{}{}",
         &text[..start],
-        crate::haproxy::free_port(),
+        crate::support::ports::free_port(),
         &text[end..]
     )
 }

@@ -5,13 +5,14 @@
 //! closed pipe, and `check` on the live map paths.
 
 use std::collections::BTreeMap;
-use std::process::{Command as Process, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 use vezasock::demo::LocalEdge;
 
-use crate::haproxy;
-use crate::switch::{healthy_edge, vezasock, Run, EDGE_ENV_VARS};
+use crate::support::haproxy;
+use crate::support::run::{vezasock, Run, Vezasock, BOUND};
+use crate::switch::healthy_edge;
 
 /// A documented JSON shape: `{a, b[], c{…}, d[{…}]}`, or `[{…}]` for an array of objects; `k?`
 /// is a key printed only when it applies. A `…` in an object means "and more keys" (none is
@@ -404,8 +405,9 @@ fn every_json_output_matches_the_reference(v: &haproxy::Haproxy) {
 /// step `promoted`, ending as a switch back to blue), `status` while it runs (`canaries[]`), the
 /// control outputs, and a failure (a canary to the live color). Green is live when it starts.
 fn run_canary(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str) {
-    let child = Process::new(env!("CARGO_BIN_EXE_vezasock"))
-        .args([
+    let child = Vezasock::edge(
+        edge,
+        &[
             "canary",
             "staging",
             "blue",
@@ -416,13 +418,9 @@ fn run_canary(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str) {
             "--sha",
             "c1",
             "--json",
-        ])
-        .env_remove("VEZASOCK_CONFIG")
-        .envs(edge.cli_env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{label}: spawn: {e}"));
+        ],
+    )
+    .spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let status = loop {
         let status = check(edge, shapes, "status", &["status", "--json"], 0, label);
@@ -449,14 +447,7 @@ fn run_canary(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str) {
         label,
     );
     assert_eq!(promote["changed"], true, "{label}: {promote}");
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("{label}: wait: {e}"));
-    let run = Run {
-        code: out.status.code(),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let run = child.finish(BOUND);
     assert_eq!(run.code, Some(0), "{label}: {run:?}");
     let report = json_of(&run, "canary --json");
     agree(shapes, "canary", &report, "canary --json", label);
@@ -501,7 +492,7 @@ fn fresh_topology(v: &haproxy::Haproxy, dir: &std::path::Path) -> String {
          [[component]]\nname = \"web\"\n\n\
          [[env]]\nname = \"staging\"\nhosts = [\"staging.example\"]\ncomponents = [\"web\"]\n\
          [env.servers.web]\nblue = [\"127.0.0.1:9\"]\ngreen = [\"127.0.0.1:10\"]\n",
-        port = haproxy::free_port(),
+        port = crate::support::ports::free_port(),
         bin = v.bin.display(),
     );
     let file = dir.join("fresh.toml");
@@ -561,17 +552,7 @@ fn check_uses_the_live_maps_once_they_exist(v: &haproxy::Haproxy) {
 
 /// `vezasock ARGS` with none of the variables that point it at an edge: only its flags count.
 fn run_alone(args: &[&str]) -> Run {
-    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args);
-    for var in EDGE_ENV_VARS {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: out.status.code(),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Vezasock::new(args).run()
 }
 
 /// `vezasock status | head -1`: the reader leaves after one line; status still ends normally.
@@ -584,10 +565,8 @@ fn status_into_a_closed_pipe_exits_0(v: &haproxy::Haproxy) {
         &["status", "--json"],
         &["history", "staging"],
     ] {
-        let mut child = Process::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args(args)
-            .env_remove("VEZASOCK_CONFIG")
-            .envs(edge.cli_env())
+        let mut child = Vezasock::edge(&edge, args)
+            .into_command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -607,14 +586,14 @@ fn status_into_a_closed_pipe_exits_0(v: &haproxy::Haproxy) {
 }
 
 // One test per HAProxy version each (`name::v3_4`), so a failure on one version hides no other.
-crate::haproxy::per_version!(
+crate::support::haproxy::per_version!(
     every_json_output_matches_the_reference,
     |v: &haproxy::Haproxy| { every_json_output_matches_the_reference(v) }
 );
-crate::haproxy::per_version!(status_into_a_closed_pipe_exits_0, |v: &haproxy::Haproxy| {
+crate::support::haproxy::per_version!(status_into_a_closed_pipe_exits_0, |v: &haproxy::Haproxy| {
     status_into_a_closed_pipe_exits_0(v)
 });
-crate::haproxy::per_version!(
+crate::support::haproxy::per_version!(
     check_uses_the_live_maps_once_they_exist,
     |v: &haproxy::Haproxy| { check_uses_the_live_maps_once_they_exist(v) }
 );

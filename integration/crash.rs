@@ -10,10 +10,9 @@ use vezasock::render::maps::parse_colors;
 use vezasock::state::Phase;
 use vezasock::topology::Color;
 
-use crate::haproxy::{self, per_version};
-use crate::switch::{
-    file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir, vezasock, vezasock_env,
-};
+use crate::support::haproxy::{self, per_version};
+use crate::support::run::{vezasock, vezasock_env};
+use crate::switch::{file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir};
 
 /// No temp-file leftovers in `dir`, and every file we own parses.
 pub fn no_torn_files(local: &vezasock::demo::LocalEdge, label: &str) {

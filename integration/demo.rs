@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
 
 per_version!(
     demo_flips_under_load_without_a_failed_request_or_a_reload,

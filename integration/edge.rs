@@ -8,7 +8,7 @@ use vezasock::demo::http::get;
 use vezasock::demo::LocalEdge;
 use vezasock::topology::Topology;
 
-use crate::haproxy::{self, per_version, Haproxy};
+use crate::support::haproxy::{self, per_version, Haproxy};
 
 pub fn start(v: &haproxy::Haproxy, dir: &std::path::Path) -> LocalEdge {
     let topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded default: {e}"));

@@ -6,9 +6,7 @@
 //! state files, and run a bounded load through all edges. The tests are in `fleet_*.rs`.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vezasock::demo::http::get;
@@ -17,10 +15,11 @@ use vezasock::demo::LocalEdge;
 use vezasock::render::maps::parse_colors;
 use vezasock::topology::{Color, Topology};
 
-use crate::haproxy::{per_version, Haproxy};
-use crate::install::to_toml;
 use crate::sshd::Sshd;
-use crate::switch::{runtime_color, vezasock_config, wait_healthy, worker_pid, Run, EDGE_ENV_VARS};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::{vezasock_config, Run, Running, Vezasock, BOUND};
+use crate::support::topology::to_toml;
+use crate::switch::{runtime_color, wait_healthy, worker_pid};
 
 /// The env every fleet test flips (prod stays blue throughout unless a test says otherwise).
 pub const ENV: &str = "staging";
@@ -160,8 +159,7 @@ impl Fleet {
 
     /// [`Fleet::run_env`] with another fleet file.
     pub fn run_file(&self, file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let running = self.spawn_file(file, args, extra);
-        running.finish(Duration::from_secs(120))
+        self.spawn_file(file, args, extra).finish(BOUND)
     }
 
     /// Starts `vezasock COMMAND --fleet <file> REST` (ARGS = COMMAND REST) in the background.
@@ -169,22 +167,21 @@ impl Fleet {
         self.spawn_file(&self.file, args, extra)
     }
 
-    /// [`Fleet::spawn`] with another fleet file.
+    /// [`Fleet::spawn`] with another fleet file. After the command: where the implementation
+    /// takes it (the spec's `vezasock --fleet F switch` form has its own test).
     pub fn spawn_file(&self, file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-        // After the command: where the implementation takes it (the spec's `vezasock --fleet F
-        // switch` form has its own test).
-        let (command, rest) = args.split_first().unwrap_or((&"status", &[]));
-        cmd.arg(command).arg("--fleet").arg(file).args(rest);
-        spawn_scrubbed(cmd, self.dir.path(), extra)
+        self.scrubbed(Vezasock::fleet(file, args), extra).spawn()
     }
 
     /// `vezasock ARGS` exactly as given (no `--fleet` added), scrubbed and bounded like
     /// [`Fleet::run`], with `extra` in the environment.
     pub fn run_raw(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vezasock"));
-        cmd.args(args);
-        spawn_scrubbed(cmd, self.dir.path(), extra).finish(Duration::from_secs(120))
+        self.scrubbed(Vezasock::new(args), extra).run()
+    }
+
+    /// A run as `it-fleet` with `extra` in the environment, its output kept in the lab's dir.
+    fn scrubbed(&self, run: Vezasock, extra: &[(&str, &str)]) -> Vezasock {
+        run.who("it-fleet").envs(extra).out_dir(self.dir.path())
     }
 
     /// `vezasock ARGS --config <edge i's topology file>` on that edge alone (no fleet).
@@ -267,22 +264,18 @@ impl Fleet {
             .iter()
             .map(|m| {
                 Load::start(&LoadSpec {
-                    edge: m.edge.http,
-                    targets: [
-                        ("staging.veza.fr", "/api/x"),
-                        ("staging.veza.fr", "/stream/x"),
-                        ("staging.veza.fr", "/"),
-                        ("veza.fr", "/api/x"),
-                    ]
-                    .iter()
-                    .map(|(h, p)| (h.to_string(), p.to_string()))
-                    .collect(),
-                    keepalive_clients: 2,
                     new_connection_clients: 1,
                     max_duration: Duration::from_secs(120),
                     max_requests_per_client: 200_000,
-                    pause: Duration::from_millis(2),
-                    timeout: Duration::from_secs(5),
+                    ..crate::support::load::spec(
+                        m.edge.http,
+                        &[
+                            ("staging.veza.fr", "/api/x"),
+                            ("staging.veza.fr", "/stream/x"),
+                            ("staging.veza.fr", "/"),
+                            ("veza.fr", "/api/x"),
+                        ],
+                    )
                 })
             })
             .collect()
@@ -306,92 +299,6 @@ impl Fleet {
             .start_haproxy()
             .unwrap_or_else(|e| panic!("{label}: restart: {e}"));
         wait_healthy(&self.members[i].edge, &label);
-    }
-}
-
-/// A coordinator started in the background, its output going to files.
-pub struct Running {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-/// Starts `cmd` in its own process group with every edge-pointing variable removed, `extra`
-/// added, output to files in `dir`.
-pub fn spawn_scrubbed(mut cmd: Command, dir: &Path, extra: &[(&str, &str)]) -> Running {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = dir.join(format!("run-{n}.out"));
-    let err = dir.join(format!("run-{n}.err"));
-    for var in
-        EDGE_ENV_VARS
-            .iter()
-            .chain(&["VEZASOCK_FLEET", "VEZASOCK_PAUSE_AT", "VEZASOCK_PAUSE_FILE"])
-    {
-        cmd.env_remove(var);
-    }
-    cmd.env("VEZASOCK_WHO", "it-fleet");
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let stdout = std::fs::File::create(&out).unwrap_or_else(|e| panic!("{e}"));
-    let stderr = std::fs::File::create(&err).unwrap_or_else(|e| panic!("{e}"));
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        // Its own group, so a run that overstays its bound is killed with its ssh children.
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Running { child, out, err }
-}
-
-impl Running {
-    /// Whether it has exited.
-    pub fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    /// Output so far (for messages while it runs).
-    pub fn output_so_far(&self) -> (String, String) {
-        (
-            std::fs::read_to_string(&self.out).unwrap_or_default(),
-            std::fs::read_to_string(&self.err).unwrap_or_default(),
-        )
-    }
-
-    /// Waits for the exit, at most `bound` (then kills it and fails: a hang is a deadlock).
-    pub fn finish(mut self, bound: Duration) -> Run {
-        let deadline = Instant::now() + bound;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => {
-                    vezasock::demo::edge::kill_group(&mut self.child);
-                    let (out, err) = self.output_so_far();
-                    panic!("vezasock still running after {bound:?}, killed\nstdout:\n{out}\nstderr:\n{err}");
-                }
-            }
-        };
-        let (out, err) = self.output_so_far();
-        Run {
-            code: status.code(),
-            out,
-            err,
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // A test that panicked with a coordinator still running must not leave it behind.
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            vezasock::demo::edge::kill_group(&mut self.child);
-        }
     }
 }
 

@@ -8,8 +8,9 @@ use vezasock::state::{EdgeLock, Holder, Wait};
 use vezasock::topology::Color;
 
 use crate::fleet::{transaction_file, Fleet, Reach, ENV};
-use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{state_dir, Run};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::Run;
+use crate::switch::state_dir;
 
 /// The coordinator's error line (the message; each edge's line follows; ssh's own
 /// complaints may come before it).

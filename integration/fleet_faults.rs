@@ -12,9 +12,11 @@ use std::time::Duration;
 use vezasock::topology::Color;
 
 use crate::crash::no_torn_files;
-use crate::fleet::{pending_map, transaction_file, wait_paused, Fleet, Reach, Running, ENV};
-use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{runtime_color, Run};
+use crate::fleet::{pending_map, transaction_file, wait_paused, Fleet, Reach, ENV};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::Run;
+use crate::support::run::Running;
+use crate::switch::runtime_color;
 
 /// `switch staging green` on the fleet, paused at `point` until the pause file is removed.
 fn paused_switch(fleet: &Fleet, point: &str) -> Running {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use vezasock::demo::LocalEdge;
 
 use crate::fleet::{Fleet, ENV};
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
 
 /// The admin state (`maint`, `drain`, `ready`) of every server of `backend` on `edge`.
 pub fn admin_states(edge: &LocalEdge, backend: &str) -> Vec<&'static str> {
@@ -97,7 +97,7 @@ per_version!(
 );
 
 /// `drain staging blue --force --component stream --wait W [--then maint]`.
-fn drain_stream(fleet: &Fleet, wait: &str, then: bool) -> crate::switch::Run {
+fn drain_stream(fleet: &Fleet, wait: &str, then: bool) -> crate::support::run::Run {
     let mut args = vec![
         "drain",
         ENV,

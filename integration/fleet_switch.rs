@@ -10,7 +10,7 @@ use vezasock::demo::http::Conn;
 use vezasock::topology::Color;
 
 use crate::fleet::{one_color, Fleet, Reach, ENV};
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
 use crate::switch::wait_running;
 
 /// The env's history as (color, sha) pairs, newest first.

@@ -7,7 +7,7 @@
 use vezasock::topology::Color;
 
 use crate::fleet::{pending_map, transaction_file, Fleet, ENV};
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
 use crate::switch::{runtime_color, wait_running};
 
 per_version!(

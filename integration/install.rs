@@ -6,240 +6,25 @@
 //! refuses installs nothing.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vezasock::cli::exit::Exit;
-use vezasock::demo::backend::Backend;
-use vezasock::demo::edge::{kill_group, label};
 use vezasock::demo::http::get;
 use vezasock::render::render;
 use vezasock::render::shape::summary_path;
-use vezasock::topology::{Servers, Tls, Topology};
+use vezasock::topology::{Tls, Topology};
 
-use crate::haproxy::{self, per_version, Haproxy};
-use crate::switch::{vezasock_config, Run};
-
-/// A local edge that is NOT started: the topology (servers on loopback, files under `dir`),
-/// its topology file, and the backends answering for its servers.
-struct Fresh {
-    topology: Topology,
-    file: PathBuf,
-    http: SocketAddr,
-    _backends: Vec<Backend>,
-}
-
-/// The first of `n` consecutive free loopback ports.
-fn free_port_block(n: usize) -> u16 {
-    let seed = std::process::id() as usize;
-    for attempt in 0..50usize {
-        let base = 20_000 + (seed.wrapping_mul(7919).wrapping_add(attempt * 1_237) % 30_000);
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
-            return base as u16;
-        }
-    }
-    panic!("no block of {n} free loopback ports")
-}
-
-/// The steps of `LocalEdge::start`, without starting HAProxy.
-fn fresh(v: &haproxy::Haproxy, dir: &Path) -> Fresh {
-    let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
-    let count = base
-        .with_local_servers(1)
-        .map(|(_, s)| s.len())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port_block(count + 1);
-    let (mut topology, servers) = base
-        .with_local_servers(port + 1)
-        .unwrap_or_else(|e| panic!("{e}"));
-    topology.listen.http = format!("127.0.0.1:{port}");
-    topology.tls = None;
-    topology.paths = topology.paths.under(dir);
-    topology.paths.haproxy = v.bin.clone();
-    let backends = servers
-        .iter()
-        .map(|s| {
-            Backend::start(&label(&topology, s), s.port)
-                .unwrap_or_else(|e| panic!("backend on {}: {e}", s.port))
-        })
-        .collect();
-    let file = dir.join("topology.toml");
-    std::fs::write(&file, to_toml(&topology)).unwrap_or_else(|e| panic!("{e}"));
-    // The file must say exactly this topology, or the test would install something else.
-    let loaded = Topology::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded, topology, "{}", to_toml(&topology));
-    Fresh {
-        topology,
-        file,
-        http: SocketAddr::from(([127, 0, 0, 1], port)),
-        _backends: backends,
-    }
-}
-
-fn quoted(items: &[String]) -> String {
-    let q: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-    format!("[{}]", q.join(", "))
-}
-
-/// The topology as a TOML file (what an operator would write for this edge). Covers what the
-/// embedded edge uses; `fresh` checks the file loads back to the same topology.
-pub fn to_toml(t: &Topology) -> String {
-    let mut out = format!(
-        "name = {:?}\ncontainer_domain = {:?}\nfailover = {:?}\n\n[listen]\nhttp = {:?}\nhttps = {:?}\n\n",
-        t.name,
-        t.container_domain,
-        t.failover.as_str(),
-        t.listen.http,
-        t.listen.https
-    );
-    if let Some(log) = &t.log {
-        // Top-level key: before the first table.
-        out = out.replacen("\n[listen]", &format!("log = {log:?}\n\n[listen]"), 1);
-    }
-    if let Some(tls) = &t.tls {
-        out.push_str(&format!(
-            "[tls]\ncerts_dir = {:?}\nredirect = {}\n\n",
-            tls.certs_dir.display().to_string(),
-            tls.redirect
-        ));
-    }
-    if let Some(acme) = &t.acme {
-        out.push_str(&format!(
-            "[acme]\npath = {:?}\nserver = \"{}\"\n\n",
-            acme.path, acme.server.address
-        ));
-    }
-    let to = &t.timeouts;
-    out.push_str(&format!(
-        "[timeouts]\nconnect = {:?}\nclient = {:?}\nserver = {:?}\ntunnel = {:?}\nhttp_request = {:?}\ncheck = {:?}\n\n",
-        to.connect, to.client, to.server, to.tunnel, to.http_request, to.check
-    ));
-    let p = &t.paths;
-    out.push_str("[paths]\n");
-    for (key, path) in [
-        ("config", &p.config),
-        ("maps_dir", &p.maps_dir),
-        ("admin_socket", &p.admin_socket),
-        ("operator_socket", &p.operator_socket),
-        ("master_socket", &p.master_socket),
-        ("server_state_file", &p.server_state_file),
-        ("state_dir", &p.state_dir),
-        ("haproxy", &p.haproxy),
-        ("pid_file", &p.pid_file),
-    ] {
-        out.push_str(&format!("{key} = {:?}\n", path.display().to_string()));
-    }
-    out.push_str(&format!("reload_method = \"{}\"\n\n", p.reload_method));
-    for c in &t.components {
-        out.push_str(&format!(
-            "[[component]]\nname = {:?}\npaths = {}\n{}http_no_delay = {}\n",
-            c.name,
-            quoted(&c.paths),
-            c.port.map(|p| format!("port = {p}\n")).unwrap_or_default(),
-            c.http_no_delay
-        ));
-        if let Some(check) = &c.check {
-            out.push_str(&format!("check = {check:?}\n"));
-        }
-        out.push('\n');
-    }
-    for e in &t.envs {
-        let cookie = e
-            .cookie
-            .strip_suffix(&format!("_{}", e.name))
-            .unwrap_or(&e.cookie);
-        let names: Vec<String> = e.components.iter().map(|c| c.name.clone()).collect();
-        out.push_str(&format!(
-            "[[env]]\nname = {:?}\nprefix = {:?}\nhosts = {}\ncookie = {cookie:?}\ncolors = {}\ncomponents = {}\n",
-            e.name,
-            e.prefix,
-            quoted(&e.hosts),
-            e.colored,
-            quoted(&names)
-        ));
-        out.push_str("[env.servers]\n");
-        let addrs = |s: &[vezasock::topology::Server]| -> Vec<String> {
-            s.iter().map(|s| s.address.to_string()).collect()
-        };
-        for c in &e.components {
-            let value = match &c.servers {
-                Servers::Colored { blue, green } => format!(
-                    "{{ blue = {}, green = {} }}",
-                    quoted(&addrs(blue)),
-                    quoted(&addrs(green))
-                ),
-                Servers::Pool(pool) => format!("{{ pool = {} }}", quoted(&addrs(pool))),
-            };
-            out.push_str(&format!("{} = {value}\n", c.name));
-        }
-        out.push('\n');
-    }
-    for x in &t.externals {
-        let servers: Vec<String> = x.servers.iter().map(|s| s.address.to_string()).collect();
-        out.push_str(&format!(
-            "[[external]]\nname = {:?}\nhosts = {}\nservers = {}\n",
-            x.name,
-            quoted(&x.hosts),
-            quoted(&servers)
-        ));
-        if let Some(check) = &x.check {
-            out.push_str(&format!("check = {check:?}\n"));
-        }
-        out.push('\n');
-    }
-    out
-}
+use crate::support::fresh::{fresh, Fresh};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::{vezasock_config, Run};
+use crate::support::topology::to_toml;
 
 /// `vezasock ARGS --config <file>`, with no path variable from the caller's environment.
 fn vezasock(fresh: &Fresh, args: &[&str]) -> Run {
     vezasock_config(&fresh.file, "it-install", args)
-}
-
-/// HAProxy started with the command apply printed; the whole process group is killed on drop.
-struct Started {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Started {
-    fn start(args: &[String], dir: &Path) -> Started {
-        let log = dir.join("haproxy.log");
-        let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
-        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let (program, rest) = args
-            .split_first()
-            .unwrap_or_else(|| panic!("empty start command"));
-        let child = Command::new(program)
-            .args(rest)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Own process group: drop kills the master and every worker together.
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
-        Started { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Kills the group now (HAProxy down, files left in place).
-    fn kill(&mut self) {
-        kill_group(&mut self.child);
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Polls until `host path` answers 200 with `want`, for at most 15 s.
@@ -287,7 +72,7 @@ per_version!(
     |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let fresh = fresh(v, dir.path());
+        let fresh = fresh(v, dir.path(), None);
         let paths = fresh.topology.paths.clone();
 
         let run = vezasock(&fresh, &["apply", "--json"]);
@@ -354,16 +139,8 @@ per_version!(
         );
         assert_eq!(json["start"], command.join(" "), "{label}");
 
-        let mut haproxy = Started::start(&command, dir.path());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&paths.admin_socket).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{label}: no admin socket after 10 s:\n{}",
-                haproxy.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Fails with HAProxy's log when no admin socket answers within 10 s.
+        let mut haproxy = fresh.start(&command);
         wait_answer(
             fresh.http,
             "staging.veza.fr",
@@ -428,7 +205,7 @@ per_version!(
     |v: &Haproxy| {
         let label = v.label;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut fresh = fresh(v, dir.path());
+        let mut fresh = fresh(v, dir.path(), None);
         // A valid topology HAProxy refuses: a certs dir holding a broken link (a missing
         // certs dir no longer fails: apply writes a placeholder, removed again here).
         let certs = dir.path().join("certs");
@@ -439,7 +216,7 @@ per_version!(
             certs_dir: dir.path().join("certs"),
             redirect: false,
         });
-        fresh.topology.listen.https = format!("127.0.0.1:{}", haproxy::free_port());
+        fresh.topology.listen.https = format!("127.0.0.1:{}", crate::support::ports::free_port());
         std::fs::write(&fresh.file, to_toml(&fresh.topology)).unwrap_or_else(|e| panic!("{e}"));
         let loaded = Topology::load(&fresh.file).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(loaded, fresh.topology, "{label}");

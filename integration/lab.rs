@@ -2,7 +2,8 @@
 //! map, two backends with a blue and a green server each (prod's green is DOWN on purpose),
 //! an admin socket, an operator socket and the master socket.
 
-use crate::haproxy::{free_port, Fixture, Haproxy};
+use crate::support::haproxy::{Fixture, Haproxy};
+use crate::support::ports::free_port;
 use vezasock::demo::backend::Backend;
 
 pub struct Lab {

@@ -1,6 +1,6 @@
 //! Tests against real HAProxy processes (2.6, 3.0, 3.2, 3.4), started in temp dirs by
-//! [`haproxy::Fixture`] and killed on drop. Each behaviour is one test per version
-//! ([`haproxy::per_version!`]: `name::v2_6` … `name::v3_4`); a missing version
+//! [`support::haproxy::Fixture`] and killed on drop. Each behaviour is one test per version
+//! ([`support::haproxy::per_version!`]: `name::v2_6` … `name::v3_4`); a missing version
 //! prints SKIP, and `VEZASOCK_REQUIRE_ALL_VERSIONS=1` turns it into a failure.
 
 mod ansible;
@@ -18,7 +18,6 @@ mod fleet_faults;
 mod fleet_servers;
 mod fleet_switch;
 mod fleet_txn;
-mod haproxy;
 mod install;
 mod lab;
 mod moved_server;
@@ -31,12 +30,13 @@ mod runtime_client;
 mod servers;
 mod sshd;
 mod status;
+mod support;
 mod switch;
 mod takeover;
 mod transaction;
 mod txn_order;
 
-use haproxy::{per_version, raw_one_shot, Haproxy};
+use support::haproxy::{per_version, raw_one_shot, Haproxy};
 
 per_version!(
     every_version_starts_and_answers_on_its_sockets,

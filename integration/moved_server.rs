@@ -4,13 +4,12 @@
 //! reload, zero failed requests, answers from the new backend), writes the config and the
 //! server-state file, and a later reload keeps the new address.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vezasock::demo::backend::Backend;
 use vezasock::demo::http::get;
-use vezasock::demo::load::{Load, LoadSpec};
+use vezasock::demo::load::Load;
 use vezasock::demo::LocalEdge;
 use vezasock::edge::Edge;
 use vezasock::runtime::master;
@@ -18,18 +17,15 @@ use vezasock::runtime::parse::master::ProcList;
 use vezasock::topology::{Servers, Topology};
 
 use crate::edge::wait_answer;
-use crate::haproxy::{per_version, raw_one_shot, Haproxy};
-use crate::install::to_toml;
-use crate::switch::{healthy_edge, rt, vezasock_config, Run};
+use crate::support::haproxy::{per_version, raw_one_shot, Haproxy};
+use crate::support::run::{vezasock_config, Run, Vezasock};
+use crate::support::topology::to_toml;
+use crate::switch::{healthy_edge, rt};
 
 const WHO: &str = "it-moved";
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("free port: {e}"))
-}
+use crate::support::load::spec;
+use crate::support::ports::free_port;
 
 pub(crate) fn show_proc(edge: &LocalEdge) -> ProcList {
     let e = Edge::new(edge.topology.clone());
@@ -180,19 +176,10 @@ per_version!(
         );
 
         // apply under a bounded load on the env whose server moves (and the other one).
-        let load = Load::start(&LoadSpec {
-            edge: edge.http,
-            targets: vec![
-                ("veza.fr".to_string(), "/".to_string()),
-                ("staging.veza.fr".to_string(), "/".to_string()),
-            ],
-            keepalive_clients: 2,
-            new_connection_clients: 2,
-            max_duration: Duration::from_secs(60),
-            max_requests_per_client: 20_000,
-            pause: Duration::from_millis(2),
-            timeout: Duration::from_secs(5),
-        });
+        let load = Load::start(&spec(
+            edge.http,
+            &[("veza.fr", "/"), ("staging.veza.fr", "/")],
+        ));
         assert!(
             load.wait_for_requests(100, Duration::from_secs(20)),
             "{label}: no load"
@@ -440,18 +427,7 @@ per_version!(
 /// `vezasock ARGS --config FILE` with `extra` variables (the crash hook), otherwise as
 /// [`vezasock_config`].
 fn vezasock_config_env(file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args).arg("--config").arg(file);
-    for var in crate::switch::EDGE_ENV_VARS {
-        cmd.env_remove(var);
-    }
-    cmd.env("VEZASOCK_WHO", WHO).envs(extra.iter().copied());
-    let output = cmd.output().unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Vezasock::config(file, args).who(WHO).envs(extra).run()
 }
 
 /// Sets prod web blue's port in the topology file; returns the topology.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
 
 /// A package built and installed once per test process.
 pub struct Installed {

@@ -18,9 +18,11 @@ use vezasock::runtime::master;
 use vezasock::topology::{Address, Server, Servers, Topology};
 
 use crate::edge::wait_answer;
-use crate::haproxy::{per_version, raw_one_shot, Haproxy};
-use crate::moved_server::{free_port, ok, show_proc, worker_pids, write_topology};
-use crate::switch::{healthy_edge, rt, vezasock_config, Run};
+use crate::moved_server::{ok, show_proc, worker_pids, write_topology};
+use crate::support::haproxy::{per_version, raw_one_shot, Haproxy};
+use crate::support::ports::free_port;
+use crate::support::run::{vezasock_config, Run};
+use crate::switch::{healthy_edge, rt};
 
 const WHO: &str = "it-pools";
 const BACKEND: &str = "be_prod_web_blue";

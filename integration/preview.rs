@@ -13,8 +13,9 @@ use std::time::Duration;
 use vezasock::demo::LocalEdge;
 use vezasock::topology::Color;
 
-use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{healthy_edge, runtime_color, vezasock, wait_healthy};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::vezasock;
+use crate::switch::{healthy_edge, runtime_color, wait_healthy};
 
 const HOST: &str = "staging.veza.fr";
 
@@ -380,7 +381,8 @@ fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBu
         .unwrap_or_else(|err| panic!("{}: {err}", v.label));
     wait_healthy(&e, v.label);
     let file = dir.join("topology.toml");
-    std::fs::write(&file, crate::install::to_toml(&e.topology)).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, crate::support::topology::to_toml(&e.topology))
+        .unwrap_or_else(|e| panic!("{e}"));
     // The edge redirects plain HTTP itself: the answer a check through listen.http gets.
     let (status, _) = get_with(e.http, "/api/health", &[]);
     assert_eq!(
@@ -392,8 +394,8 @@ fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBu
 }
 
 /// `vezasock ARGS --config FILE` (the TLS edge's topology file).
-fn on_tls_edge(file: &std::path::Path, args: &[&str]) -> crate::switch::Run {
-    crate::switch::vezasock_config(file, "it-preview-tls", args)
+fn on_tls_edge(file: &std::path::Path, args: &[&str]) -> crate::support::run::Run {
+    crate::support::run::vezasock_config(file, "it-preview-tls", args)
 }
 
 per_version!(

@@ -25,7 +25,8 @@ use vezasock::state::Wait;
 use vezasock::topology::{Address, Color, External, ReloadMethod, Server, Servers, Topology};
 
 use crate::edge::{self, wait_answer};
-use crate::haproxy::{self, per_version, raw_one_shot, Haproxy};
+use crate::support::haproxy::{self, per_version, raw_one_shot, Haproxy};
+use crate::support::ports::free_port;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -162,10 +163,6 @@ fn flip_staging_green(edge: &LocalEdge) {
         .state
         .write_active_color("staging", Color::Green)
         .unwrap_or_else(|e| panic!("{e}"));
-}
-
-fn free_port() -> u16 {
-    haproxy::free_port()
 }
 
 /// The edge's topology with a new external site (`docs.veza.fr`, one server) and a second
@@ -489,23 +486,16 @@ per_version!(no_request_fails_during_reloads_under_load, |v: &Haproxy| {
     let (topo, _backends) = grown(&edge);
     let mut smaller = topo.clone();
     smaller.externals.retain(|x| x.name != "docs");
-    let targets = [
-        ("staging.veza.fr", "/"),
-        ("veza.fr", "/api/x"),
-        ("www.veza.fr", "/stream/a"),
-    ]
-    .iter()
-    .map(|(h, p)| (h.to_string(), p.to_string()))
-    .collect();
     let load = Load::start(&LoadSpec {
-        edge: edge.http,
-        targets,
-        keepalive_clients: 2,
-        new_connection_clients: 2,
         max_duration: Duration::from_secs(30),
-        max_requests_per_client: 20_000,
-        pause: Duration::from_millis(2),
-        timeout: Duration::from_secs(5),
+        ..crate::support::load::spec(
+            edge.http,
+            &[
+                ("staging.veza.fr", "/"),
+                ("veza.fr", "/api/x"),
+                ("www.veza.fr", "/stream/a"),
+            ],
+        )
     });
     // Traffic flowing before the first reload, and across each new worker after it.
     let flowing = |what: &str| {

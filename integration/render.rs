@@ -12,8 +12,9 @@ use vezasock::cli::check::haproxy_check;
 use vezasock::render::{self, write, Rendered};
 use vezasock::topology::{Color, Failover, Servers, Tls, Topology};
 
-use crate::haproxy::{per_version, Haproxy};
-use crate::install::to_toml;
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::Vezasock;
+use crate::support::topology::to_toml;
 
 #[path = "../tests/support/topologies.rs"]
 mod topologies;
@@ -158,16 +159,13 @@ impl Cli {
 
     /// Runs vezasock with the topology, the live paths and this version's HAProxy.
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_vezasock"))
-            .args(args)
+        let run = Vezasock::new(args)
             .env("VEZASOCK_CONFIG", &self.topology)
             .env("VEZASOCK_HAPROXY_CONFIG", self.live().join("haproxy.cfg"))
             .env("VEZASOCK_MAPS_DIR", self.live())
             .env("VEZASOCK_HAPROXY", &self.haproxy)
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        (out.status.success(), text(out.stdout), text(out.stderr))
+            .run();
+        (run.code == Some(0), run.out, run.err)
     }
 }
 
@@ -344,14 +342,6 @@ mod live {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    /// A free loopback port (bound then released).
-    pub fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
 }
 
 /// Every server of `topo` on a fresh loopback listener that answers `<backend>/<server>`.
@@ -401,7 +391,7 @@ fn run_edge(bin: &Path, label: &str, failover: Failover) {
     // prod without its stream component: a dynamic use_backend that names no backend.
     t.envs[1].components.retain(|c| c.name != "stream");
     let (mut t, _backends) = on_loopback(&t);
-    let port = live::free_port();
+    let port = crate::support::ports::free_port();
     t.listen.http = format!("127.0.0.1:{port}");
     t.paths = t.paths.under(dir.path());
     let r = render_ok(&t, &no_colors());

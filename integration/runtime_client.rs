@@ -19,8 +19,8 @@ use vezasock::runtime::parse::Parsed;
 use vezasock::runtime::session::{one_shot, Session, Timeouts};
 use vezasock::runtime::{master, Error};
 
-use crate::haproxy::{self, per_version};
 use crate::lab::Lab;
+use crate::support::haproxy::{self, per_version};
 
 /// Runs one version's async body on a fresh single-threaded runtime.
 fn block_on<F: Future>(body: F) -> F::Output {
@@ -1528,8 +1528,8 @@ backend be_app
     server blue 127.0.0.1:{down} weight 40
     server green 127.0.0.1:{down} weight 60
 "#,
-        tls = haproxy::free_port(),
-        down = haproxy::free_port(),
+        tls = crate::support::ports::free_port(),
+        down = crate::support::ports::free_port(),
     );
     let pem = include_str!("../grammar/lab/ssl/site.pem");
     let fixture = haproxy::Fixture::start_with_files(v, &config, &[("site.pem", pem)]);

@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command as Process;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,21 +17,13 @@ use vezasock::runtime::parse::servers_state::AdminState;
 use vezasock::topology::ACTIVE_COLOR_MAP;
 
 use crate::edge::{self, wait_answer};
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::{Run, Vezasock};
 use crate::switch::{admin_session, rt, T};
 
 /// One run of the binary: exit code, stdout, stderr.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
 fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
-    run_with_paths(
-        edge,
-        Process::new(env!("CARGO_BIN_EXE_vezasock")).args(args),
-    )
+    Vezasock::edge(edge, args).run()
 }
 
 /// The binary on a pseudo-terminal (util-linux `script`), so its stderr is a tty and the live
@@ -47,23 +38,11 @@ fn vezasock_on_tty(edge: &LocalEdge, args: &[&str]) -> Option<Run> {
         .chain(args.iter().copied())
         .collect::<Vec<_>>()
         .join(" ");
-    Some(run_with_paths(
-        edge,
-        Process::new(script).args(["-qec", &line, "/dev/null"]),
-    ))
-}
-
-fn run_with_paths(edge: &LocalEdge, command: &mut Process) -> Run {
-    let output = command
-        .env_remove("VEZASOCK_CONFIG")
-        .envs(edge.cli_env())
-        .output()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Some(
+        Vezasock::program(script, &["-qec", &line, "/dev/null"])
+            .edge_paths(edge)
+            .run(),
+    )
 }
 
 /// The admin bits of `backend/server` as the running HAProxy shows them.
@@ -171,7 +150,7 @@ per_version!(
                 "blue_1",
             ],
         );
-        assert_eq!(r.code, 0, "{l}: maint: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: maint: {}{}", r.out, r.err);
         assert!(
             r.out.contains("be_staging_api_blue/blue_1: ready -> maint"),
             "{l}: {}",
@@ -207,7 +186,7 @@ per_version!(
                 "--json",
             ],
         );
-        assert_eq!(r.code, 0, "{l}: ready: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: ready: {}{}", r.out, r.err);
         let json: serde_json::Value =
             serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("{l}: {e}: {}", r.out));
         assert_eq!(json["servers"][0]["before"], "maint", "{l}: {json}");
@@ -239,7 +218,7 @@ per_version!(
                 "maint",
             ],
         );
-        assert_eq!(r.code, 1, "{l}: short drain: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(1), "{l}: short drain: {}{}", r.out, r.err);
         assert!(
             r.err.contains("be_staging_stream_blue/blue_1"),
             "{l}: {}",
@@ -257,7 +236,13 @@ per_version!(
             "300ms",
         ];
         if let Some(r) = vezasock_on_tty(&edge, &short) {
-            assert_eq!(r.code, 1, "{l}: short drain on a tty: {}{}", r.out, r.err);
+            assert_eq!(
+                r.code,
+                Some(1),
+                "{l}: short drain on a tty: {}{}",
+                r.out,
+                r.err
+            );
             assert!(
                 r.out.contains("draining: 1 session(s) on 1 server(s)"),
                 "{l}: no countdown: {:?}",
@@ -284,7 +269,7 @@ per_version!(
             ],
         );
         let took = t0.elapsed();
-        assert_eq!(r.code, 0, "{l}: drain: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: drain: {}{}", r.out, r.err);
         let json: serde_json::Value =
             serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("{l}: {e}: {}", r.out));
         assert_eq!(json["wait"]["drained"], true, "{l}: {json}");
@@ -309,7 +294,7 @@ per_version!(
             &edge,
             &["ready", "staging", "blue", "--component", "stream"],
         );
-        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: {}{}", r.out, r.err);
 
         // --- a DOWN server counts as drained, and maint --kill-sessions ends its stream ---
         let stream = open_stream(edge.http, "veza.fr", 100);
@@ -335,7 +320,13 @@ per_version!(
                 "8s",
             ],
         );
-        assert_eq!(r.code, 0, "{l}: drain of a DOWN server: {}{}", r.out, r.err);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{l}: drain of a DOWN server: {}{}",
+            r.out,
+            r.err
+        );
         assert!(
             t0.elapsed() < Duration::from_secs(4),
             "{l}: waited {:?} for a DOWN server",
@@ -357,7 +348,13 @@ per_version!(
                 "--kill-sessions",
             ],
         );
-        assert_eq!(r.code, 0, "{l}: maint --kill-sessions: {}{}", r.out, r.err);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{l}: maint --kill-sessions: {}{}",
+            r.out,
+            r.err
+        );
         let (body, took) = stream
             .join()
             .unwrap_or_else(|_| panic!("{l}: stream thread"));
@@ -371,18 +368,18 @@ per_version!(
         );
         runtime(&edge, &["enable health be_prod_stream_blue/blue_1"]);
         let r = vezasock(&edge, &["ready", "prod", "blue", "--component", "stream"]);
-        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: {}{}", r.out, r.err);
 
         // --- any backend by name ---
         let r = vezasock(&edge, &["maint", "--backend", "forgejo_backend"]);
-        assert_eq!(r.code, 0, "{l}: maint forgejo: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: maint forgejo: {}{}", r.out, r.err);
         assert!(admin(&edge, "forgejo_backend", "srv_1").is_maint(), "{l}");
         expect_status(&edge, "forgejo.talas.group", "/", 503, l);
         let r = vezasock(
             &edge,
             &["ready", "--backend", "forgejo_backend", "--server", "srv_1"],
         );
-        assert_eq!(r.code, 0, "{l}: ready forgejo: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: ready forgejo: {}{}", r.out, r.err);
         wait_answer(&edge, "forgejo.talas.group", "/", "forgejo_backend", l);
 
         // --- the edge lock: --no-wait fails at once (exit 4) naming the holder ---
@@ -397,7 +394,7 @@ per_version!(
                 &edge,
                 &["maint", "--backend", "forgejo_backend", "--no-wait"],
             );
-            assert_eq!(r.code, 4, "{l}: locked: {}{}", r.out, r.err);
+            assert_eq!(r.code, Some(4), "{l}: locked: {}{}", r.out, r.err);
             assert!(r.err.contains("test holder"), "{l}: {}", r.err);
             let r = vezasock(
                 &edge,
@@ -409,7 +406,7 @@ per_version!(
                     "200ms",
                 ],
             );
-            assert_eq!(r.code, 4, "{l}: locked: {}{}", r.out, r.err);
+            assert_eq!(r.code, Some(4), "{l}: locked: {}{}", r.out, r.err);
             drop(held);
             assert_eq!(
                 admin(&edge, "forgejo_backend", "srv_1").0,
@@ -443,7 +440,7 @@ per_version!(
             (vec!["maint", "staging", "purple"], "blue or green"),
         ] {
             let r = vezasock(&edge, &args);
-            assert_eq!(r.code, 2, "{l}: {args:?}: {}{}", r.out, r.err);
+            assert_eq!(r.code, Some(2), "{l}: {args:?}: {}{}", r.out, r.err);
             assert!(
                 r.err.contains(names),
                 "{l}: {args:?} should list {names:?}: {}",
@@ -500,9 +497,9 @@ per_version!(
             &edge,
             &["drain", "prod", "blue", "--force", "--component", "api"],
         );
-        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: {}{}", r.out, r.err);
         let r = vezasock(&edge, &["maint", "staging", "blue", "--component", "web"]);
-        assert_eq!(r.code, 0, "{l}: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: {}{}", r.out, r.err);
 
         let check = |edge: &LocalEdge, when: &str| {
             let drain = admin(edge, "be_prod_api_blue", "blue_1");
@@ -570,7 +567,7 @@ per_version!(
             vec!["drain", "staging", "--component", "web"],
         ] {
             let r = vezasock(&edge, &args);
-            assert_eq!(r.code, 1, "{l}: {args:?}: {}{}", r.out, r.err);
+            assert_eq!(r.code, Some(1), "{l}: {args:?}: {}{}", r.out, r.err);
             assert!(
                 r.err.contains("live color") && r.err.contains("--force"),
                 "{l}: {}",
@@ -597,21 +594,27 @@ per_version!(
             &edge,
             &["switch", "staging", "green", "--wait-healthy", "15s"],
         );
-        assert_eq!(r.code, 0, "{l}: switch: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: switch: {}{}", r.out, r.err);
         let r = vezasock(&edge, &["maint", "staging", "blue", "--component", "api"]);
-        assert_eq!(r.code, 0, "{l}: maint of the old color: {}{}", r.out, r.err);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{l}: maint of the old color: {}{}",
+            r.out,
+            r.err
+        );
         assert!(
             admin(&edge, "be_staging_api_blue", "blue_1").is_maint(),
             "{l}"
         );
         // The green one is live now, and guarded.
         let r = vezasock(&edge, &["maint", "staging", "green", "--component", "api"]);
-        assert_eq!(r.code, 1, "{l}: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(1), "{l}: {}{}", r.out, r.err);
         let r = vezasock(
             &edge,
             &["maint", "staging", "green", "--component", "api", "--force"],
         );
-        assert_eq!(r.code, 0, "{l}: --force: {}{}", r.out, r.err);
+        assert_eq!(r.code, Some(0), "{l}: --force: {}{}", r.out, r.err);
         assert!(
             admin(&edge, "be_staging_api_green", "green_1").is_maint(),
             "{l}"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::haproxy::free_port;
+use crate::support::ports::free_port;
 
 /// A running sshd that accepts the fixture's user key for the current user.
 pub struct Sshd {

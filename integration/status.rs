@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use vezasock::topology::Color;
 
-use crate::haproxy::{per_version, Haproxy};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::vezasock;
 use crate::switch::{
-    admin_set_map, file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir, vezasock,
+    admin_set_map, file_color, healthy_edge, lib_edge, rt, runtime_color, state_dir,
 };
 
 per_version!(
@@ -333,7 +334,7 @@ per_version!(
             .active_color_map()
             .display()
             .to_string();
-        let read = crate::haproxy::raw_one_shot(
+        let read = crate::support::haproxy::raw_one_shot(
             &local.topology.paths.operator_socket,
             &format!("show map {map}\n"),
         )

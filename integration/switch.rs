@@ -1,12 +1,11 @@
 //! `vezasock switch / rollback / history` against a real local edge, on every HAProxy version:
 //! 50 flips under load with no failed request and no reload, per-env atomicity, a streaming
 //! response that survives the flips, the health gate, racing switches, and the input errors.
-//! Also the helpers that `crash.rs` and `status.rs` share (running the binary, waiting for
-//! health checks, reading the files).
+//! Also the helpers that `crash.rs` and `status.rs` share (waiting for health checks, reading
+//! the files).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command as Process;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,108 +22,15 @@ use vezasock::runtime::session::{Session, Timeouts};
 use vezasock::state::{EdgeLock, Holder, StateDir, Wait};
 use vezasock::topology::Color;
 
-use crate::haproxy::per_version;
-use crate::{edge, haproxy};
+use crate::edge;
+use crate::support::haproxy;
+use crate::support::haproxy::per_version;
+use crate::support::run::{vezasock, Run};
 
 pub const T: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
     reply: Duration::from_secs(10),
 };
-
-/// One run of the binary.
-#[derive(Debug)]
-pub struct Run {
-    /// `None` when killed by a signal.
-    pub code: Option<i32>,
-    pub out: String,
-    pub err: String,
-}
-
-/// Runs `vezasock ARGS` with the local edge's paths in the environment (`extra` env vars too).
-pub fn vezasock_env(edge: &LocalEdge, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args)
-        .env_remove("VEZASOCK_CONFIG")
-        .env_remove("VEZASOCK_CRASH_AT")
-        .envs(edge.cli_env())
-        .env("VEZASOCK_WHO", "it-test");
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Runs `vezasock ARGS` as [`vezasock_env`] does, with `input` on its stdin.
-pub fn vezasock_stdin(edge: &LocalEdge, args: &[&str], input: &[u8]) -> Run {
-    use std::io::Write;
-    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args)
-        .env_remove("VEZASOCK_CONFIG")
-        .env_remove("VEZASOCK_CRASH_AT")
-        .envs(edge.cli_env())
-        .env("VEZASOCK_WHO", "it-test")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .unwrap_or_else(|e| panic!("stdin: {e}"));
-    }
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-pub fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
-    vezasock_env(edge, args, &[])
-}
-
-/// The variables that would point the binary at another edge than the one given.
-pub const EDGE_ENV_VARS: [&str; 12] = [
-    "VEZASOCK_CONFIG",
-    "VEZASOCK_HAPROXY_CONFIG",
-    "VEZASOCK_MAPS_DIR",
-    "VEZASOCK_ADMIN_SOCKET",
-    "VEZASOCK_OPERATOR_SOCKET",
-    "VEZASOCK_MASTER_SOCKET",
-    "VEZASOCK_SERVER_STATE_FILE",
-    "VEZASOCK_STATE_DIR",
-    "VEZASOCK_HAPROXY",
-    "VEZASOCK_PID_FILE",
-    "VEZASOCK_RELOAD_METHOD",
-    "VEZASOCK_CRASH_AT",
-];
-
-/// `vezasock ARGS --config FILE` as `who`, with none of [`EDGE_ENV_VARS`] from the caller's
-/// environment: only the topology file counts.
-pub fn vezasock_config(file: &std::path::Path, who: &str, args: &[&str]) -> Run {
-    let mut cmd = Process::new(env!("CARGO_BIN_EXE_vezasock"));
-    cmd.args(args).arg("--config").arg(file);
-    for var in EDGE_ENV_VARS {
-        cmd.env_remove(var);
-    }
-    let output = cmd
-        .env("VEZASOCK_WHO", who)
-        .output()
-        .unwrap_or_else(|e| panic!("run vezasock: {e}"));
-    Run {
-        code: output.status.code(),
-        out: String::from_utf8_lossy(&output.stdout).into_owned(),
-        err: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -788,17 +694,9 @@ fn drain_old_then_rollback(v: &haproxy::Haproxy) {
     let run = vezasock(&local, &["switch", "staging", "green", "--sha", "aaaa1111"]);
     assert_eq!(run.code, Some(0), "{label}: {run:?}");
     let load = Load::start(&LoadSpec {
-        edge: local.http,
-        targets: TARGETS
-            .iter()
-            .map(|(h, p)| (h.to_string(), p.to_string()))
-            .collect(),
-        keepalive_clients: 2,
-        new_connection_clients: 2,
         max_duration: Duration::from_secs(20),
-        max_requests_per_client: 20_000,
         pause: Duration::from_millis(1),
-        timeout: Duration::from_secs(5),
+        ..crate::support::load::spec(local.http, &TARGETS)
     });
     let run = vezasock(
         &local,

@@ -6,15 +6,12 @@
 //! with nothing changed when a color cannot be decided or `haproxy -c` refuses the candidate;
 //! `status` before the takeover says loudly that the edge is not vezasock's.
 
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vezasock::cli::exit::Exit;
-use vezasock::demo::backend::Backend;
-use vezasock::demo::edge::{kill_group, label};
 use vezasock::demo::http::get;
 use vezasock::demo::load::{Load, LoadSpec};
 use vezasock::edge::install::start_command;
@@ -22,9 +19,11 @@ use vezasock::runtime::endpoint::{Endpoint, Socket};
 use vezasock::runtime::session::Timeouts;
 use vezasock::topology::{LocalServer, Tls, Topology};
 
-use crate::haproxy::{self, per_version, raw_one_shot, Haproxy};
-use crate::install::to_toml;
-use crate::switch::{vezasock_config, Run};
+use crate::support::fresh::{fresh, Fresh, Started};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::load::spec;
+use crate::support::run::{vezasock_config, Run};
+use crate::support::topology::to_toml;
 
 const SEED_CONFIG: &str = include_str!("fixtures/seed-haproxy.cfg");
 
@@ -35,35 +34,9 @@ struct Seed {
     file: PathBuf,
     http: SocketAddr,
     dir: PathBuf,
-    _backends: Vec<Backend>,
-    child: Child,
-}
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        kill_group(&mut self.child);
-    }
-}
-
-fn free_port_block(n: usize) -> u16 {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // Tests of one process run in parallel: a counter keeps two of them off the same block
-    // (it is only checked free, not held, until the backends bind it).
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as usize);
-    let seed = (std::process::id() as usize ^ nanos)
-        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(4_099));
-    for attempt in 0..50usize {
-        // Below Linux's ephemeral range (32768+): a port there can be taken by an outgoing
-        // connection (a health check, a load client) before the backend binds it.
-        let base = 20_000 + (seed.wrapping_mul(7907).wrapping_add(attempt * 1_319) % 12_000);
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok()) {
-            return base as u16;
-        }
-    }
-    panic!("no block of {n} free loopback ports")
+    /// `None` until started.
+    haproxy: Option<Started>,
+    edge: Fresh,
 }
 
 /// The seed-style config for these servers: staging on `staging`, prod on `prod`; with
@@ -119,91 +92,41 @@ fn seed_config(
 }
 
 /// The embedded veza topology with every server on loopback (a backend answering on each) and
-/// every file under `dir`, written as a topology file. Nothing is started.
-fn fresh(
-    v: &Haproxy,
-    dir: &Path,
-) -> (
-    Topology,
-    PathBuf,
-    SocketAddr,
-    Vec<LocalServer>,
-    Vec<Backend>,
-) {
-    let base = Topology::embedded_default().unwrap_or_else(|e| panic!("{e}"));
-    let count = base
-        .with_local_servers(1)
-        .map(|(_, s)| s.len())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port_block(count + 1);
-    let (mut topology, servers) = base
-        .with_local_servers(port + 1)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let http = SocketAddr::from(([127, 0, 0, 1], port));
-    topology.listen.http = http.to_string();
-    topology.tls = None;
-    topology.log = None;
-    topology.paths = topology.paths.under(dir);
-    topology.paths.haproxy = v.bin.clone();
-    let backends = servers
-        .iter()
-        .map(|s| {
-            Backend::start(&label(&topology, s), s.port)
-                .unwrap_or_else(|e| panic!("backend on {}: {e}", s.port))
-        })
-        .collect();
-    let file = dir.join("topology.toml");
-    std::fs::write(&file, to_toml(&topology)).unwrap_or_else(|e| panic!("{e}"));
-    (topology, file, http, servers, backends)
+/// every file under `dir`, written as a topology file. HAProxy is not started.
+fn unstarted(v: &Haproxy, dir: &Path) -> Seed {
+    let mut edge = fresh(v, dir, None);
+    edge.topology.log = None;
+    edge.write();
+    Seed {
+        topology: edge.topology.clone(),
+        file: edge.file.clone(),
+        http: edge.http,
+        dir: dir.to_path_buf(),
+        haproxy: None,
+        edge,
+    }
 }
 
-/// Starts HAProxy with vezasock's start command; the caller keeps the child (its group is
-/// killed on drop of the [`Seed`] holding it).
-fn spawn(topology: &Topology, dir: &Path) -> Child {
-    let log = std::fs::File::create(dir.join("haproxy.log")).unwrap_or_else(|e| panic!("{e}"));
-    let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
-    let args = start_command(&topology.paths);
-    Command::new(&args[0])
-        .args(&args[1..])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {args:?}: {e}"))
+/// Starts HAProxy with vezasock's start command; waits until its admin socket answers.
+fn start(seed: &mut Seed) {
+    seed.haproxy = None;
+    seed.haproxy = Some(seed.edge.start(&start_command(&seed.topology.paths)));
 }
 
 /// Starts the seed-style edge in `dir` on HAProxy `v`.
 fn seed_edge(v: &Haproxy, dir: &Path, staging: &str, prod: &str, both_staging: bool) -> Seed {
-    let (topology, file, http, servers, backends) = fresh(v, dir);
-    let config = seed_config(&topology, &servers, http, staging, prod, both_staging);
-    std::fs::write(&topology.paths.config, config).unwrap_or_else(|e| panic!("{e}"));
-    let child = spawn(&topology, dir);
-    let seed = Seed {
-        topology,
-        file,
-        http,
-        dir: dir.to_path_buf(),
-        _backends: backends,
-        child,
-    };
-    wait_started(&seed, v);
+    let mut seed = unstarted(v, dir);
+    let config = seed_config(
+        &seed.topology,
+        &seed.edge.servers,
+        seed.http,
+        staging,
+        prod,
+        both_staging,
+    );
+    std::fs::write(&seed.topology.paths.config, config).unwrap_or_else(|e| panic!("{e}"));
+    start(&mut seed);
     seed
-}
-
-fn wait_started(seed: &Seed, v: &Haproxy) {
-    let dir = &seed.dir;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while raw_one_shot(&seed.topology.paths.admin_socket, "show info\n").is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{}: the seed edge did not start: {}",
-            v.label,
-            std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `vezasock ARGS --config <file>`, with no path variable from the caller's environment.
@@ -325,17 +248,11 @@ per_version!(
 
         // Bounded load through the takeover: keep-alive and new-connection clients.
         let load = Load::start(&LoadSpec {
-            edge: seed.http,
-            targets: vec![
-                ("staging.veza.fr".to_string(), "/api/x".to_string()),
-                ("veza.fr".to_string(), "/".to_string()),
-            ],
-            keepalive_clients: 2,
-            new_connection_clients: 2,
-            max_duration: Duration::from_secs(60),
             max_requests_per_client: 100_000,
-            pause: Duration::from_millis(2),
-            timeout: Duration::from_secs(5),
+            ..spec(
+                seed.http,
+                &[("staging.veza.fr", "/api/x"), ("veza.fr", "/")],
+            )
         });
         assert!(
             load.wait_for_requests(200, Duration::from_secs(10)),
@@ -481,7 +398,7 @@ per_version!(
             certs_dir: seed.dir.join("certs"),
             redirect: false,
         });
-        seed.topology.listen.https = format!("127.0.0.1:{}", haproxy::free_port());
+        seed.topology.listen.https = format!("127.0.0.1:{}", crate::support::ports::free_port());
         std::fs::write(&seed.file, to_toml(&seed.topology)).unwrap_or_else(|e| panic!("{e}"));
         let config = std::fs::read(&seed.topology.paths.config).unwrap_or_default();
         let state = |n: &str| std::fs::read(seed.topology.paths.state_dir.join(n)).ok();
@@ -513,26 +430,14 @@ per_version!(
     |v: &Haproxy| {
         let label = v.label;
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (topology, file, http, _servers, backends) = fresh(v, tmp.path());
-        let mut seed = Seed {
-            child: Command::new("true")
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}")),
-            topology,
-            file,
-            http,
-            dir: tmp.path().to_path_buf(),
-            _backends: backends,
-        };
+        let mut seed = unstarted(v, tmp.path());
         let install = vezasock(&seed, &["apply"]);
         assert_eq!(install.code, Some(0), "{label}: {install:?}");
         assert!(
             install.out.contains("initial colors recorded"),
             "{label}: {install:?}"
         );
-        let _ = seed.child.wait();
-        seed.child = spawn(&seed.topology, &seed.dir);
-        wait_started(&seed, v);
+        start(&mut seed);
         answers(&seed, "staging.veza.fr", "/api/x", "staging api blue");
         let switch = vezasock(
             &seed,

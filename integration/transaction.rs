@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use vezasock::topology::Color;
 
-use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{file_color, healthy_edge, runtime_color, state_dir, vezasock, worker_pid};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::vezasock;
+use crate::switch::{file_color, healthy_edge, runtime_color, state_dir, worker_pid};
 
 fn history_lines(edge: &vezasock::demo::LocalEdge, env: &str) -> usize {
     state_dir(edge)

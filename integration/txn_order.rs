@@ -8,8 +8,9 @@ use vezasock::demo::LocalEdge;
 use vezasock::topology::Color;
 
 use crate::fleet::{pending_map, transaction_file, Fleet, ENV};
-use crate::haproxy::{per_version, Haproxy};
-use crate::switch::{healthy_edge, runtime_color, state_dir, vezasock, vezasock_stdin};
+use crate::support::haproxy::{per_version, Haproxy};
+use crate::support::run::{vezasock, vezasock_stdin};
+use crate::switch::{healthy_edge, runtime_color, state_dir};
 
 const LOCK: &str = r#"{"op":"lock","env":"staging","color":"green","sha":"w","wait_healthy_ms":null,"lock_wait_ms":null,"who":"p","action":"switch"}"#;
 const PREPARE: &str = r#"{"op":"prepare","id":"w","ttl_ms":60000}"#;

@@ -98,7 +98,7 @@ pub fn version(label: &str) -> Option<Haproxy> {
 /// under `VEZASOCK_REQUIRE_ALL_VERSIONS=1`). Tests use [`per_version!`] instead, so that one
 /// version's failure does not hide the others; this is for the benches and for tests not yet
 /// converted.
-#[allow(dead_code)] // the benches include this file
+#[allow(dead_code)] // the benches use it
 pub fn versions() -> Vec<Haproxy> {
     VERSIONS
         .iter()
@@ -111,7 +111,6 @@ pub fn versions() -> Vec<Haproxy> {
 /// hides none of the others, and `cargo test` lists each case. A missing version prints `SKIP` and passes, unless
 /// `VEZASOCK_REQUIRE_ALL_VERSIONS=1`, where it fails. The body is a non-capturing closure; it
 /// sees the calling module's items (`use super::*`).
-#[allow(unused_macros)] // the benches include this file
 macro_rules! per_version {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -119,8 +118,8 @@ macro_rules! per_version {
             use super::*;
 
             fn run(label: &str) {
-                if let Some(v) = $crate::haproxy::version(label) {
-                    let body: fn(&$crate::haproxy::Haproxy) = $body;
+                if let Some(v) = $crate::support::haproxy::version(label) {
+                    let body: fn(&$crate::support::haproxy::Haproxy) = $body;
                     body(&v);
                 }
             }
@@ -147,12 +146,11 @@ macro_rules! per_version {
         }
     };
 }
-#[allow(unused_imports)] // the benches include this file
 pub(crate) use per_version;
 
 /// [`versions`], narrowed to the labels listed in `VEZASOCK_BENCH_VERSIONS` (e.g. `3.2` or
 /// `2.6,3.2`) when it is set: how the benchmarks, which include this file, run one version.
-#[allow(dead_code)] // used by benches/flip.rs and benches/scale.rs only
+#[allow(dead_code)] // the benches use it
 pub fn versions_for_bench() -> Vec<Haproxy> {
     let wanted: Option<Vec<String>> = std::env::var("VEZASOCK_BENCH_VERSIONS").ok().map(|s| {
         s.split(',')
@@ -168,14 +166,6 @@ pub fn versions_for_bench() -> Vec<Haproxy> {
                 .is_none_or(|w| w.iter().any(|x| x == v.label))
         })
         .collect()
-}
-
-/// A free loopback TCP port (bound then released; good enough for tests on one machine).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
 /// A running master-worker HAProxy in its own temp dir.
