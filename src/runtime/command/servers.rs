@@ -200,7 +200,9 @@ pub struct ServerStateRow {
     pub admin: AdminFlags,
     pub uweight: u32,
     pub iweight: u32,
-    pub time_since_last_change: u64,
+    /// Seconds; HAProxy prints `-1` when the server's last change is stamped a moment after
+    /// its own `now` (seen on 2.6 right after a restart that loaded a server-state file).
+    pub time_since_last_change: i64,
     /// `HCHK_STATUS_*` number; see [`ServerStateRow::check_status_name`].
     pub check_status: u32,
     /// `CHK_RES_*` number; see [`ServerStateRow::check_result_name`].
@@ -293,7 +295,7 @@ impl Serialize for ServerStateRow {
             admin_flags: Vec<String>,
             uweight: u32,
             iweight: u32,
-            time_since_last_change: u64,
+            time_since_last_change: i64,
             check_status: u32,
             check_status_name: Option<&'static str>,
             check_result: u32,
@@ -1154,6 +1156,25 @@ mod tests {
         let c = command();
         let wire = Wire::of(&c).unwrap_or_else(|e| panic!("{e}"));
         Reply::new(&wire, bytes::Bytes::copy_from_slice(body)).parse_with(&c)
+    }
+
+    /// 2.6 printed `-1` seconds since the last change right after a restart that loaded a
+    /// server-state file (seen by the chaos run, seed 1796652147876592233, step 612; and in a
+    /// reload test): the recorded 2.6 reply with that one cell changed parses, as -1.
+    #[test]
+    fn a_negative_time_since_the_last_change_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("grammar/corpus/2.6/show-servers-state-after-drain.oneshot");
+        let recorded = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let body = recorded.replacen(" 100 100 0 6 3 4 6 ", " 100 100 -1 6 3 4 6 ", 1);
+        assert_ne!(body, recorded, "the cell was found");
+        let state = parse_servers_state(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let blue = state
+            .rows
+            .iter()
+            .find(|r| r.srv_name == "blue")
+            .unwrap_or_else(|| panic!("no blue row"));
+        assert_eq!(blue.time_since_last_change, -1);
     }
 
     /// Every recorded reply (grammar/capture_servers.py, 2.6, 3.0, 3.2, with and without
