@@ -21,6 +21,7 @@ mod haproxy;
 mod install;
 mod lab;
 mod moved_server;
+mod pool_failures;
 mod pools;
 mod preview;
 mod reload;

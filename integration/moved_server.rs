@@ -327,10 +327,10 @@ per_version!(
 
 /// `chattr +i` on a file for as long as it lives: even root cannot rename over it, so the
 /// config write after the runtime move fails.
-struct Immutable<'a>(&'a Path);
+pub(crate) struct Immutable<'a>(&'a Path);
 
 impl<'a> Immutable<'a> {
-    fn set(path: &'a Path) -> Immutable<'a> {
+    pub(crate) fn set(path: &'a Path) -> Immutable<'a> {
         let status = std::process::Command::new("chattr")
             .arg("+i")
             .arg(path)
@@ -439,7 +439,7 @@ per_version!(
 
 /// `vezasock ARGS --config FILE` with `extra` variables (the crash hook), otherwise as
 /// [`vezasock_config`].
-fn vezasock_config_env(file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
+pub(crate) fn vezasock_config_env(file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"));
     cmd.args(args).arg("--config").arg(file);
     for var in crate::switch::EDGE_ENV_VARS {

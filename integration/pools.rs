@@ -22,11 +22,11 @@ use crate::haproxy::{per_version, raw_one_shot, Haproxy};
 use crate::moved_server::{free_port, ok, show_proc, worker_pids, write_topology};
 use crate::switch::{healthy_edge, rt, vezasock_config, Run};
 
-const WHO: &str = "it-pools";
-const BACKEND: &str = "be_prod_web_blue";
+pub(crate) const WHO: &str = "it-pools";
+pub(crate) const BACKEND: &str = "be_prod_web_blue";
 
 /// prod web blue's servers in `topo`.
-fn prod_web_blue(topo: &mut Topology) -> &mut Vec<Server> {
+pub(crate) fn prod_web_blue(topo: &mut Topology) -> &mut Vec<Server> {
     let web = topo
         .envs
         .iter_mut()
@@ -40,7 +40,7 @@ fn prod_web_blue(topo: &mut Topology) -> &mut Vec<Server> {
 }
 
 /// A backend answering `prod web blue <n>` on a free port, and its server for the topology.
-fn server(n: u32) -> (Backend, Server) {
+pub(crate) fn server(n: u32) -> (Backend, Server) {
     let port = free_port();
     let body = format!("prod web blue {n}");
     let backend = Backend::start(&body, port).unwrap_or_else(|e| panic!("{port}: {e}"));
@@ -56,7 +56,11 @@ fn server(n: u32) -> (Backend, Server) {
 
 /// The edge with prod web blue grown to `extra` more servers by one `apply` (the backend gains
 /// its sticky cookie: a reload), the topology file written. Returns the backends (keep them).
-fn grown_edge(v: &Haproxy, dir: &Path, extra: u32) -> (LocalEdge, Topology, Vec<Backend>) {
+pub(crate) fn grown_edge(
+    v: &Haproxy,
+    dir: &Path,
+    extra: u32,
+) -> (LocalEdge, Topology, Vec<Backend>) {
     let edge = healthy_edge(v, dir);
     let file = dir.join("topology.toml");
     let mut topo = edge.topology.clone();
@@ -79,7 +83,7 @@ fn grown_edge(v: &Haproxy, dir: &Path, extra: u32) -> (LocalEdge, Topology, Vec<
 }
 
 /// Polls until `prod web blue <n>` answers veza.fr, at most 20 s.
-fn wait_server(edge: &LocalEdge, n: u32, label: &str) {
+pub(crate) fn wait_server(edge: &LocalEdge, n: u32, label: &str) {
     let want = format!("prod web blue {n}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -99,7 +103,7 @@ fn wait_server(edge: &LocalEdge, n: u32, label: &str) {
     }
 }
 
-fn in_runtime(edge: &LocalEdge, server: &str) -> bool {
+pub(crate) fn in_runtime(edge: &LocalEdge, server: &str) -> bool {
     let dump = raw_one_shot(
         &edge.topology.paths.admin_socket,
         &format!("show servers state {BACKEND}\n"),
@@ -155,13 +159,13 @@ fn reload(edge: &LocalEdge, label: &str) {
     }
 }
 
-fn plan_json(file: &Path, label: &str) -> serde_json::Value {
+pub(crate) fn plan_json(file: &Path, label: &str) -> serde_json::Value {
     let json = vezasock_config(file, WHO, &["plan", "--json"]);
     ok(&json, "plan --json", label);
     serde_json::from_str(&json.out).unwrap_or_else(|e| panic!("{label}: {e}: {}", json.out))
 }
 
-fn assert_nothing(file: &Path, label: &str) {
+pub(crate) fn assert_nothing(file: &Path, label: &str) {
     let again: Run = vezasock_config(file, WHO, &["plan"]);
     ok(&again, "plan after apply", label);
     assert_eq!(
