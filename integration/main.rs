@@ -21,6 +21,7 @@ mod haproxy;
 mod install;
 mod lab;
 mod moved_server;
+mod new_env;
 mod pool_failures;
 mod pools;
 mod preview;

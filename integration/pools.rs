@@ -113,7 +113,7 @@ pub(crate) fn in_runtime(edge: &LocalEdge, server: &str) -> bool {
         .any(|l| l.split_whitespace().nth(3) == Some(server))
 }
 
-fn start_load(edge: &LocalEdge, label: &str) -> Load {
+pub(crate) fn start_load(edge: &LocalEdge, label: &str) -> Load {
     let load = Load::start(&LoadSpec {
         edge: edge.http,
         targets: vec![("veza.fr".to_string(), "/".to_string())],
@@ -131,7 +131,7 @@ fn start_load(edge: &LocalEdge, label: &str) -> Load {
     load
 }
 
-fn stop_load(load: Load, label: &str) -> LoadReport {
+pub(crate) fn stop_load(load: Load, label: &str) -> LoadReport {
     assert!(
         load.wait_for_requests(200, Duration::from_secs(20)),
         "{label}: load stalled"
@@ -142,7 +142,7 @@ fn stop_load(load: Load, label: &str) -> LoadReport {
 }
 
 /// A master-CLI reload, waited for until only new workers run.
-fn reload(edge: &LocalEdge, label: &str) {
+pub(crate) fn reload(edge: &LocalEdge, label: &str) {
     let before = show_proc(edge).master.reloads;
     let e = Edge::new(edge.topology.clone());
     let r = rt()
