@@ -17,7 +17,9 @@ use vezasock::topology::{Address, Color, Env, EnvComponent, Server, Servers, Top
 use crate::edge::wait_answer;
 use crate::haproxy::raw_one_shot;
 use crate::haproxy::{per_version, Haproxy};
-use crate::moved_server::{free_port, ok, show_proc, worker_pids, write_topology, Immutable};
+use crate::moved_server::{
+    free_port, ok, show_proc, vezasock_config_env, worker_pids, write_topology, Immutable,
+};
 use crate::pools::{assert_nothing, plan_json, reload, start_load, stop_load, WHO};
 use crate::switch::{healthy_edge, vezasock_config};
 
@@ -152,10 +154,20 @@ per_version!(
                 );
             }
         }
+        let human = vezasock_config(&file, WHO, &["plan"]);
+        assert!(
+            human
+                .out
+                .contains("2 map edit(s), 6 backend(s) added, 6 server(s) added, 0 removed"),
+            "{label}: {}",
+            human.out
+        );
+        eprintln!("{}", human.out);
         let before = show_proc(&edge);
         let load = start_load(&edge, label);
         let applied = vezasock_config(&file, WHO, &["apply"]);
         ok(&applied, "apply", label);
+        eprintln!("{}", applied.out);
         answers_at_once(&edge, "blue", label);
         let report = stop_load(load, label);
         let after = show_proc(&edge);
@@ -260,3 +272,79 @@ per_version!(
         assert_nothing(&file, label);
     }
 );
+
+// kill -9 while adding the env on 3.4: after the runtime step (backends and servers live and
+// published, nothing written; the host not yet in the maps), then after the config write (the
+// maps not yet written). `status` says INTERRUPTED and the next `apply` finishes: it finds
+// the backends and servers added, writes what is missing, and closes the operation. Before
+// 3.4 neither point is on the reload path: the same apply runs to its end.
+per_version!(
+    an_apply_killed_while_adding_a_new_env_is_finished_by_the_next_apply,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let label = v.label;
+        let edge = healthy_edge(v, dir.path());
+        let file = dir.path().join("topology.toml");
+        let (topo, _backends) = with_demo(&edge.topology);
+        write_topology(&file, &topo);
+        let reloads = show_proc(&edge).master.reloads;
+        let crash = [("VEZASOCK_CRASH_AT", "after-pool-runtime")];
+        let run = vezasock_config_env(&file, &["apply"], &crash);
+        if label != "3.4" {
+            ok(&run, "apply (reload path)", label);
+            answers(&edge, "blue", label);
+            assert_eq!(show_proc(&edge).master.reloads, reloads + 1, "{label}");
+            return;
+        }
+        assert_eq!(run.code, None, "{label}: killed: {run:?}");
+        assert_eq!(demo_backends(&edge).len(), 6, "{label}: added");
+        let config = std::fs::read_to_string(&edge.topology.paths.config).unwrap_or_default();
+        assert!(!config.contains("be_demo_"), "{label}: the old config");
+        interrupted_then_finished(&edge, &file, label);
+        assert!(
+            std::fs::read_to_string(&edge.topology.paths.config)
+                .unwrap_or_default()
+                .contains("backend be_demo_web_green"),
+            "{label}: written"
+        );
+
+        // Killed after the config write: the maps are what is left.
+        let mut without = topo.clone();
+        without.envs.retain(|e| e.name != "demo");
+        write_topology(&file, &without);
+        ok(
+            &vezasock_config(&file, WHO, &["apply"]),
+            "apply (remove demo)",
+            label,
+        );
+        let reloads = show_proc(&edge).master.reloads;
+        write_topology(&file, &topo);
+        let crash = [("VEZASOCK_CRASH_AT", "after-pool-config")];
+        let run = vezasock_config_env(&file, &["apply"], &crash);
+        assert_eq!(run.code, None, "{label}: killed: {run:?}");
+        interrupted_then_finished(&edge, &file, label);
+        assert_eq!(show_proc(&edge).master.reloads, reloads, "{label}");
+    }
+);
+
+/// `status` says INTERRUPTED (exit 6); the next `apply` closes it and demo answers blue.
+fn interrupted_then_finished(edge: &LocalEdge, file: &Path, label: &str) {
+    let status = vezasock_config(file, WHO, &["status"]);
+    assert_eq!(status.code, Some(6), "{label}: {status:?}");
+    assert!(
+        status.out.contains("INTERRUPTED"),
+        "{label}: {}",
+        status.out
+    );
+    let done = vezasock_config(file, WHO, &["apply"]);
+    ok(&done, "apply after the kill", label);
+    assert!(
+        done.out.contains("closed interrupted operation"),
+        "{label}: {}",
+        done.out
+    );
+    answers_at_once(edge, "blue", label);
+    let status = vezasock_config(file, WHO, &["status"]);
+    assert_eq!(status.code, Some(0), "{label}: {status:?}");
+    assert_nothing(file, label);
+}

@@ -358,13 +358,17 @@ pub async fn apply_with(
                     edge.state.journal_record(&op, Phase::Done, None)?;
                     report.runtime_changes.extend(changes);
                     report.files_written.extend(written);
-                    if moved.is_some() {
-                        // An earlier apply killed mid-move wanted this same config: done now.
-                        let by = format!("op {} changed the servers again", op.op_id);
-                        let closed = close_reached(edge, &rendered.fingerprint, false, &by)?;
-                        if let Some(r) = report.repair.as_mut() {
-                            r.closed.extend(closed);
-                        }
+                    // An earlier apply killed mid-move or mid-pool-change wanted this same
+                    // config: done now. With maps alone, only one that reached its runtime
+                    // step (a new env killed before its maps were written).
+                    let by = if moved.is_some() {
+                        format!("op {} changed the servers again", op.op_id)
+                    } else {
+                        format!("op {} wrote the maps", op.op_id)
+                    };
+                    let closed = close_reached(edge, &rendered.fingerprint, moved.is_none(), &by)?;
+                    if let Some(r) = report.repair.as_mut() {
+                        r.closed.extend(closed);
                     }
                 }
                 Err(e) => {
