@@ -11,11 +11,17 @@
 //!   end, `state maint`, `shutdown sessions server` (what is still open is cut), `wait <ms>
 //!   srv-removable` on 3.0+, `del server` (2.6: tried again while it still has connections).
 //!
+//! - a new env's or component's backend (3.4+, [`crate::plan::pool::backend_source`]): `add
+//!   backend <b> from vz_<component>` (unpublished), its servers added as above, then
+//!   `publish backend`; the maps are written after this, by `apply`.
+//!
 //! Runtime first, disk second (as for moves): killed in between, the old config still
 //! describes the old pool, and the next `apply` plans the same change again and finishes it (a
-//! server already added is not added twice, one already gone is not removed twice). Any
-//! failure puts every server back (added ones deleted, removed ones readied or added again)
-//! and restores the files: exit 1 when that is read back, exit 5 when not.
+//! server or backend already added is not added twice, one already gone is not removed
+//! twice). Any failure puts every server back (added ones deleted, removed ones readied or
+//! added again — on 2.6 without their `cookie`, which it refuses: exit 5) and new backends
+//! (unpublished, deleted), and restores the files: exit 1 when that is read back, exit 5
+//! when not.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -14,6 +14,10 @@
 //! - a backend with a non-dynamic balance algorithm (`static-rr`, `hash-type map-based`).
 //!
 //! Added servers are given as IP and port only: a host name is resolved when HAProxy starts.
+//!
+//! A new backend (a new env or component) goes over the runtime on 3.4+ when a named
+//! defaults section of the live config holds exactly its lines ([`backend_source`]); else
+//! the whole change is a reload as before 3.4, with no flag needed, and the plan says why.
 
 use crate::render::shape::{PoolChange, ShapeSummary};
 
