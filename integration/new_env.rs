@@ -348,3 +348,48 @@ fn interrupted_then_finished(edge: &LocalEdge, file: &Path, label: &str) {
     assert_eq!(status.code, Some(0), "{label}: {status:?}");
     assert_nothing(file, label);
 }
+
+// demo's green is not running yet (its ports closed): the env is added all the same, blue
+// serves it at once, and green's servers wait, DOWN, for their checks (as after a reload).
+per_version!(
+    a_new_env_whose_other_color_is_not_running_yet_is_added,
+    |v: &Haproxy| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let label = v.label;
+        let edge = healthy_edge(v, dir.path());
+        let file = dir.path().join("topology.toml");
+        let (topo, mut backends) = with_demo(&edge.topology);
+        let green: Vec<u16> = topo
+            .envs
+            .iter()
+            .filter(|e| e.name == "demo")
+            .flat_map(|e| &e.components)
+            .flat_map(|c| c.servers.of(Color::Green))
+            .map(|s| s.address.port)
+            .collect();
+        backends.retain(|b| !green.contains(&b.addr.port()));
+        assert_eq!(backends.len(), 3, "{label}");
+        write_topology(&file, &topo);
+        let reloads = show_proc(&edge).master.reloads;
+        let applied = vezasock_config(&file, WHO, &["apply"]);
+        ok(&applied, "apply", label);
+        if label == "3.4" {
+            answers_at_once(&edge, "blue", label);
+            assert_eq!(show_proc(&edge).master.reloads, reloads, "{label}");
+            assert!(
+                applied.out.contains(
+                    "be_demo_web_green/green_1: DOWN by its health checks so far: in rotation \
+                     once they pass"
+                ),
+                "{label}: {}",
+                applied.out
+            );
+        } else {
+            answers(&edge, "blue", label);
+            assert_eq!(show_proc(&edge).master.reloads, reloads + 1, "{label}");
+        }
+        assert_nothing(&file, label);
+        let refused = vezasock_config(&file, WHO, &["switch", "demo", "green"]);
+        assert_eq!(refused.code, Some(1), "{label}: green is DOWN: {refused:?}");
+    }
+);

@@ -250,7 +250,8 @@ pub async fn change_pools(
     let mut progress = Progress::default();
     let result = async {
         let mut changes = add_backends(&mut session, &work.backends, &mut progress).await?;
-        changes.extend(add_servers(&mut session, commands, &rows, &mut progress).await?);
+        let fresh: Vec<&str> = work.backends.iter().map(|b| b.backend.as_str()).collect();
+        changes.extend(add_servers(&mut session, commands, &rows, &fresh, &mut progress).await?);
         publish(&mut session, &work.backends).await?;
         changes.extend(remove_servers(&mut session, commands, &rows, &mut progress).await?);
         read_back(&mut session, commands).await?;
@@ -322,11 +323,15 @@ async fn publish(session: &mut Session, backends: &[AddBackend]) -> Result<(), E
 }
 
 /// Adds the new servers (skipping one a killed apply already added), starts their checks,
-/// waits until each passed them, then puts them in rotation.
+/// waits until each passed them, then puts them in rotation. A server of a new backend
+/// (`fresh`) takes no traffic before the maps name its env, so, as after a reload, it does
+/// not have to be UP: it is waited for until its first check verdict only, and one found
+/// DOWN is readied all the same (its checks put it in rotation once they pass).
 async fn add_servers(
     session: &mut Session,
     commands: &[PoolCommand],
     rows: &ServersState,
+    fresh: &[&str],
     progress: &mut Progress,
 ) -> Result<Vec<String>, EdgeError> {
     let mut lines = Vec::new();
@@ -355,12 +360,46 @@ async fn add_servers(
             c.change.address
         ));
     }
-    let adds: Vec<&PoolCommand> = commands.iter().filter(|c| c.change.added).collect();
-    wait_up(session, &adds).await?;
-    for c in &adds {
+    let (new, pool): (Vec<&PoolCommand>, Vec<&PoolCommand>) = commands
+        .iter()
+        .filter(|c| c.change.added)
+        .partition(|c| fresh.contains(&c.change.backend.as_str()));
+    wait_up(session, &pool).await?;
+    lines.extend(wait_verdict(session, &new).await?);
+    for c in pool.iter().chain(&new) {
         session.run(&ready(c, AdminState::Ready)).await?;
     }
     Ok(lines)
+}
+
+/// Polls `show servers state` until each checked server of a new backend is UP or failed a
+/// check, at most [`UP_WAIT`]. Returns a line for each that is not UP.
+async fn wait_verdict(
+    session: &mut Session,
+    adds: &[&PoolCommand],
+) -> Result<Vec<String>, EdgeError> {
+    let deadline = tokio::time::Instant::now() + UP_WAIT;
+    loop {
+        let rows = session.show_servers_state(None).await?;
+        let mut waiting = false;
+        let mut down = Vec::new();
+        for c in adds.iter().filter(|c| c.check) {
+            let row = rows.find(&c.change.backend, &c.change.server);
+            let up = row.is_some_and(|r| r.check_result == 3 && r.check_health >= c.rise);
+            let failed = row.is_some_and(|r| r.check_result == 2);
+            waiting |= !up && !failed;
+            if !up {
+                down.push(format!(
+                    "{}: DOWN by its health checks so far: in rotation once they pass",
+                    c.target()
+                ));
+            }
+        }
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            return Ok(down);
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 fn ready(c: &PoolCommand, state: AdminState) -> SetServerState {
