@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Records the replies of the pool-change commands (a server added to or removed from a
 color's pool at runtime: `add server`, `enable health`, `wait <ms> srv-removable`, `del
-server`) from real HAProxy 2.6, 3.0, 3.2 and 3.4 into grammar/corpus-pools/<version>/
+server`; a new env's backend: `add backend … from`, `publish`/`unpublish backend`, `del
+backend`) from real HAProxy 2.6, 3.0, 3.2 and 3.4 into grammar/corpus-pools/<version>/
 (Python 3.11 standard library only).
 
 Each case starts from a fresh HAProxy (so the cases do not depend on each other), runs its
@@ -48,8 +49,19 @@ backend be_track
 backend be_static
     balance static-rr
     server s1 127.0.0.1:18005 check
+
+# What a rendered edge ends with: a named defaults section no proxy uses, for `add backend`.
+defaults vz_web
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    balance roundrobin
+    option httpchk GET /
 """
 ADD = "add server be_app/blue_3 127.0.0.1:18004 check inter 2s fall 3 rise 2"
+ADD_BE = "add backend be_new from vz_web"
+ADD_NEW = "add server be_new/blue_1 127.0.0.1:18007 check inter 2s fall 3 rise 2"
 # (case, setup lines, recorded line)
 CASES = [
     ("add-server", [], ADD),
@@ -69,6 +81,20 @@ CASES = [
     ("del-server-not-maint", [], "del server be_app/blue_2"),
     ("del-server-tracked", ["set server be_app/blue_1 state maint"], "del server be_app/blue_1"),
     ("del-server-nosuch", [], "del server be_app/nosuch"),
+    # A new env's backend (3.4; older versions answer `Unknown command`).
+    ("add-backend", [], ADD_BE),
+    ("add-backend-exists", [ADD_BE], ADD_BE),
+    ("add-backend-config-name", [], "add backend be_app from vz_web"),
+    ("add-backend-nosuch-defaults", [], "add backend be_new from vz_nosuch"),
+    ("publish-backend", [ADD_BE], "publish backend be_new"),
+    ("publish-backend-again", [ADD_BE, "publish backend be_new"], "publish backend be_new"),
+    ("publish-backend-nosuch", [], "publish backend be_nosuch"),
+    ("unpublish-backend", [ADD_BE, "publish backend be_new"], "unpublish backend be_new"),
+    ("del-backend", [ADD_BE], "del backend be_new"),
+    ("del-backend-emptied", [ADD_BE, ADD_NEW, "set server be_new/blue_1 state maint", "del server be_new/blue_1"], "del backend be_new"),
+    ("del-backend-published", [ADD_BE, "publish backend be_new"], "del backend be_new"),
+    ("del-backend-with-server", [ADD_BE, ADD_NEW], "del backend be_new"),
+    ("del-backend-nosuch", [], "del backend be_nosuch"),
 ]
 MODES = [("oneshot", "admin"), ("oneshot-sev", "admin-sev")]
 

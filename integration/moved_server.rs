@@ -426,7 +426,7 @@ per_version!(
 
 /// `vezasock ARGS --config FILE` with `extra` variables (the crash hook), otherwise as
 /// [`vezasock_config`].
-fn vezasock_config_env(file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
+pub(crate) fn vezasock_config_env(file: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
     Vezasock::config(file, args).who(WHO).envs(extra).run()
 }
 

@@ -24,11 +24,11 @@ use crate::support::ports::free_port;
 use crate::support::run::{vezasock_config, Run};
 use crate::switch::{healthy_edge, rt};
 
-const WHO: &str = "it-pools";
-const BACKEND: &str = "be_prod_web_blue";
+pub(crate) const WHO: &str = "it-pools";
+pub(crate) const BACKEND: &str = "be_prod_web_blue";
 
 /// prod web blue's servers in `topo`.
-fn prod_web_blue(topo: &mut Topology) -> &mut Vec<Server> {
+pub(crate) fn prod_web_blue(topo: &mut Topology) -> &mut Vec<Server> {
     let web = topo
         .envs
         .iter_mut()
@@ -42,7 +42,7 @@ fn prod_web_blue(topo: &mut Topology) -> &mut Vec<Server> {
 }
 
 /// A backend answering `prod web blue <n>` on a free port, and its server for the topology.
-fn server(n: u32) -> (Backend, Server) {
+pub(crate) fn server(n: u32) -> (Backend, Server) {
     let port = free_port();
     let body = format!("prod web blue {n}");
     let backend = Backend::start(&body, port).unwrap_or_else(|e| panic!("{port}: {e}"));
@@ -58,7 +58,11 @@ fn server(n: u32) -> (Backend, Server) {
 
 /// The edge with prod web blue grown to `extra` more servers by one `apply` (the backend gains
 /// its sticky cookie: a reload), the topology file written. Returns the backends (keep them).
-fn grown_edge(v: &Haproxy, dir: &Path, extra: u32) -> (LocalEdge, Topology, Vec<Backend>) {
+pub(crate) fn grown_edge(
+    v: &Haproxy,
+    dir: &Path,
+    extra: u32,
+) -> (LocalEdge, Topology, Vec<Backend>) {
     let edge = healthy_edge(v, dir);
     let file = dir.join("topology.toml");
     let mut topo = edge.topology.clone();
@@ -81,7 +85,7 @@ fn grown_edge(v: &Haproxy, dir: &Path, extra: u32) -> (LocalEdge, Topology, Vec<
 }
 
 /// Polls until `prod web blue <n>` answers veza.fr, at most 20 s.
-fn wait_server(edge: &LocalEdge, n: u32, label: &str) {
+pub(crate) fn wait_server(edge: &LocalEdge, n: u32, label: &str) {
     let want = format!("prod web blue {n}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -101,7 +105,7 @@ fn wait_server(edge: &LocalEdge, n: u32, label: &str) {
     }
 }
 
-fn in_runtime(edge: &LocalEdge, server: &str) -> bool {
+pub(crate) fn in_runtime(edge: &LocalEdge, server: &str) -> bool {
     let dump = raw_one_shot(
         &edge.topology.paths.admin_socket,
         &format!("show servers state {BACKEND}\n"),
@@ -111,7 +115,7 @@ fn in_runtime(edge: &LocalEdge, server: &str) -> bool {
         .any(|l| l.split_whitespace().nth(3) == Some(server))
 }
 
-fn start_load(edge: &LocalEdge, label: &str) -> Load {
+pub(crate) fn start_load(edge: &LocalEdge, label: &str) -> Load {
     let load = Load::start(&LoadSpec {
         edge: edge.http,
         targets: vec![("veza.fr".to_string(), "/".to_string())],
@@ -129,7 +133,7 @@ fn start_load(edge: &LocalEdge, label: &str) -> Load {
     load
 }
 
-fn stop_load(load: Load, label: &str) -> LoadReport {
+pub(crate) fn stop_load(load: Load, label: &str) -> LoadReport {
     assert!(
         load.wait_for_requests(200, Duration::from_secs(20)),
         "{label}: load stalled"
@@ -140,7 +144,7 @@ fn stop_load(load: Load, label: &str) -> LoadReport {
 }
 
 /// A master-CLI reload, waited for until only new workers run.
-fn reload(edge: &LocalEdge, label: &str) {
+pub(crate) fn reload(edge: &LocalEdge, label: &str) {
     let before = show_proc(edge).master.reloads;
     let e = Edge::new(edge.topology.clone());
     let r = rt()
@@ -157,13 +161,13 @@ fn reload(edge: &LocalEdge, label: &str) {
     }
 }
 
-fn plan_json(file: &Path, label: &str) -> serde_json::Value {
+pub(crate) fn plan_json(file: &Path, label: &str) -> serde_json::Value {
     let json = vezasock_config(file, WHO, &["plan", "--json"]);
     ok(&json, "plan --json", label);
     serde_json::from_str(&json.out).unwrap_or_else(|e| panic!("{label}: {e}: {}", json.out))
 }
 
-fn assert_nothing(file: &Path, label: &str) {
+pub(crate) fn assert_nothing(file: &Path, label: &str) {
     let again: Run = vezasock_config(file, WHO, &["plan"]);
     ok(&again, "plan after apply", label);
     assert_eq!(

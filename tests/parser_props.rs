@@ -49,7 +49,7 @@ prop_compose! {
         be_id in any::<u32>(), be_name in "[a-z_][a-z0-9_.-]{0,15}",
         srv_id in any::<u32>(), srv_name in "[a-z_][a-z0-9_.-]{0,15}",
         srv_addr in opt_word(), op in 0u32..6, admin in 0u32..128,
-        uweight in 0u32..257, iweight in 0u32..257, since in any::<u64>(),
+        uweight in 0u32..257, iweight in 0u32..257, since in any::<i64>(),
         check_status in 0u32..25, check_result in 0u32..6, check_health in any::<u32>(),
         check_state in 0u32..32, agent_state in 0u32..32,
         bk_f_forced_id in 0u32..2, srv_f_forced_id in 0u32..2,

@@ -169,8 +169,15 @@ pub(super) fn print_plan(plan: &Plan) {
                 .iter()
                 .filter(|s| matches!(s, RuntimeStep::RemoveServer { .. }))
                 .count();
-            let maps = steps.len() - moves - added - removed;
+            let backends = steps
+                .iter()
+                .filter(|s| matches!(s, RuntimeStep::AddBackend { .. }))
+                .count();
+            let maps = steps.len() - moves - added - removed - backends;
             let mut count = format!("{maps} map edit(s)");
+            if backends > 0 {
+                count.push_str(&format!(", {backends} backend(s) added"));
+            }
             if moves > 0 {
                 count.push_str(&format!(", {moves} server move(s)"));
             }

@@ -175,10 +175,12 @@ pub async fn desired_plan(edge: &Edge) -> Result<(Rendered, LiveView, Plan), Edg
 /// True when servers were added to or removed from a pool between the live config and
 /// `rendered`.
 pub fn has_pool_changes(rendered: &Rendered, live: &LiveView) -> bool {
-    live.summary
-        .as_ref()
-        .and_then(|s| rendered.summary.pool_changes(s))
-        .is_some_and(|c| !c.is_empty())
+    live.summary.as_ref().is_some_and(|s| {
+        rendered
+            .summary
+            .pool_changes(s)
+            .is_some_and(|c| !c.is_empty() || !rendered.summary.new_backends(s).is_empty())
+    })
 }
 
 /// Applies the topology to the edge (see the module doc); a takeover uses no flag.
@@ -312,7 +314,7 @@ pub async fn apply_with(
             let detail: Vec<String> = steps.iter().map(ToString::to_string).collect();
             // Bad input and a candidate `haproxy -c` refuses are refused before the intent.
             let moves = prepare_moves(edge, &rendered, &p.server_moves())?;
-            let pools = super::pool::prepare_pool(&rendered, &live)?;
+            let pools = super::pool::prepare_pool(&rendered, &live, steps)?;
             if moves.is_empty() && !pools.is_empty() {
                 reload::check_candidate(edge, &rendered)?;
             }
@@ -356,13 +358,17 @@ pub async fn apply_with(
                     edge.state.journal_record(&op, Phase::Done, None)?;
                     report.runtime_changes.extend(changes);
                     report.files_written.extend(written);
-                    if moved.is_some() {
-                        // An earlier apply killed mid-move wanted this same config: done now.
-                        let by = format!("op {} changed the servers again", op.op_id);
-                        let closed = close_reached(edge, &rendered.fingerprint, false, &by)?;
-                        if let Some(r) = report.repair.as_mut() {
-                            r.closed.extend(closed);
-                        }
+                    // An earlier apply killed mid-move or mid-pool-change wanted this same
+                    // config: done now. With maps alone, only one that reached its runtime
+                    // step (a new env killed before its maps were written).
+                    let by = if moved.is_some() {
+                        format!("op {} changed the servers again", op.op_id)
+                    } else {
+                        format!("op {} wrote the maps", op.op_id)
+                    };
+                    let closed = close_reached(edge, &rendered.fingerprint, moved.is_none(), &by)?;
+                    if let Some(r) = report.repair.as_mut() {
+                        r.closed.extend(closed);
                     }
                 }
                 Err(e) => {

@@ -11,11 +11,17 @@
 //!   end, `state maint`, `shutdown sessions server` (what is still open is cut), `wait <ms>
 //!   srv-removable` on 3.0+, `del server` (2.6: tried again while it still has connections).
 //!
+//! - a new env's or component's backend (3.4+, [`crate::plan::pool::backend_source`]): `add
+//!   backend <b> from vz_<component>` (unpublished), its servers added as above, then
+//!   `publish backend`; the maps are written after this, by `apply`.
+//!
 //! Runtime first, disk second (as for moves): killed in between, the old config still
 //! describes the old pool, and the next `apply` plans the same change again and finishes it (a
-//! server already added is not added twice, one already gone is not removed twice). Any
-//! failure puts every server back (added ones deleted, removed ones readied or added again)
-//! and restores the files: exit 1 when that is read back, exit 5 when not.
+//! server or backend already added is not added twice, one already gone is not removed
+//! twice). Any failure puts every server back (added ones deleted, removed ones readied or
+//! added again — on 2.6 without their `cookie`, which it refuses: exit 5) and new backends
+//! (unpublished, deleted), and restores the files: exit 1 when that is read back, exit 5
+//! when not.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -24,9 +30,12 @@ use std::time::Duration;
 use super::servers::{busy_servers, save_server_state, ServerRef};
 use super::{Edge, EdgeError};
 use crate::plan::LiveView;
+use crate::plan::RuntimeStep;
 use crate::render::shape::{self, PoolChange};
 use crate::render::Rendered;
-use crate::runtime::command::pools::{AddServer, DelServer, EnableHealth, WaitSrvRemovable};
+use crate::runtime::command::pools::{
+    AddBackend, AddServer, DelBackend, DelServer, EnableHealth, PublishBackend, WaitSrvRemovable,
+};
 use crate::runtime::command::servers::{SetServerState, ShutdownSessionsServer};
 use crate::runtime::command::{validate, AdminState, Name};
 use crate::runtime::parse::servers_state::ServersState;
@@ -89,15 +98,53 @@ fn default_server_words(rendered: &Rendered) -> Vec<String> {
     out
 }
 
+/// What a runtime plan changes in the pools: new backends (3.4+, from the plan's
+/// `add-backend` steps) and the servers added or removed.
+#[derive(Debug, Clone, Default)]
+pub struct PoolWork {
+    pub backends: Vec<AddBackend>,
+    pub servers: Vec<PoolCommand>,
+}
+
+impl PoolWork {
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty() && self.servers.is_empty()
+    }
+}
+
 /// The pool changes of `rendered` against the live summary, checked: names, addresses and
-/// every `add server` line. Nothing is sent.
-pub fn prepare_pool(rendered: &Rendered, live: &LiveView) -> Result<Vec<PoolCommand>, EdgeError> {
+/// every `add server` / `add backend` line. Nothing is sent.
+pub fn prepare_pool(
+    rendered: &Rendered,
+    live: &LiveView,
+    steps: &[RuntimeStep],
+) -> Result<PoolWork, EdgeError> {
     let Some(summary) = live.summary.as_ref() else {
-        return Ok(Vec::new());
+        return Ok(PoolWork::default());
     };
     let changes = rendered.summary.pool_changes(summary).unwrap_or_default();
     let defaults = default_server_words(rendered);
-    changes.into_iter().map(|c| command(c, &defaults)).collect()
+    let servers = changes
+        .into_iter()
+        .map(|c| command(c, &defaults))
+        .collect::<Result<_, _>>()?;
+    let backends = steps
+        .iter()
+        .filter_map(|s| match s {
+            RuntimeStep::AddBackend { backend, from } => Some((backend, from)),
+            _ => None,
+        })
+        .map(|(backend, from)| {
+            let add = AddBackend {
+                backend: Name::new("backend", backend)?,
+                from: Name::new("defaults", from)?,
+            };
+            validate(&add)?;
+            Ok(add)
+        })
+        .collect::<Result<_, crate::runtime::Error>>()
+        .map_err(|e| EdgeError::BadInput(format!("a new backend cannot be added: {e}")))?;
+    Ok(PoolWork { backends, servers })
 }
 
 fn command(change: PoolChange, defaults: &[String]) -> Result<PoolCommand, EdgeError> {
@@ -160,6 +207,8 @@ struct Progress {
     drained: Vec<usize>,
     /// Removed servers deleted (added back on failure).
     deleted: Vec<usize>,
+    /// New backends added by this run (unpublished and deleted on failure).
+    backends: Vec<usize>,
 }
 
 fn present(rows: &ServersState, c: &PoolCommand) -> bool {
@@ -170,9 +219,10 @@ fn present(rows: &ServersState, c: &PoolCommand) -> bool {
 pub async fn change_pools(
     edge: &Edge,
     rendered: &Rendered,
-    commands: &[PoolCommand],
+    work: &PoolWork,
     op: &Operation,
 ) -> Result<PoolDone, EdgeError> {
+    let commands = &work.servers;
     let paths = &edge.topology.paths;
     let read = async {
         let mut session = edge.admin_session().await?;
@@ -199,7 +249,10 @@ pub async fn change_pools(
     };
     let mut progress = Progress::default();
     let result = async {
-        let mut changes = add_servers(&mut session, commands, &rows, &mut progress).await?;
+        let mut changes = add_backends(&mut session, &work.backends, &mut progress).await?;
+        let fresh: Vec<&str> = work.backends.iter().map(|b| b.backend.as_str()).collect();
+        changes.extend(add_servers(&mut session, commands, &rows, &fresh, &mut progress).await?);
+        publish(&mut session, &work.backends).await?;
         changes.extend(remove_servers(&mut session, commands, &rows, &mut progress).await?);
         read_back(&mut session, commands).await?;
         edge.state
@@ -224,16 +277,61 @@ pub async fn change_pools(
             changes,
             files: old_files.iter().map(|(p, _)| p.clone()).collect(),
         }),
-        Err(e) => Err(put_back(edge, op, commands, &progress, &old_files, e).await),
+        Err(e) => Err(put_back(edge, op, work, &progress, &old_files, e).await),
     }
 }
 
+/// Adds the new backends, unpublished (skipping one a killed apply already added).
+async fn add_backends(
+    session: &mut Session,
+    backends: &[AddBackend],
+    progress: &mut Progress,
+) -> Result<Vec<String>, EdgeError> {
+    if backends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live = session.show_backends().await?;
+    let mut lines = Vec::new();
+    for (i, b) in backends.iter().enumerate() {
+        let name = b.backend.as_str();
+        let how = if live.iter().any(|l| l == name) {
+            "found added by an earlier apply"
+        } else {
+            session.run(b).await?;
+            progress.backends.push(i);
+            "`add backend`"
+        };
+        lines.push(format!(
+            "{name}: added from {} ({how}), no reload",
+            b.from.as_str()
+        ));
+    }
+    Ok(lines)
+}
+
+/// Lets the `use_backend` rules pick the new backends, once their servers are in rotation.
+async fn publish(session: &mut Session, backends: &[AddBackend]) -> Result<(), EdgeError> {
+    for b in backends {
+        session
+            .run(&PublishBackend {
+                backend: b.backend.clone(),
+                publish: true,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// Adds the new servers (skipping one a killed apply already added), starts their checks,
-/// waits until each passed them, then puts them in rotation.
+/// waits until each passed them, then puts them in rotation. A server of a new backend
+/// (`fresh`) takes no traffic before the maps name its env, so, as after a reload, it does
+/// not have to be UP: it is waited for until its first check verdict only, and one found
+/// DOWN is readied all the same (its checks put it in rotation once they pass).
 async fn add_servers(
     session: &mut Session,
     commands: &[PoolCommand],
     rows: &ServersState,
+    fresh: &[&str],
     progress: &mut Progress,
 ) -> Result<Vec<String>, EdgeError> {
     let mut lines = Vec::new();
@@ -262,12 +360,46 @@ async fn add_servers(
             c.change.address
         ));
     }
-    let adds: Vec<&PoolCommand> = commands.iter().filter(|c| c.change.added).collect();
-    wait_up(session, &adds).await?;
-    for c in &adds {
+    let (new, pool): (Vec<&PoolCommand>, Vec<&PoolCommand>) = commands
+        .iter()
+        .filter(|c| c.change.added)
+        .partition(|c| fresh.contains(&c.change.backend.as_str()));
+    wait_up(session, &pool).await?;
+    lines.extend(wait_verdict(session, &new).await?);
+    for c in pool.iter().chain(&new) {
         session.run(&ready(c, AdminState::Ready)).await?;
     }
     Ok(lines)
+}
+
+/// Polls `show servers state` until each checked server of a new backend is UP or failed a
+/// check, at most [`UP_WAIT`]. Returns a line for each that is not UP.
+async fn wait_verdict(
+    session: &mut Session,
+    adds: &[&PoolCommand],
+) -> Result<Vec<String>, EdgeError> {
+    let deadline = tokio::time::Instant::now() + UP_WAIT;
+    loop {
+        let rows = session.show_servers_state(None).await?;
+        let mut waiting = false;
+        let mut down = Vec::new();
+        for c in adds.iter().filter(|c| c.check) {
+            let row = rows.find(&c.change.backend, &c.change.server);
+            let up = row.is_some_and(|r| r.check_result == 3 && r.check_health >= c.rise);
+            let failed = row.is_some_and(|r| r.check_result == 2);
+            waiting |= !up && !failed;
+            if !up {
+                down.push(format!(
+                    "{}: DOWN by its health checks so far: in rotation once they pass",
+                    c.target()
+                ));
+            }
+        }
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            return Ok(down);
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 fn ready(c: &PoolCommand, state: AdminState) -> SetServerState {
@@ -426,7 +558,7 @@ async fn read_back(session: &mut Session, commands: &[PoolCommand]) -> Result<()
 async fn put_back(
     edge: &Edge,
     op: &Operation,
-    commands: &[PoolCommand],
+    work: &PoolWork,
     progress: &Progress,
     old_files: &[(PathBuf, Option<Vec<u8>>)],
     error: EdgeError,
@@ -437,6 +569,7 @@ async fn put_back(
             None => std::fs::remove_file(path).map_err(|e| e.to_string()),
         };
     }
+    let commands = &work.servers;
     let undo = async {
         let mut session = edge.admin_session().await?;
         let mut refused = Vec::new();
@@ -459,10 +592,24 @@ async fn put_back(
                 session
                     .run(&ready(c, AdminState::Ready))
                     .await
+                    .map(|()| false)
                     .map_err(Into::into)
             };
-            if let Err(e) = back {
-                refused.push(format!("{}: {e}", c.target()));
+            match back {
+                Ok(false) => {}
+                Ok(true) => refused.push(format!(
+                    "{} is back in rotation but without its sticky cookie (HAProxy {} refuses \
+                     `cookie` on a server added at runtime): clients it held go to the other \
+                     servers until the next reload",
+                    c.target(),
+                    format_args!("{}.{}", session.version().major, session.version().minor)
+                )),
+                Err(e) => refused.push(format!("{}: {e}", c.target())),
+            }
+        }
+        for &i in &progress.backends {
+            if let Err(e) = remove_backend(&mut session, &work.backends[i]).await {
+                refused.push(format!("{}: {e}", work.backends[i].backend.as_str()));
             }
         }
         let rows = session.show_servers_state(None).await?;
@@ -478,9 +625,13 @@ async fn put_back(
             Ok(())
         } else {
             Err(EdgeError::NotVerified(format!(
-                "not put back: {} {}",
-                wrong.join(", "),
-                refused.join("; ")
+                "not all put back: {}",
+                wrong
+                    .iter()
+                    .map(|w| format!("{w} is not as it was"))
+                    .chain(refused)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )))
         }
     }
@@ -509,9 +660,31 @@ async fn put_back(
     }
 }
 
-/// A removed server added back as the config declared it, checks on, in rotation.
-async fn add_back(session: &mut Session, c: &PoolCommand) -> Result<(), EdgeError> {
-    session.run(&c.add).await?;
+/// A backend this run added, without servers again: unpublished, then deleted.
+async fn remove_backend(session: &mut Session, b: &AddBackend) -> Result<(), EdgeError> {
+    let backend = b.backend.clone();
+    session
+        .run(&PublishBackend {
+            backend: backend.clone(),
+            publish: false,
+        })
+        .await?;
+    session.run(&DelBackend { backend }).await?;
+    Ok(())
+}
+
+/// A removed server added back as the config declared it, checks on, in rotation. Before 3.0
+/// HAProxy refuses `cookie` on an added server, so it comes back without its sticky cookie:
+/// returns whether it did.
+async fn add_back(session: &mut Session, c: &PoolCommand) -> Result<bool, EdgeError> {
+    let old = !session.version().at_least(3, 0);
+    let mut add = c.add.clone();
+    let cookie = add.keywords.iter().position(|w| w == "cookie");
+    let dropped = old && cookie.is_some();
+    if let Some(at) = cookie.filter(|_| old) {
+        add.keywords.drain(at..(at + 2).min(add.keywords.len()));
+    }
+    session.run(&add).await?;
     if c.check {
         session
             .run(&EnableHealth {
@@ -521,7 +694,7 @@ async fn add_back(session: &mut Session, c: &PoolCommand) -> Result<(), EdgeErro
             .await?;
     }
     session.run(&ready(c, AdminState::Ready)).await?;
-    Ok(())
+    Ok(dropped)
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub enum RuntimeStep {
         from: String,
         to: String,
     },
+    /// `add backend <backend> from <from>` then `publish backend` (3.4+): a new env's or
+    /// component's backend; its servers are `AddServer` steps.
+    AddBackend { backend: String, from: String },
     /// `add server <backend>/<server> <address> …`: a server added to a pool.
     AddServer {
         backend: String,
@@ -117,6 +120,9 @@ impl std::fmt::Display for RuntimeStep {
                 from,
                 to,
             } => write!(f, "move server {backend}/{server} from {from} to {to}"),
+            RuntimeStep::AddBackend { backend, from } => {
+                write!(f, "add backend {backend} from {from}")
+            }
             RuntimeStep::AddServer {
                 backend,
                 server,
@@ -165,6 +171,8 @@ const WHY_MOVE: &str = "only its address changed: `set server … addr … port 
 const WHY_SHAPE: &str = "the runtime API cannot change this part of the config";
 const WHY_NAME: &str = "its new address is a host name, and `set server … addr` takes an IP \
                         (HAProxy resolves names when it starts)";
+const WHY_REMOVED: &str = "a removed env or component is a reload: its backends and their \
+                           servers go with the old config";
 const WHY_WITH_RELOAD: &str = "comes with the reload that the other changes need";
 const WHY_MAP_RELOAD: &str = "the map files are written with the config; the reload reads them";
 
@@ -302,12 +310,21 @@ fn trusted(live: &LiveView) -> Option<&ShapeSummary> {
 fn pool_plan(desired: &Rendered, live: &LiveView, maps: &[RuntimeStep]) -> Option<Plan> {
     let summary = trusted(live)?;
     let pool = desired.summary.pool_changes(summary)?;
-    if pool.is_empty() {
+    let new = desired.summary.new_backends(summary);
+    if pool.is_empty() && new.is_empty() {
         return None;
     }
     // A move and a pool change together: one reload (each alone goes over the runtime).
     if !desired.summary.server_moves(summary).is_empty() {
         return None;
+    }
+    let mut backends = Vec::new();
+    let mut not_runtime = Vec::new();
+    for (backend, options) in new {
+        match pool::backend_source(&options, summary, live.haproxy_version) {
+            Ok(from) => backends.push(RuntimeStep::AddBackend { backend, from }),
+            Err(why) => not_runtime.push(format!("add backend {backend}: {why}")),
+        }
     }
     let refused: Vec<String> = pool
         .iter()
@@ -317,12 +334,29 @@ fn pool_plan(desired: &Rendered, live: &LiveView, maps: &[RuntimeStep]) -> Optio
             Some(format!("{verb} server {}/{}: {why}", c.backend, c.server))
         })
         .collect();
+    // A new env or component takes the reload path as before 3.4 when any part of it cannot
+    // go over the runtime (no `--reload` needed): the plan says why.
+    if !not_runtime.is_empty() || (!backends.is_empty() && !refused.is_empty()) {
+        not_runtime.extend(refused);
+        let mut reasons = shape_reasons(desired, live);
+        reasons.extend(not_runtime.iter().cloned());
+        let changes = reload_changes(desired, live, &reasons, maps, &not_runtime);
+        return Some(Plan::Reload {
+            reasons,
+            changes,
+            refused_at_runtime: Vec::new(),
+        });
+    }
     if refused.is_empty() {
         let mut changes: Vec<Change> = maps
             .iter()
             .map(|s| change(s, Via::Runtime, WHY_MAP))
             .collect();
         let mut steps = maps.to_vec();
+        for step in backends {
+            changes.push(change(&step, Via::Runtime, pool::WHY_ADD_BACKEND));
+            steps.push(step);
+        }
         for c in pool {
             let (backend, server, address) = (c.backend, c.server, c.address);
             let (step, why) = if c.added {
@@ -422,6 +456,22 @@ fn reload_changes(
 /// The reason of a diff line that adds or removes a server: what HAProxy refuses for it (from
 /// `refused`, `add|remove server <b>/<s>: <why>`), else that it comes with the reload.
 fn pool_reason(line: &str, refused: &[String]) -> Option<String> {
+    if let Some(name) = line
+        .strip_prefix("backend ")
+        .and_then(|l| l.strip_suffix(" added"))
+    {
+        let prefix = format!("add backend {name}: ");
+        return Some(
+            refused
+                .iter()
+                .find_map(|r| r.strip_prefix(&prefix))
+                .map(|why| format!("not at runtime: {why}"))
+                .unwrap_or_else(|| WHY_SHAPE.to_string()),
+        );
+    }
+    if line.starts_with("backend ") && line.ends_with(" removed") {
+        return Some(WHY_REMOVED.to_string());
+    }
     let rest = line.strip_prefix("server ")?;
     let (name, verb) = if let Some((name, _)) = rest.split_once(" added at ") {
         (name, "add")
@@ -807,6 +857,92 @@ mod tests {
             changes
                 .iter()
                 .any(|c| c.change.contains("blue_3 added") && c.reason == WHY_WITH_RELOAD),
+            "{changes:?}"
+        );
+    }
+
+    const WITH_PROFILE: &str = "global\n    master-worker\ndefaults\n    mode http\n\
+                                backend be_prod_web_blue\n    balance roundrobin\n    \
+                                option httpchk GET /\n    server blue_1 10.0.0.1:80 check\n\
+                                defaults vz_web\n    mode http\n    balance roundrobin\n    \
+                                option httpchk GET /\n";
+
+    #[test]
+    fn a_new_env_is_runtime_on_3_4_from_its_profile_else_a_reload_that_says_why() {
+        let live = rendered(
+            WITH_PROFILE,
+            &[("veza.fr", "prod")],
+            &[("prod", Color::Blue)],
+        );
+        let new_env = WITH_PROFILE.replace(
+            "defaults vz_web",
+            "backend be_demo_web_blue\n    balance roundrobin\n    option httpchk GET /\n    \
+             server blue_1 10.0.9.1:80 check\ndefaults vz_web",
+        );
+        let hosts = [("veza.fr", "prod"), ("demo.veza.fr", "demo")];
+        let colors = [("prod", Color::Blue), ("demo", Color::Blue)];
+        let desired = rendered(&new_env, &hosts, &colors);
+        let Plan::Runtime { steps, changes } = plan(&desired, &live_of(&live)) else {
+            panic!("3.4 adds the backend");
+        };
+        let backend = RuntimeStep::AddBackend {
+            backend: "be_demo_web_blue".into(),
+            from: "vz_web".into(),
+        };
+        let at = steps.iter().position(|s| *s == backend);
+        let server = steps
+            .iter()
+            .position(|s| matches!(s, RuntimeStep::AddServer { backend, .. } if backend == "be_demo_web_blue"));
+        assert!(at.is_some() && at < server, "{steps:?}");
+        assert!(steps.contains(&RuntimeStep::AddHost {
+            host: "demo.veza.fr".into(),
+            env: "demo".into()
+        }));
+        assert!(changes.iter().all(|c| c.via == Via::Runtime), "{changes:?}");
+        // Before 3.4: the reload path with no flag, and why.
+        for version in [Some((3, 2)), None] {
+            let mut view = live_of(&live);
+            view.haproxy_version = version;
+            let Plan::Reload {
+                changes,
+                refused_at_runtime,
+                ..
+            } = plan(&desired, &view)
+            else {
+                panic!("{version:?}: a reload");
+            };
+            assert!(refused_at_runtime.is_empty());
+            let added = changes
+                .iter()
+                .find(|c| c.change == "backend be_demo_web_blue added")
+                .unwrap_or_else(|| panic!("{changes:?}"));
+            assert!(added.reason.contains("`add backend`"), "{added:?}");
+        }
+        // A sticky backend (two servers) has no profile: a reload on 3.4 too.
+        let sticky = new_env.replace(
+            "    server blue_1 10.0.9.1:80 check\n",
+            "    cookie c insert\n    server blue_1 10.0.9.1:80 check cookie blue_1\n    \
+             server blue_2 10.0.9.2:80 check cookie blue_2\n",
+        );
+        let Plan::Reload { changes, .. } =
+            plan(&rendered(&sticky, &hosts, &colors), &live_of(&live))
+        else {
+            panic!("no profile holds a cookie");
+        };
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.reason.contains("no named defaults section")),
+            "{changes:?}"
+        );
+        // Removing the env again is a reload.
+        let Plan::Reload { changes, .. } = plan(&live, &live_of(&desired)) else {
+            panic!("a removed env reloads");
+        };
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.change == "backend be_demo_web_blue removed" && c.reason == WHY_REMOVED),
             "{changes:?}"
         );
     }

@@ -14,6 +14,10 @@
 //! - a backend with a non-dynamic balance algorithm (`static-rr`, `hash-type map-based`).
 //!
 //! Added servers are given as IP and port only: a host name is resolved when HAProxy starts.
+//!
+//! A new backend (a new env or component) goes over the runtime on 3.4+ when a named
+//! defaults section of the live config holds exactly its lines ([`backend_source`]); else
+//! the whole change is a reload as before 3.4, with no flag needed, and the plan says why.
 
 use crate::render::shape::{PoolChange, ShapeSummary};
 
@@ -26,6 +30,48 @@ pub const WHY_REMOVE: &str = "a server removed from a pool: drain (sessions end 
                               wait runs out), maint, `shutdown sessions`, `wait \
                               srv-removable` (3.0+), `del server`; then the config and the \
                               server-state file are rewritten";
+
+/// Why a new backend goes over the runtime.
+pub const WHY_ADD_BACKEND: &str = "a new env's or component's backend on HAProxy 3.4+: `add \
+                                   backend … from` the named defaults section with its \
+                                   settings, its servers added as to a pool, then `publish \
+                                   backend`; the config is rewritten for the next reload";
+
+/// The named defaults section a new backend copies over the runtime (`add backend <b> from
+/// <it>`), or why it cannot be made without a reload. `options` are its lines other than
+/// servers, `live` the live config's summary.
+pub fn backend_source(
+    options: &[String],
+    live: &ShapeSummary,
+    version: HaproxyVersion,
+) -> Result<String, String> {
+    match version {
+        Some((major, minor)) if (major, minor) < (3, 4) => {
+            return Err(format!(
+                "HAProxy {major}.{minor} has no `add backend` (3.4 and later create a backend \
+                 at runtime)"
+            ))
+        }
+        None => {
+            return Err(
+                "HAProxy did not answer on the admin socket: `add backend` needs 3.4 or later"
+                    .to_string(),
+            )
+        }
+        Some(_) => {}
+    }
+    live.profile_for(options)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "no named defaults section of the live config holds its settings (`{}`), and \
+             `add backend` can only copy one: a sticky cookie (a color with two or more \
+             servers), a component the live config does not know, or a config rendered \
+             before vezasock wrote these sections",
+                options.join("; ")
+            )
+        })
+}
 
 /// `major.minor` of the running HAProxy, `None` when it did not answer.
 pub type HaproxyVersion = Option<(u32, u32)>;

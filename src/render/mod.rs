@@ -99,6 +99,15 @@ struct BackendView {
     servers: Vec<ServerView>,
 }
 
+/// A named `defaults` section that a new backend of a component copies (`add backend … from`).
+#[derive(Serialize)]
+struct ProfileView {
+    name: String,
+    component: String,
+    check: Option<String>,
+    http_no_delay: bool,
+}
+
 #[derive(Serialize)]
 struct ComponentView {
     name: String,
@@ -150,6 +159,9 @@ struct Context {
     colorless_envs: Vec<String>,
     colored_envs: bool,
     backends: Vec<BackendView>,
+    /// One per component: what a backend of it holds besides its servers when it has no
+    /// sticky cookie (one server).
+    profiles: Vec<ProfileView>,
 }
 
 #[derive(Serialize)]
@@ -194,7 +206,10 @@ fn environment() -> Environment<'static> {
             ));
         }
         let text = value.to_string();
-        refuse_unsafe(&text)?;
+        // `|safe` marks a macro's output (the common defaults lines): each value in it passed here.
+        if !value.is_safe() {
+            refuse_unsafe(&text)?;
+        }
         out.write_str(&text)
             .map_err(|e| minijinja::Error::new(ErrorKind::WriteFailure, e.to_string()))
     });
@@ -283,6 +298,11 @@ pub fn render(topo: &Topology, colors: &BTreeMap<String, Color>) -> Result<Rende
         fingerprint,
         summary,
     })
+}
+
+/// The named defaults section of a component's backends (`vz_<component>`).
+pub fn profile_name(component: &str) -> String {
+    format!("vz_{component}")
 }
 
 fn context(topo: &Topology) -> Context {
@@ -485,6 +505,16 @@ fn context(topo: &Topology) -> Context {
             .collect(),
         colored_envs: topo.envs.iter().any(|e| e.colored),
         backends,
+        profiles: topo
+            .components
+            .iter()
+            .map(|c| ProfileView {
+                name: profile_name(&c.name),
+                component: c.name.clone(),
+                check: c.check.clone(),
+                http_no_delay: c.http_no_delay,
+            })
+            .collect(),
     }
 }
 

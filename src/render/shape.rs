@@ -157,6 +157,10 @@ pub struct ShapeSummary {
     pub tls: bool,
     pub global: Vec<String>,
     pub defaults: Vec<String>,
+    /// Named `defaults <name>` sections (the rendered config ends with one per component,
+    /// which no proxy of the config uses): each one's lines, for `add backend <b> from <name>`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Vec<String>>,
     pub frontends: BTreeMap<String, FrontendShape>,
     pub backends: BTreeMap<String, BackendShape>,
 }
@@ -165,6 +169,7 @@ enum Section {
     None,
     Global,
     Defaults,
+    Profile(String),
     Frontend(String),
     Backend(String),
 }
@@ -184,7 +189,15 @@ impl ShapeSummary {
             let rest = words.next().unwrap_or("").trim();
             match keyword {
                 "global" => section = Section::Global,
-                "defaults" => section = Section::Defaults,
+                "defaults" => {
+                    section = match rest.split_whitespace().next() {
+                        Some(name) => {
+                            s.profiles.entry(name.to_string()).or_default();
+                            Section::Profile(name.to_string())
+                        }
+                        None => Section::Defaults,
+                    }
+                }
                 "frontend" | "listen" => {
                     s.frontends.entry(rest.to_string()).or_default();
                     section = Section::Frontend(rest.to_string());
@@ -196,6 +209,11 @@ impl ShapeSummary {
                 _ => match &section {
                     Section::None | Section::Global => s.global.push(line.to_string()),
                     Section::Defaults => s.defaults.push(line.to_string()),
+                    Section::Profile(name) => s
+                        .profiles
+                        .entry(name.clone())
+                        .or_default()
+                        .push(line.to_string()),
                     Section::Frontend(name) => {
                         let f = s.frontends.entry(name.clone()).or_default();
                         if keyword == "bind" {
@@ -271,16 +289,18 @@ impl ShapeSummary {
         self.without_addresses() == live.without_addresses()
     }
 
-    /// Servers added to or removed from backends both configs have, when nothing else differs
-    /// but server addresses (`None` otherwise): the pool changes `add server` / `del server`
-    /// can make at runtime. Empty when only addresses (or nothing) differ.
+    /// Servers added to or removed from backends both configs have, and the servers of
+    /// backends only `self` has ([`ShapeSummary::new_backends`]), when nothing else differs
+    /// but server addresses (`None` otherwise): the changes `add backend` / `add server` /
+    /// `del server` can make at runtime. Empty when only addresses (or nothing) differ.
     pub fn pool_changes(&self, live: &ShapeSummary) -> Option<Vec<PoolChange>> {
         if live.backends.keys().any(|k| !self.backends.contains_key(k)) {
             return None;
         }
+        let empty = BackendShape::default();
         let mut out = Vec::new();
         for (name, b) in &self.backends {
-            let l = live.backends.get(name)?;
+            let l = live.backends.get(name).unwrap_or(&empty);
             for (srv, s) in b
                 .servers
                 .iter()
@@ -297,6 +317,9 @@ impl ShapeSummary {
             }
         }
         let (mut desired, mut was) = (self.without_addresses(), live.without_addresses());
+        for (name, _) in self.new_backends(live) {
+            desired.backends.remove(&name);
+        }
         for c in &out {
             for s in [&mut desired, &mut was] {
                 if let Some(b) = s.backends.get_mut(&c.backend) {
@@ -305,6 +328,30 @@ impl ShapeSummary {
             }
         }
         (desired == was).then_some(out)
+    }
+
+    /// The backends `self` has and `live` has not, each with its lines other than servers.
+    pub fn new_backends(&self, live: &ShapeSummary) -> Vec<(String, Vec<String>)> {
+        self.backends
+            .iter()
+            .filter(|(name, _)| !live.backends.contains_key(*name))
+            .map(|(name, b)| (name.clone(), b.options.clone()))
+            .collect()
+    }
+
+    /// The named defaults section whose lines other than the common ones (those of the
+    /// unnamed `defaults`) are exactly `options`: what `add backend … from <it>` copies.
+    pub fn profile_for(&self, options: &[String]) -> Option<&str> {
+        self.profiles
+            .iter()
+            .find(|(_, lines)| {
+                let own: Vec<&String> = lines
+                    .iter()
+                    .filter(|l| !self.defaults.contains(l))
+                    .collect();
+                own.len() == options.len() && own.iter().zip(options).all(|(a, b)| *a == b)
+            })
+            .map(|(name, _)| name.as_str())
     }
 
     /// A copy with every server address and the fingerprint blanked.
@@ -331,6 +378,19 @@ impl ShapeSummary {
         }
         lines_diff(&mut out, "global", &self.global, &live.global);
         lines_diff(&mut out, "defaults", &self.defaults, &live.defaults);
+        for (name, lines) in &self.profiles {
+            match live.profiles.get(name) {
+                None => out.push(format!("defaults {name} added")),
+                Some(l) => lines_diff(&mut out, &format!("defaults {name}"), lines, l),
+            }
+        }
+        for name in live
+            .profiles
+            .keys()
+            .filter(|n| !self.profiles.contains_key(*n))
+        {
+            out.push(format!("defaults {name} removed"));
+        }
         for (name, f) in &self.frontends {
             match live.frontends.get(name) {
                 None => out.push(format!("frontend {name} added")),
@@ -547,9 +607,23 @@ mod tests {
         assert_eq!(other.pool_changes(&live), None);
         let options = ShapeSummary::from_config(&CFG.replace("80 check", "80"));
         assert_eq!(options.pool_changes(&live), None);
-        let new_backend = ShapeSummary::from_config(&(CFG.to_string() + "backend c\n"));
-        assert_eq!(new_backend.pool_changes(&live), None);
+        // A new backend: its servers are added ones, and it is listed with its lines; a
+        // removed backend is not a pool change.
+        let new_backend = ShapeSummary::from_config(
+            &(CFG.to_string()
+                + "backend c\n    balance roundrobin\n    server n1 10.0.0.7:80 check\n"),
+        );
+        let added = new_backend.pool_changes(&live).unwrap_or_default();
+        assert_eq!(added.len(), 1);
+        assert!(added[0].added && added[0].backend == "c" && added[0].server == "n1");
+        assert_eq!(
+            new_backend.new_backends(&live),
+            vec![("c".to_string(), vec!["balance roundrobin".to_string()])]
+        );
         assert_eq!(live.pool_changes(&new_backend), None);
+        let new_and_other =
+            ShapeSummary::from_config(&(CFG.replace("roundrobin", "leastconn") + "backend c\n"));
+        assert_eq!(new_and_other.pool_changes(&live), None);
         let backup = PoolChange {
             options: "backup track be_x_blue/blue_2".into(),
             ..PoolChange::of("b", "s", &ServerShape::default(), true)
@@ -559,6 +633,38 @@ mod tests {
             PoolChange::of("b", "s", &ServerShape::default(), true).tracks(),
             None
         );
+    }
+
+    #[test]
+    fn named_defaults_are_profiles_a_new_backend_copies() {
+        let cfg = "defaults\n    mode http\n    timeout client 5s\nbackend b\n    balance roundrobin\n\
+                   defaults vz_web\n    mode http\n    timeout client 5s\n    balance roundrobin\n    \
+                   option httpchk GET /\n";
+        let s = ShapeSummary::from_config(cfg);
+        assert_eq!(s.defaults, vec!["mode http", "timeout client 5s"]);
+        assert_eq!(s.profiles["vz_web"].len(), 4);
+        assert!(s.backends["b"].options == vec!["balance roundrobin"]);
+        let web = ["balance roundrobin", "option httpchk GET /"].map(String::from);
+        assert_eq!(s.profile_for(&web), Some("vz_web"));
+        assert_eq!(s.profile_for(&web[..1]), None);
+        let sticky = [
+            "balance roundrobin",
+            "cookie c insert indirect nocache httponly",
+            "option httpchk GET /",
+        ]
+        .map(String::from);
+        assert_eq!(s.profile_for(&sticky), None);
+        // A new profile is a shape change in words.
+        let live = ShapeSummary::from_config(&cfg.replace("vz_web", "vz_api"));
+        let d = s.diff(&live);
+        assert!(d.contains(&"defaults vz_web added".to_string()), "{d:?}");
+        assert!(d.contains(&"defaults vz_api removed".to_string()), "{d:?}");
+        // An old summary file without profiles still reads.
+        let old: ShapeSummary = serde_json::from_str(
+            r#"{"fingerprint":"x","tls":false,"global":[],"defaults":[],"frontends":{},"backends":{}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(old.profiles.is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A color's pool changed at runtime: `add server`, `enable health`, `wait <ms>
-//! srv-removable`, `del server` (recorded on 2.6, 3.0, 3.2 and 3.4 by
+//! srv-removable`, `del server`; a new env's backends on 3.4: `add backend … from`,
+//! `publish backend`, and for a put-back `unpublish backend`, `del backend` (recorded on 2.6, 3.0, 3.2 and 3.4 by
 //! grammar/capture_pools.py into `grammar/corpus-pools/<version>/`).
 //!
 //! Replies, all versions alike unless said:
@@ -10,7 +11,10 @@
 //! - `enable health` → an empty line;
 //! - `wait <ms> srv-removable` (3.0+; 2.6 answers `Unknown command`) → `Done.`, or `Failed.`
 //!   (3.4 adds why: `Failed. No such server.`);
-//! - `del server` → `Server deleted.` (2.6 ends it with one `\n`, 3.x with two).
+//! - `del server` → `Server deleted.` (2.6 ends it with one `\n`, 3.x with two);
+//! - 3.4: `add backend` → `New backend registered.`, `publish backend` → `Backend
+//!   published.` (again when already published), `unpublish backend` → `Backend
+//!   unpublished.`, `del backend` → `Backend deleted.`; before 3.4 each is `Unknown command`.
 
 use std::net::IpAddr;
 
@@ -256,6 +260,136 @@ impl RuntimeCommand for DelServer {
     }
 }
 
+/// `add backend <b> from <defaults>` (3.4+; older versions answer `Unknown command`): a new
+/// backend with the named defaults section's settings, unpublished and without servers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AddBackend {
+    pub backend: Name,
+    /// The named `defaults` section it copies.
+    pub from: Name,
+}
+
+/// `add backend` refusals sent without a `[N]: ` prefix (3.4.7).
+const ADD_BACKEND_ERRORS: &[&str] = &[
+    "Error during backend creation",
+    "Cannot find default proxy",
+    "Mode is required",
+];
+
+impl RuntimeCommand for AddBackend {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!(
+            "add backend {} from {}",
+            self.backend.as_str(),
+            self.from.as_str()
+        )
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Text
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        fixed_reply(body, "New backend registered.", "add backend")
+    }
+
+    fn errors(&self) -> &'static [&'static str] {
+        ADD_BACKEND_ERRORS
+    }
+}
+
+/// `publish backend <b>` / `unpublish backend <b>` (3.4+): lets `use_backend` rules pick the
+/// backend, or stops them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PublishBackend {
+    pub backend: Name,
+    pub publish: bool,
+}
+
+impl RuntimeCommand for PublishBackend {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        let verb = if self.publish { "publish" } else { "unpublish" };
+        format!("{verb} backend {}", self.backend.as_str())
+    }
+
+    fn idempotent(&self) -> bool {
+        true
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Text
+    }
+
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        if self.publish {
+            fixed_reply(body, "Backend published.", "publish backend")
+        } else {
+            fixed_reply(body, "Backend unpublished.", "unpublish backend")
+        }
+    }
+}
+
+/// `del backend <b>` (3.4+): removes an unpublished backend without servers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DelBackend {
+    pub backend: Name,
+}
+
+/// `del backend` refusals sent without a `[N]: ` prefix (3.4.7).
+const DEL_BACKEND_ERRORS: &[&str] = &[
+    "Only a backend without server can be deleted.",
+    "Backend must be unpublished prior to its deletion.",
+    "This backend cannot be removed at runtime",
+];
+
+impl RuntimeCommand for DelBackend {
+    type Reply = ();
+
+    fn line(&self) -> String {
+        format!("del backend {}", self.backend.as_str())
+    }
+
+    fn idempotent(&self) -> bool {
+        false
+    }
+
+    fn kind(&self) -> ReplyKind {
+        ReplyKind::Text
+    }
+
+    /// 3.4.7 may put lines of its own before it (server state changes it logged, `Server
+    /// deleted.`): the last line says.
+    fn parse_reply(&self, body: &[u8]) -> Result<(), ParseError> {
+        let rest = match crate::runtime::parse::outcome::severity_prefix(body) {
+            Some((6, rest)) => rest,
+            Some(_) => return Err(ParseError::new("del backend", 0, "unexpected severity")),
+            None => body,
+        };
+        let text = std::str::from_utf8(rest)
+            .map_err(|e| ParseError::new("del backend", e.valid_up_to(), "not UTF-8"))?;
+        match text.strip_suffix("\n\n").and_then(|t| t.lines().last()) {
+            Some("Backend deleted.") => Ok(()),
+            _ => Err(ParseError::new(
+                "del backend",
+                0,
+                "expected `Backend deleted.` last",
+            )),
+        }
+    }
+
+    fn errors(&self) -> &'static [&'static str] {
+        DEL_BACKEND_ERRORS
+    }
+}
+
 /// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
@@ -353,6 +487,72 @@ mod tests {
             }
         }
         assert_eq!(seen, 4 * 2 * 17);
+    }
+
+    /// The new-backend commands' recorded replies: successes on 3.4, `Unknown command` (a
+    /// refusal) before.
+    #[test]
+    fn recorded_backend_replies_parse_or_are_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grammar/corpus-pools");
+        let be = name("backend", "be_new");
+        let add = AddBackend {
+            backend: be.clone(),
+            from: name("defaults", "vz_web"),
+        };
+        let publish = PublishBackend {
+            backend: be.clone(),
+            publish: true,
+        };
+        let unpublish = PublishBackend {
+            publish: false,
+            ..publish.clone()
+        };
+        let del = DelBackend { backend: be };
+        let mut seen = 0;
+        for version in ["2.6", "3.0", "3.2", "3.4"] {
+            let new = version == "3.4";
+            for mode in ["oneshot", "oneshot-sev"] {
+                let mut check = |case: &str, got: Result<(), Error>, ok: bool| {
+                    let path = root.join(version).join(format!("{case}.{mode}"));
+                    assert!(path.exists(), "{}", path.display());
+                    seen += 1;
+                    match (ok, &got) {
+                        (true, Ok(())) | (false, Err(Error::Refused { .. })) => {}
+                        _ => panic!("{version} {case}.{mode}: {got:?}"),
+                    }
+                };
+                let read = |case: &str| {
+                    let path = root.join(version).join(format!("{case}.{mode}"));
+                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                };
+                check("add-backend", outcome(&add, &read("add-backend")), new);
+                for case in [
+                    "add-backend-exists",
+                    "add-backend-config-name",
+                    "add-backend-nosuch-defaults",
+                ] {
+                    check(case, outcome(&add, &read(case)), false);
+                }
+                check("publish-backend", outcome(&publish, &read("publish-backend")), new);
+                let again = read("publish-backend-again");
+                check("publish-backend-again", outcome(&publish, &again), new);
+                let nosuch = read("publish-backend-nosuch");
+                check("publish-backend-nosuch", outcome(&publish, &nosuch), false);
+                let un = read("unpublish-backend");
+                check("unpublish-backend", outcome(&unpublish, &un), new);
+                check("del-backend", outcome(&del, &read("del-backend")), new);
+                let emptied = read("del-backend-emptied");
+                check("del-backend-emptied", outcome(&del, &emptied), new);
+                for case in [
+                    "del-backend-published",
+                    "del-backend-with-server",
+                    "del-backend-nosuch",
+                ] {
+                    check(case, outcome(&del, &read(case)), false);
+                }
+            }
+        }
+        assert_eq!(seen, 4 * 2 * 13);
     }
 
     #[test]
