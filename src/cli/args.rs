@@ -51,6 +51,10 @@ pub struct TopologyArgs {
     /// How to reload: master-cli or signal.
     #[arg(long, env = "VEZASOCK_RELOAD_METHOD", value_name = "METHOD", value_parser = Checked(parse_reload_method))]
     pub reload_method: Option<ReloadMethod>,
+    /// Rewrite vezasock's own metrics (Prometheus text, for node_exporter's textfile collector)
+    /// to FILE after each command; overrides the topology's `[metrics] textfile`.
+    #[arg(long, env = "VEZASOCK_METRICS_TEXTFILE", value_name = "FILE.prom", value_parser = Checked(crate::topology::textfile_path))]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 impl TopologyArgs {
@@ -77,6 +81,9 @@ impl TopologyArgs {
             None => Topology::embedded_default()?,
         };
         topo.override_paths(&self.overrides())?;
+        if let Some(file) = &self.metrics_textfile {
+            topo.metrics_textfile = Some(file.clone());
+        }
         Ok(topo)
     }
 }

@@ -38,3 +38,16 @@ pub(crate) fn fail(command: &str, error: &EdgeError) -> Exit {
     eprintln!("vezasock {command}: {error}");
     Exit::of_edge(error)
 }
+
+/// The end of every command that changes the edge, and of `status`: rewrites the metrics
+/// textfile when one is configured (`edge::metrics`). A failure is a warning on stderr and
+/// never changes the command's exit code: the metrics describe the edge, they are not part of
+/// the change.
+pub(crate) fn after(rt: &tokio::runtime::Runtime, edge: &Edge, command: &str) {
+    if edge.topology.metrics_textfile.is_none() {
+        return;
+    }
+    if let Err(e) = rt.block_on(crate::edge::metrics::write(edge)) {
+        eprintln!("vezasock {command}: warning: the metrics textfile was not written: {e}");
+    }
+}

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::args::{parse_name, Checked, TopologyArgs};
-use super::common::{fail, runtime_and_edge};
+use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use crate::edge::status::{status, BackendStatus, StatusReport};
@@ -44,7 +44,9 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
-    let report = match rt.block_on(status(&edge, args.env.as_deref())) {
+    let report = rt.block_on(status(&edge, args.env.as_deref()));
+    after(&rt, &edge, "status");
+    let report = match report {
         Ok(report) => report,
         Err(e) => return fail("status", &e).into(),
     };

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::runtime_and_edge;
+use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use crate::edge::switch::SwitchRequest;
@@ -126,6 +126,7 @@ fn run_prepare(args: &PrepareArgs) -> ExitCode {
         );
         Ok(TxnReport::of(&prepared.txn, "prepared", detail))
     });
+    after(&rt, &edge, "txn prepare");
     print("txn prepare", args.json, result)
 }
 
@@ -187,6 +188,7 @@ fn run_step(args: &StepArgs, step: Step) -> ExitCode {
             Step::Abort => abort(&mut held, phase, &txn).await,
         }
     });
+    after(&rt, &edge, name);
     print(name, args.json, result)
 }
 

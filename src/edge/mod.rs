@@ -14,6 +14,7 @@ pub mod cert;
 pub mod fleet;
 pub mod flip;
 pub mod gate;
+pub mod metrics;
 pub mod pool;
 pub mod preview;
 pub mod repair;

@@ -67,6 +67,8 @@ pub struct RawTls {
 pub struct RawMetrics {
     /// `address:port`; default `127.0.0.1:8405`.
     pub listen: Option<SStr>,
+    /// vezasock's own metrics, rewritten after each command (a node_exporter textfile).
+    pub textfile: Option<SStr>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -243,9 +243,19 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
             },
         })
     });
-    let metrics = raw.metrics.as_ref().map(|m| Metrics {
-        listen: bind_or(c, &m.listen, "metrics.listen", super::METRICS_LISTEN),
-    });
+    // A section that only names a textfile does not turn on HAProxy's exporter.
+    let metrics = raw
+        .metrics
+        .as_ref()
+        .filter(|m| m.listen.is_some() || m.textfile.is_none())
+        .map(|m| Metrics {
+            listen: bind_or(c, &m.listen, "metrics.listen", super::METRICS_LISTEN),
+        });
+    let metrics_textfile = raw
+        .metrics
+        .as_ref()
+        .and_then(|m| m.textfile.as_ref())
+        .and_then(|t| c.check(t, "metrics.textfile", textfile_path));
     let t = &raw.timeouts;
     let timeouts = Timeouts {
         connect: timeout_or(c, &t.connect, "timeouts.connect", "5s"),
@@ -277,6 +287,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         tls,
         acme,
         metrics,
+        metrics_textfile,
         timeouts,
         components,
         envs,
@@ -1155,6 +1166,18 @@ fn timeout(s: &str) -> Result<String, String> {
 /// Besides what ends a word or a line, refused: `$` (HAProxy expands environment variables in
 /// its config, so it would bind or read another path than vezasock uses), `,` `(` `)` (a map
 /// path is an argument of `map(…,…)`), `[` `]` `%` (sample-fetch and log-format syntax).
+/// `[metrics] textfile` / `--metrics-textfile`: an absolute path ending in `.prom` (node_exporter's
+/// textfile collector reads only those).
+pub fn textfile_path(s: &str) -> Result<PathBuf, String> {
+    let path = fs_path(s)?;
+    if !s.ends_with(".prom") || s.ends_with("/.prom") {
+        return Err(
+            "must end in .prom (node_exporter's textfile collector reads only those)".into(),
+        );
+    }
+    Ok(path)
+}
+
 fn fs_path(s: &str) -> Result<PathBuf, String> {
     if !s.starts_with('/') {
         return Err("must be an absolute path".into());

@@ -1,0 +1,372 @@
+//! vezasock's own metrics: one Prometheus text file (`[metrics] textfile`,
+//! `--metrics-textfile`) rewritten atomically after every command that changes the edge and
+//! after `status`, for node_exporter's textfile collector (vezasock has no daemon to scrape).
+//!
+//! Everything is computed again each time from what is on disk and in the runtime, never
+//! accumulated in memory: the counters are counted from the journal (so they survive restarts
+//! and every process agrees), the colors, drift and canaries come from `status`, the
+//! certificates' expiry from the certs dir. When HAProxy does not answer, the journal and disk
+//! metrics are still written, with `vezasock_edge_up 0`. The list, with types and labels:
+//! docs/observability.md.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::status::{status, StatusReport};
+use super::{Edge, EdgeError};
+use crate::state::time::parse_rfc3339_utc;
+use crate::state::{Action, JournalEntry, Phase};
+
+/// Everything one write reads, gathered before anything is formatted.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub edge: String,
+    /// `None` when the runtime did not answer.
+    pub status: Option<StatusReport>,
+    pub journal: Vec<JournalEntry>,
+    /// (file, notAfter in Unix seconds) of each parseable certificate in the certs dir.
+    pub certificates: Vec<(String, i64)>,
+    /// Unix seconds of the write.
+    pub now: i64,
+}
+
+/// Rewrites the edge's metrics textfile; does nothing without one configured. Returns the file
+/// written.
+pub async fn write(edge: &Edge) -> Result<Option<&Path>, EdgeError> {
+    let Some(path) = edge.topology.metrics_textfile.as_deref() else {
+        return Ok(None);
+    };
+    let snapshot = collect(edge).await?;
+    crate::state::atomic::write_atomic(path, render(&snapshot).as_bytes())?;
+    Ok(Some(path))
+}
+
+/// Reads the runtime (through `status`), the journal and the certs dir.
+pub async fn collect(edge: &Edge) -> Result<Snapshot, EdgeError> {
+    let status = status(edge, None).await.ok();
+    let journal = edge.state.journal_read()?.entries;
+    let certificates = match &edge.topology.tls {
+        Some(tls) => super::cert::disk_certs(&tls.certs_dir)
+            .into_iter()
+            .filter_map(|(file, info)| info.ok().map(|i| (file, i.not_after)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(Snapshot {
+        edge: edge.topology.name.clone(),
+        status,
+        journal,
+        certificates,
+        now,
+    })
+}
+
+/// One metric family being written: its HELP and TYPE lines before its first sample (a family
+/// without samples writes nothing), then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    started: bool,
+}
+
+impl<'a> Family<'a> {
+    fn new(
+        out: &'a mut String,
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+    ) -> Family<'a> {
+        Family {
+            out,
+            name,
+            kind,
+            help,
+            started: false,
+        }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        let name = self.name;
+        if !self.started {
+            let _ = writeln!(self.out, "# HELP {name} {}", self.help);
+            let _ = writeln!(self.out, "# TYPE {name} {}", self.kind);
+            self.started = true;
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+    }
+}
+
+/// A label value as the text format wants it: `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole file.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let edge = s.edge.as_str();
+    let mut f = Family::new(
+        &mut out,
+        "vezasock_edge_up",
+        "gauge",
+        "1 when HAProxy's runtime API answered the last write's status read, else 0.",
+    );
+    f.sample(
+        &[("edge", edge)],
+        if s.status.is_some() { 1.0 } else { 0.0 },
+    );
+    let mut f = Family::new(
+        &mut out,
+        "vezasock_metrics_write_timestamp_seconds",
+        "gauge",
+        "When vezasock last wrote this file (Unix seconds).",
+    );
+    f.sample(&[("edge", edge)], s.now as f64);
+    if let Some(status) = &s.status {
+        render_status(&mut out, edge, status);
+    }
+    render_journal(&mut out, edge, &s.journal);
+    let mut f = Family::new(
+        &mut out,
+        "vezasock_certificate_expiry_timestamp_seconds",
+        "gauge",
+        "notAfter of each certificate file in the certs dir (Unix seconds).",
+    );
+    for (file, not_after) in &s.certificates {
+        f.sample(&[("edge", edge), ("file", file)], *not_after as f64);
+    }
+    out
+}
+
+/// The families `status` gives: colors, drift, canaries, open transaction.
+fn render_status(out: &mut String, edge: &str, r: &StatusReport) {
+    let colored: Vec<_> = r
+        .envs
+        .iter()
+        .filter_map(|e| e.sides.map(|s| (e, s)))
+        .collect();
+    let mut f = Family::new(
+        out,
+        "vezasock_active_color_info",
+        "gauge",
+        "The color the runtime sends an env's users to (always 1; the color is a label).",
+    );
+    for (env, sides) in &colored {
+        let color = sides.effective().runtime.as_str();
+        f.sample(&[("edge", edge), ("env", &env.name), ("color", color)], 1.0);
+    }
+    let mut f = Family::new(
+        out,
+        "vezasock_drift",
+        "gauge",
+        "1 when this side (runtime, map_file, state_file) names another color than the other two.",
+    );
+    for (env, sides) in &colored {
+        let e = sides.effective();
+        let all = [
+            ("runtime", e.runtime),
+            ("map_file", e.map_file),
+            ("state_file", e.state_file),
+        ];
+        for (side, color) in all {
+            let agreeing = all.iter().filter(|(_, c)| *c == color).count();
+            let odd = if agreeing == 1 { 1.0 } else { 0.0 };
+            f.sample(&[("edge", edge), ("env", &env.name), ("side", side)], odd);
+        }
+    }
+    render_canaries(out, edge, r);
+    let mut f = Family::new(
+        out,
+        "vezasock_transaction_open",
+        "gauge",
+        "1 while a prepared multi-edge transaction holds the edge (vezasock txn).",
+    );
+    let open = if r.transaction.is_some() { 1.0 } else { 0.0 };
+    f.sample(&[("edge", edge)], open);
+}
+
+/// Canary percent and whether its process runs, for every colored env (0 when none).
+fn render_canaries(out: &mut String, edge: &str, r: &StatusReport) {
+    let envs: Vec<&str> = r
+        .envs
+        .iter()
+        .filter(|e| e.sides.is_some())
+        .map(|e| e.name.as_str())
+        .collect();
+    let find = |env: &str| r.canaries.iter().find(|c| c.env == env);
+    let mut f = Family::new(
+        out,
+        "vezasock_canary_percent",
+        "gauge",
+        "Share of an env's users a canary sends to its new color (0: no canary).",
+    );
+    for env in &envs {
+        let percent = find(env).map_or(0.0, |c| f64::from(c.percent));
+        f.sample(&[("edge", edge), ("env", env)], percent);
+    }
+    let mut f = Family::new(
+        out,
+        "vezasock_canary_running",
+        "gauge",
+        "1 while a canary process runs for the env (0: none, or its process is gone).",
+    );
+    for env in &envs {
+        let running = find(env).is_some_and(|c| c.running);
+        f.sample(
+            &[("edge", edge), ("env", env)],
+            if running { 1.0 } else { 0.0 },
+        );
+    }
+}
+
+/// How one journal operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ended<'a> {
+    action: Action,
+    env: &'a str,
+    before: Option<&'a str>,
+    after: Option<&'a str>,
+    /// ok, failed, rolled_back or unfinished (no terminal phase yet).
+    result: &'static str,
+    started: Option<i64>,
+    ended: Option<i64>,
+}
+
+/// Every operation of the journal, in the order it started, with how it ended.
+fn operations(journal: &[JournalEntry]) -> Vec<Ended<'_>> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut ops: BTreeMap<&str, Ended<'_>> = BTreeMap::new();
+    for e in journal {
+        let op = ops.entry(e.op_id.as_str()).or_insert_with(|| {
+            order.push(e.op_id.as_str());
+            Ended {
+                action: e.action,
+                env: e.env.as_deref().unwrap_or(""),
+                before: e.before.as_deref(),
+                after: e.after.as_deref(),
+                result: "unfinished",
+                started: parse_rfc3339_utc(&e.ts),
+                ended: None,
+            }
+        });
+        let result = match e.phase {
+            Phase::Done => "ok",
+            Phase::Failed => "failed",
+            Phase::RolledBack => "rolled_back",
+            _ => continue,
+        };
+        op.result = result;
+        op.ended = parse_rfc3339_utc(&e.ts);
+    }
+    order.iter().filter_map(|id| ops.remove(id)).collect()
+}
+
+/// The counters and last-switch gauges, from the journal.
+fn render_journal(out: &mut String, edge: &str, journal: &[JournalEntry]) {
+    let ops = operations(journal);
+    let mut switches: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
+    let mut canaries: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut reloads: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut last: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for op in &ops {
+        match op.action {
+            Action::Switch | Action::Rollback => {
+                *switches
+                    .entry((op.env, op.action.as_str(), op.result))
+                    .or_default() += 1;
+                if let (Some(start), Some(end), "ok") = (op.started, op.ended, op.result) {
+                    last.insert(op.env, (end, end - start));
+                }
+            }
+            Action::Canary => {
+                if let Some(result) = canary_end(op) {
+                    *canaries.entry((op.env, result)).or_default() += 1;
+                }
+            }
+            Action::Reload => *reloads.entry(op.result).or_default() += 1,
+            _ => {}
+        }
+    }
+    let mut f = Family::new(
+        out,
+        "vezasock_switches_total",
+        "counter",
+        "Switches and rollbacks by how they ended (ok, failed, rolled_back, unfinished), counted from the journal.",
+    );
+    for ((env, action, result), n) in &switches {
+        let labels = [
+            ("edge", edge),
+            ("env", *env),
+            ("action", *action),
+            ("result", *result),
+        ];
+        f.sample(&labels, *n as f64);
+    }
+    let mut f = Family::new(
+        out,
+        "vezasock_canaries_total",
+        "counter",
+        "Canaries that ended, by how (promoted, aborted), counted from the journal.",
+    );
+    for ((env, result), n) in &canaries {
+        f.sample(
+            &[("edge", edge), ("env", env), ("result", result)],
+            *n as f64,
+        );
+    }
+    let mut f = Family::new(
+        out,
+        "vezasock_reloads_total",
+        "counter",
+        "Reloads vezasock ran, by how they ended, counted from the journal.",
+    );
+    for (result, n) in &reloads {
+        f.sample(&[("edge", edge), ("result", result)], *n as f64);
+    }
+    render_last(out, edge, &last);
+}
+
+/// A canary operation that ended one (its entry deleted): `promoted` when it was at 100 %
+/// (every user already moved, then switched), `aborted` otherwise. `None` for a step.
+fn canary_end(op: &Ended<'_>) -> Option<&'static str> {
+    if op.after.is_some() || op.result != "ok" {
+        return None;
+    }
+    Some(match op.before {
+        Some(before) if before.ends_with(":100") => "promoted",
+        _ => "aborted",
+    })
+}
+
+fn render_last(out: &mut String, edge: &str, last: &BTreeMap<&str, (i64, i64)>) {
+    let mut f = Family::new(
+        out,
+        "vezasock_last_switch_timestamp_seconds",
+        "gauge",
+        "When the env's last successful switch or rollback was recorded (Unix seconds).",
+    );
+    for (env, (at, _)) in last {
+        f.sample(&[("edge", edge), ("env", env)], *at as f64);
+    }
+    let mut f = Family::new(
+        out,
+        "vezasock_last_switch_duration_seconds",
+        "gauge",
+        "How long the env's last successful switch or rollback took, intent to recorded (whole seconds).",
+    );
+    for (env, (_, took)) in last {
+        f.sample(&[("edge", edge), ("env", env)], *took as f64);
+    }
+}
