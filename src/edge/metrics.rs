@@ -370,3 +370,156 @@ fn render_last(out: &mut String, edge: &str, last: &BTreeMap<&str, (i64, i64)>) 
         f.sample(&[("edge", edge), ("env", env)], *took as f64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(
+        op: &str,
+        action: Action,
+        phase: Phase,
+        ts: &str,
+        before: &str,
+        after: &str,
+    ) -> JournalEntry {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        JournalEntry {
+            ts: ts.to_string(),
+            who: "ci".to_string(),
+            pid: 1,
+            op_id: op.to_string(),
+            env: Some("staging".to_string()),
+            action,
+            phase,
+            before: opt(before),
+            after: opt(after),
+            detail: None,
+        }
+    }
+
+    fn journal() -> Vec<JournalEntry> {
+        use Action::{Canary, Rollback, Switch};
+        use Phase::{Done, Failed, Intent, RolledBack, Verified};
+        let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
+        vec![
+            line("a", Switch, Intent, &t(0), "blue", "green"),
+            line("a", Switch, Done, &t(3), "blue", "green"),
+            line("b", Switch, Intent, &t(10), "green", "blue"),
+            line("b", Switch, Failed, &t(11), "green", "blue"),
+            line("c", Rollback, Intent, &t(20), "green", "blue"),
+            line("c", Rollback, Done, &t(22), "green", "blue"),
+            line("d", Canary, Intent, &t(30), "", "green:10"),
+            line("d", Canary, Done, &t(30), "", "green:10"),
+            line("e", Canary, Intent, &t(31), "green:10", ""),
+            line("e", Canary, Done, &t(31), "green:10", ""),
+            line("f", Canary, Done, &t(40), "green:100", ""),
+            line("g", Switch, Intent, &t(50), "blue", "green"),
+            line("g", Switch, Verified, &t(51), "blue", "green"),
+            line("h", Switch, Intent, &t(52), "blue", "green"),
+            line("h", Switch, RolledBack, &t(53), "blue", "green"),
+        ]
+    }
+
+    fn rendered() -> String {
+        render(&Snapshot {
+            edge: "veza".to_string(),
+            status: None,
+            journal: journal(),
+            certificates: vec![("a\"b.pem".to_string(), 1_900_000_000)],
+            now: 1_800_000_000,
+        })
+    }
+
+    #[test]
+    fn switches_are_counted_by_action_and_how_they_ended() {
+        let text = rendered();
+        for want in [
+            r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="ok"} 1"#,
+            r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="failed"} 1"#,
+            r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="unfinished"} 1"#,
+            r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="rolled_back"} 1"#,
+            r#"vezasock_switches_total{edge="veza",env="staging",action="rollback",result="ok"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_canary_deleted_below_100_is_aborted_at_100_promoted_and_steps_are_not_counted() {
+        let text = rendered();
+        for want in [
+            r#"vezasock_canaries_total{edge="veza",env="staging",result="aborted"} 1"#,
+            r#"vezasock_canaries_total{edge="veza",env="staging",result="promoted"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+        }
+        assert_eq!(
+            text.matches("vezasock_canaries_total{").count(),
+            2,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_last_switch_is_the_last_one_that_ended_ok_with_its_duration() {
+        let text = rendered();
+        let at = parse_rfc3339_utc("2026-01-01T00:00:22Z").unwrap_or_default();
+        let want =
+            format!(r#"vezasock_last_switch_timestamp_seconds{{edge="veza",env="staging"}} {at}"#);
+        assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+        let want = r#"vezasock_last_switch_duration_seconds{edge="veza",env="staging"} 2"#;
+        assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_an_unreachable_edge_says_so() {
+        let text = rendered();
+        assert!(text.contains(r#"file="a\"b.pem"} 1900000000"#), "{text}");
+        assert!(text.contains("vezasock_edge_up{edge=\"veza\"} 0"), "{text}");
+        // No status: no color families at all (a family without samples writes nothing).
+        assert!(!text.contains("vezasock_active_color_info"), "{text}");
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_once_before_its_samples() {
+        let text = rendered();
+        let mut seen = Vec::new();
+        let mut current = String::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap_or_default().to_string();
+                assert!(!seen.contains(&current), "{current} twice\n{text}");
+                seen.push(current.clone());
+            } else if !l.starts_with('#') {
+                assert!(
+                    l.starts_with(&format!("{current}{{")),
+                    "{l} outside its family"
+                );
+            }
+        }
+        assert!(seen.len() >= 6, "{seen:?}");
+    }
+
+    proptest::proptest! {
+        /// Any journal (any op ids, phases, timestamps) renders without a panic, and every
+        /// sample line is `name{labels} number`.
+        #[test]
+        fn any_journal_renders(
+            ops in proptest::collection::vec((0u8..4, 0u8..10, 0u8..7, "\\PC{0,22}"), 0..40)
+        ) {
+            let actions = [Action::Switch, Action::Rollback, Action::Canary, Action::Reload, Action::Drain, Action::Apply, Action::Cert, Action::Maint, Action::Ready, Action::Preview];
+            let phases = [Phase::Intent, Phase::DiskWritten, Phase::RuntimeApplied, Phase::Verified, Phase::Done, Phase::Failed, Phase::RolledBack];
+            let journal: Vec<JournalEntry> = ops
+                .iter()
+                .map(|(op, a, p, ts)| line(&op.to_string(), actions[*a as usize], phases[*p as usize], ts, "green:100", ""))
+                .collect();
+            let text = render(&Snapshot { edge: "e\n".to_string(), journal, ..Snapshot::default() });
+            for l in text.lines().filter(|l| !l.starts_with('#')) {
+                let value = l.rsplit(' ').next().unwrap_or_default();
+                proptest::prop_assert!(value.parse::<f64>().is_ok(), "{}", l);
+                proptest::prop_assert!(l.contains("{edge=\"e\\n\""), "{}", l);
+            }
+        }
+    }
+}
