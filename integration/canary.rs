@@ -220,10 +220,10 @@ fn apply(e: &LocalEdge, label: &str) -> vezasock::edge::apply::ApplyReport {
 }
 
 /// A `vezasock canary` started in the background, killed (SIGKILL) if the test ends first.
-struct Background(Option<std::process::Child>);
+pub(crate) struct Background(Option<std::process::Child>);
 
 impl Background {
-    fn start(e: &LocalEdge, args: &[&str]) -> Background {
+    pub(crate) fn start(e: &LocalEdge, args: &[&str]) -> Background {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_vezasock"))
             .args(args)
             .env_remove("VEZASOCK_CONFIG")
@@ -246,7 +246,7 @@ impl Background {
     }
 
     /// Waits for it to exit: (code, stdout, stderr).
-    fn wait(&mut self) -> (Option<i32>, String, String) {
+    pub(crate) fn wait(&mut self) -> (Option<i32>, String, String) {
         let child = self.0.take().unwrap_or_else(|| panic!("already waited"));
         let out = child
             .wait_with_output()
@@ -297,7 +297,7 @@ fn runtime_entry(e: &LocalEdge, label: &str) -> Option<String> {
 
 /// Waits up to `bound` for staging's canary entry to be `entry`, in the map file and then in the
 /// runtime (the file is written first).
-fn wait_entry(e: &LocalEdge, entry: &str, bound: Duration, label: &str) {
+pub(crate) fn wait_entry(e: &LocalEdge, entry: &str, bound: Duration, label: &str) {
     let deadline = Instant::now() + bound;
     while staging_entry(e).as_deref() != Some(entry)
         || runtime_entry(e, label).as_deref() != Some(entry)

@@ -21,6 +21,7 @@ mod fleet_txn;
 mod haproxy;
 mod install;
 mod lab;
+mod metrics;
 mod moved_server;
 mod package;
 mod pools;

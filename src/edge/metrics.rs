@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+pub mod tally;
+
 use super::status::{status, StatusReport};
 use super::{Edge, EdgeError};
-use crate::state::time::parse_rfc3339_utc;
-use crate::state::{Action, JournalEntry, Phase};
+pub use tally::Tally;
 
 /// Everything one write reads, gathered before anything is formatted.
 #[derive(Debug, Default)]
@@ -24,7 +25,8 @@ pub struct Snapshot {
     pub edge: String,
     /// `None` when the runtime did not answer.
     pub status: Option<StatusReport>,
-    pub journal: Vec<JournalEntry>,
+    /// The journal's counts (archive and live journal).
+    pub tally: Tally,
     /// (file, notAfter in Unix seconds) of each parseable certificate in the certs dir.
     pub certificates: Vec<(String, i64)>,
     /// Unix seconds of the write.
@@ -45,7 +47,7 @@ pub async fn write(edge: &Edge) -> Result<Option<&Path>, EdgeError> {
 /// Reads the runtime (through `status`), the journal and the certs dir.
 pub async fn collect(edge: &Edge) -> Result<Snapshot, EdgeError> {
     let status = status(edge, None).await.ok();
-    let journal = edge.state.journal_read()?.entries;
+    let tally = tally::of_state(&edge.state)?;
     let certificates = match &edge.topology.tls {
         Some(tls) => super::cert::disk_certs(&tls.certs_dir)
             .into_iter()
@@ -59,7 +61,7 @@ pub async fn collect(edge: &Edge) -> Result<Snapshot, EdgeError> {
     Ok(Snapshot {
         edge: edge.topology.name.clone(),
         status,
-        journal,
+        tally,
         certificates,
         now,
     })
@@ -127,17 +129,10 @@ pub fn render(s: &Snapshot) -> String {
         &[("edge", edge)],
         if s.status.is_some() { 1.0 } else { 0.0 },
     );
-    let mut f = Family::new(
-        &mut out,
-        "vezasock_metrics_write_timestamp_seconds",
-        "gauge",
-        "When vezasock last wrote this file (Unix seconds).",
-    );
-    f.sample(&[("edge", edge)], s.now as f64);
     if let Some(status) = &s.status {
         render_status(&mut out, edge, status);
     }
-    render_journal(&mut out, edge, &s.journal);
+    render_tally(&mut out, edge, &s.tally);
     let mut f = Family::new(
         &mut out,
         "vezasock_certificate_expiry_timestamp_seconds",
@@ -147,6 +142,14 @@ pub fn render(s: &Snapshot) -> String {
     for (file, not_after) in &s.certificates {
         f.sample(&[("edge", edge), ("file", file)], *not_after as f64);
     }
+    // Last, so a reader can tell a whole file by its last line.
+    let mut f = Family::new(
+        &mut out,
+        "vezasock_metrics_write_timestamp_seconds",
+        "gauge",
+        "When vezasock last wrote this file (Unix seconds).",
+    );
+    f.sample(&[("edge", edge)], s.now as f64);
     out
 }
 
@@ -231,86 +234,20 @@ fn render_canaries(out: &mut String, edge: &str, r: &StatusReport) {
     }
 }
 
-/// How one journal operation ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Ended<'a> {
-    action: Action,
-    env: &'a str,
-    before: Option<&'a str>,
-    after: Option<&'a str>,
-    /// ok, failed, rolled_back or unfinished (no terminal phase yet).
-    result: &'static str,
-    started: Option<i64>,
-    ended: Option<i64>,
-}
-
-/// Every operation of the journal, in the order it started, with how it ended.
-fn operations(journal: &[JournalEntry]) -> Vec<Ended<'_>> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut ops: BTreeMap<&str, Ended<'_>> = BTreeMap::new();
-    for e in journal {
-        let op = ops.entry(e.op_id.as_str()).or_insert_with(|| {
-            order.push(e.op_id.as_str());
-            Ended {
-                action: e.action,
-                env: e.env.as_deref().unwrap_or(""),
-                before: e.before.as_deref(),
-                after: e.after.as_deref(),
-                result: "unfinished",
-                started: parse_rfc3339_utc(&e.ts),
-                ended: None,
-            }
-        });
-        let result = match e.phase {
-            Phase::Done => "ok",
-            Phase::Failed => "failed",
-            Phase::RolledBack => "rolled_back",
-            _ => continue,
-        };
-        op.result = result;
-        op.ended = parse_rfc3339_utc(&e.ts);
-    }
-    order.iter().filter_map(|id| ops.remove(id)).collect()
-}
-
-/// The counters and last-switch gauges, from the journal.
-fn render_journal(out: &mut String, edge: &str, journal: &[JournalEntry]) {
-    let ops = operations(journal);
-    let mut switches: BTreeMap<(&str, &str, &str), u64> = BTreeMap::new();
-    let mut canaries: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    let mut reloads: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut last: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    for op in &ops {
-        match op.action {
-            Action::Switch | Action::Rollback => {
-                *switches
-                    .entry((op.env, op.action.as_str(), op.result))
-                    .or_default() += 1;
-                if let (Some(start), Some(end), "ok") = (op.started, op.ended, op.result) {
-                    last.insert(op.env, (end, end - start));
-                }
-            }
-            Action::Canary => {
-                if let Some(result) = canary_end(op) {
-                    *canaries.entry((op.env, result)).or_default() += 1;
-                }
-            }
-            Action::Reload => *reloads.entry(op.result).or_default() += 1,
-            _ => {}
-        }
-    }
+/// The counters and last-switch gauges, from the journal's tally.
+fn render_tally(out: &mut String, edge: &str, t: &Tally) {
     let mut f = Family::new(
         out,
         "vezasock_switches_total",
         "counter",
         "Switches and rollbacks by how they ended (ok, failed, rolled_back, unfinished), counted from the journal.",
     );
-    for ((env, action, result), n) in &switches {
+    for ((env, action, result), n) in &t.switches {
         let labels = [
             ("edge", edge),
-            ("env", *env),
-            ("action", *action),
-            ("result", *result),
+            ("env", env.as_str()),
+            ("action", action.as_str()),
+            ("result", result.as_str()),
         ];
         f.sample(&labels, *n as f64);
     }
@@ -320,7 +257,7 @@ fn render_journal(out: &mut String, edge: &str, journal: &[JournalEntry]) {
         "counter",
         "Canaries that ended, by how (promoted, aborted), counted from the journal.",
     );
-    for ((env, result), n) in &canaries {
+    for ((env, result), n) in &t.canaries {
         f.sample(
             &[("edge", edge), ("env", env), ("result", result)],
             *n as f64,
@@ -332,25 +269,13 @@ fn render_journal(out: &mut String, edge: &str, journal: &[JournalEntry]) {
         "counter",
         "Reloads vezasock ran, by how they ended, counted from the journal.",
     );
-    for (result, n) in &reloads {
+    for (result, n) in &t.reloads {
         f.sample(&[("edge", edge), ("result", result)], *n as f64);
     }
-    render_last(out, edge, &last);
+    render_last(out, edge, &t.last);
 }
 
-/// A canary operation that ended one (its entry deleted): `promoted` when it was at 100 %
-/// (every user already moved, then switched), `aborted` otherwise. `None` for a step.
-fn canary_end(op: &Ended<'_>) -> Option<&'static str> {
-    if op.after.is_some() || op.result != "ok" {
-        return None;
-    }
-    Some(match op.before {
-        Some(before) if before.ends_with(":100") => "promoted",
-        _ => "aborted",
-    })
-}
-
-fn render_last(out: &mut String, edge: &str, last: &BTreeMap<&str, (i64, i64)>) {
+fn render_last(out: &mut String, edge: &str, last: &BTreeMap<String, (i64, i64)>) {
     let mut f = Family::new(
         out,
         "vezasock_last_switch_timestamp_seconds",
@@ -374,6 +299,8 @@ fn render_last(out: &mut String, edge: &str, last: &BTreeMap<&str, (i64, i64)>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::time::parse_rfc3339_utc;
+    use crate::state::{Action, JournalEntry, Phase};
 
     fn line(
         op: &str,
@@ -425,7 +352,7 @@ mod tests {
         render(&Snapshot {
             edge: "veza".to_string(),
             status: None,
-            journal: journal(),
+            tally: Tally::of(&journal()),
             certificates: vec![("a\"b.pem".to_string(), 1_900_000_000)],
             now: 1_800_000_000,
         })
@@ -514,7 +441,7 @@ mod tests {
                 .iter()
                 .map(|(op, a, p, ts)| line(&op.to_string(), actions[*a as usize], phases[*p as usize], ts, "green:100", ""))
                 .collect();
-            let text = render(&Snapshot { edge: "e\n".to_string(), journal, ..Snapshot::default() });
+            let text = render(&Snapshot { edge: "e\n".to_string(), tally: Tally::of(&journal), ..Snapshot::default() });
             for l in text.lines().filter(|l| !l.starts_with('#')) {
                 let value = l.rsplit(' ').next().unwrap_or_default();
                 proptest::prop_assert!(value.parse::<f64>().is_ok(), "{}", l);
