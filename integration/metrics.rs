@@ -372,3 +372,69 @@ fn the_documented_alert_rules_pass_promtool_check_rules() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("SUCCESS"), "{said}");
 }
+
+per_version!(
+    a_bake_breach_shows_as_the_switch_and_its_rollback,
+    |v: &Haproxy| {
+        let Some(mut m) = Metered::start(v) else {
+            return;
+        };
+        let label = v.label;
+        let (_, fake) = crate::preview::fail_staging_api_green(&mut m.e, label);
+        let stop = Arc::new(AtomicBool::new(false));
+        let loader = crate::bake::load(&m.e, stop.clone());
+        let run = m.run(&[
+            "switch",
+            "staging",
+            "green",
+            "--bake",
+            "20s",
+            "--max-error-rate",
+            "5%",
+            "--min-requests",
+            "10",
+        ]);
+        stop.store(true, Ordering::Relaxed);
+        let _ = loader.join();
+        fake.store(false, Ordering::Relaxed);
+        assert_eq!(run.code, Some(7), "{label}: {run:?}");
+        let text = m.checked_scrape(label);
+        let s = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
+        let blue = [("env", "staging"), ("color", "blue")];
+        assert_eq!(
+            s("vezasock_active_color_info", &blue),
+            Some(1.0),
+            "{label}: {text}"
+        );
+        for action in ["switch", "rollback"] {
+            let labels = [("env", "staging"), ("action", action), ("result", "ok")];
+            assert_eq!(
+                s("vezasock_switches_total", &labels),
+                Some(1.0),
+                "{label}: {text}"
+            );
+        }
+    }
+);
+
+per_version!(
+    a_textfile_that_cannot_be_written_is_a_warning_not_a_failure,
+    |v: &Haproxy| {
+        let Some(m) = Metered::start(v) else { return };
+        let label = v.label;
+        let missing = m.file.with_file_name("no-such-dir").join("vezasock.prom");
+        let missing = missing.to_string_lossy();
+        let run = vezasock_env(
+            &m.e,
+            &["switch", "staging", "green"],
+            &[("VEZASOCK_METRICS_TEXTFILE", &missing)],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(
+            run.err
+                .contains("vezasock switch: warning: the metrics textfile was not written: "),
+            "{label}: {run:?}"
+        );
+        assert!(run.out.contains("green"), "{label}: {run:?}");
+    }
+);

@@ -1274,4 +1274,36 @@ mod tests {
         assert!(!shadows("/api", "/ap"));
         assert!(!shadows("/stream", "/hls"));
     }
+
+    /// `[metrics] textfile`: an absolute `.prom` path; alone, it leaves HAProxy's exporter off;
+    /// with `listen`, both.
+    #[test]
+    fn metrics_textfile() {
+        let base = super::super::EMBEDDED_DEFAULT;
+        let load =
+            |section: &str| super::super::Topology::from_toml(&format!("{base}\n{section}"), "t");
+        let t = load("[metrics]\ntextfile = \"/var/lib/n/vezasock.prom\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.metrics_textfile,
+            Some(PathBuf::from("/var/lib/n/vezasock.prom"))
+        );
+        assert_eq!(t.metrics, None);
+        let t = load("[metrics]\nlisten = \"127.0.0.1:9000\"\ntextfile = \"/v.prom\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.metrics.is_some() && t.metrics_textfile.is_some());
+        let t = load("[metrics]\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.metrics.is_some() && t.metrics_textfile.is_none());
+        for bad in [
+            "v.prom",
+            "/var/lib/n/vezasock.txt",
+            "/var/lib/n/.prom",
+            "/a b.prom",
+        ] {
+            let e = load(&format!("[metrics]\ntextfile = \"{bad}\"\n"))
+                .map(|_| ())
+                .unwrap_err();
+            assert!(e.to_string().contains("metrics.textfile"), "{bad}: {e}");
+        }
+    }
 }
