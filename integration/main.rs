@@ -23,6 +23,7 @@ mod install;
 mod lab;
 mod metrics;
 mod moved_server;
+mod notify;
 mod package;
 mod pools;
 mod preview;

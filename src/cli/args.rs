@@ -55,6 +55,10 @@ pub struct TopologyArgs {
     /// to FILE after each command; overrides the topology's `[metrics] textfile`.
     #[arg(long, env = "VEZASOCK_METRICS_TEXTFILE", value_name = "FILE.prom", value_parser = Checked(crate::topology::textfile_path))]
     pub metrics_textfile: Option<PathBuf>,
+    /// POST one JSON event per milestone of each operation to URL (http:// only); overrides
+    /// the topology's `[notify] webhook`.
+    #[arg(long, env = "VEZASOCK_NOTIFY_WEBHOOK", value_name = "URL", value_parser = Checked(crate::topology::webhook_url), hide_env_values = true)]
+    pub notify_webhook: Option<String>,
 }
 
 impl TopologyArgs {
@@ -83,6 +87,9 @@ impl TopologyArgs {
         topo.override_paths(&self.overrides())?;
         if let Some(file) = &self.metrics_textfile {
             topo.metrics_textfile = Some(file.clone());
+        }
+        if let Some(url) = &self.notify_webhook {
+            topo.notify_webhook = Some(url.clone());
         }
         Ok(topo)
     }

@@ -403,6 +403,7 @@ mod tests {
                     "VEZASOCK_CONFIG",
                     "VEZASOCK_RELOAD_METHOD",
                     "VEZASOCK_METRICS_TEXTFILE",
+                    "VEZASOCK_NOTIFY_WEBHOOK",
                 ]
                 .contains(&e.as_str())
             })

@@ -15,6 +15,7 @@ pub mod fleet;
 pub mod flip;
 pub mod gate;
 pub mod metrics;
+pub mod notify;
 pub mod pool;
 pub mod preview;
 pub mod repair;

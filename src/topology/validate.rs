@@ -256,6 +256,11 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         .as_ref()
         .and_then(|m| m.textfile.as_ref())
         .and_then(|t| c.check(t, "metrics.textfile", textfile_path));
+    let notify_webhook = raw
+        .notify
+        .as_ref()
+        .and_then(|n| n.webhook.as_ref())
+        .and_then(|w| c.check(w, "notify.webhook", webhook_url));
     let t = &raw.timeouts;
     let timeouts = Timeouts {
         connect: timeout_or(c, &t.connect, "timeouts.connect", "5s"),
@@ -288,6 +293,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         acme,
         metrics,
         metrics_textfile,
+        notify_webhook,
         timeouts,
         components,
         envs,
@@ -1166,6 +1172,11 @@ fn timeout(s: &str) -> Result<String, String> {
 /// Besides what ends a word or a line, refused: `$` (HAProxy expands environment variables in
 /// its config, so it would bind or read another path than vezasock uses), `,` `(` `)` (a map
 /// path is an argument of `map(…,…)`), `[` `]` `%` (sample-fetch and log-format syntax).
+/// `[notify] webhook`: a plain `http://` URL that [`crate::edge::notify::Target`] parses.
+pub fn webhook_url(s: &str) -> Result<String, String> {
+    crate::edge::notify::Target::parse(s).map(|_| s.to_string())
+}
+
 /// `[metrics] textfile` / `--metrics-textfile`: an absolute path ending in `.prom` (node_exporter's
 /// textfile collector reads only those).
 pub fn textfile_path(s: &str) -> Result<PathBuf, String> {
