@@ -37,6 +37,7 @@ mod switch;
 mod takeover;
 mod transaction;
 mod txn_order;
+mod watch;
 
 use haproxy::{per_version, raw_one_shot, Haproxy};
 
