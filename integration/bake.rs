@@ -18,7 +18,7 @@ use crate::switch::{
 };
 
 /// Requests to staging `/api/x` until stopped (at most 60 s): (answered, failed) counts.
-fn load(e: &LocalEdge, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
+pub(crate) fn load(e: &LocalEdge, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
     let addr = e.http;
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);

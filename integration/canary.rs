@@ -254,7 +254,7 @@ fn runtime_entry(e: &LocalEdge, label: &str) -> Option<String> {
 
 /// Waits up to `bound` for staging's canary entry to be `entry`, in the map file and then in the
 /// runtime (the file is written first).
-fn wait_entry(e: &LocalEdge, entry: &str, bound: Duration, label: &str) {
+pub(crate) fn wait_entry(e: &LocalEdge, entry: &str, bound: Duration, label: &str) {
     let deadline = Instant::now() + bound;
     while staging_entry(e).as_deref() != Some(entry)
         || runtime_entry(e, label).as_deref() != Some(entry)

@@ -20,8 +20,10 @@ mod fleet_switch;
 mod fleet_txn;
 mod install;
 mod lab;
+mod metrics;
 mod moved_server;
 mod new_env;
+mod notify;
 mod package;
 mod pool_failures;
 mod pools;
@@ -37,6 +39,7 @@ mod switch;
 mod takeover;
 mod transaction;
 mod txn_order;
+mod watch;
 
 use support::haproxy::{per_version, raw_one_shot, Haproxy};
 

@@ -20,7 +20,10 @@
 #                                         OpenSSH (sshd + client: the fleet tests' ssh edge), the
 #                                         package tools (lintian, dpkg-dev, man-db: integration/
 #                                         package.rs) and the pinned ansible-core in a private
-#                                         virtualenv (scripts/install-ansible.sh; python3-venv)
+#                                         virtualenv (scripts/install-ansible.sh; python3-venv),
+#                                         Prometheus's promtool and node_exporter (Debian's
+#                                         prometheus and prometheus-node-exporter: integration/
+#                                         metrics.rs reads vezasock's metrics textfile with them)
 #   scripts/install-haproxy.sh 3.2 ...    only these versions and the tools they need (what
 #                                         `vezasock demo` runs, embedded, when it finds no HAProxy)
 set -euo pipefail
@@ -65,6 +68,9 @@ if [ -n "$PKG" ]; then
   command -v dpkg-shlibdeps >/dev/null 2>&1 || need="$need dpkg-dev"
   command -v man >/dev/null 2>&1 || need="$need man-db"
   /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
+  # The metrics textfile's tests: promtool checks it, node_exporter's textfile collector serves it.
+  command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+  command -v prometheus-node-exporter >/dev/null 2>&1 || need="$need prometheus-node-exporter"
 fi
 if [ -n "$need" ]; then
   log "apt-get install$need"

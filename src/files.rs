@@ -62,6 +62,38 @@ pub mod limit {
 /// directory (opened without blocking, never read), [`ErrorKind::FileTooLarge`] past `limit`
 /// (checked before the read, and again while reading, for a file that grows meanwhile).
 pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let (file, len) = open_regular(path)?;
+    let too_large = || {
+        std::io::Error::new(
+            ErrorKind::FileTooLarge,
+            format!("larger than the {limit} bytes read for such a file"),
+        )
+    };
+    if len > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    (&file).take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// At most `max` bytes of the regular file `path` from `offset` (none past its end): an
+/// append-only file read in steps.
+pub fn read_chunk(path: &Path, offset: u64, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let (mut file, len) = open_regular(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::with_capacity(len.saturating_sub(offset).min(max) as usize);
+    (&file).take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// `path` opened for reading when it is a regular file, with its length. A device, FIFO,
+/// socket or directory is [`ErrorKind::InvalidInput`], opened without blocking, never read.
+fn open_regular(path: &Path) -> std::io::Result<(File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     // O_NONBLOCK: opening a FIFO must not wait for a writer; a regular file ignores it.
     let nonblock = rustix::fs::OFlags::NONBLOCK.bits() as i32;
@@ -77,21 +109,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
             format!("not a regular file ({})", file_kind(kind)),
         ));
     }
-    let too_large = || {
-        std::io::Error::new(
-            ErrorKind::FileTooLarge,
-            format!("larger than the {limit} bytes read for such a file"),
-        )
-    };
-    if meta.len() > limit {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    (&file).take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    Ok((file, meta.len()))
 }
 
 /// [`read_bounded`] for a UTF-8 text file.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::args::{LockArgs, TopologyArgs};
-use super::common::{load_edge, runtime};
+use super::common::{after, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use super::plan::{print_plan, TakeoverArgs};
@@ -64,11 +64,13 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
         Ok(r) => r,
         Err(exit) => return exit.into(),
     };
-    match runtime.block_on(apply_or_install_with(
+    let result = runtime.block_on(apply_or_install_with(
         &edge,
         options,
         &args.takeover.options(),
-    )) {
+    ));
+    after(&runtime, &edge, "apply");
+    match result {
         Ok(outcome) => {
             if args.json {
                 output::json_pretty(&outcome);

@@ -51,6 +51,14 @@ pub struct TopologyArgs {
     /// How to reload: master-cli or signal.
     #[arg(long, env = "VEZASOCK_RELOAD_METHOD", value_name = "METHOD", value_parser = Checked(parse_reload_method))]
     pub reload_method: Option<ReloadMethod>,
+    /// Rewrite vezasock's own metrics (Prometheus text, for node_exporter's textfile collector)
+    /// to FILE after each command; overrides the topology's `[metrics] textfile`.
+    #[arg(long, env = "VEZASOCK_METRICS_TEXTFILE", value_name = "FILE.prom", value_parser = Checked(crate::topology::textfile_path))]
+    pub metrics_textfile: Option<PathBuf>,
+    /// POST one JSON event per milestone of each operation to URL (http:// only); overrides
+    /// the topology's `[notify] webhook`.
+    #[arg(long, env = "VEZASOCK_NOTIFY_WEBHOOK", value_name = "URL", value_parser = Checked(crate::topology::webhook_url), hide_env_values = true)]
+    pub notify_webhook: Option<String>,
 }
 
 impl TopologyArgs {
@@ -77,6 +85,12 @@ impl TopologyArgs {
             None => Topology::embedded_default()?,
         };
         topo.override_paths(&self.overrides())?;
+        if let Some(file) = &self.metrics_textfile {
+            topo.metrics_textfile = Some(file.clone());
+        }
+        if let Some(url) = &self.notify_webhook {
+            topo.notify_webhook = Some(url.clone());
+        }
         Ok(topo)
     }
 }

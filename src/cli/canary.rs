@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, runtime_and_edge};
+use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::output;
@@ -105,10 +105,17 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
+    let code = run_on(args, &rt, &edge);
+    after(&rt, &edge, "canary");
+    code
+}
+
+/// `vezasock canary` once the edge is loaded: a canary, `--promote` or `--abort`.
+fn run_on(args: &CanaryArgs, rt: &tokio::runtime::Runtime, edge: &crate::edge::Edge) -> ExitCode {
     let who = crate::state::who();
     if args.promote {
         return match rt.block_on(promote_from_outside(
-            &edge,
+            edge,
             &args.env,
             &who,
             args.lock.lock_wait(),
@@ -133,7 +140,7 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
     }
     let Some(color) = args.color.filter(|_| !args.abort) else {
         return match rt.block_on(abort_from_outside(
-            &edge,
+            edge,
             &args.env,
             &who,
             args.lock.lock_wait(),
@@ -166,7 +173,7 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
         who,
     };
     let json = args.json;
-    let result = rt.block_on(canary(&edge, &req, &mut |line| {
+    let result = rt.block_on(canary(edge, &req, &mut |line| {
         if !json {
             output::line(line);
         }

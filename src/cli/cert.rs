@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::args::{LockArgs, TopologyArgs};
-use super::common::{fail, load_edge, runtime};
+use super::common::{after, fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use crate::edge::cert::{self, UpdateOptions};
@@ -85,9 +85,9 @@ fn update(args: &UpdateArgs) -> Result<Exit, Exit> {
         allow_other_domains: args.allow_other_domains,
         wait: args.lock.wait(),
     };
-    let report = rt
-        .block_on(cert::update(&edge, &args.files, options))
-        .map_err(|e| fail(name, &e))?;
+    let report = rt.block_on(cert::update(&edge, &args.files, options));
+    after(&rt, &edge, name);
+    let report = report.map_err(|e| fail(name, &e))?;
     if args.json {
         output::json_pretty(&report);
     } else {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, runtime_and_edge};
+use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use crate::edge::preview::preview;
@@ -42,13 +42,15 @@ pub fn run(args: &PreviewArgs) -> ExitCode {
     };
     let color = if args.revoke { None } else { args.color };
     let who = crate::state::who();
-    let report = match rt.block_on(preview(
+    let report = rt.block_on(preview(
         &edge,
         &args.env,
         color,
         args.lock.lock_wait(),
         &who,
-    )) {
+    ));
+    after(&rt, &edge, "preview");
+    let report = match report {
         Ok(report) => report,
         Err(e) => return fail("preview", &e).into(),
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::runtime_and_edge;
+use super::common::{after, runtime_and_edge};
 use super::flip::{finish, step_line};
 use super::output;
 use crate::edge::rollback::rollback;
@@ -73,5 +73,6 @@ pub fn run(args: &RollbackArgs) -> ExitCode {
         }
         steps.push(step.clone());
     }));
+    after(&rt, &edge, "rollback");
     finish("rollback", json, result, steps)
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 // Kept at its old path for `cli::demo`, which parses `--duration` with it.
 pub use super::args::parse_duration;
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, load_edge, runtime};
+use super::common::{after, fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use crate::edge::servers::{self, Busy, ChangeReport, Selection, ServerRef, Then};
@@ -285,6 +285,7 @@ fn set_state(
         force,
         lock.wait(),
     ));
+    after(&rt, &edge, name);
     match result {
         Ok(report) if json => print_json(&report),
         Ok(report) => {
@@ -353,6 +354,7 @@ fn drain(args: &DrainArgs) -> Exit {
         &mut |busy, left| countdown.draw(busy, left),
     ));
     countdown.finish();
+    after(&rt, &edge, "drain");
     let report = match result {
         Ok(report) => report,
         Err(e) => return fail("drain", &e),

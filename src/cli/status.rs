@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::args::{parse_name, Checked, TopologyArgs};
-use super::common::{fail, runtime_and_edge};
+use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
 use crate::edge::status::{status, BackendStatus, StatusReport};
@@ -25,15 +25,41 @@ pub struct StatusArgs {
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Show the status again every INTERVAL (default 2s; 100ms to 1h) until interrupted:
+    /// redrawn on a terminal, plain snapshots otherwise (one JSON line each with --json).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = Checked(parse_interval))]
+    pub watch: Option<std::time::Duration>,
+    /// With --watch: stop after N snapshots (1 to 10^6).
+    #[arg(long, value_name = "N", requires = "watch", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub count: Option<u64>,
     #[command(flatten)]
     pub fleet: super::fleet::FleetArgs,
     #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
+/// The most snapshots `--watch` shows without `--count` (a week at the shortest interval).
+const MAX_ROUNDS: u64 = 7 * 24 * 3600 * 10;
+
+/// `--watch`'s interval: a duration from 100ms to 1h.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = super::args::parse_duration(s)?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err("an interval from 100ms to 1h".to_string());
+    }
+    Ok(d)
+}
+
 /// Runs `vezasock status`.
 pub fn run(args: &StatusArgs) -> ExitCode {
+    if let (Some(interval), None) = (args.watch, &args.fleet.fleet) {
+        return watch(args, interval);
+    }
     if let Some(fleet) = &args.fleet.fleet {
+        if args.watch.is_some() {
+            eprintln!("vezasock status: --watch is not available with --fleet yet");
+            return Exit::BadInput.into();
+        }
         if args.env.is_some() {
             eprintln!("vezasock status: ENV is not available with --fleet: it shows every env of every edge");
             return Exit::BadInput.into();
@@ -44,7 +70,9 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
-    let report = match rt.block_on(status(&edge, args.env.as_deref())) {
+    let report = rt.block_on(status(&edge, args.env.as_deref()));
+    after(&rt, &edge, "status");
+    let report = match report {
         Ok(report) => report,
         Err(e) => return fail("status", &e).into(),
     };
@@ -58,6 +86,52 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     } else {
         Exit::Ok.into()
     }
+}
+
+/// `status --watch`: a snapshot every `interval` until interrupted (or `--count`). On a
+/// terminal each one redraws the screen; otherwise each is printed after the last, headed by
+/// its time (with `--json`: one JSON object per line, nothing else). Read-only: the metrics
+/// textfile is not rewritten.
+fn watch(args: &StatusArgs, interval: std::time::Duration) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let (rt, edge) = match runtime_and_edge("status", &args.topology) {
+        Ok(both) => both,
+        Err(exit) => return exit.into(),
+    };
+    let tty = std::io::stdout().is_terminal();
+    let rounds = args.count.unwrap_or(MAX_ROUNDS);
+    for round in 0..rounds {
+        let report = rt.block_on(status(&edge, args.env.as_deref()));
+        let body = match (&report, args.json) {
+            (Ok(r), true) => serde_json::to_string(r).unwrap_or_default() + "\n",
+            (Ok(r), false) => human(r),
+            (Err(e), true) => serde_json::json!({"error": e.to_string()}).to_string() + "\n",
+            (Err(e), false) => format!("vezasock status: {e}\n"),
+        };
+        let header = format!(
+            "every {:?}: vezasock status, {}\n",
+            interval,
+            crate::state::time::now_rfc3339()
+        );
+        let screen = match (tty, args.json) {
+            (true, _) => format!("\x1b[H\x1b[2J{header}\n{body}"),
+            (false, true) => body,
+            (false, false) => format!("{header}\n{body}\n"),
+        };
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(screen.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return Exit::Ok.into(); // the reader went away (a closed pipe)
+        }
+        drop(out);
+        if round + 1 < rounds {
+            std::thread::sleep(interval);
+        }
+    }
+    Exit::Ok.into()
 }
 
 /// The human report as one string: printed with one write, not one per line (3,000

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, runtime_and_edge};
+use super::common::{after, fail, runtime_and_edge};
 use super::flip::{finish, step_line};
 use super::output;
 use crate::edge::switch::{switch, SwitchRequest};
@@ -149,6 +149,7 @@ pub fn run(args: &SwitchArgs) -> ExitCode {
         }
         steps.push(step.clone());
     }));
+    after(&rt, &edge, "switch");
     finish("switch", json, result, steps)
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::runtime_and_edge;
+use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::output;
@@ -126,6 +126,7 @@ fn run_prepare(args: &PrepareArgs) -> ExitCode {
         );
         Ok(TxnReport::of(&prepared.txn, "prepared", detail))
     });
+    after(&rt, &edge, "txn prepare");
     print("txn prepare", args.json, result)
 }
 
@@ -187,6 +188,7 @@ fn run_step(args: &StepArgs, step: Step) -> ExitCode {
             Step::Abort => abort(&mut held, phase, &txn).await,
         }
     });
+    after(&rt, &edge, name);
     print(name, args.json, result)
 }
 

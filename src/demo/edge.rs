@@ -398,7 +398,15 @@ mod tests {
             .get_arguments()
             .filter_map(|a| a.get_env())
             .map(|e| e.to_string_lossy().into_owned())
-            .filter(|e| e != "VEZASOCK_CONFIG" && e != "VEZASOCK_RELOAD_METHOD")
+            .filter(|e| {
+                ![
+                    "VEZASOCK_CONFIG",
+                    "VEZASOCK_RELOAD_METHOD",
+                    "VEZASOCK_METRICS_TEXTFILE",
+                    "VEZASOCK_NOTIFY_WEBHOOK",
+                ]
+                .contains(&e.as_str())
+            })
             .collect();
         read.sort();
         let mut set: Vec<String> = env.iter().map(|(k, _)| k.to_string()).collect();

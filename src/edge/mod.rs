@@ -14,6 +14,8 @@ pub mod cert;
 pub mod fleet;
 pub mod flip;
 pub mod gate;
+pub mod metrics;
+pub mod notify;
 pub mod pool;
 pub mod preview;
 pub mod repair;

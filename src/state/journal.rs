@@ -57,6 +57,8 @@ pub enum Action {
     Preview,
     /// A canary step, abort or end (`vezasock canary`).
     Canary,
+    /// A webhook that did not take a command's events (`edge::notify`): one `failed` line.
+    Notify,
 }
 
 impl Action {
@@ -73,6 +75,7 @@ impl Action {
             Action::Cert => "cert",
             Action::Preview => "preview",
             Action::Canary => "canary",
+            Action::Notify => "notify",
         }
     }
 }

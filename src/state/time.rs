@@ -25,6 +25,46 @@ pub fn now_rfc3339() -> String {
     rfc3339_utc(SystemTime::now())
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (what [`rfc3339_utc`] writes) → Unix seconds; `None` for anything
+/// else (an older line, a hand edit).
+pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let shape = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    if !shape {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = s.get(from..to)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// (year, month, day) → days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -55,5 +95,35 @@ mod tests {
         // 2100 is not a leap year: 2100-02-28 is followed by 2100-03-01.
         assert_eq!(at(4_107_456_000), "2100-02-28T00:00:00Z");
         assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+
+    proptest::proptest! {
+        /// Parsing what `rfc3339_utc` wrote gives the same second back.
+        #[test]
+        fn parse_inverts_format(secs in 0u64..10_000_000_000) {
+            let text = rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs));
+            proptest::prop_assert_eq!(parse_rfc3339_utc(&text), Some(secs as i64));
+        }
+
+        /// Any string parses or not, without a panic.
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,24}") {
+            let _ = parse_rfc3339_utc(&s);
+        }
+    }
+
+    #[test]
+    fn parse_refuses_other_shapes() {
+        for bad in [
+            "",
+            "2024-05-01",
+            "2024-05-01T12:34:56+00:00",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-0a-01T00:00:00Z",
+            "+024-05-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
     }
 }

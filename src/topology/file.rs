@@ -32,6 +32,7 @@ pub struct RawTopology {
     pub acme: Option<RawAcme>,
     /// `[metrics]`: HAProxy's Prometheus exporter on its own listener.
     pub metrics: Option<RawMetrics>,
+    pub notify: Option<RawNotify>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
@@ -67,6 +68,15 @@ pub struct RawTls {
 pub struct RawMetrics {
     /// `address:port`; default `127.0.0.1:8405`.
     pub listen: Option<SStr>,
+    /// vezasock's own metrics, rewritten after each command (a node_exporter textfile).
+    pub textfile: Option<SStr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// `http://host:port/path`: one JSON event per milestone of each operation.
+    pub webhook: Option<SStr>,
 }
 
 #[derive(Debug, Deserialize)]

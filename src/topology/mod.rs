@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use paths::{PathOverrides, Paths, ReloadMethod};
-pub use validate::{LoadError, TopologyError};
+pub use validate::{textfile_path, webhook_url, LoadError, TopologyError};
 
 /// File name of the hosts map (`host env`) inside the maps dir.
 pub const HOSTS_MAP: &str = "hosts.map";
@@ -308,6 +308,13 @@ pub struct Topology {
     pub acme: Option<Acme>,
     /// `[metrics]`: where the Prometheus exporter listens (`None`: no exporter).
     pub metrics: Option<Metrics>,
+    /// `[metrics] textfile`: where vezasock writes its own metrics after each command
+    /// (`edge::metrics`); `None`: nowhere. Not part of HAProxy's config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_textfile: Option<std::path::PathBuf>,
+    /// `[notify] webhook`: where each operation's milestones are POSTed (`edge::notify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_webhook: Option<String>,
     pub timeouts: Timeouts,
     pub components: Vec<Component>,
     pub envs: Vec<Env>,

@@ -243,9 +243,24 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
             },
         })
     });
-    let metrics = raw.metrics.as_ref().map(|m| Metrics {
-        listen: bind_or(c, &m.listen, "metrics.listen", super::METRICS_LISTEN),
-    });
+    // A section that only names a textfile does not turn on HAProxy's exporter.
+    let metrics = raw
+        .metrics
+        .as_ref()
+        .filter(|m| m.listen.is_some() || m.textfile.is_none())
+        .map(|m| Metrics {
+            listen: bind_or(c, &m.listen, "metrics.listen", super::METRICS_LISTEN),
+        });
+    let metrics_textfile = raw
+        .metrics
+        .as_ref()
+        .and_then(|m| m.textfile.as_ref())
+        .and_then(|t| c.check(t, "metrics.textfile", textfile_path));
+    let notify_webhook = raw
+        .notify
+        .as_ref()
+        .and_then(|n| n.webhook.as_ref())
+        .and_then(|w| c.check(w, "notify.webhook", webhook_url));
     let t = &raw.timeouts;
     let timeouts = Timeouts {
         connect: timeout_or(c, &t.connect, "timeouts.connect", "5s"),
@@ -277,6 +292,8 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         tls,
         acme,
         metrics,
+        metrics_textfile,
+        notify_webhook,
         timeouts,
         components,
         envs,
@@ -1155,6 +1172,23 @@ fn timeout(s: &str) -> Result<String, String> {
 /// Besides what ends a word or a line, refused: `$` (HAProxy expands environment variables in
 /// its config, so it would bind or read another path than vezasock uses), `,` `(` `)` (a map
 /// path is an argument of `map(…,…)`), `[` `]` `%` (sample-fetch and log-format syntax).
+/// `[notify] webhook`: a plain `http://` URL that [`crate::edge::notify::Target`] parses.
+pub fn webhook_url(s: &str) -> Result<String, String> {
+    crate::edge::notify::Target::parse(s).map(|_| s.to_string())
+}
+
+/// `[metrics] textfile` / `--metrics-textfile`: an absolute path ending in `.prom` (node_exporter's
+/// textfile collector reads only those).
+pub fn textfile_path(s: &str) -> Result<PathBuf, String> {
+    let path = fs_path(s)?;
+    if !s.ends_with(".prom") || s.ends_with("/.prom") {
+        return Err(
+            "must end in .prom (node_exporter's textfile collector reads only those)".into(),
+        );
+    }
+    Ok(path)
+}
+
 fn fs_path(s: &str) -> Result<PathBuf, String> {
     if !s.starts_with('/') {
         return Err("must be an absolute path".into());
@@ -1250,5 +1284,37 @@ mod tests {
         assert!(!shadows("/api", "/apiary"));
         assert!(!shadows("/api", "/ap"));
         assert!(!shadows("/stream", "/hls"));
+    }
+
+    /// `[metrics] textfile`: an absolute `.prom` path; alone, it leaves HAProxy's exporter off;
+    /// with `listen`, both.
+    #[test]
+    fn metrics_textfile() {
+        let base = super::super::EMBEDDED_DEFAULT;
+        let load =
+            |section: &str| super::super::Topology::from_toml(&format!("{base}\n{section}"), "t");
+        let t = load("[metrics]\ntextfile = \"/var/lib/n/vezasock.prom\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.metrics_textfile,
+            Some(PathBuf::from("/var/lib/n/vezasock.prom"))
+        );
+        assert_eq!(t.metrics, None);
+        let t = load("[metrics]\nlisten = \"127.0.0.1:9000\"\ntextfile = \"/v.prom\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.metrics.is_some() && t.metrics_textfile.is_some());
+        let t = load("[metrics]\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.metrics.is_some() && t.metrics_textfile.is_none());
+        for bad in [
+            "v.prom",
+            "/var/lib/n/vezasock.txt",
+            "/var/lib/n/.prom",
+            "/a b.prom",
+        ] {
+            let e = load(&format!("[metrics]\ntextfile = \"{bad}\"\n"))
+                .map(|_| ())
+                .unwrap_err();
+            assert!(e.to_string().contains("metrics.textfile"), "{bad}: {e}");
+        }
     }
 }

@@ -1,0 +1,327 @@
+//! Events to a webhook (`[notify] webhook`, `--notify-webhook`): at the end of a command, one
+//! JSON event per milestone this process journalled (started, flipped, recorded, failed, rolled
+//! back, a canary step, aborted, promoted), in journal order, then `unfinished` for each of its
+//! operations left open, POSTed one by one to a plain `http://` URL. Sent after the journal lines
+//! and the command's work, so a slow or failing webhook never delays or changes a flip: each
+//! command gives it at most [`BUDGET`] in all, two tries an event. The URL's path may hold a
+//! secret: messages show only `http://host:port/…`. Schema: docs/observability.md.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::state::{Action, JournalEntry, Phase};
+
+/// The most a command spends on its events, tries included.
+pub const BUDGET: Duration = Duration::from_secs(5);
+
+/// Tries per event.
+const TRIES: u32 = 2;
+
+/// Where events go: a plain `http://host[:port]/path` URL, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    /// Parses `http://host[:port][/path]`; anything else (https, user info, spaces, over 2048
+    /// bytes) is refused with why.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(
+                "a webhook URL: at most 2048 bytes, no spaces or control characters".into(),
+            );
+        }
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err("a webhook URL starting with http:// (https is not supported: put a local relay in front)".into());
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err("a webhook URL with a host and no user info".into());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port = p.parse::<u16>().ok().filter(|p| *p > 0);
+                (
+                    h,
+                    port.ok_or_else(|| format!("webhook port {p:?}: 1 to 65535"))?,
+                )
+            }
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("a webhook URL with a host".into());
+        }
+        Ok(Target {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The URL without its path (where a secret may be): what messages and the journal show.
+    pub fn shown(&self) -> String {
+        format!("http://{}:{}/…", self.host, self.port)
+    }
+}
+
+/// One event, as POSTed (`text` is for Slack-compatible receivers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub event: &'static str,
+    pub edge: String,
+    pub env: Option<String>,
+    pub action: &'static str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub op_id: String,
+    pub who: String,
+    /// When the journal line was written (RFC 3339 UTC).
+    pub at: String,
+    pub detail: Option<String>,
+    pub text: String,
+}
+
+/// The milestone a journal line is, if it is one (`disk-written` and `verified` are steps
+/// inside a flip, not milestones).
+fn milestone(e: &JournalEntry) -> Option<&'static str> {
+    Some(match (e.phase, e.action) {
+        (Phase::Intent, _) => "started",
+        (Phase::RuntimeApplied, _) => "flipped",
+        (Phase::Done, Action::Canary) => match (&e.after, &e.before) {
+            (Some(_), _) => "canary_step",
+            (None, Some(before)) if before.ends_with(":100") => "promoted",
+            (None, _) => "aborted",
+        },
+        (Phase::Done, _) => "recorded",
+        (Phase::Failed, _) => "failed",
+        (Phase::RolledBack, _) => "rolled_back",
+        (Phase::DiskWritten | Phase::Verified, _) => return None,
+    })
+}
+
+fn event(edge: &str, e: &JournalEntry, name: &'static str) -> Event {
+    let env = e
+        .env
+        .as_deref()
+        .map(|env| format!(" {env}"))
+        .unwrap_or_default();
+    let change = match (&e.before, &e.after) {
+        (Some(b), Some(a)) => format!(" {b} → {a}"),
+        (None, Some(a)) => format!(" → {a}"),
+        (Some(b), None) => format!(" {b} → none"),
+        (None, None) => String::new(),
+    };
+    Event {
+        event: name,
+        edge: edge.to_string(),
+        env: e.env.clone(),
+        action: e.action.as_str(),
+        from: e.before.clone(),
+        to: e.after.clone(),
+        op_id: e.op_id.clone(),
+        who: e.who.clone(),
+        at: e.ts.clone(),
+        detail: e.detail.clone(),
+        text: format!(
+            "{edge}: {}{env}{change}: {} (by {})",
+            e.action.as_str(),
+            name.replace('_', " "),
+            e.who
+        ),
+    }
+}
+
+/// The events of the journal lines process `pid` wrote from `since` (RFC 3339, inclusive), then
+/// `unfinished` for each of its operations without an end.
+pub fn events(edge: &str, journal: &[JournalEntry], pid: u32, since: &str) -> Vec<Event> {
+    let ours: Vec<&JournalEntry> = journal
+        .iter()
+        .filter(|e| e.pid == pid && e.ts.as_str() >= since && e.action != Action::Notify)
+        .collect();
+    let mut out: Vec<Event> = ours
+        .iter()
+        .filter_map(|e| milestone(e).map(|m| event(edge, e, m)))
+        .collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for e in ours.iter().rev() {
+        if seen.contains(&e.op_id.as_str()) {
+            continue;
+        }
+        seen.push(&e.op_id);
+        if !e.phase.is_terminal() {
+            out.push(event(edge, e, "unfinished"));
+        }
+    }
+    out
+}
+
+/// POSTs `events` in order within [`BUDGET`]; the first event not taken stops the rest.
+/// Returns how many were delivered, or that number and why the next was not.
+pub fn send(target: &Target, events: &[Event]) -> Result<usize, (usize, String)> {
+    let deadline = Instant::now() + BUDGET;
+    for (sent, e) in events.iter().enumerate() {
+        let body = serde_json::to_vec(e).unwrap_or_default();
+        let mut why = String::new();
+        for _ in 0..TRIES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                why = format!("no answer within {} s", BUDGET.as_secs());
+                break;
+            }
+            match post(target, &body, left.min(Duration::from_secs(2))) {
+                Ok(status) if (200..300).contains(&status) => {
+                    why.clear();
+                    break;
+                }
+                Ok(status) => why = format!("answered HTTP {status}"),
+                Err(err) => why = err.to_string(),
+            }
+        }
+        if !why.is_empty() {
+            return Err((sent, why));
+        }
+    }
+    Ok(events.len())
+}
+
+/// One POST; returns the HTTP status. Every step is bounded by `timeout`.
+fn post(target: &Target, body: &[u8], timeout: Duration) -> std::io::Result<u16> {
+    let addr = (target.host.as_str(), target.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the host has no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vezasock/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        target.path,
+        target.host,
+        env!("CARGO_PKG_VERSION"),
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut reply = Vec::new();
+    (&mut stream).take(1024).read_to_end(&mut reply)?;
+    let text = String::from_utf8_lossy(&reply);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .filter(|_| text.starts_with("HTTP/1."))
+        .ok_or_else(|| std::io::Error::other("no HTTP status line in the answer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://127.0.0.1:9000/hooks/T1/secret")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.path, "/hooks/T1/secret");
+        assert_eq!(t.shown(), "http://127.0.0.1:9000/…");
+        assert!(!t.shown().contains("secret"));
+        assert_eq!(
+            Target::parse("http://example.org").map(|t| (t.port, t.path)),
+            Ok((80, "/".to_string()))
+        );
+        assert_eq!(
+            Target::parse("http://[::1]:81/x").map(|t| (t.host, t.port)),
+            Ok(("::1".to_string(), 81))
+        );
+        for bad in [
+            "https://h/x",
+            "ftp://h",
+            "http://",
+            "http://u:p@h/x",
+            "http://h:0/",
+            "http://h:99999/",
+            "http://h/a b",
+            "h/x",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn entry(
+        op: &str,
+        pid: u32,
+        ts: &str,
+        action: Action,
+        phase: Phase,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> JournalEntry {
+        JournalEntry {
+            ts: ts.to_string(),
+            who: "ci".to_string(),
+            pid,
+            op_id: op.to_string(),
+            env: Some("staging".to_string()),
+            action,
+            phase,
+            before: before.map(str::to_string),
+            after: after.map(str::to_string),
+            detail: None,
+        }
+    }
+
+    /// Only this process's lines from its start, milestones in journal order, then one
+    /// `unfinished` per operation it left open; canary ends named by their percent.
+    #[test]
+    fn events_of_this_command() {
+        use Action::{Canary, Switch};
+        use Phase::{DiskWritten, Done, Intent, RuntimeApplied, Verified};
+        let (t0, t1) = ("2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z");
+        let (b, g) = (Some("blue"), Some("green"));
+        let journal = vec![
+            entry("old", 7, t0, Switch, Intent, b, g),
+            entry("other", 8, t1, Switch, Intent, b, g),
+            entry("s", 7, t1, Switch, Intent, b, g),
+            entry("s", 7, t1, Switch, DiskWritten, b, g),
+            entry("s", 7, t1, Switch, RuntimeApplied, b, g),
+            entry("s", 7, t1, Switch, Verified, b, g),
+            entry("s", 7, t1, Switch, Done, b, g),
+            entry("c1", 7, t1, Canary, Done, None, Some("green:10")),
+            entry("c2", 7, t1, Canary, Done, Some("green:10"), None),
+            entry("c3", 7, t1, Canary, Done, Some("green:100"), None),
+            entry("open", 7, t1, Switch, Intent, g, b),
+        ];
+        let got: Vec<(&str, String)> = events("veza", &journal, 7, t1)
+            .into_iter()
+            .map(|e| (e.event, e.op_id))
+            .collect();
+        let want = [
+            ("started", "s"),
+            ("flipped", "s"),
+            ("recorded", "s"),
+            ("canary_step", "c1"),
+            ("aborted", "c2"),
+            ("promoted", "c3"),
+            ("started", "open"),
+            ("unfinished", "open"),
+        ];
+        let want: Vec<(&str, String)> = want.iter().map(|(e, o)| (*e, o.to_string())).collect();
+        assert_eq!(got, want);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_url_parses_or_not_without_a_panic(s in "\\PC{0,60}") {
+            let _ = Target::parse(&s);
+            let _ = Target::parse(&format!("http://{s}"));
+        }
+    }
+}
