@@ -123,15 +123,19 @@ impl Fresh {
     /// a taken port is tried again, up to 5 times.
     pub fn start(&self, command: &[String]) -> Started {
         let admin = &self.topology.paths.admin_socket;
-        if let Ok(mut ports) = self.ports.lock() {
-            ports.release_all();
-        }
+        // HAProxy's own ports stay held until it runs: it binds them beside the holding sockets
+        // (SO_REUSEPORT, see `ports::hold`), so no other test can take them in between.
         let mut tries = 0;
         loop {
             tries += 1;
             let mut started = Started::spawn(command, &self.dir);
             match started.wait_ready(admin) {
-                Ok(()) => return started,
+                Ok(()) => {
+                    if let Ok(mut ports) = self.ports.lock() {
+                        ports.release_all();
+                    }
+                    return started;
+                }
                 Err(log) if log.contains("Address already in use") && tries < TRIES => {
                     std::thread::sleep(Duration::from_millis(100));
                 }

@@ -63,11 +63,15 @@ pub fn free_port_block(n: usize) -> PortBlock {
     panic!("no block of {n} free loopback ports")
 }
 
-/// A TCP socket bound to `127.0.0.1:port` without `SO_REUSEADDR` and not listening, or `None`
-/// when the port is taken.
+/// A TCP socket bound to `127.0.0.1:port` with `SO_REUSEPORT`, without `SO_REUSEADDR`, and not
+/// listening, or `None` when the port is taken. `SO_REUSEPORT` lets HAProxy (which binds its
+/// listeners with it) bind the port while it is still held, so a port meant for HAProxy can
+/// stay held until HAProxy has it; any other bind (a port search, a backend) still fails, and
+/// a non-listening socket never takes a connection.
 fn hold(port: u16) -> Option<OwnedFd> {
-    use rustix::net::{bind, socket, AddressFamily, SocketType};
+    use rustix::net::{bind, socket, sockopt, AddressFamily, SocketType};
     let fd = socket(AddressFamily::INET, SocketType::STREAM, None).ok()?;
+    sockopt::set_socket_reuseport(&fd, true).ok()?;
     bind(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).ok()?;
     Some(fd)
 }
