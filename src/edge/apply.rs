@@ -927,14 +927,7 @@ pub async fn move_servers(
                 "{why} (the running config is not the live file?); nothing was changed"
             ))
         })?;
-        let old_files: Vec<(PathBuf, Option<Vec<u8>>)> = [
-            paths.server_state_file.clone(),
-            shape::summary_path(&paths.config),
-            paths.config.clone(),
-        ]
-        .into_iter()
-        .map(|p| read_optional(&p).map(|b| (p, b)))
-        .collect::<Result<_, _>>()?;
+        let old_files = shape_files(paths)?;
         Ok::<_, EdgeError>((session, before, old_files))
     }
     .await;
@@ -982,24 +975,15 @@ pub async fn move_servers(
                 )
             })
             .collect();
-        edge.state
-            .journal_record(op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
-        super::crash_point("after-move-runtime");
-        // The server-state file now saves the new addresses: a reload keeps them (its rows
-        // win over the config: HAProxy #1412, #2103), and the config below says the same.
-        super::servers::save_server_state(edge, &mut session).await?;
-        let summary = serde_json::to_vec_pretty(&rendered.summary)
-            .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
-        // The summary first, the config last: until the config is renamed, the live config
-        // (with its fingerprint) is the old one.
-        write_atomic(&shape::summary_path(&paths.config), &summary)?;
-        write_atomic(&paths.config, rendered.config.as_bytes())?;
-        super::crash_point("after-move-config");
-        edge.state.journal_record(
+        write_through(
+            edge,
             op,
-            Phase::DiskWritten,
-            Some("server-state file, shape summary and config rewritten (no reload)"),
-        )?;
+            &mut session,
+            rendered,
+            &changes,
+            ["after-move-runtime", "after-move-config"],
+        )
+        .await?;
         Ok::<_, EdgeError>(changes)
     }
     .await;
@@ -1010,6 +994,56 @@ pub async fn move_servers(
         }),
         Err(e) => Err(put_back_moves(edge, op, moves, &before, &old_files, e).await),
     }
+}
+
+/// Files as they were before a change (`None`: missing), to put back.
+pub(super) type OldFiles = Vec<(PathBuf, Option<Vec<u8>>)>;
+
+/// The files a runtime change of the shape (moved servers, a pool change) rewrites, as they
+/// are before it: the server-state file, the shape summary, the config.
+pub(super) fn shape_files(paths: &Paths) -> Result<OldFiles, EdgeError> {
+    Ok([
+        paths.server_state_file.clone(),
+        shape::summary_path(&paths.config),
+        paths.config.clone(),
+    ]
+    .into_iter()
+    .map(|p| read_optional(&p).map(|b| (p, b)))
+    .collect::<Result<_, _>>()?)
+}
+
+/// The write-through after a runtime change of the shape is live: the journal's runtime line
+/// (`changes`), the server-state file saved from the runtime, then the shape summary and the
+/// config, and the journal's disk line. `crash` names the crash points after the runtime line
+/// and after the config.
+pub(super) async fn write_through(
+    edge: &Edge,
+    op: &Operation,
+    session: &mut Session,
+    rendered: &Rendered,
+    changes: &[String],
+    crash: [&str; 2],
+) -> Result<(), EdgeError> {
+    let paths = &edge.topology.paths;
+    edge.state
+        .journal_record(op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
+    super::crash_point(crash[0]);
+    // The server-state file now saves what changed: a reload keeps it (its rows win over the
+    // config: HAProxy #1412, #2103), and the config below says the same.
+    super::servers::save_server_state(edge, session).await?;
+    let summary = serde_json::to_vec_pretty(&rendered.summary)
+        .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
+    // The summary first, the config last: until the config is renamed, the live config (with
+    // its fingerprint) is the old one.
+    write_atomic(&shape::summary_path(&paths.config), &summary)?;
+    write_atomic(&paths.config, rendered.config.as_bytes())?;
+    super::crash_point(crash[1]);
+    edge.state.journal_record(
+        op,
+        Phase::DiskWritten,
+        Some("server-state file, shape summary and config rewritten (no reload)"),
+    )?;
+    Ok(())
 }
 
 /// How long the read-back waits for `show servers state` to show what `set server … addr`

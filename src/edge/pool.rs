@@ -27,11 +27,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::servers::{busy_servers, save_server_state, ServerRef};
+use super::servers::{busy_servers, ServerRef};
 use super::{Edge, EdgeError};
 use crate::plan::LiveView;
 use crate::plan::RuntimeStep;
-use crate::render::shape::{self, PoolChange};
+use crate::render::shape::PoolChange;
 use crate::render::Rendered;
 use crate::runtime::command::pools::{
     AddBackend, AddServer, DelBackend, DelServer, EnableHealth, PublishBackend, WaitSrvRemovable,
@@ -40,7 +40,7 @@ use crate::runtime::command::servers::{SetServerState, ShutdownSessionsServer};
 use crate::runtime::command::{validate, AdminState, Name};
 use crate::runtime::parse::servers_state::ServersState;
 use crate::runtime::session::Session;
-use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::atomic::write_atomic;
 use crate::state::{Operation, Phase};
 
 /// How long an added server may take to pass its health checks before the change is put back.
@@ -227,14 +227,7 @@ pub async fn change_pools(
     let read = async {
         let mut session = edge.admin_session().await?;
         let rows = session.show_servers_state(None).await?;
-        let old_files: Vec<(PathBuf, Option<Vec<u8>>)> = [
-            paths.server_state_file.clone(),
-            shape::summary_path(&paths.config),
-            paths.config.clone(),
-        ]
-        .into_iter()
-        .map(|p| read_optional(&p).map(|b| (p, b)))
-        .collect::<Result<_, _>>()?;
+        let old_files = super::apply::shape_files(paths)?;
         Ok::<_, EdgeError>((session, rows, old_files))
     }
     .await;
@@ -255,20 +248,15 @@ pub async fn change_pools(
         publish(&mut session, &work.backends).await?;
         changes.extend(remove_servers(&mut session, commands, &rows, &mut progress).await?);
         read_back(&mut session, commands).await?;
-        edge.state
-            .journal_record(op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
-        super::crash_point("after-pool-runtime");
-        save_server_state(edge, &mut session).await?;
-        let summary = serde_json::to_vec_pretty(&rendered.summary)
-            .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
-        write_atomic(&shape::summary_path(&paths.config), &summary)?;
-        write_atomic(&paths.config, rendered.config.as_bytes())?;
-        super::crash_point("after-pool-config");
-        edge.state.journal_record(
+        super::apply::write_through(
+            edge,
             op,
-            Phase::DiskWritten,
-            Some("server-state file, shape summary and config rewritten (no reload)"),
-        )?;
+            &mut session,
+            rendered,
+            &changes,
+            ["after-pool-runtime", "after-pool-config"],
+        )
+        .await?;
         Ok::<_, EdgeError>(changes)
     }
     .await;
