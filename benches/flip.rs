@@ -3,7 +3,7 @@
 //! run on the same machine and the same HAProxy version:
 //!
 //! - **vezasock**: the `vezasock switch staging <color>` binary, with the edge's paths in the
-//!   environment (the same way CI calls it); also the in-process `edge::switch::switch` call;
+//!   environment (the same way CI calls it); also the in-process `edge::deploy::switch::switch` call;
 //! - **reload flip** (what the seed pipeline did on every deploy): re-render config and maps with
 //!   the new color, `haproxy -c -f candidate`, atomic rename into place, reload through the
 //!   master CLI. Run twice: with the config as rendered (it has `option idle-close-on-response`)
@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 use vezasock::demo::http::Conn;
 use vezasock::demo::load::{Load, LoadReport, LoadSpec};
 use vezasock::demo::LocalEdge;
-use vezasock::edge::switch::{switch, SwitchRequest};
+use vezasock::edge::deploy::switch::{switch, SwitchRequest};
 use vezasock::edge::Edge;
 use vezasock::render::check::haproxy_check;
 use vezasock::render::write::write_atomic;
@@ -81,7 +81,7 @@ const SEE_LIMIT: Duration = Duration::from_secs(15);
 enum Method {
     /// `vezasock switch` (the binary).
     Vezasock,
-    /// `edge::switch::switch`, in process.
+    /// `edge::deploy::switch::switch`, in process.
     Library,
     /// Re-render, `haproxy -c`, rename, master-CLI reload; config as rendered.
     Reload,
@@ -1125,8 +1125,8 @@ fn failing_server(port: u16, ok_path: &'static str, run: Arc<AtomicBool>) -> Res
 }
 
 fn measure_canary(b: &mut Bench) -> Result<CanaryBench, String> {
-    use vezasock::edge::bake::{counters, Limits};
-    use vezasock::edge::canary::{canary, set_percent, CanaryRequest};
+    use vezasock::edge::analysis::{counters, Limits};
+    use vezasock::edge::deploy::canary::{canary, set_percent, CanaryRequest};
     use vezasock::edge::flip::LockWait;
     let req = CanaryRequest {
         env: "staging".into(),

@@ -7,7 +7,7 @@
 //! process group); once every check has passed, this times, per size:
 //!
 //! - `edge::status::status` (the library call) and `vezasock status` (the binary);
-//! - one `switch` of one env: `edge::switch::switch` and `vezasock switch`.
+//! - one `switch` of one env: `edge::deploy::switch::switch` and `vezasock switch`.
 //!
 //! Prints a markdown table with the cost per size and the growth factor between sizes (the
 //! goal: linear, `status` under 100 ms at 500 envs). Run: `cargo bench --bench scale`.
@@ -33,8 +33,8 @@ use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use vezasock::demo::backend::Backend;
+use vezasock::edge::deploy::switch::{switch, SwitchRequest};
 use vezasock::edge::status::status;
-use vezasock::edge::switch::{switch, SwitchRequest};
 use vezasock::edge::Edge;
 use vezasock::render::render;
 use vezasock::render::write::write_rendered;

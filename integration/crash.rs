@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use vezasock::edge::repair::repair;
+use vezasock::edge::apply::repair::repair;
 use vezasock::render::maps::parse_colors;
 use vezasock::state::Phase;
 use vezasock::topology::Color;

@@ -12,8 +12,8 @@ use vezasock::cli::exit::Exit;
 use vezasock::demo::backend::Backend;
 use vezasock::demo::load::{Load, LoadSpec};
 use vezasock::demo::LocalEdge;
+use vezasock::edge::apply::reload::backup_path;
 use vezasock::edge::apply::{apply, ApplyOptions, ApplyReport};
-use vezasock::edge::reload::backup_path;
 use vezasock::edge::{Edge, EdgeError};
 use vezasock::plan::Plan;
 use vezasock::render::render;
@@ -323,7 +323,7 @@ per_version!(
         let err = run_apply(&topo)
             .err()
             .unwrap_or_else(|| panic!("{}: a bad candidate was applied", v.label));
-        assert_eq!(Exit::of_edge(&err), Exit::Refused, "{}: {err}", v.label);
+        assert_eq!(err.exit(), Exit::Refused, "{}: {err}", v.label);
         let msg = err.to_string();
         assert!(
             msg.contains("HAProxy refused the candidate") && msg.contains("timeout"),
@@ -400,7 +400,7 @@ per_version!(a_candidate_that_fails_at_start_is_rescued, |v: &Haproxy| {
             edge.log()
         )
     });
-    assert_eq!(Exit::of_edge(&err), Exit::NotVerified, "{}: {err}", v.label);
+    assert_eq!(err.exit(), Exit::NotVerified, "{}: {err}", v.label);
     let msg = err.to_string();
     assert!(
         msg.contains("rescue") && msg.contains("serves the previous config"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use vezasock::demo::http::{get, Conn};
 use vezasock::demo::LocalEdge;
-use vezasock::edge::switch::{switch, SwitchRequest};
+use vezasock::edge::deploy::switch::{switch, SwitchRequest};
 use vezasock::edge::Edge;
 use vezasock::render::maps::parse_colors;
 use vezasock::runtime::command::AdminState as SetState;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use vezasock::cli::exit::Exit;
 use vezasock::demo::http::get;
 use vezasock::demo::load::{Load, LoadSpec};
-use vezasock::edge::install::start_command;
+use vezasock::edge::apply::install::start_command;
 use vezasock::runtime::endpoint::{Endpoint, Socket};
 use vezasock::runtime::session::Timeouts;
 use vezasock::topology::{LocalServer, Tls, Topology};

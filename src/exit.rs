@@ -1,6 +1,6 @@
 //! The exit codes of every `vezasock` command, in one place (documented in docs/reference.md and
 //! docs/errors.md). An edge operation's error has a kind ([`crate::edge::ErrorKind`]); the
-//! kind picks the code here, once.
+//! kind picks its code once (`ErrorKind::exit`, src/edge/error.rs).
 //!
 //! CI scripts branch on these, so they never change meaning:
 //!
@@ -17,9 +17,6 @@
 
 use std::process::ExitCode;
 
-use crate::edge::ErrorKind;
-use crate::runtime::Error;
-
 /// A command's outcome as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -31,42 +28,6 @@ pub enum Exit {
     NotVerified = 5,
     Drift = 6,
     AnalysisFailed = 7,
-}
-
-impl Exit {
-    /// The exit of an error of this kind: the one table from kinds to codes.
-    pub fn of_kind(kind: ErrorKind) -> Exit {
-        match kind {
-            ErrorKind::Refused | ErrorKind::HaproxySaidNo => Exit::Refused,
-            ErrorKind::BadInput => Exit::BadInput,
-            // A fleet commit that failed and was put back everywhere says 3 too: an edge
-            // could not be reached (or answered wrong) in the middle of the commit.
-            ErrorKind::Unreachable | ErrorKind::PutBack => Exit::Unreachable,
-            ErrorKind::Locked => Exit::Locked,
-            ErrorKind::Unfinished => Exit::NotVerified,
-            ErrorKind::Drift => Exit::Drift,
-            ErrorKind::AnalysisFailed => Exit::AnalysisFailed,
-        }
-    }
-
-    /// Which exit a runtime client error maps to.
-    pub fn of_runtime(error: &Error) -> Exit {
-        Exit::of_kind(ErrorKind::of_runtime(error))
-    }
-
-    /// Which exit an edge operation error maps to (the same as [`crate::edge::EdgeError::exit`]).
-    pub fn of_edge(error: &crate::edge::EdgeError) -> Exit {
-        error.exit()
-    }
-
-    /// The exit for a code another vezasock gave (an edge-agent over ssh); an unknown code
-    /// is 5: nothing says that nothing changed.
-    pub fn of_code(code: u8) -> Exit {
-        if code == 0 {
-            return Exit::Ok;
-        }
-        Exit::of_kind(ErrorKind::of_code(code))
-    }
 }
 
 impl From<Exit> for ExitCode {

@@ -297,3 +297,50 @@ fn the_scanners_see_links_anchors_and_sections() {
         ]
     );
 }
+
+/// The repository paths a text names: `src/…`, `integration/…`, `tests/…`, `benches/…` or
+/// `scripts/…` followed by a file name with an extension (`src/edge/flip/mod.rs`).
+fn repository_paths(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for root in ["src/", "integration/", "tests/", "benches/", "scripts/"] {
+        let mut from = 0;
+        while let Some(found) = text[from..].find(root) {
+            let at = from + found;
+            from = at + root.len();
+            let before = text[..at].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '/' || c == '_' || c == '.') {
+                continue;
+            }
+            let path: String = text[at..]
+                .chars()
+                .take_while(|c| is_path_char(*c))
+                .collect();
+            let path = path.trim_end_matches(['.', '/']);
+            let file = path.rsplit('/').next().unwrap_or("");
+            if file.contains('.') {
+                out.push(path.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A moved file leaves no stale path behind: every repository file the README and `docs/`
+/// name exists.
+#[test]
+fn every_file_the_docs_name_exists() {
+    let mut missing = Vec::new();
+    for doc in documents() {
+        for path in repository_paths(&read(&doc)) {
+            if !Path::new(ROOT).join(&path).exists() {
+                missing.push(format!("{}: {path}", doc.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "files named by the docs that do not exist: {missing:#?}"
+    );
+    let seen = repository_paths("see `src/edge/flip/mod.rs`, scripts/test.sh, and src/edge/.");
+    assert_eq!(seen, ["src/edge/flip/mod.rs", "scripts/test.sh"]);
+}

@@ -2,7 +2,7 @@
 //! the edge is left as it was, and what happened is written down.
 //!
 //! Real HAProxy never refuses `set map` after `show map` succeeded on the same map, so these
-//! tests run `edge::switch::switch` and the `vezasock` binary against a fake admin/operator
+//! tests run `edge::deploy::switch::switch` and the `vezasock` binary against a fake admin/operator
 //! socket ([`support::FakeServer`]) that speaks the worker prompt protocol with replies shaped
 //! like the recorded 3.0 corpus: every server of the embedded topology UP with its check
 //! passed, the runtime map as the fake holds it, and a scripted fault on `set map` / `add map`.
@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use support::{Answer, FakeServer};
+use vezasock::edge::deploy::switch::{switch, SwitchRequest};
 use vezasock::edge::status::status;
-use vezasock::edge::switch::{switch, SwitchRequest};
 use vezasock::edge::{Edge, EdgeError};
 use vezasock::render::{self, write::write_rendered};
 use vezasock::runtime::session::Timeouts;
@@ -632,7 +632,7 @@ async fn connection_dropped_on_set_map_exits_3_restores_the_map_file_and_finds_i
         assert_eq!(flips, 1, "{:?}", fake.lines());
         assert_eq!(fake.runtime_color("staging").as_deref(), Some("blue"));
 
-        // switch.rs: the map file is restored whatever the error; a new connection shows
+        // src/edge/deploy/switch.rs: the map file is restored whatever the error; a new connection shows
         // the runtime did not apply it, and the journal says so.
         assert_unchanged(&before, t.dir.path(), "after a dropped set map");
         let op = last_operation(&t.edge, "staging");

@@ -118,7 +118,7 @@ impl Fresh {
         assert_eq!(loaded, self.topology, "{text}");
     }
 
-    /// Starts HAProxy with `command` (the one `apply` prints, or `edge::install::start_command`)
+    /// Starts HAProxy with `command` (the one `apply` prints, or `edge::apply::install::start_command`)
     /// in its own process group and waits until its admin socket answers; a start that fails on
     /// a taken port is tried again, up to 5 times.
     pub fn start(&self, command: &[String]) -> Started {

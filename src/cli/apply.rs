@@ -13,8 +13,8 @@ use super::common::{after, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
 use super::plan::{print_plan, TakeoverArgs};
+use crate::edge::apply::install::{apply_or_install_with, ApplyOutcome, InstallReport};
 use crate::edge::apply::{ApplyOptions, ApplyReport};
-use crate::edge::install::{apply_or_install_with, ApplyOutcome, InstallReport};
 use crate::plan::Plan;
 use crate::topology::Color;
 
@@ -92,12 +92,11 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
         }
         Err(e) => {
             if args.json {
-                let j =
-                    serde_json::json!({ "error": e.to_string(), "exit": Exit::of_edge(&e) as u8 });
+                let j = serde_json::json!({ "error": e.to_string(), "exit": e.exit() as u8 });
                 output::line(&j.to_string());
             }
             eprintln!("vezasock apply: {e}");
-            Exit::of_edge(&e).into()
+            e.exit().into()
         }
     }
 }

@@ -10,7 +10,7 @@ use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 use clap::Args;
 
-use crate::edge::switch::LockWait;
+use crate::edge::deploy::switch::LockWait;
 use crate::state::Wait;
 use crate::topology::{Color, LoadError, PathOverrides, ReloadMethod, Topology};
 

@@ -14,8 +14,8 @@ use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::output;
 use super::switch::parse_percent;
-use crate::edge::bake::{Limits, DEFAULT_MIN_REQUESTS};
-use crate::edge::canary::{
+use crate::edge::analysis::{Limits, DEFAULT_MIN_REQUESTS};
+use crate::edge::deploy::canary::{
     abort_from_outside, canary, promote_from_outside, CanaryReport, CanaryRequest,
 };
 use crate::topology::Color;

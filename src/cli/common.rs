@@ -59,13 +59,14 @@ static STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// Posts this command's events to the webhook, if one is configured (`edge::notify`). A
 /// delivery that fails is a warning and a `notify failed` journal line, never an exit code.
 fn notify(edge: &Edge, command: &str) {
-    use crate::edge::notify::{events, send, Target};
+    use crate::edge::notify::{events, send};
     use crate::state::{Action, Operation, Phase};
+    use crate::topology::webhook::Webhook;
     let Some(target) = edge
         .topology
         .notify_webhook
         .as_deref()
-        .and_then(|u| Target::parse(u).ok())
+        .and_then(|u| Webhook::parse(u).ok())
     else {
         return;
     };

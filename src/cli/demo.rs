@@ -85,7 +85,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
             eprintln!("vezasock demo: {e}");
             match e {
                 DemoError::NoHaproxy(_) => Exit::Unreachable.into(),
-                DemoError::Edge(e) => Exit::of_edge(&e).into(),
+                DemoError::Edge(e) => e.exit().into(),
                 _ => Exit::Unreachable.into(),
             }
         }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::exit::Exit;
 use super::output;
+use crate::edge::ErrorKind;
 use crate::runtime::codec::MAX_REPLY;
 use crate::runtime::command::Command;
 use crate::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
@@ -142,7 +143,7 @@ async fn exec(args: &ExecArgs) -> Exit {
         Ok(ok) => ok,
         Err(e) => {
             eprintln!("vezasock exec: {e}");
-            return Exit::of_runtime(&e);
+            return ErrorKind::of_runtime(&e).exit();
         }
     };
     let parts: Vec<String> = match &command {
@@ -165,7 +166,7 @@ async fn exec(args: &ExecArgs) -> Exit {
         Ok(replies) => print(&replies, args.json),
         Err(e) => {
             eprintln!("vezasock exec: {e}");
-            Exit::of_runtime(&e)
+            ErrorKind::of_runtime(&e).exit()
         }
     }
 }

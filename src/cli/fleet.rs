@@ -13,12 +13,12 @@ use super::args::TopologyArgs;
 use super::common::runtime;
 use super::exit::Exit;
 use super::finish::{finish, said, Failed, Report, WithOk};
+use crate::edge::deploy::switch::{LockWait, SwitchRequest};
 use crate::edge::fleet::agent;
 use crate::edge::fleet::member::{Agent, Link, Member};
 use crate::edge::fleet::protocol::EdgeSummary;
 use crate::edge::fleet::{self, FleetApply, FleetChange, FleetReport, FleetStatus};
 use crate::edge::servers::Selection;
-use crate::edge::switch::{LockWait, SwitchRequest};
 use crate::edge::{Edge, EdgeError};
 use crate::state::AdminDecision;
 use crate::topology::fleet::{Fleet, Reach};
@@ -231,7 +231,7 @@ pub fn run_rollback(
     req: SwitchRequest,
     to: Option<String>,
 ) -> ExitCode {
-    let ttl = crate::edge::transaction::DEFAULT_TTL;
+    let ttl = crate::edge::flip::transaction::DEFAULT_TTL;
     run_flip("rollback", path, topology, json, req, ttl, Some(to))
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::finish::{Failed, Report, WithOk};
-use crate::edge::switch::{Step, SwitchReport};
+use crate::edge::deploy::switch::{Step, SwitchReport};
 use crate::edge::EdgeError;
 
 /// One step as a human line: `gate          0.412 ms  3 server(s) of green UP and ready`.

@@ -14,7 +14,7 @@ use super::args::{parse_name, Checked, TopologyArgs};
 use super::common::{fail, load_edge};
 use super::exit::Exit;
 use super::output;
-use crate::edge::rollback::history;
+use crate::edge::deploy::rollback::history;
 use crate::state::colors::{HistoryEntry, HISTORY_LEN};
 use crate::topology::Color;
 

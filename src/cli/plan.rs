@@ -132,7 +132,7 @@ pub fn run(args: &PlanArgs) -> ExitCode {
 fn running_version(args: &PlanArgs) -> Option<(u32, u32)> {
     let edge = load_edge("plan", &args.topology).ok()?;
     let rt = runtime("plan").ok()?;
-    rt.block_on(crate::edge::pool::running_version(&edge))
+    rt.block_on(crate::edge::apply::pool::running_version(&edge))
 }
 
 /// The takeover plan when HAProxy runs a config vezasock did not render; `None` when it is not

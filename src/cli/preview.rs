@@ -9,7 +9,7 @@ use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
 use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
-use crate::edge::preview::preview;
+use crate::edge::deploy::preview::preview;
 use crate::topology::Color;
 
 // Arguments of `vezasock preview` (a plain comment: a doc comment would replace the

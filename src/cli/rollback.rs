@@ -11,8 +11,8 @@ use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, Topo
 use super::common::{after, runtime_and_edge};
 use super::flip::{finish, step_line};
 use super::output;
-use crate::edge::rollback::rollback;
-use crate::edge::switch::SwitchRequest;
+use crate::edge::deploy::rollback::rollback;
+use crate::edge::deploy::switch::SwitchRequest;
 
 // Arguments of `vezasock rollback` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).

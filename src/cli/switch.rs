@@ -10,7 +10,7 @@ use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, Topo
 use super::common::{after, fail, runtime_and_edge};
 use super::flip::{finish, step_line};
 use super::output;
-use crate::edge::switch::{switch, SwitchRequest};
+use crate::edge::deploy::switch::{switch, SwitchRequest};
 use crate::edge::EdgeError;
 use crate::topology::Color;
 
@@ -60,7 +60,7 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "PERCENT", default_value = "1%", value_parser = Checked(parse_percent), requires = "bake")]
     pub max_error_rate: f64,
     /// Fewer responses than this over the bake is inconclusive, never a breach (1 to 10^9).
-    #[arg(long, value_name = "N", default_value_t = crate::edge::bake::DEFAULT_MIN_REQUESTS, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000), requires = "bake")]
+    #[arg(long, value_name = "N", default_value_t = crate::edge::analysis::DEFAULT_MIN_REQUESTS, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000), requires = "bake")]
     pub min_requests: u64,
     /// Read and check only; print the steps without changing anything.
     #[arg(long)]
@@ -96,7 +96,7 @@ pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
-    crate::edge::preview::check_path(s)
+    crate::edge::deploy::preview::check_path(s)
         .map(|()| s.to_string())
         .map_err(|e| e.to_string())
 }
@@ -119,7 +119,7 @@ impl SwitchArgs {
         req.preview_check = self.preview_check.clone();
         req.preview_via = self.preview_via;
         req.bake = self.bake;
-        req.bake_limits = crate::edge::bake::Limits {
+        req.bake_limits = crate::edge::analysis::Limits {
             max_error_rate: self.max_error_rate,
             min_requests: self.min_requests,
         };

@@ -1,6 +1,6 @@
 //! `vezasock txn prepare|commit|abort`: one edge's half of a transaction over several edges,
 //! for an Ansible play or a script (prepare on every host, then commit on every host). The
-//! fleet coordinator (`--fleet`) runs the same steps itself ([`crate::edge::transaction`]).
+//! fleet coordinator (`--fleet`) runs the same steps itself ([`crate::edge::flip::transaction`]).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,9 +12,9 @@ use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::output;
-use crate::edge::switch::SwitchRequest;
-use crate::edge::transaction::{self, Held, TxnReport};
-use crate::edge::txn_machine::{self, Phase as TxnPhase};
+use crate::edge::deploy::switch::SwitchRequest;
+use crate::edge::flip::transaction::{self, Held, TxnReport};
+use crate::edge::flip::txn_machine::{self, Phase as TxnPhase};
 use crate::edge::EdgeError;
 use crate::state::Transaction;
 use crate::topology::Color;

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::backend::Backend;
-use crate::edge::install::start_command;
+use crate::edge::apply::install::start_command;
 use crate::render::{render, write::write_rendered};
 use crate::topology::{Color, LocalServer, Topology};
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Edge, EdgeError};
+use crate::edge::{Edge, EdgeError};
 use crate::render::{self, maps};
 use crate::runtime::parse::map::MapEntry;
 use crate::state::atomic::{read_optional, write_atomic};

@@ -69,7 +69,7 @@ pub enum EdgeError {
     },
 }
 
-/// What kind of failure an [`EdgeError`] is; each kind has one exit code ([`Exit::of_kind`]).
+/// What kind of failure an [`EdgeError`] is; each kind has one exit code ([`ErrorKind::exit`]).
 /// On the fleet protocol it is the word below (`"locked"`, `"unfinished"`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -140,7 +140,17 @@ impl ErrorKind {
 
     /// The exit code of this kind.
     pub fn exit(self) -> Exit {
-        Exit::of_kind(self)
+        match self {
+            ErrorKind::Refused | ErrorKind::HaproxySaidNo => Exit::Refused,
+            ErrorKind::BadInput => Exit::BadInput,
+            // A fleet commit that failed and was put back everywhere says 3 too: an edge
+            // could not be reached (or answered wrong) in the middle of the commit.
+            ErrorKind::Unreachable | ErrorKind::PutBack => Exit::Unreachable,
+            ErrorKind::Locked => Exit::Locked,
+            ErrorKind::Unfinished => Exit::NotVerified,
+            ErrorKind::Drift => Exit::Drift,
+            ErrorKind::AnalysisFailed => Exit::AnalysisFailed,
+        }
     }
 }
 

@@ -1,35 +1,36 @@
 //! What vezasock does to a live edge: flips, rollbacks, server drains, status, apply and the
 //! reload path. Each operation combines the layers below it (topology → render → plan →
 //! runtime → state) and is called by the `cli` commands; some operations are also steps of
-//! others ([`switch::switch`] is run by `switch`, `rollback`, a bake that flips back, `canary`,
+//! others ([`deploy::switch::switch`] is run by `switch`, `rollback`, a bake that flips back, `canary`,
 //! the fleet agent's dry run and `demo`). The map of this folder: docs/architecture.md §1.
 //!
 //! [`Edge`] is the context they share: the topology (with its runtime paths), the edge's
 //! state dir, and the runtime client settings.
 
+//! | folder / file | what it holds |
+//! |---|---|
+//! | `flip/` | the flip engine: its phases (lock → read → gate → intent → disk → runtime → verify → record), the staged (two-half) flip, the transaction state machine, the server gate |
+//! | `deploy/` | what an operator runs to move traffic, on the engine: `switch`, `rollback`, `preview`, `bake`, `canary` |
+//! | `apply/` | making the edge match its topology: `apply`, `install`, takeover, pool changes, reload, repair |
+//! | `fleet/` | the same operations on several edges at once: coordinator, edge-agent, wire protocol |
+//! | `servers.rs`, `status.rs`, `cert.rs` | drain/maint/ready, the status report, certificates |
+//! | `active_color.rs` | the active-color map, its runtime and file sides |
+//! | `analysis.rs` | the traffic counters and limits a bake and a canary judge by |
+//! | `metrics/`, `notify.rs` | what vezasock tells outside: the metrics textfile and webhook events |
+//! | `error.rs` | the one error of every operation ([`EdgeError`]) |
+
 pub mod active_color;
-pub mod bake;
-pub mod canary;
+pub mod analysis;
+pub mod apply;
 pub mod cert;
+pub mod deploy;
+pub mod error;
 pub mod fleet;
 pub mod flip;
-pub mod gate;
 pub mod metrics;
 pub mod notify;
-pub mod pool;
-pub mod preview;
-pub mod repair;
-pub mod rollback;
 pub mod servers;
 pub mod status;
-pub mod switch;
-pub mod transaction;
-pub mod txn_machine;
-
-pub mod apply;
-pub mod error;
-pub mod install;
-pub mod reload;
 
 use std::time::Duration;
 
@@ -60,6 +61,17 @@ impl Edge {
                 reply: Duration::from_secs(10),
             },
         }
+    }
+
+    /// The env, checked to have colors.
+    pub(crate) fn colored_env(&self, name: &str) -> Result<&Env, EdgeError> {
+        let env = self.env(name)?;
+        if !env.colored {
+            return Err(EdgeError::BadInput(format!(
+                "env {name:?} has no colors (its components are plain pools): there is nothing to switch"
+            )));
+        }
+        Ok(env)
     }
 
     /// The admin stats socket: flips and server state changes.

@@ -660,14 +660,14 @@ async fn guard_live(
         .map(|s| (s.backend.as_str(), s.server.as_str()))
         .collect();
     let colors = session
-        .show_map(&super::active_color::map_ref(edge), None)
+        .show_map(&crate::edge::active_color::map_ref(edge), None)
         .await?;
     let state = session.show_servers_state(None).await?;
     let mut emptied = Vec::new();
     for env in &edge.topology.envs {
         // An env missing from the map is routed to blue (the map lookup's default).
         let live = if env.colored {
-            super::active_color::runtime_color(&colors, &env.name)?.unwrap_or(Color::Blue)
+            crate::edge::active_color::runtime_color(&colors, &env.name)?.unwrap_or(Color::Blue)
         } else {
             Color::Blue
         };

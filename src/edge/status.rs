@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::active_color::{entry_color, map_file_colors, map_ref, Sides};
 use super::cert::CertEntry;
 use super::{Edge, EdgeError};
+use crate::edge::active_color::{entry_color, map_file_colors, map_ref, Sides};
 use crate::runtime::command::{Command, StatFilter};
 use crate::runtime::parse::info::Info;
 use crate::runtime::parse::map::MapEntry;
@@ -47,7 +47,7 @@ pub struct StatusReport {
     /// The certificates of the edge, disk and runtime side by side (`vezasock cert list`).
     pub certificates: Vec<CertEntry>,
     /// Canaries in progress (`vezasock canary`): env, color, percent, as written through.
-    pub canaries: Vec<super::canary::InProgress>,
+    pub canaries: Vec<crate::edge::deploy::canary::InProgress>,
     /// A prepared transaction holding the edge (`vezasock txn`, a fleet switch), if any: it
     /// counts as a problem (exit 6) while it is open.
     pub transaction: Option<crate::state::Transaction>,
@@ -373,7 +373,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             !(o.action == crate::state::Action::Canary
                 && o.env
                     .as_deref()
-                    .is_some_and(|e| super::canary::is_running(edge, e)))
+                    .is_some_and(|e| crate::edge::deploy::canary::is_running(edge, e)))
         })
         .filter(|o| waiting.as_deref() != Some(o.op_id.as_str()))
         .collect();
@@ -492,7 +492,7 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
     }
     .to_string();
     let (certificates, mut warnings) = certificates(edge, &mut problems).await;
-    let canaries = match super::canary::in_progress(edge) {
+    let canaries = match crate::edge::deploy::canary::in_progress(edge) {
         Ok(canaries) => canaries,
         Err(e) => {
             warnings.push(format!("canaries not read: {e}"));

@@ -16,6 +16,7 @@ mod file;
 pub mod fleet;
 pub mod paths;
 mod validate;
+pub mod webhook;
 
 use std::fmt;
 use std::path::Path;
@@ -216,6 +217,14 @@ impl Env {
         } else {
             format!("be_{}_{}", self.name, component)
         }
+    }
+
+    /// The backends of `color` in this env, one per component.
+    pub fn color_backends(&self, color: Color) -> Vec<String> {
+        self.components
+            .iter()
+            .map(|c| self.backend_name(&c.name, color))
+            .collect()
     }
 
     /// Every backend this env renders: one per component and color, one per component for a

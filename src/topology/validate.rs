@@ -1172,9 +1172,9 @@ fn timeout(s: &str) -> Result<String, String> {
 /// Besides what ends a word or a line, refused: `$` (HAProxy expands environment variables in
 /// its config, so it would bind or read another path than vezasock uses), `,` `(` `)` (a map
 /// path is an argument of `map(…,…)`), `[` `]` `%` (sample-fetch and log-format syntax).
-/// `[notify] webhook`: a plain `http://` URL that [`crate::edge::notify::Target`] parses.
+/// `[notify] webhook`: a plain `http://` URL that [`super::webhook::Webhook`] parses.
 pub fn webhook_url(s: &str) -> Result<String, String> {
-    crate::edge::notify::Target::parse(s).map(|_| s.to_string())
+    super::webhook::Webhook::parse(s).map(|_| s.to_string())
 }
 
 /// `[metrics] textfile` / `--metrics-textfile`: an absolute path ending in `.prom` (node_exporter's

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
-use crate::edge::switch::{LockWait, SwitchRequest};
-use crate::edge::transaction::{self, Held};
-use crate::edge::txn_machine::{self, Args, Phase as TxnPhase, Step, TxnEdge};
+use crate::edge::deploy::switch::{LockWait, SwitchRequest};
+use crate::edge::flip::transaction::{self, Held};
+use crate::edge::flip::txn_machine::{self, Args, Phase as TxnPhase, Step, TxnEdge};
 use crate::edge::{Edge, EdgeError};
 use crate::topology::Color;
 
@@ -110,7 +110,7 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 req.sha = sha;
                 req.wait_healthy = wait_healthy_ms.map(Duration::from_millis);
                 req.dry_run = true;
-                let r = match crate::edge::switch::switch(edge, &req, &mut |_| {}).await {
+                let r = match crate::edge::deploy::switch::switch(edge, &req, &mut |_| {}).await {
                     Ok(report) => Response {
                         ok: true,
                         detail: dry_run_line(&report),
@@ -327,7 +327,7 @@ fn result(r: Result<String, EdgeError>) -> Response {
 
 /// What a dry run found on this edge, one line: its read and gate (`read: …; gate: …`); the
 /// single-edge plan (`would: …`) is not the fleet's, which the coordinator says.
-fn dry_run_line(report: &crate::edge::switch::SwitchReport) -> String {
+fn dry_run_line(report: &crate::edge::deploy::switch::SwitchReport) -> String {
     report
         .steps
         .iter()
@@ -361,8 +361,8 @@ pub fn rollback_target(
     env: &str,
     to: Option<&str>,
 ) -> Result<(Color, Option<String>), EdgeError> {
-    let entries = crate::edge::rollback::history(edge, env)?;
-    let target = crate::edge::rollback::rollback_target(&entries, to)?;
+    let entries = crate::edge::deploy::rollback::history(edge, env)?;
+    let target = crate::edge::deploy::rollback::rollback_target(&entries, to)?;
     Ok((target.color, target.sha))
 }
 
@@ -423,7 +423,7 @@ pub async fn repair(edge: &Edge) -> Result<String, EdgeError> {
     {
         done.push(line);
     }
-    let report = crate::edge::repair::repair(edge).await?;
+    let report = crate::edge::apply::repair::repair(edge).await?;
     done.extend(report.fixed);
     if done.is_empty() {
         done.push("nothing to repair".to_string());
@@ -442,7 +442,7 @@ mod tests {
 
     use super::*;
     use crate::edge::fleet::protocol::parse_request;
-    use crate::edge::txn_machine::fake::{locked_edge, FakeEdge};
+    use crate::edge::flip::txn_machine::fake::{locked_edge, FakeEdge};
 
     /// Lines in, responses out; lines that are not requests are answered as the stdin agent
     /// answers them.

@@ -1,5 +1,5 @@
 //! Several edges, one transaction (issue 14): a flip lands on every edge of the fleet or on
-//! none. The coordinator runs the flip engine's *prepare* half ([`crate::edge::transaction`])
+//! none. The coordinator runs the flip engine's *prepare* half ([`crate::edge::flip::transaction`])
 //! on every edge in parallel, then the commit phases in order on every edge, each phase on
 //! every edge before the next, then records on every edge ([`switch`]).
 //!

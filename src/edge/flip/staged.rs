@@ -1,6 +1,6 @@
 //! The flip split for a transaction (issue 14): the *prepare* half stages the new color instead
 //! of applying it, the *commit* half applies what was staged. Used by
-//! [`crate::edge::transaction`] (per-edge primitives) and the fleet coordinator.
+//! [`crate::edge::flip::transaction`] (per-edge primitives) and the fleet coordinator.
 //!
 //! | phase | reads / writes | a failure here |
 //! |---|---|---|

@@ -1,6 +1,6 @@
 //! The phases of one edge's transaction as an explicit state machine (issue 19): which request
 //! is allowed in which phase, what it does there, and where it leaves the transaction. The
-//! edge-agent ([`super::fleet::agent`]) and `vezasock txn` both go through [`decide`], so a
+//! edge-agent ([`crate::edge::fleet::agent`]) and `vezasock txn` both go through [`decide`], so a
 //! request out of order is refused the same way everywhere, before anything is touched.
 //!
 //! | phase | allowed | abort / end of input |
@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use super::EdgeError;
+use crate::edge::EdgeError;
 use crate::topology::Color;
 
 /// How far a transaction got in this session.
@@ -237,7 +237,7 @@ impl Done {
 }
 
 /// The edge side of a transaction: one method per [`Move`], each called only when
-/// [`decide`] allowed it. The real one is [`super::transaction::Held`]; tests use an
+/// [`decide`] allowed it. The real one is [`crate::edge::flip::transaction::Held`]; tests use an
 /// in-memory edge.
 pub(crate) trait TxnEdge {
     async fn prepare(&mut self, id: &str, ttl: Duration) -> Result<Done, EdgeError>;

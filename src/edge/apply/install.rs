@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::apply::{apply_with, desired_colors, ApplyOptions, ApplyReport, TakeoverOptions};
-use super::{Edge, EdgeError};
+use crate::edge::apply::{apply_with, desired_colors, ApplyOptions, ApplyReport, TakeoverOptions};
+use crate::edge::{Edge, EdgeError};
 use crate::render::check::{explain, haproxy_check};
 use crate::render::shape::summary_path;
 use crate::render::{render, Rendered};

@@ -15,8 +15,8 @@ use std::path::Path;
 
 pub mod tally;
 
-use super::status::{status, StatusReport};
-use super::{Edge, EdgeError};
+use crate::edge::status::{status, StatusReport};
+use crate::edge::{Edge, EdgeError};
 pub use tally::Tally;
 
 /// Everything one write reads, gathered before anything is formatted.
@@ -49,7 +49,7 @@ pub async fn collect(edge: &Edge) -> Result<Snapshot, EdgeError> {
     let status = status(edge, None).await.ok();
     let tally = tally::of_state(&edge.state)?;
     let certificates = match &edge.topology.tls {
-        Some(tls) => super::cert::disk_certs(&tls.certs_dir)
+        Some(tls) => crate::edge::cert::disk_certs(&tls.certs_dir)
             .into_iter()
             .filter_map(|(file, info)| info.ok().map(|i| (file, i.not_after)))
             .collect(),

@@ -12,13 +12,13 @@
 //! The history is read before the switch takes the lock; the switch itself re-reads the live
 //! state under the lock, so a concurrent switch can at worst make this a no-op.
 
-use super::switch::{colored_env, switch, Step, SwitchReport, SwitchRequest};
-use super::{Edge, EdgeError};
+use crate::edge::deploy::switch::{switch, Step, SwitchReport, SwitchRequest};
+use crate::edge::{Edge, EdgeError};
 use crate::state::{Action, HistoryEntry};
 
 /// The last deploys of `env`, newest first (at most 5).
 pub fn history(edge: &Edge, env: &str) -> Result<Vec<HistoryEntry>, EdgeError> {
-    let env = colored_env(edge, env)?;
+    let env = edge.colored_env(env)?;
     Ok(edge.state.history(&env.name)?)
 }
 

@@ -21,8 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod tls;
 
-use super::flip::LockWait;
-use super::{Edge, EdgeError};
+use crate::edge::flip::LockWait;
+use crate::edge::{Edge, EdgeError};
 use crate::render::maps::parse_map;
 use crate::render::{PREVIEW_COOKIE, PREVIEW_HEADER, PREVIEW_MAP_HEADER};
 use crate::runtime::command::Command;
@@ -61,7 +61,7 @@ pub async fn preview(
     lock_wait: LockWait,
     who: &str,
 ) -> Result<PreviewReport, EdgeError> {
-    let env = super::switch::colored_env(edge, env)?;
+    let env = edge.colored_env(env)?;
     let _lock = EdgeLock::acquire_async(&edge.state, lock_wait.wait(), Holder::current()).await?;
     let mut session = edge.admin_session().await?;
     let (token, revoked) = set_locked(edge, &mut session, env, color, who).await?;

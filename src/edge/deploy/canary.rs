@@ -10,9 +10,9 @@
 //! change (`add map` / `set map`), written through to the file first and journalled (action
 //! `canary`); a reload or restart keeps the percent. Abort deletes the entry: one map change,
 //! every request back on the active color. At 100 % every user is already on COLOR; the canary
-//! then runs a normal [`super::switch::switch`] (recorded exactly like one) and deletes the entry.
+//! then runs a normal [`crate::edge::deploy::switch::switch`] (recorded exactly like one) and deletes the entry.
 //!
-//! Analysis per step, from `show stat` of both colors' backends over the step ([`super::bake`]):
+//! Analysis per step, from `show stat` of both colors' backends over the step ([`crate::edge::deploy::bake`]):
 //! a breach is a 5xx share on COLOR above `max_error_rate` plus the old color's own share over
 //! the same window (the baseline). Fewer than `min_requests` responses on COLOR is inconclusive:
 //! the step waits, up to three intervals, then aborts as inconclusive.
@@ -32,11 +32,11 @@ use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use serde::Serialize;
 
-use super::bake::{counters, describe, judge, Counters, Limits, Verdict, POLL};
-use super::flip::LockWait;
-use super::preview::{map_ref, parse_file, put_back, render_file};
-use super::switch::{switch, SwitchReport, SwitchRequest};
-use super::{Edge, EdgeError};
+use crate::edge::analysis::{counters, describe, judge, Counters, Limits, Verdict, POLL};
+use crate::edge::deploy::preview::{map_ref, parse_file, put_back, render_file};
+use crate::edge::deploy::switch::{switch, SwitchReport, SwitchRequest};
+use crate::edge::flip::LockWait;
+use crate::edge::{Edge, EdgeError};
 use crate::runtime::command::Command;
 use crate::runtime::parse::Parsed;
 use crate::runtime::session::Session;
@@ -331,7 +331,7 @@ pub async fn canary(
     req: &CanaryRequest,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<CanaryReport, EdgeError> {
-    let env = super::switch::colored_env(edge, &req.env)?;
+    let env = edge.colored_env(&req.env)?;
     check_steps(&req.steps)?;
     // The gate and every file the switch will need, checked now: a dry-run switch.
     let mut dry = SwitchRequest::new(&env.name, req.color);
@@ -449,7 +449,7 @@ pub async fn abort_from_outside(
     req_who: &str,
     lock_wait: LockWait,
 ) -> Result<bool, EdgeError> {
-    let env = super::switch::colored_env(edge, env)?;
+    let env = edge.colored_env(env)?;
     let req = CanaryRequest {
         env: env.name.clone(),
         color: Color::Green,
@@ -475,7 +475,7 @@ pub async fn promote_from_outside(
     who: &str,
     lock_wait: LockWait,
 ) -> Result<Option<Color>, EdgeError> {
-    let env = super::switch::colored_env(edge, env)?;
+    let env = edge.colored_env(env)?;
     let Some(running) = in_progress(edge)?.into_iter().find(|c| c.env == env.name) else {
         return Ok(None);
     };
@@ -613,7 +613,7 @@ async fn analyse(
                 canary,
                 baseline,
                 verdict: Verdict::Promoted,
-                ms: super::flip::ms(started.elapsed()),
+                ms: crate::edge::flip::ms(started.elapsed()),
             });
         }
         let verdict = verdict(canary, baseline, req.limits);
@@ -629,7 +629,7 @@ async fn analyse(
                 canary,
                 baseline,
                 verdict,
-                ms: super::flip::ms(elapsed),
+                ms: crate::edge::flip::ms(elapsed),
             });
         }
     }
@@ -741,7 +741,7 @@ async fn set_percent_locked(
         );
         return Err(e.into());
     }
-    super::crash_point("canary-after-disk");
+    crate::edge::crash_point("canary-after-disk");
     let command = match (&value, in_runtime) {
         (Some(v), true) => Command::set_map(&map, &env.name, v)?,
         (Some(v), false) => Command::add_map(&map, None, &env.name, v)?,

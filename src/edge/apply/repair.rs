@@ -15,17 +15,17 @@
 //! undone flip: its operation is closed as `rolled-back`). Repair adds no line of its own: the
 //! history lists deploys, and a repair deploys nothing.
 //!
-//! A canary killed mid-way ([`super::canary::repair_crashed`]) goes back to 0 %, not forward:
+//! A canary killed mid-way ([`crate::edge::deploy::canary::repair_crashed`]) goes back to 0 %, not forward:
 //! every user returns to the recorded color, which the state file names as verified.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::active_color::{
+use crate::edge::active_color::{
     map_file_colors, map_ref, recorded_colors, runtime_color, write_map_file,
 };
-use super::{Edge, EdgeError};
+use crate::edge::{Edge, EdgeError};
 use crate::runtime::command::Command;
 use crate::state::{Action, EdgeLock, Holder, Operation, Phase, Wait};
 use crate::topology::Color;
@@ -71,9 +71,9 @@ pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport,
     // recorded color (a running canary is left alone).
     report
         .fixed
-        .extend(super::canary::repair_crashed(edge, lock, &who).await?);
+        .extend(crate::edge::deploy::canary::repair_crashed(edge, lock, &who).await?);
     // An interrupted `cert update`: HAProxy back to the files of the certs dir.
-    let certs = super::cert::repair_interrupted(edge, &who).await?;
+    let certs = crate::edge::cert::repair_interrupted(edge, &who).await?;
     report.fixed.extend(certs.fixed);
     report.closed.extend(certs.closed);
     let map = map_ref(edge);

@@ -84,14 +84,6 @@ pub(crate) fn color_servers(env: &Env, color: Color) -> Vec<(String, String)> {
     out
 }
 
-/// The backends of `color` in `env`, one per component.
-pub(crate) fn color_backends(env: &Env, color: Color) -> Vec<String> {
-    env.components
-        .iter()
-        .map(|c| env.backend_name(&c.name, color))
-        .collect()
-}
-
 /// Judges every server of `color` in `env` from `show servers state` rows.
 pub(crate) fn judge(env: &Env, color: Color, states: &ServersState) -> Vec<GateServer> {
     color_servers(env, color)

@@ -1,7 +1,5 @@
-//! `switch … --bake D`: after the flip is verified and recorded, watch the new color's backends
-//! for D and flip back by itself on a breach. Also the analysis the canary steps reuse: counters
-//! from `show stat` (the per-color backends' `BACKEND` rows), their difference over a window,
-//! and a verdict.
+//! The traffic analysis a bake and a canary judge by: counters from `show stat` (the per-color
+//! backends' `BACKEND` rows), their difference over a window, and a verdict against limits.
 //!
 //! Counted per window, summed over the color's backends (one per component): requests are the
 //! HTTP responses (`hrsp_1xx` … `hrsp_5xx`, `hrsp_other`); errors are `hrsp_5xx`, which
@@ -9,12 +7,11 @@
 //! (`econ`, `eresp` are reported beside it, not added: that would count them twice). A window
 //! with fewer than `min_requests` requests is inconclusive, never a breach.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::gate::color_backends;
-use super::EdgeError;
+use crate::edge::EdgeError;
 use crate::runtime::session::Session;
 use crate::topology::{Color, Env};
 
@@ -115,7 +112,7 @@ pub async fn counters(
     env: &Env,
     color: Color,
 ) -> Result<Counters, EdgeError> {
-    let backends = color_backends(env, color);
+    let backends = env.color_backends(color);
     let table = session.show_stat(None).await?;
     let mut c = Counters::default();
     for row in table.iter() {
@@ -147,49 +144,6 @@ pub async fn counters(
         c.eresp += n("eresp");
     }
     Ok(c)
-}
-
-/// What a bake saw.
-#[derive(Debug, Clone, Serialize)]
-pub struct BakeReport {
-    pub color: Color,
-    pub verdict: Verdict,
-    /// Over the whole bake (up to the breach).
-    pub window: Counters,
-    pub limits: Limits,
-    /// Milliseconds watched.
-    pub watched_ms: f64,
-}
-
-/// Watches `color` for `duration`, reading the counters every [`POLL`]. Returns at the first
-/// breach (verdict `breach`) or when the time is up (`pass`, or `inconclusive` with too few
-/// requests over the whole bake).
-pub async fn watch(
-    session: &mut Session,
-    env: &Env,
-    color: Color,
-    duration: Duration,
-    limits: Limits,
-) -> Result<BakeReport, EdgeError> {
-    let started = Instant::now();
-    let base = counters(session, env, color).await?;
-    let deadline = started + duration;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(left.min(POLL)).await;
-        let window = counters(session, env, color).await?.since(base);
-        let verdict = judge(window, limits);
-        let done = Instant::now() >= deadline;
-        if verdict == Verdict::Breach || done {
-            return Ok(BakeReport {
-                color,
-                verdict,
-                window,
-                limits,
-                watched_ms: super::flip::ms(started.elapsed()),
-            });
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! - only server addresses changed → each moved server gets `set server <b>/<s> addr <ip>
 //!   port <port>`, is read back, and then the server-state file and the config are rewritten
 //!   (no reload) so a later reload keeps the new address ([`move_servers`]);
-//! - the shape changed → the reload path ([`super::reload`]).
+//! - the shape changed → the reload path ([`crate::edge::apply::reload`]).
 //!
 //! Desired colors: the state file of each env (`active-color-<env>`, written last by a
 //! completed switch; missing = blue). Before planning, `repair` (under the same lock) closes
@@ -20,9 +20,14 @@
 //! first line), `apply` takes it over: each env's color is decided as
 //! [`crate::plan::takeover`] says (flag, state file, runtime; else refused, nothing changed),
 //! the seed's state files are imported when their dir is named, and the edge goes through the
-//! reload path ([`super::reload`]: `haproxy -c`, backup, swap, one confirmed reload, verify,
+//! reload path ([`crate::edge::apply::reload`]: `haproxy -c`, backup, swap, one confirmed reload, verify,
 //! rescue). A foreign config has no vezasock maps and other backends: those reads are planning
 //! facts, not failures. The crash repair is skipped (there is nothing of vezasock's to repair).
+
+pub mod install;
+pub mod pool;
+pub mod reload;
+pub mod repair;
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -31,9 +36,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::reload::{self, ReloadOutcome};
-use super::repair::{repair_locked, RepairReport};
-use super::{Edge, EdgeError};
+use self::reload::ReloadOutcome;
+use crate::edge::apply::repair::{repair_locked, RepairReport};
+use crate::edge::{Edge, EdgeError};
 use crate::plan::takeover::{EnvFacts, KnownServer, LiveServer, RuntimeSeen};
 use crate::plan::{plan, LiveView, Plan};
 use crate::render::{maps, render, shape, Rendered, ShapeSummary};
@@ -166,7 +171,7 @@ pub async fn desired_plan(edge: &Edge) -> Result<(Rendered, LiveView, Plan), Edg
     let rendered =
         render(&edge.topology, &colors).map_err(|e| EdgeError::BadInput(e.to_string()))?;
     if has_pool_changes(&rendered, &live) {
-        live.haproxy_version = super::pool::running_version(edge).await;
+        live.haproxy_version = crate::edge::apply::pool::running_version(edge).await;
     }
     let p = plan(&rendered, &live);
     Ok((rendered, live, p))
@@ -191,14 +196,17 @@ pub async fn apply(edge: &Edge, options: ApplyOptions) -> Result<ApplyReport, Ed
 /// True when HAProxy runs a config vezasock did not render: the live config declares no shape
 /// fingerprint and the admin socket answers (no config and no HAProxy is a first install).
 pub async fn is_takeover(edge: &Edge, live: &LiveView) -> bool {
-    live.fingerprint.is_none() && super::install::not_running(edge).await.is_none()
+    live.fingerprint.is_none()
+        && crate::edge::apply::install::not_running(edge)
+            .await
+            .is_none()
 }
 
 /// The lock policy of `wait`, for the transaction's own lock.
-fn lock_wait(wait: Wait) -> super::flip::LockWait {
+fn lock_wait(wait: Wait) -> crate::edge::flip::LockWait {
     match wait {
-        Wait::No => super::flip::LockWait::No,
-        Wait::Until(deadline) => super::flip::LockWait::UpTo(
+        Wait::No => crate::edge::flip::LockWait::No,
+        Wait::Until(deadline) => crate::edge::flip::LockWait::UpTo(
             deadline.saturating_duration_since(std::time::Instant::now()),
         ),
     }
@@ -247,7 +255,7 @@ pub async fn apply_with(
     }
     // A transaction open on the edge is ended at once, expired or not (its owner, when alive,
     // holds the lock: then this waits like for the lock and says who holds it).
-    let ended = super::transaction::abort_open(edge, lock_wait(options.wait)).await?;
+    let ended = crate::edge::flip::transaction::abort_open(edge, lock_wait(options.wait)).await?;
     let lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
     // Temp files of writers that were killed (their pid is gone) are clutter: remove them.
     let certs_dir = edge.topology.tls.as_ref().map(|t| &t.certs_dir);
@@ -314,7 +322,7 @@ pub async fn apply_with(
             let detail: Vec<String> = steps.iter().map(ToString::to_string).collect();
             // Bad input and a candidate `haproxy -c` refuses are refused before the intent.
             let moves = prepare_moves(edge, &rendered, &p.server_moves())?;
-            let pools = super::pool::prepare_pool(&rendered, &live, steps)?;
+            let pools = crate::edge::apply::pool::prepare_pool(&rendered, &live, steps)?;
             if moves.is_empty() && !pools.is_empty() {
                 reload::check_candidate(edge, &rendered)?;
             }
@@ -329,7 +337,8 @@ pub async fn apply_with(
                 Some(m)
             } else {
                 // A plan never holds both (a move with a pool change is one reload).
-                let m = super::pool::change_pools(edge, &rendered, &pools, &op).await?;
+                let m =
+                    crate::edge::apply::pool::change_pools(edge, &rendered, &pools, &op).await?;
                 report.runtime_changes.extend(m.changes.iter().cloned());
                 report.files_written.extend(m.files.iter().cloned());
                 Some(MovesDone {
@@ -722,7 +731,7 @@ async fn take_over(
         }
         Err(e) => {
             // Back to the files as they were (the reload path restored its own).
-            super::install::restore(&old);
+            crate::edge::apply::install::restore(&old);
             for dir in created.iter().rev() {
                 let _ = std::fs::remove_dir(dir);
             }
@@ -747,9 +756,9 @@ fn prepare_takeover(
     created: &mut Vec<PathBuf>,
 ) -> Result<(Vec<PathBuf>, Vec<String>), EdgeError> {
     let paths = &edge.topology.paths;
-    super::install::create_dirs(&paths.maps_dir, created)?;
+    crate::edge::apply::install::create_dirs(&paths.maps_dir, created)?;
     if let Some(dir) = paths.server_state_file.parent() {
-        super::install::create_dirs(dir, created)?;
+        crate::edge::apply::install::create_dirs(dir, created)?;
     }
     let mut written = Vec::new();
     for (path, text) in [
@@ -1027,17 +1036,17 @@ pub(super) async fn write_through(
     let paths = &edge.topology.paths;
     edge.state
         .journal_record(op, Phase::RuntimeApplied, Some(&changes.join("; ")))?;
-    super::crash_point(crash[0]);
+    crate::edge::crash_point(crash[0]);
     // The server-state file now saves what changed: a reload keeps it (its rows win over the
     // config: HAProxy #1412, #2103), and the config below says the same.
-    super::servers::save_server_state(edge, session).await?;
+    crate::edge::servers::save_server_state(edge, session).await?;
     let summary = serde_json::to_vec_pretty(&rendered.summary)
         .map_err(|e| EdgeError::Refused(format!("cannot serialise the shape summary: {e}")))?;
     // The summary first, the config last: until the config is renamed, the live config (with
     // its fingerprint) is the old one.
     write_atomic(&shape::summary_path(&paths.config), &summary)?;
     write_atomic(&paths.config, rendered.config.as_bytes())?;
-    super::crash_point(crash[1]);
+    crate::edge::crash_point(crash[1]);
     edge.state.journal_record(
         op,
         Phase::DiskWritten,

@@ -1,7 +1,7 @@
 //! A color's pool grows and shrinks without a reload (issue 25): the servers a runtime plan
 //! adds or removes ([`crate::plan::pool`]), applied over the runtime API, read back, then
 //! written through (server-state file, shape summary, config) so a reload or a restart keeps
-//! them. The model is the moved-server path in `apply.rs`.
+//! them. The model is the moved-server path in `apply/mod.rs`.
 //!
 //! - added: `add server <b>/<s> <ip>:<port> <the config's words> <default-server words>`
 //!   (HAProxy ignores `default-server` for it; it starts in maintenance), `enable health`,
@@ -27,8 +27,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::servers::{busy_servers, ServerRef};
-use super::{Edge, EdgeError};
+use crate::edge::servers::{busy_servers, ServerRef};
+use crate::edge::{Edge, EdgeError};
 use crate::plan::LiveView;
 use crate::plan::RuntimeStep;
 use crate::render::shape::PoolChange;
@@ -227,7 +227,7 @@ pub async fn change_pools(
     let read = async {
         let mut session = edge.admin_session().await?;
         let rows = session.show_servers_state(None).await?;
-        let old_files = super::apply::shape_files(paths)?;
+        let old_files = crate::edge::apply::shape_files(paths)?;
         Ok::<_, EdgeError>((session, rows, old_files))
     }
     .await;
@@ -248,7 +248,7 @@ pub async fn change_pools(
         publish(&mut session, &work.backends).await?;
         changes.extend(remove_servers(&mut session, commands, &rows, &mut progress).await?);
         read_back(&mut session, commands).await?;
-        super::apply::write_through(
+        crate::edge::apply::write_through(
             edge,
             op,
             &mut session,

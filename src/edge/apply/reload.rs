@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{Edge, EdgeError};
+use crate::edge::{Edge, EdgeError};
 use crate::render::check::{explain, haproxy_check};
 use crate::render::shape::{declared_fingerprint, summary_path};
 use crate::render::{Rendered, ShapeSummary};

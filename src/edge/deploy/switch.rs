@@ -1,5 +1,5 @@
 //! `vezasock switch ENV COLOR`: flips one env to a color over the runtime API, with no reload.
-//! [`switch`] runs the phases of [`super::flip`] in this order: lock → read → gate → intent →
+//! [`switch`] runs the phases of [`crate::edge::flip`] in this order: lock → read → gate → intent →
 //! disk → runtime → verify → record → drain-old; the table of what each phase touches and what
 //! a failure in it means is in that module and in docs/architecture.md §3.
 //!
@@ -14,16 +14,13 @@
 
 use serde::Serialize;
 
-use super::flip::{ms, Flip, Read, Steps};
-use super::gate::GateServer;
-use super::servers::{self, Selection, Then};
-use super::{Edge, EdgeError};
-use crate::topology::{Color, Env};
+use crate::edge::flip::gate::GateServer;
+use crate::edge::flip::{check_sha, ms, Flip, Read, Steps};
+use crate::edge::servers::{self, Selection, Then};
+use crate::edge::{Edge, EdgeError};
+use crate::topology::Color;
 
-pub use super::flip::{LockWait, Step, SwitchRequest};
-
-/// The longest `--sha` accepted (a SHA-256 hex digest is 64).
-pub const SHA_MAX: usize = 64;
+pub use crate::edge::flip::{LockWait, Step, SwitchRequest};
 
 /// What a switch did.
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +40,7 @@ pub struct SwitchReport {
     pub total_ms: f64,
     /// What `--bake` saw (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub bake: Option<super::bake::BakeReport>,
+    pub bake: Option<crate::edge::deploy::bake::BakeReport>,
     /// Sessions still open on the old color when `--drain-old` gave up waiting.
     pub drain_left: Option<u64>,
     pub notes: Vec<String>,
@@ -56,7 +53,7 @@ pub async fn switch(
     on_step: &mut dyn FnMut(&Step),
 ) -> Result<SwitchReport, EdgeError> {
     // Bad input is refused before anything is touched, lock included.
-    let env = colored_env(edge, &req.env)?;
+    let env = edge.colored_env(&req.env)?;
     check_sha(req.sha.as_deref())?;
     let mut steps = Steps::new(on_step);
     let mut flip = Flip::lock(edge, env, req).await?;
@@ -84,7 +81,7 @@ pub async fn switch(
             ),
         );
     } else if !req.preview_check.is_empty() {
-        let line = flip.preview_check().await?;
+        let line = preview_check(&mut flip).await?;
         steps.done("preview-check", line);
     }
     let (judged, polls) = flip.gate(&read).await?;
@@ -133,7 +130,7 @@ pub async fn switch(
 /// the operator asked).
 async fn revoke_preview(flip: &mut Flip<'_>, notes: &mut Vec<String>) {
     let env = flip.env.name.clone();
-    match flip.revoke_preview().await {
+    match revoke_token(flip).await {
         Ok(0) => {}
         Ok(_) => notes.push(format!("the preview token of {env} was revoked")),
         Err(e) => notes.push(format!(
@@ -165,25 +162,6 @@ impl SwitchReport {
         self.steps = steps.steps;
         self
     }
-}
-
-/// `--sha`: one word of at most [`SHA_MAX`] characters, letters, digits, `.`, `_`, `-`.
-pub fn check_sha(sha: Option<&str>) -> Result<(), EdgeError> {
-    let Some(sha) = sha else {
-        return Ok(());
-    };
-    let ok = !sha.is_empty()
-        && sha.len() <= SHA_MAX
-        && sha
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        return Ok(());
-    }
-    let shown: String = sha.chars().take(80).collect();
-    Err(EdgeError::BadInput(format!(
-        "--sha {shown:?}: a sha is one word of at most {SHA_MAX} letters, digits, `.`, `_` or `-`"
-    )))
 }
 
 fn read_detail(read: &Read) -> String {
@@ -252,6 +230,30 @@ fn dry_run_plan(flip: &Flip<'_>, read: &Read) -> Result<Vec<String>, EdgeError> 
     Ok(plan)
 }
 
+/// Preview-check phase (before the gate, lock held): the target answers 2xx/3xx through the
+/// edge to requests carrying a preview token ([`crate::edge::deploy::preview::check`]).
+async fn preview_check(flip: &mut Flip<'_>) -> Result<String, EdgeError> {
+    let (edge, env, target) = (flip.edge, flip.env, flip.target);
+    let req = flip.req().clone();
+    crate::edge::deploy::preview::check(
+        edge,
+        flip.session(),
+        env,
+        target,
+        &req.preview_check,
+        req.preview_via,
+        &req.who,
+    )
+    .await
+}
+
+/// After the record phase: the env's preview token, if any, revoked (it names a color that is
+/// now live or old). Returns how many were removed.
+async fn revoke_token(flip: &mut Flip<'_>) -> Result<usize, EdgeError> {
+    let (edge, env, who) = (flip.edge, flip.env, flip.req().who.clone());
+    crate::edge::deploy::preview::revoke_after_switch(edge, flip.session(), env, &who).await
+}
+
 /// Bake phase: watches the new color; on a breach flips back to the old one through a whole
 /// switch (the same phases, journalled as a rollback) and fails with the numbers (exit 7).
 async fn bake_phase(
@@ -259,11 +261,11 @@ async fn bake_phase(
     read: &Read,
     duration: std::time::Duration,
     steps: &mut Steps<'_>,
-) -> Result<super::bake::BakeReport, EdgeError> {
-    use super::bake::{describe, Verdict};
+) -> Result<crate::edge::deploy::bake::BakeReport, EdgeError> {
+    use crate::edge::analysis::{describe, Verdict};
     let (env, new, old) = (flip.env.name.clone(), flip.target, read.from);
-    let baked = flip
-        .bake(duration)
+    let (env_ref, limits) = (flip.env, flip.req().bake_limits);
+    let baked = crate::edge::deploy::bake::watch(flip.session(), env_ref, new, duration, limits)
         .await
         .map_err(|e| EdgeError::AnalysisFailed {
             message: format!(
@@ -374,15 +376,4 @@ async fn drain_old(
         },
     );
     Ok((left > 0).then_some(left))
-}
-
-/// The env, checked to have colors.
-pub(crate) fn colored_env<'a>(edge: &'a Edge, name: &str) -> Result<&'a Env, EdgeError> {
-    let env = edge.env(name)?;
-    if !env.colored {
-        return Err(EdgeError::BadInput(format!(
-            "env {name:?} has no colors (its components are plain pools): there is nothing to switch"
-        )));
-    }
-    Ok(env)
 }

@@ -1,6 +1,6 @@
-//! The flip of one env to a color, as explicit phases (docs/architecture.md §3). [`super::switch`]
-//! runs them in order; rollback reuses the switch. A transaction ([`super::transaction`], the
-//! fleet coordinator [`super::fleet`]) runs them split in two (`flip/staged.rs`): a *prepare* half
+//! The flip of one env to a color, as explicit phases (docs/architecture.md §3). [`crate::edge::deploy::switch`]
+//! runs them in order; rollback reuses the switch. A transaction ([`crate::edge::flip::transaction`], the
+//! fleet coordinator [`crate::edge::fleet`]) runs them split in two (`flip/staged.rs`): a *prepare* half
 //! (lock, read, gate, intent, stage: the new color staged as a map version, nothing live
 //! changed) on every edge before a *commit* half (disk, runtime `commit map @ver`, verify,
 //! record) on any.
@@ -26,9 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::active_color::{map_file_colors, map_ref, runtime_color, write_map_file, Sides};
-use super::gate::{self, color_backends, Decision, GateServer};
-use super::{crash_point, Edge, EdgeError};
+use self::gate::{Decision, GateServer};
+use crate::edge::active_color::{map_file_colors, map_ref, runtime_color, write_map_file, Sides};
+use crate::edge::{crash_point, Edge, EdgeError};
 use crate::runtime::command::{AdminState as SetState, Command};
 use crate::runtime::parse::map::MapEntry;
 use crate::runtime::parse::outcome::Outcome;
@@ -41,7 +41,10 @@ use crate::state::{
 };
 use crate::topology::{Color, Env};
 
+pub mod gate;
 mod staged;
+pub mod transaction;
+pub mod txn_machine;
 
 /// What to switch, and how.
 #[derive(Debug, Clone)]
@@ -61,7 +64,7 @@ pub struct SwitchRequest {
     pub lock_wait: LockWait,
     /// Who switches (history and journal).
     pub who: String,
-    /// `switch`, or `rollback` when called by [`super::rollback`].
+    /// `switch`, or `rollback` when called by [`crate::edge::deploy::rollback`].
     pub action: Action,
     /// `--preview-check`: paths requested through the edge with a preview token for the
     /// target before the gate; any answer but 2xx/3xx refuses the switch.
@@ -71,10 +74,32 @@ pub struct SwitchRequest {
     /// `--bake`: watch the new color this long after the record phase, flipping back on a
     /// breach of `bake_limits`.
     pub bake: Option<Duration>,
-    pub bake_limits: super::bake::Limits,
+    pub bake_limits: crate::edge::analysis::Limits,
     /// The prepared transaction this flip continues (its commit or abort): its lock holder
     /// carries the id, so the open transaction does not hold the edge against it.
     pub transaction: Option<String>,
+}
+
+/// The longest `--sha` accepted (a SHA-256 hex digest is 64).
+pub const SHA_MAX: usize = 64;
+
+/// `--sha`: one word of at most [`SHA_MAX`] characters, letters, digits, `.`, `_`, `-`.
+pub fn check_sha(sha: Option<&str>) -> Result<(), EdgeError> {
+    let Some(sha) = sha else {
+        return Ok(());
+    };
+    let ok = !sha.is_empty()
+        && sha.len() <= SHA_MAX
+        && sha
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        return Ok(());
+    }
+    let shown: String = sha.chars().take(80).collect();
+    Err(EdgeError::BadInput(format!(
+        "--sha {shown:?}: a sha is one word of at most {SHA_MAX} letters, digits, `.`, `_` or `-`"
+    )))
 }
 
 /// The lock policy, resolved to an instant only when the lock is taken.
@@ -113,7 +138,7 @@ impl SwitchRequest {
             preview_check: Vec::new(),
             preview_via: None,
             bake: None,
-            bake_limits: super::bake::Limits::default(),
+            bake_limits: crate::edge::analysis::Limits::default(),
             transaction: None,
         }
     }
@@ -305,7 +330,7 @@ impl<'e> Flip<'e> {
             target: req.color,
             req: req.clone(),
             map: map_ref(edge),
-            backends: color_backends(env, req.color),
+            backends: env.color_backends(req.color),
             session,
             lock,
             drained: Vec::new(),
@@ -398,39 +423,10 @@ impl<'e> Flip<'e> {
         }
     }
 
-    /// Preview-check phase (before the gate, lock held): the target answers 2xx/3xx through
-    /// the edge to requests carrying a preview token ([`super::preview::check`]).
-    pub async fn preview_check(&mut self) -> Result<String, EdgeError> {
-        super::preview::check(
-            self.edge,
-            &mut self.session,
-            self.env,
-            self.target,
-            &self.req.preview_check,
-            self.req.preview_via,
-            &self.req.who,
-        )
-        .await
-    }
-
-    /// After the record phase: the env's preview token, if any, revoked (it names a color
-    /// that is now live or old). Returns how many were removed.
-    pub async fn revoke_preview(&mut self) -> Result<usize, EdgeError> {
-        super::preview::revoke_after_switch(self.edge, &mut self.session, self.env, &self.req.who)
-            .await
-    }
-
-    /// Bake phase (after record, lock held): the new color's counters watched for `duration`
-    /// ([`super::bake::watch`]).
-    pub async fn bake(&mut self, duration: Duration) -> Result<super::bake::BakeReport, EdgeError> {
-        super::bake::watch(
-            &mut self.session,
-            self.env,
-            self.target,
-            duration,
-            self.req.bake_limits,
-        )
-        .await
+    /// The admin session this flip holds (the deploy steps around the phases use it: a
+    /// preview check, a bake).
+    pub(crate) fn session(&mut self) -> &mut Session {
+        &mut self.session
     }
 
     /// The request this flip runs.
@@ -642,7 +638,7 @@ impl<'e> Flip<'e> {
             Ok::<String, EdgeError>(match (applied, readied.is_empty()) {
                 (false, true) => format!(
                     "HAProxy did not apply it (the runtime still says {})",
-                    super::active_color::color_word(now)
+                    crate::edge::active_color::color_word(now)
                 ),
                 (true, _) => format!("HAProxy had applied it; the runtime was put back to {from}"),
                 (false, false) => format!(
@@ -716,7 +712,7 @@ impl<'e> Flip<'e> {
             || crash_point("after-history"),
         )?;
         if !self.drained.is_empty() {
-            super::servers::save_server_state(self.edge, &mut self.session).await?;
+            crate::edge::servers::save_server_state(self.edge, &mut self.session).await?;
         }
         let Some(op) = &self.op else {
             return Ok(());

@@ -1,7 +1,7 @@
 //! Per-edge transactions (issue 14): one flip split into *prepare* (lock, read, gate, intent,
-//! stage: [`super::flip`]'s phases with the map change staged as a new map version) and
+//! stage: [`crate::edge::flip`]'s phases with the map change staged as a new map version) and
 //! *commit* (disk, runtime `commit map @ver`, verify, record), or *abort*. The fleet
-//! coordinator ([`super::fleet`]) runs prepare on every edge before committing on any; an
+//! coordinator ([`crate::edge::fleet`]) runs prepare on every edge before committing on any; an
 //! Ansible play or a script can do the same with `vezasock txn prepare|commit|abort`.
 //!
 //! Between prepare and commit, `transaction.json` holds the edge for everyone else
@@ -13,10 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::flip::{Flip, LockWait, Read, SwitchRequest};
-use super::switch::{check_sha, colored_env};
-use super::txn_machine::{self, Args, Done, Phase as TxnPhase, Staged, Step};
-use super::{Edge, EdgeError};
+use crate::edge::flip::txn_machine::{self, Args, Done, Phase as TxnPhase, Staged, Step};
+use crate::edge::flip::{check_sha, Flip, LockWait, Read, SwitchRequest};
+use crate::edge::{Edge, EdgeError};
 use crate::state::{Transaction, TxnState};
 
 /// How long a prepared transaction lives without its commit.
@@ -81,7 +80,7 @@ pub struct Locked<'e> {
 
 /// The lock phase of a prepare (bad input refused first, as `switch` does).
 pub async fn lock<'e>(edge: &'e Edge, req: &SwitchRequest) -> Result<Locked<'e>, EdgeError> {
-    let env = colored_env(edge, &req.env)?;
+    let env = edge.colored_env(&req.env)?;
     check_sha(req.sha.as_deref())?;
     // Checked now, not at the record phase: after the commit it would be too late to refuse.
     crate::state::who::check_who(&req.who).map_err(|e| EdgeError::BadInput(e.to_string()))?;
@@ -143,7 +142,7 @@ pub async fn resume<'e>(edge: &'e Edge, req: &SwitchRequest) -> Result<Prepared<
         .transaction
         .as_deref()
         .ok_or_else(|| EdgeError::BadInput("no transaction id".to_string()))?;
-    let env = colored_env(edge, &req.env)?;
+    let env = edge.colored_env(&req.env)?;
     let mut flip = Flip::lock(edge, env, req).await?;
     // Read again under the lock: it may have been aborted or expired meanwhile.
     let txn = open(edge, id)?;

@@ -1,0 +1,98 @@
+//! `[notify] webhook`: where vezasock's events go (src/edge/notify.rs sends them), checked
+//! when the topology is read.
+
+/// Where events go: a plain `http://host[:port]/path` URL, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) path: String,
+}
+
+impl Webhook {
+    /// Parses `http://host[:port][/path]`; anything else (https, user info, spaces, over 2048
+    /// bytes) is refused with why.
+    pub fn parse(url: &str) -> Result<Webhook, String> {
+        if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(
+                "a webhook URL: at most 2048 bytes, no spaces or control characters".into(),
+            );
+        }
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Err("a webhook URL starting with http:// (https is not supported: put a local relay in front)".into());
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err("a webhook URL with a host and no user info".into());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                let port = p.parse::<u16>().ok().filter(|p| *p > 0);
+                (
+                    h,
+                    port.ok_or_else(|| format!("webhook port {p:?}: 1 to 65535"))?,
+                )
+            }
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("a webhook URL with a host".into());
+        }
+        Ok(Webhook {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The URL without its path (where a secret may be): what messages and the journal show.
+    pub fn shown(&self) -> String {
+        format!("http://{}:{}/…", self.host, self.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Webhook::parse("http://127.0.0.1:9000/hooks/T1/secret")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.path, "/hooks/T1/secret");
+        assert_eq!(t.shown(), "http://127.0.0.1:9000/…");
+        assert!(!t.shown().contains("secret"));
+        assert_eq!(
+            Webhook::parse("http://example.org").map(|t| (t.port, t.path)),
+            Ok((80, "/".to_string()))
+        );
+        assert_eq!(
+            Webhook::parse("http://[::1]:81/x").map(|t| (t.host, t.port)),
+            Ok(("::1".to_string(), 81))
+        );
+        for bad in [
+            "https://h/x",
+            "ftp://h",
+            "http://",
+            "http://u:p@h/x",
+            "http://h:0/",
+            "http://h:99999/",
+            "http://h/a b",
+            "h/x",
+        ] {
+            assert!(Webhook::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_url_parses_or_not_without_a_panic(s in "\\PC{0,60}") {
+            let _ = Webhook::parse(&s);
+            let _ = Webhook::parse(&format!("http://{s}"));
+        }
+    }
+}
