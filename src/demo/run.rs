@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::edge::LocalEdge;
-use super::find::find_haproxy;
+use super::find::{find_haproxy, Found};
 use super::install;
 use super::load::{Load, LoadReport, LoadSpec};
 use crate::edge::deploy::switch::{switch, SwitchRequest};
@@ -90,29 +90,7 @@ pub enum DemoError {
 /// Runs the whole scenario. Every process it started is gone when it returns (or when the
 /// future is dropped, e.g. on Ctrl-C): the edge and the load stop on drop.
 pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSummary, DemoError> {
-    let haproxy = match find_haproxy() {
-        Ok(found) => found,
-        Err(why) if opts.install => {
-            eprintln!("vezasock demo: {why}");
-            eprintln!("vezasock demo: {}", install::plan_in_words());
-            let installed = tokio::task::spawn_blocking(install::install)
-                .await
-                .map_err(|e| format!("the install task failed: {e}"))
-                .and_then(|r| r)
-                .map_err(|e| DemoError::NoHaproxy(format!("{why}; installing failed: {e}")))?;
-            eprintln!(
-                "vezasock demo: installed {} at {}",
-                installed.version,
-                installed.path.display()
-            );
-            installed
-        }
-        Err(why) => {
-            return Err(DemoError::NoHaproxy(format!(
-                "{why} (not installing: --no-install or VEZASOCK_NO_INSTALL is set)"
-            )))
-        }
-    };
+    let haproxy = haproxy(opts).await?;
     say(&format!(
         "HAProxy: {} ({})",
         haproxy.version,
@@ -143,103 +121,13 @@ pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSu
 
     let worker_pid_before = worker_pid(&edge).await?;
     let reloads_before = master_reloads(&edge).await?;
-    let envs: Vec<String> = edge
-        .topology
-        .envs
-        .iter()
-        .filter(|e| e.colored)
-        .map(|e| e.name.clone())
-        .collect();
-    let spec = LoadSpec {
-        edge: local.http,
-        targets: targets(&edge.topology),
-        keepalive_clients: opts.clients,
-        new_connection_clients: opts.clients,
-        max_duration: opts.duration + Duration::from_secs(5),
-        max_requests_per_client: 1_000_000,
-        pause: Duration::from_millis(2),
-        timeout: Duration::from_secs(5),
-    };
-    let load = Load::start(&spec);
+    let load = Load::start(&load_spec(&edge, local.http, opts));
     say(&format!(
         "load: {} keep-alive + {} new-connection clients",
         opts.clients, opts.clients
     ));
-
-    let started = Instant::now();
-    let gap = opts
-        .duration
-        .checked_div(opts.flips.max(1) as u32 + 1)
-        .unwrap_or_default();
-    let mut latencies = Vec::with_capacity(opts.flips);
-    let mut colors: BTreeMap<String, Color> =
-        envs.iter().map(|e| (e.clone(), Color::Blue)).collect();
-    for i in 0..opts.flips {
-        tokio::time::sleep(gap.min(Duration::from_secs(5))).await;
-        if started.elapsed() > opts.duration {
-            say("duration reached: no more flips");
-            break;
-        }
-        let Some(env) = envs.get(i % envs.len().max(1)) else {
-            break;
-        };
-        let to = colors.get(env).copied().unwrap_or(Color::Blue).other();
-        let mut req = SwitchRequest::new(env, to);
-        req.sha = Some(format!("demo{i}"));
-        req.who = "vezasock-demo".to_string();
-        let report = switch(&edge, &req, &mut |_| {}).await?;
-        latencies.push(report.total_ms);
-        colors.insert(env.clone(), to);
-        say(&format!(
-            "flip {:>2}: {env} {} → {} in {:.2} ms   ({})",
-            i + 1,
-            report.from.as_str(),
-            to.as_str(),
-            report.total_ms,
-            colors
-                .iter()
-                .map(|(e, c)| format!("{e}={}", c.as_str()))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
-
-    // Drain the color each env just left: what an operator does before stopping old containers.
-    let mut drained = Vec::new();
-    for (env, color) in &colors {
-        let old = color.other();
-        let selection = Selection::Env {
-            env: env.clone(),
-            color: Some(old),
-            component: None,
-            server: None,
-        };
-        let drained_now = async {
-            let servers = resolve(&edge, &selection)?;
-            drain(
-                &edge,
-                &selection,
-                &servers,
-                DrainHow {
-                    deadline: None,
-                    then: Then::Leave,
-                    // The color each env just left is not live: the guard has nothing to say.
-                    force: false,
-                },
-                Wait::up_to(Duration::from_secs(30)),
-                &mut |_, _| {},
-            )
-            .await?;
-            Ok::<usize, EdgeError>(servers.len())
-        };
-        match drained_now.await {
-            Ok(n) => {
-                drained.push(format!("{env} {}: {n} servers", old.as_str()));
-                say(&format!("drained {env} {} ({n} servers)", old.as_str()));
-            }
-            Err(e) => say(&format!("drain {env} {}: {e}", old.as_str())),
-        }
-    }
+    let (colors, mut latencies) = flips(&edge, opts, say).await?;
+    let drained = drain_old_colors(&edge, &colors, say).await;
 
     let load_report: LoadReport = load.stop();
     let worker_pid_after = worker_pid(&edge).await?;
@@ -263,6 +151,147 @@ pub async fn run(opts: &DemoOptions, say: &mut dyn FnMut(&str)) -> Result<DemoSu
             .collect(),
         drained,
     })
+}
+
+/// The HAProxy to run: found on this machine, or installed when `--install` allows it.
+async fn haproxy(opts: &DemoOptions) -> Result<Found, DemoError> {
+    let why = match find_haproxy() {
+        Ok(found) => return Ok(found),
+        Err(why) => why,
+    };
+    if !opts.install {
+        return Err(DemoError::NoHaproxy(format!(
+            "{why} (not installing: --no-install or VEZASOCK_NO_INSTALL is set)"
+        )));
+    }
+    eprintln!("vezasock demo: {why}");
+    eprintln!("vezasock demo: {}", install::plan_in_words());
+    let installed = tokio::task::spawn_blocking(install::install)
+        .await
+        .map_err(|e| format!("the install task failed: {e}"))
+        .and_then(|r| r)
+        .map_err(|e| DemoError::NoHaproxy(format!("{why}; installing failed: {e}")))?;
+    eprintln!(
+        "vezasock demo: installed {} at {}",
+        installed.version,
+        installed.path.display()
+    );
+    Ok(installed)
+}
+
+/// The bounded load over every env and component, for the demo's duration (plus 5 s).
+fn load_spec(edge: &Edge, http: std::net::SocketAddr, opts: &DemoOptions) -> LoadSpec {
+    LoadSpec {
+        edge: http,
+        targets: targets(&edge.topology),
+        keepalive_clients: opts.clients,
+        new_connection_clients: opts.clients,
+        max_duration: opts.duration + Duration::from_secs(5),
+        max_requests_per_client: 1_000_000,
+        pause: Duration::from_millis(2),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// `opts.flips` switches spread over the duration, the colored envs in turn. Returns each
+/// env's color at the end and each flip's milliseconds.
+async fn flips(
+    edge: &Edge,
+    opts: &DemoOptions,
+    say: &mut dyn FnMut(&str),
+) -> Result<(BTreeMap<String, Color>, Vec<f64>), DemoError> {
+    let envs: Vec<String> = edge
+        .topology
+        .envs
+        .iter()
+        .filter(|e| e.colored)
+        .map(|e| e.name.clone())
+        .collect();
+    let started = Instant::now();
+    let gap = opts
+        .duration
+        .checked_div(opts.flips.max(1) as u32 + 1)
+        .unwrap_or_default();
+    let mut latencies = Vec::with_capacity(opts.flips);
+    let mut colors: BTreeMap<String, Color> =
+        envs.iter().map(|e| (e.clone(), Color::Blue)).collect();
+    for i in 0..opts.flips {
+        tokio::time::sleep(gap.min(Duration::from_secs(5))).await;
+        if started.elapsed() > opts.duration {
+            say("duration reached: no more flips");
+            break;
+        }
+        let Some(env) = envs.get(i % envs.len().max(1)) else {
+            break;
+        };
+        let to = colors.get(env).copied().unwrap_or(Color::Blue).other();
+        let mut req = SwitchRequest::new(env, to);
+        req.sha = Some(format!("demo{i}"));
+        req.who = "vezasock-demo".to_string();
+        let report = switch(edge, &req, &mut |_| {}).await?;
+        latencies.push(report.total_ms);
+        colors.insert(env.clone(), to);
+        say(&format!(
+            "flip {:>2}: {env} {} → {} in {:.2} ms   ({})",
+            i + 1,
+            report.from.as_str(),
+            to.as_str(),
+            report.total_ms,
+            colors
+                .iter()
+                .map(|(e, c)| format!("{e}={}", c.as_str()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    Ok((colors, latencies))
+}
+
+/// Drains the color each env just left: what an operator does before stopping old containers.
+/// A failed drain is said and the demo goes on.
+async fn drain_old_colors(
+    edge: &Edge,
+    colors: &BTreeMap<String, Color>,
+    say: &mut dyn FnMut(&str),
+) -> Vec<String> {
+    let mut drained = Vec::new();
+    for (env, color) in colors {
+        let old = color.other();
+        match drain_color(edge, env, old).await {
+            Ok(n) => {
+                drained.push(format!("{env} {}: {n} servers", old.as_str()));
+                say(&format!("drained {env} {} ({n} servers)", old.as_str()));
+            }
+            Err(e) => say(&format!("drain {env} {}: {e}", old.as_str())),
+        }
+    }
+    drained
+}
+
+/// Drains every server of `color` in `env` (waiting up to 30 s); returns how many.
+async fn drain_color(edge: &Edge, env: &str, color: Color) -> Result<usize, EdgeError> {
+    let selection = Selection::Env {
+        env: env.to_string(),
+        color: Some(color),
+        component: None,
+        server: None,
+    };
+    let servers = resolve(edge, &selection)?;
+    drain(
+        edge,
+        &selection,
+        &servers,
+        DrainHow {
+            deadline: None,
+            then: Then::Leave,
+            // The color each env just left is not live: the guard has nothing to say.
+            force: false,
+        },
+        Wait::up_to(Duration::from_secs(30)),
+        &mut |_, _| {},
+    )
+    .await?;
+    Ok(servers.len())
 }
 
 /// One request per env × component, plus the externals, by Host header and path.

@@ -31,7 +31,8 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
 
 use crate::topology::{
-    Color, Failover, Servers, Topology, ACME_BACKEND, DEFAULT_BACKEND, FRONTEND,
+    Acme, Color, Component, Env, External, Failover, Server, Servers, Topology, ACME_BACKEND,
+    DEFAULT_BACKEND, FRONTEND,
 };
 pub use shape::{ShapeSummary, FINGERPRINT_PREFIX};
 
@@ -306,163 +307,13 @@ pub fn profile_name(component: &str) -> String {
 }
 
 fn context(topo: &Topology) -> Context {
-    let mut components: Vec<ComponentView> = topo
-        .components
+    let mut backends: Vec<BackendView> = topo
+        .envs
         .iter()
-        .map(|c| ComponentView {
-            name: c.name.clone(),
-            paths: c
-                .paths
-                .iter()
-                .map(|p| {
-                    // `/api` matches `/api` and `/api/…`, never `/apiary`.
-                    if p.ends_with('/') {
-                        PathView {
-                            exact: None,
-                            prefix: p.clone(),
-                        }
-                    } else {
-                        PathView {
-                            exact: Some(p.clone()),
-                            prefix: format!("{p}/"),
-                        }
-                    }
-                })
-                .collect(),
-        })
+        .flat_map(|env| env_backends(topo, env))
         .collect();
-    // The catch-all (no paths) must be the last use_backend rule.
-    components.sort_by_key(|c| c.paths.is_empty());
-
-    let mut backends = Vec::new();
-    for env in &topo.envs {
-        for ec in &env.components {
-            let Some(kind) = topo.component(&ec.name) else {
-                continue;
-            };
-            let base = |name: String, origin: Vec<String>, mut servers: Vec<ServerView>| {
-                // A sticky cookie only where it has a choice to make: with one server (the
-                // backups never take one), it would only add a Set-Cookie to every response.
-                let sticky = servers.iter().filter(|s| s.cookie).count() > 1;
-                if !sticky {
-                    servers.iter_mut().for_each(|s| s.cookie = false);
-                }
-                BackendView {
-                    name,
-                    origin,
-                    cookie: sticky.then(|| env.cookie.clone()),
-                    check: kind.check.clone(),
-                    http_no_delay: kind.http_no_delay,
-                    placeholder: false,
-                    servers,
-                }
-            };
-            match &ec.servers {
-                Servers::Colored { .. } => {
-                    for color in Color::ALL {
-                        let mut servers: Vec<ServerView> = ec
-                            .servers
-                            .of(color)
-                            .iter()
-                            .map(|s| ServerView {
-                                name: s.name.clone(),
-                                address: s.address.to_string(),
-                                backup: false,
-                                track: None,
-                                cookie: true,
-                                check: true,
-                            })
-                            .collect();
-                        if topo.failover == Failover::CrossColor {
-                            let twin = env.backend_name(&ec.name, color.other());
-                            // Backups track their twin (one health check per server) and carry
-                            // no cookie, so a sticky session never pins to the other color.
-                            servers.extend(ec.servers.of(color.other()).iter().map(|s| {
-                                ServerView {
-                                    name: s.name.clone(),
-                                    address: s.address.to_string(),
-                                    backup: true,
-                                    track: Some(format!("{twin}/{}", s.name)),
-                                    cookie: false,
-                                    // HAProxy refuses `check` and `track` on one server.
-                                    check: false,
-                                }
-                            }));
-                        }
-                        let origin = vec![
-                            format!("env={}", env.name),
-                            format!("component={}", ec.name),
-                            format!("color={color}"),
-                        ];
-                        backends.push(base(env.backend_name(&ec.name, color), origin, servers));
-                    }
-                }
-                Servers::Pool(pool) => {
-                    let servers = pool
-                        .iter()
-                        .map(|s| ServerView {
-                            name: s.name.clone(),
-                            address: s.address.to_string(),
-                            backup: false,
-                            track: None,
-                            cookie: true,
-                            check: true,
-                        })
-                        .collect();
-                    let origin = vec![
-                        format!("env={}", env.name),
-                        format!("component={}", ec.name),
-                    ];
-                    backends.push(base(
-                        env.backend_name(&ec.name, Color::Blue),
-                        origin,
-                        servers,
-                    ));
-                }
-            }
-        }
-    }
-    for x in &topo.externals {
-        backends.push(BackendView {
-            name: x.backend_name(),
-            origin: vec![format!("external={}", x.name)],
-            cookie: None,
-            check: x.check.clone(),
-            http_no_delay: false,
-            placeholder: x.servers.is_empty(),
-            servers: x
-                .servers
-                .iter()
-                .map(|s| ServerView {
-                    name: s.name.clone(),
-                    address: s.address.to_string(),
-                    backup: false,
-                    track: None,
-                    cookie: false,
-                    check: true,
-                })
-                .collect(),
-        });
-    }
-    if let Some(acme) = &topo.acme {
-        backends.push(BackendView {
-            name: ACME_BACKEND.to_string(),
-            origin: vec!["acme".to_string()],
-            cookie: None,
-            check: None,
-            http_no_delay: false,
-            placeholder: false,
-            servers: vec![ServerView {
-                name: acme.server.name.clone(),
-                address: acme.server.address.to_string(),
-                backup: false,
-                track: None,
-                cookie: false,
-                check: false,
-            }],
-        });
-    }
-
+    backends.extend(topo.externals.iter().map(external_backend));
+    backends.extend(topo.acme.as_ref().map(acme_backend));
     Context {
         edge: topo.name.clone(),
         frontend: FRONTEND,
@@ -496,7 +347,7 @@ fn context(topo: &Topology) -> Context {
                 hosts: x.hosts.clone(),
             })
             .collect(),
-        components,
+        components: component_views(topo),
         colorless_envs: topo
             .envs
             .iter()
@@ -515,6 +366,164 @@ fn context(topo: &Topology) -> Context {
                 http_no_delay: c.http_no_delay,
             })
             .collect(),
+    }
+}
+
+/// The components' path rules, the catch-all (no paths) last: it must be the last
+/// `use_backend` rule.
+fn component_views(topo: &Topology) -> Vec<ComponentView> {
+    let mut components: Vec<ComponentView> = topo
+        .components
+        .iter()
+        .map(|c| ComponentView {
+            name: c.name.clone(),
+            paths: c.paths.iter().map(|p| path_view(p)).collect(),
+        })
+        .collect();
+    components.sort_by_key(|c| c.paths.is_empty());
+    components
+}
+
+/// `/api` matches `/api` and `/api/…`, never `/apiary`; `/api/` only its prefix.
+fn path_view(p: &str) -> PathView {
+    if p.ends_with('/') {
+        PathView {
+            exact: None,
+            prefix: p.to_string(),
+        }
+    } else {
+        PathView {
+            exact: Some(p.to_string()),
+            prefix: format!("{p}/"),
+        }
+    }
+}
+
+/// One env's backends: one per component and color, one per component for a colorless env.
+fn env_backends(topo: &Topology, env: &Env) -> Vec<BackendView> {
+    let mut backends = Vec::new();
+    for ec in &env.components {
+        let Some(kind) = topo.component(&ec.name) else {
+            continue;
+        };
+        match &ec.servers {
+            Servers::Colored { .. } => {
+                for color in Color::ALL {
+                    let mut servers: Vec<ServerView> =
+                        ec.servers.of(color).iter().map(ServerView::own).collect();
+                    if topo.failover == Failover::CrossColor {
+                        let twin = env.backend_name(&ec.name, color.other());
+                        let other = ec.servers.of(color.other()).iter();
+                        servers.extend(other.map(|s| ServerView::backup_of(s, &twin)));
+                    }
+                    let origin = vec![
+                        format!("env={}", env.name),
+                        format!("component={}", ec.name),
+                        format!("color={color}"),
+                    ];
+                    let name = env.backend_name(&ec.name, color);
+                    backends.push(component_backend(env, kind, name, origin, servers));
+                }
+            }
+            Servers::Pool(pool) => {
+                let servers = pool.iter().map(ServerView::own).collect();
+                let origin = vec![
+                    format!("env={}", env.name),
+                    format!("component={}", ec.name),
+                ];
+                let name = env.backend_name(&ec.name, Color::Blue);
+                backends.push(component_backend(env, kind, name, origin, servers));
+            }
+        }
+    }
+    backends
+}
+
+/// A component's backend in one env. A sticky cookie only where it has a choice to make: with
+/// one server (the backups never take one), it would only add a Set-Cookie to every response.
+fn component_backend(
+    env: &Env,
+    kind: &Component,
+    name: String,
+    origin: Vec<String>,
+    mut servers: Vec<ServerView>,
+) -> BackendView {
+    let sticky = servers.iter().filter(|s| s.cookie).count() > 1;
+    if !sticky {
+        servers.iter_mut().for_each(|s| s.cookie = false);
+    }
+    BackendView {
+        name,
+        origin,
+        cookie: sticky.then(|| env.cookie.clone()),
+        check: kind.check.clone(),
+        http_no_delay: kind.http_no_delay,
+        placeholder: false,
+        servers,
+    }
+}
+
+/// An external service's backend (a placeholder while it has no server).
+fn external_backend(x: &External) -> BackendView {
+    BackendView {
+        name: x.backend_name(),
+        origin: vec![format!("external={}", x.name)],
+        cookie: None,
+        check: x.check.clone(),
+        http_no_delay: false,
+        placeholder: x.servers.is_empty(),
+        servers: x
+            .servers
+            .iter()
+            .map(|s| ServerView {
+                cookie: false,
+                ..ServerView::own(s)
+            })
+            .collect(),
+    }
+}
+
+/// The ACME challenge backend: one server, never health-checked.
+fn acme_backend(acme: &Acme) -> BackendView {
+    BackendView {
+        name: ACME_BACKEND.to_string(),
+        origin: vec!["acme".to_string()],
+        cookie: None,
+        check: None,
+        http_no_delay: false,
+        placeholder: false,
+        servers: vec![ServerView {
+            cookie: false,
+            check: false,
+            ..ServerView::own(&acme.server)
+        }],
+    }
+}
+
+impl ServerView {
+    /// A server of its own backend: checked, cookie-capable.
+    fn own(s: &Server) -> ServerView {
+        ServerView {
+            name: s.name.clone(),
+            address: s.address.to_string(),
+            backup: false,
+            track: None,
+            cookie: true,
+            check: true,
+        }
+    }
+
+    /// The other color's server as a backup that tracks its twin (one health check per
+    /// server) and carries no cookie, so a sticky session never pins to the other color.
+    /// HAProxy refuses `check` and `track` on one server.
+    fn backup_of(s: &Server, twin: &str) -> ServerView {
+        ServerView {
+            backup: true,
+            track: Some(format!("{twin}/{}", s.name)),
+            cookie: false,
+            check: false,
+            ..ServerView::own(s)
+        }
     }
 }
 

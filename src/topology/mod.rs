@@ -24,7 +24,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use paths::{PathOverrides, Paths, ReloadMethod};
-pub use validate::{textfile_path, webhook_url, LoadError, TopologyError};
+pub use validate::values::{textfile_path, webhook_url};
+pub use validate::{LoadError, TopologyError};
 
 /// File name of the hosts map (`host env`) inside the maps dir.
 pub const HOSTS_MAP: &str = "hosts.map";
