@@ -227,7 +227,7 @@ pub async fn change_pools(
     let read = async {
         let mut session = edge.admin_session().await?;
         let rows = session.show_servers_state(None).await?;
-        let old_files = crate::edge::apply::shape_files(paths)?;
+        let old_files = crate::edge::apply::moves::shape_files(paths)?;
         Ok::<_, EdgeError>((session, rows, old_files))
     }
     .await;
@@ -248,7 +248,7 @@ pub async fn change_pools(
         publish(&mut session, &work.backends).await?;
         changes.extend(remove_servers(&mut session, commands, &rows, &mut progress).await?);
         read_back(&mut session, commands).await?;
-        crate::edge::apply::write_through(
+        crate::edge::apply::moves::write_through(
             edge,
             op,
             &mut session,
