@@ -12,7 +12,8 @@ use super::args::{parse_name, Checked, TopologyArgs};
 use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::output;
-use crate::edge::status::{status, BackendStatus, StatusReport};
+use crate::edge::cert::CertEntry;
+use crate::edge::status::{status, BackendStatus, EnvStatus, StatusReport};
 
 // Arguments of `vezasock status` (a plain comment: a doc comment would replace the subcommand's
 // about text, which clap applies from the `Command` variant).
@@ -138,6 +139,41 @@ fn watch(args: &StatusArgs, interval: std::time::Duration) -> ExitCode {
 /// servers would be 3,000 writes to a pipe).
 fn human(r: &StatusReport) -> String {
     let mut out = String::new();
+    let _ = writeln!(out, "{}", haproxy_line(r));
+    let _ = writeln!(
+        out,
+        "FAILOVER {}: {}",
+        r.failover.to_uppercase(),
+        r.failover_meaning
+    );
+    for p in &r.problems {
+        let _ = writeln!(out, "!!! {p}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    for env in &r.envs {
+        write_env(&mut out, env);
+    }
+    if !r.externals.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "externals:");
+        for b in &r.externals {
+            write_backend(&mut out, "", b);
+        }
+    }
+    if !r.certificates.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "certificates:");
+        for c in &r.certificates {
+            write_certificate(&mut out, c);
+        }
+    }
+    out
+}
+
+/// `edge veza: HAProxy 3.2.…, worker pid …, up …, master pid … (…)`.
+fn haproxy_line(r: &StatusReport) -> String {
     let h = &r.haproxy;
     let mut line = format!("edge {}: HAProxy {}", r.edge, h.version);
     if let Some(pid) = h.worker_pid {
@@ -165,88 +201,68 @@ fn human(r: &StatusReport) -> String {
         (None, Some(e)) => line.push_str(&format!(", master not reachable ({e})")),
         (None, None) => {}
     }
-    let _ = writeln!(out, "{line}");
+    line
+}
+
+/// One env: its live color and sides, last switch, interrupted operations, backends.
+fn write_env(out: &mut String, env: &EnvStatus) {
+    let _ = writeln!(out);
+    match (&env.sides, env.live) {
+        (Some(s), Some(live)) => {
+            let mark = if env.drift { "   <<< DRIFT" } else { "" };
+            let _ = writeln!(out, "{}: live {live}  [{}]{mark}", env.name, s.describe());
+        }
+        _ => {
+            let _ = writeln!(out, "{}: no colors (plain pools)", env.name);
+        }
+    }
+    if let Some(last) = &env.last_switch {
+        let _ = writeln!(
+            out,
+            "  last switch: {} {} at {} by {}",
+            last.color,
+            last.sha.as_deref().unwrap_or("-"),
+            last.when.as_deref().unwrap_or("-"),
+            last.who.as_deref().unwrap_or("-")
+        );
+    }
+    for op in &env.interrupted {
+        let _ = writeln!(
+            out,
+            "  INTERRUPTED: {op}; run `vezasock apply` or switch again"
+        );
+    }
+    for comp in &env.components {
+        for b in &comp.backends {
+            write_backend(out, &comp.name, b);
+        }
+    }
+}
+
+/// One certificate: file, domains, expiry, and what is wrong with it.
+fn write_certificate(out: &mut String, c: &CertEntry) {
+    let days = c
+        .days_left
+        .map_or("?".to_string(), |d| format!("{d}d left"));
+    let mut marks = Vec::new();
+    if c.placeholder {
+        marks.push("PLACEHOLDER");
+    }
+    if !c.agree {
+        marks.push("runtime != disk");
+    }
     let _ = writeln!(
         out,
-        "FAILOVER {}: {}",
-        r.failover.to_uppercase(),
-        r.failover_meaning
+        "  {}  {}  notAfter {} ({days}){}",
+        c.file,
+        c.domains.join(","),
+        c.not_after.as_deref().unwrap_or("?"),
+        if marks.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", marks.join(", "))
+        }
     );
-    for p in &r.problems {
-        let _ = writeln!(out, "!!! {p}");
-    }
-    for w in &r.warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    for env in &r.envs {
-        let _ = writeln!(out);
-        match (&env.sides, env.live) {
-            (Some(s), Some(live)) => {
-                let mark = if env.drift { "   <<< DRIFT" } else { "" };
-                let _ = writeln!(out, "{}: live {live}  [{}]{mark}", env.name, s.describe());
-            }
-            _ => {
-                let _ = writeln!(out, "{}: no colors (plain pools)", env.name);
-            }
-        }
-        if let Some(last) = &env.last_switch {
-            let _ = writeln!(
-                out,
-                "  last switch: {} {} at {} by {}",
-                last.color,
-                last.sha.as_deref().unwrap_or("-"),
-                last.when.as_deref().unwrap_or("-"),
-                last.who.as_deref().unwrap_or("-")
-            );
-        }
-        for op in &env.interrupted {
-            let _ = writeln!(
-                out,
-                "  INTERRUPTED: {op}; run `vezasock apply` or switch again"
-            );
-        }
-        for comp in &env.components {
-            for b in &comp.backends {
-                write_backend(&mut out, &comp.name, b);
-            }
-        }
-    }
-    if !r.externals.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "externals:");
-        for b in &r.externals {
-            write_backend(&mut out, "", b);
-        }
-    }
-    if !r.certificates.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "certificates:");
-        for c in &r.certificates {
-            let days = c
-                .days_left
-                .map_or("?".to_string(), |d| format!("{d}d left"));
-            let mut marks = Vec::new();
-            if c.placeholder {
-                marks.push("PLACEHOLDER");
-            }
-            if !c.agree {
-                marks.push("runtime != disk");
-            }
-            let _ = writeln!(
-                out,
-                "  {}  {}  notAfter {} ({days}){}",
-                c.file,
-                c.domains.join(","),
-                c.not_after.as_deref().unwrap_or("?"),
-                if marks.is_empty() {
-                    String::new()
-                } else {
-                    format!("  [{}]", marks.join(", "))
-                }
-            );
-        }
-    }
-    out
 }
 
 fn write_backend(out: &mut String, component: &str, b: &BackendStatus) {

@@ -1,0 +1,402 @@
+//! `cert update`: every file checked first, then per file the runtime steps, the default
+//! certificate slot, the file written through, and the serial read back (see the module doc of
+//! `cert/mod.rs`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{
+    cert_ref, check_file_name, check_for_edge, check_not_first, dir_name, disk_certs, domain_set,
+    inspect, normal_serial, now, same_names, CertInfo, PLACEHOLDER_FILE,
+};
+use crate::edge::{Edge, EdgeError};
+use crate::runtime::command::ssl::{
+    payload_too_big, CertPayload, CertRef, ShowSslCert, ShowSslCerts, SslWrite,
+};
+use crate::runtime::Error::Refused;
+use crate::state::journal::{Action, Operation, Phase};
+use crate::state::{EdgeLock, Holder, Wait};
+
+/// `cert update` options.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    pub allow_other_domains: bool,
+    pub wait: Wait,
+}
+
+/// One certificate `cert update` installed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Updated {
+    /// The file in the certs dir (its name at the runtime API).
+    pub file: String,
+    /// It was new to HAProxy (`new ssl cert` + `add ssl crt-list`).
+    pub added: bool,
+    pub serial: String,
+    pub domains: Vec<String>,
+    pub not_after: String,
+    /// The default-certificate slot ([`PLACEHOLDER_FILE`]) this certificate also went into:
+    /// the placeholder it replaced, or the earlier copy of this certificate.
+    pub replaced_placeholder: Option<String>,
+}
+
+/// What `cert update` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateReport {
+    pub certs: Vec<Updated>,
+}
+
+struct Checked {
+    name: String,
+    info: CertInfo,
+    payload: CertPayload,
+}
+
+/// `vezasock cert update FILE…`: every file checked first (nothing changes on a bad one),
+/// then under the edge lock and journalled, per file: `set ssl cert` + `commit` (or `new ssl
+/// cert` + `set` + `commit` + `add ssl crt-list` for a new one), the file written atomically
+/// into the certs dir, and `show ssl cert` read back (serial).
+pub async fn update(
+    edge: &Edge,
+    files: &[PathBuf],
+    options: UpdateOptions,
+) -> Result<UpdateReport, EdgeError> {
+    let tls = edge.topology.tls.as_ref().ok_or_else(|| {
+        EdgeError::BadInput("the topology has no [tls]: no certs dir".to_string())
+    })?;
+    if files.is_empty() {
+        return Err(EdgeError::BadInput("no certificate file given".to_string()));
+    }
+    let checked = check_files(edge, &tls.certs_dir, files, options)?;
+    let dir = dir_name(&tls.certs_dir);
+
+    let _lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
+    let mut session = edge.admin_session().await?;
+    // The payload limit is the running version's (16 KiB with the line before 3.4, 128 KiB
+    // from 3.4): checked for every file before anything is sent.
+    for c in &checked {
+        if let Some(why) = payload_too_big(&c.payload, session.version()) {
+            return Err(EdgeError::BadInput(format!("{}: {why}", c.name)));
+        }
+    }
+    let live = session.run(&ShowSslCerts).await?;
+    // The default-certificate slot: a placeholder, or a copy of the certificate that
+    // replaced it (which it then follows on every renewal).
+    let slot_name = format!("{dir}/{PLACEHOLDER_FILE}");
+    let slot = crate::files::read_bounded(
+        &tls.certs_dir.join(PLACEHOLDER_FILE),
+        crate::files::limit::PEM,
+    )
+    .ok()
+    .and_then(|b| inspect(&b).ok())
+    .filter(|_| live.certs.contains(&slot_name));
+    let summary: Vec<String> = checked
+        .iter()
+        .map(|c| format!("{} serial {}", c.name, c.info.serial))
+        .collect();
+    let op = Operation::new(
+        Action::Cert,
+        None,
+        None,
+        Some(&summary.join(", ")),
+        &crate::state::who(),
+    );
+    edge.state
+        .journal_record(&op, Phase::Intent, Some("cert update"))?;
+    crate::edge::crash_point("cert-after-intent");
+
+    let mut install = Install {
+        edge,
+        op: &op,
+        certs_dir: &tls.certs_dir,
+        list_ref: cert_ref(&dir)?,
+        dir,
+        slot,
+        slot_name,
+        report: UpdateReport { certs: Vec::new() },
+    };
+    for (i, c) in checked.iter().enumerate() {
+        let name = format!("{}/{}", install.dir, c.name);
+        let added = !live.certs.contains(&name);
+        install.runtime(c, i, &name, added).await?;
+        let replaced = install.file(c, &name).await?;
+        let updated = install
+            .verify(&mut session, c, name, added, replaced)
+            .await?;
+        install.report.certs.push(updated);
+    }
+    edge.state
+        .journal_record(&op, Phase::Verified, Some("show ssl cert: serials match"))?;
+    edge.state.journal_record(&op, Phase::Done, None)?;
+    Ok(install.report)
+}
+
+/// Every file read (bounded), inspected and checked for this edge before anything changes: a
+/// PEM with its key, for the edge's domains (unless allowed), a plain file name that is not the
+/// placeholder's, each name once.
+fn check_files(
+    edge: &Edge,
+    certs_dir: &Path,
+    files: &[PathBuf],
+    options: UpdateOptions,
+) -> Result<Vec<Checked>, EdgeError> {
+    let domains = domain_set(&edge.topology);
+    let now = now();
+    let mut checked = Vec::new();
+    let on_disk: Vec<String> = disk_certs(certs_dir)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for file in files {
+        let bad = |why: String| EdgeError::BadInput(format!("{}: {why}", file.display()));
+        let bytes = crate::files::read_bounded(file, crate::files::limit::PEM)
+            .map_err(|e| bad(format!("cannot read: {e}")))?;
+        let info = inspect(&bytes).map_err(bad)?;
+        check_for_edge(&info, &domains, options.allow_other_domains, now).map_err(bad)?;
+        let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".to_string()))?;
+        let payload = CertPayload::new(&text).map_err(|e| bad(e.to_string()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .ok_or_else(|| bad("has no file name".to_string()))?;
+        check_file_name(&name).map_err(bad)?;
+        check_not_first(&name, &on_disk).map_err(bad)?;
+        if checked.iter().any(|c: &Checked| c.name == name) {
+            return Err(bad("is given twice (same file name)".to_string()));
+        }
+        checked.push(Checked {
+            name,
+            info,
+            payload,
+        });
+    }
+    Ok(checked)
+}
+
+/// One `cert update` in progress, under the lock, its intent journalled.
+struct Install<'a> {
+    edge: &'a Edge,
+    op: &'a Operation,
+    certs_dir: &'a Path,
+    /// The certs dir as the bind names it, and as a crt-list.
+    dir: String,
+    list_ref: CertRef,
+    /// The default-certificate slot while it still has to follow a certificate.
+    slot: Option<CertInfo>,
+    slot_name: String,
+    report: UpdateReport,
+}
+
+impl Install<'_> {
+    /// The runtime steps of one certificate (`new` for an added one, `set`, `commit`, `add ssl
+    /// crt-list`). A refused step is cleaned up; the error says what is served: nothing changed
+    /// only for the first file with no commit that may have landed.
+    async fn runtime(
+        &self,
+        c: &Checked,
+        index: usize,
+        name: &str,
+        added: bool,
+    ) -> Result<(), EdgeError> {
+        let (endpoint, timeouts) = (self.edge.admin(), self.edge.timeouts);
+        let cert = cert_ref(name)?;
+        let mut steps = Vec::new();
+        if added {
+            steps.push(SslWrite::New(cert.clone()));
+        }
+        steps.push(SslWrite::Set(cert.clone(), c.payload.clone()));
+        steps.push(SslWrite::Commit(cert.clone()));
+        if added {
+            steps.push(SslWrite::AddCrtList {
+                list: self.list_ref.clone(),
+                cert: cert.clone(),
+            });
+        }
+        let mut committed = false;
+        for step in &steps {
+            if let Err(e) = step.send(&endpoint, timeouts).await {
+                // A commit that got no answer may have been applied.
+                let maybe = committed
+                    || (matches!(step, SslWrite::Commit(_)) && !matches!(e, Refused { .. }));
+                let undo = cleanup(&endpoint, timeouts, &cert, added, maybe).await;
+                return Err(self.failed(c, index, e, undo, maybe));
+            }
+            if matches!(step, SslWrite::Commit(_)) {
+                committed = true;
+            }
+        }
+        self.edge
+            .state
+            .journal_record(self.op, Phase::RuntimeApplied, Some(name))?;
+        crate::edge::crash_point("cert-after-runtime");
+        Ok(())
+    }
+
+    /// The error of a refused or lost runtime step, journalled.
+    fn failed(
+        &self,
+        c: &Checked,
+        index: usize,
+        e: crate::runtime::Error,
+        undo: String,
+        maybe: bool,
+    ) -> EdgeError {
+        let done: Vec<&str> = self.report.certs.iter().map(|u| u.file.as_str()).collect();
+        let detail = format!("{}: {e}; {undo}", c.name);
+        let _ = self
+            .edge
+            .state
+            .journal_record(self.op, Phase::Failed, Some(&detail));
+        if index == 0 && !maybe {
+            return match e {
+                Refused { .. } => {
+                    EdgeError::Refused(format!("HAProxy refused {}: {e}; {undo}", c.name))
+                }
+                other => EdgeError::Interrupted {
+                    source: other,
+                    detail: undo,
+                },
+            };
+        }
+        EdgeError::NotVerified(format!(
+            "{detail}; already installed: {}",
+            if done.is_empty() {
+                "none".to_string()
+            } else {
+                done.join(", ")
+            }
+        ))
+    }
+
+    /// After its runtime commit, a failure is "served but not verified" (exit 5), journalled.
+    fn not_verified(&self, c: &Checked, name: &str, what: String) -> EdgeError {
+        let _ = self
+            .edge
+            .state
+            .journal_record(self.op, Phase::Failed, Some(&what));
+        EdgeError::NotVerified(format!(
+            "{what}: HAProxy serves {name} serial {} already",
+            c.info.serial
+        ))
+    }
+
+    /// The disk side: the default-certificate slot takes the certificate when it follows it
+    /// (it cannot be deleted), then the file is written atomically into the certs dir. Returns
+    /// the slot it replaced.
+    async fn file(&mut self, c: &Checked, name: &str) -> Result<Option<String>, EdgeError> {
+        let replaced = self.follow_slot(c, name).await?;
+        let path = self.certs_dir.join(&c.name);
+        std::fs::create_dir_all(self.certs_dir).map_err(|e| {
+            self.not_verified(
+                c,
+                name,
+                format!("creating {}: {e}", self.certs_dir.display()),
+            )
+        })?;
+        crate::files::write_atomic(&path, c.payload.as_str().as_bytes())
+            .map_err(|e| self.not_verified(c, name, format!("writing {}: {e}", path.display())))?;
+        self.edge.state.journal_record(
+            self.op,
+            Phase::DiskWritten,
+            Some(&path.display().to_string()),
+        )?;
+        crate::edge::crash_point("cert-after-disk");
+        Ok(replaced)
+    }
+
+    /// The slot follows this certificate: a placeholder, the copy of its file, or a copy of an
+    /// earlier version of it (same names) that an interrupted update left behind.
+    async fn follow_slot(&mut self, c: &Checked, name: &str) -> Result<Option<String>, EdgeError> {
+        let old_serial =
+            crate::files::read_bounded(&self.certs_dir.join(&c.name), crate::files::limit::PEM)
+                .ok()
+                .and_then(|b| inspect(&b).ok())
+                .map(|i| i.serial);
+        let follows = |s: &CertInfo| {
+            s.placeholder
+                || old_serial.as_deref() == Some(s.serial.as_str())
+                || same_names(s, &c.info)
+        };
+        if c.name == PLACEHOLDER_FILE || !self.slot.as_ref().is_some_and(follows) {
+            return Ok(None);
+        }
+        self.slot = None;
+        let (endpoint, timeouts) = (self.edge.admin(), self.edge.timeouts);
+        let ph = self.slot_name.clone();
+        let ph_ref = cert_ref(&ph)?;
+        for step in [
+            SslWrite::Set(ph_ref.clone(), c.payload.clone()),
+            SslWrite::Commit(ph_ref.clone()),
+        ] {
+            if let Err(e) = step.send(&endpoint, timeouts).await {
+                let _ = SslWrite::Abort(ph_ref.clone())
+                    .send(&endpoint, timeouts)
+                    .await;
+                let what = format!("replacing the placeholder {ph}: {e}");
+                return Err(self.not_verified(c, name, what));
+            }
+        }
+        let path = self.certs_dir.join(PLACEHOLDER_FILE);
+        crate::files::write_atomic(&path, c.payload.as_str().as_bytes())
+            .map_err(|e| self.not_verified(c, name, format!("writing {}: {e}", path.display())))?;
+        crate::edge::crash_point("cert-after-slot");
+        Ok(Some(ph))
+    }
+
+    /// `show ssl cert` read back: the serial HAProxy serves is the file's.
+    async fn verify(
+        &self,
+        session: &mut crate::runtime::session::Session,
+        c: &Checked,
+        name: String,
+        added: bool,
+        replaced: Option<String>,
+    ) -> Result<Updated, EdgeError> {
+        let cert = cert_ref(&name)?;
+        let shown = session
+            .run(&ShowSslCert { cert })
+            .await
+            .map_err(|e| self.not_verified(c, &name, format!("show ssl cert {name}: {e}")))?;
+        let serial = shown.get("Serial").map(normal_serial).unwrap_or_default();
+        if serial != c.info.serial {
+            let what = format!(
+                "show ssl cert {name} says serial {serial}, the file {}",
+                c.info.serial
+            );
+            return Err(self.not_verified(c, &name, what));
+        }
+        Ok(Updated {
+            file: name,
+            added,
+            serial,
+            domains: c.info.domains.clone(),
+            not_after: shown.not_after().unwrap_or_default().to_string(),
+            replaced_placeholder: replaced,
+        })
+    }
+}
+
+/// After a refused step: drop the transaction, and a store `new ssl cert` made. Says what
+/// it did.
+async fn cleanup(
+    endpoint: &crate::runtime::endpoint::Endpoint,
+    timeouts: crate::runtime::session::Timeouts,
+    cert: &CertRef,
+    added: bool,
+    committed: bool,
+) -> String {
+    if committed {
+        return format!(
+            "{} may be committed at runtime (not verified); nothing written to disk: run \
+             `vezasock cert update` again",
+            cert.as_str()
+        );
+    }
+    let _ = SslWrite::Abort(cert.clone()).send(endpoint, timeouts).await;
+    if added {
+        let _ = SslWrite::DelCert(cert.clone())
+            .send(endpoint, timeouts)
+            .await;
+    }
+    "the old certificate is still served; nothing written".to_string()
+}
