@@ -7,15 +7,16 @@
 //! not written or not verified. `cert list`: 0, or 1 when a certificate has fewer than
 //! `--warn-days` days left, or disk and runtime disagree.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
 use super::args::{LockArgs, TopologyArgs};
-use super::common::{after, fail, load_edge, runtime};
+use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
-use super::output;
+use super::finish::{self, Failed, Report};
 use crate::edge::cert::{self, UpdateOptions};
 
 // Arguments of `vezasock cert` (a plain comment: see `Command` in cli/mod.rs).
@@ -73,118 +74,175 @@ pub fn run(args: &CertArgs) -> ExitCode {
         CertCommand::Update(a) => update(a),
         CertCommand::List(a) => list(a),
     }
-    .unwrap_or_else(|e| e)
-    .into()
 }
 
-fn update(args: &UpdateArgs) -> Result<Exit, Exit> {
+fn update(args: &UpdateArgs) -> ExitCode {
     let name = "cert update";
-    let edge = load_edge(name, &args.topology)?;
-    let rt = runtime(name)?;
+    let (rt, edge) = match runtime_and_edge(name, &args.topology) {
+        Ok(both) => both,
+        Err(exit) => return exit.into(),
+    };
     let options = UpdateOptions {
         allow_other_domains: args.allow_other_domains,
         wait: args.lock.wait(),
     };
     let report = rt.block_on(cert::update(&edge, &args.files, options));
     after(&rt, &edge, name);
-    let report = report.map_err(|e| fail(name, &e))?;
-    if args.json {
-        output::json_pretty(&report);
-    } else {
-        for c in &report.certs {
-            output::line(&format!(
+    finish::finish(name, args.json, report.map_err(Failed::from))
+}
+
+impl Report for cert::UpdateReport {
+    type Json<'a> = &'a cert::UpdateReport;
+
+    fn json(&self) -> &cert::UpdateReport {
+        self
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for c in &self.certs {
+            let _ = writeln!(
+                out,
                 "{}: {} serial {} (notAfter {}; {}), no reload; written to disk",
                 c.file,
                 if c.added { "added" } else { "replaced" },
                 c.serial,
                 c.not_after,
                 c.domains.join(", ")
-            ));
+            );
             if let Some(p) = &c.replaced_placeholder {
-                output::line(&format!("{p}: the placeholder now holds this certificate"));
+                let _ = writeln!(out, "{p}: the placeholder now holds this certificate");
             }
         }
+        out
     }
-    Ok(Exit::Ok)
 }
 
-fn list(args: &ListArgs) -> Result<Exit, Exit> {
+fn list(args: &ListArgs) -> ExitCode {
     let name = "cert list";
-    let edge = load_edge(name, &args.topology)?;
-    let rt = runtime(name)?;
-    let report = rt
-        .block_on(cert::report(&edge))
-        .map_err(|e| fail(name, &e))?;
-    let expiring = report.expiring(args.warn_days);
-    let agree = report.all_agree();
-    if args.json {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            report: &'a cert::CertReport,
-            warn_days: i64,
-            expiring: Vec<&'a str>,
-            agree: bool,
+    let (rt, edge) = match runtime_and_edge(name, &args.topology) {
+        Ok(both) => both,
+        Err(exit) => return exit.into(),
+    };
+    let report = rt.block_on(cert::report(&edge)).map(|report| Listed {
+        report,
+        warn_days: args.warn_days,
+    });
+    finish::finish(name, args.json, report.map_err(Failed::from))
+}
+
+/// `cert list`: the report and the expiry warning's threshold.
+struct Listed {
+    report: cert::CertReport,
+    warn_days: i64,
+}
+
+/// `cert list --json`: the report, the threshold, the files under it and whether every file's
+/// runtime and disk serials agree.
+#[derive(serde::Serialize)]
+struct ListedJson<'a> {
+    #[serde(flatten)]
+    report: &'a cert::CertReport,
+    warn_days: i64,
+    expiring: Vec<&'a str>,
+    agree: bool,
+}
+
+impl Report for Listed {
+    type Json<'a> = ListedJson<'a>;
+
+    fn json(&self) -> ListedJson<'_> {
+        ListedJson {
+            report: &self.report,
+            warn_days: self.warn_days,
+            expiring: self
+                .report
+                .expiring(self.warn_days)
+                .iter()
+                .map(|c| c.file.as_str())
+                .collect(),
+            agree: self.report.all_agree(),
         }
-        output::json_pretty(&Out {
-            report: &report,
-            warn_days: args.warn_days,
-            expiring: expiring.iter().map(|c| c.file.as_str()).collect(),
-            agree,
-        });
-    } else {
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    /// Exit 1 when a certificate expires within the threshold or runtime and disk disagree.
+    fn exit(&self) -> Exit {
+        if self.report.expiring(self.warn_days).is_empty() && self.report.all_agree() {
+            Exit::Ok
+        } else {
+            Exit::Refused
+        }
+    }
+
+    fn human(&self) -> String {
+        let report = &self.report;
+        let mut out = String::new();
         match &report.certs_dir {
-            None => output::line("no [tls] in the topology: no certificates"),
-            Some(dir) => output::line(&format!("certs dir {dir}")),
-        }
-        for c in &report.certs {
-            let days = c
-                .days_left
-                .map(|d| format!("{d} days left"))
-                .unwrap_or_else(|| "days left unknown".to_string());
-            let state = if c.agree {
-                "runtime = disk".to_string()
-            } else {
-                format!(
-                    "DRIFT runtime {} / disk {}",
-                    c.runtime_serial.as_deref().unwrap_or("not loaded"),
-                    c.disk_serial.as_deref().unwrap_or("missing")
-                )
-            };
-            output::line(&format!(
-                "{}{}: {} notAfter {} ({days}); {state}{}",
-                c.file,
-                if c.placeholder { " PLACEHOLDER" } else { "" },
-                if c.domains.is_empty() {
-                    "-".to_string()
-                } else {
-                    c.domains.join(", ")
-                },
-                c.not_after.as_deref().unwrap_or("?"),
-                c.error
-                    .as_deref()
-                    .map(|e| format!("; {e}"))
-                    .unwrap_or_default()
-            ));
-            if c.placeholder {
-                output::line(&format!(
-                    "  PLACEHOLDER: {} is self-signed; `vezasock cert update` installs the real one",
-                    c.file
-                ));
+            None => out.push_str("no [tls] in the topology: no certificates\n"),
+            Some(dir) => {
+                let _ = writeln!(out, "certs dir {dir}");
             }
         }
-        for c in &expiring {
-            output::line(&format!(
+        for c in &report.certs {
+            write_cert(&mut out, c);
+        }
+        for c in &report.expiring(self.warn_days) {
+            let _ = writeln!(
+                out,
                 "WARNING: {} expires in {} days (under {}): renew it",
                 c.file,
                 c.days_left.unwrap_or(0),
-                args.warn_days
-            ));
+                self.warn_days
+            );
         }
+        out
     }
-    Ok(if expiring.is_empty() && agree {
-        Exit::Ok
+}
+
+/// One certificate of `cert list`: file, domains, expiry, runtime against disk.
+fn write_cert(out: &mut String, c: &cert::CertEntry) {
+    let days = c
+        .days_left
+        .map(|d| format!("{d} days left"))
+        .unwrap_or_else(|| "days left unknown".to_string());
+    let state = if c.agree {
+        "runtime = disk".to_string()
     } else {
-        Exit::Refused
-    })
+        format!(
+            "DRIFT runtime {} / disk {}",
+            c.runtime_serial.as_deref().unwrap_or("not loaded"),
+            c.disk_serial.as_deref().unwrap_or("missing")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{}{}: {} notAfter {} ({days}); {state}{}",
+        c.file,
+        if c.placeholder { " PLACEHOLDER" } else { "" },
+        if c.domains.is_empty() {
+            "-".to_string()
+        } else {
+            c.domains.join(", ")
+        },
+        c.not_after.as_deref().unwrap_or("?"),
+        c.error
+            .as_deref()
+            .map(|e| format!("; {e}"))
+            .unwrap_or_default()
+    );
+    if c.placeholder {
+        let _ = writeln!(
+            out,
+            "  PLACEHOLDER: {} is self-signed; `vezasock cert update` installs the real one",
+            c.file
+        );
+    }
 }
