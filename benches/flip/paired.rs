@@ -11,6 +11,9 @@ use vezasock::topology::Color;
 
 use super::{ms, p50, Bench, Method, Poller, SEE_LIMIT};
 
+/// Reads one of a [`Sample`]'s times.
+type Field = fn(&Sample) -> f64;
+
 /// One flip: milliseconds from the command's start.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -90,7 +93,7 @@ fn flip_once(
 
 impl Paired {
     /// Medians of one field: (vezasock, socat, p50 of the per-pair ratios vezasock ÷ socat).
-    pub fn medians(&self, field: fn(&Sample) -> f64) -> (f64, f64, f64) {
+    pub fn medians(&self, field: Field) -> (f64, f64, f64) {
         let v: Vec<f64> = self.vezasock.iter().map(field).collect();
         let s: Vec<f64> = self.socat.iter().map(field).collect();
         let ratios: Vec<f64> = v
@@ -112,7 +115,7 @@ pub fn report(s: &mut String, p: &Paired) {
         "| | vezasock switch | socat set map | vezasock ÷ socat |"
     );
     let _ = writeln!(s, "|---|---|---|---|");
-    let rows: [(&str, fn(&Sample) -> f64); 3] = [
+    let rows: [(&str, Field); 3] = [
         ("seen, keep-alive", |x| x.keepalive),
         ("seen, new connection", |x| x.fresh),
         ("command returned", |x| x.command),
