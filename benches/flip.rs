@@ -19,9 +19,10 @@
 //!    responses (`?stream=600`) stay open;
 //! 4. what the rendered edge costs: keep-alive requests per second through the rendered config
 //!    vs a minimal hand-written one (one frontend, one backend, the same server) on the same
-//!    HAProxy and backends, and through the rendered config with its log lines or its cookie
-//!    lines taken out, so each feature's cost is measured apart; with HAProxy's own CPU time
-//!    per request in the same rounds (`flip/cpu.rs`).
+//!    HAProxy and backends, and through the rendered config with its log lines, its cookie
+//!    lines or its health checks taken out, and the minimal one plus the rendered frontend's
+//!    rules, so each feature's cost is measured apart; with HAProxy's own CPU time per request
+//!    in the same rounds (`flip/cpu.rs`).
 //!
 //! 5. a canary step (`VEZASOCK_BENCH_PARTS=canary`): the cost of one step in process (the map
 //!    change written through and journalled, plus the analysis read of both colors' counters),
@@ -561,17 +562,25 @@ enum Variant {
     NoCookie,
     /// Rendered, both taken out.
     NoLogNoCookie,
+    /// Rendered, the servers' `check` keyword taken out (no health checks).
+    NoCheck,
+    /// The minimal config plus the rendered frontend's `http-request` / `http-response` rules
+    /// (Host → env → color through the maps, canary, preview), still to the minimal backend:
+    /// what the flip mechanism's per-request rules cost apart from the many backends.
+    MinimalRules,
     /// Hand-written: one frontend, one backend, the same server; the global section (sockets,
     /// server-state file) kept so the master reload and the edge's files work the same.
     Minimal,
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 8] = [
     Variant::Rendered,
     Variant::SeedLog,
     Variant::NoLog,
     Variant::NoCookie,
     Variant::NoLogNoCookie,
+    Variant::NoCheck,
+    Variant::MinimalRules,
     Variant::Minimal,
 ];
 
@@ -583,6 +592,8 @@ impl Variant {
             Variant::NoLog => "rendered, without its log lines",
             Variant::NoCookie => "rendered, without its cookie lines",
             Variant::NoLogNoCookie => "rendered, without log nor cookie lines",
+            Variant::NoCheck => "rendered, without health checks",
+            Variant::MinimalRules => "minimal, plus the rendered frontend's http-request rules",
             Variant::Minimal => "minimal hand-written config",
         }
     }
@@ -655,6 +666,35 @@ fn without_cookies(config: &str) -> String {
             format!("{}\n", out.join(" "))
         })
         .collect()
+}
+
+/// `config` with the `check` keyword taken out of every `server` line.
+fn without_checks(config: &str) -> String {
+    config
+        .lines()
+        .map(|l| match l.trim_start().starts_with("server ") {
+            true => format!("{}\n", l.replace(" check", "")),
+            false => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// `minimal` with the rendered config's `http-request` / `http-response` rules (all in its
+/// frontend) added after the minimal frontend's `bind` line.
+fn with_rules(minimal: &str, rendered: &str) -> Result<String, String> {
+    let rules: String = rendered
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with("http-request set-var") || t.starts_with("http-response ")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let bind = minimal
+        .lines()
+        .find(|l| l.trim_start().starts_with("bind "))
+        .ok_or("the minimal config has no bind line")?;
+    Ok(minimal.replacen(&format!("{bind}\n"), &format!("{bind}\n{rules}"), 1))
 }
 
 /// The minimal config: the rendered global section, then one frontend and one backend.
@@ -777,6 +817,10 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
                 Variant::NoLog => without_log(&rendered),
                 Variant::NoCookie => without_cookies(&rendered),
                 Variant::NoLogNoCookie => without_cookies(&without_log(&rendered)),
+                Variant::NoCheck => without_checks(&rendered),
+                Variant::MinimalRules => {
+                    with_rules(&minimal(&rendered, b.local.http, &server), &rendered)?
+                }
                 Variant::Minimal => minimal(&rendered, b.local.http, &server),
             };
             Ok((v, text))
