@@ -19,8 +19,10 @@
 //!    responses (`?stream=600`) stay open;
 //! 4. what the rendered edge costs: keep-alive requests per second through the rendered config
 //!    vs a minimal hand-written one (one frontend, one backend, the same server) on the same
-//!    HAProxy and backends, and through the rendered config with its log lines or its cookie
-//!    lines taken out, so each feature's cost is measured apart.
+//!    HAProxy and backends, and through the rendered config with its log lines, its cookie
+//!    lines or its health checks taken out, and the minimal one plus the rendered frontend's
+//!    rules, so each feature's cost is measured apart; with HAProxy's own CPU time per request
+//!    in the same rounds (`flip/cpu.rs`).
 //!
 //! 5. a canary step (`VEZASOCK_BENCH_PARTS=canary`): the cost of one step in process (the map
 //!    change written through and journalled, plus the analysis read of both colors' counters),
@@ -32,18 +34,27 @@
 //!    outside (first to last edge answering the new color, one keep-alive poller per edge), and
 //!    the ratio to a single-edge `vezasock switch` measured in the same run.
 //!
+//! 7. vezasock switch vs socat, paired (`VEZASOCK_BENCH_PARTS=paired`, `flip/paired.rs`): both
+//!    flip the same edge back to back, `VEZASOCK_BENCH_FLIPS` pairs, the ratio taken per pair;
+//!    seen on a keep-alive connection and on a new connection per request.
+//!
 //! Prints a markdown report (stdout; progress on stderr) and writes `flip-latency.svg` into
 //! `$VEZASOCK_BENCH_OUT` (default `docs/bench/`). Run: `cargo bench --bench flip`.
 //! Knobs: `VEZASOCK_BENCH_VERSIONS=3.2` (comma list; default every version found),
 //! `VEZASOCK_BENCH_FLIPS` (latency flips, default 30), `VEZASOCK_BENCH_LOAD_FLIPS` (50),
 //! `VEZASOCK_BENCH_PROC_FLIPS` (100), `VEZASOCK_BENCH_PARTS=throughput` (comma list of
-//! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`; default all),
+//! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`; default all),
 //! `VEZASOCK_BENCH_RPS_SECS` (seconds per throughput round, default 3),
 //! `VEZASOCK_BENCH_RPS_ROUNDS` (5) and `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10).
 
 #[path = "../integration/support/mod.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
 mod support;
+
+#[path = "flip/cpu.rs"]
+mod cpu;
+#[path = "flip/paired.rs"]
+mod paired;
 
 use support::haproxy;
 
@@ -365,8 +376,9 @@ fn without_idle_close(config: &str) -> Result<String, String> {
 // ------------------------------------------------------------------------------------------
 // 1. Flip latency.
 
-/// A thread that, when asked, hammers `staging.veza.fr/` on one keep-alive connection until
-/// the answer names the wanted color, and reports when it first did.
+/// A thread that, when asked, hammers `staging.veza.fr/` until the answer names the wanted
+/// color, and reports when it first did: on one keep-alive connection, or (`fresh`) on a new
+/// connection per request, as a user arriving after the flip.
 struct Poller {
     ask: mpsc::Sender<(Color, Instant)>,
     seen: mpsc::Receiver<Result<Duration, String>>,
@@ -375,10 +387,19 @@ struct Poller {
 
 impl Poller {
     fn start(addr: SocketAddr) -> Poller {
+        Poller::spawn(addr, false)
+    }
+
+    fn spawn(addr: SocketAddr, fresh: bool) -> Poller {
         let (ask, asks) = mpsc::channel::<(Color, Instant)>();
         let (tell, seen) = mpsc::channel();
         let handle = std::thread::spawn(move || {
-            let mut conn = Conn::new(addr, Duration::from_secs(2));
+            let timeout = Duration::from_secs(2);
+            let mut conn = Conn::new(addr, timeout);
+            let mut get = || match fresh {
+                true => vezasock::demo::http::get(addr, HOST, "/", timeout),
+                false => conn.get(HOST, "/"),
+            };
             while let Ok((color, start)) = asks.recv() {
                 let want = format!("staging web {}", color.as_str());
                 let deadline = start + SEE_LIMIT;
@@ -389,7 +410,7 @@ impl Poller {
                             "{color} never answered within {SEE_LIMIT:?} (last: {last})"
                         ));
                     }
-                    match conn.get(HOST, "/") {
+                    match get() {
                         Ok(a) if a.status == 200 && a.body == want => break Ok(start.elapsed()),
                         Ok(a) => last = format!("{} {:?}", a.status, a.body),
                         // A reload may close the connection; reconnect without spinning.
@@ -541,17 +562,25 @@ enum Variant {
     NoCookie,
     /// Rendered, both taken out.
     NoLogNoCookie,
+    /// Rendered, the servers' `check` keyword taken out (no health checks).
+    NoCheck,
+    /// The minimal config plus the rendered frontend's `http-request` / `http-response` rules
+    /// (Host → env → color through the maps, canary, preview), still to the minimal backend:
+    /// what the flip mechanism's per-request rules cost apart from the many backends.
+    MinimalRules,
     /// Hand-written: one frontend, one backend, the same server; the global section (sockets,
     /// server-state file) kept so the master reload and the edge's files work the same.
     Minimal,
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 8] = [
     Variant::Rendered,
     Variant::SeedLog,
     Variant::NoLog,
     Variant::NoCookie,
     Variant::NoLogNoCookie,
+    Variant::NoCheck,
+    Variant::MinimalRules,
     Variant::Minimal,
 ];
 
@@ -563,6 +592,8 @@ impl Variant {
             Variant::NoLog => "rendered, without its log lines",
             Variant::NoCookie => "rendered, without its cookie lines",
             Variant::NoLogNoCookie => "rendered, without log nor cookie lines",
+            Variant::NoCheck => "rendered, without health checks",
+            Variant::MinimalRules => "minimal, plus the rendered frontend's http-request rules",
             Variant::Minimal => "minimal hand-written config",
         }
     }
@@ -571,6 +602,8 @@ impl Variant {
 /// Keep-alive requests per second, one list of rounds per variant.
 struct Throughput {
     rps: BTreeMap<&'static str, Vec<f64>>,
+    /// HAProxy's CPU microseconds per request, one list of rounds per variant.
+    cpu_us: BTreeMap<&'static str, Vec<f64>>,
     /// What the rendered config logs to, and whether that target exists here.
     log_lines: Vec<String>,
     cookie_lines: usize,
@@ -635,6 +668,35 @@ fn without_cookies(config: &str) -> String {
         .collect()
 }
 
+/// `config` with the `check` keyword taken out of every `server` line.
+fn without_checks(config: &str) -> String {
+    config
+        .lines()
+        .map(|l| match l.trim_start().starts_with("server ") {
+            true => format!("{}\n", l.replace(" check", "")),
+            false => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// `minimal` with the rendered config's `http-request` / `http-response` rules (all in its
+/// frontend) added after the minimal frontend's `bind` line.
+fn with_rules(minimal: &str, rendered: &str) -> Result<String, String> {
+    let rules: String = rendered
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with("http-request set-var") || t.starts_with("http-response ")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let bind = minimal
+        .lines()
+        .find(|l| l.trim_start().starts_with("bind "))
+        .ok_or("the minimal config has no bind line")?;
+    Ok(minimal.replacen(&format!("{bind}\n"), &format!("{bind}\n{rules}"), 1))
+}
+
 /// The minimal config: the rendered global section, then one frontend and one backend.
 fn minimal(rendered: &str, bind: SocketAddr, server: &str) -> String {
     let global: String = rendered
@@ -678,9 +740,17 @@ impl Bench {
     }
 }
 
+/// One throughput round: keep-alive requests per second, and HAProxy's CPU per request.
+struct Round {
+    rps: f64,
+    /// CPU microseconds HAProxy (every process of its group) spent per request.
+    cpu_us: f64,
+}
+
 /// Requests per second of `clients` keep-alive clients on `HOST/` for `secs` seconds, after
-/// a warm-up; an error when any request failed.
-fn keepalive_rps(addr: SocketAddr, clients: usize, secs: u64) -> Result<f64, String> {
+/// a warm-up, and the CPU the processes of group `pgrp` (HAProxy) spent per request meanwhile;
+/// an error when any request failed.
+fn keepalive_rps(addr: SocketAddr, pgrp: u32, clients: usize, secs: u64) -> Result<Round, String> {
     let load = Load::start(&LoadSpec {
         edge: addr,
         targets: vec![(HOST.to_string(), "/".to_string())],
@@ -695,9 +765,9 @@ fn keepalive_rps(addr: SocketAddr, clients: usize, secs: u64) -> Result<f64, Str
         let report = load.stop();
         return Err(format!("no traffic after 10 s: {:?}", report.failures));
     }
-    let (start, t0) = (load.sent(), Instant::now());
+    let (start, t0, cpu0) = (load.sent(), Instant::now(), cpu::ticks(pgrp));
     std::thread::sleep(Duration::from_secs(secs));
-    let (end, t1) = (load.sent(), Instant::now());
+    let (end, t1, cpu1) = (load.sent(), Instant::now(), cpu::ticks(pgrp));
     let report = load.stop();
     if report.failed() > 0 {
         return Err(format!(
@@ -706,7 +776,11 @@ fn keepalive_rps(addr: SocketAddr, clients: usize, secs: u64) -> Result<f64, Str
             report.failures
         ));
     }
-    Ok((end - start) as f64 / (t1 - t0).as_secs_f64())
+    let requests = end.saturating_sub(start).max(1) as f64;
+    Ok(Round {
+        rps: requests / (t1 - t0).as_secs_f64(),
+        cpu_us: cpu::spent(&cpu0, &cpu1) * 1e6 / requests,
+    })
 }
 
 fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
@@ -743,22 +817,37 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
                 Variant::NoLog => without_log(&rendered),
                 Variant::NoCookie => without_cookies(&rendered),
                 Variant::NoLogNoCookie => without_cookies(&without_log(&rendered)),
+                Variant::NoCheck => without_checks(&rendered),
+                Variant::MinimalRules => {
+                    with_rules(&minimal(&rendered, b.local.http, &server), &rendered)?
+                }
                 Variant::Minimal => minimal(&rendered, b.local.http, &server),
             };
             Ok((v, text))
         })
         .collect::<Result<_, String>>()?;
+    let pgrp = b
+        .local
+        .master_pid()
+        .ok_or("HAProxy's master is not running")?;
     let mut rps: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut cpu_us: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     // Rounds interleave the variants (in a rotating order), so a noisy spell on this shared
     // machine lands on all of them instead of one.
     for round in 0..rounds {
         for i in 0..configs.len() {
             let (v, text) = &configs[(i + round) % configs.len()];
             b.load_config(text)?;
-            let r = keepalive_rps(b.local.http, clients, secs)
+            let r = keepalive_rps(b.local.http, pgrp, clients, secs)
                 .map_err(|e| format!("{}: {e}", v.name()))?;
-            eprintln!("  round {round}: {} {r:.0} req/s", v.name());
-            rps.entry(v.name()).or_default().push(r);
+            eprintln!(
+                "  round {round}: {} {:.0} req/s, HAProxy {:.1} µs CPU/request",
+                v.name(),
+                r.rps,
+                r.cpu_us
+            );
+            rps.entry(v.name()).or_default().push(r.rps);
+            cpu_us.entry(v.name()).or_default().push(r.cpu_us);
         }
     }
     let log_lines = rendered
@@ -780,6 +869,7 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
         .count();
     Ok(Throughput {
         rps,
+        cpu_us,
         log_lines,
         cookie_lines,
         seconds: secs,
@@ -789,32 +879,39 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
 
 fn report_throughput(s: &mut String, t: &Throughput) {
     let rounds = t.rps.values().map(Vec::len).max().unwrap_or(0);
-    let _ = writeln!(s, "**4. What the rendered edge costs**: keep-alive requests per second on `staging.veza.fr/`, {} clients, {rounds} rounds of {} s per config, interleaved; median (min–max). Same HAProxy process (configs swapped by a master reload), same backend server.\n", t.clients, t.seconds);
-    let _ = writeln!(s, "| config | req/s | ÷ minimal |");
-    let _ = writeln!(s, "|---|---|---|");
-    let minimal = t
-        .rps
-        .get(Variant::Minimal.name())
-        .map(|v| p50(v))
-        .unwrap_or(f64::NAN);
+    let _ = writeln!(s, "**4. What the rendered edge costs**: keep-alive requests per second on `staging.veza.fr/`, {} clients, {rounds} rounds of {} s per config, interleaved; median (min–max); and the CPU HAProxy itself spent per request in the same rounds (utime + stime of its processes, /proc), which the clients, backends and other jobs on this machine move far less than req/s. Same HAProxy process (configs swapped by a master reload), same backend server.\n", t.clients, t.seconds);
+    let _ = writeln!(
+        s,
+        "| config | req/s | ÷ minimal | HAProxy CPU µs/request | minimal ÷ this (CPU) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    let median = |m: &BTreeMap<&'static str, Vec<f64>>, v: Variant| {
+        m.get(v.name()).map(|xs| p50(xs)).unwrap_or(f64::NAN)
+    };
+    let (minimal_rps, minimal_cpu) = (
+        median(&t.rps, Variant::Minimal),
+        median(&t.cpu_us, Variant::Minimal),
+    );
     for v in VARIANTS {
         let Some(xs) = t.rps.get(v.name()) else {
             continue;
         };
         let xs = sorted(xs);
         let med = pct(&xs, 0.5);
+        let cpu = sorted(t.cpu_us.get(v.name()).map(Vec::as_slice).unwrap_or(&[]));
+        let cpu_med = pct(&cpu, 0.5);
         let _ = writeln!(
             s,
-            "| {} | {:.0} ({:.0}–{:.0}) | {} |",
+            "| {} | {:.0} ({:.0}–{:.0}) | {} | {:.1} ({:.1}–{:.1}) | {} |",
             v.name(),
             med,
             xs.first().copied().unwrap_or(f64::NAN),
             xs.last().copied().unwrap_or(f64::NAN),
-            if minimal > 0.0 {
-                format!("{:.2}×", med / minimal)
-            } else {
-                "–".to_string()
-            }
+            times(med, minimal_rps),
+            cpu_med,
+            cpu.first().copied().unwrap_or(f64::NAN),
+            cpu.last().copied().unwrap_or(f64::NAN),
+            times(minimal_cpu, cpu_med),
         );
     }
     let _ = writeln!(
@@ -928,36 +1025,12 @@ struct Procs {
     rss_kb: u64,
 }
 
-/// Every process whose process group is `pgrp` (/proc/<pid>/stat field 5).
+/// Every process whose process group is `pgrp`, and the sum of their RSS.
 fn procs_in_group(pgrp: u32) -> Procs {
     let mut out = Procs::default();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name may hold spaces or parentheses: fields start after the last ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let group = rest
-            .split_whitespace()
-            .nth(2)
-            .and_then(|s| s.parse::<u32>().ok());
-        if group != Some(pgrp) {
-            continue;
-        }
+    for p in cpu::group(pgrp) {
         out.count += 1;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", p.pid)).unwrap_or_default();
         let rss = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -1078,6 +1151,7 @@ struct VersionResult {
     throughput: Option<Result<Throughput, String>>,
     canary: Option<Result<CanaryBench, String>>,
     fleet: Option<Result<FleetBench, String>>,
+    paired: Option<Result<paired::Paired, String>>,
 }
 
 /// Part 5: one canary step's cost, and breach → 0 %.
@@ -1672,6 +1746,13 @@ fn run_version(
         eprintln!("[{}] fleet: 1, 3 and 10 edges", h.label);
         r.fleet = Some(measure_fleet(h, fleet_flips));
     }
+    if part("paired") {
+        eprintln!(
+            "[{}] paired: vezasock switch vs socat, {flips} pairs",
+            h.label
+        );
+        r.paired = Some(Bench::start(h).and_then(|mut b| paired::measure(&mut b, flips)));
+    }
     if part("throughput") {
         eprintln!("[{}] throughput: rendered vs minimal config", h.label);
         r.throughput = Some(Bench::start(h).and_then(|mut b| measure_throughput(&mut b)));
@@ -1712,6 +1793,15 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// `a ÷ b` with two decimals, or `–` when either is missing.
+fn times(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || b <= 0.0 {
+        "–".to_string()
+    } else {
+        format!("{:.2}×", a / b)
+    }
+}
+
 fn pass(ok: bool) -> &'static str {
     if ok {
         "PASS"
@@ -1749,6 +1839,17 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         Some(Ok(f)) => report_fleet(&mut s, f, env_usize("VEZASOCK_BENCH_FLEET_FLIPS", 10)),
         Some(Err(e)) => {
             let _ = writeln!(s, "**6. Fleet flip**: failed: {}\n", one_line(e));
+        }
+        None => {}
+    }
+    match &r.paired {
+        Some(Ok(p)) => paired::report(&mut s, p),
+        Some(Err(e)) => {
+            let _ = writeln!(
+                s,
+                "**7. Paired switch vs socat**: failed: {}\n",
+                one_line(e)
+            );
         }
         None => {}
     }

@@ -45,7 +45,7 @@ done
 
 versions() {
   local label bin var
-  for label in 2.6 3.0 3.2; do
+  for label in 2.6 3.0 3.2 3.4; do
     var="VEZASOCK_HAPROXY_${label/./_}"
     if [ "$label" = 2.6 ]; then bin="${!var:-/usr/sbin/haproxy}"
     else bin="${!var:-${HOME:-/root}/.cache/vezasock/haproxy/$label/usr/sbin/haproxy}"; fi

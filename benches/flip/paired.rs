@@ -1,0 +1,133 @@
+//! Part 7 (`VEZASOCK_BENCH_PARTS=paired`): `vezasock switch` against one bare `socat` `set map`,
+//! interleaved flip by flip on one edge. Part 1 measures each method on its own edge one after
+//! the other, so on this shared machine a busy minute lands on one method and not the other;
+//! here each pair runs back to back (the order alternating), and the ratio is taken per pair.
+//! Two pollers watch every flip: one keep-alive connection, and a new connection per request
+//! (a user arriving after the flip).
+
+use std::time::{Duration, Instant};
+
+use vezasock::topology::Color;
+
+use super::{ms, p50, Bench, Method, Poller, SEE_LIMIT};
+
+/// Reads one of a [`Sample`]'s times.
+type Field = fn(&Sample) -> f64;
+
+/// One flip: milliseconds from the command's start.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// The command returned.
+    pub command: f64,
+    /// The keep-alive poller first saw the new color.
+    pub keepalive: f64,
+    /// A new connection first saw the new color.
+    pub fresh: f64,
+}
+
+/// Pairs of flips: `vezasock[i]` and `socat[i]` ran back to back.
+#[derive(Debug, Clone, Default)]
+pub struct Paired {
+    pub vezasock: Vec<Sample>,
+    pub socat: Vec<Sample>,
+}
+
+/// Runs `pairs` pairs of flips on `b`.
+pub fn measure(b: &mut Bench, pairs: usize) -> Result<Paired, String> {
+    let keepalive = Poller::spawn(b.local.http, false);
+    let fresh = Poller::spawn(b.local.http, true);
+    let mut out = Paired::default();
+    let result = (|| {
+        for i in 0..pairs {
+            // Alternate who goes first, so neither always flips right after the other.
+            let first_vezasock = i % 2 == 0;
+            for vezasock in [first_vezasock, !first_vezasock] {
+                let method = if vezasock {
+                    Method::Vezasock
+                } else {
+                    Method::Socat
+                };
+                let sample = flip_once(b, method, &keepalive, &fresh)?;
+                match vezasock {
+                    true => out.vezasock.push(sample),
+                    false => out.socat.push(sample),
+                }
+            }
+        }
+        Ok::<(), String>(())
+    })();
+    keepalive.stop();
+    fresh.stop();
+    result.map(|()| out)
+}
+
+fn flip_once(
+    b: &mut Bench,
+    method: Method,
+    keepalive: &Poller,
+    fresh: &Poller,
+) -> Result<Sample, String> {
+    let to: Color = b.color.other();
+    let start = Instant::now();
+    for p in [keepalive, fresh] {
+        p.ask
+            .send((to, start))
+            .map_err(|_| "a poller stopped".to_string())?;
+    }
+    b.flip(method, to)?;
+    let command = ms(start.elapsed());
+    let mut seen = [0.0; 2];
+    for (i, p) in [keepalive, fresh].into_iter().enumerate() {
+        let d = p
+            .seen
+            .recv_timeout(SEE_LIMIT + Duration::from_secs(5))
+            .map_err(|_| "a poller did not answer".to_string())??;
+        seen[i] = ms(d);
+    }
+    Ok(Sample {
+        command,
+        keepalive: seen[0],
+        fresh: seen[1],
+    })
+}
+
+impl Paired {
+    /// Medians of one field: (vezasock, socat, p50 of the per-pair ratios vezasock ÷ socat).
+    pub fn medians(&self, field: Field) -> (f64, f64, f64) {
+        let v: Vec<f64> = self.vezasock.iter().map(field).collect();
+        let s: Vec<f64> = self.socat.iter().map(field).collect();
+        let ratios: Vec<f64> = v
+            .iter()
+            .zip(&s)
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(v, s)| v / s)
+            .collect();
+        (p50(&v), p50(&s), p50(&ratios))
+    }
+}
+
+/// The part's report: a table of medians and ratios, and the goal line.
+pub fn report(s: &mut String, p: &Paired) {
+    use std::fmt::Write as _;
+    let _ = writeln!(s, "**7. vezasock switch vs one socat `set map`, paired**: {} pairs on one edge, back to back, the order alternating; ms from the command's start, p50. *Keep-alive*: first answer of the new color on a keep-alive connection; *new connection*: on a new connection per request; ratio: p50 of the per-pair ratios (vezasock ÷ socat).\n", p.vezasock.len());
+    let _ = writeln!(
+        s,
+        "| | vezasock switch | socat set map | vezasock ÷ socat |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    let rows: [(&str, Field); 3] = [
+        ("seen, keep-alive", |x| x.keepalive),
+        ("seen, new connection", |x| x.fresh),
+        ("command returned", |x| x.command),
+    ];
+    for (name, field) in rows {
+        let (v, so, r) = p.medians(field);
+        let _ = writeln!(s, "| {name} | {v:.2} | {so:.2} | {r:.2}× |");
+    }
+    let (_, _, r) = p.medians(|x| x.keepalive);
+    let _ = writeln!(
+        s,
+        "\n- {} flip latency (keep-alive) of the switch no longer than socat's in the same run: {r:.2}×\n",
+        if r <= 1.0 { "PASS" } else { "MISS" }
+    );
+}
