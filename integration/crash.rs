@@ -284,18 +284,6 @@ per_version!(
     full_disk_flip
 );
 
-/// Unmounts the small tmpfs on drop, even when the test fails.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// The state dir on a 128 KiB tmpfs, filled until 0, 1, 2, … pages are free: whichever write
 /// of the flip runs out of space, the exit code tells the truth (1: nothing changed, 5: live
 /// but not recorded, 0: done), the journal and its archive hold only whole lines, no temp
@@ -305,13 +293,7 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let local = healthy_edge(v, dir.path());
     let small = dir.path().join("small-state");
-    std::fs::create_dir_all(&small).unwrap_or_else(|e| panic!("{e}"));
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(tmpfs) = crate::support::tmpfs::Tmpfs::mount(&small, 128) else {
         // Only root can mount; CI runs as root, so this is a real skip only on a dev machine.
         assert!(
             std::env::var("VEZASOCK_REQUIRE_ALL_VERSIONS").is_err(),
@@ -319,18 +301,13 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
         );
         eprintln!("SKIP {label}: cannot mount a tmpfs for the full-disk test (not root?)");
         return;
-    }
-    let _guard = Mounted(small.clone());
+    };
     let state_env = small.display().to_string();
-    let filler = small.join("filler");
     let state = vezasock::state::StateDir::single(&small);
     let mut seen = std::collections::BTreeSet::new();
     for free_pages in 0..8u64 {
-        let _ = std::fs::remove_file(&filler);
-        let stat = rustix::fs::statvfs(&small).unwrap_or_else(|e| panic!("statvfs: {e}"));
-        let free = stat.f_bavail * stat.f_frsize;
-        let keep = free_pages * 4096;
-        std::fs::write(&filler, vec![0u8; free.saturating_sub(keep) as usize])
+        tmpfs
+            .fill(free_pages * 4096)
             .unwrap_or_else(|e| panic!("{label}: filler: {e}"));
         let live = runtime_color(&local, "staging").unwrap_or(Color::Blue);
         let recorded = state.active_color("staging").unwrap_or(Color::Blue);
@@ -378,7 +355,7 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
             "{case}: leftovers {names:?}"
         );
         // Space back, then the repair `apply` runs: every side agrees again.
-        let _ = std::fs::remove_file(&filler);
+        tmpfs.unfill();
         let mut lib = lib_edge(&local);
         lib.state = vezasock::state::StateDir::single(&small);
         lib.topology.paths.state_dir = small.clone();

@@ -165,12 +165,22 @@ pub fn fail_staging_api_green(
     e: &mut LocalEdge,
     label: &str,
 ) -> (vezasock::topology::LocalServer, Arc<AtomicBool>) {
+    fail_api(e, "be_staging_api_green", label)
+}
+
+/// The first server of `backend` (an api backend) replaced by [`failing_server`]: healthy,
+/// and 500 to every request. Clear the flag, then `set_backend_running(.., true)`, to undo.
+pub fn fail_api(
+    e: &mut LocalEdge,
+    backend: &str,
+    label: &str,
+) -> (vezasock::topology::LocalServer, Arc<AtomicBool>) {
     let server = e
         .servers
         .iter()
-        .find(|s| s.backend == "be_staging_api_green")
+        .find(|s| s.backend == backend)
         .cloned()
-        .unwrap_or_else(|| panic!("no staging api green server"));
+        .unwrap_or_else(|| panic!("no {backend} server"));
     assert!(e.set_backend_running(&server.backend, &server.server, false));
     let fake = failing_server(server.port, "/api/health");
     wait_healthy(e, label);

@@ -69,6 +69,26 @@ impl Chaos {
         let target = match step {
             Step::Switch { edge, env, color } => Some((vec![*edge], *env, *color)),
             Step::FleetSwitch { env, color } => Some(((0..3).collect(), *env, *color)),
+            Step::Bake {
+                edge, env, color, ..
+            }
+            | Step::Canary {
+                edge, env, color, ..
+            }
+            | Step::SocketFault {
+                edge,
+                env,
+                color,
+                rollback: false,
+                ..
+            }
+            | Step::FullStateDir {
+                edge,
+                env,
+                color,
+                rollback: false,
+                ..
+            } => Some((vec![*edge], *env, *color)),
             _ => None,
         };
         if let (Some((edges, env, color)), Some((what, Some(0), said))) = (target, out.runs.first())
@@ -286,7 +306,7 @@ impl Chaos {
 
     /// One command on edge `i`'s admin socket, tried again for up to 5 s while the socket
     /// refuses or resets (a worker starting after a restart or a reload).
-    fn ask(&self, i: usize, line: &str) -> String {
+    pub(super) fn ask(&self, i: usize, line: &str) -> String {
         let m = &self.fleet.members[i];
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

@@ -4,7 +4,10 @@ use std::time::{Duration, Instant};
 
 use vezasock::topology::Color;
 
+use super::delivery::CanaryEnd;
+use super::faults::flip_words;
 use super::{Chaos, Outcome, ENVS};
+use crate::support::faultproxy::{Fault, FaultAt};
 use crate::support::run::Run;
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same sequence on
@@ -96,6 +99,40 @@ pub(super) enum Step {
         verb: &'static str,
         wait: bool,
     },
+    /// A switch (or rollback) on one edge through a fault proxy in front of its admin socket
+    /// that cuts or hangs one connection's reply after some bytes.
+    SocketFault {
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        rollback: bool,
+        at: FaultAt,
+    },
+    /// A switch (or rollback) on one edge whose state dir is full (`free_pages` pages left).
+    FullStateDir {
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        rollback: bool,
+        free_pages: u64,
+    },
+    /// `switch ENV COLOR --bake 2s`; with `fail`, COLOR's api answers 500 (it flips back).
+    Bake {
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        fail: bool,
+    },
+    /// A short canary ended by `--abort` or `--promote` from another process, or left to run.
+    Canary {
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        end: CanaryEnd,
+        after_ms: u64,
+    },
+    /// prod web blue's pool grows or shrinks by one server, carried out by `apply`.
+    Pool { edge: usize, grow: bool },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +180,7 @@ impl Step {
         let edge = rng.below(3);
         let env = rng.pick(&ENVS);
         let color = rng.color();
-        match rng.below(100) {
+        match rng.below(110) {
             0..=17 => Step::Switch { edge, env, color },
             18..=31 => Step::FleetSwitch { env, color },
             32..=37 => Step::Rollback {
@@ -183,7 +220,47 @@ impl Step {
                 verb: rng.pick(&["drain", "maint"]),
                 wait: rng.below(2) == 0,
             },
-            _ => {
+            100..=101 => Step::SocketFault {
+                edge,
+                env,
+                color,
+                rollback: rng.below(3) == 0,
+                at: FaultAt {
+                    connection: rng.below(4),
+                    after_bytes: rng.below(300),
+                    // A hang costs the reply timeout (10 s): rarer.
+                    fault: if rng.below(4) == 0 {
+                        Fault::Hang
+                    } else {
+                        Fault::Cut
+                    },
+                },
+            },
+            102 => Step::FullStateDir {
+                edge,
+                env,
+                color,
+                rollback: rng.below(3) == 0,
+                free_pages: rng.below(6) as u64,
+            },
+            103..=104 => Step::Bake {
+                edge,
+                env,
+                color,
+                fail: rng.below(2) == 0,
+            },
+            105..=106 => Step::Canary {
+                edge,
+                env,
+                color,
+                end: rng.pick(&[CanaryEnd::Abort, CanaryEnd::Promote, CanaryEnd::Run]),
+                after_ms: rng.below(2500) as u64,
+            },
+            107..=109 => Step::Pool {
+                edge,
+                grow: rng.below(2) == 0,
+            },
+            97..=99 => {
                 // Mostly lock and prepare first: the phases after them are where orders matter.
                 let n = rng.below(6);
                 let mut ops = vec![AgentOp::Lock(color)];
@@ -207,6 +284,10 @@ impl Step {
                     ops,
                 }
             }
+            _ => Step::Pool {
+                edge,
+                grow: rng.below(2) == 0,
+            },
         }
     }
 }
@@ -399,6 +480,39 @@ impl Chaos {
                 let run = self.run_with_input(&args, &input);
                 record(format!("{} <<< {ops:?}", args.join(" ")), &run, &mut out);
             }
+            Step::SocketFault {
+                edge,
+                env,
+                color,
+                rollback,
+                at,
+            } => self.socket_fault(*edge, &flip_words(env, *color, *rollback), *at, &mut out),
+            Step::FullStateDir {
+                edge,
+                env,
+                color,
+                rollback,
+                free_pages,
+            } => self.full_state_dir(
+                *edge,
+                &flip_words(env, *color, *rollback),
+                *free_pages,
+                &mut out,
+            ),
+            Step::Bake {
+                edge,
+                env,
+                color,
+                fail,
+            } => self.bake(*edge, env, *color, *fail, &mut out),
+            Step::Canary {
+                edge,
+                env,
+                color,
+                end,
+                after_ms,
+            } => self.canary(*edge, env, *color, *end, *after_ms, &mut out),
+            Step::Pool { edge, grow } => self.pool(*edge, *grow, &mut out),
         }
         out
     }
@@ -506,6 +620,11 @@ pub(super) fn kind(step: &Step) -> &'static str {
         Step::Agent { .. } => "edge-agent",
         Step::Preview { .. } => "preview",
         Step::Servers { .. } => "servers",
+        Step::SocketFault { .. } => "socket-fault",
+        Step::FullStateDir { .. } => "full-state-dir",
+        Step::Bake { .. } => "bake",
+        Step::Canary { .. } => "canary",
+        Step::Pool { .. } => "pool",
     }
 }
 
