@@ -379,7 +379,7 @@ per_version!(
 /// A local edge with TLS as the embedded edge has it (`[tls] redirect` on: every plain-HTTP
 /// request gets the edge's own 301 to HTTPS), serving a self-signed certificate for every host
 /// from `dir/certs`, healthy; and its topology file, so the binary sees the TLS listener.
-fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBuf) {
+pub(crate) fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBuf) {
     let topo = vezasock::topology::Topology::embedded_default()
         .unwrap_or_else(|e| panic!("embedded default: {e}"));
     let certs = dir.join("certs");

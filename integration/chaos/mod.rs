@@ -18,6 +18,7 @@
 //! color its runtime map says; no reload happens unless the step made one; no command
 //! panics, hangs or exits with a code the README (and docs/reference.md) does not list.
 
+mod cert;
 mod delivery;
 mod faults;
 mod invariants;
@@ -69,6 +70,11 @@ struct Chaos {
     /// The servers the pool steps added (kept running while the lab runs) and their count.
     pool_backends: Vec<vezasock::demo::backend::Backend>,
     pool_count: u32,
+    /// The lab's TLS edge (started at the first cert step), the last serial installed, and
+    /// the version it runs.
+    tls: Option<cert::TlsLab>,
+    cert_serial: u64,
+    haproxy: Haproxy,
 }
 
 impl Chaos {
@@ -187,6 +193,9 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
         txn_count: 0,
         pool_backends: Vec::new(),
         pool_count: 100,
+        tls: None,
+        cert_serial: 0x1000,
+        haproxy: v.clone(),
     };
     let only = kinds();
     // `VEZASOCK_CHAOS_VERBOSE=1`: every step and its exits as it ends (a long run's progress).

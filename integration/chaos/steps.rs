@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use vezasock::topology::Color;
 
+use super::cert::CertFile;
 use super::delivery::CanaryEnd;
 use super::faults::flip_words;
 use super::{Chaos, Outcome, ENVS};
@@ -133,6 +134,11 @@ pub(super) enum Step {
     },
     /// prod web blue's pool grows or shrinks by one server, carried out by `apply`.
     Pool { edge: usize, grow: bool },
+    /// `cert update` on the lab's TLS edge, SIGKILLed `kill_ms` after its start when given.
+    Cert {
+        which: CertFile,
+        kill_ms: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -180,7 +186,7 @@ impl Step {
         let edge = rng.below(3);
         let env = rng.pick(&ENVS);
         let color = rng.color();
-        match rng.below(110) {
+        match rng.below(114) {
             0..=17 => Step::Switch { edge, env, color },
             18..=31 => Step::FleetSwitch { env, color },
             32..=37 => Step::Rollback {
@@ -284,6 +290,10 @@ impl Step {
                     ops,
                 }
             }
+            110..=113 => Step::Cert {
+                which: rng.pick(&[CertFile::Default, CertFile::Chaos]),
+                kill_ms: (rng.below(3) == 0).then(|| rng.below(80) as u64),
+            },
             _ => Step::Pool {
                 edge,
                 grow: rng.below(2) == 0,
@@ -513,6 +523,7 @@ impl Chaos {
                 after_ms,
             } => self.canary(*edge, env, *color, *end, *after_ms, &mut out),
             Step::Pool { edge, grow } => self.pool(*edge, *grow, &mut out),
+            Step::Cert { which, kill_ms } => self.cert(*which, *kill_ms, &mut out),
         }
         out
     }
@@ -625,6 +636,7 @@ pub(super) fn kind(step: &Step) -> &'static str {
         Step::Bake { .. } => "bake",
         Step::Canary { .. } => "canary",
         Step::Pool { .. } => "pool",
+        Step::Cert { .. } => "cert",
     }
 }
 
