@@ -1,6 +1,7 @@
 //! The invariants checked after every step of the chaos run (docs/chaos.md numbers them).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use vezasock::demo::http::get;
@@ -160,6 +161,9 @@ impl Chaos {
             if let Err(why) = whole_lines(&self.fleet.members[i].edge) {
                 self.fail(n, &format!("{}: {why}", self.fleet.members[i].name));
             }
+            if !out.killed {
+                self.check_no_dead_temp(n, i, &before[i], &after[i]);
+            }
         }
         // 6. Every edge answers each env with its runtime color.
         for i in 0..3 {
@@ -198,6 +202,37 @@ impl Chaos {
                     &format!(
                         "{}'s worker changed ({} → {}): a reload the step did not ask for",
                         self.fleet.members[i].name, pids[i], now[i]
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Invariant 5, temp files: a directory whose file the step rewrote (the map file in the
+    /// maps dir, a state file in the state dir) holds no temp file of a dead writer: the next
+    /// write there removes them (src/files.rs).
+    fn check_no_dead_temp(&self, n: usize, i: usize, before: &EdgeSnapshot, after: &EdgeSnapshot) {
+        let paths = &self.fleet.members[i].edge.topology.paths;
+        let state_written = ENVS.iter().any(|env| {
+            let name = format!("active-color-{env}");
+            before.state_files.get(&name) != after.state_files.get(&name)
+        });
+        let written = [
+            (before.map_file != after.map_file, &paths.maps_dir),
+            (state_written, &paths.state_dir),
+        ];
+        for (_, dir) in written.iter().filter(|(w, _)| *w) {
+            let dead: Vec<String> = super::faults::temp_files(dir)
+                .into_iter()
+                .filter(|name| !writer_alive(name))
+                .collect();
+            if !dead.is_empty() {
+                self.fail(
+                    n,
+                    &format!(
+                        "{}: {} was written but still holds dead writers' temp files {dead:?}",
+                        self.fleet.members[i].name,
+                        dir.display()
                     ),
                 );
             }
@@ -396,4 +431,13 @@ fn whole_lines(edge: &vezasock::demo::LocalEdge) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether the process named in a temp file's name (`.<name>.vezasock-tmp.<pid>.<n>`) runs.
+fn writer_alive(temp_name: &str) -> bool {
+    temp_name
+        .split(".vezasock-tmp.")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .is_some_and(|pid| Path::new("/proc").join(pid).exists())
 }
