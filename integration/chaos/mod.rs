@@ -10,8 +10,13 @@
 //! - A broken invariant fails with the seed, the step number, the last steps and the
 //!   invariant, and keeps the lab's files (their path is printed).
 //!
-//! The invariants ([`Chaos::check`]): an exit code of 1–4 changed nothing on any edge; a
-//! switch that exits 0 left its edges on the target on every side; `apply` that exits 0 leaves
+//! Steps (`steps.rs`) and their faults (`faults.rs`: a stats socket cut or hung mid-reply, a
+//! full state dir), bake and canary (`delivery.rs`), a pool change `apply` carries out
+//! (`pool.rs`), `cert update` on a TLS edge beside the fleet (`cert.rs`).
+//!
+//! The invariants ([`Chaos::check`], `invariants.rs`): an exit code of 1–4 changed nothing on
+//! any edge; a switch that exits 0 left its edges on the target on every side (a bake, a
+//! canary, a faulted switch too); exit 7 only after a put-back; `apply` that exits 0 leaves
 //! runtime, map file and state file agreeing on its edges; `status` reports drift whenever
 //! the sides disagree; history and journal hold only whole lines; no temp file of a dead
 //! writer is left after the next successful write; every edge answers each env with the
