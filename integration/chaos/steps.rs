@@ -231,9 +231,12 @@ impl Step {
                 env,
                 color,
                 rollback: rng.below(3) == 0,
+                // vezasock holds one session per command (connection 0); its replies for a
+                // flip run to a few KB, so a fault lands anywhere in it or, past its end, not
+                // at all.
                 at: FaultAt {
-                    connection: rng.below(4),
-                    after_bytes: rng.below(300),
+                    connection: usize::from(rng.below(4) == 0),
+                    after_bytes: rng.below(4000),
                     // A hang costs the reply timeout (10 s): rarer.
                     fault: if rng.below(4) == 0 {
                         Fault::Hang
