@@ -63,7 +63,7 @@ fn served_serial(port: u16, sni: &str) -> String {
 }
 
 /// [`served_serial`], or without SNI (`None`: the bind's default certificate).
-fn served_serial_for(port: u16, sni: Option<&str>) -> String {
+pub(crate) fn served_serial_for(port: u16, sni: Option<&str>) -> String {
     let connect = format!("127.0.0.1:{port}");
     let mut args = vec!["s_client", "-connect", connect.as_str()];
     match sni {
@@ -82,6 +82,12 @@ fn served_serial_for(port: u16, sni: Option<&str>) -> String {
         let _ = out.read_to_string(&mut pem);
     }
     let _ = client.wait();
+    pem_serial(&pem)
+}
+
+/// The serial (upper-case hex, no leading zeros) of the first certificate in `pem` (`""`
+/// when there is none), as `openssl x509` reads it.
+pub(crate) fn pem_serial(pem: &str) -> String {
     let mut x509 = Command::new("openssl")
         .args(["x509", "-noout", "-serial"])
         .stdin(Stdio::piped())
@@ -104,7 +110,13 @@ fn served_serial_for(port: u16, sni: Option<&str>) -> String {
 
 /// A certificate for `names`, serial `serial`, valid from `from_days` to `to_days` around now,
 /// as one PEM (chain + key); `other_key` pairs it with a key that is not its own.
-fn make_cert(names: &[&str], serial: u64, from_days: i64, to_days: i64, other_key: bool) -> String {
+pub(crate) fn make_cert(
+    names: &[&str],
+    serial: u64,
+    from_days: i64,
+    to_days: i64,
+    other_key: bool,
+) -> String {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let mut params = rcgen::CertificateParams::new(names).unwrap_or_else(|e| panic!("{e}"));
     params.serial_number = Some(rcgen::SerialNumber::from(serial));
@@ -123,7 +135,7 @@ fn make_cert(names: &[&str], serial: u64, from_days: i64, to_days: i64, other_ke
     format!("{}{}", cert.pem(), key_pem)
 }
 
-fn hex(serial: u64) -> String {
+pub(crate) fn hex(serial: u64) -> String {
     format!("{serial:X}")
 }
 

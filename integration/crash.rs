@@ -284,18 +284,6 @@ per_version!(
     full_disk_flip
 );
 
-/// Unmounts the small tmpfs on drop, even when the test fails.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// The state dir on a 128 KiB tmpfs, filled until 0, 1, 2, … pages are free: whichever write
 /// of the flip runs out of space, the exit code tells the truth (1: nothing changed, 5: live
 /// but not recorded, 0: done), the journal and its archive hold only whole lines, no temp
@@ -305,13 +293,7 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let local = healthy_edge(v, dir.path());
     let small = dir.path().join("small-state");
-    std::fs::create_dir_all(&small).unwrap_or_else(|e| panic!("{e}"));
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(tmpfs) = crate::support::tmpfs::Tmpfs::mount(&small, 128) else {
         // Only root can mount; CI runs as root, so this is a real skip only on a dev machine.
         assert!(
             std::env::var("VEZASOCK_REQUIRE_ALL_VERSIONS").is_err(),
@@ -319,21 +301,17 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
         );
         eprintln!("SKIP {label}: cannot mount a tmpfs for the full-disk test (not root?)");
         return;
-    }
-    let _guard = Mounted(small.clone());
+    };
     let state_env = small.display().to_string();
-    let filler = small.join("filler");
     let state = vezasock::state::StateDir::single(&small);
     let mut seen = std::collections::BTreeSet::new();
     for free_pages in 0..8u64 {
-        let _ = std::fs::remove_file(&filler);
-        let stat = rustix::fs::statvfs(&small).unwrap_or_else(|e| panic!("statvfs: {e}"));
-        let free = stat.f_bavail * stat.f_frsize;
-        let keep = free_pages * 4096;
-        std::fs::write(&filler, vec![0u8; free.saturating_sub(keep) as usize])
+        tmpfs
+            .fill(free_pages * 4096)
             .unwrap_or_else(|e| panic!("{label}: filler: {e}"));
         let live = runtime_color(&local, "staging").unwrap_or(Color::Blue);
         let recorded = state.active_color("staging").unwrap_or(Color::Blue);
+        let on_disk = file_color(&local, "staging");
         let target = live.other();
         let run = vezasock_env(
             &local,
@@ -351,6 +329,7 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
                 // "Nothing changed" must be true.
                 assert_eq!(now, Some(live), "{case}: {run:?}");
                 assert_eq!(state.active_color("staging").ok(), Some(recorded), "{case}");
+                assert_eq!(file_color(&local, "staging"), on_disk, "{case}: map file");
             }
             Some(5) => {
                 assert!(run.err.contains("finishes it"), "{case}: {run:?}");
@@ -378,7 +357,7 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
             "{case}: leftovers {names:?}"
         );
         // Space back, then the repair `apply` runs: every side agrees again.
-        let _ = std::fs::remove_file(&filler);
+        tmpfs.unfill();
         let mut lib = lib_edge(&local);
         lib.state = vezasock::state::StateDir::single(&small);
         lib.topology.paths.state_dir = small.clone();
@@ -398,5 +377,81 @@ fn full_disk_flip(v: &haproxy::Haproxy) {
     assert!(
         [Some(0), Some(1), Some(5)].iter().all(|c| seen.contains(c)),
         "{label}: {seen:?}"
+    );
+}
+
+per_version!(
+    a_full_disk_after_the_intent_line_puts_the_map_file_back,
+    full_disk_after_the_intent
+);
+
+/// The chaos run's seed 1796659951697217813 on 3.2 (step 117): the intent line fitted the
+/// journal's last page, the map file was written, the `disk-written` line found the disk full,
+/// and the switch exited 1 ("nothing changed") with the map file already on the new color (a
+/// restart would have flipped traffic). The journal is padded so that its last page has room
+/// for the intent line and not for the next one, at every offset in steps of 64 bytes: each
+/// exit 1 leaves runtime, map file and state file as they were.
+fn full_disk_after_the_intent(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let local = healthy_edge(v, dir.path());
+    let small = dir.path().join("small-state");
+    let Some(tmpfs) = crate::support::tmpfs::Tmpfs::mount(&small, 128) else {
+        assert!(
+            std::env::var("VEZASOCK_REQUIRE_ALL_VERSIONS").is_err(),
+            "{label}: cannot mount a tmpfs (not root?)"
+        );
+        eprintln!("SKIP {label}: cannot mount a tmpfs for the full-disk test (not root?)");
+        return;
+    };
+    let state_env = small.display().to_string();
+    let journal = small.join("journal.jsonl");
+    let mut after_intent = 0;
+    for pad in (0..4096usize).step_by(64) {
+        // One JSON line of `pad` bytes (at least its braces): not an entry, never an open
+        // operation, so every try starts from a settled edge.
+        let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(pad.saturating_sub(11)));
+        std::fs::write(&journal, line).unwrap_or_else(|e| panic!("{e}"));
+        // One page free, for the lock's holder file (written first; a try leaves it behind).
+        let _ = std::fs::remove_file(small.join("vezasock.lock.holder"));
+        tmpfs
+            .fill(4096)
+            .unwrap_or_else(|e| panic!("{label}: filler: {e}"));
+        let live = runtime_color(&local, "staging").unwrap_or(Color::Blue);
+        let on_disk = file_color(&local, "staging");
+        let run = vezasock_env(
+            &local,
+            &["switch", "staging", live.other().as_str()],
+            &[("VEZASOCK_STATE_DIR", state_env.as_str())],
+        );
+        tmpfs.unfill();
+        let case = format!("{label}, journal padded to {pad} bytes");
+        if run.code == Some(1) {
+            assert_eq!(
+                runtime_color(&local, "staging"),
+                Some(live),
+                "{case}: {run:?}"
+            );
+            assert_eq!(
+                file_color(&local, "staging"),
+                on_disk,
+                "{case}: map file: {run:?}"
+            );
+            let text = std::fs::read_to_string(&journal).unwrap_or_default();
+            if text.contains("\"phase\":\"intent\"") {
+                after_intent += 1;
+            }
+        }
+        // Whatever happened, the next try starts agreeing: space back, a repair.
+        let mut lib = lib_edge(&local);
+        lib.state = vezasock::state::StateDir::single(&small);
+        lib.topology.paths.state_dir = small.clone();
+        rt().block_on(repair(&lib))
+            .unwrap_or_else(|e| panic!("{case}: repair: {e}"));
+    }
+    // The disk filled between the intent line and the next one at least once.
+    assert!(
+        after_intent > 0,
+        "{label}: no try failed after its intent line"
     );
 }

@@ -165,12 +165,22 @@ pub fn fail_staging_api_green(
     e: &mut LocalEdge,
     label: &str,
 ) -> (vezasock::topology::LocalServer, Arc<AtomicBool>) {
+    fail_api(e, "be_staging_api_green", label)
+}
+
+/// The first server of `backend` (an api backend) replaced by [`failing_server`]: healthy,
+/// and 500 to every request. Clear the flag, then `set_backend_running(.., true)`, to undo.
+pub fn fail_api(
+    e: &mut LocalEdge,
+    backend: &str,
+    label: &str,
+) -> (vezasock::topology::LocalServer, Arc<AtomicBool>) {
     let server = e
         .servers
         .iter()
-        .find(|s| s.backend == "be_staging_api_green")
+        .find(|s| s.backend == backend)
         .cloned()
-        .unwrap_or_else(|| panic!("no staging api green server"));
+        .unwrap_or_else(|| panic!("no {backend} server"));
     assert!(e.set_backend_running(&server.backend, &server.server, false));
     let fake = failing_server(server.port, "/api/health");
     wait_healthy(e, label);
@@ -369,7 +379,7 @@ per_version!(
 /// A local edge with TLS as the embedded edge has it (`[tls] redirect` on: every plain-HTTP
 /// request gets the edge's own 301 to HTTPS), serving a self-signed certificate for every host
 /// from `dir/certs`, healthy; and its topology file, so the binary sees the TLS listener.
-fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBuf) {
+pub(crate) fn tls_edge(v: &Haproxy, dir: &std::path::Path) -> (LocalEdge, std::path::PathBuf) {
     let topo = vezasock::topology::Topology::embedded_default()
         .unwrap_or_else(|e| panic!("embedded default: {e}"));
     let certs = dir.join("certs");

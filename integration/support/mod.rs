@@ -7,9 +7,11 @@
 //! `crate::support`.
 
 pub mod env;
+pub mod faultproxy;
 pub mod fresh;
 pub mod haproxy;
 pub mod load;
 pub mod ports;
 pub mod run;
+pub mod tmpfs;
 pub mod topology;

@@ -495,7 +495,16 @@ impl<'e> Flip<'e> {
             self.journal(Phase::Failed, &format!("disk not written: {e}; {restored}"));
             return Err(e);
         }
-        self.journal_strict(Phase::DiskWritten, None)?;
+        // The map file is written: a journal that cannot say so (a full disk) must not leave it
+        // ahead of the runtime behind an exit that says nothing changed.
+        if let Err(e) = self.journal_strict(Phase::DiskWritten, None) {
+            let restored = self.restore_disk();
+            self.journal(
+                Phase::Failed,
+                &format!("disk not journalled: {e}; {restored}"),
+            );
+            return Err(e);
+        }
         crash_point("after-disk");
         Ok(())
     }
