@@ -32,5 +32,5 @@ PYTHONPATH=$DIR/root/usr/lib/python3/dist-packages exec /usr/bin/python3 $DIR/ro
 SH
   chmod +x "$DIR/bin/$tool"
 done
-log "$("$DIR/bin/ansible-playbook" --version | head -1)"
+log "$("$DIR/bin/ansible-playbook" --version | sed -n 1p)"
 echo "VEZASOCK_ANSIBLE=$DIR/bin"
