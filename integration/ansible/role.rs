@@ -89,6 +89,21 @@ fn outcomes(played: &Played, task: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A run that succeeded, and for each of the role's `task`s, its outcome in the role's first
+/// and second run (`changed`, or `"skipped"`).
+fn assert_outcomes(played: &Played, want: &[(&str, [&Value; 2])]) {
+    assert_eq!(played.code, Some(0), "{}", played.raw);
+    for (task, [first, second]) in want {
+        let got = outcomes(played, task);
+        assert_eq!(
+            got,
+            [(*first).clone(), (*second).clone()],
+            "{task}: {}",
+            played.raw
+        );
+    }
+}
+
 /// The role's task names, in order.
 const COPY: &str = "Copy the vezasock package";
 const INSTALL: &str = "Install the vezasock package (no service, nothing touches HAProxy)";
@@ -136,26 +151,15 @@ fn the_edge_role_installs_the_package_and_topology_then_changes_nothing_and_chec
 
     // --check: what would change, and nothing written (the .deb is not there to install).
     let played = run.play(&bin, &playbook, &["--check"], vars.clone());
-    assert_eq!(played.code, Some(0), "{}", played.raw);
-    let all_runs = |task: &str| outcomes(&played, task);
-    assert_eq!(all_runs(COPY), [json!(true), json!(true)], "{}", played.raw);
-    assert_eq!(
-        all_runs(INSTALL),
-        [json!("skipped"), json!("skipped")],
-        "{}",
-        played.raw
-    );
-    assert_eq!(
-        all_runs(TOPOLOGY),
-        [json!(true), json!(true)],
-        "{}",
-        played.raw
-    );
-    assert_eq!(
-        all_runs(PLAN),
-        [json!("skipped"), json!("skipped")],
-        "{}",
-        played.raw
+    let (t, f, skipped) = (json!(true), json!(false), json!("skipped"));
+    assert_outcomes(
+        &played,
+        &[
+            (COPY, [&t, &t]),
+            (INSTALL, [&skipped, &skipped]),
+            (TOPOLOGY, [&t, &t]),
+            (PLAN, [&skipped, &skipped]),
+        ],
     );
     let deb = &crate::package::installed().deb;
     let cached = Path::new("var/cache").join(deb.file_name().unwrap_or_default());
@@ -173,31 +177,14 @@ fn the_edge_role_installs_the_package_and_topology_then_changes_nothing_and_chec
 
     // For real, twice: the second run changes nothing.
     let played = run.play(&bin, &playbook, &[], vars);
-    assert_eq!(played.code, Some(0), "{}", played.raw);
-    let all_runs = |task: &str| outcomes(&played, task);
-    assert_eq!(
-        all_runs(COPY),
-        [json!(true), json!(false)],
-        "{}",
-        played.raw
-    );
-    assert_eq!(
-        all_runs(INSTALL),
-        [json!(true), json!(false)],
-        "{}",
-        played.raw
-    );
-    assert_eq!(
-        all_runs(TOPOLOGY),
-        [json!(true), json!(false)],
-        "{}",
-        played.raw
-    );
-    assert_eq!(
-        all_runs(PLAN),
-        [json!(false), json!("skipped")],
-        "{}",
-        played.raw
+    assert_outcomes(
+        &played,
+        &[
+            (COPY, [&t, &f]),
+            (INSTALL, [&t, &f]),
+            (TOPOLOGY, [&t, &f]),
+            (PLAN, [&f, &skipped]),
+        ],
     );
     // The installed binary, found on PATH by the module, planned the running edge: in step.
     let plan = &played.results(PLAN, "edge")[0];
