@@ -4,6 +4,9 @@
 //! which the coordinator reaches over the project's sshd. Results are read from a json
 //! stdout callback (integration/fixtures/ansible_callback). Ansible is slow to start (about 1.5 s per playbook run here), so each case runs few.
 
+mod modules;
+mod role;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,6 +56,21 @@ impl Played {
         }
         found.unwrap_or_else(|| panic!("no task {task:?} on {host}: {}", self.raw))
     }
+
+    /// The results of every task on `host` whose name ends with `task` (a role's tasks are
+    /// named `role : task`), in the order they ran.
+    fn results(&self, task: &str, host: &str) -> Vec<Value> {
+        let mut found = Vec::new();
+        for play in self.doc["plays"].as_array().into_iter().flatten() {
+            for t in play["tasks"].as_array().into_iter().flatten() {
+                let name = t["task"]["name"].as_str().unwrap_or_default();
+                if name.ends_with(task) && !t["hosts"][host].is_null() {
+                    found.push(t["hosts"][host].clone());
+                }
+            }
+        }
+        found
+    }
 }
 
 /// The inventory of the lab: group `edges`, every host run locally with the virtualenv's
@@ -79,66 +97,107 @@ fn inventory(fleet: &Fleet, python: &Path) -> Value {
 /// `ansible-playbook -i <lab inventory> PLAYBOOK ARGS` with the collection on its path and
 /// the json callback, bounded at 180 s; `extra_vars` as one JSON `-e`.
 fn play(bin: &Path, fleet: &Fleet, playbook: &str, args: &[&str], extra_vars: Value) -> Played {
-    let dir = fleet.dir.path();
-    let inv = dir.join("inventory.json");
     let python = bin.join("python");
-    std::fs::write(&inv, inventory(fleet, &python).to_string()).unwrap_or_else(|e| panic!("{e}"));
     let mut vars = json!({
         "vezasock_become": false,
-        "vezasock_binary": env!("CARGO_BIN_EXE_vezasock"),
-        "vezasock_fleet_file": dir.join("fleet-from-inventory.toml"),
+        "vezasock_fleet_file": fleet.dir.path().join("fleet-from-inventory.toml"),
         "vezasock_fleet_state_dir": fleet.state_dir,
     });
     for (k, v) in extra_vars.as_object().into_iter().flatten() {
         vars[k] = v.clone();
     }
-    let mut argv: Vec<String> = vec!["-i".into(), inv.display().to_string(), playbook.into()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    argv.extend(["-e".to_string(), vars.to_string()]);
-    let home = dir.join("ansible-home").display().to_string();
-    // Only the settings below: no ansible.cfg of the machine or the user.
+    let run = Playbook {
+        dir: fleet.dir.path(),
+        label: fleet.label,
+        inventory: inventory(fleet, &python),
+        wrap: Vec::new(),
+    };
+    run.play(bin, playbook, args, vars)
+}
+
+/// Where and against what inventory a playbook runs: `dir` holds the inventory, the
+/// ansible.cfg, ANSIBLE_HOME and the run's output.
+struct Playbook<'a> {
+    dir: &'a Path,
+    label: &'a str,
+    inventory: Value,
+    /// A command ansible-playbook runs under (its argv, the playbook's after it); empty: none.
+    wrap: Vec<String>,
+}
+
+impl Playbook<'_> {
+    /// `ansible-playbook -i <inventory> PLAYBOOK ARGS` with the collection on its path and the
+    /// json callback, bounded at 180 s; `vars` (plus `vezasock_binary`, this build) as one `-e`.
+    fn play(&self, bin: &Path, playbook: &str, args: &[&str], vars: Value) -> Played {
+        let dir = self.dir;
+        let inv = dir.join("inventory.json");
+        std::fs::write(&inv, self.inventory.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let mut all = json!({"vezasock_binary": env!("CARGO_BIN_EXE_vezasock")});
+        for (k, v) in vars.as_object().into_iter().flatten() {
+            all[k] = v.clone();
+        }
+        let ansible = bin.join("ansible-playbook").display().to_string();
+        let mut argv: Vec<String> = self.wrap.iter().skip(1).cloned().collect();
+        if !self.wrap.is_empty() {
+            argv.push(ansible.clone());
+        }
+        let program = self.wrap.first().unwrap_or(&ansible);
+        argv.extend(["-i".into(), inv.display().to_string(), playbook.into()]);
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv.extend(["-e".to_string(), all.to_string()]);
+        let env = ansible_env(dir);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let started = Instant::now();
+        let run = Vezasock::program(Path::new(program), &argv)
+            .who("it-fleet")
+            .envs(&env)
+            .current_dir(dir)
+            .out_dir(dir)
+            .spawn()
+            .finish(Duration::from_secs(180));
+        eprintln!(
+            "{}: ansible-playbook {playbook} {args:?}: {:?}",
+            self.label,
+            started.elapsed()
+        );
+        let doc = serde_json::from_str(&run.out).unwrap_or_else(|e| {
+            panic!(
+                "{}: not the json callback's output ({e}): {run:?}",
+                self.label
+            )
+        });
+        Played {
+            code: run.code,
+            doc,
+            raw: run.out,
+        }
+    }
+}
+
+/// The environment of an ansible-playbook run in `dir`: only the settings below (an empty
+/// ansible.cfg written there, no ansible.cfg of the machine or the user), the collection from
+/// this checkout, the json callback.
+fn ansible_env(dir: &Path) -> Vec<(&'static str, String)> {
     let cfg = dir.join("ansible.cfg");
     std::fs::write(&cfg, "[defaults]\n").unwrap_or_else(|e| panic!("{e}"));
-    let cfg = cfg.display().to_string();
-    let collections = collections_path().display().to_string();
-    let callbacks = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("integration/fixtures/ansible_callback")
-        .display()
-        .to_string();
-    let env = [
-        ("ANSIBLE_CONFIG", cfg.as_str()),
-        ("ANSIBLE_HOME", home.as_str()),
-        ("ANSIBLE_COLLECTIONS_PATH", collections.as_str()),
-        ("ANSIBLE_COLLECTIONS_SCAN_SYS_PATH", "false"),
-        ("ANSIBLE_CALLBACK_PLUGINS", callbacks.as_str()),
-        ("ANSIBLE_STDOUT_CALLBACK", "results_json"),
-        ("ANSIBLE_NOCOLOR", "1"),
-        ("PYTHONWARNINGS", "ignore"),
-    ];
-    let started = Instant::now();
-    let run = Vezasock::program(&bin.join("ansible-playbook"), &argv)
-        .who("it-fleet")
-        .envs(&env)
-        .current_dir(dir)
-        .out_dir(dir)
-        .spawn()
-        .finish(Duration::from_secs(180));
-    eprintln!(
-        "{}: ansible-playbook {playbook} {args:?}: {:?}",
-        fleet.label,
-        started.elapsed()
-    );
-    let doc = serde_json::from_str(&run.out).unwrap_or_else(|e| {
-        panic!(
-            "{}: not the json callback's output ({e}): {run:?}",
-            fleet.label
-        )
-    });
-    Played {
-        code: run.code,
-        doc,
-        raw: run.out,
-    }
+    let callbacks =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/fixtures/ansible_callback");
+    vec![
+        ("ANSIBLE_CONFIG", cfg.display().to_string()),
+        (
+            "ANSIBLE_HOME",
+            dir.join("ansible-home").display().to_string(),
+        ),
+        (
+            "ANSIBLE_COLLECTIONS_PATH",
+            collections_path().display().to_string(),
+        ),
+        ("ANSIBLE_COLLECTIONS_SCAN_SYS_PATH", "false".into()),
+        ("ANSIBLE_CALLBACK_PLUGINS", callbacks.display().to_string()),
+        ("ANSIBLE_STDOUT_CALLBACK", "results_json".into()),
+        ("ANSIBLE_NOCOLOR", "1".into()),
+        ("PYTHONWARNINGS", "ignore".into()),
+    ]
 }
 
 /// The collection's deploy playbook, flipping ENV to `color` on every edge.

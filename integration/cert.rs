@@ -15,17 +15,17 @@ use crate::support::haproxy::{per_version, raw_one_shot, Haproxy};
 use crate::support::run::{Run, Vezasock};
 
 /// The shared fresh edge with TLS from `dir/certs` (absent), and what these tests read of it.
-struct Fresh {
-    edge: crate::support::fresh::Fresh,
-    file: PathBuf,
-    certs: PathBuf,
-    http: u16,
-    https: u16,
-    admin: PathBuf,
+pub struct Fresh {
+    pub edge: crate::support::fresh::Fresh,
+    pub file: PathBuf,
+    pub certs: PathBuf,
+    pub http: u16,
+    pub https: u16,
+    pub admin: PathBuf,
 }
 
 /// The embedded edge on loopback with TLS from `dir/certs` (absent), not started.
-fn fresh(v: &Haproxy, dir: &Path) -> Fresh {
+pub fn fresh(v: &Haproxy, dir: &Path) -> Fresh {
     let certs = dir.join("certs");
     let edge = crate::support::fresh::fresh(v, dir, Some(&certs));
     Fresh {
@@ -50,7 +50,7 @@ fn vezasock_env(fresh: &Fresh, args: &[&str], env: &[(&str, &str)]) -> Run {
         .run()
 }
 
-fn worker_pid_of(admin: &Path) -> Option<u32> {
+pub fn worker_pid_of(admin: &Path) -> Option<u32> {
     let info = raw_one_shot(admin, "show info\n").ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix("Pid: "))
@@ -58,7 +58,7 @@ fn worker_pid_of(admin: &Path) -> Option<u32> {
 }
 
 /// The serial (upper-case hex, no leading zeros) a new TLS connection gets for `sni`.
-fn served_serial(port: u16, sni: &str) -> String {
+pub fn served_serial(port: u16, sni: &str) -> String {
     served_serial_for(port, Some(sni))
 }
 
@@ -110,7 +110,7 @@ pub(crate) fn pem_serial(pem: &str) -> String {
 
 /// A certificate for `names`, serial `serial`, valid from `from_days` to `to_days` around now,
 /// as one PEM (chain + key); `other_key` pairs it with a key that is not its own.
-pub(crate) fn make_cert(
+pub fn make_cert(
     names: &[&str],
     serial: u64,
     from_days: i64,
@@ -135,13 +135,13 @@ pub(crate) fn make_cert(
     format!("{}{}", cert.pem(), key_pem)
 }
 
-pub(crate) fn hex(serial: u64) -> String {
+pub fn hex(serial: u64) -> String {
     format!("{serial:X}")
 }
 
 /// `apply` on a fresh edge (it writes the placeholder), then HAProxy started with the command
 /// apply prints; returns it and that command.
-fn install_and_start(fresh: &Fresh, label: &str) -> (Started, Vec<String>) {
+pub fn install_and_start(fresh: &Fresh, label: &str) -> (Started, Vec<String>) {
     let run = vezasock(fresh, &["apply", "--json"]);
     assert_eq!(run.code, Some(0), "{label}: {run:?}");
     let json: serde_json::Value =

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the pinned ansible-core (ansible/requirements.txt) from PyPI into a private virtualenv,
 # for the collection's tests (integration/ansible.rs: playbooks and `ansible-test sanity`).
-# Nothing outside the virtualenv is touched. Idempotent: a virtualenv built from the same
-# requirements is kept (FORCE=1 rebuilds it). Called by scripts/install-haproxy.sh.
+# Nothing outside the virtualenv, ~/.cache/vezasock/ansible and ansible-test's cache is touched.
+# Idempotent: a virtualenv built from the same requirements is kept (FORCE=1 rebuilds it).
+# Called by scripts/install-haproxy.sh.
 #
 #   VEZASOCK_ANSIBLE_VENV   where (default ~/.cache/vezasock/ansible/venv, where the tests look)
 #   VEZASOCK_PYTHON         the Python it is made with (default /usr/bin/python3: Debian's own)
+#   VEZASOCK_ANSIBLE_DEBS   where python3-apt's .deb is fetched for the role's test (default
+#                           ~/.cache/vezasock/ansible/debs, where the tests look)
 #
 # Prints, last, VEZASOCK_ANSIBLE=<the virtualenv's bin dir>.
 set -euo pipefail
@@ -51,4 +54,22 @@ args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
 ensurepip.bootstrap(upgrade=True)
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q"] + args)
 PY
+# The edge role's test (integration/ansible/role.rs) installs the package with
+# ansible.builtin.apt, which needs python3-apt on the host. Its .deb (and those of its
+# dependencies not installed here) are fetched, not installed: the test installs them in its
+# throwaway root (integration/fixtures/overlay_root.sh), so the tests stay on loopback.
+DEBS=${VEZASOCK_ANSIBLE_DEBS:-$HOME/.cache/vezasock/ansible/debs}
+if /usr/bin/python3 -c 'import apt' 2>/dev/null; then
+  log "python3-apt installed: nothing to fetch for the role's test"
+elif ls "$DEBS"/python3-apt_*.deb >/dev/null 2>&1; then
+  log "python3-apt cached in $DEBS"
+else
+  need=python3-apt
+  for dep in python-apt-common distro-info-data; do
+    dpkg-query -W -f='${Status}' "$dep" 2>/dev/null | grep -q 'ok installed' || need="$need $dep"
+  done
+  mkdir -p "$DEBS"
+  log "apt-get download $need (into $DEBS)"
+  (cd "$DEBS" && apt-get download -q $need)
+fi
 echo "VEZASOCK_ANSIBLE=$VENV/bin"

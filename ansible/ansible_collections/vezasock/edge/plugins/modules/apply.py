@@ -79,6 +79,14 @@ def plan_lines(plan):
     return "".join(lines)
 
 
+def repaired(repair):
+    """Whether apply's crash repair fixed drift or closed an operation (the report is always
+    there, with the colors everything agrees with)."""
+    if not isinstance(repair, dict):
+        return False
+    return bool(repair.get("fixed") or repair.get("closed"))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(
@@ -102,7 +110,7 @@ def main():
         changed = bool(data.get("installed"))
     else:
         plan = data.get("plan") or {}
-        changed = plan.get("plan") != "nothing" or bool(data.get("repair"))
+        changed = plan.get("plan") != "nothing" or repaired(data.get("repair"))
     result = dict(changed=changed, rc=rc, report=data, plan=plan)
     if module._diff:
         result["diff"] = dict(before="", after=plan_lines(plan) if changed else "",

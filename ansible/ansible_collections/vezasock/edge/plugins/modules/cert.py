@@ -120,8 +120,9 @@ def main():
     if rc not in (0, 1) or not isinstance(data, dict):
         tool.fail(argv, rc, data, err)
     if p["state"] == "listed":
+        # failed=False said: Ansible fails a result whose rc is not 0 unless it says otherwise.
         module.exit_json(
-            changed=False, rc=rc, report=data, certs=data.get("certs") or [],
+            changed=False, failed=False, rc=rc, report=data, certs=data.get("certs") or [],
             expiring=data.get("expiring") or [], agree=data.get("agree"),
         )
     if module.check_mode:

@@ -116,8 +116,9 @@ def main():
         live = colors(data, "runtime")
         recorded = colors(data, "state_file")
         problems = data.get("problems") or []
+    # failed=False said: Ansible fails a result whose rc is not 0 unless it says otherwise.
     module.exit_json(
-        changed=False, rc=rc, drift=rc == 6, live=live, recorded=recorded,
+        changed=False, failed=False, rc=rc, drift=rc == 6, live=live, recorded=recorded,
         problems=problems, report=data,
     )
 
