@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A long seeded chaos run (issue 20; integration/chaos.rs): three real edges of one HAProxy
+# A long seeded chaos run (issue 20; integration/chaos/mod.rs): three real edges of one HAProxy
 # version (one over the project's sshd), random operations and faults, every invariant checked
 # after every step. The test command runs a short one per version; this runs long ones.
 #
