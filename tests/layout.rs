@@ -291,16 +291,6 @@ fn parent_path(name: &str) -> ModPath {
     }
 }
 
-/// Cycles still to break, each as its parent and sorted members (issue 21 item 5: the runtime
-/// vocabulary's `parse/` shims). An entry that no longer matches a cycle fails the test, so the
-/// list only shrinks.
-const NOT_YET: &[(&str, &[&str])] = &[
-    ("runtime", &["codec", "command", "parse"]),
-    ("runtime", &["command", "connection"]),
-    ("runtime", &["command", "parse"]),
-    ("runtime", &["master", "session"]),
-];
-
 #[test]
 fn no_import_cycle_between_sibling_modules() {
     let (edges, sources) = sibling_edges_with_sources();
@@ -332,29 +322,11 @@ fn no_import_cycle_between_sibling_modules() {
             }
         }
     }
-    let listed = |parent: &str, members: &[String]| {
-        NOT_YET
-            .iter()
-            .any(|(p, m)| *p == parent && m.iter().copied().eq(members.iter().map(String::as_str)))
-    };
-    let names: Vec<&String> = cycles
-        .iter()
-        .filter(|(parent, members, _)| !listed(parent, members))
-        .map(|(_, _, c)| c)
-        .collect();
+    let names: Vec<&String> = cycles.iter().map(|(_, _, c)| c).collect();
     assert!(
         names.is_empty(),
         "import cycles between sibling modules:\n{names:#?}"
     );
-    for (parent, members) in NOT_YET {
-        let still = cycles.iter().any(|(p, m, _)| {
-            p == parent && m.iter().map(String::as_str).eq(members.iter().copied())
-        });
-        assert!(
-            still,
-            "{parent}: {members:?} is no longer a cycle: remove it from NOT_YET"
-        );
-    }
 }
 
 /// The checker itself sees both kinds of reference: a `use` tree with braces and an inline path.
@@ -395,4 +367,37 @@ fn sibling_edges_are_resolved() {
         !root.get("runtime").is_some_and(|deps| deps.contains("cli")),
         "{root:?}"
     );
+}
+
+/// The runtime client's layers go one way, as `src/runtime/mod.rs` and docs/architecture.md
+/// (§7) say: a module uses only modules of its own layer or below.
+#[test]
+fn runtime_layers_go_one_way() {
+    const LAYERS: &[&[&str]] = &[
+        &["error", "parse", "endpoint", "version"],
+        &["codec"],
+        &["command"],
+        &["connection", "reply"],
+        &["oneshot"],
+        &["master"],
+        &["session"],
+    ];
+    let layer = |name: &str| {
+        LAYERS
+            .iter()
+            .position(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("runtime::{name} is in no layer of this test"))
+    };
+    let edges = sibling_edges();
+    let runtime = &edges[&vec!["runtime".to_string()]];
+    assert!(runtime["session"].contains("master"), "{runtime:?}");
+    for (from, to) in runtime
+        .iter()
+        .flat_map(|(f, ts)| ts.iter().map(move |t| (f, t)))
+    {
+        assert!(
+            layer(to) <= layer(from),
+            "runtime::{from} uses runtime::{to}, a layer above it"
+        );
+    }
 }

@@ -42,8 +42,9 @@ use crate::edge::{Edge, EdgeError};
 use crate::plan::takeover::{EnvFacts, KnownServer, LiveServer, RuntimeSeen};
 use crate::plan::{plan, LiveView, Plan};
 use crate::render::{maps, render, shape, Rendered, ShapeSummary};
+use crate::runtime::command::maps::AddMap;
 use crate::runtime::command::servers::AddrChange;
-use crate::runtime::command::{Command, Name, RuntimeCommand, SetServerAddr};
+use crate::runtime::command::{Name, RuntimeCommand, SetServerAddr};
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::state::{Action, EdgeLock, Holder, Operation, Phase, Wait};
@@ -504,9 +505,9 @@ async fn sync_runtime_maps(
         let version = session.prepare_map(&map).await?;
         let mut adds = Vec::with_capacity(desired.len());
         for (k, v) in desired {
-            adds.push(Command::add_map(&map, Some(version), k, v)?);
+            adds.push(AddMap::new(&map, Some(version), k, v)?);
         }
-        session.batch(&adds).await?;
+        session.run_each(&adds).await?;
         session.commit_map(&map, version).await?;
         let mut after: Vec<(String, String)> = session
             .show_map(&map, None)
@@ -889,7 +890,7 @@ pub fn prepare_moves(
 
 /// Where a server is in the running HAProxy: its address and port from `show servers state`.
 fn runtime_addresses(
-    rows: &crate::runtime::parse::servers_state::ServersState,
+    rows: &crate::runtime::command::servers::ServersState,
     moves: &[ServerMoveCommand],
 ) -> Result<Vec<(IpAddr, u16)>, String> {
     let mut out = Vec::with_capacity(moves.len());
