@@ -401,3 +401,39 @@ fn runtime_layers_go_one_way() {
         );
     }
 }
+
+/// One runtime vocabulary (issue 21 item 5): outside `src/runtime`, only `vezasock exec`
+/// (`src/cli/exec.rs`), where a person types a free line, uses the untyped form
+/// (`runtime::command::raw`, `RawLine`); everything else sends typed commands.
+#[test]
+fn only_exec_speaks_the_untyped_runtime_vocabulary() {
+    let files = modules();
+    let known: BTreeSet<ModPath> = files.iter().map(|(m, _)| m.clone()).collect();
+    let raw: ModPath = ["runtime", "command", "raw"].map(String::from).to_vec();
+    let mut found = Vec::new();
+    for (from, file) in &files {
+        if from.first().is_some_and(|m| m == "runtime") || from[..] == ["cli", "exec"] {
+            continue;
+        }
+        let text = read_bounded_text(file, limit::CONFIG)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let code = code(&text);
+        let named_raw = references(&code)
+            .iter()
+            .any(|r| resolve(r, from, &known).as_ref() == Some(&raw));
+        if named_raw || code.contains("RawLine") {
+            found.push(file.display().to_string());
+        }
+    }
+    assert!(found.is_empty(), "untyped runtime commands in {found:#?}");
+    // The check sees the one file that must use it.
+    let exec = files
+        .iter()
+        .find(|(m, _)| m[..] == ["cli", "exec"])
+        .expect("src/cli/exec.rs");
+    let text = read_bounded_text(&exec.1, limit::CONFIG).expect("read exec.rs");
+    assert!(
+        code(&text).contains("RawLine"),
+        "exec.rs no longer sends a RawLine?"
+    );
+}

@@ -1,4 +1,4 @@
-//! Fuzz `classify` and `kind::parse` for every reply kind.
+//! Fuzz `classify` and `raw::parse` for every reply kind.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

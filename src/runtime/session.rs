@@ -53,10 +53,7 @@ use super::command::servers::{
 use super::command::servers::{ServersConn, ServersState, Weight};
 use super::command::stat::ShowStat;
 use super::command::stat::StatTable;
-use super::command::{
-    AdminState, MapKey, MapRef, MapValue, Name, RawLine, RuntimeCommand, StatFilter, WeightChange,
-    Wire,
-};
+use super::command::{AdminState, RawLine, RuntimeCommand, StatFilter, WeightChange, Wire};
 use super::connection::{connect, wire_line, Connection};
 use super::endpoint::Endpoint;
 use super::oneshot::one_shot_wire;
@@ -423,7 +420,7 @@ impl Session {
         Ok(BatchReplies { replies })
     }
 
-    // The typed methods below predate [`Session::run`]; each is one typed command now.
+    // Shorthands for one typed command each, taking the operator's words.
 
     /// `show info`.
     pub async fn show_info(&mut self) -> Result<Info, Error> {
@@ -440,8 +437,7 @@ impl Session {
         &mut self,
         backend: Option<&str>,
     ) -> Result<ServersState, Error> {
-        let backend = backend.map(|b| Name::new("backend", b)).transpose()?;
-        self.run(&ShowServersState { backend }).await
+        self.run(&ShowServersState::new(backend)?).await
     }
 
     /// `show backend`.
@@ -460,20 +456,17 @@ impl Session {
         map: &str,
         version: Option<u32>,
     ) -> Result<Vec<MapEntry>, Error> {
-        let map = MapRef::new(map)?;
-        self.run(&ShowMap { map, version }).await
+        self.run(&ShowMap::new(map, version)?).await
     }
 
     /// `get map <map> <key>`.
     pub async fn get_map(&mut self, map: &str, key: &str) -> Result<MapLookup, Error> {
-        let (map, key) = (MapRef::new(map)?, MapKey::new(key)?);
-        self.run(&GetMapCommand { map, key }).await
+        self.run(&GetMapCommand::new(map, key)?).await
     }
 
     /// `set map <map> <key> <value>`.
     pub async fn set_map(&mut self, map: &str, key: &str, value: &str) -> Result<(), Error> {
-        let (map, key, value) = (MapRef::new(map)?, MapKey::new(key)?, MapValue::new(value)?);
-        self.run(&SetMap { map, key, value }).await
+        self.run(&SetMap::new(map, key, value)?).await
     }
 
     /// `add map [@<ver>] <map> <key> <value>`.
@@ -484,38 +477,27 @@ impl Session {
         key: &str,
         value: &str,
     ) -> Result<(), Error> {
-        let (map, key, value) = (MapRef::new(map)?, MapKey::new(key)?, MapValue::new(value)?);
-        self.run(&AddMap {
-            map,
-            version,
-            key,
-            value,
-        })
-        .await
+        self.run(&AddMap::new(map, version, key, value)?).await
     }
 
     /// `del map <map> <key>`.
     pub async fn del_map(&mut self, map: &str, key: &str) -> Result<(), Error> {
-        let (map, key) = (MapRef::new(map)?, MapKey::new(key)?);
-        self.run(&DelMap { map, key }).await
+        self.run(&DelMap::new(map, key)?).await
     }
 
     /// `clear map [@<ver>] <map>`.
     pub async fn clear_map(&mut self, map: &str, version: Option<u32>) -> Result<(), Error> {
-        let map = MapRef::new(map)?;
-        self.run(&ClearMap { map, version }).await
+        self.run(&ClearMap::new(map, version)?).await
     }
 
     /// `prepare map <map>`: the new version number.
     pub async fn prepare_map(&mut self, map: &str) -> Result<u32, Error> {
-        let map = MapRef::new(map)?;
-        self.run(&PrepareMap { map }).await
+        self.run(&PrepareMap::new(map)?).await
     }
 
     /// `commit map @<ver> <map>`.
     pub async fn commit_map(&mut self, map: &str, version: u32) -> Result<(), Error> {
-        let map = MapRef::new(map)?;
-        self.run(&CommitMap { map, version }).await
+        self.run(&CommitMap::new(map, version)?).await
     }
 
     /// `set server <b>/<s> state <state>`.
@@ -525,13 +507,8 @@ impl Session {
         server: &str,
         state: AdminState,
     ) -> Result<(), Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&SetServerState {
-            backend,
-            server,
-            state,
-        })
-        .await
+        self.run(&SetServerState::new(backend, server, state)?)
+            .await
     }
 
     /// `set server <b>/<s> weight <weight>`.
@@ -541,25 +518,18 @@ impl Session {
         server: &str,
         weight: WeightChange,
     ) -> Result<(), Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&SetServerWeight {
-            backend,
-            server,
-            weight,
-        })
-        .await
+        self.run(&SetServerWeight::new(backend, server, weight)?)
+            .await
     }
 
     /// `get weight <b>/<s>`.
     pub async fn get_weight(&mut self, backend: &str, server: &str) -> Result<Weight, Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&GetWeight { backend, server }).await
+        self.run(&GetWeight::new(backend, server)?).await
     }
 
     /// `show servers conn [<backend>]`.
     pub async fn show_servers_conn(&mut self, backend: Option<&str>) -> Result<ServersConn, Error> {
-        let backend = backend.map(|b| Name::new("backend", b)).transpose()?;
-        self.run(&ShowServersConn { backend }).await
+        self.run(&ShowServersConn::new(backend)?).await
     }
 
     /// `shutdown sessions server <b>/<s>`.
@@ -568,8 +538,8 @@ impl Session {
         backend: &str,
         server: &str,
     ) -> Result<(), Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&ShutdownSessionsServer { backend, server }).await
+        self.run(&ShutdownSessionsServer::new(backend, server)?)
+            .await
     }
 
     /// `show cli level`.
