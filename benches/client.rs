@@ -3,7 +3,7 @@
 //!
 //! - (a) 1000 one-shot connections (`session::one_shot`),
 //! - (b) 1000 request/response round trips on one `Session`,
-//! - (c) one pipelined `Session::batch` of 1000, every reply matched and checked,
+//! - (c) one pipelined `Session::run_each` of 1000, every reply matched and checked,
 //! - (d) the raw floor: the same 1000 lines in one write by a minimal client that only counts
 //!   prompts and checks nothing,
 //! - and, for scale, one `socat` process per command (20 calls) when socat is installed.
@@ -23,7 +23,8 @@ use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use vezasock::runtime::command::Command;
+use vezasock::runtime::command::maps::SetMap;
+use vezasock::runtime::command::RuntimeCommand;
 use vezasock::runtime::endpoint::Endpoint;
 use vezasock::runtime::session::{one_shot, Session, Timeouts};
 
@@ -48,11 +49,11 @@ backend be_app
     server blue 127.0.0.1:9
 ";
 
-fn commands(map: &str) -> Vec<Command> {
+fn commands(map: &str) -> Vec<SetMap> {
     (0..N)
         .map(|i| {
             let color = if i % 2 == 0 { "green" } else { "blue" };
-            Command::set_map(map, "staging", color).expect("valid set map")
+            SetMap::new(map, "staging", color).expect("valid set map")
         })
         .collect()
 }
@@ -143,7 +144,7 @@ fn main() {
             b.push(per_cmd(start.elapsed(), N));
 
             let start = Instant::now();
-            let replies = rt.block_on(session.batch(&cmds)).expect("batch");
+            let replies = rt.block_on(session.run_each(&cmds)).expect("batch");
             c.push(per_cmd(start.elapsed(), N));
             assert_eq!(replies.len(), N);
 

@@ -77,8 +77,8 @@ use vezasock::edge::Edge;
 use vezasock::render::check::haproxy_check;
 use vezasock::render::write::write_atomic;
 use vezasock::render::{self};
+use vezasock::runtime::command::servers::OpState;
 use vezasock::runtime::master;
-use vezasock::runtime::parse::servers_state::OpState;
 use vezasock::topology::{Color, Topology};
 
 const HOST: &str = "staging.veza.fr";

@@ -10,8 +10,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use vezasock::runtime::parse::servers_state::{parse_servers_state, COLUMNS};
-use vezasock::runtime::parse::stat::parse_stat;
+use vezasock::runtime::command::servers::{parse_servers_state, COLUMNS};
+use vezasock::runtime::command::stat::parse_stat;
 
 const SERVERS: usize = 10_000;
 const ITERATIONS: usize = 15;

@@ -38,7 +38,7 @@ use vezasock::edge::status::status;
 use vezasock::edge::Edge;
 use vezasock::render::render;
 use vezasock::render::write::write_rendered;
-use vezasock::runtime::parse::servers_state::OpState;
+use vezasock::runtime::command::servers::OpState;
 use vezasock::topology::{Color, Topology};
 
 const COMPONENTS: [&str; 3] = ["api", "stream", "web"];
@@ -261,26 +261,35 @@ struct StatusParts {
 }
 
 async fn status_parts(edge: &Edge) -> Result<StatusParts, String> {
-    use vezasock::runtime::command::Command;
+    use vezasock::runtime::command::info::ShowInfo;
+    use vezasock::runtime::command::maps::ShowMap;
+    use vezasock::runtime::command::servers::ShowServersState;
+    use vezasock::runtime::command::stat::ShowStat;
+    use vezasock::runtime::session::Batch;
+    let err = |e: vezasock::runtime::Error| e.to_string();
     let map = edge.topology.paths.active_color_map().display().to_string();
-    let commands = [
-        Command::ShowInfo,
-        // What `status` asks for: server rows only.
-        Command::ShowStat {
-            filter: Some(vezasock::runtime::command::StatFilter::all_servers()),
-        },
-        Command::show_servers_state(None).map_err(|e| e.to_string())?,
-        Command::show_map(&map, None).map_err(|e| e.to_string())?,
-    ];
+    // What `status` asks for: server rows only.
+    let stat = ShowStat {
+        filter: Some(vezasock::runtime::command::StatFilter::all_servers()),
+    };
+    let states = ShowServersState::new(None).map_err(err)?;
+    let mut commands = Batch::new();
+    let info_slot = commands.push(ShowInfo).map_err(err)?;
+    let stat_slot = commands.push(stat.clone()).map_err(err)?;
+    let states_slot = commands.push(states.clone()).map_err(err)?;
+    let map_slot = commands
+        .push(ShowMap::new(&map, None).map_err(err)?)
+        .map_err(err)?;
     let mut p = StatusParts::default();
     let mut session = edge.operator_session().await.map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let replies = session.batch(&commands).await.map_err(|e| e.to_string())?;
+    let replies = session.run_batch(commands).await.map_err(err)?;
     p.batch = ms(start.elapsed());
     let start = Instant::now();
-    for r in &replies {
-        r.parse().map_err(|e| e.to_string())?;
-    }
+    replies.take(&info_slot).map_err(err)?;
+    replies.take(&stat_slot).map_err(err)?;
+    replies.take(&states_slot).map_err(err)?;
+    replies.take(&map_slot).map_err(err)?;
     p.parse = ms(start.elapsed());
     let start = Instant::now();
     vezasock::runtime::master::show_proc(&edge.master(), edge.timeouts)
@@ -296,21 +305,13 @@ async fn status_parts(edge: &Edge) -> Result<StatusParts, String> {
     }
     p.files = ms(start.elapsed());
     let start = Instant::now();
-    let stat = session
-        .batch(&commands[1..2])
-        .await
-        .map_err(|e| e.to_string())?;
+    let stat_reply = session.send(&stat).await.map_err(err)?;
     p.stat_alone = ms(start.elapsed());
     let start = Instant::now();
-    for r in &stat {
-        r.parse().map_err(|e| e.to_string())?;
-    }
+    stat_reply.parse_with(&stat).map_err(err)?;
     p.stat_parse = ms(start.elapsed());
     let start = Instant::now();
-    session
-        .batch(&commands[2..3])
-        .await
-        .map_err(|e| e.to_string())?;
+    session.send(&states).await.map_err(err)?;
     p.states_alone = ms(start.elapsed());
     Ok(p)
 }

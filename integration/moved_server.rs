@@ -12,8 +12,8 @@ use vezasock::demo::http::get;
 use vezasock::demo::load::Load;
 use vezasock::demo::LocalEdge;
 use vezasock::edge::Edge;
+use vezasock::runtime::command::master::ProcList;
 use vezasock::runtime::master;
-use vezasock::runtime::parse::master::ProcList;
 use vezasock::topology::{Servers, Topology};
 
 use crate::edge::wait_answer;

@@ -9,14 +9,19 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use vezasock::runtime::command::{AdminState, Command, StatFilter, WeightChange};
+use vezasock::runtime::command::cli::CliLevel;
+use vezasock::runtime::command::info::ShowInfo;
+use vezasock::runtime::command::maps::MapEntry;
+use vezasock::runtime::command::maps::{AddMap, GetMap, SetMap};
+use vezasock::runtime::command::raw::Parsed;
+use vezasock::runtime::command::servers::OpState;
+use vezasock::runtime::command::servers::{
+    GetWeight, SetServerState, ShowBackend, ShowServersState,
+};
+use vezasock::runtime::command::stat::{StatKind, StatTable};
+use vezasock::runtime::command::{AdminState, RawLine, StatFilter, WeightChange};
 use vezasock::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
-use vezasock::runtime::parse::cli_level::CliLevel;
-use vezasock::runtime::parse::map::MapEntry;
-use vezasock::runtime::parse::servers_state::OpState;
-use vezasock::runtime::parse::stat::{StatKind, StatTable};
-use vezasock::runtime::parse::Parsed;
-use vezasock::runtime::session::{one_shot, Session, Timeouts};
+use vezasock::runtime::session::{one_shot, one_shot_line, Batch, Session, Timeouts};
 use vezasock::runtime::{master, Error};
 
 use crate::lab::Lab;
@@ -203,7 +208,7 @@ per_version!(
             );
             assert!(info.pid().is_some(), "{label}: show info has a Pid");
             // The same through a one-shot connection.
-            let reply = one_shot(&admin(&lab), &Command::ShowInfo, timeouts())
+            let reply = one_shot(&admin(&lab), &ShowInfo, timeouts())
                 .await
                 .must(&format!("{label}: one-shot show info"));
             match reply
@@ -392,9 +397,9 @@ per_version!(
                     "Require <weight> or <weight%>.",
                 ),
             ] {
-                let command = Command::raw(line).must(label);
+                let command = RawLine::new(line).must(label);
                 assert_refused(
-                    s.send(&command).await,
+                    s.send_line(&command).await,
                     &format!("{label}: {line}"),
                     expected,
                 );
@@ -485,9 +490,9 @@ per_version!(
                 ("set server be_staging_api", "Require 'backend/server'."),
                 ("set server be_staging_api/blue", "usage: set server "),
             ] {
-                let command = Command::raw(line).must(label);
+                let command = RawLine::new(line).must(label);
                 assert_refused(
-                    s.send(&command).await,
+                    s.send_line(&command).await,
                     &format!("{label}: {line}"),
                     expected,
                 );
@@ -500,7 +505,7 @@ per_version!(
 
             // Unknown command: refused with HAProxy's text, and the session stays in step.
             assert_refused(
-                s.send(&Command::raw("foo").must(label)).await,
+                s.send_line(&RawLine::new("foo").must(label)).await,
                 &format!("{label}: foo"),
                 "Unknown command",
             );
@@ -551,8 +556,7 @@ per_version!(
             );
             let reply = one_shot(
                 &operator(&lab),
-                &Command::set_server_state("be_staging_api", "green", AdminState::Drain)
-                    .must(label),
+                &SetServerState::new("be_staging_api", "green", AdminState::Drain).must(label),
                 timeouts(),
             )
             .await;
@@ -705,9 +709,9 @@ per_version!(maps_versions_and_injection, |v: &haproxy::Haproxy| {
             ),
             (format!("commit map {scratch}"), "Missing version number."),
         ] {
-            let command = Command::raw(&line).must(label);
+            let command = RawLine::new(&line).must(label);
             assert_refused(
-                s.send(&command).await,
+                s.send_line(&command).await,
                 &format!("{label}: {line}"),
                 expected,
             );
@@ -842,7 +846,7 @@ per_version!(maps_versions_and_injection, |v: &haproxy::Haproxy| {
             "{label}: get map of nasty value"
         );
         let nasty2 = "x;set map {scratch} inj pwned;\\;\t ";
-        let command = Command::set_map(&scratch, "inj", nasty2).must(label);
+        let command = SetMap::new(&scratch, "inj", nasty2).must(label);
         one_shot(&admin(&lab), &command, timeouts())
             .await
             .must(&format!("{label}: one-shot nasty set"));
@@ -857,15 +861,15 @@ per_version!(maps_versions_and_injection, |v: &haproxy::Haproxy| {
             &format!("{label}: value with \\n"),
         );
         assert_invalid(
-            Command::add_map(&scratch, None, "inj", "a\nb"),
+            AddMap::new(&scratch, None, "inj", "a\nb"),
             &format!("{label}: typed value with \\n"),
         );
         assert_invalid(
-            Command::set_map(&scratch, "in\nj", "a"),
+            SetMap::new(&scratch, "in\nj", "a"),
             &format!("{label}: key with \\n"),
         );
         assert_invalid(
-            Command::raw("show info\nshow stat"),
+            RawLine::new("show info\nshow stat"),
             &format!("{label}: raw line with \\n"),
         );
         let got = s.get_map(&scratch, "inj").await.must(label);
@@ -877,12 +881,12 @@ per_version!(maps_versions_and_injection, |v: &haproxy::Haproxy| {
 
         // A `;`-chained raw line: each command answers, in order, and the session stays in
         // step (one prompt per command before 3.2, one per line on 3.2).
-        let chained = Command::raw(&format!(
+        let chained = RawLine::new(&format!(
             "get weight be_staging_api/blue;get map {colors} prod;show backend"
         ))
         .must(label);
         let reply = s
-            .send(&chained)
+            .send_line(&chained)
             .await
             .must(&format!("{label}: chained line"));
         let text = reply.text();
@@ -893,7 +897,7 @@ per_version!(maps_versions_and_injection, |v: &haproxy::Haproxy| {
             weight_at.is_some() && weight_at < map_at && map_at < backend_at,
             "{label}: chained replies out of order: {text:?}"
         );
-        let reply = one_shot(&admin(&lab), &chained, timeouts())
+        let reply = one_shot_line(&admin(&lab), &chained, timeouts())
             .await
             .must(&format!("{label}: one-shot chain"));
         assert_eq!(
@@ -938,19 +942,19 @@ per_version!(
 
             // 100 commands in one pipelined write; number 57 fails. Every reply is read, the
             // error is reported with its position and command, and the others all ran.
-            let commands: Vec<Command> = (1..=100)
-                .map(|i| {
-                    if i == 57 {
-                        Command::set_map(&scratch, "nosuch", "x")
-                    } else {
-                        Command::add_map(&scratch, None, &format!("k{i}"), &format!("v {i}"))
-                    }
-                })
-                .collect::<Result<_, _>>()
-                .must(label);
+            let mut commands = Batch::new();
+            for i in 1..=100 {
+                let pushed = if i == 57 {
+                    SetMap::new(&scratch, "nosuch", "x").and_then(|c| commands.push(c).map(drop))
+                } else {
+                    AddMap::new(&scratch, None, &format!("k{i}"), &format!("v {i}"))
+                        .and_then(|c| commands.push(c).map(drop))
+                };
+                pushed.must(label);
+            }
             let started = Instant::now();
             let index = assert_refused(
-                s.batch(&commands).await,
+                s.run_batch(commands).await,
                 &format!("{label}: batch of 100"),
                 "entry not found.",
             );
@@ -974,20 +978,20 @@ per_version!(
             assert!(info.pid().is_some(), "{label}: show info after the batch");
 
             // Every reply matched to its command: 100 reads, 57 a refusal.
-            let reads: Vec<Command> = (1..=100)
-                .map(|i| {
-                    if i == 57 {
-                        Command::get_weight("be_staging_api", "nosuch")
-                    } else {
-                        Command::get_map(&scratch, &format!("k{i}"))
-                    }
-                })
-                .collect::<Result<_, _>>()
-                .must(label);
+            let mut reads = Batch::new();
+            for i in 1..=100 {
+                let pushed = if i == 57 {
+                    GetWeight::new("be_staging_api", "nosuch").and_then(|c| reads.push(c).map(drop))
+                } else {
+                    GetMap::new(&scratch, &format!("k{i}")).and_then(|c| reads.push(c).map(drop))
+                };
+                pushed.must(label);
+            }
             let replies = s
-                .batch_all(&reads)
+                .run_batch_all(reads)
                 .await
-                .must(&format!("{label}: batch_all"));
+                .must(&format!("{label}: batch_all"))
+                .into_replies();
             assert_eq!(replies.len(), 100, "{label}: reply count");
             for (i, reply) in (1..=100).zip(&replies) {
                 if i == 57 {
@@ -1026,18 +1030,26 @@ per_version!(
                 "{label}: master session version {}",
                 m.version()
             );
-            let commands = vec![
-                Command::get_weight("be_staging_api", "blue").must(label),
-                Command::ShowBackend,
-                Command::add_map(&scratch, None, "via-master", "m 1").must(label),
-                Command::get_map(&scratch, "via-master").must(label),
-                Command::show_servers_state(Some("be_prod_web")).must(label),
-                Command::ShowInfo,
-            ];
+            let mut commands = Batch::new();
+            commands
+                .push(GetWeight::new("be_staging_api", "blue").must(label))
+                .must(label);
+            commands.push(ShowBackend).must(label);
+            commands
+                .push(AddMap::new(&scratch, None, "via-master", "m 1").must(label))
+                .must(label);
+            commands
+                .push(GetMap::new(&scratch, "via-master").must(label))
+                .must(label);
+            commands
+                .push(ShowServersState::new(Some("be_prod_web")).must(label))
+                .must(label);
+            commands.push(ShowInfo).must(label);
             let replies = m
-                .batch(&commands)
+                .run_batch(commands)
                 .await
-                .must(&format!("{label}: master batch"));
+                .must(&format!("{label}: master batch"))
+                .into_replies();
             let parsed: Vec<Parsed> = replies
                 .iter()
                 .map(|r| r.parse().must(&format!("{label}: master reply")))
@@ -1068,15 +1080,23 @@ per_version!(
                 parsed[5]
             );
             // Without severity-output, errors through the master are recognised by text.
-            let commands = vec![
-                Command::get_weight("be_staging_api", "blue").must(label),
-                Command::set_map(&scratch, "via-master", "m 2").must(label),
-                Command::set_server_state("be_staging_api", "nosuch", AdminState::Drain)
-                    .must(label),
-                Command::get_map(&scratch, "via-master").must(label),
-            ];
+            let mut commands = Batch::new();
+            commands
+                .push(GetWeight::new("be_staging_api", "blue").must(label))
+                .must(label);
+            commands
+                .push(SetMap::new(&scratch, "via-master", "m 2").must(label))
+                .must(label);
+            commands
+                .push(
+                    SetServerState::new("be_staging_api", "nosuch", AdminState::Drain).must(label),
+                )
+                .must(label);
+            commands
+                .push(GetMap::new(&scratch, "via-master").must(label))
+                .must(label);
             let index = assert_refused(
-                m.batch(&commands).await,
+                m.run_batch(commands).await,
                 &format!("{label}: master batch error"),
                 "No such server.",
             );
@@ -1126,7 +1146,7 @@ per_version!(
             assert_refused(
                 one_shot(
                     &master_at(&lab, Some(WorkerTarget::Relative(99))),
-                    &Command::ShowInfo,
+                    &ShowInfo,
                     t,
                 )
                 .await,
@@ -1145,7 +1165,7 @@ per_version!(
             // `@1` and `@!<pid>` routing, one-shot and in a session, and a bad target.
             for target in [WorkerTarget::Current, WorkerTarget::Pid(worker)] {
                 let ep = master_at(&lab, Some(target));
-                let reply = one_shot(&ep, &Command::ShowInfo, t)
+                let reply = one_shot(&ep, &ShowInfo, t)
                     .await
                     .must(&format!("{label}: {target} show info"));
                 match reply.parse().must(label) {
@@ -1216,7 +1236,7 @@ per_version!(
             // The old worker, pinned by the kept session, is still reachable by `@!<pid>`.
             let old = one_shot(
                 &master_at(&lab, Some(WorkerTarget::Pid(worker))),
-                &Command::ShowInfo,
+                &ShowInfo,
                 t,
             )
             .await;
@@ -1324,9 +1344,7 @@ per_version!(
                 Some(report.new_workers[0]),
                 "{label}: {proc:?}"
             );
-            let reply = one_shot(&admin(&lab), &Command::ShowInfo, t)
-                .await
-                .must(label);
+            let reply = one_shot(&admin(&lab), &ShowInfo, t).await.must(label);
             match reply.parse().must(label) {
                 Parsed::Info(info) => assert_eq!(
                     info.pid(),

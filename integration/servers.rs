@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use vezasock::demo::http::get;
 use vezasock::demo::LocalEdge;
+use vezasock::runtime::command::servers::AdminFlags;
 use vezasock::runtime::endpoint::Endpoint;
 use vezasock::runtime::master;
-use vezasock::runtime::parse::servers_state::AdminState;
 use vezasock::topology::ACTIVE_COLOR_MAP;
 
 use crate::edge::{self, wait_answer};
@@ -46,7 +46,7 @@ fn vezasock_on_tty(edge: &LocalEdge, args: &[&str]) -> Option<Run> {
 }
 
 /// The admin bits of `backend/server` as the running HAProxy shows them.
-fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminState {
+fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminFlags {
     crate::switch::admin_state(edge, backend, server)
 }
 
@@ -55,9 +55,9 @@ fn runtime(edge: &LocalEdge, lines: &[&str]) {
     rt().block_on(async {
         let mut s = admin_session(edge, "admin socket").await;
         for line in lines {
-            let command = vezasock::runtime::command::Command::raw(line)
+            let command = vezasock::runtime::command::RawLine::new(line)
                 .unwrap_or_else(|e| panic!("{line}: {e}"));
-            s.send(&command)
+            s.send_line(&command)
                 .await
                 .unwrap_or_else(|e| panic!("{line}: {e}"));
         }
@@ -157,7 +157,7 @@ per_version!(
             r.out
         );
         assert!(
-            admin(&edge, "be_staging_api_blue", "blue_1").has(AdminState::FORCED_MAINT),
+            admin(&edge, "be_staging_api_blue", "blue_1").has(AdminFlags::FORCED_MAINT),
             "{l}"
         );
         expect_status(&edge, "staging.veza.fr", "/api/x", 503, l);
@@ -287,7 +287,7 @@ per_version!(
             "{l}: drain took {took:?}"
         );
         assert!(
-            admin(&edge, "be_staging_stream_blue", "blue_1").has(AdminState::FORCED_MAINT),
+            admin(&edge, "be_staging_stream_blue", "blue_1").has(AdminFlags::FORCED_MAINT),
             "{l}"
         );
         let r = vezasock(
@@ -504,11 +504,11 @@ per_version!(
         let check = |edge: &LocalEdge, when: &str| {
             let drain = admin(edge, "be_prod_api_blue", "blue_1");
             assert!(
-                drain.has(AdminState::FORCED_DRAIN) && !drain.is_maint(),
+                drain.has(AdminFlags::FORCED_DRAIN) && !drain.is_maint(),
                 "{l} after {when}: prod api blue {drain:?}"
             );
             assert!(
-                admin(edge, "be_staging_web_blue", "blue_1").has(AdminState::FORCED_MAINT),
+                admin(edge, "be_staging_web_blue", "blue_1").has(AdminFlags::FORCED_MAINT),
                 "{l} after {when}: staging web blue"
             );
             assert_eq!(

@@ -15,9 +15,9 @@ use vezasock::demo::LocalEdge;
 use vezasock::edge::deploy::switch::{switch, SwitchRequest};
 use vezasock::edge::Edge;
 use vezasock::render::maps::parse_colors;
+use vezasock::runtime::command::servers::OpState;
 use vezasock::runtime::command::AdminState as SetState;
 use vezasock::runtime::endpoint::Endpoint;
-use vezasock::runtime::parse::servers_state::OpState;
 use vezasock::runtime::session::{Session, Timeouts};
 use vezasock::state::{EdgeLock, Holder, StateDir, Wait};
 use vezasock::topology::Color;
@@ -794,7 +794,7 @@ pub fn admin_state(
     edge: &LocalEdge,
     backend: &str,
     server: &str,
-) -> vezasock::runtime::parse::servers_state::AdminState {
+) -> vezasock::runtime::command::servers::AdminFlags {
     rt().block_on(async {
         let mut s = admin_session(edge, "admin socket").await;
         let state = s

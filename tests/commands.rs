@@ -5,11 +5,21 @@
 //! history cap.
 
 use proptest::prelude::*;
-use vezasock::runtime::command::{
-    escape, AdminState, Command, MapKey, MapRef, MapValue, Name, RawLine, StatFilter,
-    WeightChange as Weight, MAX_LINE,
+use vezasock::runtime::command::cli::{SetSeverityOutput, ShowCliLevel};
+use vezasock::runtime::command::info::ShowInfo;
+use vezasock::runtime::command::maps::{
+    AddMap, ClearMap, CommitMap, DelMap, GetMap, PrepareMap, SetMap, ShowMap, ShowMaps,
 };
-use vezasock::runtime::parse::ReplyKind;
+use vezasock::runtime::command::master::{Reload, ShowProc};
+use vezasock::runtime::command::servers::{
+    GetWeight, SetServerState, SetServerWeight, ShowBackend, ShowServersConn, ShowServersState,
+    ShutdownSessionsServer,
+};
+use vezasock::runtime::command::stat::ShowStat;
+use vezasock::runtime::command::{
+    escape, validate, AdminState, MapKey, MapRef, MapValue, Name, RawLine, ReplyKind,
+    RuntimeCommand, StatFilter, WeightChange as Weight, MAX_LINE,
+};
 use vezasock::runtime::Error;
 
 /// A model of HAProxy's CLI tokenizer (`cli.c`): split the line into commands on unescaped
@@ -76,157 +86,154 @@ fn words(list: &[&str]) -> Vec<Vec<String>> {
     vec![list.iter().map(|w| w.to_string()).collect()]
 }
 
+/// The line a typed command sends, after the checks run before sending.
+fn line(command: impl RuntimeCommand) -> String {
+    validate(&command).unwrap();
+    command.line()
+}
+
 #[test]
 fn exact_lines_of_every_command() {
-    let cases: Vec<(Command, &str)> = vec![
-        (Command::ShowInfo, "show info"),
-        (Command::ShowStat { filter: None }, "show stat"),
+    let cases: Vec<(String, &str)> = vec![
+        (line(ShowInfo), "show info"),
+        (line(ShowStat { filter: None }), "show stat"),
         (
-            Command::ShowStat {
+            line(ShowStat {
                 filter: Some(StatFilter::servers_of("be_app1").unwrap()),
-            },
+            }),
             "show stat be_app1 4 -1",
         ),
         (
-            Command::show_servers_state(None).unwrap(),
+            line(ShowServersState::new(None).unwrap()),
             "show servers state",
         ),
         (
-            Command::show_servers_state(Some("be_app1")).unwrap(),
+            line(ShowServersState::new(Some("be_app1")).unwrap()),
             "show servers state be_app1",
         ),
-        (Command::ShowBackend, "show backend"),
-        (Command::ShowMaps, "show map"),
+        (line(ShowBackend), "show backend"),
+        (line(ShowMaps), "show map"),
         (
-            Command::show_map("/etc/haproxy/active-color.map", None).unwrap(),
+            line(ShowMap::new("/etc/haproxy/active-color.map", None).unwrap()),
             "show map /etc/haproxy/active-color.map",
         ),
         (
-            Command::show_map("/etc/haproxy/active-color.map", Some(4)).unwrap(),
+            line(ShowMap::new("/etc/haproxy/active-color.map", Some(4)).unwrap()),
             "show map @4 /etc/haproxy/active-color.map",
         ),
-        (Command::show_map("#4", None).unwrap(), "show map #4"),
+        (line(ShowMap::new("#4", None).unwrap()), "show map #4"),
         (
-            Command::get_map("hosts.map", "staging.veza.fr").unwrap(),
+            line(GetMap::new("hosts.map", "staging.veza.fr").unwrap()),
             "get map hosts.map staging.veza.fr",
         ),
         (
-            Command::set_map("colors.map", "staging", "green").unwrap(),
+            line(SetMap::new("colors.map", "staging", "green").unwrap()),
             "set map colors.map staging green",
         ),
         (
-            Command::add_map("colors.map", None, "prod", "blue").unwrap(),
+            line(AddMap::new("colors.map", None, "prod", "blue").unwrap()),
             "add map colors.map prod blue",
         ),
         (
-            Command::add_map("colors.map", Some(7), "prod", "blue").unwrap(),
+            line(AddMap::new("colors.map", Some(7), "prod", "blue").unwrap()),
             "add map @7 colors.map prod blue",
         ),
         (
-            Command::del_map("colors.map", "prod").unwrap(),
+            line(DelMap::new("colors.map", "prod").unwrap()),
             "del map colors.map prod",
         ),
         (
-            Command::clear_map("colors.map", None).unwrap(),
+            line(ClearMap::new("colors.map", None).unwrap()),
             "clear map colors.map",
         ),
         (
-            Command::clear_map("colors.map", Some(3)).unwrap(),
+            line(ClearMap::new("colors.map", Some(3)).unwrap()),
             "clear map @3 colors.map",
         ),
         (
-            Command::prepare_map("colors.map").unwrap(),
+            line(PrepareMap::new("colors.map").unwrap()),
             "prepare map colors.map",
         ),
         (
-            Command::commit_map("colors.map", 3).unwrap(),
+            line(CommitMap::new("colors.map", 3).unwrap()),
             "commit map @3 colors.map",
         ),
         (
-            Command::set_server_state("be_app1", "blue", AdminState::Ready).unwrap(),
+            line(SetServerState::new("be_app1", "blue", AdminState::Ready).unwrap()),
             "set server be_app1/blue state ready",
         ),
         (
-            Command::set_server_state("be_app1", "blue", AdminState::Drain).unwrap(),
+            line(SetServerState::new("be_app1", "blue", AdminState::Drain).unwrap()),
             "set server be_app1/blue state drain",
         ),
         (
-            Command::set_server_state("be_app1", "blue", AdminState::Maint).unwrap(),
+            line(SetServerState::new("be_app1", "blue", AdminState::Maint).unwrap()),
             "set server be_app1/blue state maint",
         ),
         (
-            Command::set_server_weight("be_app1", "blue", Weight::Absolute(256)).unwrap(),
+            line(SetServerWeight::new("be_app1", "blue", Weight::Absolute(256)).unwrap()),
             "set server be_app1/blue weight 256",
         ),
         (
-            Command::set_server_weight("be_app1", "blue", Weight::Percent(50)).unwrap(),
+            line(SetServerWeight::new("be_app1", "blue", Weight::Percent(50)).unwrap()),
             "set server be_app1/blue weight 50%",
         ),
         (
-            Command::get_weight("be_app1", "blue").unwrap(),
+            line(GetWeight::new("be_app1", "blue").unwrap()),
             "get weight be_app1/blue",
         ),
         (
-            Command::show_servers_conn(None).unwrap(),
+            line(ShowServersConn::new(None).unwrap()),
             "show servers conn",
         ),
         (
-            Command::show_servers_conn(Some("be_app1")).unwrap(),
+            line(ShowServersConn::new(Some("be_app1")).unwrap()),
             "show servers conn be_app1",
         ),
         (
-            Command::shutdown_sessions_server("be_app1", "blue").unwrap(),
+            line(ShutdownSessionsServer::new("be_app1", "blue").unwrap()),
             "shutdown sessions server be_app1/blue",
         ),
-        (Command::ShowCliLevel, "show cli level"),
-        (Command::SetSeverityOutput, "set severity-output number"),
-        (Command::ShowProc, "show proc"),
-        (Command::Reload, "reload"),
-        (
-            Command::raw("get weight a/b; show backend").unwrap(),
-            "get weight a/b; show backend",
-        ),
+        (line(ShowCliLevel), "show cli level"),
+        (line(SetSeverityOutput), "set severity-output number"),
+        (line(ShowProc), "show proc"),
+        (line(Reload), "reload"),
     ];
-    for (command, line) in cases {
-        assert_eq!(command.line(), line);
-        assert_eq!(command.to_string(), line);
-        command.validate().unwrap();
+    for (sent, line) in cases {
+        assert_eq!(sent, line);
     }
+    // An operator's line is sent as typed, `;` chain included.
+    let raw = RawLine::new("get weight a/b; show backend").unwrap();
+    assert_eq!(raw.as_str(), "get weight a/b; show backend");
 }
 
 #[test]
 fn reply_kinds_and_flags() {
-    let set = Command::set_map("m", "k", "v").unwrap();
-    assert_eq!(set.reply_kind(), ReplyKind::Empty);
-    assert!(set.expects_empty());
-    assert!(!set.is_idempotent());
-    assert_eq!(Command::ShowInfo.reply_kind(), ReplyKind::Info);
-    assert!(Command::ShowInfo.is_idempotent());
-    assert!(!Command::ShowInfo.expects_empty());
-    assert_eq!(
-        Command::prepare_map("m").unwrap().reply_kind(),
-        ReplyKind::PrepareMap
-    );
-    assert!(!Command::prepare_map("m").unwrap().is_idempotent());
-    assert!(!Command::Reload.is_idempotent());
-    assert!(Command::Reload.is_master_command());
-    assert!(Command::ShowProc.is_master_command());
-    assert!(!Command::ShowInfo.is_master_command());
-    // Raw lines: kind from the text, never assumed safe to resend, never "expects empty".
-    let raw = Command::raw("show servers state").unwrap();
+    let set = SetMap::new("m", "k", "v").unwrap();
+    assert_eq!(set.kind(), ReplyKind::Empty);
+    assert!(!set.idempotent());
+    assert_eq!(ShowInfo.kind(), ReplyKind::Info);
+    assert!(ShowInfo.idempotent());
+    assert_eq!(PrepareMap::new("m").unwrap().kind(), ReplyKind::PrepareMap);
+    assert!(!PrepareMap::new("m").unwrap().idempotent());
+    assert!(!Reload.idempotent());
+    assert!(Reload.master());
+    assert!(ShowProc.master());
+    assert!(!ShowInfo.master());
+    // Raw lines: kind from the text (never resent nor "expects empty": `command::raw`'s
+    // unit test reads their wire form).
+    let raw = RawLine::new("show servers state").unwrap();
     assert_eq!(raw.reply_kind(), ReplyKind::ServersState);
-    assert!(!raw.is_idempotent());
-    assert!(!Command::raw("set map m k v").unwrap().expects_empty());
-    assert!(Command::raw("@!1234 show info")
+    assert!(RawLine::new("@!1234 show info")
         .unwrap()
         .is_master_command());
-    assert_eq!(Command::raw("a;b\\;c;d").unwrap().command_count(), 3);
+    assert_eq!(RawLine::new("a;b\\;c;d").unwrap().command_count(), 3);
 }
 
 #[test]
 fn escapes_spaces_tabs_semicolons_and_backslashes() {
     assert_eq!(escape("a b\tc;d\\e"), "a\\ b\\\tc\\;d\\\\e");
-    let cmd = Command::set_map("m", "k", "a b;c\\d\te").unwrap();
+    let cmd = SetMap::new("m", "k", "a b;c\\d\te").unwrap();
     assert_eq!(cmd.line(), "set map m k a\\ b\\;c\\\\d\\\te");
     assert_eq!(
         haproxy_tokenize(&cmd.line()),
@@ -286,7 +293,7 @@ fn refuses_what_cannot_be_sent_safely() {
     refused(MapValue::new(&" ".repeat(3501)));
     MapValue::new(&"v".repeat(7000)).unwrap();
     // Weights.
-    refused(Command::set_server_weight("b", "s", Weight::Absolute(257)));
+    refused(SetServerWeight::new("b", "s", Weight::Absolute(257)));
     // Raw lines.
     for bad in [
         "",
@@ -308,9 +315,9 @@ fn the_longest_typed_line_fits_the_buffer() {
     let map = format!("/{}", "m".repeat(4095));
     let key = "k".repeat(4096);
     let value = "v".repeat(7000);
-    let cmd = Command::add_map(&map, Some(u32::MAX), &key, &value).unwrap();
+    let cmd = AddMap::new(&map, Some(u32::MAX), &key, &value).unwrap();
     assert!(cmd.line().len() + 1 < MAX_LINE);
-    cmd.validate().unwrap();
+    validate(&cmd).unwrap();
 }
 
 proptest! {
@@ -319,21 +326,18 @@ proptest! {
     /// Any key and value: refused, or one command that tokenizes back to the same words.
     #[test]
     fn any_key_value_is_refused_or_round_trips(key in any::<String>(), value in any::<String>()) {
-        for result in [
-            Command::set_map("colors.map", &key, &value),
-            Command::add_map("colors.map", Some(3), &key, &value),
+        for (result, head) in [
+            (SetMap::new("colors.map", &key, &value).map(|c| c.line()), &["set", "map", "colors.map"][..]),
+            (AddMap::new("colors.map", Some(3), &key, &value).map(|c| c.line()), &["add", "map", "@3", "colors.map"][..]),
         ] {
-            let Ok(cmd) = result else { continue };
-            let line = cmd.line();
+            let Ok(line) = result else { continue };
             prop_assert!(line.len() + 1 < MAX_LINE);
             prop_assert!(!line.contains(['\n', '\r', '\0']));
             prop_assert!(!line.trim_end().ends_with("<<"));
             let parsed = haproxy_tokenize(&line);
             prop_assert_eq!(parsed.len(), 1, "{:?} is several commands", line);
-            let expected: Vec<String> = match &cmd {
-                Command::SetMap { .. } => vec!["set".into(), "map".into(), "colors.map".into(), key.clone(), value.clone()],
-                _ => vec!["add".into(), "map".into(), "@3".into(), "colors.map".into(), key.clone(), value.clone()],
-            };
+            let mut expected: Vec<String> = head.iter().map(|w| w.to_string()).collect();
+            expected.extend([key.clone(), value.clone()]);
             prop_assert_eq!(&parsed[0], &expected, "line {:?}", line);
         }
     }
@@ -344,12 +348,12 @@ proptest! {
         key in "[a-z;\\\\# \t<>@]{1,12}",
         value in "[a-z;\\\\# \t<>@\"'\n]{1,24}",
     ) {
-        if let Ok(cmd) = Command::set_map("m", &key, &value) {
+        if let Ok(cmd) = SetMap::new("m", &key, &value) {
             let parsed = haproxy_tokenize(&cmd.line());
             prop_assert_eq!(parsed.len(), 1);
             prop_assert_eq!(&parsed[0], &vec!["set".to_string(), "map".into(), "m".into(), key.clone(), value.clone()]);
         }
-        if let Ok(cmd) = Command::del_map("m", &key) {
+        if let Ok(cmd) = DelMap::new("m", &key) {
             let parsed = haproxy_tokenize(&cmd.line());
             prop_assert_eq!(&parsed[0], &vec!["del".to_string(), "map".into(), "m".into(), key.clone()]);
         }
@@ -358,7 +362,7 @@ proptest! {
     /// Names: accepted ones tokenize to themselves inside `backend/server`.
     #[test]
     fn any_name_is_refused_or_one_word(backend in any::<String>(), server in "[ -~]{0,10}") {
-        if let Ok(cmd) = Command::get_weight(&backend, &server) {
+        if let Ok(cmd) = GetWeight::new(&backend, &server) {
             let parsed = haproxy_tokenize(&cmd.line());
             prop_assert_eq!(parsed.len(), 1);
             prop_assert_eq!(&parsed[0], &vec!["get".to_string(), "weight".into(), format!("{backend}/{server}")]);

@@ -13,13 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use vezasock::runtime::parse::cli_level::{parse_cli_level, CliLevel};
-use vezasock::runtime::parse::kind::{parse, ReplyKind};
-use vezasock::runtime::parse::master::parse_reload;
+use vezasock::runtime::command::cli::{parse_cli_level, CliLevel};
+use vezasock::runtime::command::master::parse_reload;
+use vezasock::runtime::command::raw::parse;
+use vezasock::runtime::command::ReplyKind;
+use vezasock::runtime::command::{info, maps, master, servers, stat};
 use vezasock::runtime::parse::outcome::{classify, is_known_error, severity_prefix, Outcome};
-use vezasock::runtime::parse::{
-    backends, info, map, master, servers_conn, servers_state, stat, weight,
-};
 
 use versions::RECORDED as VERSIONS;
 
@@ -110,7 +109,7 @@ fn check_data(version: &str, e: &Entry, known_backends: &BTreeSet<String>) {
             // `show info typed` is not the `Key: value` form; it is kept as text.
             assert!(matches!(classify(body), Outcome::Output(_)), "{at}");
             assert_eq!(
-                vezasock::runtime::parse::for_command_line("show info typed"),
+                vezasock::runtime::command::raw::for_command_line("show info typed"),
                 ReplyKind::Text
             );
         }
@@ -169,8 +168,7 @@ fn check_data(version: &str, e: &Entry, known_backends: &BTreeSet<String>) {
             }
         }
         "servers_state" => {
-            let state =
-                servers_state::parse_servers_state(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let state = servers::parse_servers_state(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             assert!(!state.rows.is_empty(), "{at}: no rows");
             for row in &state.rows {
                 assert!(
@@ -181,7 +179,7 @@ fn check_data(version: &str, e: &Entry, known_backends: &BTreeSet<String>) {
                 assert!(row.check_status_name().is_some(), "{at}: check status");
             }
             // The text form parses back to the same rows, and prints the same lines.
-            let again = servers_state::parse_servers_state(state.to_text().as_bytes())
+            let again = servers::parse_servers_state(state.to_text().as_bytes())
                 .unwrap_or_else(|e| panic!("{at}: to_text: {e}"));
             assert_eq!(again, state, "{at}: round trip");
             let recorded = String::from_utf8_lossy(body);
@@ -205,14 +203,14 @@ fn check_data(version: &str, e: &Entry, known_backends: &BTreeSet<String>) {
             }
         }
         "backends" => {
-            let names = backends::parse_backends(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let names = servers::parse_backends(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             assert!(
                 names.iter().any(|n| n == "be_staging_api"),
                 "{at}: {names:?}"
             );
         }
         "map_list" => {
-            let maps = map::parse_map_list(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let maps = maps::parse_map_list(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             assert!(!maps.is_empty(), "{at}: no maps");
             for m in &maps {
                 assert!(m.file.ends_with(".map"), "{at}: file {}", m.file);
@@ -224,23 +222,23 @@ fn check_data(version: &str, e: &Entry, known_backends: &BTreeSet<String>) {
             }
         }
         "map_entries" => {
-            let entries = map::parse_map_entries(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let entries = maps::parse_map_entries(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             for entry in &entries {
                 assert!(entry.reference.starts_with("0x"), "{at}");
                 assert!(!entry.key.is_empty(), "{at}");
             }
         }
         "get_map" => {
-            let got = map::parse_get_map(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let got = maps::parse_get_map(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             assert_eq!(got.found, got.key.is_some(), "{at}: found vs key");
             assert_eq!(got.found, got.value.is_some(), "{at}: found vs value");
         }
         "weight" => {
-            let w = weight::parse_weight(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let w = servers::parse_weight(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             assert!(w.current <= 256 && w.initial <= 256, "{at}: {w:?}");
         }
         "servers_conn" => {
-            let t = servers_conn::parse_servers_conn(body).unwrap_or_else(|e| panic!("{at}: {e}"));
+            let t = servers::parse_servers_conn(body).unwrap_or_else(|e| panic!("{at}: {e}"));
             assert!(!t.rows.is_empty(), "{at}: no rows");
             assert!(t.columns.iter().any(|c| c == "used_cur"), "{at}");
             for row in &t.rows {
@@ -304,7 +302,7 @@ fn corpus_replies_parse() {
             .iter()
             .filter(|e| e.parser == "backends" && e.expect == "data")
         {
-            if let Ok(names) = backends::parse_backends(&e.body) {
+            if let Ok(names) = servers::parse_backends(&e.body) {
                 known_backends.extend(names);
             }
         }

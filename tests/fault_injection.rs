@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use support::{body, Answer, FakeServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vezasock::runtime::command::Command;
+use vezasock::runtime::command::info::ShowInfo;
+use vezasock::runtime::command::maps::SetMap;
+use vezasock::runtime::command::servers::GetWeight;
+use vezasock::runtime::command::stat::ShowStat;
 use vezasock::runtime::endpoint::Endpoint;
-use vezasock::runtime::session::{one_shot, one_shot_with_limit, Session, Timeouts};
+use vezasock::runtime::session::{one_shot, one_shot_with_limit, Batch, Session, Timeouts};
 use vezasock::runtime::Error;
 
 const SHORT: Timeouts = Timeouts {
@@ -31,8 +34,8 @@ fn unix(server: &FakeServer) -> Endpoint {
     Endpoint::Unix(server.path.clone())
 }
 
-fn weight() -> Command {
-    Command::get_weight("be_app1", "blue").unwrap()
+fn weight() -> GetWeight {
+    GetWeight::new("be_app1", "blue").unwrap()
 }
 
 #[tokio::test]
@@ -161,7 +164,7 @@ async fn garbage_is_a_typed_error_never_a_panic() {
             "show info" => body(b"\xff\xfe\x00garbage\x01\n\n"),
             _ => Answer::Default,
         });
-        let err = one_shot(&unix(&server), &Command::ShowInfo, SHORT)
+        let err = one_shot(&unix(&server), &ShowInfo, SHORT)
             .await
             .unwrap()
             .parse()
@@ -232,14 +235,9 @@ async fn reply_larger_than_max_reply_is_too_large() {
             body.extend_from_slice(b"\n");
             Answer::Body(body)
         });
-        let err = one_shot_with_limit(
-            &unix(&server),
-            &Command::ShowStat { filter: None },
-            SHORT,
-            1024,
-        )
-        .await
-        .unwrap_err();
+        let err = one_shot_with_limit(&unix(&server), &ShowStat { filter: None }, SHORT, 1024)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, Error::TooLarge { limit: 1024, .. }),
             "one-shot: {err:?}"
@@ -359,10 +357,10 @@ async fn refused_reply_57_of_100_is_reported_and_the_session_stays_usable() {
             }
         });
         let mut session = Session::connect(&unix(&server), SHORT).await.unwrap();
-        let commands: Vec<Command> = (0..100)
-            .map(|i| Command::set_map("colors.map", &format!("env{i}"), "green").unwrap())
+        let commands: Vec<SetMap> = (0..100)
+            .map(|i| SetMap::new("colors.map", &format!("env{i}"), "green").unwrap())
             .collect();
-        let err = session.batch(&commands).await.unwrap_err();
+        let err = session.run_each(&commands).await.unwrap_err();
         match &err {
             Error::Refused {
                 index,
@@ -381,8 +379,13 @@ async fn refused_reply_57_of_100_is_reported_and_the_session_stays_usable() {
         assert_eq!(weight.current, 100);
         // The non-failing variant reports every outcome.
         seen.store(0, Ordering::SeqCst);
-        let replies = session.batch_all(&commands).await.unwrap();
+        let mut batch = Batch::new();
+        for command in commands {
+            batch.push(command).unwrap();
+        }
+        let replies = session.run_batch_all(batch).await.unwrap();
         let refused: Vec<usize> = replies
+            .replies()
             .iter()
             .enumerate()
             .filter_map(|(i, r)| r.refusal(Some(i + 1)).map(|_| i + 1))
@@ -414,7 +417,7 @@ async fn idle_close_reconnects_before_sending_and_never_resends_a_write() {
         let mut session = Session::connect(&unix(&server), SHORT).await.unwrap();
         session.get_weight("be_app1", "blue").await.unwrap();
         // A write whose connection dies after it was sent: an error, not silently resent.
-        let set = Command::set_map("colors.map", "staging", "green").unwrap();
+        let set = SetMap::new("colors.map", "staging", "green").unwrap();
         let err = session.send(&set).await.unwrap_err();
         assert!(err.is_connection_dropped(), "got {err:?}");
         let sent = |server: &FakeServer| {

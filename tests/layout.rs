@@ -291,16 +291,6 @@ fn parent_path(name: &str) -> ModPath {
     }
 }
 
-/// Cycles still to break, each as its parent and sorted members (issue 21 item 5: the runtime
-/// vocabulary's `parse/` shims). An entry that no longer matches a cycle fails the test, so the
-/// list only shrinks.
-const NOT_YET: &[(&str, &[&str])] = &[
-    ("runtime", &["codec", "command", "parse"]),
-    ("runtime", &["command", "connection"]),
-    ("runtime", &["command", "parse"]),
-    ("runtime", &["master", "session"]),
-];
-
 #[test]
 fn no_import_cycle_between_sibling_modules() {
     let (edges, sources) = sibling_edges_with_sources();
@@ -332,29 +322,11 @@ fn no_import_cycle_between_sibling_modules() {
             }
         }
     }
-    let listed = |parent: &str, members: &[String]| {
-        NOT_YET
-            .iter()
-            .any(|(p, m)| *p == parent && m.iter().copied().eq(members.iter().map(String::as_str)))
-    };
-    let names: Vec<&String> = cycles
-        .iter()
-        .filter(|(parent, members, _)| !listed(parent, members))
-        .map(|(_, _, c)| c)
-        .collect();
+    let names: Vec<&String> = cycles.iter().map(|(_, _, c)| c).collect();
     assert!(
         names.is_empty(),
         "import cycles between sibling modules:\n{names:#?}"
     );
-    for (parent, members) in NOT_YET {
-        let still = cycles.iter().any(|(p, m, _)| {
-            p == parent && m.iter().map(String::as_str).eq(members.iter().copied())
-        });
-        assert!(
-            still,
-            "{parent}: {members:?} is no longer a cycle: remove it from NOT_YET"
-        );
-    }
 }
 
 /// The checker itself sees both kinds of reference: a `use` tree with braces and an inline path.
@@ -394,5 +366,74 @@ fn sibling_edges_are_resolved() {
     assert!(
         !root.get("runtime").is_some_and(|deps| deps.contains("cli")),
         "{root:?}"
+    );
+}
+
+/// The runtime client's layers go one way, as `src/runtime/mod.rs` and docs/architecture.md
+/// (§7) say: a module uses only modules of its own layer or below.
+#[test]
+fn runtime_layers_go_one_way() {
+    const LAYERS: &[&[&str]] = &[
+        &["error", "parse", "endpoint", "version"],
+        &["codec"],
+        &["command"],
+        &["connection", "reply"],
+        &["oneshot"],
+        &["master"],
+        &["session"],
+    ];
+    let layer = |name: &str| {
+        LAYERS
+            .iter()
+            .position(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("runtime::{name} is in no layer of this test"))
+    };
+    let edges = sibling_edges();
+    let runtime = &edges[&vec!["runtime".to_string()]];
+    assert!(runtime["session"].contains("master"), "{runtime:?}");
+    for (from, to) in runtime
+        .iter()
+        .flat_map(|(f, ts)| ts.iter().map(move |t| (f, t)))
+    {
+        assert!(
+            layer(to) <= layer(from),
+            "runtime::{from} uses runtime::{to}, a layer above it"
+        );
+    }
+}
+
+/// One runtime vocabulary (issue 21 item 5): outside `src/runtime`, only `vezasock exec`
+/// (`src/cli/exec.rs`), where a person types a free line, uses the untyped form
+/// (`runtime::command::raw`, `RawLine`); everything else sends typed commands.
+#[test]
+fn only_exec_speaks_the_untyped_runtime_vocabulary() {
+    let files = modules();
+    let known: BTreeSet<ModPath> = files.iter().map(|(m, _)| m.clone()).collect();
+    let raw: ModPath = ["runtime", "command", "raw"].map(String::from).to_vec();
+    let mut found = Vec::new();
+    for (from, file) in &files {
+        if from.first().is_some_and(|m| m == "runtime") || from[..] == ["cli", "exec"] {
+            continue;
+        }
+        let text = read_bounded_text(file, limit::CONFIG)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let code = code(&text);
+        let named_raw = references(&code)
+            .iter()
+            .any(|r| resolve(r, from, &known).as_ref() == Some(&raw));
+        if named_raw || code.contains("RawLine") {
+            found.push(file.display().to_string());
+        }
+    }
+    assert!(found.is_empty(), "untyped runtime commands in {found:#?}");
+    // The check sees the one file that must use it.
+    let exec = files
+        .iter()
+        .find(|(m, _)| m[..] == ["cli", "exec"])
+        .expect("src/cli/exec.rs");
+    let text = read_bounded_text(&exec.1, limit::CONFIG).expect("read exec.rs");
+    assert!(
+        code(&text).contains("RawLine"),
+        "exec.rs no longer sends a RawLine?"
     );
 }

@@ -1,14 +1,15 @@
 //! Property tests: generated dumps parse back to what generated them, and no input panics.
 
 use proptest::prelude::*;
-use vezasock::runtime::parse::info::parse_info;
-use vezasock::runtime::parse::kind::{parse, ReplyKind};
-use vezasock::runtime::parse::map::parse_map_entries;
-use vezasock::runtime::parse::outcome::classify;
-use vezasock::runtime::parse::servers_state::{
-    parse_servers_state, AdminState, OpState, ServerStateRow, ServersState,
+use vezasock::runtime::command::info::parse_info;
+use vezasock::runtime::command::maps::parse_map_entries;
+use vezasock::runtime::command::raw::parse;
+use vezasock::runtime::command::servers::{
+    parse_servers_state, AdminFlags, OpState, ServerStateRow, ServersState,
 };
-use vezasock::runtime::parse::stat::parse_stat;
+use vezasock::runtime::command::stat::parse_stat;
+use vezasock::runtime::command::ReplyKind;
+use vezasock::runtime::parse::outcome::classify;
 
 /// A CSV field as HAProxy would hold it: empty, plain, or with commas, quotes, spaces.
 fn csv_field() -> impl Strategy<Value = String> {
@@ -59,7 +60,7 @@ prop_compose! {
     ) -> ServerStateRow {
         ServerStateRow {
             be_id, be_name, srv_id, srv_name, srv_addr,
-            op: OpState::from_code(op), admin: AdminState(admin),
+            op: OpState::from_code(op), admin: AdminFlags(admin),
             uweight, iweight, time_since_last_change: since,
             check_status, check_result, check_health, check_state, agent_state,
             bk_f_forced_id, srv_f_forced_id, fqdn, port, srvrecord, use_ssl,

@@ -4,19 +4,20 @@
 #[path = "support/versions.rs"]
 mod versions;
 
-use vezasock::runtime::parse::backends::parse_backends;
-use vezasock::runtime::parse::cli_level::{parse_cli_level, CliLevel};
-use vezasock::runtime::parse::info::parse_info;
-use vezasock::runtime::parse::kind::{for_command_line, parse, Parsed, ReplyKind};
-use vezasock::runtime::parse::map::{
+use vezasock::runtime::command::cli::{parse_cli_level, CliLevel};
+use vezasock::runtime::command::info::parse_info;
+use vezasock::runtime::command::maps::{
     parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map,
 };
-use vezasock::runtime::parse::master::{parse_proc, parse_reload};
+use vezasock::runtime::command::master::{parse_proc, parse_reload};
+use vezasock::runtime::command::raw::{for_command_line, parse, Parsed};
+use vezasock::runtime::command::servers::parse_backends;
+use vezasock::runtime::command::servers::parse_servers_conn;
+use vezasock::runtime::command::servers::{parse_servers_state, OpState, COLUMNS};
+use vezasock::runtime::command::servers::{parse_weight, Weight};
+use vezasock::runtime::command::stat::{parse_stat, StatKind};
+use vezasock::runtime::command::ReplyKind;
 use vezasock::runtime::parse::outcome::{classify, Outcome};
-use vezasock::runtime::parse::servers_conn::parse_servers_conn;
-use vezasock::runtime::parse::servers_state::{parse_servers_state, OpState, COLUMNS};
-use vezasock::runtime::parse::stat::{parse_stat, StatKind};
-use vezasock::runtime::parse::weight::{parse_weight, Weight};
 
 fn err(severity: Option<u8>, text: &str) -> Outcome {
     Outcome::Error {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vezasock::runtime::parse::info::parse_info;
+use vezasock::runtime::command::info::parse_info;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(info) = parse_info(data) {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vezasock::runtime::parse::map::{
+use vezasock::runtime::command::maps::{
     parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map,
 };
 

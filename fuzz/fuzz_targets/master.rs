@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vezasock::runtime::parse::master::{parse_proc, parse_reload};
+use vezasock::runtime::command::master::{parse_proc, parse_reload};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(list) = parse_proc(data) {

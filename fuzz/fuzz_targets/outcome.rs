@@ -1,8 +1,9 @@
-//! Fuzz `classify` and `kind::parse` for every reply kind.
+//! Fuzz `classify` and `raw::parse` for every reply kind.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vezasock::runtime::parse::kind::{parse, ReplyKind};
+use vezasock::runtime::command::raw::parse;
+use vezasock::runtime::command::ReplyKind;
 use vezasock::runtime::parse::outcome::classify;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(line) = std::str::from_utf8(data) {
-        let _ = vezasock::runtime::parse::for_command_line(line);
+        let _ = vezasock::runtime::command::raw::for_command_line(line);
     }
 });

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vezasock::runtime::parse::servers_state::parse_servers_state;
+use vezasock::runtime::command::servers::parse_servers_state;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(state) = parse_servers_state(data) {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vezasock::runtime::parse::stat::parse_stat;
+use vezasock::runtime::command::stat::parse_stat;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(table) = parse_stat(data) {

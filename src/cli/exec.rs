@@ -18,10 +18,11 @@ use super::exit::Exit;
 use super::output;
 use crate::edge::ErrorKind;
 use crate::runtime::codec::MAX_REPLY;
-use crate::runtime::command::Command;
+use crate::runtime::command::raw::Parsed;
+use crate::runtime::command::RawLine;
 use crate::runtime::endpoint::{Endpoint, Socket, WorkerTarget};
-use crate::runtime::parse::kind::Parsed;
-use crate::runtime::session::{one_shot_unchecked, Reply, Session, Timeouts};
+use crate::runtime::oneshot::one_shot_line_unchecked;
+use crate::runtime::session::{Reply, Session, Timeouts};
 use crate::runtime::Error;
 
 /// Bound on `--timeout`, the same 7 days as every duration flag (`cli::args`); beyond it a
@@ -138,7 +139,7 @@ async fn exec(args: &ExecArgs) -> Exit {
         connect: wait,
         reply: wait,
     };
-    let prepared = endpoint(args).and_then(|e| Command::raw(&line).map(|c| (e, c)));
+    let prepared = endpoint(args).and_then(|e| RawLine::new(&line).map(|c| (e, c)));
     let (endpoint, command) = match prepared {
         Ok(ok) => ok,
         Err(e) => {
@@ -146,17 +147,14 @@ async fn exec(args: &ExecArgs) -> Exit {
             return ErrorKind::of_runtime(&e).exit();
         }
     };
-    let parts: Vec<String> = match &command {
-        Command::Raw(raw) => raw
-            .commands()
-            .iter()
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect(),
-        _ => vec![line.clone()],
-    };
+    let parts: Vec<String> = command
+        .commands()
+        .iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     let replies = if parts.len() <= 1 {
-        one_shot_unchecked(&endpoint, &command, timeouts, MAX_REPLY)
+        one_shot_line_unchecked(&endpoint, &command, timeouts, MAX_REPLY)
             .await
             .map(|r| vec![r])
     } else {
@@ -178,10 +176,10 @@ async fn batch(
 ) -> Result<Vec<Reply>, Error> {
     let commands = parts
         .iter()
-        .map(|p| Command::raw(p))
+        .map(|p| RawLine::new(p))
         .collect::<Result<Vec<_>, _>>()?;
     let mut session = Session::connect(endpoint, timeouts).await?;
-    session.batch_all(&commands).await
+    session.send_lines(&commands).await
 }
 
 /// Prints every reply (stdout) and every refusal (stderr); the exit code is the first failure.

@@ -16,8 +16,8 @@ use super::load::{Load, LoadReport, LoadSpec};
 use crate::edge::deploy::switch::{switch, SwitchRequest};
 use crate::edge::servers::{drain, resolve, DrainHow, Selection, Then};
 use crate::edge::{Edge, EdgeError};
+use crate::runtime::command::servers::OpState;
 use crate::runtime::master::show_proc;
-use crate::runtime::parse::servers_state::OpState;
 use crate::state::Wait;
 use crate::topology::{Color, Topology};
 

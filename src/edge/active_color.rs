@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::edge::{Edge, EdgeError};
 use crate::render::{self, maps};
-use crate::runtime::parse::map::MapEntry;
+use crate::runtime::command::maps::MapEntry;
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::topology::Color;
 

@@ -53,10 +53,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::{Edge, EdgeError};
-use crate::runtime::command::{AdminState, Command, StatFilter};
-use crate::runtime::parse::servers_state::{AdminState as AdminBits, ServersState};
-use crate::runtime::parse::Parsed;
-use crate::runtime::session::Session;
+use crate::runtime::command::servers::{
+    AdminFlags, ServersState, SetServerState, ShowServersState, ShutdownSessionsServer,
+};
+use crate::runtime::command::stat::ShowStat;
+use crate::runtime::command::{AdminState, StatFilter};
+use crate::runtime::session::{Batch, Session};
 use crate::state::journal::{Action, Operation, Phase};
 use crate::state::server_states::save_server_state_file;
 use crate::state::{AdminDecision, EdgeLock, Holder, Wait};
@@ -348,7 +350,7 @@ pub fn resolve(edge: &Edge, selection: &Selection) -> Result<Vec<ServerRef>, Edg
 }
 
 /// `ready`, `drain` or `maint` from the `srv_admin_state` bits (maint wins over drain).
-fn admin_word(bits: AdminBits) -> &'static str {
+fn admin_word(bits: AdminFlags) -> &'static str {
     if bits.is_maint() {
         "maint"
     } else if bits.is_drain() {
@@ -585,19 +587,13 @@ pub async fn busy_servers(
     let backends: BTreeSet<&str> = servers.iter().map(|s| s.backend.as_str()).collect();
     let mut commands = Vec::with_capacity(backends.len());
     for backend in &backends {
-        commands.push(Command::ShowStat {
+        commands.push(ShowStat {
             filter: Some(StatFilter::servers_of(backend)?),
         });
     }
-    let replies = session.batch(&commands).await?;
+    let replies = session.run_each(&commands).await?;
     let mut busy = Vec::new();
-    for reply in &replies {
-        let Parsed::Stat(table) = reply.parse()? else {
-            return Err(EdgeError::NotVerified(format!(
-                "`{}` did not answer a stat table",
-                reply.command
-            )));
-        };
+    for table in &replies {
         for row in table.iter() {
             let (Some(px), Some(sv)) = (row.pxname(), row.svname()) else {
                 continue;
@@ -738,19 +734,19 @@ async fn apply_locked(
     edge.state
         .journal_record(&op, Phase::Intent, Some(&detail))?;
 
-    let mut commands = Vec::with_capacity(servers.len() * 2);
+    let mut commands = Batch::new();
     for s in servers {
-        commands.push(Command::set_server_state(
+        commands.push(SetServerState::new(
             &s.backend,
             &s.server,
             runtime_state(decision),
-        )?);
+        )?)?;
         if kill_sessions {
-            commands.push(Command::shutdown_sessions_server(&s.backend, &s.server)?);
+            commands.push(ShutdownSessionsServer::new(&s.backend, &s.server)?)?;
         }
     }
-    let replies = match session.batch_all(&commands).await {
-        Ok(replies) => replies,
+    let replies = match session.run_batch_all(commands).await {
+        Ok(replies) => replies.into_replies(),
         Err(e) => {
             // The batch may have been partly applied: record what HAProxy shows now.
             let why = format!("runtime batch failed: {e}");
@@ -866,7 +862,7 @@ async fn write_through(
     if !decided.is_empty() {
         edge.state.set_server_admin(decided)?;
     }
-    let reply = session.send(&Command::show_servers_state(None)?).await?;
+    let reply = session.send(&ShowServersState::default()).await?;
     let text = String::from_utf8_lossy(&reply.body);
     save_server_state_file(&edge.topology.paths.server_state_file, &text)?;
     Ok(())

@@ -19,13 +19,12 @@ use serde::Serialize;
 use super::cert::CertEntry;
 use super::{Edge, EdgeError};
 use crate::edge::active_color::{entry_color, map_file_colors, map_ref, Sides};
-use crate::runtime::command::{Command, StatFilter};
-use crate::runtime::parse::info::Info;
-use crate::runtime::parse::map::MapEntry;
-use crate::runtime::parse::servers_state::{OpState, ServerStateRow, ServersState};
-use crate::runtime::parse::stat::{StatRowView, StatTable};
-use crate::runtime::parse::Parsed;
-use crate::runtime::session::Timeouts;
+use crate::runtime::command::info::{Info, ShowInfo};
+use crate::runtime::command::maps::{MapEntry, ShowMap};
+use crate::runtime::command::servers::{OpState, ServerStateRow, ServersState, ShowServersState};
+use crate::runtime::command::stat::{ShowStat, StatRowView, StatTable};
+use crate::runtime::command::StatFilter;
+use crate::runtime::session::{Batch, ReadSession, Slot, Timeouts};
 use crate::state::{AdminDecision, HistoryEntry, OpenOperation};
 use crate::topology::{Color, Failover};
 
@@ -206,19 +205,19 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         // not applied) is refused by HAProxy: then read the whole edge, where it is just absent.
         Some(name) => {
             let env = edge.env(name)?;
-            let mut commands = vec![Command::ShowInfo, Command::show_map(&map, None)?];
+            let mut commands = Dumps::new(&map)?;
             for backend in env.backends() {
-                commands.push(Command::ShowStat {
-                    filter: Some(StatFilter::servers_of(&backend)?),
-                });
-                commands.push(Command::show_servers_state(Some(&backend))?);
+                commands.push(
+                    StatFilter::servers_of(&backend)?,
+                    ShowServersState::new(Some(&backend))?,
+                )?;
             }
-            match session.batch(&commands).await {
-                Err(e) if e.is_refused() => session.batch(&whole_edge(&map)?).await?,
+            match commands.read(&mut session).await {
+                Err(e) if e.is_refused() => whole_edge(&map)?.read(&mut session).await?,
                 other => other?,
             }
         }
-        None => match session.batch(&whole_edge(&map)?).await {
+        None => match whole_edge(&map)?.read(&mut session).await {
             Err(e) if is_unknown_map(&e) => {
                 let why = format!("the runtime has no map {map} ({e})");
                 return Ok(foreign_report(edge, why).await);
@@ -226,19 +225,12 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             other => other?,
         },
     };
-    let mut info: Option<Info> = None;
-    let mut stats: Vec<StatTable> = Vec::new();
-    let mut states = ServersState { rows: Vec::new() };
-    let mut entries: Vec<MapEntry> = Vec::new();
-    for reply in &replies {
-        match reply.parse()? {
-            Parsed::Info(i) => info = Some(i),
-            Parsed::Stat(t) => stats.push(t),
-            Parsed::ServersState(s) => states.rows.extend(s.rows),
-            Parsed::MapEntries(e) => entries = e,
-            _ => {}
-        }
-    }
+    let Dumped {
+        info,
+        stats,
+        states,
+        entries,
+    } = replies;
     if stats.is_empty() {
         return Err(EdgeError::NotVerified(
             "`show stat` answered nothing".to_string(),
@@ -651,15 +643,75 @@ async fn foreign_report(edge: &Edge, why: String) -> StatusReport {
 
 /// The dumps of the whole edge. `show stat` gives only server rows: the backend and frontend
 /// rows would double it.
-fn whole_edge(map: &str) -> Result<Vec<Command>, EdgeError> {
-    Ok(vec![
-        Command::ShowInfo,
-        Command::show_map(map, None)?,
-        Command::ShowStat {
-            filter: Some(StatFilter::all_servers()),
-        },
-        Command::show_servers_state(None)?,
-    ])
+fn whole_edge(map: &str) -> Result<Dumps, EdgeError> {
+    let mut commands = Dumps::new(map)?;
+    commands.push(StatFilter::all_servers(), ShowServersState::new(None)?)?;
+    Ok(commands)
+}
+
+/// The reads of one status, one pipelined batch: `show info`, `show map <file>`, then a
+/// `show stat` and a `show servers state` per [`Dumps::push`], in that order.
+struct Dumps {
+    batch: Batch,
+    info: Slot<ShowInfo>,
+    map: Slot<ShowMap>,
+    stats: Vec<Slot<ShowStat>>,
+    states: Vec<Slot<ShowServersState>>,
+}
+
+/// What the [`Dumps`] read.
+struct Dumped {
+    info: Option<Info>,
+    stats: Vec<StatTable>,
+    states: ServersState,
+    entries: Vec<MapEntry>,
+}
+
+impl Dumps {
+    /// `show info` and `show map <map>`.
+    fn new(map: &str) -> Result<Dumps, EdgeError> {
+        let mut batch = Batch::new();
+        let info = batch.push(ShowInfo)?;
+        let map = batch.push(ShowMap::new(map, None)?)?;
+        Ok(Dumps {
+            batch,
+            info,
+            map,
+            stats: Vec::new(),
+            states: Vec::new(),
+        })
+    }
+
+    /// `show stat <filter>` then `show servers state [<backend>]`.
+    fn push(
+        &mut self,
+        filter: StatFilter,
+        states: ShowServersState,
+    ) -> Result<(), crate::runtime::Error> {
+        let filter = Some(filter);
+        self.stats.push(self.batch.push(ShowStat { filter })?);
+        self.states.push(self.batch.push(states)?);
+        Ok(())
+    }
+
+    /// Sends them; a refusal or a reply off its grammar is the runtime's error.
+    async fn read(self, session: &mut ReadSession) -> Result<Dumped, crate::runtime::Error> {
+        let replies = session.run_batch(self.batch).await?;
+        let mut states = ServersState { rows: Vec::new() };
+        for slot in &self.states {
+            states.rows.extend(replies.take(slot)?.rows);
+        }
+        Ok(Dumped {
+            info: Some(replies.take(&self.info)?),
+            stats: self
+                .stats
+                .iter()
+                .map(|slot| replies.take(slot))
+                .collect::<Result<_, _>>()?,
+            states,
+            entries: replies.take(&self.map)?,
+        })
+    }
 }
 
 /// The `show stat` rows of each backend (by `pxname`), in dump order, over every dump.

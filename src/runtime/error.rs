@@ -3,7 +3,7 @@
 //! The split that matters to callers (as in redis-rs): **HAProxy refused** a command
 //! ([`Error::Refused`]; never retried, the command is wrong or not allowed) versus **the
 //! transport failed** or **timed out** (only idempotent reads may be retried: see
-//! [`crate::runtime::command::Command::is_idempotent`] and the session's retry).
+//! [`crate::runtime::command::RuntimeCommand::idempotent`] and the session's retry).
 
 use std::time::Duration;
 

@@ -17,12 +17,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::codec::MAX_REPLY;
-use super::command::Command;
+use super::command::master::{parse_reload, LogLine, ProcList, Reload, ShowProc};
+use super::command::RawLine;
 use super::connection::Deadlines;
 use super::endpoint::{Endpoint, WorkerTarget};
-use super::parse::master::{LogLine, ProcList};
-use super::parse::{parse, Parsed, ReplyKind};
-use super::session::{one_shot_unchecked, Version};
+use super::oneshot::{one_shot_line_unchecked, one_shot_unchecked};
+use super::version::Version;
 use super::Error;
 
 /// What a confirmed reload did.
@@ -60,14 +60,8 @@ fn master_only(endpoint: &Endpoint) -> Result<Endpoint, Error> {
 /// Master `show proc`, one-shot.
 pub async fn show_proc(endpoint: &Endpoint, timeouts: Deadlines) -> Result<ProcList, Error> {
     let endpoint = master_only(endpoint)?;
-    let reply = one_shot_unchecked(&endpoint, &Command::ShowProc, timeouts, MAX_REPLY).await?;
-    match reply.parse()? {
-        Parsed::Proc(list) => Ok(list),
-        _ => Err(Error::Protocol {
-            endpoint: endpoint.to_string(),
-            message: "`show proc` reply parsed as another kind".to_string(),
-        }),
-    }
+    let reply = one_shot_unchecked(&endpoint, &ShowProc, timeouts, MAX_REPLY).await?;
+    reply.parse_with(&ShowProc)
 }
 
 /// Every worker PID of a `show proc` list.
@@ -94,7 +88,7 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Deadlines) -> Result<ReloadRe
     })?;
     let old_pids = worker_pids(&before);
 
-    let answer = one_shot_unchecked(&endpoint, &Command::Reload, timeouts, MAX_REPLY).await;
+    let answer = one_shot_unchecked(&endpoint, &Reload, timeouts, MAX_REPLY).await;
     let mut report = ReloadReport {
         version: version.raw.clone(),
         reported: false,
@@ -108,12 +102,13 @@ pub async fn reload(endpoint: &Endpoint, timeouts: Deadlines) -> Result<ReloadRe
             if let Some(refused) = reply.refusal(None) {
                 return Err(refused);
             }
-            match parse(ReplyKind::Reload, &reply.body) {
-                Ok(Parsed::Reload(status)) => {
+            // `None`: 2.6 answers nothing; the reload is confirmed below.
+            match parse_reload(&reply.body) {
+                Ok(Some(status)) => {
                     report.reported = true;
                     report.log = status.log;
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(source) => {
                     return Err(Error::Parse {
                         command: "reload".to_string(),
@@ -189,8 +184,9 @@ async fn failure_message(endpoint: &Endpoint, timeouts: Deadlines, failed: u32) 
     let mut message = format!(
         "reload failed ([failed: {failed}] in show proc); the previous worker keeps serving"
     );
-    if let Ok(command) = Command::raw("show startup-logs") {
-        if let Ok(reply) = one_shot_unchecked(endpoint, &command, timeouts, MAX_REPLY).await {
+    // An operator's line on purpose: sent and read exactly as `vezasock exec` would.
+    if let Ok(line) = RawLine::new("show startup-logs") {
+        if let Ok(reply) = one_shot_line_unchecked(endpoint, &line, timeouts, MAX_REPLY).await {
             if reply.refusal(None).is_none() && !reply.text().is_empty() {
                 message.push_str(":\n");
                 message.push_str(&reply.text());

@@ -10,7 +10,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{timeout_at, Instant};
 
 use super::codec::{Framing, ReplyCodec, MAX_REPLY};
-use super::command::{Command, RuntimeCommand, Wire};
+use super::command::ssl::SslWrite;
+use super::command::{RawLine, RuntimeCommand, Wire, MAX_LINE};
 use super::connection::{connect, push_line, read_frame, wire_line, Deadlines};
 use super::endpoint::Endpoint;
 use super::reply::Reply;
@@ -20,18 +21,18 @@ use super::Error;
 ///
 /// Through the master, the line gets the target prefix (`@1 `) and the client half-closes
 /// after it: the master never ends a one-shot connection by itself.
-pub async fn one_shot(
+pub async fn one_shot<C: RuntimeCommand>(
     endpoint: &Endpoint,
-    command: &Command,
+    command: &C,
     timeouts: Deadlines,
 ) -> Result<Reply, Error> {
     one_shot_with_limit(endpoint, command, timeouts, MAX_REPLY).await
 }
 
 /// [`one_shot`] with a bound on the reply size.
-pub async fn one_shot_with_limit(
+pub async fn one_shot_with_limit<C: RuntimeCommand>(
     endpoint: &Endpoint,
-    command: &Command,
+    command: &C,
     timeouts: Deadlines,
     max_reply: usize,
 ) -> Result<Reply, Error> {
@@ -45,13 +46,35 @@ pub async fn one_shot_with_limit(
 /// An idempotent command whose connection dropped is tried again: once on a stats socket;
 /// through the master until the connect deadline, since the 2.6 master re-executes itself
 /// (at startup and on every reload) and meanwhile refuses or resets connections.
-pub(crate) async fn one_shot_unchecked(
+pub(crate) async fn one_shot_unchecked<C: RuntimeCommand>(
     endpoint: &Endpoint,
-    command: &Command,
+    command: &C,
     timeouts: Deadlines,
     max_reply: usize,
 ) -> Result<Reply, Error> {
-    one_shot_wire(endpoint, &command.wire()?, timeouts, max_reply).await
+    one_shot_wire(endpoint, &Wire::of(command)?, timeouts, max_reply).await
+}
+
+/// An operator-typed line over a one-shot connection; a refusal is [`Error::Refused`].
+/// Never resent: an operator's line may write.
+pub async fn one_shot_line(
+    endpoint: &Endpoint,
+    line: &RawLine,
+    timeouts: Deadlines,
+) -> Result<Reply, Error> {
+    let reply = one_shot_line_unchecked(endpoint, line, timeouts, MAX_REPLY).await?;
+    reply.check()?;
+    Ok(reply)
+}
+
+/// [`one_shot_line`] without checking the outcome (the caller reports a refusal itself).
+pub async fn one_shot_line_unchecked(
+    endpoint: &Endpoint,
+    line: &RawLine,
+    timeouts: Deadlines,
+    max_reply: usize,
+) -> Result<Reply, Error> {
+    one_shot_wire(endpoint, &line.wire(), timeouts, max_reply).await
 }
 
 /// A typed command over a one-shot connection: its reply, parsed ([`Error::Refused`] when
@@ -143,4 +166,52 @@ async fn one_shot_once(
         });
     }
     Ok(Reply::new(command, frame.body))
+}
+
+/// The certificate writes travel here, beside the other one-shot calls: their family
+/// ([`super::command::ssl`]) only knows their text and how to read the answer.
+impl SslWrite {
+    /// Sends the write on its own connection (one-shot: HAProxy closes after the reply) and
+    /// checks the reply. Never resent: a write may have been applied. The payload's size is
+    /// the caller's to check against the version ([`payload_too_big`]): the line is checked here.
+    pub async fn send(&self, endpoint: &Endpoint, timeouts: Deadlines) -> Result<(), Error> {
+        let name = endpoint.to_string();
+        if endpoint.is_master() {
+            return Err(Error::InvalidArgument {
+                what: "endpoint",
+                value: name,
+                why: "is a master socket: certificate writes go to a stats socket",
+            });
+        }
+        let text = self.text();
+        if self.line().len() + 1 >= MAX_LINE {
+            return Err(Error::InvalidArgument {
+                what: "certificate command",
+                value: self.line(),
+                why: "is 16,384 bytes or longer with its newline (HAProxy's tune.bufsize)",
+            });
+        }
+        let mut stream = connect(endpoint, &timeouts).await?;
+        let deadline = Instant::now() + timeouts.reply;
+        match timeout_at(deadline, stream.write_all(text.as_bytes())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(Error::Io {
+                    endpoint: name,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(Error::Timeout {
+                    endpoint: name,
+                    during: "sending a command",
+                    after: timeouts.reply,
+                })
+            }
+        }
+        let mut codec = ReplyCodec::new(Framing::OneShot);
+        let mut buf = BytesMut::new();
+        let frame = read_frame(&mut stream, &mut buf, &mut codec, &name, timeouts.reply).await?;
+        self.check_reply(&frame.body)
+    }
 }

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
-use super::command::{RuntimeCommand, Wire};
-use super::parse::{classify, parse, Outcome, Parsed, ReplyKind};
+use super::command::raw::{parse, Parsed};
+use super::command::{ReplyKind, RuntimeCommand, Wire};
+use super::parse::{classify, Outcome};
 use super::Error;
 
 /// One reply, matched to the command that asked for it.

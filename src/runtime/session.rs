@@ -4,8 +4,8 @@
 //! - [`Session`]: one persistent interactive connection (`prompt`), carrying many commands.
 //!   On a stats socket it turns on `set severity-output number` so errors carry `[3]: `.
 //!   [`Session::run`] sends a typed command and returns its typed reply; [`Session::run_each`]
-//!   and [`Batch`] pipeline many typed commands, [`Session::batch`] many untyped ones, every
-//!   reply matched to its command.
+//!   and [`Batch`] pipeline many typed commands, every reply matched to its command;
+//!   [`Session::send_lines`] pipelines an operator's lines (`vezasock exec`).
 //!
 //! Every connect and every reply runs under a deadline ([`Deadlines`]). A reply that is an
 //! error becomes [`Error::Refused`] (never retried); a transport failure drops the connection,
@@ -29,39 +29,34 @@ use tokio::time::Instant;
 pub use super::connection::Deadlines;
 /// The old name of [`Deadlines`], kept for `src/edge` and `src/cli` until they migrate.
 pub use super::connection::Deadlines as Timeouts;
-pub use super::oneshot::{one_shot, one_shot_with_limit};
-pub(crate) use super::oneshot::{one_shot_unchecked, RETRY_PAUSE};
+use super::oneshot::RETRY_PAUSE;
+pub use super::oneshot::{one_shot, one_shot_line, one_shot_with_limit};
 pub use super::reply::Reply;
 pub use super::version::{Capabilities, Version};
 
 use super::codec::{Framing, ReplyCodec, MAX_REPLY};
+use super::command::cli::CliLevel;
 use super::command::cli::{SetSeverityOutput, ShowCliLevel};
+use super::command::info::Info;
 use super::command::info::ShowInfo;
 use super::command::maps::{
     AddMap, ClearMap, CommitMap, DelMap, GetMap as GetMapCommand, PrepareMap, SetMap, ShowMap,
     ShowMaps,
 };
+use super::command::maps::{MapEntry, MapInfo, MapLookup};
+use super::command::master::ProcList;
 use super::command::master::ShowProc;
 use super::command::servers::{
     GetWeight, SetServerState, SetServerWeight, ShowBackend, ShowServersConn, ShowServersState,
     ShutdownSessionsServer,
 };
+use super::command::servers::{ServersConn, ServersState, Weight};
 use super::command::stat::ShowStat;
-use super::command::{
-    AdminState, Command, MapKey, MapRef, MapValue, Name, RuntimeCommand, StatFilter, WeightChange,
-    Wire,
-};
+use super::command::stat::StatTable;
+use super::command::{AdminState, RawLine, RuntimeCommand, StatFilter, WeightChange, Wire};
 use super::connection::{connect, wire_line, Connection};
 use super::endpoint::Endpoint;
 use super::oneshot::one_shot_wire;
-use super::parse::cli_level::CliLevel;
-use super::parse::info::Info;
-use super::parse::map::{MapEntry, MapInfo, MapLookup};
-use super::parse::master::ProcList;
-use super::parse::servers_conn::ServersConn;
-use super::parse::servers_state::ServersState;
-use super::parse::stat::StatTable;
-use super::parse::weight::Weight;
 use super::parse::Outcome;
 use super::Error;
 
@@ -312,17 +307,21 @@ impl Session {
         Ok(())
     }
 
-    /// Sends every command, pipelined, and returns every reply without failing on refusals
-    /// (see [`Reply::refusal`]). Fails only when validation or the transport fails.
-    pub async fn batch_all(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
-        let wires = commands
-            .iter()
-            .map(Command::wire)
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Sends an operator-typed line; a refusal is [`Error::Refused`]. Never resent: an
+    /// operator's line may write.
+    pub async fn send_line(&mut self, line: &RawLine) -> Result<Reply, Error> {
+        self.send_wire(&line.wire()).await
+    }
+
+    /// Sends operator-typed lines (`vezasock exec`), pipelined, and returns every reply
+    /// without failing on refusals (see [`Reply::refusal`]). Fails only when the transport
+    /// fails. Never resent: an operator's line may write.
+    pub async fn send_lines(&mut self, lines: &[RawLine]) -> Result<Vec<Reply>, Error> {
+        let wires: Vec<Wire> = lines.iter().map(RawLine::wire).collect();
         self.batch_wires(&wires).await
     }
 
-    /// [`Session::batch_all`] for commands already in wire form (validated).
+    /// Sends commands already in wire form (validated), pipelined; every reply unchecked.
     async fn batch_wires(&mut self, commands: &[Wire]) -> Result<Vec<Reply>, Error> {
         for command in commands {
             if command.reload {
@@ -351,21 +350,9 @@ impl Session {
         }
     }
 
-    /// Sends every command, pipelined; every reply is read (so the session stays in step),
-    /// then the first refusal is returned as `Refused { index: Some(i) }` (1-based).
-    pub async fn batch(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
-        let replies = self.batch_all(commands).await?;
-        first_refusal(&replies)?;
-        Ok(replies)
-    }
-
     /// One round trip; an error reply is [`Error::Refused`]. `reload` goes over its own
     /// one-shot connection (the master closes the connection after it), and the session
     /// reconnects before its next command.
-    pub async fn send(&mut self, command: &Command) -> Result<Reply, Error> {
-        self.send_wire(&command.wire()?).await
-    }
-
     async fn send_wire(&mut self, command: &Wire) -> Result<Reply, Error> {
         if command.reload {
             let reply = one_shot_wire(&self.endpoint, command, self.timeouts, self.max_reply).await;
@@ -389,6 +376,12 @@ impl Session {
         self.send_wire(&Wire::of(command)?)
             .await?
             .parse_with(command)
+    }
+
+    /// Sends a typed command and returns its reply as received (the bytes), checked
+    /// ([`Error::Refused`] when HAProxy said no), for a caller that keeps the text itself.
+    pub async fn send<C: RuntimeCommand>(&mut self, command: &C) -> Result<Reply, Error> {
+        self.send_wire(&Wire::of(command)?).await
     }
 
     /// Sends commands of one type, pipelined, and returns their typed replies in order; the
@@ -419,7 +412,15 @@ impl Session {
         Ok(BatchReplies { replies })
     }
 
-    // The typed methods below predate [`Session::run`]; each is one typed command now.
+    /// Sends a [`Batch`], pipelined, and returns every reply without failing on refusals (see
+    /// [`Reply::refusal`]), for a caller that tells a refused first command from a later one.
+    /// Fails only when the transport fails.
+    pub async fn run_batch_all(&mut self, batch: Batch) -> Result<BatchReplies, Error> {
+        let replies = self.batch_wires(&batch.wires).await?;
+        Ok(BatchReplies { replies })
+    }
+
+    // Shorthands for one typed command each, taking the operator's words.
 
     /// `show info`.
     pub async fn show_info(&mut self) -> Result<Info, Error> {
@@ -436,8 +437,7 @@ impl Session {
         &mut self,
         backend: Option<&str>,
     ) -> Result<ServersState, Error> {
-        let backend = backend.map(|b| Name::new("backend", b)).transpose()?;
-        self.run(&ShowServersState { backend }).await
+        self.run(&ShowServersState::new(backend)?).await
     }
 
     /// `show backend`.
@@ -456,20 +456,17 @@ impl Session {
         map: &str,
         version: Option<u32>,
     ) -> Result<Vec<MapEntry>, Error> {
-        let map = MapRef::new(map)?;
-        self.run(&ShowMap { map, version }).await
+        self.run(&ShowMap::new(map, version)?).await
     }
 
     /// `get map <map> <key>`.
     pub async fn get_map(&mut self, map: &str, key: &str) -> Result<MapLookup, Error> {
-        let (map, key) = (MapRef::new(map)?, MapKey::new(key)?);
-        self.run(&GetMapCommand { map, key }).await
+        self.run(&GetMapCommand::new(map, key)?).await
     }
 
     /// `set map <map> <key> <value>`.
     pub async fn set_map(&mut self, map: &str, key: &str, value: &str) -> Result<(), Error> {
-        let (map, key, value) = (MapRef::new(map)?, MapKey::new(key)?, MapValue::new(value)?);
-        self.run(&SetMap { map, key, value }).await
+        self.run(&SetMap::new(map, key, value)?).await
     }
 
     /// `add map [@<ver>] <map> <key> <value>`.
@@ -480,38 +477,27 @@ impl Session {
         key: &str,
         value: &str,
     ) -> Result<(), Error> {
-        let (map, key, value) = (MapRef::new(map)?, MapKey::new(key)?, MapValue::new(value)?);
-        self.run(&AddMap {
-            map,
-            version,
-            key,
-            value,
-        })
-        .await
+        self.run(&AddMap::new(map, version, key, value)?).await
     }
 
     /// `del map <map> <key>`.
     pub async fn del_map(&mut self, map: &str, key: &str) -> Result<(), Error> {
-        let (map, key) = (MapRef::new(map)?, MapKey::new(key)?);
-        self.run(&DelMap { map, key }).await
+        self.run(&DelMap::new(map, key)?).await
     }
 
     /// `clear map [@<ver>] <map>`.
     pub async fn clear_map(&mut self, map: &str, version: Option<u32>) -> Result<(), Error> {
-        let map = MapRef::new(map)?;
-        self.run(&ClearMap { map, version }).await
+        self.run(&ClearMap::new(map, version)?).await
     }
 
     /// `prepare map <map>`: the new version number.
     pub async fn prepare_map(&mut self, map: &str) -> Result<u32, Error> {
-        let map = MapRef::new(map)?;
-        self.run(&PrepareMap { map }).await
+        self.run(&PrepareMap::new(map)?).await
     }
 
     /// `commit map @<ver> <map>`.
     pub async fn commit_map(&mut self, map: &str, version: u32) -> Result<(), Error> {
-        let map = MapRef::new(map)?;
-        self.run(&CommitMap { map, version }).await
+        self.run(&CommitMap::new(map, version)?).await
     }
 
     /// `set server <b>/<s> state <state>`.
@@ -521,13 +507,8 @@ impl Session {
         server: &str,
         state: AdminState,
     ) -> Result<(), Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&SetServerState {
-            backend,
-            server,
-            state,
-        })
-        .await
+        self.run(&SetServerState::new(backend, server, state)?)
+            .await
     }
 
     /// `set server <b>/<s> weight <weight>`.
@@ -537,25 +518,18 @@ impl Session {
         server: &str,
         weight: WeightChange,
     ) -> Result<(), Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&SetServerWeight {
-            backend,
-            server,
-            weight,
-        })
-        .await
+        self.run(&SetServerWeight::new(backend, server, weight)?)
+            .await
     }
 
     /// `get weight <b>/<s>`.
     pub async fn get_weight(&mut self, backend: &str, server: &str) -> Result<Weight, Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&GetWeight { backend, server }).await
+        self.run(&GetWeight::new(backend, server)?).await
     }
 
     /// `show servers conn [<backend>]`.
     pub async fn show_servers_conn(&mut self, backend: Option<&str>) -> Result<ServersConn, Error> {
-        let backend = backend.map(|b| Name::new("backend", b)).transpose()?;
-        self.run(&ShowServersConn { backend }).await
+        self.run(&ShowServersConn::new(backend)?).await
     }
 
     /// `shutdown sessions server <b>/<s>`.
@@ -564,8 +538,8 @@ impl Session {
         backend: &str,
         server: &str,
     ) -> Result<(), Error> {
-        let (backend, server) = (Name::new("backend", backend)?, Name::new("server", server)?);
-        self.run(&ShutdownSessionsServer { backend, server }).await
+        self.run(&ShutdownSessionsServer::new(backend, server)?)
+            .await
     }
 
     /// `show cli level`.
@@ -588,7 +562,7 @@ impl Session {
 }
 
 /// A [`Session`] that sends reads only (`show …`, `get …`: the commands that are
-/// [`Command::is_idempotent`]); anything else is refused before a byte is sent. `status` reads
+/// [`RuntimeCommand::idempotent`]); anything else is refused before a byte is sent. `status` reads
 /// through one on the admin socket: HAProxy 3.4 answers map reads at level admin only (3.2 logs
 /// a warning for each at a lower level), and this type is what keeps `status` read-only there.
 #[derive(Debug)]
@@ -609,21 +583,22 @@ impl ReadSession {
         self.session.version()
     }
 
-    /// [`Session::batch`] for reads only: a write anywhere in `commands` is refused and
-    /// nothing is sent.
-    pub async fn batch(&mut self, commands: &[Command]) -> Result<Vec<Reply>, Error> {
-        reads_only(commands)?;
-        self.session.batch(commands).await
+    /// [`Session::run_batch`] for reads only: a batch holding a write is refused and nothing
+    /// is sent.
+    pub async fn run_batch(&mut self, batch: Batch) -> Result<BatchReplies, Error> {
+        reads_only(&batch)?;
+        self.session.run_batch(batch).await
     }
 }
 
-/// `Ok` when every command only reads; else the first one that does not, as an error.
-pub fn reads_only(commands: &[Command]) -> Result<(), Error> {
-    match commands.iter().find(|c| !c.is_idempotent()) {
+/// `Ok` when every command of `batch` only reads; else the first one that does not, as an
+/// error.
+pub fn reads_only(batch: &Batch) -> Result<(), Error> {
+    match batch.wires.iter().find(|w| !w.idempotent) {
         None => Ok(()),
         Some(write) => Err(Error::InvalidArgument {
             what: "command",
-            value: write.to_string(),
+            value: write.line.clone(),
             why: "is not a read: this session sends reads only",
         }),
     }
@@ -670,6 +645,17 @@ impl Batch {
             index: self.wires.len() - 1,
             command,
         })
+    }
+
+    /// Adds every command of `other` after these, in order. The slots `other` gave out are
+    /// not valid for the result: a caller appends commands whose replies it reads as a whole.
+    pub fn append(&mut self, other: Batch) {
+        self.wires.extend(other.wires);
+    }
+
+    /// The lines the batch sends, in order (without routing prefix or `\n`).
+    pub fn lines(&self) -> impl Iterator<Item = &str> + '_ {
+        self.wires.iter().map(|w| w.line.as_str())
     }
 
     /// How many commands it holds.
@@ -720,95 +706,67 @@ impl BatchReplies {
     pub fn replies(&self) -> &[Reply] {
         &self.replies
     }
+
+    /// Every reply, as read, owned.
+    pub fn into_replies(self) -> Vec<Reply> {
+        self.replies
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn map() -> MapRef {
-        MapRef::new("/etc/haproxy/maps/active-color.map").unwrap()
+    fn batch_of<C: RuntimeCommand>(first: impl RuntimeCommand, then: C) -> Batch {
+        let mut batch = Batch::new();
+        batch.push(first).unwrap();
+        batch.push(then).unwrap();
+        batch
     }
 
-    fn name(n: &str) -> Name {
-        Name::new("name", n).unwrap()
-    }
+    const MAP: &str = "/etc/haproxy/maps/active-color.map";
 
     #[test]
     fn a_read_session_takes_every_read_status_sends() {
-        let reads = [
-            Command::ShowInfo,
-            Command::ShowStat { filter: None },
-            Command::ShowServersState { backend: None },
-            Command::ShowBackend,
-            Command::ShowMaps,
-            Command::ShowMap {
-                map: map(),
-                version: None,
-            },
-            Command::GetMap {
-                map: map(),
-                key: MapKey::new("prod").unwrap(),
-            },
-            Command::GetWeight {
-                backend: name("be"),
-                server: name("s"),
-            },
-            Command::ShowServersConn { backend: None },
-            Command::ShowCliLevel,
-        ];
+        let mut reads = Batch::new();
+        reads.push(ShowInfo).unwrap();
+        reads.push(ShowStat { filter: None }).unwrap();
+        reads.push(ShowServersState::new(None).unwrap()).unwrap();
+        reads.push(ShowBackend).unwrap();
+        reads.push(ShowMaps).unwrap();
+        reads.push(ShowMap::new(MAP, None).unwrap()).unwrap();
+        reads
+            .push(GetMapCommand::new(MAP, "prod").unwrap())
+            .unwrap();
+        reads.push(GetWeight::new("be", "s").unwrap()).unwrap();
+        reads.push(ShowServersConn::new(None).unwrap()).unwrap();
+        reads.push(ShowCliLevel).unwrap();
         assert!(reads_only(&reads).is_ok());
     }
 
     #[test]
     fn a_read_session_refuses_every_write_before_sending() {
-        let key = || MapKey::new("prod").unwrap();
-        let value = || MapValue::new("green").unwrap();
         let writes = [
-            Command::SetMap {
-                map: map(),
-                key: key(),
-                value: value(),
-            },
-            Command::AddMap {
-                map: map(),
-                version: None,
-                key: key(),
-                value: value(),
-            },
-            Command::DelMap {
-                map: map(),
-                key: key(),
-            },
-            Command::ClearMap {
-                map: map(),
-                version: None,
-            },
-            Command::PrepareMap { map: map() },
-            Command::CommitMap {
-                map: map(),
-                version: 1,
-            },
-            Command::SetServerState {
-                backend: name("be"),
-                server: name("s"),
-                state: AdminState::Maint,
-            },
-            Command::SetServerWeight {
-                backend: name("be"),
-                server: name("s"),
-                weight: WeightChange::Absolute(0),
-            },
-            Command::ShutdownSessionsServer {
-                backend: name("be"),
-                server: name("s"),
-            },
-            Command::Reload,
-            Command::raw("show info").unwrap(),
+            batch_of(ShowInfo, SetMap::new(MAP, "prod", "green").unwrap()),
+            batch_of(ShowInfo, AddMap::new(MAP, None, "prod", "green").unwrap()),
+            batch_of(ShowInfo, DelMap::new(MAP, "prod").unwrap()),
+            batch_of(ShowInfo, ClearMap::new(MAP, None).unwrap()),
+            batch_of(ShowInfo, PrepareMap::new(MAP).unwrap()),
+            batch_of(ShowInfo, CommitMap::new(MAP, 1).unwrap()),
+            batch_of(
+                ShowInfo,
+                SetServerState::new("be", "s", AdminState::Maint).unwrap(),
+            ),
+            batch_of(
+                ShowInfo,
+                SetServerWeight::new("be", "s", WeightChange::Absolute(0)).unwrap(),
+            ),
+            batch_of(ShowInfo, ShutdownSessionsServer::new("be", "s").unwrap()),
+            batch_of(ShowInfo, super::super::command::master::Reload),
         ];
-        for write in writes {
-            let batch = [Command::ShowInfo, write.clone()];
-            let err = reads_only(&batch).expect_err(&write.to_string());
+        for batch in writes {
+            let write = batch.lines().nth(1).unwrap_or_default().to_string();
+            let err = reads_only(&batch).expect_err(&write);
             assert!(err.to_string().contains("not a read"), "{write}: {err}");
         }
     }

@@ -45,7 +45,7 @@ use crate::edge::apply::repair::{repair_locked, RepairReport};
 use crate::edge::{Edge, EdgeError};
 use crate::plan::{plan, LiveView, Plan};
 use crate::render::{maps, render, shape, Rendered, ShapeSummary};
-use crate::runtime::command::Command;
+use crate::runtime::command::maps::AddMap;
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::state::{Action, EdgeLock, Holder, Operation, Phase, Wait};
@@ -563,9 +563,9 @@ async fn sync_runtime_maps(
         let version = session.prepare_map(&map).await?;
         let mut adds = Vec::with_capacity(desired.len());
         for (k, v) in desired {
-            adds.push(Command::add_map(&map, Some(version), k, v)?);
+            adds.push(AddMap::new(&map, Some(version), k, v)?);
         }
-        session.batch(&adds).await?;
+        session.run_each(&adds).await?;
         session.commit_map(&map, version).await?;
         let mut after: Vec<(String, String)> = session
             .show_map(&map, None)

@@ -77,7 +77,7 @@ pub fn prepare_moves(
 
 /// Where a server is in the running HAProxy: its address and port from `show servers state`.
 pub(super) fn runtime_addresses(
-    rows: &crate::runtime::parse::servers_state::ServersState,
+    rows: &crate::runtime::command::servers::ServersState,
     moves: &[ServerMoveCommand],
 ) -> Result<Vec<(IpAddr, u16)>, String> {
     let mut out = Vec::with_capacity(moves.len());

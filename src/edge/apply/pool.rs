@@ -36,9 +36,9 @@ use crate::render::Rendered;
 use crate::runtime::command::pools::{
     AddBackend, AddServer, DelBackend, DelServer, EnableHealth, PublishBackend, WaitSrvRemovable,
 };
+use crate::runtime::command::servers::ServersState;
 use crate::runtime::command::servers::{SetServerState, ShutdownSessionsServer};
 use crate::runtime::command::{validate, AdminState, Name};
-use crate::runtime::parse::servers_state::ServersState;
 use crate::runtime::session::Session;
 use crate::state::atomic::write_atomic;
 use crate::state::{Operation, Phase};

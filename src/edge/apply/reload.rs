@@ -39,11 +39,10 @@ use crate::edge::{Edge, EdgeError};
 use crate::render::check::{explain, haproxy_check};
 use crate::render::shape::{declared_fingerprint, summary_path};
 use crate::render::{Rendered, ShapeSummary};
-use crate::runtime::command::{AdminState as SetState, Command};
+use crate::runtime::command::master::ProcList;
+use crate::runtime::command::servers::{AdminFlags, ServersState, ShowServersState};
+use crate::runtime::command::AdminState as SetState;
 use crate::runtime::master::{self, ReloadReport};
-use crate::runtime::parse::master::ProcList;
-use crate::runtime::parse::servers_state::{AdminState, ServersState};
-use crate::runtime::parse::Parsed;
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, read_optional_string, write_atomic};
 use crate::state::server_states::{drop_servers_from_state_file, save_server_state_file};
@@ -100,8 +99,8 @@ struct Expect {
 
 /// The operator's own admin bits: what `set server … state drain|maint` sets. Inherited and
 /// config bits follow the topology and may change legitimately.
-fn operator_bits(state: AdminState) -> u32 {
-    state.0 & (AdminState::FORCED_MAINT | AdminState::FORCED_DRAIN)
+fn operator_bits(state: AdminFlags) -> u32 {
+    state.0 & (AdminFlags::FORCED_MAINT | AdminFlags::FORCED_DRAIN)
 }
 
 fn state_err(e: crate::state::Error) -> EdgeError {
@@ -331,15 +330,9 @@ async fn read_before(edge: &Edge) -> Result<Before, EdgeError> {
         files.push((path, bytes));
     }
     let mut admin = edge.admin_session().await?;
-    let reply = admin.send(&Command::show_servers_state(None)?).await?;
-    let servers = match reply.parse()? {
-        Parsed::ServersState(s) => s,
-        _ => {
-            return Err(EdgeError::NotVerified(
-                "`show servers state` did not parse as a server list".to_string(),
-            ))
-        }
-    };
+    let read = ShowServersState::default();
+    let reply = admin.send(&read).await?;
+    let servers = reply.parse_with(&read)?;
     let mut dump = reply.text();
     dump.push('\n');
     let colors = map_entries(&mut admin, &paths.active_color_map()).await?;
@@ -571,9 +564,9 @@ async fn verify(edge: &Edge, expect: &Expect, new_workers: &[u32]) -> Result<(u3
             .get(&(backend.clone(), server.clone()))
             .copied()
             .unwrap_or(0);
-        let state = if bits & AdminState::FORCED_MAINT != 0 {
+        let state = if bits & AdminFlags::FORCED_MAINT != 0 {
             Some(SetState::Maint)
-        } else if bits & AdminState::FORCED_DRAIN != 0 {
+        } else if bits & AdminFlags::FORCED_DRAIN != 0 {
             Some(SetState::Drain)
         } else {
             None
@@ -676,9 +669,9 @@ async fn new_worker_session(edge: &Edge, new_workers: &[u32]) -> Result<(Session
 }
 
 fn describe_bits(bits: u32) -> &'static str {
-    if bits & AdminState::FORCED_MAINT != 0 {
+    if bits & AdminFlags::FORCED_MAINT != 0 {
         "maint"
-    } else if bits & AdminState::FORCED_DRAIN != 0 {
+    } else if bits & AdminFlags::FORCED_DRAIN != 0 {
         "drain"
     } else {
         "ready"
@@ -719,12 +712,12 @@ mod tests {
 
     #[test]
     fn only_operator_bits_count() {
-        let all = AdminState(0x7f);
+        let all = AdminFlags(0x7f);
         assert_eq!(
             operator_bits(all),
-            AdminState::FORCED_MAINT | AdminState::FORCED_DRAIN
+            AdminFlags::FORCED_MAINT | AdminFlags::FORCED_DRAIN
         );
-        assert_eq!(describe_bits(operator_bits(AdminState(0x08))), "drain");
-        assert_eq!(describe_bits(operator_bits(AdminState(0x04))), "ready");
+        assert_eq!(describe_bits(operator_bits(AdminFlags(0x08))), "drain");
+        assert_eq!(describe_bits(operator_bits(AdminFlags(0x04))), "ready");
     }
 }

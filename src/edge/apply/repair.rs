@@ -26,7 +26,8 @@ use crate::edge::active_color::{
     map_file_colors, map_ref, recorded_colors, runtime_color, write_map_file,
 };
 use crate::edge::{Edge, EdgeError};
-use crate::runtime::command::Command;
+use crate::runtime::command::maps::{AddMap, SetMap};
+use crate::runtime::session::Batch;
 use crate::state::{Action, EdgeLock, Holder, Operation, Phase, Wait};
 use crate::topology::Color;
 
@@ -119,14 +120,15 @@ pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport,
         edge.state.journal_record(&op, Phase::DiskWritten, None)?;
     }
     if !runtime_wrong.is_empty() {
-        let mut commands = Vec::new();
+        let mut commands = Batch::new();
         for (env, live, color) in &runtime_wrong {
-            commands.push(match live {
-                Some(_) => Command::set_map(&map, env, color.as_str())?,
-                None => Command::add_map(&map, None, env, color.as_str())?,
-            });
+            if live.is_some() {
+                commands.push(SetMap::new(&map, env, color.as_str())?)?;
+            } else {
+                commands.push(AddMap::new(&map, None, env, color.as_str())?)?;
+            }
         }
-        if let Err(e) = session.batch(&commands).await {
+        if let Err(e) = session.run_batch(commands).await {
             let _ = edge
                 .state
                 .journal_record(&op, Phase::Failed, Some(&e.to_string()));

@@ -37,8 +37,8 @@ use crate::edge::deploy::preview::{map_ref, parse_file, put_back, render_file};
 use crate::edge::deploy::switch::{switch, SwitchReport, SwitchRequest};
 use crate::edge::flip::LockWait;
 use crate::edge::{Edge, EdgeError};
-use crate::runtime::command::Command;
-use crate::runtime::parse::Parsed;
+use crate::runtime::command::maps::{AddMap, DelMap, SetMap, ShowMap};
+use crate::runtime::session::Batch;
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::state::{Action, EdgeLock, Holder, OpenOperation, Operation, Phase};
@@ -706,12 +706,10 @@ async fn set_percent_locked(
     let path = edge.topology.paths.preview_map();
     let old_bytes = read_optional(&path)?;
     let mut file = parse_file(edge, old_bytes.as_deref())?;
-    let replies = session.batch(&[Command::show_map(&map, None)?]).await?;
+    let replies = session.run_each(&[ShowMap::new(&map, None)?]).await?;
     let mut in_runtime = false;
-    for reply in &replies {
-        if let Parsed::MapEntries(entries) = reply.parse()? {
-            in_runtime = entries.iter().any(|e| e.key == env.name);
-        }
+    for entries in &replies {
+        in_runtime = entries.iter().any(|e| e.key == env.name);
     }
     let value = to.map(|(c, p)| format!("{c}:{p}"));
     if value.is_none() && !in_runtime && !file.contains_key(&env.name) {
@@ -742,14 +740,21 @@ async fn set_percent_locked(
         return Err(e.into());
     }
     crate::edge::crash_point("canary-after-disk");
-    let command = match (&value, in_runtime) {
-        (Some(v), true) => Command::set_map(&map, &env.name, v)?,
-        (Some(v), false) => Command::add_map(&map, None, &env.name, v)?,
-        (None, _) => Command::del_map(&map, &env.name)?,
-    };
+    let mut command = Batch::new();
+    match (&value, in_runtime) {
+        (Some(v), true) => {
+            command.push(SetMap::new(&map, &env.name, v)?)?;
+        }
+        (Some(v), false) => {
+            command.push(AddMap::new(&map, None, &env.name, v)?)?;
+        }
+        (None, _) => {
+            command.push(DelMap::new(&map, &env.name)?)?;
+        }
+    }
     if value.is_none() && !in_runtime {
         // Only the file had it (written, then the runtime lost it): nothing to delete live.
-    } else if let Err(e) = session.batch(&[command]).await {
+    } else if let Err(e) = session.run_batch(command).await {
         let restored = put_back(&path, old_bytes.as_deref());
         let _ = edge.state.journal_record(
             &op,

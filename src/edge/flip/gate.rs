@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::runtime::parse::servers_state::{AdminState, OpState, ServersState};
+use crate::runtime::command::servers::{AdminFlags, OpState, ServersState};
 use crate::topology::{Color, Env};
 
 /// How often the gate looks again while a server is DOWN (with `--wait-healthy`).
@@ -108,7 +108,7 @@ pub(crate) fn judge(env: &Env, color: Color, states: &ServersState) -> Vec<GateS
 }
 
 fn verdict(
-    admin: AdminState,
+    admin: AdminFlags,
     op: OpState,
     check_result: u32,
     check_state: u32,
@@ -117,7 +117,7 @@ fn verdict(
     if admin.is_maint() {
         return Verdict::Blocked("is in MAINT".to_string());
     }
-    if admin.has(AdminState::INHERITED_DRAIN) {
+    if admin.has(AdminFlags::INHERITED_DRAIN) {
         return Verdict::Blocked("is in DRAIN inherited from the server it tracks".to_string());
     }
     if op != OpState::Running {
@@ -237,7 +237,7 @@ mod tests {
     }
 
     fn v(admin: u32, op: OpState, result: u32, state: u32) -> Verdict {
-        verdict(AdminState(admin), op, result, state, || "L7OK")
+        verdict(AdminFlags(admin), op, result, state, || "L7OK")
     }
 
     #[test]
@@ -245,15 +245,15 @@ mod tests {
         assert_eq!(v(0, OpState::Running, 3, 6), Verdict::Ready);
         assert_eq!(v(0, OpState::Running, 4, 6), Verdict::Ready);
         assert_eq!(
-            v(AdminState::FORCED_DRAIN, OpState::Running, 3, 6),
+            v(AdminFlags::FORCED_DRAIN, OpState::Running, 3, 6),
             Verdict::Drained
         );
         assert!(matches!(
-            v(AdminState::INHERITED_DRAIN, OpState::Running, 3, 0),
+            v(AdminFlags::INHERITED_DRAIN, OpState::Running, 3, 0),
             Verdict::Blocked(_)
         ));
         assert!(matches!(
-            v(AdminState::FORCED_MAINT, OpState::Running, 3, 0),
+            v(AdminFlags::FORCED_MAINT, OpState::Running, 3, 0),
             Verdict::Blocked(_)
         ));
         assert_eq!(v(0, OpState::Running, 0, 6), Verdict::Checking);
@@ -264,7 +264,7 @@ mod tests {
         assert!(matches!(v(0, OpState::Stopped, 3, 0), Verdict::Down(_)));
         // A drained server that is DOWN is DOWN: readying it would not help.
         assert!(matches!(
-            v(AdminState::FORCED_DRAIN, OpState::Stopped, 2, 0),
+            v(AdminFlags::FORCED_DRAIN, OpState::Stopped, 2, 0),
             Verdict::Down(_)
         ));
     }

@@ -29,12 +29,11 @@ use serde::Serialize;
 use self::gate::{Decision, GateServer};
 use crate::edge::active_color::{map_file_colors, map_ref, runtime_color, write_map_file, Sides};
 use crate::edge::{crash_point, Edge, EdgeError};
-use crate::runtime::command::{AdminState as SetState, Command};
-use crate::runtime::parse::map::MapEntry;
+use crate::runtime::command::maps::{AddMap, DelMap, MapEntry, SetMap, ShowMap};
+use crate::runtime::command::servers::{ServersState, SetServerState, ShowServersState};
+use crate::runtime::command::AdminState as SetState;
 use crate::runtime::parse::outcome::Outcome;
-use crate::runtime::parse::servers_state::ServersState;
-use crate::runtime::parse::Parsed;
-use crate::runtime::session::{Reply, Session};
+use crate::runtime::session::{Batch, Reply, Session};
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::state::{
     Action, AdminDecision, EdgeLock, HistoryEntry, Holder, OpenOperation, Operation, Phase, Wait,
@@ -514,33 +513,30 @@ impl<'e> Flip<'e> {
     /// drained server's color. Every reply is checked.
     pub async fn runtime(&mut self) -> Result<String, EdgeError> {
         let env = &self.env.name;
-        let change = if self.had_entry {
-            Command::set_map(&self.map, env, self.target.as_str())?
+        let mut change = Batch::new();
+        if self.had_entry {
+            change.push(SetMap::new(&self.map, env, self.target.as_str())?)?;
         } else {
-            Command::add_map(&self.map, None, env, self.target.as_str())?
-        };
-        self.send_change(vec![change]).await
+            change.push(AddMap::new(&self.map, None, env, self.target.as_str())?)?;
+        }
+        self.send_change(change).await
     }
 
     /// The runtime phase's send: READY for the drained target servers, then `changes` (the
     /// map change that moves traffic), one pipelined batch; a failure puts back what was
     /// applied.
-    async fn send_change(&mut self, changes: Vec<Command>) -> Result<String, EdgeError> {
-        let mut commands = Vec::with_capacity(self.drained.len() + changes.len());
+    async fn send_change(&mut self, changes: Batch) -> Result<String, EdgeError> {
+        let mut commands = Batch::new();
         for (backend, server) in &self.drained {
-            commands.push(Command::set_server_state(backend, server, SetState::Ready)?);
+            commands.push(SetServerState::new(backend, server, SetState::Ready)?)?;
         }
-        let line = changes
-            .iter()
-            .map(Command::line)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let line = changes.lines().collect::<Vec<_>>().join("; ");
         // A refusal means "nothing applied" only for the first change: a later one comes after
         // changes HAProxy did apply, so the runtime is re-read and put back then.
         let first_change = commands.len();
-        commands.extend(changes);
-        let failure = match self.session.batch_all(&commands).await {
-            Ok(replies) => match first_problem(&replies) {
+        commands.append(changes);
+        let failure = match self.session.run_batch_all(commands).await {
+            Ok(replies) => match first_problem(replies.replies()) {
                 None => None,
                 Some((i, Problem::Refused(e))) => {
                     Some((e, Applied::NotTheChange(i <= first_change)))
@@ -618,15 +614,15 @@ impl<'e> Flip<'e> {
             let mut session = self.edge.admin_session().await?;
             let observed = observe(&mut session, &self.map, &self.backends).await?;
             let now = runtime_color(&observed.entries, &self.env.name)?;
-            let mut undo = Vec::new();
+            let mut undo = Batch::new();
             let from = self.color_before();
             let applied = now == Some(self.target) && now != self.had_entry.then_some(from);
             if applied {
-                undo.push(if self.had_entry {
-                    Command::set_map(&self.map, &self.env.name, from.as_str())?
+                if self.had_entry {
+                    undo.push(SetMap::new(&self.map, &self.env.name, from.as_str())?)?;
                 } else {
-                    Command::del_map(&self.map, &self.env.name)?
-                });
+                    undo.push(DelMap::new(&self.map, &self.env.name)?)?;
+                }
             }
             let readied: Vec<&(String, String)> = self
                 .drained
@@ -639,10 +635,10 @@ impl<'e> Flip<'e> {
                 })
                 .collect();
             for (backend, server) in &readied {
-                undo.push(Command::set_server_state(backend, server, SetState::Drain)?);
+                undo.push(SetServerState::new(backend, server, SetState::Drain)?)?;
             }
             if !undo.is_empty() {
-                session.batch(&undo).await?;
+                session.run_batch(undo).await?;
             }
             Ok::<String, EdgeError>(match (applied, readied.is_empty()) {
                 (false, true) => format!(
@@ -924,25 +920,17 @@ pub(crate) async fn observe(
     map: &str,
     backends: &[String],
 ) -> Result<Observed, EdgeError> {
-    let mut commands = vec![Command::show_map(map, None)?];
+    let mut commands = Batch::new();
+    let map = commands.push(ShowMap::new(map, None)?)?;
+    let mut of_backends = Vec::with_capacity(backends.len());
     for b in backends {
-        commands.push(Command::show_servers_state(Some(b))?);
+        of_backends.push(commands.push(ShowServersState::new(Some(b))?)?);
     }
-    let replies = session.batch(&commands).await?;
-    let mut entries = Vec::new();
+    let replies = session.run_batch(commands).await?;
+    let entries = replies.take(&map)?;
     let mut states = ServersState { rows: Vec::new() };
-    for reply in &replies {
-        match reply.parse()? {
-            Parsed::MapEntries(e) => entries = e,
-            Parsed::ServersState(s) => states.rows.extend(s.rows),
-            _ => {
-                return Err(EdgeError::NotVerified(format!(
-                    "`{}` answered something unexpected: {:?}",
-                    reply.command,
-                    reply.text()
-                )))
-            }
-        }
+    for slot in &of_backends {
+        states.rows.extend(replies.take(slot)?.rows);
     }
     Ok(Observed { entries, states })
 }

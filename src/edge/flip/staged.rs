@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{Flip, FlipPhase, Read};
 use crate::edge::{crash_point, EdgeError};
-use crate::runtime::command::maps::{AddMap, ShowMap};
-use crate::runtime::command::{Command, MapKey, MapRef, MapValue};
+use crate::runtime::command::maps::{AddMap, CommitMap, SetMap, ShowMap};
+use crate::runtime::command::{MapKey, MapRef, MapValue};
 use crate::runtime::session::Batch;
 use crate::state::atomic::{read_optional, sync_dir, write_atomic_whole};
 use crate::state::{Phase, Transaction, TxnState};
@@ -260,9 +260,10 @@ impl<'e> Flip<'e> {
         // entry of the env's key, so no entry of an older version that HAProxy has not purged
         // yet can keep answering. A bench saw keep-alive clients on 3.0/3.2 keep the old color
         // for seconds after a commit under heavy load (not reproduced in a test since).
-        let commit = Command::commit_map(&self.map, txn.version)?;
-        let settle = Command::set_map(&self.map, &txn.env, &txn.to)?;
-        self.send_change(vec![commit, settle]).await
+        let mut change = Batch::new();
+        change.push(CommitMap::new(&self.map, txn.version)?)?;
+        change.push(SetMap::new(&self.map, &txn.env, &txn.to)?)?;
+        self.send_change(change).await
     }
 
     /// Aborts a prepared transaction: the staged version cleared, then the pending file, the

@@ -191,55 +191,6 @@ impl MapValue {
     }
 }
 
-/// A line typed by an operator (`vezasock exec`), sent as is. `;` is allowed: the operator
-/// typed it and may chain commands.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RawLine(String);
-
-impl RawLine {
-    /// Refuses what would break framing or hang the connection.
-    pub fn new(value: &str) -> Result<RawLine, Error> {
-        let bad = |why| Error::InvalidArgument {
-            what: "command line",
-            value: value.to_string(),
-            why,
-        };
-        if value.contains(['\n', '\r', '\0']) {
-            return Err(bad("holds a newline, carriage return or NUL"));
-        }
-        if value.len() + 1 >= MAX_LINE {
-            return Err(bad(
-                "is 16,384 bytes or longer with its newline (HAProxy's tune.bufsize)",
-            ));
-        }
-        if value.trim_matches([' ', '\t']).is_empty() {
-            return Err(bad("is empty (HAProxy 2.6 answers its whole help text)"));
-        }
-        if value.trim_end_matches([' ', '\t']).ends_with("<<") {
-            return Err(bad(
-                "ends with '<<': the payload form is not supported here",
-            ));
-        }
-        Ok(RawLine(value.to_string()))
-    }
-
-    /// The line as sent.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// How many commands the line holds (unescaped `;` separate them, as HAProxy splits).
-    pub fn command_count(&self) -> usize {
-        self.commands().len()
-    }
-
-    /// The `;`-separated commands of the line, as HAProxy splits them (a backslash makes the
-    /// next byte literal, so `\;` does not split).
-    pub fn commands(&self) -> Vec<&str> {
-        split_commands(&self.0)
-    }
-}
-
 /// Backslash before space, tab, `;` and `\` (HAProxy unescapes `\x` to `x` inside a word).
 pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 8);

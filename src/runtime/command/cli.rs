@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::RuntimeCommand;
+use super::{ReplyKind, RuntimeCommand};
 use crate::runtime::parse::outcome::severity_prefix;
-use crate::runtime::parse::{ParseError, ReplyKind};
+use crate::runtime::parse::ParseError;
 
 const WHAT: &str = "show cli level";
 
@@ -42,7 +42,7 @@ pub fn parse_cli_level(body: &[u8]) -> Result<CliLevel, ParseError> {
     }
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
 // ---------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ use nom::bytes::complete::{tag, take_until};
 use nom::IResult;
 use serde::Serialize;
 
-use super::RuntimeCommand;
-use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
+use super::{ReplyKind, RuntimeCommand};
+use crate::runtime::parse::{lines, non_empty, ParseError};
 
 const WHAT: &str = "show info";
 
@@ -78,7 +78,7 @@ pub fn parse_info(body: &[u8]) -> Result<Info, ParseError> {
     Ok(Info { fields })
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
 // ---------------------------------------------------------------------------------------------

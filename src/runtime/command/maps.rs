@@ -18,9 +18,10 @@ use nom::sequence::{preceded, terminated};
 use nom::IResult;
 use serde::Serialize;
 
-use super::{MapKey, MapRef, MapValue, RuntimeCommand};
+use super::{MapKey, MapRef, MapValue, ReplyKind, RuntimeCommand};
 use crate::runtime::parse::outcome::severity_prefix;
-use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
+use crate::runtime::parse::{lines, non_empty, ParseError};
+use crate::runtime::Error;
 
 /// One map known to HAProxy (`show map` without argument).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -290,8 +291,93 @@ pub fn parse_prepare_map(body: &[u8]) -> Result<u32, ParseError> {
         .map_err(|_| ParseError::new(WHAT, 0, "expected `New version created: <n>`"))
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
+
+// ---------------------------------------------------------------------------------------------
+// Constructors from the operator's words: each argument validated or escaped (module doc).
+
+impl ShowMap {
+    /// `show map [@<ver>] <map>`.
+    pub fn new(map: &str, version: Option<u32>) -> Result<ShowMap, Error> {
+        Ok(ShowMap {
+            map: MapRef::new(map)?,
+            version,
+        })
+    }
+}
+
+impl GetMap {
+    /// `get map <map> <key>`.
+    pub fn new(map: &str, key: &str) -> Result<GetMap, Error> {
+        Ok(GetMap {
+            map: MapRef::new(map)?,
+            key: MapKey::new(key)?,
+        })
+    }
+}
+
+impl SetMap {
+    /// `set map <map> <key> <value>`.
+    pub fn new(map: &str, key: &str, value: &str) -> Result<SetMap, Error> {
+        Ok(SetMap {
+            map: MapRef::new(map)?,
+            key: MapKey::new(key)?,
+            value: MapValue::new(value)?,
+        })
+    }
+}
+
+impl AddMap {
+    /// `add map [@<ver>] <map> <key> <value>`.
+    pub fn new(map: &str, version: Option<u32>, key: &str, value: &str) -> Result<AddMap, Error> {
+        Ok(AddMap {
+            map: MapRef::new(map)?,
+            version,
+            key: MapKey::new(key)?,
+            value: MapValue::new(value)?,
+        })
+    }
+}
+
+impl DelMap {
+    /// `del map <map> <key>`.
+    pub fn new(map: &str, key: &str) -> Result<DelMap, Error> {
+        Ok(DelMap {
+            map: MapRef::new(map)?,
+            key: MapKey::new(key)?,
+        })
+    }
+}
+
+impl ClearMap {
+    /// `clear map [@<ver>] <map>`.
+    pub fn new(map: &str, version: Option<u32>) -> Result<ClearMap, Error> {
+        Ok(ClearMap {
+            map: MapRef::new(map)?,
+            version,
+        })
+    }
+}
+
+impl PrepareMap {
+    /// `prepare map <map>`.
+    pub fn new(map: &str) -> Result<PrepareMap, Error> {
+        Ok(PrepareMap {
+            map: MapRef::new(map)?,
+        })
+    }
+}
+
+impl CommitMap {
+    /// `commit map @<ver> <map>`.
+    pub fn new(map: &str, version: u32) -> Result<CommitMap, Error> {
+        Ok(CommitMap {
+            map: MapRef::new(map)?,
+            version,
+        })
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // The commands.

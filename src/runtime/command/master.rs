@@ -19,8 +19,8 @@
 
 use serde::Serialize;
 
-use super::RuntimeCommand;
-use crate::runtime::parse::{lines, non_empty, Line, ParseError, ReplyKind};
+use super::{ReplyKind, RuntimeCommand};
+use crate::runtime::parse::{lines, non_empty, Line, ParseError};
 
 /// One process of `show proc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -233,7 +233,7 @@ fn log_line(text: &str) -> LogLine {
     })
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
 // ---------------------------------------------------------------------------------------------

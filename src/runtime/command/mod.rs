@@ -12,11 +12,15 @@
 //! | [`master`] | master `show proc`, `reload` |
 //! | [`ssl`] | `show ssl cert`; the writes `new`/`set`/`commit`/`abort`/`del ssl cert`, `add`/`del ssl crt-list` ([`ssl::SslWrite`], own connection: `set` carries a payload) |
 //!
-//! **Adding a command** is a struct and its `impl RuntimeCommand` in its family's file (a new
-//! family: a new file, plus its line in the `pub mod` list below). `Session::run` sends it and
-//! returns its typed reply; `Batch` pipelines several. The older untyped [`Command`] enum (with
-//! [`crate::runtime::parse::Parsed`] replies) stays for today's callers: each of its variants
-//! hands its knowledge over to the typed command ([`Command::typed`], the one list of them).
+//! **Adding a command** is a struct, a constructor from the operator's words (validated) and
+//! its `impl RuntimeCommand` in its family's file; a new family is a new file plus its name in
+//! the `families!` list below. `Session::run` sends one and returns its typed reply,
+//! `Session::run_each` pipelines several of one type, `Batch` several of any types (each reply
+//! taken by the `Slot` its `push` returned). There is no other list of commands to extend.
+//!
+//! A line typed by an operator (`vezasock exec`) is a [`RawLine`]; [`raw`] tells which family's
+//! parser reads its reply and gives the untyped [`raw::Parsed`] value that `exec --json`
+//! prints. Nothing else in the crate uses the untyped form.
 //!
 //! Arguments are validated or escaped, so that no input (a host, a map value, a server name)
 //! can inject a second command or break the line.
@@ -43,17 +47,17 @@
 //!   entirely and 2.6 hangs on a command that does not fit `tune.bufsize`. The per-argument
 //!   bounds below guarantee this for every typed command.
 
-use std::fmt;
+use serde::Serialize;
 
-use super::parse::{ParseError, ReplyKind};
+use super::parse::ParseError;
 use super::Error;
 
 mod args;
 pub(crate) use args::{check_payload_marker, split_commands};
+pub mod raw;
 
 /// The command families: one line each. A family's `RAW` lists the operator-typed lines
-/// (`vezasock exec`) whose replies its parsers read, beyond the kinds of
-/// [`crate::runtime::parse::ReplyKind`].
+/// (`vezasock exec`) whose replies its parsers read, beyond the kinds of [`ReplyKind`].
 macro_rules! families {
     ($($family:ident),* $(,)?) => {
         $(pub mod $family;)*
@@ -65,6 +69,67 @@ macro_rules! families {
 }
 
 families!(cli, info, maps, master, pools, servers, ssl, stat);
+
+/// The shape of reply a command produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    /// `show info`.
+    Info,
+    /// `show stat` (CSV form).
+    Stat,
+    /// `show servers state`.
+    ServersState,
+    /// `show backend`.
+    Backends,
+    /// `show map` with no argument: the list of maps.
+    MapList,
+    /// `show map <file|#id>` / `show map @<ver> <file>`.
+    MapEntries,
+    /// `get map <file> <value>`.
+    GetMap,
+    /// `prepare map <file>`.
+    PrepareMap,
+    /// `get weight <backend>/<server>`.
+    Weight,
+    /// `show servers conn`.
+    ServersConn,
+    /// Master `show proc`.
+    Proc,
+    /// Master `reload`.
+    Reload,
+    /// `show cli level`.
+    CliLevel,
+    /// A command whose success is an empty answer (`set …`, `add map`, …).
+    Empty,
+    /// Anything else: kept as text.
+    Text,
+    /// A line one of the command families reads (`show ssl cert`): the position of its
+    /// [`RawReply`] among them.
+    Typed(u16),
+}
+
+impl ReplyKind {
+    /// Every fixed kind, for tests and fuzzing that must try each parser (the `Typed` ones
+    /// are the command families' `RAW` entries).
+    pub const ALL: [ReplyKind; 15] = [
+        ReplyKind::Info,
+        ReplyKind::Stat,
+        ReplyKind::ServersState,
+        ReplyKind::Backends,
+        ReplyKind::MapList,
+        ReplyKind::MapEntries,
+        ReplyKind::GetMap,
+        ReplyKind::PrepareMap,
+        ReplyKind::Weight,
+        ReplyKind::ServersConn,
+        ReplyKind::Proc,
+        ReplyKind::Reload,
+        ReplyKind::CliLevel,
+        ReplyKind::Empty,
+        ReplyKind::Text,
+    ];
+}
 
 /// How `vezasock exec` reads the reply of a line it does not otherwise know: the words the
 /// line starts with, the `kind` its `--json` prints, its parser, and its own error texts.
@@ -99,9 +164,9 @@ pub(crate) fn to_json<T: serde::Serialize>(
 }
 
 pub use args::{
-    escape, MapKey, MapRef, MapValue, Name, RawLine, MAX_KEY, MAX_LINE, MAX_MAP, MAX_NAME,
-    MAX_VALUE,
+    escape, MapKey, MapRef, MapValue, Name, MAX_KEY, MAX_LINE, MAX_MAP, MAX_NAME, MAX_VALUE,
 };
+pub use raw::RawLine;
 pub use servers::{AdminState, SetServerAddr, WeightChange};
 pub use stat::StatFilter;
 
@@ -118,7 +183,7 @@ pub trait RuntimeCommand {
     /// transport failure. A write is never resent: it may have been applied.
     fn idempotent(&self) -> bool;
 
-    /// Which kind of reply it is for the untyped [`crate::runtime::parse::Parsed`] world
+    /// Which kind of reply it is for the untyped [`raw::Parsed`] world
     /// (`exec --json`, [`crate::runtime::reply::Reply::parse`]). [`ReplyKind::Empty`] also
     /// means that any text in the reply is HAProxy's error message.
     fn kind(&self) -> ReplyKind;
@@ -223,434 +288,5 @@ impl Wire {
         } else {
             1
         }
-    }
-}
-
-/// The object-safe part of [`RuntimeCommand`], for the untyped [`Command`] enum.
-pub(crate) trait DynCommand {
-    fn line(&self) -> String;
-    fn idempotent(&self) -> bool;
-    fn kind(&self) -> ReplyKind;
-    fn master(&self) -> bool;
-    fn validate(&self) -> Result<(), Error>;
-    fn wire(&self) -> Result<Wire, Error>;
-}
-
-impl<C: RuntimeCommand> DynCommand for C {
-    fn line(&self) -> String {
-        RuntimeCommand::line(self)
-    }
-    fn idempotent(&self) -> bool {
-        RuntimeCommand::idempotent(self)
-    }
-    fn kind(&self) -> ReplyKind {
-        RuntimeCommand::kind(self)
-    }
-    fn master(&self) -> bool {
-        RuntimeCommand::master(self)
-    }
-    fn validate(&self) -> Result<(), Error> {
-        validate(self)
-    }
-    fn wire(&self) -> Result<Wire, Error> {
-        Wire::of(self)
-    }
-}
-
-/// A runtime API command.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Command {
-    /// `show info`.
-    ShowInfo,
-    /// `show stat [<proxy> <type> <sid>]`.
-    ShowStat { filter: Option<StatFilter> },
-    /// `show servers state [<backend>]`.
-    ShowServersState { backend: Option<Name> },
-    /// `show backend`.
-    ShowBackend,
-    /// `show map`: the list of maps.
-    ShowMaps,
-    /// `show map [@<ver>] <map>`: the entries of one map.
-    ShowMap { map: MapRef, version: Option<u32> },
-    /// `get map <map> <key>`: looks a sample up.
-    GetMap { map: MapRef, key: MapKey },
-    /// `set map <map> <key> <value>`: changes every entry with that key.
-    SetMap {
-        map: MapRef,
-        key: MapKey,
-        value: MapValue,
-    },
-    /// `add map [@<ver>] <map> <key> <value>`.
-    AddMap {
-        map: MapRef,
-        version: Option<u32>,
-        key: MapKey,
-        value: MapValue,
-    },
-    /// `del map <map> <key>`.
-    DelMap { map: MapRef, key: MapKey },
-    /// `clear map [@<ver>] <map>`.
-    ClearMap { map: MapRef, version: Option<u32> },
-    /// `prepare map <map>`: a new empty version.
-    PrepareMap { map: MapRef },
-    /// `commit map @<ver> <map>`.
-    CommitMap { map: MapRef, version: u32 },
-    /// `set server <b>/<s> state ready|drain|maint`.
-    SetServerState {
-        backend: Name,
-        server: Name,
-        state: AdminState,
-    },
-    /// `set server <b>/<s> weight <n>|<n>%`.
-    SetServerWeight {
-        backend: Name,
-        server: Name,
-        weight: WeightChange,
-    },
-    /// `get weight <b>/<s>`.
-    GetWeight { backend: Name, server: Name },
-    /// `show servers conn [<backend>]`.
-    ShowServersConn { backend: Option<Name> },
-    /// `shutdown sessions server <b>/<s>`.
-    ShutdownSessionsServer { backend: Name, server: Name },
-    /// `show cli level`.
-    ShowCliLevel,
-    /// `set severity-output number`: errors as `[3]: …`, info as `[6]: …`.
-    SetSeverityOutput,
-    /// Master `show proc`.
-    ShowProc,
-    /// Master `reload`.
-    Reload,
-    /// A line typed by an operator.
-    Raw(RawLine),
-}
-
-impl Command {
-    /// `show map <map>`.
-    pub fn show_map(map: &str, version: Option<u32>) -> Result<Command, Error> {
-        Ok(Command::ShowMap {
-            map: MapRef::new(map)?,
-            version,
-        })
-    }
-
-    /// `get map <map> <key>`.
-    pub fn get_map(map: &str, key: &str) -> Result<Command, Error> {
-        Ok(Command::GetMap {
-            map: MapRef::new(map)?,
-            key: MapKey::new(key)?,
-        })
-    }
-
-    /// `set map <map> <key> <value>`.
-    pub fn set_map(map: &str, key: &str, value: &str) -> Result<Command, Error> {
-        Ok(Command::SetMap {
-            map: MapRef::new(map)?,
-            key: MapKey::new(key)?,
-            value: MapValue::new(value)?,
-        })
-    }
-
-    /// `add map [@<ver>] <map> <key> <value>`.
-    pub fn add_map(
-        map: &str,
-        version: Option<u32>,
-        key: &str,
-        value: &str,
-    ) -> Result<Command, Error> {
-        Ok(Command::AddMap {
-            map: MapRef::new(map)?,
-            version,
-            key: MapKey::new(key)?,
-            value: MapValue::new(value)?,
-        })
-    }
-
-    /// `del map <map> <key>`.
-    pub fn del_map(map: &str, key: &str) -> Result<Command, Error> {
-        Ok(Command::DelMap {
-            map: MapRef::new(map)?,
-            key: MapKey::new(key)?,
-        })
-    }
-
-    /// `clear map [@<ver>] <map>`.
-    pub fn clear_map(map: &str, version: Option<u32>) -> Result<Command, Error> {
-        Ok(Command::ClearMap {
-            map: MapRef::new(map)?,
-            version,
-        })
-    }
-
-    /// `prepare map <map>`.
-    pub fn prepare_map(map: &str) -> Result<Command, Error> {
-        Ok(Command::PrepareMap {
-            map: MapRef::new(map)?,
-        })
-    }
-
-    /// `commit map @<ver> <map>`.
-    pub fn commit_map(map: &str, version: u32) -> Result<Command, Error> {
-        Ok(Command::CommitMap {
-            map: MapRef::new(map)?,
-            version,
-        })
-    }
-
-    /// `set server <b>/<s> state <state>`.
-    pub fn set_server_state(
-        backend: &str,
-        server: &str,
-        state: AdminState,
-    ) -> Result<Command, Error> {
-        Ok(Command::SetServerState {
-            backend: Name::new("backend", backend)?,
-            server: Name::new("server", server)?,
-            state,
-        })
-    }
-
-    /// `set server <b>/<s> weight <weight>`.
-    pub fn set_server_weight(
-        backend: &str,
-        server: &str,
-        weight: WeightChange,
-    ) -> Result<Command, Error> {
-        let command = Command::SetServerWeight {
-            backend: Name::new("backend", backend)?,
-            server: Name::new("server", server)?,
-            weight,
-        };
-        command.validate()?;
-        Ok(command)
-    }
-
-    /// `get weight <b>/<s>`.
-    pub fn get_weight(backend: &str, server: &str) -> Result<Command, Error> {
-        Ok(Command::GetWeight {
-            backend: Name::new("backend", backend)?,
-            server: Name::new("server", server)?,
-        })
-    }
-
-    /// `show servers state [<backend>]`.
-    pub fn show_servers_state(backend: Option<&str>) -> Result<Command, Error> {
-        Ok(Command::ShowServersState {
-            backend: backend.map(|b| Name::new("backend", b)).transpose()?,
-        })
-    }
-
-    /// `show servers conn [<backend>]`.
-    pub fn show_servers_conn(backend: Option<&str>) -> Result<Command, Error> {
-        Ok(Command::ShowServersConn {
-            backend: backend.map(|b| Name::new("backend", b)).transpose()?,
-        })
-    }
-
-    /// `shutdown sessions server <b>/<s>`.
-    pub fn shutdown_sessions_server(backend: &str, server: &str) -> Result<Command, Error> {
-        Ok(Command::ShutdownSessionsServer {
-            backend: Name::new("backend", backend)?,
-            server: Name::new("server", server)?,
-        })
-    }
-
-    /// An operator-typed line.
-    pub fn raw(line: &str) -> Result<Command, Error> {
-        Ok(Command::Raw(RawLine::new(line)?))
-    }
-
-    /// Runs `f` on the typed command behind this variant: the one list of the untyped
-    /// variants. `None` for [`Command::Raw`], which has no typed command.
-    pub(crate) fn typed<R>(&self, f: impl FnOnce(&dyn DynCommand) -> R) -> Option<R> {
-        use self::cli::{SetSeverityOutput, ShowCliLevel};
-        use self::info::ShowInfo;
-        use self::maps::{
-            AddMap, ClearMap, CommitMap, DelMap, GetMap, PrepareMap, SetMap, ShowMap, ShowMaps,
-        };
-        use self::master::{Reload, ShowProc};
-        use self::servers::{
-            GetWeight, SetServerState, SetServerWeight, ShowBackend, ShowServersConn,
-            ShowServersState, ShutdownSessionsServer,
-        };
-        use self::stat::ShowStat;
-        Some(match self {
-            Command::ShowInfo => f(&ShowInfo),
-            Command::ShowStat { filter } => f(&ShowStat {
-                filter: filter.clone(),
-            }),
-            Command::ShowServersState { backend } => f(&ShowServersState {
-                backend: backend.clone(),
-            }),
-            Command::ShowBackend => f(&ShowBackend),
-            Command::ShowMaps => f(&ShowMaps),
-            Command::ShowMap { map, version } => f(&ShowMap {
-                map: map.clone(),
-                version: *version,
-            }),
-            Command::GetMap { map, key } => f(&GetMap {
-                map: map.clone(),
-                key: key.clone(),
-            }),
-            Command::SetMap { map, key, value } => f(&SetMap {
-                map: map.clone(),
-                key: key.clone(),
-                value: value.clone(),
-            }),
-            Command::AddMap {
-                map,
-                version,
-                key,
-                value,
-            } => f(&AddMap {
-                map: map.clone(),
-                version: *version,
-                key: key.clone(),
-                value: value.clone(),
-            }),
-            Command::DelMap { map, key } => f(&DelMap {
-                map: map.clone(),
-                key: key.clone(),
-            }),
-            Command::ClearMap { map, version } => f(&ClearMap {
-                map: map.clone(),
-                version: *version,
-            }),
-            Command::PrepareMap { map } => f(&PrepareMap { map: map.clone() }),
-            Command::CommitMap { map, version } => f(&CommitMap {
-                map: map.clone(),
-                version: *version,
-            }),
-            Command::SetServerState {
-                backend,
-                server,
-                state,
-            } => f(&SetServerState {
-                backend: backend.clone(),
-                server: server.clone(),
-                state: *state,
-            }),
-            Command::SetServerWeight {
-                backend,
-                server,
-                weight,
-            } => f(&SetServerWeight {
-                backend: backend.clone(),
-                server: server.clone(),
-                weight: *weight,
-            }),
-            Command::GetWeight { backend, server } => f(&GetWeight {
-                backend: backend.clone(),
-                server: server.clone(),
-            }),
-            Command::ShowServersConn { backend } => f(&ShowServersConn {
-                backend: backend.clone(),
-            }),
-            Command::ShutdownSessionsServer { backend, server } => f(&ShutdownSessionsServer {
-                backend: backend.clone(),
-                server: server.clone(),
-            }),
-            Command::ShowCliLevel => f(&ShowCliLevel),
-            Command::SetSeverityOutput => f(&SetSeverityOutput),
-            Command::ShowProc => f(&ShowProc),
-            Command::Reload => f(&Reload),
-            Command::Raw(_) => return None,
-        })
-    }
-
-    /// The exact text sent, without the `\n` (and without a master routing prefix).
-    pub fn line(&self) -> String {
-        match self {
-            Command::Raw(raw) => raw.as_str().to_string(),
-            typed => typed.typed(|c| c.line()).unwrap_or_default(),
-        }
-    }
-
-    /// Checks what the types alone do not: numeric ranges and the line length. The session
-    /// calls it before sending anything.
-    pub fn validate(&self) -> Result<(), Error> {
-        self.typed(|c| c.validate()).unwrap_or(Ok(()))
-    }
-
-    /// What the connection needs to send it (validated).
-    pub(crate) fn wire(&self) -> Result<Wire, Error> {
-        match self {
-            Command::Raw(raw) => {
-                let line = raw.as_str().to_string();
-                let kind = super::parse::for_command_line(&line);
-                let trimmed = line.trim_start_matches([' ', '\t']);
-                let master = trimmed.starts_with('@')
-                    || matches!(
-                        super::parse::for_command_line(trimmed),
-                        ReplyKind::Proc | ReplyKind::Reload
-                    )
-                    || trimmed.starts_with("show startup-logs");
-                Ok(Wire {
-                    line,
-                    kind,
-                    // An operator's line is never assumed safe to resend, nor expected empty.
-                    idempotent: false,
-                    expects_empty: false,
-                    master,
-                    raw: true,
-                    reload: false,
-                    errors: match kind {
-                        ReplyKind::Typed(i) => {
-                            raw_replies().nth(usize::from(i)).map_or(&[], |r| r.errors)
-                        }
-                        _ => &[],
-                    },
-                })
-            }
-            typed => typed.typed(|c| c.wire()).unwrap_or_else(|| {
-                Err(Error::InvalidArgument {
-                    what: "command",
-                    value: typed.to_string(),
-                    why: "has no typed form",
-                })
-            }),
-        }
-    }
-
-    /// Which reply the command produces.
-    pub fn reply_kind(&self) -> ReplyKind {
-        match self {
-            Command::Raw(raw) => super::parse::for_command_line(raw.as_str()),
-            typed => typed.typed(|c| c.kind()).unwrap_or(ReplyKind::Text),
-        }
-    }
-
-    /// Reads only (sending it twice changes nothing), so it may be retried after a transport
-    /// failure. A raw line never is.
-    pub fn is_idempotent(&self) -> bool {
-        self.typed(|c| c.idempotent()).unwrap_or(false)
-    }
-
-    /// Success is an empty answer (`\n`); any text is HAProxy's error message, even one
-    /// without a severity prefix.
-    pub fn expects_empty(&self) -> bool {
-        !matches!(self, Command::Raw(_)) && self.reply_kind() == ReplyKind::Empty
-    }
-
-    /// A command of the master process itself: sent without a worker routing prefix.
-    pub fn is_master_command(&self) -> bool {
-        match self {
-            Command::Raw(_) => self.wire().is_ok_and(|w| w.master),
-            typed => typed.typed(|c| c.master()).unwrap_or(false),
-        }
-    }
-
-    /// How many replies (prompts, in prompt mode before 3.2) the line produces.
-    pub fn command_count(&self) -> usize {
-        match self {
-            Command::Raw(raw) => raw.command_count(),
-            _ => 1,
-        }
-    }
-}
-
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.line())
     }
 }

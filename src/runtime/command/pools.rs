@@ -23,8 +23,8 @@ use nom::combinator::{all_consuming, opt};
 use nom::sequence::{pair, terminated};
 use nom::IResult;
 
-use super::{Name, RuntimeCommand};
-use crate::runtime::parse::{ParseError, ReplyKind};
+use super::{Name, ReplyKind, RuntimeCommand};
+use crate::runtime::parse::ParseError;
 use crate::runtime::Error;
 
 /// Longest keyword word `add server` is given (a cookie value is a server name).
@@ -390,7 +390,7 @@ impl RuntimeCommand for DelBackend {
     }
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use nom::sequence::{delimited, preceded, terminated, tuple};
 use nom::IResult;
 use serde::Serialize;
 
-use super::{Name, RuntimeCommand};
-use crate::runtime::parse::{lines, non_empty, Line, ParseError, ReplyKind};
+use super::{Name, ReplyKind, RuntimeCommand};
+use crate::runtime::parse::{lines, non_empty, Line, ParseError};
 use crate::runtime::Error;
 
 const WHAT: &str = "show servers state";
@@ -809,7 +809,7 @@ pub fn parse_addr_change(body: &[u8]) -> Result<AddrChange, ParseError> {
     })
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
 // ---------------------------------------------------------------------------------------------
@@ -838,13 +838,87 @@ impl AdminState {
 }
 
 /// A server weight change (`set server … weight`); the weight HAProxy reports is
-/// [`crate::runtime::parse::weight::Weight`].
+/// [`Weight`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WeightChange {
     /// An absolute weight, 0 to 256.
     Absolute(u16),
     /// A percentage of the server's initial (configured) weight.
     Percent(u16),
+}
+
+/// A backend and a server name, validated.
+fn server(backend: &str, server: &str) -> Result<(Name, Name), Error> {
+    Ok((Name::new("backend", backend)?, Name::new("server", server)?))
+}
+
+/// An optional backend name, validated.
+fn backend(backend: Option<&str>) -> Result<Option<Name>, Error> {
+    backend.map(|b| Name::new("backend", b)).transpose()
+}
+
+impl ShowServersState {
+    /// `show servers state [<backend>]`.
+    pub fn new(of: Option<&str>) -> Result<ShowServersState, Error> {
+        Ok(ShowServersState {
+            backend: backend(of)?,
+        })
+    }
+}
+
+impl ShowServersConn {
+    /// `show servers conn [<backend>]`.
+    pub fn new(of: Option<&str>) -> Result<ShowServersConn, Error> {
+        Ok(ShowServersConn {
+            backend: backend(of)?,
+        })
+    }
+}
+
+impl GetWeight {
+    /// `get weight <b>/<s>`.
+    pub fn new(backend: &str, server: &str) -> Result<GetWeight, Error> {
+        let (backend, server) = self::server(backend, server)?;
+        Ok(GetWeight { backend, server })
+    }
+}
+
+impl SetServerState {
+    /// `set server <b>/<s> state <state>`.
+    pub fn new(backend: &str, server: &str, state: AdminState) -> Result<SetServerState, Error> {
+        let (backend, server) = self::server(backend, server)?;
+        Ok(SetServerState {
+            backend,
+            server,
+            state,
+        })
+    }
+}
+
+impl SetServerWeight {
+    /// `set server <b>/<s> weight <weight>`, its range checked now.
+    pub fn new(
+        backend: &str,
+        server: &str,
+        weight: WeightChange,
+    ) -> Result<SetServerWeight, Error> {
+        let (backend, server) = self::server(backend, server)?;
+        let command = SetServerWeight {
+            backend,
+            server,
+            weight,
+        };
+        super::validate(&command)?;
+        Ok(command)
+    }
+}
+
+impl ShutdownSessionsServer {
+    /// `shutdown sessions server <b>/<s>`.
+    pub fn new(backend: &str, server: &str) -> Result<ShutdownSessionsServer, Error> {
+        let (backend, server) = self::server(backend, server)?;
+        Ok(ShutdownSessionsServer { backend, server })
+    }
 }
 
 /// `show servers state [<backend>]`: the server-state-file dump.

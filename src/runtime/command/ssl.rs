@@ -20,19 +20,14 @@
 //! (seen on 2.6, 3.0 and 3.2, `grammar/corpus-ssl/<version>/*-write.oneshot`): each write
 //! knows its success sentence and anything else is [`Error::Refused`]. They go over their own
 //! one-shot connection because `set ssl cert` carries a multi-line payload, ended by an empty
-//! line, which the line codec rightly refuses to send.
+//! line, which the line codec rightly refuses to send: `SslWrite::send`, in
+//! [`crate::runtime::oneshot`] with the other one-shot calls (the transport sits above the
+//! commands).
 
 use serde::Serialize;
 
-use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::time::{timeout_at, Instant};
-
-use super::{check_payload_marker, to_json, RawReply, RuntimeCommand, MAX_LINE};
-use crate::runtime::codec::{Framing, ReplyCodec};
-use crate::runtime::connection::{connect, read_frame, Deadlines};
-use crate::runtime::endpoint::Endpoint;
-use crate::runtime::parse::{lines, non_empty, ParseError, ReplyKind};
+use super::{check_payload_marker, to_json, RawReply, ReplyKind, RuntimeCommand, MAX_LINE};
+use crate::runtime::parse::{lines, non_empty, ParseError};
 use crate::runtime::version::Version;
 use crate::runtime::Error;
 
@@ -415,49 +410,5 @@ impl SslWrite {
                 message.join(" ")
             },
         })
-    }
-
-    /// Sends the write on its own connection (one-shot: HAProxy closes after the reply) and
-    /// checks the reply. Never resent: a write may have been applied. The payload's size is
-    /// the caller's to check against the version ([`payload_too_big`]): the line is checked here.
-    pub async fn send(&self, endpoint: &Endpoint, timeouts: Deadlines) -> Result<(), Error> {
-        let name = endpoint.to_string();
-        if endpoint.is_master() {
-            return Err(Error::InvalidArgument {
-                what: "endpoint",
-                value: name,
-                why: "is a master socket: certificate writes go to a stats socket",
-            });
-        }
-        let text = self.text();
-        if self.line().len() + 1 >= MAX_LINE {
-            return Err(Error::InvalidArgument {
-                what: "certificate command",
-                value: self.line(),
-                why: "is 16,384 bytes or longer with its newline (HAProxy's tune.bufsize)",
-            });
-        }
-        let mut stream = connect(endpoint, &timeouts).await?;
-        let deadline = Instant::now() + timeouts.reply;
-        match timeout_at(deadline, stream.write_all(text.as_bytes())).await {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                return Err(Error::Io {
-                    endpoint: name,
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(Error::Timeout {
-                    endpoint: name,
-                    during: "sending a command",
-                    after: timeouts.reply,
-                })
-            }
-        }
-        let mut codec = ReplyCodec::new(Framing::OneShot);
-        let mut buf = BytesMut::new();
-        let frame = read_frame(&mut stream, &mut buf, &mut codec, &name, timeouts.reply).await?;
-        self.check_reply(&frame.body)
     }
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
-use super::{Name, RuntimeCommand};
-use crate::runtime::parse::{ParseError, ReplyKind};
+use super::{Name, ReplyKind, RuntimeCommand};
+use crate::runtime::parse::ParseError;
 use crate::runtime::Error;
 
 const WHAT: &str = "show stat";
@@ -390,7 +390,7 @@ fn parse_quoted_row(body: &[u8], start: usize) -> Result<(StatRow, usize), Parse
     Ok((StatRow { text, ends }, pos + 1))
 }
 
-/// No operator line beyond those [`crate::runtime::parse::ReplyKind`] knows.
+/// No operator line beyond those [`super::ReplyKind`] knows.
 pub(crate) const RAW: &[super::RawReply] = &[];
 
 // ---------------------------------------------------------------------------------------------

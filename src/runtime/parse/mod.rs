@@ -1,4 +1,5 @@
-//! Pure parsers for HAProxy runtime API replies: bytes in, owned typed values out.
+//! The grammar shared by the pure parsers of HAProxy runtime API replies: bytes in, owned
+//! typed values out.
 //!
 //! No I/O here. Replies are line-oriented, so each parser splits the body into lines
 //! ([`lines`]) and reads each line: with `nom` combinators where a line has inner structure
@@ -8,10 +9,13 @@
 //! prompt) and never panics, whatever the bytes. The grammar each one follows is in
 //! `grammar/README.md`; the tests run them over the corpus recorded from real HAProxy.
 //!
-//! Use: [`classify`] a body first (empty success, data, info, or HAProxy's refusal), then
-//! [`parse`] data with the [`ReplyKind`] its command expects ([`for_command_line`] for raw
-//! lines), or call a module's parser directly. A dump may end in `\n\n` as received or in
-//! `\n` if the final empty line was already removed; a body cut inside a line is an error.
+//! This module holds what every parser shares: [`ParseError`], the line splitter, and
+//! [`classify`] (what a reply is: empty success, data, info, or HAProxy's refusal). The
+//! parsers themselves live beside their commands, in `runtime::command::<family>`; the untyped
+//! value of any reply (`exec --json`) is [`crate::runtime::command::raw`]. A dump may end in
+//! `\n\n` as received or in `\n` if the final empty line was already removed; a body cut
+//! inside a line is an error. Nothing here depends on another runtime module: it is the
+//! bottom layer with [`crate::runtime::error`].
 
 use std::fmt;
 
@@ -38,71 +42,8 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-pub mod kind;
 pub mod outcome;
 
-// Each parser lives with its command, in `runtime::command::<family>`; these paths stay for
-// the callers, tests and fuzz targets that name them here.
-
-/// `show backend` (parser in [`crate::runtime::command::servers`]).
-pub mod backends {
-    pub use crate::runtime::command::servers::parse_backends;
-}
-
-/// `show cli level` (parser in [`crate::runtime::command::cli`]).
-pub mod cli_level {
-    pub use crate::runtime::command::cli::{parse_cli_level, CliLevel};
-}
-
-/// `show info` (parser in [`crate::runtime::command::info`]).
-pub mod info {
-    pub use crate::runtime::command::info::{parse_info, Info};
-}
-
-/// Map replies (parsers in [`crate::runtime::command::maps`]).
-pub mod map {
-    pub use crate::runtime::command::maps::{
-        parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, MapEntry, MapInfo,
-        MapLookup,
-    };
-}
-
-/// Master replies (parsers in [`crate::runtime::command::master`]).
-pub mod master {
-    pub use crate::runtime::command::master::{
-        parse_proc, parse_reload, LogLine, Proc, ProcList, ReloadStatus,
-    };
-}
-
-/// `show servers conn` (parser in [`crate::runtime::command::servers`]).
-pub mod servers_conn {
-    pub use crate::runtime::command::servers::{parse_servers_conn, ServerConnRow, ServersConn};
-}
-
-/// `show servers state` (parser in [`crate::runtime::command::servers`]).
-pub mod servers_state {
-    /// The old name of [`AdminFlags`], kept for `src/edge` until it migrates. Not the
-    /// [`crate::runtime::command::AdminState`] that `set server … state` sets.
-    pub use crate::runtime::command::servers::AdminFlags as AdminState;
-    pub use crate::runtime::command::servers::{
-        parse_servers_state, AdminFlags, OpState, ServerStateRow, ServersState, CHECK_STATE_NAMES,
-        COLUMNS,
-    };
-}
-
-/// `show stat` (parser in [`crate::runtime::command::stat`]).
-pub mod stat {
-    pub use crate::runtime::command::stat::{
-        parse_stat, Columns, StatKind, StatRow, StatRowView, StatTable,
-    };
-}
-
-/// `get weight` (parser in [`crate::runtime::command::servers`]).
-pub mod weight {
-    pub use crate::runtime::command::servers::{parse_weight, Weight};
-}
-
-pub use kind::{for_command_line, parse, Parsed, ReplyKind};
 pub use outcome::{classify, Outcome};
 
 impl ParseError {

@@ -25,8 +25,8 @@ use crate::edge::flip::LockWait;
 use crate::edge::{Edge, EdgeError};
 use crate::render::maps::parse_map;
 use crate::render::{PREVIEW_COOKIE, PREVIEW_HEADER, PREVIEW_MAP_HEADER};
-use crate::runtime::command::Command;
-use crate::runtime::parse::Parsed;
+use crate::runtime::command::maps::{AddMap, DelMap, ShowMap};
+use crate::runtime::session::Batch;
 use crate::runtime::session::Session;
 use crate::state::atomic::{read_optional, write_atomic};
 use crate::state::{Action, EdgeLock, Holder, Operation, Phase};
@@ -125,19 +125,19 @@ pub(crate) async fn set_locked(
         return Err(e.into());
     }
     edge.state.journal_record(&op, Phase::DiskWritten, None)?;
-    let mut commands = Vec::new();
+    let mut commands = Batch::new();
     for key in &runtime_keys {
-        commands.push(Command::del_map(&map, key)?);
+        commands.push(DelMap::new(&map, key)?)?;
     }
     if let (Some(t), Some(c)) = (&token, color) {
-        commands.push(Command::add_map(
+        commands.push(AddMap::new(
             &map,
             None,
             &format!("{prefix}{t}"),
             c.as_str(),
-        )?);
+        )?)?;
     }
-    if let Err(e) = session.batch(&commands).await {
+    if let Err(e) = session.run_batch(commands).await {
         let restored = put_back(&path, old_bytes.as_deref());
         let _ = edge.state.journal_record(
             &op,
@@ -446,7 +446,7 @@ async fn runtime_keys(
     prefix: &str,
 ) -> Result<Vec<String>, EdgeError> {
     let replies = session
-        .batch(&[Command::show_map(map, None)?])
+        .run_each(&[ShowMap::new(map, None)?])
         .await
         .map_err(|e| match e {
             crate::runtime::Error::Refused { .. } => EdgeError::Refused(format!(
@@ -456,15 +456,13 @@ async fn runtime_keys(
             other => other.into(),
         })?;
     let mut keys = Vec::new();
-    for reply in &replies {
-        if let Parsed::MapEntries(entries) = reply.parse()? {
-            keys.extend(
-                entries
-                    .into_iter()
-                    .map(|e| e.key)
-                    .filter(|k| k.starts_with(prefix)),
-            );
-        }
+    for entries in replies {
+        keys.extend(
+            entries
+                .into_iter()
+                .map(|e| e.key)
+                .filter(|k| k.starts_with(prefix)),
+        );
     }
     Ok(keys)
 }

@@ -1,83 +1,114 @@
-//! Which reply a raw command line expects, and the one entry point that parses any of them.
+//! The free line an operator types (`vezasock exec`): which reply it expects, and the one
+//! entry point that parses any reply into a [`Parsed`] value that prints as JSON.
 //!
-//! `vezasock exec` sends lines typed by an operator; [`for_command_line`] tells which parser
-//! fits the reply, and [`parse`] turns the body into a [`Parsed`] value that prints as JSON.
+//! The rest of the crate speaks typed commands ([`super::RuntimeCommand`]); only `exec` and
+//! [`crate::runtime::reply::Reply::parse`] (which `exec` calls) use this untyped form.
+//! [`for_command_line`] tells which family's parser fits a line, and [`parse`] runs it.
 
 use serde::Serialize;
 
-use super::backends::parse_backends;
-use super::cli_level::{parse_cli_level, CliLevel};
+use super::args::split_commands;
+use super::cli::{parse_cli_level, CliLevel};
 use super::info::{parse_info, Info};
-use super::map::{
+use super::maps::{
     parse_get_map, parse_map_entries, parse_map_list, parse_prepare_map, MapEntry, MapInfo,
     MapLookup,
 };
 use super::master::{parse_proc, parse_reload, ProcList, ReloadStatus};
-use super::servers_conn::{parse_servers_conn, ServersConn};
-use super::servers_state::{parse_servers_state, ServersState};
+use super::servers::{
+    parse_backends, parse_servers_conn, parse_servers_state, parse_weight, ServersConn,
+    ServersState, Weight,
+};
 use super::stat::{parse_stat, StatTable};
-use super::weight::{parse_weight, Weight};
-use super::ParseError;
+use super::{raw_replies, ReplyKind, Wire, MAX_LINE};
+use crate::runtime::parse::ParseError;
+use crate::runtime::Error;
 
-/// The shape of reply a command produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplyKind {
-    /// `show info`.
-    Info,
-    /// `show stat` (CSV form).
-    Stat,
-    /// `show servers state`.
-    ServersState,
-    /// `show backend`.
-    Backends,
-    /// `show map` with no argument: the list of maps.
-    MapList,
-    /// `show map <file|#id>` / `show map @<ver> <file>`.
-    MapEntries,
-    /// `get map <file> <value>`.
-    GetMap,
-    /// `prepare map <file>`.
-    PrepareMap,
-    /// `get weight <backend>/<server>`.
-    Weight,
-    /// `show servers conn`.
-    ServersConn,
-    /// Master `show proc`.
-    Proc,
-    /// Master `reload`.
-    Reload,
-    /// `show cli level`.
-    CliLevel,
-    /// A command whose success is an empty answer (`set …`, `add map`, …).
-    Empty,
-    /// Anything else: kept as text.
-    Text,
-    /// A line one of the command families reads (`show ssl cert`): the position of its
-    /// [`crate::runtime::command::RawReply`] among them.
-    Typed(u16),
-}
+/// A line typed by an operator (`vezasock exec`), sent as is. `;` is allowed: the operator
+/// typed it and may chain commands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawLine(String);
 
-impl ReplyKind {
-    /// Every fixed kind, for tests and fuzzing that must try each parser (the `Typed` ones
-    /// are the command families' `RAW` entries).
-    pub const ALL: [ReplyKind; 15] = [
-        ReplyKind::Info,
-        ReplyKind::Stat,
-        ReplyKind::ServersState,
-        ReplyKind::Backends,
-        ReplyKind::MapList,
-        ReplyKind::MapEntries,
-        ReplyKind::GetMap,
-        ReplyKind::PrepareMap,
-        ReplyKind::Weight,
-        ReplyKind::ServersConn,
-        ReplyKind::Proc,
-        ReplyKind::Reload,
-        ReplyKind::CliLevel,
-        ReplyKind::Empty,
-        ReplyKind::Text,
-    ];
+impl RawLine {
+    /// Refuses what would break framing or hang the connection.
+    pub fn new(value: &str) -> Result<RawLine, Error> {
+        let bad = |why| Error::InvalidArgument {
+            what: "command line",
+            value: value.to_string(),
+            why,
+        };
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(bad("holds a newline, carriage return or NUL"));
+        }
+        if value.len() + 1 >= MAX_LINE {
+            return Err(bad(
+                "is 16,384 bytes or longer with its newline (HAProxy's tune.bufsize)",
+            ));
+        }
+        if value.trim_matches([' ', '\t']).is_empty() {
+            return Err(bad("is empty (HAProxy 2.6 answers its whole help text)"));
+        }
+        if value.trim_end_matches([' ', '\t']).ends_with("<<") {
+            return Err(bad(
+                "ends with '<<': the payload form is not supported here",
+            ));
+        }
+        Ok(RawLine(value.to_string()))
+    }
+
+    /// The line as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// How many commands the line holds (unescaped `;` separate them, as HAProxy splits).
+    pub fn command_count(&self) -> usize {
+        self.commands().len()
+    }
+
+    /// The `;`-separated commands of the line, as HAProxy splits them (a backslash makes the
+    /// next byte literal, so `\;` does not split).
+    pub fn commands(&self) -> Vec<&str> {
+        split_commands(&self.0)
+    }
+
+    /// Which reply the line produces ([`for_command_line`]).
+    pub fn reply_kind(&self) -> ReplyKind {
+        for_command_line(&self.0)
+    }
+
+    /// A command of the master process itself (`@` routing, `show proc`, `reload`,
+    /// `show startup-logs`): sent without a worker routing prefix.
+    pub fn is_master_command(&self) -> bool {
+        self.wire().master
+    }
+
+    /// What the connection needs to send it. An operator's line is never assumed safe to
+    /// resend, nor expected empty; its `;` parts are routed one by one.
+    pub(crate) fn wire(&self) -> Wire {
+        let line = self.0.clone();
+        let kind = for_command_line(&line);
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        let master = trimmed.starts_with('@')
+            || matches!(
+                for_command_line(trimmed),
+                ReplyKind::Proc | ReplyKind::Reload
+            )
+            || trimmed.starts_with("show startup-logs");
+        Wire {
+            line,
+            kind,
+            idempotent: false,
+            expects_empty: false,
+            master,
+            raw: true,
+            reload: false,
+            errors: match kind {
+                ReplyKind::Typed(i) => raw_replies().nth(usize::from(i)).map_or(&[], |r| r.errors),
+                _ => &[],
+            },
+        }
+    }
 }
 
 /// What reply a raw command line expects. A master routing prefix (`@1 `, `@!1234 `,
@@ -129,7 +160,7 @@ pub fn for_command_line(line: &str) -> ReplyKind {
         _ => {
             let mut all = vec![first];
             all.extend(&rest);
-            crate::runtime::command::raw_replies()
+            raw_replies()
                 .position(|r| r.matches(&all))
                 .and_then(|i| u16::try_from(i).ok())
                 .map_or(ReplyKind::Text, ReplyKind::Typed)
@@ -217,7 +248,7 @@ pub fn parse(kind: ReplyKind, body: &[u8]) -> Result<Parsed, ParseError> {
         }),
         ReplyKind::CliLevel => parse_cli_level(body).map(Parsed::CliLevel),
         ReplyKind::Text => Ok(Parsed::Text(text_of(body))),
-        ReplyKind::Typed(i) => match crate::runtime::command::raw_replies().nth(usize::from(i)) {
+        ReplyKind::Typed(i) => match raw_replies().nth(usize::from(i)) {
             Some(raw) => Ok(Parsed::Typed(TypedValue {
                 kind: raw.kind,
                 value: (raw.parse)(body)?,
@@ -256,5 +287,25 @@ mod tests {
         assert_eq!(for_command_line("show map"), ReplyKind::MapList);
         assert_eq!(for_command_line("show map #4"), ReplyKind::MapEntries);
         assert_eq!(for_command_line("frobnicate"), ReplyKind::Text);
+    }
+
+    /// An operator's line is never assumed safe to resend, nor expected empty, whatever it
+    /// says; `@` routing and the master's own commands go to the master.
+    #[test]
+    fn raw_lines_are_never_resent_nor_expected_empty() {
+        for text in [
+            "show servers state",
+            "set map m k v",
+            "show info",
+            "get weight b/s",
+        ] {
+            let wire = RawLine::new(text).unwrap().wire();
+            assert!(!wire.idempotent, "{text}");
+            assert!(!wire.expects_empty, "{text}");
+            assert!(wire.raw, "{text}");
+        }
+        assert!(RawLine::new("@!1234 show info").unwrap().wire().master);
+        assert!(RawLine::new("show proc").unwrap().wire().master);
+        assert!(!RawLine::new("show info").unwrap().wire().master);
     }
 }
