@@ -197,9 +197,82 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
     if let Some(why) = foreign_config(edge) {
         return Ok(foreign_report(edge, why).await);
     }
-    let map = map_ref(edge);
     let mut session = edge.read_session().await?;
-    let replies = match only_env {
+    let dumped = match read_dumps(edge, &mut session, only_env).await? {
+        Ok(dumped) => dumped,
+        Err(why) => return Ok(foreign_report(edge, why).await),
+    };
+    if dumped.stats.is_empty() {
+        return Err(EdgeError::NotVerified(
+            "`show stat` answered nothing".to_string(),
+        ));
+    }
+    let haproxy = haproxy_status(edge, &session, dumped.info.as_ref()).await;
+    let index = Index::new(&dumped, edge.state.server_admin()?);
+
+    let mut problems = missing_backends(edge, only_env, &index);
+    let transaction = match edge.state.open_transaction() {
+        Ok(txn) => txn,
+        Err(e) => {
+            problems.push(format!("the transaction file is not readable: {e}"));
+            None
+        }
+    };
+    let open = open_operations(edge, transaction.as_ref())?;
+    let file = map_file_colors(edge);
+    let mut envs = Vec::new();
+    for env in &edge.topology.envs {
+        if only_env.is_some_and(|n| n != env.name) {
+            continue;
+        }
+        envs.push(env_status(edge, env, &index, &file, &open, &mut problems)?);
+    }
+    let mut externals = Vec::new();
+    if only_env.is_none() {
+        for ext in &edge.topology.externals {
+            let b = index.backend(&ext.backend_name(), None, true);
+            problems.extend(admin_drift(&b));
+            externals.push(b);
+        }
+    }
+    let open_operations: Vec<OpenOperation> =
+        open.into_iter().filter(|o| o.env.is_none()).collect();
+    if only_env.is_none() {
+        for op in &open_operations {
+            problems.push(format!("INTERRUPTED {op}; run `vezasock apply`"));
+        }
+    }
+    let (certificates, mut warnings) = certificates(edge, &mut problems).await;
+    let canaries = canaries(edge, &mut problems, &mut warnings);
+    warnings.extend(journal_warnings(edge));
+    if let Some(txn) = &transaction {
+        problems.push(transaction_line(txn));
+    }
+    Ok(StatusReport {
+        edge: edge.topology.name.clone(),
+        failover: edge.topology.failover.as_str(),
+        failover_meaning: failover_meaning(edge.topology.failover).to_string(),
+        haproxy,
+        envs,
+        externals,
+        open_operations,
+        problems,
+        certificates,
+        canaries,
+        transaction,
+        warnings,
+    })
+}
+
+/// The runtime dumps in one batch: the whole edge, or one env's backends. `Ok(Err(why))`: the
+/// runtime has no active-color map, so it runs a config vezasock did not render.
+async fn read_dumps(
+    edge: &Edge,
+    session: &mut ReadSession,
+    only_env: Option<&str>,
+) -> Result<Result<Dumped, String>, EdgeError> {
+    let map = map_ref(edge);
+    let dumped = match only_env {
         // One env: only its backends' rows, so `status prod` costs the same on a 500-env edge
         // as on a small one. A backend the running config does not have yet (a shape change
         // not applied) is refused by HAProxy: then read the whole edge, where it is just absent.
@@ -212,31 +285,23 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
                     ShowServersState::new(Some(&backend))?,
                 )?;
             }
-            match commands.read(&mut session).await {
-                Err(e) if e.is_refused() => whole_edge(&map)?.read(&mut session).await?,
+            match commands.read(session).await {
+                Err(e) if e.is_refused() => whole_edge(&map)?.read(session).await?,
                 other => other?,
             }
         }
-        None => match whole_edge(&map)?.read(&mut session).await {
+        None => match whole_edge(&map)?.read(session).await {
             Err(e) if is_unknown_map(&e) => {
-                let why = format!("the runtime has no map {map} ({e})");
-                return Ok(foreign_report(edge, why).await);
+                return Ok(Err(format!("the runtime has no map {map} ({e})")));
             }
             other => other?,
         },
     };
-    let Dumped {
-        info,
-        stats,
-        states,
-        entries,
-    } = replies;
-    if stats.is_empty() {
-        return Err(EdgeError::NotVerified(
-            "`show stat` answered nothing".to_string(),
-        ));
-    }
+    Ok(Ok(dumped))
+}
 
+/// The running HAProxy: version, worker, and what its master says (or why it did not answer).
+async fn haproxy_status(edge: &Edge, session: &ReadSession, info: Option<&Info>) -> HaproxyStatus {
     let (master, master_error) = match crate::runtime::master::show_proc(
         &edge.master(),
         Timeouts {
@@ -259,38 +324,55 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
         ),
         Err(e) => (None, Some(e.to_string())),
     };
-    let haproxy = HaproxyStatus {
+    HaproxyStatus {
         version: session.version().to_string(),
-        worker_pid: info.as_ref().and_then(Info::pid),
-        uptime_s: info.as_ref().and_then(Info::uptime_sec),
+        worker_pid: info.and_then(Info::pid),
+        uptime_s: info.and_then(Info::uptime_sec),
         master,
         master_error,
-    };
-
-    let recorded = edge.state.server_admin()?;
-    // Index both dumps once, so the report costs one pass over them, not one per backend
-    // (3,000 servers made the per-backend scans quadratic: 700 ms at 500 envs).
-    let rows_by_backend = stat_rows_by_backend(&stats);
-    let mut first_entry: HashMap<&str, &MapEntry> = HashMap::with_capacity(entries.len());
-    for e in &entries {
-        first_entry.entry(e.key.as_str()).or_insert(e);
     }
-    let state_of = states_by_server(&states);
-    let servers_of = |backend: &str, color: Option<Color>, live: bool| -> BackendStatus {
+}
+
+/// The dumps indexed once, so the report costs one pass over them, not one per backend (3,000
+/// servers made the per-backend scans quadratic: 700 ms at 500 envs).
+struct Index<'a> {
+    rows_by_backend: HashMap<&'a str, Vec<StatRowView<'a>>>,
+    first_entry: HashMap<&'a str, &'a MapEntry>,
+    state_of: HashMap<(&'a str, &'a str), &'a ServerStateRow>,
+    /// The admin states vezasock recorded (`server-admin.json`).
+    recorded: BTreeMap<String, AdminDecision>,
+}
+
+impl<'a> Index<'a> {
+    fn new(dumped: &'a Dumped, recorded: BTreeMap<String, AdminDecision>) -> Index<'a> {
+        let mut first_entry = HashMap::with_capacity(dumped.entries.len());
+        for e in &dumped.entries {
+            first_entry.entry(e.key.as_str()).or_insert(e);
+        }
+        Index {
+            rows_by_backend: stat_rows_by_backend(&dumped.stats),
+            first_entry,
+            state_of: states_by_server(&dumped.states),
+            recorded,
+        }
+    }
+
+    /// One backend's servers: admin and operational state, recorded admin state, sessions.
+    fn backend(&self, backend: &str, color: Option<Color>, live: bool) -> BackendStatus {
         let mut servers = Vec::new();
-        for row in rows_by_backend.get(backend).into_iter().flatten() {
+        for row in self.rows_by_backend.get(backend).into_iter().flatten() {
             let Some(name) = row.svname() else { continue };
             if name == "FRONTEND" || name == "BACKEND" {
                 continue;
             }
-            let st = state_of.get(&(backend, name)).copied();
+            let st = self.state_of.get(&(backend, name)).copied();
             let admin = match st {
                 Some(s) if s.admin.is_maint() => "maint",
                 Some(s) if s.admin.is_drain() => "drain",
                 Some(_) => "ready",
                 None => "?",
             };
-            let rec = recorded.get(&format!("{backend}/{name}")).copied();
+            let rec = self.recorded.get(&format!("{backend}/{name}")).copied();
             let op = match st.map(|s| s.op) {
                 Some(OpState::Running) => "up".to_string(),
                 Some(OpState::Stopped) => "down".to_string(),
@@ -322,18 +404,20 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             live,
             servers,
         }
-    };
+    }
+}
 
+/// Backends the topology names but the runtime does not have: an edge running another config
+/// (or a shape change not applied). Said loudly instead of listing placeholders.
+fn missing_backends(edge: &Edge, only_env: Option<&str>, index: &Index<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    // Backends the topology names but the runtime does not have: an edge running another
-    // config (or a shape change not applied). Said loudly instead of listing placeholders.
     for env in edge.topology.envs.iter().filter(|e| e.colored) {
         if only_env.is_some_and(|o| o != env.name) {
             continue;
         }
         let missing: Vec<String> = env
             .backends()
-            .filter(|b| !rows_by_backend.contains_key(b.as_str()))
+            .filter(|b| !index.rows_by_backend.contains_key(b.as_str()))
             .collect();
         if !missing.is_empty() {
             problems.push(format!(
@@ -343,21 +427,21 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             ));
         }
     }
-    let transaction = match edge.state.open_transaction() {
-        Ok(txn) => txn,
-        Err(e) => {
-            problems.push(format!("the transaction file is not readable: {e}"));
-            None
-        }
-    };
-    // A canary that still runs (its lock held) holds its operation open on purpose: not an
-    // interruption, whether or not its first percent is on disk yet. Nor is the operation a
-    // prepared, unexpired transaction continues: it waits for its commit or abort.
+    problems
+}
+
+/// The journal's open operations that are interrupted. A canary that still runs (its lock
+/// held) holds its operation open on purpose: not an interruption, whether or not its first
+/// percent is on disk yet. Nor is the operation a prepared, unexpired transaction continues: it
+/// waits for its commit or abort.
+fn open_operations(
+    edge: &Edge,
+    transaction: Option<&crate::state::Transaction>,
+) -> Result<Vec<OpenOperation>, EdgeError> {
     let waiting = transaction
-        .as_ref()
         .filter(|t| t.state == crate::state::TxnState::Prepared && !t.is_expired(SystemTime::now()))
         .map(|t| t.op_id.clone());
-    let open: Vec<OpenOperation> = edge
+    Ok(edge
         .state
         .open_operations()?
         .into_iter()
@@ -368,122 +452,111 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
                     .is_some_and(|e| crate::edge::deploy::canary::is_running(edge, e)))
         })
         .filter(|o| waiting.as_deref() != Some(o.op_id.as_str()))
+        .collect())
+}
+
+/// One env: its three sides and their drift, its interrupted operations, its backends.
+fn env_status(
+    edge: &Edge,
+    env: &crate::topology::Env,
+    index: &Index<'_>,
+    file: &Result<Option<BTreeMap<String, Color>>, EdgeError>,
+    open: &[OpenOperation],
+    problems: &mut Vec<String>,
+) -> Result<EnvStatus, EdgeError> {
+    let mut sides = None;
+    let mut live = None;
+    let mut drift = false;
+    if env.colored {
+        let file_color = match file {
+            Ok(f) => f.as_ref().and_then(|f| f.get(&env.name).copied()),
+            Err(e) => {
+                problems.push(format!("{}: {e}", env.name));
+                None
+            }
+        };
+        let s = Sides {
+            runtime: entry_color(&env.name, index.first_entry.get(env.name.as_str()).copied())?,
+            map_file: file_color,
+            state_file: edge.state.recorded_color(&env.name)?,
+        };
+        live = Some(s.effective().runtime);
+        drift = s.drift();
+        if drift {
+            problems.push(format!("DRIFT {}: {}", env.name, explain(&s)));
+        }
+        sides = Some(s);
+    }
+    let interrupted: Vec<OpenOperation> = open
+        .iter()
+        .filter(|o| o.env.as_deref() == Some(env.name.as_str()))
+        .cloned()
         .collect();
-    let mut envs = Vec::new();
-    let file = map_file_colors(edge);
-    for env in &edge.topology.envs {
-        if only_env.is_some_and(|n| n != env.name) {
-            continue;
+    for op in &interrupted {
+        problems.push(format!(
+            "INTERRUPTED {op}; run `vezasock apply` or switch again"
+        ));
+    }
+    let mut components = Vec::new();
+    for comp in &env.components {
+        let backends: Vec<BackendStatus> = if env.colored {
+            Color::ALL
+                .iter()
+                .map(|c| {
+                    index.backend(
+                        &env.backend_name(&comp.name, *c),
+                        Some(*c),
+                        live == Some(*c),
+                    )
+                })
+                .collect()
+        } else {
+            vec![index.backend(&env.backend_name(&comp.name, Color::Blue), None, true)]
+        };
+        for b in &backends {
+            problems.extend(admin_drift(b));
         }
-        let mut sides = None;
-        let mut live = None;
-        let mut drift = false;
-        if env.colored {
-            let file_color = match &file {
-                Ok(f) => f.as_ref().and_then(|f| f.get(&env.name).copied()),
-                Err(e) => {
-                    problems.push(format!("{}: {e}", env.name));
-                    None
-                }
-            };
-            let s = Sides {
-                runtime: entry_color(&env.name, first_entry.get(env.name.as_str()).copied())?,
-                map_file: file_color,
-                state_file: edge.state.recorded_color(&env.name)?,
-            };
-            live = Some(s.effective().runtime);
-            drift = s.drift();
-            if drift {
-                problems.push(format!("DRIFT {}: {}", env.name, explain(&s)));
-            }
-            sides = Some(s);
-        }
-        let interrupted: Vec<OpenOperation> = open
-            .iter()
-            .filter(|o| o.env.as_deref() == Some(env.name.as_str()))
-            .cloned()
-            .collect();
-        for op in &interrupted {
-            problems.push(format!(
-                "INTERRUPTED {op}; run `vezasock apply` or switch again"
-            ));
-        }
-        let mut components = Vec::new();
-        for comp in &env.components {
-            let backends = if env.colored {
-                Color::ALL
-                    .iter()
-                    .map(|c| {
-                        servers_of(
-                            &env.backend_name(&comp.name, *c),
-                            Some(*c),
-                            live == Some(*c),
-                        )
-                    })
-                    .collect()
-            } else {
-                vec![servers_of(
-                    &env.backend_name(&comp.name, Color::Blue),
-                    None,
-                    true,
-                )]
-            };
-            for b in &backends {
-                for s in b.servers.iter().filter(|s| s.admin_drift) {
-                    problems.push(format!(
-                        "DRIFT {}/{}: HAProxy has it {} but {} was recorded",
-                        b.backend,
-                        s.server,
-                        s.admin,
-                        s.recorded.map_or("-", AdminDecision::as_str)
-                    ));
-                }
-            }
-            components.push(ComponentStatus {
-                name: comp.name.clone(),
-                backends,
-            });
-        }
-        envs.push(EnvStatus {
-            name: env.name.clone(),
-            colored: env.colored,
-            sides,
-            live,
-            drift,
-            interrupted,
-            last_switch: edge.state.history(&env.name)?.into_iter().next(),
-            components,
+        components.push(ComponentStatus {
+            name: comp.name.clone(),
+            backends,
         });
     }
-    let mut externals = Vec::new();
-    if only_env.is_none() {
-        for ext in &edge.topology.externals {
-            let b = servers_of(&ext.backend_name(), None, true);
-            for s in b.servers.iter().filter(|s| s.admin_drift) {
-                problems.push(format!(
-                    "DRIFT {}/{}: HAProxy has it {} but {} was recorded",
-                    b.backend,
-                    s.server,
-                    s.admin,
-                    s.recorded.map_or("-", AdminDecision::as_str)
-                ));
-            }
-            externals.push(b);
-        }
-    }
-    let open_operations: Vec<OpenOperation> =
-        open.into_iter().filter(|o| o.env.is_none()).collect();
-    if only_env.is_none() {
-        for op in &open_operations {
-            problems.push(format!("INTERRUPTED {op}; run `vezasock apply`"));
-        }
-    }
-    let failover_meaning = match edge.topology.failover {
-        Failover::None => "when every server of an env's live color is down, that env answers 503: the other color never serves silently",
-        Failover::CrossColor => "when every server of an env's live color is down, the OTHER color serves as backup (possibly older code)",
-    }
-    .to_string();
-    let (certificates, mut warnings) = certificates(edge, &mut problems).await;
+    Ok(EnvStatus {
+        name: env.name.clone(),
+        colored: env.colored,
+        sides,
+        live,
+        drift,
+        interrupted,
+        last_switch: edge.state.history(&env.name)?.into_iter().next(),
+        components,
+    })
+}
+
+/// A server whose admin state is not the one vezasock recorded.
+fn admin_drift(b: &BackendStatus) -> Vec<String> {
+    b.servers
+        .iter()
+        .filter(|s| s.admin_drift)
+        .map(|s| {
+            format!(
+                "DRIFT {}/{}: HAProxy has it {} but {} was recorded",
+                b.backend,
+                s.server,
+                s.admin,
+                s.recorded.map_or("-", AdminDecision::as_str)
+            )
+        })
+        .collect()
+}
+
+/// The canaries in progress; one whose process is gone is an interrupted operation (exit 6,
+/// `apply` repairs it), one still running a warning.
+fn canaries(
+    edge: &Edge,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<crate::edge::deploy::canary::InProgress> {
     let canaries = match crate::edge::deploy::canary::in_progress(edge) {
         Ok(canaries) => canaries,
         Err(e) => {
@@ -491,33 +564,23 @@ pub async fn status(edge: &Edge, only_env: Option<&str>) -> Result<StatusReport,
             Vec::new()
         }
     };
-    // A canary whose process is gone is an interrupted operation (exit 6, `apply` repairs it).
     for c in &canaries {
         let to = if c.running {
-            &mut warnings
+            &mut *warnings
         } else {
-            &mut problems
+            &mut *problems
         };
         to.push(c.status_line());
     }
-    warnings.extend(journal_warnings(edge));
-    if let Some(txn) = &transaction {
-        problems.push(transaction_line(txn));
+    canaries
+}
+
+/// What the failover policy means for an operator.
+fn failover_meaning(failover: Failover) -> &'static str {
+    match failover {
+        Failover::None => "when every server of an env's live color is down, that env answers 503: the other color never serves silently",
+        Failover::CrossColor => "when every server of an env's live color is down, the OTHER color serves as backup (possibly older code)",
     }
-    Ok(StatusReport {
-        edge: edge.topology.name.clone(),
-        failover: edge.topology.failover.as_str(),
-        failover_meaning,
-        haproxy,
-        envs,
-        externals,
-        open_operations,
-        problems,
-        certificates,
-        canaries,
-        transaction,
-        warnings,
-    })
 }
 
 /// Lines of the journal that are not whole entries (from outside: a power cut, a hand edit):
