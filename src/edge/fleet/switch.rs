@@ -123,6 +123,17 @@ pub async fn switch(
         match super::bake::bake(fleet, flip.members, req, ttl, duration).await {
             Ok(baked) => flip.report.bake = Some(baked),
             Err(f) => {
+                if f.stop.put_back {
+                    let back = format!(
+                        "{} is {} (live and recorded, a rollback)",
+                        req.env,
+                        req.color.other()
+                    );
+                    for e in &mut flip.report.edges {
+                        e.result = "flipped back".to_string();
+                        e.detail = back.clone();
+                    }
+                }
                 flip.report.bake = f.bake;
                 flip.report.total_ms = ms(started.elapsed());
                 return Err(flip.fail(f.message, f.kind, Some(f.stop)));
