@@ -183,13 +183,14 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 }
             }
             Request::Counters { env, color } => {
-                io.send(&super::bake::serve_counters(edge, &env, color).await)
+                io.send(&super::rollout_agent::serve_counters(edge, &env, color).await)
                     .await;
             }
             request @ (Request::Preview { .. }
             | Request::PreviewAfterSwitch { .. }
             | Request::PreviewCheck { .. }) => {
-                io.send(&super::preview::serve(edge, request).await).await;
+                io.send(&super::rollout_agent::serve_preview(edge, request).await)
+                    .await;
             }
             other => {
                 let e = EdgeError::Refused(format!(

@@ -1,7 +1,8 @@
 //! `switch --fleet … --bake D` (issue 22): once the flip is verified and recorded on every
 //! edge, the new color's counters are read on every edge over the same window, every
-//! [`POLL`], and judged as one sum ([`crate::edge::analysis`]); a breach flips every edge back
-//! in one fleet transaction, journalled as a rollback on each ([`super::switch`]). Exit 7 only
+//! [`POLL`], and judged as one sum ([`crate::edge::analysis`]); on a breach the fleet switch
+//! ([`super::switch`]) flips every edge back in one fleet transaction, journalled as a
+//! rollback on each. Exit 7 only
 //! once that put-back is confirmed on every edge; a flip-back that fails somewhere is exit 5
 //! naming the edge; an edge whose counters cannot be read stops the bake with that edge's kind.
 
@@ -11,11 +12,10 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use super::member::Member;
-use super::protocol::{Request, Response};
-use crate::edge::analysis::{counters, describe, judge, Counters, Limits, Verdict, POLL};
+use super::protocol::Request;
+use crate::edge::analysis::{describe, judge, Counters, Limits, Verdict, POLL};
 use crate::edge::flip::{ms, FlipPhase, SwitchRequest};
-use crate::edge::{Edge, EdgeError, ErrorKind, Stop};
-use crate::topology::fleet::Fleet;
+use crate::edge::{EdgeError, ErrorKind, Stop};
 use crate::topology::Color;
 
 /// One edge's share of a fleet bake.
@@ -59,24 +59,6 @@ impl Member {
             kind: ErrorKind::Unreachable,
             stop: None,
         })
-    }
-}
-
-/// The edge side of [`Request::Counters`].
-pub(crate) async fn serve_counters(edge: &Edge, env: &str, color: Color) -> Response {
-    let read = async {
-        let env = edge.colored_env(env)?;
-        let mut session = edge.admin_session().await?;
-        counters(&mut session, env, color).await
-    };
-    match read.await {
-        Ok(c) => Response {
-            ok: true,
-            detail: format!("{} requests, {} 5xx", c.requests, c.errors),
-            counters: Some(c),
-            ..Response::default()
-        },
-        Err(e) => Response::failure(&e),
     }
 }
 
@@ -162,42 +144,34 @@ fn per_edge(bake: &FleetBake) -> String {
     each.join(", ")
 }
 
-/// The bake after a fleet switch of `req` recorded on every edge: `Ok` when it passed (or was
-/// inconclusive); a breach flips every edge back to the other color in one fleet transaction.
-pub(super) async fn bake(
-    fleet: &Fleet,
+/// The bake after a fleet switch of `req` recorded on every edge: what it saw, or the failure
+/// when an edge's counters could not be read (nothing flipped back). A breach is for the
+/// caller ([`super::switch`]) to flip back, then [`after_breach`] says how it ended.
+pub(super) async fn watch_fleet(
     members: &mut [Member],
     req: &SwitchRequest,
-    ttl: Duration,
     duration: Duration,
 ) -> Result<FleetBake, BakeFailure> {
-    let (env, new, old) = (req.env.clone(), req.color, req.color.other());
-    let baked = match watch(members, &env, new, duration, req.bake_limits).await {
-        Ok(b) => b,
-        Err((edge, e)) => return Err(unwatched(&env, new, &edge, &e)),
-    };
-    if baked.verdict != Verdict::Breach {
-        return Ok(baked);
-    }
+    watch(members, &req.env, req.color, duration, req.bake_limits)
+        .await
+        .map_err(|(edge, e)| unwatched(&req.env, req.color, &edge, &e))
+}
+
+/// How a breached fleet bake ended: every edge flipped back (`Ok`, exit 7), or the flip-back's
+/// own failure (exit 5).
+pub(super) fn after_breach(
+    req: &SwitchRequest,
+    baked: FleetBake,
+    flipped: Result<(), &EdgeError>,
+) -> BakeFailure {
+    let (env, new, old) = (req.env.as_str(), req.color, req.color.other());
     let why = format!(
         "bake of {env} {new} on the fleet failed: {} (per edge 5xx/requests: {})",
         describe(baked.window, baked.limits),
         per_edge(&baked)
     );
-    // The deploy the edges go back to: their history's previous one, when they agree on it.
-    let sha = super::rollback_target(members, &env, None)
-        .await
-        .ok()
-        .filter(|(c, _)| *c == old)
-        .and_then(|(_, sha)| sha);
-    let mut back = SwitchRequest::new(&env, old);
-    back.action = crate::state::Action::Rollback;
-    back.who = req.who.clone();
-    back.lock_wait = req.lock_wait;
-    back.sha = sha;
-    let flipped = Box::pin(super::switch(fleet, members, &back, ttl)).await;
-    Err(match flipped {
-        Ok(_) => BakeFailure {
+    match flipped {
+        Ok(()) => BakeFailure {
             bake: Some(baked),
             message: format!(
                 "{why}; every edge flipped back to {old} in one fleet transaction (live and \
@@ -212,8 +186,8 @@ pub(super) async fn bake(
                 finish: None,
             },
         },
-        Err(e) => not_flipped_back(&env, (new, old), why, &e, Some(baked)),
-    })
+        Err(e) => not_flipped_back(env, (new, old), why, e, Some(baked)),
+    }
 }
 
 /// The bake could not read one edge's counters: that edge's kind, the switch left in place.

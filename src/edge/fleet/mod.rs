@@ -19,7 +19,8 @@
 //! The files, by operation: [`switch`] (the flip and rollback, with [`bake`] after it and
 //! [`preview`]'s check before it), [`preview`] (one token on every edge), [`servers`] (`drain` / `maint`
 //! / `ready`), [`status`], [`apply`], [`locking`] (every edge's lock in one order); the edges
-//! are driven through [`member`] and served by [`agent`] over [`protocol`].
+//! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`]) over
+//! [`protocol`].
 
 pub mod agent;
 pub mod apply;
@@ -28,6 +29,7 @@ pub mod locking;
 pub mod member;
 pub mod preview;
 pub mod protocol;
+pub mod rollout_agent;
 pub mod servers;
 pub mod status;
 pub mod switch;

@@ -10,10 +10,10 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use super::member::{Member, STEP_SLACK};
-use super::protocol::{Request, Response};
+use super::protocol::Request;
 use crate::edge::deploy::preview::{self as one, CHECK_TIMEOUT};
 use crate::edge::flip::{LockWait, SwitchRequest};
-use crate::edge::{Edge, EdgeError};
+use crate::edge::EdgeError;
 use crate::render::{PREVIEW_COOKIE, PREVIEW_HEADER};
 use crate::topology::Color;
 
@@ -46,10 +46,6 @@ fn lock_ms(wait: LockWait) -> Option<u64> {
         LockWait::No => None,
         LockWait::UpTo(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     }
-}
-
-fn lock_wait(ms: Option<u64>) -> LockWait {
-    ms.map_or(LockWait::No, |ms| LockWait::UpTo(Duration::from_millis(ms)))
 }
 
 impl Member {
@@ -247,90 +243,6 @@ pub(super) async fn check(
     }
 }
 
-/// The edge side of the preview requests ([`Request::Preview`], [`Request::PreviewAfterSwitch`],
-/// [`Request::PreviewCheck`]).
-pub(crate) async fn serve(edge: &Edge, request: Request) -> Response {
-    let answer = match request {
-        Request::Preview {
-            env,
-            color,
-            token,
-            lock_wait_ms,
-            who,
-        } => {
-            if color.is_some() && token.is_none() {
-                Err(EdgeError::BadInput(
-                    "a fleet preview sends its token".to_string(),
-                ))
-            } else {
-                let wait = lock_wait(lock_wait_ms);
-                one::preview_with(edge, &env, color, token.as_deref(), wait, &who)
-                    .await
-                    .map(|r| (format!("{} old token(s) removed", r.revoked), r.revoked))
-            }
-        }
-        Request::PreviewAfterSwitch { env, who } => revoke_if_listed(edge, &env, &who).await,
-        Request::PreviewCheck {
-            env,
-            color,
-            paths,
-            lock_wait_ms,
-            who,
-        } => check_here(edge, &env, color, &paths, lock_wait(lock_wait_ms), &who)
-            .await
-            .map(|line| (line, 0)),
-        other => Err(EdgeError::Refused(format!(
-            "{}: not a preview request",
-            other.step()
-        ))),
-    };
-    match answer {
-        Ok((detail, revoked)) => Response {
-            ok: true,
-            detail,
-            revoked: Some(revoked),
-            ..Response::default()
-        },
-        Err(e) => Response::failure(&e),
-    }
-}
-
-/// The env's token revoked on this edge when its preview map file lists one (the file is
-/// written through: the cheap check that spares every fleet switch a lock and a round trip).
-async fn revoke_if_listed(edge: &Edge, env: &str, who: &str) -> Result<(String, usize), EdgeError> {
-    let path = edge.topology.paths.preview_map();
-    let prefix = format!("{}:", edge.colored_env(env)?.name);
-    let bytes = crate::state::atomic::read_optional(&path)?;
-    let file = one::parse_file(edge, bytes.as_deref())?;
-    if !file.keys().any(|k| k.starts_with(&prefix)) {
-        return Ok(("no preview token".to_string(), 0));
-    }
-    let wait = LockWait::UpTo(Duration::from_secs(10));
-    let r = one::preview(edge, env, None, wait, who).await?;
-    Ok((format!("{} token(s) revoked", r.revoked), r.revoked))
-}
-
-/// `--preview-check` on this edge, its lock held: the paths through its own listener.
-async fn check_here(
-    edge: &Edge,
-    env: &str,
-    color: Color,
-    paths: &[String],
-    wait: LockWait,
-    who: &str,
-) -> Result<String, EdgeError> {
-    if paths.len() > 32 {
-        return Err(EdgeError::BadInput(
-            "--preview-check takes at most 32 paths".to_string(),
-        ));
-    }
-    let env = edge.colored_env(env)?;
-    let holder = crate::state::Holder::current();
-    let _lock = crate::state::EdgeLock::acquire_async(&edge.state, wait.wait(), holder).await?;
-    let mut session = edge.admin_session().await?;
-    one::check(edge, &mut session, env, color, paths, None, who).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +250,7 @@ mod tests {
     #[test]
     fn lock_waits_cross_the_wire_unchanged() {
         for wait in [LockWait::No, LockWait::UpTo(Duration::from_millis(1500))] {
-            assert_eq!(lock_wait(lock_ms(wait)), wait);
+            assert_eq!(super::super::rollout_agent::lock_wait(lock_ms(wait)), wait);
         }
     }
 }

@@ -37,7 +37,7 @@ pub struct FleetReport {
     /// `--bake`: the sum over every edge and each edge's part (absent without it, or when no
     /// edge switched).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub bake: Option<super::bake::FleetBake>,
+    pub bake: Option<Box<super::bake::FleetBake>>,
     /// `--preview-check` answers per edge, preview tokens revoked by the switch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -120,8 +120,8 @@ pub async fn switch(
     let revoked = super::preview::revoke_after_switch(flip.members, req).await;
     flip.report.notes.extend(revoked);
     if let (Some(duration), true) = (req.bake, flip.switched()) {
-        match super::bake::bake(fleet, flip.members, req, ttl, duration).await {
-            Ok(baked) => flip.report.bake = Some(baked),
+        match bake(fleet, flip.members, req, ttl, duration).await {
+            Ok(baked) => flip.report.bake = Some(Box::new(baked)),
             Err(f) => {
                 if f.stop.put_back {
                     let back = format!(
@@ -134,7 +134,7 @@ pub async fn switch(
                         e.detail = back.clone();
                     }
                 }
-                flip.report.bake = f.bake;
+                flip.report.bake = f.bake.map(Box::new);
                 flip.report.total_ms = ms(started.elapsed());
                 return Err(flip.fail(f.message, f.kind, Some(f.stop)));
             }
@@ -142,6 +142,39 @@ pub async fn switch(
         flip.report.total_ms = ms(started.elapsed());
     }
     flip.drain_old().await
+}
+
+/// `--bake` after a fleet switch recorded on every edge ([`super::bake`]): a breach flips every
+/// edge back to the other color in one fleet switch, journalled as a rollback (with the sha of
+/// the previous deploy when every edge's history names the same one).
+async fn bake(
+    fleet: &Fleet,
+    members: &mut [Member],
+    req: &SwitchRequest,
+    ttl: Duration,
+    duration: Duration,
+) -> Result<super::bake::FleetBake, super::bake::BakeFailure> {
+    let baked = super::bake::watch_fleet(members, req, duration).await?;
+    if baked.verdict != crate::edge::analysis::Verdict::Breach {
+        return Ok(baked);
+    }
+    let old = req.color.other();
+    let sha = rollback_target(members, &req.env, None)
+        .await
+        .ok()
+        .filter(|(c, _)| *c == old)
+        .and_then(|(_, sha)| sha);
+    let mut back = SwitchRequest::new(&req.env, old);
+    back.action = crate::state::Action::Rollback;
+    back.who = req.who.clone();
+    back.lock_wait = req.lock_wait;
+    back.sha = sha;
+    let flipped = Box::pin(switch(fleet, members, &back, ttl)).await;
+    Err(super::bake::after_breach(
+        req,
+        baked,
+        flipped.as_ref().map(drop),
+    ))
 }
 
 /// `--preview-check` on every edge before any is prepared ([`super::preview::check`]): an
