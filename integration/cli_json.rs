@@ -345,6 +345,18 @@ fn every_json_output_matches_the_reference(v: &haproxy::Haproxy) {
     );
     run("status fleet", &["status", "--fleet", &fleet, "--json"], 0);
     run(
+        "preview fleet",
+        &["preview", "--fleet", &fleet, "staging", "blue", "--json"],
+        0,
+    );
+    run(
+        "preview fleet",
+        &[
+            "preview", "--fleet", &fleet, "staging", "--revoke", "--json",
+        ],
+        0,
+    );
+    run(
         "maint fleet",
         &[
             "drain", "--fleet", &fleet, "staging", "blue", "--wait", "5s", "--json",

@@ -15,6 +15,7 @@ mod edge;
 mod fleet;
 mod fleet_exits;
 mod fleet_faults;
+mod fleet_rollout;
 mod fleet_servers;
 mod fleet_switch;
 mod fleet_txn;

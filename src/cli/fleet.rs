@@ -170,6 +170,19 @@ impl Report for FleetReport {
             ));
         }
         text.push_str(&flip_outcome(self));
+        if let Some(b) = &self.bake {
+            text.push_str(&format!(
+                "bake of {} on {} edge(s) for {:.1} s: {}: {:?}\n",
+                b.color,
+                b.edges.len(),
+                b.watched_ms / 1e3,
+                crate::edge::analysis::describe(b.window, b.limits),
+                b.verdict
+            ));
+        }
+        for note in &self.notes {
+            text.push_str(&format!("{note}\n"));
+        }
         if let Some(drain) = &self.drain_old {
             for e in &drain.edges {
                 text.push_str(&format!(
@@ -211,12 +224,12 @@ pub fn run_switch(
     req: SwitchRequest,
     ttl: Duration,
 ) -> ExitCode {
-    let unsupported = [
-        (!req.preview_check.is_empty(), "--preview-check"),
-        (req.bake.is_some(), "--bake"),
-    ];
-    if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
-        eprintln!("vezasock switch: {flag} is not available with --fleet (yet); run it per edge");
+    if req.preview_via.is_some() {
+        // One address cannot be every edge's listener: each edge checks through its own.
+        eprintln!(
+            "vezasock switch: --preview-via (or VEZASOCK_PREVIEW_VIA) names one edge's \
+             listener; with --fleet each edge checks through its own listen.http"
+        );
         return Exit::BadInput.into();
     }
     run_flip("switch", path, topology, json, req, ttl, None)
@@ -467,6 +480,58 @@ pub fn run_servers(
                 error,
             }),
         ),
+        Err(exit) => exit.into(),
+    }
+}
+
+impl Report for fleet::preview::FleetPreview {
+    type Json<'a> = WithOk<'a, fleet::preview::FleetPreview>;
+
+    fn json(&self) -> WithOk<'_, fleet::preview::FleetPreview> {
+        WithOk::of(self)
+    }
+
+    /// As `preview` on one edge: the token alone on the first line (for scripts).
+    fn human(&self) -> String {
+        let n = self.edges.len();
+        let mut text = match (&self.token, self.color) {
+            (Some(token), Some(color)) => format!(
+                "{token}\nrequests to {} with `{}: {token}` (or the cookie {}={token}) reach \
+                 {color} through every edge ({n})\n",
+                self.env, self.header, self.cookie
+            ),
+            _ if self.revoked > 0 => {
+                format!(
+                    "the preview token of {} was revoked on every edge ({n})\n",
+                    self.env
+                )
+            }
+            _ => format!(
+                "{} has no preview token on any edge: nothing to revoke\n",
+                self.env
+            ),
+        };
+        for e in &self.edges {
+            text.push_str(&format!("edge {:<16} {}: {}\n", e.edge, e.result, e.detail));
+        }
+        text
+    }
+}
+
+/// `vezasock preview --fleet F ENV COLOR` (or `--revoke`): one token on every edge.
+pub fn run_preview(
+    path: &Path,
+    (topology, json): (&TopologyArgs, bool),
+    env: &str,
+    color: Option<Color>,
+    lock_wait: LockWait,
+) -> ExitCode {
+    let who = crate::state::who();
+    let result = on_fleet("preview", path, topology, async |_, members| {
+        fleet::preview::preview(members, env, color, lock_wait, &who).await
+    });
+    match result {
+        Ok(result) => finish("preview", json, result.map_err(Failed::from)),
         Err(exit) => exit.into(),
     }
 }

@@ -31,16 +31,23 @@ pub struct PreviewArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
 /// Runs `vezasock preview`.
 pub fn run(args: &PreviewArgs) -> ExitCode {
+    let color = if args.revoke { None } else { args.color };
+    if let Some(fleet) = &args.fleet.fleet {
+        let lock_wait = args.lock.lock_wait();
+        let how = (&args.topology, args.json);
+        return super::fleet::run_preview(fleet, how, &args.env, color, lock_wait);
+    }
     let (rt, edge) = match runtime_and_edge("preview", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
-    let color = if args.revoke { None } else { args.color };
     let who = crate::state::who();
     let report = rt.block_on(preview(
         &edge,

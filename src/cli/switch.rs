@@ -43,7 +43,8 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "PATH[,PATH…]", value_delimiter = ',', value_parser = Checked(parse_path))]
     pub preview_check: Vec<String>,
     /// Where --preview-check reaches the edge's HTTP listener (default: the topology's
-    /// listen.http, a wildcard address as 127.0.0.1).
+    /// listen.http, a wildcard address as 127.0.0.1). Refused with --fleet: each edge checks
+    /// through its own.
     #[arg(
         long,
         value_name = "ADDR:PORT",
@@ -53,6 +54,7 @@ pub struct SwitchArgs {
     pub preview_via: Option<std::net::SocketAddr>,
     /// After the flip, watch the new color for DURATION (e.g. 2m; at most 7d) and flip back by
     /// itself when its 5xx rate breaches --max-error-rate (exit 7). --drain-old waits for it.
+    /// With --fleet: every edge's counters summed; a breach flips every edge back.
     #[arg(long, value_name = "DURATION", value_parser = Checked(parse_duration))]
     pub bake: Option<Duration>,
     /// The 5xx share of the new color's responses that fails the bake, in percent (e.g. 1% or

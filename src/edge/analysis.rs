@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 pub const DEFAULT_MIN_REQUESTS: u64 = 20;
 
 /// One color's counters at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
     pub requests: u64,
     pub errors: u64,

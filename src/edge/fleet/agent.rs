@@ -182,6 +182,16 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                     Err(e) => io.send(&Response::failure(&e)).await,
                 }
             }
+            Request::Counters { env, color } => {
+                io.send(&super::rollout_agent::serve_counters(edge, &env, color).await)
+                    .await;
+            }
+            request @ (Request::Preview { .. }
+            | Request::PreviewAfterSwitch { .. }
+            | Request::PreviewCheck { .. }) => {
+                io.send(&super::rollout_agent::serve_preview(edge, request).await)
+                    .await;
+            }
             other => {
                 let e = EdgeError::Refused(format!(
                     "{other:?}: no transaction is prepared in this session"

@@ -17,7 +17,7 @@ use crate::topology::fleet::Reach;
 use crate::topology::Color;
 
 /// The longest a far side may take to answer one step beyond the waits the request allows.
-const STEP_SLACK: Duration = Duration::from_secs(30);
+pub(super) const STEP_SLACK: Duration = Duration::from_secs(30);
 
 /// What a prepare found.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +67,11 @@ impl Member {
 
     /// One request, its answer within `limit`; a failure the edge reports is
     /// [`EdgeError::Remote`] with its kind, a lost conversation [`ErrorKind::Unreachable`].
-    async fn ask(&mut self, request: &Request, limit: Duration) -> Result<Response, EdgeError> {
+    pub(super) async fn ask(
+        &mut self,
+        request: &Request,
+        limit: Duration,
+    ) -> Result<Response, EdgeError> {
         let started = std::time::Instant::now();
         let response = match &mut self.link {
             Link::Ssh(agent) => agent.exchange(&self.name, request, limit).await?,

@@ -16,15 +16,20 @@
 //! committed), `done`; or `rolled-back` / `failed`. `apply` on the fleet reads it to decide the
 //! color of an env whose edges disagree after a crash ([`apply`]).
 //!
-//! The files, by operation: [`switch`] (the flip and rollback), [`servers`] (`drain` / `maint`
+//! The files, by operation: [`switch`] (the flip and rollback, with [`bake`] after it and
+//! [`preview`]'s check before it), [`preview`] (one token on every edge), [`servers`] (`drain` / `maint`
 //! / `ready`), [`status`], [`apply`], [`locking`] (every edge's lock in one order); the edges
-//! are driven through [`member`] and served by [`agent`] over [`protocol`].
+//! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`]) over
+//! [`protocol`].
 
 pub mod agent;
 pub mod apply;
+pub mod bake;
 pub mod locking;
 pub mod member;
+pub mod preview;
 pub mod protocol;
+pub mod rollout_agent;
 pub mod servers;
 pub mod status;
 pub mod switch;

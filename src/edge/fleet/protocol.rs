@@ -91,6 +91,38 @@ pub enum Request {
     Status,
     /// Abort an open transaction and repair the edge to its recorded state (`apply`'s repair).
     Repair,
+    /// The counters of `color` in `env` now (a fleet bake sums every edge's window).
+    Counters {
+        env: String,
+        color: Color,
+    },
+    /// `preview --fleet`: `token` for `color` of `env` on this edge (the same token on every
+    /// edge), or with no color the env's token revoked; takes the edge lock.
+    Preview {
+        env: String,
+        #[serde(default)]
+        color: Option<Color>,
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+        who: String,
+    },
+    /// After a fleet switch is recorded: the env's preview token revoked when this edge has one.
+    PreviewAfterSwitch {
+        env: String,
+        who: String,
+    },
+    /// `switch --fleet … --preview-check`: the paths requested through this edge's listener
+    /// with a preview token for `color` (revoked after); refused unless every answer is 2xx/3xx.
+    PreviewCheck {
+        env: String,
+        color: Color,
+        paths: Vec<String>,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+        who: String,
+    },
 }
 
 impl Request {
@@ -114,6 +146,10 @@ impl Request {
             Request::ServersRelease => "servers-release",
             Request::Status => "status",
             Request::Repair => "repair",
+            Request::Counters { .. } => "counters",
+            Request::Preview { .. } => "preview",
+            Request::PreviewAfterSwitch { .. } => "preview-after-switch",
+            Request::PreviewCheck { .. } => "preview-check",
         }
     }
 }
@@ -175,6 +211,12 @@ pub struct Response {
     pub summary: Option<EdgeSummary>,
     #[serde(default)]
     pub status: Option<serde_json::Value>,
+    /// `counters`: the color's counters on this edge now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<crate::edge::analysis::Counters>,
+    /// `preview`, `preview-after-switch`: how many old tokens of the env were removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<usize>,
 }
 
 impl Response {
@@ -331,6 +373,28 @@ mod tests {
             Request::ServersRelease,
             Request::Status,
             Request::Repair,
+            Request::Counters {
+                env: "staging".into(),
+                color: Color::Green,
+            },
+            Request::Preview {
+                env: "staging".into(),
+                color: Some(Color::Green),
+                token: Some("t".into()),
+                lock_wait_ms: None,
+                who: "ci".into(),
+            },
+            Request::PreviewAfterSwitch {
+                env: "staging".into(),
+                who: "ci".into(),
+            },
+            Request::PreviewCheck {
+                env: "staging".into(),
+                color: Color::Green,
+                paths: vec!["/".into()],
+                lock_wait_ms: None,
+                who: "ci".into(),
+            },
         ];
         for request in every {
             let json = serde_json::to_value(&request).unwrap_or_default();

@@ -34,6 +34,13 @@ pub struct FleetReport {
     /// From the first to the last edge's `commit map` answer, in milliseconds.
     pub commit_skew_ms: f64,
     pub total_ms: f64,
+    /// `--bake`: the sum over every edge and each edge's part (absent without it, or when no
+    /// edge switched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bake: Option<Box<super::bake::FleetBake>>,
+    /// `--preview-check` answers per edge, preview tokens revoked by the switch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl FleetReport {
@@ -58,6 +65,8 @@ impl FleetReport {
             drain_old: None,
             commit_skew_ms: 0.0,
             total_ms: 0.0,
+            bake: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -81,7 +90,17 @@ pub async fn switch(
     let mut report = FleetReport::new(members, req, new_id());
     if req.dry_run {
         report.transaction.clear();
+        if !req.preview_check.is_empty() {
+            report.notes.push(format!(
+                "preview-check NOT RUN (a dry run sends no request): {} not checked through \
+                 any edge",
+                req.preview_check.join(", ")
+            ));
+        }
         return dry_run(members, req, report, started).await;
+    }
+    if !req.preview_check.is_empty() {
+        report = preview_check(members, req, report, started).await?;
     }
     let report = prepare(members, req, ttl, report, started).await?;
     let mut flip = FleetFlip::begin(fleet, members, req, report, started)?;
@@ -98,7 +117,101 @@ pub async fn switch(
         ": every edge committed and read back",
     )?;
     flip.record().await?;
+    let revoked = super::preview::revoke_after_switch(flip.members, req).await;
+    flip.report.notes.extend(revoked);
+    if let (Some(duration), true) = (req.bake, flip.switched()) {
+        match bake(fleet, flip.members, req, ttl, duration).await {
+            Ok(baked) => flip.report.bake = Some(Box::new(baked)),
+            Err(f) => {
+                if f.stop.put_back {
+                    let back = format!(
+                        "{} is {} (live and recorded, a rollback)",
+                        req.env,
+                        req.color.other()
+                    );
+                    for e in &mut flip.report.edges {
+                        e.result = "flipped back".to_string();
+                        e.detail = back.clone();
+                    }
+                }
+                flip.report.bake = f.bake.map(Box::new);
+                flip.report.total_ms = ms(started.elapsed());
+                return Err(flip.fail(f.message, f.kind, Some(f.stop)));
+            }
+        }
+        flip.report.total_ms = ms(started.elapsed());
+    }
     flip.drain_old().await
+}
+
+/// `--bake` after a fleet switch recorded on every edge ([`super::bake`]): a breach flips every
+/// edge back to the other color in one fleet switch, journalled as a rollback (with the sha of
+/// the previous deploy when every edge's history names the same one).
+async fn bake(
+    fleet: &Fleet,
+    members: &mut [Member],
+    req: &SwitchRequest,
+    ttl: Duration,
+    duration: Duration,
+) -> Result<super::bake::FleetBake, super::bake::BakeFailure> {
+    let baked = super::bake::watch_fleet(members, req, duration).await?;
+    if baked.verdict != crate::edge::analysis::Verdict::Breach {
+        return Ok(baked);
+    }
+    let old = req.color.other();
+    let sha = rollback_target(members, &req.env, None)
+        .await
+        .ok()
+        .filter(|(c, _)| *c == old)
+        .and_then(|(_, sha)| sha);
+    let mut back = SwitchRequest::new(&req.env, old);
+    back.action = crate::state::Action::Rollback;
+    back.who = req.who.clone();
+    back.lock_wait = req.lock_wait;
+    back.sha = sha;
+    let flipped = Box::pin(switch(fleet, members, &back, ttl)).await;
+    Err(super::bake::after_breach(
+        req,
+        baked,
+        flipped.as_ref().map(drop),
+    ))
+}
+
+/// `--preview-check` on every edge before any is prepared ([`super::preview::check`]): an
+/// edge that answers badly (or cannot be asked) refuses the switch, nothing changed anywhere,
+/// with that edge's kind.
+async fn preview_check(
+    members: &mut [Member],
+    req: &SwitchRequest,
+    mut report: FleetReport,
+    started: Instant,
+) -> Result<FleetReport, EdgeError> {
+    match super::preview::check(members, req).await {
+        Ok(lines) => {
+            report
+                .notes
+                .extend(lines.into_iter().map(|l| format!("preview-check {l}")));
+            Ok(report)
+        }
+        Err((i, error, lines)) => {
+            for (e, line) in report.edges.iter_mut().zip(&lines) {
+                e.result = "not prepared".to_string();
+                e.detail = line.clone();
+            }
+            report.edges[i].result = "refused".to_string();
+            report.total_ms = ms(started.elapsed());
+            let message = format!(
+                "fleet switch of {} to {} refused: the preview check failed on edge {}; \
+                 nothing changed on any edge",
+                req.env, req.color, report.edges[i].edge
+            );
+            Err(FleetFailure::refused(
+                message,
+                &error,
+                Outcome::Switch(report),
+            ))
+        }
+    }
 }
 
 /// The commit phases of a fleet flip, in order: each runs on every edge before the next.
@@ -369,10 +482,14 @@ impl<'a> FleetFlip<'a> {
         Err(self.fail(message, ErrorKind::Unfinished, Some(stop)))
     }
 
+    /// Some edge switched (was not on the target already).
+    fn switched(&self) -> bool {
+        self.report.edges.iter().any(|e| e.result == "switched")
+    }
+
     /// `--drain-old` once the flip is recorded on every edge (when some edge switched).
     async fn drain_old(mut self) -> Result<FleetReport, EdgeError> {
-        let switched = self.report.edges.iter().any(|e| e.result == "switched");
-        if self.req.drain_old && switched {
+        if self.req.drain_old && self.switched() {
             self.report.drain_old = Some(drain_old(self.members, self.req).await?);
             self.report.total_ms = ms(self.started.elapsed());
         }

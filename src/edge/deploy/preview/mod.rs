@@ -61,10 +61,26 @@ pub async fn preview(
     lock_wait: LockWait,
     who: &str,
 ) -> Result<PreviewReport, EdgeError> {
+    preview_with(edge, env, color, None, lock_wait, who).await
+}
+
+/// [`preview`] with the token given (`preview --fleet`: one token on every edge); `None`: a
+/// fresh one.
+pub async fn preview_with(
+    edge: &Edge,
+    env: &str,
+    color: Option<Color>,
+    token: Option<&str>,
+    lock_wait: LockWait,
+    who: &str,
+) -> Result<PreviewReport, EdgeError> {
     let env = edge.colored_env(env)?;
+    if let Some(t) = token {
+        check_token(t)?;
+    }
     let _lock = EdgeLock::acquire_async(&edge.state, lock_wait.wait(), Holder::current()).await?;
     let mut session = edge.admin_session().await?;
-    let (token, revoked) = set_locked(edge, &mut session, env, color, who).await?;
+    let (token, revoked) = set_with(edge, &mut session, env, color, token, who).await?;
     let curl = token.as_ref().map(|t| curl_line(edge, env, t));
     Ok(PreviewReport {
         env: env.name.clone(),
@@ -87,6 +103,18 @@ pub(crate) async fn set_locked(
     color: Option<Color>,
     who: &str,
 ) -> Result<(Option<String>, usize), EdgeError> {
+    set_with(edge, session, env, color, None, who).await
+}
+
+/// [`set_locked`] with the token given (`None`: a fresh one).
+async fn set_with(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    color: Option<Color>,
+    given: Option<&str>,
+    who: &str,
+) -> Result<(Option<String>, usize), EdgeError> {
     let map = map_ref(edge);
     let path = edge.topology.paths.preview_map();
     let old_bytes = read_optional(&path)?;
@@ -99,7 +127,10 @@ pub(crate) async fn set_locked(
     if color.is_none() && revoked == 0 {
         return Ok((None, 0));
     }
-    let token = color.map(|_| fresh_token()).transpose()?;
+    let token = match given {
+        Some(t) => color.map(|_| t.to_string()),
+        None => color.map(|_| fresh_token()).transpose()?,
+    };
     let op = Operation::new(
         Action::Preview,
         Some(&env.name),
@@ -467,8 +498,19 @@ async fn runtime_keys(
     Ok(keys)
 }
 
+/// A token given by a fleet coordinator: 32 hex digits, as [`fresh_token`] makes them (it
+/// goes into a map key: nothing else is accepted).
+pub fn check_token(token: &str) -> Result<(), EdgeError> {
+    if token.len() == 32 && token.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(());
+    }
+    Err(EdgeError::BadInput(
+        "a preview token is 32 hex digits".to_string(),
+    ))
+}
+
 /// 128 random bits as 32 hex digits, from the kernel's generator.
-fn fresh_token() -> Result<String, EdgeError> {
+pub fn fresh_token() -> Result<String, EdgeError> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
