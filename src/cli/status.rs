@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use clap::Args;
 
 use super::args::{parse_name, Checked, TopologyArgs};
-use super::common::{after, fail, runtime_and_edge};
+use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
-use super::output;
+use super::finish::{self, Failed, Report};
 use crate::edge::cert::CertEntry;
 use crate::edge::status::{status, BackendStatus, EnvStatus, StatusReport};
 
@@ -73,19 +73,27 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     };
     let report = rt.block_on(status(&edge, args.env.as_deref()));
     after(&rt, &edge, "status");
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => return fail("status", &e).into(),
-    };
-    if args.json {
-        output::json(&report);
-    } else {
-        output::text(&human(&report));
+    finish::finish("status", args.json, report.map_err(Failed::from))
+}
+
+impl Report for StatusReport {
+    type Json<'a> = &'a StatusReport;
+
+    fn json(&self) -> &StatusReport {
+        self
     }
-    if report.has_problems() {
-        Exit::Drift.into()
-    } else {
-        Exit::Ok.into()
+
+    fn human(&self) -> String {
+        human(self)
+    }
+
+    /// Exit 6 on drift, an interrupted operation or an edge vezasock did not render.
+    fn exit(&self) -> Exit {
+        if self.has_problems() {
+            Exit::Drift
+        } else {
+            Exit::Ok
+        }
     }
 }
 
