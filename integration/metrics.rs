@@ -19,7 +19,7 @@ use crate::canary::wait_entry;
 use crate::package::tool_or_skip;
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::run::{vezasock_env, Run};
-use crate::switch::healthy_edge;
+use crate::switch::{healthy_edge, wait_running};
 
 const NODE_EXPORTER: &str = "prometheus-node-exporter";
 const PROMTOOL: &str = "promtool";
@@ -376,7 +376,7 @@ fn the_documented_alert_rules_pass_promtool_check_rules() {
 }
 
 per_version!(
-    a_bake_breach_shows_as_the_switch_and_its_rollback,
+    a_bake_breach_shows_as_the_switch_and_its_bake_rollback,
     |v: &Haproxy| {
         let Some(mut m) = Metered::start(v) else {
             return;
@@ -408,14 +408,60 @@ per_version!(
             Some(1.0),
             "{label}: {text}"
         );
-        for action in ["switch", "rollback"] {
+        // The flip-back is the bake's, not an operator's rollback.
+        for (action, want) in [
+            ("switch", Some(1.0)),
+            ("bake_rollback", Some(1.0)),
+            ("rollback", None),
+        ] {
             let labels = [("env", "staging"), ("action", action), ("result", "ok")];
             assert_eq!(
                 s("vezasock_switches_total", &labels),
-                Some(1.0),
-                "{label}: {text}"
+                want,
+                "{label}: {action}: {text}"
             );
         }
+    }
+);
+
+per_version!(
+    a_switch_the_gate_refuses_is_counted_refused_and_changes_nothing,
+    |v: &Haproxy| {
+        let Some(mut m) = Metered::start(v) else {
+            return;
+        };
+        let label = v.label;
+        assert!(m
+            .e
+            .set_backend_running("be_staging_api_green", "green_1", false));
+        wait_running(&m.e, "be_staging_api_green", "green_1", false, label);
+        let run = m.run(&["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        let text = m.checked_scrape(label);
+        let s = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
+        let count = |result: &str| {
+            let labels = [("env", "staging"), ("action", "switch"), ("result", result)];
+            s("vezasock_switches_total", &labels)
+        };
+        assert_eq!(count("refused"), Some(1.0), "{label}: {text}");
+        for result in ["ok", "failed", "unfinished", "rolled_back"] {
+            assert_eq!(count(result), None, "{label}: {result}: {text}");
+        }
+        let blue = [("env", "staging"), ("color", "blue")];
+        assert_eq!(
+            s("vezasock_active_color_info", &blue),
+            Some(1.0),
+            "{label}: {text}"
+        );
+        // A refusal is no switch: no last-switch time.
+        assert_eq!(
+            s(
+                "vezasock_last_switch_timestamp_seconds",
+                &[("env", "staging")]
+            ),
+            None,
+            "{label}: {text}"
+        );
     }
 );
 

@@ -240,7 +240,7 @@ fn render_tally(out: &mut String, edge: &str, t: &Tally) {
         out,
         "vezasock_switches_total",
         "counter",
-        "Switches and rollbacks by how they ended (ok, failed, rolled_back, unfinished), counted from the journal.",
+        "Switches and rollbacks (action: switch, rollback, bake_rollback) by how they ended (ok, failed, rolled_back, refused, unfinished), counted from the journal.",
     );
     for ((env, action, result), n) in &t.switches {
         let labels = [
@@ -327,7 +327,7 @@ mod tests {
 
     fn journal() -> Vec<JournalEntry> {
         use Action::{Canary, Rollback, Switch};
-        use Phase::{Done, Failed, Intent, RolledBack, Verified};
+        use Phase::{Done, Failed, Intent, Refused, RolledBack, Verified};
         let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
         vec![
             line("a", Switch, Intent, &t(0), "blue", "green"),
@@ -345,6 +345,8 @@ mod tests {
             line("g", Switch, Verified, &t(51), "blue", "green"),
             line("h", Switch, Intent, &t(52), "blue", "green"),
             line("h", Switch, RolledBack, &t(53), "blue", "green"),
+            // A gate's refusal: its one and only line.
+            line("i", Switch, Refused, &t(54), "blue", "green"),
         ]
     }
 
@@ -366,6 +368,7 @@ mod tests {
             r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="failed"} 1"#,
             r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="unfinished"} 1"#,
             r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="rolled_back"} 1"#,
+            r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="refused"} 1"#,
             r#"vezasock_switches_total{edge="veza",env="staging",action="rollback",result="ok"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == want), "{want}\n{text}");
@@ -433,10 +436,10 @@ mod tests {
         /// sample line is `name{labels} number`.
         #[test]
         fn any_journal_renders(
-            ops in proptest::collection::vec((0u8..4, 0u8..10, 0u8..7, "\\PC{0,22}"), 0..40)
+            ops in proptest::collection::vec((0u8..4, 0u8..10, 0u8..8, "\\PC{0,22}"), 0..40)
         ) {
             let actions = [Action::Switch, Action::Rollback, Action::Canary, Action::Reload, Action::Drain, Action::Apply, Action::Cert, Action::Maint, Action::Ready, Action::Preview];
-            let phases = [Phase::Intent, Phase::DiskWritten, Phase::RuntimeApplied, Phase::Verified, Phase::Done, Phase::Failed, Phase::RolledBack];
+            let phases = [Phase::Intent, Phase::DiskWritten, Phase::RuntimeApplied, Phase::Verified, Phase::Done, Phase::Failed, Phase::RolledBack, Phase::Refused];
             let journal: Vec<JournalEntry> = ops
                 .iter()
                 .map(|(op, a, p, ts)| line(&op.to_string(), actions[*a as usize], phases[*p as usize], ts, "green:100", ""))
