@@ -486,3 +486,68 @@ per_version!(
         assert!(run.out.contains("green"), "{label}: {run:?}");
     }
 );
+
+per_version!(
+    after_a_fleet_switch_each_local_edge_file_has_its_color_and_the_commit_skew,
+    |v: &Haproxy| {
+        if !tool_or_skip(Path::new(PROMTOOL), PROMTOOL) {
+            return;
+        }
+        let label = v.label;
+        let fleet = crate::fleet::Fleet::local(v, 2);
+        let textdir = fleet.dir.path().join("textfile");
+        std::fs::create_dir_all(&textdir).unwrap_or_else(|e| panic!("{e}"));
+        // Each edge's own topology file names its own textfile.
+        let files: Vec<PathBuf> = fleet
+            .members
+            .iter()
+            .map(|m| {
+                let file = textdir.join(format!("{}.prom", m.name));
+                let mut toml = std::fs::read_to_string(&m.config).unwrap_or_default();
+                toml.push_str(&format!(
+                    "\n[metrics]\ntextfile = {:?}\n",
+                    file.display().to_string()
+                ));
+                std::fs::write(&m.config, toml).unwrap_or_else(|e| panic!("{e}"));
+                file
+            })
+            .collect();
+        let run = fleet.run(&["switch", "staging", "green", "--json"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let report: serde_json::Value = serde_json::from_str(run.out.trim())
+            .unwrap_or_else(|e| panic!("{label}: {e}: {}", run.out));
+        let skew_ms = report["commit_skew_ms"].as_f64().unwrap_or(-1.0);
+        for (m, file) in fleet.members.iter().zip(&files) {
+            promtool_check_metrics(file, label);
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let s = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
+            let green = [("env", "staging"), ("color", "green")];
+            assert_eq!(
+                s("vezasock_active_color_info", &green),
+                Some(1.0),
+                "{label} {}: {text}",
+                m.name
+            );
+            let skew = [("fleet", "fleet"), ("env", "staging")];
+            let seconds = s("vezasock_fleet_commit_skew_seconds", &skew);
+            assert!(
+                seconds.is_some_and(|x| (x * 1e3 - skew_ms).abs() < 1e-6),
+                "{label} {}: {seconds:?} s, the report said {skew_ms} ms: {text}",
+                m.name
+            );
+        }
+        // The gauge is kept on disk: the next `status` of an edge still writes it.
+        let status = fleet.edge_run(0, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+        let text = std::fs::read_to_string(&files[0]).unwrap_or_default();
+        assert!(
+            sample(
+                &text,
+                "vezasock_fleet_commit_skew_seconds",
+                &[("env", "staging")]
+            )
+            .is_some(),
+            "{label}: after status: {text}"
+        );
+    }
+);

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+pub mod fleet;
 pub mod tally;
 
 use crate::edge::status::{status, StatusReport};
@@ -29,6 +30,8 @@ pub struct Snapshot {
     pub tally: Tally,
     /// (file, notAfter in Unix seconds) of each parseable certificate in the certs dir.
     pub certificates: Vec<(String, i64)>,
+    /// The last commit skew of each fleet switch that included the edge.
+    pub fleets: Vec<fleet::FleetSkew>,
     /// Unix seconds of the write.
     pub now: i64,
 }
@@ -63,6 +66,7 @@ pub async fn collect(edge: &Edge) -> Result<Snapshot, EdgeError> {
         status,
         tally,
         certificates,
+        fleets: fleet::read(&edge.state),
         now,
     })
 }
@@ -133,6 +137,20 @@ pub fn render(s: &Snapshot) -> String {
         render_status(&mut out, edge, status);
     }
     render_tally(&mut out, edge, &s.tally);
+    let mut f = Family::new(
+        &mut out,
+        "vezasock_fleet_commit_skew_seconds",
+        "gauge",
+        "From the first to the last edge's commit of the last fleet switch of an env (seconds).",
+    );
+    for k in &s.fleets {
+        let labels = [
+            ("edge", edge),
+            ("fleet", k.fleet.as_str()),
+            ("env", k.env.as_str()),
+        ];
+        f.sample(&labels, k.commit_skew_seconds);
+    }
     let mut f = Family::new(
         &mut out,
         "vezasock_certificate_expiry_timestamp_seconds",
@@ -356,6 +374,12 @@ mod tests {
             status: None,
             tally: Tally::of(&journal()),
             certificates: vec![("a\"b.pem".to_string(), 1_900_000_000)],
+            fleets: vec![fleet::FleetSkew {
+                fleet: "prod".to_string(),
+                env: "staging".to_string(),
+                commit_skew_seconds: 0.0125,
+                at: 1_800_000_000,
+            }],
             now: 1_800_000_000,
         })
     }
@@ -399,6 +423,14 @@ mod tests {
             format!(r#"vezasock_last_switch_timestamp_seconds{{edge="veza",env="staging"}} {at}"#);
         assert!(text.lines().any(|l| l == want), "{want}\n{text}");
         let want = r#"vezasock_last_switch_duration_seconds{edge="veza",env="staging"} 2"#;
+        assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+    }
+
+    #[test]
+    fn the_last_fleet_commit_skew_is_a_gauge_per_fleet_and_env() {
+        let text = rendered();
+        let want =
+            r#"vezasock_fleet_commit_skew_seconds{edge="veza",fleet="prod",env="staging"} 0.0125"#;
         assert!(text.lines().any(|l| l == want), "{want}\n{text}");
     }
 
