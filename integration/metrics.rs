@@ -19,7 +19,7 @@ use crate::canary::wait_entry;
 use crate::package::tool_or_skip;
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::run::{vezasock_env, Run};
-use crate::switch::healthy_edge;
+use crate::switch::{healthy_edge, wait_running};
 
 const NODE_EXPORTER: &str = "prometheus-node-exporter";
 const PROMTOOL: &str = "promtool";
@@ -376,7 +376,7 @@ fn the_documented_alert_rules_pass_promtool_check_rules() {
 }
 
 per_version!(
-    a_bake_breach_shows_as_the_switch_and_its_rollback,
+    a_bake_breach_shows_as_the_switch_and_its_bake_rollback,
     |v: &Haproxy| {
         let Some(mut m) = Metered::start(v) else {
             return;
@@ -408,14 +408,60 @@ per_version!(
             Some(1.0),
             "{label}: {text}"
         );
-        for action in ["switch", "rollback"] {
+        // The flip-back is the bake's, not an operator's rollback.
+        for (action, want) in [
+            ("switch", Some(1.0)),
+            ("bake_rollback", Some(1.0)),
+            ("rollback", None),
+        ] {
             let labels = [("env", "staging"), ("action", action), ("result", "ok")];
             assert_eq!(
                 s("vezasock_switches_total", &labels),
-                Some(1.0),
-                "{label}: {text}"
+                want,
+                "{label}: {action}: {text}"
             );
         }
+    }
+);
+
+per_version!(
+    a_switch_the_gate_refuses_is_counted_refused_and_changes_nothing,
+    |v: &Haproxy| {
+        let Some(mut m) = Metered::start(v) else {
+            return;
+        };
+        let label = v.label;
+        assert!(m
+            .e
+            .set_backend_running("be_staging_api_green", "green_1", false));
+        wait_running(&m.e, "be_staging_api_green", "green_1", false, label);
+        let run = m.run(&["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        let text = m.checked_scrape(label);
+        let s = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
+        let count = |result: &str| {
+            let labels = [("env", "staging"), ("action", "switch"), ("result", result)];
+            s("vezasock_switches_total", &labels)
+        };
+        assert_eq!(count("refused"), Some(1.0), "{label}: {text}");
+        for result in ["ok", "failed", "unfinished", "rolled_back"] {
+            assert_eq!(count(result), None, "{label}: {result}: {text}");
+        }
+        let blue = [("env", "staging"), ("color", "blue")];
+        assert_eq!(
+            s("vezasock_active_color_info", &blue),
+            Some(1.0),
+            "{label}: {text}"
+        );
+        // A refusal is no switch: no last-switch time.
+        assert_eq!(
+            s(
+                "vezasock_last_switch_timestamp_seconds",
+                &[("env", "staging")]
+            ),
+            None,
+            "{label}: {text}"
+        );
     }
 );
 
@@ -438,5 +484,70 @@ per_version!(
             "{label}: {run:?}"
         );
         assert!(run.out.contains("green"), "{label}: {run:?}");
+    }
+);
+
+per_version!(
+    after_a_fleet_switch_each_local_edge_file_has_its_color_and_the_commit_skew,
+    |v: &Haproxy| {
+        if !tool_or_skip(Path::new(PROMTOOL), PROMTOOL) {
+            return;
+        }
+        let label = v.label;
+        let fleet = crate::fleet::Fleet::local(v, 2);
+        let textdir = fleet.dir.path().join("textfile");
+        std::fs::create_dir_all(&textdir).unwrap_or_else(|e| panic!("{e}"));
+        // Each edge's own topology file names its own textfile.
+        let files: Vec<PathBuf> = fleet
+            .members
+            .iter()
+            .map(|m| {
+                let file = textdir.join(format!("{}.prom", m.name));
+                let mut toml = std::fs::read_to_string(&m.config).unwrap_or_default();
+                toml.push_str(&format!(
+                    "\n[metrics]\ntextfile = {:?}\n",
+                    file.display().to_string()
+                ));
+                std::fs::write(&m.config, toml).unwrap_or_else(|e| panic!("{e}"));
+                file
+            })
+            .collect();
+        let run = fleet.run(&["switch", "staging", "green", "--json"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let report: serde_json::Value = serde_json::from_str(run.out.trim())
+            .unwrap_or_else(|e| panic!("{label}: {e}: {}", run.out));
+        let skew_ms = report["commit_skew_ms"].as_f64().unwrap_or(-1.0);
+        for (m, file) in fleet.members.iter().zip(&files) {
+            promtool_check_metrics(file, label);
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let s = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
+            let green = [("env", "staging"), ("color", "green")];
+            assert_eq!(
+                s("vezasock_active_color_info", &green),
+                Some(1.0),
+                "{label} {}: {text}",
+                m.name
+            );
+            let skew = [("fleet", "fleet"), ("env", "staging")];
+            let seconds = s("vezasock_fleet_commit_skew_seconds", &skew);
+            assert!(
+                seconds.is_some_and(|x| (x * 1e3 - skew_ms).abs() < 1e-6),
+                "{label} {}: {seconds:?} s, the report said {skew_ms} ms: {text}",
+                m.name
+            );
+        }
+        // The gauge is kept on disk: the next `status` of an edge still writes it.
+        let status = fleet.edge_run(0, &["status"]);
+        assert_eq!(status.code, Some(0), "{label}: {status:?}");
+        let text = std::fs::read_to_string(&files[0]).unwrap_or_default();
+        assert!(
+            sample(
+                &text,
+                "vezasock_fleet_commit_skew_seconds",
+                &[("env", "staging")]
+            )
+            .is_some(),
+            "{label}: after status: {text}"
+        );
     }
 );

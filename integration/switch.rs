@@ -19,7 +19,7 @@ use vezasock::runtime::command::servers::OpState;
 use vezasock::runtime::command::AdminState as SetState;
 use vezasock::runtime::endpoint::Endpoint;
 use vezasock::runtime::session::{Session, Timeouts};
-use vezasock::state::{EdgeLock, Holder, StateDir, Wait};
+use vezasock::state::{Action, EdgeLock, Holder, Phase, StateDir, Wait};
 use vezasock::topology::Color;
 
 use crate::edge;
@@ -485,12 +485,26 @@ per_version!(
             None,
             "{label}"
         );
+        // The refusal is journalled as its one `refused` line (no intent: nothing changed).
+        let journal = state.journal_read().unwrap_or_else(|e| panic!("{e}"));
+        let lines: Vec<_> = journal
+            .entries
+            .iter()
+            .map(|e| (e.action, e.phase, e.before.as_deref(), e.after.as_deref()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(Action::Switch, Phase::Refused, Some("blue"), Some("green"))],
+            "{label}: {:?}",
+            journal.entries
+        );
         assert!(
-            state
-                .journal_read()
-                .map(|j| j.entries.is_empty())
-                .unwrap_or(false),
-            "{label}: journal written"
+            journal.entries[0]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("be_staging_api_green/green_1")),
+            "{label}: {:?}",
+            journal.entries
         );
 
         // --wait-healthy: the server comes back within the wait (rise 2 × inter 2 s).

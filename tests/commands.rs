@@ -540,6 +540,39 @@ mod cli {
         assert!(help.contains("at most 7d"), "{help}");
     }
 
+    /// A webhook URL refused by `--notify-webhook` or `VEZASOCK_NOTIFY_WEBHOOK` is exit 2 naming
+    /// the flag; no part of the URL is printed (its path is where a webhook's secret usually is).
+    #[test]
+    fn a_bad_webhook_url_is_refused_without_printing_any_of_it() {
+        let dir = Dir::new();
+        let secret = "s3cr3tT0kenXYZ";
+        let urls = [
+            format!("https://hooks.example.org/services/T0/B0/{secret}"),
+            format!("http://hooks.example.org:99999/{secret}"),
+            format!("http://hooks.example.org:{secret}"),
+            format!("http://user:{secret}@hooks.example.org/x"),
+            format!("http://hooks.example.org/{secret} x"),
+            format!("hooks.example.org/{secret}"),
+        ];
+        for url in &urls {
+            let flag = dir.run(&["switch", "staging", "green", "--notify-webhook", url]);
+            let env = dir
+                .command(&["switch", "staging", "green"])
+                .env("VEZASOCK_NOTIFY_WEBHOOK", url)
+                .output()
+                .unwrap_or_else(|e| panic!("run vezasock: {e}"));
+            for (how, out) in [("flag", flag), ("env", env)] {
+                refused(&out, "--notify-webhook", &format!("{how} {url}"));
+                let err = text(&out.stderr);
+                assert!(
+                    !err.contains(secret) && !err.contains("hooks.example"),
+                    "{how} {url}: printed: {err}"
+                );
+            }
+        }
+        assert!(dir.state_files().is_empty(), "{:?}", dir.state_files());
+    }
+
     #[test]
     fn a_sha_beyond_the_bound_is_refused_before_anything_happens() {
         let dir = Dir::new();

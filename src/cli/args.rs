@@ -57,7 +57,7 @@ pub struct TopologyArgs {
     pub metrics_textfile: Option<PathBuf>,
     /// POST one JSON event per milestone of each operation to URL (http:// only); overrides
     /// the topology's `[notify] webhook`.
-    #[arg(long, env = "VEZASOCK_NOTIFY_WEBHOOK", value_name = "URL", value_parser = Checked(crate::topology::webhook_url), hide_env_values = true)]
+    #[arg(long, env = "VEZASOCK_NOTIFY_WEBHOOK", value_name = "URL", value_parser = CheckedSecret(crate::topology::webhook_url), hide_env_values = true)]
     pub notify_webhook: Option<String>,
 }
 
@@ -132,6 +132,11 @@ impl LockArgs {
 #[derive(Clone, Copy)]
 pub struct Checked<T>(pub fn(&str) -> Result<T, String>);
 
+/// Like [`Checked`], for a value that may hold a secret (a webhook URL's path): its refusal
+/// never quotes the value, not even its start.
+#[derive(Clone, Copy)]
+pub struct CheckedSecret<T>(pub fn(&str) -> Result<T, String>);
+
 impl<T: Clone + Send + Sync + 'static> TypedValueParser for Checked<T> {
     type Value = T;
 
@@ -141,26 +146,52 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Checked<T> {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<T, clap::Error> {
-        let name = arg.map(|a| a.to_string()).unwrap_or_else(|| "VALUE".into());
-        let fail = |why: String| {
-            let raw = value.to_string_lossy();
-            let shown = if raw.chars().count() > 40 {
-                let head: String = raw.chars().take(40).collect();
-                format!("{head}… ({} bytes)", raw.len())
-            } else {
-                raw.into_owned()
-            };
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("invalid value '{shown}' for '{name}': {why}\n"),
-            )
-            .with_cmd(cmd)
-        };
-        let text = value
-            .to_str()
-            .ok_or_else(|| fail("not valid UTF-8".into()))?;
-        (self.0)(text).map_err(fail)
+        check_value(self.0, cmd, arg, value, false)
     }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for CheckedSecret<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        check_value(self.0, cmd, arg, value, true)
+    }
+}
+
+/// Runs `check` on the value; a refusal quotes at most 40 characters of it, or none when
+/// `secret`.
+fn check_value<T>(
+    check: fn(&str) -> Result<T, String>,
+    cmd: &clap::Command,
+    arg: Option<&clap::Arg>,
+    value: &OsStr,
+    secret: bool,
+) -> Result<T, clap::Error> {
+    let name = arg.map(|a| a.to_string()).unwrap_or_else(|| "VALUE".into());
+    let fail = |why: String| {
+        let raw = value.to_string_lossy();
+        let message = if secret {
+            format!("invalid value for '{name}' (not shown: it may hold a secret): {why}\n")
+        } else if raw.chars().count() > 40 {
+            let head: String = raw.chars().take(40).collect();
+            format!(
+                "invalid value '{head}… ({} bytes)' for '{name}': {why}\n",
+                raw.len()
+            )
+        } else {
+            format!("invalid value '{raw}' for '{name}': {why}\n")
+        };
+        clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd)
+    };
+    let text = value
+        .to_str()
+        .ok_or_else(|| fail("not valid UTF-8".into()))?;
+    check(text).map_err(fail)
 }
 
 /// The longest duration any flag takes: long enough for any wait an operator means, short

@@ -267,6 +267,9 @@ fn run_flip(
         }
         fleet::switch(fleet, members, &req, ttl).await
     });
+    if let Ok(flipped) = &result {
+        after_flip(command, path, topology, flipped.as_ref().ok());
+    }
     match result {
         Ok(result) => finish(
             command,
@@ -277,6 +280,47 @@ fn run_flip(
             }),
         ),
         Err(exit) => exit.into(),
+    }
+}
+
+/// The end of a fleet flip, as `cli::common::after` is an edge command's: each local edge's
+/// metrics textfile rewritten (when it has one), after the flip's commit skew is recorded in its
+/// state dir when the flip switched something. Edges over ssh are not rewritten yet. A failure
+/// is a warning, never the exit code.
+fn after_flip(command: &str, path: &Path, topology: &TopologyArgs, report: Option<&FleetReport>) {
+    let (Ok(fleet), Ok(rt)) = (load(command, path), runtime(command)) else {
+        return;
+    };
+    let Ok(edges) = local_edges(command, &fleet, topology) else {
+        return;
+    };
+    let switched = report.filter(|r| !r.dry_run && r.edges.iter().any(|e| e.result == "switched"));
+    let name = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    for edge in edges.iter().flatten() {
+        if let Some(r) = switched {
+            let skew = crate::edge::metrics::fleet::FleetSkew {
+                fleet: name.clone(),
+                env: r.env.clone(),
+                commit_skew_seconds: r.commit_skew_ms / 1e3,
+                at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64),
+            };
+            if let Err(e) = crate::edge::metrics::fleet::record(&edge.state, skew) {
+                eprintln!(
+                    "vezasock {command}: warning: edge {}: the fleet commit skew was not recorded: {e}",
+                    edge.topology.name
+                );
+            }
+        }
+        if let Err(e) = rt.block_on(crate::edge::metrics::write(edge)) {
+            eprintln!(
+                "vezasock {command}: warning: edge {}: the metrics textfile was not written: {e}",
+                edge.topology.name
+            );
+        }
     }
 }
 

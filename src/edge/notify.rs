@@ -1,6 +1,6 @@
 //! Events to a webhook (`[notify] webhook`, `--notify-webhook`): at the end of a command, one
 //! JSON event per milestone this process journalled (started, flipped, recorded, failed, rolled
-//! back, a canary step, aborted, promoted), in journal order, then `unfinished` for each of its
+//! back, refused by the gate, a canary step, aborted, promoted), in journal order, then `unfinished` for each of its
 //! operations left open, POSTed one by one to a plain `http://` URL. Sent after the journal lines
 //! and the command's work, so a slow or failing webhook never delays or changes a flip: each
 //! command gives it at most [`BUDGET`] in all, two tries an event. The URL's path may hold a
@@ -52,6 +52,7 @@ fn milestone(e: &JournalEntry) -> Option<&'static str> {
         (Phase::Done, _) => "recorded",
         (Phase::Failed, _) => "failed",
         (Phase::RolledBack, _) => "rolled_back",
+        (Phase::Refused, _) => "refused",
         (Phase::DiskWritten | Phase::Verified, _) => return None,
     })
 }
@@ -201,7 +202,7 @@ mod tests {
     #[test]
     fn events_of_this_command() {
         use Action::{Canary, Switch};
-        use Phase::{DiskWritten, Done, Intent, RuntimeApplied, Verified};
+        use Phase::{DiskWritten, Done, Intent, Refused, RuntimeApplied, Verified};
         let (t0, t1) = ("2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z");
         let (b, g) = (Some("blue"), Some("green"));
         let journal = vec![
@@ -215,6 +216,7 @@ mod tests {
             entry("c1", 7, t1, Canary, Done, None, Some("green:10")),
             entry("c2", 7, t1, Canary, Done, Some("green:10"), None),
             entry("c3", 7, t1, Canary, Done, Some("green:100"), None),
+            entry("r", 7, t1, Switch, Refused, b, g),
             entry("open", 7, t1, Switch, Intent, g, b),
         ];
         let got: Vec<(&str, String)> = events("veza", &journal, 7, t1)
@@ -228,6 +230,7 @@ mod tests {
             ("canary_step", "c1"),
             ("aborted", "c2"),
             ("promoted", "c3"),
+            ("refused", "r"),
             ("started", "open"),
             ("unfinished", "open"),
         ];

@@ -3,7 +3,8 @@
 //!
 //! An operation (a switch, a drain, …) has one `op_id` and writes one entry per phase it reaches:
 //! `intent` → `disk-written` → `runtime-applied` → `verified` → `done`, or `failed` /
-//! `rolled-back`. An operation whose last phase is not one of those three ends was interrupted
+//! `rolled-back`; a switch the gate refuses writes one `refused` line and nothing else. An
+//! operation whose last phase is not one of those ends was interrupted
 //! (a crash, a kill -9); [`StateDir::last_open_operation`] finds it so that `status` can say
 //! "switch staging blue→green interrupted after disk-written" and `apply` can repair it. The
 //! repairing command closes the old operation by appending a terminal phase with its `op_id`.
@@ -98,6 +99,9 @@ pub enum Phase {
     Failed,
     /// Undone after a failure: disk and runtime are as before.
     RolledBack,
+    /// A safety gate said no before anything changed (a target color not healthy, a preview
+    /// check failing): the operation's one and only line, with the gate's words.
+    Refused,
 }
 
 impl Phase {
@@ -111,12 +115,16 @@ impl Phase {
             Phase::Done => "done",
             Phase::Failed => "failed",
             Phase::RolledBack => "rolled-back",
+            Phase::Refused => "refused",
         }
     }
 
-    /// True for the phases that end an operation (`done`, `failed`, `rolled-back`).
+    /// True for the phases that end an operation (`done`, `failed`, `rolled-back`, `refused`).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Phase::Done | Phase::Failed | Phase::RolledBack)
+        matches!(
+            self,
+            Phase::Done | Phase::Failed | Phase::RolledBack | Phase::Refused
+        )
     }
 }
 
@@ -285,7 +293,7 @@ impl std::fmt::Display for OpenOperation {
 
 impl StateDir {
     /// Appends one entry: one line, one `write` with `O_APPEND`, then fsync when the entry
-    /// ends an operation (`done`, `failed`, `rolled-back`): one fsync per operation.
+    /// ends an operation (`done`, `failed`, `rolled-back`, `refused`): one fsync per operation.
     ///
     /// The other phases are not fsynced. A process crash (`kill -9`) cannot lose them: they are
     /// in the page cache the moment `write` returns. A power cut can lose the last operation's

@@ -11,7 +11,7 @@ pub struct Webhook {
 
 impl Webhook {
     /// Parses `http://host[:port][/path]`; anything else (https, user info, spaces, over 2048
-    /// bytes) is refused with why.
+    /// bytes) is refused with why. The why never quotes the URL: it may hold a secret.
     pub fn parse(url: &str) -> Result<Webhook, String> {
         if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(
@@ -33,7 +33,7 @@ impl Webhook {
                 let port = p.parse::<u16>().ok().filter(|p| *p > 0);
                 (
                     h,
-                    port.ok_or_else(|| format!("webhook port {p:?}: 1 to 65535"))?,
+                    port.ok_or_else(|| "a webhook port: 1 to 65535".to_string())?,
                 )
             }
             _ => (authority, 80),

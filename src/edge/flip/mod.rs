@@ -25,7 +25,9 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
 use self::gate::{Decision, GateServer};
-pub use self::request::{check_sha, FlipPhase, LockWait, Step, SwitchRequest, Unfinished, SHA_MAX};
+pub use self::request::{
+    check_sha, FlipPhase, LockWait, Step, SwitchRequest, Unfinished, BAKE_BREACH, SHA_MAX,
+};
 pub(crate) use self::request::{ms, Steps};
 use crate::edge::active_color::{map_file_colors, map_ref, runtime_color, write_map_file, Sides};
 use crate::edge::{crash_point, Edge, EdgeError};
@@ -242,6 +244,9 @@ impl<'e> Flip<'e> {
     /// The intent's detail: the sha, and the servers readied first.
     fn intent_detail(&self) -> Option<String> {
         let mut parts = Vec::new();
+        if let Some(why) = &self.req.why {
+            parts.push(why.clone());
+        }
         if let Some(sha) = &self.req.sha {
             parts.push(sha.clone());
         }

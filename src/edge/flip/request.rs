@@ -42,7 +42,13 @@ pub struct SwitchRequest {
     /// The prepared transaction this flip continues (its commit or abort): its lock holder
     /// carries the id, so the open transaction does not hold the edge against it.
     pub transaction: Option<String>,
+    /// Why vezasock runs this flip itself (a bake's flip-back: [`BAKE_BREACH`] and the numbers):
+    /// the first part of its journal intent's detail, so the metrics tell it from an operator's.
+    pub why: Option<String>,
 }
+
+/// How the intent of a bake's flip-back starts (`bake breach: <numbers>`).
+pub const BAKE_BREACH: &str = "bake breach";
 
 /// The longest `--sha` accepted (a SHA-256 hex digest is 64).
 pub const SHA_MAX: usize = 64;
@@ -104,6 +110,7 @@ impl SwitchRequest {
             bake: None,
             bake_limits: crate::edge::analysis::Limits::default(),
             transaction: None,
+            why: None,
         }
     }
 }

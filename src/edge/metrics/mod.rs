@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+pub mod fleet;
 pub mod tally;
 
 use crate::edge::status::{status, StatusReport};
@@ -29,6 +30,8 @@ pub struct Snapshot {
     pub tally: Tally,
     /// (file, notAfter in Unix seconds) of each parseable certificate in the certs dir.
     pub certificates: Vec<(String, i64)>,
+    /// The last commit skew of each fleet switch that included the edge.
+    pub fleets: Vec<fleet::FleetSkew>,
     /// Unix seconds of the write.
     pub now: i64,
 }
@@ -63,6 +66,7 @@ pub async fn collect(edge: &Edge) -> Result<Snapshot, EdgeError> {
         status,
         tally,
         certificates,
+        fleets: fleet::read(&edge.state),
         now,
     })
 }
@@ -133,6 +137,20 @@ pub fn render(s: &Snapshot) -> String {
         render_status(&mut out, edge, status);
     }
     render_tally(&mut out, edge, &s.tally);
+    let mut f = Family::new(
+        &mut out,
+        "vezasock_fleet_commit_skew_seconds",
+        "gauge",
+        "From the first to the last edge's commit of the last fleet switch of an env (seconds).",
+    );
+    for k in &s.fleets {
+        let labels = [
+            ("edge", edge),
+            ("fleet", k.fleet.as_str()),
+            ("env", k.env.as_str()),
+        ];
+        f.sample(&labels, k.commit_skew_seconds);
+    }
     let mut f = Family::new(
         &mut out,
         "vezasock_certificate_expiry_timestamp_seconds",
@@ -240,7 +258,7 @@ fn render_tally(out: &mut String, edge: &str, t: &Tally) {
         out,
         "vezasock_switches_total",
         "counter",
-        "Switches and rollbacks by how they ended (ok, failed, rolled_back, unfinished), counted from the journal.",
+        "Switches and rollbacks (action: switch, rollback, bake_rollback) by how they ended (ok, failed, rolled_back, refused, unfinished), counted from the journal.",
     );
     for ((env, action, result), n) in &t.switches {
         let labels = [
@@ -327,7 +345,7 @@ mod tests {
 
     fn journal() -> Vec<JournalEntry> {
         use Action::{Canary, Rollback, Switch};
-        use Phase::{Done, Failed, Intent, RolledBack, Verified};
+        use Phase::{Done, Failed, Intent, Refused, RolledBack, Verified};
         let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
         vec![
             line("a", Switch, Intent, &t(0), "blue", "green"),
@@ -345,6 +363,8 @@ mod tests {
             line("g", Switch, Verified, &t(51), "blue", "green"),
             line("h", Switch, Intent, &t(52), "blue", "green"),
             line("h", Switch, RolledBack, &t(53), "blue", "green"),
+            // A gate's refusal: its one and only line.
+            line("i", Switch, Refused, &t(54), "blue", "green"),
         ]
     }
 
@@ -354,6 +374,12 @@ mod tests {
             status: None,
             tally: Tally::of(&journal()),
             certificates: vec![("a\"b.pem".to_string(), 1_900_000_000)],
+            fleets: vec![fleet::FleetSkew {
+                fleet: "prod".to_string(),
+                env: "staging".to_string(),
+                commit_skew_seconds: 0.0125,
+                at: 1_800_000_000,
+            }],
             now: 1_800_000_000,
         })
     }
@@ -366,6 +392,7 @@ mod tests {
             r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="failed"} 1"#,
             r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="unfinished"} 1"#,
             r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="rolled_back"} 1"#,
+            r#"vezasock_switches_total{edge="veza",env="staging",action="switch",result="refused"} 1"#,
             r#"vezasock_switches_total{edge="veza",env="staging",action="rollback",result="ok"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == want), "{want}\n{text}");
@@ -396,6 +423,14 @@ mod tests {
             format!(r#"vezasock_last_switch_timestamp_seconds{{edge="veza",env="staging"}} {at}"#);
         assert!(text.lines().any(|l| l == want), "{want}\n{text}");
         let want = r#"vezasock_last_switch_duration_seconds{edge="veza",env="staging"} 2"#;
+        assert!(text.lines().any(|l| l == want), "{want}\n{text}");
+    }
+
+    #[test]
+    fn the_last_fleet_commit_skew_is_a_gauge_per_fleet_and_env() {
+        let text = rendered();
+        let want =
+            r#"vezasock_fleet_commit_skew_seconds{edge="veza",fleet="prod",env="staging"} 0.0125"#;
         assert!(text.lines().any(|l| l == want), "{want}\n{text}");
     }
 
@@ -433,10 +468,10 @@ mod tests {
         /// sample line is `name{labels} number`.
         #[test]
         fn any_journal_renders(
-            ops in proptest::collection::vec((0u8..4, 0u8..10, 0u8..7, "\\PC{0,22}"), 0..40)
+            ops in proptest::collection::vec((0u8..4, 0u8..10, 0u8..8, "\\PC{0,22}"), 0..40)
         ) {
             let actions = [Action::Switch, Action::Rollback, Action::Canary, Action::Reload, Action::Drain, Action::Apply, Action::Cert, Action::Maint, Action::Ready, Action::Preview];
-            let phases = [Phase::Intent, Phase::DiskWritten, Phase::RuntimeApplied, Phase::Verified, Phase::Done, Phase::Failed, Phase::RolledBack];
+            let phases = [Phase::Intent, Phase::DiskWritten, Phase::RuntimeApplied, Phase::Verified, Phase::Done, Phase::Failed, Phase::RolledBack, Phase::Refused];
             let journal: Vec<JournalEntry> = ops
                 .iter()
                 .map(|(op, a, p, ts)| line(&op.to_string(), actions[*a as usize], phases[*p as usize], ts, "green:100", ""))

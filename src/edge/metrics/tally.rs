@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::edge::flip::BAKE_BREACH;
 use crate::state::time::parse_rfc3339_utc;
 use crate::state::{Action, JournalEntry, Phase, StateDir};
 
@@ -69,10 +70,12 @@ struct ArchiveCounts {
 #[derive(Debug, Clone)]
 struct Ended<'a> {
     action: Action,
+    /// A bake's flip-back (its intent says [`BAKE_BREACH`]), not an operator's rollback.
+    bake: bool,
     env: &'a str,
     before: Option<&'a str>,
     after: Option<&'a str>,
-    /// ok, failed, rolled_back or unfinished (no terminal phase yet).
+    /// ok, failed, rolled_back, refused or unfinished (no terminal phase yet).
     result: &'static str,
     started: Option<i64>,
     ended: Option<i64>,
@@ -87,6 +90,10 @@ fn operations(journal: &[JournalEntry]) -> Vec<Ended<'_>> {
             order.push(e.op_id.as_str());
             Ended {
                 action: e.action,
+                bake: e.phase == Phase::Intent
+                    && e.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with(BAKE_BREACH)),
                 env: e.env.as_deref().unwrap_or(""),
                 before: e.before.as_deref(),
                 after: e.after.as_deref(),
@@ -99,6 +106,7 @@ fn operations(journal: &[JournalEntry]) -> Vec<Ended<'_>> {
             Phase::Done => "ok",
             Phase::Failed => "failed",
             Phase::RolledBack => "rolled_back",
+            Phase::Refused => "refused",
             _ => continue,
         };
         op.result = result;
@@ -127,11 +135,12 @@ impl Tally {
             let env = op.env.to_string();
             match op.action {
                 Action::Switch | Action::Rollback => {
-                    let key = (
-                        env.clone(),
-                        op.action.as_str().to_string(),
-                        op.result.to_string(),
-                    );
+                    let action = if op.bake {
+                        "bake_rollback"
+                    } else {
+                        op.action.as_str()
+                    };
+                    let key = (env.clone(), action.to_string(), op.result.to_string());
                     *t.switches.entry(key).or_default() += 1;
                     if let (Some(start), Some(end), "ok") = (op.started, op.ended, op.result) {
                         t.last.insert(env, (end, end - start));
@@ -285,15 +294,41 @@ mod tests {
         assert_eq!(of_state(&state).unwrap_or_else(|e| panic!("{e}")), t);
     }
 
+    /// A bake's flip-back counts apart from an operator's rollback; a gate's refusal (its one
+    /// line) counts as `refused`.
+    #[test]
+    fn a_bake_flip_back_and_a_refusal_have_their_own_labels() {
+        let mut journal = op(1, Action::Rollback, "staging", Phase::Done);
+        journal[0].detail = Some(format!("{BAKE_BREACH}: 3 of 10 answers 5xx (30.0 %)"));
+        journal.extend(op(3, Action::Rollback, "staging", Phase::Done));
+        let mut refused = op(5, Action::Switch, "staging", Phase::Refused);
+        refused.remove(0);
+        journal.extend(refused);
+        let t = Tally::of(&journal);
+        let count = |action: &str, result: &str| {
+            let key = (
+                "staging".to_string(),
+                action.to_string(),
+                result.to_string(),
+            );
+            t.switches.get(&key).copied().unwrap_or(0)
+        };
+        assert_eq!(count("bake_rollback", "ok"), 1, "{t:?}");
+        assert_eq!(count("rollback", "ok"), 1, "{t:?}");
+        assert_eq!(count("switch", "refused"), 1, "{t:?}");
+        assert_eq!(count("switch", "unfinished"), 0, "{t:?}");
+        assert_eq!(t.switches.values().sum::<u64>(), 3, "{t:?}");
+    }
+
     proptest::proptest! {
         /// Counting two journals apart and adding gives the count of both (what the archive and
         /// the live journal rely on), for any ends and envs of whole operations.
         #[test]
         fn tallies_add_like_the_journals_they_count(
-            ends in proptest::collection::vec((0u8..4, 0u8..3, 0u8..4), 0..30),
+            ends in proptest::collection::vec((0u8..5, 0u8..3, 0u8..4), 0..30),
             split in 0usize..30
         ) {
-            let phases = [Phase::Done, Phase::Failed, Phase::RolledBack, Phase::Verified];
+            let phases = [Phase::Done, Phase::Failed, Phase::RolledBack, Phase::Verified, Phase::Refused];
             let actions = [Action::Switch, Action::Rollback, Action::Reload, Action::Canary];
             let envs = ["a", "b", "c"];
             let all: Vec<Vec<JournalEntry>> = ends
