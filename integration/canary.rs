@@ -560,6 +560,21 @@ per_version!(
             ],
         );
         wait_entry(&e, "green:40", Duration::from_secs(10), label);
+        // The kill must land while the canary waits out its interval, not between its runtime
+        // step and its `done` line (a busy machine showed that order too): wait for the step's
+        // operation to close first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !state_dir(&e)
+            .open_operations()
+            .unwrap_or_else(|err| panic!("{label}: {err}"))
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{label}: the canary's 40 % step never closed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = child.kill();
         let run = crate::support::run::vezasock_env(
             &e,

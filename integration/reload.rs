@@ -170,8 +170,13 @@ fn flip_staging_green(edge: &LocalEdge) {
 /// backends for both are started and returned (keep them alive).
 fn grown(edge: &LocalEdge) -> (Topology, Vec<Backend>) {
     let mut topo = edge.topology.clone();
-    let docs_port = free_port();
-    let api_port = free_port();
+    // The backends bind first, on ports the kernel picks: a port looked up and bound later can
+    // be taken in between (seen once on a busy machine: "Address already in use").
+    let backends = vec![
+        Backend::start("docs", 0).unwrap_or_else(|e| panic!("{e}")),
+        Backend::start("staging api green", 0).unwrap_or_else(|e| panic!("{e}")),
+    ];
+    let (docs_port, api_port) = (backends[0].addr.port(), backends[1].addr.port());
     topo.externals.push(External {
         name: "docs".to_string(),
         hosts: vec!["docs.veza.fr".to_string()],
@@ -204,10 +209,6 @@ fn grown(edge: &LocalEdge) -> (Topology, Vec<Backend>) {
         }),
         Servers::Pool(_) => panic!("staging api is colored"),
     }
-    let backends = vec![
-        Backend::start("docs", docs_port).unwrap_or_else(|e| panic!("{e}")),
-        Backend::start("staging api green", api_port).unwrap_or_else(|e| panic!("{e}")),
-    ];
     (topo, backends)
 }
 

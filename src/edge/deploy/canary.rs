@@ -487,18 +487,18 @@ pub async fn promote_from_outside(
             env.name, running.percent, env.name, running.color
         )));
     }
-    let req = CanaryRequest {
-        env: env.name.clone(),
-        color: running.color,
-        steps: vec![100],
-        interval: Duration::ZERO,
-        limits: Limits::default(),
-        sha: None,
-        lock_wait,
-        who: who.to_string(),
-    };
     let mut session = edge.admin_session().await?;
-    set_percent(edge, &mut session, env, &req, Some((running.color, 100))).await?;
+    let _lock = EdgeLock::acquire_async(&edge.state, lock_wait.wait(), Holder::current()).await?;
+    // Read again under the lock: the canary may have ended while this waited for it (its last
+    // step is a switch that deletes its entry); a 100 % entry written then would stay with
+    // nobody to end it (found by the chaos run, docs/chaos.md).
+    let Some(running) = in_progress(edge)?
+        .into_iter()
+        .find(|c| c.env == env.name && c.running)
+    else {
+        return Ok(None);
+    };
+    set_percent_locked(edge, &mut session, env, who, Some((running.color, 100))).await?;
     Ok(Some(running.color))
 }
 
