@@ -265,7 +265,7 @@ impl Fleet {
             .map(|m| {
                 Load::start(&LoadSpec {
                     new_connection_clients: 1,
-                    max_duration: Duration::from_secs(120),
+                    max_duration: Duration::from_secs(300),
                     max_requests_per_client: 200_000,
                     ..crate::support::load::spec(
                         m.edge.http,
