@@ -274,17 +274,7 @@ per_version!(
                 v.label
             );
         }
-        for (m, load) in fleet.members.iter().zip(loads) {
-            let report = load.stop();
-            assert_eq!(
-                report.failed(),
-                0,
-                "{} {}: {:?}",
-                v.label,
-                m.name,
-                report.failures
-            );
-        }
+        fleet.stop_loads(loads, v.label);
         assert_eq!(fleet.worker_pids(), workers, "{}: a reload", v.label);
     }
 );

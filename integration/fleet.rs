@@ -257,8 +257,24 @@ impl Fleet {
         self.members.iter().map(|m| worker_pid(&m.edge)).collect()
     }
 
+    /// Stops each edge's load (from [`Fleet::load`]) and fails on any failed request, naming
+    /// the edge.
+    pub fn stop_loads(&self, loads: Vec<Load>, label: &str) {
+        for (m, load) in self.members.iter().zip(loads) {
+            let report = load.stop();
+            assert_eq!(
+                report.failed(),
+                0,
+                "{label} {}: {:?}",
+                m.name,
+                report.failures
+            );
+        }
+    }
+
     /// A bounded load through every edge: 2 keep-alive and 1 new-connection client per edge
-    /// over staging's components and prod's api, at most 120 s.
+    /// over staging's components and prod's api, at most 300 s (a slow playbook on a busy
+    /// machine must not outlive it).
     pub fn load(&self) -> Vec<Load> {
         self.members
             .iter()

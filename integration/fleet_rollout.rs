@@ -65,17 +65,7 @@ per_version!(
             "10",
             "--json",
         ]);
-        for (m, load) in fleet.members.iter().zip(loads) {
-            let report = load.stop();
-            assert_eq!(
-                report.failed(),
-                0,
-                "{} {}: {:?}",
-                v.label,
-                m.name,
-                report.failures
-            );
-        }
+        fleet.stop_loads(loads, v.label);
         assert_eq!(run.code, Some(0), "{}: {run:?}", v.label);
         let j: serde_json::Value = serde_json::from_str(run.out.trim())
             .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {run:?}", v.label));
