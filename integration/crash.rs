@@ -455,3 +455,73 @@ fn full_disk_after_the_intent(v: &haproxy::Haproxy) {
         "{label}: no try failed after its intent line"
     );
 }
+
+per_version!(
+    a_full_disk_after_a_server_change_is_live_exits_5_never_1,
+    full_disk_after_a_server_change
+);
+
+/// The chaos run's seed 1796668591636740656 on 3.2 (step 70): `maint` on a state dir with one
+/// page free; HAProxy accepted the change, then the write-through found the disk full, and
+/// `maint` exited 1 ("nothing changed") with the server in MAINT. The journal is padded so
+/// that the disk fills at every point of the change in turn (steps of 128 bytes): an exit of
+/// 1, 3 or 4 leaves the server as it was, and a failure after HAProxy took it is 5, naming it.
+fn full_disk_after_a_server_change(v: &haproxy::Haproxy) {
+    let label = v.label;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let local = healthy_edge(v, dir.path());
+    let small = dir.path().join("small-state");
+    let Some(tmpfs) = crate::support::tmpfs::Tmpfs::mount(&small, 128) else {
+        assert!(
+            std::env::var("VEZASOCK_REQUIRE_ALL_VERSIONS").is_err(),
+            "{label}: cannot mount a tmpfs (not root?)"
+        );
+        eprintln!("SKIP {label}: cannot mount a tmpfs for the full-disk test (not root?)");
+        return;
+    };
+    let state_env = [("VEZASOCK_STATE_DIR", small.display().to_string())];
+    let state_env: Vec<(&str, &str)> = state_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let journal = small.join("journal.jsonl");
+    // Staging is live on blue: its green api server is not guarded.
+    let (backend, server) = ("be_staging_api_green", "green_1");
+    let maint = ["maint", "staging", "green", "--component", "api"];
+    let mut live_and_5 = 0;
+    for pad in (0..4096usize).step_by(128) {
+        let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(pad.saturating_sub(11)));
+        std::fs::write(&journal, line).unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_file(small.join("vezasock.lock.holder"));
+        tmpfs
+            .fill(4096)
+            .unwrap_or_else(|e| panic!("{label}: filler: {e}"));
+        let run = vezasock_env(&local, &maint, &state_env);
+        tmpfs.unfill();
+        let case = format!("{label}, journal padded to {pad} bytes");
+        let in_maint = crate::switch::admin_state(&local, backend, server).is_maint();
+        match run.code {
+            Some(1 | 3 | 4) => {
+                assert!(!in_maint, "{case}: exited {:?} in MAINT: {run:?}", run.code)
+            }
+            Some(5) => {
+                assert!(in_maint, "{case}: exit 5 but not in MAINT: {run:?}");
+                assert!(
+                    run.err.contains(server),
+                    "{case}: names the server: {run:?}"
+                );
+                live_and_5 += 1;
+            }
+            Some(0) => assert!(in_maint, "{case}: {run:?}"),
+            other => panic!("{case}: exit {other:?}: {run:?}"),
+        }
+        // Space back: `ready` puts the server back for the next try.
+        let ready = vezasock_env(
+            &local,
+            &["ready", "staging", "green", "--component", "api"],
+            &state_env,
+        );
+        assert_eq!(ready.code, Some(0), "{case}: ready: {ready:?}");
+    }
+    assert!(
+        live_and_5 > 0,
+        "{label}: no try filled the disk after HAProxy took the change"
+    );
+}

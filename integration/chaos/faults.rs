@@ -1,9 +1,10 @@
 //! The faults of the chaos run that sit between vezasock and an edge's files or socket: a
 //! stats socket that hangs or cuts a reply (a fault proxy, `--admin-socket`), and a full
 //! state dir (the state dir copied onto a small tmpfs filled to a few pages, `--state-dir`).
-//! Both run a switch or a rollback on one edge; the invariants after every step check that
+//! Both run a switch, a rollback or a server change (drain, maint, ready) on one edge; the invariants after every step check that
 //! its exit code tells the truth, and these runners check that nothing is half-written.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use vezasock::topology::Color;
@@ -89,12 +90,98 @@ impl Chaos {
     }
 }
 
-/// The words of a switch to `color`, or a rollback, of `env`.
-pub(super) fn flip_words(env: &'static str, color: Color, rollback: bool) -> Vec<&'static str> {
-    if rollback {
-        vec!["rollback", env]
-    } else {
-        vec!["switch", env, color.as_str()]
+/// What a socket fault or a full state dir hits: a flip (the map writers) or a server change
+/// (the admin-state writers: `server-admin.json` and the server-state file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FaultOp {
+    Switch,
+    Rollback,
+    Drain,
+    Maint,
+    Ready,
+}
+
+impl FaultOp {
+    /// From one draw below 8: a switch half the time.
+    pub(super) fn from_draw(n: usize) -> FaultOp {
+        match n {
+            0..=3 => FaultOp::Switch,
+            4 => FaultOp::Rollback,
+            5 => FaultOp::Drain,
+            6 => FaultOp::Maint,
+            _ => FaultOp::Ready,
+        }
+    }
+
+    /// The command's words for `env` and `color`.
+    pub(super) fn words(self, env: &'static str, color: Color) -> Vec<&'static str> {
+        match self {
+            FaultOp::Switch => vec!["switch", env, color.as_str()],
+            FaultOp::Rollback => vec!["rollback", env],
+            FaultOp::Drain => vec!["drain", env, color.as_str()],
+            FaultOp::Maint => vec!["maint", env, color.as_str()],
+            FaultOp::Ready => vec!["ready", env, color.as_str()],
+        }
+    }
+
+    fn changes_servers(self) -> bool {
+        matches!(self, FaultOp::Drain | FaultOp::Maint | FaultOp::Ready)
+    }
+}
+
+/// Every server's runtime admin state (`backend/server` → `srv_admin_state`) and the
+/// recorded decisions file, on one edge.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct AdminStates {
+    runtime: BTreeMap<String, String>,
+    decisions: Option<String>,
+}
+
+impl Chaos {
+    pub(super) fn admin_states(&self, i: usize) -> AdminStates {
+        let dump = self.ask(i, "show servers state\n");
+        let mut runtime = BTreeMap::new();
+        for line in dump.lines().filter(|l| !l.starts_with('#')) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 6 {
+                runtime.insert(format!("{}/{}", f[1], f[3]), f[6].to_string());
+            }
+        }
+        let state_dir = &self.fleet.members[i].edge.topology.paths.state_dir;
+        AdminStates {
+            runtime,
+            decisions: std::fs::read_to_string(state_dir.join("server-admin.json")).ok(),
+        }
+    }
+
+    /// After a faulted server change: an exit of 1, 3 or 4 left every admin state as it was
+    /// (invariant 1 for the admin-state writers), then `ready` puts the color back in rotation
+    /// so the next steps start from a known pool.
+    pub(super) fn end_servers_fault(
+        &self,
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        op: FaultOp,
+        before: &AdminStates,
+        out: &mut Outcome,
+    ) {
+        if !op.changes_servers() {
+            return;
+        }
+        if let Some((what, Some(c @ (1 | 3 | 4)), said)) = out.runs.last() {
+            let after = self.admin_states(edge);
+            if after != *before {
+                self.fail_now(&format!(
+                    "`{what}` exited {c} (nothing changed) but the admin states changed:\n{said}\n\
+                     before: {before:#?}\nafter: {after:#?}"
+                ));
+            }
+        }
+        let args = self.edge_args(edge, &["ready", env, color.as_str()]);
+        let run = self.run(&args, None);
+        out.runs
+            .push((args.join(" "), run.code, format!("{}{}", run.out, run.err)));
     }
 }
 

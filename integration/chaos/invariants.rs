@@ -8,6 +8,7 @@ use vezasock::demo::http::get;
 use vezasock::demo::load::{Load, LoadReport, LoadSpec};
 use vezasock::topology::Color;
 
+use super::faults::FaultOp;
 use super::steps::Step;
 use super::{Chaos, Outcome, ENVS};
 use crate::fleet::{history_lines, map_file_color, recorded_color, EdgeSnapshot};
@@ -80,14 +81,14 @@ impl Chaos {
                 edge,
                 env,
                 color,
-                rollback: false,
+                op: FaultOp::Switch,
                 ..
             }
             | Step::FullStateDir {
                 edge,
                 env,
                 color,
-                rollback: false,
+                op: FaultOp::Switch,
                 ..
             } => Some((vec![*edge], *env, *color)),
             _ => None,

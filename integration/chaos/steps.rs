@@ -6,7 +6,7 @@ use vezasock::topology::Color;
 
 use super::cert::CertFile;
 use super::delivery::CanaryEnd;
-use super::faults::flip_words;
+use super::faults::FaultOp;
 use super::{Chaos, Outcome, ENVS};
 use crate::support::faultproxy::{Fault, FaultAt};
 use crate::support::run::Run;
@@ -106,15 +106,16 @@ pub(super) enum Step {
         edge: usize,
         env: &'static str,
         color: Color,
-        rollback: bool,
+        op: FaultOp,
         at: FaultAt,
     },
-    /// A switch (or rollback) on one edge whose state dir is full (`free_pages` pages left).
+    /// A switch, rollback or server change on one edge whose state dir is full (`free_pages`
+    /// pages left).
     FullStateDir {
         edge: usize,
         env: &'static str,
         color: Color,
-        rollback: bool,
+        op: FaultOp,
         free_pages: u64,
     },
     /// `switch ENV COLOR --bake 2s`; with `fail`, COLOR's api answers 500 (it flips back).
@@ -230,7 +231,7 @@ impl Step {
                 edge,
                 env,
                 color,
-                rollback: rng.below(3) == 0,
+                op: FaultOp::from_draw(rng.below(8)),
                 // vezasock holds one session per command (connection 0); its replies for a
                 // flip run to a few KB, so a fault lands anywhere in it or, past its end, not
                 // at all.
@@ -249,7 +250,7 @@ impl Step {
                 edge,
                 env,
                 color,
-                rollback: rng.below(3) == 0,
+                op: FaultOp::from_draw(rng.below(8)),
                 free_pages: rng.below(6) as u64,
             },
             103..=104 => Step::Bake {
@@ -497,21 +498,24 @@ impl Chaos {
                 edge,
                 env,
                 color,
-                rollback,
+                op,
                 at,
-            } => self.socket_fault(*edge, &flip_words(env, *color, *rollback), *at, &mut out),
+            } => {
+                let admin = self.admin_states(*edge);
+                self.socket_fault(*edge, &op.words(env, *color), *at, &mut out);
+                self.end_servers_fault(*edge, env, *color, *op, &admin, &mut out);
+            }
             Step::FullStateDir {
                 edge,
                 env,
                 color,
-                rollback,
+                op,
                 free_pages,
-            } => self.full_state_dir(
-                *edge,
-                &flip_words(env, *color, *rollback),
-                *free_pages,
-                &mut out,
-            ),
+            } => {
+                let admin = self.admin_states(*edge);
+                self.full_state_dir(*edge, &op.words(env, *color), *free_pages, &mut out);
+                self.end_servers_fault(*edge, env, *color, *op, &admin, &mut out);
+            }
             Step::Bake {
                 edge,
                 env,

@@ -25,7 +25,10 @@
 //! the operator asked for: if the process dies between the two, `status`/`apply` still know the
 //! intended state, and the open journal operation says the dump is missing. A partial refusal
 //! (some servers accepted, some not) still writes through what *was* applied, so disk never
-//! lags behind the runtime.
+//! lags behind the runtime, and exits 5 naming the servers now changed: 1–4 promise that
+//! nothing changed. So does any failure after HAProxy accepted a change (a journal or
+//! write-through on a full disk). A batch cut in the middle is read again on a fresh session:
+//! every server as before keeps the error's own exit (3), anything else (or no answer) is 5.
 //!
 //! **The live-color guard.** `drain` and `maint` refuse (exit 1, nothing changed) when they
 //! would leave a component of an env with no server in rotation on the color that env's
@@ -748,10 +751,17 @@ async fn apply_locked(
     let replies = match session.run_batch_all(commands).await {
         Ok(replies) => replies.into_replies(),
         Err(e) => {
-            // The batch may have been partly applied: record what HAProxy shows now.
-            let why = format!("runtime batch failed: {e}");
+            // The batch may have been partly applied: what HAProxy shows now decides whether
+            // "nothing changed" (the error's own exit) is true.
+            let moved = moved_since(edge, servers, &before).await;
+            let why = format!("runtime batch failed: {e}; {}", moved.describe());
             let _ = edge.state.journal_record(&op, Phase::Failed, Some(&why));
-            return Err(e.into());
+            return Err(match moved {
+                Moved::Nothing => e.into(),
+                _ => EdgeError::NotVerified(format!(
+                    "{why}; disk not written through: run the same command again to finish it, or `vezasock apply` to see what is live"
+                )),
+            });
         }
     };
     let per_server = if kill_sessions { 2 } else { 1 };
@@ -781,11 +791,25 @@ async fn apply_locked(
             sessions_killed: kill_sessions,
         });
     }
-    edge.state.journal_record(
-        &op,
-        Phase::RuntimeApplied,
-        Some(&format!("{} of {} accepted", accepted.len(), servers.len())),
-    )?;
+    // From here the accepted changes are live: a failure must not exit as "nothing changed".
+    let live = |e: EdgeError| -> EdgeError {
+        if accepted.is_empty() {
+            return e;
+        }
+        let names: Vec<String> = accepted.iter().map(ToString::to_string).collect();
+        EdgeError::NotVerified(format!(
+            "{e}; live in HAProxy: {} {}; run the same command again to finish it",
+            names.join(", "),
+            decision.as_str()
+        ))
+    };
+    edge.state
+        .journal_record(
+            &op,
+            Phase::RuntimeApplied,
+            Some(&format!("{} of {} accepted", accepted.len(), servers.len())),
+        )
+        .map_err(|e| live(e.into()))?;
 
     // Write-through, even after a partial refusal: disk follows what the runtime now holds.
     let decided: Vec<(&str, &str, AdminDecision)> = accepted
@@ -799,22 +823,26 @@ async fn apply_locked(
             Phase::Failed,
             Some(&format!("write-through failed: {e}")),
         );
-        return Err(e);
+        return Err(live(e));
     }
-    edge.state.journal_record(&op, Phase::DiskWritten, None)?;
+    edge.state
+        .journal_record(&op, Phase::DiskWritten, None)
+        .map_err(|e| live(e.into()))?;
     if !refused.is_empty() {
         let why = refused.join("; ");
-        edge.state.journal_record(&op, Phase::Failed, Some(&why))?;
-        return Err(EdgeError::Runtime(crate::runtime::Error::Refused {
+        let _ = edge.state.journal_record(&op, Phase::Failed, Some(&why));
+        return Err(live(EdgeError::Runtime(crate::runtime::Error::Refused {
             command: format!("set server … state {}", decision.as_str()),
             index: None,
             message: format!(
                 "{why} (the {} accepted change(s) were written through)",
                 accepted.len()
             ),
-        }));
+        })));
     }
-    edge.state.journal_record(&op, Phase::Done, None)?;
+    edge.state
+        .journal_record(&op, Phase::Done, None)
+        .map_err(|e| live(e.into()))?;
     Ok(ChangeReport {
         action: decision,
         servers: changes,
@@ -822,6 +850,50 @@ async fn apply_locked(
         server_state_file: edge.topology.paths.server_state_file.clone(),
         op_id: op.op_id,
     })
+}
+
+/// What a failed batch left: read on a fresh session, since the failed one may be cut.
+enum Moved {
+    Nothing,
+    Some(Vec<String>),
+    Unknown(String),
+}
+
+impl Moved {
+    fn describe(&self) -> String {
+        match self {
+            Moved::Nothing => "HAProxy shows every server as before: nothing changed".into(),
+            Moved::Some(changed) => format!("changed in HAProxy: {}", changed.join(", ")),
+            Moved::Unknown(e) => {
+                format!("HAProxy could not be read again ({e}): servers may have changed")
+            }
+        }
+    }
+}
+
+/// Which selected servers no longer have their `before` admin state.
+async fn moved_since(edge: &Edge, servers: &[ServerRef], before: &[&'static str]) -> Moved {
+    let read = async {
+        let mut session = edge.admin_session().await?;
+        let state = session.show_servers_state(None).await?;
+        before_states(&state, servers)
+    };
+    match read.await {
+        Err(e) => Moved::Unknown(e.to_string()),
+        Ok(now) => {
+            let changed: Vec<String> = servers
+                .iter()
+                .zip(before.iter().zip(&now))
+                .filter(|(_, (b, n))| b != n)
+                .map(|(s, (b, n))| format!("{s} {b} → {n}"))
+                .collect();
+            if changed.is_empty() {
+                Moved::Nothing
+            } else {
+                Moved::Some(changed)
+            }
+        }
+    }
 }
 
 /// Each selected server's admin state; a server the running HAProxy does not have is refused

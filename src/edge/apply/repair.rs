@@ -62,12 +62,26 @@ pub async fn repair(edge: &Edge) -> Result<RepairReport, EdgeError> {
 
 /// Repairs with the edge lock already held by the caller (e.g. `apply`, which holds it for its
 /// whole run: taking it again from the same process would wait on itself).
+/// Once something is repaired, a failure is not "nothing changed" (exit 5, naming what was).
 pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport, EdgeError> {
+    let mut report = RepairReport::default();
+    match repair_steps(edge, lock, &mut report).await {
+        Ok(()) => Ok(report),
+        Err(e) if report.is_clean() => Err(e),
+        Err(e) => Err(EdgeError::NotVerified(format!(
+            "{e}; repaired so far: {}; run `vezasock apply` again to finish",
+            report.fixed.join("; ")
+        ))),
+    }
+}
+
+async fn repair_steps(
+    edge: &Edge,
+    lock: &EdgeLock,
+    report: &mut RepairReport,
+) -> Result<(), EdgeError> {
     let who = crate::state::who();
-    let mut report = RepairReport {
-        colors: recorded_colors(edge)?,
-        ..RepairReport::default()
-    };
+    report.colors = recorded_colors(edge)?;
     // A canary whose process is gone goes back to 0 %: the safe side, every user on the
     // recorded color (a running canary is left alone).
     report
@@ -101,7 +115,7 @@ pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport,
         }
     }
     if file_wrong.is_empty() && runtime_wrong.is_empty() && !open.iter().any(is_flip) {
-        return Ok(report);
+        return Ok(());
     }
 
     let op = Operation::new(Action::Apply, None, None, None, &who);
@@ -208,7 +222,7 @@ pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport,
     }
     edge.state
         .journal_record(&op, Phase::Done, Some(&report.fixed.join("; ")))?;
-    Ok(report)
+    Ok(())
 }
 
 /// A switch or rollback: the operations repair knows how to undo.

@@ -226,10 +226,23 @@ impl<'e> Flip<'e> {
             );
             return Err(e);
         }
-        self.journal_strict(
+        // The map file is the new color now: a journal that cannot say so (a full disk) must
+        // not leave it ahead of the runtime behind an exit that says nothing changed.
+        if let Err(e) = self.journal_strict(
             Phase::DiskWritten,
             Some(&format!("transaction {} committing", txn.id)),
-        )?;
+        ) {
+            let restored = self.restore_disk();
+            txn.state = TxnState::Prepared;
+            self.journal(
+                Phase::Failed,
+                &format!(
+                    "transaction {} commit: disk not journalled: {e}; {restored}",
+                    txn.id
+                ),
+            );
+            return Err(e);
+        }
         Ok(())
     }
 

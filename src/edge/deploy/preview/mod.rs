@@ -155,7 +155,17 @@ async fn set_with(
         );
         return Err(e.into());
     }
-    edge.state.journal_record(&op, Phase::DiskWritten, None)?;
+    // The file is written: a journal that cannot say so (a full disk) must not leave it ahead
+    // of the runtime behind an exit that says nothing changed (the flip's rule, flip/mod.rs).
+    if let Err(e) = edge.state.journal_record(&op, Phase::DiskWritten, None) {
+        let restored = put_back(&path, old_bytes.as_deref());
+        let _ = edge.state.journal_record(
+            &op,
+            Phase::Failed,
+            Some(&format!("disk not journalled: {e}; {restored}")),
+        );
+        return Err(e.into());
+    }
     let mut commands = Batch::new();
     for key in &runtime_keys {
         commands.push(DelMap::new(&map, key)?)?;
@@ -177,7 +187,12 @@ async fn set_with(
         );
         return Err(e.into());
     }
-    edge.state.journal_record(&op, Phase::Done, None)?;
+    if let Err(e) = edge.state.journal_record(&op, Phase::Done, None) {
+        return Err(EdgeError::NotVerified(format!(
+            "the preview change is live and written to {}, but its journal line was not: {e}",
+            path.display()
+        )));
+    }
     Ok((token, revoked))
 }
 
