@@ -45,7 +45,10 @@
 //! `VEZASOCK_BENCH_PROC_FLIPS` (100), `VEZASOCK_BENCH_PARTS=throughput` (comma list of
 //! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`; default all),
 //! `VEZASOCK_BENCH_RPS_SECS` (seconds per throughput round, default 3),
-//! `VEZASOCK_BENCH_RPS_ROUNDS` (5) and `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10).
+//! `VEZASOCK_BENCH_RPS_ROUNDS` (5), `VEZASOCK_BENCH_RPS_VARIANTS=rendered,minimal` (the
+//! throughput configs, by key: `rendered`, `seed-log`, `no-log`, `no-cookie`,
+//! `no-log-no-cookie`, `no-check`, `minimal-rules`, `minimal`; default all; with two, each round
+//! is one back-to-back pair) and `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10).
 
 #[path = "../integration/support/mod.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
@@ -597,6 +600,34 @@ impl Variant {
             Variant::Minimal => "minimal hand-written config",
         }
     }
+
+    /// Its key in `VEZASOCK_BENCH_RPS_VARIANTS`.
+    fn key(self) -> &'static str {
+        match self {
+            Variant::Rendered => "rendered",
+            Variant::SeedLog => "seed-log",
+            Variant::NoLog => "no-log",
+            Variant::NoCookie => "no-cookie",
+            Variant::NoLogNoCookie => "no-log-no-cookie",
+            Variant::NoCheck => "no-check",
+            Variant::MinimalRules => "minimal-rules",
+            Variant::Minimal => "minimal",
+        }
+    }
+}
+
+/// The variants `VEZASOCK_BENCH_RPS_VARIANTS` asks for (every one when unset); the minimal
+/// config always, since every ratio is against it.
+fn chosen_variants() -> Vec<Variant> {
+    let Ok(list) = std::env::var("VEZASOCK_BENCH_RPS_VARIANTS") else {
+        return VARIANTS.to_vec();
+    };
+    let keys: Vec<&str> = list.split(',').map(str::trim).collect();
+    VARIANTS
+        .iter()
+        .copied()
+        .filter(|v| *v == Variant::Minimal || keys.contains(&v.key()))
+        .collect()
 }
 
 /// Keep-alive requests per second, one list of rounds per variant.
@@ -808,9 +839,9 @@ fn measure_throughput(b: &mut Bench) -> Result<Throughput, String> {
         .ok_or("no staging web server")?
         .address
         .to_string();
-    let configs: Vec<(Variant, String)> = VARIANTS
-        .iter()
-        .map(|&v| {
+    let configs: Vec<(Variant, String)> = chosen_variants()
+        .into_iter()
+        .map(|v| {
             let text = match v {
                 Variant::Rendered => rendered.clone(),
                 Variant::SeedLog => with_seed_log(&rendered)?,
@@ -914,6 +945,7 @@ fn report_throughput(s: &mut String, t: &Throughput) {
             times(minimal_cpu, cpu_med),
         );
     }
+    report_paired_rounds(s, t);
     let _ = writeln!(
         s,
         "\nThe rendered config's log lines: {}; its `cookie` lines: {}; `/dev/log` {}.\n",
@@ -928,6 +960,40 @@ fn report_throughput(s: &mut String, t: &Throughput) {
         } else {
             "does not exist here"
         }
+    );
+}
+
+/// The rendered config against the minimal one round by round (the two ran within seconds of
+/// each other in each round), so a noisy minute moves both sides of a ratio: p50 and range of
+/// the per-round ratios, and in how many rounds the rendered config was at least as fast.
+fn report_paired_rounds(s: &mut String, t: &Throughput) {
+    let pick = |m: &BTreeMap<&'static str, Vec<f64>>, v: Variant| m.get(v.name()).cloned();
+    let (Some(r_rps), Some(m_rps), Some(r_cpu), Some(m_cpu)) = (
+        pick(&t.rps, Variant::Rendered),
+        pick(&t.rps, Variant::Minimal),
+        pick(&t.cpu_us, Variant::Rendered),
+        pick(&t.cpu_us, Variant::Minimal),
+    ) else {
+        return;
+    };
+    let rps: Vec<f64> = r_rps.iter().zip(&m_rps).map(|(r, m)| r / m).collect();
+    let cpu: Vec<f64> = m_cpu.iter().zip(&r_cpu).map(|(m, r)| m / r).collect();
+    let line = |xs: &[f64]| {
+        let sorted = sorted(xs);
+        format!(
+            "{:.2}× ({:.2}–{:.2}; at least 1.0 in {} of {})",
+            pct(&sorted, 0.5),
+            sorted.first().copied().unwrap_or(f64::NAN),
+            sorted.last().copied().unwrap_or(f64::NAN),
+            xs.iter().filter(|x| **x >= 1.0).count(),
+            xs.len()
+        )
+    };
+    let _ = writeln!(
+        s,
+        "\nPer round, rendered ÷ minimal: req/s {}; by HAProxy CPU per request (minimal ÷ rendered) {}.",
+        line(&rps),
+        line(&cpu)
     );
 }
 
