@@ -3,7 +3,9 @@
 //! passes under bounded load with no failed request, recorded on every edge; a bake breached
 //! by one edge's new color flipping every edge back (exit 7, a rollback journalled on each); a
 //! fleet preview token working through every edge until a fleet switch revokes it on each; a
-//! preview check refused by one edge, naming it, nothing changed anywhere.
+//! preview check refused by one edge, naming it, nothing changed anywhere; an edge lost during
+//! the bake (exit 5 naming it, the switch left in place) and a flip-back that cannot lock an
+//! edge (exit 5, never 7, every edge still on the new color).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -285,5 +287,168 @@ per_version!(
             assert!(run.out.contains(&said), "{}: {run:?}", v.label);
         }
         fleet.assert_all_on(ENV, Color::Green, "after a checked fleet switch");
+    }
+);
+
+per_version!(
+    an_edge_lost_during_a_fleet_bake_is_named_exit_5_and_the_switch_stays,
+    |v: &Haproxy| {
+        let Some(mut fleet) = lab(v) else {
+            return;
+        };
+        let l = v.label;
+        let loads = fleet.load();
+        for load in &loads {
+            assert!(load.wait_for_requests(20, Duration::from_secs(10)), "{l}");
+        }
+        let pid = fleet.members[1]
+            .edge
+            .master_pid()
+            .unwrap_or_else(|| panic!("{l}: edge-b's HAProxy is not running"));
+        let run = std::thread::scope(|s| {
+            let switch = s.spawn(|| {
+                fleet.run(&[
+                    "switch",
+                    ENV,
+                    "green",
+                    "--bake",
+                    "10s",
+                    "--min-requests",
+                    "10",
+                ])
+            });
+            // The bake starts once every edge has recorded the flip: kill edge-b in it.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while fleet
+                .members
+                .iter()
+                .any(|m| crate::fleet::recorded_color(&m.edge, ENV) != Color::Green)
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{l}: the switch was never recorded"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let killed = std::process::Command::new("kill")
+                .args(["-9", "--", &format!("-{pid}")])
+                .status();
+            assert!(
+                killed.is_ok_and(|s| s.success()),
+                "{l}: kill edge-b's HAProxy"
+            );
+            switch
+                .join()
+                .unwrap_or_else(|_| panic!("{l}: the switch thread panicked"))
+        });
+        // Edge-b's load fails with its HAProxy gone; the others' is not checked here.
+        for load in loads {
+            load.stop();
+        }
+        assert_eq!(run.code, Some(5), "{l}: {run:?}");
+        assert!(
+            run.err
+                .contains("could not read the counters of edge edge-b"),
+            "{l}: {run:?}"
+        );
+        fleet.assert_edge_on(0, ENV, Color::Green, "the bake lost edge-b");
+        fleet.assert_edge_on(2, ENV, Color::Green, "the bake lost edge-b");
+        // Edge-b restarts from its files on the recorded color.
+        fleet.restart_edge(1);
+        fleet.assert_edge_on(1, ENV, Color::Green, "edge-b restarted");
+    }
+);
+
+per_version!(
+    a_fleet_bake_whose_flip_back_is_refused_exits_5_with_every_edge_still_on_the_new_color,
+    |v: &Haproxy| {
+        let Some(mut fleet) = lab(v) else {
+            return;
+        };
+        let l = v.label;
+        let label = format!("{l} edge-b");
+        let (server, fake) = fail_staging_api_green(&mut fleet.members[1].edge, &label);
+        let loads = fleet.load();
+        for load in &loads {
+            assert!(load.wait_for_requests(20, Duration::from_secs(10)), "{l}");
+        }
+        let state = crate::switch::state_dir(&fleet.members[0].edge);
+        let run = std::thread::scope(|s| {
+            let switch = s.spawn(|| {
+                fleet.run(&[
+                    "switch",
+                    ENV,
+                    "green",
+                    "--bake",
+                    "20s",
+                    "--max-error-rate",
+                    "5%",
+                    "--min-requests",
+                    "100",
+                    "--lock-timeout",
+                    "1s",
+                ])
+            });
+            // Once every edge recorded the flip, edge-a's lock is taken: the flip-back after
+            // the breach cannot lock it.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while fleet
+                .members
+                .iter()
+                .any(|m| crate::fleet::recorded_color(&m.edge, ENV) != Color::Green)
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "{l}: the switch was never recorded"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let held = vezasock::state::EdgeLock::acquire(
+                &state,
+                vezasock::state::Wait::No,
+                vezasock::state::Holder::current(),
+            )
+            .unwrap_or_else(|e| panic!("{l}: take edge-a's lock: {e}"));
+            let run = switch
+                .join()
+                .unwrap_or_else(|_| panic!("{l}: the switch thread panicked"));
+            drop(held);
+            run
+        });
+        for load in loads {
+            load.stop();
+        }
+        // Edge-b's real green api back, so that every edge answers green again.
+        // The fake's listener closes a moment after its flag is cleared.
+        fake.store(false, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !fleet.members[1]
+            .edge
+            .set_backend_running(&server.backend, &server.server, true)
+        {
+            assert!(Instant::now() < deadline, "{l}: edge-b's api green back");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        crate::switch::wait_healthy(&fleet.members[1].edge, &label);
+        assert_eq!(
+            run.code,
+            Some(5),
+            "{l}: never 7 without the flip-back: {run:?}"
+        );
+        assert!(
+            run.err.contains("flipping every edge back to blue FAILED"),
+            "{l}: {run:?}"
+        );
+        assert!(run.err.contains("edge-a"), "{l}: names the edge: {run:?}");
+        assert!(
+            run.err.contains("every edge is still on green"),
+            "{l}: {run:?}"
+        );
+        fleet.assert_all_on(ENV, Color::Green, "the flip-back was refused");
+        // The command the message gives finishes it.
+        let back = fleet.run(&["switch", ENV, "blue"]);
+        assert_eq!(back.code, Some(0), "{l}: {back:?}");
+        fleet.assert_all_on(ENV, Color::Blue, "after the retry");
     }
 );

@@ -4,7 +4,8 @@
 //! ([`super::switch`]) flips every edge back in one fleet transaction, journalled as a
 //! rollback on each. Exit 7 only
 //! once that put-back is confirmed on every edge; a flip-back that fails somewhere is exit 5
-//! naming the edge; an edge whose counters cannot be read stops the bake with that edge's kind.
+//! naming the edge; an edge whose counters cannot be read stops the bake, the switch left in
+//! place on every edge (exit 5, naming the edge).
 
 use std::time::{Duration, Instant};
 
@@ -190,7 +191,9 @@ pub(super) fn after_breach(
     }
 }
 
-/// The bake could not read one edge's counters: that edge's kind, the switch left in place.
+/// The bake could not read one edge's counters: the switch is left in place, verified and
+/// recorded on every edge, so the exit is 5 whatever the edge's own error was (3 would say
+/// nothing changed), as a one-edge bake that cannot watch is.
 fn unwatched(env: &str, new: Color, edge: &str, e: &EdgeError) -> BakeFailure {
     let finish = format!("vezasock switch --fleet … {env} {}", new.other());
     BakeFailure {
@@ -200,7 +203,7 @@ fn unwatched(env: &str, new: Color, edge: &str, e: &EdgeError) -> BakeFailure {
              not read the counters of edge {edge}: {e}; nothing was flipped back; `{finish}` \
              flips every edge back"
         ),
-        kind: e.kind(),
+        kind: ErrorKind::Unfinished,
         stop: Stop {
             phase: FlipPhase::Analysis,
             live: Some(new),
@@ -269,6 +272,23 @@ mod tests {
         assert_eq!(judge(sum(&bad), l), Verdict::Breach);
         // Too few on every edge together is inconclusive, never a breach.
         assert_eq!(judge(sum(&[c(5, 5), c(5, 5)]), l), Verdict::Inconclusive);
+    }
+
+    /// An edge lost during the bake leaves the switch in place: exit 5 naming it, never the
+    /// lost edge's own 3 ("nothing changed").
+    #[test]
+    fn an_unwatched_bake_is_unfinished_whatever_the_edge_said() {
+        let lost = EdgeError::Remote {
+            edge: "edge-b".into(),
+            message: "connection refused".into(),
+            kind: ErrorKind::Unreachable,
+            stop: None,
+        };
+        let f = unwatched("staging", Color::Green, "edge-b", &lost);
+        assert_eq!(f.kind.exit() as u8, 5);
+        assert_eq!(f.stop.live, Some(Color::Green));
+        assert!(!f.stop.put_back);
+        assert!(f.message.contains("edge-b"), "{}", f.message);
     }
 
     /// A failed flip-back is exit 5 whatever stopped it, never 7.
