@@ -181,14 +181,7 @@ pub async fn repair_locked(edge: &Edge, lock: &EdgeLock) -> Result<RepairReport,
         }
     }
     for old in open.iter().filter(|o| is_flip(o)) {
-        let closing = Operation {
-            op_id: old.op_id.clone(),
-            who: who.clone(),
-            env: old.env.clone(),
-            action: old.action,
-            before: old.before.clone(),
-            after: old.after.clone(),
-        };
+        let closing = old.continued_by(&who);
         let back_to = old
             .env
             .as_ref()

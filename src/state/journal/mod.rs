@@ -271,6 +271,21 @@ pub struct OpenOperation {
     pub last_detail: Option<String>,
 }
 
+impl OpenOperation {
+    /// The operation this one is, carried on by `who`: the same `op_id`, env, action and
+    /// values, so that a repairing or superseding command can append the line that ends it.
+    pub fn continued_by(&self, who: &str) -> Operation {
+        Operation {
+            op_id: self.op_id.clone(),
+            who: who.to_string(),
+            env: self.env.clone(),
+            action: self.action,
+            before: self.before.clone(),
+            after: self.after.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for OpenOperation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.action.as_str())?;
