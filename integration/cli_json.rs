@@ -375,6 +375,8 @@ fn every_json_output_matches_the_reference(v: &haproxy::Haproxy) {
     );
     run("plan", &["plan", "--json"], 0);
     run("apply", &["apply", "--dry-run", "--json"], 0);
+    run_failures(&edge, &shapes, label);
+    seen.push("failure");
     // exec takes its socket from its flags only (the edge's variables name a master socket).
     let admin = edge.topology.paths.admin_socket.display().to_string();
     let exec = |name: &str, line: &str| {
@@ -411,6 +413,63 @@ fn every_json_output_matches_the_reference(v: &haproxy::Haproxy) {
             "{label}: documented shape `{name}` not run"
         );
     }
+}
+
+/// The failure JSON of the commands that print through the finishing point (src/cli/finish.rs)
+/// and had none before it: an unknown env, the edge lock held, unreadable live files, HAProxy
+/// unreachable. Each is `{ok: false, error, exit}` with the command's exit code, and the message
+/// on stderr too.
+fn run_failures(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str) {
+    let failed = |args: &[&str], code: i32| {
+        let run = vezasock(edge, args);
+        assert_eq!(run.code, Some(code), "{label}: {args:?}: {run:?}");
+        let value = json_of(&run, &format!("{label}: {args:?}"));
+        agree(shapes, "failure", &value, &args.join(" "), label);
+        assert_eq!(value["ok"], false, "{label}: {args:?}: {value}");
+        assert_eq!(value["exit"], code, "{label}: {args:?}: {value}");
+        let said = format!("vezasock {}: ", args[0]);
+        assert!(run.err.contains(&said), "{label}: {args:?}: {run:?}");
+    };
+    for command in ["drain", "maint", "ready"] {
+        failed(&[command, "nowhere", "--json"], 2);
+    }
+    failed(&["history", "nowhere", "--json"], 2);
+    failed(&["preview", "nowhere", "green", "--json"], 2);
+
+    let paths = &edge.topology.paths;
+    let state = vezasock::state::StateDir::single(paths.state_dir.clone());
+    let held = vezasock::state::EdgeLock::acquire(
+        &state,
+        vezasock::state::Wait::No,
+        vezasock::state::Holder::current(),
+    )
+    .unwrap_or_else(|e| panic!("{label}: lock: {e}"));
+    failed(&["apply", "--no-wait", "--json"], 4);
+    failed(&["maint", "staging", "blue", "--no-wait", "--json"], 4);
+    drop(held);
+
+    let summary = vezasock::render::shape::summary_path(&paths.config);
+    let kept = std::fs::read(&summary).unwrap_or_else(|e| panic!("{label}: {e}"));
+    std::fs::write(&summary, "not a summary").unwrap_or_else(|e| panic!("{label}: {e}"));
+    let plan = vezasock(edge, &["plan", "--json"]);
+    std::fs::write(&summary, kept).unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert_eq!(plan.code, Some(1), "{label}: plan: {plan:?}");
+    let value = json_of(&plan, &format!("{label}: plan"));
+    agree(shapes, "failure", &value, "plan --json", label);
+    assert!(
+        value["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a shape summary")),
+        "{label}: plan: {value}"
+    );
+
+    // exec takes its socket from its flags only: a socket nobody listens on.
+    let gone = paths.state_dir.join("nobody.sock").display().to_string();
+    let run = run_alone(&["exec", "--socket", &gone, "--json", "--", "show info"]);
+    assert_eq!(run.code, Some(3), "{label}: exec: {run:?}");
+    let value = json_of(&run, &format!("{label}: exec"));
+    agree(shapes, "failure", &value, "exec --json", label);
+    assert_eq!(value["ok"], false, "{label}: exec: {value}");
 }
 
 /// The canary's JSON, from real runs: a canary stopped by `--promote` from another shell (its

@@ -4,6 +4,7 @@
 //! files instead and prints the command that starts HAProxy (`edge::install`).
 //! `--dry-run` prints what `plan` prints.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -11,8 +12,8 @@ use clap::Args;
 use super::args::{LockArgs, TopologyArgs};
 use super::common::{after, load_edge, runtime};
 use super::exit::Exit;
-use super::output;
-use super::plan::{print_plan, TakeoverArgs};
+use super::finish::{self, Failed, Report};
+use super::plan::{plan_text, undecided, TakeoverArgs, NEEDS_COLORS};
 use crate::edge::apply::install::{apply_or_install_with, ApplyOutcome, InstallReport};
 use crate::edge::apply::{ApplyOptions, ApplyReport};
 use crate::plan::Plan;
@@ -70,91 +71,107 @@ pub fn run(args: &ApplyArgs) -> ExitCode {
         &args.takeover.options(),
     ));
     after(&runtime, &edge, "apply");
-    match result {
-        Ok(outcome) => {
-            if args.json {
-                output::json_pretty(&outcome);
-            } else {
-                match &outcome {
-                    ApplyOutcome::Applied(report) => print_human(report),
-                    ApplyOutcome::Installed(report) => print_install(report),
-                }
-            }
-            // A dry run of a takeover that apply would refuse says so, as `plan` does.
-            match &outcome {
-                ApplyOutcome::Applied(r) if matches!(&r.plan, Plan::Takeover { undecided, .. } if !undecided.is_empty()) =>
-                {
-                    eprintln!("vezasock apply: a takeover needs every env's color: pass --color ENV=COLOR");
-                    Exit::Refused.into()
-                }
-                _ => Exit::Ok.into(),
-            }
+    finish::finish("apply", args.json, result.map_err(Failed::from))
+}
+
+impl Report for ApplyOutcome {
+    type Json<'a> = &'a ApplyOutcome;
+
+    fn json(&self) -> &ApplyOutcome {
+        self
+    }
+
+    fn human(&self) -> String {
+        match self {
+            ApplyOutcome::Applied(report) => applied_text(report),
+            ApplyOutcome::Installed(report) => install_text(report),
         }
-        Err(e) => {
-            if args.json {
-                let j = serde_json::json!({ "error": e.to_string(), "exit": e.exit() as u8 });
-                output::line(&j.to_string());
-            }
-            eprintln!("vezasock apply: {e}");
-            e.exit().into()
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    /// A dry run of a takeover that apply would refuse is exit 1, as `plan` is.
+    fn exit(&self) -> Exit {
+        if takeover_undecided(self) {
+            Exit::Refused
+        } else {
+            Exit::Ok
         }
+    }
+
+    fn note(&self) -> Option<String> {
+        takeover_undecided(self).then(|| NEEDS_COLORS.to_string())
     }
 }
 
-fn print_install(report: &InstallReport) {
-    output::line(&format!("installed: {}", report.reason));
+/// A dry run of a takeover with an env left without a color.
+fn takeover_undecided(outcome: &ApplyOutcome) -> bool {
+    matches!(outcome, ApplyOutcome::Applied(r) if undecided(&r.plan))
+}
+
+fn install_text(report: &InstallReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "installed: {}", report.reason);
     for d in &report.dirs_created {
-        output::line(&format!("created {}", d.display()));
+        let _ = writeln!(out, "created {}", d.display());
     }
     for f in &report.files_written {
-        output::line(&format!("wrote {}", f.display()));
+        let _ = writeln!(out, "wrote {}", f.display());
     }
-    output::line(&format!(
+    let _ = writeln!(
+        out,
         "`haproxy -c` passed; shape {}, active colors {}",
         report.desired_fingerprint,
         colors_line(&report.colors)
-    ));
+    );
     if !report.history_recorded.is_empty() {
-        output::line(&format!(
+        let _ = writeln!(
+            out,
             "initial colors recorded in the history of {}",
             report.history_recorded.join(", ")
-        ));
+        );
     }
-    output::line("HAProxy was not started. Start it with:");
-    output::line(&format!("  {}", report.start));
-    output::line(&format!(
+    let _ = writeln!(out, "HAProxy was not started. Start it with:");
+    let _ = writeln!(out, "  {}", report.start);
+    let _ = writeln!(
+        out,
         "or, when the haproxy unit runs this config with the same master socket: {}",
         report.start_with_systemd
-    ));
+    );
+    out
 }
 
-fn print_human(report: &ApplyReport) {
-    print_plan(&report.plan);
+fn applied_text(report: &ApplyReport) -> String {
+    let mut out = plan_text(&report.plan);
     if report.dry_run {
-        return;
+        return out;
     }
     if let Some(repair) = &report.repair {
         for f in &repair.fixed {
-            output::line(&format!("repaired: {f}"));
+            let _ = writeln!(out, "repaired: {f}");
         }
         for id in &repair.closed {
-            output::line(&format!("repaired: closed interrupted operation {id}"));
+            let _ = writeln!(out, "repaired: closed interrupted operation {id}");
         }
     }
     if let Some(t) = &report.takeover {
         for r in &t.recorded {
-            output::line(&format!("recorded: {r}"));
+            let _ = writeln!(out, "recorded: {r}");
         }
     }
     for f in &report.files_written {
-        output::line(&format!("wrote {}", f.display()));
+        let _ = writeln!(out, "wrote {}", f.display());
     }
     for c in &report.runtime_changes {
-        output::line(&format!("runtime: {c}"));
+        let _ = writeln!(out, "runtime: {c}");
     }
     if let Some(r) = &report.reload {
-        output::line(&format!(
-            "reloaded ({}, HAProxy {}): reload #{}, new worker(s) {:?}, worker {} verified: {} backends, {} server states kept",
+        let _ = writeln!(
+            out,
+            "reloaded ({}, HAProxy {}): reload #{}, new worker(s) {:?}, worker {} verified: \
+             {} backends, {} server states kept",
             r.method,
             r.report.version,
             r.report.reloads,
@@ -162,25 +179,27 @@ fn print_human(report: &ApplyReport) {
             r.worker,
             r.backends,
             r.servers_checked
-        ));
+        );
         if !r.moved_servers.is_empty() {
-            output::line(&format!(
+            let _ = writeln!(
+                out,
                 "  moved servers (state-file rows dropped, states set again): {}",
                 r.moved_servers.join(", ")
-            ));
+            );
         }
         for line in &r.report.log {
-            match &line.level {
-                Some(level) => output::line(&format!("  [{level}] {}", line.message)),
-                None => output::line(&format!("  {}", line.message)),
-            }
+            let _ = match &line.level {
+                Some(level) => writeln!(out, "  [{level}] {}", line.message),
+                None => writeln!(out, "  {}", line.message),
+            };
         }
     }
     if report.untouched() && !matches!(report.plan, Plan::Nothing) {
-        output::line("(the edge already held these values)");
+        let _ = writeln!(out, "(the edge already held these values)");
     } else if report.untouched() {
-        output::line("The edge was not touched.");
+        let _ = writeln!(out, "The edge was not touched.");
     }
+    out
 }
 
 /// `staging=blue prod=green` on a small edge; counts per color on a big one (one line per env

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::args::TopologyArgs;
 use super::exit::Exit;
-use super::output;
+use super::finish::{self, Failed, Report};
 use super::render::load_and_render;
+use crate::edge::EdgeError;
 // The check itself lives in the library (the reload path runs it too).
 pub use crate::render::check::{explain, haproxy_check, CheckOutcome};
 use crate::render::{self, write::write_atomic, Rendered};
@@ -41,23 +43,48 @@ fn scratch_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// Runs `vezasock check`.
+/// What `check` found: HAProxy's messages explained, then the notes and the verdict.
+#[derive(Debug, Serialize)]
+struct CheckReport {
+    lines: Vec<String>,
+    valid: bool,
+}
+
+impl Report for CheckReport {
+    type Json<'a> = &'a CheckReport;
+
+    fn json(&self) -> &CheckReport {
+        self
+    }
+
+    fn human(&self) -> String {
+        self.lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// Exit 1 when HAProxy refused the candidate config.
+    fn exit(&self) -> Exit {
+        if self.valid {
+            Exit::Ok
+        } else {
+            Exit::Refused
+        }
+    }
+}
+
+/// Runs `vezasock check` (it has no `--json`: the text is HAProxy's own messages).
 pub fn run(args: &CheckArgs) -> ExitCode {
     // Input first: a bad topology is exit 2 before any file is created.
     let (topo, live) = match load_and_render(&args.topology, &[]) {
         Ok(r) => r,
         Err(failure) => return failure.report("check"),
     };
-    let dir = match scratch_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("vezasock check: {e}");
-            return Exit::Refused.into();
-        }
-    };
-    let code = check_in(topo, &live, &dir);
-    let _ = fs::remove_dir_all(&dir);
-    code
+    let report = scratch_dir().and_then(|dir| {
+        let report = check_in(topo, &live, &dir);
+        let _ = fs::remove_dir_all(&dir);
+        report
+    });
+    let report = report.map_err(|e| Failed::from(EdgeError::Refused(e)));
+    finish::finish("check", false, report)
 }
 
 /// When the certs dir holds no certificate for the edge's domains, points the topology's
@@ -98,19 +125,13 @@ fn live_maps_exist(topo: &Topology) -> bool {
     topo.paths.hosts_map().is_file() && topo.paths.active_color_map().is_file()
 }
 
-fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
+fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> Result<CheckReport, String> {
     let real_maps = live_maps_exist(&topo);
     let live_maps_dir = topo.paths.maps_dir.display().to_string();
     let mut topo = topo;
     // No certificate for the edge's domains yet: HAProxy reads a placeholder in a scratch
     // certs dir, the one `apply` would write into the real one.
-    let placeholder = match placeholder_dir(&mut topo, dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("vezasock check: {e}");
-            return Exit::Refused.into();
-        }
-    };
+    let placeholder = placeholder_dir(&mut topo, dir)?;
     let scratch;
     let candidate = if real_maps && placeholder.is_none() {
         live
@@ -120,23 +141,13 @@ fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
         } else {
             dir.to_path_buf()
         };
-        let rendered = topo
-            .override_paths(&PathOverrides {
-                maps_dir: Some(maps_dir),
-                ..PathOverrides::default()
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|()| render::render(&topo, &live.colors).map_err(|e| e.to_string()));
-        match rendered {
-            Ok(c) => {
-                scratch = c;
-                &scratch
-            }
-            Err(e) => {
-                eprintln!("vezasock check: {e}");
-                return Exit::Refused.into();
-            }
-        }
+        topo.override_paths(&PathOverrides {
+            maps_dir: Some(maps_dir),
+            ..PathOverrides::default()
+        })
+        .map_err(|e| e.to_string())?;
+        scratch = render::render(&topo, &live.colors).map_err(|e| e.to_string())?;
+        &scratch
     };
     let config = dir.join("haproxy.cfg");
     let mut files = vec![(config.clone(), candidate.config.as_str())];
@@ -150,51 +161,40 @@ fn check_in(topo: Topology, live: &Rendered, dir: &Path) -> ExitCode {
             dir.join(crate::topology::PREVIEW_MAP),
             render::PREVIEW_MAP_HEADER,
         ));
-    } else if let Err(e) = render::write::ensure_preview_map(&topo.paths.preview_map()) {
+    } else {
         // An edge from before previews: the reload path creates the same empty file.
-        eprintln!(
-            "vezasock check: cannot create {}: {e}",
-            topo.paths.preview_map().display()
-        );
-        return Exit::Refused.into();
+        let preview = topo.paths.preview_map();
+        render::write::ensure_preview_map(&preview)
+            .map_err(|e| format!("cannot create {}: {e}", preview.display()))?;
     }
     for (path, text) in files {
-        if let Err(e) = write_atomic(&path, text.as_bytes()) {
-            eprintln!("vezasock check: cannot write {}: {e}", path.display());
-            return Exit::Refused.into();
-        }
+        write_atomic(&path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    match haproxy_check(&topo.paths.haproxy, &config) {
-        Err(e) => {
-            eprintln!("vezasock check: {e}");
-            Exit::Refused.into()
-        }
-        Ok(outcome) => {
-            for line in explain(&outcome.output, &config, &candidate.config) {
-                output::line(&line);
-            }
-            if !real_maps {
-                output::line(&format!(
-                    "note: {live_maps_dir} holds no map files yet: HAProxy read scratch copies of them"
-                ));
-            }
-            if let Some(certs) = &placeholder {
-                output::line(&format!(
-                    "note: {certs} holds no certificate for the edge's domains: HAProxy read a \
-                     self-signed placeholder (`apply` writes it there on a first install)"
-                ));
-            }
-            if outcome.valid {
-                // The shape of the config as it would be installed (real maps dir).
-                output::line(&format!(
-                    "vezasock check: the candidate config is valid (shape {})",
-                    live.fingerprint
-                ));
-                Exit::Ok.into()
-            } else {
-                output::line("vezasock check: HAProxy refused the candidate config");
-                Exit::Refused.into()
-            }
-        }
+    let outcome = haproxy_check(&topo.paths.haproxy, &config)?;
+    let mut lines = explain(&outcome.output, &config, &candidate.config);
+    if !real_maps {
+        lines.push(format!(
+            "note: {live_maps_dir} holds no map files yet: HAProxy read scratch copies of them"
+        ));
     }
+    if let Some(certs) = &placeholder {
+        lines.push(format!(
+            "note: {certs} holds no certificate for the edge's domains: HAProxy read a \
+             self-signed placeholder (`apply` writes it there on a first install)"
+        ));
+    }
+    lines.push(if outcome.valid {
+        // The shape of the config as it would be installed (real maps dir).
+        format!(
+            "vezasock check: the candidate config is valid (shape {})",
+            live.fingerprint
+        )
+    } else {
+        "vezasock check: HAProxy refused the candidate config".to_string()
+    });
+    Ok(CheckReport {
+        lines,
+        valid: outcome.valid,
+    })
 }

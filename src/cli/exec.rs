@@ -14,9 +14,11 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
+use super::common::runtime;
 use super::exit::Exit;
+use super::finish::{self, Failed, Report};
 use super::output;
-use crate::edge::ErrorKind;
+use crate::edge::EdgeError;
 use crate::runtime::codec::MAX_REPLY;
 use crate::runtime::command::raw::Parsed;
 use crate::runtime::command::RawLine;
@@ -73,18 +75,54 @@ struct JsonReply {
     error: Option<String>,
 }
 
-pub fn run(args: &ExecArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("vezasock exec: cannot start the async runtime: {e}");
-            return Exit::Unreachable.into();
+/// What `exec` did: the replies as `--json` prints them (one, or a list for a chain; empty
+/// without `--json`, whose replies are printed as they come), and the exit of the first reply
+/// that failed.
+struct ExecReport {
+    replies: Vec<JsonReply>,
+    exit: Exit,
+}
+
+/// `--json`: one reply as an object, a chain's as an array.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ExecJson<'a> {
+    One(&'a JsonReply),
+    Chain(&'a [JsonReply]),
+}
+
+impl Report for ExecReport {
+    type Json<'a> = ExecJson<'a>;
+
+    fn json(&self) -> ExecJson<'_> {
+        match &self.replies[..] {
+            [one] => ExecJson::One(one),
+            all => ExecJson::Chain(all),
         }
+    }
+
+    fn human(&self) -> String {
+        String::new()
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    /// Exit 1 when HAProxy refused a command (its message is on stderr), 3 when a reply could
+    /// not be read; the first such reply decides.
+    fn exit(&self) -> Exit {
+        self.exit
+    }
+}
+
+pub fn run(args: &ExecArgs) -> ExitCode {
+    let runtime = match runtime("exec") {
+        Ok(rt) => rt,
+        Err(exit) => return exit.into(),
     };
-    runtime.block_on(exec(args)).into()
+    let report = runtime.block_on(exec(args));
+    finish::finish("exec", args.json, report.map_err(Failed::from))
 }
 
 fn endpoint(args: &ExecArgs) -> Result<Endpoint, Error> {
@@ -126,27 +164,15 @@ fn timeout(seconds: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("--timeout {seconds}: {e}"))
 }
 
-async fn exec(args: &ExecArgs) -> Exit {
+async fn exec(args: &ExecArgs) -> Result<ExecReport, EdgeError> {
     let line = args.command.join(" ");
-    let wait = match timeout(args.timeout) {
-        Ok(wait) => wait,
-        Err(message) => {
-            eprintln!("vezasock exec: {message}");
-            return Exit::BadInput;
-        }
-    };
+    let wait = timeout(args.timeout).map_err(EdgeError::BadInput)?;
     let timeouts = Timeouts {
         connect: wait,
         reply: wait,
     };
-    let prepared = endpoint(args).and_then(|e| RawLine::new(&line).map(|c| (e, c)));
-    let (endpoint, command) = match prepared {
-        Ok(ok) => ok,
-        Err(e) => {
-            eprintln!("vezasock exec: {e}");
-            return ErrorKind::of_runtime(&e).exit();
-        }
-    };
+    let endpoint = endpoint(args)?;
+    let command = RawLine::new(&line)?;
     let parts: Vec<String> = command
         .commands()
         .iter()
@@ -160,13 +186,7 @@ async fn exec(args: &ExecArgs) -> Exit {
     } else {
         batch(&endpoint, &parts, timeouts).await
     };
-    match replies {
-        Ok(replies) => print(&replies, args.json),
-        Err(e) => {
-            eprintln!("vezasock exec: {e}");
-            ErrorKind::of_runtime(&e).exit()
-        }
-    }
+    Ok(report(&replies?, args.json))
 }
 
 async fn batch(
@@ -182,8 +202,9 @@ async fn batch(
     session.send_lines(&commands).await
 }
 
-/// Prints every reply (stdout) and every refusal (stderr); the exit code is the first failure.
-fn print(replies: &[Reply], json: bool) -> Exit {
+/// Prints every refusal (stderr) and, without `json`, every reply (stdout), as they come; the
+/// exit code is the first failure.
+fn report(replies: &[Reply], json: bool) -> ExecReport {
     let mut exit = Exit::Ok;
     let mut json_out = Vec::new();
     for (i, reply) in replies.iter().enumerate() {
@@ -218,19 +239,8 @@ fn print(replies: &[Reply], json: bool) -> Exit {
             output::bytes(reply.output());
         }
     }
-    if json {
-        let value = if json_out.len() == 1 {
-            serde_json::to_string_pretty(&json_out[0])
-        } else {
-            serde_json::to_string_pretty(&json_out)
-        };
-        match value {
-            Ok(text) => output::line(&text),
-            Err(e) => {
-                eprintln!("vezasock exec: cannot encode JSON: {e}");
-                return Exit::Unreachable;
-            }
-        }
+    ExecReport {
+        replies: json_out,
+        exit,
     }
-    exit
 }

@@ -1,7 +1,11 @@
 //! The one finishing point of the commands: a command returns its report or its error
 //! ([`EdgeError`]); [`finish`] prints it (human text, or `--json`, including the failure JSON)
 //! and gives the exit code (the error's own, [`EdgeError::exit`]; a report's own for the
-//! reports that have one, such as status with drift).
+//! reports that have one, such as status with drift or a drain still busy, which then say why
+//! on stderr).
+//!
+//! What goes wrong before the command runs (the topology cannot be loaded, flags that do not
+//! go together) is said on stderr only ([`said`]), with its exit code.
 
 use std::process::ExitCode;
 
@@ -32,6 +36,13 @@ pub(crate) trait Report {
     /// The exit code of a report (0: done).
     fn exit(&self) -> Exit {
         Exit::Ok
+    }
+
+    /// A line said on stderr after the report, text or JSON: why a report gives its own
+    /// non-zero exit (a drain still busy at its deadline, a takeover that needs colors), or
+    /// what it left out (a history file longer than the entries kept).
+    fn note(&self) -> Option<String> {
+        None
     }
 }
 
@@ -73,6 +84,9 @@ pub(crate) fn finish<R: Report, X: Serialize>(
                 output::json_pretty(&report.json());
             } else {
                 output::json(&report.json());
+            }
+            if let Some(note) = report.note() {
+                eprintln!("vezasock {command}: {note}");
             }
             report.exit().into()
         }

@@ -5,15 +5,15 @@
 //! more. Only the kept entries are printed, and a note on stderr says how many lines the file
 //! holds, so a 100,000-line file is neither dumped nor silently cut.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
 
 use super::args::{parse_name, Checked, TopologyArgs};
-use super::common::{fail, load_edge};
-use super::exit::Exit;
-use super::output;
+use super::common::load_edge;
+use super::finish::{self, Failed, Report};
 use crate::edge::deploy::rollback::history;
 use crate::state::colors::{HistoryEntry, HISTORY_LEN};
 use crate::topology::Color;
@@ -52,43 +52,70 @@ impl<'a> From<&'a HistoryEntry> for JsonEntry<'a> {
     }
 }
 
+/// The kept entries of an env's history, newest first, and how many the file holds.
+struct History {
+    env: String,
+    entries: Vec<HistoryEntry>,
+    in_file: usize,
+}
+
+impl Report for History {
+    type Json<'a> = Vec<JsonEntry<'a>>;
+
+    fn json(&self) -> Vec<JsonEntry<'_>> {
+        self.entries.iter().map(JsonEntry::from).collect()
+    }
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        if self.entries.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}: no deploy recorded yet (the live color is blue when nothing is recorded)",
+                self.env
+            );
+            return out;
+        }
+        let _ = writeln!(out, "{:<6} {:<12} {:<21} WHO", "COLOR", "SHA", "TIME");
+        for e in &self.entries {
+            let _ = writeln!(
+                out,
+                "{:<6} {:<12} {:<21} {}",
+                e.color.as_str(),
+                e.sha.as_deref().unwrap_or("-"),
+                e.when.as_deref().unwrap_or("-"),
+                e.who.as_deref().unwrap_or("-")
+            );
+        }
+        out
+    }
+
+    /// A file that holds more than the kept entries (another tool wrote it) says so.
+    fn note(&self) -> Option<String> {
+        (self.in_file > HISTORY_LEN).then(|| {
+            format!(
+                "the history file holds {} entries; showing the {HISTORY_LEN} newest \
+                 (vezasock keeps {HISTORY_LEN})",
+                self.in_file
+            )
+        })
+    }
+}
+
 /// Runs `vezasock history`.
 pub fn run(args: &HistoryArgs) -> ExitCode {
     let edge = match load_edge("history", &args.topology) {
         Ok(edge) => edge,
         Err(exit) => return exit.into(),
     };
-    let mut entries = match history(&edge, &args.env) {
-        Ok(entries) => entries,
-        Err(e) => return fail("history", &e).into(),
-    };
-    if entries.len() > HISTORY_LEN {
-        eprintln!(
-            "vezasock history: the history file holds {} entries; showing the {HISTORY_LEN} \
-             newest (vezasock keeps {HISTORY_LEN})",
-            entries.len()
-        );
+    let report = history(&edge, &args.env).map(|mut entries| {
+        let in_file = entries.len();
         entries.truncate(HISTORY_LEN);
-    }
-    if args.json {
-        let shown: Vec<JsonEntry> = entries.iter().map(JsonEntry::from).collect();
-        output::json(&shown);
-    } else if entries.is_empty() {
-        output::line(&format!(
-            "{}: no deploy recorded yet (the live color is blue when nothing is recorded)",
-            args.env
-        ));
-    } else {
-        output::line(&format!("{:<6} {:<12} {:<21} WHO", "COLOR", "SHA", "TIME"));
-        for e in &entries {
-            output::line(&format!(
-                "{:<6} {:<12} {:<21} {}",
-                e.color.as_str(),
-                e.sha.as_deref().unwrap_or("-"),
-                e.when.as_deref().unwrap_or("-"),
-                e.who.as_deref().unwrap_or("-")
-            ));
+        History {
+            env: args.env.clone(),
+            entries,
+            in_file,
         }
-    }
-    Exit::Ok.into()
+    });
+    finish::finish("history", args.json, report.map_err(Failed::from))
 }

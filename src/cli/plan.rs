@@ -3,6 +3,7 @@
 //! Reads the live config, its shape summary and the live map files ([`read_live`]), then asks
 //! the pure planner.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,12 +11,14 @@ use clap::Args;
 use serde::Serialize;
 
 use super::args::TopologyArgs;
-use super::common::{fail, load_edge, runtime};
+use super::common::runtime;
 use super::exit::Exit;
-use super::output;
+use super::finish::{self, Failed, Report};
 use super::render::load_and_render;
 use crate::edge::apply::{has_pool_changes, is_takeover, takeover_plan, TakeoverOptions};
+use crate::edge::{Edge, EdgeError};
 use crate::plan::{plan, Plan, RuntimeStep};
+use crate::render::Rendered;
 use crate::topology::Color;
 
 // Arguments of `vezasock plan` (a plain comment: a doc comment would replace the subcommand's
@@ -76,11 +79,48 @@ fn parse_env_color(value: &str) -> Result<(String, Color), String> {
 pub use crate::edge::apply::read_live;
 
 #[derive(Serialize)]
-struct PlanReport<'a> {
-    desired_fingerprint: &'a str,
-    live_fingerprint: Option<&'a str>,
+struct PlanReport {
+    desired_fingerprint: String,
+    live_fingerprint: Option<String>,
     #[serde(flatten)]
-    plan: &'a Plan,
+    plan: Plan,
+}
+
+impl Report for PlanReport {
+    type Json<'a> = &'a PlanReport;
+
+    fn json(&self) -> &PlanReport {
+        self
+    }
+
+    fn human(&self) -> String {
+        plan_text(&self.plan)
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    /// Exit 1 for a takeover whose colors cannot all be decided (apply would refuse it).
+    fn exit(&self) -> Exit {
+        if undecided(&self.plan) {
+            Exit::Refused
+        } else {
+            Exit::Ok
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        undecided(&self.plan).then(|| NEEDS_COLORS.to_string())
+    }
+}
+
+/// What `plan` and `apply` say after a takeover plan that leaves an env without a color.
+pub(super) const NEEDS_COLORS: &str = "a takeover needs every env's color: pass --color ENV=COLOR";
+
+/// A takeover that leaves some env without a color: `apply` refuses it.
+pub(super) fn undecided(plan: &Plan) -> bool {
+    matches!(plan, Plan::Takeover { undecided, .. } if !undecided.is_empty())
 }
 
 /// Runs `vezasock plan`. A takeover whose colors cannot all be decided is exit 1 (apply would
@@ -90,75 +130,50 @@ pub fn run(args: &PlanArgs) -> ExitCode {
         Ok(r) => r,
         Err(failure) => return failure.report("plan"),
     };
-    let mut live = match read_live(&topo.paths) {
-        Ok(live) => live,
-        Err(e) => {
-            eprintln!("vezasock plan: {e}");
-            return Exit::Refused.into();
-        }
+    let rt = match runtime("plan") {
+        Ok(rt) => rt,
+        Err(exit) => return exit.into(),
     };
-    if has_pool_changes(&rendered, &live) {
-        live.haproxy_version = running_version(args);
-    }
-    let mut p = plan(&rendered, &live);
-    if live.fingerprint.is_none() {
-        match takeover_plan_of(args) {
-            Ok(Some(t)) => p = t,
-            Ok(None) => {}
-            Err(exit) => return exit.into(),
-        }
-    }
-    let refused = matches!(&p, Plan::Takeover { undecided, .. } if !undecided.is_empty());
-    if args.json {
-        let report = PlanReport {
-            desired_fingerprint: &rendered.fingerprint,
-            live_fingerprint: live.fingerprint.as_deref(),
-            plan: &p,
-        };
-        output::json_pretty(&report);
-    } else {
-        print_plan(&p);
-    }
-    if refused {
-        eprintln!("vezasock plan: a takeover needs every env's color: pass --color ENV=COLOR");
-        Exit::Refused.into()
-    } else {
-        Exit::Ok.into()
-    }
+    let edge = Edge::new(topo);
+    let report = rt.block_on(plan_report(&edge, &rendered, &args.takeover));
+    finish::finish("plan", args.json, report.map_err(Failed::from))
 }
 
-/// `major.minor` of the running HAProxy (what `add server` takes depends on it); `None` when
-/// it does not answer.
-fn running_version(args: &PlanArgs) -> Option<(u32, u32)> {
-    let edge = load_edge("plan", &args.topology).ok()?;
-    let rt = runtime("plan").ok()?;
-    rt.block_on(crate::edge::apply::pool::running_version(&edge))
-}
-
-/// The takeover plan when HAProxy runs a config vezasock did not render; `None` when it is not
-/// a takeover (no HAProxy: a first install).
-fn takeover_plan_of(args: &PlanArgs) -> Result<Option<Plan>, Exit> {
-    let edge = load_edge("plan", &args.topology)?;
-    let rt = runtime("plan")?;
-    rt.block_on(async {
-        let live = read_live(&edge.topology.paths).map_err(|e| {
-            eprintln!("vezasock plan: {e}");
-            Exit::Refused
-        })?;
-        if !is_takeover(&edge, &live).await {
-            return Ok(None);
-        }
-        takeover_plan(&edge, &args.takeover.options())
-            .await
-            .map(Some)
-            .map_err(|e| fail("plan", &e))
+/// The plan from the live files: the running HAProxy's version when a pool changes (what
+/// `add server` takes depends on it; unknown when it does not answer), and the takeover plan
+/// when HAProxy runs a config vezasock did not render.
+async fn plan_report(
+    edge: &Edge,
+    rendered: &Rendered,
+    takeover: &TakeoverArgs,
+) -> Result<PlanReport, EdgeError> {
+    let mut live = read_live(&edge.topology.paths).map_err(EdgeError::Refused)?;
+    if has_pool_changes(rendered, &live) {
+        live.haproxy_version = crate::edge::apply::pool::running_version(edge).await;
+    }
+    let mut p = plan(rendered, &live);
+    if is_takeover(edge, &live).await {
+        p = takeover_plan(edge, &takeover.options()).await?;
+    }
+    Ok(PlanReport {
+        desired_fingerprint: rendered.fingerprint.clone(),
+        live_fingerprint: live.fingerprint,
+        plan: p,
     })
 }
 
 /// A plan for humans (also what `apply` prints first).
-pub(super) fn print_plan(plan: &Plan) {
+pub(super) fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    plan_lines(plan, &mut out);
+    out
+}
+
+fn plan_lines(plan: &Plan, out: &mut String) {
     match plan {
-        Plan::Nothing => output::line("Nothing to do: the live edge matches the topology."),
+        Plan::Nothing => {
+            let _ = writeln!(out, "Nothing to do: the live edge matches the topology.");
+        }
         Plan::Runtime { steps, changes } => {
             let moves = plan.server_moves().len();
             let added = steps
@@ -184,27 +199,28 @@ pub(super) fn print_plan(plan: &Plan) {
             if added + removed > 0 {
                 count.push_str(&format!(", {added} server(s) added, {removed} removed"));
             }
-            output::line(&format!("Runtime changes, no reload ({count}):"));
-            print_changes(changes);
+            let _ = writeln!(out, "Runtime changes, no reload ({count}):");
+            change_lines(changes, out);
         }
         Plan::Reload {
             reasons,
             changes,
             refused_at_runtime,
         } => {
-            output::line("Reload needed: the edge's shape changed.");
+            let _ = writeln!(out, "Reload needed: the edge's shape changed.");
             for r in reasons {
-                output::line(&format!("  - {r}"));
+                let _ = writeln!(out, "  - {r}");
             }
             if !refused_at_runtime.is_empty() {
-                output::line(
+                let _ = writeln!(
+                    out,
                     "HAProxy refuses these pool changes at runtime: `apply` refuses them, \
                      `apply --reload` takes the reload path.",
                 );
             }
             if !changes.is_empty() {
-                output::line("Each change and how it reaches the edge:");
-                print_changes(changes);
+                let _ = writeln!(out, "Each change and how it reaches the edge:");
+                change_lines(changes, out);
             }
         }
         Plan::Takeover {
@@ -213,38 +229,40 @@ pub(super) fn print_plan(plan: &Plan) {
             undecided,
             steps,
         } => {
-            output::line(
+            let _ = writeln!(
+                out,
                 "Takeover of a config vezasock did not render (one checked, verified reload):",
             );
             for r in reasons {
-                output::line(&format!("  - {r}"));
+                let _ = writeln!(out, "  - {r}");
             }
-            output::line("Colors kept:");
+            let _ = writeln!(out, "Colors kept:");
             for d in colors {
-                output::line(&format!(
+                let _ = writeln!(
+                    out,
                     "  - {}: {} (from the {}: {})",
                     d.env, d.color, d.source, d.detail
-                ));
+                );
             }
             if !undecided.is_empty() {
-                output::line("UNDECIDED (apply refuses until each has a color):");
+                let _ = writeln!(out, "UNDECIDED (apply refuses until each has a color):");
                 for u in undecided {
-                    output::line(&format!("  - {u}"));
+                    let _ = writeln!(out, "  - {u}");
                 }
             }
-            output::line("Steps:");
+            let _ = writeln!(out, "Steps:");
             for (i, s) in steps.iter().enumerate() {
-                output::line(&format!("  {}. {s}", i + 1));
+                let _ = writeln!(out, "  {}. {s}", i + 1);
             }
         }
     }
 }
 
 /// `  - <change>` and, under it, `via runtime|reload: <why>`.
-fn print_changes(changes: &[crate::plan::Change]) {
+fn change_lines(changes: &[crate::plan::Change], out: &mut String) {
     for c in changes {
-        output::line(&format!("  - {}", c.change));
-        output::line(&format!("      via {}: {}", c.via, c.reason));
+        let _ = writeln!(out, "  - {}", c.change);
+        let _ = writeln!(out, "      via {}: {}", c.via, c.reason);
     }
 }
 

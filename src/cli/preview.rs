@@ -1,15 +1,15 @@
 //! `vezasock preview ENV COLOR`: prints a fresh preview token (first line, alone, for scripts),
 //! how to send it, and a ready `curl` line; `--revoke` removes the env's token.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{after, fail, runtime_and_edge};
-use super::exit::Exit;
-use super::output;
-use crate::edge::deploy::preview::preview;
+use super::common::{after, runtime_and_edge};
+use super::finish::{self, Failed, Report};
+use crate::edge::deploy::preview::{preview, PreviewReport};
 use crate::topology::Color;
 
 // Arguments of `vezasock preview` (a plain comment: a doc comment would replace the
@@ -57,32 +57,37 @@ pub fn run(args: &PreviewArgs) -> ExitCode {
         &who,
     ));
     after(&rt, &edge, "preview");
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => return fail("preview", &e).into(),
-    };
-    if args.json {
-        output::json(&report);
-        return Exit::Ok.into();
+    finish::finish("preview", args.json, report.map_err(Failed::from))
+}
+
+impl Report for PreviewReport {
+    type Json<'a> = &'a PreviewReport;
+
+    fn json(&self) -> &PreviewReport {
+        self
     }
-    match (&report.token, report.color) {
-        (Some(token), Some(color)) => {
-            output::line(token);
-            output::line(&format!(
-                "requests to {} with `{}: {token}` (or the cookie {}={token}) reach {color}",
-                report.env, report.header, report.cookie
-            ));
-            if let Some(curl) = &report.curl {
-                output::line(curl);
+
+    /// The token alone on the first line (for scripts), how to send it, and a `curl` line.
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = match (&self.token, self.color) {
+            (Some(token), Some(color)) => {
+                let _ = writeln!(out, "{token}");
+                let _ = writeln!(
+                    out,
+                    "requests to {} with `{}: {token}` (or the cookie {}={token}) reach {color}",
+                    self.env, self.header, self.cookie
+                );
+                match &self.curl {
+                    Some(curl) => writeln!(out, "{curl}"),
+                    None => Ok(()),
+                }
             }
-        }
-        _ if report.revoked > 0 => {
-            output::line(&format!("the preview token of {} was revoked", report.env))
-        }
-        _ => output::line(&format!(
-            "{} has no preview token: nothing to revoke",
-            report.env
-        )),
+            _ if self.revoked > 0 => {
+                writeln!(out, "the preview token of {} was revoked", self.env)
+            }
+            _ => writeln!(out, "{} has no preview token: nothing to revoke", self.env),
+        };
+        out
     }
-    Exit::Ok.into()
 }

@@ -12,20 +12,20 @@
 //! servers still busy (they stay in drain); 2 bad selection (nothing changed); 3 HAProxy
 //! unreachable; 4 the edge is locked.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 // Kept at its old path for `cli::demo`, which parses `--duration` with it.
 pub use super::args::parse_duration;
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{after, fail, load_edge, runtime};
+use super::common::{after, load_edge, runtime};
 use super::exit::Exit;
-use super::output;
-use crate::edge::servers::{self, Busy, ChangeReport, Selection, ServerRef, Then};
+use super::finish::{self, Failed, Report};
+use crate::edge::servers::{self, Busy, ChangeReport, DrainReport, Selection, ServerRef, Then};
 use crate::edge::Edge;
 use crate::state::AdminDecision;
 use crate::topology::Color;
@@ -149,11 +149,13 @@ impl SelectArgs {
     }
 }
 
-/// Loads the edge and resolves the selection; errors are printed and become the exit code.
+/// Loads the edge and resolves the selection; errors are printed and become the exit code (a
+/// selection the edge does not have is the command's failure: with `json`, the failure JSON).
 fn prepare(
     name: &str,
     topology: &TopologyArgs,
     select: &SelectArgs,
+    json: bool,
 ) -> Result<(Edge, Selection, Vec<ServerRef>), Exit> {
     let edge = load_edge(name, topology)?;
     if select.backend.is_some() && select.color.is_some() {
@@ -161,35 +163,91 @@ fn prepare(
         return Err(Exit::BadInput);
     }
     let selection = select.selection();
-    let servers = servers::resolve(&edge, &selection).map_err(|e| fail(name, &e))?;
+    let servers = servers::resolve(&edge, &selection)
+        .map_err(|e| finish::fail(name, json, &Failed::from(e)))?;
     Ok((edge, selection, servers))
 }
 
-fn print_json<T: Serialize>(value: &T) -> Exit {
-    output::json_pretty(value);
-    Exit::Ok
+impl Report for ChangeReport {
+    type Json<'a> = &'a ChangeReport;
+
+    fn json(&self) -> &ChangeReport {
+        self
+    }
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        change_lines(self, &mut out);
+        out
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
 }
 
-fn print_change(report: &ChangeReport) {
-    for s in &report.servers {
-        output::line(&format!(
-            "{}/{}: {} -> {}{}",
-            s.backend,
-            s.server,
-            s.before,
-            s.after,
-            if s.sessions_killed {
-                " (sessions shut down)"
-            } else {
-                ""
-            }
-        ));
+impl Report for DrainReport {
+    type Json<'a> = &'a DrainReport;
+
+    fn json(&self) -> &DrainReport {
+        self
     }
-    output::line(&format!(
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        change_lines(&self.drain, &mut out);
+        if let Some(wait) = self.wait.as_ref().filter(|w| w.drained) {
+            let _ = writeln!(out, "drained after {:.1}s", wait.waited_ms as f64 / 1000.0);
+        }
+        if let Some(then) = &self.then {
+            change_lines(then, &mut out);
+        }
+        out
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    /// Exit 1 when `--wait` ran out with servers still busy (they stay in drain).
+    fn exit(&self) -> Exit {
+        if self.wait.as_ref().is_none_or(|w| w.drained) {
+            Exit::Ok
+        } else {
+            Exit::Refused
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        let wait = self.wait.as_ref().filter(|w| !w.drained)?;
+        Some(format!(
+            "still busy after {:.1}s (left in drain): {}",
+            wait.waited_ms as f64 / 1000.0,
+            servers::busy_line(&wait.busy)
+        ))
+    }
+}
+
+/// One line per server changed, then where the change was written through.
+fn change_lines(report: &ChangeReport, out: &mut String) {
+    for s in &report.servers {
+        let killed = if s.sessions_killed {
+            " (sessions shut down)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{}/{}: {} -> {}{killed}",
+            s.backend, s.server, s.before, s.after
+        );
+    }
+    let _ = writeln!(
+        out,
         "written through: {} and {}",
         report.admin_file.display(),
         report.server_state_file.display()
-    ));
+    );
 }
 
 /// A server change on every edge of the fleet at `path`, or on none.
@@ -231,7 +289,6 @@ pub fn run_maint(args: &MaintArgs) -> ExitCode {
         (args.kill_sessions, args.force),
         args.json,
     )
-    .into()
 }
 
 /// Runs `vezasock ready`.
@@ -256,7 +313,6 @@ pub fn run_ready(args: &ReadyArgs) -> ExitCode {
         (false, false),
         args.json,
     )
-    .into()
 }
 
 fn set_state(
@@ -267,14 +323,14 @@ fn set_state(
     decision: AdminDecision,
     (kill_sessions, force): (bool, bool),
     json: bool,
-) -> Exit {
-    let (edge, selection, list) = match prepare(name, topology, select) {
+) -> ExitCode {
+    let (edge, selection, list) = match prepare(name, topology, select, json) {
         Ok(p) => p,
-        Err(exit) => return exit,
+        Err(exit) => return exit.into(),
     };
     let rt = match runtime(name) {
         Ok(rt) => rt,
-        Err(exit) => return exit,
+        Err(exit) => return exit.into(),
     };
     let result = rt.block_on(servers::set_state(
         &edge,
@@ -286,14 +342,7 @@ fn set_state(
         lock.wait(),
     ));
     after(&rt, &edge, name);
-    match result {
-        Ok(report) if json => print_json(&report),
-        Ok(report) => {
-            print_change(&report);
-            Exit::Ok
-        }
-        Err(e) => fail(name, &e),
-    }
+    finish::finish(name, json, result.map_err(Failed::from))
 }
 
 /// Runs `vezasock drain`.
@@ -318,17 +367,17 @@ pub fn run_drain(args: &DrainArgs) -> ExitCode {
             wait,
         );
     }
-    drain(args).into()
+    drain(args)
 }
 
-fn drain(args: &DrainArgs) -> Exit {
-    let (edge, selection, list) = match prepare("drain", &args.topology, &args.select) {
+fn drain(args: &DrainArgs) -> ExitCode {
+    let (edge, selection, list) = match prepare("drain", &args.topology, &args.select, args.json) {
         Ok(p) => p,
-        Err(exit) => return exit,
+        Err(exit) => return exit.into(),
     };
     let rt = match runtime("drain") {
         Ok(rt) => rt,
-        Err(exit) => return exit,
+        Err(exit) => return exit.into(),
     };
     let then = match args.then {
         ThenArg::Maint => Then::Maint,
@@ -355,35 +404,7 @@ fn drain(args: &DrainArgs) -> Exit {
     ));
     countdown.finish();
     after(&rt, &edge, "drain");
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => return fail("drain", &e),
-    };
-    let drained = report.wait.as_ref().is_none_or(|w| w.drained);
-    let exit = if drained { Exit::Ok } else { Exit::Refused };
-    if args.json {
-        let printed = print_json(&report);
-        return if printed == Exit::Ok { exit } else { printed };
-    }
-    print_change(&report.drain);
-    if let Some(wait) = &report.wait {
-        if wait.drained {
-            output::line(&format!(
-                "drained after {:.1}s",
-                wait.waited_ms as f64 / 1000.0
-            ));
-        } else {
-            eprintln!(
-                "vezasock drain: still busy after {:.1}s (left in drain): {}",
-                wait.waited_ms as f64 / 1000.0,
-                servers::busy_line(&wait.busy)
-            );
-        }
-    }
-    if let Some(then) = &report.then {
-        print_change(then);
-    }
-    exit
+    finish::finish("drain", args.json, result.map_err(Failed::from))
 }
 
 /// The live countdown line on a terminal: `draining: 3 sessions on 2 servers, 41s left`,

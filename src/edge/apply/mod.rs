@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use self::moves::{after_moves, close_reached, move_servers, prepare_moves, MovesDone};
+use self::moves::{after_moves, close_reached, move_servers, prepare_moves};
 use self::reload::ReloadOutcome;
 use self::takeover::take_over;
 pub use self::takeover::takeover_plan;
@@ -391,20 +391,15 @@ async fn apply_runtime(
     let moved = if moves.is_empty() && pools.is_empty() {
         None
     } else if pools.is_empty() {
-        let m = move_servers(edge, rendered, &moves, &op).await?;
-        report.runtime_changes.extend(m.changes.iter().cloned());
-        report.files_written.extend(m.files.iter().cloned());
-        Some(m)
+        Some(move_servers(edge, rendered, &moves, &op).await?)
     } else {
         // A plan never holds both (a move with a pool change is one reload).
-        let m = crate::edge::apply::pool::change_pools(edge, rendered, &pools, &op).await?;
+        Some(crate::edge::apply::pool::change_pools(edge, rendered, &pools, &op).await?)
+    };
+    if let Some(m) = &moved {
         report.runtime_changes.extend(m.changes.iter().cloned());
         report.files_written.extend(m.files.iter().cloned());
-        Some(MovesDone {
-            changes: m.changes,
-            files: m.files,
-        })
-    };
+    }
     let (written, old) = match write_maps(edge, rendered) {
         Ok(w) => w,
         Err(e) => {

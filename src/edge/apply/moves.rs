@@ -29,13 +29,6 @@ pub struct ServerMoveCommand {
     command: SetServerAddr,
 }
 
-/// What the moves did: one line per server, and the files rewritten.
-#[derive(Debug, Clone)]
-pub struct MovesDone {
-    pub changes: Vec<String>,
-    pub files: Vec<PathBuf>,
-}
-
 /// Checks every move and the candidate config before anything changes: names and addresses
 /// (an IP and a port 1-65535), and `haproxy -c` on the exact bytes that will be written.
 pub fn prepare_moves(
@@ -112,7 +105,7 @@ pub async fn move_servers(
     rendered: &Rendered,
     moves: &[ServerMoveCommand],
     op: &Operation,
-) -> Result<MovesDone, EdgeError> {
+) -> Result<RuntimeDone, EdgeError> {
     let paths = &edge.topology.paths;
     // Read before anything changes: a failure here (a server the runtime lacks included)
     // changed nothing.
@@ -185,11 +178,26 @@ pub async fn move_servers(
     }
     .await;
     match result {
-        Ok(changes) => Ok(MovesDone {
-            changes,
-            files: old_files.iter().map(|(p, _)| p.clone()).collect(),
-        }),
+        Ok(changes) => Ok(RuntimeDone::new(changes, &old_files)),
         Err(e) => Err(put_back_moves(edge, op, moves, &before, &old_files, e).await),
+    }
+}
+
+/// What a runtime change of the shape did (servers moved, or pools changed): one line per
+/// server, and the files rewritten.
+#[derive(Debug, Clone)]
+pub struct RuntimeDone {
+    pub changes: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+impl RuntimeDone {
+    /// The `changes` made live and written through; `old` names the files rewritten.
+    pub(super) fn new(changes: Vec<String>, old: &OldFiles) -> RuntimeDone {
+        RuntimeDone {
+            changes,
+            files: old.iter().map(|(p, _)| p.clone()).collect(),
+        }
     }
 }
 
@@ -424,7 +432,7 @@ pub(super) fn close_reached(
 
 /// A map edit that failed after the servers moved: the moves are live and written through,
 /// so the error may not read as "nothing changed" (exit 5).
-pub(super) fn after_moves(moved: Option<&MovesDone>, error: EdgeError) -> EdgeError {
+pub(super) fn after_moves(moved: Option<&RuntimeDone>, error: EdgeError) -> EdgeError {
     match moved {
         None => error,
         Some(m) => EdgeError::NotVerified(format!(

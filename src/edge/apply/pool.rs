@@ -27,6 +27,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::edge::apply::moves::RuntimeDone;
 use crate::edge::servers::{busy_servers, ServerRef};
 use crate::edge::{Edge, EdgeError};
 use crate::plan::LiveView;
@@ -69,13 +70,6 @@ impl PoolCommand {
     fn target(&self) -> String {
         format!("{}/{}", self.change.backend, self.change.server)
     }
-}
-
-/// What the pool changes did: one line per server, and the files rewritten.
-#[derive(Debug, Clone)]
-pub struct PoolDone {
-    pub changes: Vec<String>,
-    pub files: Vec<PathBuf>,
 }
 
 /// The words `default-server` gives the config's servers, which `add server` ignores:
@@ -221,7 +215,7 @@ pub async fn change_pools(
     rendered: &Rendered,
     work: &PoolWork,
     op: &Operation,
-) -> Result<PoolDone, EdgeError> {
+) -> Result<RuntimeDone, EdgeError> {
     let commands = &work.servers;
     let paths = &edge.topology.paths;
     let read = async {
@@ -261,10 +255,7 @@ pub async fn change_pools(
     }
     .await;
     match result {
-        Ok(changes) => Ok(PoolDone {
-            changes,
-            files: old_files.iter().map(|(p, _)| p.clone()).collect(),
-        }),
+        Ok(changes) => Ok(RuntimeDone::new(changes, &old_files)),
         Err(e) => Err(put_back(edge, op, work, &progress, &old_files, e).await),
     }
 }

@@ -195,14 +195,7 @@ async fn repair_steps(
         }
     }
     for old in open.iter().filter(|o| is_flip(o)) {
-        let closing = Operation {
-            op_id: old.op_id.clone(),
-            who: who.clone(),
-            env: old.env.clone(),
-            action: old.action,
-            before: old.before.clone(),
-            after: old.after.clone(),
-        };
+        let closing = old.continued_by(&who);
         let back_to = old
             .env
             .as_ref()

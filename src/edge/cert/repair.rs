@@ -120,14 +120,7 @@ pub async fn repair_interrupted(edge: &Edge, who: &str) -> Result<CertRepair, Ed
         Phase::RolledBack
     };
     for old in &open {
-        let closing = Operation {
-            op_id: old.op_id.clone(),
-            who: who.to_string(),
-            env: old.env.clone(),
-            action: old.action,
-            before: old.before.clone(),
-            after: old.after.clone(),
-        };
+        let closing = old.continued_by(who);
         edge.state.journal_record(
             &closing,
             phase,

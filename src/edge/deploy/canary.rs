@@ -280,14 +280,7 @@ pub async fn repair_crashed(
             .iter()
             .filter(|o| o.env.as_deref() == Some(env.name.as_str()))
         {
-            let closing = Operation {
-                op_id: old.op_id.clone(),
-                who: who.to_string(),
-                env: old.env.clone(),
-                action: old.action,
-                before: old.before.clone(),
-                after: old.after.clone(),
-            };
+            let closing = old.continued_by(who);
             edge.state.journal_record(
                 &closing,
                 Phase::RolledBack,

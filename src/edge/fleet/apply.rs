@@ -11,7 +11,7 @@ use super::EdgeOutcome;
 use crate::edge::flip::transaction::DEFAULT_TTL;
 use crate::edge::flip::SwitchRequest;
 use crate::edge::EdgeError;
-use crate::state::{Operation, Phase};
+use crate::state::Phase;
 use crate::topology::fleet::Fleet;
 use crate::topology::Color;
 
@@ -50,14 +50,7 @@ pub fn close_open(fleet: &Fleet, env: &str, why: &str) -> Result<(), EdgeError> 
         .into_iter()
         .filter(|o| o.env.as_deref() == Some(env))
     {
-        let op = Operation {
-            op_id: o.op_id.clone(),
-            who: crate::state::who(),
-            env: o.env.clone(),
-            action: o.action,
-            before: o.before.clone(),
-            after: o.after.clone(),
-        };
+        let op = o.continued_by(&crate::state::who());
         fj.journal_record(&op, Phase::RolledBack, Some(why))?;
     }
     Ok(())

@@ -511,14 +511,7 @@ impl<'e> Flip<'e> {
             return Ok(());
         };
         for old in &read.open {
-            let superseded = Operation {
-                op_id: old.op_id.clone(),
-                who: self.req.who.clone(),
-                env: old.env.clone(),
-                action: old.action,
-                before: old.before.clone(),
-                after: old.after.clone(),
-            };
+            let superseded = old.continued_by(&self.req.who);
             self.edge.state.journal_record(
                 &superseded,
                 Phase::Failed,
