@@ -45,6 +45,8 @@
 //! `VEZASOCK_BENCH_PROC_FLIPS` (100), `VEZASOCK_BENCH_PARTS=throughput` (comma list of
 //! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`; default all),
 //! `VEZASOCK_BENCH_RPS_SECS` (seconds per throughput round, default 3),
+//! `VEZASOCK_BENCH_BASELINE=PATH` (part 7 also flips with that `vezasock` binary, e.g. an
+//! older commit's, and gives this build ÷ it pair by pair),
 //! `VEZASOCK_BENCH_RPS_ROUNDS` (5), `VEZASOCK_BENCH_RPS_VARIANTS=rendered,minimal` (the
 //! throughput configs, by key: `rendered`, `seed-log`, `no-log`, `no-cookie`,
 //! `no-log-no-cookie`, `no-check`, `minimal-rules`, `minimal`; default all; with two, each round
@@ -103,6 +105,9 @@ enum Method {
     ReloadSeed,
     /// One `socat` call doing `set map`, no checks.
     Socat,
+    /// `vezasock switch` from another build (`VEZASOCK_BENCH_BASELINE`, e.g. an older commit's
+    /// binary): part 7 flips with it beside this build, pair by pair.
+    Baseline,
 }
 
 impl Method {
@@ -113,6 +118,7 @@ impl Method {
             Method::Reload => "reload flip (config as rendered)",
             Method::ReloadSeed => "reload flip (seed config: no idle-close-on-response)",
             Method::Socat => "socat set map (no checks)",
+            Method::Baseline => "vezasock switch (baseline binary)",
         }
     }
 
@@ -123,6 +129,7 @@ impl Method {
             Method::Reload => "reload",
             Method::ReloadSeed => "reload (seed cfg)",
             Method::Socat => "socat",
+            Method::Baseline => "baseline",
         }
     }
 }
@@ -206,6 +213,7 @@ impl Bench {
             Method::Reload => self.flip_reload(to, false),
             Method::ReloadSeed => self.flip_reload(to, true),
             Method::Socat => self.flip_socat(to),
+            Method::Baseline => self.flip_baseline(to),
         }?;
         self.color = to;
         Ok(())
@@ -220,6 +228,27 @@ impl Bench {
         } else {
             Err(format!(
                 "vezasock switch staging {to} exited {:?}: {}",
+                out.code,
+                out.err.trim()
+            ))
+        }
+    }
+
+    fn flip_baseline(&self, to: Color) -> Result<(), String> {
+        let program = std::env::var("VEZASOCK_BENCH_BASELINE")
+            .map_err(|_| "VEZASOCK_BENCH_BASELINE is not set".to_string())?;
+        let out = support::run::Vezasock::program(
+            Path::new(&program),
+            &["switch", "staging", to.as_str()],
+        )
+        .edge_paths(&self.local)
+        .who("bench")
+        .run();
+        if out.code == Some(0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "baseline switch staging {to} exited {:?}: {}",
                 out.code,
                 out.err.trim()
             ))

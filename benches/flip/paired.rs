@@ -25,11 +25,13 @@ pub struct Sample {
     pub fresh: f64,
 }
 
-/// Pairs of flips: `vezasock[i]` and `socat[i]` ran back to back.
+/// Pairs of flips: `vezasock[i]` and `socat[i]` (and `baseline[i]`, with a baseline binary)
+/// ran back to back.
 #[derive(Debug, Clone, Default)]
 pub struct Paired {
     pub vezasock: Vec<Sample>,
     pub socat: Vec<Sample>,
+    pub baseline: Vec<Sample>,
 }
 
 /// Runs `pairs` pairs of flips on `b`.
@@ -37,20 +39,20 @@ pub fn measure(b: &mut Bench, pairs: usize) -> Result<Paired, String> {
     let keepalive = Poller::spawn(b.local.http, false);
     let fresh = Poller::spawn(b.local.http, true);
     let mut out = Paired::default();
+    let mut methods = vec![Method::Vezasock, Method::Socat];
+    if std::env::var_os("VEZASOCK_BENCH_BASELINE").is_some() {
+        methods.push(Method::Baseline);
+    }
     let result = (|| {
         for i in 0..pairs {
-            // Alternate who goes first, so neither always flips right after the other.
-            let first_vezasock = i % 2 == 0;
-            for vezasock in [first_vezasock, !first_vezasock] {
-                let method = if vezasock {
-                    Method::Vezasock
-                } else {
-                    Method::Socat
-                };
+            // Rotate who goes first, so none always flips right after another.
+            for k in 0..methods.len() {
+                let method = methods[(i + k) % methods.len()];
                 let sample = flip_once(b, method, &keepalive, &fresh)?;
-                match vezasock {
-                    true => out.vezasock.push(sample),
-                    false => out.socat.push(sample),
+                match method {
+                    Method::Vezasock => out.vezasock.push(sample),
+                    Method::Baseline => out.baseline.push(sample),
+                    _ => out.socat.push(sample),
                 }
             }
         }
@@ -94,16 +96,21 @@ fn flip_once(
 impl Paired {
     /// Medians of one field: (vezasock, socat, p50 of the per-pair ratios vezasock ÷ socat).
     pub fn medians(&self, field: Field) -> (f64, f64, f64) {
-        let v: Vec<f64> = self.vezasock.iter().map(field).collect();
-        let s: Vec<f64> = self.socat.iter().map(field).collect();
-        let ratios: Vec<f64> = v
-            .iter()
-            .zip(&s)
-            .filter(|(_, s)| **s > 0.0)
-            .map(|(v, s)| v / s)
-            .collect();
-        (p50(&v), p50(&s), p50(&ratios))
+        medians(&self.vezasock, &self.socat, field)
     }
+}
+
+/// Medians of one field of `a` and `b` and the p50 of the per-pair ratios a ÷ b.
+fn medians(a: &[Sample], b: &[Sample], field: Field) -> (f64, f64, f64) {
+    let v: Vec<f64> = a.iter().map(field).collect();
+    let s: Vec<f64> = b.iter().map(field).collect();
+    let ratios: Vec<f64> = v
+        .iter()
+        .zip(&s)
+        .filter(|(_, s)| **s > 0.0)
+        .map(|(v, s)| v / s)
+        .collect();
+    (p50(&v), p50(&s), p50(&ratios))
 }
 
 /// The part's report: a table of medians and ratios, and the goal line.
@@ -129,5 +136,28 @@ pub fn report(s: &mut String, p: &Paired) {
         s,
         "\n- {} flip latency (keep-alive) of the switch no longer than socat's in the same run: {r:.2}×\n",
         if r <= 1.0 { "PASS" } else { "MISS" }
+    );
+    if p.baseline.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Against the baseline binary (`VEZASOCK_BENCH_BASELINE`), flipped in the same rounds:\n"
+    );
+    let _ = writeln!(
+        s,
+        "| | this build | baseline | this ÷ baseline | baseline ÷ socat |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for (name, field) in rows {
+        let (v, b, r) = medians(&p.vezasock, &p.baseline, field);
+        let (_, _, rb) = medians(&p.baseline, &p.socat, field);
+        let _ = writeln!(s, "| {name} | {v:.2} | {b:.2} | {r:.2}× | {rb:.2}× |");
+    }
+    let (_, _, r) = medians(&p.vezasock, &p.baseline, |x| x.keepalive);
+    let _ = writeln!(
+        s,
+        "\n- {} flip latency (keep-alive) no slower than the baseline's in the same rounds: {r:.2}×\n",
+        if r <= 1.05 { "PASS" } else { "MISS" }
     );
 }
