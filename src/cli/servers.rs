@@ -12,9 +12,8 @@
 //! servers still busy (they stay in drain); 2 bad selection (nothing changed); 3 HAProxy
 //! unreachable; 4 the edge is locked.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -25,7 +24,7 @@ use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
 use super::common::{after, fail, load_edge, runtime};
 use super::exit::Exit;
 use super::output;
-use crate::edge::servers::{self, Busy, ChangeReport, Selection, ServerRef, Then};
+use crate::edge::servers::{self, ChangeReport, Selection, ServerRef, Then};
 use crate::edge::Edge;
 use crate::state::AdminDecision;
 use crate::topology::Color;
@@ -335,12 +334,6 @@ fn drain(args: &DrainArgs) -> Exit {
         ThenArg::Kill => Then::Kill,
         ThenArg::Leave => Then::Leave,
     };
-    let live = std::io::stderr().is_terminal();
-    let mut countdown = Countdown {
-        live,
-        drawn: false,
-        last: None,
-    };
     let result = rt.block_on(servers::drain(
         &edge,
         &selection,
@@ -351,9 +344,7 @@ fn drain(args: &DrainArgs) -> Exit {
             force: args.force,
         },
         args.lock.wait(),
-        &mut |busy, left| countdown.draw(busy, left),
     ));
-    countdown.finish();
     after(&rt, &edge, "drain");
     let report = match result {
         Ok(report) => report,
@@ -384,41 +375,4 @@ fn drain(args: &DrainArgs) -> Exit {
         print_change(then);
     }
     exit
-}
-
-/// The live countdown line on a terminal: `draining: 3 sessions on 2 servers, 41s left`,
-/// redrawn in place at most every 200 ms.
-struct Countdown {
-    live: bool,
-    drawn: bool,
-    last: Option<Instant>,
-}
-
-impl Countdown {
-    fn draw(&mut self, busy: &[Busy], left: Duration) {
-        if !self.live
-            || self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let sessions: u64 = busy.iter().map(|b| b.sessions).sum();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2Kdraining: {sessions} session(s) on {} server(s), {}s left",
-            busy.len(),
-            left.as_secs()
-        );
-        let _ = err.flush();
-        self.drawn = true;
-    }
-
-    fn finish(&mut self) {
-        if self.drawn {
-            eprintln!();
-        }
-    }
 }
