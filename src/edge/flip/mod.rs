@@ -750,8 +750,9 @@ pub(crate) async fn observe(
     Ok(Observed { entries, states })
 }
 
-/// The gate's progress while it waits: `waiting for green of staging to be healthy: 1/2 ready
-/// (be_staging_api_green/green_1 DOWN, L4CON), 4s`.
+/// The gate's progress while it waits: `waiting for green of staging to be healthy, 4s: 1/2
+/// ready (be_staging_api_green/green_1 DOWN, L4CON)` (the time first: a terminal narrower than
+/// the line cuts its end).
 fn gate_line(env: &str, target: Color, judged: &[GateServer], started: Instant) -> String {
     let ready =
         |g: &&GateServer| matches!(g.verdict, gate::Verdict::Ready | gate::Verdict::Drained);
@@ -761,10 +762,10 @@ fn gate_line(env: &str, target: Color, judged: &[GateServer], started: Instant) 
         .map(GateServer::line)
         .collect();
     format!(
-        "waiting for {target} of {env} to be healthy: {}/{} ready ({}), {}",
+        "waiting for {target} of {env} to be healthy, {}: {}/{} ready ({})",
+        crate::edge::progress::seconds(started.elapsed()),
         judged.iter().filter(ready).count(),
         judged.len(),
-        not.join(", "),
-        crate::edge::progress::seconds(started.elapsed())
+        not.join(", ")
     )
 }
