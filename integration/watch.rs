@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::canary::wait_entry;
 use crate::fleet::{Fleet, ENV};
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::run::{vezasock, vezasock_env, Running, Vezasock};
@@ -214,5 +215,49 @@ per_version!(
             late <= Duration::from_millis(2500),
             "{label}: shown {late:?} after the flip"
         );
+    }
+);
+
+per_version!(
+    status_fleet_watch_shows_a_canary_in_progress_with_its_percent,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 2);
+        let label = v.label;
+        // A canary on edge a alone, held at its first step (its analysis needs more requests
+        // than come).
+        let canary = Vezasock::config(
+            &fleet.members[0].config,
+            &[
+                "canary",
+                ENV,
+                "green",
+                "--steps",
+                "30,100",
+                "--interval",
+                "30s",
+                "--min-requests",
+                "1000000",
+            ],
+        )
+        .spawn();
+        wait_entry(
+            &fleet.members[0].edge,
+            "green:30",
+            Duration::from_secs(10),
+            label,
+        );
+        let run = fleet.run(&["status", "--watch", "200ms", "--count", "2"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert_eq!(
+            run.out.matches("  canary staging: 30 % on green\n").count(),
+            2,
+            "{label}: {run:?}"
+        );
+        let abort = fleet.edge_run(0, &["canary", ENV, "--abort"]);
+        assert_eq!(abort.code, Some(0), "{label}: {abort:?}");
+        let ended = canary.finish(Duration::from_secs(60));
+        assert_eq!(ended.code, Some(7), "{label}: {ended:?}");
+        let run = fleet.run(&["status", "--watch", "200ms", "--count", "1"]);
+        assert!(!run.out.contains("canary staging"), "{label}: {run:?}");
     }
 );
