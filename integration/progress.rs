@@ -1,11 +1,13 @@
 //! Progress on long waits (issue 23): on a terminal (util-linux `script`) a `--wait-healthy`
-//! gate, a canary step and a fleet's prepares draw one progress line; piped (a CI log) and under
-//! `--json` nothing of it is printed.
+//! gate, a canary step, a fleet's prepares and a fleet's drain wait draw one progress line;
+//! piped (a CI log) and under `--json` nothing of it is printed. One edge's `drain --wait`
+//! countdown is checked in integration/servers.rs.
 
 use vezasock::demo::load::Load;
 use vezasock::demo::LocalEdge;
 
 use crate::fleet::{Fleet, ENV};
+use crate::servers::{open_stream, wait_busy};
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::load::spec;
 use crate::support::run::{vezasock, Run, Vezasock};
@@ -178,5 +180,45 @@ per_version!(
         // The edges' own gates are the coordinator's to show: no second line fighting it.
         assert!(!r.out.contains(GATE_LINE), "{}: {:?}", v.label, r.out);
         fleet.assert_all_on(ENV, vezasock::topology::Color::Green, v.label);
+    }
+);
+
+per_version!(
+    a_fleet_drain_wait_shows_its_progress_on_a_terminal,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 2);
+        let label = v.label;
+        // Edge b's stream server holds a 4 s response; edge a's has nothing to wait for.
+        let b = &fleet.members[1].edge;
+        let stream = open_stream(b.http, "staging.veza.fr", 40);
+        wait_busy(b, "be_staging_stream_blue", "blue_1", label);
+        let file = fleet.file.display().to_string();
+        let args = [
+            "drain",
+            "--fleet",
+            &file,
+            ENV,
+            "blue",
+            "--force",
+            "--component",
+            "stream",
+            "--wait",
+            "1500ms",
+        ];
+        let Some(tty) = Vezasock::on_tty(&args) else {
+            let _ = stream.join();
+            return;
+        };
+        let r = tty.who("it-fleet").run();
+        let _ = stream.join();
+        // Still busy on edge b at the deadline: exit 1, as one edge's drain --wait.
+        assert_eq!(r.code, Some(1), "{label}: {r:?}");
+        assert!(
+            r.out.contains("draining on 2 edge(s): 1 of 2 done, "),
+            "{label}: {:?}",
+            r.out
+        );
+        // The edges' own countdowns are the coordinator's to show.
+        assert!(!r.out.contains("draining: "), "{label}: {:?}", r.out);
     }
 );
