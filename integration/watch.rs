@@ -261,3 +261,16 @@ per_version!(
         assert!(!run.out.contains("canary staging"), "{label}: {run:?}");
     }
 );
+
+/// A fleet file that does not load stops the watch before its first snapshot (exit 2), as
+/// `status --fleet` does; no HAProxy needed.
+#[test]
+fn status_fleet_watch_with_a_fleet_file_that_does_not_load_is_exit_2_at_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, "[[edge]\nname = ").unwrap_or_else(|e| panic!("{e}"));
+    let run = Vezasock::fleet(&file, &["status", "--watch", "100ms", "--count", "3"]).run();
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(!run.out.contains("every "), "{run:?}");
+    assert!(run.err.contains("vezasock status: "), "{run:?}");
+}
