@@ -18,6 +18,7 @@ use vezasock::demo::LocalEdge;
 use crate::canary::wait_entry;
 use crate::fleet::{Fleet, Reach};
 use crate::package::tool_or_skip;
+use crate::preview::fail_staging_api_green;
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::run::{vezasock_env, Run};
 use crate::switch::{healthy_edge, wait_running};
@@ -684,5 +685,43 @@ per_version!(
                 f.display()
             );
         }
+    }
+);
+
+per_version!(
+    a_fleet_preview_check_an_edge_refuses_is_counted_refused_on_that_edge,
+    |v: &Haproxy| {
+        if !tools_or_skip() {
+            return;
+        }
+        let label = v.label;
+        let mut fleet = Fleet::local(v, 2);
+        let files = textfiles(&fleet);
+        // Edge b's green api answers 500: its own listener is what it checks through.
+        let (_server, fake) = fail_staging_api_green(&mut fleet.members[1].edge, label);
+        let run = fleet.run(&["switch", "staging", "green", "--preview-check", "/api/x"]);
+        fake.store(false, Ordering::Relaxed);
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        let count = |text: &str, result: &str| {
+            let labels = [("env", "staging"), ("action", "switch"), ("result", result)];
+            sample(text, "vezasock_switches_total", &labels)
+        };
+        let b = scrape_file(&files[1], label);
+        assert_eq!(count(&b, "refused"), Some(1.0), "{label}: {b}");
+        let a = scrape_file(&files[0], label);
+        assert_eq!(count(&a, "refused"), None, "{label}: {a}");
+        let journal = std::fs::read_to_string(
+            fleet.members[1]
+                .edge
+                .topology
+                .paths
+                .state_dir
+                .join("journal.jsonl"),
+        )
+        .unwrap_or_default();
+        assert!(
+            journal.contains("\"phase\":\"refused\"") && journal.contains("answered 500"),
+            "{label}: {journal}"
+        );
     }
 );
