@@ -29,6 +29,7 @@ mod package;
 mod pool_failures;
 mod pools;
 mod preview;
+mod progress;
 mod reload;
 mod render;
 mod runtime_client;

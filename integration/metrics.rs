@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use vezasock::demo::LocalEdge;
 
 use crate::canary::wait_entry;
+use crate::fleet::{Fleet, Reach};
 use crate::package::tool_or_skip;
+use crate::preview::fail_staging_api_green;
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::run::{vezasock_env, Run};
 use crate::switch::{healthy_edge, wait_running};
@@ -495,23 +497,7 @@ per_version!(
         }
         let label = v.label;
         let fleet = crate::fleet::Fleet::local(v, 2);
-        let textdir = fleet.dir.path().join("textfile");
-        std::fs::create_dir_all(&textdir).unwrap_or_else(|e| panic!("{e}"));
-        // Each edge's own topology file names its own textfile.
-        let files: Vec<PathBuf> = fleet
-            .members
-            .iter()
-            .map(|m| {
-                let file = textdir.join(format!("{}.prom", m.name));
-                let mut toml = std::fs::read_to_string(&m.config).unwrap_or_default();
-                toml.push_str(&format!(
-                    "\n[metrics]\ntextfile = {:?}\n",
-                    file.display().to_string()
-                ));
-                std::fs::write(&m.config, toml).unwrap_or_else(|e| panic!("{e}"));
-                file
-            })
-            .collect();
+        let files = textfiles(&fleet);
         let run = fleet.run(&["switch", "staging", "green", "--json"]);
         assert_eq!(run.code, Some(0), "{label}: {run:?}");
         let report: serde_json::Value = serde_json::from_str(run.out.trim())
@@ -548,6 +534,194 @@ per_version!(
             )
             .is_some(),
             "{label}: after status: {text}"
+        );
+    }
+);
+
+/// Each fleet edge's own topology file names its own textfile, `textfile-<edge>/vezasock.prom`
+/// in the lab's dir: one dir per edge (the lab's edges share one topology name, so their files
+/// cannot share a node_exporter). Written by the commands only: none exists yet.
+fn textfiles(fleet: &Fleet) -> Vec<PathBuf> {
+    fleet
+        .members
+        .iter()
+        .map(|m| {
+            let dir = fleet.dir.path().join(format!("textfile-{}", m.name));
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let file = dir.join("vezasock.prom");
+            let mut toml = std::fs::read_to_string(&m.config).unwrap_or_default();
+            toml.push_str(&format!(
+                "\n[metrics]\ntextfile = {:?}\n",
+                file.display().to_string()
+            ));
+            std::fs::write(&m.config, toml).unwrap_or_else(|e| panic!("{e}"));
+            file
+        })
+        .collect()
+}
+
+/// True when node_exporter and promtool are installed (else a SKIP line).
+fn tools_or_skip() -> bool {
+    tool_or_skip(Path::new(NODE_EXPORTER), NODE_EXPORTER)
+        && tool_or_skip(Path::new(PROMTOOL), PROMTOOL)
+}
+
+/// What a node_exporter reading `file`'s directory serves, after `promtool check metrics`
+/// passed on it.
+fn scrape_file(file: &Path, label: &str) -> String {
+    promtool_check_metrics(file, label);
+    let exporter = NodeExporter::start(file.parent().unwrap_or(Path::new(".")));
+    let text = exporter.scrape();
+    assert_eq!(
+        sample(&text, "node_textfile_scrape_error", &[]),
+        Some(0.0),
+        "{label}: {text}"
+    );
+    text
+}
+
+per_version!(
+    a_fleet_switch_the_gate_refuses_is_counted_refused_on_the_edge_that_refused,
+    |v: &Haproxy| {
+        if !tools_or_skip() {
+            return;
+        }
+        let label = v.label;
+        let mut fleet = Fleet::local(v, 2);
+        let files = textfiles(&fleet);
+        let b = &mut fleet.members[1].edge;
+        assert!(b.set_backend_running("be_staging_api_green", "green_1", false));
+        wait_running(b, "be_staging_api_green", "green_1", false, label);
+        let run = fleet.run(&["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        let text = scrape_file(&files[1], label);
+        let count = |text: &str, result: &str| {
+            let labels = [("env", "staging"), ("action", "switch"), ("result", result)];
+            sample(text, "vezasock_switches_total", &labels)
+        };
+        assert_eq!(count(&text, "refused"), Some(1.0), "{label}: {text}");
+        let blue = [("env", "staging"), ("color", "blue")];
+        assert_eq!(
+            sample(&text, "vezasock_active_color_info", &blue),
+            Some(1.0),
+            "{label}: {text}"
+        );
+        // Edge a was prepared, then aborted because of b: not a refusal of its own gate.
+        let a = scrape_file(&files[0], label);
+        assert_eq!(count(&a, "refused"), None, "{label}: {a}");
+        assert_eq!(
+            sample(&a, "vezasock_active_color_info", &blue),
+            Some(1.0),
+            "{label}: {a}"
+        );
+    }
+);
+
+per_version!(
+    fleet_server_changes_and_apply_rewrite_each_local_edge_file,
+    |v: &Haproxy| {
+        if !tools_or_skip() {
+            return;
+        }
+        let label = v.label;
+        let fleet = Fleet::local(v, 2);
+        let files = textfiles(&fleet);
+        for args in [
+            &["drain", "staging", "green"][..],
+            &["maint", "staging", "green"],
+            &["ready", "staging", "green"],
+            &["apply"],
+        ] {
+            for f in &files {
+                let _ = std::fs::remove_file(f);
+            }
+            let started = now().floor();
+            let run = fleet.run(args);
+            assert_eq!(run.code, Some(0), "{label}: {args:?}: {run:?}");
+            for f in &files {
+                let text = scrape_file(f, label);
+                let written = sample(&text, "vezasock_metrics_write_timestamp_seconds", &[]);
+                assert!(
+                    written.is_some_and(|t| t >= started),
+                    "{label}: {args:?}: {written:?} < {started}: {text}"
+                );
+                assert_eq!(
+                    sample(&text, "vezasock_edge_up", &[]),
+                    Some(1.0),
+                    "{label}: {args:?}: {text}"
+                );
+            }
+        }
+    }
+);
+
+per_version!(
+    an_edge_over_ssh_rewrites_its_own_file_after_a_fleet_switch,
+    |v: &Haproxy| {
+        if !tools_or_skip() {
+            return;
+        }
+        let label = v.label;
+        let Some(fleet) = Fleet::start(v, &[Reach::Local, Reach::Ssh]) else {
+            return;
+        };
+        let files = textfiles(&fleet);
+        let run = fleet.run(&["switch", "staging", "green"]);
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        let green = [("env", "staging"), ("color", "green")];
+        for f in &files {
+            let text = scrape_file(f, label);
+            assert_eq!(
+                sample(&text, "vezasock_active_color_info", &green),
+                Some(1.0),
+                "{label}: {}: {text}",
+                f.display()
+            );
+            let labels = [("env", "staging"), ("action", "switch"), ("result", "ok")];
+            assert_eq!(
+                sample(&text, "vezasock_switches_total", &labels),
+                Some(1.0),
+                "{label}: {}: {text}",
+                f.display()
+            );
+        }
+    }
+);
+
+per_version!(
+    a_fleet_preview_check_an_edge_refuses_is_counted_refused_on_that_edge,
+    |v: &Haproxy| {
+        if !tools_or_skip() {
+            return;
+        }
+        let label = v.label;
+        let mut fleet = Fleet::local(v, 2);
+        let files = textfiles(&fleet);
+        // Edge b's green api answers 500: its own listener is what it checks through.
+        let (_server, fake) = fail_staging_api_green(&mut fleet.members[1].edge, label);
+        let run = fleet.run(&["switch", "staging", "green", "--preview-check", "/api/x"]);
+        fake.store(false, Ordering::Relaxed);
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        let count = |text: &str, result: &str| {
+            let labels = [("env", "staging"), ("action", "switch"), ("result", result)];
+            sample(text, "vezasock_switches_total", &labels)
+        };
+        let b = scrape_file(&files[1], label);
+        assert_eq!(count(&b, "refused"), Some(1.0), "{label}: {b}");
+        let a = scrape_file(&files[0], label);
+        assert_eq!(count(&a, "refused"), None, "{label}: {a}");
+        let journal = std::fs::read_to_string(
+            fleet.members[1]
+                .edge
+                .topology
+                .paths
+                .state_dir
+                .join("journal.jsonl"),
+        )
+        .unwrap_or_default();
+        assert!(
+            journal.contains("\"phase\":\"refused\"") && journal.contains("answered 500"),
+            "{label}: {journal}"
         );
     }
 );

@@ -26,25 +26,6 @@ fn vezasock(edge: &LocalEdge, args: &[&str]) -> Run {
     Vezasock::edge(edge, args).run()
 }
 
-/// The binary on a pseudo-terminal (util-linux `script`), so its stderr is a tty and the live
-/// countdown is drawn; stdout and stderr both come back in `out`. `None` without `script`.
-fn vezasock_on_tty(edge: &LocalEdge, args: &[&str]) -> Option<Run> {
-    let script = std::path::Path::new("/usr/bin/script");
-    if !script.exists() {
-        eprintln!("SKIP the countdown check: no /usr/bin/script");
-        return None;
-    }
-    let line = std::iter::once(env!("CARGO_BIN_EXE_vezasock"))
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    Some(
-        Vezasock::program(script, &["-qec", &line, "/dev/null"])
-            .edge_paths(edge)
-            .run(),
-    )
-}
-
 /// The admin bits of `backend/server` as the running HAProxy shows them.
 fn admin(edge: &LocalEdge, backend: &str, server: &str) -> AdminFlags {
     crate::switch::admin_state(edge, backend, server)
@@ -235,7 +216,7 @@ per_version!(
             "--wait",
             "300ms",
         ];
-        if let Some(r) = vezasock_on_tty(&edge, &short) {
+        if let Some(r) = Vezasock::on_tty(&short).map(|v| v.edge_paths(&edge).run()) {
             assert_eq!(
                 r.code,
                 Some(1),

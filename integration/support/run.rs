@@ -86,6 +86,26 @@ impl Vezasock {
         run
     }
 
+    /// `vezasock ARGS` under a pseudo-terminal (util-linux `script -qec … /dev/null`): its
+    /// stdout and stderr both reach the terminal, which the run's `out` records (lines end in
+    /// `\r\n`), and `script` exits with its exit code. `None` (after a SKIP line) without
+    /// `/usr/bin/script`.
+    pub fn on_tty(args: &[&str]) -> Option<Vezasock> {
+        let script = Path::new("/usr/bin/script");
+        if !script.exists() {
+            eprintln!("SKIP a terminal check: no /usr/bin/script");
+            return None;
+        }
+        let line: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_vezasock"))
+            .chain(args.iter().copied())
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        Some(Vezasock::program(
+            script,
+            &["-qec", &line.join(" "), "/dev/null"],
+        ))
+    }
+
     /// Who the run is recorded as (`VEZASOCK_WHO`).
     pub fn who(mut self, who: &str) -> Vezasock {
         self.cmd.env("VEZASOCK_WHO", who);

@@ -90,5 +90,22 @@ pub fn run(args: &AgentArgs) -> ExitCode {
         };
         serve(&edge, &mut io).await;
     });
+    write_textfile(&rt, &edge);
     Exit::Ok.into()
+}
+
+/// When the coordinator's conversation ends (its command is done), the edge's metrics textfile
+/// is rewritten, when its topology names one: an edge reached over ssh shows what the fleet
+/// command did as a local edge does. Not after each request: a write between two commit steps
+/// would widen the fleet's commit skew. A failure is a warning on stderr (the coordinator's).
+fn write_textfile(rt: &tokio::runtime::Runtime, edge: &crate::edge::Edge) {
+    if edge.topology.metrics_textfile.is_none() {
+        return;
+    }
+    if let Err(e) = rt.block_on(crate::edge::metrics::write(edge)) {
+        eprintln!(
+            "vezasock edge-agent: warning: edge {}: the metrics textfile was not written: {e}",
+            edge.topology.name
+        );
+    }
 }

@@ -13,6 +13,7 @@ use super::args::TopologyArgs;
 use super::common::runtime;
 use super::exit::Exit;
 use super::finish::{finish, said, Failed, Report, WithOk};
+use super::watch::{failed, repeat, Watch};
 use crate::edge::deploy::switch::{LockWait, SwitchRequest};
 use crate::edge::fleet::agent;
 use crate::edge::fleet::member::{Agent, Link, Member};
@@ -93,7 +94,10 @@ fn members<'s, 'e: 's>(
         match local {
             Some(edge) => {
                 let (link, server) = agent::channel();
-                scope.spawn(move || agent::serve_on_this_thread(edge, server));
+                scope.spawn(move || {
+                    crate::edge::progress::quiet_on_this_thread();
+                    agent::serve_on_this_thread(edge, server);
+                });
                 out.push(Member::new(&e.name, Link::Local(link)));
             }
             None => match Agent::start(&e.reach, e.config.as_deref()) {
@@ -283,37 +287,56 @@ fn run_flip(
     }
 }
 
-/// The end of a fleet flip, as `cli::common::after` is an edge command's: each local edge's
-/// metrics textfile rewritten (when it has one), after the flip's commit skew is recorded in its
-/// state dir when the flip switched something. Edges over ssh are not rewritten yet. A failure
-/// is a warning, never the exit code.
+/// The end of a fleet flip: the flip's commit skew recorded in each local edge's state dir
+/// when it switched something, then [`after_fleet`].
 fn after_flip(command: &str, path: &Path, topology: &TopologyArgs, report: Option<&FleetReport>) {
+    let switched = report.filter(|r| !r.dry_run && r.edges.iter().any(|e| e.result == "switched"));
+    if let Some(r) = switched {
+        record_skew(command, path, topology, r);
+    }
+    after_fleet(command, path, topology);
+}
+
+/// The fleet commit skew of flip `r` in each local edge's state dir (a failure is a warning).
+fn record_skew(command: &str, path: &Path, topology: &TopologyArgs, r: &FleetReport) {
+    let Ok(edges) = load(command, path).and_then(|f| local_edges(command, &f, topology)) else {
+        return;
+    };
+    let name = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    for edge in edges.iter().flatten() {
+        let skew = crate::edge::metrics::fleet::FleetSkew {
+            fleet: name.clone(),
+            env: r.env.clone(),
+            commit_skew_seconds: r.commit_skew_ms / 1e3,
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        if let Err(e) = crate::edge::metrics::fleet::record(&edge.state, skew) {
+            eprintln!(
+                "vezasock {command}: warning: edge {}: the fleet commit skew was not recorded: {e}",
+                edge.topology.name
+            );
+        }
+    }
+}
+
+/// The end of every fleet command that changes edges, and of `status --fleet`, as
+/// `cli::common::after` is an edge command's: each local edge's metrics textfile rewritten
+/// (when it has one). Edges over ssh are not rewritten. A failure is a warning, never the exit
+/// code.
+fn after_fleet(command: &str, path: &Path, topology: &TopologyArgs) {
     let (Ok(fleet), Ok(rt)) = (load(command, path), runtime(command)) else {
         return;
     };
     let Ok(edges) = local_edges(command, &fleet, topology) else {
         return;
     };
-    let switched = report.filter(|r| !r.dry_run && r.edges.iter().any(|e| e.result == "switched"));
-    let name = path
-        .file_stem()
-        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     for edge in edges.iter().flatten() {
-        if let Some(r) = switched {
-            let skew = crate::edge::metrics::fleet::FleetSkew {
-                fleet: name.clone(),
-                env: r.env.clone(),
-                commit_skew_seconds: r.commit_skew_ms / 1e3,
-                at: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64),
-            };
-            if let Err(e) = crate::edge::metrics::fleet::record(&edge.state, skew) {
-                eprintln!(
-                    "vezasock {command}: warning: edge {}: the fleet commit skew was not recorded: {e}",
-                    edge.topology.name
-                );
-            }
+        if edge.topology.metrics_textfile.is_none() {
+            continue;
         }
         if let Err(e) = rt.block_on(crate::edge::metrics::write(edge)) {
             eprintln!(
@@ -342,14 +365,57 @@ impl Report for FleetStatus {
 
 /// `vezasock status --fleet F`.
 pub fn run_status(path: &Path, topology: &TopologyArgs, json: bool) -> ExitCode {
-    match on_fleet("status", path, topology, async |fleet, members| {
+    let result = on_fleet("status", path, topology, async |fleet, members| {
         fleet::status(fleet, members).await
-    }) {
+    });
+    if result.is_ok() {
+        after_fleet("status", path, topology);
+    }
+    match result {
         // A status that could not be read prints no JSON (as before): the error on stderr.
         Ok(Err(e)) => said("status", &e).into(),
         Ok(result) => finish("status", json, result.map_err(Failed::from)),
         Err(exit) => exit.into(),
     }
+}
+
+/// `vezasock status --fleet F --watch`: the fleet's status every interval ([`super::watch`]),
+/// the fleet opened afresh each time (an edge not reached is shown so and the watch goes on;
+/// one back is reached again). The fleet file and the edges' topology files are checked once
+/// first: a bad one is exit 2.
+pub fn watch_status(path: &Path, topology: &TopologyArgs, how: &Watch<'_>) -> ExitCode {
+    if let Err(exit) = load("status", path).and_then(|f| local_edges("status", &f, topology)) {
+        return exit.into();
+    }
+    repeat(how, |json| {
+        let round = on_fleet("status", path, topology, async |fleet, members| {
+            fleet::status(fleet, members).await
+        });
+        match (round, json) {
+            (Ok(Ok(s)), true) => serde_json::to_string(&s).unwrap_or_default() + "\n",
+            (Ok(Ok(s)), false) => watched_status(&s),
+            (Ok(Err(e)), json) => failed(json, &e.to_string()),
+            (Err(exit), json) => failed(
+                json,
+                &format!("the fleet was not read (exit {})", exit as u8),
+            ),
+        }
+    })
+}
+
+/// One round of the fleet watch: how many edges answered, a loud line when they disagree,
+/// then the fleet status as `status --fleet` prints it.
+fn watched_status(s: &FleetStatus) -> String {
+    let reached = s.edges.iter().filter(|e| e.summary.is_some()).count();
+    let mut out = format!("{reached} of {} edge(s) reached\n", s.edges.len());
+    if !s.drift.is_empty() {
+        out.push_str(&format!(
+            "!!! EDGES DISAGREE on {} env(s) !!!\n",
+            s.drift.len()
+        ));
+    }
+    out.push_str(&human_status(s));
+    out
 }
 
 fn human_status(s: &FleetStatus) -> String {
@@ -364,13 +430,40 @@ fn human_status(s: &FleetStatus) -> String {
     }
     for e in &s.edges {
         match (&e.summary, &e.error) {
-            (Some(sum), _) => out.push_str(&edge_status(&e.edge, sum)),
+            (Some(sum), _) => {
+                out.push_str(&edge_status(&e.edge, sum));
+                out.push_str(&canaries(e.status.as_ref()));
+            }
             (None, Some(err)) => out.push_str(&format!("edge {:<16} NOT REACHED: {err}\n", e.edge)),
             (None, None) => {}
         }
     }
     if s.drift.is_empty() && s.open_transactions.is_empty() {
         out.push_str("every edge agrees on every env's color\n");
+    }
+    out
+}
+
+/// An edge's canaries in progress, from its status report: `  canary staging: 10 % on green`
+/// (`, INTERRUPTED` when its process is gone).
+fn canaries(status: Option<&serde_json::Value>) -> String {
+    let list = status
+        .and_then(|s| s.get("canaries"))
+        .and_then(serde_json::Value::as_array);
+    let mut out = String::new();
+    for c in list.into_iter().flatten() {
+        let word = |k: &str| c.get(k).and_then(serde_json::Value::as_str).unwrap_or("?");
+        let percent = c
+            .get("percent")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let running = c.get("running").and_then(serde_json::Value::as_bool) == Some(true);
+        out.push_str(&format!(
+            "  canary {}: {percent} % on {}{}\n",
+            word("env"),
+            word("color"),
+            if running { "" } else { ", INTERRUPTED" }
+        ));
     }
     out
 }
@@ -439,6 +532,9 @@ pub fn run_apply(path: &Path, topology: &TopologyArgs, json: bool) -> ExitCode {
     let result = on_fleet("apply", path, topology, async |fleet, members| {
         fleet::apply(fleet, members).await
     });
+    if result.is_ok() {
+        after_fleet("apply", path, topology);
+    }
     match result {
         // The failure of a fleet apply prints no JSON (as before): the error on stderr.
         Ok(Err(e)) => said("apply", &e).into(),
@@ -515,6 +611,9 @@ pub fn run_servers(
         )
         .await
     });
+    if result.is_ok() {
+        after_fleet(command, path, topology);
+    }
     match result {
         Ok(result) => finish(
             command,
@@ -574,6 +673,9 @@ pub fn run_preview(
     let result = on_fleet("preview", path, topology, async |_, members| {
         fleet::preview::preview(members, env, color, lock_wait, &who).await
     });
+    if result.is_ok() {
+        after_fleet("preview", path, topology);
+    }
     match result {
         Ok(result) => finish("preview", json, result.map_err(Failed::from)),
         Err(exit) => exit.into(),

@@ -19,12 +19,14 @@ pub mod history;
 pub mod output;
 pub mod plan;
 pub mod preview;
+pub mod progress;
 pub mod render;
 pub mod rollback;
 pub mod servers;
 pub mod status;
 pub mod switch;
 pub mod txn;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -110,10 +112,25 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// The commands that can wait long (a gate's `--wait-healthy`, `drain --wait`, canary steps, a
+/// fleet's prepares), with their `--json`: they show a progress line on a terminal.
+fn waits(command: &Command) -> Option<bool> {
+    match command {
+        Command::Switch(a) => Some(a.json),
+        Command::Rollback(a) => Some(a.json),
+        Command::Canary(a) => Some(a.json),
+        Command::Drain(a) => Some(a.json),
+        _ => None,
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Some(json) = waits(&cli.command) {
+        progress::install(json);
+    }
     match cli.command {
         Command::Version => {
             output::line(concat!("vezasock ", env!("CARGO_PKG_VERSION")));

@@ -13,9 +13,8 @@
 //! unreachable; 4 the edge is locked.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -25,7 +24,7 @@ use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
 use super::common::{after, load_edge, runtime};
 use super::exit::Exit;
 use super::finish::{self, Failed, Report};
-use crate::edge::servers::{self, Busy, ChangeReport, DrainReport, Selection, ServerRef, Then};
+use crate::edge::servers::{self, ChangeReport, DrainReport, Selection, ServerRef, Then};
 use crate::edge::Edge;
 use crate::state::AdminDecision;
 use crate::topology::Color;
@@ -384,12 +383,6 @@ fn drain(args: &DrainArgs) -> ExitCode {
         ThenArg::Kill => Then::Kill,
         ThenArg::Leave => Then::Leave,
     };
-    let live = std::io::stderr().is_terminal();
-    let mut countdown = Countdown {
-        live,
-        drawn: false,
-        last: None,
-    };
     let result = rt.block_on(servers::drain(
         &edge,
         &selection,
@@ -400,46 +393,7 @@ fn drain(args: &DrainArgs) -> ExitCode {
             force: args.force,
         },
         args.lock.wait(),
-        &mut |busy, left| countdown.draw(busy, left),
     ));
-    countdown.finish();
     after(&rt, &edge, "drain");
     finish::finish("drain", args.json, result.map_err(Failed::from))
-}
-
-/// The live countdown line on a terminal: `draining: 3 sessions on 2 servers, 41s left`,
-/// redrawn in place at most every 200 ms.
-struct Countdown {
-    live: bool,
-    drawn: bool,
-    last: Option<Instant>,
-}
-
-impl Countdown {
-    fn draw(&mut self, busy: &[Busy], left: Duration) {
-        if !self.live
-            || self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(200))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let sessions: u64 = busy.iter().map(|b| b.sessions).sum();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2Kdraining: {sessions} session(s) on {} server(s), {}s left",
-            busy.len(),
-            left.as_secs()
-        );
-        let _ = err.flush();
-        self.drawn = true;
-    }
-
-    fn finish(&mut self) {
-        if self.drawn {
-            eprintln!();
-        }
-    }
 }

@@ -12,6 +12,7 @@ use super::args::{parse_name, Checked, TopologyArgs};
 use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
 use super::finish::{self, Failed, Report};
+use super::watch::{failed, repeat, Watch};
 use crate::edge::cert::CertEntry;
 use crate::edge::status::{status, BackendStatus, EnvStatus, StatusReport};
 
@@ -26,8 +27,9 @@ pub struct StatusArgs {
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Show the status again every INTERVAL (default 2s; 100ms to 1h) until interrupted:
-    /// redrawn on a terminal, plain snapshots otherwise (one JSON line each with --json).
+    /// Show the status (every edge's with --fleet) again every INTERVAL (default 2s; 100ms to
+    /// 1h) until interrupted: redrawn on a terminal, plain snapshots otherwise (one JSON line
+    /// each with --json).
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = Checked(parse_interval))]
     pub watch: Option<std::time::Duration>,
     /// With --watch: stop after N snapshots (1 to 10^6).
@@ -38,9 +40,6 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
 }
-
-/// The most snapshots `--watch` shows without `--count` (a week at the shortest interval).
-const MAX_ROUNDS: u64 = 7 * 24 * 3600 * 10;
 
 /// `--watch`'s interval: a duration from 100ms to 1h.
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
@@ -57,13 +56,18 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         return watch(args, interval);
     }
     if let Some(fleet) = &args.fleet.fleet {
-        if args.watch.is_some() {
-            eprintln!("vezasock status: --watch is not available with --fleet yet");
-            return Exit::BadInput.into();
-        }
         if args.env.is_some() {
             eprintln!("vezasock status: ENV is not available with --fleet: it shows every env of every edge");
             return Exit::BadInput.into();
+        }
+        if let Some(interval) = args.watch {
+            let how = Watch {
+                what: "vezasock status --fleet",
+                interval,
+                count: args.count,
+                json: args.json,
+            };
+            return super::fleet::watch_status(fleet, &args.topology, &how);
         }
         return super::fleet::run_status(fleet, &args.topology, args.json);
     }
@@ -97,50 +101,26 @@ impl Report for StatusReport {
     }
 }
 
-/// `status --watch`: a snapshot every `interval` until interrupted (or `--count`). On a
-/// terminal each one redraws the screen; otherwise each is printed after the last, headed by
-/// its time (with `--json`: one JSON object per line, nothing else). Read-only: the metrics
-/// textfile is not rewritten.
+/// `status --watch` on one edge ([`super::watch`]). Read-only: the metrics textfile is not
+/// rewritten.
 fn watch(args: &StatusArgs, interval: std::time::Duration) -> ExitCode {
-    use std::io::{IsTerminal, Write};
     let (rt, edge) = match runtime_and_edge("status", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
     };
-    let tty = std::io::stdout().is_terminal();
-    let rounds = args.count.unwrap_or(MAX_ROUNDS);
-    for round in 0..rounds {
-        let report = rt.block_on(status(&edge, args.env.as_deref()));
-        let body = match (&report, args.json) {
-            (Ok(r), true) => serde_json::to_string(r).unwrap_or_default() + "\n",
-            (Ok(r), false) => human(r),
-            (Err(e), true) => serde_json::json!({"error": e.to_string()}).to_string() + "\n",
-            (Err(e), false) => format!("vezasock status: {e}\n"),
-        };
-        let header = format!(
-            "every {:?}: vezasock status, {}\n",
-            interval,
-            crate::state::time::now_rfc3339()
-        );
-        let screen = match (tty, args.json) {
-            (true, _) => format!("\x1b[H\x1b[2J{header}\n{body}"),
-            (false, true) => body,
-            (false, false) => format!("{header}\n{body}\n"),
-        };
-        let mut out = std::io::stdout().lock();
-        if out
-            .write_all(screen.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            return Exit::Ok.into(); // the reader went away (a closed pipe)
+    let how = Watch {
+        what: "vezasock status",
+        interval,
+        count: args.count,
+        json: args.json,
+    };
+    repeat(&how, |json| {
+        match (rt.block_on(status(&edge, args.env.as_deref())), json) {
+            (Ok(r), true) => serde_json::to_string(&r).unwrap_or_default() + "\n",
+            (Ok(r), false) => human(&r),
+            (Err(e), json) => failed(json, &e.to_string()),
         }
-        drop(out);
-        if round + 1 < rounds {
-            std::thread::sleep(interval);
-        }
-    }
-    Exit::Ok.into()
+    })
 }
 
 /// The human report as one string: printed with one write, not one per line (3,000

@@ -288,7 +288,6 @@ async fn drain_color(edge: &Edge, env: &str, color: Color) -> Result<usize, Edge
             force: false,
         },
         Wait::up_to(Duration::from_secs(30)),
-        &mut |_, _| {},
     )
     .await?;
     Ok(servers.len())

@@ -17,6 +17,7 @@
 //! | `active_color.rs` | the active-color map, its runtime and file sides |
 //! | `analysis.rs` | the traffic counters and limits a bake and a canary judge by |
 //! | `metrics/`, `notify.rs` | what vezasock tells outside: the metrics textfile and webhook events |
+//! | `progress.rs` | a long wait's progress line, for the CLI to draw on a terminal |
 //! | `error.rs` | the one error of every operation ([`EdgeError`]) |
 
 pub mod active_color;
@@ -29,6 +30,7 @@ pub mod fleet;
 pub mod flip;
 pub mod metrics;
 pub mod notify;
+pub mod progress;
 pub mod servers;
 pub mod status;
 

@@ -470,7 +470,7 @@ impl PreparedChange<'_> {
 
     /// Waits up to `limit` for the servers to have no session left (a drain's `--wait`).
     pub async fn wait_drained(&mut self, limit: Duration) -> Result<WaitReport, EdgeError> {
-        wait_drained(&mut self.session, &self.servers, limit, &mut |_, _| {}).await
+        wait_drained(&mut self.session, &self.servers, limit).await
     }
 
     /// Puts every server [`PreparedChange::apply`] changed back to its state before.
@@ -520,15 +520,13 @@ impl PreparedChange<'_> {
 }
 
 /// `drain`, then with `deadline` the wait for sessions to reach zero and the `then` action.
-/// `progress` is called after each poll with the busy servers and the time left (the CLI
-/// draws its countdown from it).
+/// The wait shows its countdown through [`crate::edge::progress`].
 pub async fn drain(
     edge: &Edge,
     selection: &Selection,
     servers: &[ServerRef],
     how: DrainHow,
     wait: Wait,
-    progress: &mut dyn FnMut(&[Busy], Duration),
 ) -> Result<DrainReport, EdgeError> {
     let DrainHow {
         deadline,
@@ -557,7 +555,7 @@ pub async fn drain(
             then: None,
         });
     };
-    let waited = wait_drained(&mut session, servers, limit, progress).await?;
+    let waited = wait_drained(&mut session, servers, limit).await?;
     let then = match (waited.drained, then) {
         (false, _) | (true, Then::Leave) => None,
         (true, Then::Maint) => Some(
@@ -621,19 +619,27 @@ pub async fn busy_servers(
 }
 
 /// Polls until no selected server is busy or `limit` has passed (bounded in time; the number
-/// of polls is at most `limit / POLL + 1`).
+/// of polls is at most `limit / POLL + 1`), its countdown shown as progress: `draining: 3
+/// session(s) on 2 server(s), 41s left`.
 async fn wait_drained(
     session: &mut Session,
     servers: &[ServerRef],
     limit: Duration,
-    progress: &mut dyn FnMut(&[Busy], Duration),
 ) -> Result<WaitReport, EdgeError> {
     let start = Instant::now();
     let deadline = start + limit;
+    let mut progress = crate::edge::progress::Wait::start();
     loop {
         let busy = busy_servers(session, servers).await?;
         let now = Instant::now();
-        progress(&busy, deadline.saturating_duration_since(now));
+        progress.show(|| {
+            format!(
+                "draining: {} session(s) on {} server(s), {}s left",
+                busy.iter().map(|b| b.sessions).sum::<u64>(),
+                busy.len(),
+                deadline.saturating_duration_since(now).as_secs()
+            )
+        });
         let done = busy.is_empty();
         if done || now >= deadline {
             return Ok(WaitReport {

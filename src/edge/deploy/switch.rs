@@ -18,7 +18,6 @@ use crate::edge::flip::gate::GateServer;
 use crate::edge::flip::{check_sha, ms, Flip, Read, Steps};
 use crate::edge::servers::{self, Selection, Then};
 use crate::edge::{Edge, EdgeError};
-use crate::state::{Operation, Phase};
 use crate::topology::Color;
 
 pub use crate::edge::flip::{LockWait, Step, SwitchRequest, BAKE_BREACH};
@@ -84,13 +83,13 @@ pub async fn switch(
     } else if !req.preview_check.is_empty() {
         let line = preview_check(&mut flip)
             .await
-            .map_err(|e| journal_refusal(&flip, &read, e))?;
+            .map_err(|e| flip.journal_refusal(&read, e))?;
         steps.done("preview-check", line);
     }
     let (judged, polls) = flip
         .gate(&read)
         .await
-        .map_err(|e| journal_refusal(&flip, &read, e))?;
+        .map_err(|e| flip.journal_refusal(&read, e))?;
     steps.done("gate", gate_detail(&flip, &judged, polls));
     if req.dry_run {
         for line in dry_run_plan(&flip, &read)? {
@@ -168,25 +167,6 @@ impl SwitchReport {
         self.steps = steps.steps;
         self
     }
-}
-
-/// A gate's refusal (a target color not healthy, a preview check failing) is journalled as one
-/// `refused` line with the gate's words, so the metrics and the webhook count it. Nothing
-/// changed: no intent, no other line, and a dry run journals nothing. A line not written is a
-/// warning; the refusal stays the command's outcome. Returns the error unchanged.
-fn journal_refusal(flip: &Flip<'_>, read: &Read, e: EdgeError) -> EdgeError {
-    let req = flip.req();
-    if let (EdgeError::Refused(why), false) = (&e, req.dry_run) {
-        let op = Operation::flip(req.action, &flip.env.name, read.from, flip.target, &req.who);
-        if let Err(err) = flip
-            .edge
-            .state
-            .journal_record(&op, Phase::Refused, Some(why))
-        {
-            eprintln!("vezasock: warning: the journal line `refused` was not written: {err}");
-        }
-    }
-    e
 }
 
 fn read_detail(read: &Read) -> String {
@@ -364,15 +344,7 @@ async fn drain_old(
     };
     let drained = async {
         let servers = servers::resolve(flip.edge, &selection)?;
-        servers::drain(
-            flip.edge,
-            &selection,
-            &servers,
-            how,
-            req.lock_wait.wait(),
-            &mut |_, _| {},
-        )
-        .await
+        servers::drain(flip.edge, &selection, &servers, how, req.lock_wait.wait()).await
     }
     .await
     .map_err(|e| EdgeError::DrainOld {

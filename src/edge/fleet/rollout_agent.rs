@@ -114,5 +114,37 @@ async fn check_here(
     let holder = crate::state::Holder::current();
     let _lock = crate::state::EdgeLock::acquire_async(&edge.state, wait.wait(), holder).await?;
     let mut session = edge.admin_session().await?;
-    one::check(edge, &mut session, env, color, paths, None, who).await
+    match one::check(edge, &mut session, env, color, paths, None, who).await {
+        Err(e @ EdgeError::Refused(_)) => {
+            Err(journal_refused(edge, &mut session, env, color, who, e).await)
+        }
+        other => other,
+    }
+}
+
+/// A preview check refused on this edge is journalled as one `refused` line with its words,
+/// as `switch --preview-check` on one edge does (the metrics count it; nothing changed). `from`
+/// is the env's live color (blue when it cannot be read). Returns the error unchanged.
+async fn journal_refused(
+    edge: &Edge,
+    session: &mut crate::runtime::session::Session,
+    env: &crate::topology::Env,
+    color: Color,
+    who: &str,
+    e: EdgeError,
+) -> EdgeError {
+    use crate::edge::active_color::{map_ref, runtime_color};
+    use crate::state::{Action, Operation, Phase};
+    let EdgeError::Refused(why) = &e else {
+        return e;
+    };
+    let entries = session.show_map(&map_ref(edge), None).await.ok();
+    let from = entries
+        .and_then(|list| runtime_color(&list, &env.name).ok().flatten())
+        .unwrap_or(Color::Blue);
+    let op = Operation::flip(Action::Switch, &env.name, from, color, who);
+    if let Err(err) = edge.state.journal_record(&op, Phase::Refused, Some(why)) {
+        eprintln!("vezasock: warning: the journal line `refused` was not written: {err}");
+    }
+    e
 }

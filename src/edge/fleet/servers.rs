@@ -180,7 +180,24 @@ async fn drain_wait(
     wait: DrainWait,
     report: &mut FleetChange,
 ) -> Result<(), EdgeError> {
-    let waited = join_all(members.iter_mut().map(|m| m.servers_wait(wait.limit))).await;
+    let n = members.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let done = &done;
+    let all = join_all(members.iter_mut().map(|m| async move {
+        let r = m.servers_wait(wait.limit).await;
+        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        r
+    }));
+    let every = std::time::Duration::from_millis(500);
+    let waited = crate::edge::progress::around(all, every, |took| {
+        format!(
+            "draining on {n} edge(s): {} of {n} done, {} of {}",
+            done.load(std::sync::atomic::Ordering::Relaxed),
+            crate::edge::progress::seconds(took),
+            crate::edge::progress::seconds(wait.limit)
+        )
+    })
+    .await;
     let mut busy = None;
     for (i, r) in waited.into_iter().enumerate() {
         let e = &mut report.edges[i];

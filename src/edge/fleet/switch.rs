@@ -579,6 +579,9 @@ async fn dry_run(
     ))
 }
 
+/// How often the prepares' progress line is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
 /// Each member's prepare result and how long it took.
 type Prepared = Vec<(Result<PrepareInfo, EdgeError>, Duration)>;
 
@@ -658,10 +661,25 @@ async fn prepare_all(
             .collect();
         return (results, Some(failed));
     }
-    let results = join_all(members.iter_mut().map(|m| async move {
+    let n = members.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let done = &done;
+    let all = join_all(members.iter_mut().map(|m| async move {
         let t = Instant::now();
-        (m.prepare(id, ttl, wait).await, t.elapsed())
-    }))
+        let r = m.prepare(id, ttl, wait).await;
+        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (r, t.elapsed())
+    }));
+    // Each edge's gate may wait (`--wait-healthy`): the prepares' count as progress.
+    let results = crate::edge::progress::around(all, PROGRESS_EVERY, |took| {
+        format!(
+            "preparing {} → {} on {n} edge(s): {} of {n} prepared, {}",
+            req.env,
+            req.color,
+            done.load(std::sync::atomic::Ordering::Relaxed),
+            crate::edge::progress::seconds(took)
+        )
+    })
     .await;
     (results, None)
 }

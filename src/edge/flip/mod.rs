@@ -183,6 +183,7 @@ impl<'e> Flip<'e> {
         };
         let mut judged = gate::judge(self.env, self.target, &read.states);
         let mut polls = 0u32;
+        let mut progress = crate::edge::progress::Wait::start();
         loop {
             match gate::decide(
                 &self.env.name,
@@ -198,6 +199,7 @@ impl<'e> Flip<'e> {
                 }
                 Decision::Refuse(why) => return Err(EdgeError::Refused(why)),
                 Decision::Wait(poll) => {
+                    progress.show(|| gate_line(&self.env.name, self.target, &judged, started));
                     tokio::time::sleep(poll).await;
                     polls += 1;
                     let again = observe(&mut self.session, &self.map, &self.backends).await?;
@@ -205,6 +207,31 @@ impl<'e> Flip<'e> {
                 }
             }
         }
+    }
+
+    /// A gate's refusal (a target color not healthy, a preview check failing; on one edge or
+    /// at a fleet's prepare) is journalled as one `refused` line with the gate's words, so the
+    /// metrics and the webhook count it. Nothing changed: no intent, no other line, and a dry
+    /// run journals nothing. A line not written is a warning; the refusal stays the command's
+    /// outcome. Returns the error unchanged.
+    pub fn journal_refusal(&self, read: &Read, e: EdgeError) -> EdgeError {
+        if let (EdgeError::Refused(why), false) = (&e, self.req.dry_run) {
+            let op = Operation::flip(
+                self.req.action,
+                &self.env.name,
+                read.from,
+                self.target,
+                &self.req.who,
+            );
+            if let Err(err) = self
+                .edge
+                .state
+                .journal_record(&op, Phase::Refused, Some(why))
+            {
+                eprintln!("vezasock: warning: the journal line `refused` was not written: {err}");
+            }
+        }
+        e
     }
 
     /// The admin session this flip holds (the deploy steps around the phases use it: a
@@ -714,4 +741,24 @@ pub(crate) async fn observe(
         states.rows.extend(replies.take(slot)?.rows);
     }
     Ok(Observed { entries, states })
+}
+
+/// The gate's progress while it waits: `waiting for green of staging to be healthy, 4s: 1/2
+/// ready (be_staging_api_green/green_1 DOWN, L4CON)` (the time first: a terminal narrower than
+/// the line cuts its end).
+fn gate_line(env: &str, target: Color, judged: &[GateServer], started: Instant) -> String {
+    let ready =
+        |g: &&GateServer| matches!(g.verdict, gate::Verdict::Ready | gate::Verdict::Drained);
+    let not: Vec<String> = judged
+        .iter()
+        .filter(|g| !ready(g))
+        .map(GateServer::line)
+        .collect();
+    format!(
+        "waiting for {target} of {env} to be healthy, {}: {}/{} ready ({})",
+        crate::edge::progress::seconds(started.elapsed()),
+        judged.iter().filter(ready).count(),
+        judged.len(),
+        not.join(", ")
+    )
 }

@@ -97,7 +97,10 @@ impl<'e> Locked<'e> {
         let read = flip.read().await?;
         let noop = flip.is_noop(&read);
         if !noop {
-            flip.gate(&read).await?;
+            // Refused here, the edge counts it as one-edge switches do; the fleet aborts.
+            flip.gate(&read)
+                .await
+                .map_err(|e| flip.journal_refusal(&read, e))?;
         }
         flip.intent(&read)?;
         let txn = flip.stage(&read, id, ttl, noop).await?;
