@@ -192,6 +192,20 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 io.send(&super::rollout_agent::serve_preview(edge, request).await)
                     .await;
             }
+            Request::CertBegin {
+                txn,
+                files,
+                allow_other_domains,
+                lock_wait_ms,
+                who,
+            } => {
+                let what = (txn, files, allow_other_domains);
+                let flow = super::cert_agent::serve_begin(edge, what, (lock_wait_ms, who), io);
+                if flow.await.is_break() {
+                    return;
+                }
+            }
+            Request::CertList => io.send(&super::cert_agent::serve_list(edge).await).await,
             other => {
                 let e = EdgeError::Refused(format!(
                     "{other:?}: no transaction is prepared in this session"

@@ -25,6 +25,8 @@
 pub mod agent;
 pub mod apply;
 pub mod bake;
+pub mod cert;
+pub mod cert_agent;
 pub mod locking;
 pub mod member;
 pub mod preview;
