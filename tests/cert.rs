@@ -298,6 +298,15 @@ fn write_replies_recorded_from_every_version_read_as_haproxy_meant_them() {
             .is_err());
         assert!(SslWrite::New(c.clone()).check_reply(b"").is_err());
     }
+    // 2.6, with another certificate's transaction open, puts the payload into that one and
+    // says so: a refusal for this certificate (3.x refuses itself).
+    let other = b"Transaction updated for certificate /x/certs/00-default.pem!\n\n";
+    match SslWrite::Set(c.clone(), payload.clone()).check_reply(other) {
+        Err(Error::Refused { message, .. }) => {
+            assert!(message.contains("abort ssl cert"), "{message}")
+        }
+        got => panic!("{got:?}"),
+    }
 }
 
 /// Standard base64 with padding (PEM bodies), for the SEC1 key below.

@@ -120,6 +120,7 @@ pub(super) async fn begin<'a>(
         }
     }
     let live = session.run(&ShowSslCerts).await?;
+    refuse_open_transaction(&live.transaction, &checked, &dir)?;
     // The default-certificate slot: a placeholder, or a copy of the certificate that
     // replaced it (which it then follows on every renewal).
     let slot_name = format!("{dir}/{PLACEHOLDER_FILE}");
@@ -154,6 +155,27 @@ pub(super) async fn begin<'a>(
         checked,
         install,
     })
+}
+
+/// HAProxy holds one certificate transaction at a time: another certificate's, left open (an
+/// operator's `set ssl cert` not committed), would refuse this update's (3.x) or take its
+/// payload (2.6). One for a file of this update is updated by its `set ssl cert`.
+fn refuse_open_transaction(
+    open: &[String],
+    checked: &[Checked],
+    dir: &str,
+) -> Result<(), EdgeError> {
+    let foreign = open
+        .iter()
+        .find(|t| !checked.iter().any(|c| **t == format!("{dir}/{}", c.name)));
+    match foreign {
+        None => Ok(()),
+        Some(t) => Err(EdgeError::Refused(format!(
+            "HAProxy has an uncommitted certificate transaction for {t} (a `set ssl cert` \
+             not committed) and holds one at a time: nothing was changed; commit or abort it \
+             first (`vezasock exec -- abort ssl cert {t}`)"
+        ))),
+    }
 }
 
 impl Begun<'_> {

@@ -120,6 +120,7 @@ pub async fn update(
     };
     run.report.files = sent.iter().map(|f| f.name.clone()).collect();
     run.begin(sent, options).await?;
+    super::pause_point("cert-after-begin").await;
     for i in 0..run.report.files.len() {
         run.stage(i).await?;
         run.commit(i).await?;
