@@ -239,7 +239,8 @@ fn write_replies_recorded_from_every_version_read_as_haproxy_meant_them() {
             ),
             (
                 "set-ssl-cert-again-write.oneshot",
-                SslWrite::Set(c.clone(), payload.clone()),
+                // Recorded for another certificate: the reply names the one set.
+                SslWrite::Set(CertRef::new("/x/site.pem").unwrap(), payload.clone()),
             ),
             ("commit-ssl-cert-write.oneshot", SslWrite::Commit(c.clone())),
             (
