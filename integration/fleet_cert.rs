@@ -225,6 +225,66 @@ per_version!(
 );
 
 per_version!(
+    cert_update_on_a_fleet_whose_commit_fails_on_one_edge_exits_5_naming_what_is_live_where,
+    |v: &Haproxy| {
+        let Some(fleet) = Fleet::start_tls(v, REACHES) else {
+            return;
+        };
+        let label = v.label;
+        update_ok(&fleet, &veza_pem(&fleet, 0xD1), label);
+        let file = veza_pem(&fleet, 0xD2);
+        // Paused once every edge staged the file: edge-c's staged transaction is aborted
+        // behind the coordinator's back, so its commit is refused after the others' landed.
+        let pause = fleet.pause_file();
+        let pause_env = pause.display().to_string();
+        let extra = [
+            ("VEZASOCK_PAUSE_AT", "cert-after-stage"),
+            ("VEZASOCK_PAUSE_FILE", pause_env.as_str()),
+        ];
+        let file_arg = fleet.file.display().to_string();
+        let args = [
+            "cert",
+            "update",
+            "--fleet",
+            &file_arg,
+            "--json",
+            path(&file),
+        ];
+        let mut running = fleet.spawn_raw(&args, &extra);
+        wait_paused(&mut running, &pause, label);
+        let c = &fleet.members[2];
+        let staged = c.certs().join("veza.pem");
+        let abort = format!("abort ssl cert {}\n", staged.display());
+        let said = raw_one_shot(&c.edge.topology.paths.admin_socket, &abort)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(said.contains("aborted"), "{label}: {said}");
+        std::fs::remove_file(&pause).unwrap_or_else(|e| panic!("{e}"));
+        let run = running.finish(BOUND);
+        assert_eq!(run.code, Some(5), "{label}: {run:?}");
+        assert!(
+            run.err.contains("NEW LIVE on edge-a, edge-b") && run.err.contains("edge edge-c"),
+            "{label}: {run:?}"
+        );
+        // Where it is live it is written too; edge-c serves and keeps the old one.
+        assert_eq!(served(&fleet), [hex(0xD2), hex(0xD2), hex(0xD1)], "{label}");
+        let pem = std::fs::read(&file).unwrap_or_default();
+        for (i, m) in fleet.members.iter().enumerate() {
+            let on_disk = std::fs::read(m.certs().join("veza.pem")).unwrap_or_default();
+            assert_eq!(on_disk == pem, i < 2, "{label} {}", m.name);
+        }
+        let list = cert(&fleet, "list", &["--warn-days", "5"]);
+        assert_eq!(list.code, Some(6), "{label}: {list:?}");
+        assert!(
+            list.out.contains("DRIFT across edges on veza.pem"),
+            "{label}: {list:?}"
+        );
+        // The command the message names installs it everywhere.
+        update_ok(&fleet, &file, label);
+        assert_eq!(served(&fleet), vec![hex(0xD2); 3], "{label}");
+    }
+);
+
+per_version!(
     cert_list_on_a_fleet_shows_drift_after_a_one_edge_update,
     |v: &Haproxy| {
         let Some(fleet) = Fleet::start_tls(v, REACHES) else {

@@ -123,6 +123,7 @@ pub async fn update(
     super::pause_point("cert-after-begin").await;
     for i in 0..run.report.files.len() {
         run.stage(i).await?;
+        super::pause_point("cert-after-stage").await;
         run.commit(i).await?;
         run.finish(i).await?;
     }
