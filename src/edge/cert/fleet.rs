@@ -50,6 +50,9 @@ impl<'a> FleetPart<'a> {
         if files.is_empty() {
             return Err(EdgeError::BadInput("no certificate file given".to_string()));
         }
+        // Both go into the journal: checked as a fleet switch checks them.
+        crate::state::who::check_who(who).map_err(|e| EdgeError::BadInput(e.to_string()))?;
+        crate::state::transaction::check_id(txn).map_err(|e| EdgeError::BadInput(e.to_string()))?;
         let given = files
             .into_iter()
             .map(|f| Given {
