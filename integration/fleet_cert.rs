@@ -285,6 +285,62 @@ per_version!(
 );
 
 per_version!(
+    a_fleet_cert_coordinator_killed_after_the_stage_changes_nothing_live,
+    |v: &Haproxy| {
+        let Some(fleet) = Fleet::start_tls(v, REACHES) else {
+            return;
+        };
+        let label = v.label;
+        update_ok(&fleet, &veza_pem(&fleet, 0xE1), label);
+        let file = veza_pem(&fleet, 0xE2);
+        let file_arg = fleet.file.display().to_string();
+        let args = ["cert", "update", "--fleet", &file_arg, path(&file)];
+        let run = fleet.run_raw(&args, &[("VEZASOCK_CRASH_AT", "cert-after-stage")]);
+        assert_eq!(run.code, None, "{label}: not killed: {run:?}");
+        assert_eq!(served(&fleet), vec![hex(0xE1); 3], "{label}");
+        // The ssh edge's agent saw its input end: it aborted the staged file and closed its
+        // operation (the ssh connection ends a moment after the coordinator).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while fleet.edge_run(2, &["status"]).code != Some(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{label}: edge-c still open"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // The local edges died with the coordinator: their operation is interrupted until
+        // `apply` on each closes it, HAProxy serving its certs dir.
+        for i in 0..2 {
+            let status = fleet.edge_run(i, &["status"]);
+            assert_eq!(status.code, Some(6), "{label} {i}: {status:?}");
+            assert!(
+                status.out.contains("INTERRUPTED cert"),
+                "{label} {i}: {status:?}"
+            );
+            let apply = fleet.edge_run(i, &["apply"]);
+            assert_eq!(apply.code, Some(0), "{label} {i}: {apply:?}");
+            let status = fleet.edge_run(i, &["status"]);
+            assert_eq!(status.code, Some(0), "{label} {i}: {status:?}");
+        }
+        assert_eq!(served(&fleet), vec![hex(0xE1); 3], "{label}");
+        let list = cert(&fleet, "list", &["--warn-days", "5"]);
+        assert_eq!(list.code, Some(0), "{label}: {list:?}");
+        // Staged (`*` in `show ssl cert`) on the local edges only.
+        for (i, m) in fleet.members.iter().enumerate() {
+            let shown = raw_one_shot(&m.edge.topology.paths.admin_socket, "show ssl cert\n")
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let staged = shown
+                .lines()
+                .any(|l| l.starts_with('*') && l.ends_with("/veza.pem"));
+            assert_eq!(staged, i < 2, "{label} {}: {shown}", m.name);
+        }
+        // The file still staged in the local edges' HAProxy is replaced by the next update.
+        update_ok(&fleet, &file, label);
+        assert_eq!(served(&fleet), vec![hex(0xE2); 3], "{label}");
+    }
+);
+
+per_version!(
     cert_list_on_a_fleet_shows_drift_after_a_one_edge_update,
     |v: &Haproxy| {
         let Some(fleet) = Fleet::start_tls(v, REACHES) else {
