@@ -13,6 +13,7 @@ use crate::cert::{hex, make_cert, open_tls, request_on, served_serial, ALL, PROD
 use crate::fleet::{wait_paused, Fleet, Reach};
 use crate::support::haproxy::{per_version, raw_one_shot, Haproxy};
 use crate::support::run::{Run, BOUND};
+use crate::support::tmpfs::ReadOnly;
 
 /// The lab's three edges, the third over ssh.
 const REACHES: &[Reach] = &[Reach::Local, Reach::Local, Reach::Ssh];
@@ -221,6 +222,36 @@ per_version!(
         // With nothing held, the same update lands on every edge.
         update_ok(&fleet, &file, label);
         assert_eq!(served(&fleet), vec![hex(0xB2); 3], "{label}");
+    }
+);
+
+per_version!(
+    cert_update_on_a_fleet_with_one_read_only_certs_dir_changes_nothing_on_any_edge,
+    |v: &Haproxy| {
+        let Some(fleet) = Fleet::start_tls(v, REACHES) else {
+            return;
+        };
+        let label = v.label;
+        update_ok(&fleet, &veza_pem(&fleet, 0xF1), label);
+        let before = certs_dirs(&fleet);
+        // edge-b's certs dir takes no write (a read-only mount): refused when the update
+        // begins, before any edge stages anything.
+        let Some(read_only) = ReadOnly::bind(&fleet.members[1].certs()) else {
+            eprintln!("SKIP {label}: a read-only bind mount needs root");
+            return;
+        };
+        let file = veza_pem(&fleet, 0xF2);
+        let run = cert(&fleet, "update", &["--json", path(&file)]);
+        assert_eq!(run.code, Some(1), "{label}: {run:?}");
+        assert!(
+            run.err.contains("refused by edge edge-b") && run.err.contains("does not take a write"),
+            "{label}: {run:?}"
+        );
+        assert_eq!(served(&fleet), vec![hex(0xF1); 3], "{label}");
+        assert_eq!(certs_dirs(&fleet), before, "{label}: a certs dir changed");
+        drop(read_only);
+        update_ok(&fleet, &file, label);
+        assert_eq!(served(&fleet), vec![hex(0xF2); 3], "{label}");
     }
 );
 
