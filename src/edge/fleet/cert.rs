@@ -354,7 +354,7 @@ impl Run<'_> {
         };
         let name = self.report.edges[j].edge.clone();
         let live = self.with("committed");
-        if live.is_empty() && i == 0 && error.kind() != ErrorKind::Unfinished {
+        if live.is_empty() && self.with("UNKNOWN").is_empty() && i == 0 {
             let message = format!(
                 "cert update --fleet refused: edge {name} refused to commit {file} ({error}); no \
                  edge serves it, nothing written on any edge"
@@ -362,20 +362,33 @@ impl Run<'_> {
             return Err(self.refused(&name, message, &error));
         }
         self.finish_committed(&file, &live).await;
-        let names: Vec<String> = live
-            .iter()
-            .map(|k| self.report.edges[*k].edge.clone())
-            .collect();
-        let message = format!(
+        let mut message = format!(
             "cert update --fleet stopped at {file}: its commit failed on edge {name} ({error}); \
-             {file} is NEW LIVE on {} and the old certificate is kept on the others",
-            if names.is_empty() {
-                "no edge".to_string()
-            } else {
-                names.join(", ")
-            }
+             {file} is NEW LIVE on {}; the old certificate is kept on {}",
+            self.names("NEW LIVE"),
+            self.names("OLD KEPT"),
         );
+        if !self.with("UNKNOWN").is_empty() {
+            let unknown = self.names("UNKNOWN");
+            message.push_str(&format!(
+                "; not known on {unknown} (its commit got no answer)"
+            ));
+        }
         Err(self.unfinished(&name, message))
+    }
+
+    /// The edges whose line says `result`, by name (`no edge` for none).
+    fn names(&self, result: &str) -> String {
+        let names: Vec<&str> = self
+            .with(result)
+            .into_iter()
+            .map(|k| self.report.edges[k].edge.as_str())
+            .collect();
+        if names.is_empty() {
+            "no edge".to_string()
+        } else {
+            names.join(", ")
+        }
     }
 
     /// After a failed commit elsewhere: each edge in `live` writes `file` and reads it back,
