@@ -2,17 +2,16 @@
 //! the cert steps after it, [`Request::CertList`]), served by [`super::agent`]; the
 //! coordinator's side is in [`super::cert`].
 //!
-//! After a `cert-begin`, the session follows [`serve_cert`]'s phases: per file in order
+//! After a `cert-begin`, the session follows these phases ([`step`], served by the agent's
+//! `serve_cert`): per file in order
 //! `cert-stage` → `cert-commit` → `cert-finish`, then `cert-done`; `cert-abort` before a
 //! commit ends it. A request out of that order is refused and changes nothing. A failed step
 //! has already cleaned up (its staged transaction aborted, journalled) and ends the session.
 //! The end of the input ends it too: a staged file is aborted, a committed one is finished
 //! (written and read back), so this edge's disk and runtime agree.
 
-use std::ops::ControlFlow;
 use std::time::Duration;
 
-use super::agent::Conversation;
 use super::protocol::{CertAnswer, Request, Response};
 use crate::edge::cert::{FleetPart, SentFile};
 use crate::edge::{Edge, EdgeError};
@@ -99,29 +98,21 @@ impl CertEdge for Part<'_> {
     }
 }
 
-/// The edge side of [`Request::CertBegin`]: the answer sent, then (when it began) the cert
-/// steps served until the update is over. `Break` when the input ended.
-pub(crate) async fn serve_begin<C: Conversation>(
-    edge: &Edge,
+/// The edge side of [`Request::CertBegin`]: this edge's part begun (the files checked, the
+/// lock taken, the intent journalled) and one line for the answer; the agent then serves the
+/// cert steps ([`step`]) until the update is over.
+pub(crate) async fn begin<'a>(
+    edge: &'a Edge,
     (txn, files, allow_other_domains): (String, Vec<SentFile>, bool),
     (lock_wait_ms, who): (Option<u64>, String),
-    io: &mut C,
-) -> ControlFlow<()> {
+) -> Result<(impl CertEdge + 'a, String), EdgeError> {
     let wait = match lock_wait_ms {
         None => crate::state::Wait::No,
         Some(ms) => crate::state::Wait::up_to(Duration::from_millis(ms)),
     };
-    let begun = FleetPart::begin(edge, files, allow_other_domains, wait, (&who, &txn)).await;
-    match begun {
-        Ok((part, plan)) => {
-            io.send(&ok(plan, None)).await;
-            serve_cert(&mut Part(Some(part)), io).await
-        }
-        Err(e) => {
-            io.send(&Response::failure(&e)).await;
-            ControlFlow::Continue(())
-        }
-    }
+    let (part, plan) =
+        FleetPart::begin(edge, files, allow_other_domains, wait, (&who, &txn)).await?;
+    Ok((Part(Some(part)), plan))
 }
 
 fn ok(detail: String, cert: Option<CertAnswer>) -> Response {
@@ -133,31 +124,8 @@ fn ok(detail: String, cert: Option<CertAnswer>) -> Response {
     }
 }
 
-/// One edge's certificate update, phase by phase: each request checked against the phase,
-/// refused (nothing changed, the phase kept) when out of order. `Continue` once the update is
-/// over; `Break` when the input ended (after a staged file is aborted, or a committed one
-/// finished).
-pub(crate) async fn serve_cert<C: Conversation, E: CertEdge>(
-    edge: &mut E,
-    io: &mut C,
-) -> ControlFlow<()> {
-    let mut phase = CertPhase::Ready { next: 0 };
-    loop {
-        let Some(request) = io.next().await else {
-            end(edge, phase).await;
-            return ControlFlow::Break(());
-        };
-        let (next, response) = step(edge, phase, request).await;
-        phase = next;
-        io.send(&response).await;
-        if phase == CertPhase::Over {
-            return ControlFlow::Continue(());
-        }
-    }
-}
-
 /// One request in `phase`: the phase after it and the answer.
-async fn step<E: CertEdge>(
+pub(crate) async fn step<E: CertEdge>(
     edge: &mut E,
     phase: CertPhase,
     request: Request,
@@ -208,7 +176,7 @@ fn refused(phase: CertPhase, why: &str) -> (CertPhase, Response) {
 /// The coordinator went away: a staged file aborted; a committed one finished (the
 /// coordinator may have committed it elsewhere, and disk and runtime agree here); then done
 /// when every file is finished, else ended as aborted.
-async fn end<E: CertEdge>(edge: &mut E, phase: CertPhase) {
+pub(crate) async fn end<E: CertEdge>(edge: &mut E, phase: CertPhase) {
     let why = "the coordinator went away before the end";
     match phase {
         CertPhase::Over => {}
@@ -245,13 +213,15 @@ pub(crate) async fn serve_list(edge: &Edge) -> Response {
 
 #[cfg(test)]
 mod tests {
-    //! [`serve_cert`] driven by random request sequences against an in-memory edge.
+    //! The agent's certificate session (`serve_cert`) driven by random request sequences
+    //! against an in-memory edge.
 
     use std::collections::VecDeque;
 
     use proptest::prelude::*;
 
     use super::*;
+    use crate::edge::fleet::agent::{serve_cert, Conversation};
 
     /// Two files, each `old` or `new` at runtime and on disk, one transaction slot (as
     /// HAProxy has), a lock and a journal operation.
