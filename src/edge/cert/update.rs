@@ -219,9 +219,17 @@ impl Begun<'_> {
     /// Every file finished: journalled verified and done; the lock released.
     pub(super) fn done(self) -> Result<UpdateReport, EdgeError> {
         let (edge, op) = (self.install.edge, &self.install.op);
-        edge.state
-            .journal_record(op, Phase::Verified, Some("show ssl cert: serials match"))?;
-        edge.state.journal_record(op, Phase::Done, None)?;
+        // Every certificate is served, written and verified: a journal line lost now (a full
+        // disk) is not "nothing changed".
+        let closed = edge
+            .state
+            .journal_record(op, Phase::Verified, Some("show ssl cert: serials match"))
+            .and_then(|_| edge.state.journal_record(op, Phase::Done, None));
+        if let Err(e) = closed {
+            return Err(EdgeError::NotVerified(format!(
+                "every certificate is served, written and verified, but the journal was not closed: {e}"
+            )));
+        }
         Ok(self.install.report)
     }
 }
@@ -342,7 +350,8 @@ impl Install<'_> {
         self.send_steps(c, index, name, added, &steps).await?;
         self.edge
             .state
-            .journal_record(&self.op, Phase::RuntimeApplied, Some(name))?;
+            .journal_record(&self.op, Phase::RuntimeApplied, Some(name))
+            .map_err(|e| self.not_verified(c, name, format!("journal after the commit: {e}")))?;
         crate::edge::crash_point("cert-after-runtime");
         Ok(())
     }
@@ -441,11 +450,22 @@ impl Install<'_> {
         })?;
         crate::files::write_atomic(&path, c.payload.as_str().as_bytes())
             .map_err(|e| self.not_verified(c, name, format!("writing {}: {e}", path.display())))?;
-        self.edge.state.journal_record(
-            &self.op,
-            Phase::DiskWritten,
-            Some(&path.display().to_string()),
-        )?;
+        // Served and written: a journal that cannot say so (a full disk) is not "nothing
+        // changed".
+        self.edge
+            .state
+            .journal_record(
+                &self.op,
+                Phase::DiskWritten,
+                Some(&path.display().to_string()),
+            )
+            .map_err(|e| {
+                self.not_verified(
+                    c,
+                    name,
+                    format!("journal after writing {}: {e}", path.display()),
+                )
+            })?;
         crate::edge::crash_point("cert-after-disk");
         Ok(replaced)
     }
