@@ -57,6 +57,40 @@ pub fn worker_pid_of(admin: &Path) -> Option<u32> {
         .and_then(|p| p.trim().parse().ok())
 }
 
+/// A TLS connection to `port` for `sni` (`openssl s_client`), opened now and kept open.
+pub fn open_tls(port: u16, sni: &str) -> std::process::Child {
+    let long = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-servername", sni])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("openssl s_client: {e}"));
+    // The handshake is done before the caller changes anything.
+    std::thread::sleep(Duration::from_millis(300));
+    long
+}
+
+/// One request for `host` on a connection from [`open_tls`], then the connection closed: the
+/// answer (its status line first when it carried the request).
+pub fn request_on(mut long: std::process::Child, host: &str, label: &str) -> String {
+    if let Some(stdin) = long.stdin.as_mut() {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stdin
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("{label}: old connection: {e}"));
+    }
+    drop(long.stdin.take());
+    let mut answer = String::new();
+    if let Some(out) = long.stdout.as_mut() {
+        let _ = out.read_to_string(&mut answer);
+    }
+    let _ = long.wait();
+    answer
+}
+
 /// The serial (upper-case hex, no leading zeros) a new TLS connection gets for `sni`.
 pub fn served_serial(port: u16, sni: &str) -> String {
     served_serial_for(port, Some(sni))
@@ -181,9 +215,9 @@ fn dead_pid() -> u32 {
     pid
 }
 
-const PROD: &str = "veza.fr";
+pub(crate) const PROD: &str = "veza.fr";
 const FORGEJO: &str = "forgejo.talas.group";
-const ALL: &[&str] = &[
+pub(crate) const ALL: &[&str] = &[
     "staging.veza.fr",
     "veza.fr",
     "www.veza.fr",
@@ -245,21 +279,7 @@ per_version!(
         let pid = worker_pid_of(&fresh.admin);
 
         // A TLS connection opened before the update.
-        let mut long = Command::new("openssl")
-            .args([
-                "s_client",
-                "-quiet",
-                "-connect",
-                &format!("127.0.0.1:{}", fresh.https),
-                "-servername",
-                PROD,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        std::thread::sleep(Duration::from_millis(300));
+        let long = open_tls(fresh.https, PROD);
 
         // The first real certificate replaces the placeholder, without a reload.
         let veza = input.join("veza.pem");
@@ -280,17 +300,7 @@ per_version!(
         assert_ne!(hex(0xA1), placeholder_serial);
 
         // The connection opened before the update still carries a request.
-        if let Some(stdin) = long.stdin.as_mut() {
-            stdin
-                .write_all(b"GET / HTTP/1.1\r\nHost: veza.fr\r\nConnection: close\r\n\r\n")
-                .unwrap_or_else(|e| panic!("{label}: old connection: {e}"));
-        }
-        drop(long.stdin.take());
-        let mut answer = String::new();
-        if let Some(out) = long.stdout.as_mut() {
-            let _ = out.read_to_string(&mut answer);
-        }
-        let _ = long.wait();
+        let answer = request_on(long, PROD, label);
         assert!(
             answer.starts_with("HTTP/1.1 "),
             "{label}: old connection got {answer:?}"

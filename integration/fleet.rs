@@ -41,6 +41,42 @@ pub struct Member {
     pub reach: Reach,
 }
 
+impl Member {
+    /// The HTTPS port of an edge started by [`Fleet::start_tls`].
+    pub fn https(&self) -> u16 {
+        self.edge
+            .topology
+            .listen
+            .https
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no HTTPS bind", self.name))
+    }
+
+    /// The certs dir of an edge started by [`Fleet::start_tls`].
+    pub fn certs(&self) -> PathBuf {
+        self.edge
+            .topology
+            .tls
+            .as_ref()
+            .map(|t| t.certs_dir.clone())
+            .unwrap_or_else(|| panic!("{}: no [tls]", self.name))
+    }
+
+    /// Every file of the certs dir and its bytes (what a refused update must leave as it was).
+    pub fn certs_files(&self) -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(self.certs())
+            .unwrap_or_else(|e| panic!("{}: certs dir: {e}", self.name))
+            .flatten()
+            .map(|f| {
+                let bytes = std::fs::read(f.path()).unwrap_or_default();
+                (f.file_name().to_string_lossy().to_string(), bytes)
+            })
+            .collect()
+    }
+}
+
 /// A running fleet: the edges, the fleet file, the coordinator's state dir.
 pub struct Fleet {
     pub label: &'static str,
@@ -70,6 +106,18 @@ impl Fleet {
     /// One edge per entry of `reaches`, in that order, every server healthy; `None` (after a
     /// SKIP line) when an ssh edge is asked for and no sshd is installed.
     pub fn start(v: &Haproxy, reaches: &[Reach]) -> Option<Fleet> {
+        Fleet::start_with(v, reaches, false)
+    }
+
+    /// [`Fleet::start`] with TLS on every edge, as the embedded edge has it: an HTTPS bind on a
+    /// loopback port of its own ([`Member::https`]) loading the edge's own certs dir
+    /// ([`Member::certs`]), which holds the self-signed placeholder `00-default.pem` for every
+    /// host (as `apply` writes it on a fresh edge).
+    pub fn start_tls(v: &Haproxy, reaches: &[Reach]) -> Option<Fleet> {
+        Fleet::start_with(v, reaches, true)
+    }
+
+    fn start_with(v: &Haproxy, reaches: &[Reach], tls: bool) -> Option<Fleet> {
         let sshd = if reaches.contains(&Reach::Ssh) {
             Some(Sshd::start()?)
         } else {
@@ -84,8 +132,19 @@ impl Fleet {
         for (i, reach) in reaches.iter().enumerate() {
             let name = edge_name(i);
             let edge_dir = dir.path().join(&name);
-            let edge = LocalEdge::start(&topo, &v.bin, &edge_dir, &BTreeMap::new())
-                .unwrap_or_else(|e| panic!("{} {name}: {e}", v.label));
+            let edge = if tls {
+                let certs = edge_dir.join("certs");
+                std::fs::create_dir_all(&certs).unwrap_or_else(|e| panic!("{e}"));
+                let domains = vezasock::edge::cert::domain_set(&topo);
+                let pem = vezasock::edge::cert::placeholder_pem(&domains)
+                    .unwrap_or_else(|e| panic!("placeholder: {e}"));
+                let placeholder = certs.join(vezasock::edge::cert::PLACEHOLDER_FILE);
+                std::fs::write(placeholder, pem).unwrap_or_else(|e| panic!("{e}"));
+                LocalEdge::start_tls(&topo, &v.bin, &edge_dir, &BTreeMap::new(), &certs)
+            } else {
+                LocalEdge::start(&topo, &v.bin, &edge_dir, &BTreeMap::new())
+            }
+            .unwrap_or_else(|e| panic!("{} {name}: {e}", v.label));
             let config = edge_dir.join("topology.toml");
             std::fs::write(&config, to_toml(&edge.topology)).unwrap_or_else(|e| panic!("{e}"));
             // The file must say exactly this edge, or the coordinator would drive another one.
@@ -177,6 +236,11 @@ impl Fleet {
     /// [`Fleet::run`], with `extra` in the environment.
     pub fn run_raw(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         self.scrubbed(Vezasock::new(args), extra).run()
+    }
+
+    /// `vezasock ARGS` exactly as given, started in the background like [`Fleet::spawn`].
+    pub fn spawn_raw(&self, args: &[&str], extra: &[(&str, &str)]) -> Running {
+        self.scrubbed(Vezasock::new(args), extra).spawn()
     }
 
     /// A run as `it-fleet` with `extra` in the environment, its output kept in the lab's dir.

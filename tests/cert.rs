@@ -239,7 +239,8 @@ fn write_replies_recorded_from_every_version_read_as_haproxy_meant_them() {
             ),
             (
                 "set-ssl-cert-again-write.oneshot",
-                SslWrite::Set(c.clone(), payload.clone()),
+                // Recorded for another certificate: the reply names the one set.
+                SslWrite::Set(CertRef::new("/x/site.pem").unwrap(), payload.clone()),
             ),
             ("commit-ssl-cert-write.oneshot", SslWrite::Commit(c.clone())),
             (
@@ -297,6 +298,15 @@ fn write_replies_recorded_from_every_version_read_as_haproxy_meant_them() {
             .check_reply(&read("new-ssl-cert-write.oneshot"))
             .is_err());
         assert!(SslWrite::New(c.clone()).check_reply(b"").is_err());
+    }
+    // 2.6, with another certificate's transaction open, puts the payload into that one and
+    // says so: a refusal for this certificate (3.x refuses itself).
+    let other = b"Transaction updated for certificate /x/certs/00-default.pem!\n\n";
+    match SslWrite::Set(c.clone(), payload.clone()).check_reply(other) {
+        Err(Error::Refused { message, .. }) => {
+            assert!(message.contains("abort ssl cert"), "{message}")
+        }
+        got => panic!("{got:?}"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! A small tmpfs for full-disk faults: mounted on a directory (root only: `None` otherwise),
 //! unmounted on drop even when the test fails, and filled until a given number of bytes is
-//! free.
+//! free; and a read-only bind mount ([`ReadOnly`]) for a directory that takes no write.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,41 @@ impl Tmpfs {
 }
 
 impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// A directory made read-only in place by a read-only bind mount over it (root only: `None`
+/// otherwise): its files stay readable, nothing can be written into it, even by root. The
+/// mount is removed (lazily) on drop.
+pub struct ReadOnly {
+    pub dir: PathBuf,
+}
+
+impl ReadOnly {
+    pub fn bind(dir: &Path) -> Option<ReadOnly> {
+        let mount = |args: &[&str], paths: &[&Path]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .args(paths)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !mount(&["--bind"], &[dir, dir]) {
+            return None;
+        }
+        let guard = ReadOnly {
+            dir: dir.to_path_buf(),
+        };
+        mount(&["-o", "remount,ro,bind"], &[dir]).then_some(guard)
+    }
+}
+
+impl Drop for ReadOnly {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
             .arg("-l")

@@ -5,7 +5,9 @@
 //! 2 bad input (unparsable PEM, key not matching, expired or not yet valid, no SAN for the
 //! edge's domains: nothing changed); 3 HAProxy unreachable; 4 locked; 5 applied at runtime but
 //! not written or not verified. `cert list`: 0, or 1 when a certificate has fewer than
-//! `--warn-days` days left, or disk and runtime disagree.
+//! `--warn-days` days left, or disk and runtime disagree. With `--fleet` (`edge::fleet::cert`):
+//! the refusing edge's code before any commit, 5 after one; `cert list --fleet` 6 when edges
+//! serve different certificates for one file, 3 when an edge is not reached.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,8 +18,9 @@ use clap::{Args, Subcommand};
 use super::args::{LockArgs, TopologyArgs};
 use super::common::{after, runtime_and_edge};
 use super::exit::Exit;
-use super::finish::{self, Failed, Report};
+use super::finish::{self, Failed, Report, WithOk};
 use crate::edge::cert::{self, UpdateOptions};
+use crate::edge::fleet::cert as fleet_cert;
 
 // Arguments of `vezasock cert` (a plain comment: see `Command` in cli/mod.rs).
 #[derive(Debug, Clone, Args)]
@@ -52,6 +55,8 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
@@ -64,6 +69,8 @@ pub struct ListArgs {
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
     #[command(flatten)]
     pub topology: TopologyArgs,
 }
@@ -78,6 +85,9 @@ pub fn run(args: &CertArgs) -> ExitCode {
 
 fn update(args: &UpdateArgs) -> ExitCode {
     let name = "cert update";
+    if let Some(path) = &args.fleet.fleet {
+        return fleet_update(path, args);
+    }
     let (rt, edge) = match runtime_and_edge(name, &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
@@ -124,6 +134,9 @@ impl Report for cert::UpdateReport {
 
 fn list(args: &ListArgs) -> ExitCode {
     let name = "cert list";
+    if let Some(path) = &args.fleet.fleet {
+        return fleet_list(path, args);
+    }
     let (rt, edge) = match runtime_and_edge(name, &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
@@ -244,5 +257,178 @@ fn write_cert(out: &mut String, c: &cert::CertEntry) {
             "  PLACEHOLDER: {} is self-signed; `vezasock cert update` installs the real one",
             c.file
         );
+    }
+}
+
+/// `vezasock cert update --fleet F FILE…`: every file on every edge, or on none.
+fn fleet_update(path: &std::path::Path, args: &UpdateArgs) -> ExitCode {
+    let name = "cert update";
+    let options = fleet_cert::FleetCertOptions {
+        allow_other_domains: args.allow_other_domains,
+        lock_wait: args.lock.lock_wait(),
+        who: crate::state::who(),
+    };
+    let result = super::fleet::on_fleet(name, path, &args.topology, async |_, members| {
+        fleet_cert::update(members, &args.files, &options).await
+    });
+    match result {
+        Ok(result) => finish::finish(
+            name,
+            args.json,
+            result.map_err(|failure| {
+                let (error, report) = *failure;
+                Failed {
+                    error,
+                    beside: CertBeside { report },
+                }
+            }),
+        ),
+        Err(exit) => exit.into(),
+    }
+}
+
+/// What a fleet certificate update's failure JSON carries: every edge's line.
+#[derive(serde::Serialize)]
+struct CertBeside {
+    report: fleet_cert::FleetCertReport,
+}
+
+impl Report for fleet_cert::FleetCertReport {
+    type Json<'a> = WithOk<'a, fleet_cert::FleetCertReport>;
+
+    fn json(&self) -> WithOk<'_, fleet_cert::FleetCertReport> {
+        WithOk::of(self)
+    }
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for e in &self.edges {
+            let _ = writeln!(out, "edge {:<16} {}: {}", e.edge, e.result, e.detail);
+        }
+        let _ = writeln!(
+            out,
+            "{} installed on {} edge(s) (no reload; staged on every edge, then committed on              every edge back to back); commit skew {:.3} ms; total {:.3} ms",
+            self.files.join(", "),
+            self.edges.len(),
+            self.commit_skew_ms,
+            self.total_ms
+        );
+        out
+    }
+}
+
+/// `vezasock cert list --fleet F`: every edge's certificates, and a loud DRIFT for a file the
+/// edges serve differently.
+fn fleet_list(path: &std::path::Path, args: &ListArgs) -> ExitCode {
+    let name = "cert list";
+    let result = super::fleet::on_fleet(name, path, &args.topology, async |_, members| {
+        fleet_cert::list(members).await
+    });
+    match result {
+        Ok(list) => {
+            let listed = FleetListed {
+                list,
+                warn_days: args.warn_days,
+            };
+            finish::finish(name, args.json, Ok::<_, Failed<()>>(listed))
+        }
+        Err(exit) => exit.into(),
+    }
+}
+
+/// `cert list --fleet`: the fleet's list and the expiry warning's threshold.
+struct FleetListed {
+    list: fleet_cert::FleetCertList,
+    warn_days: i64,
+}
+
+/// `cert list --fleet --json`: the list and the threshold.
+#[derive(serde::Serialize)]
+struct FleetListedJson<'a> {
+    #[serde(flatten)]
+    list: &'a fleet_cert::FleetCertList,
+    warn_days: i64,
+}
+
+impl FleetListed {
+    /// The reached edges' reports.
+    fn reports(&self) -> impl Iterator<Item = &cert::CertReport> {
+        self.list.edges.iter().filter_map(|e| e.report.as_ref())
+    }
+}
+
+impl Report for FleetListed {
+    type Json<'a> = FleetListedJson<'a>;
+
+    fn json(&self) -> FleetListedJson<'_> {
+        FleetListedJson {
+            list: &self.list,
+            warn_days: self.warn_days,
+        }
+    }
+
+    fn pretty(&self) -> bool {
+        true
+    }
+
+    /// 6 when edges serve different certificates for one file (as `status --fleet`'s drift);
+    /// else 3 when an edge was not reached; else 1 when a certificate expires within the
+    /// threshold or an edge's runtime and disk disagree; else 0.
+    fn exit(&self) -> Exit {
+        if !self.list.drift.is_empty() {
+            Exit::Drift
+        } else if self.list.edges.iter().any(|e| e.error.is_some()) {
+            Exit::Unreachable
+        } else if self
+            .reports()
+            .any(|r| !r.expiring(self.warn_days).is_empty() || !r.all_agree())
+        {
+            Exit::Refused
+        } else {
+            Exit::Ok
+        }
+    }
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for line in &self.list.drift {
+            let _ = writeln!(out, "{line}");
+        }
+        for e in &self.list.edges {
+            match (&e.report, &e.error) {
+                (Some(report), _) => {
+                    let dir = report.certs_dir.as_deref().unwrap_or("none (no [tls])");
+                    let _ = writeln!(out, "edge {}: certs dir {dir}", e.edge);
+                    for c in &report.certs {
+                        let mut line = String::new();
+                        write_cert(&mut line, c);
+                        for l in line.lines() {
+                            let _ = writeln!(out, "  {l}");
+                        }
+                    }
+                    for c in report.expiring(self.warn_days) {
+                        let _ = writeln!(
+                            out,
+                            "  WARNING: {} expires in {} days (under {}): renew it",
+                            c.file,
+                            c.days_left.unwrap_or(0),
+                            self.warn_days
+                        );
+                    }
+                }
+                (None, error) => {
+                    let _ = writeln!(
+                        out,
+                        "edge {}: NOT REACHED: {}",
+                        e.edge,
+                        error.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        if self.list.drift.is_empty() {
+            out.push_str("every edge serves the same certificate for every file\n");
+        }
+        out
     }
 }

@@ -121,7 +121,7 @@ async fn close(members: Vec<Member>) {
 
 /// Runs `run` over every edge of the fleet at `path` (the conversations opened, then closed);
 /// `Err`: the fleet could not be opened (said on stderr).
-fn on_fleet<T>(
+pub(super) fn on_fleet<T>(
     command: &str,
     path: &Path,
     topology: &TopologyArgs,

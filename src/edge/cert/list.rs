@@ -7,7 +7,7 @@ use crate::edge::{Edge, EdgeError};
 use crate::runtime::command::ssl::{ShowSslCert, ShowSslCerts};
 
 /// One certificate in [`CertReport`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CertEntry {
     /// The file name in the certs dir.
     pub file: String,
@@ -26,7 +26,7 @@ pub struct CertEntry {
 }
 
 /// Every certificate of the edge, disk and runtime side by side.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CertReport {
     pub certs_dir: Option<String>,
     pub certs: Vec<CertEntry>,

@@ -21,10 +21,12 @@ use serde::Serialize;
 use x509_parser::pem::Pem;
 use x509_parser::prelude::*;
 
+mod fleet;
 mod list;
 mod repair;
 mod update;
 
+pub use self::fleet::{FleetPart, SentFile};
 pub use self::list::{report, CertEntry, CertReport};
 pub use self::repair::{repair_interrupted, CertRepair};
 pub use self::update::{update, UpdateOptions, UpdateReport, Updated};

@@ -26,7 +26,7 @@ pub struct UpdateOptions {
 }
 
 /// One certificate `cert update` installed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Updated {
     /// The file in the certs dir (its name at the runtime API).
     pub file: String,
@@ -46,10 +46,18 @@ pub struct UpdateReport {
     pub certs: Vec<Updated>,
 }
 
-struct Checked {
-    name: String,
-    info: CertInfo,
-    payload: CertPayload,
+pub(super) struct Checked {
+    pub(super) name: String,
+    pub(super) info: CertInfo,
+    pub(super) payload: CertPayload,
+}
+
+/// A certificate file as given: how the messages name it, its file name, its bytes (read
+/// bounded here, or sent by a fleet coordinator).
+pub(super) struct Given {
+    pub(super) label: String,
+    pub(super) name: Option<String>,
+    pub(super) bytes: Vec<u8>,
 }
 
 /// `vezasock cert update FILE…`: every file checked first (nothing changes on a bad one),
@@ -68,9 +76,41 @@ pub async fn update(
         return Err(EdgeError::BadInput("no certificate file given".to_string()));
     }
     let checked = check_files(edge, &tls.certs_dir, files, options)?;
-    let dir = dir_name(&tls.certs_dir);
+    let who = crate::state::who();
+    let mut begun = begin(edge, checked, options.wait, &who, "cert update").await?;
+    for i in 0..begun.checked.len() {
+        begun.stage(i).await?;
+        begun.commit(i).await?;
+        begun.finish(i).await?;
+    }
+    begun.done()
+}
 
-    let _lock = EdgeLock::acquire_async(&edge.state, options.wait, Holder::current()).await?;
+/// A `cert update` begun: its files checked, the edge lock held, the intent journalled.
+pub(super) struct Begun<'a> {
+    _lock: EdgeLock,
+    session: crate::runtime::session::Session,
+    /// The certificates HAProxy served when it began.
+    live: Vec<String>,
+    pub(super) checked: Vec<Checked>,
+    pub(super) install: Install<'a>,
+}
+
+/// Takes the edge lock for `checked` (waiting up to `wait`), checks each payload against the
+/// running version's limit, reads what HAProxy serves and journals the intent (`what` is its
+/// detail). Nothing has changed yet.
+pub(super) async fn begin<'a>(
+    edge: &'a Edge,
+    checked: Vec<Checked>,
+    wait: Wait,
+    who: &str,
+    what: &str,
+) -> Result<Begun<'a>, EdgeError> {
+    let tls = edge.topology.tls.as_ref().ok_or_else(|| {
+        EdgeError::BadInput("the topology has no [tls]: no certs dir".to_string())
+    })?;
+    let dir = dir_name(&tls.certs_dir);
+    let lock = EdgeLock::acquire_async(&edge.state, wait, Holder::current()).await?;
     let mut session = edge.admin_session().await?;
     // The payload limit is the running version's (16 KiB with the line before 3.4, 128 KiB
     // from 3.4): checked for every file before anything is sent.
@@ -80,6 +120,7 @@ pub async fn update(
         }
     }
     let live = session.run(&ShowSslCerts).await?;
+    refuse_open_transaction(&live.transaction, &checked, &dir)?;
     // The default-certificate slot: a placeholder, or a copy of the certificate that
     // replaced it (which it then follows on every renewal).
     let slot_name = format!("{dir}/{PLACEHOLDER_FILE}");
@@ -94,59 +135,134 @@ pub async fn update(
         .iter()
         .map(|c| format!("{} serial {}", c.name, c.info.serial))
         .collect();
-    let op = Operation::new(
-        Action::Cert,
-        None,
-        None,
-        Some(&summary.join(", ")),
-        &crate::state::who(),
-    );
-    edge.state
-        .journal_record(&op, Phase::Intent, Some("cert update"))?;
+    let op = Operation::new(Action::Cert, None, None, Some(&summary.join(", ")), who);
+    edge.state.journal_record(&op, Phase::Intent, Some(what))?;
     crate::edge::crash_point("cert-after-intent");
-
-    let mut install = Install {
+    let install = Install {
         edge,
-        op: &op,
-        certs_dir: &tls.certs_dir,
+        op,
+        certs_dir: tls.certs_dir.clone(),
         list_ref: cert_ref(&dir)?,
         dir,
         slot,
         slot_name,
         report: UpdateReport { certs: Vec::new() },
     };
-    for (i, c) in checked.iter().enumerate() {
-        let name = format!("{}/{}", install.dir, c.name);
-        let added = !live.certs.contains(&name);
-        install.runtime(c, i, &name, added).await?;
-        let replaced = install.file(c, &name).await?;
-        let updated = install
-            .verify(&mut session, c, name, added, replaced)
-            .await?;
-        install.report.certs.push(updated);
-    }
-    // Every certificate is served, written and verified: a journal line lost now (a full
-    // disk) is not "nothing changed".
-    let closed = edge
-        .state
-        .journal_record(&op, Phase::Verified, Some("show ssl cert: serials match"))
-        .and_then(|_| edge.state.journal_record(&op, Phase::Done, None));
-    if let Err(e) = closed {
-        return Err(EdgeError::NotVerified(format!(
-            "every certificate is served, written and verified, but the journal was not closed: {e}"
-        )));
-    }
-    Ok(install.report)
+    Ok(Begun {
+        _lock: lock,
+        session,
+        live: live.certs,
+        checked,
+        install,
+    })
 }
 
-/// Every file read (bounded), inspected and checked for this edge before anything changes: a
-/// PEM with its key, for the edge's domains (unless allowed), a plain file name that is not the
-/// placeholder's, each name once.
+/// HAProxy holds one certificate transaction at a time: another certificate's, left open (an
+/// operator's `set ssl cert` not committed), would refuse this update's (3.x) or take its
+/// payload (2.6). One for a file of this update is updated by its `set ssl cert`.
+fn refuse_open_transaction(
+    open: &[String],
+    checked: &[Checked],
+    dir: &str,
+) -> Result<(), EdgeError> {
+    let foreign = open
+        .iter()
+        .find(|t| !checked.iter().any(|c| **t == format!("{dir}/{}", c.name)));
+    match foreign {
+        None => Ok(()),
+        Some(t) => Err(EdgeError::Refused(format!(
+            "HAProxy has an uncommitted certificate transaction for {t} (a `set ssl cert` \
+             not committed) and holds one at a time: nothing was changed; commit or abort it \
+             first (`vezasock exec -- abort ssl cert {t}`)"
+        ))),
+    }
+}
+
+impl Begun<'_> {
+    /// File `i`'s name at the runtime API, and whether it is new to HAProxy.
+    pub(super) fn target(&self, i: usize) -> Result<(String, bool), EdgeError> {
+        let c = self
+            .checked
+            .get(i)
+            .ok_or_else(|| EdgeError::BadInput(format!("this update has no file #{i}")))?;
+        let name = format!("{}/{}", self.install.dir, c.name);
+        let added = !self.live.contains(&name);
+        Ok((name, added))
+    }
+
+    /// File `i` staged: [`Install::stage`].
+    pub(super) async fn stage(&self, i: usize) -> Result<(), EdgeError> {
+        let (name, added) = self.target(i)?;
+        self.install.stage(&self.checked[i], i, &name, added).await
+    }
+
+    /// File `i` committed: [`Install::commit`].
+    pub(super) async fn commit(&self, i: usize) -> Result<(), EdgeError> {
+        let (name, added) = self.target(i)?;
+        self.install.commit(&self.checked[i], i, &name, added).await
+    }
+
+    /// File `i`, committed, written into the certs dir (the default slot first when it
+    /// follows it) and read back.
+    pub(super) async fn finish(&mut self, i: usize) -> Result<Updated, EdgeError> {
+        let (name, added) = self.target(i)?;
+        let c = &self.checked[i];
+        let replaced = self.install.file(c, &name).await?;
+        let updated = self
+            .install
+            .verify(&mut self.session, c, name, added, replaced)
+            .await?;
+        self.install.report.certs.push(updated.clone());
+        Ok(updated)
+    }
+
+    /// Every file finished: journalled verified and done; the lock released.
+    pub(super) fn done(self) -> Result<UpdateReport, EdgeError> {
+        let (edge, op) = (self.install.edge, &self.install.op);
+        // Every certificate is served, written and verified: a journal line lost now (a full
+        // disk) is not "nothing changed".
+        let closed = edge
+            .state
+            .journal_record(op, Phase::Verified, Some("show ssl cert: serials match"))
+            .and_then(|_| edge.state.journal_record(op, Phase::Done, None));
+        if let Err(e) = closed {
+            return Err(EdgeError::NotVerified(format!(
+                "every certificate is served, written and verified, but the journal was not closed: {e}"
+            )));
+        }
+        Ok(self.install.report)
+    }
+}
+
+/// Every file read (bounded), inspected and checked for this edge before anything changes
+/// ([`check_given`]).
 fn check_files(
     edge: &Edge,
     certs_dir: &Path,
     files: &[PathBuf],
     options: UpdateOptions,
+) -> Result<Vec<Checked>, EdgeError> {
+    let mut given = Vec::with_capacity(files.len());
+    for file in files {
+        let bytes = crate::files::read_bounded(file, crate::files::limit::PEM)
+            .map_err(|e| EdgeError::BadInput(format!("{}: cannot read: {e}", file.display())))?;
+        given.push(Given {
+            label: file.display().to_string(),
+            name: file.file_name().map(|n| n.to_string_lossy().to_string()),
+            bytes,
+        });
+    }
+    check_given(edge, certs_dir, given, options.allow_other_domains)
+}
+
+/// Every file inspected and checked for this edge before anything changes: a PEM with its
+/// key, for the edge's domains (unless allowed), a plain file name that is not the
+/// placeholder's, each name once.
+pub(super) fn check_given(
+    edge: &Edge,
+    certs_dir: &Path,
+    given: Vec<Given>,
+    allow_other_domains: bool,
 ) -> Result<Vec<Checked>, EdgeError> {
     let domains = domain_set(&edge.topology);
     let now = now();
@@ -155,17 +271,15 @@ fn check_files(
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    for file in files {
-        let bad = |why: String| EdgeError::BadInput(format!("{}: {why}", file.display()));
-        let bytes = crate::files::read_bounded(file, crate::files::limit::PEM)
-            .map_err(|e| bad(format!("cannot read: {e}")))?;
-        let info = inspect(&bytes).map_err(bad)?;
-        check_for_edge(&info, &domains, options.allow_other_domains, now).map_err(bad)?;
-        let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".to_string()))?;
+    for file in given {
+        let bad = |why: String| EdgeError::BadInput(format!("{}: {why}", file.label));
+        let info = inspect(&file.bytes).map_err(bad)?;
+        check_for_edge(&info, &domains, allow_other_domains, now).map_err(bad)?;
+        let text =
+            String::from_utf8(file.bytes).map_err(|_| bad("is not UTF-8 text".to_string()))?;
         let payload = CertPayload::new(&text).map_err(|e| bad(e.to_string()))?;
         let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
+            .name
             .ok_or_else(|| bad("has no file name".to_string()))?;
         check_file_name(&name).map_err(bad)?;
         check_not_first(&name, &on_disk).map_err(bad)?;
@@ -182,46 +296,79 @@ fn check_files(
 }
 
 /// One `cert update` in progress, under the lock, its intent journalled.
-struct Install<'a> {
-    edge: &'a Edge,
-    op: &'a Operation,
-    certs_dir: &'a Path,
+pub(super) struct Install<'a> {
+    pub(super) edge: &'a Edge,
+    pub(super) op: Operation,
+    pub(super) certs_dir: PathBuf,
     /// The certs dir as the bind names it, and as a crt-list.
-    dir: String,
-    list_ref: CertRef,
+    pub(super) dir: String,
+    pub(super) list_ref: CertRef,
     /// The default-certificate slot while it still has to follow a certificate.
-    slot: Option<CertInfo>,
-    slot_name: String,
-    report: UpdateReport,
+    pub(super) slot: Option<CertInfo>,
+    pub(super) slot_name: String,
+    pub(super) report: UpdateReport,
 }
 
 impl Install<'_> {
-    /// The runtime steps of one certificate (`new` for an added one, `set`, `commit`, `add ssl
-    /// crt-list`). A refused step is cleaned up; the error says what is served: nothing changed
-    /// only for the first file with no commit that may have landed.
-    async fn runtime(
+    /// The staging half of one certificate's runtime steps (`new ssl cert` for an added one,
+    /// `set ssl cert`): nothing is served yet. A refused step is cleaned up (`abort ssl
+    /// cert`, and `del ssl cert` of a new store).
+    pub(super) async fn stage(
         &self,
         c: &Checked,
         index: usize,
         name: &str,
         added: bool,
     ) -> Result<(), EdgeError> {
-        let (endpoint, timeouts) = (self.edge.admin(), self.edge.timeouts);
         let cert = cert_ref(name)?;
         let mut steps = Vec::new();
         if added {
             steps.push(SslWrite::New(cert.clone()));
         }
-        steps.push(SslWrite::Set(cert.clone(), c.payload.clone()));
-        steps.push(SslWrite::Commit(cert.clone()));
+        steps.push(SslWrite::Set(cert, c.payload.clone()));
+        self.send_steps(c, index, name, added, &steps).await
+    }
+
+    /// The commit half: `commit ssl cert` (and `add ssl crt-list` for an added one), then
+    /// journalled. The error says what is served: nothing changed only for the first file
+    /// with no commit that may have landed.
+    pub(super) async fn commit(
+        &self,
+        c: &Checked,
+        index: usize,
+        name: &str,
+        added: bool,
+    ) -> Result<(), EdgeError> {
+        let cert = cert_ref(name)?;
+        let mut steps = vec![SslWrite::Commit(cert.clone())];
         if added {
             steps.push(SslWrite::AddCrtList {
                 list: self.list_ref.clone(),
-                cert: cert.clone(),
+                cert,
             });
         }
+        self.send_steps(c, index, name, added, &steps).await?;
+        self.edge
+            .state
+            .journal_record(&self.op, Phase::RuntimeApplied, Some(name))
+            .map_err(|e| self.not_verified(c, name, format!("journal after the commit: {e}")))?;
+        crate::edge::crash_point("cert-after-runtime");
+        Ok(())
+    }
+
+    /// Sends `steps` in order; a failure is cleaned up and journalled ([`Install::failed`]).
+    async fn send_steps(
+        &self,
+        c: &Checked,
+        index: usize,
+        name: &str,
+        added: bool,
+        steps: &[SslWrite],
+    ) -> Result<(), EdgeError> {
+        let (endpoint, timeouts) = (self.edge.admin(), self.edge.timeouts);
+        let cert = cert_ref(name)?;
         let mut committed = false;
-        for step in &steps {
+        for step in steps {
             if let Err(e) = step.send(&endpoint, timeouts).await {
                 // A commit that got no answer may have been applied.
                 let maybe = committed
@@ -233,11 +380,6 @@ impl Install<'_> {
                 committed = true;
             }
         }
-        self.edge
-            .state
-            .journal_record(self.op, Phase::RuntimeApplied, Some(name))
-            .map_err(|e| self.not_verified(c, name, format!("journal after the commit: {e}")))?;
-        crate::edge::crash_point("cert-after-runtime");
         Ok(())
     }
 
@@ -255,7 +397,7 @@ impl Install<'_> {
         let _ = self
             .edge
             .state
-            .journal_record(self.op, Phase::Failed, Some(&detail));
+            .journal_record(&self.op, Phase::Failed, Some(&detail));
         if index == 0 && !maybe {
             return match e {
                 Refused { .. } => {
@@ -282,7 +424,7 @@ impl Install<'_> {
         let _ = self
             .edge
             .state
-            .journal_record(self.op, Phase::Failed, Some(&what));
+            .journal_record(&self.op, Phase::Failed, Some(&what));
         EdgeError::NotVerified(format!(
             "{what}: HAProxy serves {name} serial {} already",
             c.info.serial
@@ -292,10 +434,14 @@ impl Install<'_> {
     /// The disk side: the default-certificate slot takes the certificate when it follows it
     /// (it cannot be deleted), then the file is written atomically into the certs dir. Returns
     /// the slot it replaced.
-    async fn file(&mut self, c: &Checked, name: &str) -> Result<Option<String>, EdgeError> {
+    pub(super) async fn file(
+        &mut self,
+        c: &Checked,
+        name: &str,
+    ) -> Result<Option<String>, EdgeError> {
         let replaced = self.follow_slot(c, name).await?;
         let path = self.certs_dir.join(&c.name);
-        std::fs::create_dir_all(self.certs_dir).map_err(|e| {
+        std::fs::create_dir_all(&self.certs_dir).map_err(|e| {
             self.not_verified(
                 c,
                 name,
@@ -309,7 +455,7 @@ impl Install<'_> {
         self.edge
             .state
             .journal_record(
-                self.op,
+                &self.op,
                 Phase::DiskWritten,
                 Some(&path.display().to_string()),
             )
@@ -364,7 +510,7 @@ impl Install<'_> {
     }
 
     /// `show ssl cert` read back: the serial HAProxy serves is the file's.
-    async fn verify(
+    pub(super) async fn verify(
         &self,
         session: &mut crate::runtime::session::Session,
         c: &Checked,
@@ -398,7 +544,7 @@ impl Install<'_> {
 
 /// After a refused step: drop the transaction, and a store `new ssl cert` made. Says what
 /// it did.
-async fn cleanup(
+pub(super) async fn cleanup(
     endpoint: &crate::runtime::endpoint::Endpoint,
     timeouts: crate::runtime::session::Timeouts,
     cert: &CertRef,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::cert_agent::{CertEdge, CertPhase};
 use super::protocol::{EdgeSummary, EnvColors, Request, Response};
 use crate::edge::deploy::switch::{LockWait, SwitchRequest};
 use crate::edge::flip::transaction::{self, Held};
@@ -192,6 +193,25 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                 io.send(&super::rollout_agent::serve_preview(edge, request).await)
                     .await;
             }
+            Request::CertBegin {
+                txn,
+                files,
+                allow_other_domains,
+                lock_wait_ms,
+                who,
+            } => {
+                let what = (txn, files, allow_other_domains);
+                match super::cert_agent::begin(edge, what, (lock_wait_ms, who)).await {
+                    Ok((mut part, plan)) => {
+                        io.send(&done(plan)).await;
+                        if serve_cert(&mut part, io).await.is_break() {
+                            return;
+                        }
+                    }
+                    Err(e) => io.send(&Response::failure(&e)).await,
+                }
+            }
+            Request::CertList => io.send(&super::cert_agent::serve_list(edge).await).await,
             other => {
                 let e = EdgeError::Refused(format!(
                     "{other:?}: no transaction is prepared in this session"
@@ -247,6 +267,29 @@ async fn serve_change<C: Conversation>(
             ))),
         };
         io.send(&response).await;
+    }
+}
+
+/// One edge's certificate update after its `cert-begin`, phase by phase
+/// ([`super::cert_agent::step`]): each request checked against the phase, refused (nothing
+/// changed, the phase kept) when out of order. `Continue` once the update is over; `Break` when
+/// the input ended (after a staged file is aborted, or a committed one finished).
+pub(crate) async fn serve_cert<C: Conversation, E: CertEdge>(
+    edge: &mut E,
+    io: &mut C,
+) -> std::ops::ControlFlow<()> {
+    let mut phase = CertPhase::Ready { next: 0 };
+    loop {
+        let Some(request) = io.next().await else {
+            super::cert_agent::end(edge, phase).await;
+            return std::ops::ControlFlow::Break(());
+        };
+        let (next, response) = super::cert_agent::step(edge, phase, request).await;
+        phase = next;
+        io.send(&response).await;
+        if phase == CertPhase::Over {
+            return std::ops::ControlFlow::Continue(());
+        }
     }
 }
 

@@ -18,13 +18,18 @@
 //!
 //! The files, by operation: [`switch`] (the flip and rollback, with [`bake`] after it and
 //! [`preview`]'s check before it), [`preview`] (one token on every edge), [`servers`] (`drain` / `maint`
-//! / `ready`), [`status`], [`apply`], [`locking`] (every edge's lock in one order); the edges
-//! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`]) over
+//! / `ready`), [`cert`] (`cert update --fleet`: HAProxy's certificate transaction staged on
+//! every edge, then committed on every edge; `cert list --fleet`), [`status`], [`apply`],
+//! [`locking`] (every edge's lock in one order); the edges
+//! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`] and
+//! [`cert_agent`]) over
 //! [`protocol`].
 
 pub mod agent;
 pub mod apply;
 pub mod bake;
+pub mod cert;
+pub mod cert_agent;
 pub mod locking;
 pub mod member;
 pub mod preview;

@@ -123,6 +123,34 @@ pub enum Request {
         lock_wait_ms: Option<u64>,
         who: String,
     },
+    /// `cert update --fleet`: every file checked for this edge, its lock taken, a write into
+    /// its certs dir tried, the intent journalled under the fleet transaction `txn`; then this
+    /// session serves the cert steps below, in order ([`super::cert_agent`]).
+    CertBegin {
+        txn: String,
+        files: Vec<crate::edge::cert::SentFile>,
+        #[serde(default)]
+        allow_other_domains: bool,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+        who: String,
+    },
+    /// File `index` (the next one) staged: `new ssl cert` for a new file, `set ssl cert`.
+    CertStage {
+        index: usize,
+    },
+    /// The staged file committed: `commit ssl cert` (and `add ssl crt-list` for a new one).
+    CertCommit,
+    /// The committed file written into the certs dir and read back (`show ssl cert`).
+    CertFinish,
+    /// The update ended here: a staged file aborted (`abort ssl cert`), the lock released.
+    CertAbort {
+        why: String,
+    },
+    /// The update done here (every file finished): journalled, the lock released.
+    CertDone,
+    /// `cert list` of this edge (read-only).
+    CertList,
 }
 
 impl Request {
@@ -150,12 +178,20 @@ impl Request {
             Request::Preview { .. } => "preview",
             Request::PreviewAfterSwitch { .. } => "preview-after-switch",
             Request::PreviewCheck { .. } => "preview-check",
+            Request::CertBegin { .. } => "cert-begin",
+            Request::CertStage { .. } => "cert-stage",
+            Request::CertCommit => "cert-commit",
+            Request::CertFinish => "cert-finish",
+            Request::CertAbort { .. } => "cert-abort",
+            Request::CertDone => "cert-done",
+            Request::CertList => "cert-list",
         }
     }
 }
 
-/// The longest request line read (a prepare is a few hundred bytes).
-pub const MAX_LINE: usize = 64 * 1024;
+/// The longest request line read (a prepare is a few hundred bytes; a `cert-begin` carries
+/// its PEMs, each under 128 KiB).
+pub const MAX_LINE: usize = 1024 * 1024;
 
 /// One request line (without its newline): UTF-8, JSON, a known op with its fields. Anything
 /// else is a bad-input error (exit 2) that the agent answers before reading the next line.
@@ -217,6 +253,24 @@ pub struct Response {
     /// `preview`, `preview-after-switch`: how many old tokens of the env were removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<usize>,
+    /// `cert-finish`: the certificate installed; `cert-list`: the edge's certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<CertAnswer>,
+}
+
+/// What a certificate request answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertAnswer {
+    Installed(crate::edge::cert::Updated),
+    List(crate::edge::cert::CertReport),
+}
+
+impl PartialEq for CertAnswer {
+    /// Compared as their JSON (the reports hold no float).
+    fn eq(&self, other: &CertAnswer) -> bool {
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
 }
 
 impl Response {
@@ -395,6 +449,22 @@ mod tests {
                 lock_wait_ms: None,
                 who: "ci".into(),
             },
+            Request::CertBegin {
+                txn: "t".into(),
+                files: vec![crate::edge::cert::SentFile {
+                    name: "veza.pem".into(),
+                    pem: "x".into(),
+                }],
+                allow_other_domains: false,
+                lock_wait_ms: None,
+                who: "ci".into(),
+            },
+            Request::CertStage { index: 0 },
+            Request::CertCommit,
+            Request::CertFinish,
+            Request::CertAbort { why: "t".into() },
+            Request::CertDone,
+            Request::CertList,
         ];
         for request in every {
             let json = serde_json::to_value(&request).unwrap_or_default();

@@ -351,6 +351,11 @@ pub enum SslWrite {
     DelCert(CertRef),
 }
 
+/// The last part of a certificate's path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 impl SslWrite {
     /// The bytes sent: the line, and for `set` the payload and the empty line ending it.
     pub fn text(&self) -> String {
@@ -381,10 +386,14 @@ impl SslWrite {
         let first = text.lines().next().unwrap_or_default();
         let ok = match self {
             SslWrite::New(_) => first.starts_with("New empty certificate store"),
-            SslWrite::Set(..) => {
-                first.starts_with("Transaction created for certificate")
-                    || first.starts_with("Transaction updated for certificate")
-            }
+            // The sentence must name this certificate: with another certificate's transaction
+            // open, 2.6 puts the payload into that one ("Transaction updated for certificate
+            // <the other>!"; 3.x refuses).
+            // (Compared by file name: the certificates of one edge share its certs dir.)
+            SslWrite::Set(cert, _) => ["Transaction created for certificate ", "Transaction updated for certificate "]
+                .iter()
+                .filter_map(|p| first.strip_prefix(p))
+                .any(|named| file_name(named.trim_end().trim_end_matches('!')) == file_name(cert.as_str())),
             SslWrite::Abort(_) => first.starts_with("Transaction aborted for certificate"),
             // 2.6 prints progress dots after `Committing <name>`; the verdict is its own line.
             SslWrite::Commit(_) | SslWrite::AddCrtList { .. } => {
@@ -400,7 +409,13 @@ impl SslWrite {
         if ok {
             return Ok(());
         }
-        let message: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut message: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if matches!(self, SslWrite::Set(..)) && first.starts_with("Transaction updated for certificate ") {
+            message.push(
+                "(another certificate's transaction was open: HAProxy put this payload into it; \
+                 `abort ssl cert` that certificate before anyone commits it)",
+            );
+        }
         Err(Error::Refused {
             command: self.line(),
             index: None,
