@@ -117,7 +117,7 @@ async fn close(members: Vec<Member>) {
 
 /// Runs `run` over every edge of the fleet at `path` (the conversations opened, then closed);
 /// `Err`: the fleet could not be opened (said on stderr).
-fn on_fleet<T>(
+pub(super) fn on_fleet<T>(
     command: &str,
     path: &Path,
     topology: &TopologyArgs,
@@ -354,7 +354,7 @@ pub fn run_status(path: &Path, topology: &TopologyArgs, json: bool) -> ExitCode 
 
 fn human_status(s: &FleetStatus) -> String {
     let mut out = String::new();
-    for line in &s.drift {
+    for line in s.drift.iter().chain(&s.canary_drift) {
         out.push_str(&format!("{line}\n"));
     }
     for t in &s.open_transactions {
@@ -369,7 +369,7 @@ fn human_status(s: &FleetStatus) -> String {
             (None, None) => {}
         }
     }
-    if s.drift.is_empty() && s.open_transactions.is_empty() {
+    if s.drift.is_empty() && s.canary_drift.is_empty() && s.open_transactions.is_empty() {
         out.push_str("every edge agrees on every env's color\n");
     }
     out
@@ -392,6 +392,13 @@ fn edge_status(edge: &str, sum: &EdgeSummary) -> String {
     let mut out = format!("edge {edge:<16} {}\n", colors.join("  "));
     for c in &sum.envs {
         out.push_str(&format!("  {:<12} {}\n", c.env, c.servers.join(" · ")));
+    }
+    for c in &sum.canaries {
+        let state = if c.running { "running" } else { "INTERRUPTED" };
+        out.push_str(&format!(
+            "  canary {}: {} % on {} ({state})\n",
+            c.env, c.percent, c.color
+        ));
     }
     for p in &sum.problems {
         out.push_str(&format!("  {p}\n"));

@@ -88,7 +88,7 @@ pub struct CanaryReport {
 const HOLD_WAIT: Duration = Duration::from_secs(1);
 
 /// A canary in progress, as the preview map holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct InProgress {
     pub env: String,
     pub color: Color,
@@ -183,7 +183,7 @@ fn try_hold(edge: &Edge, env: &str) -> Result<Option<Running>, EdgeError> {
 
 /// The canary lock for a new canary: waits up to [`HOLD_WAIT`], then refuses (another canary
 /// of the env runs).
-async fn hold(edge: &Edge, env: &str) -> Result<Running, EdgeError> {
+pub async fn hold(edge: &Edge, env: &str) -> Result<Running, EdgeError> {
     let started = Instant::now();
     loop {
         if let Some(held) = try_hold(edge, env)? {
@@ -702,10 +702,49 @@ async fn set_percent_locked(
     who: &str,
     to: Option<(Color, u8)>,
 ) -> Result<bool, EdgeError> {
+    match stage_percent(edge, session, env, who, to).await? {
+        Some(staged) => apply_staged(edge, session, staged).await.map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// One canary map change read and journalled (intent), not yet written: `canary --fleet`
+/// stages one on every edge, its edge lock held, before it applies any ([`apply_staged`]) or
+/// drops them all ([`drop_staged`]: nothing changed).
+#[derive(Debug)]
+pub struct StagedPercent {
+    op: Operation,
+    env: String,
+    /// The new value (`None`: the entry deleted).
+    value: Option<String>,
+    old_bytes: Option<Vec<u8>>,
+    file: std::collections::BTreeMap<String, String>,
+    in_runtime: bool,
+}
+
+impl StagedPercent {
+    /// `green:25 → green:50`, `green:25 → 0 %`.
+    pub fn describe(&self) -> String {
+        let before = self.op.before.as_deref().unwrap_or("0 %");
+        let after = self.value.as_deref().unwrap_or("0 %");
+        format!("{} {before} → {after}", self.env)
+    }
+}
+
+/// The first half of a canary map change, the edge lock held by the caller: the map file and
+/// the runtime entry read, the intent journalled. `None`: nothing to change (a delete of an
+/// entry neither the file nor the runtime holds).
+pub async fn stage_percent(
+    edge: &Edge,
+    session: &mut Session,
+    env: &Env,
+    who: &str,
+    to: Option<(Color, u8)>,
+) -> Result<Option<StagedPercent>, EdgeError> {
     let map = map_ref(edge);
     let path = edge.topology.paths.preview_map();
     let old_bytes = read_optional(&path)?;
-    let mut file = parse_file(edge, old_bytes.as_deref())?;
+    let file = parse_file(edge, old_bytes.as_deref())?;
     let replies = session.run_each(&[ShowMap::new(&map, None)?]).await?;
     let mut in_runtime = false;
     for entries in &replies {
@@ -713,7 +752,7 @@ async fn set_percent_locked(
     }
     let value = to.map(|(c, p)| format!("{c}:{p}"));
     if value.is_none() && !in_runtime && !file.contains_key(&env.name) {
-        return Ok(false);
+        return Ok(None);
     }
     let op = Operation::new(
         Action::Canary,
@@ -723,12 +762,39 @@ async fn set_percent_locked(
         who,
     );
     edge.state.journal_record(&op, Phase::Intent, None)?;
+    Ok(Some(StagedPercent {
+        op,
+        env: env.name.clone(),
+        value,
+        old_bytes,
+        file,
+        in_runtime,
+    }))
+}
+
+/// The second half: the map file written, then the runtime (`add map` / `set map` / `del
+/// map`), then the journal's `done`. A runtime refusal puts the file back (journal `failed`).
+pub async fn apply_staged(
+    edge: &Edge,
+    session: &mut Session,
+    staged: StagedPercent,
+) -> Result<(), EdgeError> {
+    let StagedPercent {
+        op,
+        env,
+        value,
+        old_bytes,
+        mut file,
+        in_runtime,
+    } = staged;
+    let map = map_ref(edge);
+    let path = edge.topology.paths.preview_map();
     match &value {
         Some(v) => {
-            file.insert(env.name.clone(), v.clone());
+            file.insert(env.clone(), v.clone());
         }
         None => {
-            file.remove(&env.name);
+            file.remove(&env);
         }
     }
     if let Err(e) = write_atomic(&path, render_file(&file).as_bytes()) {
@@ -743,13 +809,13 @@ async fn set_percent_locked(
     let mut command = Batch::new();
     match (&value, in_runtime) {
         (Some(v), true) => {
-            command.push(SetMap::new(&map, &env.name, v)?)?;
+            command.push(SetMap::new(&map, &env, v)?)?;
         }
         (Some(v), false) => {
-            command.push(AddMap::new(&map, None, &env.name, v)?)?;
+            command.push(AddMap::new(&map, None, &env, v)?)?;
         }
         (None, _) => {
-            command.push(DelMap::new(&map, &env.name)?)?;
+            command.push(DelMap::new(&map, &env)?)?;
         }
     }
     if value.is_none() && !in_runtime {
@@ -764,7 +830,15 @@ async fn set_percent_locked(
         return Err(e.into());
     }
     edge.state.journal_record(&op, Phase::Done, None)?;
-    Ok(true)
+    Ok(())
+}
+
+/// A staged change dropped unapplied (another edge refused its stage): nothing was written;
+/// the journal closes the intent.
+pub fn drop_staged(edge: &Edge, staged: StagedPercent, why: &str) {
+    let _ = edge
+        .state
+        .journal_record(&staged.op, Phase::RolledBack, Some(why));
 }
 
 #[cfg(test)]

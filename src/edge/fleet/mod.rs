@@ -17,7 +17,8 @@
 //! color of an env whose edges disagree after a crash ([`apply`]).
 //!
 //! The files, by operation: [`switch`] (the flip and rollback, with [`bake`] after it and
-//! [`preview`]'s check before it), [`preview`] (one token on every edge), [`servers`] (`drain` / `maint`
+//! [`preview`]'s check before it), [`preview`] (one token on every edge), [`canary`] (each
+//! step's percent on every edge, served by [`canary_agent`]), [`servers`] (`drain` / `maint`
 //! / `ready`), [`status`], [`apply`], [`locking`] (every edge's lock in one order); the edges
 //! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`]) over
 //! [`protocol`].
@@ -25,6 +26,8 @@
 pub mod agent;
 pub mod apply;
 pub mod bake;
+pub mod canary;
+pub mod canary_agent;
 pub mod locking;
 pub mod member;
 pub mod preview;

@@ -123,6 +123,36 @@ pub enum Request {
         lock_wait_ms: Option<u64>,
         who: String,
     },
+    /// `canary --fleet`: the env's canary lock taken on this edge (the lock a running `canary`
+    /// holds), kept until the conversation ends (the coordinator gone: released).
+    CanaryHold {
+        env: String,
+    },
+    /// One canary step staged on this edge: its edge lock taken, the env's entry read, the
+    /// intent journalled; then `canary-apply` writes it (file, runtime) or `canary-drop` drops
+    /// it. `percent` 0 (or no color) deletes the entry; `if_running`: refused unless a running
+    /// canary of the env is there (`--promote` from another shell).
+    CanaryStage {
+        env: String,
+        #[serde(default)]
+        color: Option<Color>,
+        percent: u8,
+        #[serde(default)]
+        if_running: bool,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+        who: String,
+    },
+    /// The staged canary step written (map file, runtime, journal); the edge lock released.
+    CanaryApply,
+    /// The staged canary step dropped unapplied (nothing written); the edge lock released.
+    CanaryDrop {
+        why: String,
+    },
+    /// The env's canary on this edge: its entry in the map file and whether a process runs it.
+    CanaryRead {
+        env: String,
+    },
 }
 
 impl Request {
@@ -150,6 +180,11 @@ impl Request {
             Request::Preview { .. } => "preview",
             Request::PreviewAfterSwitch { .. } => "preview-after-switch",
             Request::PreviewCheck { .. } => "preview-check",
+            Request::CanaryHold { .. } => "canary-hold",
+            Request::CanaryStage { .. } => "canary-stage",
+            Request::CanaryApply => "canary-apply",
+            Request::CanaryDrop { .. } => "canary-drop",
+            Request::CanaryRead { .. } => "canary-read",
         }
     }
 }
@@ -217,6 +252,9 @@ pub struct Response {
     /// `preview`, `preview-after-switch`: how many old tokens of the env were removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<usize>,
+    /// `canary-read`, `canary-stage`: the env's canary on this edge (`None`: none, 0 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::edge::deploy::canary::InProgress>,
 }
 
 impl Response {
@@ -263,6 +301,9 @@ pub struct EdgeSummary {
     /// The edge's own problems (drift, interrupted operations, an open transaction).
     pub problems: Vec<String>,
     pub transaction: Option<Transaction>,
+    /// The canaries in progress on this edge (absent from an older agent: none seen).
+    #[serde(default)]
+    pub canaries: Vec<crate::edge::deploy::canary::InProgress>,
 }
 
 /// One env's colors on one edge.
@@ -394,6 +435,22 @@ mod tests {
                 paths: vec!["/".into()],
                 lock_wait_ms: None,
                 who: "ci".into(),
+            },
+            Request::CanaryHold {
+                env: "staging".into(),
+            },
+            Request::CanaryStage {
+                env: "staging".into(),
+                color: Some(Color::Green),
+                percent: 25,
+                if_running: false,
+                lock_wait_ms: None,
+                who: "ci".into(),
+            },
+            Request::CanaryApply,
+            Request::CanaryDrop { why: "p".into() },
+            Request::CanaryRead {
+                env: "staging".into(),
             },
         ];
         for request in every {
