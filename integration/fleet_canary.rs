@@ -318,3 +318,114 @@ fn new_bucket(fleet: &Fleet, label: &str) -> String {
     let (_, _, bucket) = crate::canary::get(fleet.members[0].edge.http, None);
     bucket.unwrap_or_else(|| panic!("{label}: no bucket cookie from edge-a"))
 }
+
+/// `status --fleet` until its exit is 6 with `want` in its output (at most 15 s: the far edge's
+/// agent exits once its ssh connection is gone).
+fn wait_status(fleet: &Fleet, want: &[&str]) -> crate::support::run::Run {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let run = fleet.run(&["status"]);
+        if run.code == Some(6) && want.iter().all(|w| run.out.contains(w)) {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: status --fleet never said {want:?}: {run:?}",
+            fleet.label
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `apply --fleet` puts every edge back to 0 % on blue, recorded.
+fn apply_puts_every_edge_back(fleet: &Fleet) {
+    let run = fleet.run(&["apply"]);
+    assert_eq!(run.code, Some(0), "{}: {run:?}", fleet.label);
+    for i in 0..fleet.members.len() {
+        assert_eq!(
+            entry(fleet, i),
+            None,
+            "{} {}",
+            fleet.label,
+            fleet.members[i].name
+        );
+    }
+    fleet.assert_all_on(ENV, Color::Blue, "after apply --fleet");
+    let run = fleet.run(&["status"]);
+    assert_eq!(run.code, Some(0), "{}: {run:?}", fleet.label);
+}
+
+// The coordinator killed with SIGKILL (its process group: the ssh client too) while every edge
+// is at 10 %: each edge's canary lock is released, `status --fleet` shows the interrupted
+// canary on every edge (exit 6), `apply --fleet` puts every edge back to 0 % on blue.
+per_version!(
+    a_fleet_canary_killed_mid_way_is_shown_and_put_back_by_apply_fleet,
+    |v: &Haproxy| {
+        let Some(fleet) = lab(v) else {
+            return;
+        };
+        let running = fleet.spawn(
+            &[
+                "canary",
+                ENV,
+                "green",
+                "--steps",
+                "10,50,100",
+                "--interval",
+                "30s",
+            ],
+            &[],
+        );
+        wait_everywhere(&fleet, "green:10", Duration::from_secs(30));
+        let _ = running.kill();
+        let status = wait_status(&fleet, &["INTERRUPTED"]);
+        assert!(
+            status.out.matches("INTERRUPTED").count() >= fleet.members.len(),
+            "{}: {status:?}",
+            v.label
+        );
+        apply_puts_every_edge_back(&fleet);
+    }
+);
+
+// Edge-b's HAProxy killed during the first step: the coordinator aborts on the other edges and
+// exits 3 naming edge-b; once edge-b is started again (its map file still at 10 %),
+// `status --fleet` shows the disagreement (exit 6) and `apply --fleet` puts every edge back.
+per_version!(
+    an_edge_lost_during_a_fleet_canary_step_is_named_and_the_others_go_back,
+    |v: &Haproxy| {
+        let Some(mut fleet) = lab(v) else {
+            return;
+        };
+        let running = fleet.spawn(
+            &[
+                "canary",
+                ENV,
+                "green",
+                "--steps",
+                "10,50,100",
+                "--interval",
+                "30s",
+            ],
+            &[],
+        );
+        wait_everywhere(&fleet, "green:10", Duration::from_secs(30));
+        fleet.kill_edge(1);
+        let run = running.finish(BOUND);
+        assert_eq!(run.code, Some(3), "{}: {run:?}", v.label);
+        assert!(run.err.contains("edge edge-b"), "{}: {run:?}", v.label);
+        assert!(
+            run.err.contains("every other edge is back to 0 %"),
+            "{run:?}"
+        );
+        assert_eq!(entry(&fleet, 0), None, "{}", v.label);
+        assert_eq!(entry(&fleet, 2), None, "{}", v.label);
+        assert_eq!(entry(&fleet, 1).as_deref(), Some("green:10"), "{}", v.label);
+        fleet.restart_edge(1);
+        wait_status(
+            &fleet,
+            &["CANARY DISAGREES across edges on staging", "INTERRUPTED"],
+        );
+        apply_puts_every_edge_back(&fleet);
+    }
+);
