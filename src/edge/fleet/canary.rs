@@ -389,6 +389,14 @@ async fn analyse(
     }
 }
 
+/// An edge's error without the `edge NAME: ` its message already names.
+fn bare(e: &EdgeError) -> String {
+    match e {
+        EdgeError::Remote { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// `edge-a 3/40, edge-b 0/38`: each edge's canary 5xx of its requests.
 fn per_edge(step: &FleetCanaryStep) -> String {
     let each: Vec<String> = step
@@ -511,7 +519,7 @@ pub async fn canary(
                 return Err(abort(members, req, &why, None).await);
             }
             Err(Cut::Lost(edge, e)) => {
-                let why = format!("edge {edge} was lost at {percent} %: {e}");
+                let why = format!("edge {edge} was lost at {percent} % ({})", bare(&e));
                 return Err(abort(members, req, &why, Some((edge, e))).await);
             }
         };
@@ -651,8 +659,8 @@ async fn abort(
                 "it is back to 0 % too".to_string()
             } else {
                 format!(
-                    "its entry may still say {color}; `vezasock apply --fleet …` puts it back to 0 % \
-                     once it answers"
+                    "its canary entry (in its map file) may still send users to {color}: \
+                     `vezasock apply --fleet …` puts it back to 0 % once it answers"
                 )
             };
             EdgeError::Remote {
