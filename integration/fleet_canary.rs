@@ -319,6 +319,21 @@ fn new_bucket(fleet: &Fleet, label: &str) -> String {
     bucket.unwrap_or_else(|| panic!("{label}: no bucket cookie from edge-a"))
 }
 
+/// Waits (at most 30 s) for the coordinator's line `line`: the step is applied on every edge
+/// (its map file is written before its runtime, so the file alone does not say it).
+fn wait_step(fleet: &Fleet, running: &mut crate::support::run::Running, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !running.output_so_far().0.contains(line) {
+        assert!(
+            !running.exited() && Instant::now() < deadline,
+            "{}: no {line:?}: {:?}",
+            fleet.label,
+            running.output_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `status --fleet` until its exit is 6 with `want` in its output (at most 15 s: the far edge's
 /// agent exits once its ssh connection is gone).
 fn wait_status(fleet: &Fleet, want: &[&str]) -> crate::support::run::Run {
@@ -364,7 +379,7 @@ per_version!(
         let Some(fleet) = lab(v) else {
             return;
         };
-        let running = fleet.spawn(
+        let mut running = fleet.spawn(
             &[
                 "canary",
                 ENV,
@@ -376,7 +391,7 @@ per_version!(
             ],
             &[],
         );
-        wait_everywhere(&fleet, "green:10", Duration::from_secs(30));
+        wait_step(&fleet, &mut running, "step 10 %: 10 % of staging users");
         let _ = running.kill();
         let status = wait_status(&fleet, &["INTERRUPTED"]);
         assert!(
@@ -397,7 +412,7 @@ per_version!(
         let Some(mut fleet) = lab(v) else {
             return;
         };
-        let running = fleet.spawn(
+        let mut running = fleet.spawn(
             &[
                 "canary",
                 ENV,
@@ -409,7 +424,7 @@ per_version!(
             ],
             &[],
         );
-        wait_everywhere(&fleet, "green:10", Duration::from_secs(30));
+        wait_step(&fleet, &mut running, "step 10 %: 10 % of staging users");
         fleet.kill_edge(1);
         let run = running.finish(BOUND);
         assert_eq!(run.code, Some(3), "{}: {run:?}", v.label);
@@ -420,7 +435,12 @@ per_version!(
         );
         assert_eq!(entry(&fleet, 0), None, "{}", v.label);
         assert_eq!(entry(&fleet, 2), None, "{}", v.label);
-        assert_eq!(entry(&fleet, 1).as_deref(), Some("green:10"), "{}", v.label);
+        assert_eq!(
+            entry(&fleet, 1).as_deref(),
+            Some("green:10"),
+            "{}: {run:?}",
+            v.label
+        );
         fleet.restart_edge(1);
         wait_status(
             &fleet,

@@ -151,7 +151,7 @@ impl NotEverywhere {
         let each: Vec<String> = self
             .failed
             .iter()
-            .map(|(edge, e)| format!("edge {edge}: {e}"))
+            .map(|(edge, e)| format!("edge {edge}: {}", bare(e)))
             .collect();
         each.join("; ")
     }
@@ -640,7 +640,7 @@ async fn abort(
     if !others.is_empty() {
         let lines: Vec<String> = not_back
             .iter()
-            .map(|(e, err)| format!("edge {e}: {err}"))
+            .map(|(e, err)| format!("edge {e}: {}", bare(err)))
             .collect();
         return EdgeError::AnalysisFailed {
             message: format!(
