@@ -708,9 +708,10 @@ async fn set_percent_locked(
     }
 }
 
-/// One canary map change read and journalled (intent), not yet written: `canary --fleet`
-/// stages one on every edge, its edge lock held, before it applies any ([`apply_staged`]) or
-/// drops them all ([`drop_staged`]: nothing changed).
+/// One canary map change read and journalled (intent), not yet live: `canary --fleet` stages
+/// one on every edge, its edge lock held, and writes each map file ([`write_staged`]) before
+/// it changes any runtime ([`apply_staged`]), so the edges' runtimes change back to back; or it
+/// drops them all ([`drop_staged`]: each map file put back, nothing live changed).
 #[derive(Debug)]
 pub struct StagedPercent {
     op: Operation,
@@ -718,8 +719,11 @@ pub struct StagedPercent {
     /// The new value (`None`: the entry deleted).
     value: Option<String>,
     old_bytes: Option<Vec<u8>>,
-    file: std::collections::BTreeMap<String, String>,
     in_runtime: bool,
+    /// The new map file, rendered.
+    new_file: String,
+    /// The map file is written ([`write_staged`]).
+    written: bool,
 }
 
 impl StagedPercent {
@@ -744,7 +748,7 @@ pub async fn stage_percent(
     let map = map_ref(edge);
     let path = edge.topology.paths.preview_map();
     let old_bytes = read_optional(&path)?;
-    let file = parse_file(edge, old_bytes.as_deref())?;
+    let mut file = parse_file(edge, old_bytes.as_deref())?;
     let replies = session.run_each(&[ShowMap::new(&map, None)?]).await?;
     let mut in_runtime = false;
     for entries in &replies {
@@ -762,83 +766,94 @@ pub async fn stage_percent(
         who,
     );
     edge.state.journal_record(&op, Phase::Intent, None)?;
+    match &value {
+        Some(v) => {
+            file.insert(env.name.clone(), v.clone());
+        }
+        None => {
+            file.remove(&env.name);
+        }
+    }
     Ok(Some(StagedPercent {
         op,
         env: env.name.clone(),
         value,
         old_bytes,
-        file,
         in_runtime,
+        new_file: render_file(&file),
+        written: false,
     }))
 }
 
-/// The second half: the map file written, then the runtime (`add map` / `set map` / `del
-/// map`), then the journal's `done`. A runtime refusal puts the file back (journal `failed`).
-pub async fn apply_staged(
-    edge: &Edge,
-    session: &mut Session,
-    staged: StagedPercent,
-) -> Result<(), EdgeError> {
-    let StagedPercent {
-        op,
-        env,
-        value,
-        old_bytes,
-        mut file,
-        in_runtime,
-    } = staged;
-    let map = map_ref(edge);
-    let path = edge.topology.paths.preview_map();
-    match &value {
-        Some(v) => {
-            file.insert(env.clone(), v.clone());
-        }
-        None => {
-            file.remove(&env);
-        }
+/// The disk half: the new map file written (the file first, so a reload or restart after the
+/// runtime change keeps the percent). A failure journals `failed` (nothing changed).
+pub fn write_staged(edge: &Edge, staged: &mut StagedPercent) -> Result<(), EdgeError> {
+    if staged.written {
+        return Ok(());
     }
-    if let Err(e) = write_atomic(&path, render_file(&file).as_bytes()) {
+    let path = edge.topology.paths.preview_map();
+    if let Err(e) = write_atomic(&path, staged.new_file.as_bytes()) {
         let _ = edge.state.journal_record(
-            &op,
+            &staged.op,
             Phase::Failed,
             Some(&format!("map file not written: {e}")),
         );
         return Err(e.into());
     }
+    staged.written = true;
     crate::edge::crash_point("canary-after-disk");
+    Ok(())
+}
+
+/// The change made live: the map file written (when it is not yet), then the runtime (`add
+/// map` / `set map` / `del map`), then the journal's `done`. A runtime refusal puts the file
+/// back (journal `failed`).
+pub async fn apply_staged(
+    edge: &Edge,
+    session: &mut Session,
+    mut staged: StagedPercent,
+) -> Result<(), EdgeError> {
+    write_staged(edge, &mut staged)?;
+    let (map, env) = (map_ref(edge), staged.env.as_str());
     let mut command = Batch::new();
-    match (&value, in_runtime) {
+    match (&staged.value, staged.in_runtime) {
         (Some(v), true) => {
-            command.push(SetMap::new(&map, &env, v)?)?;
+            command.push(SetMap::new(&map, env, v)?)?;
         }
         (Some(v), false) => {
-            command.push(AddMap::new(&map, None, &env, v)?)?;
+            command.push(AddMap::new(&map, None, env, v)?)?;
         }
         (None, _) => {
-            command.push(DelMap::new(&map, &env)?)?;
+            command.push(DelMap::new(&map, env)?)?;
         }
     }
-    if value.is_none() && !in_runtime {
+    if staged.value.is_none() && !staged.in_runtime {
         // Only the file had it (written, then the runtime lost it): nothing to delete live.
     } else if let Err(e) = session.run_batch(command).await {
-        let restored = put_back(&path, old_bytes.as_deref());
+        let path = edge.topology.paths.preview_map();
+        let restored = put_back(&path, staged.old_bytes.as_deref());
         let _ = edge.state.journal_record(
-            &op,
+            &staged.op,
             Phase::Failed,
             Some(&format!("runtime not changed: {e}; {restored}")),
         );
         return Err(e.into());
     }
-    edge.state.journal_record(&op, Phase::Done, None)?;
+    edge.state.journal_record(&staged.op, Phase::Done, None)?;
     Ok(())
 }
 
-/// A staged change dropped unapplied (another edge refused its stage): nothing was written;
-/// the journal closes the intent.
+/// A staged change dropped before its runtime change (another edge refused): its map file put
+/// back when it was written; the journal closes the intent.
 pub fn drop_staged(edge: &Edge, staged: StagedPercent, why: &str) {
+    let mut detail = why.to_string();
+    if staged.written {
+        let path = edge.topology.paths.preview_map();
+        detail = format!("{why}; {}", put_back(&path, staged.old_bytes.as_deref()));
+    }
     let _ = edge
         .state
-        .journal_record(&staged.op, Phase::RolledBack, Some(why));
+        .journal_record(&staged.op, Phase::RolledBack, Some(&detail));
 }
 
 #[cfg(test)]

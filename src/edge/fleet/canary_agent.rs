@@ -2,7 +2,8 @@
 //! [`Request::CanaryStage`] then [`Request::CanaryApply`] or [`Request::CanaryDrop`]), served
 //! by [`super::agent`]; the coordinator's side is [`super::canary`]. Each step is the one-edge
 //! canary's map change ([`crate::edge::deploy::canary`]) cut in two: staged (edge lock, read,
-//! intent) on every edge before it is applied (file, runtime, done) on any.
+//! intent, map file written) on every edge before it is applied (runtime, done) on any; a
+//! dropped stage puts the map file back.
 
 use std::ops::ControlFlow;
 
@@ -10,7 +11,8 @@ use super::agent::Conversation;
 use super::protocol::{Request, Response};
 use super::rollout_agent::lock_wait;
 use crate::edge::deploy::canary::{
-    self as one, apply_staged, drop_staged, stage_percent, InProgress, Running, StagedPercent,
+    self as one, apply_staged, drop_staged, stage_percent, write_staged, InProgress, Running,
+    StagedPercent,
 };
 use crate::edge::{Edge, EdgeError};
 use crate::runtime::session::Session;
@@ -100,7 +102,12 @@ async fn stage(edge: &Edge, request: Request) -> Result<(Step, String), EdgeErro
     }
     let mut session = edge.admin_session().await?;
     let to = color.filter(|_| percent > 0).map(|c| (c, percent));
-    let staged = stage_percent(edge, &mut session, env, &who, to).await?;
+    let mut staged = stage_percent(edge, &mut session, env, &who, to).await?;
+    if let Some(s) = staged.as_mut() {
+        // The slow half (an fsynced write) before any edge's runtime changes: the applies
+        // are then one map command each, back to back.
+        write_staged(edge, s)?;
+    }
     let detail = staged.as_ref().map_or_else(
         || format!("{}: nothing to change", env.name),
         |s| s.describe(),
