@@ -35,20 +35,6 @@ fn journal(fleet: &Fleet, i: usize) -> String {
     std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default()
 }
 
-/// Waits (at most `bound`) until every edge's map file has staging's entry `want`.
-fn wait_everywhere(fleet: &Fleet, want: &str, bound: Duration) {
-    let deadline = Instant::now() + bound;
-    while (0..fleet.members.len()).any(|i| entry(fleet, i).as_deref() != Some(want)) {
-        let now: Vec<Option<String>> = (0..fleet.members.len()).map(|i| entry(fleet, i)).collect();
-        assert!(
-            Instant::now() < deadline,
-            "{}: not {want} on every edge within {bound:?}: {now:?}",
-            fleet.label
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Waits until each edge's load has sent a few requests.
 fn warm(fleet: &Fleet, loads: &[vezasock::demo::load::Load]) {
     for load in loads {
@@ -62,7 +48,7 @@ fn warm(fleet: &Fleet, loads: &[vezasock::demo::load::Load]) {
 
 // At 10 % with staging's green api answering 500 on every edge, the first step breaches: exit
 // 7 before the step's 10 s interval, every edge back to 0 % within one analysis period (0.5 s)
-// plus slack once the entry is live, the failed requests bounded by the step's share, and no
+// plus slack once the step is applied on every edge, the failed requests bounded by the step's share, and no
 // edge's state file, history or active-color map changed.
 per_version!(
     a_fleet_canary_breached_at_its_first_step_puts_every_edge_back_to_0,
@@ -83,7 +69,7 @@ per_version!(
             .collect();
         let loads = fleet.load();
         warm(&fleet, &loads);
-        let running = fleet.spawn(
+        let mut running = fleet.spawn(
             &[
                 "canary",
                 ENV,
@@ -100,7 +86,7 @@ per_version!(
             &[],
         );
         let started = Instant::now();
-        wait_everywhere(&fleet, "green:10", Duration::from_secs(30));
+        wait_step(&fleet, &mut running, "step 10 %: 10 % of staging users");
         let live = Instant::now();
         let run = running.finish(BOUND);
         let took = live.elapsed();
@@ -118,7 +104,7 @@ per_version!(
         // The breach is seen at the first poll with enough requests: well inside the step.
         assert!(
             took < Duration::from_secs(5),
-            "{}: {took:?} from the entry on every edge to the end ({:?} in all)",
+            "{}: {took:?} from the step applied on every edge to the end ({:?} in all)",
             v.label,
             started.elapsed()
         );
@@ -251,7 +237,7 @@ per_version!(
         };
         let loads = fleet.load();
         warm(&fleet, &loads);
-        let running = fleet.spawn(
+        let mut running = fleet.spawn(
             &[
                 "canary",
                 ENV,
@@ -262,10 +248,14 @@ per_version!(
                 "2s",
                 "--min-requests",
                 "5",
+                // Stickiness is under test, not the analysis: a 5xx of an overloaded host
+                // must not abort it.
+                "--max-error-rate",
+                "50%",
             ],
             &[],
         );
-        wait_everywhere(&fleet, "green:10", Duration::from_secs(30));
+        wait_step(&fleet, &mut running, "step 10 %: 10 % of staging users");
         // Each new user's bucket, as edge-a's Set-Cookie gives it.
         let users: Vec<String> = (0..100).map(|_| new_bucket(&fleet, v.label)).collect();
         let edges: Vec<std::net::SocketAddr> = fleet.members.iter().map(|m| m.edge.http).collect();
@@ -286,11 +276,21 @@ per_version!(
                 let (status, body) = get_with(addr, "/api/x", &[("cookie", &cookie)]);
                 assert_eq!(status, 200, "{}: {body}", v.label);
                 let green = body == "staging api green";
-                assert!(
-                    green || !on_green[u],
-                    "{}: bucket {bucket} went back to blue through {addr} (round {round})",
-                    v.label
-                );
+                if !green && on_green[u] {
+                    // What every edge holds and answers now, and where the coordinator is.
+                    let files: Vec<Option<String>> =
+                        (0..edges.len()).map(|i| entry(&fleet, i)).collect();
+                    let again: Vec<String> = edges
+                        .iter()
+                        .map(|a| get_with(*a, "/api/x", &[("cookie", &cookie)]).1)
+                        .collect();
+                    let (out, _) = running.output_so_far();
+                    panic!(
+                        "{}: bucket {bucket} went back to blue through {addr} (round {round}); map \
+                         files {files:?}; asked again {again:?}; the coordinator so far:\n{out}",
+                        v.label
+                    );
+                }
                 if green && !on_green[u] {
                     on_green[u] = true;
                     moved += 1;
