@@ -25,7 +25,7 @@ fn background(e: &LocalEdge, args: &[&str]) -> Running {
 }
 
 /// `GET /api/x` on staging with an optional Cookie header: (status, body, Set-Cookie bucket).
-fn get(addr: SocketAddr, cookie: Option<&str>) -> (u16, String, Option<String>) {
+pub(crate) fn get(addr: SocketAddr, cookie: Option<&str>) -> (u16, String, Option<String>) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(5)))

@@ -399,6 +399,22 @@ fn every_json_output_matches_the_reference(v: &haproxy::Haproxy) {
     seen.extend(["exec", "exec chain"]);
     run_canary(&edge, &shapes, label);
     seen.extend(["canary", "canary failure", "canary control"]);
+    // Blue is live after the canary: a fleet canary of one step (100 %) ends as a fleet switch.
+    let fleet_canary = check(
+        &edge,
+        &shapes,
+        "canary fleet",
+        &[
+            "canary", "--fleet", &fleet, "staging", "green", "--steps", "100", "--json",
+        ],
+        0,
+        label,
+    );
+    assert_eq!(
+        fleet_canary["switch"]["to"], "green",
+        "{label}: {fleet_canary}"
+    );
+    seen.push("canary fleet");
     run_install(v, &shapes);
     seen.push("apply install");
     // Every documented shape was exercised (demo's runs its own edge: integration/demo.rs;

@@ -13,6 +13,7 @@ mod crash;
 mod demo;
 mod edge;
 mod fleet;
+mod fleet_canary;
 mod fleet_cert;
 mod fleet_exits;
 mod fleet_faults;

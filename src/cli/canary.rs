@@ -1,6 +1,7 @@
 //! `vezasock canary ENV COLOR --steps 5,25,50,100 --interval 30s`: one human line per step and
 //! analysis, then the switch that ends it; `--abort` / `--promote` from another shell; or one
 //! JSON object (`{ok: true, …report}`, `{ok: false, error, exit}`, `{env, action, changed}`).
+//! With `--fleet FILE` each of them runs on every edge ([`crate::edge::fleet::canary`]).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,12 +13,18 @@ use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, Topo
 use super::common::{after, fail, runtime_and_edge};
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
+use super::fleet::on_fleet;
 use super::output;
 use super::switch::parse_percent;
 use crate::edge::analysis::{Limits, DEFAULT_MIN_REQUESTS};
 use crate::edge::deploy::canary::{
     abort_from_outside, canary, promote_from_outside, CanaryReport, CanaryRequest,
 };
+use crate::edge::fleet::canary::{
+    abort_from_outside as abort_fleet, canary as fleet_canary,
+    promote_from_outside as promote_fleet, FleetCanaryReport,
+};
+use crate::edge::EdgeError;
 use crate::topology::Color;
 
 impl Report for CanaryReport {
@@ -96,11 +103,16 @@ pub struct CanaryArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub fleet: super::fleet::FleetArgs,
+    #[command(flatten)]
     pub topology: TopologyArgs,
 }
 
 /// Runs `vezasock canary`.
 pub fn run(args: &CanaryArgs) -> ExitCode {
+    if let Some(fleet) = &args.fleet.fleet {
+        return run_fleet(args, fleet);
+    }
     let (rt, edge) = match runtime_and_edge("canary", &args.topology) {
         Ok(both) => both,
         Err(exit) => return exit.into(),
@@ -110,56 +122,49 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
     code
 }
 
-/// `vezasock canary` once the edge is loaded: a canary, `--promote` or `--abort`.
-fn run_on(args: &CanaryArgs, rt: &tokio::runtime::Runtime, edge: &crate::edge::Edge) -> ExitCode {
-    let who = crate::state::who();
-    if args.promote {
-        return match rt.block_on(promote_from_outside(
-            edge,
-            &args.env,
-            &who,
-            args.lock.lock_wait(),
-        )) {
-            Ok(Some(color)) => {
-                control(args.json, &args.env, "promote", true);
-                if !args.json {
-                    output::line(&format!(
-                        "the canary of {} is at 100 % ({color}); the running canary ends it as a switch",
-                        args.env
-                    ));
-                }
-                Exit::Ok.into()
+/// The end of `--promote` (on one edge or on a fleet): `Some(color)` promoted, `None` no canary
+/// to promote (exit 1).
+fn promoted(json: bool, env: &str, result: Result<Option<Color>, EdgeError>) -> ExitCode {
+    match result {
+        Ok(Some(color)) => {
+            control(json, env, "promote", true);
+            if !json {
+                output::line(&format!(
+                    "the canary of {env} is at 100 % ({color}); the running canary ends it as a switch"
+                ));
             }
-            Ok(None) => {
-                control(args.json, &args.env, "promote", false);
-                eprintln!("vezasock canary: {} has no canary to promote", args.env);
-                Exit::Refused.into()
-            }
-            Err(e) => fail("canary", &e).into(),
-        };
+            Exit::Ok.into()
+        }
+        Ok(None) => {
+            control(json, env, "promote", false);
+            eprintln!("vezasock canary: {env} has no canary to promote");
+            Exit::Refused.into()
+        }
+        Err(e) => fail("canary", &e).into(),
     }
-    let Some(color) = args.color.filter(|_| !args.abort) else {
-        return match rt.block_on(abort_from_outside(
-            edge,
-            &args.env,
-            &who,
-            args.lock.lock_wait(),
-        )) {
-            Ok(aborted) => {
-                control(args.json, &args.env, "abort", aborted);
-                if !args.json {
-                    output::line(&if aborted {
-                        format!("the canary of {} was aborted: 0 %", args.env)
-                    } else {
-                        format!("{} has no canary: nothing to abort", args.env)
-                    });
-                }
-                Exit::Ok.into()
+}
+
+/// The end of `--abort` (on one edge or on a fleet): true when there was a canary.
+fn aborted(json: bool, env: &str, result: Result<bool, EdgeError>) -> ExitCode {
+    match result {
+        Ok(had) => {
+            control(json, env, "abort", had);
+            if !json {
+                output::line(&if had {
+                    format!("the canary of {env} was aborted: 0 %")
+                } else {
+                    format!("{env} has no canary: nothing to abort")
+                });
             }
-            Err(e) => fail("canary", &e).into(),
-        };
-    };
-    let req = CanaryRequest {
+            Exit::Ok.into()
+        }
+        Err(e) => fail("canary", &e).into(),
+    }
+}
+
+/// The request of a canary from the flags.
+fn request(args: &CanaryArgs, color: Color, who: String) -> CanaryRequest {
+    CanaryRequest {
         env: args.env.clone(),
         color,
         steps: args.steps.clone(),
@@ -171,7 +176,22 @@ fn run_on(args: &CanaryArgs, rt: &tokio::runtime::Runtime, edge: &crate::edge::E
         sha: args.sha.clone(),
         lock_wait: args.lock.lock_wait(),
         who,
+    }
+}
+
+/// `vezasock canary` once the edge is loaded: a canary, `--promote` or `--abort`.
+fn run_on(args: &CanaryArgs, rt: &tokio::runtime::Runtime, edge: &crate::edge::Edge) -> ExitCode {
+    let who = crate::state::who();
+    let wait = args.lock.lock_wait();
+    if args.promote {
+        let r = rt.block_on(promote_from_outside(edge, &args.env, &who, wait));
+        return promoted(args.json, &args.env, r);
+    }
+    let Some(color) = args.color.filter(|_| !args.abort) else {
+        let r = rt.block_on(abort_from_outside(edge, &args.env, &who, wait));
+        return aborted(args.json, &args.env, r);
     };
+    let req = request(args, color, who);
     let json = args.json;
     let result = rt.block_on(canary(edge, &req, &mut |line| {
         if !json {
@@ -179,4 +199,75 @@ fn run_on(args: &CanaryArgs, rt: &tokio::runtime::Runtime, edge: &crate::edge::E
         }
     }));
     finish("canary", json, result.map_err(Failed::from))
+}
+
+impl Report for FleetCanaryReport {
+    type Json<'a> = WithOk<'a, FleetCanaryReport>;
+
+    fn json(&self) -> WithOk<'_, FleetCanaryReport> {
+        WithOk::of(self)
+    }
+
+    /// The steps were printed as they happened; then the fleet switch's edges and the end.
+    fn human(&self) -> String {
+        let mut text = self.switch.as_ref().map(Report::human).unwrap_or_default();
+        for note in &self.notes {
+            text.push_str(&format!("{note}\n"));
+        }
+        text.push_str(&format!(
+            "{} promoted {} → {} on {} edge(s) through {} step(s) (no reload)\n",
+            self.env,
+            self.from,
+            self.to,
+            self.edges.len(),
+            self.steps.len() + 1
+        ));
+        text
+    }
+}
+
+/// `vezasock canary --fleet F …`: the canary, `--promote` or `--abort` on every edge; then
+/// each local edge's metrics textfile is rewritten, as after every fleet command.
+fn run_fleet(args: &CanaryArgs, path: &std::path::Path) -> ExitCode {
+    let exit = run_fleet_command(args, path);
+    super::fleet::after_fleet("canary", path, &args.topology);
+    exit
+}
+
+fn run_fleet_command(args: &CanaryArgs, path: &std::path::Path) -> ExitCode {
+    let who = crate::state::who();
+    let wait = args.lock.lock_wait();
+    let env = args.env.as_str();
+    let json = args.json;
+    if args.promote {
+        let result = on_fleet("canary", path, &args.topology, async |_, members| {
+            promote_fleet(members, env, wait, &who).await
+        });
+        return match result {
+            Ok(r) => promoted(json, env, r),
+            Err(exit) => exit.into(),
+        };
+    }
+    let Some(color) = args.color.filter(|_| !args.abort) else {
+        let result = on_fleet("canary", path, &args.topology, async |_, members| {
+            abort_fleet(members, env, wait, &who).await
+        });
+        return match result {
+            Ok(r) => aborted(json, env, r),
+            Err(exit) => exit.into(),
+        };
+    };
+    let req = request(args, color, who);
+    let result = on_fleet("canary", path, &args.topology, async |fleet, members| {
+        fleet_canary(fleet, members, &req, &mut |line| {
+            if !json {
+                output::line(line);
+            }
+        })
+        .await
+    });
+    match result {
+        Ok(result) => finish("canary", json, result.map_err(Failed::from)),
+        Err(exit) => exit.into(),
+    }
 }

@@ -327,7 +327,7 @@ fn record_skew(command: &str, path: &Path, topology: &TopologyArgs, r: &FleetRep
 /// `cli::common::after` is an edge command's: each local edge's metrics textfile rewritten
 /// (when it has one). Edges over ssh are not rewritten. A failure is a warning, never the exit
 /// code.
-fn after_fleet(command: &str, path: &Path, topology: &TopologyArgs) {
+pub(super) fn after_fleet(command: &str, path: &Path, topology: &TopologyArgs) {
     let (Ok(fleet), Ok(rt)) = (load(command, path), runtime(command)) else {
         return;
     };
@@ -420,7 +420,7 @@ fn watched_status(s: &FleetStatus) -> String {
 
 fn human_status(s: &FleetStatus) -> String {
     let mut out = String::new();
-    for line in &s.drift {
+    for line in s.drift.iter().chain(&s.canary_drift) {
         out.push_str(&format!("{line}\n"));
     }
     for t in &s.open_transactions {
@@ -438,7 +438,7 @@ fn human_status(s: &FleetStatus) -> String {
             (None, None) => {}
         }
     }
-    if s.drift.is_empty() && s.open_transactions.is_empty() {
+    if s.drift.is_empty() && s.canary_drift.is_empty() && s.open_transactions.is_empty() {
         out.push_str("every edge agrees on every env's color\n");
     }
     out
@@ -485,6 +485,13 @@ fn edge_status(edge: &str, sum: &EdgeSummary) -> String {
     let mut out = format!("edge {edge:<16} {}\n", colors.join("  "));
     for c in &sum.envs {
         out.push_str(&format!("  {:<12} {}\n", c.env, c.servers.join(" · ")));
+    }
+    for c in &sum.canaries {
+        let state = if c.running { "running" } else { "INTERRUPTED" };
+        out.push_str(&format!(
+            "  canary {}: {} % on {} ({state})\n",
+            c.env, c.percent, c.color
+        ));
     }
     for p in &sum.problems {
         out.push_str(&format!("  {p}\n"));

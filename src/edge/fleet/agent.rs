@@ -80,8 +80,25 @@ pub fn serve_on_this_thread(edge: &Edge, mut server: ChannelServer) {
 
 /// Serves one conversation: requests until the other side ends it.
 pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
+    // `canary --fleet`'s canary locks: held until the coordinator ends the conversation.
+    let mut canary_holds = Vec::new();
     while let Some(request) = io.next().await {
         match request {
+            Request::CanaryHold { env } => {
+                let r = super::canary_agent::hold(edge, &env, &mut canary_holds).await;
+                io.send(&r).await;
+            }
+            Request::CanaryRead { env } => {
+                io.send(&super::canary_agent::read(edge, &env)).await;
+            }
+            request @ Request::CanaryStage { .. } => {
+                if super::canary_agent::serve_step(edge, request, io)
+                    .await
+                    .is_break()
+                {
+                    return;
+                }
+            }
             Request::Status => {
                 let r = match summarize(edge).await {
                     Ok((summary, status)) => Response {
@@ -440,6 +457,7 @@ pub async fn summarize(edge: &Edge) -> Result<(EdgeSummary, serde_json::Value), 
         envs,
         problems: report.problems.clone(),
         transaction: report.transaction.clone(),
+        canaries: report.canaries.clone(),
     };
     let json = serde_json::to_value(&report)
         .map_err(|e| EdgeError::NotVerified(format!("status does not serialize: {e}")))?;

@@ -64,7 +64,7 @@ impl Member {
 }
 
 /// Every edge's counters now, in member order; `Err`: the first edge that could not be read.
-async fn read_all(
+pub(super) async fn read_all(
     members: &mut [Member],
     env: &str,
     color: Color,
@@ -126,7 +126,7 @@ async fn watch(
     }
 }
 
-fn sum(windows: &[Counters]) -> Counters {
+pub(super) fn sum(windows: &[Counters]) -> Counters {
     windows.iter().fold(Counters::default(), |a, w| Counters {
         requests: a.requests + w.requests,
         errors: a.errors + w.errors,

@@ -17,17 +17,20 @@
 //! color of an env whose edges disagree after a crash ([`apply`]).
 //!
 //! The files, by operation: [`switch`] (the flip and rollback, with [`bake`] after it and
-//! [`preview`]'s check before it), [`preview`] (one token on every edge), [`servers`] (`drain` / `maint`
+//! [`preview`]'s check before it), [`preview`] (one token on every edge), [`canary`] (each
+//! step's percent on every edge, served by [`canary_agent`]), [`servers`] (`drain` / `maint`
 //! / `ready`), [`cert`] (`cert update --fleet`: HAProxy's certificate transaction staged on
 //! every edge, then committed on every edge; `cert list --fleet`), [`status`], [`apply`],
 //! [`locking`] (every edge's lock in one order); the edges
-//! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`] and
-//! [`cert_agent`]) over
+//! are driven through [`member`] and served by [`agent`] (with [`rollout_agent`],
+//! [`canary_agent`] and [`cert_agent`]) over
 //! [`protocol`].
 
 pub mod agent;
 pub mod apply;
 pub mod bake;
+pub mod canary;
+pub mod canary_agent;
 pub mod cert;
 pub mod cert_agent;
 pub mod locking;

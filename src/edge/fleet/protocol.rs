@@ -135,6 +135,26 @@ pub enum Request {
         lock_wait_ms: Option<u64>,
         who: String,
     },
+    /// `canary --fleet`: the env's canary lock taken on this edge (the lock a running `canary`
+    /// holds), kept until the conversation ends (the coordinator gone: released).
+    CanaryHold {
+        env: String,
+    },
+    /// One canary step staged on this edge: its edge lock taken, the env's entry read, the
+    /// intent journalled; then `canary-apply` writes it (file, runtime) or `canary-drop` drops
+    /// it. `percent` 0 (or no color) deletes the entry; `if_running`: refused unless a running
+    /// canary of the env is there (`--promote` from another shell).
+    CanaryStage {
+        env: String,
+        #[serde(default)]
+        color: Option<Color>,
+        percent: u8,
+        #[serde(default)]
+        if_running: bool,
+        #[serde(default)]
+        lock_wait_ms: Option<u64>,
+        who: String,
+    },
     /// File `index` (the next one) staged: `new ssl cert` for a new file, `set ssl cert`.
     CertStage {
         index: usize,
@@ -151,6 +171,16 @@ pub enum Request {
     CertDone,
     /// `cert list` of this edge (read-only).
     CertList,
+    /// The staged canary step written (map file, runtime, journal); the edge lock released.
+    CanaryApply,
+    /// The staged canary step dropped unapplied (nothing written); the edge lock released.
+    CanaryDrop {
+        why: String,
+    },
+    /// The env's canary on this edge: its entry in the map file and whether a process runs it.
+    CanaryRead {
+        env: String,
+    },
 }
 
 impl Request {
@@ -185,6 +215,11 @@ impl Request {
             Request::CertAbort { .. } => "cert-abort",
             Request::CertDone => "cert-done",
             Request::CertList => "cert-list",
+            Request::CanaryHold { .. } => "canary-hold",
+            Request::CanaryStage { .. } => "canary-stage",
+            Request::CanaryApply => "canary-apply",
+            Request::CanaryDrop { .. } => "canary-drop",
+            Request::CanaryRead { .. } => "canary-read",
         }
     }
 }
@@ -256,6 +291,9 @@ pub struct Response {
     /// `cert-finish`: the certificate installed; `cert-list`: the edge's certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<CertAnswer>,
+    /// `canary-read`, `canary-stage`: the env's canary on this edge (`None`: none, 0 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::edge::deploy::canary::InProgress>,
 }
 
 /// What a certificate request answers.
@@ -317,6 +355,9 @@ pub struct EdgeSummary {
     /// The edge's own problems (drift, interrupted operations, an open transaction).
     pub problems: Vec<String>,
     pub transaction: Option<Transaction>,
+    /// The canaries in progress on this edge (absent from an older agent: none seen).
+    #[serde(default)]
+    pub canaries: Vec<crate::edge::deploy::canary::InProgress>,
 }
 
 /// One env's colors on one edge.
@@ -465,6 +506,22 @@ mod tests {
             Request::CertAbort { why: "t".into() },
             Request::CertDone,
             Request::CertList,
+            Request::CanaryHold {
+                env: "staging".into(),
+            },
+            Request::CanaryStage {
+                env: "staging".into(),
+                color: Some(Color::Green),
+                percent: 25,
+                if_running: false,
+                lock_wait_ms: None,
+                who: "ci".into(),
+            },
+            Request::CanaryApply,
+            Request::CanaryDrop { why: "p".into() },
+            Request::CanaryRead {
+                env: "staging".into(),
+            },
         ];
         for request in every {
             let json = serde_json::to_value(&request).unwrap_or_default();

@@ -29,6 +29,9 @@ pub struct FleetStatus {
     pub edges: Vec<EdgeStatusEntry>,
     /// `DRIFT across edges on ENV: a=green b=blue`, one line per env.
     pub drift: Vec<String>,
+    /// `CANARY DISAGREES across edges on ENV: a=green 25 % b=0 %`, one line per env whose
+    /// canary percent differs between edges (an edge without one counts as 0 %).
+    pub canary_drift: Vec<String>,
     /// Fleet transactions the journal has not closed (a coordinator that died), then each
     /// edge's open transaction (`on edge NAME: transaction ID …`, also one staged there with
     /// `txn prepare`).
@@ -43,7 +46,8 @@ impl FleetStatus {
             .edges
             .iter()
             .any(|e| e.summary.as_ref().is_some_and(|s| !s.problems.is_empty()));
-        if !self.drift.is_empty() || !self.open_transactions.is_empty() || edge_problems {
+        let disagree = !self.drift.is_empty() || !self.canary_drift.is_empty();
+        if disagree || !self.open_transactions.is_empty() || edge_problems {
             Exit::Drift
         } else if self.edges.iter().any(|e| e.error.is_some()) {
             Exit::Unreachable
@@ -80,6 +84,7 @@ pub async fn status(fleet: &Fleet, members: &mut [Member]) -> Result<FleetStatus
         })
         .collect();
     let drift = cross_edge_drift(&edges);
+    let canary_drift = canary_drift(&edges);
     let mut open_transactions: Vec<String> = super::journal(fleet)
         .open_operations()?
         .into_iter()
@@ -94,6 +99,7 @@ pub async fn status(fleet: &Fleet, members: &mut [Member]) -> Result<FleetStatus
     Ok(FleetStatus {
         edges,
         drift,
+        canary_drift,
         open_transactions,
     })
 }
@@ -138,4 +144,95 @@ fn cross_edge_drift(edges: &[EdgeStatusEntry]) -> Vec<String> {
         }
     }
     out
+}
+
+/// One line per env whose canary (color and percent) differs between the reached edges; an
+/// edge without a canary of the env is at 0 %.
+pub fn canary_drift(edges: &[EdgeStatusEntry]) -> Vec<String> {
+    let reached: Vec<(&str, &EdgeSummary)> = edges
+        .iter()
+        .filter_map(|e| Some((e.edge.as_str(), e.summary.as_ref()?)))
+        .collect();
+    let mut envs: Vec<&str> = reached
+        .iter()
+        .flat_map(|(_, s)| s.canaries.iter().map(|c| c.env.as_str()))
+        .collect();
+    envs.sort_unstable();
+    envs.dedup();
+    let mut out = Vec::new();
+    for env in envs {
+        let sides: Vec<(&str, Option<(Color, u8)>)> = reached
+            .iter()
+            .map(|(edge, s)| {
+                let c = s.canaries.iter().find(|c| c.env == env);
+                (*edge, c.map(|c| (c.color, c.percent)))
+            })
+            .collect();
+        if sides.windows(2).all(|w| w[0].1 == w[1].1) {
+            continue;
+        }
+        let each: Vec<String> = sides
+            .iter()
+            .map(|(edge, c)| match c {
+                Some((color, percent)) => format!("{edge}={color} {percent} %"),
+                None => format!("{edge}=0 %"),
+            })
+            .collect();
+        out.push(format!(
+            "CANARY DISAGREES across edges on {env}: {}; `vezasock canary --fleet … {env} \
+             --abort` puts every edge back to 0 %",
+            each.join(" ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edge::deploy::canary::InProgress;
+
+    fn edge(name: &str, canary: Option<u8>) -> EdgeStatusEntry {
+        let canaries = canary
+            .map(|percent| InProgress {
+                env: "staging".into(),
+                color: Color::Green,
+                percent,
+                running: true,
+            })
+            .into_iter()
+            .collect();
+        EdgeStatusEntry {
+            edge: name.into(),
+            summary: Some(EdgeSummary {
+                canaries,
+                ..EdgeSummary::default()
+            }),
+            status: None,
+            error: None,
+            kind: None,
+        }
+    }
+
+    /// Edges at one percent agree; one edge at another (or at 0 %) is a loud line, exit 6.
+    #[test]
+    fn edges_at_different_canary_percents_disagree() {
+        assert!(canary_drift(&[edge("a", Some(25)), edge("b", Some(25))]).is_empty());
+        assert!(canary_drift(&[edge("a", None), edge("b", None)]).is_empty());
+        let lines = canary_drift(&[edge("a", Some(25)), edge("b", None), edge("c", Some(25))]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with(
+                "CANARY DISAGREES across edges on staging: a=green 25 % b=0 % c=green 25 %"
+            ),
+            "{lines:?}"
+        );
+        let status = FleetStatus {
+            edges: Vec::new(),
+            drift: Vec::new(),
+            canary_drift: lines,
+            open_transactions: Vec::new(),
+        };
+        assert_eq!(status.exit(), Exit::Drift);
+    }
 }
