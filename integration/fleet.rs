@@ -127,7 +127,14 @@ impl Fleet {
             .prefix("vezasock-fleet-")
             .tempdir()
             .unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded: {e}"));
+        let mut topo = Topology::embedded_default().unwrap_or_else(|e| panic!("embedded: {e}"));
+        if tls {
+            // A TLS connection opened before a fleet certificate update must still carry a
+            // request after it: the default 10 s for a first request is shorter than an
+            // update over three edges on a busy 2-core machine (seen: "old connection:
+            // Broken pipe").
+            topo.timeouts.http_request = "60s".to_string();
+        }
         let mut members = Vec::new();
         for (i, reach) in reaches.iter().enumerate() {
             let name = edge_name(i);
