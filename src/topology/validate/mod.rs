@@ -230,6 +230,11 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         .as_ref()
         .and_then(|n| n.webhook.as_ref())
         .and_then(|w| c.check(w, "notify.webhook", webhook_url));
+    let notify_ca_file = raw
+        .notify
+        .as_ref()
+        .and_then(|n| n.ca_file.as_ref())
+        .and_then(|f| c.check(f, "notify.ca_file", ca_file_path));
     let timeouts = timeouts(c, &raw.timeouts);
     let paths = raw_paths(c, &raw);
     let components = components(c, &raw, acme.as_ref().map(|a| a.path.as_str()));
@@ -255,6 +260,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         metrics,
         metrics_textfile,
         notify_webhook,
+        notify_ca_file,
         timeouts,
         components,
         envs,
