@@ -140,7 +140,12 @@ pub fn send(
                 why = format!("no answer within {} s", BUDGET.as_secs());
                 break;
             }
-            match post(target, tls.as_ref(), &body, left.min(Duration::from_secs(2))) {
+            match post(
+                target,
+                tls.as_ref(),
+                &body,
+                left.min(Duration::from_secs(2)),
+            ) {
                 Ok(status) if (200..300).contains(&status) => {
                     why.clear();
                     break;
@@ -172,7 +177,11 @@ fn post(
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     match tls {
-        Some(config) => exchange(&mut tls::connect(config, &target.host, stream)?, target, body),
+        Some(config) => exchange(
+            &mut tls::connect(config, &target.host, stream)?,
+            target,
+            body,
+        ),
         None => exchange(&mut { stream }, target, body),
     }
 }

@@ -21,11 +21,12 @@ impl Webhook {
                 "a webhook URL: at most 2048 bytes, no spaces or control characters".into(),
             );
         }
-        let (tls, rest, default_port) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-            (Some(rest), _) => (false, rest, 80),
-            (_, Some(rest)) => (true, rest, 443),
-            _ => return Err("a webhook URL starting with http:// or https://".into()),
-        };
+        let (tls, rest, default_port) =
+            match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+                (Some(rest), _) => (false, rest, 80),
+                (_, Some(rest)) => (true, rest, 443),
+                _ => return Err("a webhook URL starting with http:// or https://".into()),
+            };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
