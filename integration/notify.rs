@@ -37,13 +37,17 @@ impl TestCa {
         let ca_key = rcgen::KeyPair::generate().unwrap_or_else(fail);
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(fail);
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        // Each CA its own name: a certificate from another CA is then one of an unknown issuer.
+        let n = next_ca();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("vezasock test CA {n}"));
         let ca = ca.self_signed(&ca_key).unwrap_or_else(fail);
         let key = rcgen::KeyPair::generate().unwrap_or_else(fail);
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let leaf = rcgen::CertificateParams::new(names)
             .and_then(|p| p.signed_by(&key, &ca, &ca_key))
             .unwrap_or_else(fail);
-        let ca_file = dir.join(format!("ca-{}.pem", next_ca()));
+        let ca_file = dir.join(format!("ca-{n}.pem"));
         std::fs::write(&ca_file, ca.pem()).unwrap_or_else(|e| panic!("{e}"));
         #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
