@@ -673,4 +673,20 @@ mod tests {
             assert!(e.to_string().contains("metrics.textfile"), "{bad}: {e}");
         }
     }
+
+    /// `[notify]`: an https webhook and the CA file it is checked against (an absolute path).
+    #[test]
+    fn notify_https_and_ca_file() {
+        let base = super::super::EMBEDDED_DEFAULT;
+        let load =
+            |section: &str| super::super::Topology::from_toml(&format!("{base}\n{section}"), "t");
+        let t = load("[notify]\nwebhook = \"https://h.example/x\"\nca_file = \"/etc/ca.pem\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.notify_webhook.as_deref(), Some("https://h.example/x"));
+        assert_eq!(t.notify_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        let e = load("[notify]\nca_file = \"ca.pem\"\n")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.to_string().contains("notify.ca_file"), "{e}");
+    }
 }
