@@ -547,7 +547,8 @@ mod cli {
         let dir = Dir::new();
         let secret = "s3cr3tT0kenXYZ";
         let urls = [
-            format!("https://hooks.example.org/services/T0/B0/{secret}"),
+            format!("ftp://hooks.example.org/services/T0/B0/{secret}"),
+            format!("https://hooks.example.org:0/services/T0/B0/{secret}"),
             format!("http://hooks.example.org:99999/{secret}"),
             format!("http://hooks.example.org:{secret}"),
             format!("http://user:{secret}@hooks.example.org/x"),

@@ -55,10 +55,14 @@ pub struct TopologyArgs {
     /// to FILE after each command; overrides the topology's `[metrics] textfile`.
     #[arg(long, env = "VEZASOCK_METRICS_TEXTFILE", value_name = "FILE.prom", value_parser = Checked(crate::topology::textfile_path))]
     pub metrics_textfile: Option<PathBuf>,
-    /// POST one JSON event per milestone of each operation to URL (http:// only); overrides
-    /// the topology's `[notify] webhook`.
+    /// POST one JSON event per milestone of each operation to URL (http:// or https://);
+    /// overrides the topology's `[notify] webhook`.
     #[arg(long, env = "VEZASOCK_NOTIFY_WEBHOOK", value_name = "URL", value_parser = CheckedSecret(crate::topology::webhook_url), hide_env_values = true)]
     pub notify_webhook: Option<String>,
+    /// Check an https:// webhook against the CA certificates (PEM) in FILE instead of the
+    /// system's; overrides the topology's `[notify] ca_file`.
+    #[arg(long, env = "VEZASOCK_NOTIFY_CA_FILE", value_name = "FILE", value_parser = Checked(crate::topology::ca_file_path))]
+    pub notify_ca_file: Option<PathBuf>,
 }
 
 impl TopologyArgs {
@@ -90,6 +94,9 @@ impl TopologyArgs {
         }
         if let Some(url) = &self.notify_webhook {
             topo.notify_webhook = Some(url.clone());
+        }
+        if let Some(file) = &self.notify_ca_file {
+            topo.notify_ca_file = Some(file.clone());
         }
         Ok(topo)
     }

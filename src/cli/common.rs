@@ -80,7 +80,8 @@ fn notify(edge: &Edge, command: &str) {
     if list.is_empty() {
         return;
     }
-    if let Err((sent, why)) = send(&target, &list) {
+    let ca_file = edge.topology.notify_ca_file.as_deref();
+    if let Err((sent, why)) = send(&target, ca_file, &list) {
         let detail = format!(
             "the webhook {} took {sent} of {} event(s): {why}",
             target.shown(),

@@ -1,13 +1,18 @@
 //! Events to a webhook (`[notify] webhook`, `--notify-webhook`): at the end of a command, one
 //! JSON event per milestone this process journalled (started, flipped, recorded, failed, rolled
 //! back, refused by the gate, a canary step, aborted, promoted), in journal order, then `unfinished` for each of its
-//! operations left open, POSTed one by one to a plain `http://` URL. Sent after the journal lines
+//! operations left open, POSTed one by one to an `http://` or `https://` URL (TLS in [`tls`]).
+//! Sent after the journal lines
 //! and the command's work, so a slow or failing webhook never delays or changes a flip: each
 //! command gives it at most [`BUDGET`] in all, two tries an event. The URL's path may hold a
-//! secret: messages show only `http://host:port/…`. Schema: docs/observability.md.
+//! secret: messages show only `http[s]://host:port/…`. Schema: docs/observability.md.
+
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -113,10 +118,19 @@ pub fn events(edge: &str, journal: &[JournalEntry], pid: u32, since: &str) -> Ve
     out
 }
 
-/// POSTs `events` in order within [`BUDGET`]; the first event not taken stops the rest.
+/// POSTs `events` in order within [`BUDGET`]; the first event not taken stops the rest. An
+/// `https://` target is checked against `ca_file`'s CAs, else the system's.
 /// Returns how many were delivered, or that number and why the next was not.
-pub fn send(target: &Webhook, events: &[Event]) -> Result<usize, (usize, String)> {
+pub fn send(
+    target: &Webhook,
+    ca_file: Option<&Path>,
+    events: &[Event],
+) -> Result<usize, (usize, String)> {
     let deadline = Instant::now() + BUDGET;
+    let tls = match target.tls {
+        true => Some(tls::config(ca_file).map_err(|why| (0, why))?),
+        false => None,
+    };
     for (sent, e) in events.iter().enumerate() {
         let body = serde_json::to_vec(e).unwrap_or_default();
         let mut why = String::new();
@@ -126,7 +140,12 @@ pub fn send(target: &Webhook, events: &[Event]) -> Result<usize, (usize, String)
                 why = format!("no answer within {} s", BUDGET.as_secs());
                 break;
             }
-            match post(target, &body, left.min(Duration::from_secs(2))) {
+            match post(
+                target,
+                tls.as_ref(),
+                &body,
+                left.min(Duration::from_secs(2)),
+            ) {
                 Ok(status) if (200..300).contains(&status) => {
                     why.clear();
                     break;
@@ -142,15 +161,33 @@ pub fn send(target: &Webhook, events: &[Event]) -> Result<usize, (usize, String)
     Ok(events.len())
 }
 
-/// One POST; returns the HTTP status. Every step is bounded by `timeout`.
-fn post(target: &Webhook, body: &[u8], timeout: Duration) -> std::io::Result<u16> {
+/// One POST, over TLS when `tls` is given; returns the HTTP status. Every step (connect, each
+/// read and write of the handshake and the exchange) is bounded by `timeout`.
+fn post(
+    target: &Webhook,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<u16> {
     let addr = (target.host.as_str(), target.port)
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::other("the host has no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    match tls {
+        Some(config) => exchange(
+            &mut tls::connect(config, &target.host, stream)?,
+            target,
+            body,
+        ),
+        None => exchange(&mut { stream }, target, body),
+    }
+}
+
+/// Writes the request and reads the answer's status line (at most 1 KiB read).
+fn exchange(stream: &mut impl ReadWrite, target: &Webhook, body: &[u8]) -> std::io::Result<u16> {
     let head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vezasock/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         target.path,
@@ -160,14 +197,35 @@ fn post(target: &Webhook, body: &[u8], timeout: Duration) -> std::io::Result<u16
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
-    let mut reply = Vec::new();
-    (&mut stream).take(1024).read_to_end(&mut reply)?;
+    stream.flush()?;
+    let reply = status_line(stream)?;
     let text = String::from_utf8_lossy(&reply);
     text.split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
         .filter(|_| text.starts_with("HTTP/1."))
         .ok_or_else(|| std::io::Error::other("no HTTP status line in the answer"))
+}
+
+/// A plain or TLS connection.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// The answer's bytes up to the end of its status line (or 1 KiB, or the end of the stream):
+/// a server that keeps the connection open, or closes it without TLS's close_notify, still
+/// gives its status.
+fn status_line(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    while reply.len() < 1024 && !reply.windows(2).any(|w| w == b"\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if reply.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -75,8 +75,10 @@ pub struct RawMetrics {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNotify {
-    /// `http://host:port/path`: one JSON event per milestone of each operation.
+    /// `http[s]://host:port/path`: one JSON event per milestone of each operation.
     pub webhook: Option<SStr>,
+    /// For an `https://` webhook: the CA certificates (PEM) to trust instead of the system's.
+    pub ca_file: Option<SStr>,
 }
 
 #[derive(Debug, Deserialize)]

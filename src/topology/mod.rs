@@ -24,7 +24,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use paths::{PathOverrides, Paths, ReloadMethod};
-pub use validate::values::{textfile_path, webhook_url};
+pub use validate::values::{ca_file_path, textfile_path, webhook_url};
 pub use validate::{LoadError, TopologyError};
 
 /// File name of the hosts map (`host env`) inside the maps dir.
@@ -325,6 +325,10 @@ pub struct Topology {
     /// `[notify] webhook`: where each operation's milestones are POSTed (`edge::notify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_webhook: Option<String>,
+    /// `[notify] ca_file`: the CAs an `https://` webhook is checked against instead of the
+    /// system's bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_ca_file: Option<std::path::PathBuf>,
     pub timeouts: Timeouts,
     pub components: Vec<Component>,
     pub envs: Vec<Env>,

@@ -1,26 +1,32 @@
 //! `[notify] webhook`: where vezasock's events go (src/edge/notify.rs sends them), checked
 //! when the topology is read.
 
-/// Where events go: a plain `http://host[:port]/path` URL, parsed once.
+/// Where events go: an `http://` or `https://` `host[:port]/path` URL, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
+    /// `https://`: the events go over TLS, the server checked against `host`.
+    pub(crate) tls: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) path: String,
 }
 
 impl Webhook {
-    /// Parses `http://host[:port][/path]`; anything else (https, user info, spaces, over 2048
-    /// bytes) is refused with why. The why never quotes the URL: it may hold a secret.
+    /// Parses `http[s]://host[:port][/path]` (port 80 or 443 by default); anything else (user
+    /// info, spaces, over 2048 bytes) is refused with why. The why never quotes the URL: it may
+    /// hold a secret.
     pub fn parse(url: &str) -> Result<Webhook, String> {
         if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(
                 "a webhook URL: at most 2048 bytes, no spaces or control characters".into(),
             );
         }
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err("a webhook URL starting with http:// (https is not supported: put a local relay in front)".into());
-        };
+        let (tls, rest, default_port) =
+            match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+                (Some(rest), _) => (false, rest, 80),
+                (_, Some(rest)) => (true, rest, 443),
+                _ => return Err("a webhook URL starting with http:// or https://".into()),
+            };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -36,13 +42,14 @@ impl Webhook {
                     port.ok_or_else(|| "a webhook port: 1 to 65535".to_string())?,
                 )
             }
-            _ => (authority, 80),
+            _ => (authority, default_port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err("a webhook URL with a host".into());
         }
         Ok(Webhook {
+            tls,
             host: host.to_string(),
             port,
             path: path.to_string(),
@@ -51,7 +58,8 @@ impl Webhook {
 
     /// The URL without its path (where a secret may be): what messages and the journal show.
     pub fn shown(&self) -> String {
-        format!("http://{}:{}/…", self.host, self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}/…", self.host, self.port)
     }
 }
 
@@ -75,7 +83,10 @@ mod tests {
             Ok(("::1".to_string(), 81))
         );
         for bad in [
-            "https://h/x",
+            "https://",
+            "https://u@h/x",
+            "https://h:0/x",
+            "httpss://h/x",
             "ftp://h",
             "http://",
             "http://u:p@h/x",
@@ -88,11 +99,27 @@ mod tests {
         }
     }
 
+    /// `https://` is taken, port 443 by default, and shown with its scheme (never its path).
+    #[test]
+    fn https_urls() {
+        let t = Webhook::parse("https://hooks.slack.com/services/T1/B2/secret")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("hooks.slack.com", 443));
+        assert_eq!(t.path, "/services/T1/B2/secret");
+        assert_eq!(t.shown(), "https://hooks.slack.com:443/…");
+        let t = Webhook::parse("https://127.0.0.1:8443").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 8443, "/"));
+        let plain = Webhook::parse("http://h/x").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!plain.tls);
+    }
+
     proptest::proptest! {
         #[test]
         fn any_url_parses_or_not_without_a_panic(s in "\\PC{0,60}") {
             let _ = Webhook::parse(&s);
             let _ = Webhook::parse(&format!("http://{s}"));
+            let _ = Webhook::parse(&format!("https://{s}"));
         }
     }
 }

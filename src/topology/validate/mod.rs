@@ -230,6 +230,11 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         .as_ref()
         .and_then(|n| n.webhook.as_ref())
         .and_then(|w| c.check(w, "notify.webhook", webhook_url));
+    let notify_ca_file = raw
+        .notify
+        .as_ref()
+        .and_then(|n| n.ca_file.as_ref())
+        .and_then(|f| c.check(f, "notify.ca_file", ca_file_path));
     let timeouts = timeouts(c, &raw.timeouts);
     let paths = raw_paths(c, &raw);
     let components = components(c, &raw, acme.as_ref().map(|a| a.path.as_str()));
@@ -255,6 +260,7 @@ fn build(c: &mut Checker<'_>, raw: RawTopology) -> Option<Topology> {
         metrics,
         metrics_textfile,
         notify_webhook,
+        notify_ca_file,
         timeouts,
         components,
         envs,
@@ -666,5 +672,21 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().contains("metrics.textfile"), "{bad}: {e}");
         }
+    }
+
+    /// `[notify]`: an https webhook and the CA file it is checked against (an absolute path).
+    #[test]
+    fn notify_https_and_ca_file() {
+        let base = super::super::EMBEDDED_DEFAULT;
+        let load =
+            |section: &str| super::super::Topology::from_toml(&format!("{base}\n{section}"), "t");
+        let t = load("[notify]\nwebhook = \"https://h.example/x\"\nca_file = \"/etc/ca.pem\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.notify_webhook.as_deref(), Some("https://h.example/x"));
+        assert_eq!(t.notify_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        let e = load("[notify]\nca_file = \"ca.pem\"\n")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(e.to_string().contains("notify.ca_file"), "{e}");
     }
 }

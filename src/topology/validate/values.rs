@@ -223,7 +223,15 @@ pub(super) fn timeout(s: &str) -> Result<String, String> {
 /// Besides what ends a word or a line, refused: `$` (HAProxy expands environment variables in
 /// its config, so it would bind or read another path than vezasock uses), `,` `(` `)` (a map
 /// path is an argument of `map(…,…)`), `[` `]` `%` (sample-fetch and log-format syntax).
-/// `[notify] webhook`: a plain `http://` URL that [`crate::topology::webhook::Webhook`] parses.
+/// `[notify] ca_file` / `--notify-ca-file`: an absolute path, read when events are sent.
+pub fn ca_file_path(s: &str) -> Result<PathBuf, String> {
+    if !s.starts_with('/') || s.len() > 1024 || s.chars().any(char::is_control) {
+        return Err("must be an absolute path of at most 1024 characters".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// `[notify] webhook`: an `http://` or `https://` URL that [`crate::topology::webhook::Webhook`] parses.
 pub fn webhook_url(s: &str) -> Result<String, String> {
     crate::topology::webhook::Webhook::parse(s).map(|_| s.to_string())
 }
