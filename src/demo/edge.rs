@@ -404,6 +404,7 @@ mod tests {
                     "VEZASOCK_RELOAD_METHOD",
                     "VEZASOCK_METRICS_TEXTFILE",
                     "VEZASOCK_NOTIFY_WEBHOOK",
+                    "VEZASOCK_NOTIFY_CA_FILE",
                 ]
                 .contains(&e.as_str())
             })
