@@ -422,6 +422,9 @@ pub struct PreparedChange<'e> {
     servers: Vec<ServerRef>,
     /// What [`PreparedChange::apply`] did, for [`PreparedChange::restore`].
     pub applied: Option<ChangeReport>,
+    /// `server-admin.json` before [`PreparedChange::apply`] (`None`: not read yet; `Some(None)`:
+    /// there was no file), so that a put-back leaves it byte for byte as it was.
+    admin_before: Option<Option<Vec<u8>>>,
 }
 
 /// Locks the edge, resolves the selection and runs the guard (unless `force` or READY).
@@ -445,6 +448,7 @@ pub async fn prepare_change<'e>(
         env: selection.env().map(str::to_string),
         servers,
         applied: None,
+        admin_before: None,
     })
 }
 
@@ -455,6 +459,9 @@ impl PreparedChange<'_> {
         decision: AdminDecision,
         kill_sessions: bool,
     ) -> Result<ChangeReport, EdgeError> {
+        self.admin_before = Some(crate::state::atomic::read_optional(
+            &self.edge.state.server_admin_file(),
+        )?);
         let report = apply_locked(
             self.edge,
             &mut self.session,
@@ -510,6 +517,14 @@ impl PreparedChange<'_> {
                 back.len(),
                 decision.as_str()
             ));
+        }
+        // The runtime is back: the decisions file too, as it was (a put-back is no decision;
+        // writing `ready` entries would record one nobody made).
+        if let Some(before) = self.admin_before.take() {
+            let path = self.edge.state.server_admin_file();
+            crate::state::atomic::put_file_back(&path, before.as_deref()).map_err(|e| {
+                EdgeError::NotVerified(format!("servers put back, but not {}: {e}", path.display()))
+            })?;
         }
         Ok(if done.is_empty() {
             "nothing to put back".to_string()

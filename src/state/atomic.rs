@@ -16,6 +16,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     files::write_atomic(path, bytes).map_err(from_files)
 }
 
+/// Puts `path` back to what a read before a change found: `old`'s bytes, or no file.
+pub fn put_file_back(path: &Path, old: Option<&[u8]>) -> Result<(), String> {
+    match old {
+        Some(bytes) => write_atomic(path, bytes).map_err(|e| e.to_string()),
+        None => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+        },
+    }
+}
+
 /// [`files::write_atomic_whole`] (whole after a power cut, its rename not durable), with the
 /// state module's error.
 pub fn write_atomic_whole(path: &Path, bytes: &[u8]) -> Result<(), Error> {

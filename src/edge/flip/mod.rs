@@ -36,7 +36,7 @@ use crate::runtime::command::servers::{ServersState, SetServerState, ShowServers
 use crate::runtime::command::AdminState as SetState;
 use crate::runtime::parse::outcome::Outcome;
 use crate::runtime::session::{Batch, Reply, Session};
-use crate::state::atomic::{read_optional, write_atomic};
+use crate::state::atomic::{put_file_back, read_optional};
 use crate::state::{
     AdminDecision, EdgeLock, HistoryEntry, Holder, OpenOperation, Operation, Phase,
 };
@@ -599,7 +599,10 @@ impl<'e> Flip<'e> {
             failed.push(e);
         }
         if let Some(old) = &self.old_admin {
-            if let Err(e) = put_file_back(&self.edge.state.server_admin_file(), old.as_deref()) {
+            if let Err(e) = crate::state::atomic::put_file_back(
+                &self.edge.state.server_admin_file(),
+                old.as_deref(),
+            ) {
                 failed.push(e);
             }
         }
@@ -630,17 +633,6 @@ impl<'e> Flip<'e> {
             self.edge.state.journal_record(op, phase, detail)?;
         }
         Ok(())
-    }
-}
-
-fn put_file_back(path: &std::path::Path, old: Option<&[u8]>) -> Result<(), String> {
-    match old {
-        Some(bytes) => write_atomic(path, bytes).map_err(|e| e.to_string()),
-        None => match std::fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
-        },
     }
 }
 
