@@ -313,12 +313,14 @@ impl Step {
                     EdgeFault::Socket(fault_at(rng, 4000))
                 },
             },
-            _ => Step::MasterFault {
-                edge,
-                // The master's answer to `reload` runs to a few hundred bytes (its startup
-                // log); vezasock may ask it more than once.
-                at: fault_at(rng, 600),
-            },
+            _ => {
+                // An apply's reload asks the master `show proc`, `reload`, then `show proc`
+                // until the new worker shows: any of its first four connections; the answers
+                // run to a few hundred bytes.
+                let mut at = fault_at(rng, 600);
+                at.connection = rng.below(4);
+                Step::MasterFault { edge, at }
+            }
         }
     }
 }
