@@ -54,7 +54,6 @@ impl Chaos {
         }
         let pid = self.worker_pids()[edge];
         let (run, args) = self.apply_through(edge, &words, master);
-        eprintln!(json["plan"], run.code, run.out, run.err);
         let what = format!(
             "{} (prod web blue: {want:?}, plan {}, master {master:?})",
             args.join(" "),
