@@ -176,3 +176,71 @@ per_version!(
         let _ = stream.join();
     }
 );
+
+per_version!(
+    a_fleet_maint_live_on_an_edge_with_a_full_disk_exits_5_never_3,
+    fleet_maint_on_a_full_disk
+);
+
+/// The chaos run's seed 3401 on 3.4 (`fleet-full-state-dir`, step 30): `maint --fleet` where
+/// one edge's state dir was full; that edge's HAProxy took the change, its write-through found
+/// the disk full, the other edges were put back, and the fleet exited 3 ("nothing changed")
+/// with the servers of that edge in MAINT. Edge-b's state dir is a tmpfs whose journal is
+/// padded so that the disk fills at every point of the change in turn (steps of 128 bytes):
+/// an exit of 1, 3 or 4 leaves edge-b's servers ready.
+fn fleet_maint_on_a_full_disk(v: &Haproxy) {
+    let label = v.label;
+    let fleet = Fleet::local(v, 2);
+    let b = &fleet.members[1];
+    let small = fleet.dir.path().join("small-state");
+    let Some(tmpfs) = crate::support::tmpfs::Tmpfs::mount(&small, 256) else {
+        assert!(
+            std::env::var("VEZASOCK_REQUIRE_ALL_VERSIONS").is_err(),
+            "{label}: cannot mount a tmpfs (not root?)"
+        );
+        eprintln!("SKIP {label}: cannot mount a tmpfs (not root?)");
+        return;
+    };
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", b.edge.topology.paths.state_dir.display()))
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(copied, "{label}: cp -a the state dir");
+    // The fleet file names edge-b by a topology copy whose state dir is the tmpfs.
+    let mut topo = b.edge.topology.clone();
+    topo.paths.state_dir = small.clone();
+    let config = fleet.dir.path().join("edge-b-small.toml");
+    std::fs::write(&config, crate::support::topology::to_toml(&topo))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&fleet.file).unwrap_or_else(|e| panic!("{e}"));
+    let file = fleet.dir.path().join("fleet-small.toml");
+    let was = format!("config = {:?}", b.config.display().to_string());
+    let now = format!("config = {:?}", config.display().to_string());
+    std::fs::write(&file, text.replace(&was, &now)).unwrap_or_else(|e| panic!("{e}"));
+    let journal = small.join("journal.jsonl");
+    let mut live = 0;
+    for pad in (0..4096usize).step_by(128) {
+        let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(pad.saturating_sub(11)));
+        std::fs::write(&journal, line).unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_file(small.join("vezasock.lock.holder"));
+        tmpfs
+            .fill(4096)
+            .unwrap_or_else(|e| panic!("{label}: filler: {e}"));
+        let run = fleet.run_file(&file, &["maint", ENV, "green"], &[]);
+        tmpfs.unfill();
+        let states = admin_states(&b.edge, "be_staging_api_green");
+        let case = format!("{label}, journal padded to {pad} bytes");
+        if matches!(run.code, Some(1 | 3 | 4)) {
+            assert_eq!(states, ["ready"], "{case}: {run:?}");
+        }
+        if run.code == Some(5) && states == ["maint"] {
+            live += 1;
+        }
+        let back = fleet.run_file(&file, &["ready", ENV, "green"], &[]);
+        assert_eq!(back.code, Some(0), "{case}: ready: {back:?}");
+    }
+    // The disk filled after edge-b's HAProxy took the change at least once.
+    assert!(live > 0, "{label}: no try failed with the change live");
+}

@@ -7,7 +7,9 @@
 #   STEPS    steps per run (default 10000)
 #   VERSION  2.6, 3.0, 3.2 or 3.4 (default: every version, one after the other)
 #   SEED     replays a run (default: a new seed per run, printed first)
-# Env: VEZASOCK_CHAOS_KINDS=switch,edge-agent,... draws only those kinds of steps;
+# Env: VEZASOCK_CHAOS_KINDS=switch,edge-agent,... draws only those kinds of steps (every kind
+#      is listed in docs/chaos.md; the fault kinds: socket-fault, full-state-dir,
+#      fleet-socket-fault, fleet-full-state-dir, master-fault);
 #      VEZASOCK_CHAOS_VERBOSE=1 prints each step and its exit codes as it ends.
 # A broken invariant stops the run with the seed, the step, the last steps and the invariant,
 # and copies the lab's files to $TMPDIR/vezasock-chaos-<version>-<seed>-<pid>.

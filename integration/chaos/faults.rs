@@ -34,8 +34,8 @@ impl Chaos {
     }
 
     /// `switch ENV COLOR` (or `rollback ENV`) on edge `edge` with its state dir on a tmpfs
-    /// left with `free_pages` free pages; the state dir is copied back after it. No temp file
-    /// may be left, the journal holds whole lines (checked after every step).
+    /// left with `free_pages` free pages. No temp file may be left, the journal holds whole
+    /// lines (checked after every step).
     pub(super) fn full_state_dir(
         &self,
         edge: usize,
@@ -43,6 +43,41 @@ impl Chaos {
         free_pages: u64,
         out: &mut Outcome,
     ) {
+        let ran = self.on_full_state_dir(edge, free_pages, |small| {
+            let small = small.display().to_string();
+            let mut args: Vec<&str> = flip.to_vec();
+            args.extend(["--state-dir", &small]);
+            let args = self.edge_args(edge, &args);
+            (self.run(&args, None), args)
+        });
+        let Some(((run, args), left)) = ran else {
+            return;
+        };
+        out.runs.push((
+            format!("{} ({free_pages} page(s) free)", args.join(" ")),
+            run.code,
+            format!("{}{}", run.out, run.err),
+        ));
+        if !left.is_empty() {
+            self.fail_now(&format!(
+                "`{}` exited {:?} on a full state dir and left temp files {left:?}:\n{}{}",
+                args.join(" "),
+                run.code,
+                run.out,
+                run.err
+            ));
+        }
+    }
+
+    /// Runs `with` given a copy of edge `edge`'s state dir on a tmpfs left with `free_pages`
+    /// free pages, then copies the state dir back. Returns its answer and the temp files it
+    /// left; `None` (after a SKIP line) when no tmpfs can be mounted.
+    pub(super) fn on_full_state_dir<T>(
+        &self,
+        edge: usize,
+        free_pages: u64,
+        with: impl FnOnce(&Path) -> T,
+    ) -> Option<(T, Vec<String>)> {
         let state = self.fleet.members[edge]
             .edge
             .topology
@@ -58,35 +93,18 @@ impl Chaos {
                 "cannot mount a tmpfs (not root?)"
             );
             eprintln!("SKIP full-state-dir: cannot mount a tmpfs (not root?)");
-            return;
+            return None;
         };
         copy_contents(&state, &small);
         tmpfs
             .fill(free_pages * 4096)
             .unwrap_or_else(|e| panic!("filler: {e}"));
-        let small_text = small.display().to_string();
-        let mut args: Vec<&str> = flip.to_vec();
-        args.extend(["--state-dir", &small_text]);
-        let args = self.edge_args(edge, &args);
-        let run = self.run(&args, None);
+        let answer = with(&small);
         tmpfs.unfill();
         let left = temp_files(&small);
         copy_back(&small, &state);
         drop(tmpfs);
-        out.runs.push((
-            format!("{} ({free_pages} page(s) free)", args.join(" ")),
-            run.code,
-            format!("{}{}", run.out, run.err),
-        ));
-        if !left.is_empty() {
-            self.fail_now(&format!(
-                "`{}` exited {:?} on a full state dir and left temp files {left:?}:\n{}{}",
-                args.join(" "),
-                run.code,
-                run.out,
-                run.err
-            ));
-        }
+        Some((answer, left))
     }
 }
 
@@ -124,7 +142,7 @@ impl FaultOp {
         }
     }
 
-    fn changes_servers(self) -> bool {
+    pub(super) fn changes_servers(self) -> bool {
         matches!(self, FaultOp::Drain | FaultOp::Maint | FaultOp::Ready)
     }
 }

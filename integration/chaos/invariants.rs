@@ -70,7 +70,13 @@ impl Chaos {
         // 2. A switch that exits 0 left its edges on the target.
         let target = match step {
             Step::Switch { edge, env, color } => Some((vec![*edge], *env, *color)),
-            Step::FleetSwitch { env, color } => Some(((0..3).collect(), *env, *color)),
+            Step::FleetSwitch { env, color }
+            | Step::FleetFault {
+                env,
+                color,
+                op: FaultOp::Switch,
+                ..
+            } => Some(((0..3).collect(), *env, *color)),
             Step::Bake {
                 edge, env, color, ..
             }

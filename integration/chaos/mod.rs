@@ -26,6 +26,7 @@
 mod cert;
 mod delivery;
 mod faults;
+mod fleet_faults;
 mod invariants;
 mod pool;
 mod steps;

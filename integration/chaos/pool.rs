@@ -9,11 +9,22 @@ use vezasock::topology::Topology;
 
 use super::{Chaos, Outcome};
 use crate::pools::{prod_web_blue, server, BACKEND};
+use crate::support::faultproxy::{FaultAt, FaultProxy};
+use crate::support::run::Run;
 
 impl Chaos {
     /// One server more (`grow`, when fewer than 3) or fewer (when more than 1) in edge
     /// `edge`'s prod web blue, then `plan --json` and `apply`.
-    pub(super) fn pool(&mut self, edge: usize, grow: bool, out: &mut Outcome) {
+    /// With `master`, the master socket is behind the fault proxy for the first `apply`
+    /// (`--master-socket`): when it does not exit 0, HAProxy must still serve (checked after
+    /// every step) and the next `apply`, without the proxy, must converge.
+    pub(super) fn pool(
+        &mut self,
+        edge: usize,
+        grow: bool,
+        master: Option<FaultAt>,
+        out: &mut Outcome,
+    ) {
         let file = self.fleet.members[edge].config.clone();
         let before = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}"));
         let mut topo = Topology::load(&file).unwrap_or_else(|e| panic!("{e}"));
@@ -42,10 +53,9 @@ impl Chaos {
             words.push("--reload");
         }
         let pid = self.worker_pids()[edge];
-        let args = self.edge_args(edge, &words);
-        let run = self.run(&args, None);
+        let (run, args) = self.apply_through(edge, &words, master);
         let what = format!(
-            "{} (prod web blue: {want:?}, plan {})",
+            "{} (prod web blue: {want:?}, plan {}, master {master:?})",
             args.join(" "),
             json["plan"]
         );
@@ -58,7 +68,28 @@ impl Chaos {
         } else if self.worker_pids()[edge] != pid {
             self.fail_now(&format!("`{what}` took the runtime path but reloaded"));
         }
-        if run.code != Some(0) {
+        if run.code != Some(0) && master.is_some() {
+            // 1, 3 or 4 say nothing changed: not even a reload the faulted reply hid.
+            let now = self.worker_pids()[edge];
+            if matches!(run.code, Some(1 | 3 | 4)) && now != pid {
+                self.fail_now(&format!(
+                    "`{what}` exited {:?} (nothing changed) but the worker changed ({pid} → \
+                     {now}):\n{}{}",
+                    run.code, run.out, run.err
+                ));
+            }
+            // The next `apply` converges: the file is kept, the fault gone.
+            let (again, args) = self.apply_through(edge, &words, None);
+            let said = format!("{}{}", again.out, again.err);
+            out.runs.push((args.join(" "), again.code, said.clone()));
+            if again.code != Some(0) {
+                self.fail_now(&format!(
+                    "`{what}` exited {:?} through a faulted master socket, and the next apply \
+                     exited {:?}:\n{said}",
+                    run.code, again.code
+                ));
+            }
+        } else if run.code != Some(0) {
             std::fs::write(&file, before).unwrap_or_else(|e| panic!("{e}"));
             return;
         }
@@ -69,6 +100,34 @@ impl Chaos {
                 run.out
             ));
         }
+    }
+
+    /// `apply WORDS` on edge `edge`, with its master socket behind a fault proxy when `master`
+    /// is given.
+    fn apply_through(
+        &self,
+        edge: usize,
+        words: &[&str],
+        master: Option<FaultAt>,
+    ) -> (Run, Vec<String>) {
+        let Some(at) = master else {
+            let args = self.edge_args(edge, words);
+            return (self.run(&args, None), args);
+        };
+        let m = &self.fleet.members[edge];
+        let path = self
+            .fleet
+            .dir
+            .path()
+            .join(format!("master-fault-{edge}.sock"));
+        let proxy = FaultProxy::start(&path, &m.edge.topology.paths.master_socket, at);
+        let proxy_path = proxy.path.display().to_string();
+        let mut words = words.to_vec();
+        words.extend(["--master-socket", &proxy_path]);
+        let args = self.edge_args(edge, &words);
+        let run = self.run(&args, None);
+        drop(proxy);
+        (run, args)
     }
 
     /// The servers of prod web blue in edge `edge`'s running HAProxy, in order.

@@ -7,6 +7,7 @@ use vezasock::topology::Color;
 use super::cert::CertFile;
 use super::delivery::CanaryEnd;
 use super::faults::FaultOp;
+use super::fleet_faults::EdgeFault;
 use super::{Chaos, Outcome, ENVS};
 use crate::support::faultproxy::{Fault, FaultAt};
 use crate::support::run::Run;
@@ -135,6 +136,18 @@ pub(super) enum Step {
     },
     /// prod web blue's pool grows or shrinks by one server, carried out by `apply`.
     Pool { edge: usize, grow: bool },
+    /// A switch, rollback or server change with `--fleet` where local edge `edge` (0 or 1)
+    /// has its admin socket behind the fault proxy or its state dir full.
+    FleetFault {
+        edge: usize,
+        env: &'static str,
+        color: Color,
+        op: FaultOp,
+        fault: EdgeFault,
+    },
+    /// A pool step whose `apply` reaches the master socket through the fault proxy (a cut or
+    /// hung reply to the reload), then `apply` again without it.
+    MasterFault { edge: usize, at: FaultAt },
     /// `cert update` on the lab's TLS edge, SIGKILLed `kill_ms` after its start when given.
     Cert {
         which: CertFile,
@@ -187,7 +200,7 @@ impl Step {
         let edge = rng.below(3);
         let env = rng.pick(&ENVS);
         let color = rng.color();
-        match rng.below(114) {
+        match rng.below(118) {
             0..=17 => Step::Switch { edge, env, color },
             18..=31 => Step::FleetSwitch { env, color },
             32..=37 => Step::Rollback {
@@ -235,16 +248,7 @@ impl Step {
                 // vezasock holds one session per command (connection 0); its replies for a
                 // flip run to a few KB, so a fault lands anywhere in it or, past its end, not
                 // at all.
-                at: FaultAt {
-                    connection: usize::from(rng.below(4) == 0),
-                    after_bytes: rng.below(4000),
-                    // A hang costs the reply timeout (10 s): rarer.
-                    fault: if rng.below(4) == 0 {
-                        Fault::Hang
-                    } else {
-                        Fault::Cut
-                    },
-                },
+                at: fault_at(rng, 4000),
             },
             102 => Step::FullStateDir {
                 edge,
@@ -298,10 +302,25 @@ impl Step {
                 which: rng.pick(&[CertFile::Default, CertFile::Chaos]),
                 kill_ms: (rng.below(3) == 0).then(|| rng.below(80) as u64),
             },
-            _ => Step::Pool {
-                edge,
-                grow: rng.below(2) == 0,
+            114..=115 => Step::FleetFault {
+                edge: rng.below(2),
+                env,
+                color,
+                op: FaultOp::from_draw(rng.below(8)),
+                fault: if rng.below(4) == 0 {
+                    EdgeFault::FullStateDir(rng.below(6) as u64)
+                } else {
+                    EdgeFault::Socket(fault_at(rng, 4000))
+                },
             },
+            _ => {
+                // An apply's reload asks the master `show proc`, `reload`, then `show proc`
+                // until the new worker shows: any of its first four connections; the answers
+                // run to a few hundred bytes.
+                let mut at = fault_at(rng, 600);
+                at.connection = rng.below(4);
+                Step::MasterFault { edge, at }
+            }
         }
     }
 }
@@ -529,7 +548,23 @@ impl Chaos {
                 end,
                 after_ms,
             } => self.canary(*edge, env, *color, *end, *after_ms, &mut out),
-            Step::Pool { edge, grow } => self.pool(*edge, *grow, &mut out),
+            Step::Pool { edge, grow } => self.pool(*edge, *grow, None, &mut out),
+            Step::FleetFault {
+                edge,
+                env,
+                color,
+                op,
+                fault,
+            } => {
+                let admin: Vec<_> = (0..3).map(|i| self.admin_states(i)).collect();
+                self.fleet_fault(*edge, &op.words(env, *color), *fault, &mut out);
+                self.end_fleet_servers_fault((env, *color), *op, &admin, &mut out);
+            }
+            Step::MasterFault { edge, at } => {
+                // The reload path: 1 → 2 servers or 2 → 1 (3 → 2 is the runtime path, which
+                // never asks the master).
+                self.pool(*edge, false, Some(*at), &mut out);
+            }
             Step::Cert { which, kill_ms } => self.cert(*which, *kill_ms, &mut out),
         }
         out
@@ -602,6 +637,20 @@ impl Chaos {
     }
 }
 
+/// A fault on the first or (one time in four) the second connection, after up to `bytes`
+/// reply bytes; a hang (it costs the reply timeout, 10 s) one time in four.
+fn fault_at(rng: &mut Rng, bytes: usize) -> FaultAt {
+    FaultAt {
+        connection: usize::from(rng.below(4) == 0),
+        after_bytes: rng.below(bytes),
+        fault: if rng.below(4) == 0 {
+            Fault::Hang
+        } else {
+            Fault::Cut
+        },
+    }
+}
+
 /// Steps during which no request may fail: every flip, abort, repair and read. Not those that
 /// kill or reload HAProxy, put a color in maint or drain, or drive the agent by hand.
 pub(super) fn promises_no_failed_request(step: &Step) -> bool {
@@ -644,6 +693,15 @@ pub(super) fn kind(step: &Step) -> &'static str {
         Step::Canary { .. } => "canary",
         Step::Pool { .. } => "pool",
         Step::Cert { .. } => "cert",
+        Step::FleetFault {
+            fault: EdgeFault::Socket(_),
+            ..
+        } => "fleet-socket-fault",
+        Step::FleetFault {
+            fault: EdgeFault::FullStateDir(_),
+            ..
+        } => "fleet-full-state-dir",
+        Step::MasterFault { .. } => "master-fault",
     }
 }
 

@@ -115,14 +115,21 @@ pub async fn servers_change(
         return waited.map(|()| report);
     }
     let ok: Vec<bool> = applied.iter().map(Result::is_ok).collect();
-    Err(put_back(members, &ok, decision, report).await)
+    // An edge whose HAProxy took part of the change before it failed (exit 5 on its own) is
+    // not "nothing changed" for the fleet either.
+    let live = applied
+        .iter()
+        .any(|r| matches!(r, Err(e) if e.kind() == ErrorKind::Unfinished));
+    Err(put_back(members, &ok, live, decision, report).await)
 }
 
 /// After the change failed on some edge: every edge it was applied on (`applied[i]`) put back,
-/// every edge released; the failure says whether every one is back.
+/// every edge released; the failure says whether every one is back. `live`: a failed edge
+/// kept part of the change (its line says what), so the fleet did not end as before (exit 5).
 async fn put_back(
     members: &mut [Member],
     applied: &[bool],
+    live: bool,
     decision: AdminDecision,
     mut report: FleetChange,
 ) -> EdgeError {
@@ -149,18 +156,24 @@ async fn put_back(
         .map(|i| report.edges[i].edge.as_str())
         .collect();
     let message = format!(
-        "fleet {} failed on {}; {}",
+        "fleet {} failed on {}; {}{}",
         decision.as_str(),
         names.join(", "),
         if all_back {
             "every other edge was put back"
         } else {
             "NOT every other edge could be put back: `vezasock status --fleet …` shows each"
+        },
+        if live {
+            "; part of the change is live on the failed edge (its line says what): run the \
+             same command again to finish it"
+        } else {
+            ""
         }
     );
     EdgeError::Fleet(Box::new(FleetFailure {
         message,
-        kind: if all_back {
+        kind: if all_back && !live {
             ErrorKind::PutBack
         } else {
             ErrorKind::Unfinished
