@@ -16,12 +16,7 @@ use crate::edge::flip::txn_machine::{self, Args, Phase as TxnPhase, Step, TxnEdg
 use crate::edge::{Edge, EdgeError};
 use crate::topology::Color;
 
-/// One side of a conversation: the requests in, the answers out.
-pub(crate) trait Conversation {
-    /// The next request; `None` when the other side ended the conversation.
-    async fn next(&mut self) -> Option<Request>;
-    async fn send(&mut self, response: &Response);
-}
+pub(crate) use super::protocol::Conversation;
 
 fn done(detail: String) -> Response {
     Response {
@@ -99,58 +94,6 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                     return;
                 }
             }
-            Request::Status => {
-                let r = match summarize(edge).await {
-                    Ok((summary, status)) => Response {
-                        ok: true,
-                        summary: Some(summary),
-                        status: Some(status),
-                        ..Response::default()
-                    },
-                    Err(e) => Response::failure(&e),
-                };
-                io.send(&r).await;
-            }
-            Request::Repair => {
-                let r = match repair(edge).await {
-                    Ok(d) => done(d),
-                    Err(e) => Response::failure(&e),
-                };
-                io.send(&r).await;
-            }
-            Request::DryRun {
-                env,
-                color,
-                sha,
-                wait_healthy_ms,
-            } => {
-                let mut req = SwitchRequest::new(&env, color);
-                req.sha = sha;
-                req.wait_healthy = wait_healthy_ms.map(Duration::from_millis);
-                req.dry_run = true;
-                let r = match crate::edge::deploy::switch::switch(edge, &req, &mut |_| {}).await {
-                    Ok(report) => Response {
-                        ok: true,
-                        detail: dry_run_line(&report),
-                        from: Some(report.from),
-                        noop: report.noop,
-                        ..Response::default()
-                    },
-                    Err(e) => Response::failure(&e),
-                };
-                io.send(&r).await;
-            }
-            Request::RollbackTarget { env, to } => {
-                let r = match rollback_target(edge, &env, to.as_deref()) {
-                    Ok(target) => Response {
-                        ok: true,
-                        target: Some(target),
-                        ..Response::default()
-                    },
-                    Err(e) => Response::failure(&e),
-                };
-                io.send(&r).await;
-            }
             Request::ServersPrepare {
                 selection,
                 decision,
@@ -200,16 +143,6 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                     Err(e) => io.send(&Response::failure(&e)).await,
                 }
             }
-            Request::Counters { env, color } => {
-                io.send(&super::rollout_agent::serve_counters(edge, &env, color).await)
-                    .await;
-            }
-            request @ (Request::Preview { .. }
-            | Request::PreviewAfterSwitch { .. }
-            | Request::PreviewCheck { .. }) => {
-                io.send(&super::rollout_agent::serve_preview(edge, request).await)
-                    .await;
-            }
             Request::CertBegin {
                 txn,
                 files,
@@ -228,14 +161,67 @@ pub(crate) async fn serve<C: Conversation>(edge: &Edge, io: &mut C) {
                     Err(e) => io.send(&Response::failure(&e)).await,
                 }
             }
-            Request::CertList => io.send(&super::cert_agent::serve_list(edge).await).await,
-            other => {
-                let e = EdgeError::Refused(format!(
-                    "{other:?}: no transaction is prepared in this session"
-                ));
-                io.send(&Response::failure(&e)).await;
+            other => io.send(&answer_one(edge, other).await).await,
+        }
+    }
+}
+
+/// A request answered at once, without a session of its own (reads, a dry run, a repair, the
+/// counters, a preview); anything else is refused: it belongs to a session not open here.
+async fn answer_one(edge: &Edge, request: Request) -> Response {
+    match request {
+        Request::Status => match summarize(edge).await {
+            Ok((summary, status)) => Response {
+                ok: true,
+                summary: Some(summary),
+                status: Some(status),
+                ..Response::default()
+            },
+            Err(e) => Response::failure(&e),
+        },
+        Request::Repair => match repair(edge).await {
+            Ok(d) => done(d),
+            Err(e) => Response::failure(&e),
+        },
+        Request::DryRun {
+            env,
+            color,
+            sha,
+            wait_healthy_ms,
+        } => {
+            let mut req = SwitchRequest::new(&env, color);
+            req.sha = sha;
+            req.wait_healthy = wait_healthy_ms.map(Duration::from_millis);
+            req.dry_run = true;
+            match crate::edge::deploy::switch::switch(edge, &req, &mut |_| {}).await {
+                Ok(report) => Response {
+                    ok: true,
+                    detail: dry_run_line(&report),
+                    from: Some(report.from),
+                    noop: report.noop,
+                    ..Response::default()
+                },
+                Err(e) => Response::failure(&e),
             }
         }
+        Request::RollbackTarget { env, to } => match rollback_target(edge, &env, to.as_deref()) {
+            Ok(target) => Response {
+                ok: true,
+                target: Some(target),
+                ..Response::default()
+            },
+            Err(e) => Response::failure(&e),
+        },
+        Request::Counters { env, color } => {
+            super::rollout_agent::serve_counters(edge, &env, color).await
+        }
+        request @ (Request::Preview { .. }
+        | Request::PreviewAfterSwitch { .. }
+        | Request::PreviewCheck { .. }) => super::rollout_agent::serve_preview(edge, request).await,
+        Request::CertList => super::cert_agent::serve_list(edge).await,
+        other => Response::failure(&EdgeError::Refused(format!(
+            "{other:?}: no transaction is prepared in this session"
+        ))),
     }
 }
 

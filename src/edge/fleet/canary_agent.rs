@@ -7,8 +7,7 @@
 
 use std::ops::ControlFlow;
 
-use super::agent::Conversation;
-use super::protocol::{Request, Response};
+use super::protocol::{Conversation, Request, Response};
 use super::rollout_agent::lock_wait;
 use crate::edge::deploy::canary::{
     self as one, apply_staged, drop_staged, stage_percent, write_staged, InProgress, Running,

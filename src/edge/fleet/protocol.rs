@@ -10,6 +10,13 @@ use crate::edge::{EdgeError, ErrorKind, Stop};
 use crate::state::Transaction;
 use crate::topology::Color;
 
+/// One side of a conversation: the requests in, the answers out.
+pub(crate) trait Conversation {
+    /// The next request; `None` when the other side ended the conversation.
+    async fn next(&mut self) -> Option<Request>;
+    async fn send(&mut self, response: &Response);
+}
+
 /// A request to the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
