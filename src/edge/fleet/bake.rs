@@ -9,7 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use serde::Serialize;
 
 use super::member::Member;
@@ -69,16 +68,7 @@ pub(super) async fn read_all(
     env: &str,
     color: Color,
 ) -> Result<Vec<Counters>, (String, EdgeError)> {
-    let answers = join_all(members.iter_mut().map(|m| async move {
-        let r = m.counters(env, color).await;
-        (m.name().to_string(), r)
-    }))
-    .await;
-    let mut out = Vec::with_capacity(answers.len());
-    for (name, r) in answers {
-        out.push(r.map_err(|e| (name, e))?);
-    }
-    Ok(out)
+    super::member::on_every(members, async |m| m.counters(env, color).await).await
 }
 
 /// Watches `color` on every edge for `duration`: the edges' windows summed and judged every

@@ -241,16 +241,7 @@ async fn read_entries(
     members: &mut [Member],
     env: &str,
 ) -> Result<Vec<Option<InProgress>>, (String, EdgeError)> {
-    let answers = join_all(members.iter_mut().map(|m| async move {
-        let r = m.canary_read(env).await;
-        (m.name().to_string(), r)
-    }))
-    .await;
-    let mut out = Vec::with_capacity(answers.len());
-    for (name, r) in answers {
-        out.push(r.map_err(|e| (name, e))?);
-    }
-    Ok(out)
+    super::member::on_every(members, async |m| m.canary_read(env).await).await
 }
 
 /// What one poll of a step decides.

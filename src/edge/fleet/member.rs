@@ -427,3 +427,22 @@ impl Agent {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 }
+
+/// `ask` on every member at once: the answers in member order, or the first member (in order)
+/// whose answer failed, with its name.
+pub(super) async fn on_every<T>(
+    members: &mut [Member],
+    ask: impl AsyncFn(&mut Member) -> Result<T, EdgeError>,
+) -> Result<Vec<T>, (String, EdgeError)> {
+    let ask = &ask;
+    let answers = futures::future::join_all(members.iter_mut().map(|m| async move {
+        let name = m.name().to_string();
+        (name, ask(m).await)
+    }))
+    .await;
+    let mut out = Vec::with_capacity(answers.len());
+    for (name, r) in answers {
+        out.push(r.map_err(|e| (name, e))?);
+    }
+    Ok(out)
+}
