@@ -404,9 +404,10 @@ per_version!(
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // The switch may still hold it for the end of its record phase: wait that out.
             let held = vezasock::state::EdgeLock::acquire(
                 &state,
-                vezasock::state::Wait::No,
+                vezasock::state::Wait::up_to(Duration::from_secs(5)),
                 vezasock::state::Holder::current(),
             )
             .unwrap_or_else(|e| panic!("{l}: take edge-a's lock: {e}"));
