@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::fleet::{Fleet, Reach};
 use crate::support::haproxy::{per_version, Haproxy};
 use crate::support::run::vezasock_env;
 use crate::switch::healthy_edge;
@@ -409,5 +410,92 @@ per_version!(
             false,
             "took 0 of",
         );
+    }
+);
+
+per_version!(
+    a_fleet_switch_posts_every_edges_events_in_order,
+    |v: &Haproxy| {
+        // Two local edges hear the coordinator's variable; the edge over ssh its own topology's
+        // `[notify]` (the variable does not cross ssh).
+        let Some(fleet) = Fleet::start(v, &[Reach::Local, Reach::Local, Reach::Ssh]) else {
+            return;
+        };
+        let label = v.label;
+        let hook = Webhook::start(Answer::Ok);
+        let ssh_config = &fleet.members[2].config;
+        let mut topo = std::fs::read_to_string(ssh_config).unwrap_or_else(|e| panic!("{e}"));
+        topo.push_str(&format!("\n[notify]\nwebhook = {:?}\n", hook.url));
+        std::fs::write(ssh_config, topo).unwrap_or_else(|e| panic!("{e}"));
+        let run = fleet.run_env(
+            &["switch", "staging", "green", "--sha", "abc9"],
+            &[("VEZASOCK_NOTIFY_WEBHOOK", &hook.url)],
+        );
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        assert!(!run.err.contains("warning"), "{label}: {run:?}");
+        // The edge-agent posts when its conversation ends, which may be after the coordinator.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hook.bodies().len() < 9 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let got = hook.bodies();
+        for member in &fleet.members {
+            let edge: Vec<&serde_json::Value> =
+                got.iter().filter(|b| b["edge"] == *member.name).collect();
+            let names: Vec<&str> = edge.iter().filter_map(|b| b["event"].as_str()).collect();
+            assert_eq!(
+                names,
+                ["started", "flipped", "recorded"],
+                "{label}: {}: {got:?}",
+                member.name
+            );
+            for b in &edge {
+                assert_eq!(b["env"], "staging", "{label}: {b}");
+                assert_eq!(b["action"], "switch", "{label}: {b}");
+                assert_eq!(b["to"], "green", "{label}: {b}");
+                assert_eq!(b["who"], "it-fleet", "{label}: {b}");
+                assert_eq!(b["op_id"], edge[0]["op_id"], "{label}: {b}");
+            }
+        }
+        assert_eq!(
+            got.len(),
+            9,
+            "{label}: one event per milestone per edge: {got:?}"
+        );
+    }
+);
+
+per_version!(
+    a_hanging_webhook_costs_a_fleet_switch_one_bound_not_one_per_edge,
+    |v: &Haproxy| {
+        let fleet = Fleet::local(v, 3);
+        let label = v.label;
+        let hook = Webhook::start(Answer::Hang);
+        let started = Instant::now();
+        let run = fleet.run_env(
+            &["switch", "staging", "green"],
+            &[("VEZASOCK_NOTIFY_WEBHOOK", &hook.url)],
+        );
+        let took = started.elapsed();
+        assert_eq!(run.code, Some(0), "{label}: {run:?}");
+        // One 5 s budget for the fleet's one delivery (three edges' events), not 3 × 5 s.
+        assert!(took < Duration::from_secs(5 + 6), "{label}: took {took:?}");
+        assert!(
+            run.err.contains("warning: the webhook http://127.0.0.1:")
+                && run.err.contains("took 0 of 9 event(s)"),
+            "{label}: {run:?}"
+        );
+        assert!(!run.err.contains("s3cr3t"), "{label}: {run:?}");
+        for m in &fleet.members {
+            let journal =
+                std::fs::read_to_string(m.edge.topology.paths.state_dir.join("journal.jsonl"))
+                    .unwrap_or_default();
+            assert!(
+                journal.contains("\"action\":\"notify\",\"phase\":\"failed\""),
+                "{label}: {}: {journal}",
+                m.name
+            );
+        }
+        fleet.assert_all_on("staging", vezasock::topology::Color::Green, label);
     }
 );

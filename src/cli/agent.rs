@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Stdin, Stdout};
 
-use super::args::TopologyArgs;
+use super::args::{Checked, TopologyArgs};
 use super::common::runtime_and_edge;
 use super::exit::Exit;
 use crate::edge::fleet::agent::{serve, Conversation};
@@ -19,6 +19,10 @@ use crate::edge::fleet::protocol::{parse_request, Request, Response, MAX_LINE};
 pub struct AgentArgs {
     #[command(flatten)]
     pub topology: TopologyArgs,
+    /// The name the coordinator's fleet file gives this edge; its webhook events carry it
+    /// (default: the topology's name). The coordinator passes it.
+    #[arg(long, value_name = "NAME", value_parser = Checked(crate::topology::fleet::edge_name))]
+    pub fleet_edge: Option<String>,
 }
 
 struct Io {
@@ -90,22 +94,19 @@ pub fn run(args: &AgentArgs) -> ExitCode {
         };
         serve(&edge, &mut io).await;
     });
-    write_textfile(&rt, &edge);
+    after_conversation(&rt, &edge, args.fleet_edge.as_deref());
     Exit::Ok.into()
 }
 
-/// When the coordinator's conversation ends (its command is done), the edge's metrics textfile
-/// is rewritten, when its topology names one: an edge reached over ssh shows what the fleet
-/// command did as a local edge does. Not after each request: a write between two commit steps
-/// would widen the fleet's commit skew. A failure is a warning on stderr (the coordinator's).
-fn write_textfile(rt: &tokio::runtime::Runtime, edge: &crate::edge::Edge) {
-    if edge.topology.metrics_textfile.is_none() {
-        return;
-    }
-    if let Err(e) = rt.block_on(crate::edge::metrics::write(edge)) {
-        eprintln!(
-            "vezasock edge-agent: warning: edge {}: the metrics textfile was not written: {e}",
-            edge.topology.name
-        );
-    }
+/// When the coordinator's conversation ends (its command is done), the edge's events are posted
+/// and its metrics textfile rewritten, when its topology names a webhook, a textfile: an edge
+/// reached over ssh tells what the fleet command did as a local edge does. Not after each
+/// request: a write between two commit steps would widen the fleet's commit skew. A failure is
+/// a warning on stderr (the coordinator's).
+fn after_conversation(rt: &tokio::runtime::Runtime, edge: &crate::edge::Edge, name: Option<&str>) {
+    let served = super::after::Served {
+        edge,
+        fleet_name: name,
+    };
+    super::after::after_edges(rt, "edge-agent", &[served]);
 }

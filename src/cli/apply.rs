@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::after::after;
 use super::args::{LockArgs, TopologyArgs};
-use super::common::{after, load_edge, runtime};
+use super::common::{load_edge, runtime};
 use super::exit::Exit;
 use super::finish::{self, Failed, Report};
 use super::plan::{plan_text, undecided, TakeoverArgs, NEEDS_COLORS};

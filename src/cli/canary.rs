@@ -9,8 +9,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
+use super::after::after;
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{after, fail, runtime_and_edge};
+use super::common::{fail, runtime_and_edge};
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::fleet::on_fleet;

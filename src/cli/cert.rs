@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::after::after;
 use super::args::{LockArgs, TopologyArgs};
-use super::common::{after, runtime_and_edge};
+use super::common::runtime_and_edge;
 use super::exit::Exit;
 use super::finish::{self, Failed, Report, WithOk};
 use crate::edge::cert::{self, UpdateOptions};
@@ -271,6 +272,7 @@ fn fleet_update(path: &std::path::Path, args: &UpdateArgs) -> ExitCode {
     let result = super::fleet::on_fleet(name, path, &args.topology, async |_, members| {
         fleet_cert::update(members, &args.files, &options).await
     });
+    super::fleet::after_fleet(name, path, &args.topology);
     match result {
         Ok(result) => finish::finish(
             name,
@@ -307,7 +309,7 @@ impl Report for fleet_cert::FleetCertReport {
         }
         let _ = writeln!(
             out,
-            "{} installed on {} edge(s) (no reload; staged on every edge, then committed on              every edge back to back); commit skew {:.3} ms; total {:.3} ms",
+            "{} installed on {} edge(s) (no reload; staged on every edge, then committed on every edge back to back); commit skew {:.3} ms; total {:.3} ms",
             self.files.join(", "),
             self.edges.len(),
             self.commit_skew_ms,

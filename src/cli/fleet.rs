@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
+use super::after::{after_edges, Served};
 use super::args::TopologyArgs;
 use super::common::runtime;
 use super::exit::Exit;
@@ -56,7 +57,7 @@ fn local_edges(
             continue;
         }
         let topo = match &e.config {
-            Some(path) => Topology::load(path),
+            Some(path) => Topology::load(path).map(|t| with_webhook(t, topology)),
             None => topology.load(),
         };
         match topo {
@@ -68,6 +69,19 @@ fn local_edges(
         }
     }
     Ok(out)
+}
+
+/// An edge's own topology with the command's `--notify-webhook` / `--notify-ca-file` (or their
+/// variables) over its `[notify]`: one webhook hears every local edge of a fleet command. The
+/// path flags are not applied: each edge's topology file names its own sockets and files.
+fn with_webhook(mut topo: Topology, args: &TopologyArgs) -> Topology {
+    if let Some(url) = &args.notify_webhook {
+        topo.notify_webhook = Some(url.clone());
+    }
+    if let Some(file) = &args.notify_ca_file {
+        topo.notify_ca_file = Some(file.clone());
+    }
+    topo
 }
 
 /// What every fleet command starts with: the fleet file, its local edges, the async runtime.
@@ -100,7 +114,7 @@ fn members<'s, 'e: 's>(
                 });
                 out.push(Member::new(&e.name, Link::Local(link)));
             }
-            None => match Agent::start(&e.reach, e.config.as_deref()) {
+            None => match Agent::start(&e.name, &e.reach, e.config.as_deref()) {
                 Ok(a) => out.push(Member::new(&e.name, Link::Ssh(Box::new(a)))),
                 Err(err) => {
                     eprintln!("vezasock {command}: edge {}: {err}", e.name);
@@ -324,9 +338,9 @@ fn record_skew(command: &str, path: &Path, topology: &TopologyArgs, r: &FleetRep
 }
 
 /// The end of every fleet command that changes edges, and of `status --fleet`, as
-/// `cli::common::after` is an edge command's: each local edge's metrics textfile rewritten
-/// (when it has one). Edges over ssh are not rewritten. A failure is a warning, never the exit
-/// code.
+/// `cli::after::after` is an edge command's: each local edge's events posted and its metrics
+/// textfile rewritten (when it has a webhook, a textfile). An edge over ssh does both itself
+/// when its `edge-agent` ends (`cli::agent`). A failure is a warning, never the exit code.
 pub(super) fn after_fleet(command: &str, path: &Path, topology: &TopologyArgs) {
     let (Ok(fleet), Ok(rt)) = (load(command, path), runtime(command)) else {
         return;
@@ -334,17 +348,18 @@ pub(super) fn after_fleet(command: &str, path: &Path, topology: &TopologyArgs) {
     let Ok(edges) = local_edges(command, &fleet, topology) else {
         return;
     };
-    for edge in edges.iter().flatten() {
-        if edge.topology.metrics_textfile.is_none() {
-            continue;
-        }
-        if let Err(e) = rt.block_on(crate::edge::metrics::write(edge)) {
-            eprintln!(
-                "vezasock {command}: warning: edge {}: the metrics textfile was not written: {e}",
-                edge.topology.name
-            );
-        }
-    }
+    let served: Vec<Served> = fleet
+        .edges
+        .iter()
+        .zip(&edges)
+        .filter_map(|(e, edge)| {
+            edge.as_ref().map(|edge| Served {
+                edge,
+                fleet_name: Some(e.name.as_str()),
+            })
+        })
+        .collect();
+    after_edges(&rt, command, &served);
 }
 
 impl Report for FleetStatus {

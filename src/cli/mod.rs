@@ -1,6 +1,7 @@
 //! The `vezasock` command line: clap commands over the library, human output by default and
 //! JSON behind `--json`.
 
+pub mod after;
 pub mod agent;
 pub mod apply;
 pub mod args;
@@ -127,6 +128,7 @@ fn waits(command: &Command) -> Option<bool> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    after::mark_started();
     init_logging(cli.verbose);
     if let Some(json) = waits(&cli.command) {
         progress::install(json);

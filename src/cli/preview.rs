@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::after::after;
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{after, runtime_and_edge};
+use super::common::runtime_and_edge;
 use super::finish::{self, Failed, Report};
 use crate::edge::deploy::preview::{preview, PreviewReport};
 use crate::topology::Color;

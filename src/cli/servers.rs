@@ -19,9 +19,10 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 // Kept at its old path for `cli::demo`, which parses `--duration` with it.
+use super::after::after;
 pub use super::args::parse_duration;
 use super::args::{parse_name, Checked, LockArgs, TopologyArgs};
-use super::common::{after, load_edge, runtime};
+use super::common::{load_edge, runtime};
 use super::exit::Exit;
 use super::finish::{self, Failed, Report};
 use crate::edge::servers::{self, ChangeReport, DrainReport, Selection, ServerRef, Then};

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
+use super::after::after;
 use super::args::{parse_name, Checked, TopologyArgs};
-use super::common::{after, runtime_and_edge};
+use super::common::runtime_and_edge;
 use super::exit::Exit;
 use super::finish::{self, Failed, Report};
 use super::watch::{failed, repeat, Watch};

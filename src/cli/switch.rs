@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::after::after;
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{after, fail, runtime_and_edge};
+use super::common::{fail, runtime_and_edge};
 use super::flip::{finish, step_line};
 use super::output;
 use crate::edge::deploy::switch::{switch, SwitchRequest};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::after::after;
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{after, runtime_and_edge};
+use super::common::runtime_and_edge;
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::output;

@@ -185,7 +185,15 @@ impl Fleet {
     }
 }
 
-/// `[a-z0-9_-]{1,32}`: an edge name goes into messages, file names and JSON.
+/// An edge's name as a flag gives it (`edge-agent --fleet-edge`), checked as the fleet file's.
+pub fn edge_name(name: &str) -> Result<String, String> {
+    check_edge_name(name)
+        .map(|()| name.to_string())
+        .map_err(str::to_string)
+}
+
+/// `[a-z0-9_-]{1,32}`: an edge name goes into messages, file names, JSON and the ssh command
+/// line (`edge-agent --fleet-edge NAME`).
 fn check_edge_name(name: &str) -> Result<(), &'static str> {
     let ok = !name.is_empty()
         && name.len() <= 32

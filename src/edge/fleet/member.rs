@@ -336,9 +336,14 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `ssh [options] target -- vezasock edge-agent [--config FILE]`. `VEZASOCK_SSH`
-    /// names another ssh client (default `ssh`).
-    pub fn start(reach: &Reach, config: Option<&std::path::Path>) -> Result<Agent, EdgeError> {
+    /// Starts `ssh [options] target -- vezasock edge-agent --fleet-edge NAME [--config FILE]`
+    /// (`name`: the fleet file's, which the agent's webhook events carry). `VEZASOCK_SSH` names
+    /// another ssh client (default `ssh`).
+    pub fn start(
+        name: &str,
+        reach: &Reach,
+        config: Option<&std::path::Path>,
+    ) -> Result<Agent, EdgeError> {
         let Reach::Ssh {
             target,
             options,
@@ -355,7 +360,9 @@ impl Agent {
             .arg(target)
             .arg("--")
             .arg(vezasock)
-            .arg("edge-agent");
+            .arg("edge-agent")
+            .arg("--fleet-edge")
+            .arg(name);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
