@@ -457,6 +457,7 @@ fn run_failures(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str)
     }
     failed(&["history", "nowhere", "--json"], 2);
     failed(&["preview", "nowhere", "green", "--json"], 2);
+    failed(&["canary", "nowhere", "--promote", "--json"], 2);
 
     let paths = &edge.topology.paths;
     let state = vezasock::state::StateDir::single(paths.state_dir.clone());
@@ -468,6 +469,7 @@ fn run_failures(edge: &LocalEdge, shapes: &BTreeMap<String, Shape>, label: &str)
     .unwrap_or_else(|e| panic!("{label}: lock: {e}"));
     failed(&["apply", "--no-wait", "--json"], 4);
     failed(&["maint", "staging", "blue", "--no-wait", "--json"], 4);
+    failed(&["canary", "staging", "--abort", "--no-wait", "--json"], 4);
     drop(held);
 
     let summary = vezasock::render::shape::summary_path(&paths.config);

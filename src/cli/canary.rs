@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::after::after;
 use super::args::{parse_duration, parse_name, parse_sha, Checked, LockArgs, TopologyArgs};
-use super::common::{fail, runtime_and_edge};
+use super::common::runtime_and_edge;
 use super::exit::Exit;
 use super::finish::{finish, Failed, Report, WithOk};
 use super::fleet::on_fleet;
@@ -47,23 +47,50 @@ impl Report for CanaryReport {
     }
 }
 
-/// `--abort` / `--promote` with `--json`.
+/// What `--abort` / `--promote` did, on one edge or on a fleet; its JSON is
+/// `{env, action, changed}`.
 #[derive(Serialize)]
-struct JsonControl<'a> {
-    env: &'a str,
+struct Control {
+    env: String,
     action: &'static str,
     /// False when the env had no canary (nothing to abort or promote).
     changed: bool,
+    /// The canary's color, promoted to 100 %.
+    #[serde(skip)]
+    promoted: Option<Color>,
 }
 
-/// Prints `--json` of `--abort` / `--promote`.
-fn control(json: bool, env: &str, action: &'static str, changed: bool) {
-    if json {
-        output::json(&JsonControl {
-            env,
-            action,
-            changed,
-        });
+impl Report for Control {
+    type Json<'a> = &'a Control;
+
+    fn json(&self) -> &Control {
+        self
+    }
+
+    fn human(&self) -> String {
+        let env = &self.env;
+        match (self.action, self.changed, self.promoted) {
+            ("promote", true, Some(color)) => format!(
+                "the canary of {env} is at 100 % ({color}); the running canary ends it as a switch\n"
+            ),
+            ("abort", true, _) => format!("the canary of {env} was aborted: 0 %\n"),
+            ("abort", false, _) => format!("{env} has no canary: nothing to abort\n"),
+            _ => String::new(),
+        }
+    }
+
+    /// Promoting an env without a canary is refused (nothing changed); aborting one is not
+    /// (it is where the operator wanted it).
+    fn exit(&self) -> Exit {
+        match (self.action, self.changed) {
+            ("promote", false) => Exit::Refused,
+            _ => Exit::Ok,
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        (self.action == "promote" && !self.changed)
+            .then(|| format!("{} has no canary to promote", self.env))
     }
 }
 
@@ -126,41 +153,24 @@ pub fn run(args: &CanaryArgs) -> ExitCode {
 /// The end of `--promote` (on one edge or on a fleet): `Some(color)` promoted, `None` no canary
 /// to promote (exit 1).
 fn promoted(json: bool, env: &str, result: Result<Option<Color>, EdgeError>) -> ExitCode {
-    match result {
-        Ok(Some(color)) => {
-            control(json, env, "promote", true);
-            if !json {
-                output::line(&format!(
-                    "the canary of {env} is at 100 % ({color}); the running canary ends it as a switch"
-                ));
-            }
-            Exit::Ok.into()
-        }
-        Ok(None) => {
-            control(json, env, "promote", false);
-            eprintln!("vezasock canary: {env} has no canary to promote");
-            Exit::Refused.into()
-        }
-        Err(e) => fail("canary", &e).into(),
-    }
+    let control = result.map(|color| Control {
+        env: env.to_string(),
+        action: "promote",
+        changed: color.is_some(),
+        promoted: color,
+    });
+    finish("canary", json, control.map_err(Failed::from))
 }
 
 /// The end of `--abort` (on one edge or on a fleet): true when there was a canary.
 fn aborted(json: bool, env: &str, result: Result<bool, EdgeError>) -> ExitCode {
-    match result {
-        Ok(had) => {
-            control(json, env, "abort", had);
-            if !json {
-                output::line(&if had {
-                    format!("the canary of {env} was aborted: 0 %")
-                } else {
-                    format!("{env} has no canary: nothing to abort")
-                });
-            }
-            Exit::Ok.into()
-        }
-        Err(e) => fail("canary", &e).into(),
-    }
+    let control = result.map(|had| Control {
+        env: env.to_string(),
+        action: "abort",
+        changed: had,
+        promoted: None,
+    });
+    finish("canary", json, control.map_err(Failed::from))
 }
 
 /// The request of a canary from the flags.
