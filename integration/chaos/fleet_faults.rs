@@ -1,6 +1,7 @@
-//! Faults under `--fleet`: a fleet switch, rollback or server change where one local edge's
-//! admin socket is behind the fault proxy (a reply cut or hung at a random byte), or its
-//! state dir is full. A fleet file names an edge by its topology file (`config = …`), so the
+//! Faults under `--fleet`: a fleet switch, rollback or server change where one edge's admin
+//! socket is behind the fault proxy (a reply cut or hung at a random byte), or its state dir
+//! is full. A fleet file names an edge by its topology file (`config = …`; for the edge over
+//! ssh, the file its edge-agent reads on the far side, which is this host in the lab), so the
 //! step writes a copy of that edge's topology with `[paths] admin_socket` (or `state_dir`)
 //! pointed at the proxy (or the small tmpfs), and a copy of the fleet file naming that copy;
 //! the other edges stay as they are. The invariants after every step check the exits; this
@@ -25,7 +26,7 @@ pub(super) enum EdgeFault {
 }
 
 impl Chaos {
-    /// `OP ENV [COLOR] --fleet` with `fault` on local edge `edge` (0 or 1), then, for a
+    /// `OP ENV [COLOR] --fleet` with `fault` on edge `edge` (2: the one over ssh), then, for a
     /// server change, every edge's admin states compared (exit 1, 3 or 4) and `ready --fleet`.
     pub(super) fn fleet_fault(
         &self,

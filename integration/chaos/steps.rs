@@ -136,8 +136,9 @@ pub(super) enum Step {
     },
     /// prod web blue's pool grows or shrinks by one server, carried out by `apply`.
     Pool { edge: usize, grow: bool },
-    /// A switch, rollback or server change with `--fleet` where local edge `edge` (0 or 1)
-    /// has its admin socket behind the fault proxy or its state dir full.
+    /// A switch, rollback or server change with `--fleet` where edge `edge` (0 or 1, local;
+    /// 2, its edge-agent over ssh) has its admin socket behind the fault proxy or its state
+    /// dir full.
     FleetFault {
         edge: usize,
         env: &'static str,
@@ -303,7 +304,7 @@ impl Step {
                 kill_ms: (rng.below(3) == 0).then(|| rng.below(80) as u64),
             },
             114..=115 => Step::FleetFault {
-                edge: rng.below(2),
+                edge: rng.below(3),
                 env,
                 color,
                 op: FaultOp::from_draw(rng.below(8)),
