@@ -29,6 +29,7 @@ mod faults;
 mod fleet_faults;
 mod invariants;
 mod pool;
+mod stall;
 mod steps;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,8 @@ struct Chaos {
     tls: Option<cert::TlsLab>,
     cert_serial: u64,
     haproxy: Haproxy,
+    /// Tells a stall of the machine from an edge that stops answering (`stall.rs`).
+    watchdog: stall::Watchdog,
 }
 
 impl Chaos {
@@ -202,6 +205,7 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
         tls: None,
         cert_serial: 0x1000,
         haproxy: v.clone(),
+        watchdog: stall::Watchdog::start(),
     };
     let only = kinds();
     // `VEZASOCK_CHAOS_VERBOSE=1`: every step and its exits as it ends (a long run's progress).
@@ -214,6 +218,7 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
         let pids = chaos.worker_pids();
         let agreed: Vec<bool> = (0..3).map(|i| chaos.agrees(i)).collect();
         let load = promises_no_failed_request(&step).then(|| chaos.load());
+        chaos.watchdog.restart();
         let t = Instant::now();
         // A lab helper that panics mid-step (an edge that does not come back after a restart)
         // is reported like a broken invariant: with the seed and the last steps.
@@ -233,8 +238,12 @@ pub fn chaos_run(v: &Haproxy, seed: u64, steps: usize) {
         };
         let seen = load.map(|l| l.into_iter().map(Load::stop).collect::<Vec<_>>());
         let codes: Vec<Option<i32>> = out.runs.iter().map(|r| r.1).collect();
+        let stalled = match chaos.watchdog.stalled() {
+            Some(gap) => format!(", the machine stalled {:.1} s", gap.as_secs_f64()),
+            None => String::new(),
+        };
         chaos.log.push(format!(
-            "#{n} {step:?} → exits {codes:?} ({} ms)",
+            "#{n} {step:?} → exits {codes:?} ({} ms{stalled})",
             t.elapsed().as_millis()
         ));
         if verbose {
