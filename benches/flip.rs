@@ -39,19 +39,26 @@
 //!    flip the same edge back to back, `VEZASOCK_BENCH_FLIPS` pairs, the ratio taken per pair;
 //!    seen on a keep-alive connection and on a new connection per request.
 //!
+//! 8. a fleet canary step (`VEZASOCK_BENCH_PARTS=fleet-canary`, issue 22,
+//!    `flip/fleet_canary.rs`): `vezasock canary --fleet F` on part 6's fleet of 1, 3 and 10
+//!    edges and `vezasock canary` on one edge, one step each per round: command start → the last
+//!    edge's runtime map serving the step's percent, and the first-to-last edge skew.
+//!
 //! Prints a markdown report (stdout; progress on stderr) and writes `flip-latency.svg` into
 //! `$VEZASOCK_BENCH_OUT` (default `docs/bench/`). Run: `cargo bench --bench flip`.
 //! Knobs: `VEZASOCK_BENCH_VERSIONS=3.2` (comma list; default every version found),
 //! `VEZASOCK_BENCH_FLIPS` (latency flips, default 30), `VEZASOCK_BENCH_LOAD_FLIPS` (50),
 //! `VEZASOCK_BENCH_PROC_FLIPS` (100), `VEZASOCK_BENCH_PARTS=throughput` (comma list of
-//! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`; default all),
+//! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`, `fleet-canary`;
+//! default all),
 //! `VEZASOCK_BENCH_RPS_SECS` (seconds per throughput round, default 3),
 //! `VEZASOCK_BENCH_BASELINE=PATH` (parts 6 and 7 also flip with that `vezasock` binary, e.g.
 //! an older commit's, and give this build ÷ it pair by pair; `flip/baseline.rs`),
 //! `VEZASOCK_BENCH_RPS_ROUNDS` (5), `VEZASOCK_BENCH_RPS_VARIANTS=rendered,minimal` (the
 //! throughput configs, by key: `rendered`, `seed-log`, `no-log`, `no-cookie`,
 //! `no-log-no-cookie`, `no-check`, `minimal-rules`, `minimal`; default all; with two, each round
-//! is one back-to-back pair) and `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10).
+//! is one back-to-back pair), `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10) and
+//! `VEZASOCK_BENCH_FLEET_CANARY_STEPS` (part 8's rounds, 5).
 
 #[path = "../integration/support/mod.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
@@ -63,6 +70,8 @@ mod baseline;
 mod cpu;
 #[path = "flip/fleet.rs"]
 mod fleet;
+#[path = "flip/fleet_canary.rs"]
+mod fleet_canary;
 #[path = "flip/paired.rs"]
 mod paired;
 
@@ -1256,6 +1265,7 @@ struct VersionResult {
     throughput: Option<Result<Throughput, String>>,
     canary: Option<Result<CanaryBench, String>>,
     fleet: Option<Result<fleet::FleetBench, String>>,
+    fleet_canary: Option<Result<fleet_canary::FleetCanaryBench, String>>,
     paired: Option<Result<paired::Paired, String>>,
 }
 
@@ -1437,8 +1447,8 @@ fn measure_canary(b: &mut Bench) -> Result<CanaryBench, String> {
     })
 }
 
-/// Whether `part` (`latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`) is
-/// in
+/// Whether `part` (`latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`,
+/// `fleet-canary`) is in
 /// `VEZASOCK_BENCH_PARTS` (every part when it is unset).
 fn part(part: &str) -> bool {
     std::env::var("VEZASOCK_BENCH_PARTS")
@@ -1478,6 +1488,11 @@ fn run_version(
         let fleet_flips = env_usize("VEZASOCK_BENCH_FLEET_FLIPS", 10);
         eprintln!("[{}] fleet: 1, 3 and 10 edges", h.label);
         r.fleet = Some(fleet::measure(h, fleet_flips));
+    }
+    if part("fleet-canary") {
+        let rounds = env_usize("VEZASOCK_BENCH_FLEET_CANARY_STEPS", 5);
+        eprintln!("[{}] fleet canary: one step on 1, 3 and 10 edges", h.label);
+        r.fleet_canary = Some(fleet_canary::measure(h, rounds));
     }
     if part("paired") {
         eprintln!(
@@ -1572,6 +1587,13 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         Some(Ok(f)) => fleet::report(&mut s, f, env_usize("VEZASOCK_BENCH_FLEET_FLIPS", 10)),
         Some(Err(e)) => {
             let _ = writeln!(s, "**6. Fleet flip**: failed: {}\n", one_line(e));
+        }
+        None => {}
+    }
+    match &r.fleet_canary {
+        Some(Ok(f)) => fleet_canary::report(&mut s, f),
+        Some(Err(e)) => {
+            let _ = writeln!(s, "**8. Fleet canary step**: failed: {}\n", one_line(e));
         }
         None => {}
     }

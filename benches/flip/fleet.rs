@@ -4,7 +4,8 @@
 //! (first to last edge answering the new color, one keep-alive poller per edge), and the
 //! ratio to a single-edge `vezasock switch` in the same run. With `VEZASOCK_BENCH_BASELINE`
 //! (issue 21) the baseline binary flips the same fleet in the same rounds, pair by pair
-//! ([`super::baseline`]).
+//! ([`super::baseline`]). Part 8, the fleet canary step (`fleet_canary.rs`), starts its own
+//! [`LocalFleet`].
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
