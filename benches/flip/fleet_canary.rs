@@ -314,8 +314,9 @@ pub fn report(s: &mut String, f: &FleetCanaryBench) {
          edge's runtime `preview.map` holding `staging green:{PERCENT}` (read every \
          {WATCH_PAUSE:?} over its admin socket); *skew*: the last edge's time − the first's; \
          *coordinator skew*: the command's own (between the edges' apply answers); ratio: p50 of \
-         the per-round ratios to the single-edge step. p90 of {rounds} samples is their \
-         second-largest or largest.\n"
+         the per-round ratios to the single-edge step; p90 by nearest rank (sample {} of \
+         {rounds}, sorted).\n",
+        ((0.9 * rounds as f64).ceil() as usize).clamp(1, rounds.max(1))
     );
     let _ = writeln!(
         s,
