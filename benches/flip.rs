@@ -28,39 +28,54 @@
 //!    change written through and journalled, plus the analysis read of both colors' counters),
 //!    and the time from the canary color starting to answer 500 to the canary back at 0 %.
 //!
-//! 6. a fleet flip (`VEZASOCK_BENCH_PARTS=fleet`, issue 14): `vezasock switch --fleet F` on 1, 3
-//!    and 10 local edges (one small HAProxy each, with its own topology file):
+//! 6. a fleet flip (`VEZASOCK_BENCH_PARTS=fleet`, issue 14, `flip/fleet.rs`): `vezasock switch
+//!    --fleet F` on 1, 3 and 10 local edges (one small HAProxy each, with its own topology file):
 //!    the command's time, the coordinator's `commit_skew_ms` (`--json`), the skew seen from
 //!    outside (first to last edge answering the new color, one keep-alive poller per edge), and
-//!    the ratio to a single-edge `vezasock switch` measured in the same run.
+//!    the ratio to a single-edge `vezasock switch` measured in the same run; with a baseline
+//!    binary, this build ÷ it per fleet size, pair by pair.
 //!
 //! 7. vezasock switch vs socat, paired (`VEZASOCK_BENCH_PARTS=paired`, `flip/paired.rs`): both
 //!    flip the same edge back to back, `VEZASOCK_BENCH_FLIPS` pairs, the ratio taken per pair;
 //!    seen on a keep-alive connection and on a new connection per request.
+//!
+//! 8. a fleet canary step (`VEZASOCK_BENCH_PARTS=fleet-canary`, issue 22,
+//!    `flip/fleet_canary.rs`): `vezasock canary --fleet F` on part 6's fleet of 1, 3 and 10
+//!    edges and `vezasock canary` on one edge, one step each per round: command start → the last
+//!    edge's runtime map serving the step's percent, and the first-to-last edge skew.
 //!
 //! Prints a markdown report (stdout; progress on stderr) and writes `flip-latency.svg` into
 //! `$VEZASOCK_BENCH_OUT` (default `docs/bench/`). Run: `cargo bench --bench flip`.
 //! Knobs: `VEZASOCK_BENCH_VERSIONS=3.2` (comma list; default every version found),
 //! `VEZASOCK_BENCH_FLIPS` (latency flips, default 30), `VEZASOCK_BENCH_LOAD_FLIPS` (50),
 //! `VEZASOCK_BENCH_PROC_FLIPS` (100), `VEZASOCK_BENCH_PARTS=throughput` (comma list of
-//! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`; default all),
+//! `latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`, `fleet-canary`;
+//! default all),
 //! `VEZASOCK_BENCH_RPS_SECS` (seconds per throughput round, default 3),
-//! `VEZASOCK_BENCH_BASELINE=PATH` (part 7 also flips with that `vezasock` binary, e.g. an
-//! older commit's, and gives this build ÷ it pair by pair),
+//! `VEZASOCK_BENCH_BASELINE=PATH` (parts 6 and 7 also flip with that `vezasock` binary, e.g.
+//! an older commit's, and give this build ÷ it pair by pair; `flip/baseline.rs`),
 //! `VEZASOCK_BENCH_RPS_ROUNDS` (5), `VEZASOCK_BENCH_RPS_VARIANTS=rendered,minimal` (the
 //! throughput configs, by key: `rendered`, `seed-log`, `no-log`, `no-cookie`,
 //! `no-log-no-cookie`, `no-check`, `minimal-rules`, `minimal`; default all; with two, each round
-//! is one back-to-back pair) and `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10).
+//! is one back-to-back pair), `VEZASOCK_BENCH_FLEET_FLIPS` (flips per fleet size, 10) and
+//! `VEZASOCK_BENCH_FLEET_CANARY_STEPS` (part 8's rounds, 5).
 
 #[path = "../integration/support/mod.rs"]
 #[allow(dead_code, unused_imports, unused_macros)]
 mod support;
 
+#[path = "flip/baseline.rs"]
+mod baseline;
 #[path = "flip/cpu.rs"]
 mod cpu;
+#[path = "flip/fleet.rs"]
+mod fleet;
+#[path = "flip/fleet_canary.rs"]
+mod fleet_canary;
 #[path = "flip/paired.rs"]
 mod paired;
 
+use baseline::Build;
 use support::haproxy;
 
 use std::collections::BTreeMap;
@@ -220,35 +235,27 @@ impl Bench {
     }
 
     fn flip_binary(&self, to: Color) -> Result<(), String> {
-        let out = support::run::Vezasock::edge(&self.local, &["switch", "staging", to.as_str()])
+        self.flip_build(Build::This, to)
+    }
+
+    fn flip_baseline(&self, to: Color) -> Result<(), String> {
+        let program = baseline::program().ok_or("VEZASOCK_BENCH_BASELINE is not set")?;
+        self.flip_build(Build::Baseline(&program), to)
+    }
+
+    /// `vezasock switch staging <to>` of `build`, the edge's paths in the environment.
+    fn flip_build(&self, build: Build, to: Color) -> Result<(), String> {
+        let out = build
+            .command(&["switch", "staging", to.as_str()])
+            .edge_paths(&self.local)
             .who("bench")
             .run();
         if out.code == Some(0) {
             Ok(())
         } else {
             Err(format!(
-                "vezasock switch staging {to} exited {:?}: {}",
-                out.code,
-                out.err.trim()
-            ))
-        }
-    }
-
-    fn flip_baseline(&self, to: Color) -> Result<(), String> {
-        let program = std::env::var("VEZASOCK_BENCH_BASELINE")
-            .map_err(|_| "VEZASOCK_BENCH_BASELINE is not set".to_string())?;
-        let out = support::run::Vezasock::program(
-            Path::new(&program),
-            &["switch", "staging", to.as_str()],
-        )
-        .edge_paths(&self.local)
-        .who("bench")
-        .run();
-        if out.code == Some(0) {
-            Ok(())
-        } else {
-            Err(format!(
-                "baseline switch staging {to} exited {:?}: {}",
+                "{} switch staging {to} exited {:?}: {}",
+                build.name(),
                 out.code,
                 out.err.trim()
             ))
@@ -1236,6 +1243,18 @@ fn p50(xs: &[f64]) -> f64 {
     pct(&sorted(xs), 0.5)
 }
 
+/// The p50 of the per-pair ratios `a[i] ÷ b[i]` (pairs with `b[i]` of 0 left out): samples
+/// taken back to back, so a busy second on this shared machine lands on both of a pair.
+fn p50_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
+    p50(&ratios)
+}
+
 #[derive(Default)]
 struct VersionResult {
     label: String,
@@ -1245,7 +1264,8 @@ struct VersionResult {
     procs: BTreeMap<(Arrival, &'static str), Result<ProcResult, String>>,
     throughput: Option<Result<Throughput, String>>,
     canary: Option<Result<CanaryBench, String>>,
-    fleet: Option<Result<FleetBench, String>>,
+    fleet: Option<Result<fleet::FleetBench, String>>,
+    fleet_canary: Option<Result<fleet_canary::FleetCanaryBench, String>>,
     paired: Option<Result<paired::Paired, String>>,
 }
 
@@ -1427,380 +1447,8 @@ fn measure_canary(b: &mut Bench) -> Result<CanaryBench, String> {
     })
 }
 
-// ------------------------------------------------------------------------------------------
-// Part 6: a fleet flip (issue 14).
-
-/// The fleet sizes measured.
-const FLEET_SIZES: [usize; 3] = [1, 3, 10];
-
-/// One fleet size's samples, milliseconds.
-#[derive(Debug, Clone, Default)]
-struct FleetSize {
-    edges: usize,
-    /// Command start → exit, from outside (flips without pollers).
-    command_ms: Vec<f64>,
-    /// The coordinator's own `total_ms` and `commit_skew_ms` (`--json`).
-    total_ms: Vec<f64>,
-    commit_skew_ms: Vec<f64>,
-    /// First → last edge answering the new color on a keep-alive poller (flips with pollers).
-    seen_skew_ms: Vec<f64>,
-    /// Flips after which an edge's keep-alive poller did not see the new color within
-    /// `SEE_LIMIT` though the command succeeded: what it saw, and what the edge said then.
-    stale: Vec<String>,
-}
-
-/// What an edge serves when its keep-alive poller missed a flip: 20 new connections and the
-/// runtime map (`show map` through socat on the admin socket).
-fn stale_report(edge: &LocalEdge, i: usize, flip: usize, color: Color, why: &str) -> String {
-    let mut tally = BTreeMap::new();
-    for _ in 0..20 {
-        let a = vezasock::demo::http::get(edge.http, HOST, "/", Duration::from_secs(2))
-            .map(|a| a.body)
-            .unwrap_or_else(|e| e.to_string());
-        *tally.entry(a).or_insert(0) += 1;
-    }
-    let map = edge.topology.paths.active_color_map();
-    let live = Process::new("socat")
-        .arg("-")
-        .arg(format!(
-            "UNIX-CONNECT:{}",
-            edge.topology.paths.admin_socket.display()
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            if let Some(mut input) = c.stdin.take() {
-                let _ = writeln!(input, "show map {}", map.display());
-            }
-            c.wait_with_output()
-        })
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|e| e.to_string());
-    let report = format!(
-        "flip {flip} to {color}, {}: keep-alive poller: {why}; 20 new connections: {tally:?}; \
-         show map: {live}",
-        fleet_edge_name(i)
-    );
-    eprintln!("fleet: STALE {report}");
-    report
-}
-
-/// Part 6's samples.
-#[derive(Debug, Clone, Default)]
-struct FleetBench {
-    /// A single-edge `vezasock switch` (binary) on the first edge, same run, command time.
-    single_ms: Vec<f64>,
-    sizes: Vec<FleetSize>,
-}
-
-/// `edge-a` … `edge-j`.
-fn fleet_edge_name(i: usize) -> String {
-    let letter = char::from(b'a' + u8::try_from(i % 26).unwrap_or(0));
-    format!("edge-{letter}")
-}
-
-/// Edge `local`'s topology file: the veza example (the embedded topology) with its `[paths]`
-/// table replaced by the edge's own paths: what the single-edge switch below sees through the
-/// environment. Checked by loading it back.
-fn topology_file(local: &LocalEdge, file: &Path) -> Result<(), String> {
-    let example = include_str!("../examples/veza.toml");
-    let start = example
-        .find("\n[paths]\n")
-        .map(|i| i + 1)
-        .ok_or("examples/veza.toml has no [paths] table")?;
-    let body = start + "[paths]\n".len();
-    let end = example[body..]
-        .find("\n[")
-        .map(|i| body + i + 1)
-        .ok_or("examples/veza.toml ends in its [paths] table")?;
-    let p = &local.topology.paths;
-    let mut table = String::from("[paths]\n");
-    for (key, path) in [
-        ("config", &p.config),
-        ("maps_dir", &p.maps_dir),
-        ("admin_socket", &p.admin_socket),
-        ("operator_socket", &p.operator_socket),
-        ("master_socket", &p.master_socket),
-        ("server_state_file", &p.server_state_file),
-        ("state_dir", &p.state_dir),
-        ("haproxy", &p.haproxy),
-        ("pid_file", &p.pid_file),
-    ] {
-        let _ = writeln!(table, "{key} = {:?}", path.display().to_string());
-    }
-    let _ = writeln!(table, "reload_method = \"{}\"\n", p.reload_method);
-    let text = format!("{}{table}{}", &example[..start], &example[end..]);
-    std::fs::write(file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
-    let loaded = Topology::load(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    if loaded.paths != *p {
-        return Err(format!(
-            "{}: loads other paths: {:?} vs {p:?}",
-            file.display(),
-            loaded.paths
-        ));
-    }
-    Ok(())
-}
-
-/// A fleet file naming `edges` (`edge-a` …), each with its topology file.
-fn fleet_file(configs: &[PathBuf], state_dir: &Path) -> String {
-    let q = |p: &Path| format!("{:?}", p.display().to_string());
-    let mut text = format!("state_dir = {}\n", q(state_dir));
-    for (i, config) in configs.iter().enumerate() {
-        let _ = write!(
-            text,
-            "\n[[edge]]\nname = \"{}\"\nconfig = {}\n",
-            fleet_edge_name(i),
-            q(config)
-        );
-    }
-    text
-}
-
-/// `vezasock ARGS` with nothing from the caller's environment pointing at an edge; returns its
-/// stdout, or the error with its stderr.
-fn run_scrubbed(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<String, String> {
-    let mut run = support::run::Vezasock::new(args).who("bench");
-    for (key, value) in env {
-        run = run.env(key, value);
-    }
-    let out = run.run();
-    if out.code == Some(0) {
-        Ok(out.out)
-    } else {
-        Err(format!(
-            "vezasock {} exited {:?}: {}",
-            args.join(" "),
-            out.code,
-            out.err.trim()
-        ))
-    }
-}
-
-fn measure_fleet(h: &haproxy::Haproxy, flips: usize) -> Result<FleetBench, String> {
-    // Even, so every edge ends each series on blue and the next series starts from one color.
-    let flips = flips.div_ceil(2) * 2;
-    let topology = Topology::embedded_default().map_err(|e| e.to_string())?;
-    let dir = tempfile::Builder::new()
-        .prefix("vezasock-bench-fleet-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio: {e}"))?;
-    let most = FLEET_SIZES.iter().copied().max().unwrap_or(1);
-    let mut edges = Vec::with_capacity(most);
-    let mut configs = Vec::with_capacity(most);
-    for i in 0..most {
-        let name = fleet_edge_name(i);
-        let edge_dir = dir.path().join(&name);
-        let local = LocalEdge::start(&topology, &h.bin, &edge_dir, &BTreeMap::new())
-            .map_err(|e| format!("{name}: {e}"))?;
-        let config = edge_dir.join("topology.toml");
-        topology_file(&local, &config)?;
-        edges.push(local);
-        configs.push(config);
-    }
-    for (i, e) in edges.iter().enumerate() {
-        wait_edge_healthy(&rt, &Edge::new(e.topology.clone()), Duration::from_secs(30))
-            .map_err(|err| format!("{}: {err}", fleet_edge_name(i)))?;
-    }
-    let state_dir = dir.path().join("fleet-state");
-    let mut result = FleetBench::default();
-
-    // The baseline: one edge, the plain switch, its paths in the environment.
-    let env: Vec<(&str, std::ffi::OsString)> = edges[0].cli_env();
-    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let mut color = Color::Blue;
-    for _ in 0..flips {
-        color = color.other();
-        let t0 = Instant::now();
-        run_scrubbed(&["switch", "staging", color.as_str()], &env)?;
-        result.single_ms.push(ms(t0.elapsed()));
-    }
-
-    for size in FLEET_SIZES {
-        eprintln!(
-            "[{}] fleet: {size} edge(s), {flips} + {flips} flips",
-            h.label
-        );
-        let file = dir.path().join(format!("fleet-{size}.toml"));
-        std::fs::write(&file, fleet_file(&configs[..size], &state_dir))
-            .map_err(|e| format!("write {}: {e}", file.display()))?;
-        let file = file.display().to_string();
-        let mut r = FleetSize {
-            edges: size,
-            ..FleetSize::default()
-        };
-        // Without pollers: the command's own time and the coordinator's numbers.
-        for _ in 0..flips {
-            color = color.other();
-            let t0 = Instant::now();
-            let out = run_scrubbed(
-                &[
-                    "switch",
-                    "--fleet",
-                    &file,
-                    "staging",
-                    color.as_str(),
-                    "--json",
-                ],
-                &[],
-            )?;
-            r.command_ms.push(ms(t0.elapsed()));
-            let j: serde_json::Value = serde_json::from_str(out.trim())
-                .map_err(|e| format!("fleet switch --json: {e}: {out}"))?;
-            let number = |key: &str| {
-                j[key]
-                    .as_f64()
-                    .ok_or_else(|| format!("fleet switch --json has no number {key}: {j}"))
-            };
-            r.total_ms.push(number("total_ms")?);
-            r.commit_skew_ms.push(number("commit_skew_ms")?);
-        }
-        // With one poller per edge: when each edge first answers the new color.
-        let pollers: Vec<Poller> = edges[..size]
-            .iter()
-            .map(|e| Poller::start(e.http))
-            .collect();
-        for flip in 0..flips {
-            color = color.other();
-            let start = Instant::now();
-            for p in &pollers {
-                p.ask
-                    .send((color, start))
-                    .map_err(|_| "a poller stopped".to_string())?;
-            }
-            run_scrubbed(
-                &["switch", "--fleet", &file, "staging", color.as_str()],
-                &[],
-            )?;
-            let mut seen = Vec::with_capacity(size);
-            for (i, p) in pollers.iter().enumerate() {
-                match p.seen.recv() {
-                    Ok(Ok(d)) => seen.push(ms(d)),
-                    Ok(Err(why)) => r.stale.push(stale_report(&edges[i], i, flip, color, &why)),
-                    Err(_) => return Err("a poller stopped".to_string()),
-                }
-            }
-            if seen.len() < size {
-                // A skew needs every edge's first answer.
-                continue;
-            }
-            let first = seen.iter().copied().fold(f64::INFINITY, f64::min);
-            let last = seen.iter().copied().fold(0.0, f64::max);
-            r.seen_skew_ms.push(last - first);
-        }
-        for p in pollers {
-            p.stop();
-        }
-        result.sizes.push(r);
-    }
-    Ok(result)
-}
-
-fn report_fleet(s: &mut String, f: &FleetBench, flips: usize) {
-    let single = p50(&f.single_ms);
-    let _ = writeln!(
-        s,
-        "**6. Fleet flip** (issue 14): `vezasock switch --fleet F staging <color>` on 1, 3 and 10 \
-         local edges (one HAProxy each, its own topology file), {flips} flips per size without \
-         pollers (command time from outside; `total_ms` and `commit_skew_ms` from its `--json`) \
-         and {flips} with one keep-alive poller per edge (*seen skew*: first to last edge \
-         answering the new color). Single-edge `vezasock switch` in the same run: p50 {} ms.\n",
-        cell_ms(single)
-    );
-    let _ = writeln!(
-        s,
-        "| edges | command p50 | command p95 | ÷ single switch | total_ms p50 | commit skew p50 / max | seen skew p50 / max |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for r in &f.sizes {
-        let cmd = sorted(&r.command_ms);
-        let skew = sorted(&r.commit_skew_ms);
-        let seen = sorted(&r.seen_skew_ms);
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} / {} | {} / {} |",
-            r.edges,
-            cell_ms(pct(&cmd, 0.5)),
-            cell_ms(pct(&cmd, 0.95)),
-            ratio(pct(&cmd, 0.5), single),
-            cell_ms(p50(&r.total_ms)),
-            cell_ms(pct(&skew, 0.5)),
-            cell_ms(skew.last().copied().unwrap_or(f64::NAN)),
-            cell_ms(pct(&seen, 0.5)),
-            cell_ms(seen.last().copied().unwrap_or(f64::NAN)),
-        );
-    }
-    let size = |n: usize| f.sizes.iter().find(|r| r.edges == n);
-    s.push('\n');
-    for r in &f.sizes {
-        if let Some(first) = r.stale.first() {
-            let _ = writeln!(
-                s,
-                "- STALE on {} edge(s): {} times (edge, flip) over {flips} flips a keep-alive \
-                 connection stayed on the old color for {SEE_LIMIT:?} after the command succeeded; \
-                 first: {}",
-                r.edges,
-                r.stale.len(),
-                first.replace('|', "\\|")
-            );
-        }
-    }
-    if let Some(three) = size(3) {
-        let seen = p50(&three.seen_skew_ms);
-        let coord = p50(&three.commit_skew_ms);
-        let _ = writeln!(
-            s,
-            "- {} commit skew ≤ 1 ms on 3 local edges: seen from outside p50 {} ms, by the coordinator p50 {} ms",
-            pass(seen <= 1.0),
-            cell_ms(seen),
-            cell_ms(coord)
-        );
-        let cmd = p50(&three.command_ms);
-        let _ = writeln!(
-            s,
-            "- {} 3 edges ≤ 2× a single-edge switch: {} ms vs {} ms ({})",
-            pass(cmd <= 2.0 * single),
-            cell_ms(cmd),
-            cell_ms(single),
-            ratio(cmd, single)
-        );
-    }
-    if let Some(ten) = size(10) {
-        let seen = p50(&ten.seen_skew_ms);
-        let coord = p50(&ten.commit_skew_ms);
-        let _ = writeln!(
-            s,
-            "- {} commit skew ≤ 1 ms on 10 local edges: seen from outside p50 {} ms, by the coordinator p50 {} ms",
-            pass(seen <= 1.0),
-            cell_ms(seen),
-            cell_ms(coord)
-        );
-    }
-    if let (Some(one), Some(ten)) = (size(1), size(10)) {
-        let (a, b) = (p50(&one.command_ms), p50(&ten.command_ms));
-        let _ = writeln!(
-            s,
-            "- {} cost sub-linear in the number of edges: 10 edges {} ms vs 1 edge {} ms ({} for 10× the edges)",
-            pass(b < 10.0 * a),
-            cell_ms(b),
-            cell_ms(a),
-            ratio(b, a)
-        );
-    }
-    s.push('\n');
-}
-
-/// Whether `part` (`latency`, `load`, `procs`, `throughput`, `canary`, `fleet`) is in
+/// Whether `part` (`latency`, `load`, `procs`, `throughput`, `canary`, `fleet`, `paired`,
+/// `fleet-canary`) is in
 /// `VEZASOCK_BENCH_PARTS` (every part when it is unset).
 fn part(part: &str) -> bool {
     std::env::var("VEZASOCK_BENCH_PARTS")
@@ -1839,7 +1487,12 @@ fn run_version(
     if part("fleet") {
         let fleet_flips = env_usize("VEZASOCK_BENCH_FLEET_FLIPS", 10);
         eprintln!("[{}] fleet: 1, 3 and 10 edges", h.label);
-        r.fleet = Some(measure_fleet(h, fleet_flips));
+        r.fleet = Some(fleet::measure(h, fleet_flips));
+    }
+    if part("fleet-canary") {
+        let rounds = env_usize("VEZASOCK_BENCH_FLEET_CANARY_STEPS", 5);
+        eprintln!("[{}] fleet canary: one step on 1, 3 and 10 edges", h.label);
+        r.fleet_canary = Some(fleet_canary::measure(h, rounds));
     }
     if part("paired") {
         eprintln!(
@@ -1931,9 +1584,16 @@ fn report_version(r: &VersionResult, flips: usize, load_flips: usize, proc_flips
         None => {}
     }
     match &r.fleet {
-        Some(Ok(f)) => report_fleet(&mut s, f, env_usize("VEZASOCK_BENCH_FLEET_FLIPS", 10)),
+        Some(Ok(f)) => fleet::report(&mut s, f, env_usize("VEZASOCK_BENCH_FLEET_FLIPS", 10)),
         Some(Err(e)) => {
             let _ = writeln!(s, "**6. Fleet flip**: failed: {}\n", one_line(e));
+        }
+        None => {}
+    }
+    match &r.fleet_canary {
+        Some(Ok(f)) => fleet_canary::report(&mut s, f),
+        Some(Err(e)) => {
+            let _ = writeln!(s, "**8. Fleet canary step**: failed: {}\n", one_line(e));
         }
         None => {}
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vezasock::topology::Color;
 
-use super::{ms, p50, Bench, Method, Poller, SEE_LIMIT};
+use super::{baseline, ms, p50, p50_ratio, Bench, Method, Poller, SEE_LIMIT};
 
 /// Reads one of a [`Sample`]'s times.
 type Field = fn(&Sample) -> f64;
@@ -40,7 +40,7 @@ pub fn measure(b: &mut Bench, pairs: usize) -> Result<Paired, String> {
     let fresh = Poller::spawn(b.local.http, true);
     let mut out = Paired::default();
     let mut methods = vec![Method::Vezasock, Method::Socat];
-    if std::env::var_os("VEZASOCK_BENCH_BASELINE").is_some() {
+    if baseline::program().is_some() {
         methods.push(Method::Baseline);
     }
     let result = (|| {
@@ -104,13 +104,7 @@ impl Paired {
 fn medians(a: &[Sample], b: &[Sample], field: Field) -> (f64, f64, f64) {
     let v: Vec<f64> = a.iter().map(field).collect();
     let s: Vec<f64> = b.iter().map(field).collect();
-    let ratios: Vec<f64> = v
-        .iter()
-        .zip(&s)
-        .filter(|(_, s)| **s > 0.0)
-        .map(|(v, s)| v / s)
-        .collect();
-    (p50(&v), p50(&s), p50(&ratios))
+    (p50(&v), p50(&s), p50_ratio(&v, &s))
 }
 
 /// The part's report: a table of medians and ratios, and the goal line.
