@@ -92,13 +92,19 @@ impl TopologyArgs {
         if let Some(file) = &self.metrics_textfile {
             topo.metrics_textfile = Some(file.clone());
         }
+        self.override_notify(&mut topo);
+        Ok(topo)
+    }
+
+    /// `--notify-webhook` / `--notify-ca-file` (or their variables) over the topology's
+    /// `[notify]`: also for a fleet's edges with topology files of their own (`cli::fleet`).
+    pub fn override_notify(&self, topo: &mut Topology) {
         if let Some(url) = &self.notify_webhook {
             topo.notify_webhook = Some(url.clone());
         }
         if let Some(file) = &self.notify_ca_file {
             topo.notify_ca_file = Some(file.clone());
         }
-        Ok(topo)
     }
 }
 

@@ -57,7 +57,12 @@ fn local_edges(
             continue;
         }
         let topo = match &e.config {
-            Some(path) => Topology::load(path).map(|t| with_webhook(t, topology)),
+            // One webhook hears every local edge; the path flags are not applied (each
+            // edge's topology file names its own sockets and files).
+            Some(path) => Topology::load(path).map(|mut t| {
+                topology.override_notify(&mut t);
+                t
+            }),
             None => topology.load(),
         };
         match topo {
@@ -69,19 +74,6 @@ fn local_edges(
         }
     }
     Ok(out)
-}
-
-/// An edge's own topology with the command's `--notify-webhook` / `--notify-ca-file` (or their
-/// variables) over its `[notify]`: one webhook hears every local edge of a fleet command. The
-/// path flags are not applied: each edge's topology file names its own sockets and files.
-fn with_webhook(mut topo: Topology, args: &TopologyArgs) -> Topology {
-    if let Some(url) = &args.notify_webhook {
-        topo.notify_webhook = Some(url.clone());
-    }
-    if let Some(file) = &args.notify_ca_file {
-        topo.notify_ca_file = Some(file.clone());
-    }
-    topo
 }
 
 /// What every fleet command starts with: the fleet file, its local edges, the async runtime.
